@@ -1,0 +1,80 @@
+import { z } from "zod";
+import { LEASE_MS_DEFAULT, TIMEOUT_MS_DEFAULT, retryPolicyFields } from "../policy/retry.js";
+
+/**
+ * Persona front matter. Every field is checked here, once; a persona file that
+ * fails names the file and the field (see load.ts).
+ */
+export const PERSONA_ID_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+export const CONCURRENCY_DEFAULT = 4;
+
+const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"), z.string());
+
+export const adapterSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("echo") }).strict(),
+  z.object({ kind: z.literal("sleep"), ms: z.number().int().min(0).optional() }).strict(),
+  z.object({ kind: z.literal("fail"), retryable: z.boolean().optional() }).strict(),
+  z.object({ kind: z.literal("flaky"), failTimes: z.number().int().min(0).optional() }).strict(),
+  z.object({ kind: z.literal("planner") }).strict(),
+  z
+    .object({
+      kind: z.literal("module"),
+      /** Relative to the persona file's folder, or absolute when config allows it. */
+      path: z.string().min(1),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal("shell"),
+      command: z.string().min(1),
+      args: z.array(z.string()).default([]),
+      cwd: z.string().optional(),
+      env: envSchema.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal("agent"),
+      profile: z.string().min(1),
+      command: z.string().min(1).optional(),
+      args: z.array(z.string()).optional(),
+      cwd: z.string().optional(),
+      env: envSchema.optional(),
+      model: z.string().optional(),
+    })
+    .strict(),
+]);
+
+export type AdapterConfig = z.infer<typeof adapterSchema>;
+export type AdapterKind = AdapterConfig["kind"];
+
+export const personaFrontMatterSchema = z
+  .object({
+    id: z.string().regex(PERSONA_ID_PATTERN, "must be lowercase letters, digits, _ or -, starting with a letter"),
+    name: z.string().min(1),
+    adapter: adapterSchema,
+    /** Tasks of this persona running at once. */
+    concurrency: z.number().int().min(1).max(10_000).default(CONCURRENCY_DEFAULT),
+    /** Lease length in ms; renewed every leaseMs / 3. */
+    leaseMs: z.number().int().min(100).max(24 * 3_600_000).default(LEASE_MS_DEFAULT),
+    /** Per-attempt timeout in ms. */
+    timeoutMs: z.number().int().min(1).max(7 * 24 * 3_600_000).default(TIMEOUT_MS_DEFAULT),
+    retry: retryPolicyFields
+      .partial()
+      .refine((p) => p.baseMs === undefined || p.maxMs === undefined || p.maxMs >= p.baseMs, {
+        message: "maxMs must be >= baseMs",
+        path: ["maxMs"],
+      })
+      .optional(),
+    description: z.string().optional(),
+  })
+  .strict();
+
+export type PersonaConfig = z.infer<typeof personaFrontMatterSchema>;
+
+export interface Persona extends PersonaConfig {
+  /** The markdown body: the persona's definition / system prompt. */
+  definition: string;
+  /** The file it came from, or null when only the database has it. */
+  sourcePath: string | null;
+}

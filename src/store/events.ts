@@ -1,0 +1,52 @@
+import { EventEmitter } from "node:events";
+
+/**
+ * In-process notifications the store emits after a transaction commits. The
+ * supervisor wakes up on them; metrics and logs subscribe to them. Types are
+ * "noun:verb". They describe what the database now holds, so a listener never
+ * sees a change that was rolled back.
+ */
+export interface StoreEventMap {
+  "task:enqueued": { ids: number[]; personas: string[]; ready: number };
+  "task:claimed": { tasks: Array<{ id: number; persona: string; attempt: number; readyAt: number; claimedAt: number }>; agentId: string };
+  "task:started": { taskId: number };
+  "task:progress": { taskId: number; fraction: number; message: string | null };
+  "task:completed": { taskId: number; persona: string; attempt: number; readied: number; children: number };
+  "task:retrying": { taskId: number; persona: string; attempt: number; runAt: number };
+  "task:failed": { taskId: number; persona: string; attempt: number; blocked: number };
+  "task:released": { taskId: number; persona: string };
+  "task:cancelled": { taskIds: number[]; persona: string };
+  "task:retried": { taskId: number; persona: string };
+  "task:ready": { count: number };
+  "lease:expired": { taskId: number; persona: string; attempt: number; outcome: "retrying" | "failed" };
+  "lease:lost": { taskId: number; op: string };
+  "agent:registered": { agentId: string };
+  "agent:expired": { agentIds: string[] };
+  "agent:deregistered": { agentId: string; released: number };
+  "db:busy-retry": { attempt: number };
+}
+
+export type StoreEventName = keyof StoreEventMap;
+
+export class StoreEventBus {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    // Many subscribers (metrics, logs, supervisor services, tests) is normal.
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<K extends StoreEventName>(name: K, listener: (payload: StoreEventMap[K]) => void): () => void {
+    this.emitter.on(name, listener as (payload: unknown) => void);
+    return () => this.emitter.off(name, listener as (payload: unknown) => void);
+  }
+
+  once<K extends StoreEventName>(name: K, listener: (payload: StoreEventMap[K]) => void): () => void {
+    this.emitter.once(name, listener as (payload: unknown) => void);
+    return () => this.emitter.off(name, listener as (payload: unknown) => void);
+  }
+
+  emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void {
+    this.emitter.emit(name, payload);
+  }
+}

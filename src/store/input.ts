@@ -1,0 +1,210 @@
+import { z } from "zod";
+import { RosterError } from "../errors.js";
+import { BACKOFF_KINDS } from "../policy/retry.js";
+import type { Json, TaskInput } from "./types.js";
+
+/**
+ * The task and plan shapes every boundary accepts (store, CLI plan files, MCP
+ * create_tasks). Validation happens here, once, before anything is written.
+ */
+export const PRIORITY_MIN = -1000;
+export const PRIORITY_MAX = 1000;
+export const TITLE_MAX = 500;
+export const DESCRIPTION_MAX = 64 * 1024;
+export const MAX_PAYLOAD_BYTES_DEFAULT = 1024 * 1024;
+export const BATCH_MAX = 100_000;
+
+const REF_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+export const taskPolicyOverrideSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
+    backoff: z.enum(BACKOFF_KINDS).optional(),
+    baseMs: z.number().int().min(0).optional(),
+    maxMs: z.number().int().min(0).optional(),
+    jitter: z.number().min(0).max(1).optional(),
+    timeoutMs: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+export const taskInputSchema = z
+  .object({
+    ref: z.string().regex(REF_PATTERN, "must be 1-100 characters of letters, digits, _ . : -").optional(),
+    persona: z.string().min(1, "must not be empty"),
+    title: z.string().trim().min(1, "must not be empty").max(TITLE_MAX),
+    description: z.string().max(DESCRIPTION_MAX).optional(),
+    dependsOn: z
+      .array(z.union([z.string().regex(REF_PATTERN, "must be a ref of this batch or a task id"), z.number().int().positive()]))
+      .max(10_000)
+      .optional(),
+    priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).optional(),
+    payload: z.unknown().optional(),
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
+    policy: taskPolicyOverrideSchema.optional(),
+    delayMs: z.number().int().min(0).max(365 * 24 * 3_600_000).optional(),
+    idempotencyKey: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+export const planSchema = z.object({ tasks: z.array(taskInputSchema).min(1, "a plan needs at least one task").max(BATCH_MAX) }).strict();
+
+/** Formats zod issues as "where: what" lines, every problem listed. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): string {
+  return issues
+    .map((issue) => {
+      const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("");
+      return `${prefix}${path}: ${issue.message}`;
+    })
+    .join("; ");
+}
+
+function taskLabel(input: unknown, index: number): string {
+  const ref = typeof input === "object" && input !== null ? (input as { ref?: unknown }).ref : undefined;
+  return typeof ref === "string" ? `tasks[${index}] (ref "${ref}")` : `tasks[${index}]`;
+}
+
+/**
+ * Checks a payload or result: JSON-serialisable (no functions, cycles, BigInt,
+ * non-finite numbers) and within the size limit. Returns its JSON text.
+ */
+export function serializeJson(value: unknown, where: string, maxBytes: number): string {
+  const problem = findNonJson(value, where, new Set());
+  if (problem !== null) {
+    throw new RosterError("VALIDATION", `${problem} is not JSON-serialisable`, { details: { field: where } });
+  }
+  const text = JSON.stringify(value);
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > maxBytes) {
+    throw new RosterError("PAYLOAD_TOO_LARGE", `${where} is ${bytes} bytes of JSON, over the limit of ${maxBytes}`, {
+      details: { field: where, bytes, maxBytes },
+    });
+  }
+  return text;
+}
+
+function findNonJson(value: unknown, where: string, seen: Set<unknown>): string | null {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return null;
+    case "number":
+      return Number.isFinite(value) ? null : `${where} (${String(value)})`;
+    case "object": {
+      if (value === null) return null;
+      if (seen.has(value)) return `${where} (a circular reference)`;
+      seen.add(value);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const problem = findNonJson(value[i], `${where}[${i}]`, seen);
+          if (problem !== null) return problem;
+        }
+      } else {
+        const proto = Object.getPrototypeOf(value) as unknown;
+        if (proto !== Object.prototype && proto !== null) return `${where} (an instance of ${(value as object).constructor?.name ?? "a class"})`;
+        for (const [key, item] of Object.entries(value)) {
+          const problem = findNonJson(item, `${where}.${key}`, seen);
+          if (problem !== null) return problem;
+        }
+      }
+      seen.delete(value);
+      return null;
+    }
+    default:
+      return `${where} (a ${typeof value})`;
+  }
+}
+
+export interface ValidatedTask extends TaskInput {
+  payloadJson: string | null;
+}
+
+/**
+ * Validates a batch before anything is written: shape, refs unique, dependencies
+ * on refs that exist in the batch, no self-dependency, payload serialisable and
+ * within limits. Persona existence, existing-id dependencies and cycles need the
+ * database and are checked by the store in the same transaction.
+ */
+export function validateBatch(tasks: unknown, maxPayloadBytes: number): ValidatedTask[] {
+  if (!Array.isArray(tasks)) throw new RosterError("VALIDATION", "tasks: must be an array of tasks", { details: { field: "tasks" } });
+  if (tasks.length === 0) throw new RosterError("VALIDATION", "tasks: must hold at least one task", { details: { field: "tasks" } });
+  if (tasks.length > BATCH_MAX) throw new RosterError("VALIDATION", `tasks: at most ${BATCH_MAX} tasks per batch`, { details: { field: "tasks" } });
+  const out: ValidatedTask[] = [];
+  const refs = new Map<string, number>();
+  tasks.forEach((raw, index) => {
+    const label = taskLabel(raw, index);
+    const parsed = taskInputSchema.safeParse(raw);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      throw new RosterError("VALIDATION", formatIssues(parsed.error.issues, label), {
+        details: { index, field: first?.path.join(".") ?? "" },
+      });
+    }
+    const task = parsed.data as TaskInput;
+    if (task.ref !== undefined) {
+      if (refs.has(task.ref)) {
+        throw new RosterError("DUPLICATE_REF", `${label}.ref: "${task.ref}" is already used by tasks[${refs.get(task.ref)}]`, {
+          details: { index, field: "ref", ref: task.ref },
+        });
+      }
+      refs.set(task.ref, index);
+    }
+    const payloadJson = task.payload === undefined ? null : serializeJson(task.payload, `${label}.payload`, maxPayloadBytes);
+    out.push({ ...task, payload: task.payload as Json | undefined, payloadJson });
+  });
+  out.forEach((task, index) => {
+    const label = taskLabel(task, index);
+    const seen = new Set<string | number>();
+    for (const dep of task.dependsOn ?? []) {
+      if (seen.has(dep)) throw new RosterError("VALIDATION", `${label}.dependsOn: ${JSON.stringify(dep)} is listed twice`, { details: { index, field: "dependsOn" } });
+      seen.add(dep);
+      if (typeof dep === "string") {
+        if (dep === task.ref) {
+          throw new RosterError("SELF_DEPENDENCY", `${label}.dependsOn: a task cannot depend on itself ("${dep}")`, { details: { index, field: "dependsOn", ref: dep } });
+        }
+        if (!refs.has(dep)) {
+          throw new RosterError("DEPENDENCY_NOT_FOUND", `${label}.dependsOn: no task in this batch has ref "${dep}"`, { details: { index, field: "dependsOn", ref: dep } });
+        }
+      }
+    }
+  });
+  const cycle = findRefCycle(out);
+  if (cycle !== null) {
+    throw new RosterError("DEPENDENCY_CYCLE", `tasks: dependency cycle ${cycle.join(" -> ")}`, { details: { field: "dependsOn", cycle } });
+  }
+  return out;
+}
+
+/** A cycle among batch refs, as a path that starts and ends on the same ref. */
+function findRefCycle(tasks: ValidatedTask[]): string[] | null {
+  const edges = new Map<string, string[]>();
+  for (const task of tasks) {
+    if (task.ref === undefined) continue;
+    edges.set(task.ref, (task.dependsOn ?? []).filter((d): d is string => typeof d === "string"));
+  }
+  const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
+  for (const start of edges.keys()) {
+    if (state.has(start)) continue;
+    const stack: Array<{ ref: string; next: number }> = [{ ref: start, next: 0 }];
+    state.set(start, 1);
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      const deps = edges.get(frame.ref) ?? [];
+      if (frame.next >= deps.length) {
+        state.set(frame.ref, 2);
+        stack.pop();
+        continue;
+      }
+      const dep = deps[frame.next++]!;
+      const seen = state.get(dep);
+      if (seen === 1) {
+        const from = stack.findIndex((f) => f.ref === dep);
+        return [...stack.slice(from).map((f) => f.ref), dep];
+      }
+      if (seen === undefined) {
+        state.set(dep, 1);
+        stack.push({ ref: dep, next: 0 });
+      }
+    }
+  }
+  return null;
+}

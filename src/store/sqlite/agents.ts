@@ -1,0 +1,120 @@
+import { randomUUID } from "node:crypto";
+import { RosterError } from "../../errors.js";
+import type { AgentRecord, HeartbeatParams, HeartbeatResult, LeaseRef, RegisterAgentParams } from "../types.js";
+import type { Db } from "./database.js";
+import { toAgentRecord, type AgentRow } from "./rows.js";
+import type { Transitions } from "./transitions.js";
+
+/** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (DESIGN rule 5). */
+export class AgentStatements {
+  private readonly insert;
+  private readonly touch;
+  private readonly renewAll;
+  private readonly renewSome;
+  private readonly heldLeases;
+  private readonly markDeregistered;
+  private readonly expire;
+  private readonly listActive;
+  private readonly listAll;
+  private readonly byId;
+  private readonly personaExists;
+
+  constructor(db: Db, private readonly transitions: Transitions) {
+    const held = "(SELECT count(*) FROM task_status s WHERE s.assigned_agent_id = a.id AND s.status IN ('claimed','in_progress')) AS held";
+    this.insert = db.prepare(`
+      INSERT INTO agents (id, name, kind, persona_id, status, pid, hostname, heartbeat_timeout_ms, registered_at, last_heartbeat)
+      VALUES (@id, @name, @kind, @personaId, 'active', @pid, @hostname, @heartbeatTimeoutMs, @now, @now)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, persona_id = excluded.persona_id,
+        status = 'active', pid = excluded.pid, hostname = excluded.hostname,
+        heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, last_heartbeat = excluded.last_heartbeat`);
+    // An expired agent that heartbeats again is alive; a deregistered one stays gone.
+    this.touch = db.prepare("UPDATE agents SET last_heartbeat = @now, status = 'active' WHERE id = @agentId AND status <> 'deregistered'");
+    // One statement renews every current lease the agent holds.
+    this.renewAll = db.prepare(`
+      UPDATE task_status SET lease_expires_at = @now + lease_ms
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
+      RETURNING task_id, lease_token`);
+    this.renewSome = db.prepare(`
+      UPDATE task_status SET lease_expires_at = @now + lease_ms
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
+        AND (task_id, lease_token) IN (
+          SELECT json_extract(value, '$.taskId'), json_extract(value, '$.leaseToken') FROM json_each(@leases))
+      RETURNING task_id, lease_token`);
+    this.heldLeases = db.prepare(
+      "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = ? AND status IN ('claimed','in_progress')",
+    );
+    this.markDeregistered = db.prepare("UPDATE agents SET status = 'deregistered', last_heartbeat = @now WHERE id = @agentId");
+    this.expire = db.prepare(`
+      UPDATE agents SET status = 'expired'
+      WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now RETURNING id`);
+    this.listActive = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.status = 'active' ORDER BY a.registered_at, a.id`);
+    this.listAll = db.prepare(`SELECT a.*, ${held} FROM agents a ORDER BY a.registered_at, a.id`);
+    this.byId = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.id = ?`);
+    this.personaExists = db.prepare("SELECT 1 FROM personas WHERE id = ?").pluck();
+  }
+
+  register(params: RegisterAgentParams): AgentRecord {
+    if (params.name.trim() === "") throw new RosterError("VALIDATION", "name: must not be empty", { details: { field: "name" } });
+    if (!Number.isInteger(params.heartbeatTimeoutMs) || params.heartbeatTimeoutMs <= 0) {
+      throw new RosterError("VALIDATION", "heartbeatTimeoutMs: must be a positive integer", { details: { field: "heartbeatTimeoutMs" } });
+    }
+    if (params.personaId != null && this.personaExists.get(params.personaId) === undefined) {
+      throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${params.personaId}"`, { details: { field: "persona" } });
+    }
+    const id = params.id ?? `${params.kind}-${randomUUID()}`;
+    this.insert.run({
+      id,
+      name: params.name,
+      kind: params.kind,
+      personaId: params.personaId ?? null,
+      pid: params.pid ?? null,
+      hostname: params.hostname ?? null,
+      heartbeatTimeoutMs: params.heartbeatTimeoutMs,
+      now: params.now,
+    });
+    this.transitions.event(null, "agent:registered", params.now, id, null, { name: params.name, kind: params.kind, persona: params.personaId ?? null });
+    return this.get(id)!;
+  }
+
+  heartbeat(params: HeartbeatParams): HeartbeatResult {
+    const agentActive = this.touch.run({ now: params.now, agentId: params.agentId }).changes === 1;
+    if (!agentActive) return { agentActive, renewed: [], lost: params.leases ?? [] };
+    type Row = { task_id: number; lease_token: string };
+    const toRef = (row: Row): LeaseRef => ({ taskId: row.task_id, leaseToken: row.lease_token });
+    if (params.leases === undefined) {
+      return { agentActive, renewed: (this.renewAll.all({ now: params.now, agentId: params.agentId }) as Row[]).map(toRef), lost: [] };
+    }
+    const renewed = (this.renewSome.all({ now: params.now, agentId: params.agentId, leases: JSON.stringify(params.leases) }) as Row[]).map(toRef);
+    const kept = new Set(renewed.map((ref) => `${ref.taskId}:${ref.leaseToken}`));
+    return { agentActive, renewed, lost: params.leases.filter((ref) => !kept.has(`${ref.taskId}:${ref.leaseToken}`)) };
+  }
+
+  deregister(params: { agentId: string; now: number }): number[] {
+    if (this.byId.get(params.agentId) === undefined) {
+      throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${params.agentId}"`, { details: { field: "agentId" } });
+    }
+    const released: number[] = [];
+    for (const row of this.heldLeases.all(params.agentId) as Array<{ task_id: number; lease_token: string }>) {
+      const result = this.transitions.release({ taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: params.now });
+      if (result.ok) released.push(row.task_id);
+    }
+    this.markDeregistered.run(params);
+    this.transitions.event(null, "agent:deregistered", params.now, params.agentId, null, { released: released.length });
+    return released;
+  }
+
+  expireStale(now: number): string[] {
+    const ids = (this.expire.all({ now }) as Array<{ id: string }>).map((row) => row.id);
+    for (const id of ids) this.transitions.event(null, "agent:expired", now, id, null);
+    return ids;
+  }
+
+  list(includeInactive: boolean): AgentRecord[] {
+    return ((includeInactive ? this.listAll : this.listActive).all() as AgentRow[]).map(toAgentRecord);
+  }
+
+  get(agentId: string): AgentRecord | null {
+    const row = this.byId.get(agentId) as AgentRow | undefined;
+    return row === undefined ? null : toAgentRecord(row);
+  }
+}

@@ -1,0 +1,139 @@
+import Database from "better-sqlite3";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pRetry, { AbortError } from "p-retry";
+import { RosterError, coerceError } from "../../errors.js";
+import type { StoreEventBus, StoreEventMap, StoreEventName } from "../events.js";
+import { runMigrations } from "./migrate.js";
+
+export type Db = Database.Database;
+
+export const BUSY_TIMEOUT_MS_DEFAULT = 5_000;
+/** Extra attempts, with backoff, for a transaction that still met SQLITE_BUSY after busy_timeout. */
+export const BUSY_RETRIES_DEFAULT = 5;
+
+/** The package's own folder of NNNN_name.sql files, found from this module in src/ or dist/src/. */
+export function defaultMigrationsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, "migrations", "0001_init.sql"))) return join(dir, "migrations");
+    dir = dirname(dir);
+  }
+  throw new RosterError("INTERNAL", "cannot find roster's migrations/ folder next to the package");
+}
+
+export interface OpenOptions {
+  path: string;
+  synchronous: "NORMAL" | "FULL";
+  busyTimeoutMs: number;
+  readonly: boolean;
+  migrationsDir: string;
+  now: number;
+}
+
+/** Maps the driver's error codes to roster's, keeping the cause. */
+export function translateSqliteError(error: unknown, where: string): Error {
+  const e = coerceError(error);
+  const code = (e as { code?: unknown }).code;
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+    return new RosterError("DATABASE_INVALID", `${where}: not a roster database (${e.message})`, { cause: e, retryable: false });
+  }
+  if (code === "SQLITE_READONLY" || code === "SQLITE_CANTOPEN" || code === "SQLITE_READONLY_DBMOVED") {
+    return new RosterError("DATABASE_READONLY", `${where}: cannot write the database (${e.message})`, { cause: e, retryable: false });
+  }
+  if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+    return new RosterError("DATABASE_BUSY", `${where}: database is locked by another writer (${e.message})`, { cause: e });
+  }
+  return e;
+}
+
+export function openDatabase(options: OpenOptions): Db {
+  let db: Db;
+  try {
+    db = new Database(options.path, { readonly: options.readonly, fileMustExist: options.readonly });
+  } catch (error) {
+    throw translateSqliteError(error, `opening ${options.path}`);
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
+    if (!options.readonly) {
+      db.pragma("journal_mode = WAL");
+    }
+    db.pragma(`synchronous = ${options.synchronous}`);
+    db.pragma("foreign_keys = ON");
+    // Keep temp b-trees (ORDER BY, UNION in recursive CTEs) in memory.
+    db.pragma("temp_store = MEMORY");
+    runMigrations(db, { dir: options.migrationsDir, readonly: options.readonly, now: options.now, path: options.path });
+  } catch (error) {
+    db.close();
+    throw error instanceof RosterError ? error : translateSqliteError(error, `opening ${options.path}`);
+  }
+  return db;
+}
+
+type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventName];
+
+/**
+ * Runs write transactions: BEGIN IMMEDIATE, retried with p-retry when SQLITE_BUSY
+ * outlasts busy_timeout, events emitted only after the commit.
+ */
+export class TransactionRunner {
+  private pending: PendingEmit[] | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: StoreEventBus,
+    private readonly hooks: {
+      onBusyRetry?: ((attempt: number) => void) | undefined;
+      onTransaction?: ((name: string, durationMs: number) => void) | undefined;
+      retries?: number;
+    } = {},
+  ) {}
+
+  /** Queues an event to emit when the current transaction commits. */
+  emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void {
+    if (this.pending === null) throw new RosterError("INTERNAL", `event ${name} emitted outside a transaction`);
+    this.pending.push([name, payload] as PendingEmit);
+  }
+
+  async write<T>(name: string, body: () => T): Promise<T> {
+    const run = () => {
+      this.pending = [];
+      const started = performance.now();
+      try {
+        const value = this.db.transaction(body).immediate();
+        this.hooks.onTransaction?.(name, performance.now() - started);
+        const events = this.pending;
+        this.pending = null;
+        return { value, events };
+      } catch (error) {
+        this.pending = null;
+        const translated = translateSqliteError(error, name);
+        if (translated instanceof RosterError && translated.code === "DATABASE_BUSY") throw translated;
+        throw new AbortError(translated);
+      }
+    };
+    const { value, events } = await pRetry(run, {
+      retries: this.hooks.retries ?? BUSY_RETRIES_DEFAULT,
+      minTimeout: 20,
+      maxTimeout: 500,
+      randomize: true,
+      onFailedAttempt: ({ attemptNumber }) => {
+        this.hooks.onBusyRetry?.(attemptNumber);
+        this.bus.emit("db:busy-retry", { attempt: attemptNumber });
+      },
+    });
+    for (const [event, payload] of events) this.bus.emit(event, payload as never);
+    return value;
+  }
+
+  /** A read; no transaction of its own beyond the statement's. */
+  read<T>(name: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      throw translateSqliteError(error, name);
+    }
+  }
+}

@@ -1,0 +1,187 @@
+import { RosterError } from "../../errors.js";
+import { resolveTaskPolicy, type PersonaPolicyConfig } from "../../policy/retry.js";
+import type { ValidatedTask } from "../input.js";
+import type { EnqueueResult, TaskState } from "../types.js";
+import type { Db } from "./database.js";
+
+/**
+ * Writes a validated batch inside the caller's transaction (DESIGN rule 1): checks
+ * what needs the database (personas, existing dependencies, parent), then inserts
+ * the tasks, their status rows with unmet-dependency counts, edges and events.
+ * Any error throws before the transaction commits, so nothing of the batch lands.
+ */
+export class Enqueuer {
+  private readonly personaConfig;
+  private readonly taskStatus;
+  private readonly parentRow;
+  private readonly byIdempotencyKey;
+  private readonly insertTask;
+  private readonly insertStatus;
+  private readonly insertDependency;
+  private readonly insertEvent;
+
+  constructor(db: Db) {
+    this.personaConfig = db.prepare("SELECT config FROM personas WHERE id = ?").pluck();
+    this.taskStatus = db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck();
+    this.parentRow = db.prepare("SELECT id, root_id FROM tasks WHERE id = ?");
+    this.byIdempotencyKey = db.prepare("SELECT id FROM tasks WHERE idempotency_key = ?").pluck();
+    this.insertTask = db.prepare(`
+      INSERT INTO tasks (title, description, persona_id, payload, parent_id, root_id, created_by, priority,
+                         retry_policy, timeout_ms, idempotency_key, created_at)
+      VALUES (@title, @description, @persona, @payload, @parentId, @rootId, @createdBy, @priority,
+              @policy, @timeoutMs, @idempotencyKey, @now)`);
+    this.insertStatus = db.prepare(`
+      INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, updated_at)
+      VALUES (@id, @status, @persona, @priority, @unmet, @runAt, @readyAt, @maxAttempts, @now)`);
+    this.insertDependency = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)");
+    this.insertEvent = db.prepare(
+      "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, 'task:enqueued', @now, @agentId, 0, @data)",
+    );
+  }
+
+  /** Inside a transaction. Returns ids in input order and the statuses they were given. */
+  write(
+    tasks: ValidatedTask[],
+    options: { parentId: number | null; createdBy: string | null; now: number },
+  ): EnqueueResult & { statuses: TaskState[]; personas: string[]; created: number[] } {
+    const { now } = options;
+    let rootId: number | null = null;
+    if (options.parentId !== null) {
+      const parent = this.parentRow.get(options.parentId) as { id: number; root_id: number | null } | undefined;
+      if (parent === undefined) {
+        throw new RosterError("TASK_NOT_FOUND", `parentId: task ${options.parentId} does not exist`, { details: { field: "parentId" } });
+      }
+      rootId = parent.root_id ?? parent.id;
+    }
+
+    const configs = new Map<string, PersonaPolicyConfig>();
+    tasks.forEach((task, index) => {
+      if (configs.has(task.persona)) return;
+      const config = this.personaConfig.get(task.persona) as string | undefined;
+      if (config === undefined) {
+        throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: unknown persona "${task.persona}"`, {
+          details: { index, field: "persona", persona: task.persona },
+        });
+      }
+      configs.set(task.persona, JSON.parse(config) as PersonaPolicyConfig);
+    });
+
+    // Existing tasks named as dependencies, and their states.
+    const existing = new Map<number, TaskState>();
+    tasks.forEach((task, index) => {
+      for (const dep of task.dependsOn ?? []) {
+        if (typeof dep !== "number" || existing.has(dep)) continue;
+        const status = this.taskStatus.get(dep) as TaskState | undefined;
+        if (status === undefined) {
+          throw new RosterError("DEPENDENCY_NOT_FOUND", `${label(task, index)}.dependsOn: task ${dep} does not exist`, {
+            details: { index, field: "dependsOn", taskId: dep },
+          });
+        }
+        existing.set(dep, status);
+      }
+    });
+
+    const refIndex = new Map<string, number>();
+    tasks.forEach((task, index) => task.ref !== undefined && refIndex.set(task.ref, index));
+
+    // Idempotent enqueue: a known key maps to the task that already has it.
+    const ids: number[] = new Array<number>(tasks.length);
+    const isNew: boolean[] = tasks.map((task, index) => {
+      if (task.idempotencyKey === undefined) return true;
+      const found = this.byIdempotencyKey.get(task.idempotencyKey) as number | undefined;
+      if (found === undefined) return true;
+      ids[index] = found;
+      return false;
+    });
+
+    const policies = tasks.map((task) =>
+      resolveTaskPolicy(configs.get(task.persona)!, {
+        ...task.policy,
+        ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}),
+      }),
+    );
+    tasks.forEach((task, index) => {
+      if (!isNew[index]) return;
+      const { policy, timeoutMs } = policies[index]!;
+      const info = this.insertTask.run({
+        title: task.title,
+        description: task.description ?? "",
+        persona: task.persona,
+        payload: task.payloadJson,
+        parentId: options.parentId,
+        rootId,
+        createdBy: options.createdBy,
+        priority: task.priority ?? 0,
+        policy: JSON.stringify(policy),
+        timeoutMs,
+        idempotencyKey: task.idempotencyKey ?? null,
+        now,
+      });
+      ids[index] = Number(info.lastInsertRowid);
+    });
+
+    // States in dependency order: a batch task is blocked when any dependency is.
+    const statuses: TaskState[] = new Array<TaskState>(tasks.length);
+    const unmetCounts: number[] = new Array<number>(tasks.length).fill(0);
+    const resolve = (index: number): TaskState => {
+      const known = statuses[index];
+      if (known !== undefined) return known;
+      const task = tasks[index]!;
+      let unmet = 0;
+      let blocked = false;
+      for (const dep of task.dependsOn ?? []) {
+        const state = typeof dep === "number" ? existing.get(dep)! : resolve(refIndex.get(dep)!);
+        if (state === "failed" || state === "cancelled" || state === "blocked") blocked = true;
+        if (state !== "completed") unmet++;
+      }
+      const state: TaskState = blocked ? "blocked" : unmet > 0 ? "waiting" : "pending";
+      statuses[index] = state;
+      unmetCounts[index] = unmet;
+      return state;
+    };
+
+    const created: number[] = [];
+    tasks.forEach((task, index) => {
+      const state = resolve(index);
+      if (!isNew[index]) {
+        // An idempotent hit keeps the stored task; report its stored state.
+        statuses[index] = (this.taskStatus.get(ids[index]!) as TaskState | undefined) ?? state;
+        return;
+      }
+      const id = ids[index]!;
+      created.push(id);
+      const depIds = (task.dependsOn ?? []).map((dep) => (typeof dep === "number" ? dep : ids[refIndex.get(dep)!]!));
+      const unmet = unmetCounts[index]!;
+      const { policy } = policies[index]!;
+      const runAt = now + (task.delayMs ?? 0);
+      this.insertStatus.run({
+        id,
+        status: state,
+        persona: task.persona,
+        priority: task.priority ?? 0,
+        unmet,
+        runAt,
+        readyAt: state === "pending" ? runAt : null,
+        maxAttempts: policy.maxAttempts,
+        now,
+      });
+      for (const depId of depIds) this.insertDependency.run(id, depId);
+      this.insertEvent.run({
+        taskId: id,
+        now,
+        agentId: options.createdBy,
+        data: JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) }),
+      });
+    });
+
+    const refs: Record<string, number> = {};
+    tasks.forEach((task, index) => {
+      if (task.ref !== undefined) refs[task.ref] = ids[index]!;
+    });
+    return { ids, refs, statuses, personas: tasks.map((t) => t.persona), created };
+  }
+}
+
+function label(task: ValidatedTask, index: number): string {
+  return task.ref === undefined ? `tasks[${index}]` : `tasks[${index}] (ref "${task.ref}")`;
+}

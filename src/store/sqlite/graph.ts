@@ -1,0 +1,119 @@
+import type { Db } from "./database.js";
+import type { TaskState } from "../types.js";
+
+/**
+ * Dependency-graph writes, all run inside a caller's transaction. Readiness is kept
+ * by the `unmet_deps` counter, never by scanning the graph: completing a task
+ * decrements its direct dependents, and the ones that reach zero become pending.
+ */
+export class GraphStatements {
+  private readonly decrementDependents;
+  private readonly insertReadyEvents;
+  private readonly blockDescendants;
+  private readonly insertBlockedEvents;
+  private readonly directDependents;
+  private readonly blockedDependencyCount;
+  private readonly unblock;
+  private readonly dependenciesOf;
+
+  constructor(private readonly db: Db) {
+    // Old values on the right-hand side: a waiting task with one unmet dependency left is now ready.
+    this.decrementDependents = db.prepare(`
+      UPDATE task_status SET
+        unmet_deps = unmet_deps - 1,
+        status     = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN 'pending' ELSE status END,
+        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN max(run_at, @now) ELSE ready_at END,
+        updated_at = @now
+      WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = @taskId)
+        AND unmet_deps > 0
+      RETURNING task_id, status`);
+    this.insertReadyEvents = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, data)
+      SELECT value, 'task:ready', @now, json_object('after', @taskId) FROM json_each(@ids)`);
+    this.blockDescendants = db.prepare(`
+      WITH RECURSIVE down(id) AS (
+        SELECT task_id FROM task_dependencies WHERE depends_on = @taskId
+        UNION
+        SELECT d.task_id FROM task_dependencies d JOIN down ON d.depends_on = down.id
+      )
+      UPDATE task_status SET status = 'blocked', updated_at = @now
+      WHERE task_id IN (SELECT id FROM down) AND status = 'waiting'
+      RETURNING task_id`);
+    this.insertBlockedEvents = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, data)
+      SELECT value, 'task:blocked', @now, json_object('by', @taskId) FROM json_each(@ids)`);
+    this.directDependents = db.prepare(
+      "SELECT d.task_id AS id, s.status FROM task_dependencies d JOIN task_status s ON s.task_id = d.task_id WHERE d.depends_on = ?",
+    );
+    this.blockedDependencyCount = db
+      .prepare(
+        `SELECT count(*) FROM task_dependencies d JOIN task_status s ON s.task_id = d.depends_on
+         WHERE d.task_id = ? AND s.status IN ('failed','cancelled','blocked')`,
+      )
+      .pluck();
+    this.unblock = db.prepare("UPDATE task_status SET status = 'waiting', updated_at = ? WHERE task_id = ? AND status = 'blocked'");
+    this.dependenciesOf = db.prepare("SELECT depends_on FROM task_dependencies WHERE task_id = ?").pluck();
+  }
+
+  /** After `taskId` completed: dependents' counters drop; returns the ids that became ready. */
+  completeDependencies(taskId: number, now: number): number[] {
+    const rows = this.decrementDependents.all({ taskId, now }) as Array<{ task_id: number; status: TaskState }>;
+    const ready = rows.filter((row) => row.status === "pending").map((row) => row.task_id);
+    if (ready.length > 0) this.insertReadyEvents.run({ ids: JSON.stringify(ready), now, taskId });
+    return ready;
+  }
+
+  /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */
+  blockDependents(taskId: number, now: number): number[] {
+    const ids = (this.blockDescendants.all({ taskId, now }) as Array<{ task_id: number }>).map((row) => row.task_id);
+    if (ids.length > 0) this.insertBlockedEvents.run({ ids: JSON.stringify(ids), now, taskId });
+    return ids;
+  }
+
+  /**
+   * After `taskId` was retried: blocked descendants with no other failed,
+   * cancelled or blocked dependency go back to waiting, breadth first.
+   */
+  unblockDependents(taskId: number, now: number, onUnblocked: (id: number) => void): number[] {
+    const out: number[] = [];
+    const queue = [taskId];
+    while (queue.length > 0) {
+      const current = queue.shift()!;
+      for (const row of this.directDependents.all(current) as Array<{ id: number; status: TaskState }>) {
+        if (row.status !== "blocked") continue;
+        if ((this.blockedDependencyCount.get(row.id) as number) > 0) continue;
+        if (this.unblock.run(now, row.id).changes === 1) {
+          out.push(row.id);
+          onUnblocked(row.id);
+          queue.push(row.id);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Whether `from` reaches `to` by following dependencies; the path if it does. */
+  dependencyPath(from: number, to: number): number[] | null {
+    const previous = new Map<number, number>([[from, from]]);
+    const queue = [from];
+    while (queue.length > 0) {
+      const current = queue.shift()!;
+      if (current === to) {
+        const path = [to];
+        let node = to;
+        while (node !== from) {
+          node = previous.get(node)!;
+          path.unshift(node);
+        }
+        return path;
+      }
+      for (const next of this.dependenciesOf.all(current) as number[]) {
+        if (!previous.has(next)) {
+          previous.set(next, current);
+          queue.push(next);
+        }
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,139 @@
+import type { RetryPolicy } from "../../policy/retry.js";
+import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
+import type { Db, TransactionRunner } from "./database.js";
+import { toPersonaRecord, type PersonaRow } from "./rows.js";
+import type { Transitions } from "./transitions.js";
+
+export const REAP_LIMIT_DEFAULT = 1_000;
+
+/** The lease reaper (DESIGN rule 6), retention, and integrity checks. */
+export class MaintenanceStatements {
+  private readonly expiredLeases;
+  private readonly pruneCandidates;
+  private readonly deleteEvents;
+  private readonly deleteDeps;
+  private readonly deleteStatus;
+  private readonly deleteTasks;
+
+  constructor(
+    private readonly db: Db,
+    private readonly tx: TransactionRunner,
+    private readonly transitions: Transitions,
+  ) {
+    this.expiredLeases = db.prepare(`
+      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_expires_at, t.retry_policy
+      FROM task_status s JOIN tasks t ON t.id = s.task_id
+      WHERE s.status IN ('claimed','in_progress') AND s.lease_expires_at <= @now
+      ORDER BY s.lease_expires_at LIMIT @limit`);
+    // Terminal tasks finished before the cut that no surviving task points at.
+    this.pruneCandidates = db.prepare(`
+      SELECT s.task_id FROM task_status s
+      WHERE s.finished_at IS NOT NULL AND s.finished_at < @before AND s.status IN ('completed','failed','cancelled')
+        AND NOT EXISTS (
+          SELECT 1 FROM task_dependencies d JOIN task_status o ON o.task_id = d.task_id
+          WHERE d.depends_on = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < @before))
+        AND NOT EXISTS (
+          SELECT 1 FROM tasks c JOIN task_status o ON o.task_id = c.id
+          WHERE c.parent_id = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < @before))
+      LIMIT 10000`);
+    this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_id IN (SELECT value FROM json_each(?))");
+    this.deleteDeps = db.prepare(
+      "DELETE FROM task_dependencies WHERE task_id IN (SELECT value FROM json_each(?1)) OR depends_on IN (SELECT value FROM json_each(?1))",
+    );
+    this.deleteStatus = db.prepare("DELETE FROM task_status WHERE task_id IN (SELECT value FROM json_each(?))");
+    this.deleteTasks = db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))");
+  }
+
+  /** Inside a transaction: expired leases go back to pending with backoff, or fail on their last attempt. */
+  reap(params: ReapParams): Omit<ReapResult, "expiredAgents"> {
+    const rows = this.expiredLeases.all({ now: params.now, limit: params.limit ?? REAP_LIMIT_DEFAULT }) as Array<{
+      task_id: number;
+      persona_id: string;
+      attempts: number;
+      max_attempts: number;
+      assigned_agent_id: string | null;
+      lease_expires_at: number;
+      retry_policy: string;
+    }>;
+    const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
+    for (const row of rows) {
+      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { leaseExpiresAt: row.lease_expires_at });
+      // A lost attempt counts: a task that kills its worker every time ends failed.
+      const result = this.transitions.settleFailure({
+        taskId: row.task_id,
+        persona: row.persona_id,
+        attempt: row.attempts,
+        maxAttempts: row.max_attempts,
+        policy: JSON.parse(row.retry_policy) as RetryPolicy,
+        agentId: row.assigned_agent_id,
+        error: { name: "LeaseExpired", code: "LEASE_EXPIRED", message: `lease expired at ${row.lease_expires_at} without a heartbeat`, retryable: true },
+        retryable: true,
+        now: params.now,
+        random: params.random ?? Math.random,
+      });
+      if (!result.ok) continue;
+      if (result.outcome === "retrying") {
+        out.retried.push({ taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, runAt: result.runAt });
+      } else {
+        out.failed.push({ taskId: row.task_id, persona: row.persona_id, attempt: row.attempts });
+      }
+      this.tx.emit("lease:expired", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, outcome: result.outcome });
+    }
+    return out;
+  }
+
+  /** Inside a transaction. */
+  prune(before: number): { tasks: number; events: number } {
+    const ids = JSON.stringify((this.pruneCandidates.all({ before }) as Array<{ task_id: number }>).map((r) => r.task_id));
+    const events = this.deleteEvents.run(ids).changes;
+    this.deleteDeps.run(ids);
+    this.deleteStatus.run(ids);
+    const tasks = this.deleteTasks.run(ids).changes;
+    return { tasks, events };
+  }
+
+  integrityCheck(): string {
+    const rows = this.db.pragma("integrity_check") as Array<{ integrity_check: string }>;
+    return rows.map((row) => row.integrity_check).join("\n");
+  }
+}
+
+export class PersonaStatements {
+  private readonly upsert;
+  private readonly markMissing;
+  private readonly byId;
+  private readonly all;
+
+  constructor(db: Db) {
+    this.upsert = db.prepare(`
+      INSERT INTO personas (id, name, definition, config, source_path, file_present, created_at, updated_at)
+      VALUES (@id, @name, @definition, @config, @sourcePath, 1, @now, @now)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition = excluded.definition, config = excluded.config,
+        source_path = excluded.source_path, file_present = 1,
+        updated_at = CASE WHEN personas.config = excluded.config AND personas.definition = excluded.definition
+                          AND personas.name = excluded.name THEN personas.updated_at ELSE excluded.updated_at END`);
+    // Database with file fallback: a persona whose file is gone keeps serving, marked as such.
+    this.markMissing = db.prepare(`
+      UPDATE personas SET file_present = 0
+      WHERE file_present = 1 AND source_path IS NOT NULL AND id NOT IN (SELECT value FROM json_each(@ids))
+        AND (@dir IS NULL OR substr(source_path, 1, length(@dir)) = @dir)`);
+    this.byId = db.prepare("SELECT * FROM personas WHERE id = ?");
+    this.all = db.prepare("SELECT * FROM personas ORDER BY id");
+  }
+
+  sync(personas: PersonaUpsert[], now: number, sourceDir: string | undefined): void {
+    for (const p of personas) {
+      this.upsert.run({ id: p.id, name: p.name, definition: p.definition, config: JSON.stringify(p.config), sourcePath: p.sourcePath, now });
+    }
+    this.markMissing.run({ ids: JSON.stringify(personas.map((p) => p.id)), dir: sourceDir ?? null });
+  }
+
+  get(id: string): PersonaRecord | null {
+    const row = this.byId.get(id) as PersonaRow | undefined;
+    return row === undefined ? null : toPersonaRecord(row);
+  }
+
+  list(): PersonaRecord[] {
+    return (this.all.all() as PersonaRow[]).map(toPersonaRecord);
+  }
+}

@@ -1,0 +1,104 @@
+import type Database from "better-sqlite3";
+import { createHash } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { RosterError } from "../../errors.js";
+
+const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+export interface MigrationFile {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export function readMigrations(dir: string): MigrationFile[] {
+  const files = readdirSync(dir)
+    .filter((file) => file.endsWith(".sql"))
+    .sort();
+  const out: MigrationFile[] = [];
+  for (const file of files) {
+    const match = MIGRATION_FILE.exec(file);
+    if (match === null) throw new RosterError("INTERNAL", `migrations/${file}: name must be NNNN_name.sql`);
+    const sql = readFileSync(join(dir, file), "utf8");
+    const version = Number(match[1]);
+    if (out.length > 0 && out[out.length - 1]!.version === version) {
+      throw new RosterError("INTERNAL", `migrations/${file}: version ${version} is used twice`);
+    }
+    out.push({ version, name: file, sql, checksum: createHash("sha256").update(sql).digest("hex") });
+  }
+  return out;
+}
+
+/**
+ * Applies the migrations a database lacks, each in its own BEGIN IMMEDIATE, and
+ * refuses a database whose applied migrations differ from the files (edited after
+ * shipping) or that is newer than this code.
+ */
+export function runMigrations(db: Database.Database, options: { dir: string; readonly: boolean; now: number; path: string }): void {
+  const files = readMigrations(options.dir);
+  // One IMMEDIATE transaction for check and apply, so processes opening a fresh
+  // file at the same moment take turns instead of racing to create tables.
+  if (options.readonly) check(db, files, options);
+  else db.transaction(() => check(db, files, options)).immediate();
+}
+
+function check(db: Database.Database, files: MigrationFile[], options: { readonly: boolean; now: number; path: string }): void {
+  const latest = files.length === 0 ? 0 : files[files.length - 1]!.version;
+  const hasTable =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get() !== undefined;
+  if (!hasTable) {
+    if (options.readonly) {
+      throw new RosterError("DATABASE_INVALID", `${options.path}: not a roster database (no schema_migrations); run \`roster init\` first`, {
+        retryable: false,
+      });
+    }
+    const otherTables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all();
+    if (otherTables.length > 0) {
+      throw new RosterError("DATABASE_INVALID", `${options.path}: holds tables that are not roster's and no schema_migrations table`, {
+        retryable: false,
+      });
+    }
+    db.exec(
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+    );
+  }
+  const applied = db.prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version").all() as Array<{
+    version: number;
+    name: string;
+    checksum: string;
+  }>;
+  const byVersion = new Map(files.map((file) => [file.version, file]));
+  for (const row of applied) {
+    const file = byVersion.get(row.version);
+    if (file === undefined) {
+      if (row.version > latest) {
+        throw new RosterError(
+          "DATABASE_TOO_NEW",
+          `${options.path}: schema version ${row.version} (${row.name}) is newer than this roster knows (${latest}); upgrade roster`,
+          { retryable: false },
+        );
+      }
+      throw new RosterError("MIGRATION_CHANGED", `${options.path}: applied migration ${row.name} has no file in migrations/`, { retryable: false });
+    }
+    if (file.checksum !== row.checksum) {
+      throw new RosterError(
+        "MIGRATION_CHANGED",
+        `migrations/${file.name} was changed after it was applied to ${options.path} (checksum ${file.checksum.slice(0, 12)} ≠ recorded ${row.checksum.slice(0, 12)}); add a new migration instead of editing a shipped one`,
+        { retryable: false },
+      );
+    }
+  }
+  const done = new Set(applied.map((row) => row.version));
+  const missing = files.filter((file) => !done.has(file.version));
+  if (missing.length === 0) return;
+  if (options.readonly) {
+    throw new RosterError("DATABASE_READONLY", `${options.path}: needs migration ${missing[0]!.name} but was opened read-only`, { retryable: false });
+  }
+  const record = db.prepare("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)");
+  for (const file of missing) {
+    db.exec(file.sql);
+    record.run(file.version, file.name, file.checksum, options.now);
+  }
+}

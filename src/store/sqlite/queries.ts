@@ -1,0 +1,172 @@
+import { RosterError } from "../../errors.js";
+import {
+  TASK_STATES,
+  type Counts,
+  type CountsParams,
+  type ListTasksParams,
+  type RunningTask,
+  type TaskDetail,
+  type TaskEvent,
+  type TaskRecord,
+  type TaskState,
+} from "../types.js";
+import type { Db } from "./database.js";
+import { TASK_COLUMNS, parseJson, toTaskEvent, toTaskRecord, type EventRow, type TaskRow } from "./rows.js";
+
+export const LIST_LIMIT_DEFAULT = 100;
+export const EVENT_LIMIT_DEFAULT = 50;
+
+/** Read-only queries. One prepared statement each; filters are parameters, never concatenated. */
+export class TaskQueries {
+  private readonly byId;
+  private readonly listStmt;
+  private readonly availableStmt;
+  private readonly dependencies;
+  private readonly dependents;
+  private readonly children;
+  private readonly latestEvents;
+  private readonly eventsAfter;
+  private readonly countsAll;
+  private readonly countsRoot;
+  private readonly runningStmt;
+  private readonly nextRunAll;
+  private readonly nextRunPersona;
+
+  constructor(db: Db) {
+    const from = "FROM tasks t JOIN task_status s ON s.task_id = t.id";
+    this.byId = db.prepare(`SELECT ${TASK_COLUMNS} ${from} WHERE t.id = ?`);
+    this.listStmt = db.prepare(`
+      SELECT ${TASK_COLUMNS} ${from}
+      WHERE t.id > @afterId
+        AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
+        AND (@persona IS NULL OR t.persona_id = @persona)
+        AND (@parentId IS NULL OR t.parent_id = @parentId)
+        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
+      ORDER BY t.id
+      LIMIT @limit`);
+    this.availableStmt = db.prepare(`
+      SELECT ${TASK_COLUMNS} ${from}
+      WHERE s.task_id IN (
+        SELECT task_id FROM task_status
+        WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
+        ORDER BY priority DESC, run_at, task_id LIMIT @limit)
+      ORDER BY s.priority DESC, s.run_at, s.task_id`);
+    this.dependencies = db.prepare(`
+      SELECT t.id, t.title, t.persona_id, s.status, s.result FROM task_dependencies d
+      JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = t.id
+      WHERE d.task_id = ? ORDER BY t.id`);
+    this.dependents = db.prepare(`
+      SELECT t.id, t.title, t.persona_id, s.status FROM task_dependencies d
+      JOIN tasks t ON t.id = d.task_id JOIN task_status s ON s.task_id = t.id
+      WHERE d.depends_on = ? ORDER BY t.id`);
+    this.children = db.prepare(`SELECT t.id, t.title, t.persona_id, s.status ${from} WHERE t.parent_id = ? ORDER BY t.id`);
+    this.latestEvents = db.prepare(
+      "SELECT * FROM (SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    );
+    this.eventsAfter = db.prepare("SELECT * FROM task_events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?");
+    this.countsAll = db.prepare("SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status");
+    this.countsRoot = db.prepare(`
+      SELECT s.persona_id, s.status, count(*) AS n ${from}
+      WHERE t.id = @rootId OR t.root_id = @rootId GROUP BY s.persona_id, s.status`);
+    this.runningStmt = db.prepare(`
+      SELECT t.id, t.title, s.persona_id, s.status, s.attempts, s.progress, s.progress_message, s.assigned_agent_id, s.started_at
+      ${from}
+      WHERE s.status IN ('claimed','in_progress') AND (@persona IS NULL OR s.persona_id = @persona)
+      ORDER BY t.id LIMIT @limit`);
+    this.nextRunAll = db.prepare("SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > ?").pluck();
+    this.nextRunPersona = db
+      .prepare("SELECT min(run_at) FROM task_status WHERE status = 'pending' AND persona_id = ? AND run_at > ?")
+      .pluck();
+  }
+
+  get(taskId: number, eventLimit = EVENT_LIMIT_DEFAULT): TaskDetail {
+    const row = this.byId.get(taskId) as TaskRow | undefined;
+    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
+    type Brief = { id: number; title: string; persona_id: string; status: TaskState };
+    const brief = (r: Brief) => ({ id: r.id, title: r.title, persona: r.persona_id, status: r.status });
+    return {
+      ...toTaskRecord(row),
+      dependencies: (this.dependencies.all(taskId) as Array<Brief & { result: string | null }>).map((r) => ({
+        ...brief(r),
+        result: parseJson(r.result),
+      })),
+      dependents: (this.dependents.all(taskId) as Brief[]).map(brief),
+      children: (this.children.all(taskId) as Brief[]).map(brief),
+      events: (this.latestEvents.all(taskId, eventLimit) as EventRow[]).map(toTaskEvent),
+    };
+  }
+
+  exists(taskId: number): boolean {
+    return this.byId.get(taskId) !== undefined;
+  }
+
+  list(params: ListTasksParams): TaskRecord[] {
+    const statuses = params.status === undefined ? null : Array.isArray(params.status) ? params.status : [params.status];
+    for (const status of statuses ?? []) {
+      if (!(TASK_STATES as readonly string[]).includes(status)) {
+        throw new RosterError("VALIDATION", `status: "${status}" is not one of ${TASK_STATES.join(", ")}`, { details: { field: "status" } });
+      }
+    }
+    const limit = params.limit === undefined ? LIST_LIMIT_DEFAULT : params.limit === 0 ? -1 : params.limit;
+    const rows = this.listStmt.all({
+      afterId: params.afterId ?? 0,
+      statuses: statuses === null ? null : JSON.stringify(statuses),
+      persona: params.persona ?? null,
+      parentId: params.parentId ?? null,
+      rootId: params.rootId ?? null,
+      limit,
+    }) as TaskRow[];
+    return rows.map(toTaskRecord);
+  }
+
+  available(params: { persona: string; now: number; limit?: number | undefined }): TaskRecord[] {
+    return (this.availableStmt.all({ persona: params.persona, now: params.now, limit: params.limit ?? LIST_LIMIT_DEFAULT }) as TaskRow[]).map(
+      toTaskRecord,
+    );
+  }
+
+  events(taskId: number, afterId = 0, limit = 1000): TaskEvent[] {
+    return (this.eventsAfter.all(taskId, afterId, limit === 0 ? -1 : limit) as EventRow[]).map(toTaskEvent);
+  }
+
+  counts(params: CountsParams = {}): Counts {
+    const rows = (
+      params.rootId === undefined ? this.countsAll.all() : this.countsRoot.all({ rootId: params.rootId })
+    ) as Array<{ persona_id: string; status: TaskState; n: number }>;
+    const out: Counts = {};
+    for (const row of rows) (out[row.persona_id] ??= {})[row.status] = row.n;
+    return out;
+  }
+
+  running(params: { persona?: string | undefined; limit?: number | undefined } = {}): RunningTask[] {
+    const rows = this.runningStmt.all({ persona: params.persona ?? null, limit: params.limit ?? 1000 }) as Array<{
+      id: number;
+      title: string;
+      persona_id: string;
+      status: TaskState;
+      attempts: number;
+      progress: number | null;
+      progress_message: string | null;
+      assigned_agent_id: string | null;
+      started_at: number | null;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      title: r.title,
+      persona: r.persona_id,
+      status: r.status,
+      attempt: r.attempts,
+      progress: r.progress,
+      progressMessage: r.progress_message,
+      assignedAgentId: r.assigned_agent_id,
+      startedAt: r.started_at,
+    }));
+  }
+
+  nextRunAt(params: { persona?: string | undefined; now: number }): number | null {
+    const value = (params.persona === undefined ? this.nextRunAll.get(params.now) : this.nextRunPersona.get(params.persona, params.now)) as
+      | number
+      | null;
+    return value ?? null;
+  }
+}

@@ -1,0 +1,177 @@
+import { RosterError } from "../../errors.js";
+import { StoreEventBus } from "../events.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
+import type {
+  AgentService,
+  MaintenanceService,
+  PersonaService,
+  Settlement,
+  SettlementResult,
+  Store,
+  StoreOptions,
+  TaskService,
+} from "../types.js";
+import { AgentStatements } from "./agents.js";
+import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
+import { Enqueuer } from "./enqueue.js";
+import { GraphStatements } from "./graph.js";
+import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
+import { TaskQueries } from "./queries.js";
+import { Transitions, storedError } from "./transitions.js";
+
+/**
+ * The SQLite store: one better-sqlite3 connection, statements prepared once,
+ * every write in BEGIN IMMEDIATE (TransactionRunner). Its services are the seed's
+ * task, dependency and agent-session interfaces behind async methods.
+ */
+export class SqliteStore implements Store {
+  readonly events = new StoreEventBus();
+  readonly tasks: TaskService;
+  readonly agents: AgentService;
+  readonly personas: PersonaService;
+  readonly maintenance: MaintenanceService;
+
+  private readonly db: Db;
+  private readonly dataVersion;
+  private lastDataVersion: number;
+  private closed = false;
+
+  constructor(options: StoreOptions & { now?: number }) {
+    const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) {
+      throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
+    }
+    this.db = openDatabase({
+      path: options.path,
+      synchronous: options.synchronous ?? "NORMAL",
+      busyTimeoutMs: options.busyTimeoutMs ?? BUSY_TIMEOUT_MS_DEFAULT,
+      readonly: options.readonly ?? false,
+      migrationsDir: options.migrationsDir ?? defaultMigrationsDir(),
+      now: options.now ?? Date.now(),
+    });
+    const db = this.db;
+    const tx = new TransactionRunner(db, this.events, { onBusyRetry: options.onBusyRetry, onTransaction: options.onTransaction });
+    const graph = new GraphStatements(db);
+    const enqueuer = new Enqueuer(db);
+    const transitions = new Transitions(db, tx, graph, enqueuer, maxPayloadBytes);
+    const queries = new TaskQueries(db);
+    const agents = new AgentStatements(db, transitions);
+    const maintenance = new MaintenanceStatements(db, tx, transitions);
+    const personas = new PersonaStatements(db);
+    this.dataVersion = db.prepare("PRAGMA data_version").pluck();
+    this.lastDataVersion = this.dataVersion.get() as number;
+
+    /** One settlement inside a savepoint, so a bad output fails its own task only. */
+    const settleOne = (s: Settlement, now: number): SettlementResult => {
+      if (s.kind === "complete") {
+        try {
+          return db.transaction(() => transitions.complete({ ...s, now }))();
+        } catch (error) {
+          if (!(error instanceof RosterError)) throw error;
+          return transitions.fail({
+            taskId: s.taskId,
+            leaseToken: s.leaseToken,
+            now,
+            error: storedError({ name: "RosterError", code: "ADAPTER_OUTPUT_INVALID", message: `adapter output rejected: ${error.message}` }, true),
+          });
+        }
+      }
+      if (s.kind === "fail") return transitions.fail({ ...s, now });
+      return transitions.release({ ...s, now });
+    };
+
+    this.tasks = {
+      enqueue: async (p) => {
+        const batch = validateBatch(p.tasks, maxPayloadBytes);
+        return tx.write("tasks.enqueue", () => {
+          const written = enqueuer.write(batch, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now });
+          tx.emit("task:enqueued", { ids: written.created, personas: written.personas, ready: written.statuses.filter((s) => s === "pending").length });
+          return { ids: written.ids, refs: written.refs };
+        });
+      },
+      listAvailable: async (p) => tx.read("tasks.listAvailable", () => queries.available(p)),
+      claim: async (p) => {
+        if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
+          throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
+        }
+        return tx.write("tasks.claim", () => transitions.claim(p));
+      },
+      startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),
+      progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
+      completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(p)),
+      failIfLeased: async (p) => tx.write("tasks.fail", () => transitions.fail(p)),
+      releaseIfLeased: async (p) => tx.write("tasks.release", () => transitions.release(p)),
+      settleMany: async (p) => tx.write("tasks.settleMany", () => p.settlements.map((s) => settleOne(s, p.now))),
+      cancel: async (p) => tx.write("tasks.cancel", () => transitions.cancel(p)),
+      retry: async (p) => tx.write("tasks.retry", () => transitions.retry(p)),
+      addDependency: async (p) => tx.write("tasks.addDependency", () => transitions.addDependency(p)),
+      get: async (p) => tx.read("tasks.get", () => queries.get(p.taskId, p.eventLimit)),
+      list: async (p) => tx.read("tasks.list", () => queries.list(p)),
+      events: async (p) =>
+        tx.read("tasks.events", () => {
+          if (!queries.exists(p.taskId)) {
+            throw new RosterError("TASK_NOT_FOUND", `taskId: task ${p.taskId} does not exist`, { details: { field: "taskId" } });
+          }
+          return queries.events(p.taskId, p.afterId, p.limit);
+        }),
+      counts: async (p) => tx.read("tasks.counts", () => queries.counts(p)),
+      running: async (p) => tx.read("tasks.running", () => queries.running(p)),
+      nextRunAt: async (p) => tx.read("tasks.nextRunAt", () => queries.nextRunAt(p)),
+    };
+
+    this.agents = {
+      register: async (p) =>
+        tx.write("agents.register", () => {
+          const agent = agents.register(p);
+          tx.emit("agent:registered", { agentId: agent.id });
+          return agent;
+        }),
+      heartbeat: async (p) => tx.write("agents.heartbeat", () => agents.heartbeat(p)),
+      deregister: async (p) =>
+        tx.write("agents.deregister", () => {
+          const released = agents.deregister(p);
+          tx.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
+          return { released };
+        }),
+      list: async (p) => tx.read("agents.list", () => agents.list(p?.includeInactive ?? false)),
+      get: async (p) => tx.read("agents.get", () => agents.get(p.agentId)),
+      expireStale: async (p) =>
+        tx.write("agents.expireStale", () => {
+          const ids = agents.expireStale(p.now);
+          if (ids.length > 0) tx.emit("agent:expired", { agentIds: ids });
+          return ids;
+        }),
+    };
+
+    this.personas = {
+      sync: async (p) => tx.write("personas.sync", () => personas.sync(p.personas, p.now, p.sourceDir)),
+      get: async (p) => tx.read("personas.get", () => personas.get(p.id)),
+      list: async () => tx.read("personas.list", () => personas.list()),
+    };
+
+    this.maintenance = {
+      reapExpired: async (p) =>
+        tx.write("maintenance.reap", () => {
+          const reaped = maintenance.reap(p);
+          const expiredAgents = agents.expireStale(p.now);
+          if (expiredAgents.length > 0) tx.emit("agent:expired", { agentIds: expiredAgents });
+          return { ...reaped, expiredAgents };
+        }),
+      prune: async (p) => tx.write("maintenance.prune", () => maintenance.prune(p.before)),
+      integrityCheck: async () => tx.read("maintenance.integrityCheck", () => maintenance.integrityCheck()),
+    };
+  }
+
+  async hasExternalChanges(): Promise<boolean> {
+    const version = this.dataVersion.get() as number;
+    const changed = version !== this.lastDataVersion;
+    this.lastDataVersion = version;
+    return changed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}

@@ -1,0 +1,422 @@
+import { randomBytes } from "node:crypto";
+import { RosterError, type ErrorObject } from "../../errors.js";
+import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { serializeJson, validateBatch } from "../input.js";
+import type {
+  ClaimParams,
+  ClaimedTask,
+  CompleteParams,
+  CompleteResult,
+  DependencyResult,
+  FailParams,
+  FailResult,
+  LeaseResult,
+  ReleaseParams,
+  TaskState,
+} from "../types.js";
+import type { Db, TransactionRunner } from "./database.js";
+import type { Enqueuer } from "./enqueue.js";
+import type { GraphStatements } from "./graph.js";
+import { parseJson } from "./rows.js";
+
+export const CLAIM_LIMIT_MAX = 1_000;
+const ERROR_MESSAGE_MAX = 16 * 1024;
+const ERROR_STACK_MAX = 8 * 1024;
+
+const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
+
+/** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
+function newLeaseToken(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+/** Normalises an error for storage: bounded, plain, JSON. */
+export function storedError(error: FailParams["error"], retryable: boolean): ErrorObject {
+  const e = error as Partial<ErrorObject> & { message: string };
+  return {
+    name: typeof e.name === "string" ? e.name : "Error",
+    code: typeof e.code === "string" ? e.code : "ADAPTER_FAILED",
+    message: String(e.message ?? "").slice(0, ERROR_MESSAGE_MAX),
+    ...(typeof e.stack === "string" ? { stack: e.stack.slice(0, ERROR_STACK_MAX) } : {}),
+    retryable,
+    ...(e.details !== undefined ? { details: e.details } : {}),
+  };
+}
+
+/**
+ * The fenced state machine of a task (DESIGN rules 3, 4, 6, 7, 8, 9). Every method
+ * runs inside a transaction the caller opened, writes its task_events rows there,
+ * and queues its in-process notification for after the commit.
+ */
+export class Transitions {
+  private readonly leaseMsOf;
+  private readonly claimStmt;
+  private readonly claimedDetails;
+  private readonly dependencyResults;
+  private readonly insertEvent;
+  private readonly startStmt;
+  private readonly progressStmt;
+  private readonly completeStmt;
+  private readonly leasedRow;
+  private readonly retryStmt;
+  private readonly failStmt;
+  private readonly releaseStmt;
+  private readonly statusRow;
+  private readonly cancelStmt;
+  private readonly retryManualStmt;
+  private readonly blockedDepCount;
+  private readonly edgeExists;
+  private readonly insertEdge;
+  private readonly addUnmet;
+
+  constructor(
+    db: Db,
+    private readonly tx: TransactionRunner,
+    private readonly graph: GraphStatements,
+    private readonly enqueuer: Enqueuer,
+    private readonly maxPayloadBytes: number,
+  ) {
+    this.leaseMsOf = db.prepare("SELECT json_extract(config, '$.leaseMs') FROM personas WHERE id = ?").pluck();
+    // DESIGN rule 2/3: one statement, one seek into the partial claim index.
+    this.claimStmt = db.prepare(`
+      UPDATE task_status SET
+        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
+        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
+        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
+      WHERE task_id IN (
+        SELECT task_id FROM task_status
+        WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
+        ORDER BY priority DESC, run_at, task_id
+        LIMIT @limit)
+      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at`);
+    this.claimedDetails = db.prepare(`
+      SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms
+      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`);
+    this.dependencyResults = db.prepare(`
+      SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
+      FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
+      WHERE d.task_id IN (SELECT value FROM json_each(?))
+      ORDER BY d.task_id, d.depends_on`);
+    this.insertEvent = db.prepare(
+      "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, @attempt, @data)",
+    );
+    const leased = "task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress') AND lease_expires_at > @now";
+    this.startStmt = db.prepare(`
+      UPDATE task_status SET status = 'in_progress', started_at = coalesce(started_at, @now), updated_at = @now
+      WHERE ${leased} RETURNING attempts, assigned_agent_id`);
+    this.progressStmt = db.prepare(`
+      UPDATE task_status SET progress = @fraction, progress_message = @message, updated_at = @now
+      WHERE ${leased} RETURNING attempts, assigned_agent_id`);
+    this.completeStmt = db.prepare(`
+      UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id`);
+    this.leasedRow = db.prepare(`
+      SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy
+      FROM task_status s JOIN tasks t ON t.id = s.task_id
+      WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.status IN ('claimed','in_progress')
+        AND s.lease_expires_at > @now`);
+    this.retryStmt = db.prepare(`
+      UPDATE task_status SET status = 'pending', run_at = @runAt, ready_at = @runAt, last_error = @error,
+        assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE task_id = @taskId`);
+    this.failStmt = db.prepare(`
+      UPDATE task_status SET status = 'failed', last_error = @error, finished_at = @now,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE task_id = @taskId`);
+    this.releaseStmt = db.prepare(`
+      UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), run_at = @runAt, ready_at = @runAt,
+        assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
+      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id`);
+    this.statusRow = db.prepare("SELECT status, persona_id, attempts, unmet_deps, assigned_agent_id FROM task_status WHERE task_id = ?");
+    this.cancelStmt = db.prepare(`
+      UPDATE task_status SET status = 'cancelled', finished_at = @now, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE task_id = @taskId AND status NOT IN ('completed','failed','cancelled')`);
+    this.retryManualStmt = db.prepare(`
+      UPDATE task_status SET status = @status, attempts = 0, run_at = @now, ready_at = CASE WHEN @status = 'pending' THEN @now END,
+        finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+        progress = NULL, progress_message = NULL, result = NULL, updated_at = @now
+      WHERE task_id = @taskId AND status IN ('failed','cancelled')`);
+    this.blockedDepCount = db
+      .prepare(
+        `SELECT count(*) FROM task_dependencies d JOIN task_status s ON s.task_id = d.depends_on
+         WHERE d.task_id = ? AND s.status IN ('failed','cancelled','blocked')`,
+      )
+      .pluck();
+    this.edgeExists = db.prepare("SELECT 1 FROM task_dependencies WHERE task_id = ? AND depends_on = ?").pluck();
+    this.insertEdge = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)");
+    this.addUnmet = db.prepare(`
+      UPDATE task_status SET unmet_deps = unmet_deps + 1, updated_at = @now,
+        status = CASE WHEN @blocked THEN 'blocked' WHEN status = 'pending' THEN 'waiting' ELSE status END,
+        ready_at = CASE WHEN status = 'pending' THEN NULL ELSE ready_at END
+      WHERE task_id = @taskId RETURNING status`);
+  }
+
+  event(taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): void {
+    this.insertEvent.run({ taskId, type, now, agentId, attempt, data: data === undefined ? null : JSON.stringify(data) });
+  }
+
+  claim(params: ClaimParams): ClaimedTask[] {
+    const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
+    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
+    const rows = this.claimStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as Array<{
+      task_id: number;
+      attempts: number;
+      max_attempts: number;
+      lease_token: string;
+      lease_expires_at: number;
+      ready_at: number | null;
+      run_at: number;
+    }>;
+    if (rows.length === 0) return [];
+    const idsJson = JSON.stringify(rows.map((row) => row.task_id));
+    const details = new Map(
+      (this.claimedDetails.all(idsJson) as Array<{
+        id: number;
+        title: string;
+        description: string;
+        persona_id: string;
+        payload: string | null;
+        parent_id: number | null;
+        priority: number;
+        timeout_ms: number;
+      }>).map((row) => [row.id, row]),
+    );
+    const deps = new Map<number, DependencyResult[]>();
+    for (const row of this.dependencyResults.all(idsJson) as Array<{
+      for_id: number;
+      id: number;
+      title: string;
+      persona_id: string;
+      status: TaskState;
+      result: string | null;
+    }>) {
+      let list = deps.get(row.for_id);
+      if (list === undefined) deps.set(row.for_id, (list = []));
+      list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
+    }
+    const claimed = rows
+      .sort((a, b) => a.task_id - b.task_id)
+      .map((row): ClaimedTask => {
+        const task = details.get(row.task_id)!;
+        this.event(row.task_id, "task:claimed", params.now, params.agentId, row.attempts, { leaseExpiresAt: row.lease_expires_at });
+        return {
+          id: row.task_id,
+          title: task.title,
+          description: task.description,
+          persona: task.persona_id,
+          payload: parseJson(task.payload),
+          priority: task.priority,
+          parentId: task.parent_id,
+          attempt: row.attempts,
+          maxAttempts: row.max_attempts,
+          leaseToken: row.lease_token,
+          leaseExpiresAt: row.lease_expires_at,
+          leaseMs,
+          timeoutMs: task.timeout_ms,
+          readyAt: row.ready_at ?? row.run_at,
+          claimedAt: params.now,
+          dependencies: deps.get(row.task_id) ?? [],
+        };
+      });
+    this.tx.emit("task:claimed", {
+      agentId: params.agentId,
+      tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })),
+    });
+    return claimed;
+  }
+
+  start(params: { taskId: number; leaseToken: string; now: number }): LeaseResult {
+    const row = this.startStmt.get(params) as { attempts: number; assigned_agent_id: string | null } | undefined;
+    if (row === undefined) return this.lost(params.taskId, "start");
+    this.event(params.taskId, "task:started", params.now, row.assigned_agent_id, row.attempts);
+    this.tx.emit("task:started", { taskId: params.taskId });
+    return { ok: true };
+  }
+
+  progress(params: { taskId: number; leaseToken: string; fraction: number; message?: string | undefined; now: number }): LeaseResult {
+    if (!Number.isFinite(params.fraction) || params.fraction < 0 || params.fraction > 1) {
+      throw new RosterError("VALIDATION", `fraction: must be a number from 0 to 1, got ${String(params.fraction)}`, { details: { field: "fraction" } });
+    }
+    const message = params.message === undefined ? null : String(params.message).slice(0, 1000);
+    const row = this.progressStmt.get({ ...params, message }) as { attempts: number; assigned_agent_id: string | null } | undefined;
+    if (row === undefined) return this.lost(params.taskId, "progress");
+    this.event(params.taskId, "task:progress", params.now, row.assigned_agent_id, row.attempts, { fraction: params.fraction, message });
+    this.tx.emit("task:progress", { taskId: params.taskId, fraction: params.fraction, message });
+    return { ok: true };
+  }
+
+  /** Validates result and children before any write, so a bad output changes nothing. */
+  complete(params: CompleteParams): CompleteResult {
+    const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
+    const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
+    const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result }) as
+      | { persona_id: string; attempts: number; assigned_agent_id: string | null }
+      | undefined;
+    if (row === undefined) return this.lost(params.taskId, "complete");
+    const ready = this.graph.completeDependencies(params.taskId, params.now);
+    let childIds: number[] = [];
+    let childRefs: Record<string, number> = {};
+    if (children !== null) {
+      const written = this.enqueuer.write(children, { parentId: params.taskId, createdBy: row.assigned_agent_id, now: params.now });
+      childIds = written.ids;
+      childRefs = written.refs;
+      this.tx.emit("task:enqueued", {
+        ids: written.created,
+        personas: written.personas,
+        ready: written.statuses.filter((s) => s === "pending").length,
+      });
+    }
+    this.event(params.taskId, "task:completed", params.now, row.assigned_agent_id, row.attempts, {
+      readied: ready.length,
+      ...(childIds.length > 0 ? { children: childIds } : {}),
+    });
+    this.tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
+    if (ready.length > 0) this.tx.emit("task:ready", { count: ready.length });
+    return { ok: true, childIds, childRefs };
+  }
+
+  fail(params: FailParams): FailResult {
+    const row = this.leasedRow.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now }) as
+      | { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string }
+      | undefined;
+    if (row === undefined) return this.lost(params.taskId, "fail");
+    const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
+    const error = storedError(params.error, retryable);
+    return this.settleFailure({
+      taskId: params.taskId,
+      persona: row.persona_id,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      policy: JSON.parse(row.retry_policy) as RetryPolicy,
+      agentId: row.assigned_agent_id,
+      error,
+      retryable,
+      now: params.now,
+      random: params.random ?? Math.random,
+    });
+  }
+
+  /** Shared by fail and the reaper: back to pending with backoff, or failed for good. */
+  settleFailure(p: {
+    taskId: number;
+    persona: string;
+    attempt: number;
+    maxAttempts: number;
+    policy: RetryPolicy;
+    agentId: string | null;
+    error: ErrorObject;
+    retryable: boolean;
+    now: number;
+    random: () => number;
+  }): FailResult {
+    const errorJson = JSON.stringify(p.error);
+    const policy = { ...p.policy, maxAttempts: p.maxAttempts };
+    if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
+      const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
+      this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
+      this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
+      this.tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
+      return { ok: true, outcome: "retrying", runAt, attempt: p.attempt };
+    }
+    this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
+    const blocked = this.graph.blockDependents(p.taskId, p.now);
+    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
+    this.tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
+    return { ok: true, outcome: "failed", attempt: p.attempt, blocked };
+  }
+
+  release(params: ReleaseParams): LeaseResult {
+    const runAt = params.now + (params.delayMs ?? 0);
+    const row = this.releaseStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, runAt }) as
+      | { persona_id: string; attempts: number; assigned_agent_id: string | null }
+      | undefined;
+    if (row === undefined) return this.lost(params.taskId, "release");
+    this.event(params.taskId, "task:released", params.now, row.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
+    this.tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
+    return { ok: true };
+  }
+
+  cancel(params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): { cancelled: number[]; blocked: number[] } {
+    const row = this.requireTask(params.taskId);
+    if (row.status === "completed" || row.status === "failed" || row.status === "cancelled") {
+      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only unfinished tasks can be cancelled`, {
+        details: { taskId: params.taskId, status: row.status },
+      });
+    }
+    this.cancelStmt.run({ taskId: params.taskId, now: params.now });
+    const blocked = this.graph.blockDependents(params.taskId, params.now);
+    this.event(params.taskId, "task:cancelled", params.now, params.by ?? null, row.attempts, {
+      from: row.status,
+      reason: params.reason ?? null,
+      blocked: blocked.length,
+    });
+    this.tx.emit("task:cancelled", { taskIds: [params.taskId], persona: row.persona_id });
+    return { cancelled: [params.taskId], blocked };
+  }
+
+  retry(params: { taskId: number; by?: string | undefined; now: number }): { status: TaskState; unblocked: number[] } {
+    const row = this.requireTask(params.taskId);
+    if (row.status !== "failed" && row.status !== "cancelled") {
+      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only failed or cancelled tasks can be retried`, {
+        details: { taskId: params.taskId, status: row.status },
+      });
+    }
+    const status: TaskState =
+      row.unmet_deps === 0 ? "pending" : (this.blockedDepCount.get(params.taskId) as number) > 0 ? "blocked" : "waiting";
+    this.retryManualStmt.run({ taskId: params.taskId, status, now: params.now });
+    this.event(params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
+    const unblocked =
+      status === "blocked"
+        ? []
+        : this.graph.unblockDependents(params.taskId, params.now, (id) => this.event(id, "task:unblocked", params.now, params.by ?? null, null, { by: params.taskId }));
+    this.tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
+    if (status === "pending") this.tx.emit("task:ready", { count: 1 });
+    return { status, unblocked };
+  }
+
+  addDependency(params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): { status: TaskState } {
+    const { taskId, dependsOn, now } = params;
+    if (taskId === dependsOn) {
+      throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
+    }
+    const task = this.requireTask(taskId);
+    const dep = this.statusRow.get(dependsOn) as { status: TaskState } | undefined;
+    if (dep === undefined) {
+      throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
+    }
+    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
+      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, {
+        details: { field: "taskId", status: task.status },
+      });
+    }
+    if (this.edgeExists.get(taskId, dependsOn) !== undefined) return { status: task.status };
+    const path = this.graph.dependencyPath(dependsOn, taskId);
+    if (path !== null) {
+      const cycle = [taskId, ...path];
+      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, {
+        details: { field: "dependsOn", cycle },
+      });
+    }
+    this.insertEdge.run(taskId, dependsOn);
+    let status: TaskState = task.status;
+    if (dep.status !== "completed") {
+      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
+      status = (this.addUnmet.get({ taskId, now, blocked: bad ? 1 : 0 }) as { status: TaskState }).status;
+      if (bad && task.status !== "blocked") this.graph.blockDependents(taskId, now);
+    }
+    this.event(taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
+    return { status };
+  }
+
+  private requireTask(taskId: number): { status: TaskState; persona_id: string; attempts: number; unmet_deps: number } {
+    const row = this.statusRow.get(taskId) as { status: TaskState; persona_id: string; attempts: number; unmet_deps: number } | undefined;
+    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
+    return row;
+  }
+
+  private lost(taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
+    this.tx.emit("lease:lost", { taskId, op });
+    return LOST;
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * The coordination store, as an interface. SQLite is the first implementation
+ * (src/store/sqlite); a PostgreSQL one must be able to pass the same conformance
+ * suite (test/store/conformance.ts). Nothing here names better-sqlite3.
+ *
+ * Every method takes one params object and is async. Writes that need a live lease
+ * are named `…IfLeased` and report whether the lease held (`{ ok: false, code:
+ * "LEASE_LOST" }`) instead of throwing from inside the database.
+ */
+import type { ErrorObject } from "../errors.js";
+import type { RetryPolicy } from "../policy/retry.js";
+import type { StoreEventBus } from "./events.js";
+
+export const TASK_STATES = [
+  "waiting",
+  "pending",
+  "claimed",
+  "in_progress",
+  "completed",
+  "failed",
+  "cancelled",
+  "blocked",
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const TERMINAL_STATES: readonly TaskState[] = ["completed", "failed", "cancelled"];
+export const LEASED_STATES: readonly TaskState[] = ["claimed", "in_progress"];
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A persona as stored: its front matter (validated elsewhere) and its definition. */
+export interface PersonaRecord {
+  id: string;
+  name: string;
+  /** The markdown body: the persona's definition / system prompt. */
+  definition: string;
+  /** The validated front matter as JSON (adapter, concurrency, leaseMs, timeoutMs, retry …). */
+  config: Record<string, unknown>;
+  /** File it was last synced from; null when it came from elsewhere. */
+  sourcePath: string | null;
+  /** True while its file was present at the last sync. */
+  filePresent: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface PersonaUpsert {
+  id: string;
+  name: string;
+  definition: string;
+  config: Record<string, unknown>;
+  sourcePath: string | null;
+}
+
+/** Per-task overrides of the persona's policy. */
+export interface TaskPolicyOverride {
+  maxAttempts?: number;
+  backoff?: RetryPolicy["backoff"];
+  baseMs?: number;
+  maxMs?: number;
+  jitter?: number;
+  timeoutMs?: number;
+}
+
+/** One task of an enqueue batch, as accepted at every boundary (CLI plan files, MCP). */
+export interface TaskInput {
+  /** Local name inside the batch, so other tasks of the batch can depend on it. */
+  ref?: string;
+  persona: string;
+  title: string;
+  description?: string;
+  /** Local refs of this batch, or ids of existing tasks. */
+  dependsOn?: Array<string | number>;
+  priority?: number;
+  payload?: Json;
+  maxAttempts?: number;
+  /** Per-task overrides of the persona's retry policy and timeout. */
+  policy?: TaskPolicyOverride;
+  /** Delay before the task becomes ready, in ms. */
+  delayMs?: number;
+  /** An enqueue with a key that exists returns the existing task instead of a new one. */
+  idempotencyKey?: string;
+}
+
+export interface EnqueueParams {
+  tasks: TaskInput[];
+  /** Parent of every task of the batch (decomposition). */
+  parentId?: number | null;
+  createdBy?: string | null;
+  now: number;
+}
+
+export interface EnqueueResult {
+  /** New ids in input order. */
+  ids: number[];
+  /** ref → id for the tasks that had a ref. */
+  refs: Record<string, number>;
+}
+
+export interface DependencyResult {
+  id: number;
+  title: string;
+  persona: string;
+  status: TaskState;
+  result: Json | null;
+}
+
+/** What a worker receives when it claims a task. */
+export interface ClaimedTask {
+  id: number;
+  title: string;
+  description: string;
+  persona: string;
+  payload: Json | null;
+  priority: number;
+  parentId: number | null;
+  attempt: number;
+  maxAttempts: number;
+  leaseToken: string;
+  leaseExpiresAt: number;
+  leaseMs: number;
+  timeoutMs: number;
+  /** When the task became ready (enqueue or last dependency done, or retry run_at). */
+  readyAt: number;
+  claimedAt: number;
+  /** Results of its direct dependencies, so a reviewer sees what was produced. */
+  dependencies: DependencyResult[];
+}
+
+export interface TaskRecord {
+  id: number;
+  title: string;
+  description: string;
+  persona: string;
+  payload: Json | null;
+  parentId: number | null;
+  rootId: number;
+  createdBy: string | null;
+  priority: number;
+  idempotencyKey: string | null;
+  createdAt: number;
+  policy: RetryPolicy;
+  timeoutMs: number;
+  status: TaskState;
+  unmetDependencies: number;
+  runAt: number;
+  attempts: number;
+  maxAttempts: number;
+  assignedAgentId: string | null;
+  leaseExpiresAt: number | null;
+  claimedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  progress: number | null;
+  progressMessage: string | null;
+  result: Json | null;
+  error: ErrorObject | null;
+  updatedAt: number;
+  dependsOn: number[];
+}
+
+export interface TaskEvent {
+  id: number;
+  taskId: number | null;
+  type: string;
+  at: number;
+  agentId: string | null;
+  attempt: number | null;
+  data: Json | null;
+}
+
+export interface TaskDetail extends TaskRecord {
+  dependencies: DependencyResult[];
+  dependents: Array<{ id: number; title: string; persona: string; status: TaskState }>;
+  children: Array<{ id: number; title: string; persona: string; status: TaskState }>;
+  events: TaskEvent[];
+}
+
+export interface ListTasksParams {
+  status?: TaskState | TaskState[];
+  persona?: string;
+  parentId?: number;
+  /** Only the subtree (by parent links) under this root task. */
+  rootId?: number;
+  /** Return tasks with id > afterId (cursor pagination). */
+  afterId?: number;
+  /** 0 for all. */
+  limit?: number;
+}
+
+export interface ClaimParams {
+  persona: string;
+  agentId: string;
+  /** Up to this many tasks, in one statement. */
+  limit?: number;
+  /** Lease length; defaults to the persona's leaseMs. */
+  leaseMs?: number;
+  now: number;
+}
+
+export interface LeaseRef {
+  taskId: number;
+  leaseToken: string;
+}
+
+export type LeaseResult = { ok: true } | { ok: false; code: "LEASE_LOST" };
+
+export interface CompleteParams extends LeaseRef {
+  result?: Json;
+  /** New tasks to enqueue as children of this one, in the same transaction. */
+  children?: TaskInput[];
+  now: number;
+}
+
+export type CompleteResult = { ok: true; childIds: number[]; childRefs: Record<string, number> } | { ok: false; code: "LEASE_LOST" };
+
+export interface FailParams extends LeaseRef {
+  error: ErrorObject | { message: string; code?: string; retryable?: boolean };
+  /** False: no further attempt whatever the policy. Default true. */
+  retryable?: boolean;
+  now: number;
+  /** Source of jitter; injectable for tests. */
+  random?: () => number;
+}
+
+export type FailResult =
+  | { ok: true; outcome: "retrying"; runAt: number; attempt: number }
+  | { ok: true; outcome: "failed"; attempt: number; blocked: number[] }
+  | { ok: false; code: "LEASE_LOST" };
+
+export interface ReleaseParams extends LeaseRef {
+  /** Give back without counting the attempt (shutdown, agent leaving). */
+  reason?: string;
+  delayMs?: number;
+  now: number;
+}
+
+/** One finished attempt for the completer's batched commit. */
+export type Settlement =
+  | ({ kind: "complete" } & Omit<CompleteParams, "now">)
+  | ({ kind: "fail" } & Omit<FailParams, "now">)
+  | ({ kind: "release" } & Omit<ReleaseParams, "now">);
+
+export type SettlementResult = CompleteResult | FailResult | LeaseResult;
+
+export interface ProgressParams extends LeaseRef {
+  /** 0..1 */
+  fraction: number;
+  message?: string;
+  now: number;
+}
+
+export interface HeartbeatParams {
+  agentId: string;
+  now: number;
+  /** Renew only these (task id, token) pairs; default every lease the agent holds. */
+  leases?: LeaseRef[];
+}
+
+export interface HeartbeatResult {
+  /** False when the agent is unknown or was expired/deregistered. */
+  agentActive: boolean;
+  /** Leases that were renewed. */
+  renewed: LeaseRef[];
+  /** Of the leases asked about, those no longer held. */
+  lost: LeaseRef[];
+}
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  kind: string;
+  personaId: string | null;
+  status: "active" | "expired" | "deregistered";
+  pid: number | null;
+  hostname: string | null;
+  heartbeatTimeoutMs: number;
+  registeredAt: number;
+  lastHeartbeatAt: number;
+  heldTasks: number;
+}
+
+export interface RegisterAgentParams {
+  /** Supply one to resume a session; otherwise one is generated. */
+  id?: string;
+  name: string;
+  kind: "supervisor" | "mcp" | "cli" | string;
+  personaId?: string | null;
+  pid?: number | null;
+  hostname?: string | null;
+  heartbeatTimeoutMs: number;
+  now: number;
+}
+
+export interface ReapParams {
+  now: number;
+  random?: () => number;
+  limit?: number;
+}
+
+export interface ReapResult {
+  /** Tasks whose lease expired and that went back to pending. */
+  retried: Array<{ taskId: number; persona: string; attempt: number; runAt: number }>;
+  /** Tasks whose lease expired on their last attempt. */
+  failed: Array<{ taskId: number; persona: string; attempt: number }>;
+  /** Agents whose heartbeat was older than their timeout. */
+  expiredAgents: string[];
+}
+
+export interface CountsParams {
+  rootId?: number;
+}
+
+/** persona → state → count (states with 0 omitted). */
+export type Counts = Record<string, Partial<Record<TaskState, number>>>;
+
+export interface RunningTask {
+  id: number;
+  title: string;
+  persona: string;
+  status: TaskState;
+  attempt: number;
+  progress: number | null;
+  progressMessage: string | null;
+  assignedAgentId: string | null;
+  startedAt: number | null;
+}
+
+export interface TaskService {
+  enqueue(params: EnqueueParams): Promise<EnqueueResult>;
+  /** Ready tasks of a persona, best first, without claiming them. */
+  listAvailable(params: { persona: string; now: number; limit?: number }): Promise<TaskRecord[]>;
+  claim(params: ClaimParams): Promise<ClaimedTask[]>;
+  startIfLeased(params: LeaseRef & { now: number }): Promise<LeaseResult>;
+  progressIfLeased(params: ProgressParams): Promise<LeaseResult>;
+  completeIfLeased(params: CompleteParams): Promise<CompleteResult>;
+  failIfLeased(params: FailParams): Promise<FailResult>;
+  releaseIfLeased(params: ReleaseParams): Promise<LeaseResult>;
+  /** Commits many finished attempts in one transaction; results in input order. */
+  settleMany(params: { settlements: Settlement[]; now: number; agentId?: string }): Promise<SettlementResult[]>;
+  cancel(params: { taskId: number; reason?: string; by?: string; now: number }): Promise<{ cancelled: number[]; blocked: number[] }>;
+  retry(params: { taskId: number; by?: string; now: number }): Promise<{ status: TaskState; unblocked: number[] }>;
+  addDependency(params: { taskId: number; dependsOn: number; by?: string; now: number }): Promise<{ status: TaskState }>;
+  get(params: { taskId: number; eventLimit?: number }): Promise<TaskDetail>;
+  list(params: ListTasksParams): Promise<TaskRecord[]>;
+  events(params: { taskId: number; afterId?: number; limit?: number }): Promise<TaskEvent[]>;
+  counts(params?: CountsParams): Promise<Counts>;
+  running(params?: { persona?: string; limit?: number }): Promise<RunningTask[]>;
+  /** Earliest run_at of a pending task after `now`, or null: when to wake up next. */
+  nextRunAt(params: { persona?: string; now: number }): Promise<number | null>;
+}
+
+export interface AgentService {
+  register(params: RegisterAgentParams): Promise<AgentRecord>;
+  /** Renews every lease the agent holds (or the ones named) in one statement. */
+  heartbeat(params: HeartbeatParams): Promise<HeartbeatResult>;
+  /** Releases every lease the agent holds, without counting the attempts. */
+  deregister(params: { agentId: string; now: number }): Promise<{ released: number[] }>;
+  list(params?: { includeInactive?: boolean }): Promise<AgentRecord[]>;
+  get(params: { agentId: string }): Promise<AgentRecord | null>;
+  expireStale(params: { now: number }): Promise<string[]>;
+}
+
+export interface PersonaService {
+  /** Upserts the given personas; marks the others whose file is gone (but keeps them). */
+  sync(params: { personas: PersonaUpsert[]; now: number; sourceDir?: string }): Promise<void>;
+  get(params: { id: string }): Promise<PersonaRecord | null>;
+  list(): Promise<PersonaRecord[]>;
+}
+
+export interface MaintenanceService {
+  reapExpired(params: ReapParams): Promise<ReapResult>;
+  /** Deletes terminal tasks (and their events) finished before `before`. */
+  prune(params: { before: number }): Promise<{ tasks: number; events: number }>;
+  integrityCheck(): Promise<string>;
+}
+
+export interface Store {
+  readonly tasks: TaskService;
+  readonly agents: AgentService;
+  readonly personas: PersonaService;
+  readonly maintenance: MaintenanceService;
+  /** In-process notifications, emitted after each commit. */
+  readonly events: StoreEventBus;
+  /** True when another connection (process) has written since the last call. Cheap. */
+  hasExternalChanges(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Path of the database file, or ":memory:". */
+  path: string;
+  /** "NORMAL" (default) or "FULL". */
+  synchronous?: "NORMAL" | "FULL";
+  /** How long a writer waits for the lock before SQLITE_BUSY, in ms. Default 5000. */
+  busyTimeoutMs?: number;
+  /** Largest payload or result, in bytes of JSON. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** Open read-only (status commands). */
+  readonly?: boolean;
+  /** Directory of NNNN_name.sql files; defaults to the package's migrations/. */
+  migrationsDir?: string;
+  /** Called when a transient SQLITE_BUSY is retried. */
+  onBusyRetry?: (attempt: number) => void;
+  /** Called with the duration of each write transaction, in ms. */
+  onTransaction?: (name: string, durationMs: number) => void;
+}
