@@ -1,0 +1,112 @@
+import { cpus } from "node:os";
+import { z } from "zod";
+import { RosterError } from "./errors.js";
+import { formatIssues } from "./store/input.js";
+
+/**
+ * roster's configuration: one zod schema, named defaults, and the only place that
+ * reads process.env. CLI flags override environment variables, which override the
+ * defaults. Units are in the names.
+ */
+export const DB_PATH_DEFAULT = "./roster.db";
+export const PERSONAS_DIR_DEFAULT = "./personas";
+export const METRICS_HOST_DEFAULT = "127.0.0.1";
+export const METRICS_PORT_DEFAULT = 9464;
+export const MCP_HOST_DEFAULT = "127.0.0.1";
+/** Tasks running at once across all personas. */
+export const CONCURRENCY_DEFAULT = 256;
+/** How often to look for other processes' writes (PRAGMA data_version) and due retries, in ms. */
+export const POLL_INTERVAL_MS_DEFAULT = 250;
+/** How often the reaper looks for expired leases, in ms. */
+export const REAP_INTERVAL_MS_DEFAULT = 5_000;
+/** How long running tasks get to finish after SIGINT/SIGTERM, in ms. */
+export const SHUTDOWN_GRACE_MS_DEFAULT = 10_000;
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+export const configSchema = z
+  .object({
+    /** SQLite database file. */
+    dbPath: z.string().min(1).default(DB_PATH_DEFAULT),
+    /** Folder of persona files (*.md). */
+    personasDir: z.string().min(1).default(PERSONAS_DIR_DEFAULT),
+    logLevel: z.enum(LOG_LEVELS).default("info"),
+    synchronous: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
+    busyTimeoutMs: z.number().int().min(0).default(5_000),
+    /** Largest payload or result, in bytes of JSON. */
+    maxPayloadBytes: z.number().int().min(1).default(1024 * 1024),
+    concurrency: z.number().int().min(1).max(100_000).default(CONCURRENCY_DEFAULT),
+    /** Worker threads; default the number of CPUs. */
+    threads: z.number().int().min(1).max(256).default(Math.max(1, cpus().length)),
+    pollIntervalMs: z.number().int().min(10).default(POLL_INTERVAL_MS_DEFAULT),
+    reapIntervalMs: z.number().int().min(10).default(REAP_INTERVAL_MS_DEFAULT),
+    shutdownGraceMs: z.number().int().min(0).default(SHUTDOWN_GRACE_MS_DEFAULT),
+    /** Allow `module` adapters at absolute paths outside the personas folder. */
+    allowAbsoluteModules: z.boolean().default(false),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default(METRICS_HOST_DEFAULT),
+        port: z.number().int().min(0).max(65_535).default(METRICS_PORT_DEFAULT),
+      })
+      .default({ enabled: true, host: METRICS_HOST_DEFAULT, port: METRICS_PORT_DEFAULT }),
+    mcp: z
+      .object({
+        /** Streamable HTTP port; off when absent. */
+        port: z.number().int().min(0).max(65_535).optional(),
+        host: z.string().min(1).default(MCP_HOST_DEFAULT),
+        /** Bearer token required of HTTP clients when set. */
+        token: z.string().min(1).optional(),
+      })
+      .default({ host: MCP_HOST_DEFAULT }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** The environment variables roster reads, mapped onto config fields. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial<ConfigInput> {
+  const out: DeepPartial<ConfigInput> = {};
+  const int = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value)) throw new RosterError("CONFIG_INVALID", `${name}: must be an integer, got "${raw}"`);
+    return value;
+  };
+  if (env.ROSTER_DB) out.dbPath = env.ROSTER_DB;
+  if (env.ROSTER_PERSONAS) out.personasDir = env.ROSTER_PERSONAS;
+  if (env.ROSTER_LOG_LEVEL) out.logLevel = env.ROSTER_LOG_LEVEL as Config["logLevel"];
+  if (env.ROSTER_SYNCHRONOUS) out.synchronous = env.ROSTER_SYNCHRONOUS.toUpperCase() as Config["synchronous"];
+  const concurrency = int("ROSTER_CONCURRENCY");
+  if (concurrency !== undefined) out.concurrency = concurrency;
+  const threads = int("ROSTER_THREADS");
+  if (threads !== undefined) out.threads = threads;
+  const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");
+  if (maxPayload !== undefined) out.maxPayloadBytes = maxPayload;
+  if (env.ROSTER_MCP_TOKEN) out.mcp = { ...out.mcp, token: env.ROSTER_MCP_TOKEN };
+  return out;
+}
+
+function merge<T extends Record<string, unknown>>(base: T, over: Record<string, unknown>): T {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const prev = out[key];
+    out[key] =
+      typeof value === "object" && value !== null && !Array.isArray(value) && typeof prev === "object" && prev !== null
+        ? merge(prev as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out as T;
+}
+
+/** Defaults ← environment ← flags; every problem listed with its path. */
+export function loadConfig(flags: DeepPartial<ConfigInput> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const input = merge(merge({}, configFromEnv(env) as Record<string, unknown>), flags as Record<string, unknown>);
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) throw new RosterError("CONFIG_INVALID", formatIssues(parsed.error.issues, "config"));
+  return parsed.data;
+}
