@@ -1,0 +1,63 @@
+import type { Json, TaskInput, DependencyResult } from "../store/types.js";
+import type { AdapterConfig } from "../personas/schema.js";
+
+/**
+ * The adapter interface: what runs inside a worker thread for one task attempt.
+ * Adapters never touch SQLite; they get the task as data and report through ctx.
+ */
+export interface AdapterTask {
+  id: number;
+  title: string;
+  description: string;
+  persona: string;
+  payload: Json | null;
+  priority: number;
+  parentId: number | null;
+  attempt: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  /** Results of its direct dependencies. */
+  dependencies: DependencyResult[];
+}
+
+export interface AdapterPersona {
+  id: string;
+  name: string;
+  /** The persona's definition (system prompt). */
+  definition: string;
+  adapter: AdapterConfig;
+  /** Folder of the persona file; relative adapter paths resolve against it. Null when only the database has it. */
+  dir: string | null;
+}
+
+export interface AdapterLogger {
+  debug(message: string, data?: Record<string, unknown>): void;
+  info(message: string, data?: Record<string, unknown>): void;
+  warn(message: string, data?: Record<string, unknown>): void;
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+export interface AdapterContext {
+  /** Aborted on timeout, lost lease, cancellation or shutdown. Stop promptly when it fires. */
+  signal: AbortSignal;
+  /** Reports progress: fraction 0..1 and an optional message. Throttled by the supervisor. */
+  progress(fraction: number, message?: string): void;
+  logger: AdapterLogger;
+  persona: AdapterPersona;
+}
+
+/**
+ * What `run` may resolve to. An object whose only keys are `result` and/or `tasks`
+ * (with `tasks` an array) is structured output: `tasks` are enqueued as children of
+ * this task in the transaction that completes it. Any other value is the result.
+ */
+export interface AdapterOutput {
+  result?: Json;
+  tasks?: TaskInput[];
+}
+
+export type AdapterRun = (task: AdapterTask, ctx: AdapterContext) => Promise<unknown> | unknown;
+
+export interface Adapter {
+  run: AdapterRun;
+}
