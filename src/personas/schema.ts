@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { LEASE_MS_DEFAULT, TIMEOUT_MS_DEFAULT, retryPolicyFields } from "../policy/retry.js";
+import { agentAdapterFields, checkAgentAdapter } from "../adapters/agent/options.js";
 
 /**
  * Persona front matter. Every field is checked here, once; a persona file that
@@ -35,14 +36,16 @@ export const adapterSchema = z.discriminatedUnion("kind", [
   z
     .object({
       kind: z.literal("agent"),
-      profile: z.string().min(1),
       command: z.string().min(1).optional(),
       args: z.array(z.string()).optional(),
       cwd: z.string().optional(),
       env: envSchema.optional(),
       model: z.string().optional(),
+      // profile (claude | codex | gemini | custom), role, workspace …: src/adapters/agent/options.ts
+      ...agentAdapterFields,
     })
-    .strict(),
+    .strict()
+    .superRefine(checkAgentAdapter),
 ]);
 
 export type AdapterConfig = z.infer<typeof adapterSchema>;
