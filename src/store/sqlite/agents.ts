@@ -5,6 +5,17 @@ import type { Db } from "./database.js";
 import { toAgentRecord, type AgentRow } from "./rows.js";
 import type { Transitions } from "./transitions.js";
 
+/** DESIGN rule 5: one statement renews every current lease an agent holds. Params: @agentId @now. */
+export const RENEW_ALL_SQL = `
+      UPDATE task_status SET lease_expires_at = @now + lease_ms
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
+      RETURNING task_id, lease_token`;
+
+/** Marks agents whose heartbeat is older than their timeout. Params: @now. */
+export const EXPIRE_AGENTS_SQL = `
+      UPDATE agents SET status = 'expired'
+      WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now RETURNING id`;
+
 /** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (DESIGN rule 5). */
 export class AgentStatements {
   private readonly insert;
@@ -30,10 +41,7 @@ export class AgentStatements {
     // An expired agent that heartbeats again is alive; a deregistered one stays gone.
     this.touch = db.prepare("UPDATE agents SET last_heartbeat = @now, status = 'active' WHERE id = @agentId AND status <> 'deregistered'");
     // One statement renews every current lease the agent holds.
-    this.renewAll = db.prepare(`
-      UPDATE task_status SET lease_expires_at = @now + lease_ms
-      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
-      RETURNING task_id, lease_token`);
+    this.renewAll = db.prepare(RENEW_ALL_SQL);
     this.renewSome = db.prepare(`
       UPDATE task_status SET lease_expires_at = @now + lease_ms
       WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
@@ -44,9 +52,7 @@ export class AgentStatements {
       "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = ? AND status IN ('claimed','in_progress')",
     );
     this.markDeregistered = db.prepare("UPDATE agents SET status = 'deregistered', last_heartbeat = @now WHERE id = @agentId");
-    this.expire = db.prepare(`
-      UPDATE agents SET status = 'expired'
-      WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now RETURNING id`);
+    this.expire = db.prepare(EXPIRE_AGENTS_SQL);
     this.listActive = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.status = 'active' ORDER BY a.registered_at, a.id`);
     this.listAll = db.prepare(`SELECT a.*, ${held} FROM agents a ORDER BY a.registered_at, a.id`);
     this.byId = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.id = ?`);

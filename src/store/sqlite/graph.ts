@@ -2,6 +2,21 @@ import type { Db } from "./database.js";
 import type { TaskState } from "../types.js";
 
 /**
+ * DESIGN rule 2: completing @taskId decrements its direct dependents' unmet counters
+ * (one seek into task_dependencies_dependents); a waiting task whose last unmet
+ * dependency this was becomes pending. Old values on the right-hand side.
+ */
+export const COMPLETE_DEPENDENCIES_SQL = `
+      UPDATE task_status SET
+        unmet_deps = unmet_deps - 1,
+        status     = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN 'pending' ELSE status END,
+        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN max(run_at, @now) ELSE ready_at END,
+        updated_at = @now
+      WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = @taskId)
+        AND unmet_deps > 0
+      RETURNING task_id, status`;
+
+/**
  * Dependency-graph writes, all run inside a caller's transaction. Readiness is kept
  * by the `unmet_deps` counter, never by scanning the graph: completing a task
  * decrements its direct dependents, and the ones that reach zero become pending.
@@ -17,16 +32,7 @@ export class GraphStatements {
   private readonly dependenciesOf;
 
   constructor(private readonly db: Db) {
-    // Old values on the right-hand side: a waiting task with one unmet dependency left is now ready.
-    this.decrementDependents = db.prepare(`
-      UPDATE task_status SET
-        unmet_deps = unmet_deps - 1,
-        status     = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN 'pending' ELSE status END,
-        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN max(run_at, @now) ELSE ready_at END,
-        updated_at = @now
-      WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = @taskId)
-        AND unmet_deps > 0
-      RETURNING task_id, status`);
+    this.decrementDependents = db.prepare(COMPLETE_DEPENDENCIES_SQL);
     this.insertReadyEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, data)
       SELECT value, 'task:ready', @now, json_object('after', @taskId) FROM json_each(@ids)`);

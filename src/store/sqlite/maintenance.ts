@@ -6,6 +6,13 @@ import type { Transitions } from "./transitions.js";
 
 export const REAP_LIMIT_DEFAULT = 1_000;
 
+/** DESIGN rule 6: leases past their expiry, oldest first, from the partial lease index. Params: @now @limit. */
+export const EXPIRED_LEASES_SQL = `
+      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_expires_at, t.retry_policy
+      FROM task_status s JOIN tasks t ON t.id = s.task_id
+      WHERE s.status IN ('claimed','in_progress') AND s.lease_expires_at <= @now
+      ORDER BY s.lease_expires_at LIMIT @limit`;
+
 /** The lease reaper (DESIGN rule 6), retention, and integrity checks. */
 export class MaintenanceStatements {
   private readonly expiredLeases;
@@ -20,11 +27,7 @@ export class MaintenanceStatements {
     private readonly tx: TransactionRunner,
     private readonly transitions: Transitions,
   ) {
-    this.expiredLeases = db.prepare(`
-      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_expires_at, t.retry_policy
-      FROM task_status s JOIN tasks t ON t.id = s.task_id
-      WHERE s.status IN ('claimed','in_progress') AND s.lease_expires_at <= @now
-      ORDER BY s.lease_expires_at LIMIT @limit`);
+    this.expiredLeases = db.prepare(EXPIRED_LEASES_SQL);
     // Terminal tasks finished before the cut that no surviving task points at.
     this.pruneCandidates = db.prepare(`
       SELECT s.task_id FROM task_status s

@@ -16,6 +16,22 @@ import { TASK_COLUMNS, parseJson, toTaskEvent, toTaskRecord, type EventRow, type
 export const LIST_LIMIT_DEFAULT = 100;
 export const EVENT_LIMIT_DEFAULT = 50;
 
+/** Counts per persona and state (metrics read it at every scrape). */
+export const COUNTS_ALL_SQL = "SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status";
+/** The next wake-up: earliest future run_at of a pending task. Params: @now. */
+export const NEXT_RUN_ALL_SQL = "SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > @now";
+/**
+ * The same for one persona. Params: @persona @now. The unary + keeps the planner
+ * off the claim index (persona_id, priority, run_at), where min(run_at) would read
+ * every pending task of the persona; instead it walks task_status_run_at from @now
+ * and stops at the first task of the persona, which is one seek when the delayed
+ * tasks are few (they are: ready ones have run_at <= now).
+ */
+export const NEXT_RUN_PERSONA_SQL = `
+  SELECT run_at FROM task_status INDEXED BY task_status_run_at
+  WHERE status = 'pending' AND +persona_id = @persona AND run_at > @now
+  ORDER BY run_at LIMIT 1`;
+
 /** Read-only queries. One prepared statement each; filters are parameters, never concatenated. */
 export class TaskQueries {
   private readonly byId;
@@ -64,7 +80,7 @@ export class TaskQueries {
       "SELECT * FROM (SELECT * FROM task_events WHERE task_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     );
     this.eventsAfter = db.prepare("SELECT * FROM task_events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?");
-    this.countsAll = db.prepare("SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status");
+    this.countsAll = db.prepare(COUNTS_ALL_SQL);
     this.countsRoot = db.prepare(`
       SELECT s.persona_id, s.status, count(*) AS n ${from}
       WHERE t.id = @rootId OR t.root_id = @rootId GROUP BY s.persona_id, s.status`);
@@ -73,10 +89,8 @@ export class TaskQueries {
       ${from}
       WHERE s.status IN ('claimed','in_progress') AND (@persona IS NULL OR s.persona_id = @persona)
       ORDER BY t.id LIMIT @limit`);
-    this.nextRunAll = db.prepare("SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > ?").pluck();
-    this.nextRunPersona = db
-      .prepare("SELECT min(run_at) FROM task_status WHERE status = 'pending' AND persona_id = ? AND run_at > ?")
-      .pluck();
+    this.nextRunAll = db.prepare(NEXT_RUN_ALL_SQL).pluck();
+    this.nextRunPersona = db.prepare(NEXT_RUN_PERSONA_SQL).pluck();
   }
 
   get(taskId: number, eventLimit = EVENT_LIMIT_DEFAULT): TaskDetail {
@@ -164,7 +178,9 @@ export class TaskQueries {
   }
 
   nextRunAt(params: { persona?: string | undefined; now: number }): number | null {
-    const value = (params.persona === undefined ? this.nextRunAll.get(params.now) : this.nextRunPersona.get(params.persona, params.now)) as
+    const value = (params.persona === undefined
+      ? this.nextRunAll.get({ now: params.now })
+      : this.nextRunPersona.get({ persona: params.persona, now: params.now })) as
       | number
       | null;
     return value ?? null;

@@ -15,6 +15,7 @@ import { AgentStatements } from "./agents.js";
 import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
 import { GraphStatements } from "./graph.js";
+import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
 import { Transitions, storedError } from "./transitions.js";
@@ -50,6 +51,7 @@ export class SqliteStore implements Store {
       now: options.now ?? Date.now(),
     });
     const db = this.db;
+    registerSqliteHandle(this, db);
     const tx = new TransactionRunner(db, this.events, { onBusyRetry: options.onBusyRetry, onTransaction: options.onTransaction });
     const graph = new GraphStatements(db);
     const enqueuer = new Enqueuer(db);

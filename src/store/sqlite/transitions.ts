@@ -23,6 +23,24 @@ export const CLAIM_LIMIT_MAX = 1_000;
 const ERROR_MESSAGE_MAX = 16 * 1024;
 const ERROR_STACK_MAX = 8 * 1024;
 
+/**
+ * DESIGN rule 2/3: the claim is one statement and one seek into the partial claim
+ * index task_status_claim (persona, priority DESC, run_at, task_id) WHERE pending.
+ * Exported so the SQLite-only plan test explains this exact text.
+ * Params: @agentId @token @leaseMs @now @persona @limit.
+ */
+export const CLAIM_SQL = `
+      UPDATE task_status SET
+        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
+        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
+        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
+      WHERE task_id IN (
+        SELECT task_id FROM task_status
+        WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
+        ORDER BY priority DESC, run_at, task_id
+        LIMIT @limit)
+      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
+
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
 /** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
@@ -78,17 +96,7 @@ export class Transitions {
   ) {
     this.leaseMsOf = db.prepare("SELECT json_extract(config, '$.leaseMs') FROM personas WHERE id = ?").pluck();
     // DESIGN rule 2/3: one statement, one seek into the partial claim index.
-    this.claimStmt = db.prepare(`
-      UPDATE task_status SET
-        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
-        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
-        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
-      WHERE task_id IN (
-        SELECT task_id FROM task_status
-        WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
-        ORDER BY priority DESC, run_at, task_id
-        LIMIT @limit)
-      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at`);
+    this.claimStmt = db.prepare(CLAIM_SQL);
     this.claimedDetails = db.prepare(`
       SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms
       FROM tasks WHERE id IN (SELECT value FROM json_each(?))`);
@@ -167,6 +175,7 @@ export class Transitions {
       lease_expires_at: number;
       ready_at: number | null;
       run_at: number;
+      priority: number;
     }>;
     if (rows.length === 0) return [];
     const idsJson = JSON.stringify(rows.map((row) => row.task_id));
@@ -195,8 +204,9 @@ export class Transitions {
       if (list === undefined) deps.set(row.for_id, (list = []));
       list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
     }
+    // RETURNING order is unspecified: hand tasks back in claim order (priority, then oldest).
     const claimed = rows
-      .sort((a, b) => a.task_id - b.task_id)
+      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
       .map((row): ClaimedTask => {
         const task = details.get(row.task_id)!;
         this.event(row.task_id, "task:claimed", params.now, params.agentId, row.attempts, { leaseExpiresAt: row.lease_expires_at });

@@ -1,0 +1,23 @@
+import { EXPIRE_AGENTS_SQL, RENEW_ALL_SQL } from "./agents.js";
+import { COMPLETE_DEPENDENCIES_SQL } from "./graph.js";
+import { EXPIRED_LEASES_SQL } from "./maintenance.js";
+import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL } from "./queries.js";
+import { CLAIM_SQL } from "./transitions.js";
+
+/**
+ * The statements that run on every supervisor tick, by name, exactly as the store
+ * prepares them. The plan tests (test/store/query-plan.test.ts) explain each one
+ * against a large database: every one must be an index search, never a table scan.
+ */
+export const HOT_QUERIES = {
+  claim: CLAIM_SQL,
+  heartbeat: RENEW_ALL_SQL,
+  reap: EXPIRED_LEASES_SQL,
+  expireAgents: EXPIRE_AGENTS_SQL,
+  counts: COUNTS_ALL_SQL,
+  nextRunAt: NEXT_RUN_ALL_SQL,
+  nextRunAtPersona: NEXT_RUN_PERSONA_SQL,
+  completeDependencies: COMPLETE_DEPENDENCIES_SQL,
+} as const;
+
+export type HotQueryName = keyof typeof HOT_QUERIES;
