@@ -41,7 +41,7 @@ export class MaintenanceStatements {
       LIMIT 10000`);
     this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_id IN (SELECT value FROM json_each(?))");
     this.deleteDeps = db.prepare(
-      "DELETE FROM task_dependencies WHERE task_id IN (SELECT value FROM json_each(?1)) OR depends_on IN (SELECT value FROM json_each(?1))",
+      "DELETE FROM task_dependencies WHERE task_id IN (SELECT value FROM json_each(@ids)) OR depends_on IN (SELECT value FROM json_each(@ids))",
     );
     this.deleteStatus = db.prepare("DELETE FROM task_status WHERE task_id IN (SELECT value FROM json_each(?))");
     this.deleteTasks = db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))");
@@ -89,7 +89,8 @@ export class MaintenanceStatements {
   prune(before: number): { tasks: number; events: number } {
     const ids = JSON.stringify((this.pruneCandidates.all({ before }) as Array<{ task_id: number }>).map((r) => r.task_id));
     const events = this.deleteEvents.run(ids).changes;
-    this.deleteDeps.run(ids);
+    // better-sqlite3 binds `?1` only from an object; a named parameter says what it is.
+    this.deleteDeps.run({ ids });
     this.deleteStatus.run(ids);
     const tasks = this.deleteTasks.run(ids).changes;
     return { tasks, events };
