@@ -6,14 +6,30 @@ import { exitCodeFor, printError } from "./output.js";
  * The `roster` command line: commander parses, each command lives in its own file
  * under commands/ and registers itself. Exit codes: 0 ok, 1 failure, 2 usage or
  * validation error.
+ *
+ * Commander's own errors (unknown option, missing argument) are printed as one
+ * line, `roster: USAGE: …`, like every other error; `roster <command> --help`
+ * shows the usage.
  */
 export function buildProgram(): Command {
   const program = new Command("roster")
     .description("A local orchestrator for AI agents: SQLite task leasing, worker threads, retries, audit, metrics, MCP.")
-    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(usageLine(text)) })
     .exitOverride();
+  // Subcommands created with program.command() copy these settings.
   for (const register of commands) register(program);
   return program;
+}
+
+/** "error: unknown option '--x'\n(Did you mean --y?)" → "roster: USAGE: unknown option '--x' (Did you mean --y?)" */
+function usageLine(text: string): string {
+  const flat = text
+    .replace(/^error:\s*/, "")
+    .split("\n")
+    .map((part) => part.trim())
+    .filter((part) => part !== "")
+    .join(" ");
+  return `roster: USAGE: ${flat} (see --help)\n`;
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -23,9 +39,9 @@ export async function runCli(argv: string[]): Promise<number> {
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Help and version are not failures; commander has already printed them.
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
-      return 2;
+      // --help, --version and `roster help` exit 0; everything else commander
+      // rejects (unknown option or command, missing argument, no command) is usage.
+      return error.exitCode === 0 ? 0 : 2;
     }
     printError(error);
     return exitCodeFor(error);

@@ -1,6 +1,19 @@
 import type { Command } from "commander";
+import { register as add } from "./add.js";
+import { register as agents } from "./agents.js";
+import { register as cancel } from "./cancel.js";
+import { register as events } from "./events.js";
+import { register as init } from "./init.js";
+import { register as ls } from "./ls.js";
+import { register as mcp } from "./mcp.js";
+import { register as personas } from "./personas.js";
+import { register as prune } from "./prune.js";
+import { register as retry } from "./retry.js";
+import { register as show } from "./show.js";
+import { register as start } from "./start.js";
 
 /** Every command registers itself on the program; one file per command. */
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [];
+/** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
+export const commands: RegisterCommand[] = [init, start, add, ls, show, events, retry, cancel, agents, personas, prune, mcp];

@@ -1,0 +1,55 @@
+import type { Command } from "commander";
+import { isoTime, oneLine, preview, table, write } from "../format.js";
+import { printJson } from "../output.js";
+import { addDbOption, addJsonOption, configFrom, parseTaskId, withStore, type DbOptions, type JsonOptions } from "../options.js";
+
+/** Events shown by `roster show` (the latest ones); `roster events ID` lists them all. */
+export const SHOW_EVENT_LIMIT = 20;
+
+/** `roster show ID`: one task with its dependencies, dependents, children and latest events. */
+export function register(program: Command): void {
+  const command = program.command("show").description("show a task: its state, dependencies, dependents, children and latest events").argument("<id>", "task id");
+  addDbOption(command);
+  addJsonOption(command);
+  command.action(async (rawId: string, options: DbOptions & JsonOptions) => {
+    const taskId = parseTaskId(rawId);
+    const config = configFrom(options);
+    const task = await withStore(config, "existing", (store) => store.tasks.get({ taskId, eventLimit: SHOW_EVENT_LIMIT }));
+    if (options.json) {
+      printJson(task);
+      return;
+    }
+    const lines: string[] = [
+      `task ${task.id}: ${oneLine(task.title, 200)}`,
+      `  persona      ${task.persona}`,
+      `  status       ${task.status}${task.progress !== null && task.status === "in_progress" ? ` (${Math.round(task.progress * 100)}% ${task.progressMessage ?? ""})`.trimEnd() : ""}`,
+      `  attempts     ${task.attempts}/${task.maxAttempts}`,
+      `  priority     ${task.priority}`,
+      `  created      ${isoTime(task.createdAt)}${task.createdBy === null ? "" : ` by ${task.createdBy}`}`,
+    ];
+    if (task.parentId !== null) lines.push(`  parent       ${task.parentId}`);
+    if (task.status === "pending" || task.status === "waiting") lines.push(`  run at       ${isoTime(task.runAt)}`);
+    if (task.assignedAgentId !== null) lines.push(`  agent        ${task.assignedAgentId} (lease until ${isoTime(task.leaseExpiresAt)})`);
+    if (task.finishedAt !== null) lines.push(`  finished     ${isoTime(task.finishedAt)}`);
+    if (task.description !== "") lines.push(`  description  ${oneLine(task.description, 200)}`);
+    if (task.payload !== null) lines.push(`  payload      ${preview(task.payload, 200)}`);
+    if (task.result !== null) lines.push(`  result       ${preview(task.result, 200)}`);
+    if (task.error !== null) lines.push(`  error        ${task.error.code}: ${oneLine(task.error.message, 200)}`);
+    write(lines.join("\n"));
+    const related = (label: string, items: Array<{ id: number; title: string; persona: string; status: string }>): void => {
+      if (items.length === 0) return;
+      write(`\n${label}\n${table(["ID", "PERSONA", "STATUS", "TITLE"], items.map((d) => [d.id, d.persona, d.status, preview(d.title, 60)]))}`);
+    };
+    related("depends on", task.dependencies);
+    related("dependents", task.dependents);
+    related("children", task.children);
+    if (task.events.length > 0) {
+      write(
+        `\nlatest events\n${table(
+          ["AT", "TYPE", "ATTEMPT", "AGENT", "DATA"],
+          task.events.map((e) => [isoTime(e.at), e.type, e.attempt, e.agentId, preview(e.data, 60)]),
+        )}`,
+      );
+    }
+  });
+}

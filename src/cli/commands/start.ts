@@ -1,0 +1,96 @@
+import type { Command } from "commander";
+import { LOG_LEVELS, type Config } from "../../config.js";
+import { RosterError } from "../../errors.js";
+import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+
+interface StartOptions extends DbOptions, PersonasOptions {
+  concurrency?: string;
+  threads?: string;
+  exitWhenIdle?: boolean;
+  demo?: boolean;
+  metrics: boolean;
+  metricsPort?: string;
+  metricsHost?: string;
+  logLevel?: string;
+  mcpPort?: string;
+  mcpHost?: string;
+  mcpToken?: string;
+  synchronous?: string;
+}
+
+type ConfigFlags = NonNullable<Parameters<typeof configFrom>[1]>;
+
+/** Flags → config input; loadConfig (zod) checks ranges and lists every problem. */
+export function startConfig(options: StartOptions): Config {
+  const flags: ConfigFlags = {};
+  if (options.concurrency !== undefined) flags.concurrency = parseInteger("--concurrency", options.concurrency, { min: 1 });
+  if (options.threads !== undefined) flags.threads = parseInteger("--threads", options.threads, { min: 1 });
+  if (options.logLevel !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(options.logLevel)) {
+      throw new RosterError("VALIDATION", `--log-level: must be one of ${LOG_LEVELS.join(", ")}, got "${options.logLevel}"`, { details: { field: "log-level" } });
+    }
+    flags.logLevel = options.logLevel as Config["logLevel"];
+  }
+  if (options.synchronous !== undefined) {
+    const value = options.synchronous.toUpperCase();
+    if (value !== "NORMAL" && value !== "FULL") {
+      throw new RosterError("VALIDATION", `--synchronous: must be NORMAL or FULL, got "${options.synchronous}"`, { details: { field: "synchronous" } });
+    }
+    flags.synchronous = value;
+  }
+  if (!options.metrics && (options.metricsPort !== undefined || options.metricsHost !== undefined)) {
+    throw new RosterError("VALIDATION", "--no-metrics: cannot be combined with --metrics-port or --metrics-host", { details: { field: "metrics" } });
+  }
+  const metrics: NonNullable<ConfigFlags["metrics"]> = {};
+  if (!options.metrics) metrics.enabled = false;
+  if (options.metricsPort !== undefined) metrics.port = parseInteger("--metrics-port", options.metricsPort, { min: 0, max: 65_535 });
+  if (options.metricsHost !== undefined) metrics.host = options.metricsHost;
+  if (Object.keys(metrics).length > 0) flags.metrics = metrics;
+  const mcp: NonNullable<ConfigFlags["mcp"]> = {};
+  if (options.mcpPort !== undefined) mcp.port = parseInteger("--mcp-port", options.mcpPort, { min: 0, max: 65_535 });
+  if (options.mcpHost !== undefined) mcp.host = options.mcpHost;
+  if (options.mcpToken !== undefined) mcp.token = options.mcpToken;
+  if (mcp.port === undefined && (mcp.host !== undefined || mcp.token !== undefined)) {
+    throw new RosterError("VALIDATION", "--mcp-host and --mcp-token need --mcp-port (the MCP HTTP server is off without it)", { details: { field: "mcp-port" } });
+  }
+  if (Object.keys(mcp).length > 0) flags.mcp = mcp;
+  return configFrom(options, flags);
+}
+
+/**
+ * `roster start`: the supervisor. Syncs personas, serves metrics (and MCP over
+ * HTTP with --mcp-port), and runs tasks until SIGINT/SIGTERM, or until nothing is
+ * left to do with --exit-when-idle. `--demo` seeds the demo goal into an empty
+ * database; without it start never adds tasks of its own.
+ */
+export function register(program: Command): void {
+  const command = program
+    .command("start")
+    .description("run the supervisor: claim ready tasks and run them on worker threads until stopped");
+  addDbOption(command);
+  addPersonasOption(command);
+  command
+    .option("--concurrency <n>", "tasks running at once across all personas (env ROSTER_CONCURRENCY, default 256)")
+    .option("--threads <n>", "worker threads (env ROSTER_THREADS, default: the number of CPUs)")
+    .option("--exit-when-idle", "exit 0 once no task is ready, running or waiting on a retry")
+    .option("--demo", "seed the demo goal into an empty database")
+    .option("--metrics-port <n>", "Prometheus /metrics port (default 9464; 0 picks a free port)")
+    .option("--metrics-host <host>", "address /metrics binds (default 127.0.0.1)")
+    .option("--no-metrics", "do not serve /metrics")
+    .option("--log-level <level>", `${LOG_LEVELS.join(", ")} (env ROSTER_LOG_LEVEL, default info)`)
+    .option("--mcp-port <n>", "also serve MCP over Streamable HTTP on this port (off by default)")
+    .option("--mcp-host <host>", "address the MCP HTTP server binds (default 127.0.0.1)")
+    .option("--mcp-token <token>", "bearer token MCP HTTP clients must send (env ROSTER_MCP_TOKEN)")
+    .option("--synchronous <mode>", "SQLite synchronous: NORMAL or FULL (env ROSTER_SYNCHRONOUS, default NORMAL)");
+  command.action(async (options: StartOptions) => {
+    const config = startConfig(options);
+    // Loaded here, not at the top: the supervisor pulls in piscina, prom-client and
+    // the MCP SDK, which the quick read commands do not need.
+    const mainModule = "../../main.js";
+    const { runStart } = (await import(mainModule)) as {
+      runStart: (config: Config, options: { demo: boolean; exitWhenIdle: boolean }) => Promise<number | void>;
+    };
+    const code = await runStart(config, { demo: options.demo === true, exitWhenIdle: options.exitWhenIdle === true });
+    if (typeof code === "number") process.exitCode = code;
+  });
+}

@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import type { Command } from "commander";
+import { loadConfig, type Config } from "../config.js";
+import { RosterError } from "../errors.js";
+import { openStore, type Store } from "../store/index.js";
+
+/**
+ * Option handling every command shares: `--db` everywhere, `--json` on the read
+ * commands, `--personas` where persona files matter, integer and id parsing with
+ * messages that name the flag, and opening the store. Environment variables are
+ * read by loadConfig (src/config.ts) only; flags override them.
+ */
+export interface DbOptions {
+  db?: string;
+}
+export interface JsonOptions {
+  json?: boolean;
+}
+export interface PersonasOptions {
+  personas?: string;
+}
+
+export function addDbOption(command: Command): Command {
+  return command.option("--db <path>", "SQLite database file (env ROSTER_DB, default ./roster.db)");
+}
+
+export function addJsonOption(command: Command): Command {
+  return command.option("--json", "print machine-readable JSON on stdout");
+}
+
+export function addPersonasOption(command: Command): Command {
+  return command.option("--personas <dir>", "folder of persona files (env ROSTER_PERSONAS, default ./personas)");
+}
+
+type ConfigFlags = Parameters<typeof loadConfig>[0];
+
+/** Defaults ← environment ← these flags (see loadConfig). */
+export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFlags = {}): Config {
+  const input: ConfigFlags = { ...flags };
+  if (options.db !== undefined) input.dbPath = options.db;
+  if (options.personas !== undefined) input.personasDir = options.personas;
+  return loadConfig(input);
+}
+
+/**
+ * Opens the store for one command and closes it afterwards. `existing` refuses a
+ * database file that is not there, so a read (or a mistyped --db) never creates
+ * an empty file; `create` is for init and start.
+ */
+export async function withStore<T>(config: Config, mode: "existing" | "create", fn: (store: Store) => Promise<T>): Promise<T> {
+  if (mode === "existing" && config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
+    throw new RosterError("VALIDATION", `--db ${config.dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
+      details: { field: "db", path: config.dbPath },
+    });
+  }
+  const store = await openStore({
+    path: config.dbPath,
+    synchronous: config.synchronous,
+    busyTimeoutMs: config.busyTimeoutMs,
+    maxPayloadBytes: config.maxPayloadBytes,
+  });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** An integer flag value within bounds, or a VALIDATION error naming the flag. */
+export function parseInteger(flag: string, raw: string, bounds: { min?: number; max?: number } = {}): number {
+  const text = raw.trim();
+  const value = /^[+-]?\d+$/.test(text) ? Number(text) : Number.NaN;
+  const { min, max } = bounds;
+  const range =
+    min !== undefined && max !== undefined ? ` from ${min} to ${max}` : min !== undefined ? ` >= ${min}` : max !== undefined ? ` <= ${max}` : "";
+  if (!Number.isSafeInteger(value) || (min !== undefined && value < min) || (max !== undefined && value > max)) {
+    throw new RosterError("VALIDATION", `${flag}: must be an integer${range}, got "${raw}"`, { details: { field: flag } });
+  }
+  return value;
+}
+
+/** A task id argument: a positive integer. */
+export function parseTaskId(raw: string, what = "task id"): number {
+  const text = raw.trim();
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RosterError("VALIDATION", `${what}: must be a positive integer, got "${raw}"`, { details: { field: what } });
+  }
+  return value;
+}
+
+/** A comma-separated list of task ids (`--depends-on 1,2`). */
+export function parseIdList(flag: string, raw: string): number[] {
+  const parts = raw.split(",").map((part) => part.trim());
+  if (parts.some((part) => part === "")) {
+    throw new RosterError("VALIDATION", `${flag}: must be task ids separated by commas, got "${raw}"`, { details: { field: flag } });
+  }
+  return parts.map((part) => parseTaskId(part, flag));
+}
+
+const DURATION = /^(\d+)(ms|s|m|h|d|w)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** `7d`, `12h`, `30m`, `45s`, `500ms`, `2w` → milliseconds. */
+export function parseDuration(flag: string, raw: string): number {
+  const text = raw.trim();
+  const match = DURATION.exec(text);
+  const ms = text === "0" ? 0 : match === null ? Number.NaN : Number(match[1]) * UNIT_MS[match[2]!]!;
+  if (!Number.isSafeInteger(ms)) {
+    throw new RosterError("VALIDATION", `${flag}: must be a duration such as 7d, 12h, 30m, 45s or 500ms, got "${raw}"`, {
+      details: { field: flag },
+    });
+  }
+  return ms;
+}
