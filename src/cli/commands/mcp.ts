@@ -1,0 +1,78 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { systemClock } from "../../clock.js";
+import type { Config } from "../../config.js";
+import { createLogger, logLevelOption } from "../../logging/logger.js";
+import { McpLeaseReaper, createMcpContext, parseProfile, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
+import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
+import { openStore } from "../../store/index.js";
+import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+
+interface McpOptions extends DbOptions, PersonasOptions {
+  profile: string;
+  reapIntervalMs?: string;
+  reaper: boolean;
+  logLevel?: Config["logLevel"];
+}
+
+/**
+ * `roster mcp`: an MCP server over stdio for one agent CLI (Claude Code, Codex …),
+ * on the same database as the supervisor. stdout carries JSON-RPC only; logs go to
+ * stderr. Personas are synced from the personas folder when it exists (or when
+ * --personas names one), else served from the database. Unless --no-reaper, it
+ * also returns expired leases to the queue, so external agents work without a
+ * supervisor. Runs until the client closes stdin, or SIGINT/SIGTERM.
+ */
+export function register(program: Command): void {
+  const command = program.command("mcp").description("serve roster to an MCP client (an agent CLI) over stdio");
+  addDbOption(command);
+  addPersonasOption(command);
+  command
+    .option("--profile <profile>", "tools to offer: planner, worker or all", "all")
+    .option("--reap-interval-ms <ms>", "how often to return expired leases to the queue (default: config reapIntervalMs, 5000)")
+    .option("--no-reaper", "do not reap expired leases (a supervisor does it)")
+    .addOption(logLevelOption());
+  command.action(async (options: McpOptions) => {
+    const profile: McpProfile = parseProfile(options.profile);
+    const config = configFrom(options, options.logLevel !== undefined ? { logLevel: options.logLevel } : {});
+    const reapIntervalMs =
+      options.reapIntervalMs === undefined ? config.reapIntervalMs : parseInteger("--reap-interval-ms", options.reapIntervalMs, { min: 10 });
+    // Persona files are checked before the database is opened: a bad one writes nothing.
+    const syncDir = options.personas !== undefined || existsSync(config.personasDir) ? config.personasDir : null;
+    const personas = syncDir === null ? null : loadPersonaDir(syncDir);
+    const logger = createLogger({ level: config.logLevel, name: "roster-mcp" });
+    const store = await openStore({
+      path: config.dbPath,
+      synchronous: config.synchronous,
+      busyTimeoutMs: config.busyTimeoutMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+    });
+    const clock = systemClock;
+    const reaper = options.reaper ? new McpLeaseReaper({ store, clock, logger, intervalMs: reapIntervalMs }) : null;
+    const context = createMcpContext({ store, clock, logger, pollIntervalMs: config.pollIntervalMs });
+    const onSignal = (): void => void session?.close();
+    let session: Awaited<ReturnType<typeof serveMcpStdio>> | null = null;
+    try {
+      if (personas !== null && syncDir !== null) {
+        await store.personas.sync({ personas: personas.map(toPersonaUpsert), now: clock.now(), sourceDir: resolve(syncDir) });
+      }
+      if (reaper !== null) {
+        await reaper.reapOnce();
+        reaper.start();
+      }
+      session = await serveMcpStdio({ context, profile });
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      logger.info({ db: config.dbPath, profile, reaper: reaper !== null }, "roster mcp serving on stdio");
+      await session.closed;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      await reaper?.stop();
+      context.changes.stop();
+      await store.close();
+      logger.info("roster mcp stopped");
+    }
+  });
+}

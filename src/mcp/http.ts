@@ -1,0 +1,242 @@
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { RosterError, coerceError } from "../errors.js";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../logging/logger.js";
+import type { Store } from "../store/index.js";
+import { createMcpContext, type McpContext, type McpProfile } from "./context.js";
+import { createMcpServer } from "./server.js";
+
+export const MCP_HTTP_PATH = "/mcp";
+export const MCP_HTTP_HOST_DEFAULT = "127.0.0.1";
+/** Largest request body read, in bytes. */
+export const MCP_HTTP_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Open sessions at once; more initialize requests get 503. */
+export const MCP_HTTP_MAX_SESSIONS = 1_000;
+
+const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"];
+
+export interface McpHttpOptions {
+  store: Store;
+  /** Interface to bind; 127.0.0.1 unless asked. */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Bearer token every request must carry; none when absent. */
+  token?: string | undefined;
+  profile?: McpProfile;
+  /** Extra Host header names (without port) to accept, for a non-loopback bind behind a name. */
+  allowedHosts?: string[];
+  /** Extra Origin values (scheme://host[:port]) to accept from browsers. */
+  allowedOrigins?: string[];
+  clock?: Clock;
+  logger?: Logger;
+  /** Share a context (lease book, change feed) with another server in the process. */
+  context?: McpContext;
+}
+
+export interface McpHttpServer {
+  /** e.g. http://127.0.0.1:4123/mcp */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Hostname of a Host header or URL authority, lowercase, IPv6 kept in brackets, port dropped. */
+export function hostnameOf(authority: string): string | null {
+  const value = authority.trim().toLowerCase();
+  if (value === "") return null;
+  if (value.startsWith("[")) {
+    const end = value.indexOf("]");
+    return end === -1 ? null : value.slice(0, end + 1);
+  }
+  const colon = value.indexOf(":");
+  return colon === -1 ? value : value.slice(0, colon);
+}
+
+/** Constant-time comparison of two secrets of any length (digests have equal length). */
+export function tokensMatch(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given, "utf8").digest();
+  const b = createHash("sha256").update(expected, "utf8").digest();
+  return timingSafeEqual(a, b);
+}
+
+function sendJsonRpcError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: status === 401 ? -32001 : -32000, message }, id: null }));
+}
+
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        resolve(null);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+}
+
+/**
+ * MCP over Streamable HTTP (stateful sessions), for `roster start --mcp-port N`.
+ * Binds 127.0.0.1 unless another host is asked for. Every request passes, in order:
+ *  1. the Host check against DNS rebinding: the Host header's name must be a loopback
+ *     name when bound to loopback, else the bound host or one of allowedHosts → 403;
+ *  2. the Origin check, when a browser sends one: its host must pass the same test,
+ *     or the origin be listed in allowedOrigins → 403;
+ *  3. the bearer token, when one is set, compared in constant time → 401.
+ * Each initialize request opens a session with its own McpServer; all sessions share
+ * one context (store, lease book, change feed).
+ */
+export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServer> {
+  const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
+    throw new RosterError("CONFIG_INVALID", `mcp.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "mcp.port" } });
+  }
+  if (options.token !== undefined && options.token === "") {
+    throw new RosterError("CONFIG_INVALID", "mcp.token: must not be empty", { details: { field: "mcp.token" } });
+  }
+  const ctx =
+    options.context ??
+    createMcpContext({ store: options.store, ...(options.clock ? { clock: options.clock } : {}), ...(options.logger ? { logger: options.logger } : {}) });
+  const logger = ctx.logger.child({ component: "mcp-http" });
+  const profile = options.profile ?? "all";
+  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
+  const loopback = LOOPBACK_NAMES.includes(bindName);
+  const allowedNames = new Set<string>([...(loopback ? LOOPBACK_NAMES : [bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  const sessions = new Map<string, Session>();
+
+  const hostAllowed = (req: IncomingMessage): boolean => {
+    const name = hostnameOf(req.headers.host ?? "");
+    return name !== null && allowedNames.has(name);
+  };
+  const originAllowed = (req: IncomingMessage): boolean => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true; // not a browser: nothing to rebind
+    if (allowedOrigins.has(origin.toLowerCase())) return true;
+    let name: string | null;
+    try {
+      name = hostnameOf(new URL(origin).host);
+    } catch {
+      return false; // "null" or garbage: refuse
+    }
+    return name !== null && allowedNames.has(name);
+  };
+  const authorized = (req: IncomingMessage): boolean => {
+    if (options.token === undefined) return true;
+    const header = req.headers.authorization ?? "";
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    return tokensMatch(match?.[1]?.trim() ?? "", options.token);
+  };
+
+  const openSession = async (): Promise<StreamableHTTPServerTransport> => {
+    const server = await createMcpServer(ctx, { profile });
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (sessionId) => {
+        sessions.set(sessionId, { transport, server });
+        logger.debug({ sessionId }, "mcp session opened");
+      },
+    });
+    transport.onclose = () => {
+      const id = transport.sessionId;
+      if (id !== undefined && sessions.delete(id)) logger.debug({ sessionId: id }, "mcp session closed");
+    };
+    await server.connect(transport);
+    return transport;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (!hostAllowed(req)) {
+      logger.warn({ host: req.headers.host }, "mcp request refused: Host header not allowed");
+      return sendJsonRpcError(res, 403, `Forbidden: Host header "${req.headers.host ?? ""}" is not allowed`);
+    }
+    if (!originAllowed(req)) {
+      logger.warn({ origin: req.headers.origin }, "mcp request refused: Origin not allowed");
+      return sendJsonRpcError(res, 403, `Forbidden: Origin "${req.headers.origin ?? ""}" is not allowed`);
+    }
+    if (!authorized(req)) return sendJsonRpcError(res, 401, "Unauthorized: a valid bearer token is required", { "www-authenticate": "Bearer" });
+    if (path !== MCP_HTTP_PATH) return sendJsonRpcError(res, 404, `Not found: MCP is served at ${MCP_HTTP_PATH}`);
+
+    const sessionHeader = req.headers["mcp-session-id"];
+    const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
+    const session = sessionId === undefined ? undefined : sessions.get(sessionId);
+    if (sessionId !== undefined && session === undefined) return sendJsonRpcError(res, 404, "Session not found");
+
+    if (req.method !== "POST") {
+      if (session === undefined) return sendJsonRpcError(res, 400, "Bad Request: mcp-session-id header required");
+      return session.transport.handleRequest(req, res);
+    }
+    const raw = await readBody(req, MCP_HTTP_MAX_BODY_BYTES);
+    if (raw === null) return sendJsonRpcError(res, 413, `Payload too large: over ${MCP_HTTP_MAX_BODY_BYTES} bytes`);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch (error) {
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32700, message: `Parse error: ${coerceError(error).message}` }, id: null }));
+      return;
+    }
+    if (session !== undefined) return session.transport.handleRequest(req, res, body);
+    if (!isInitializeRequest(body)) return sendJsonRpcError(res, 400, "Bad Request: no session; send initialize first");
+    if (sessions.size >= MCP_HTTP_MAX_SESSIONS) return sendJsonRpcError(res, 503, "Too many open sessions");
+    const transport = await openSession();
+    await transport.handleRequest(req, res, body);
+  };
+
+  const http: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: coerceError(error) }, "mcp request failed");
+      sendJsonRpcError(res, 500, "Internal server error");
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(options.port, host, () => {
+      http.off("error", reject);
+      resolve();
+    });
+  });
+  const address = http.address() as AddressInfo;
+  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${urlHost}:${address.port}${MCP_HTTP_PATH}`;
+  logger.info({ url, token: options.token !== undefined }, "mcp http listening");
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    host: address.address,
+    port: address.port,
+    close: () =>
+      (closing ??= (async () => {
+        const open = [...sessions.values()];
+        sessions.clear();
+        await Promise.allSettled(open.map((s) => s.server.close()));
+        if (options.context === undefined) ctx.changes.stop();
+        await new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeAllConnections();
+        });
+      })()),
+  };
+}
