@@ -11,9 +11,10 @@ import { register as prune } from "./prune.js";
 import { register as retry } from "./retry.js";
 import { register as show } from "./show.js";
 import { register as start } from "./start.js";
+import { register as status } from "./status.js";
 
 /** Every command registers itself on the program; one file per command. */
 export type RegisterCommand = (program: Command) => void;
 
 /** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
-export const commands: RegisterCommand[] = [init, start, add, ls, show, events, retry, cancel, agents, personas, prune, mcp];
+export const commands: RegisterCommand[] = [init, start, status, add, ls, show, events, retry, cancel, agents, personas, prune, mcp];

@@ -1,0 +1,88 @@
+import type { Command } from "commander";
+import { systemClock } from "../../clock.js";
+import { readStatus, renderStatus, statusJson, type StatusSnapshot } from "../../progress/index.js";
+import type { Store } from "../../store/index.js";
+import { printJson } from "../output.js";
+import { addDbOption, addJsonOption, configFrom, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
+
+interface StatusOptions extends DbOptions, JsonOptions {
+  watch?: boolean;
+  interval?: string;
+}
+
+/** How often `--watch` redraws, in ms. */
+export const STATUS_INTERVAL_MS_DEFAULT = 1_000;
+export const STATUS_INTERVAL_MS_MIN = 100;
+
+/**
+ * `roster status`: per persona, done / total with a bar and the count in each
+ * state; then each running task with its progress fraction and message.
+ * `--json` prints `{ at, counts: { persona: { state: n } }, personas, running }`.
+ * `--watch` redraws every `--interval` ms until Ctrl-C (in a terminal it
+ * clears the screen; otherwise it prints one frame after another, and with
+ * `--json` one JSON object per line).
+ */
+export function register(program: Command): void {
+  const command = program
+    .command("status")
+    .description("show per persona how many tasks are done, and each running task's progress")
+    .option("--watch", "redraw until Ctrl-C")
+    .option("--interval <ms>", `with --watch, redraw every this many ms (default ${STATUS_INTERVAL_MS_DEFAULT})`);
+  addDbOption(command);
+  addJsonOption(command);
+  command.action(async (options: StatusOptions) => {
+    const intervalMs =
+      options.interval === undefined ? STATUS_INTERVAL_MS_DEFAULT : parseInteger("--interval", options.interval, { min: STATUS_INTERVAL_MS_MIN });
+    const config = configFrom(options);
+    await withStore(config, "existing", async (store) => {
+      if (options.watch === true) await watch(store, { json: options.json === true, intervalMs });
+      else print(await readStatus(store, { now: systemClock.now() }), options.json === true);
+    });
+  });
+}
+
+function print(snapshot: StatusSnapshot, json: boolean): void {
+  if (json) printJson(statusJson(snapshot));
+  else process.stdout.write(`${renderStatus(snapshot).join("\n")}\n`);
+}
+
+/** Frames until SIGINT/SIGTERM; resolves (exit 0) when told to stop. */
+async function watch(store: Store, options: { json: boolean; intervalMs: number }): Promise<void> {
+  const out = process.stdout;
+  const terminal = out.isTTY === true && !options.json;
+  let stop: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  let stopping = false;
+  const onSignal = () => {
+    stopping = true;
+    stop();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    let first = true;
+    while (!stopping) {
+      const snapshot = await readStatus(store, { now: systemClock.now() });
+      if (options.json) {
+        out.write(`${JSON.stringify(statusJson(snapshot))}\n`);
+      } else if (terminal) {
+        const columns = out.columns ?? 80;
+        const header = `roster status  ${new Date(snapshot.at).toLocaleTimeString()}  (every ${options.intervalMs} ms; Ctrl-C to stop)`;
+        const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) })];
+        // (Clear the screen once,) home, draw, clear whatever the previous frame left below.
+        out.write(`${first ? "\x1b[2J" : ""}\x1b[H${lines.map((line) => `${line}\x1b[K`).join("\n")}\n\x1b[J`);
+      } else {
+        out.write(`${first ? "" : "\n"}${new Date(snapshot.at).toISOString()}\n${renderStatus(snapshot).join("\n")}\n`);
+      }
+      first = false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([stopped, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.intervalMs)))]);
+      clearTimeout(timer);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
