@@ -1,0 +1,153 @@
+import { isAbsolute, resolve } from "node:path";
+import { RosterError, coerceError } from "../../errors.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../store/input.js";
+import type { Json } from "../../store/types.js";
+import { KEEP_DEFAULT } from "../../workspace/config.js";
+import { createWorktree, finishWorktree, resolveWorkspace, type Worktree, type WorktreeOutcome } from "../../workspace/worktrees.js";
+import type { Adapter, AdapterContext, AdapterOutput, AdapterTask } from "../types.js";
+import { buildLaunch, resolveProfile, type AgentAdapterConfig } from "./launch.js";
+import { interpretRun, type Answer } from "./output.js";
+import { parsePlan } from "./plan.js";
+import { buildPrompt } from "./prompt.js";
+import { runProcess } from "./process.js";
+
+/**
+ * The `agent` adapter: launches a real agent CLI (Claude Code, Codex, Gemini CLI,
+ * or a custom one) for one task attempt, the way a person runs it non-interactively.
+ *
+ * Steps: create the attempt's git worktree when the persona has a `workspace`;
+ * build the prompt (persona definition, task, dependency results, workspace, and
+ * the plan format for a planner); spawn the CLI with an argv array in the
+ * worktree, prompt on stdin or as one argument; read its answer by the profile;
+ * then keep or remove the worktree as configured. A planner's answer becomes
+ * `{ result, tasks }`, enqueued as children when the task completes.
+ */
+export interface AgentAdapterOptions {
+  /** Environment the CLI inherits before the persona's `env`; default this process's. */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** Limit on a planned task's payload, in bytes of JSON. */
+  maxPayloadBytes?: number;
+}
+
+/** Largest prompt passed as one argument, in bytes (Linux caps one argument at 128 KiB; Windows a whole command line at 32 Ki characters). */
+export const PROMPT_ARGUMENT_BYTES_MAX = process.platform === "win32" ? 30_000 : 120_000;
+
+export function createAgentAdapter(options: AgentAdapterOptions = {}): Adapter {
+  return { run: (task, ctx) => runAgent(task, ctx, options) };
+}
+
+export const agentAdapter: Adapter = createAgentAdapter();
+
+export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: AgentAdapterOptions = {}): Promise<AdapterOutput> {
+  const config = ctx.persona.adapter;
+  if (config.kind !== "agent") {
+    throw new RosterError("CONFIG_INVALID", `persona "${ctx.persona.id}": the agent adapter was given a "${config.kind}" adapter config`, { retryable: false });
+  }
+  const profile = resolveProfile(config);
+  const role = config.role ?? "worker";
+  const workspace = config.workspace === undefined ? null : resolveWorkspace(config.workspace, ctx.persona.dir);
+  const worktree = workspace === null ? null : await createWorktree(workspace, task.id, task.attempt);
+  let answer: Answer | null = null;
+  let output: AdapterOutput | null = null;
+  let failure: Error | null = null;
+  try {
+    const prompt = buildPrompt({
+      definition: ctx.persona.definition,
+      task,
+      role,
+      workspace: worktree === null ? null : { path: worktree.path, branch: worktree.branch, base: worktree.base },
+    });
+    const launch = buildLaunch(profile, config, prompt);
+    if (launch.stdin === null && Buffer.byteLength(prompt, "utf8") > PROMPT_ARGUMENT_BYTES_MAX) {
+      throw new RosterError(
+        "VALIDATION",
+        `persona "${ctx.persona.id}": the prompt is ${Buffer.byteLength(prompt, "utf8")} bytes, too long for one command-line argument (max ${PROMPT_ARGUMENT_BYTES_MAX}); set promptVia: stdin`,
+        { retryable: false },
+      );
+    }
+    const cwd = workingFolder(config, ctx.persona.dir, worktree);
+    ctx.logger.info("starting agent CLI", { command: launch.command, profile: config.profile, cwd, branch: worktree?.branch });
+    ctx.progress(0, `running ${launch.command}`);
+    const run = await runProcess({
+      command: launch.command,
+      args: launch.args,
+      cwd,
+      env: childEnv(options.baseEnv ?? process.env, config, task, ctx, worktree),
+      stdin: launch.stdin,
+      signal: ctx.signal,
+      ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
+    });
+    ctx.logger.info("agent CLI exited", { command: launch.command, exitCode: run.exitCode, signal: run.signal });
+    answer = interpretRun(profile, run);
+    output =
+      role === "planner"
+        ? (() => {
+            const plan = parsePlan(answer.text, options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT);
+            return { result: { ...baseResult(config, answer), text: plan.summary }, tasks: plan.tasks };
+          })()
+        : { result: baseResult(config, answer) };
+  } catch (error) {
+    failure = coerceError(error);
+  }
+  let outcome: WorktreeOutcome | null = null;
+  if (worktree !== null) {
+    try {
+      outcome = await finishWorktree(worktree, { keep: workspace?.keep ?? KEEP_DEFAULT, succeeded: failure === null });
+      if (outcome.dirty && !outcome.kept) ctx.logger.warn("the agent left uncommitted changes; they went with its worktree", { branch: outcome.branch });
+    } catch (error) {
+      // The attempt's own outcome matters more than its cleanup: report the cleanup problem and go on.
+      ctx.logger.error("could not finish the attempt's worktree", { path: worktree.path, error: coerceError(error).message });
+    }
+  }
+  if (failure !== null) {
+    if (outcome !== null && failure instanceof RosterError && failure.details !== undefined) failure.details.workspace = workspaceResult(outcome, worktree!);
+    throw failure;
+  }
+  ctx.progress(1);
+  const out = output!;
+  if (outcome !== null && out.result !== undefined && typeof out.result === "object" && out.result !== null && !Array.isArray(out.result)) {
+    out.result.workspace = workspaceResult(outcome, worktree!);
+  }
+  return out;
+}
+
+function baseResult(config: AgentAdapterConfig, answer: Answer): { [key: string]: Json } {
+  return {
+    text: answer.text,
+    profile: config.profile,
+    ...(answer.sessionId === null ? {} : { sessionId: answer.sessionId }),
+    ...answer.meta,
+  };
+}
+
+function workspaceResult(outcome: WorktreeOutcome, worktree: Worktree): { [key: string]: Json } {
+  return {
+    branch: outcome.branch,
+    base: worktree.base,
+    baseCommit: worktree.baseCommit,
+    head: outcome.head,
+    commits: outcome.commits,
+    dirty: outcome.dirty,
+    kept: outcome.kept,
+    ...(outcome.kept ? { path: outcome.path } : {}),
+  };
+}
+
+/** In the worktree when there is one (`cwd` then is relative to it); else `cwd` against the persona's folder. */
+function workingFolder(config: AgentAdapterConfig, personaDir: string | null, worktree: Worktree | null): string {
+  const from = worktree?.path ?? personaDir ?? process.cwd();
+  if (config.cwd === undefined) return from;
+  return isAbsolute(config.cwd) ? config.cwd : resolve(from, config.cwd);
+}
+
+/** The CLI inherits the environment (PATH, HOME, credentials), then the persona's env, then the task's coordinates. */
+function childEnv(base: NodeJS.ProcessEnv, config: AgentAdapterConfig, task: AdapterTask, ctx: AdapterContext, worktree: Worktree | null): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    ...config.env,
+    ROSTER_TASK_ID: String(task.id),
+    ROSTER_ATTEMPT: String(task.attempt),
+    ROSTER_PERSONA: ctx.persona.id,
+    ...(worktree === null ? {} : { ROSTER_WORKTREE: worktree.path, ROSTER_BRANCH: worktree.branch }),
+  };
+}

@@ -1,0 +1,267 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdir, readdir, realpath, rm } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { RosterError } from "../errors.js";
+import type { KeepMode, WorkspaceConfig } from "./config.js";
+import { git } from "./git.js";
+import { withRepoLock } from "./lock.js";
+
+/**
+ * One git worktree per task attempt, on branch `<prefix>task-<id>-a<attempt>`,
+ * in a folder `task-<id>-a<attempt>` under the worktrees folder (default
+ * `<repo>.roster-worktrees` beside the repository, so the repository's own
+ * `git status` never sees them). Every change to a repository's worktrees holds
+ * that repository's lock (lock.ts).
+ *
+ * The branch outlives its worktree: removing a worktree keeps the commits the
+ * agent made; a branch is deleted only when it holds no commit of its own.
+ */
+export interface RepoInfo {
+  /** The repository's main working tree (or the bare repository). */
+  root: string;
+  /** Its git common folder (`.git`), real path: the key of its lock. */
+  gitCommonDir: string;
+}
+
+export interface Worktree {
+  repo: RepoInfo;
+  taskId: number;
+  attempt: number;
+  path: string;
+  branch: string;
+  /** The base as configured (branch, tag, commit) and the commit it named at creation. */
+  base: string;
+  baseCommit: string;
+}
+
+export interface WorktreeOutcome {
+  branch: string;
+  path: string;
+  kept: boolean;
+  /** The branch's last commit, or null when it could not be read. */
+  head: string | null;
+  /** Commits on the branch since its base. */
+  commits: number;
+  /** The agent left changes it did not commit (lost when the worktree is removed). */
+  dirty: boolean;
+  branchDeleted: boolean;
+}
+
+const NAME = /^task-(\d+)-a(\d+)$/;
+
+export function worktreeName(taskId: number, attempt: number): string {
+  return `task-${taskId}-a${attempt}`;
+}
+
+export function branchName(prefix: string, taskId: number, attempt: number): string {
+  return `${prefix}${worktreeName(taskId, attempt)}`;
+}
+
+/** The workspace config with `repo` (and `dir`) made absolute against the persona file's folder. */
+export function resolveWorkspace(config: WorkspaceConfig, baseDir: string | null): WorkspaceConfig {
+  const from = baseDir ?? process.cwd();
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(from, p));
+  return { ...config, repo: abs(config.repo), ...(config.dir === undefined ? {} : { dir: abs(config.dir) }) };
+}
+
+export async function repoInfo(repo: string): Promise<RepoInfo> {
+  if (!existsSync(repo)) {
+    throw new RosterError("CONFIG_INVALID", `workspace.repo: ${repo} does not exist`, { retryable: false, details: { field: "workspace.repo", repo } });
+  }
+  const out = await git(["rev-parse", "--path-format=absolute", "--git-common-dir"], { cwd: repo }).catch((error: unknown) => {
+    throw new RosterError("CONFIG_INVALID", `workspace.repo: ${repo} is not inside a git repository`, {
+      cause: error,
+      retryable: false,
+      details: { field: "workspace.repo", repo },
+    });
+  });
+  const gitCommonDir = await realpath(out.stdout.trim());
+  const root = basename(gitCommonDir) === ".git" ? dirname(gitCommonDir) : gitCommonDir;
+  return { root, gitCommonDir };
+}
+
+export function worktreesDir(repo: RepoInfo, config: Pick<WorkspaceConfig, "dir">): string {
+  return config.dir ?? join(dirname(repo.root), `${basename(repo.root)}.roster-worktrees`);
+}
+
+/** Creates the worktree and branch of one attempt. Fails non-retryable when the base or the branch is wrong. */
+export async function createWorktree(config: WorkspaceConfig, taskId: number, attempt: number): Promise<Worktree> {
+  const repo = await repoInfo(config.repo);
+  const base = config.base;
+  const resolved = await git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${base}^{commit}`], { cwd: repo.root, allowFailure: true });
+  if (resolved.exitCode !== 0) {
+    throw new RosterError("CONFIG_INVALID", `workspace.base: "${base}" is not a branch, tag or commit of ${repo.root}`, {
+      retryable: false,
+      details: { field: "workspace.base", base, repo: repo.root },
+    });
+  }
+  const baseCommit = resolved.stdout.trim();
+  const branch = branchName(config.branchPrefix, taskId, attempt);
+  const dir = worktreesDir(repo, config);
+  return withRepoLock(repo.gitCommonDir, async () => {
+    await mkdir(dir, { recursive: true });
+    const path = join(await realpath(dir), worktreeName(taskId, attempt));
+    // The same task and attempt cannot run twice (each claim is a new attempt), so a folder by this name is a crash's leftover.
+    if (existsSync(path)) await removeWorktreeFolder(repo, path);
+    const exists = await git(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: repo.root, allowFailure: true });
+    if (exists.exitCode === 0) {
+      throw new RosterError("INVALID_STATE", `branch ${branch} already exists in ${repo.root} (left by another roster database?); delete it with: git branch -D ${branch}`, {
+        retryable: false,
+        details: { branch, repo: repo.root },
+      });
+    }
+    await git(["worktree", "add", "-b", branch, path, baseCommit], { cwd: repo.root });
+    return { repo, taskId, attempt, path, branch, base, baseCommit };
+  });
+}
+
+/** Whether the attempt's worktree goes after it ended. */
+export function shouldRemove(keep: KeepMode, succeeded: boolean): boolean {
+  return keep === "never" || (keep === "on-failure" && succeeded);
+}
+
+/** Reads what the attempt left on its branch, then keeps or removes the worktree as configured. */
+export async function finishWorktree(worktree: Worktree, options: { keep: KeepMode; succeeded: boolean }): Promise<WorktreeOutcome> {
+  const { repo, path, branch } = worktree;
+  const present = existsSync(path);
+  const head = await git(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: repo.root, allowFailure: true });
+  const headCommit = head.exitCode === 0 ? head.stdout.trim() : null;
+  const count = headCommit === null ? null : await git(["rev-list", "--count", `${worktree.baseCommit}..${headCommit}`], { cwd: repo.root, allowFailure: true });
+  const commits = count !== null && count.exitCode === 0 ? Number(count.stdout.trim()) : 0;
+  const status = present ? await git(["status", "--porcelain"], { cwd: path, allowFailure: true }) : null;
+  const dirty = status !== null && status.exitCode === 0 && status.stdout.trim() !== "";
+  const remove = shouldRemove(options.keep, options.succeeded);
+  let branchDeleted = false;
+  if (remove) {
+    await withRepoLock(repo.gitCommonDir, async () => {
+      await removeWorktreeFolder(repo, path);
+      if (headCommit !== null && commits === 0) {
+        const deleted = await git(["branch", "-D", branch], { cwd: repo.root, allowFailure: true });
+        branchDeleted = deleted.exitCode === 0;
+      }
+    });
+  }
+  if (!remove && present) markKept(worktree, { taskId: worktree.taskId, attempt: worktree.attempt, succeeded: options.succeeded });
+  return { branch, path, kept: !remove, head: headCommit, commits, dirty, branchDeleted };
+}
+
+/** `git worktree remove --force` (twice forced: also when locked), else delete the folder and prune. */
+async function removeWorktreeFolder(repo: RepoInfo, path: string): Promise<void> {
+  const removed = await git(["worktree", "remove", "--force", "--force", path], { cwd: repo.root, allowFailure: true });
+  if (removed.exitCode !== 0) {
+    await rm(path, { recursive: true, force: true });
+    await git(["worktree", "prune"], { cwd: repo.root });
+  }
+}
+
+export interface ListedWorktree {
+  path: string;
+  branch: string | null;
+  taskId: number;
+  attempt: number;
+  /** False for a folder git does not know (a crash during `worktree add`). */
+  registered: boolean;
+}
+
+/** roster's worktrees of a repository: by branch name, or by folder name under the worktrees folder. */
+export async function listRosterWorktrees(config: WorkspaceConfig): Promise<ListedWorktree[]> {
+  const repo = await repoInfo(config.repo);
+  return listIn(repo, config);
+}
+
+async function listIn(repo: RepoInfo, config: WorkspaceConfig): Promise<ListedWorktree[]> {
+  const dir = worktreesDir(repo, config);
+  const realDir = existsSync(dir) ? await realpath(dir) : dir;
+  const { stdout } = await git(["worktree", "list", "--porcelain"], { cwd: repo.root });
+  const branchPattern = new RegExp(`^refs/heads/${escapeRegex(config.branchPrefix)}task-(\\d+)-a(\\d+)$`);
+  const out: ListedWorktree[] = [];
+  const seen = new Set<string>();
+  for (const block of stdout.split(/\n\n+/)) {
+    const lines = block.split("\n");
+    const path = lines.find((l) => l.startsWith("worktree "))?.slice("worktree ".length);
+    if (path === undefined) continue;
+    const branch = lines.find((l) => l.startsWith("branch "))?.slice("branch ".length) ?? null;
+    const byBranch = branch === null ? null : branchPattern.exec(branch);
+    const byName = dirname(path) === realDir || dirname(path) === dir ? NAME.exec(basename(path)) : null;
+    const ids = byBranch ?? byName;
+    if (ids === null) continue;
+    seen.add(path);
+    out.push({ path, branch: branch?.replace(/^refs\/heads\//, "") ?? null, taskId: Number(ids[1]), attempt: Number(ids[2]), registered: true });
+  }
+  if (existsSync(realDir)) {
+    for (const name of await readdir(realDir)) {
+      const ids = NAME.exec(name);
+      const path = join(realDir, name);
+      if (ids === null || seen.has(path)) continue;
+      out.push({ path, branch: null, taskId: Number(ids[1]), attempt: Number(ids[2]), registered: false });
+    }
+  }
+  return out;
+}
+
+export interface PruneResult {
+  removed: string[];
+  kept: string[];
+}
+
+/**
+ * At start: `git worktree prune`, then removes every roster worktree of the
+ * repository whose attempt is not running and that was not kept on purpose (a
+ * crash's leftovers). Branches stay. `includeKept` also removes the worktrees kept
+ * for inspection.
+ */
+export async function pruneStaleWorktrees(params: {
+  config: WorkspaceConfig;
+  /** True when this attempt of this task is running now (in any process). */
+  isRunning: (taskId: number, attempt: number) => boolean;
+  includeKept?: boolean;
+}): Promise<PruneResult> {
+  const repo = await repoInfo(params.config.repo);
+  return withRepoLock(repo.gitCommonDir, async () => {
+    await git(["worktree", "prune"], { cwd: repo.root });
+    const removed: string[] = [];
+    const kept: string[] = [];
+    for (const wt of await listIn(repo, params.config)) {
+      if (params.isRunning(wt.taskId, wt.attempt) || (!params.includeKept && wt.registered && isMarkedKept(wt.path))) {
+        kept.push(wt.path);
+        continue;
+      }
+      await removeWorktreeFolder(repo, wt.path);
+      removed.push(wt.path);
+    }
+    await git(["worktree", "prune"], { cwd: repo.root });
+    return { removed, kept };
+  });
+}
+
+/**
+ * The mark of a worktree kept on purpose: a file in its admin folder
+ * (`.git/worktrees/<name>/roster-kept`), out of the agent's files and of `git status`.
+ */
+const KEPT_MARK = "roster-kept";
+
+function adminDir(worktreePath: string): string | null {
+  try {
+    const text = readFileSync(join(worktreePath, ".git"), "utf8");
+    const match = /^gitdir:\s*(.+?)\s*$/m.exec(text);
+    return match === null ? null : resolve(worktreePath, match[1]!);
+  } catch (error) {
+    // No .git file: not a linked worktree (or already half removed); it has no mark.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return null;
+    throw error;
+  }
+}
+
+function markKept(worktree: Worktree, reason: Record<string, unknown>): void {
+  const dir = adminDir(worktree.path);
+  if (dir !== null) writeFileSync(join(dir, KEPT_MARK), `${JSON.stringify(reason)}\n`);
+}
+
+function isMarkedKept(worktreePath: string): boolean {
+  const dir = adminDir(worktreePath);
+  return dir !== null && existsSync(join(dir, KEPT_MARK));
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
