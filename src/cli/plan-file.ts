@@ -36,9 +36,10 @@ function parseYaml(path: string, text: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first !== undefined) {
-    const line = first.linePos?.[0].line;
-    const where = line === undefined ? "" : ` line ${line}`;
-    throw new RosterError("VALIDATION", `${path}:${where}: not valid YAML: ${first.message.split("\n")[0]}`, { details: { file: path, line } });
+    const { line, column } = lineColumn(text, first.pos[0]);
+    throw new RosterError("VALIDATION", `${path}: line ${line} column ${column}: not valid YAML (${first.message.split("\n")[0]})`, {
+      details: { file: path, line, column },
+    });
   }
   return doc.toJS();
 }
