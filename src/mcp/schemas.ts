@@ -15,10 +15,10 @@ export const CREATE_BATCH_MAX = 1_000;
 
 const id = z.number().int().positive();
 
-export const agentId = z.string().min(1).max(200).describe("from register_agent");
-export const persona = z.string().min(1).max(64).describe("persona id");
+export const agentId = z.string().min(1).describe("from register_agent");
+export const persona = z.string().min(1).describe("persona id");
 export const taskId = id;
-export const leaseToken = z.string().min(1).max(200).describe("from claim_task");
+export const leaseToken = z.string().min(1).describe("from claim_task");
 export const waitMs = z.number().int().min(0).max(WAIT_MS_MAX).describe(`wait up to this long for a ready task (max ${WAIT_MS_MAX})`);
 export const result = z.unknown().describe("any JSON");
 export const errorMessage = z.string().min(1).max(16_384).describe("what went wrong");
