@@ -9,6 +9,7 @@
  * Exit code: 0 all scenarios ran, 1 a scenario failed (its section says why), 2 usage.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SCENARIOS } from "./scenarios/index.js";
@@ -67,8 +68,11 @@ async function main(): Promise<void> {
     const startedAt = new Date().toISOString();
     const t0 = performance.now();
     log(quick ? "starting (quick)" : "starting");
+    // The machine is shared: the load average around each scenario goes into its section.
+    const loadBefore = loadavg()[0]!;
     try {
       const result = await scenario.run({ quick, workDir, rootDir: ROOT_DIR, distBenchDir: DIST_BENCH_DIR, log });
+      result.params.loadAverage1m = { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)) };
       results.push(result);
       log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } catch (error) {

@@ -38,13 +38,18 @@ export function renderTable(table: Table): string {
   return lines.join("\n");
 }
 
+function loadLine(result: ScenarioResult): string {
+  const load = result.params.loadAverage1m as { before: number; after: number } | undefined;
+  return load === undefined ? "" : `; 1-minute load average ${load.before} before, ${load.after} after (other work on the machine slows every system alike)`;
+}
+
 export function renderSection(result: ScenarioResult, command: string, machine: MachineInfo): string {
   const out: string[] = [`## ${result.scenario}`, ""];
   out.push(`_${result.title}_`, "");
   out.push(
     `Command: \`${command}\`${result.quick ? " (**quick**: tiny sizes, a smoke run, not figures to compare)" : ""} · ${result.startedAt.slice(0, 16).replace("T", " ")} UTC · took ${(result.durationMs / 1000).toFixed(1)} s`,
     "",
-    `Machine: ${machineLine(machine)}`,
+    `Machine: ${machineLine(machine)}${loadLine(result)}`,
     "",
   );
   for (const table of result.tables) out.push(renderTable(table), "");
