@@ -130,6 +130,7 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
   if (tasks.length > BATCH_MAX) throw new RosterError("VALIDATION", `tasks: at most ${BATCH_MAX} tasks per batch`, { details: { field: "tasks" } });
   const out: ValidatedTask[] = [];
   const refs = new Map<string, number>();
+  const keys = new Map<string, number>();
   tasks.forEach((raw, index) => {
     const label = taskLabel(raw, index);
     const parsed = taskInputSchema.safeParse(raw);
@@ -147,6 +148,15 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
         });
       }
       refs.set(task.ref, index);
+    }
+    if (task.idempotencyKey !== undefined) {
+      const other = keys.get(task.idempotencyKey);
+      if (other !== undefined) {
+        throw new RosterError("VALIDATION", `${label}.idempotencyKey: "${task.idempotencyKey}" is already used by tasks[${other}] of this batch`, {
+          details: { index, field: "idempotencyKey" },
+        });
+      }
+      keys.set(task.idempotencyKey, index);
     }
     const payloadJson = task.payload === undefined ? null : serializeJson(task.payload, `${label}.payload`, maxPayloadBytes);
     out.push({ ...task, payload: task.payload as Json | undefined, payloadJson });
@@ -169,7 +179,10 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
   });
   const cycle = findRefCycle(out);
   if (cycle !== null) {
-    throw new RosterError("DEPENDENCY_CYCLE", `tasks: dependency cycle ${cycle.join(" -> ")}`, { details: { field: "dependsOn", cycle } });
+    const index = out.findIndex((task) => task.ref === cycle[0]);
+    throw new RosterError("DEPENDENCY_CYCLE", `${taskLabel(out[index], index)}.dependsOn: dependency cycle ${cycle.join(" -> ")}`, {
+      details: { index, field: "dependsOn", cycle },
+    });
   }
   return out;
 }

@@ -121,8 +121,13 @@ export class Enqueuer {
     });
 
     // States in dependency order: a batch task is blocked when any dependency is.
+    // An idempotent hit keeps its stored state, known before any task that depends
+    // on it is resolved (whatever its place in the batch).
     const statuses: TaskState[] = new Array<TaskState>(tasks.length);
     const unmetCounts: number[] = new Array<number>(tasks.length).fill(0);
+    tasks.forEach((_task, index) => {
+      if (!isNew[index]) statuses[index] = this.taskStatus.get(ids[index]!) as TaskState;
+    });
     const resolve = (index: number): TaskState => {
       const known = statuses[index];
       if (known !== undefined) return known;
@@ -143,11 +148,7 @@ export class Enqueuer {
     const created: number[] = [];
     tasks.forEach((task, index) => {
       const state = resolve(index);
-      if (!isNew[index]) {
-        // An idempotent hit keeps the stored task; report its stored state.
-        statuses[index] = (this.taskStatus.get(ids[index]!) as TaskState | undefined) ?? state;
-        return;
-      }
+      if (!isNew[index]) return;
       const id = ids[index]!;
       created.push(id);
       const depIds = (task.dependsOn ?? []).map((dep) => (typeof dep === "number" ? dep : ids[refIndex.get(dep)!]!));

@@ -135,7 +135,7 @@ export class Transitions {
     this.releaseStmt = db.prepare(`
       UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), run_at = @runAt, ready_at = @runAt,
         assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
-      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id`);
+      WHERE ${leased} RETURNING persona_id, attempts`);
     this.statusRow = db.prepare("SELECT status, persona_id, attempts, unmet_deps, assigned_agent_id FROM task_status WHERE task_id = ?");
     this.cancelStmt = db.prepare(`
       UPDATE task_status SET status = 'cancelled', finished_at = @now, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
@@ -338,11 +338,16 @@ export class Transitions {
 
   release(params: ReleaseParams): LeaseResult {
     const runAt = params.now + (params.delayMs ?? 0);
+    // RETURNING sees the new row, where the agent is already cleared: read the holder first.
+    const holder = this.leasedRow.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now }) as
+      | { assigned_agent_id: string | null }
+      | undefined;
+    if (holder === undefined) return this.lost(params.taskId, "release");
     const row = this.releaseStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, runAt }) as
-      | { persona_id: string; attempts: number; assigned_agent_id: string | null }
+      | { persona_id: string; attempts: number }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "release");
-    this.event(params.taskId, "task:released", params.now, row.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
+    this.event(params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     this.tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
     return { ok: true };
   }

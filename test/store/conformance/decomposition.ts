@@ -1,0 +1,123 @@
+import { expect, it } from "vitest";
+import { claimOne, enqueue, enqueueOne, eventTypes, expectRefused, snapshot, status, type GetCtx } from "./support.js";
+
+/** DESIGN rule 8 (decomposition) and the completer's batched commit. */
+export function decompositionRules(get: GetCtx): void {
+  it("rule 8: children returned with a completion are enqueued under it in the same transaction", async () => {
+    const ctx = get();
+    const root = await enqueueOne(ctx, { persona: "planner", title: "goal" });
+    const plan = await claimOne(ctx, "planner", "planner-agent");
+    const result = await ctx.store.tasks.completeIfLeased({
+      taskId: plan.id,
+      leaseToken: plan.leaseToken,
+      result: { plan: "two steps" },
+      children: [
+        { ref: "impl", persona: "worker", title: "implement" },
+        { ref: "review", persona: "reviewer", title: "review", dependsOn: ["impl"] },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.childIds).toHaveLength(2);
+    expect(result.childRefs).toEqual({ impl: result.childIds[0], review: result.childIds[1] });
+    const parent = await ctx.store.tasks.get({ taskId: root });
+    expect(parent.status).toBe("completed");
+    expect(parent.children.map((c) => c.id)).toEqual(result.childIds);
+    const [impl, review] = await Promise.all(result.childIds.map((taskId) => ctx.store.tasks.get({ taskId })));
+    expect(impl).toMatchObject({ parentId: root, rootId: root, status: "pending", createdBy: "planner-agent" });
+    expect(review).toMatchObject({ parentId: root, rootId: root, status: "waiting", dependsOn: [impl!.id] });
+    const completed = parent.events.find((e) => e.type === "task:completed")!;
+    const enqueued = impl!.events.find((e) => e.type === "task:enqueued")!;
+    expect(enqueued.at).toBe(completed.at);
+    // Grandchildren keep the same root.
+    const child = await claimOne(ctx, "worker");
+    const grand = await ctx.store.tasks.completeIfLeased({
+      taskId: child.id,
+      leaseToken: child.leaseToken,
+      children: [{ persona: "worker", title: "sub-step" }],
+      now: ctx.clock.now(),
+    });
+    expect(grand.ok && (await ctx.store.tasks.get({ taskId: grand.childIds[0]! })).rootId).toBe(root);
+  });
+
+  it("rule 8: a child with an unknown persona rolls back the whole completion (completeIfLeased)", async () => {
+    const ctx = get();
+    await enqueueOne(ctx, { persona: "planner", title: "goal" });
+    const plan = await claimOne(ctx, "planner");
+    await expectRefused(
+      ctx,
+      () =>
+        ctx.store.tasks.completeIfLeased({
+          taskId: plan.id,
+          leaseToken: plan.leaseToken,
+          result: { ok: true },
+          children: [
+            { ref: "fine", persona: "worker", title: "fine" },
+            { ref: "odd", persona: "ghost", title: "odd" },
+          ],
+          now: ctx.clock.now(),
+        }),
+      "PERSONA_NOT_FOUND",
+      ['tasks[1] (ref "odd").persona', '"ghost"'],
+      [plan.id],
+    );
+    expect(await status(ctx, plan.id)).toBe("claimed");
+    // The lease still holds: a corrected completion goes through.
+    const retried = await ctx.store.tasks.completeIfLeased({
+      taskId: plan.id,
+      leaseToken: plan.leaseToken,
+      children: [{ persona: "worker", title: "fine" }],
+      now: ctx.clock.now(),
+    });
+    expect(retried.ok).toBe(true);
+  });
+
+  it("rule 8: in settleMany a bad child list fails only that task's attempt with ADAPTER_OUTPUT_INVALID", async () => {
+    const ctx = get();
+    await enqueue(ctx, [
+      { persona: "worker", title: "bad planner output" },
+      { persona: "worker", title: "good" },
+    ]);
+    const [bad, good] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
+    const before = await snapshot(ctx);
+    const results = await ctx.store.tasks.settleMany({
+      settlements: [
+        { kind: "complete", taskId: bad!.id, leaseToken: bad!.leaseToken, result: 1, children: [{ persona: "ghost", title: "x" }] },
+        { kind: "complete", taskId: good!.id, leaseToken: good!.leaseToken, result: 2 },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(results[0]).toMatchObject({ ok: true, outcome: "retrying", attempt: 1 });
+    expect(results[1]).toMatchObject({ ok: true, childIds: [] });
+    expect(await ctx.store.tasks.get({ taskId: bad!.id })).toMatchObject({ status: "pending", result: null, error: { code: "ADAPTER_OUTPUT_INVALID" } });
+    expect((await ctx.store.tasks.get({ taskId: bad!.id })).error?.message).toContain("ghost");
+    expect(await ctx.store.tasks.get({ taskId: good!.id })).toMatchObject({ status: "completed", result: 2 });
+    const after = await snapshot(ctx);
+    expect(after.rows.tasks).toBe(before.rows.tasks);
+    expect(await eventTypes(ctx, bad!.id)).not.toContain("task:completed");
+  });
+
+  it("settleMany commits completions, failures and releases in one call, results in input order", async () => {
+    const ctx = get();
+    const ids = await enqueue(ctx, Array.from({ length: 4 }, (_, i) => ({ persona: "worker", title: `t${i}` })));
+    const claimed = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 4, now: ctx.clock.now() });
+    const [c, f, r, s] = claimed;
+    const results = await ctx.store.tasks.settleMany({
+      settlements: [
+        { kind: "complete", taskId: c!.id, leaseToken: c!.leaseToken, result: "done" },
+        { kind: "fail", taskId: f!.id, leaseToken: f!.leaseToken, error: { message: "no" }, retryable: false },
+        { kind: "release", taskId: r!.id, leaseToken: r!.leaseToken, reason: "shutdown" },
+        { kind: "complete", taskId: s!.id, leaseToken: "stale", result: "late" },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(results).toEqual([
+      { ok: true, childIds: [], childRefs: {} },
+      { ok: true, outcome: "failed", attempt: 1, blocked: [] },
+      { ok: true },
+      { ok: false, code: "LEASE_LOST" },
+    ]);
+    expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["completed", "failed", "pending", "claimed"]);
+  });
+}
