@@ -1,0 +1,129 @@
+import { request } from "node:http";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { hostnameOf, startMcpHttp, tokensMatch, type McpHttpServer } from "../../src/mcp/http.js";
+import { openTestStore, type TestStore } from "../helpers/store.js";
+import { call } from "./helpers.js";
+
+const TOKEN = "s3cret-token-for-tests";
+
+function httpClient(url: string, token?: string): { client: Client; transport: StreamableHTTPClientTransport } {
+  const transport = new StreamableHTTPClientTransport(new URL(url), token === undefined ? {} : { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+  return { client: new Client({ name: "http-test", version: "0.0.0" }), transport };
+}
+
+/** A raw initialize POST with chosen headers (fetch will not send a foreign Host). */
+function rawInitialize(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const target = new URL(url);
+  const body = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+  });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("roster MCP over Streamable HTTP", () => {
+  let db: TestStore;
+  let http: McpHttpServer;
+
+  beforeEach(async () => {
+    db = await openTestStore();
+    http = await startMcpHttp({ store: db.store, clock: db.clock, port: 0, token: TOKEN });
+  });
+
+  afterEach(async () => {
+    await http.close();
+    await db.close();
+  });
+
+  it("binds 127.0.0.1 by default", () => {
+    expect(http.host).toBe("127.0.0.1");
+    expect(http.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+  });
+
+  it("serves a client that sends the bearer token", async () => {
+    const { client, transport } = httpClient(http.url, TOKEN);
+    await client.connect(transport);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("claim_task");
+    expect(names).toContain("create_tasks");
+    const { ids } = await call(client, "create_tasks", { tasks: [{ persona: "worker", title: "over http" }] });
+    const { agentId } = await call(client, "register_agent", { name: "http worker" });
+    const claimed = await call(client, "claim_task", { agentId, persona: "worker" });
+    expect(claimed.task.id).toBe(ids[0]);
+    expect((await db.store.tasks.get({ taskId: ids[0] })).assignedAgentId).toBe(agentId);
+    await client.close();
+  });
+
+  it("answers 401 to a client without the token, and to one with a wrong token", async () => {
+    for (const token of [undefined, "wrong-token"]) {
+      const { client, transport } = httpClient(http.url, token);
+      await expect(client.connect(transport)).rejects.toMatchObject({ code: 401 });
+    }
+    const raw = await rawInitialize(http.url, { host: new URL(http.url).host });
+    expect(raw.status).toBe(401);
+  });
+
+  it("refuses a foreign Host header with 403 even with the token", async () => {
+    const port = new URL(http.url).port;
+    const refused = await rawInitialize(http.url, { host: `evil.example:${port}`, authorization: `Bearer ${TOKEN}` });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain("Host");
+    const allowed = await rawInitialize(http.url, { host: `localhost:${port}`, authorization: `Bearer ${TOKEN}` });
+    expect(allowed.status).toBe(200);
+  });
+
+  it("refuses a foreign Origin with 403 and accepts a loopback one", async () => {
+    const host = new URL(http.url).host;
+    const auth = { host, authorization: `Bearer ${TOKEN}` };
+    expect((await rawInitialize(http.url, { ...auth, origin: "http://evil.example" })).status).toBe(403);
+    expect((await rawInitialize(http.url, { ...auth, origin: `http://${host}` })).status).toBe(200);
+  });
+
+  it("keeps sessions apart: two clients at once each get their own session", async () => {
+    const a = httpClient(http.url, TOKEN);
+    const b = httpClient(http.url, TOKEN);
+    await Promise.all([a.client.connect(a.transport), b.client.connect(b.transport)]);
+    expect(a.transport.sessionId).toBeDefined();
+    expect(a.transport.sessionId).not.toBe(b.transport.sessionId);
+    const [pa, pb] = await Promise.all([call(a.client, "list_personas"), call(b.client, "list_personas")]);
+    expect(pa).toEqual(pb);
+    await Promise.all([a.client.close(), b.client.close()]);
+  });
+});
+
+describe("MCP HTTP helpers", () => {
+  it("compares tokens of any length without throwing", () => {
+    expect(tokensMatch(TOKEN, TOKEN)).toBe(true);
+    expect(tokensMatch("short", TOKEN)).toBe(false);
+    expect(tokensMatch("", TOKEN)).toBe(false);
+  });
+
+  it("takes the host name of a Host header without its port, IPv6 in brackets", () => {
+    expect(hostnameOf("127.0.0.1:8080")).toBe("127.0.0.1");
+    expect(hostnameOf("LOCALHOST")).toBe("localhost");
+    expect(hostnameOf("[::1]:9000")).toBe("[::1]");
+    expect(hostnameOf("")).toBeNull();
+  });
+});
