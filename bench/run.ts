@@ -103,4 +103,7 @@ async function main(): Promise<void> {
   process.exitCode = failed ? 1 : 0;
 }
 
+// Ctrl-C or SIGTERM: exit through process.exit so the exit hooks stop redis-server and the children.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
+
 await main();

@@ -67,6 +67,9 @@ export async function startRedis(): Promise<RedisServer> {
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // If the harness dies (Ctrl-C, a crash), the server must not outlive it.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited at start (code ${child.exitCode}): ${stderr.trim()}`);
@@ -87,6 +90,7 @@ export async function startRedis(): Promise<RedisServer> {
     port,
     version,
     async stop() {
+      process.off("exit", killOnExit);
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
       await exited;

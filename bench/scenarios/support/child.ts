@@ -33,6 +33,9 @@ export function runInChild<T>(call: ChildCall): Promise<T> {
       env: call.env ?? process.env,
     });
     let reply: Reply | undefined;
+    // A harness that exits (Ctrl-C, crash) takes its measuring child with it.
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`bench child ${call.fn} timed out after ${call.timeoutMs ?? 600_000} ms`));
@@ -46,6 +49,7 @@ export function runInChild<T>(call: ChildCall): Promise<T> {
     });
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
+      process.off("exit", killOnExit);
       if (reply === undefined) {
         reject(new Error(`bench child ${call.fn} exited (code ${code}, signal ${signal}) without a result`));
       } else if (reply.ok) {
@@ -61,6 +65,8 @@ export function runInChild<T>(call: ChildCall): Promise<T> {
 }
 
 async function childMain(): Promise<void> {
+  // The parent gone (killed, Ctrl-C): stop measuring at once.
+  process.once("disconnect", () => process.exit(1));
   const call = await new Promise<ChildCall>((resolve) => process.once("message", (m) => resolve(m as ChildCall)));
   let reply: Reply;
   try {
