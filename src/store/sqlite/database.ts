@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import pRetry, { AbortError } from "p-retry";
 import { RosterError, coerceError } from "../../errors.js";
 import type { StoreEventBus, StoreEventMap, StoreEventName } from "../events.js";
-import { runMigrations } from "./migrate.js";
+import { assertRosterOrEmpty, runMigrations } from "./migrate.js";
 
 export type Db = Database.Database;
 
@@ -57,6 +57,8 @@ export function openDatabase(options: OpenOptions): Db {
   }
   try {
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
+    // Before the journal-mode switch, which would rewrite another program's file.
+    assertRosterOrEmpty(db, options.path);
     if (!options.readonly) {
       db.pragma("journal_mode = WAL");
     }

@@ -32,6 +32,20 @@ export function readMigrations(dir: string): MigrationFile[] {
 }
 
 /**
+ * Refuses, before anything is written (journal mode included), a file that holds
+ * another program's tables. An empty database or a roster one passes. Reading
+ * sqlite_master is also what turns a file that is not SQLite into SQLITE_NOTADB.
+ */
+export function assertRosterOrEmpty(db: Database.Database, path: string): void {
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+  if (tables.length > 0 && !tables.includes("schema_migrations")) {
+    throw new RosterError("DATABASE_INVALID", `${path}: holds tables that are not roster's (${tables.slice(0, 3).join(", ")}) and no schema_migrations table`, {
+      retryable: false,
+    });
+  }
+}
+
+/**
  * Applies the migrations a database lacks, each in its own BEGIN IMMEDIATE, and
  * refuses a database whose applied migrations differ from the files (edited after
  * shipping) or that is newer than this code.

@@ -1,0 +1,127 @@
+-- index agents_active
+CREATE INDEX agents_active ON agents(last_heartbeat) WHERE status = 'active';
+
+-- index task_dependencies_dependents
+CREATE INDEX task_dependencies_dependents ON task_dependencies(depends_on, task_id);
+
+-- index task_events_at
+CREATE INDEX task_events_at ON task_events(at);
+
+-- index task_events_task
+CREATE INDEX task_events_task ON task_events(task_id, id) WHERE task_id IS NOT NULL;
+
+-- index task_status_agent
+CREATE INDEX task_status_agent ON task_status(assigned_agent_id) WHERE status IN ('claimed','in_progress');
+
+-- index task_status_claim
+CREATE INDEX task_status_claim ON task_status(persona_id, priority DESC, run_at, task_id)
+  WHERE status = 'pending';
+
+-- index task_status_counts
+CREATE INDEX task_status_counts ON task_status(persona_id, status);
+
+-- index task_status_finished
+CREATE INDEX task_status_finished ON task_status(finished_at) WHERE finished_at IS NOT NULL;
+
+-- index task_status_lease
+CREATE INDEX task_status_lease ON task_status(lease_expires_at) WHERE status IN ('claimed','in_progress');
+
+-- index task_status_run_at
+CREATE INDEX task_status_run_at ON task_status(run_at) WHERE status = 'pending';
+
+-- index tasks_parent
+CREATE INDEX tasks_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL;
+
+-- index tasks_root
+CREATE INDEX tasks_root ON tasks(root_id) WHERE root_id IS NOT NULL;
+
+-- table agents
+CREATE TABLE agents (
+  id                   TEXT PRIMARY KEY,
+  name                 TEXT NOT NULL,
+  kind                 TEXT NOT NULL,
+  persona_id           TEXT REFERENCES personas(id),
+  status               TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','expired','deregistered')),
+  pid                  INTEGER,
+  hostname             TEXT,
+  heartbeat_timeout_ms INTEGER NOT NULL,
+  registered_at        INTEGER NOT NULL,
+  last_heartbeat       INTEGER NOT NULL
+) STRICT;
+
+-- table personas
+CREATE TABLE personas (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  definition   TEXT NOT NULL,
+  config       TEXT NOT NULL,            -- validated front matter, JSON
+  source_path  TEXT,
+  file_present INTEGER NOT NULL DEFAULT 1,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL
+) STRICT;
+
+-- table schema_migrations
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
+
+-- table task_dependencies
+CREATE TABLE task_dependencies (
+  task_id    INTEGER NOT NULL REFERENCES tasks(id),
+  depends_on INTEGER NOT NULL REFERENCES tasks(id),
+  PRIMARY KEY (task_id, depends_on),
+  CHECK (task_id <> depends_on)
+) STRICT, WITHOUT ROWID;
+
+-- table task_events
+CREATE TABLE task_events (
+  id       INTEGER PRIMARY KEY,
+  task_id  INTEGER,
+  type     TEXT NOT NULL,
+  at       INTEGER NOT NULL,
+  agent_id TEXT,
+  attempt  INTEGER,
+  data     TEXT                          -- JSON
+) STRICT;
+
+-- table task_status
+CREATE TABLE task_status (
+  task_id           INTEGER PRIMARY KEY REFERENCES tasks(id),
+  status            TEXT NOT NULL CHECK (status IN
+                      ('waiting','pending','claimed','in_progress','completed','failed','cancelled','blocked')),
+  persona_id        TEXT NOT NULL,       -- copied from tasks for the claim index
+  priority          INTEGER NOT NULL,    -- copied from tasks for the claim index
+  unmet_deps        INTEGER NOT NULL DEFAULT 0 CHECK (unmet_deps >= 0),
+  run_at            INTEGER NOT NULL,
+  ready_at          INTEGER,             -- when it last became ready (queue-wait metric)
+  attempts          INTEGER NOT NULL DEFAULT 0,
+  max_attempts      INTEGER NOT NULL,
+  assigned_agent_id TEXT,
+  lease_token       TEXT,
+  lease_ms          INTEGER,
+  lease_expires_at  INTEGER,
+  claimed_at        INTEGER,
+  started_at        INTEGER,
+  finished_at       INTEGER,
+  progress          REAL,
+  progress_message  TEXT,
+  result            TEXT,                -- JSON
+  last_error        TEXT,                -- JSON error object
+  updated_at        INTEGER NOT NULL
+) STRICT;
+
+-- table tasks
+CREATE TABLE tasks (
+  id              INTEGER PRIMARY KEY,
+  title           TEXT NOT NULL,
+  description     TEXT NOT NULL DEFAULT '',
+  persona_id      TEXT NOT NULL REFERENCES personas(id),
+  payload         TEXT,                  -- JSON
+  parent_id       INTEGER REFERENCES tasks(id),
+  root_id         INTEGER,               -- top of the parent chain; NULL for a root
+  created_by      TEXT,
+  priority        INTEGER NOT NULL DEFAULT 0,
+  retry_policy    TEXT NOT NULL,         -- effective policy (persona merged with overrides), JSON
+  timeout_ms      INTEGER NOT NULL,
+  idempotency_key TEXT UNIQUE,
+  created_at      INTEGER NOT NULL
+) STRICT;
