@@ -1,10 +1,11 @@
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve, sep } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../store/input.js";
 import type { Json } from "../../store/types.js";
 import { KEEP_DEFAULT } from "../../workspace/config.js";
 import { createWorktree, finishWorktree, resolveWorkspace, type Worktree, type WorktreeOutcome } from "../../workspace/worktrees.js";
-import type { Adapter, AdapterContext, AdapterOutput, AdapterTask } from "../types.js";
+import type { AdapterEnvironment } from "../registry.js";
+import type { Adapter, AdapterContext, AdapterOutput, AdapterPersona, AdapterTask } from "../types.js";
 import { buildLaunch, resolveProfile, type AgentAdapterConfig } from "./launch.js";
 import { interpretRun, type Answer } from "./output.js";
 import { parsePlan } from "./plan.js";
@@ -38,6 +39,11 @@ export function createAgentAdapter(options: AgentAdapterOptions = {}): Adapter {
 
 export const agentAdapter: Adapter = createAgentAdapter();
 
+/** The registry's entry point (src/adapters/registry.ts): one adapter per persona, in a worker thread. */
+export function createAdapter(_persona: AdapterPersona, env: AdapterEnvironment): Adapter {
+  return createAgentAdapter({ maxPayloadBytes: env.maxPayloadBytes });
+}
+
 export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: AgentAdapterOptions = {}): Promise<AdapterOutput> {
   const config = ctx.persona.adapter;
   if (config.kind !== "agent") {
@@ -69,7 +75,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     ctx.logger.info("starting agent CLI", { command: launch.command, profile: config.profile, cwd, branch: worktree?.branch });
     ctx.progress(0, `running ${launch.command}`);
     const run = await runProcess({
-      command: launch.command,
+      command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
       cwd,
       env: childEnv(options.baseEnv ?? process.env, config, task, ctx, worktree),
@@ -138,6 +144,12 @@ function workingFolder(config: AgentAdapterConfig, personaDir: string | null, wo
   const from = worktree?.path ?? personaDir ?? process.cwd();
   if (config.cwd === undefined) return from;
   return isAbsolute(config.cwd) ? config.cwd : resolve(from, config.cwd);
+}
+
+/** A command with a path separator (`./bin/agent`) is relative to the persona file's folder; a bare name is looked up on PATH. */
+function commandPath(command: string, personaDir: string | null): string {
+  const hasSeparator = command.includes("/") || command.includes(sep);
+  return hasSeparator && !isAbsolute(command) ? resolve(personaDir ?? process.cwd(), command) : command;
 }
 
 /** The CLI inherits the environment (PATH, HOME, credentials), then the persona's env, then the task's coordinates. */

@@ -1,14 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { RosterError } from "../../errors.js";
+import { killTree, spawnTree } from "../process-tree.js";
+import { abortReason } from "../work.js";
 import type { CliRun } from "./output.js";
 
 /**
  * Runs one CLI to completion: argv array (never a shell), optional stdin, stdout
  * collected up to a bound, stderr kept as a tail. On abort the whole process tree
- * gets SIGTERM, then SIGKILL after a grace period (on Windows, `taskkill /T /F`).
- *
- * The child gets its own process group (detached on POSIX) so that the tree can be
- * signalled as one: agent CLIs start shells, language servers and test runners.
+ * gets SIGTERM, then SIGKILL after a grace period, through the shared process-tree
+ * helper (../process-tree.ts): agent CLIs start shells, language servers and test
+ * runners, and none of them may outlive the attempt.
  */
 export const KILL_GRACE_MS_DEFAULT = 5_000;
 /** Largest stdout kept, in bytes; beyond it the run fails rather than eat memory. */
@@ -32,20 +33,25 @@ export interface ProcessResult extends CliRun {
 
 export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
   const { command, args, signal } = options;
-  return new Promise((resolve, reject) => {
+  return new Promise((resolvePromise, rejectPromise) => {
+    // "error" and "close" can both fire for one child; the first one settles.
+    let settled = false;
+    const resolve = (value: ProcessResult): void => {
+      if (!settled) (settled = true), resolvePromise(value);
+    };
+    const reject = (error: Error): void => {
+      if (!settled) (settled = true), rejectPromise(error);
+    };
     if (signal.aborted) {
-      reject(abortError(command, signal));
+      reject(abortReason(signal));
       return;
     }
     let child: ChildProcess;
     try {
-      child = spawn(command, args, {
+      child = spawnTree(command, args, {
         cwd: options.cwd,
         env: options.env,
         stdio: [options.stdin === null ? "ignore" : "pipe", "pipe", "pipe"],
-        detached: process.platform !== "win32",
-        windowsHide: true,
-        shell: false,
       });
     } catch (error) {
       reject(spawnError(command, options.cwd, error));
@@ -92,11 +98,15 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       if (killTimer) clearTimeout(killTimer);
       reject(spawnError(command, options.cwd, error));
     });
+    // Whatever the CLI left running in its process group (a dev server, a watcher) ends with it,
+    // and would otherwise hold stdout open so that "close" never came.
+    // (Not on Windows: there a finished pid may already name another process.)
+    if (process.platform !== "win32") child.once("exit", () => killTree(child, "SIGKILL"));
     child.once("close", (exitCode, exitSignal) => {
       signal.removeEventListener("abort", onAbort);
       if (killTimer) clearTimeout(killTimer);
       if (aborted) {
-        reject(abortError(command, signal));
+        reject(abortReason(signal));
         return;
       }
       if (overflow) {
@@ -114,28 +124,6 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       });
     });
   });
-}
-
-/** Signals the child's whole process tree; a tree that is already gone is fine. */
-export function killTree(child: ChildProcess, sig: NodeJS.Signals): void {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  if (process.platform === "win32") {
-    const killer = spawn("taskkill", ["/pid", String(pid), "/T", "/F"], { stdio: "ignore", windowsHide: true });
-    killer.on("error", () => child.kill(sig));
-    return;
-  }
-  try {
-    process.kill(-pid, sig);
-  } catch (error) {
-    // ESRCH: the group is gone already. Anything else: fall back to the child alone.
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") child.kill(sig);
-  }
-}
-
-function abortError(command: string, signal: AbortSignal): RosterError {
-  const reason = signal.reason instanceof Error ? signal.reason.message : signal.reason === undefined ? "aborted" : String(signal.reason);
-  return new RosterError("ABORTED", `${command} was stopped: ${reason}`, { cause: signal.reason });
 }
 
 function spawnError(command: string, cwd: string, error: unknown): RosterError {

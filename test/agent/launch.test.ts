@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { buildLaunch, resolveProfile, type AgentAdapterConfig } from "../../src/adapters/agent/launch.js";
+import { adapterSchema } from "../../src/personas/schema.js";
+
+const config = (input: Record<string, unknown>): AgentAdapterConfig => adapterSchema.parse({ kind: "agent", ...input }) as AgentAdapterConfig;
+
+describe("agent launch (profile → argv)", () => {
+  it("launches claude in print mode with JSON output and the prompt on stdin", () => {
+    const c = config({ profile: "claude" });
+    expect(buildLaunch(resolveProfile(c), c, "do it")).toEqual({ command: "claude", args: ["-p", "--output-format", "json"], stdin: "do it" });
+  });
+
+  it("launches codex as exec --json with the model and the persona's args, prompt on stdin", () => {
+    const c = config({ profile: "codex", model: "gpt-5-codex", args: ["--full-auto"] });
+    expect(buildLaunch(resolveProfile(c), c, "p")).toEqual({ command: "codex", args: ["exec", "--json", "--model", "gpt-5-codex", "--full-auto"], stdin: "p" });
+  });
+
+  it("passes gemini's prompt as the value of --prompt, as one argument", () => {
+    const c = config({ profile: "gemini" });
+    const prompt = 'two words "quoted" $(rm -rf /) `x` ; | &';
+    expect(buildLaunch(resolveProfile(c), c, prompt)).toEqual({ command: "gemini", args: ["--output-format", "json", "--prompt", prompt], stdin: null });
+  });
+
+  it("puts the prompt where a {prompt} element stands, whole", () => {
+    const c = config({ profile: "custom", command: "my-agent", args: ["run", "--task", "{prompt}", "--model", "{model}"], model: "m1" });
+    expect(buildLaunch(resolveProfile(c), c, "a b c")).toEqual({ command: "my-agent", args: ["run", "--task", "a b c", "--model", "m1"], stdin: null });
+  });
+
+  it("lets a persona override the command, prompt mode and output of a profile", () => {
+    const c = config({ profile: "claude", command: "/opt/claude", promptVia: "argument", output: "text" });
+    const profile = resolveProfile(c);
+    expect(profile.output).toEqual({ format: "text" });
+    expect(buildLaunch(profile, c, "hi")).toEqual({ command: "/opt/claude", args: ["-p", "--output-format", "json", "hi"], stdin: null });
+  });
+
+  it("adds a persona's failure patterns and exit codes to the profile's", () => {
+    const profile = resolveProfile(config({ profile: "gemini", rateLimitPatterns: ["slow down"], nonRetryableExitCodes: [7] }));
+    expect(profile.rateLimitPatterns).toContain("slow down");
+    expect(profile.rateLimitPatterns).toContain("\\b429\\b");
+    expect(profile.nonRetryableExitCodes).toEqual([42, 53, 7]);
+  });
+
+  it("rejects a custom profile without a command, and an unknown profile, naming the field", () => {
+    const custom = adapterSchema.safeParse({ kind: "agent", profile: "custom" });
+    expect(custom.success).toBe(false);
+    expect(custom.error?.issues.map((i) => i.path.join("."))).toEqual(["command"]);
+    const unknown = adapterSchema.safeParse({ kind: "agent", profile: "copilot" });
+    expect(unknown.error?.issues[0]?.message).toMatch(/claude, codex, gemini, custom/);
+  });
+});
