@@ -8,7 +8,6 @@ export {
   type RosterMetrics,
   type SupervisorSource,
   type SupervisorStats,
-  type SupervisorMetricEvents,
 } from "./metrics.js";
 export { createLoopHealth, HEALTH_STALE_AFTER_MS_DEFAULT, type HealthCheck, type HealthReport, type LoopHealthOptions } from "./health.js";
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./server.js";

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { RosterError } from "../errors.js";
 import { TASK_STATES, type Store } from "../store/index.js";
+import type { SupervisorEventMap, SupervisorEventName } from "../supervisor/events.js";
 
 /**
  * Every roster metric, defined here and nowhere else, on a registry of its own
@@ -35,16 +36,10 @@ export interface SupervisorStats {
   lastTickAt: number | null;
 }
 
-/** Payloads of the supervisor events the metrics listen to. */
-export interface SupervisorMetricEvents {
-  "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: string };
-  "heartbeat:failed": { agentId?: string; lost?: number; error?: unknown };
-}
-
 /** The slice of the supervisor the metrics need: its typed event bus and its stats. */
 export interface SupervisorSource {
   readonly events: {
-    on<K extends keyof SupervisorMetricEvents>(name: K, listener: (payload: SupervisorMetricEvents[K]) => void): unknown;
+    on<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void;
   };
   stats(): SupervisorStats;
 }
@@ -161,6 +156,13 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     registers,
   });
 
+  const supervisorErrors = new Counter({
+    name: "roster_supervisor_errors_total",
+    help: "Failures inside the supervisor loop itself (a store call that threw), by where they happened; the loop goes on.",
+    labelNames: ["where"] as const,
+    registers,
+  });
+
   new Gauge({
     name: "roster_tasks",
     help: "Tasks in the database by persona and state, read with one grouped query at scrape time.",
@@ -231,18 +233,16 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     attachSupervisor(source) {
       if (supervisor !== null) throw new RosterError("INVALID_STATE", "metrics: a supervisor is already attached");
       supervisor = source;
-      const off = (result: unknown) => {
-        if (typeof result === "function") unsubscribe.push(result as () => void);
-      };
-      off(
+      unsubscribe.push(
         source.events.on("task:run-finished", ({ persona, outcome, durationMs }) =>
           runDuration.observe({ persona, outcome }, Math.max(0, durationMs) / 1000),
         ),
-      );
-      off(
-        source.events.on("heartbeat:failed", ({ lost, error }) => {
-          if (error !== undefined) heartbeatFailures.inc({ reason: "error" });
-          if (lost !== undefined && lost > 0) heartbeatFailures.inc({ reason: "lost" }, lost);
+        source.events.on("lease:renewed", ({ lost }) => {
+          if (lost > 0) heartbeatFailures.inc({ reason: "lost" }, lost);
+        }),
+        source.events.on("supervisor:error", ({ where }) => {
+          supervisorErrors.inc({ where });
+          if (/heartbeat|renew/i.test(where)) heartbeatFailures.inc({ reason: "error" });
         }),
       );
     },
