@@ -146,11 +146,14 @@ export class Enqueuer {
     };
 
     const created: number[] = [];
+    // Persona of each created task, index for index (task:enqueued pairs them).
+    const createdPersonas: string[] = [];
     tasks.forEach((task, index) => {
       const state = resolve(index);
       if (!isNew[index]) return;
       const id = ids[index]!;
       created.push(id);
+      createdPersonas.push(task.persona);
       const depIds = (task.dependsOn ?? []).map((dep) => (typeof dep === "number" ? dep : ids[refIndex.get(dep)!]!));
       const unmet = unmetCounts[index]!;
       const { policy } = policies[index]!;
@@ -179,7 +182,7 @@ export class Enqueuer {
     tasks.forEach((task, index) => {
       if (task.ref !== undefined) refs[task.ref] = ids[index]!;
     });
-    return { ids, refs, statuses, personas: tasks.map((t) => t.persona), created };
+    return { ids, refs, statuses, personas: createdPersonas, created };
   }
 }
 
