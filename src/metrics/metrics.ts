@@ -203,10 +203,8 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
   const events = store.events;
   unsubscribe.push(
     events.on("task:enqueued", ({ ids, personas }) => {
-      // `personas` is per task of the batch and `ids` only the new ones: when an
-      // idempotent hit made them differ, count new tasks without guessing whose.
-      if (personas.length === ids.length) for (const persona of personas) enqueued.inc({ persona });
-      else if (ids.length > 0) enqueued.inc({ persona: "unknown" }, ids.length);
+      // `personas[i]` is the persona of new task `ids[i]`; an idempotent hit is in neither.
+      ids.forEach((_, i) => enqueued.inc({ persona: personas[i] ?? "unknown" }));
     }),
     events.on("task:claimed", ({ tasks }) => {
       for (const task of tasks) {

@@ -58,6 +58,17 @@ describe("metrics fed by the store's events", () => {
     expect(valueOf(samples, "roster_tasks_finished_total", { persona: "coder", outcome: "retried" })).toBe(1);
   });
 
+  it("does not count an idempotent enqueue that returned an existing task", async () => {
+    const { store, clock, server } = await setup();
+    await store.tasks.enqueue({ tasks: [{ persona: "coder", title: "a", idempotencyKey: "k1" }], now: clock.now() });
+    await store.tasks.enqueue({ tasks: [{ persona: "coder", title: "a", idempotencyKey: "k1" }, { persona: "planner", title: "p" }], now: clock.now() });
+
+    const samples = await scrape(server);
+    expect(valueOf(samples, "roster_tasks_enqueued_total", { persona: "coder" })).toBe(1);
+    expect(valueOf(samples, "roster_tasks_enqueued_total", { persona: "planner" })).toBe(1);
+    expect(sumOf(samples, "roster_tasks_enqueued_total")).toBe((await store.tasks.list({})).length);
+  });
+
   it("reads tasks by persona and state from the database at scrape time", async () => {
     const { store, clock, server } = await setup();
     await store.tasks.enqueue({ tasks: [{ persona: "coder", title: "a", ref: "a" }, { persona: "coder", title: "b", dependsOn: ["a"] }, { persona: "planner", title: "p" }], now: clock.now() });
