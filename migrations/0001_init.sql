@@ -66,10 +66,33 @@ CREATE INDEX task_status_run_at ON task_status(run_at) WHERE status = 'pending';
 -- The reaper and heartbeats: only leased rows are in it.
 CREATE INDEX task_status_lease ON task_status(lease_expires_at) WHERE status IN ('claimed','in_progress');
 CREATE INDEX task_status_agent ON task_status(assigned_agent_id) WHERE status IN ('claimed','in_progress');
--- Counts per persona and state, read at every scrape.
-CREATE INDEX task_status_counts ON task_status(persona_id, status);
 -- Pruning old terminal tasks.
 CREATE INDEX task_status_finished ON task_status(finished_at) WHERE finished_at IS NOT NULL;
+
+-- Counts per persona and state, read at every metrics scrape: kept by triggers in
+-- the transaction of each transition, so reading them is O(personas x states)
+-- instead of a scan of every task (a million rows is ~100 ms of blocked event loop).
+CREATE TABLE task_counts (
+  persona_id TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  n          INTEGER NOT NULL,
+  PRIMARY KEY (persona_id, status)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER task_counts_insert AFTER INSERT ON task_status BEGIN
+  INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status WHEN old.status <> new.status BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+  INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER task_counts_delete AFTER DELETE ON task_status BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+END;
 
 CREATE TABLE task_dependencies (
   task_id    INTEGER NOT NULL REFERENCES tasks(id),

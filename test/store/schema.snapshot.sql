@@ -17,9 +17,6 @@ CREATE INDEX task_status_agent ON task_status(assigned_agent_id) WHERE status IN
 CREATE INDEX task_status_claim ON task_status(persona_id, priority DESC, run_at, task_id)
   WHERE status = 'pending';
 
--- index task_status_counts
-CREATE INDEX task_status_counts ON task_status(persona_id, status);
-
 -- index task_status_finished
 CREATE INDEX task_status_finished ON task_status(finished_at) WHERE finished_at IS NOT NULL;
 
@@ -63,6 +60,14 @@ CREATE TABLE personas (
 
 -- table schema_migrations
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
+
+-- table task_counts
+CREATE TABLE task_counts (
+  persona_id TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  n          INTEGER NOT NULL,
+  PRIMARY KEY (persona_id, status)
+) STRICT, WITHOUT ROWID;
 
 -- table task_dependencies
 CREATE TABLE task_dependencies (
@@ -125,3 +130,21 @@ CREATE TABLE tasks (
   idempotency_key TEXT UNIQUE,
   created_at      INTEGER NOT NULL
 ) STRICT;
+
+-- trigger task_counts_delete
+CREATE TRIGGER task_counts_delete AFTER DELETE ON task_status BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+END;
+
+-- trigger task_counts_insert
+CREATE TRIGGER task_counts_insert AFTER INSERT ON task_status BEGIN
+  INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
+END;
+
+-- trigger task_counts_update
+CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status WHEN old.status <> new.status BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+  INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
+END;

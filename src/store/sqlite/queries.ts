@@ -16,8 +16,8 @@ import { TASK_COLUMNS, parseJson, toTaskEvent, toTaskRecord, type EventRow, type
 export const LIST_LIMIT_DEFAULT = 100;
 export const EVENT_LIMIT_DEFAULT = 50;
 
-/** Counts per persona and state (metrics read it at every scrape). */
-export const COUNTS_ALL_SQL = "SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status";
+/** Counts per persona and state (metrics read it at every scrape), from the trigger-kept counters. */
+export const COUNTS_ALL_SQL = "SELECT persona_id, status, n FROM task_counts WHERE n > 0";
 /** The next wake-up: earliest future run_at of a pending task. Params: @now. */
 export const NEXT_RUN_ALL_SQL = "SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > @now";
 /**

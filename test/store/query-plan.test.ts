@@ -1,0 +1,142 @@
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TaskInput } from "../../src/store/index.js";
+import { sqliteExplain } from "../../src/store/sqlite/introspect.js";
+import { openTestStore, type TestStore } from "../helpers/store.js";
+
+/**
+ * DESIGN rule 2: the claim is one index seek whatever the queue depth, and every
+ * statement the supervisor runs per tick uses an index, never a scan of the task
+ * tables. The SQL explained is the store's own text (HOT_QUERIES), not a copy.
+ * Checked on 12k+ tasks of three personas, before and after ANALYZE.
+ */
+/** Lines of a plan that read a whole table or index; none is allowed here. */
+function scans(plan: string[]): string[] {
+  return plan.filter((line) => line.startsWith("SCAN "));
+}
+
+describe("query plans of the hot statements", () => {
+  let t: TestStore;
+  let taskIds: number[] = [];
+
+  beforeAll(async () => {
+    t = await openTestStore();
+    const now = t.clock.now();
+    const personas = ["worker", "reviewer", "planner"];
+    for (const persona of personas) {
+      const tasks: TaskInput[] = Array.from({ length: 4_000 }, (_, i) => ({
+        persona,
+        title: `${persona} ${i}`,
+        priority: i % 7,
+        ...(i % 10 === 0 ? { delayMs: 60_000 + i } : {}),
+      }));
+      taskIds.push(...(await t.store.tasks.enqueue({ tasks, now })).ids);
+    }
+    // Chains, so completing readies dependents.
+    const chains: TaskInput[] = [];
+    for (let i = 0; i < 300; i++) {
+      chains.push({ ref: `a${i}`, persona: "worker", title: `a${i}` }, { persona: "reviewer", title: `b${i}`, dependsOn: [`a${i}`] });
+    }
+    await t.store.tasks.enqueue({ tasks: chains, now });
+    await t.store.agents.register({ id: "agent-a", name: "a", kind: "supervisor", heartbeatTimeoutMs: 10_000, now });
+    const claimed = await t.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 300, now });
+    await t.store.tasks.settleMany({
+      settlements: claimed.slice(0, 150).map((c) => ({ kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken, result: 1 })),
+      now,
+    });
+  });
+
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const cases = (label: string) => {
+    it(`${label}: the claim is an index search of task_status_claim and no scan of the task tables`, () => {
+      const plan = sqliteExplain(t.store, "claim", { agentId: "x", token: "t", leaseMs: 1_000, now: t.clock.now(), persona: "reviewer", limit: 10 });
+      expect(plan.some((line) => /^SEARCH task_status USING (COVERING )?INDEX task_status_claim \(persona_id=\?\)/.test(line)), plan.join("\n")).toBe(true);
+      expect(scans(plan), plan.join("\n")).toEqual([]);
+      expect(plan.some((line) => line.includes("TEMP B-TREE")), plan.join("\n")).toBe(false);
+    });
+
+    it(`${label}: the batched heartbeat searches the agent index`, () => {
+      const plan = sqliteExplain(t.store, "heartbeat", { agentId: "agent-a", now: t.clock.now() });
+      expect(plan.join("\n")).toMatch(/SEARCH task_status USING INDEX task_status_agent \(assigned_agent_id=\?\)/);
+      expect(scans(plan)).toEqual([]);
+    });
+
+    it(`${label}: the reaper searches the lease index`, () => {
+      const plan = sqliteExplain(t.store, "reap", { now: t.clock.now(), limit: 1_000 });
+      expect(plan.join("\n")).toMatch(/SEARCH s USING INDEX task_status_lease \(lease_expires_at<\?\)/);
+      expect(scans(plan)).toEqual([]);
+    });
+
+    it(`${label}: counts read the counters, not the tasks`, () => {
+      const plan = sqliteExplain(t.store, "counts", {});
+      expect(plan.join("\n")).not.toMatch(/task_status|tasks/);
+    });
+
+    it(`${label}: nextRunAt is one seek into the run_at index, overall and per persona`, () => {
+      for (const [name, params] of [
+        ["nextRunAt", { now: t.clock.now() }],
+        ["nextRunAtPersona", { now: t.clock.now(), persona: "worker" }],
+      ] as const) {
+        const plan = sqliteExplain(t.store, name, params);
+        expect(plan.join("\n")).toMatch(/SEARCH task_status USING (COVERING )?INDEX task_status_run_at \(run_at>\?\)/);
+        expect(scans(plan)).toEqual([]);
+      }
+    });
+
+    it(`${label}: completing a task finds its dependents through the dependents index`, () => {
+      const plan = sqliteExplain(t.store, "completeDependencies", { taskId: taskIds[0], now: t.clock.now() });
+      expect(plan.join("\n")).toMatch(/SEARCH task_dependencies USING COVERING INDEX task_dependencies_dependents \(depends_on=\?\)/);
+      expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
+      expect(scans(plan)).toEqual([]);
+    });
+  };
+
+  describe("without statistics", () => cases("no ANALYZE"));
+
+  describe("after ANALYZE", () => {
+    beforeAll(() => {
+      const db = new Database(t.path);
+      db.exec("ANALYZE");
+      db.close();
+    });
+    cases("after ANALYZE");
+  });
+});
+
+describe("trigger-kept counts", () => {
+  it("task_counts agrees with a full count after a mixed workload", async () => {
+    const t = await openTestStore();
+    try {
+      const { store, clock } = t;
+      const ids = (await store.tasks.enqueue({ tasks: Array.from({ length: 60 }, (_, i) => ({ ref: `t${i}`, persona: i % 2 ? "worker" : "reviewer", title: `t${i}`, ...(i % 5 === 4 ? { dependsOn: [`t${i - 1}`] } : {}) })), now: clock.now() })).ids;
+      for (const persona of ["worker", "reviewer"]) {
+        const claimed = await store.tasks.claim({ persona, agentId: "a", limit: 20, now: clock.now() });
+        await store.tasks.settleMany({
+          settlements: claimed.map((c, i) =>
+            i % 3 === 0
+              ? { kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken }
+              : i % 3 === 1
+                ? { kind: "fail" as const, taskId: c.id, leaseToken: c.leaseToken, error: { message: "x" }, retryable: i % 2 === 0 }
+                : { kind: "release" as const, taskId: c.id, leaseToken: c.leaseToken },
+          ),
+          now: clock.now(),
+        });
+      }
+      await store.tasks.cancel({ taskId: ids[59]!, now: clock.now() });
+      clock.advance(10_000_000);
+      await store.maintenance.prune({ before: clock.now() });
+      const db = new Database(t.path, { readonly: true });
+      const full = db.prepare("SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status").all() as Array<{ persona_id: string; status: string; n: number }>;
+      db.close();
+      const expected: Record<string, Record<string, number>> = {};
+      for (const row of full) (expected[row.persona_id] ??= {})[row.status] = row.n;
+      expect(await store.tasks.counts()).toEqual(expected);
+      expect(Object.values(expected).flatMap((s) => Object.keys(s)).length).toBeGreaterThan(4);
+    } finally {
+      await t.close();
+    }
+  });
+});
