@@ -45,7 +45,8 @@ export function interpretRun(profile: AgentProfile, run: CliRun): Answer {
       details: { exitCode: run.exitCode, stdoutTail: tail(run.stdout) },
     });
   }
-  const evidence = [reading.error ?? "", tail(run.stderr), reading.unreadable !== null ? tail(run.stdout) : ""].join("\n");
+  // The CLI's own error report (its JSON, events or text) is evidence too: claude's subtype, codex's error events.
+  const evidence = [reading.error ?? "", tail(run.stderr), tail(run.stdout)].join("\n");
   const rateLimited = matchesAny(profile.rateLimitPatterns, evidence);
   const nonRetryable =
     !rateLimited && (matchesAny(profile.nonRetryablePatterns, evidence) || (run.exitCode !== null && profile.nonRetryableExitCodes.includes(run.exitCode)));
@@ -93,7 +94,8 @@ function readOutput(spec: OutputSpec, stdout: string): Reading {
     const sessionId = spec.session === undefined ? null : asText(getPath(doc, spec.session));
     const errorFlag = spec.errorWhen === undefined ? undefined : getPath(doc, spec.errorWhen);
     if (errorFlag !== undefined && errorFlag !== null && errorFlag !== false) {
-      const message = asText(getPath(doc, spec.errorMessage ?? spec.result)) ?? asText(errorFlag) ?? JSON.stringify(errorFlag);
+      const stated = asText(getPath(doc, spec.errorMessage ?? spec.result)) ?? asText(errorFlag);
+      const message = stated !== null && stated.trim() !== "" && stated !== "true" ? stated : tail(JSON.stringify(doc), 500);
       return { ...none, error: message, sessionId, meta };
     }
     const answer = asText(getPath(doc, spec.result));
