@@ -97,3 +97,20 @@ describe("the logger", () => {
     expect(() => createLogger({ level: "loud", destination: { write: () => true } })).toThrow(/log level/);
   });
 });
+
+describe("log lines fed by events", () => {
+  it("logs a failed task as a warning through a child logger carrying task id, persona and attempt", async () => {
+    const { logEvents } = await import("../../src/logging/index.js");
+    const { StoreEventBus } = await import("../../src/store/index.js");
+    const events = new StoreEventBus();
+    const { logger, lines } = capture({ level: "info" });
+    const off = logEvents({ logger, store: { events } });
+    events.emit("task:claimed", { agentId: "a", tasks: [{ id: 3, persona: "coder", attempt: 1, readyAt: 0, claimedAt: 5 }] });
+    events.emit("task:failed", { taskId: 3, persona: "coder", attempt: 2, blocked: 1 });
+    off();
+    events.emit("task:failed", { taskId: 4, persona: "coder", attempt: 1, blocked: 0 });
+
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, msg: "task failed", taskId: 3, persona: "coder", attempt: 2, blocked: 1 });
+  });
+});

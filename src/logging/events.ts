@@ -1,0 +1,54 @@
+import type { StoreEventBus } from "../store/index.js";
+import type { SupervisorEventBus } from "../supervisor/events.js";
+import { taskLogger, type Logger } from "./logger.js";
+
+/**
+ * Log lines fed by events, so the store and the supervisor never import pino.
+ * Each task line goes through a child logger carrying taskId, persona, attempt
+ * (and agentId where known). Levels: the normal flow at debug, an attempt's
+ * end at info, trouble (a failed task, a retry, an expired or lost lease, a
+ * SQLITE_BUSY retry) at warn, a failure of the loop itself at error.
+ *
+ * Returns a function that unsubscribes everything.
+ */
+export function logEvents(options: { logger: Logger; store?: { events: StoreEventBus }; supervisor?: { events: SupervisorEventBus } }): () => void {
+  const { logger } = options;
+  const offs: Array<() => void> = [];
+  const store = options.store?.events;
+  if (store !== undefined) {
+    offs.push(
+      store.on("task:enqueued", ({ ids, ready }) => logger.debug({ taskIds: ids, ready }, "tasks enqueued")),
+      store.on("task:claimed", ({ tasks, agentId }) => {
+        for (const t of tasks) taskLogger(logger, { taskId: t.id, persona: t.persona, attempt: t.attempt, agentId }).debug({ waitMs: t.claimedAt - t.readyAt }, "task claimed");
+      }),
+      store.on("task:retrying", ({ taskId, persona, attempt, runAt }) => taskLogger(logger, { taskId, persona, attempt }).warn({ runAt }, "task will be retried")),
+      store.on("task:failed", ({ taskId, persona, attempt, blocked }) => taskLogger(logger, { taskId, persona, attempt }).warn({ blocked }, "task failed")),
+      store.on("task:cancelled", ({ taskIds, persona }) => logger.info({ taskIds, persona }, "task cancelled")),
+      store.on("lease:expired", ({ taskId, persona, attempt, outcome }) =>
+        taskLogger(logger, { taskId, persona, attempt }).warn({ outcome }, "lease expired without a heartbeat"),
+      ),
+      store.on("lease:lost", ({ taskId, op }) => logger.warn({ taskId, op }, "lease lost; the attempt's write was refused")),
+      store.on("agent:expired", ({ agentIds }) => logger.warn({ agentIds }, "agents expired")),
+      store.on("db:busy-retry", ({ attempt }) => logger.warn({ attempt }, "database busy; retrying the transaction")),
+    );
+  }
+  const supervisor = options.supervisor?.events;
+  if (supervisor !== undefined) {
+    offs.push(
+      supervisor.on("task:run-started", ({ taskId, persona, attempt }) => taskLogger(logger, { taskId, persona, attempt }).debug("task started")),
+      supervisor.on("task:run-finished", ({ taskId, persona, attempt, durationMs, outcome, errorCode }) =>
+        taskLogger(logger, { taskId, persona, attempt }).info({ outcome, durationMs: Math.round(durationMs), ...(errorCode === undefined ? {} : { errorCode }) }, "task finished"),
+      ),
+      supervisor.on("task:aborting", ({ taskId, persona, attempt, reason }) => taskLogger(logger, { taskId, persona, attempt }).warn({ reason }, "aborting task")),
+      supervisor.on("lease:renewed", ({ count, lost }) => (lost > 0 ? logger.warn({ renewed: count, lost }, "leases lost at renewal") : undefined)),
+      supervisor.on("reaper:ran", (e) => (e.retried + e.failed + e.expiredAgents > 0 ? logger.info(e, "reaper collected expired leases") : undefined)),
+      supervisor.on("supervisor:started", ({ agentId }) => logger.info({ agentId }, "supervisor started")),
+      supervisor.on("supervisor:stopping", ({ reason, running }) => logger.info({ reason, running }, "supervisor stopping")),
+      supervisor.on("supervisor:stopped", ({ reason, agentId }) => logger.info({ reason, agentId }, "supervisor stopped")),
+      supervisor.on("supervisor:error", ({ where, error }) => logger.error({ where, err: error }, "supervisor error")),
+    );
+  }
+  return () => {
+    for (const off of offs.splice(0)) off();
+  };
+}
