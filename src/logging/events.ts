@@ -6,8 +6,9 @@ import { taskLogger, type Logger } from "./logger.js";
  * Log lines fed by events, so the store and the supervisor never import pino.
  * Each task line goes through a child logger carrying taskId, persona, attempt
  * (and agentId where known). Levels: the normal flow at debug, an attempt's
- * end at info, trouble (a failed task, a retry, an expired or lost lease, a
- * SQLITE_BUSY retry) at warn, a failure of the loop itself at error.
+ * end at info, trouble (a failed task, a retry, an expired lease, a
+ * SQLITE_BUSY retry) at warn. The supervisor logs its own lifecycle, its
+ * errors and the reaper's work; those are not repeated here.
  *
  * Returns a function that unsubscribes everything.
  */
@@ -27,7 +28,7 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
       store.on("lease:expired", ({ taskId, persona, attempt, outcome }) =>
         taskLogger(logger, { taskId, persona, attempt }).warn({ outcome }, "lease expired without a heartbeat"),
       ),
-      store.on("lease:lost", ({ taskId, op }) => logger.warn({ taskId, op }, "lease lost; the attempt's write was refused")),
+      store.on("lease:lost", ({ taskId, op }) => logger.debug({ taskId, op }, "lease lost; the write was refused")),
       store.on("agent:expired", ({ agentIds }) => logger.warn({ agentIds }, "agents expired")),
       store.on("db:busy-retry", ({ attempt }) => logger.warn({ attempt }, "database busy; retrying the transaction")),
     );
@@ -41,11 +42,6 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
       ),
       supervisor.on("task:aborting", ({ taskId, persona, attempt, reason }) => taskLogger(logger, { taskId, persona, attempt }).warn({ reason }, "aborting task")),
       supervisor.on("lease:renewed", ({ count, lost }) => (lost > 0 ? logger.warn({ renewed: count, lost }, "leases lost at renewal") : undefined)),
-      supervisor.on("reaper:ran", (e) => (e.retried + e.failed + e.expiredAgents > 0 ? logger.info(e, "reaper collected expired leases") : undefined)),
-      supervisor.on("supervisor:started", ({ agentId }) => logger.info({ agentId }, "supervisor started")),
-      supervisor.on("supervisor:stopping", ({ reason, running }) => logger.info({ reason, running }, "supervisor stopping")),
-      supervisor.on("supervisor:stopped", ({ reason, agentId }) => logger.info({ reason, agentId }, "supervisor stopped")),
-      supervisor.on("supervisor:error", ({ where, error }) => logger.error({ where, err: error }, "supervisor error")),
     );
   }
   return () => {
