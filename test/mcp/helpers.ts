@@ -76,7 +76,13 @@ export async function spawnMcpClient(options: {
   let stderr = "";
   transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
   const client = new Client({ name: options.name ?? "roster-test", version: "0.0.0" });
-  await client.connect(transport);
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    // Say why the server went away: its stderr has the reason.
+    await new Promise((r) => setTimeout(r, 100));
+    throw new Error(`roster mcp did not start (${(error as Error).message}); its stderr:\n${stderr}`, { cause: error });
+  }
   return { client, transport, stderr: () => stderr, close: () => client.close() };
 }
 

@@ -4,8 +4,8 @@ import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, callFailing, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
 
-/** Short enough that the test waits well under a second for a lease to run out. */
-const LEASE_MS = 600;
+/** Short enough that the test waits a second or two for a lease to run out. */
+const LEASE_MS = 1_500;
 
 /**
  * Lease loss across processes: two built `roster mcp` processes on one database
