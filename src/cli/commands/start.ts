@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { LOG_LEVELS, type Config } from "../../config.js";
+import type { Config } from "../../config.js";
 import { RosterError } from "../../errors.js";
+import { logLevelOption } from "../../logging/logger.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface StartOptions extends DbOptions, PersonasOptions {
@@ -11,7 +12,7 @@ interface StartOptions extends DbOptions, PersonasOptions {
   metrics: boolean;
   metricsPort?: string;
   metricsHost?: string;
-  logLevel?: string;
+  logLevel?: Config["logLevel"];
   mcpPort?: string;
   mcpHost?: string;
   mcpToken?: string;
@@ -25,12 +26,7 @@ export function startConfig(options: StartOptions): Config {
   const flags: ConfigFlags = {};
   if (options.concurrency !== undefined) flags.concurrency = parseInteger("--concurrency", options.concurrency, { min: 1 });
   if (options.threads !== undefined) flags.threads = parseInteger("--threads", options.threads, { min: 1 });
-  if (options.logLevel !== undefined) {
-    if (!(LOG_LEVELS as readonly string[]).includes(options.logLevel)) {
-      throw new RosterError("VALIDATION", `--log-level: must be one of ${LOG_LEVELS.join(", ")}, got "${options.logLevel}"`, { details: { field: "log-level" } });
-    }
-    flags.logLevel = options.logLevel as Config["logLevel"];
-  }
+  if (options.logLevel !== undefined) flags.logLevel = options.logLevel;
   if (options.synchronous !== undefined) {
     const value = options.synchronous.toUpperCase();
     if (value !== "NORMAL" && value !== "FULL") {
@@ -77,7 +73,7 @@ export function register(program: Command): void {
     .option("--metrics-port <n>", "Prometheus /metrics port (default 9464; 0 picks a free port)")
     .option("--metrics-host <host>", "address /metrics binds (default 127.0.0.1)")
     .option("--no-metrics", "do not serve /metrics")
-    .option("--log-level <level>", `${LOG_LEVELS.join(", ")} (env ROSTER_LOG_LEVEL, default info)`)
+    .addOption(logLevelOption())
     .option("--mcp-port <n>", "also serve MCP over Streamable HTTP on this port (off by default)")
     .option("--mcp-host <host>", "address the MCP HTTP server binds (default 127.0.0.1)")
     .option("--mcp-token <token>", "bearer token MCP HTTP clients must send (env ROSTER_MCP_TOKEN)")
