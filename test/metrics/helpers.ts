@@ -2,8 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type Store } from "../../src/store/index.js";
-import { personaFrontMatterSchema } from "../../src/personas/schema.js";
+import { personaFrontMatterSchema, type Persona } from "../../src/personas/schema.js";
 import { toPersonaUpsert } from "../../src/personas/load.js";
+
+/** Validated personas from raw front matter, as the supervisor takes them. */
+export function personasFrom(raw: Array<Record<string, unknown>>): Persona[] {
+  return raw.map((p) => ({ ...personaFrontMatterSchema.parse(p), definition: `You are ${String(p.id)}.`, sourcePath: null }));
+}
 
 /** A freshly migrated SQLite store in its own temp dir, with the given personas synced. */
 export async function tempStore(options: {
@@ -18,7 +23,7 @@ export async function tempStore(options: {
   const personas = (options.personas ?? [
     { id: "planner", name: "Planner", adapter: { kind: "echo" }, retry: { maxAttempts: 1 } },
     { id: "coder", name: "Coder", adapter: { kind: "echo" }, retry: { maxAttempts: 2, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } },
-  ]).map((p) => toPersonaUpsert({ ...personaFrontMatterSchema.parse(p), definition: `You are ${String(p.id)}.`, sourcePath: null }));
+  ]).map((p) => toPersonaUpsert(personasFrom([p])[0]!));
   await store.personas.sync({ personas, now });
   return {
     store,
