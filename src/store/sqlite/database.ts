@@ -121,7 +121,9 @@ export class TransactionRunner {
       minTimeout: 20,
       maxTimeout: 500,
       randomize: true,
-      onFailedAttempt: ({ attemptNumber }) => {
+      // p-retry also calls this after the last attempt; only a retry that will happen is reported.
+      onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
+        if (retriesLeft <= 0) return;
         this.hooks.onBusyRetry?.(attemptNumber);
         this.bus.emit("db:busy-retry", { attempt: attemptNumber });
       },

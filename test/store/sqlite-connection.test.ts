@@ -1,0 +1,83 @@
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { RosterError } from "../../src/errors.js";
+import { openStore, type Store } from "../../src/store/index.js";
+import { BUSY_RETRIES_DEFAULT } from "../../src/store/sqlite/database.js";
+import { collect, waitFor } from "../helpers/events.js";
+import { syncTestPersonas } from "../helpers/personas.js";
+import { T0 } from "../helpers/store.js";
+import { makeTempDir, type TempDir } from "../helpers/tmp.js";
+
+/** SQLite specifics: other connections' writes, the write lock and SQLITE_BUSY. */
+describe("sqlite connection", () => {
+  let temp: TempDir;
+  let path: string;
+  const stores: Store[] = [];
+  const open = async (options: { busyTimeoutMs?: number } = {}) => {
+    const store = await openStore({ path, now: T0, ...options });
+    stores.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    temp = makeTempDir("roster-conn-");
+    path = temp.path("roster.db");
+    await syncTestPersonas(await open(), T0);
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+    temp.cleanup();
+  });
+
+  it("hasExternalChanges sees another connection's commit once, and not its own writes", async () => {
+    const [a] = stores;
+    const b = await open();
+    expect(await b.hasExternalChanges()).toBe(false);
+    await a!.tasks.enqueue({ tasks: [{ persona: "worker", title: "from a" }], now: T0 });
+    expect(await b.hasExternalChanges()).toBe(true);
+    expect(await b.hasExternalChanges()).toBe(false);
+    await b.tasks.enqueue({ tasks: [{ persona: "worker", title: "from b" }], now: T0 });
+    expect(await b.hasExternalChanges()).toBe(false);
+    expect(await a!.hasExternalChanges()).toBe(true);
+  });
+
+  it("a write that meets another process's write lock is retried and lands once the lock is released", async () => {
+    const store = await open({ busyTimeoutMs: 20 });
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    const retried = waitFor(store.events, "db:busy-retry");
+    const enqueued = store.tasks.enqueue({ tasks: [{ persona: "worker", title: "waits its turn" }], now: T0 });
+    expect((await retried).attempt).toBe(1);
+    other.exec("COMMIT");
+    other.close();
+    const { ids } = await enqueued;
+    expect((await store.tasks.get({ taskId: ids[0]! })).title).toBe("waits its turn");
+  });
+
+  it("a write lock that is never released ends in DATABASE_BUSY after the set number of retries", async () => {
+    const store = await open({ busyTimeoutMs: 5 });
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    const retries = collect(store.events, "db:busy-retry");
+    try {
+      await expect(store.tasks.claim({ persona: "worker", agentId: "a", now: T0 })).rejects.toSatisfy(
+        (e) => e instanceof RosterError && e.code === "DATABASE_BUSY",
+      );
+      expect(retries.items.map((r) => r.attempt)).toEqual(Array.from({ length: BUSY_RETRIES_DEFAULT }, (_, i) => i + 1));
+    } finally {
+      retries.stop();
+      other.exec("ROLLBACK");
+      other.close();
+    }
+  });
+
+  it("a second store on the same file sees the first one's tasks and cannot claim what it claimed", async () => {
+    const [a] = stores;
+    const b = await open();
+    await a!.tasks.enqueue({ tasks: [{ persona: "worker", title: "one" }], now: T0 });
+    const first = await a!.tasks.claim({ persona: "worker", agentId: "a", now: T0 });
+    expect(first).toHaveLength(1);
+    expect(await b.tasks.claim({ persona: "worker", agentId: "b", now: T0 })).toEqual([]);
+    expect(await b.tasks.completeIfLeased({ taskId: first[0]!.id, leaseToken: first[0]!.leaseToken, now: T0 })).toMatchObject({ ok: true });
+  });
+});
