@@ -103,14 +103,18 @@ export async function createWorktree(config: WorkspaceConfig, taskId: number, at
     const path = join(await realpath(dir), worktreeName(taskId, attempt));
     // The same task and attempt cannot run twice (each claim is a new attempt), so a folder by this name is a crash's leftover.
     if (existsSync(path)) await removeWorktreeFolder(repo, path);
-    const exists = await git(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: repo.root, allowFailure: true });
-    if (exists.exitCode === 0) {
-      throw new RosterError("INVALID_STATE", `branch ${branch} already exists in ${repo.root} (left by another roster database?); delete it with: git branch -D ${branch}`, {
-        retryable: false,
-        details: { branch, repo: repo.root },
-      });
+    const added = await git(["worktree", "add", "-b", branch, path, baseCommit], { cwd: repo.root, allowFailure: true });
+    if (added.exitCode !== 0) {
+      // Ask git why rather than read its message: the one failure with an answer for the user is a taken branch name.
+      const exists = await git(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: repo.root, allowFailure: true });
+      if (exists.exitCode === 0) {
+        throw new RosterError("INVALID_STATE", `branch ${branch} already exists in ${repo.root} (left by another roster database?); delete it with: git branch -D ${branch}`, {
+          retryable: false,
+          details: { branch, repo: repo.root },
+        });
+      }
+      throw new RosterError("ADAPTER_FAILED", `git worktree add ${path} (in ${repo.root}) failed: ${added.stderr.trim()}`, { details: { branch, path } });
     }
-    await git(["worktree", "add", "-b", branch, path, baseCommit], { cwd: repo.root });
     return { repo, taskId, attempt, path, branch, base, baseCommit };
   });
 }
