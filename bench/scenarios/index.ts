@@ -1,6 +1,11 @@
 /** The scenarios, in the order `npm run bench` runs them and RESULTS.md lists them. */
+import { concurrencyScenario } from "./concurrency.js";
 import { dagScenario } from "./dag.js";
+import { heartbeatScenario } from "./heartbeat.js";
+import { latencyScenario } from "./latency.js";
 import { peersScenario } from "./peers.js";
+import { soakScenario } from "./soak.js";
+import { throughputScenario } from "./throughput.js";
 import type { Scenario } from "./support/types.js";
 
-export const SCENARIOS: Scenario[] = [peersScenario, dagScenario];
+export const SCENARIOS: Scenario[] = [throughputScenario, peersScenario, latencyScenario, concurrencyScenario, heartbeatScenario, dagScenario, soakScenario];

@@ -1,0 +1,142 @@
+/**
+ * `throughput`: 20,000 no-op tasks through roster's real supervisor at synchronous
+ * NORMAL and FULL, beside the minimal inline loop and the peers (BullMQ, plainjob),
+ * round by round in one run, so the ratios compare figures taken side by side.
+ */
+import type { QueueRun } from "../peers/types.js";
+import { runInChild } from "./support/child.js";
+import { benchModule } from "./support/paths.js";
+import { profileRun, profileTables } from "./support/profiled.js";
+import { fmt, fmtRatio, fmtSummary, summarize } from "./support/stats.js";
+import { inRunDir, preparePeers, runInline } from "./support/systems.js";
+import type { Scenario, ScenarioContext, ScenarioResult, Skipped, Table, TargetCheck } from "./support/types.js";
+import type { SupervisedRun } from "./supervised-child.js";
+
+export const THROUGHPUT_JOBS = 20_000;
+export const THROUGHPUT_CONCURRENCY = 256;
+
+type Row = { system: string; runs: Array<QueueRun | SupervisedRun> };
+
+async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const jobs = ctx.quick ? 1_000 : THROUGHPUT_JOBS;
+  const reps = ctx.quick ? 1 : 3;
+  const concurrency = THROUGHPUT_CONCURRENCY;
+  const skipped: Skipped[] = [];
+  const rows = new Map<string, Row>();
+  const add = (system: string, r: QueueRun | SupervisedRun) => {
+    const row = rows.get(system) ?? { system, runs: [] };
+    row.runs.push(r);
+    rows.set(system, row);
+  };
+  const supervised = (synchronous: "NORMAL" | "FULL") =>
+    inRunDir(ctx, `supervisor-${synchronous}`, (dir) =>
+      runInChild<SupervisedRun>({ modulePath: benchModule("scenarios/supervised-child"), fn: "throughputRun", args: { dir, jobs, concurrency, synchronous } }),
+    );
+  const peers = await preparePeers(ctx, ["BullMQ", "plainjob"]);
+  skipped.push(...peers.skipped);
+  const broken = new Set<string>();
+  const attempt = async (system: string, body: () => Promise<QueueRun | SupervisedRun>) => {
+    if (broken.has(system)) return;
+    try {
+      const r = await body();
+      add(system, r);
+      ctx.log(`  ${system}: ${fmt(r.jobsPerSec)} jobs/s`);
+    } catch (error) {
+      broken.add(system);
+      skipped.push({ what: system, reason: `not runnable: ${(error as Error).message.split("\n")[0]}` });
+      ctx.log(`  ${system}: FAILED ${(error as Error).message}`);
+    }
+  };
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      ctx.log(`round ${rep + 1}/${reps}, ${jobs} jobs each`);
+      await attempt("roster supervisor, synchronous=NORMAL", () => supervised("NORMAL"));
+      await attempt("roster supervisor, synchronous=FULL", () => supervised("FULL"));
+      await attempt("minimal inline loop", () => runInline(ctx, jobs, concurrency));
+      for (const peer of peers.available) await attempt(peer, () => peers.run(peer, jobs, concurrency));
+    }
+  } finally {
+    await peers.stop();
+  }
+
+  const rate = (system: string) => summarize(rows.get(system)?.runs.map((r) => r.jobsPerSec) ?? []);
+  const roster = rate("roster supervisor, synchronous=NORMAL");
+  const figures: Record<string, unknown> = {};
+  const table: Table = { columns: ["system", "jobs/s", "roster NORMAL ÷ this", "peak RSS, MB", "settings"], rows: [] };
+  for (const row of rows.values()) {
+    const r = summarize(row.runs.map((x) => x.jobsPerSec));
+    const ratio = roster.n > 0 ? roster.median / r.median : Number.NaN;
+    // Per-round ratios show how stable the comparison is.
+    const perRound = row.runs.map((x, i) => {
+      const mine = rows.get("roster supervisor, synchronous=NORMAL")?.runs[i];
+      return mine === undefined ? Number.NaN : mine.jobsPerSec / x.jobsPerSec;
+    });
+    const ratioSummary = summarize(perRound.filter(Number.isFinite));
+    figures[row.system] = { jobsPerSec: r, peakRssMb: summarize(row.runs.map((x) => x.peakRssMb)), rosterNormalOverThis: ratioSummary, settings: row.runs[0]!.settings };
+    const settings = Object.entries(row.runs[0]!.settings)
+      .filter(([k]) => k !== "note")
+      .map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+      .join(", ");
+    table.rows.push([
+      row.system,
+      fmtSummary(r),
+      row.system.startsWith("roster supervisor, synchronous=NORMAL") ? "1.00×" : `${fmtRatio(ratio)}${ratioSummary.n > 1 ? ` (${fmtRatio(ratioSummary.min)}–${fmtRatio(ratioSummary.max)} by round)` : ""}`,
+      fmtSummary(summarize(row.runs.map((x) => x.peakRssMb))),
+      settings,
+    ]);
+  }
+  const ratioTarget = (name: string, system: string, wanted: number): TargetCheck => {
+    const other = rate(system);
+    const value = roster.n > 0 && other.n > 0 ? roster.median / other.median : Number.NaN;
+    return {
+      name,
+      target: `≥ ${wanted}×`,
+      value: Number.isFinite(value) ? `${fmtRatio(value)} (${fmt(roster.median)} vs ${fmt(other.median)} jobs/s)` : "not measured",
+      met: ctx.quick || !Number.isFinite(value) ? null : value >= wanted,
+    };
+  };
+  const targets = [
+    ratioTarget("roster ÷ BullMQ", "BullMQ", 1.5),
+    ratioTarget("roster ÷ plainjob", "plainjob", 2),
+    ratioTarget("roster ÷ minimal inline loop", "minimal inline loop", 0.5),
+  ];
+  const notes = [
+    `Every run is a fresh child process and a fresh database (or Redis queue): ${jobs.toLocaleString("en-US")} no-op jobs enqueued first, then processing timed from the start of the consumer until the last job is recorded done. ${reps} round(s), systems interleaved within each round; median (min–max). roster runs the built-in \`echo\` adapter in piscina worker threads with every DESIGN rule on (claims fenced by lease tokens, start and completion events in task_events, dependency counters, batched claims and completions); the inline loop and the peers run their handler inline on the main thread.`,
+  ];
+  const tables = [table];
+  if (!ctx.quick && !broken.has("roster supervisor, synchronous=NORMAL")) {
+    ctx.log("profiling one more supervisor run (NORMAL) with --cpu-prof");
+    try {
+      const profiled = await profileRun(ctx, {
+        modulePath: benchModule("scenarios/supervised-child"),
+        fn: "throughputRun",
+        args: (dir) => ({ dir, jobs, concurrency, synchronous: "NORMAL" }),
+      });
+      figures.profile = profiled.summaries.slice(0, 3);
+      tables.push(...profileTables(`one extra roster NORMAL run under --cpu-prof, ${fmt((profiled.result as SupervisedRun).jobsPerSec)} jobs/s; not in the figures above`, profiled.summaries));
+    } catch (error) {
+      notes.push(`The profiled run failed: ${(error as Error).message}`);
+    }
+  }
+  return {
+    scenario: "throughput",
+    title: `${jobs.toLocaleString("en-US")} no-op tasks through the real supervisor (worker threads) at synchronous NORMAL and FULL, beside the minimal inline loop, BullMQ and plainjob, in one run`,
+    quick: ctx.quick,
+    startedAt,
+    durationMs: performance.now() - t0,
+    params: { jobs, repetitions: reps, concurrency, redis: peers.redisVersion },
+    figures,
+    tables,
+    targets,
+    notes,
+    skipped,
+  };
+}
+
+export const throughputScenario: Scenario = {
+  name: "throughput",
+  description: "20,000 no-op tasks: roster's supervisor (NORMAL, FULL) beside the inline loop, BullMQ and plainjob, same run",
+  run,
+};
