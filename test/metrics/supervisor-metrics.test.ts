@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLoopHealth, createMetrics, createTransactionRecorder, startMetricsServer, type RosterMetrics } from "../../src/metrics/index.js";
 import { TASK_STATES, type Store } from "../../src/store/index.js";
@@ -96,5 +97,31 @@ describe("metrics of a real supervisor run", () => {
     expect(check.error).toBeUndefined();
     expect(`${check.stdout}${check.stderr}`.trim()).toBe("");
     expect(check.status).toBe(0);
+  });
+
+  it("answers /healthz 200 while the supervisor's loop ticks and 503 once it has stalled", async () => {
+    const t = await tempStore({ personas: PERSONAS, now: Date.now() });
+    cleanups.push(t.cleanup);
+    const config = loadConfig({ dbPath: t.path, personasDir: t.dir, concurrency: 2, threads: 1, pollIntervalMs: 20, shutdownGraceMs: 0 }, {});
+    const supervisor = new Supervisor({ store: t.store, personas: personasFrom(PERSONAS), config });
+    const clock = new ManualClock(Date.now());
+    const metrics = createMetrics({ store: t.store, defaultMetrics: false });
+    const server = await startMetricsServer({ metrics, port: 0, health: createLoopHealth({ lastTickAt: () => supervisor.stats().lastTickAt, clock, staleAfterMs: 5_000 }) });
+    cleanups.push(() => server.close());
+    expect((await httpGet(`${server.url}/healthz`)).status).toBe(503); // not started yet
+
+    const ticked = new Promise<number>((resolve) => supervisor.events.once("loop:tick", ({ at }: { at: number }) => resolve(at)));
+    await supervisor.start();
+    cleanups.push(() => supervisor.stop("test"));
+    clock.set(await ticked);
+    expect((await httpGet(`${server.url}/healthz`)).status).toBe(200);
+
+    // Injected stall: the loop stops ticking and the health clock moves past the threshold.
+    await supervisor.stop("stall");
+    const lastTickAt = supervisor.stats().lastTickAt!;
+    clock.set(lastTickAt + 5_001);
+    const res = await httpGet(`${server.url}/healthz`);
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body)).toMatchObject({ status: "stalled", lastTickAt, sinceLastTickMs: 5_001 });
   });
 });
