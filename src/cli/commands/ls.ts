@@ -59,7 +59,8 @@ export function register(program: Command): void {
           `${t.attempts}/${t.maxAttempts}`,
           t.dependsOn.join(","),
           preview(t.title, 50),
-          t.error !== null ? `error: ${preview(t.error.message, 60)}` : preview(t.result),
+          // A completed task keeps its last attempt's error; its result is what counts.
+          t.error !== null && t.status !== "completed" ? `error: ${preview(t.error.message, 60)}` : preview(t.result),
         ]),
       ),
     );

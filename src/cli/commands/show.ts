@@ -29,12 +29,18 @@ export function register(program: Command): void {
     ];
     if (task.parentId !== null) lines.push(`  parent       ${task.parentId}`);
     if (task.status === "pending" || task.status === "waiting") lines.push(`  run at       ${isoTime(task.runAt)}`);
-    if (task.assignedAgentId !== null) lines.push(`  agent        ${task.assignedAgentId} (lease until ${isoTime(task.leaseExpiresAt)})`);
+    if (task.assignedAgentId !== null) {
+      const lease = task.leaseExpiresAt === null ? "" : ` (lease until ${isoTime(task.leaseExpiresAt)})`;
+      lines.push(`  agent        ${task.assignedAgentId}${lease}`);
+    }
     if (task.finishedAt !== null) lines.push(`  finished     ${isoTime(task.finishedAt)}`);
     if (task.description !== "") lines.push(`  description  ${oneLine(task.description, 200)}`);
     if (task.payload !== null) lines.push(`  payload      ${preview(task.payload, 200)}`);
     if (task.result !== null) lines.push(`  result       ${preview(task.result, 200)}`);
-    if (task.error !== null) lines.push(`  error        ${task.error.code}: ${oneLine(task.error.message, 200)}`);
+    if (task.error !== null) {
+      const label = task.status === "completed" ? "last error " : "error      ";
+      lines.push(`  ${label}  ${task.error.code}: ${oneLine(task.error.message, 200)}`);
+    }
     write(lines.join("\n"));
     const related = (label: string, items: Array<{ id: number; title: string; persona: string; status: string }>): void => {
       if (items.length === 0) return;

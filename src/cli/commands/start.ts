@@ -80,13 +80,16 @@ export function register(program: Command): void {
     .option("--synchronous <mode>", "SQLite synchronous: NORMAL or FULL (env ROSTER_SYNCHRONOUS, default NORMAL)");
   command.action(async (options: StartOptions) => {
     const config = startConfig(options);
-    // Loaded here, not at the top: the supervisor pulls in piscina, prom-client and
-    // the MCP SDK, which the quick read commands do not need.
-    const mainModule = "../../main.js";
-    const { runStart } = (await import(mainModule)) as {
-      runStart: (config: Config, options: { demo: boolean; exitWhenIdle: boolean }) => Promise<number | void>;
-    };
-    const code = await runStart(config, { demo: options.demo === true, exitWhenIdle: options.exitWhenIdle === true });
-    if (typeof code === "number") process.exitCode = code;
+    // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
+    // are more than the quick read commands should pay for at every start-up.
+    const [{ runStart }, { startServices }] = await Promise.all([import("../../main.js"), import("../start-services.js")]);
+    const services = startServices(config);
+    const code = await runStart(config, {
+      demo: options.demo === true,
+      exitWhenIdle: options.exitWhenIdle === true,
+      logger: services.console.logger,
+      extensions: services.extensions,
+    });
+    process.exitCode = code;
   });
 }

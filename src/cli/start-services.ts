@@ -1,0 +1,67 @@
+/**
+ * What `roster start` runs beside the supervisor, as runStart extensions
+ * (src/main.ts): secret scrubbing for persona env values, the Prometheus
+ * /metrics and /healthz server, MCP over Streamable HTTP, and the live status on
+ * stderr. Each starts once the supervisor runs and stops, in reverse order, after
+ * it has stopped. This module pulls in prom-client and the MCP SDK, so the start
+ * command loads it lazily; the quick read commands never do.
+ */
+import type { Config } from "../config.js";
+import type { RunExtension } from "../main.js";
+import { personaSecretValues } from "../logging/redact.js";
+import { createLoopHealth, createMetrics, startMetricsServer } from "../metrics/index.js";
+import { startMcpHttp } from "../mcp/index.js";
+import { createStartConsole, type StartConsole } from "../progress/index.js";
+
+export interface StartServices {
+  console: StartConsole;
+  extensions: RunExtension[];
+}
+
+export function startServices(config: Config): StartServices {
+  const console = createStartConsole({ level: config.logLevel });
+  const { logger, secrets } = console;
+  if (config.mcp.token !== undefined) secrets.add([config.mcp.token]);
+  const extensions: RunExtension[] = [];
+
+  extensions.push((ctx) => {
+    secrets.add(personaSecretValues(ctx.personas));
+  });
+
+  if (config.metrics.enabled) {
+    extensions.push(async (ctx) => {
+      const metrics = createMetrics({ store: ctx.store, supervisor: ctx.supervisor });
+      const server = await startMetricsServer({
+        metrics,
+        host: config.metrics.host,
+        port: config.metrics.port,
+        health: createLoopHealth({ lastTickAt: () => ctx.supervisor.stats().lastTickAt }),
+        onError: (error) => logger.warn({ err: error }, "metrics scrape failed"),
+      });
+      logger.info({ url: `${server.url}/metrics` }, "serving metrics");
+      return {
+        stop: async () => {
+          await server.close();
+          metrics.detach();
+        },
+      };
+    });
+  }
+
+  if (config.mcp.port !== undefined) {
+    const port = config.mcp.port;
+    extensions.push(async (ctx) => {
+      const server = await startMcpHttp({ store: ctx.store, host: config.mcp.host, port, token: config.mcp.token, logger });
+      logger.info({ url: server.url, authRequired: config.mcp.token !== undefined }, "serving MCP over Streamable HTTP");
+      return { stop: () => server.close() };
+    });
+  }
+
+  // Last, so it stops first and its final summary shows the state the run ended in.
+  extensions.push((ctx) => {
+    console.startLive(ctx.store);
+    return { stop: () => console.stopLive() };
+  });
+
+  return { console, extensions };
+}
