@@ -5,7 +5,17 @@ import { heartbeatScenario } from "./heartbeat.js";
 import { latencyScenario } from "./latency.js";
 import { peersScenario } from "./peers.js";
 import { soakScenario } from "./soak.js";
+import { storeScenario } from "./store.js";
 import { throughputScenario } from "./throughput.js";
 import type { Scenario } from "./support/types.js";
 
-export const SCENARIOS: Scenario[] = [throughputScenario, peersScenario, latencyScenario, concurrencyScenario, heartbeatScenario, dagScenario, soakScenario];
+export const SCENARIOS: Scenario[] = [
+  storeScenario,
+  throughputScenario,
+  peersScenario,
+  latencyScenario,
+  concurrencyScenario,
+  heartbeatScenario,
+  dagScenario,
+  soakScenario,
+];
