@@ -7,15 +7,17 @@
  * command loads it lazily; the quick read commands never do.
  */
 import type { Config } from "../config.js";
-import type { RunExtension } from "../main.js";
+import type { RunExtension, RunStartOptions } from "../main.js";
 import { personaSecretValues } from "../logging/redact.js";
-import { createLoopHealth, createMetrics, startMetricsServer } from "../metrics/index.js";
+import { createMetricsService } from "../metrics/index.js";
 import { startMcpHttp } from "../mcp/index.js";
 import { createStartConsole, type StartConsole } from "../progress/index.js";
 
 export interface StartServices {
   console: StartConsole;
   extensions: RunExtension[];
+  /** For runStart: the store's transaction hook and the open-store hook (metrics). */
+  storeHooks: Pick<RunStartOptions, "onTransaction" | "onStoreOpen">;
 }
 
 export function startServices(config: Config): StartServices {
@@ -28,25 +30,9 @@ export function startServices(config: Config): StartServices {
     secrets.add(personaSecretValues(ctx.personas));
   });
 
-  if (config.metrics.enabled) {
-    extensions.push(async (ctx) => {
-      const metrics = createMetrics({ store: ctx.store, supervisor: ctx.supervisor });
-      const server = await startMetricsServer({
-        metrics,
-        host: config.metrics.host,
-        port: config.metrics.port,
-        health: createLoopHealth({ lastTickAt: () => ctx.supervisor.stats().lastTickAt }),
-        onError: (error) => logger.warn({ err: error }, "metrics scrape failed"),
-      });
-      logger.info({ url: `${server.url}/metrics` }, "serving metrics");
-      return {
-        stop: async () => {
-          await server.close();
-          metrics.detach();
-        },
-      };
-    });
-  }
+  // Created before the store opens: it hooks transactions and must see the store's first events.
+  const metrics = config.metrics.enabled ? createMetricsService(config, { logger }) : null;
+  if (metrics !== null) extensions.push(metrics.extension);
 
   if (config.mcp.port !== undefined) {
     const port = config.mcp.port;
@@ -63,5 +49,5 @@ export function startServices(config: Config): StartServices {
     return { stop: () => console.stopLive() };
   });
 
-  return { console, extensions };
+  return { console, extensions, storeHooks: metrics === null ? {} : { onTransaction: metrics.onTransaction, onStoreOpen: metrics.onStoreOpen } };
 }

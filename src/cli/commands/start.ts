@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { Config } from "../../config.js";
 import { RosterError } from "../../errors.js";
 import { logLevelOption } from "../../logging/logger.js";
+import { loadPersonaDir } from "../../personas/load.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface StartOptions extends DbOptions, PersonasOptions {
@@ -80,6 +81,9 @@ export function register(program: Command): void {
     .option("--synchronous <mode>", "SQLite synchronous: NORMAL or FULL (env ROSTER_SYNCHRONOUS, default NORMAL)");
   command.action(async (options: StartOptions) => {
     const config = startConfig(options);
+    // runStart opens (creates) the database before it reads the persona files;
+    // checking them first means a bad file or folder leaves nothing written.
+    loadPersonaDir(config.personasDir);
     // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
     // are more than the quick read commands should pay for at every start-up.
     const [{ runStart }, { startServices }] = await Promise.all([import("../../main.js"), import("../start-services.js")]);
@@ -89,6 +93,7 @@ export function register(program: Command): void {
       exitWhenIdle: options.exitWhenIdle === true,
       logger: services.console.logger,
       extensions: services.extensions,
+      ...services.storeHooks,
     });
     process.exitCode = code;
   });
