@@ -9,6 +9,7 @@ import { register as mcp } from "./mcp.js";
 import { register as personas } from "./personas.js";
 import { register as prune } from "./prune.js";
 import { register as retry } from "./retry.js";
+import { register as run } from "./run.js";
 import { register as show } from "./show.js";
 import { register as start } from "./start.js";
 import { register as status } from "./status.js";
@@ -17,4 +18,4 @@ import { register as status } from "./status.js";
 export type RegisterCommand = (program: Command) => void;
 
 /** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
-export const commands: RegisterCommand[] = [init, start, status, add, ls, show, events, retry, cancel, agents, personas, prune, mcp];
+export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, events, retry, cancel, agents, personas, prune, mcp];
