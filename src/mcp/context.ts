@@ -3,7 +3,7 @@ import { systemClock, type Clock } from "../clock.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { LeaseBook } from "./leases.js";
-import { ChangeFeed } from "./wait.js";
+import { ChangeFeed, type ExternalChangeMode } from "./wait.js";
 
 export const MCP_PROFILES = ["planner", "worker", "all"] as const;
 export type McpProfile = (typeof MCP_PROFILES)[number];
@@ -27,6 +27,12 @@ export interface McpContextOptions {
   logger?: Logger;
   /** How often a waiting claim looks for other processes' writes, in ms. Default 250. */
   pollIntervalMs?: number;
+  /**
+   * "data-version" (default): poll store.hasExternalChanges(); only when nothing else
+   * in the process reads that consume-once flag. "recheck": re-read every pollIntervalMs
+   * instead (beside a supervisor).
+   */
+  externalChanges?: ExternalChangeMode;
 }
 
 export function createMcpContext(options: McpContextOptions): McpContext {
@@ -35,7 +41,10 @@ export function createMcpContext(options: McpContextOptions): McpContext {
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger(),
     leases: new LeaseBook(),
-    changes: new ChangeFeed(options.store, options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+    changes: new ChangeFeed(options.store, {
+      ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+      ...(options.externalChanges !== undefined ? { mode: options.externalChanges } : {}),
+    }),
   };
 }
 

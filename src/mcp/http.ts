@@ -104,7 +104,8 @@ interface Session {
  *     or the origin be listed in allowedOrigins → 403;
  *  3. the bearer token, when one is set, compared in constant time → 401.
  * Each initialize request opens a session with its own McpServer; all sessions share
- * one context (store, lease book, change feed).
+ * one context (store, lease book, change feed). Waiting claims re-read every 250 ms
+ * rather than read `store.hasExternalChanges()`, which the supervisor's waker owns.
  */
 export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServer> {
   const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
@@ -114,9 +115,16 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   if (options.token !== undefined && options.token === "") {
     throw new RosterError("CONFIG_INVALID", "mcp.token: must not be empty", { details: { field: "mcp.token" } });
   }
+  // Beside a supervisor (roster start), which reads the store's consume-once
+  // hasExternalChanges flag: waiting claims re-read instead of polling it.
   const ctx =
     options.context ??
-    createMcpContext({ store: options.store, ...(options.clock ? { clock: options.clock } : {}), ...(options.logger ? { logger: options.logger } : {}) });
+    createMcpContext({
+      store: options.store,
+      externalChanges: "recheck",
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
   const logger = ctx.logger.child({ component: "mcp-http" });
   const profile = options.profile ?? "all";
   const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
@@ -220,7 +228,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   const address = http.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${urlHost}:${address.port}${MCP_HTTP_PATH}`;
-  logger.info({ url, token: options.token !== undefined }, "mcp http listening");
+  logger.debug({ url, token: options.token !== undefined }, "mcp http listening");
 
   let closing: Promise<void> | null = null;
   return {

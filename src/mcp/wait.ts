@@ -17,15 +17,19 @@ const WAKE_EVENTS: StoreEventName[] = [
 
 /**
  * Wakes agents waiting in claim_task (up to waitMs) when a task may have become
- * ready. Three sources:
+ * ready. Sources:
  *  - in-process store events (this process enqueued, completed, released …);
- *  - other processes' writes, seen by polling `store.hasExternalChanges()` (PRAGMA
- *    data_version) on ONE timer shared by all waiters, and only while someone waits;
- *  - a recheck every RECHECK_INTERVAL_MS, because `hasExternalChanges` is a
- *    consume-once flag per store: another consumer of the same store (a supervisor
- *    in `roster start`) may take a change before this feed sees it.
+ *  - in mode "data-version" (`roster mcp`, where nothing else reads the flag):
+ *    other processes' writes, seen by polling `store.hasExternalChanges()` (PRAGMA
+ *    data_version) on ONE timer shared by all waiters, only while someone waits,
+ *    plus a recheck every RECHECK_INTERVAL_MS;
+ *  - in mode "recheck" (beside a supervisor, as in `roster start --mcp-port`): a
+ *    recheck every pollIntervalMs and no hasExternalChanges call at all, because
+ *    that flag is consume-once per store and the supervisor's waker needs it.
  * A wake-up is only a hint; the caller reads, then claims atomically.
  */
+export type ExternalChangeMode = "data-version" | "recheck";
+
 export class ChangeFeed {
   private readonly waiters = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
@@ -35,7 +39,7 @@ export class ChangeFeed {
 
   constructor(
     private readonly store: Store,
-    private readonly options: { pollIntervalMs?: number; recheckIntervalMs?: number } = {},
+    private readonly options: { pollIntervalMs?: number; recheckIntervalMs?: number; mode?: ExternalChangeMode } = {},
   ) {
     const pollIntervalMs = options.pollIntervalMs ?? CHANGE_POLL_INTERVAL_MS_DEFAULT;
     if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 1) throw new RangeError("options.pollIntervalMs must be a positive integer");
@@ -48,7 +52,10 @@ export class ChangeFeed {
    */
   wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.stopped || timeoutMs <= 0 || signal?.aborted) return Promise.resolve();
-    const recheckMs = this.options.recheckIntervalMs ?? RECHECK_INTERVAL_MS_DEFAULT;
+    const recheckMs =
+      this.options.mode === "recheck"
+        ? (this.options.pollIntervalMs ?? CHANGE_POLL_INTERVAL_MS_DEFAULT)
+        : (this.options.recheckIntervalMs ?? RECHECK_INTERVAL_MS_DEFAULT);
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timeout);
@@ -77,7 +84,7 @@ export class ChangeFeed {
   }
 
   private startPolling(): void {
-    if (this.timer !== null) return;
+    if (this.timer !== null || this.options.mode === "recheck") return;
     const interval = this.options.pollIntervalMs ?? CHANGE_POLL_INTERVAL_MS_DEFAULT;
     this.timer = setInterval(() => void this.poll(), interval);
     this.timer.unref();

@@ -4,6 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { hostnameOf, startMcpHttp, tokensMatch, type McpHttpServer } from "../../src/mcp/http.js";
+import { openStore } from "../../src/store/index.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 import { call } from "./helpers.js";
 
@@ -99,6 +100,21 @@ describe("roster MCP over Streamable HTTP", () => {
     const auth = { host, authorization: `Bearer ${TOKEN}` };
     expect((await rawInitialize(http.url, { ...auth, origin: "http://evil.example" })).status).toBe(403);
     expect((await rawInitialize(http.url, { ...auth, origin: `http://${host}` })).status).toBe(200);
+  });
+
+  it("wakes a waiting claim_task when another connection to the database enqueues", async () => {
+    const { client, transport } = httpClient(http.url, TOKEN);
+    await client.connect(transport);
+    const { agentId } = await call(client, "register_agent", { name: "waiter" });
+    const waiting = call(client, "claim_task", { agentId, persona: "worker", waitMs: 20_000 });
+    const other = await openStore({ path: db.path });
+    try {
+      const { ids } = await other.tasks.enqueue({ tasks: [{ persona: "worker", title: "from elsewhere" }], now: db.clock.now() });
+      expect((await waiting).task.id).toBe(ids[0]);
+    } finally {
+      await other.close();
+      await client.close();
+    }
   });
 
   it("keeps sessions apart: two clients at once each get their own session", async () => {
