@@ -1,10 +1,10 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
-import { FAKE_CLI, git, makeRepo, tempDir } from "./helpers.js";
+import { FAKE_CLI, git, makeRepo, processAlive, readRecord, tempDir, waitUntil } from "./helpers.js";
 
 /** `roster run` through the built binary (npm test builds first; or `npx tsc -p tsconfig.json`). */
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), "../../dist/src/cli/bin.js");
@@ -128,5 +128,29 @@ describe("roster run", () => {
     expect(out.code).toBe(2);
     expect(out.stderr).toMatch(/PERSONA_NOT_FOUND: --persona: no persona "nobody"/);
     expect(await withDb((store) => store.tasks.list({}))).toEqual([]);
+  });
+});
+
+describe("roster run interrupted", () => {
+  it("stops the agent's process tree on SIGINT, gives the task back without counting the attempt, and exits 130", async () => {
+    const record = join(dir.path, "record.jsonl");
+    agentPersona("coder", `  env:\n    FAKE_AGENT_RECORD: ${JSON.stringify(record)}`);
+    const child = spawn(process.execPath, [BIN, "run", "--persona", "coder", "--db", db, "--personas", personas, "--json", "Long job [fake:grandchild] [fake:sleep=60000]"], {
+      cwd: dir.path,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    const grandchild = await waitUntil(() => readRecord(record).find((r) => typeof r.grandchild === "number")?.grandchild as number | undefined, 30_000);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    const printed = JSON.parse(stdout) as { taskId: number; status: string };
+    expect(printed.status).toBe("interrupted");
+    await waitUntil(() => !processAlive(grandchild));
+    const task = await withDb((store) => store.tasks.get({ taskId: printed.taskId }));
+    expect(task.status).toBe("pending");
+    expect(task.attempts).toBe(0);
+    expect(task.events.map((e) => e.type)).toContain("task:released");
   });
 });
