@@ -45,7 +45,7 @@ export function startServices(config: Config): StartServices {
 
   // Last, so it stops first and its final summary shows the state the run ended in.
   extensions.push((ctx) => {
-    console.startLive(ctx.store);
+    console.startLive(ctx.store, ctx.supervisor);
     return { stop: () => console.stopLive() };
   });
 

@@ -1,6 +1,8 @@
+import { logEvents } from "../logging/events.js";
 import { createLogger, type LineSink, type Logger } from "../logging/logger.js";
 import { SecretValues } from "../logging/redact.js";
 import type { Store } from "../store/index.js";
+import type { SupervisorEventBus } from "../supervisor/events.js";
 import { LiveStatus, type TerminalLike } from "./live.js";
 
 export interface StartConsoleOptions {
@@ -21,8 +23,12 @@ export interface StartConsole {
   readonly secrets: SecretValues;
   /** True when stderr is a terminal: pretty log lines and a live status block. */
   readonly terminal: boolean;
-  /** Starts the live status (terminal) or the periodic status log line (otherwise). */
-  startLive(store: Store): LiveStatus;
+  /**
+   * Starts the live status (terminal) or the periodic status log line
+   * (otherwise), and the per-task log lines fed by the store's and the
+   * supervisor's events.
+   */
+  startLive(store: Store, supervisor?: { events: SupervisorEventBus }): LiveStatus;
   /** Final summary, then stop. Safe to call when never started. */
   stopLive(): Promise<void>;
 }
@@ -38,6 +44,7 @@ export function createStartConsole(options: StartConsoleOptions): StartConsole {
   const terminal = options.terminal ?? stderr.isTTY === true;
   const secrets = options.secrets ?? new SecretValues();
   let live: LiveStatus | null = null;
+  let stopLogging: (() => void) | null = null;
   // Lines go straight to stderr until the live view exists, then through it.
   const sink: LineSink = { write: (line: string) => (live !== null ? live.write(line) : stderr.write(line)) };
   const logger = createLogger({ level: options.level, pretty: terminal, destination: terminal ? sink : undefined, secrets });
@@ -45,8 +52,9 @@ export function createStartConsole(options: StartConsoleOptions): StartConsole {
     logger,
     secrets,
     terminal,
-    startLive(store) {
+    startLive(store, supervisor) {
       if (live !== null) return live;
+      stopLogging = logEvents({ logger, store, ...(supervisor === undefined ? {} : { supervisor }) });
       const view = new LiveStatus({
         store,
         mode: terminal ? "terminal" : "lines",
@@ -60,6 +68,8 @@ export function createStartConsole(options: StartConsoleOptions): StartConsole {
       return view;
     },
     async stopLive() {
+      stopLogging?.();
+      stopLogging = null;
       if (live === null) return;
       const view = live;
       await view.stop();

@@ -140,7 +140,8 @@ export class LiveStatus {
       return;
     }
     const columns = this.out.columns;
-    this.frame = ["", ...renderStatus(snapshot, { maxWidth: columns === undefined ? undefined : Math.max(20, columns - 1) })];
+    // A pseudo-terminal without a size reports 0 columns: do not cut then.
+    this.frame = ["", ...renderStatus(snapshot, { maxWidth: columns === undefined || columns <= 0 ? undefined : Math.max(20, columns - 1) })];
     this.erase();
     this.draw();
   }

@@ -68,7 +68,7 @@ async function watch(store: Store, options: { json: boolean; intervalMs: number 
       if (options.json) {
         out.write(`${JSON.stringify(statusJson(snapshot))}\n`);
       } else if (terminal) {
-        const columns = out.columns ?? 80;
+        const columns = out.columns !== undefined && out.columns > 0 ? out.columns : 80;
         const header = `roster status  ${new Date(snapshot.at).toLocaleTimeString()}  (every ${options.intervalMs} ms; Ctrl-C to stop)`;
         const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) })];
         // (Clear the screen once,) home, draw, clear whatever the previous frame left below.
