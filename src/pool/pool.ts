@@ -1,0 +1,289 @@
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { BroadcastChannel } from "node:worker_threads";
+import { Piscina } from "piscina";
+import { isBatchable } from "../adapters/registry.js";
+import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
+import {
+  CONTROL_ABORT,
+  isWorkerReport,
+  type ControlMessage,
+  type RunBatchRequest,
+  type RunBatchResponse,
+  type TaskOutcome,
+  type WorkerInit,
+  type WorkerReport,
+  type WorkerTask,
+} from "./protocol.js";
+
+/** After an abort, how long an adapter gets to settle before its thread is terminated, in ms. */
+export const ABORT_GRACE_MS_DEFAULT = 2_000;
+/** Most batchable tasks in one pool message. */
+export const BATCH_SIZE_DEFAULT = 64;
+/** Spacing of progress reports per task, from the worker, in ms. */
+export const WORKER_PROGRESS_INTERVAL_MS_DEFAULT = 100;
+
+export interface WorkerPoolOptions {
+  /** Worker threads (≈ CPUs). */
+  threads: number;
+  /** Tasks running at once across the pool; each thread may hold all of them. */
+  concurrency: number;
+  init: Omit<WorkerInit, "controlChannel" | "progressIntervalMs" | "threadSlots"> & { progressIntervalMs?: number };
+  abortGraceMs?: number;
+  batchSize?: number;
+  /** Progress and log reports from the workers, as they arrive. */
+  onReport?: (report: WorkerReport) => void;
+  /** A pool-level error (a worker failing with no task on it). */
+  onError?: (error: Error) => void;
+}
+
+/** What the pool hands back for one task: its outcome, once it settles. */
+export interface PoolRun {
+  taskId: number;
+  outcome: Promise<PoolOutcome>;
+}
+
+/**
+ * A task's outcome as the pool reports it. `released` means the attempt was cut
+ * short through no fault of its own (its thread was terminated because another
+ * task on it would not stop): the caller gives the task back without counting
+ * the attempt.
+ */
+export type PoolOutcome = TaskOutcome | { taskId: number; ok: false; error: ErrorObject; aborted: boolean; released: true };
+
+interface Batch {
+  tasks: WorkerTask[];
+  /** Its index in threadSlots, where the receiving worker writes its threadId. */
+  slot: number;
+  /** The task whose failure to stop caused its thread's termination. */
+  culprit: number | null;
+}
+
+interface Entry {
+  batch: Batch;
+  resolve: (outcome: PoolOutcome) => void;
+  abortReason: ErrorObject | null;
+  graceTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * The worker pool: a piscina wrapper (threads ≈ CPUs, many concurrent tasks per
+ * thread, strict FIFO under saturation).
+ *
+ * Modes: created → started (serving runTasks) → closed. Tasks whose adapter
+ * settles at once (registry: batchable) travel several to a message, which
+ * amortises the per-task hop; the others travel one per message so no task waits
+ * on another. `abort(taskId, reason)` asks the adapter to stop (ctx.signal, via
+ * the control channel); if it has not settled after abortGraceMs, its thread is
+ * terminated (found through threadSlots) and piscina replaces it; the task's
+ * outcome is the abort reason, and the other tasks that shared the thread come
+ * back `released`. A thread that dies on its own fails its tasks with
+ * WORKER_CRASHED (a counted attempt).
+ */
+export class WorkerPool {
+  private readonly options: Required<Omit<WorkerPoolOptions, "onReport" | "onError">> & Pick<WorkerPoolOptions, "onReport" | "onError">;
+  private readonly init: WorkerInit;
+  private readonly entries = new Map<number, Entry>();
+  private piscina: Piscina<RunBatchRequest, RunBatchResponse> | null = null;
+  private control: BroadcastChannel | null = null;
+  private readonly threadSlots: Int32Array;
+  private readonly freeSlots: number[];
+  /** Threads this pool terminated on purpose; tasks failing with them are collateral. */
+  private readonly terminated = new Set<number>();
+  private closed = false;
+
+  constructor(options: WorkerPoolOptions) {
+    const positive = (name: string, value: number) => {
+      if (!Number.isInteger(value) || value < 1) throw new RosterError("CONFIG_INVALID", `pool.${name}: must be a positive integer, got ${value}`);
+    };
+    positive("threads", options.threads);
+    positive("concurrency", options.concurrency);
+    const abortGraceMs = options.abortGraceMs ?? ABORT_GRACE_MS_DEFAULT;
+    if (!Number.isInteger(abortGraceMs) || abortGraceMs < 0) throw new RosterError("CONFIG_INVALID", `pool.abortGraceMs: must be an integer >= 0, got ${abortGraceMs}`);
+    const batchSize = options.batchSize ?? BATCH_SIZE_DEFAULT;
+    positive("batchSize", batchSize);
+    this.options = { ...options, abortGraceMs, batchSize };
+    // A batch holds at least one running task, so `concurrency` slots always suffice.
+    const sab = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * options.concurrency);
+    this.threadSlots = new Int32Array(sab);
+    this.freeSlots = Array.from({ length: options.concurrency }, (_, i) => options.concurrency - 1 - i);
+    this.init = {
+      ...options.init,
+      progressIntervalMs: options.init.progressIntervalMs ?? WORKER_PROGRESS_INTERVAL_MS_DEFAULT,
+      controlChannel: `roster-pool-${randomUUID()}`,
+      threadSlots: sab,
+    };
+  }
+
+  start(): void {
+    if (this.piscina !== null) return;
+    if (this.closed) throw new RosterError("INVALID_STATE", "the worker pool is closed");
+    this.control = new BroadcastChannel(this.init.controlChannel);
+    this.control.unref();
+    const piscina = new Piscina<RunBatchRequest, RunBatchResponse>({
+      filename: fileURLToPath(new URL("./worker.js", import.meta.url)),
+      minThreads: this.options.threads,
+      maxThreads: this.options.threads,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // Concurrency is limited by the supervisor, so piscina never needs to queue.
+      // Runs carry no piscina abort signal: piscina gives an abortable task a thread
+      // of its own, which would cap concurrency at the thread count. Termination is
+      // done here instead (threadSlots → worker.terminate()).
+      concurrentTasksPerWorker: this.options.concurrency,
+      stricterFIFO: true,
+      workerData: this.init,
+    });
+    piscina.on("message", (message: unknown) => {
+      if (isWorkerReport(message)) this.options.onReport?.(message);
+    });
+    piscina.on("error", (error: unknown) => this.options.onError?.(coerceError(error)));
+    this.piscina = piscina;
+  }
+
+  get threads(): number {
+    return this.piscina?.threads.length ?? 0;
+  }
+
+  /** Tasks handed to the pool and not settled yet. */
+  get running(): number {
+    return this.entries.size;
+  }
+
+  /** Sends the tasks to the threads: batchable ones grouped, the rest one per message. */
+  runTasks(tasks: WorkerTask[], kindOf: (task: WorkerTask) => string): PoolRun[] {
+    const piscina = this.piscina;
+    if (piscina === null || this.closed) throw new RosterError("INVALID_STATE", "the worker pool is not running");
+    const runs: PoolRun[] = [];
+    const single: WorkerTask[] = [];
+    const grouped: WorkerTask[] = [];
+    for (const task of tasks) (isBatchable(kindOf(task), task.payload) ? grouped : single).push(task);
+    const send = (batchTasks: WorkerTask[]) => {
+      const slot = this.freeSlots.pop();
+      if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
+      Atomics.store(this.threadSlots, slot, 0);
+      const batch: Batch = { tasks: batchTasks, slot, culprit: null };
+      for (const task of batchTasks) {
+        if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
+        let resolve!: (outcome: PoolOutcome) => void;
+        const outcome = new Promise<PoolOutcome>((r) => (resolve = r));
+        this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null });
+        runs.push({ taskId: task.id, outcome });
+      }
+      piscina.run({ slot, tasks: batchTasks }).then(
+        (response) => this.settleBatch(batch, response),
+        (error: unknown) => this.failBatch(batch, error),
+      );
+    };
+    for (const task of single) send([task]);
+    if (grouped.length > 0) {
+      // Spread a large claim over the threads, in messages of at most batchSize.
+      const size = Math.min(this.options.batchSize, Math.max(1, Math.ceil(grouped.length / this.options.threads)));
+      for (let i = 0; i < grouped.length; i += size) send(grouped.slice(i, i + size));
+    }
+    return runs;
+  }
+
+  /**
+   * Asks the task's adapter to stop; after abortGraceMs its thread is terminated.
+   * The first reason wins. Unknown or settled tasks are ignored.
+   */
+  abort(taskIds: number[], reason: ErrorObject): void {
+    const live: number[] = [];
+    for (const taskId of taskIds) {
+      const entry = this.entries.get(taskId);
+      if (entry === undefined || entry.abortReason !== null) continue;
+      entry.abortReason = reason;
+      live.push(taskId);
+      entry.graceTimer = setTimeout(() => this.terminate(taskId), this.options.abortGraceMs);
+    }
+    if (live.length === 0 || this.control === null) return;
+    const message: ControlMessage = { type: CONTROL_ABORT, taskIds: live, reason };
+    this.control.postMessage(message);
+  }
+
+  /** Ends the pool. Without `force` it waits for the tasks in flight; with it, threads are terminated at once. */
+  async close(options: { force?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const piscina = this.piscina;
+    this.piscina = null;
+    if (piscina !== null) {
+      if (options.force === true) await piscina.destroy();
+      else await piscina.close();
+    }
+    for (const entry of this.entries.values()) if (entry.graceTimer !== null) clearTimeout(entry.graceTimer);
+    this.control?.close();
+    this.control = null;
+  }
+
+  private terminate(taskId: number): void {
+    const entry = this.entries.get(taskId);
+    if (entry === undefined) return;
+    entry.graceTimer = null;
+    const threadId = Atomics.load(this.threadSlots, entry.batch.slot);
+    const worker = threadId === 0 ? undefined : this.piscina?.threads.find((w) => w.threadId === threadId);
+    if (worker === undefined) {
+      // Not received by a thread yet (or the pool is closing): look again shortly.
+      if (this.piscina !== null) entry.graceTimer = setTimeout(() => this.terminate(taskId), 50);
+      return;
+    }
+    entry.batch.culprit = taskId;
+    this.terminated.add(threadId);
+    // piscina sees the exit, fails every task of that thread (see failBatch) and starts a replacement.
+    void worker.terminate();
+  }
+
+  private take(taskId: number): Entry | undefined {
+    const entry = this.entries.get(taskId);
+    if (entry === undefined) return undefined;
+    this.entries.delete(taskId);
+    if (entry.graceTimer !== null) clearTimeout(entry.graceTimer);
+    return entry;
+  }
+
+  private settleBatch(batch: Batch, response: RunBatchResponse): void {
+    this.freeSlots.push(batch.slot);
+    for (const outcome of response.outcomes) {
+      const entry = this.take(outcome.taskId);
+      entry?.resolve(outcome);
+    }
+    // Defensive: a task the worker did not answer for (a protocol bug) must not hang.
+    this.failTasks(batch, new RosterError("INTERNAL", "the worker returned no outcome for this task"));
+  }
+
+  private failBatch(batch: Batch, error: unknown): void {
+    this.failTasks(batch, error);
+    this.freeSlots.push(batch.slot);
+  }
+
+  private failTasks(batch: Batch, error: unknown): void {
+    const collateral = this.terminated.has(Atomics.load(this.threadSlots, batch.slot));
+    for (const task of batch.tasks) {
+      const entry = this.take(task.id);
+      if (entry === undefined) continue;
+      if (entry.abortReason !== null) {
+        const reason =
+          batch.culprit === task.id
+            ? { ...entry.abortReason, message: `${entry.abortReason.message} (the adapter did not stop within ${this.options.abortGraceMs} ms; its thread was terminated)` }
+            : entry.abortReason;
+        entry.resolve({ taskId: task.id, ok: false, error: reason, aborted: true });
+      } else if (collateral) {
+        entry.resolve({
+          taskId: task.id,
+          ok: false,
+          error: toErrorObject(new RosterError("WORKER_CRASHED", "its worker thread was terminated because another task on it did not stop")),
+          aborted: false,
+          released: true,
+        });
+      } else {
+        const cause = coerceError(error);
+        entry.resolve({
+          taskId: task.id,
+          ok: false,
+          error: toErrorObject(new RosterError("WORKER_CRASHED", `worker thread failed: ${cause.message}`, { cause, retryable: true })),
+          aborted: false,
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Every message that crosses between the main thread and the pool's worker
+ * threads, in one file (STYLE rule 5). Only plain data crosses: errors travel as
+ * ErrorObject `{ name, code, message, stack, retryable }` and are rebuilt with
+ * fromErrorObject. Worker threads never touch SQLite; they get tasks as data and
+ * hand back outcomes.
+ *
+ *   main → worker   RunBatchRequest   (piscina task: one or more tasks to run)
+ *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
+ *   worker → main   WorkerReport      (parentPort: progress, logs; as they happen)
+ *   main → workers  ControlMessage    (BroadcastChannel: abort these tasks)
+ *   worker → main   threadId in WorkerInit.threadSlots[request.slot] (shared memory)
+ */
+import type { AdapterPersona, AdapterTask } from "../adapters/types.js";
+import type { ErrorObject } from "../errors.js";
+import type { Json, TaskInput } from "../store/types.js";
+
+/** workerData of every pool thread: what does not change while the pool lives. */
+export interface WorkerInit {
+  /** Every persona the supervisor serves, so a task names its persona by id only. */
+  personas: AdapterPersona[];
+  /** Absolute path of the personas folder (module adapters may not escape it). */
+  personasDir: string;
+  allowAbsoluteModules: boolean;
+  maxPayloadBytes: number;
+  /** Name of the BroadcastChannel on which the main thread sends ControlMessages. */
+  controlChannel: string;
+  /** Minimum spacing of progress reports per task from a worker, in ms. */
+  progressIntervalMs: number;
+  /** Log levels at or above this are forwarded ("silent" forwards none). */
+  logLevel: string;
+  /**
+   * Int32 slots, one per batch in flight: a worker writes its threadId into the
+   * batch's slot when it receives it, so the main thread knows which thread to
+   * terminate when a task there will not stop.
+   */
+  threadSlots: SharedArrayBuffer;
+}
+
+/** One task as a worker sees it: the adapter's view plus the persona id. */
+export type WorkerTask = AdapterTask;
+
+export interface RunBatchRequest {
+  /** Index into WorkerInit.threadSlots. */
+  slot: number;
+  tasks: WorkerTask[];
+}
+
+export type TaskOutcome =
+  | { taskId: number; ok: true; result: Json; children?: TaskInput[] }
+  | { taskId: number; ok: false; error: ErrorObject; aborted: boolean };
+
+export interface RunBatchResponse {
+  outcomes: TaskOutcome[];
+}
+
+export const REPORT_PROGRESS = "roster:progress";
+export const REPORT_LOG = "roster:log";
+
+export type WorkerReport =
+  | { type: typeof REPORT_PROGRESS; taskId: number; attempt: number; fraction: number; message: string | null }
+  | { type: typeof REPORT_LOG; taskId: number; attempt: number; level: "debug" | "info" | "warn" | "error"; message: string; data?: Record<string, unknown> };
+
+export const CONTROL_ABORT = "roster:abort";
+
+export type ControlMessage = { type: typeof CONTROL_ABORT; taskIds: number[]; reason: ErrorObject };
+
+export function isWorkerReport(value: unknown): value is WorkerReport {
+  if (value === null || typeof value !== "object") return false;
+  const type = (value as { type?: unknown }).type;
+  return type === REPORT_PROGRESS || type === REPORT_LOG;
+}
+
+export function isControlMessage(value: unknown): value is ControlMessage {
+  return value !== null && typeof value === "object" && (value as { type?: unknown }).type === CONTROL_ABORT;
+}

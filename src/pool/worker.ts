@@ -1,0 +1,160 @@
+/**
+ * The pool's worker entry: piscina calls the default export with a
+ * RunBatchRequest. Each task's adapter is loaded by its persona's adapter kind
+ * (once per persona per thread) and run with ctx.signal, ctx.progress and
+ * ctx.logger; every task of a batch runs concurrently, and the outcomes come back
+ * as plain data. Aborts arrive on the control BroadcastChannel; progress and logs
+ * leave through parentPort. Nothing here touches SQLite.
+ */
+import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
+import { resolve } from "node:path";
+import { loadAdapter, type AdapterEnvironment } from "../adapters/registry.js";
+import { normalizeOutput } from "../adapters/output.js";
+import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../adapters/types.js";
+import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
+import {
+  REPORT_LOG,
+  REPORT_PROGRESS,
+  isControlMessage,
+  type RunBatchRequest,
+  type RunBatchResponse,
+  type TaskOutcome,
+  type WorkerInit,
+  type WorkerReport,
+  type WorkerTask,
+} from "./protocol.js";
+
+const init = workerData as WorkerInit;
+const personas = new Map<string, AdapterPersona>(init.personas.map((p) => [p.id, p]));
+const env: AdapterEnvironment = {
+  personasDir: resolve(init.personasDir),
+  allowAbsoluteModules: init.allowAbsoluteModules,
+  maxPayloadBytes: init.maxPayloadBytes,
+};
+const threadSlots = new Int32Array(init.threadSlots);
+const adapters = new Map<string, Promise<Adapter>>();
+const controllers = new Map<number, AbortController>();
+/**
+ * Aborts that arrived before their task did (the two travel on different
+ * channels). Aborts are broadcast to every thread, so most entries belong to
+ * another thread's tasks; they are dropped after EARLY_ABORT_TTL_MS.
+ */
+const earlyAborts = new Map<number, { reason: Error; at: number }>();
+const EARLY_ABORT_TTL_MS = 30_000;
+
+const LEVELS = ["debug", "info", "warn", "error"] as const;
+const minLevel = init.logLevel === "silent" ? LEVELS.length : Math.max(0, LEVELS.indexOf(init.logLevel as (typeof LEVELS)[number]));
+
+const control = new BroadcastChannel(init.controlChannel);
+control.onmessage = (event: unknown) => {
+  const message = (event as { data?: unknown }).data;
+  if (!isControlMessage(message)) return;
+  const now = Date.now();
+  for (const [taskId, early] of earlyAborts) if (now - early.at > EARLY_ABORT_TTL_MS) earlyAborts.delete(taskId);
+  const reason = fromErrorObject(message.reason);
+  for (const taskId of message.taskIds) {
+    const controller = controllers.get(taskId);
+    if (controller === undefined) earlyAborts.set(taskId, { reason, at: now });
+    else controller.abort(reason);
+  }
+};
+// The pool terminates its threads; the channel must not keep one alive by itself.
+control.unref();
+
+function report(message: WorkerReport): void {
+  parentPort?.postMessage(message);
+}
+
+function adapterFor(personaId: string): Promise<Adapter> {
+  let adapter = adapters.get(personaId);
+  if (adapter === undefined) {
+    const persona = personas.get(personaId);
+    adapter =
+      persona === undefined
+        ? Promise.reject(new RosterError("PERSONA_NOT_FOUND", `persona "${personaId}" is not served by this pool`, { retryable: false }))
+        : loadAdapter(persona, env);
+    // A failed load is retried on the next task (the file may have been fixed).
+    adapter.catch(() => adapters.delete(personaId));
+    adapters.set(personaId, adapter);
+  }
+  return adapter;
+}
+
+function makeLogger(task: WorkerTask): AdapterLogger {
+  const log = (level: (typeof LEVELS)[number]) => (message: string, data?: Record<string, unknown>) => {
+    if (LEVELS.indexOf(level) < minLevel) return;
+    report({ type: REPORT_LOG, taskId: task.id, attempt: task.attempt, level, message: String(message), ...(data === undefined ? {} : { data }) });
+  };
+  return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+}
+
+/** Progress, spaced at least progressIntervalMs apart per task; the latest value wins. */
+function makeProgress(task: WorkerTask, signal: AbortSignal): { progress: AdapterContext["progress"]; close(): void } {
+  let lastAt = 0;
+  let pending: { fraction: number; message: string | null } | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const send = (value: { fraction: number; message: string | null }) => {
+    lastAt = Date.now();
+    report({ type: REPORT_PROGRESS, taskId: task.id, attempt: task.attempt, fraction: value.fraction, message: value.message });
+  };
+  return {
+    progress(fraction, message) {
+      if (signal.aborted) return;
+      if (typeof fraction !== "number" || !Number.isFinite(fraction)) return;
+      const value = { fraction: Math.min(1, Math.max(0, fraction)), message: message === undefined ? null : String(message) };
+      const wait = lastAt + init.progressIntervalMs - Date.now();
+      if (wait <= 0 && timer === null) {
+        send(value);
+        return;
+      }
+      pending = value;
+      if (timer === null) {
+        timer = setTimeout(() => {
+          timer = null;
+          if (pending !== null && !signal.aborted) send(pending);
+          pending = null;
+        }, Math.max(0, wait));
+      }
+    },
+    close() {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      pending = null;
+    },
+  };
+}
+
+async function runOne(task: WorkerTask): Promise<TaskOutcome> {
+  const controller = new AbortController();
+  controllers.set(task.id, controller);
+  const early = earlyAborts.get(task.id);
+  if (early !== undefined) {
+    earlyAborts.delete(task.id);
+    controller.abort(early.reason);
+  }
+  const signal = controller.signal;
+  const progress = makeProgress(task, signal);
+  try {
+    const adapter = await adapterFor(task.persona);
+    const ctx: AdapterContext = { signal, progress: progress.progress, logger: makeLogger(task), persona: personas.get(task.persona)! };
+    const value = await adapter.run(task, ctx);
+    if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
+    const output = normalizeOutput(value, init.maxPayloadBytes);
+    return output.children === undefined
+      ? { taskId: task.id, ok: true, result: output.result }
+      : { taskId: task.id, ok: true, result: output.result, children: output.children };
+  } catch (error) {
+    // Once aborted, the abort's reason is the outcome, whatever the adapter threw on the way out.
+    if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
+    return { taskId: task.id, ok: false, error: toErrorObject(error), aborted: false };
+  } finally {
+    progress.close();
+    controllers.delete(task.id);
+  }
+}
+
+export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
+  Atomics.store(threadSlots, request.slot, threadId);
+  if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!)] };
+  return { outcomes: await Promise.all(request.tasks.map(runOne)) };
+}

@@ -1,0 +1,175 @@
+import type { Clock } from "../clock.js";
+import { RosterError, coerceError, toErrorObject } from "../errors.js";
+import type { PoolOutcome } from "../pool/pool.js";
+import { validateBatch, type Settlement, type SettlementResult, type Store } from "../store/index.js";
+import type { RunOutcome } from "./events.js";
+import type { RunningAttempt } from "./run.js";
+
+/** Most settlements committed in one transaction. */
+export const SETTLE_BATCH_MAX = 512;
+/** Wait before retrying a batch whose commit failed (e.g. the database stayed locked), in ms. */
+export const SETTLE_RETRY_MS = 200;
+
+export interface CompleterHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly agentId: string;
+  readonly maxPayloadBytes: number;
+  /** Called once per attempt after its settlement committed (or was discarded). */
+  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined): void;
+  /** Called after each batch, once its attempts are settled. */
+  batchDone(): void;
+  error(where: string, error: Error): void;
+}
+
+interface Item {
+  run: RunningAttempt;
+  outcome: PoolOutcome;
+}
+
+/** Turns a pool outcome into what the store should record, or null when the result is discarded. */
+export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayloadBytes: number): Settlement | null {
+  const lease = { taskId: run.task.id, leaseToken: run.task.leaseToken };
+  // A lost lease (or a cancelled task) means someone else owns the task now: discard.
+  if (run.abort === "lease-lost" || run.abort === "cancelled") return null;
+  if (run.abort === "shutdown") return { kind: "release", ...lease, reason: "supervisor shutting down" };
+  if (!outcome.ok && "released" in outcome) return { kind: "release", ...lease, reason: outcome.error.message };
+  if (outcome.ok) {
+    if (outcome.children !== undefined && outcome.children.length > 0) {
+      try {
+        validateBatch(outcome.children, maxPayloadBytes);
+      } catch (error) {
+        const e = coerceError(error);
+        return {
+          kind: "fail",
+          ...lease,
+          error: toErrorObject(new RosterError("ADAPTER_OUTPUT_INVALID", `adapter output rejected: tasks: ${e.message}`, { cause: e })),
+        };
+      }
+      return { kind: "complete", ...lease, result: outcome.result, children: outcome.children };
+    }
+    return { kind: "complete", ...lease, result: outcome.result };
+  }
+  return { kind: "fail", ...lease, error: outcome.error, retryable: outcome.error.retryable };
+}
+
+function outcomeOf(settlement: Settlement, result: SettlementResult): RunOutcome {
+  if (!result.ok) return "lease-lost";
+  if (settlement.kind === "complete") return "completed";
+  if (settlement.kind === "release") return "released";
+  return "outcome" in result && result.outcome === "retrying" ? "retrying" : "failed";
+}
+
+/**
+ * The completer: commits finished attempts in batches (store.tasks.settleMany).
+ *
+ * Modes: idle (nothing queued) → scheduled (a flush is queued for the next turn
+ * of the event loop, so every outcome that arrives meanwhile joins it) →
+ * flushing (one transaction per SETTLE_BATCH_MAX attempts) → idle. A failed
+ * commit keeps its attempts queued and retries after SETTLE_RETRY_MS; their
+ * leases are still renewed meanwhile. stop() waits for the queue to drain.
+ */
+export class Completer {
+  private queue: Item[] = [];
+  private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  private flushing: Promise<boolean> | null = null;
+  private stopped = false;
+
+  constructor(private readonly host: CompleterHost) {}
+
+  start(): void {
+    this.stopped = false;
+  }
+
+  get pending(): number {
+    return this.queue.length + (this.flushing === null ? 0 : 1);
+  }
+
+  add(run: RunningAttempt, outcome: PoolOutcome): void {
+    this.queue.push({ run, outcome });
+    this.schedule();
+  }
+
+  /** Commits everything queued, then resolves; gives up after a few failed commits (the reaper collects those leases). */
+  async drain(): Promise<void> {
+    let failures = 0;
+    while ((this.queue.length > 0 || this.flushing !== null) && failures < 5) {
+      if (this.flushing !== null) {
+        await this.flushing;
+        continue;
+      }
+      if (!(await this.flush())) {
+        failures++;
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.drain();
+    this.stopped = true;
+    if (this.scheduled !== null) clearTimeout(this.scheduled as NodeJS.Timeout);
+    this.scheduled = null;
+  }
+
+  private schedule(delayMs = 0): void {
+    if (this.scheduled !== null || this.flushing !== null || this.stopped) return;
+    this.scheduled =
+      delayMs === 0
+        ? setImmediate(() => {
+            this.scheduled = null;
+            void this.flush();
+          })
+        : setTimeout(() => {
+            this.scheduled = null;
+            void this.flush();
+          }, delayMs);
+  }
+
+  private flush(): Promise<boolean> {
+    if (this.flushing !== null) return this.flushing;
+    const flushing = this.flushOnce();
+    this.flushing = flushing;
+    void flushing.then((ok) => {
+      this.flushing = null;
+      if (!ok) this.schedule(SETTLE_RETRY_MS);
+      else if (this.queue.length > 0) this.schedule();
+    });
+    return flushing;
+  }
+
+  /** False when a commit failed; its attempts are back in the queue. */
+  private async flushOnce(): Promise<boolean> {
+    while (this.queue.length > 0) {
+      const items = this.queue.splice(0, SETTLE_BATCH_MAX);
+      const settlements: Settlement[] = [];
+      const withSettlement: Array<{ item: Item; index: number }> = [];
+      const discarded: Item[] = [];
+      for (const item of items) {
+        const settlement = settlementFor(item.run, item.outcome, this.host.maxPayloadBytes);
+        if (settlement === null) discarded.push(item);
+        else withSettlement.push({ item, index: settlements.push(settlement) - 1 });
+      }
+      let results: SettlementResult[] = [];
+      if (settlements.length > 0) {
+        try {
+          results = await this.host.store.tasks.settleMany({ settlements, now: this.host.clock.now(), agentId: this.host.agentId });
+        } catch (error) {
+          this.host.error("completer.settleMany", coerceError(error));
+          this.queue.unshift(...items);
+          return false;
+        }
+      }
+      for (const item of discarded) this.host.settled(item.run, "lease-lost", undefined);
+      for (const { item, index } of withSettlement) {
+        const settlement = settlements[index]!;
+        const result = results[index]!;
+        const outcome = outcomeOf(settlement, result);
+        const errorCode = settlement.kind === "fail" ? ("code" in settlement.error ? settlement.error.code : undefined) : undefined;
+        this.host.settled(item.run, outcome, errorCode);
+      }
+      this.host.batchDone();
+    }
+    return true;
+  }
+}

@@ -1,0 +1,54 @@
+import { EventEmitter } from "node:events";
+
+/**
+ * The supervisor's own typed events ("noun:verb"), on its own bus. Metrics, logs
+ * and the live status subscribe here; nothing in the supervisor imports them.
+ * Store events (task:claimed, task:completed …) stay on store.events.
+ */
+export type RunOutcome = "completed" | "failed" | "retrying" | "released" | "lease-lost";
+
+export interface SupervisorEventMap {
+  /** Once per claim pass and once per poll interval: the loop is alive (/healthz). */
+  "loop:tick": { at: number };
+  "task:run-started": { taskId: number; persona: string; attempt: number };
+  "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: RunOutcome; errorCode?: string };
+  /** An attempt is being aborted: timeout, lost lease, cancellation or shutdown. */
+  "task:aborting": { taskId: number; persona: string; attempt: number; reason: "timeout" | "lease-lost" | "cancelled" | "shutdown" };
+  "slots:changed": { busy: number; capacity: number };
+  "progress:reported": { taskId: number; persona: string; attempt: number; fraction: number; message: string | null };
+  "lease:renewed": { count: number; lost: number };
+  "reaper:ran": { retried: number; failed: number; expiredAgents: number };
+  "supervisor:started": { agentId: string };
+  "supervisor:stopping": { reason: string; running: number };
+  "supervisor:stopped": { reason: string; agentId: string };
+  /** Something failed in the loop itself (a store call); the loop goes on. */
+  "supervisor:error": { where: string; error: Error };
+}
+
+export type SupervisorEventName = keyof SupervisorEventMap;
+
+export class SupervisorEventBus {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void {
+    this.emitter.on(name, listener as (payload: unknown) => void);
+    return () => this.emitter.off(name, listener as (payload: unknown) => void);
+  }
+
+  once<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void {
+    this.emitter.once(name, listener as (payload: unknown) => void);
+    return () => this.emitter.off(name, listener as (payload: unknown) => void);
+  }
+
+  emit<K extends SupervisorEventName>(name: K, payload: SupervisorEventMap[K]): void {
+    if (this.emitter.listenerCount(name) > 0) this.emitter.emit(name, payload);
+  }
+
+  listenerCount(name: SupervisorEventName): number {
+    return this.emitter.listenerCount(name);
+  }
+}

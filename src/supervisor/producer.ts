@@ -1,0 +1,59 @@
+import type { Clock } from "../clock.js";
+import type { Persona } from "../personas/schema.js";
+import type { ClaimedTask, Store } from "../store/index.js";
+
+/** Most tasks one claim statement takes (the store's own cap is 1,000). */
+export const CLAIM_BATCH_MAX = 1_000;
+
+/**
+ * The producer of one persona: claims `min(persona concurrency - running,
+ * global free slots)` ready tasks in one store call.
+ *
+ * Modes: dirty (ready tasks may exist: it was woken, or its last claim was full)
+ * → clean (its last claim came back short, so its queue is drained until the next
+ * wake-up). A wake-up that lands while a claim is in flight keeps it dirty
+ * (wakeGen), so no enqueue is missed.
+ */
+export class PersonaProducer {
+  running = 0;
+  private dirty = true;
+  private wakeGen = 0;
+
+  constructor(
+    readonly persona: Persona,
+    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string },
+  ) {}
+
+  get id(): string {
+    return this.persona.id;
+  }
+
+  get wanting(): boolean {
+    return this.dirty;
+  }
+
+  wake(): void {
+    this.dirty = true;
+    this.wakeGen++;
+  }
+
+  /** How many it would claim given `free` global slots. */
+  want(free: number): number {
+    return Math.min(this.persona.concurrency - this.running, free, CLAIM_BATCH_MAX);
+  }
+
+  /** Claims up to `limit` tasks; marks itself clean when the queue came back short. */
+  async claim(limit: number): Promise<ClaimedTask[]> {
+    if (limit <= 0) return [];
+    const gen = this.wakeGen;
+    const claimed = await this.host.store.tasks.claim({
+      persona: this.persona.id,
+      agentId: this.host.agentId,
+      limit,
+      leaseMs: this.persona.leaseMs,
+      now: this.host.clock.now(),
+    });
+    if (claimed.length < limit && gen === this.wakeGen) this.dirty = false;
+    return claimed;
+  }
+}

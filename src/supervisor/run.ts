@@ -1,0 +1,21 @@
+import type { Persona } from "../personas/schema.js";
+import type { ClaimedTask } from "../store/types.js";
+
+export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown";
+
+/** One attempt the supervisor holds: from claim until its settlement commits. */
+export interface RunningAttempt {
+  task: ClaimedTask;
+  persona: Persona;
+  /** Clock time the attempt was handed to the pool. */
+  dispatchedAt: number;
+  /** Why it is being aborted, once it is. */
+  abort: AbortKind | null;
+  /** Its start (claimed → in_progress) has been written. */
+  started: boolean;
+  /** It has finished in the worker and waits for the completer. */
+  finished: boolean;
+  timeoutTimer: NodeJS.Timeout | null;
+  startTimer: NodeJS.Timeout | null;
+  progress: { fraction: number; message: string | null } | null;
+}

@@ -1,0 +1,639 @@
+import { hostname } from "node:os";
+import { dirname, resolve } from "node:path";
+import type { AdapterPersona } from "../adapters/types.js";
+import { systemClock, type Clock } from "../clock.js";
+import type { Config } from "../config.js";
+import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
+import { silentLogger, type Logger } from "../logging/logger.js";
+import type { Persona } from "../personas/schema.js";
+import { WorkerPool, type PoolOutcome } from "../pool/pool.js";
+import { REPORT_PROGRESS, type WorkerReport, type WorkerTask } from "../pool/protocol.js";
+import type { ClaimedTask, LeaseRef, ReapResult, Store } from "../store/index.js";
+import { Completer } from "./completer.js";
+import { SupervisorEventBus, type RunOutcome } from "./events.js";
+import { HEARTBEAT_INTERVAL_MS_MIN, LeaseKeeper } from "./lease-keeper.js";
+import { PersonaProducer } from "./producer.js";
+import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
+import { Reaper } from "./reaper.js";
+import type { AbortKind, RunningAttempt } from "./run.js";
+import { Waker } from "./waker.js";
+
+/**
+ * An attempt that settles within this long after dispatch goes claimed →
+ * completed without its own start write (the start is folded into the
+ * settlement); a longer one gets `in_progress` with started_at = its dispatch
+ * time. Saves one transaction per short task. In ms.
+ */
+export const START_FOLD_MS_DEFAULT = 20;
+/** After the shutdown aborts, how long to wait beyond the abort grace before terminating every thread, in ms. */
+export const SHUTDOWN_FORCE_MS = 1_000;
+
+export interface SupervisorOptions {
+  store: Store;
+  /** The personas to serve: one producer each. */
+  personas: Persona[];
+  /** concurrency, threads, pollIntervalMs, reapIntervalMs, shutdownGraceMs, maxPayloadBytes, personasDir, allowAbsoluteModules, logLevel. */
+  config: Config;
+  clock?: Clock;
+  logger?: Logger;
+  /** Stop once nothing is pending, waiting, running or scheduled in the database. */
+  exitWhenIdle?: boolean;
+  /** After an abort, how long an adapter gets before its thread is terminated, in ms. */
+  abortGraceMs?: number;
+  startFoldMs?: number;
+  progressFlushMs?: number;
+  /** Most batchable tasks per pool message. */
+  batchSize?: number;
+  agentName?: string;
+}
+
+export interface RunningStat {
+  taskId: number;
+  persona: string;
+  title: string;
+  attempt: number;
+  startedAt: number;
+  progress: number | null;
+  message: string | null;
+  aborting: AbortKind | null;
+}
+
+export interface SupervisorStats {
+  busy: number;
+  capacity: number;
+  lastTickAt: number | null;
+  running: RunningStat[];
+}
+
+type State = "created" | "starting" | "running" | "stopping" | "stopped";
+
+/**
+ * The supervisor: turns ready tasks into work on the worker pool and keeps every
+ * attempt's lease until its outcome is committed.
+ *
+ * Modes: created → starting (register the agent, start the pool, reap once) →
+ * running → stopping → stopped. While running, claim passes run whenever the
+ * Waker says tasks may be ready or a slot frees up: each PersonaProducer claims
+ * `min(persona concurrency - its running, global free slots)` in one statement;
+ * the claimed attempts go to the pool (timeout timer armed); outcomes go to the
+ * Completer, which commits them in batches; the LeaseKeeper renews every lease in
+ * one call per min(leaseMs)/3; the Reaper collects expired leases. An attempt is
+ * aborted on timeout, lost lease, cancellation or shutdown; a lost lease's result
+ * is discarded. stop() (DESIGN rule 10): stop claiming, let running attempts
+ * finish within shutdownGraceMs, abort the rest and release their leases without
+ * counting the attempt, deregister, close the pool. The store stays open: its
+ * owner closes it.
+ */
+export class Supervisor {
+  readonly events = new SupervisorEventBus();
+  /** Resolves with the stop reason once stopped ("idle", "signal" …). */
+  readonly done: Promise<string>;
+
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly maxPayloadBytes: number;
+  agentId = "";
+
+  private readonly config: Config;
+  private readonly capacity: number;
+  private readonly exitWhenIdle: boolean;
+  private readonly startFoldMs: number;
+  private readonly abortGraceMs: number;
+  private readonly producers: PersonaProducer[];
+  private readonly byPersona = new Map<string, PersonaProducer>();
+  private readonly running = new Map<number, RunningAttempt>();
+  private readonly pool: WorkerPool;
+  private readonly completer: Completer;
+  private readonly leaseKeeper: LeaseKeeper;
+  private readonly reaper: Reaper;
+  private readonly waker: Waker;
+  private readonly progressWriter: ProgressWriter;
+  private state: State = "created";
+  private resolveDone!: (reason: string) => void;
+  private stopping: Promise<void> | null = null;
+  private passRunning = false;
+  private passAgain = false;
+  private passScheduled = false;
+  private roundRobin = 0;
+  private lastTickAt: number | null = null;
+  private idleChecking = false;
+  private startQueue: RunningAttempt[] = [];
+  private startWriting: Promise<void> | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private slotsDirty = false;
+
+  constructor(options: SupervisorOptions) {
+    this.store = options.store;
+    this.config = options.config;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger();
+    this.capacity = options.config.concurrency;
+    this.maxPayloadBytes = options.config.maxPayloadBytes;
+    this.exitWhenIdle = options.exitWhenIdle ?? false;
+    this.startFoldMs = options.startFoldMs ?? START_FOLD_MS_DEFAULT;
+    this.abortGraceMs = options.abortGraceMs ?? 2_000;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RosterError("CONFIG_INVALID", `config.concurrency: must be a positive integer, got ${this.capacity}`);
+    if (!Number.isInteger(this.startFoldMs) || this.startFoldMs < 0) throw new RosterError("CONFIG_INVALID", `startFoldMs: must be an integer >= 0, got ${this.startFoldMs}`);
+    const ids = new Set<string>();
+    for (const persona of options.personas) {
+      if (ids.has(persona.id)) throw new RosterError("CONFIG_INVALID", `personas: "${persona.id}" is given twice`);
+      ids.add(persona.id);
+    }
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.producers = options.personas.map((persona) => new PersonaProducer(persona, this));
+    for (const producer of this.producers) this.byPersona.set(producer.id, producer);
+
+    const personasDir = resolve(options.config.personasDir);
+    this.pool = new WorkerPool({
+      threads: options.config.threads,
+      concurrency: this.capacity,
+      abortGraceMs: this.abortGraceMs,
+      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+      init: {
+        personas: options.personas.map(toAdapterPersona),
+        personasDir,
+        allowAbsoluteModules: options.config.allowAbsoluteModules,
+        maxPayloadBytes: options.config.maxPayloadBytes,
+        logLevel: options.config.logLevel,
+      },
+      onReport: (report) => this.onReport(report),
+      onError: (error) => this.error("pool", error),
+    });
+    this.completer = new Completer(this);
+    const minLeaseMs = Math.min(...options.personas.map((p) => p.leaseMs), 30_000);
+    const self = this;
+    this.leaseKeeper = new LeaseKeeper(
+      {
+        store: this.store,
+        clock: this.clock,
+        get agentId() {
+          return self.agentId;
+        },
+        leases: () => this.leases(),
+        lost: (leases) => this.onLeasesLost(leases),
+        reRegister: () => this.register(),
+        renewed: (count, lost) => this.events.emit("lease:renewed", { count, lost }),
+        error: (where, error) => this.error(where, error),
+      },
+      Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(minLeaseMs / 3)),
+    );
+    this.reaper = new Reaper(
+      { store: this.store, clock: this.clock, reaped: (result) => this.onReaped(result), error: (where, error) => this.error(where, error) },
+      options.config.reapIntervalMs,
+    );
+    this.waker = new Waker(
+      {
+        store: this.store,
+        clock: this.clock,
+        wake: (personas) => this.wake(personas),
+        cancelled: (taskIds) => this.onCancelled(taskIds),
+        tick: () => this.onTick(),
+        error: (where, error) => this.error(where, error),
+      },
+      options.config.pollIntervalMs,
+    );
+    this.progressWriter = new ProgressWriter(
+      { store: this.store, clock: this.clock, lost: (run) => this.abortRun(run, "lease-lost"), error: (where, error) => this.error(where, error) },
+      options.progressFlushMs ?? PROGRESS_FLUSH_MS_DEFAULT,
+    );
+  }
+
+  // ---- lifecycle -------------------------------------------------------------
+
+  async start(): Promise<void> {
+    if (this.state !== "created") throw new RosterError("INVALID_STATE", `the supervisor is ${this.state}; start it once`);
+    this.state = "starting";
+    try {
+      await this.register();
+      this.pool.start();
+      this.completer.start();
+      this.progressWriter.start();
+      this.waker.start();
+      this.leaseKeeper.start();
+      await this.reaper.start();
+    } catch (error) {
+      this.state = "stopped";
+      this.waker.stop();
+      this.leaseKeeper.stop();
+      this.reaper.stop();
+      await this.pool.close({ force: true });
+      this.resolveDone("failed to start");
+      throw error;
+    }
+    this.state = "running";
+    this.logger.info({ agentId: this.agentId, personas: this.producers.map((p) => p.id), capacity: this.capacity }, "supervisor started");
+    this.events.emit("supervisor:started", { agentId: this.agentId });
+    this.wake(null);
+    void this.waker.rescheduleRunAt();
+  }
+
+  /** Graceful stop (DESIGN rule 10); idempotent. */
+  stop(reason = "stop"): Promise<void> {
+    if (this.stopping === null) this.stopping = this.shutdown(reason);
+    return this.stopping;
+  }
+
+  stats(): SupervisorStats {
+    const running: RunningStat[] = [];
+    for (const run of this.running.values()) {
+      running.push({
+        taskId: run.task.id,
+        persona: run.task.persona,
+        title: run.task.title,
+        attempt: run.task.attempt,
+        startedAt: run.dispatchedAt,
+        progress: run.progress?.fraction ?? null,
+        message: run.progress?.message ?? null,
+        aborting: run.abort,
+      });
+    }
+    return { busy: this.running.size, capacity: this.capacity, lastTickAt: this.lastTickAt, running };
+  }
+
+  get isRunning(): boolean {
+    return this.state === "running";
+  }
+
+  private async register(): Promise<void> {
+    const maxLeaseMs = Math.max(...this.producers.map((p) => p.persona.leaseMs), 1_000);
+    const agent = await this.store.agents.register({
+      ...(this.agentId === "" ? {} : { id: this.agentId }),
+      name: `supervisor ${hostname()}:${process.pid}`,
+      kind: "supervisor",
+      pid: process.pid,
+      hostname: hostname(),
+      heartbeatTimeoutMs: maxLeaseMs,
+      now: this.clock.now(),
+    });
+    this.agentId = agent.id;
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    if (this.state === "created" || this.state === "stopped") {
+      this.state = "stopped";
+      this.resolveDone(reason);
+      return;
+    }
+    while (this.state === "starting") await new Promise((r) => setTimeout(r, 10));
+    if ((this.state as State) === "stopped") return;
+    this.state = "stopping";
+    this.logger.info({ reason, running: this.running.size }, "supervisor stopping");
+    this.events.emit("supervisor:stopping", { reason, running: this.running.size });
+    this.waker.stop();
+    await this.waitForIdle(this.config.shutdownGraceMs);
+    if (this.running.size > 0) {
+      const runs = [...this.running.values()];
+      this.logger.warn({ running: runs.length }, "shutdown grace over: aborting the attempts still running; their leases are released");
+      for (const run of runs) this.abortRun(run, "shutdown");
+      await this.waitForIdle(this.abortGraceMs + SHUTDOWN_FORCE_MS);
+      if (this.running.size > 0) {
+        await this.pool.close({ force: true });
+        await this.waitForIdle(SHUTDOWN_FORCE_MS);
+      }
+    }
+    await this.completer.stop();
+    await this.startWriting;
+    this.leaseKeeper.stop();
+    this.reaper.stop();
+    this.progressWriter.stop();
+    try {
+      // Releases, without counting, any lease still held (e.g. a settlement that could not commit).
+      await this.store.agents.deregister({ agentId: this.agentId, now: this.clock.now() });
+    } catch (error) {
+      this.error("supervisor.deregister", coerceError(error));
+    }
+    await this.pool.close({ force: true });
+    for (const run of this.running.values()) this.clearTimers(run);
+    this.state = "stopped";
+    this.logger.info({ reason, agentId: this.agentId }, "supervisor stopped");
+    this.events.emit("supervisor:stopped", { reason, agentId: this.agentId });
+    this.resolveDone(reason);
+  }
+
+  private waitForIdle(timeoutMs: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.idleWaiters.push(done);
+    });
+  }
+
+  // ---- claiming ----------------------------------------------------------------
+
+  /** Marks producers dirty (all with null) and schedules a claim pass. */
+  wake(personas: readonly string[] | null): void {
+    if (personas === null) for (const producer of this.producers) producer.wake();
+    else for (const id of personas) this.byPersona.get(id)?.wake();
+    this.schedulePass();
+  }
+
+  private schedulePass(): void {
+    if (this.state !== "running") return;
+    if (this.passRunning) {
+      this.passAgain = true;
+      return;
+    }
+    if (this.passScheduled) return;
+    this.passScheduled = true;
+    queueMicrotask(() => {
+      this.passScheduled = false;
+      void this.claimPass();
+    });
+  }
+
+  private async claimPass(): Promise<void> {
+    if (this.passRunning || this.state !== "running") return;
+    this.passRunning = true;
+    let drained = false;
+    try {
+      do {
+        this.passAgain = false;
+        const n = this.producers.length;
+        const first = this.roundRobin++ % Math.max(1, n);
+        for (let i = 0; i < n && this.state === "running"; i++) {
+          const producer = this.producers[(first + i) % n]!;
+          if (!producer.wanting) continue;
+          const limit = producer.want(this.capacity - this.running.size);
+          if (limit <= 0) continue;
+          const claimed = await producer.claim(limit);
+          if (claimed.length < limit) drained = true;
+          if (claimed.length > 0) this.dispatch(producer, claimed);
+        }
+      } while (this.passAgain && this.state === "running");
+    } catch (error) {
+      this.error("supervisor.claim", coerceError(error));
+    } finally {
+      this.passRunning = false;
+      this.lastTickAt = this.clock.now();
+      this.events.emit("loop:tick", { at: this.lastTickAt });
+    }
+    if (drained) void this.waker.rescheduleRunAt();
+    if (this.passAgain) this.schedulePass();
+  }
+
+  private dispatch(producer: PersonaProducer, claimed: ClaimedTask[]): void {
+    if (this.state !== "running") {
+      // Claimed while a stop began: hand them straight back.
+      for (const task of claimed) void this.releaseUnstarted(task);
+      return;
+    }
+    const now = this.clock.now();
+    const tasks: WorkerTask[] = [];
+    const runs: RunningAttempt[] = [];
+    for (const task of claimed) {
+      const run: RunningAttempt = {
+        task,
+        persona: producer.persona,
+        dispatchedAt: now,
+        abort: null,
+        started: false,
+        finished: false,
+        timeoutTimer: null,
+        startTimer: null,
+        progress: null,
+      };
+      run.timeoutTimer = setTimeout(() => this.abortRun(run, "timeout"), task.timeoutMs);
+      if (this.startFoldMs === 0) this.queueStart(run);
+      else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
+      this.running.set(task.id, run);
+      producer.running++;
+      runs.push(run);
+      tasks.push(toWorkerTask(task));
+    }
+    const hasListeners = this.events.listenerCount("task:run-started") > 0;
+    if (hasListeners) for (const run of runs) this.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
+    this.markSlots();
+    const kind = producer.persona.adapter.kind;
+    let poolRuns;
+    try {
+      poolRuns = this.pool.runTasks(tasks, () => kind);
+    } catch (error) {
+      const e = toErrorObject(error);
+      for (const run of runs) this.onOutcome(run, { taskId: run.task.id, ok: false, error: e, aborted: false });
+      return;
+    }
+    for (let i = 0; i < poolRuns.length; i++) {
+      const poolRun = poolRuns[i]!;
+      const run = this.running.get(poolRun.taskId)!;
+      void poolRun.outcome.then((outcome) => this.onOutcome(run, outcome));
+    }
+  }
+
+  private async releaseUnstarted(task: ClaimedTask): Promise<void> {
+    try {
+      await this.store.tasks.releaseIfLeased({ taskId: task.id, leaseToken: task.leaseToken, reason: "supervisor shutting down", now: this.clock.now() });
+    } catch (error) {
+      this.error("supervisor.release", coerceError(error));
+    }
+  }
+
+  // ---- attempts ------------------------------------------------------------------
+
+  private queueStart(run: RunningAttempt): void {
+    run.startTimer = null;
+    if (run.finished || run.started) return;
+    this.startQueue.push(run);
+    if (this.startWriting === null) this.startWriting = this.writeStarts();
+  }
+
+  /** Start writes, one fenced call each, drained in order. */
+  private async writeStarts(): Promise<void> {
+    while (this.startQueue.length > 0) {
+      const batch = this.startQueue;
+      this.startQueue = [];
+      for (const run of batch) {
+        if (run.finished || run.started || run.abort !== null) continue;
+        run.started = true;
+        try {
+          const result = await this.store.tasks.startIfLeased({ taskId: run.task.id, leaseToken: run.task.leaseToken, now: run.dispatchedAt });
+          if (!result.ok) this.abortRun(run, "lease-lost");
+        } catch (error) {
+          this.error("supervisor.startIfLeased", coerceError(error));
+        }
+      }
+    }
+    this.startWriting = null;
+  }
+
+  private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
+    run.finished = true;
+    this.clearTimers(run);
+    this.completer.add(run, outcome);
+  }
+
+  private clearTimers(run: RunningAttempt): void {
+    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    if (run.startTimer !== null) clearTimeout(run.startTimer);
+    run.timeoutTimer = null;
+    run.startTimer = null;
+  }
+
+  abortRun(run: RunningAttempt, kind: AbortKind): void {
+    if (run.abort !== null || run.finished) return;
+    run.abort = kind;
+    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    run.timeoutTimer = null;
+    const { id, attempt } = run.task;
+    const reason: ErrorObject = toErrorObject(
+      kind === "timeout"
+        ? new RosterError("TIMEOUT", `task ${id} attempt ${attempt} timed out after ${run.task.timeoutMs} ms`)
+        : kind === "lease-lost"
+          ? new LeaseLostError(id)
+          : kind === "cancelled"
+            ? new RosterError("ABORTED", `task ${id} was cancelled`, { retryable: false })
+            : new RosterError("SHUTDOWN", `the supervisor is shutting down; task ${id} goes back to pending`),
+    );
+    this.logger[kind === "shutdown" ? "info" : "warn"]({ taskId: id, persona: run.task.persona, attempt, reason: kind }, "aborting attempt");
+    this.events.emit("task:aborting", { taskId: id, persona: run.task.persona, attempt, reason: kind });
+    this.pool.abort([id], reason);
+  }
+
+  /** From the completer, once the attempt's outcome is committed (or discarded). */
+  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined): void {
+    if (this.running.get(run.task.id) !== run) return;
+    this.running.delete(run.task.id);
+    const producer = this.byPersona.get(run.task.persona);
+    if (producer !== undefined) producer.running--;
+    this.progressWriter.forget(run);
+    if (outcome === "lease-lost") this.logger.warn({ taskId: run.task.id, attempt: run.task.attempt }, "lease lost: result discarded");
+    if (this.events.listenerCount("task:run-finished") > 0) {
+      this.events.emit("task:run-finished", {
+        taskId: run.task.id,
+        persona: run.task.persona,
+        attempt: run.task.attempt,
+        durationMs: this.clock.now() - run.dispatchedAt,
+        outcome,
+        ...(errorCode === undefined ? {} : { errorCode }),
+      });
+    }
+    this.slotsDirty = true;
+  }
+
+  batchDone(): void {
+    if (this.slotsDirty) this.markSlots();
+    if (this.running.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const done of waiters) done();
+    }
+    this.schedulePass();
+  }
+
+  private markSlots(): void {
+    this.slotsDirty = false;
+    this.events.emit("slots:changed", { busy: this.running.size, capacity: this.capacity });
+  }
+
+  private leases(): LeaseRef[] {
+    const leases: LeaseRef[] = [];
+    for (const run of this.running.values()) leases.push({ taskId: run.task.id, leaseToken: run.task.leaseToken });
+    return leases;
+  }
+
+  private onLeasesLost(leases: LeaseRef[]): void {
+    for (const lease of leases) {
+      const run = this.running.get(lease.taskId);
+      if (run !== undefined && run.task.leaseToken === lease.leaseToken) this.abortRun(run, "lease-lost");
+    }
+  }
+
+  private onCancelled(taskIds: readonly number[]): void {
+    for (const taskId of taskIds) {
+      const run = this.running.get(taskId);
+      if (run !== undefined) this.abortRun(run, "cancelled");
+    }
+  }
+
+  private onReaped(result: ReapResult): void {
+    const total = result.retried.length + result.failed.length + result.expiredAgents.length;
+    if (total > 0) {
+      this.logger.info({ retried: result.retried.length, failed: result.failed.length, expiredAgents: result.expiredAgents }, "reaper collected expired leases");
+    }
+    this.events.emit("reaper:ran", { retried: result.retried.length, failed: result.failed.length, expiredAgents: result.expiredAgents.length });
+    // Our own attempts among them have lost their lease.
+    for (const r of [...result.retried, ...result.failed]) {
+      const run = this.running.get(r.taskId);
+      if (run !== undefined) this.abortRun(run, "lease-lost");
+    }
+  }
+
+  private onReport(report: WorkerReport): void {
+    const run = this.running.get(report.taskId);
+    if (run === undefined || run.task.attempt !== report.attempt) return;
+    if (report.type === REPORT_PROGRESS) {
+      if (run.finished || run.abort !== null) return;
+      run.progress = { fraction: report.fraction, message: report.message };
+      this.events.emit("progress:reported", {
+        taskId: report.taskId,
+        persona: run.task.persona,
+        attempt: report.attempt,
+        fraction: report.fraction,
+        message: report.message,
+      });
+      this.progressWriter.mark(run);
+      return;
+    }
+    const child = this.logger.child({ taskId: report.taskId, persona: run.task.persona, attempt: report.attempt, agentId: this.agentId });
+    child[report.level](report.data ?? {}, report.message);
+  }
+
+  private onTick(): void {
+    this.lastTickAt = this.clock.now();
+    this.events.emit("loop:tick", { at: this.lastTickAt });
+    if (this.exitWhenIdle) void this.checkIdle();
+  }
+
+  /** exitWhenIdle: nothing pending, waiting, running or scheduled in this database. */
+  private async checkIdle(): Promise<void> {
+    if (this.state !== "running" || this.idleChecking || this.running.size > 0 || this.completer.pending > 0 || this.passRunning) return;
+    this.idleChecking = true;
+    try {
+      const counts = await this.store.tasks.counts();
+      let open = 0;
+      for (const states of Object.values(counts)) {
+        open += (states.pending ?? 0) + (states.waiting ?? 0) + (states.claimed ?? 0) + (states.in_progress ?? 0);
+      }
+      if (open === 0 && this.running.size === 0 && this.state === "running") void this.stop("idle");
+    } catch (error) {
+      this.error("supervisor.checkIdle", coerceError(error));
+    } finally {
+      this.idleChecking = false;
+    }
+  }
+
+  error(where: string, error: Error): void {
+    this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
+    this.events.emit("supervisor:error", { where, error });
+  }
+}
+
+export function toAdapterPersona(persona: Persona): AdapterPersona {
+  return {
+    id: persona.id,
+    name: persona.name,
+    definition: persona.definition,
+    adapter: persona.adapter,
+    dir: persona.sourcePath === null ? null : dirname(persona.sourcePath),
+  };
+}
+
+export function toWorkerTask(task: ClaimedTask): WorkerTask {
+  return {
+    id: task.id,
+    title: task.title,
+    description: task.description,
+    persona: task.persona,
+    payload: task.payload,
+    priority: task.priority,
+    parentId: task.parentId,
+    attempt: task.attempt,
+    maxAttempts: task.maxAttempts,
+    timeoutMs: task.timeoutMs,
+    dependencies: task.dependencies,
+  };
+}

@@ -1,0 +1,111 @@
+import type { Clock } from "../clock.js";
+import { coerceError } from "../errors.js";
+import type { Store } from "../store/index.js";
+
+export interface WakerHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** Some personas (or all, with null) may have ready tasks: claim. */
+  wake(personas: readonly string[] | null): void;
+  /** Tasks were cancelled in this process; abort the ones running here. */
+  cancelled(taskIds: readonly number[]): void;
+  /** Once per poll interval. */
+  tick(): void;
+  error(where: string, error: Error): void;
+}
+
+/**
+ * Wake-ups, so an idle supervisor costs almost nothing and a ready task starts
+ * within milliseconds:
+ *   - in-process writes: store events (task:enqueued, task:ready, task:retried,
+ *     task:released, lease:expired …) wake the producers at once;
+ *   - other processes' writes: store.hasExternalChanges() (PRAGMA data_version)
+ *     every pollIntervalMs;
+ *   - delayed tasks and retries: one timer at the next run_at (store.tasks.nextRunAt).
+ *
+ * Modes: stopped → listening (events + poll timer + at most one run_at timer) → stopped.
+ */
+export class Waker {
+  private offs: Array<() => void> = [];
+  private poll: NodeJS.Timeout | null = null;
+  private runAtTimer: NodeJS.Timeout | null = null;
+  private runAtDue = Number.POSITIVE_INFINITY;
+  private polling = false;
+
+  constructor(
+    private readonly host: WakerHost,
+    readonly pollIntervalMs: number,
+  ) {
+    if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 1) throw new RangeError(`waker.pollIntervalMs: must be a positive integer, got ${pollIntervalMs}`);
+  }
+
+  start(): void {
+    if (this.poll !== null) return;
+    const events = this.host.store.events;
+    this.offs = [
+      events.on("task:enqueued", (e) => (e.ready > 0 ? this.host.wake(e.personas) : undefined)),
+      events.on("task:ready", () => this.host.wake(null)),
+      events.on("task:retried", (e) => this.host.wake([e.persona])),
+      events.on("task:released", (e) => this.host.wake([e.persona])),
+      events.on("task:retrying", (e) => this.at(e.runAt)),
+      events.on("lease:expired", () => void this.rescheduleRunAt()),
+      events.on("task:cancelled", (e) => this.host.cancelled(e.taskIds)),
+    ];
+    // The poll keeps the process alive while the supervisor runs.
+    this.poll = setInterval(() => void this.pollOnce(), this.pollIntervalMs);
+  }
+
+  stop(): void {
+    for (const off of this.offs) off();
+    this.offs = [];
+    if (this.poll !== null) clearInterval(this.poll);
+    this.poll = null;
+    this.clearRunAt();
+  }
+
+  /** Arms the run_at timer for `due` if that is earlier than the one armed. */
+  at(due: number): void {
+    if (this.poll === null || due >= this.runAtDue) return;
+    this.clearRunAt();
+    this.runAtDue = due;
+    const delay = Math.max(0, due - this.host.clock.now());
+    this.runAtTimer = setTimeout(() => {
+      this.runAtTimer = null;
+      this.runAtDue = Number.POSITIVE_INFINITY;
+      this.host.wake(null);
+    }, delay);
+    this.runAtTimer.unref();
+  }
+
+  /** Looks up the next run_at of a pending task and arms the timer for it. */
+  async rescheduleRunAt(): Promise<void> {
+    try {
+      const next = await this.host.store.tasks.nextRunAt({ now: this.host.clock.now() });
+      if (next !== null) this.at(next);
+    } catch (error) {
+      this.host.error("waker.nextRunAt", coerceError(error));
+    }
+  }
+
+  private clearRunAt(): void {
+    if (this.runAtTimer !== null) clearTimeout(this.runAtTimer);
+    this.runAtTimer = null;
+    this.runAtDue = Number.POSITIVE_INFINITY;
+  }
+
+  private async pollOnce(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      this.host.tick();
+      if (await this.host.store.hasExternalChanges()) {
+        this.host.wake(null);
+        await this.rescheduleRunAt();
+      }
+    } catch (error) {
+      this.host.error("waker.poll", coerceError(error));
+    } finally {
+      this.polling = false;
+    }
+  }
+}
