@@ -74,3 +74,24 @@ describe("worktree manager: creation under load and pruning at start", () => {
     expect(result.removed).toEqual([join(worktreesDir(), "task-4-a1")]);
   });
 });
+
+describe("worktree lock across processes", () => {
+  it("lets several processes create worktrees of one repository at once", async () => {
+    const { execFile } = await import("node:child_process");
+    const { pathToFileURL } = await import("node:url");
+    const { dirname: dirOf, resolve: resolvePath } = await import("node:path");
+    const { fileURLToPath } = await import("node:url");
+    const built = pathToFileURL(resolvePath(dirOf(fileURLToPath(import.meta.url)), "../../dist/src/workspace/worktrees.js")).href;
+    const script = (first: number) =>
+      `const { createWorktree } = await import(${JSON.stringify(built)});` +
+      `const config = { kind: "worktree", repo: ${JSON.stringify(repo)}, base: "main", keep: "always", branchPrefix: "roster/" };` +
+      `await Promise.all([createWorktree(config, ${first}, 1), createWorktree(config, ${first + 1}, 1)]);`;
+    const runOne = (first: number) =>
+      new Promise<void>((done, fail) =>
+        execFile(process.execPath, ["--input-type=module", "-e", script(first)], (error, _out, stderr) => (error ? fail(new Error(stderr || error.message)) : done())),
+      );
+    await Promise.all([runOne(10), runOne(20), runOne(30)]);
+    expect(registered()).toHaveLength(7);
+    expect(branches()).toEqual(["main", ...[10, 11, 20, 21, 30, 31].map((id) => `roster/task-${id}-a1`)]);
+  });
+});

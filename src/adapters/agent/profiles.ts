@@ -96,7 +96,8 @@ export const PROFILES: Record<AgentProfileName, AgentProfile> = {
       session: { match: { type: "thread.started" }, path: "thread_id" },
     },
     rateLimitPatterns: [...COMMON_RATE_LIMIT, "usage limit"],
-    nonRetryablePatterns: ["not logged in", "invalid api key", "unauthorized", "\\b401\\b"],
+    // Outside a git repository codex refuses to run unless told --skip-git-repo-check; retrying cannot help.
+    nonRetryablePatterns: ["not logged in", "invalid api key", "unauthorized", "\\b401\\b", "skip-git-repo-check"],
     nonRetryableExitCodes: [],
   },
   /** Gemini CLI: `gemini --output-format json --prompt PROMPT`; exit 42 is bad input, 53 the turn limit. */
