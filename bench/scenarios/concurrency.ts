@@ -51,6 +51,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       { name: "peak RSS", target: "≤ 200 MB", value: `${fmt(rss.median)} MB`, met: ctx.quick ? null : rss.median <= 200 },
     ],
     notes: [
+      `Effective parallelism: ${tasks.toLocaleString("en-US")} × ${sleepMs} ms of sleeping done in ${fmt(wall.median)} ms is ${fmt((tasks * sleepMs) / wall.median, 1)} tasks at once on average (${tasks.toLocaleString("en-US")} would be ideal; the pool has ${String((runs[0]?.settings as { threads?: number } | undefined)?.threads ?? "?")} worker threads).`,
       "The supervisor is started on an empty database and left to settle; then the whole batch is enqueued in one transaction in the same process, and the wall time runs from that enqueue until the store reports the last completion. Peak RSS is the process's maxRSS (the OS's figure) and 20 ms samples, whichever is higher.",
     ],
     skipped: [],

@@ -56,6 +56,8 @@ export interface SupervisedRun {
   jobsPerSec: number;
   peakRssMb: number;
   settings: Record<string, unknown>;
+  /** Write transactions of the supervisor's store while processing, by name: count and total ms. */
+  transactions?: Record<string, { count: number; ms: number }>;
 }
 
 /** `throughput`: N no-op (echo) tasks enqueued, then the supervisor started and timed until the last completes. */
@@ -74,9 +76,24 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
   } finally {
     await seed.close();
   }
+  // Write transactions by name while processing: what the supervisor asks of SQLite per task.
+  const transactions: Record<string, { count: number; ms: number }> = {};
+  let counting = true;
   const t0 = performance.now();
-  const supervisor = await startBenchSupervisor({ dbPath, personasDir, synchronous: args.synchronous, concurrency: args.concurrency });
+  const supervisor = await startBenchSupervisor({
+    dbPath,
+    personasDir,
+    synchronous: args.synchronous,
+    concurrency: args.concurrency,
+    onTransaction: (name, ms) => {
+      if (!counting) return;
+      const t = (transactions[name] ??= { count: 0, ms: 0 });
+      t.count++;
+      t.ms += ms;
+    },
+  });
   const end = await completions(supervisor.store, args.jobs);
+  counting = false;
   const processMs = end - t0;
   await supervisor.stop();
   return {
@@ -87,6 +104,7 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
     jobsPerSec: (args.jobs / processMs) * 1000,
     peakRssMb: rss.stop().peakRssMb,
     settings: { ...supervisor.settings, synchronous: args.synchronous, concurrency: args.concurrency },
+    transactions,
   };
 }
 
@@ -125,6 +143,7 @@ export interface LatencyRun {
   maxMs: number;
   idleCpuPercent: number;
   idleWindowMs: number;
+  settings: Record<string, unknown>;
 }
 
 /**
@@ -165,6 +184,7 @@ export async function latencyRun(args: { dir: string; samples: number; idleWindo
       maxMs: Math.max(...latencies),
       idleCpuPercent: idle.cpuPercent,
       idleWindowMs: idle.windowMs,
+      settings: supervisor.settings,
     };
   } finally {
     await supervisor.stop();

@@ -106,6 +106,34 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     `Every run is a fresh child process and a fresh database (or Redis queue): ${jobs.toLocaleString("en-US")} no-op jobs enqueued first, then processing timed from the start of the consumer until the last job is recorded done. ${reps} round(s), systems interleaved within each round; median (min–max). roster runs the built-in \`echo\` adapter in piscina worker threads with every DESIGN rule on (claims fenced by lease tokens, start and completion events in task_events, dependency counters, batched claims and completions); the inline loop and the peers run their handler inline on the main thread.`,
   ];
   const tables = [table];
+  // What the supervisor asked of SQLite, per 1,000 tasks (first round's NORMAL and FULL runs).
+  const txRows: string[][] = [];
+  for (const system of ["roster supervisor, synchronous=NORMAL", "roster supervisor, synchronous=FULL"]) {
+    const first = rows.get(system)?.runs[0] as SupervisedRun | undefined;
+    if (first?.transactions === undefined) continue;
+    for (const [name, t] of Object.entries(first.transactions).sort((a, b) => b[1].ms - a[1].ms)) {
+      txRows.push([system.replace("roster supervisor, ", ""), name, fmt((t.count / jobs) * 1000, 1), fmt(t.ms / t.count, 3), fmt(t.ms)]);
+    }
+  }
+  const firstNormal = rows.get("roster supervisor, synchronous=NORMAL")?.runs[0] as SupervisedRun | undefined;
+  if (firstNormal?.transactions !== undefined) {
+    const tx = Object.values(firstNormal.transactions);
+    const txMs = tx.reduce((a, t) => a + t.ms, 0);
+    const perTaskUs = (txMs / jobs) * 1000;
+    notes.push(
+      `Bound (first NORMAL round): ${fmt((txMs / firstNormal.processMs) * 100, 0)} % of the processing wall time was spent inside the supervisor's write transactions, one after another on its main thread: ${fmt(perTaskUs, 0)} µs of SQLite work per task, a ceiling of about ${fmt(1e6 / perTaskUs)} tasks/s even with free worker threads. The inline loop does its claim and complete in about ${fmt(rate("minimal inline loop").n > 0 ? 1e6 / rate("minimal inline loop").median : Number.NaN, 0)} µs per task in all.`,
+    );
+  }
+  if (txRows.length > 0) {
+    figures.transactions = Object.fromEntries(
+      ["roster supervisor, synchronous=NORMAL", "roster supervisor, synchronous=FULL"].map((k) => [k, (rows.get(k)?.runs[0] as SupervisedRun | undefined)?.transactions ?? null]),
+    );
+    tables.push({
+      caption: "Write transactions the supervisor's store committed while processing (first round), from the store's onTransaction hook:",
+      columns: ["synchronous", "transaction", "per 1,000 tasks", "ms each", "ms in all"],
+      rows: txRows,
+    });
+  }
   if (!ctx.quick && !broken.has("roster supervisor, synchronous=NORMAL")) {
     ctx.log("profiling one more supervisor run (NORMAL) with --cpu-prof");
     try {
@@ -115,7 +143,16 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         args: (dir) => ({ dir, jobs, concurrency, synchronous: "NORMAL" }),
       });
       figures.profile = profiled.summaries.slice(0, 3);
-      tables.push(...profileTables(`one extra roster NORMAL run under --cpu-prof, ${fmt((profiled.result as SupervisedRun).jobsPerSec)} jobs/s; not in the figures above`, profiled.summaries));
+      const pr = profiled.result as SupervisedRun;
+      tables.push(...profileTables(`one extra roster NORMAL run under --cpu-prof (enqueue and processing), ${fmt(pr.jobsPerSec)} jobs/s; not in the figures above`, profiled.summaries));
+      const [main, ...workers] = profiled.summaries;
+      if (main !== undefined) {
+        const workerBusy = workers.reduce((a, w) => a + w.busyMs, 0);
+        const workerTotal = workers.reduce((a, w) => a + w.totalMs, 0);
+        notes.push(
+          `Where the time goes (profiled run): the busiest thread was busy ${fmt((main.busyMs / main.totalMs) * 100, 0)} % of its ${fmt(main.totalMs)} ms; the other ${workers.length} thread(s) together ${fmt(workerTotal > 0 ? (workerBusy / workerTotal) * 100 : 0, 0)} % (idle waiting in Atomics.wait is not counted as busy). A run whose busiest thread is near 100 % while the worker threads idle is bound by that thread's own work, listed in its table above.`,
+        );
+      }
     } catch (error) {
       notes.push(`The profiled run failed: ${(error as Error).message}`);
     }

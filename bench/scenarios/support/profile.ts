@@ -29,7 +29,7 @@ export interface HotFunction {
 export interface ProfileSummary {
   file: string;
   totalMs: number;
-  /** Time not idle (the "(idle)" node excluded). */
+  /** Time not idle ("(idle)" and piscina's atomicsWaitLoop excluded). */
   busyMs: number;
   top: HotFunction[];
 }
@@ -54,7 +54,8 @@ export function summarizeProfile(file: string, top = 12): ProfileSummary {
     if (node === undefined) continue;
     total += dt;
     const fn = node.callFrame.functionName || "(anonymous)";
-    if (fn === "(idle)") {
+    // piscina's worker threads block in Atomics.wait while they have no task: idle, not work.
+    if (fn === "(idle)" || fn === "atomicsWaitLoop") {
       idle += dt;
       continue;
     }
