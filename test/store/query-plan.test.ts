@@ -92,6 +92,13 @@ describe("query plans of the hot statements", () => {
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
       expect(scans(plan)).toEqual([]);
     });
+
+    it(`${label}: the running list reads the lease index, not every task`, () => {
+      const plan = sqliteExplain(t.store, "running", { persona: null, limit: 1_000 });
+      expect(plan.join("\n")).toMatch(/SCAN s USING INDEX task_status_lease/);
+      expect(plan.join("\n")).toMatch(/SEARCH t USING INTEGER PRIMARY KEY/);
+      expect(plan.filter((line) => /^SCAN (t|tasks)\b/.test(line))).toEqual([]);
+    });
   };
 
   describe("without statistics", () => cases("no ANALYZE"));

@@ -132,6 +132,21 @@ export class TransactionRunner {
     return value;
   }
 
+  /**
+   * Inside a write: runs `body` in a savepoint. When it throws, its writes roll back
+   * and so do the events it queued, so a listener never hears of them.
+   */
+  savepoint<T>(body: () => T): T {
+    if (this.pending === null) throw new RosterError("INTERNAL", "savepoint outside a transaction");
+    const mark = this.pending.length;
+    try {
+      return this.db.transaction(body)();
+    } catch (error) {
+      this.pending.length = mark;
+      throw error;
+    }
+  }
+
   /** A read; no transaction of its own beyond the statement's. */
   read<T>(name: string, body: () => T): T {
     try {

@@ -1,7 +1,7 @@
 import { EXPIRE_AGENTS_SQL, RENEW_ALL_SQL } from "./agents.js";
 import { COMPLETE_DEPENDENCIES_SQL } from "./graph.js";
 import { EXPIRED_LEASES_SQL } from "./maintenance.js";
-import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL } from "./queries.js";
+import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, RUNNING_SQL } from "./queries.js";
 import { CLAIM_SQL } from "./transitions.js";
 
 /**
@@ -18,6 +18,7 @@ export const HOT_QUERIES = {
   nextRunAt: NEXT_RUN_ALL_SQL,
   nextRunAtPersona: NEXT_RUN_PERSONA_SQL,
   completeDependencies: COMPLETE_DEPENDENCIES_SQL,
+  running: RUNNING_SQL,
 } as const;
 
 export type HotQueryName = keyof typeof HOT_QUERIES;

@@ -18,6 +18,17 @@ export const EVENT_LIMIT_DEFAULT = 50;
 
 /** Counts per persona and state (metrics read it at every scrape), from the trigger-kept counters. */
 export const COUNTS_ALL_SQL = "SELECT persona_id, status, n FROM task_counts WHERE n > 0";
+/**
+ * Leased tasks (status, metrics). Driven from the partial lease index, which holds
+ * only claimed and in-progress rows; joined the other way round it read every task.
+ * Params: @persona (or null) @limit.
+ */
+export const RUNNING_SQL = `
+      SELECT t.id, t.title, s.persona_id, s.status, s.attempts, s.progress, s.progress_message, s.assigned_agent_id, s.started_at
+      FROM task_status s INDEXED BY task_status_lease CROSS JOIN tasks t ON t.id = s.task_id
+      WHERE s.status IN ('claimed','in_progress') AND (@persona IS NULL OR s.persona_id = @persona)
+      ORDER BY s.task_id LIMIT @limit`;
+
 /** The next wake-up: earliest future run_at of a pending task. Params: @now. */
 export const NEXT_RUN_ALL_SQL = "SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > @now";
 /**
@@ -84,11 +95,7 @@ export class TaskQueries {
     this.countsRoot = db.prepare(`
       SELECT s.persona_id, s.status, count(*) AS n ${from}
       WHERE t.id = @rootId OR t.root_id = @rootId GROUP BY s.persona_id, s.status`);
-    this.runningStmt = db.prepare(`
-      SELECT t.id, t.title, s.persona_id, s.status, s.attempts, s.progress, s.progress_message, s.assigned_agent_id, s.started_at
-      ${from}
-      WHERE s.status IN ('claimed','in_progress') AND (@persona IS NULL OR s.persona_id = @persona)
-      ORDER BY t.id LIMIT @limit`);
+    this.runningStmt = db.prepare(RUNNING_SQL);
     this.nextRunAll = db.prepare(NEXT_RUN_ALL_SQL).pluck();
     this.nextRunPersona = db.prepare(NEXT_RUN_PERSONA_SQL).pluck();
   }

@@ -67,7 +67,7 @@ export class SqliteStore implements Store {
     const settleOne = (s: Settlement, now: number): SettlementResult => {
       if (s.kind === "complete") {
         try {
-          return db.transaction(() => transitions.complete({ ...s, now }))();
+          return tx.savepoint(() => transitions.complete({ ...s, now }));
         } catch (error) {
           if (!(error instanceof RosterError)) throw error;
           return transitions.fail({
