@@ -46,7 +46,7 @@ const definitions: AdapterDefinition[] = [
   { kind: "sleep", batchable: false, load: () => import("./sleep.js") },
   { kind: "module", batchable: false, load: () => import("./module.js") },
   { kind: "shell", batchable: false, load: () => import("./shell.js") },
-  // { kind: "agent", batchable: false, load: () => import("./agent/index.js") },
+  { kind: "agent", batchable: false, load: () => import("./agent/index.js") },
 ];
 
 export const ADAPTERS: ReadonlyMap<string, AdapterDefinition> = new Map(definitions.map((d) => [d.kind, d]));
