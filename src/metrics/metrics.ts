@@ -191,7 +191,7 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
   });
   new Gauge({
     name: "roster_supervisor_last_tick_timestamp_seconds",
-    help: "Unix time of the supervisor loop's last tick; alert when time() minus this grows.",
+    help: "Unix time of the supervisor loop's last tick (0 before the first); alert when time() minus this grows.",
     registers,
     collect() {
       this.reset();

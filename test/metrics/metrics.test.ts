@@ -3,6 +3,7 @@ import { register as globalRegistry } from "prom-client";
 import { ManualClock } from "../../src/clock.js";
 import { createLoopHealth, createMetrics, createTransactionRecorder, startMetricsServer, type MetricsServer, type RosterMetrics } from "../../src/metrics/index.js";
 import type { Store } from "../../src/store/index.js";
+import { SupervisorEventBus } from "../../src/supervisor/events.js";
 import { httpGet, parseExposition, sumOf, tempStore, valueOf } from "./helpers.js";
 
 describe("metrics fed by the store's events", () => {
@@ -130,6 +131,32 @@ describe("metrics fed by the store's events", () => {
     const samples = await scrape(server);
     expect(valueOf(samples, "roster_db_transaction_duration_seconds_count", { name: "tasks.enqueue" })).toBe(2);
     expect(valueOf(samples, "roster_db_transaction_duration_seconds_sum", { name: "tasks.enqueue" })).toBeGreaterThan(0);
+  });
+
+  it("counts heartbeat failures and observes run durations from the supervisor's events, and reads its slots at scrape time", async () => {
+    const { metrics, server } = await setup();
+    const events = new SupervisorEventBus();
+    let stats = { busy: 3, capacity: 8, lastTickAt: 1_700_000_000_000 as number | null };
+    metrics.attachSupervisor({ events, stats: () => stats });
+    events.emit("lease:renewed", { count: 5, lost: 0 });
+    events.emit("lease:renewed", { count: 5, lost: 2 });
+    events.emit("supervisor:error", { where: "leaseKeeper.heartbeat", error: new Error("disk I/O error") });
+    events.emit("supervisor:error", { where: "waker.poll", error: new Error("x") });
+    events.emit("task:run-finished", { taskId: 1, persona: "coder", attempt: 1, durationMs: 2_000, outcome: "completed" });
+
+    let samples = await scrape(server);
+    expect(valueOf(samples, "roster_heartbeat_failures_total", { reason: "lost" })).toBe(2);
+    expect(valueOf(samples, "roster_heartbeat_failures_total", { reason: "error" })).toBe(1);
+    expect(valueOf(samples, "roster_supervisor_errors_total", { where: "waker.poll" })).toBe(1);
+    expect(valueOf(samples, "roster_task_run_duration_seconds_sum", { persona: "coder", outcome: "completed" })).toBe(2);
+    expect(valueOf(samples, "roster_worker_slots", { state: "busy" })).toBe(3);
+    expect(valueOf(samples, "roster_worker_slots", { state: "idle" })).toBe(5);
+    expect(valueOf(samples, "roster_supervisor_last_tick_timestamp_seconds")).toBe(1_700_000_000);
+
+    stats = { busy: 8, capacity: 8, lastTickAt: null };
+    samples = await scrape(server);
+    expect(valueOf(samples, "roster_worker_slots", { state: "idle" })).toBe(0);
+    expect(valueOf(samples, "roster_supervisor_last_tick_timestamp_seconds")).toBe(0); // before the first tick
   });
 
   it("keeps its series on its own registry, not prom-client's global one", async () => {
