@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       rmSync(workDir, { recursive: true, force: true });
     }
   }
-  const written = writeReports({ outDir, results, command, machine, order: SCENARIOS.map((s) => s.name) });
+  const written = writeReports({ outDir, results, command, machine });
   process.stderr.write(
     `[bench] ${results.length} scenario(s) in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${written.markdown} and ${written.json}\n`,
   );

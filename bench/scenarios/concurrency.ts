@@ -12,8 +12,8 @@ import type { ConcurrencyRun } from "./supervised-child.js";
 async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  const tasks = ctx.quick ? 100 : 1_000;
-  const sleepMs = ctx.quick ? 300 : 1_000;
+  const tasks = ctx.quick ? 50 : 1_000;
+  const sleepMs = ctx.quick ? 200 : 1_000;
   const reps = ctx.quick ? 1 : 3;
   const runs: ConcurrencyRun[] = [];
   for (let rep = 0; rep < reps; rep++) {
@@ -40,7 +40,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         columns: ["measure", "value"],
         rows: [
           ["wall time, enqueue → last completion, ms", fmtSummary(wall)],
-          [`wall ÷ ideal (${sleepMs} ms)`, ratio.n > 1 ? `${fmtRatio(ratio.median)} (${fmtRatio(ratio.min)}–${fmtRatio(ratio.max)})` : fmtRatio(ratio.median)],
+          [`wall ÷ ideal (${sleepMs} ms)`, ratio.runs > 1 ? `${fmtRatio(ratio.median)} (${fmtRatio(ratio.min)}–${fmtRatio(ratio.max)})` : fmtRatio(ratio.median)],
           ["peak RSS of the supervisor's process (threads included), MB", fmtSummary(rss)],
           ["RSS of the idle supervisor before the batch, MB", fmtSummary(rssStart)],
         ],

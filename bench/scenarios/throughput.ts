@@ -20,7 +20,7 @@ type Row = { system: string; runs: Array<QueueRun | SupervisedRun> };
 async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  const jobs = ctx.quick ? 1_000 : THROUGHPUT_JOBS;
+  const jobs = ctx.quick ? 500 : THROUGHPUT_JOBS;
   const reps = ctx.quick ? 1 : 3;
   const concurrency = THROUGHPUT_CONCURRENCY;
   const skipped: Skipped[] = [];
@@ -67,7 +67,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const table: Table = { columns: ["system", "jobs/s", "roster NORMAL ÷ this", "peak RSS, MB", "settings"], rows: [] };
   for (const row of rows.values()) {
     const r = summarize(row.runs.map((x) => x.jobsPerSec));
-    const ratio = roster.n > 0 ? roster.median / r.median : Number.NaN;
+    const ratio = roster.runs > 0 ? roster.median / r.median : Number.NaN;
     // Per-round ratios show how stable the comparison is.
     const perRound = row.runs.map((x, i) => {
       const mine = rows.get("roster supervisor, synchronous=NORMAL")?.runs[i];
@@ -82,14 +82,14 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     table.rows.push([
       row.system,
       fmtSummary(r),
-      row.system.startsWith("roster supervisor, synchronous=NORMAL") ? "1.00×" : `${fmtRatio(ratio)}${ratioSummary.n > 1 ? ` (${fmtRatio(ratioSummary.min)}–${fmtRatio(ratioSummary.max)} by round)` : ""}`,
+      row.system.startsWith("roster supervisor, synchronous=NORMAL") ? "1.00×" : `${fmtRatio(ratio)}${ratioSummary.runs > 1 ? ` (${fmtRatio(ratioSummary.min)}–${fmtRatio(ratioSummary.max)} by round)` : ""}`,
       fmtSummary(summarize(row.runs.map((x) => x.peakRssMb))),
       settings,
     ]);
   }
   const ratioTarget = (name: string, system: string, wanted: number): TargetCheck => {
     const other = rate(system);
-    const value = roster.n > 0 && other.n > 0 ? roster.median / other.median : Number.NaN;
+    const value = roster.runs > 0 && other.runs > 0 ? roster.median / other.median : Number.NaN;
     return {
       name,
       target: `≥ ${wanted}×`,
@@ -121,7 +121,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const txMs = tx.reduce((a, t) => a + t.ms, 0);
     const perTaskUs = (txMs / jobs) * 1000;
     notes.push(
-      `Bound (first NORMAL round): ${fmt((txMs / firstNormal.processMs) * 100, 0)} % of the processing wall time was spent inside the supervisor's write transactions, one after another on its main thread: ${fmt(perTaskUs, 0)} µs of SQLite work per task, a ceiling of about ${fmt(1e6 / perTaskUs)} tasks/s even with free worker threads. The inline loop does its claim and complete in about ${fmt(rate("minimal inline loop").n > 0 ? 1e6 / rate("minimal inline loop").median : Number.NaN, 0)} µs per task in all.`,
+      `Bound (first NORMAL round): ${fmt((txMs / firstNormal.processMs) * 100, 0)} % of the processing wall time was spent inside the supervisor's write transactions, one after another on its main thread: ${fmt(perTaskUs, 0)} µs of SQLite work per task, a ceiling of about ${fmt(1e6 / perTaskUs)} tasks/s even with free worker threads. The inline loop does its claim and complete in about ${fmt(rate("minimal inline loop").runs > 0 ? 1e6 / rate("minimal inline loop").median : Number.NaN, 0)} µs per task in all.`,
     );
   }
   if (txRows.length > 0) {

@@ -1,60 +1,33 @@
-/** The machine and the versions a figure was measured with. */
-import Database from "better-sqlite3";
+/**
+ * The machine and the versions a figure was measured with: bench/lib's environment(),
+ * plus what only the harness knows (the peers' packages, liteque's own better-sqlite3 in
+ * bench/liteque, and the redis-server that BullMQ ran on).
+ */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { cpus, totalmem, release, platform } from "node:os";
 import { join } from "node:path";
+import { environment, packageVersion, type Environment } from "../../lib/machine.js";
 import { findRedisServer } from "../../peers/redis.js";
 import { ROOT_DIR } from "./paths.js";
 
-export interface MachineInfo {
-  cpu: string;
-  cores: number;
-  memoryGb: number;
-  os: string;
-  node: string;
-  sqlite: string;
+export interface MachineInfo extends Environment {
   redis: string | null;
-  packages: Record<string, string | null>;
-}
-
-function version(dir: string, name: string): string | null {
-  const file = join(dir, "node_modules", name, "package.json");
-  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version : null;
 }
 
 export function machineInfo(): MachineInfo {
-  const db = new Database(":memory:");
-  const sqlite = db.prepare("SELECT sqlite_version()").pluck().get() as string;
-  db.close();
+  const env = environment(["better-sqlite3", "piscina", "bullmq", "ioredis", "plainjob"]);
+  const litequeDir = join(ROOT_DIR, "bench", "liteque");
+  env.packages.liteque = packageVersion("liteque", litequeDir);
+  env.packages["better-sqlite3 (liteque's)"] = packageVersion("better-sqlite3", litequeDir);
   let redis: string | null = null;
   const bin = findRedisServer();
   if (bin !== null) {
     try {
       redis = /v=([0-9.]+)/.exec(execFileSync(bin, ["--version"], { encoding: "utf8" }))?.[1] ?? null;
     } catch {
-      redis = null; // reported as unknown; the peers scenario reports the real failure
+      redis = null; // shown as absent; the scenario that needs it reports the real failure
     }
   }
-  const litequeDir = join(ROOT_DIR, "bench", "liteque");
-  return {
-    cpu: cpus()[0]?.model.trim() ?? "unknown",
-    cores: cpus().length,
-    memoryGb: Math.round(totalmem() / 1024 ** 3),
-    os: `${platform()} ${release()}`,
-    node: process.version,
-    sqlite,
-    redis,
-    packages: {
-      "better-sqlite3": version(ROOT_DIR, "better-sqlite3"),
-      piscina: version(ROOT_DIR, "piscina"),
-      bullmq: version(ROOT_DIR, "bullmq"),
-      ioredis: version(ROOT_DIR, "ioredis"),
-      plainjob: version(ROOT_DIR, "plainjob"),
-      liteque: version(litequeDir, "liteque"),
-      "better-sqlite3 (liteque)": version(litequeDir, "better-sqlite3"),
-    },
-  };
+  return { ...env, redis };
 }
 
 export function machineLine(m: MachineInfo): string {
@@ -62,5 +35,5 @@ export function machineLine(m: MachineInfo): string {
     .filter(([, v]) => v !== null)
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
-  return `${m.cores} × ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, SQLite ${m.sqlite}${m.redis !== null ? `, Redis ${m.redis}` : ""}; ${pkgs}`;
+  return `${m.cores} × ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, SQLite ${m.sqlite}${m.redis !== null ? `, Redis ${m.redis}` : ""}; roster ${m.roster}, ${pkgs}`;
 }

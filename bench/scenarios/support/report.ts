@@ -1,10 +1,12 @@
 /**
  * Writes bench/results.json and bench/RESULTS.md. Each scenario owns its entry in
- * results.json and its `## <scenario>` section in RESULTS.md; running some scenarios
- * replaces their entries and sections and keeps everyone else's as they were.
+ * results.json and its `## <scenario>` section in RESULTS.md (written with bench/lib's
+ * writeResultsSection); running some scenarios replaces their entries and sections and
+ * keeps everyone else's (other benchmarks' sections too) as they were.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { writeResultsSection } from "../../lib/results.js";
 import { machineLine, type MachineInfo } from "./machine.js";
 import type { ScenarioResult, Table } from "./types.js";
 
@@ -43,8 +45,9 @@ function loadLine(result: ScenarioResult): string {
   return load === undefined ? "" : `; 1-minute load average ${load.before} before, ${load.after} after (other work on the machine slows every system alike)`;
 }
 
+/** A scenario's section body (bench/lib's writer adds the `## name` title). */
 export function renderSection(result: ScenarioResult, command: string, machine: MachineInfo): string {
-  const out: string[] = [`## ${result.scenario}`, ""];
+  const out: string[] = [];
   out.push(`_${result.title}_`, "");
   out.push(
     `Command: \`${command}\`${result.quick ? " (**quick**: tiny sizes, a smoke run, not figures to compare)" : ""} · ${result.startedAt.slice(0, 16).replace("T", " ")} UTC · took ${(result.durationMs / 1000).toFixed(1)} s`,
@@ -52,6 +55,7 @@ export function renderSection(result: ScenarioResult, command: string, machine: 
     `Machine: ${machineLine(machine)}${loadLine(result)}`,
     "",
   );
+  if (result.markdown !== undefined) out.push(result.markdown.trim(), "");
   for (const table of result.tables) out.push(renderTable(table), "");
   if (result.targets.length > 0) {
     out.push(
@@ -74,30 +78,15 @@ export function renderSection(result: ScenarioResult, command: string, machine: 
   return out.join("\n").trimEnd() + "\n";
 }
 
-/** Splits a RESULTS.md into its header and `## name` sections (in file order). */
-export function splitSections(text: string): { header: string; sections: Array<{ name: string; text: string }> } {
-  const lines = text.split("\n");
-  const header: string[] = [];
-  const sections: Array<{ name: string; lines: string[] }> = [];
-  for (const line of lines) {
-    const m = /^## (\S+)/.exec(line);
-    if (m !== null) sections.push({ name: m[1]!, lines: [line] });
-    else if (sections.length === 0) header.push(line);
-    else sections[sections.length - 1]!.lines.push(line);
-  }
-  return { header: header.join("\n"), sections: sections.map((s) => ({ name: s.name, text: s.lines.join("\n").trimEnd() + "\n" })) };
-}
-
 export function writeReports(params: {
   outDir: string;
   results: ScenarioResult[];
   command: string;
   machine: MachineInfo;
-  /** Section order: scenarios in the registry's order; others keep theirs, after. */
-  order: string[];
 }): { json: string; markdown: string } {
   const jsonPath = join(params.outDir, "results.json");
   const mdPath = join(params.outDir, "RESULTS.md");
+  mkdirSync(params.outDir, { recursive: true });
 
   let file: ResultsFile = { updatedAt: "", scenarios: {} };
   if (existsSync(jsonPath)) {
@@ -109,15 +98,15 @@ export function writeReports(params: {
       file = { updatedAt: "", scenarios: {} };
     }
   }
-  for (const r of params.results) file.scenarios[r.scenario] = { ...r, command: params.command, machine: params.machine };
+  for (const r of params.results) {
+    const { markdown: _markdown, ...rest } = r;
+    file.scenarios[r.scenario] = { ...rest, command: params.command, machine: params.machine };
+  }
   file.updatedAt = new Date().toISOString();
   writeAtomic(jsonPath, JSON.stringify(file, null, 2) + "\n");
 
-  const existing = existsSync(mdPath) ? splitSections(readFileSync(mdPath, "utf8")) : { header: HEADER, sections: [] };
-  const byName = new Map(existing.sections.map((s) => [s.name, s.text]));
-  for (const r of params.results) byName.set(r.scenario, renderSection(r, params.command, params.machine));
-  const names = [...params.order.filter((n) => byName.has(n)), ...existing.sections.map((s) => s.name).filter((n) => !params.order.includes(n))];
-  const header = existing.header.trim() === "" ? HEADER : existing.header;
-  writeAtomic(mdPath, [header.trimEnd() + "\n", ...names.map((n) => byName.get(n)!)].join("\n"));
+  // bench/lib's writer replaces one `## name` section and keeps the rest of the file.
+  if (!existsSync(mdPath)) writeAtomic(mdPath, HEADER);
+  for (const r of params.results) writeResultsSection(mdPath, r.scenario, renderSection(r, params.command, params.machine));
   return { json: jsonPath, markdown: mdPath };
 }

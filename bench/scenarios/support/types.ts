@@ -5,12 +5,10 @@
  * `## <name>` section of bench/RESULTS.md.
  */
 
-/** A median with its spread over repetitions. */
-export interface Summary {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
+import type { Summary as LibSummary } from "../../lib/stats.js";
+
+/** A median with its spread over repetitions (bench/lib's Summary), and the samples themselves. */
+export interface Summary extends LibSummary {
   samples: number[];
 }
 
@@ -51,6 +49,8 @@ export interface ScenarioResult {
   targets: TargetCheck[];
   notes: string[];
   skipped: Skipped[];
+  /** A section body rendered by the benchmark itself (bench/store.ts); used instead of tables and notes. */
+  markdown?: string;
 }
 
 export interface ScenarioContext {
