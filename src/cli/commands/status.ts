@@ -3,7 +3,11 @@ import { systemClock } from "../../clock.js";
 import { readStatus, renderStatus, statusJson, type StatusSnapshot } from "../../progress/index.js";
 import type { Store } from "../../store/index.js";
 import { printJson } from "../output.js";
-import { addDbOption, addJsonOption, configFrom, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
+import { existsSync } from "node:fs";
+import type { Config } from "../../config.js";
+import { RosterError } from "../../errors.js";
+import { openStore } from "../../store/index.js";
+import { addDbOption, addJsonOption, configFrom, parseInteger, type DbOptions, type JsonOptions } from "../options.js";
 
 interface StatusOptions extends DbOptions, JsonOptions {
   watch?: boolean;
@@ -34,11 +38,24 @@ export function register(program: Command): void {
     const intervalMs =
       options.interval === undefined ? STATUS_INTERVAL_MS_DEFAULT : parseInteger("--interval", options.interval, { min: STATUS_INTERVAL_MS_MIN });
     const config = configFrom(options);
-    await withStore(config, "existing", async (store) => {
+    const store = await openReadonly(config);
+    try {
       if (options.watch === true) await watch(store, { json: options.json === true, intervalMs });
       else print(await readStatus(store, { now: systemClock.now() }), options.json === true);
-    });
+    } finally {
+      await store.close();
+    }
   });
+}
+
+/** Status only reads: a read-only connection, on a database that must exist (a mistyped --db never creates one). */
+async function openReadonly(config: Config): Promise<Store> {
+  if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
+    throw new RosterError("VALIDATION", `--db ${config.dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
+      details: { field: "db", path: config.dbPath },
+    });
+  }
+  return openStore({ path: config.dbPath, readonly: true, busyTimeoutMs: config.busyTimeoutMs });
 }
 
 function print(snapshot: StatusSnapshot, json: boolean): void {
