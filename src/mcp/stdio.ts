@@ -1,7 +1,12 @@
 import type { Readable, Writable } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpContext, McpProfile } from "./context.js";
+import { WAIT_MS_MAX } from "./schemas.js";
 import { createMcpServer } from "./server.js";
+
+/** Longest wait, after stdin ends, for answers still being worked on (a claim may wait WAIT_MS_MAX). */
+export const DRAIN_MS_MAX = WAIT_MS_MAX + 5_000;
 
 export interface McpStdioSession {
   /** Resolves when the client goes away (stdin ends) or close() is called. */
@@ -12,7 +17,8 @@ export interface McpStdioSession {
 /**
  * One MCP session over stdin/stdout (`roster mcp`). stdout carries JSON-RPC only:
  * logs go to stderr. The SDK's transport does not watch for the end of stdin, so
- * this does: a client that exits closes the session.
+ * this does: a client that exits closes the session, once the requests it sent
+ * have been answered.
  */
 export async function serveMcpStdio(options: {
   context: McpContext;
@@ -27,7 +33,22 @@ export async function serveMcpStdio(options: {
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   transport.onclose = () => resolveClosed();
-  const onEnd = (): void => void close();
+  // Requests still being answered when stdin ends (a client that pipes requests and
+  // closes) get their answers before the session closes; bounded by DRAIN_MS_MAX.
+  const pending = new Set<string | number>();
+  let drained: (() => void) | null = null;
+  let ended = false;
+  const onEnd = (): void => {
+    if (ended) return; // "end" and then "close"
+    ended = true;
+    if (pending.size === 0) return void close();
+    const timer = setTimeout(() => void close(), DRAIN_MS_MAX);
+    timer.unref();
+    drained = () => {
+      clearTimeout(timer);
+      void close();
+    };
+  };
   stdin.once("end", onEnd);
   stdin.once("close", onEnd);
   let closing: Promise<void> | null = null;
@@ -39,5 +60,17 @@ export async function serveMcpStdio(options: {
       resolveClosed();
     })());
   await server.connect(transport);
+  const receive = transport.onmessage;
+  // Wrapped after connect(), which installs the SDK's own handler: count requests in
+  // and answers out, without changing either.
+  transport.onmessage = (message: JSONRPCMessage) => {
+    if ("method" in message && "id" in message) pending.add(message.id);
+    receive?.(message);
+  };
+  const send = transport.send.bind(transport);
+  transport.send = async (message: JSONRPCMessage) => {
+    await send(message);
+    if (!("method" in message) && "id" in message && message.id !== undefined && pending.delete(message.id) && pending.size === 0) drained?.();
+  };
   return { closed, close };
 }

@@ -4,7 +4,8 @@ import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
 import type { Config } from "../../config.js";
 import { createLogger, logLevelOption } from "../../logging/logger.js";
-import { McpLeaseReaper, createMcpContext, parseProfile, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
+import { MCP_PROFILES, McpLeaseReaper, createMcpContext, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
+import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
 import { openStore } from "../../store/index.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
@@ -34,7 +35,10 @@ export function register(program: Command): void {
     .option("--no-reaper", "do not reap expired leases (a supervisor does it)")
     .addOption(logLevelOption());
   command.action(async (options: McpOptions) => {
-    const profile: McpProfile = parseProfile(options.profile);
+    if (!(MCP_PROFILES as readonly string[]).includes(options.profile)) {
+      throw new RosterError("VALIDATION", `--profile: must be one of ${MCP_PROFILES.join(", ")}, got "${options.profile}"`, { details: { field: "profile" } });
+    }
+    const profile = options.profile as McpProfile;
     const config = configFrom(options, options.logLevel !== undefined ? { logLevel: options.logLevel } : {});
     const reapIntervalMs =
       options.reapIntervalMs === undefined ? config.reapIntervalMs : parseInteger("--reap-interval-ms", options.reapIntervalMs, { min: 10 });
