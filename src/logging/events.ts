@@ -8,7 +8,7 @@ import { taskLogger, type Logger } from "./logger.js";
  * (and agentId where known). Levels: the normal flow at debug, an attempt's
  * end at info, trouble (a failed task, a retry, an expired lease, a
  * SQLITE_BUSY retry) at warn. The supervisor logs its own lifecycle, its
- * errors and the reaper's work; those are not repeated here.
+ * errors, aborts and the reaper's work; those are not repeated here.
  *
  * Returns a function that unsubscribes everything.
  */
@@ -40,7 +40,6 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
       supervisor.on("task:run-finished", ({ taskId, persona, attempt, durationMs, outcome, errorCode }) =>
         taskLogger(logger, { taskId, persona, attempt }).info({ outcome, durationMs: Math.round(durationMs), ...(errorCode === undefined ? {} : { errorCode }) }, "task finished"),
       ),
-      supervisor.on("task:aborting", ({ taskId, persona, attempt, reason }) => taskLogger(logger, { taskId, persona, attempt }).warn({ reason }, "aborting task")),
       supervisor.on("lease:renewed", ({ count, lost }) => (lost > 0 ? logger.warn({ renewed: count, lost }, "leases lost at renewal") : undefined)),
     );
   }
