@@ -16,6 +16,7 @@ import type { Persona } from "./personas/schema.js";
 import { openStore, type Store } from "./store/index.js";
 import { syncPersonas } from "./supervisor/personas.js";
 import { Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";
+import { pruneWorkspacesAtStart } from "./workspace/startup.js";
 
 export { Supervisor, type SupervisorOptions, type SupervisorStats } from "./supervisor/supervisor.js";
 export { SupervisorEventBus, type SupervisorEventMap, type SupervisorEventName, type RunOutcome } from "./supervisor/events.js";
@@ -87,6 +88,8 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
   let supervisor: Supervisor | null = null;
   try {
     const personas = await syncPersonas(store, config.personasDir, clock.now(), logger);
+    // Worktrees of agent attempts a crash interrupted (src/workspace/startup.ts); live leases keep theirs.
+    await pruneWorkspacesAtStart({ store, personas, now: clock.now(), logger });
     const demoTaskId = options.demo ? await seedDemo(store, { personas, now: clock.now() }) : null;
     if (demoTaskId !== null) logger.info({ taskId: demoTaskId }, "seeded the demo goal");
     supervisor = new Supervisor({ store, personas, config, clock, logger, exitWhenIdle: options.exitWhenIdle, ...options.supervisor });

@@ -1,15 +1,15 @@
 import { dirname } from "node:path";
-import { coerceError } from "../errors.js";
+import { coerceError, isRosterError } from "../errors.js";
 import type { Persona } from "../personas/schema.js";
 import type { Store } from "../store/types.js";
 import { pruneStaleWorktrees, resolveWorkspace } from "./worktrees.js";
 
 /**
- * Prune-at-start for every repository a persona works in: called by whatever
- * starts running tasks (`roster start` after its first reap, `roster run`), so the
- * worktrees of attempts that a crash interrupted do not pile up. An attempt that
- * the database still shows as claimed or in progress keeps its worktree (another
- * process may be running it); so do worktrees kept on purpose.
+ * Prune-at-start for every repository an agent persona works in, called by what
+ * starts running tasks (`roster start`, `roster run`), so the worktrees of attempts
+ * a crash interrupted do not pile up. An attempt keeps its worktree while the
+ * database shows it claimed or in progress under a lease that has not expired
+ * (another process may be running it); worktrees kept on purpose stay too.
  */
 export interface WorkspacePruneReport {
   repo: string;
@@ -19,10 +19,13 @@ export interface WorkspacePruneReport {
   error?: Error;
 }
 
-/** Upper bound on the running attempts read to decide what is stale. */
-const RUNNING_LIMIT = 1_000_000;
+/** The part of a logger this needs (pino's shape). */
+interface PruneLogger {
+  info(data: object, message: string): void;
+  warn(data: object, message: string): void;
+}
 
-export async function pruneWorkspacesAtStart(params: { store: Store; personas: Persona[] }): Promise<WorkspacePruneReport[]> {
+export async function pruneWorkspacesAtStart(params: { store: Store; personas: Persona[]; now: number; logger?: PruneLogger }): Promise<WorkspacePruneReport[]> {
   const groups = new Map<string, { personas: string[]; config: ReturnType<typeof resolveWorkspace> }>();
   for (const persona of params.personas) {
     if (persona.adapter.kind !== "agent" || persona.adapter.workspace === undefined) continue;
@@ -32,16 +35,28 @@ export async function pruneWorkspacesAtStart(params: { store: Store; personas: P
     if (group === undefined) groups.set(key, { personas: [persona.id], config });
     else group.personas.push(persona.id);
   }
-  if (groups.size === 0) return [];
-  const running = new Set((await params.store.tasks.running({ limit: RUNNING_LIMIT })).map((t) => `${t.id}/${t.attempt}`));
+  const isRunning = async (taskId: number, attempt: number): Promise<boolean> => {
+    try {
+      const task = await params.store.tasks.get({ taskId, eventLimit: 0 });
+      const leased = task.status === "claimed" || task.status === "in_progress";
+      return leased && task.attempts === attempt && (task.leaseExpiresAt ?? 0) > params.now;
+    } catch (error) {
+      // A worktree of a task this database does not have is not running here.
+      if (isRosterError(error, "TASK_NOT_FOUND")) return false;
+      throw error;
+    }
+  };
   const reports: WorkspacePruneReport[] = [];
   for (const { personas, config } of groups.values()) {
     try {
-      const result = await pruneStaleWorktrees({ config, isRunning: (taskId, attempt) => running.has(`${taskId}/${attempt}`) });
+      const result = await pruneStaleWorktrees({ config, isRunning });
       reports.push({ repo: config.repo, personas, ...result });
+      if (result.removed.length > 0) params.logger?.info({ repo: config.repo, removed: result.removed }, "removed worktrees left by interrupted attempts");
     } catch (error) {
-      // One unreachable repository must not stop the others (or the start): the caller logs it.
-      reports.push({ repo: config.repo, personas, removed: [], kept: [], error: coerceError(error) });
+      // One unreachable repository must not stop the others, nor the start.
+      const e = coerceError(error);
+      reports.push({ repo: config.repo, personas, removed: [], kept: [], error: e });
+      params.logger?.warn({ repo: config.repo, err: e }, "could not prune the repository's stale worktrees");
     }
   }
   return reports;

@@ -216,8 +216,12 @@ export interface PruneResult {
  */
 export async function pruneStaleWorktrees(params: {
   config: WorkspaceConfig;
-  /** True when this attempt of this task is running now (in any process). */
-  isRunning: (taskId: number, attempt: number) => boolean;
+  /**
+   * True when this attempt of this task is running now (in any process). Asked while
+   * the repository's lock is held, after listing: every worktree listed was created
+   * (under the lock) after its attempt was claimed, so a fresh claim is never missed.
+   */
+  isRunning: (taskId: number, attempt: number) => boolean | Promise<boolean>;
   includeKept?: boolean;
 }): Promise<PruneResult> {
   const repo = await repoInfo(params.config.repo);
@@ -226,7 +230,7 @@ export async function pruneStaleWorktrees(params: {
     const removed: string[] = [];
     const kept: string[] = [];
     for (const wt of await listIn(repo, params.config)) {
-      if (params.isRunning(wt.taskId, wt.attempt) || (!params.includeKept && wt.registered && isMarkedKept(wt.path))) {
+      if ((await params.isRunning(wt.taskId, wt.attempt)) || (!params.includeKept && wt.registered && isMarkedKept(wt.path))) {
         kept.push(wt.path);
         continue;
       }

@@ -28,7 +28,7 @@ function roster(args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 describe("agent personas under the supervisor", () => {
-  it("runs a planner's plan: two implementers commit on their own branches, the reviewer gets their results", async () => {
+  it("prunes a crash's worktree, then runs a planner's plan: two implementers commit on their own branches, the reviewer gets their results", async () => {
     const repo = makeRepo(dir.path, "my-app");
     const personas = join(dir.path, "personas");
     mkdirSync(personas);
@@ -48,6 +48,8 @@ describe("agent personas under the supervisor", () => {
     write("implementer", `${agent("claude", "  workspace:\n    kind: worktree\n    repo: ../my-app\n    base: main\n    keep: on-failure\n")}concurrency: 2\n`, "You implement.");
     write("reviewer", agent("codex"), "You review.");
     const db = join(dir.path, "team.db");
+    // A crash's leftover: a roster worktree whose attempt no database runs. roster start prunes it.
+    git(repo, "worktree", "add", "-q", "-b", "roster/task-77-a1", join(dir.path, "my-app.roster-worktrees", "task-77-a1"), "main");
 
     expect((await roster(["init", "--db", db, "--personas", personas])).code).toBe(0);
     expect((await roster(["add", "--db", db, "--persona", "planner", "--title", "Build the feature"])).code).toBe(0);
@@ -68,7 +70,7 @@ describe("agent personas under the supervisor", () => {
       await store.close();
     }
     for (const id of [2, 3]) expect(git(repo, "diff", "--name-only", `main..roster/task-${id}-a1`)).toBe(`task-${id}.txt`);
-    // keep: on-failure, and both succeeded: only the main working tree is left.
+    // keep: on-failure, and both succeeded; the leftover was pruned at start: only the main working tree is left.
     expect(git(repo, "worktree", "list", "--porcelain").split("\n").filter((l) => l.startsWith("worktree "))).toEqual([`worktree ${repo}`]);
     const review = readRecord(record).find((r) => (r.prompt as string | undefined)?.includes("# Task 4: Review"));
     expect(review!.prompt).toContain("### Task 2: Part A (implementer, completed)");

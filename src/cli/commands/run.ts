@@ -2,7 +2,6 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { createAdapter as createAgentAdapter } from "../../adapters/agent/index.js";
 import { normalizeOutput } from "../../adapters/output.js";
 import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js";
 import type { Adapter, AdapterContext, AdapterPersona, AdapterTask } from "../../adapters/types.js";
@@ -137,18 +136,15 @@ async function runWithStore(
   try {
     const now = systemClock.now();
     const persona = await findPersona(store, config, params.personaId, now);
-    for (const report of await pruneWorkspacesAtStart({ store, personas: [persona] })) {
-      if (report.error !== undefined) params.logger.warn({ repo: report.repo, err: report.error }, "could not prune the repository's stale worktrees");
-      else if (report.removed.length > 0) params.logger.info({ repo: report.repo, removed: report.removed }, "pruned stale worktrees");
-    }
+    await pruneWorkspacesAtStart({ store, personas: [persona], now, logger: params.logger });
     const adapterPersona = toAdapterPersona(persona);
     const env: AdapterEnvironment = {
       personasDir: config.personasDir,
       allowAbsoluteModules: config.allowAbsoluteModules,
       maxPayloadBytes: config.maxPayloadBytes,
     };
-    // The agent adapter is built directly until the registry lists it; every other kind comes from the registry.
-    const adapter: Adapter = persona.adapter.kind === "agent" ? createAgentAdapter(adapterPersona, env) : await loadAdapter(adapterPersona, env);
+    // The same registry the pool's worker threads load adapters from; here it runs in this process.
+    const adapter: Adapter = await loadAdapter(adapterPersona, env);
     const { ids } = await store.tasks.enqueue({
       tasks: [{ persona: persona.id, title: params.title, description: params.description, priority: PRIORITY_MAX }],
       createdBy: "cli:run",
