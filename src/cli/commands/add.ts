@@ -41,7 +41,11 @@ function taskFromFlags(options: AddOptions): TaskInput {
   return task;
 }
 
-/** Store errors about one task of the batch, said in the flags' words. */
+/**
+ * Store errors about the one task of the batch, said in the flags' words:
+ * "tasks[0].persona: …" becomes "--persona: …". Presentation only (the code and
+ * details are kept); a message in another form passes through unchanged.
+ */
 function renameForFlags(error: unknown): unknown {
   if (!(error instanceof RosterError)) return error;
   const message = error.message.replace(/^tasks\[0\]\.(\w+)/, (_all, field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
