@@ -41,7 +41,7 @@ export const agentAdapterFields = {
   nonRetryablePatterns: z.array(regexSource).optional(),
   /** Exit codes that mean retrying cannot help. Added to the profile's. */
   nonRetryableExitCodes: z.array(z.number().int().min(1).max(255)).optional(),
-  /** After an abort, ms between SIGTERM to the CLI's process tree and SIGKILL. Default 5000. */
+  /** After an abort, ms between SIGTERM to the CLI's process tree and SIGKILL. Default 1500 (under the pool's 2 s abort grace). */
   killGraceMs: z.number().int().min(0).max(600_000).optional(),
   /** Run each attempt in its own git worktree and branch. */
   workspace: workspaceSchema.optional(),

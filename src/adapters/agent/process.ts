@@ -11,7 +11,12 @@ import type { CliRun } from "./output.js";
  * helper (../process-tree.ts): agent CLIs start shells, language servers and test
  * runners, and none of them may outlive the attempt.
  */
-export const KILL_GRACE_MS_DEFAULT = 5_000;
+/**
+ * SIGTERM → SIGKILL delay, in ms. Under the pool's abort grace (ABORT_GRACE_MS_DEFAULT,
+ * 2 s) on purpose: a thread that is terminated takes this timer with it, and the
+ * CLI would be left running.
+ */
+export const KILL_GRACE_MS_DEFAULT = 1_500;
 /** Largest stdout kept, in bytes; beyond it the run fails rather than eat memory. */
 export const STDOUT_BYTES_MAX = 64 * 1024 * 1024;
 const STDERR_KEEP_CHARS = 64 * 1024;
