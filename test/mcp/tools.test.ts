@@ -185,6 +185,15 @@ describe("roster MCP tools", () => {
     expect(again.error?.code).toBe("INVALID_STATE");
   });
 
+  it("claim_task keeps a waiting agent alive: an agent marked expired comes back when it claims", async () => {
+    const { agentId } = await call(client, "register_agent", { name: "idle", heartbeatTimeoutMs: 1_000 });
+    db.clock.advance(2_000);
+    expect((await db.store.maintenance.reapExpired({ now: db.clock.now() })).expiredAgents).toEqual([agentId]);
+    await call(client, "create_tasks", { tasks: [{ persona: "worker", title: "w" }] });
+    expect((await call(client, "claim_task", { agentId, persona: "worker" })).task).not.toBeNull();
+    expect((await db.store.agents.get({ agentId }))?.status).toBe("active");
+  });
+
   it("claim_task refuses an agent that never registered", async () => {
     const out = await callFailing(client, "claim_task", { agentId: "ghost", persona: "worker" });
     expect(out.error).toMatchObject({ code: "AGENT_NOT_FOUND", field: "agentId" });

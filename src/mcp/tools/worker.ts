@@ -38,16 +38,21 @@ export function claimedView(task: ClaimedTask): Record<string, unknown> {
 export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
   const { store, clock, leases } = ctx;
 
-  const requireActiveAgent = async (id: string): Promise<void> => {
+  /**
+   * A claim is a sign of life: it heartbeats the agent (one statement, which also
+   * renews its leases), so an agent that only waits in claim_task is not expired,
+   * and an expired one comes back. Unknown or deregistered agents are refused.
+   */
+  const touchAgent = async (id: string): Promise<void> => {
+    const beat = await store.agents.heartbeat({ agentId: id, now: clock.now() });
+    if (beat.agentActive) return;
     const agent = await store.agents.get({ agentId: id });
     if (agent === null) {
       throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${id}"; call register_agent first`, { details: { field: "agentId" } });
     }
-    if (agent.status !== "active") {
-      throw new RosterError("INVALID_STATE", `agentId: agent "${id}" is ${agent.status}; call register_agent again (pass agentId to keep it)`, {
-        details: { field: "agentId", status: agent.status },
-      });
-    }
+    throw new RosterError("INVALID_STATE", `agentId: agent "${id}" is ${agent.status}; call register_agent again (pass agentId to keep it)`, {
+      details: { field: "agentId", status: agent.status },
+    });
   };
 
   const requirePersona = async (id: string): Promise<void> => {
@@ -89,8 +94,8 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
     },
     async (args, extra) =>
       guard(async () => {
-        await requireActiveAgent(args.agentId);
         await requirePersona(args.persona);
+        await touchAgent(args.agentId);
         const deadline = performance.now() + (args.waitMs ?? 0);
         for (;;) {
           // A read first: waiting agents must not take the write lock every time they look.
