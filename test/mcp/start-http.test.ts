@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { makeTempDir, type TempDir } from "../helpers/tmp.js";
+import { ROSTER_BIN, call, requireBuild, until, writePersona } from "./helpers.js";
+
+const TOKEN = "start-test-token";
+
+/**
+ * `roster start --mcp-port 0` (the built CLI): the supervisor's process also serves
+ * MCP over Streamable HTTP on 127.0.0.1, behind ROSTER_MCP_TOKEN. The URL is read
+ * from the start log line that carries it (port 0 picks a free port).
+ */
+describe("roster start --mcp-port", () => {
+  let temp: TempDir;
+  let child: ChildProcess | null = null;
+
+  beforeEach(() => {
+    requireBuild();
+    temp = makeTempDir("roster-mcp-start-");
+    writePersona(temp.path("personas"), { id: "checker", adapter: "echo" });
+  });
+
+  afterEach(async () => {
+    if (child !== null && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    child = null;
+    temp.cleanup();
+  });
+
+  it("serves MCP over HTTP beside the supervisor: with the token a planner's task is run; without it, 401", async () => {
+    const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--no-metrics", "--log-level", "info"];
+    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    let url: string | null = null;
+    await until(async () => {
+      for (const line of stderr.split("\n")) {
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
+        if (match) url = match[1]!;
+      }
+      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
+      return url !== null;
+    }, "roster start to log its MCP URL");
+    expect(stderr).not.toContain(TOKEN);
+
+    const anonymous = new Client({ name: "anon", version: "0" });
+    await expect(anonymous.connect(new StreamableHTTPClientTransport(new URL(url!)))).rejects.toMatchObject({ code: 401 });
+
+    const client = new Client({ name: "planner", version: "0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url!), { requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } } }));
+    const { ids } = await call(client, "create_tasks", { tasks: [{ persona: "checker", title: "checked by the supervisor", payload: { n: 1 } }] });
+    await until(async () => (await call(client, "get_progress", {})).done === true, "the supervisor to run the task");
+    const task = (await call(client, "get_task", { taskId: ids[0] })).task;
+    expect(task.status).toBe("completed");
+    expect(task.result).toEqual({ echo: { n: 1 } });
+    await client.close();
+  });
+});
