@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { BroadcastChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
@@ -22,6 +23,19 @@ export const ABORT_GRACE_MS_DEFAULT = 2_000;
 export const BATCH_SIZE_DEFAULT = 64;
 /** Spacing of progress reports per task, from the worker, in ms. */
 export const WORKER_PROGRESS_INTERVAL_MS_DEFAULT = 100;
+
+/**
+ * The worker entry: worker.js beside this module in dist/. When this module runs
+ * from the TypeScript sources (tests), the built entry is used: threads always
+ * run built JavaScript.
+ */
+export function workerFilename(): string {
+  const here = fileURLToPath(new URL("./worker.js", import.meta.url));
+  if (existsSync(here)) return here;
+  const built = fileURLToPath(new URL("../../dist/src/pool/worker.js", import.meta.url));
+  if (existsSync(built)) return built;
+  throw new RosterError("INTERNAL", `cannot find the pool's worker entry at ${here} or ${built}; build first (npx tsc -p tsconfig.json)`);
+}
 
 export interface WorkerPoolOptions {
   /** Worker threads (≈ CPUs). */
@@ -64,7 +78,15 @@ interface Entry {
   resolve: (outcome: PoolOutcome) => void;
   abortReason: ErrorObject | null;
   graceTimer: NodeJS.Timeout | null;
+  resendTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * How often an abort is sent again while its task has not settled, in ms. A
+ * BroadcastChannel delivers only to threads listening at that moment, and a
+ * thread that is still starting (or replacing a terminated one) is not yet.
+ */
+export const ABORT_RESEND_MS = 100;
 
 /**
  * The worker pool: a piscina wrapper (threads ≈ CPUs, many concurrent tasks per
@@ -121,7 +143,7 @@ export class WorkerPool {
     this.control = new BroadcastChannel(this.init.controlChannel);
     this.control.unref();
     const piscina = new Piscina<RunBatchRequest, RunBatchResponse>({
-      filename: fileURLToPath(new URL("./worker.js", import.meta.url)),
+      filename: workerFilename(),
       minThreads: this.options.threads,
       maxThreads: this.options.threads,
       idleTimeout: Number.POSITIVE_INFINITY,
@@ -166,7 +188,7 @@ export class WorkerPool {
         if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
         let resolve!: (outcome: PoolOutcome) => void;
         const outcome = new Promise<PoolOutcome>((r) => (resolve = r));
-        this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null });
+        this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, outcome });
       }
       piscina.run({ slot, tasks: batchTasks }).then(
@@ -195,9 +217,14 @@ export class WorkerPool {
       entry.abortReason = reason;
       live.push(taskId);
       entry.graceTimer = setTimeout(() => this.terminate(taskId), this.options.abortGraceMs);
+      entry.resendTimer = setInterval(() => this.sendAbort([taskId], reason), ABORT_RESEND_MS);
     }
-    if (live.length === 0 || this.control === null) return;
-    const message: ControlMessage = { type: CONTROL_ABORT, taskIds: live, reason };
+    this.sendAbort(live, reason);
+  }
+
+  private sendAbort(taskIds: number[], reason: ErrorObject): void {
+    if (taskIds.length === 0 || this.control === null) return;
+    const message: ControlMessage = { type: CONTROL_ABORT, taskIds, reason };
     this.control.postMessage(message);
   }
 
@@ -211,7 +238,7 @@ export class WorkerPool {
       if (options.force === true) await piscina.destroy();
       else await piscina.close();
     }
-    for (const entry of this.entries.values()) if (entry.graceTimer !== null) clearTimeout(entry.graceTimer);
+    for (const entry of this.entries.values()) this.clearTimers(entry);
     this.control?.close();
     this.control = null;
   }
@@ -237,8 +264,15 @@ export class WorkerPool {
     const entry = this.entries.get(taskId);
     if (entry === undefined) return undefined;
     this.entries.delete(taskId);
-    if (entry.graceTimer !== null) clearTimeout(entry.graceTimer);
+    this.clearTimers(entry);
     return entry;
+  }
+
+  private clearTimers(entry: Entry): void {
+    if (entry.graceTimer !== null) clearTimeout(entry.graceTimer);
+    if (entry.resendTimer !== null) clearInterval(entry.resendTimer);
+    entry.graceTimer = null;
+    entry.resendTimer = null;
   }
 
   private settleBatch(batch: Batch, response: RunBatchResponse): void {

@@ -188,6 +188,10 @@ export class Supervisor {
         clock: this.clock,
         wake: (personas) => this.wake(personas),
         cancelled: (taskIds) => this.onCancelled(taskIds),
+        leaseExpired: (taskId) => {
+          const run = this.running.get(taskId);
+          if (run !== undefined) this.abortRun(run, "lease-lost");
+        },
         tick: () => this.onTick(),
         error: (where, error) => this.error(where, error),
       },

@@ -9,6 +9,8 @@ export interface WakerHost {
   wake(personas: readonly string[] | null): void;
   /** Tasks were cancelled in this process; abort the ones running here. */
   cancelled(taskIds: readonly number[]): void;
+  /** A lease was reaped in this process; abort the attempt if it runs here. */
+  leaseExpired(taskId: number): void;
   /** Once per poll interval. */
   tick(): void;
   error(where: string, error: Error): void;
@@ -48,7 +50,10 @@ export class Waker {
       events.on("task:retried", (e) => this.host.wake([e.persona])),
       events.on("task:released", (e) => this.host.wake([e.persona])),
       events.on("task:retrying", (e) => this.at(e.runAt)),
-      events.on("lease:expired", () => void this.rescheduleRunAt()),
+      events.on("lease:expired", (e) => {
+        this.host.leaseExpired(e.taskId);
+        void this.rescheduleRunAt();
+      }),
       events.on("task:cancelled", (e) => this.host.cancelled(e.taskIds)),
     ];
     // The poll keeps the process alive while the supervisor runs.
