@@ -93,6 +93,11 @@ export class TransactionRunner {
     } = {},
   ) {}
 
+  /** A call after close() gets a typed error, not the driver's TypeError. */
+  private assertOpen(name: string): void {
+    if (!this.db.open) throw new RosterError("INVALID_STATE", `${name}: the store is closed`, { retryable: false });
+  }
+
   /** Queues an event to emit when the current transaction commits. */
   emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void {
     if (this.pending === null) throw new RosterError("INTERNAL", `event ${name} emitted outside a transaction`);
@@ -100,6 +105,7 @@ export class TransactionRunner {
   }
 
   async write<T>(name: string, body: () => T): Promise<T> {
+    this.assertOpen(name);
     const run = () => {
       this.pending = [];
       const started = performance.now();
@@ -149,6 +155,7 @@ export class TransactionRunner {
 
   /** A read; no transaction of its own beyond the statement's. */
   read<T>(name: string, body: () => T): T {
+    this.assertOpen(name);
     try {
       return body();
     } catch (error) {

@@ -96,6 +96,9 @@ export class SqliteStore implements Store {
         if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
           throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
         }
+        if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
+          throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
+        }
         return tx.write("tasks.claim", () => transitions.claim(p));
       },
       startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),

@@ -85,6 +85,12 @@ const WRITE_CASES: WriteCase[] = [
     patterns: ["limit"],
   },
   {
+    name: "a claim lease that is not a positive integer",
+    run: (ctx) => ctx.store.tasks.claim({ persona: "worker", agentId: "a", leaseMs: -5, now: ctx.clock.now() }),
+    code: "VALIDATION",
+    patterns: ["leaseMs", "-5"],
+  },
+  {
     name: "an agent with an empty name",
     run: (ctx) => ctx.store.agents.register({ name: " ", kind: "cli", heartbeatTimeoutMs: 1_000, now: ctx.clock.now() }),
     code: "VALIDATION",

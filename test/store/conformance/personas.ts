@@ -39,6 +39,15 @@ export function personaRules(get: GetCtx): void {
     expect(await ctx.store.personas.get({ id: "worker" })).toMatchObject({ updatedAt: ctx.clock.now(), definition: "Does better work." });
   });
 
+  it("store: a closed store refuses reads and writes with a typed error", async () => {
+    const ctx = get();
+    await ctx.store.close();
+    await expect(ctx.store.tasks.enqueue({ tasks: [{ persona: "worker", title: "late" }], now: ctx.clock.now() })).rejects.toMatchObject({
+      code: "INVALID_STATE",
+    });
+    await expect(ctx.store.tasks.counts()).rejects.toMatchObject({ code: "INVALID_STATE" });
+  });
+
   it("personas: an unknown persona reads as null", async () => {
     const ctx = get();
     expect(await ctx.store.personas.get({ id: "nobody" })).toBeNull();
