@@ -22,6 +22,8 @@ export const workspaceSchema = z
     base: z.string().min(1).default("HEAD"),
     /** What happens to the worktree after the attempt (the branch and its commits always stay). */
     keep: z.enum(KEEP_MODES).default(KEEP_DEFAULT),
+    /** After a successful attempt, commit whatever the agent changed but did not commit. Default false. */
+    autoCommit: z.boolean().default(false),
     /** Folder that holds the worktrees; default `<repo>.roster-worktrees` next to the repository. */
     dir: z.string().min(1).optional(),
     /** Prefix of the branch names: empty or folders ending in `/`. */

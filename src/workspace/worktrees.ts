@@ -45,6 +45,8 @@ export interface WorktreeOutcome {
   /** The agent left changes it did not commit (lost when the worktree is removed). */
   dirty: boolean;
   branchDeleted: boolean;
+  /** roster committed what the agent left uncommitted (workspace.autoCommit). */
+  autoCommitted: boolean;
 }
 
 const NAME = /^task-(\d+)-a(\d+)$/;
@@ -125,9 +127,14 @@ export function shouldRemove(keep: KeepMode, succeeded: boolean): boolean {
 }
 
 /** Reads what the attempt left on its branch, then keeps or removes the worktree as configured. */
-export async function finishWorktree(worktree: Worktree, options: { keep: KeepMode; succeeded: boolean }): Promise<WorktreeOutcome> {
+export async function finishWorktree(
+  worktree: Worktree,
+  options: { keep: KeepMode; succeeded: boolean; /** Commit what a successful attempt left uncommitted, with this message. */ autoCommitMessage?: string },
+): Promise<WorktreeOutcome> {
   const { repo, path, branch } = worktree;
   const present = existsSync(path);
+  let autoCommitted = false;
+  if (present && options.succeeded && options.autoCommitMessage !== undefined) autoCommitted = await commitAll(path, options.autoCommitMessage);
   const head = await git(["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`], { cwd: repo.root, allowFailure: true });
   const headCommit = head.exitCode === 0 ? head.stdout.trim() : null;
   const count = headCommit === null ? null : await git(["rev-list", "--count", `${worktree.baseCommit}..${headCommit}`], { cwd: repo.root, allowFailure: true });
@@ -146,7 +153,22 @@ export async function finishWorktree(worktree: Worktree, options: { keep: KeepMo
     });
   }
   if (!remove && present) markKept(worktree, { taskId: worktree.taskId, attempt: worktree.attempt, succeeded: options.succeeded });
-  return { branch, path, kept: !remove, head: headCommit, commits, dirty, branchDeleted };
+  return { branch, path, kept: !remove, head: headCommit, commits, dirty, branchDeleted, autoCommitted };
+}
+
+/**
+ * `git add -A` and commit in the worktree when anything changed. Uses the
+ * repository's committer; when it has none, commits as "roster" rather than fail
+ * the attempt that did the work.
+ */
+async function commitAll(path: string, message: string): Promise<boolean> {
+  const status = await git(["status", "--porcelain"], { cwd: path });
+  if (status.stdout.trim() === "") return false;
+  await git(["add", "-A"], { cwd: path });
+  const identity = await git(["config", "user.email"], { cwd: path, allowFailure: true });
+  const fallback = identity.exitCode === 0 ? [] : ["-c", "user.name=roster", "-c", "user.email=roster@localhost"];
+  await git([...fallback, "commit", "-q", "--no-verify", "-m", message], { cwd: path });
+  return true;
 }
 
 /** `git worktree remove --force` (twice forced: also when locked), else delete the folder and prune. */

@@ -105,6 +105,14 @@ describe("agent attempts in git worktrees", () => {
     expect(output.result).toMatchObject({ workspace: { dirty: true, kept: false, commits: 0 } });
   });
 
+  it("commits what a successful agent left uncommitted when autoCommit is set, so removing the worktree loses nothing", async () => {
+    const config = agentConfig({ workspace: { ...workspace("never"), autoCommit: true } });
+    const output = await runAgent(makeTask({ id: 1, title: "Leave it dirty", description: "[fake:dirty]" }), makeContext(config));
+    expect(output.result).toMatchObject({ workspace: { autoCommitted: true, dirty: false, commits: 1, kept: false } });
+    expect(git(repo, "diff", "--name-only", "main..roster/task-1-a1")).toBe("dirty-1.txt");
+    expect(git(repo, "log", "-1", "--format=%s", "roster/task-1-a1")).toBe("Leave it dirty");
+  });
+
   it("gives each retry of a task a new worktree and branch", async () => {
     const config = persona("always");
     await failureOf(runAgent(makeTask({ id: 1, attempt: 1, description: "[fake:exit=1]" }), makeContext(config)));

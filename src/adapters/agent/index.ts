@@ -98,7 +98,11 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   let outcome: WorktreeOutcome | null = null;
   if (worktree !== null) {
     try {
-      outcome = await finishWorktree(worktree, { keep: workspace?.keep ?? KEEP_DEFAULT, succeeded: failure === null });
+      outcome = await finishWorktree(worktree, {
+        keep: workspace?.keep ?? KEEP_DEFAULT,
+        succeeded: failure === null,
+        ...(workspace?.autoCommit ? { autoCommitMessage: `${task.title}\n\nroster task ${task.id}, attempt ${task.attempt}, persona ${ctx.persona.id}` } : {}),
+      });
       if (outcome.dirty && !outcome.kept) ctx.logger.warn("the agent left uncommitted changes; they went with its worktree", { branch: outcome.branch });
     } catch (error) {
       // The attempt's own outcome matters more than its cleanup: report the cleanup problem and go on.
@@ -134,6 +138,7 @@ function workspaceResult(outcome: WorktreeOutcome, worktree: Worktree): { [key: 
     head: outcome.head,
     commits: outcome.commits,
     dirty: outcome.dirty,
+    autoCommitted: outcome.autoCommitted,
     kept: outcome.kept,
     ...(outcome.kept ? { path: outcome.path } : {}),
   };
