@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
@@ -17,6 +17,8 @@ export const MCP_HTTP_HOST_DEFAULT = "127.0.0.1";
 export const MCP_HTTP_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Open sessions at once; more initialize requests get 503. */
 export const MCP_HTTP_MAX_SESSIONS = 1_000;
+/** A session with no open request or stream for this long is closed (its client went away without DELETE), in ms. */
+export const MCP_HTTP_SESSION_IDLE_MS = 30 * 60_000;
 
 const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"];
 
@@ -31,6 +33,8 @@ export interface McpHttpOptions {
   profile?: McpProfile;
   /** Extra Host header names (without port) to accept, for a non-loopback bind behind a name. */
   allowedHosts?: string[];
+  /** Close sessions idle this long, in ms. Default MCP_HTTP_SESSION_IDLE_MS. */
+  sessionIdleMs?: number;
   /** Extra Origin values (scheme://host[:port]) to accept from browsers. */
   allowedOrigins?: string[];
   clock?: Clock;
@@ -93,13 +97,17 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null
 interface Session {
   transport: StreamableHTTPServerTransport;
   server: McpServer;
+  /** Requests or SSE streams still open. */
+  open: number;
+  lastActiveAt: number;
 }
 
 /**
  * MCP over Streamable HTTP (stateful sessions), for `roster start --mcp-port N`.
  * Binds 127.0.0.1 unless another host is asked for. Every request passes, in order:
  *  1. the Host check against DNS rebinding: the Host header's name must be a loopback
- *     name when bound to loopback, else the bound host or one of allowedHosts → 403;
+ *     name when bound to loopback; bound elsewhere, a loopback name, an IP address (a
+ *     rebinding attack needs a domain name), the bound name or one of allowedHosts → 403;
  *  2. the Origin check, when a browser sends one: its host must pass the same test,
  *     or the origin be listed in allowedOrigins → 403;
  *  3. the bearer token, when one is set, compared in constant time → 401.
@@ -111,6 +119,9 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new RosterError("CONFIG_INVALID", `mcp.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "mcp.port" } });
+  }
+  if (options.sessionIdleMs !== undefined && (!Number.isInteger(options.sessionIdleMs) || options.sessionIdleMs < 1)) {
+    throw new RosterError("CONFIG_INVALID", `sessionIdleMs: must be a positive integer, got ${String(options.sessionIdleMs)}`, { details: { field: "sessionIdleMs" } });
   }
   if (options.token !== undefined && options.token === "") {
     throw new RosterError("CONFIG_INVALID", "mcp.token: must not be empty", { details: { field: "mcp.token" } });
@@ -129,14 +140,13 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   const profile = options.profile ?? "all";
   const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
   const loopback = LOOPBACK_NAMES.includes(bindName);
-  const allowedNames = new Set<string>([...(loopback ? LOOPBACK_NAMES : [bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
+  const allowedNames = new Set<string>([...LOOPBACK_NAMES, ...(loopback ? [] : [bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
   const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
   const sessions = new Map<string, Session>();
 
-  const hostAllowed = (req: IncomingMessage): boolean => {
-    const name = hostnameOf(req.headers.host ?? "");
-    return name !== null && allowedNames.has(name);
-  };
+  const nameAllowed = (name: string | null): boolean =>
+    name !== null && (allowedNames.has(name) || (!loopback && isIP(name.replace(/^\[(.*)\]$/, "$1")) !== 0));
+  const hostAllowed = (req: IncomingMessage): boolean => nameAllowed(hostnameOf(req.headers.host ?? ""));
   const originAllowed = (req: IncomingMessage): boolean => {
     const origin = req.headers.origin;
     if (origin === undefined) return true; // not a browser: nothing to rebind
@@ -147,7 +157,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     } catch {
       return false; // "null" or garbage: refuse
     }
-    return name !== null && allowedNames.has(name);
+    return nameAllowed(name);
   };
   const authorized = (req: IncomingMessage): boolean => {
     if (options.token === undefined) return true;
@@ -161,7 +171,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sessionId) => {
-        sessions.set(sessionId, { transport, server });
+        sessions.set(sessionId, { transport, server, open: 0, lastActiveAt: Date.now() });
         logger.debug({ sessionId }, "mcp session opened");
       },
     });
@@ -171,6 +181,16 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     };
     await server.connect(transport);
     return transport;
+  };
+
+  // Wall-clock bookkeeping of HTTP connections, not task time: no Clock needed.
+  const track = (session: Session, res: ServerResponse): void => {
+    session.open++;
+    session.lastActiveAt = Date.now();
+    res.once("close", () => {
+      session.open--;
+      session.lastActiveAt = Date.now();
+    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -190,6 +210,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     const session = sessionId === undefined ? undefined : sessions.get(sessionId);
     if (sessionId !== undefined && session === undefined) return sendJsonRpcError(res, 404, "Session not found");
+    if (session !== undefined) track(session, res);
 
     if (req.method !== "POST") {
       if (session === undefined) return sendJsonRpcError(res, 400, "Bad Request: mcp-session-id header required");
@@ -225,6 +246,17 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
       resolve();
     });
   });
+  const idleMs = options.sessionIdleMs ?? MCP_HTTP_SESSION_IDLE_MS;
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - idleMs;
+    for (const [id, session] of sessions) {
+      if (session.open > 0 || session.lastActiveAt >= cutoff) continue;
+      sessions.delete(id);
+      logger.debug({ sessionId: id }, "closing idle mcp session");
+      void session.server.close();
+    }
+  }, Math.min(60_000, Math.max(10, Math.floor(idleMs / 2))));
+  sweeper.unref();
   const address = http.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${urlHost}:${address.port}${MCP_HTTP_PATH}`;
@@ -237,6 +269,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     port: address.port,
     close: () =>
       (closing ??= (async () => {
+        clearInterval(sweeper);
         const open = [...sessions.values()];
         sessions.clear();
         await Promise.allSettled(open.map((s) => s.server.close()));

@@ -16,14 +16,18 @@ function httpClient(url: string, token?: string): { client: Client; transport: S
 }
 
 /** A raw initialize POST with chosen headers (fetch will not send a foreign Host). */
-function rawInitialize(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  const target = new URL(url);
-  const body = JSON.stringify({
+function rawInitialize(url: string, headers: Record<string, string>): Promise<{ status: number; body: string; sessionId?: string }> {
+  return rawPost(url, headers, {
     jsonrpc: "2.0",
     id: 1,
     method: "initialize",
     params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "raw", version: "0" } },
   });
+}
+
+function rawPost(url: string, headers: Record<string, string>, message: object): Promise<{ status: number; body: string; sessionId?: string }> {
+  const target = new URL(url);
+  const body = JSON.stringify(message);
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -36,7 +40,8 @@ function rawInitialize(url: string, headers: Record<string, string>): Promise<{ 
       (res) => {
         let text = "";
         res.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        const sessionId = res.headers["mcp-session-id"];
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, ...(typeof sessionId === "string" ? { sessionId } : {}) }));
       },
     );
     req.on("error", reject);
@@ -126,6 +131,52 @@ describe("roster MCP over Streamable HTTP", () => {
     const [pa, pb] = await Promise.all([call(a.client, "list_personas"), call(b.client, "list_personas")]);
     expect(pa).toEqual(pb);
     await Promise.all([a.client.close(), b.client.close()]);
+  });
+});
+
+describe("roster MCP over Streamable HTTP, sessions and binds", () => {
+  let db: TestStore;
+  let http: McpHttpServer | null = null;
+
+  beforeEach(async () => {
+    db = await openTestStore();
+  });
+
+  afterEach(async () => {
+    await http?.close();
+    http = null;
+    await db.close();
+  });
+
+  it("closes a session whose client went away without DELETE once it has been idle for sessionIdleMs", async () => {
+    http = await startMcpHttp({ store: db.store, clock: db.clock, port: 0, sessionIdleMs: 100 });
+    const host = new URL(http.url).host;
+    const opened = await rawInitialize(http.url, { host });
+    expect(opened.status).toBe(200);
+    const session = { host, "mcp-session-id": opened.sessionId!, "mcp-protocol-version": LATEST_PROTOCOL_VERSION };
+    const ping = { jsonrpc: "2.0", id: 2, method: "ping" };
+    expect((await rawPost(http.url, session, ping)).status).toBe(200);
+    let status = 200;
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await rawPost(http.url, session, ping)).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 200)); // the ping itself counts as activity
+    }
+    expect(status).toBe(404);
+  });
+
+  it("refuses a sessionIdleMs that is not a positive integer", async () => {
+    await expect(startMcpHttp({ store: db.store, clock: db.clock, port: 0, sessionIdleMs: 0 })).rejects.toThrow(/sessionIdleMs/);
+  });
+
+  it("bound to all interfaces, accepts a Host that is an IP address or loopback name and still refuses a foreign domain name", async () => {
+    http = await startMcpHttp({ store: db.store, clock: db.clock, port: 0, host: "0.0.0.0", token: TOKEN });
+    const port = new URL(http.url).port;
+    const url = `http://127.0.0.1:${port}/mcp`;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    expect((await rawInitialize(url, { ...auth, host: `192.0.2.7:${port}` })).status).toBe(200);
+    expect((await rawInitialize(url, { ...auth, host: `localhost:${port}` })).status).toBe(200);
+    expect((await rawInitialize(url, { ...auth, host: `rebind.example:${port}` })).status).toBe(403);
   });
 });
 
