@@ -21,6 +21,12 @@ export const POLL_INTERVAL_MS_DEFAULT = 250;
 export const REAP_INTERVAL_MS_DEFAULT = 5_000;
 /** How long running tasks get to finish after SIGINT/SIGTERM, in ms. */
 export const SHUTDOWN_GRACE_MS_DEFAULT = 10_000;
+/**
+ * Old-generation heap limit of each worker thread, in MiB (piscina resourceLimits
+ * maxOldGenerationSizeMb). A thread past it is ended by Node alone (its tasks fail
+ * with WORKER_CRASHED) instead of swelling the whole process.
+ */
+export const WORKER_HEAP_LIMIT_MB_DEFAULT = 2_048;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 export const configSchema = z
@@ -37,6 +43,8 @@ export const configSchema = z
     concurrency: z.number().int().min(1).max(100_000).default(CONCURRENCY_DEFAULT),
     /** Worker threads; default the number of CPUs. */
     threads: z.number().int().min(1).max(256).default(Math.max(1, cpus().length)),
+    /** Heap limit of each worker thread, in MiB (see WORKER_HEAP_LIMIT_MB_DEFAULT). */
+    workerHeapLimitMb: z.number().int().min(16).max(1_048_576).default(WORKER_HEAP_LIMIT_MB_DEFAULT),
     pollIntervalMs: z.number().int().min(10).default(POLL_INTERVAL_MS_DEFAULT),
     reapIntervalMs: z.number().int().min(10).default(REAP_INTERVAL_MS_DEFAULT),
     shutdownGraceMs: z.number().int().min(0).default(SHUTDOWN_GRACE_MS_DEFAULT),
@@ -84,6 +92,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial
   if (concurrency !== undefined) out.concurrency = concurrency;
   const threads = int("ROSTER_THREADS");
   if (threads !== undefined) out.threads = threads;
+  const heapLimit = int("ROSTER_WORKER_HEAP_LIMIT_MB");
+  if (heapLimit !== undefined) out.workerHeapLimitMb = heapLimit;
   const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");
   if (maxPayload !== undefined) out.maxPayloadBytes = maxPayload;
   if (env.ROSTER_MCP_TOKEN) out.mcp = { ...out.mcp, token: env.ROSTER_MCP_TOKEN };

@@ -45,6 +45,8 @@ export interface WorkerPoolOptions {
   init: Omit<WorkerInit, "controlChannel" | "progressIntervalMs" | "threadSlots"> & { progressIntervalMs?: number };
   abortGraceMs?: number;
   batchSize?: number;
+  /** Old-generation heap limit of each thread, in MiB; Node's own limit when absent. */
+  heapLimitMb?: number;
   /** Progress and log reports from the workers, as they arrive. */
   onReport?: (report: WorkerReport) => void;
   /** A pool-level error (a worker failing with no task on it). */
@@ -103,7 +105,7 @@ export const ABORT_RESEND_MS = 100;
  * WORKER_CRASHED (a counted attempt).
  */
 export class WorkerPool {
-  private readonly options: Required<Omit<WorkerPoolOptions, "onReport" | "onError">> & Pick<WorkerPoolOptions, "onReport" | "onError">;
+  private readonly options: Required<Omit<WorkerPoolOptions, "onReport" | "onError" | "heapLimitMb">> & Pick<WorkerPoolOptions, "onReport" | "onError" | "heapLimitMb">;
   private readonly init: WorkerInit;
   private readonly entries = new Map<number, Entry>();
   private piscina: Piscina<RunBatchRequest, RunBatchResponse> | null = null;
@@ -124,6 +126,7 @@ export class WorkerPool {
     if (!Number.isInteger(abortGraceMs) || abortGraceMs < 0) throw new RosterError("CONFIG_INVALID", `pool.abortGraceMs: must be an integer >= 0, got ${abortGraceMs}`);
     const batchSize = options.batchSize ?? BATCH_SIZE_DEFAULT;
     positive("batchSize", batchSize);
+    if (options.heapLimitMb !== undefined) positive("heapLimitMb", options.heapLimitMb);
     this.options = { ...options, abortGraceMs, batchSize };
     // A batch holds at least one running task, so `concurrency` slots always suffice.
     const sab = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * options.concurrency);
@@ -154,6 +157,8 @@ export class WorkerPool {
       concurrentTasksPerWorker: this.options.concurrency,
       stricterFIFO: true,
       workerData: this.init,
+      // A thread past its heap limit is ended by Node (ERR_WORKER_OUT_OF_MEMORY); its tasks fail with WORKER_CRASHED.
+      ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
       if (isWorkerReport(message)) this.options.onReport?.(message);

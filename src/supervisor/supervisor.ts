@@ -149,6 +149,7 @@ export class Supervisor {
       threads: options.config.threads,
       concurrency: this.capacity,
       abortGraceMs: this.abortGraceMs,
+      heapLimitMb: options.config.workerHeapLimitMb,
       ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
       init: {
         personas: options.personas.map(toAdapterPersona),
