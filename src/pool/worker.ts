@@ -61,6 +61,40 @@ control.onmessage = (event: unknown) => {
 // The pool terminates its threads; the channel must not keep one alive by itself.
 control.unref();
 
+/**
+ * In a worker thread process.exit() would end the thread, and with it every task
+ * it runs, not only the caller's. It throws instead: called inside an adapter's
+ * run, it fails that attempt alone; called from a detached callback, the throw is
+ * uncaught and ends the thread, whose tasks fail with WORKER_CRASHED naming it.
+ */
+process.exit = ((code?: number | string | null) => {
+  throw new RosterError("ADAPTER_FAILED", `the adapter called process.exit(${code === undefined ? "" : String(code)}), which a worker thread does not allow`, {
+    retryable: false,
+    details: { exitCode: code ?? null },
+  });
+}) as typeof process.exit;
+
+/**
+ * What an adapter threw, as an Error: a non-Error value (a string, an object,
+ * undefined) becomes ADAPTER_FAILED with the value's JSON in the message.
+ */
+function adapterError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    try {
+      text = String(value);
+    } catch {
+      text = `an unprintable ${typeof value}`;
+    }
+  }
+  return new RosterError("ADAPTER_FAILED", `the adapter threw a non-Error value: ${text.length > 1000 ? `${text.slice(0, 1000)}…` : text}`, {
+    details: { thrownType: value === null ? "null" : typeof value },
+  });
+}
+
 function report(message: WorkerReport): void {
   parentPort?.postMessage(message);
 }
@@ -146,7 +180,7 @@ async function runOne(task: WorkerTask): Promise<TaskOutcome> {
   } catch (error) {
     // Once aborted, the abort's reason is the outcome, whatever the adapter threw on the way out.
     if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
-    return { taskId: task.id, ok: false, error: toErrorObject(error), aborted: false };
+    return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };
   } finally {
     progress.close();
     controllers.delete(task.id);

@@ -53,11 +53,23 @@ export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayl
   return { kind: "fail", ...lease, error: outcome.error, retryable: outcome.error.retryable };
 }
 
+/**
+ * What the store recorded. A completion can come back as a failure: the store
+ * fails the attempt with ADAPTER_OUTPUT_INVALID when its child tasks cannot be
+ * enqueued (an unknown persona, a missing dependency), so the result decides.
+ */
 function outcomeOf(settlement: Settlement, result: SettlementResult): RunOutcome {
   if (!result.ok) return "lease-lost";
+  if ("outcome" in result) return result.outcome === "retrying" ? "retrying" : "failed";
   if (settlement.kind === "complete") return "completed";
   if (settlement.kind === "release") return "released";
-  return "outcome" in result && result.outcome === "retrying" ? "retrying" : "failed";
+  return "failed";
+}
+
+function errorCodeOf(settlement: Settlement, result: SettlementResult): string | undefined {
+  if (settlement.kind === "fail") return "code" in settlement.error ? settlement.error.code : undefined;
+  if (settlement.kind === "complete" && "outcome" in result) return "ADAPTER_OUTPUT_INVALID";
+  return undefined;
 }
 
 /**
@@ -165,8 +177,7 @@ export class Completer {
         const settlement = settlements[index]!;
         const result = results[index]!;
         const outcome = outcomeOf(settlement, result);
-        const errorCode = settlement.kind === "fail" ? ("code" in settlement.error ? settlement.error.code : undefined) : undefined;
-        this.host.settled(item.run, outcome, errorCode);
+        this.host.settled(item.run, outcome, errorCodeOf(settlement, result));
       }
       this.host.batchDone();
     }
