@@ -37,6 +37,7 @@ export const configSchema = z
     personasDir: z.string().min(1).default(PERSONAS_DIR_DEFAULT),
     logLevel: z.enum(LOG_LEVELS).default("info"),
     synchronous: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
+    /** How long a write waits for another connection's lock before SQLITE_BUSY, in ms (then retried a few times). */
     busyTimeoutMs: z.number().int().min(0).default(5_000),
     /** Largest payload or result, in bytes of JSON. */
     maxPayloadBytes: z.number().int().min(1).default(1024 * 1024),
@@ -92,6 +93,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial
   if (concurrency !== undefined) out.concurrency = concurrency;
   const threads = int("ROSTER_THREADS");
   if (threads !== undefined) out.threads = threads;
+  const busyTimeout = int("ROSTER_BUSY_TIMEOUT_MS");
+  if (busyTimeout !== undefined) out.busyTimeoutMs = busyTimeout;
   const heapLimit = int("ROSTER_WORKER_HEAP_LIMIT_MB");
   if (heapLimit !== undefined) out.workerHeapLimitMb = heapLimit;
   const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");

@@ -36,14 +36,22 @@ export interface OpenOptions {
 export function translateSqliteError(error: unknown, where: string): Error {
   const e = coerceError(error);
   const code = (e as { code?: unknown }).code;
-  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+  // The driver reports extended codes (SQLITE_READONLY_DIRECTORY, SQLITE_BUSY_SNAPSHOT …); their primary code decides.
+  const primary = typeof code === "string" ? code.split("_").slice(0, 2).join("_") : undefined;
+  if (primary === "SQLITE_NOTADB" || primary === "SQLITE_CORRUPT") {
     return new RosterError("DATABASE_INVALID", `${where}: not a roster database (${e.message})`, { cause: e, retryable: false });
   }
-  if (code === "SQLITE_READONLY" || code === "SQLITE_CANTOPEN" || code === "SQLITE_READONLY_DBMOVED") {
+  if (code === "SQLITE_READONLY_DIRECTORY") {
+    return new RosterError("DATABASE_READONLY", `${where}: cannot create the database's -wal and -shm files: its folder is read-only (${e.message})`, {
+      cause: e,
+      retryable: false,
+    });
+  }
+  if (primary === "SQLITE_READONLY" || primary === "SQLITE_CANTOPEN") {
     return new RosterError("DATABASE_READONLY", `${where}: cannot write the database (${e.message})`, { cause: e, retryable: false });
   }
-  if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
-    return new RosterError("DATABASE_BUSY", `${where}: database is locked by another writer (${e.message})`, { cause: e });
+  if (primary === "SQLITE_BUSY" || primary === "SQLITE_LOCKED") {
+    return new RosterError("DATABASE_BUSY", `${where}: the database is locked by another connection and stayed locked past busy_timeout (${e.message})`, { cause: e });
   }
   return e;
 }
