@@ -331,6 +331,8 @@ export interface TaskService {
   listAvailable(params: { persona: string; now: number; limit?: number }): Promise<TaskRecord[]>;
   claim(params: ClaimParams): Promise<ClaimedTask[]>;
   startIfLeased(params: LeaseRef & { now: number }): Promise<LeaseResult>;
+  /** Records many adapter starts in one transaction, each fenced by its lease; results in input order. */
+  startManyIfLeased(params: { starts: Array<LeaseRef & { now: number }> }): Promise<LeaseResult[]>;
   progressIfLeased(params: ProgressParams): Promise<LeaseResult>;
   completeIfLeased(params: CompleteParams): Promise<CompleteResult>;
   failIfLeased(params: FailParams): Promise<FailResult>;

@@ -443,23 +443,26 @@ export class Supervisor {
     run.startTimer = null;
     if (run.finished || run.started) return;
     this.startQueue.push(run);
-    if (this.startWriting === null) this.startWriting = this.writeStarts();
+    // After this turn's timers: the fold timers of one dispatch fire together and share a transaction.
+    if (this.startWriting === null) this.startWriting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeStarts());
   }
 
-  /** Start writes, one fenced call each, drained in order. */
+  /** Start writes: whatever queued meanwhile goes in one transaction (each start fenced by its lease), drained in order. */
   private async writeStarts(): Promise<void> {
     while (this.startQueue.length > 0) {
-      const batch = this.startQueue;
+      const batch = this.startQueue.filter((run) => !(run.finished || run.started || run.abort !== null));
       this.startQueue = [];
-      for (const run of batch) {
-        if (run.finished || run.started || run.abort !== null) continue;
-        run.started = true;
-        try {
-          const result = await this.store.tasks.startIfLeased({ taskId: run.task.id, leaseToken: run.task.leaseToken, now: run.dispatchedAt });
-          if (!result.ok) this.abortRun(run, "lease-lost");
-        } catch (error) {
-          this.error("supervisor.startIfLeased", coerceError(error));
-        }
+      if (batch.length === 0) continue;
+      for (const run of batch) run.started = true;
+      try {
+        const results = await this.store.tasks.startManyIfLeased({
+          starts: batch.map((run) => ({ taskId: run.task.id, leaseToken: run.task.leaseToken, now: run.dispatchedAt })),
+        });
+        results.forEach((result, i) => {
+          if (!result.ok) this.abortRun(batch[i]!, "lease-lost");
+        });
+      } catch (error) {
+        this.error("supervisor.startManyIfLeased", coerceError(error));
       }
     }
     this.startWriting = null;

@@ -63,11 +63,17 @@ export class SqliteStore implements Store {
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
 
-    /** One settlement inside a savepoint, so a bad output fails its own task only. */
+    /**
+     * One settlement. A completion with children runs inside a savepoint, so a bad
+     * child list fails its own task only; without children, complete() validates
+     * the result before its first write, so there is nothing to roll back and the
+     * savepoint (a transaction object per task on the hot path) is skipped.
+     */
     const settleOne = (s: Settlement, now: number): SettlementResult => {
       if (s.kind === "complete") {
         try {
-          return tx.savepoint(() => transitions.complete({ ...s, now }));
+          const hasChildren = s.children !== undefined && s.children.length > 0;
+          return hasChildren ? tx.savepoint(() => transitions.complete({ ...s, now })) : transitions.complete({ ...s, now });
         } catch (error) {
           if (!(error instanceof RosterError)) throw error;
           return transitions.fail({
@@ -102,6 +108,7 @@ export class SqliteStore implements Store {
         return tx.write("tasks.claim", () => transitions.claim(p));
       },
       startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),
+      startManyIfLeased: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.startMany", () => p.starts.map((s) => transitions.start(s)))),
       progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
       completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(p)),
       failIfLeased: async (p) => tx.write("tasks.fail", () => transitions.fail(p)),

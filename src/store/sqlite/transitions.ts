@@ -72,6 +72,7 @@ export class Transitions {
   private readonly claimedDetails;
   private readonly dependencyResults;
   private readonly insertEvent;
+  private readonly insertClaimEvents;
   private readonly startStmt;
   private readonly progressStmt;
   private readonly completeStmt;
@@ -108,6 +109,11 @@ export class Transitions {
     this.insertEvent = db.prepare(
       "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, @attempt, @data)",
     );
+    // One row per claimed task from a JSON array of [taskId, attempt, leaseExpiresAt].
+    this.insertClaimEvents = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+      SELECT value ->> 0, 'task:claimed', @now, @agentId, value ->> 1, json_object('leaseExpiresAt', value ->> 2)
+      FROM json_each(@rows)`);
     const leased = "task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress') AND lease_expires_at > @now";
     this.startStmt = db.prepare(`
       UPDATE task_status SET status = 'in_progress', started_at = coalesce(started_at, @now), updated_at = @now
@@ -209,7 +215,6 @@ export class Transitions {
       .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
       .map((row): ClaimedTask => {
         const task = details.get(row.task_id)!;
-        this.event(row.task_id, "task:claimed", params.now, params.agentId, row.attempts, { leaseExpiresAt: row.lease_expires_at });
         return {
           id: row.task_id,
           title: task.title,
@@ -229,6 +234,11 @@ export class Transitions {
           dependencies: deps.get(row.task_id) ?? [],
         };
       });
+    this.insertClaimEvents.run({
+      now: params.now,
+      agentId: params.agentId,
+      rows: JSON.stringify(claimed.map((t) => [t.id, t.attempt, t.leaseExpiresAt])),
+    });
     this.tx.emit("task:claimed", {
       agentId: params.agentId,
       tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })),
