@@ -99,6 +99,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial
   if (heapLimit !== undefined) out.workerHeapLimitMb = heapLimit;
   const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");
   if (maxPayload !== undefined) out.maxPayloadBytes = maxPayload;
+  const allowAbsolute = env.ROSTER_ALLOW_ABSOLUTE_MODULES;
+  if (allowAbsolute !== undefined && allowAbsolute !== "") {
+    if (!["1", "true", "0", "false"].includes(allowAbsolute.toLowerCase())) {
+      throw new RosterError("CONFIG_INVALID", `ROSTER_ALLOW_ABSOLUTE_MODULES: must be 1, true, 0 or false, got "${allowAbsolute}"`);
+    }
+    out.allowAbsoluteModules = ["1", "true"].includes(allowAbsolute.toLowerCase());
+  }
   if (env.ROSTER_MCP_TOKEN) out.mcp = { ...out.mcp, token: env.ROSTER_MCP_TOKEN };
   return out;
 }

@@ -190,6 +190,15 @@ describe("security: a module adapter's path cannot leave the personas folder", (
     expect(allowed.result).toEqual({ loadedFrom: `file://${outside}` });
   });
 
+  it("takes allowAbsoluteModules from ROSTER_ALLOW_ABSOLUTE_MODULES, off by default, and names the variable when its value is not a boolean", () => {
+    expect(loadConfig({}, {}).allowAbsoluteModules).toBe(false);
+    expect(loadConfig({}, { ROSTER_ALLOW_ABSOLUTE_MODULES: "1" }).allowAbsoluteModules).toBe(true);
+    expect(loadConfig({}, { ROSTER_ALLOW_ABSOLUTE_MODULES: "false" }).allowAbsoluteModules).toBe(false);
+    expect(() => loadConfig({}, { ROSTER_ALLOW_ABSOLUTE_MODULES: "yes please" })).toThrow(
+      'ROSTER_ALLOW_ABSOLUTE_MODULES: must be 1, true, 0 or false, got "yes please"',
+    );
+  });
+
   it("still refuses a ../ path when allowAbsoluteModules is set: the setting covers absolute paths only", async () => {
     const { h } = await withOutside([{ id: "climber", adapter: { kind: "module", path: "../outside.mjs" }, retry: once }], true);
     const task = await runOne(h, "climber");
