@@ -57,7 +57,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     ],
     notes: [
       boundNote(quantile(all, 0.5), quantile(all, 0.99), runs),
-      `The supervisor runs in its own process on a fresh database with one persona whose \`module\` adapter returns performance.timeOrigin + performance.now() when it starts; a second process opens the same file and enqueues ${samples} tasks one at a time, ${gapMs[0]}–${gapMs[1]} ms apart (random, so no poll interval can phase-lock), recording the same clock as soon as each enqueue has committed. The difference is the latency, so it includes the wake-up on another process's write (PRAGMA data_version), the claim, the hop to a worker thread and the adapter's load. CPU is process.cpuUsage() of the supervisor's whole process (worker threads included) over an idle window after a 1 s settle.`,
+      `The supervisor runs in its own process on a fresh database with one persona whose \`module\` adapter returns performance.timeOrigin + performance.now() when it starts; a second process opens the same file and enqueues ${samples} tasks one at a time, ${gapMs[0]}–${gapMs[1]} ms apart (random, so no poll interval can phase-lock), recording the same clock as soon as each enqueue has committed. The difference is the latency, so it includes the wake-up on another process's write (the store's watch on the database folder fires, PRAGMA data_version confirms), the claim, the hop to a worker thread and the adapter's load. CPU is process.cpuUsage() of the supervisor's whole process (worker threads included) over an idle window after a 1 s settle.`,
     ],
     skipped: [],
   };
@@ -69,8 +69,8 @@ function boundNote(p50: number, p99: number, runs: LatencyRun[]): string {
   if (typeof poll !== "number") return "";
   const uniform = p50 > poll * 0.3 && p99 > poll * 0.8 && p99 < poll * 1.5;
   return uniform
-    ? `Bound: the latencies spread evenly over 0–${poll} ms (p50 ${fmt(p50, 1)} ms ≈ half, p99 ${fmt(p99, 1)} ms ≈ all of the supervisor's pollIntervalMs of ${poll} ms). A write by another process is only noticed at the supervisor's next PRAGMA data_version poll (src/supervisor/waker.ts, pollOnce every pollIntervalMs), so the wait is uniform on [0, pollIntervalMs]; claim, dispatch and the adapter's start add the rest.`
-    : `The supervisor's pollIntervalMs was ${poll} ms (the cross-process wake-up: PRAGMA data_version, src/supervisor/waker.ts).`;
+    ? `Bound: the latencies spread evenly over 0–${poll} ms (p50 ${fmt(p50, 1)} ms ≈ half, p99 ${fmt(p99, 1)} ms ≈ all of the supervisor's pollIntervalMs of ${poll} ms): the file watch did not fire here, so a write by another process was only noticed at the supervisor's next PRAGMA data_version poll (src/supervisor/waker.ts, every pollIntervalMs); claim, dispatch and the adapter's start add the rest.`
+    : `Another process's write wakes the supervisor through the store's watch on the database folder (store.watchExternalChanges, src/supervisor/waker.ts); the PRAGMA data_version poll every ${poll} ms (pollIntervalMs) is only the fallback.`;
 }
 
 export const latencyScenario: Scenario = {

@@ -31,6 +31,9 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
       store.on("lease:lost", ({ taskId, op }) => logger.debug({ taskId, op }, "lease lost; the write was refused")),
       store.on("agent:expired", ({ agentIds }) => logger.warn({ agentIds }, "agents expired")),
       store.on("db:busy-retry", ({ attempt }) => logger.warn({ attempt }, "database busy; retrying the transaction")),
+      store.on("store:watch-unavailable", ({ reason }) =>
+        logger.info({ reason }, "cannot watch the database folder; other processes' writes are noticed by polling only"),
+      ),
     );
   }
   const supervisor = options.supervisor?.events;

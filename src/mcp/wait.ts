@@ -20,9 +20,10 @@ const WAKE_EVENTS: StoreEventName[] = [
  * ready. Sources:
  *  - in-process store events (this process enqueued, completed, released …);
  *  - in mode "data-version" (`roster mcp`, where nothing else reads the flag):
- *    other processes' writes, seen by polling `store.hasExternalChanges()` (PRAGMA
- *    data_version) on ONE timer shared by all waiters, only while someone waits,
- *    plus a recheck every RECHECK_INTERVAL_MS;
+ *    other processes' writes, seen by `store.hasExternalChanges()` (PRAGMA
+ *    data_version), checked at once when the store's file watch fires and on ONE
+ *    timer shared by all waiters, only while someone waits, plus a recheck every
+ *    RECHECK_INTERVAL_MS;
  *  - in mode "recheck" (beside a supervisor, as in `roster start --mcp-port`): a
  *    recheck every pollIntervalMs and no hasExternalChanges call at all, because
  *    that flag is consume-once per store and the supervisor's waker needs it.
@@ -33,6 +34,7 @@ export type ExternalChangeMode = "data-version" | "recheck";
 export class ChangeFeed {
   private readonly waiters = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
+  private unwatch: (() => void) | null = null;
   private polling = false;
   private readonly unsubscribe: Array<() => void> = [];
   private stopped = false;
@@ -88,12 +90,15 @@ export class ChangeFeed {
     const interval = this.options.pollIntervalMs ?? CHANGE_POLL_INTERVAL_MS_DEFAULT;
     this.timer = setInterval(() => void this.poll(), interval);
     this.timer.unref();
+    this.unwatch = this.store.watchExternalChanges(() => void this.poll());
   }
 
   private stopPolling(): void {
     if (this.timer === null) return;
     clearInterval(this.timer);
     this.timer = null;
+    this.unwatch?.();
+    this.unwatch = null;
   }
 
   private async poll(): Promise<void> {

@@ -24,6 +24,8 @@ export interface StoreEventMap {
   "agent:expired": { agentIds: string[] };
   "agent:deregistered": { agentId: string; released: number };
   "db:busy-retry": { attempt: number };
+  /** The file watch behind watchExternalChanges() is not available; other processes' writes are seen by polling only. */
+  "store:watch-unavailable": { reason: string };
 }
 
 export type StoreEventName = keyof StoreEventMap;

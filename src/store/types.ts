@@ -385,6 +385,15 @@ export interface Store {
   readonly events: StoreEventBus;
   /** True when another connection (process) has written since the last call. Cheap. */
   hasExternalChanges(): Promise<boolean>;
+  /**
+   * Calls `onChange` soon after another process may have written (a file watch, for
+   * SQLite on the database's folder), so a waiting reader need not poll to react
+   * within milliseconds. A hint only: it may fire for the store's own writes or not
+   * at all (in-memory databases, file systems without change notification), so
+   * callers confirm with hasExternalChanges() and keep a slower poll. Returns a
+   * function that stops the watch; close() stops every watch.
+   */
+  watchExternalChanges(onChange: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -21,8 +21,10 @@ export interface WakerHost {
  * within milliseconds:
  *   - in-process writes: store events (task:enqueued, task:ready, task:retried,
  *     task:released, lease:expired …) wake the producers at once;
- *   - other processes' writes: store.hasExternalChanges() (PRAGMA data_version)
- *     every pollIntervalMs;
+ *   - other processes' writes: store.watchExternalChanges() (a file watch) asks
+ *     for a check at once, and store.hasExternalChanges() (PRAGMA data_version)
+ *     confirms it; the same check runs every pollIntervalMs in case the watch
+ *     misses (a file system without change notification);
  *   - delayed tasks and retries: one timer at the next run_at (store.tasks.nextRunAt).
  *
  * Modes: stopped → listening (events + poll timer + at most one run_at timer) → stopped.
@@ -33,6 +35,9 @@ export class Waker {
   private runAtTimer: NodeJS.Timeout | null = null;
   private runAtDue = Number.POSITIVE_INFINITY;
   private polling = false;
+  private checking = false;
+  private recheck = false;
+  private unwatch: (() => void) | null = null;
 
   constructor(
     private readonly host: WakerHost,
@@ -56,6 +61,7 @@ export class Waker {
       }),
       events.on("task:cancelled", (e) => this.host.cancelled(e.taskIds)),
     ];
+    this.unwatch = this.host.store.watchExternalChanges(() => void this.checkExternal());
     // The poll keeps the process alive while the supervisor runs.
     this.poll = setInterval(() => void this.pollOnce(), this.pollIntervalMs);
   }
@@ -63,6 +69,8 @@ export class Waker {
   stop(): void {
     for (const off of this.offs) off();
     this.offs = [];
+    this.unwatch?.();
+    this.unwatch = null;
     if (this.poll !== null) clearInterval(this.poll);
     this.poll = null;
     this.clearRunAt();
@@ -103,14 +111,36 @@ export class Waker {
     this.polling = true;
     try {
       this.host.tick();
-      if (await this.host.store.hasExternalChanges()) {
-        this.host.wake(null);
-        await this.rescheduleRunAt();
-      }
+      await this.checkExternal();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /**
+   * Wakes the producers when another process has written. A watch event that
+   * arrives during a check runs one more check after it, so none is lost; a burst
+   * of them (the store's own commits touch the file too) costs one check each turn.
+   */
+  private async checkExternal(): Promise<void> {
+    if (this.checking) {
+      this.recheck = true;
+      return;
+    }
+    this.checking = true;
+    try {
+      do {
+        this.recheck = false;
+        if (this.poll === null) return;
+        if (await this.host.store.hasExternalChanges()) {
+          this.host.wake(null);
+          await this.rescheduleRunAt();
+        }
+      } while (this.recheck);
     } catch (error) {
       this.host.error("waker.poll", coerceError(error));
     } finally {
-      this.polling = false;
+      this.checking = false;
     }
   }
 }

@@ -41,6 +41,33 @@ describe("sqlite connection", () => {
     expect(await a!.hasExternalChanges()).toBe(true);
   });
 
+  it("watchExternalChanges calls back after another connection commits, and stops when asked", async () => {
+    const [a] = stores;
+    const b = await open();
+    let calls = 0;
+    let notify: () => void = () => {};
+    const stop = b.watchExternalChanges(() => {
+      calls++;
+      notify();
+    });
+    const seen = new Promise<void>((resolve) => (notify = resolve));
+    await a!.tasks.enqueue({ tasks: [{ persona: "worker", title: "from a" }], now: T0 });
+    await seen;
+    expect(calls).toBeGreaterThan(0);
+    expect(await b.hasExternalChanges()).toBe(true);
+    stop();
+    stop(); // twice is harmless
+  });
+
+  it("watchExternalChanges on an in-memory store is a no-op that can be stopped", async () => {
+    const memory = await openStore({ path: ":memory:", now: T0 });
+    stores.push(memory);
+    const stop = memory.watchExternalChanges(() => {
+      throw new Error("an in-memory database has no other connections");
+    });
+    stop();
+  });
+
   it("a write that meets another process's write lock is retried and lands once the lock is released", async () => {
     const store = await open({ busyTimeoutMs: 20 });
     const other = new Database(path);

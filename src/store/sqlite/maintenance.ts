@@ -16,6 +16,7 @@ export const EXPIRED_LEASES_SQL = `
 /** The lease reaper (DESIGN rule 6), retention, and integrity checks. */
 export class MaintenanceStatements {
   private readonly expiredLeases;
+  private readonly anythingExpired;
   private readonly pruneCandidates;
   private readonly deleteEvents;
   private readonly deleteDeps;
@@ -28,6 +29,13 @@ export class MaintenanceStatements {
     private readonly transitions: Transitions,
   ) {
     this.expiredLeases = db.prepare(EXPIRED_LEASES_SQL);
+    // The same seek into the lease index, and the few active agents, read without the write lock.
+    this.anythingExpired = db
+      .prepare(
+        `SELECT EXISTS (SELECT 1 FROM task_status WHERE status IN ('claimed','in_progress') AND lease_expires_at <= @now)
+             OR EXISTS (SELECT 1 FROM agents WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now)`,
+      )
+      .pluck();
     // Terminal tasks finished before the cut that no surviving task points at.
     this.pruneCandidates = db.prepare(`
       SELECT s.task_id FROM task_status s
@@ -45,6 +53,11 @@ export class MaintenanceStatements {
     );
     this.deleteStatus = db.prepare("DELETE FROM task_status WHERE task_id IN (SELECT value FROM json_each(?))");
     this.deleteTasks = db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))");
+  }
+
+  /** Whether reap() would find an expired lease or agent at `now`; a read. */
+  hasExpired(now: number): boolean {
+    return this.anythingExpired.get({ now }) === 1;
   }
 
   /** Inside a transaction: expired leases go back to pending with backoff, or fail on their last attempt. */

@@ -1,4 +1,6 @@
-import { RosterError } from "../../errors.js";
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { RosterError, coerceError } from "../../errors.js";
 import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import type {
@@ -36,8 +38,11 @@ export class SqliteStore implements Store {
   private readonly dataVersion;
   private lastDataVersion: number;
   private closed = false;
+  private readonly path: string;
+  private readonly watchers = new Set<FSWatcher>();
 
   constructor(options: StoreOptions & { now?: number }) {
+    this.path = options.path;
     const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) {
       throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
@@ -162,13 +167,16 @@ export class SqliteStore implements Store {
     };
 
     this.maintenance = {
-      reapExpired: async (p) =>
-        tx.write("maintenance.reap", () => {
+      reapExpired: async (p) => {
+        // Usually nothing has expired: then the reaper takes no write lock and commits nothing.
+        if (!tx.read("maintenance.reapCheck", () => maintenance.hasExpired(p.now))) return { retried: [], failed: [], expiredAgents: [] };
+        return tx.write("maintenance.reap", () => {
           const reaped = maintenance.reap(p);
           const expiredAgents = agents.expireStale(p.now);
           if (expiredAgents.length > 0) tx.emit("agent:expired", { agentIds: expiredAgents });
           return { ...reaped, expiredAgents };
-        }),
+        });
+      },
       prune: async (p) => tx.write("maintenance.prune", () => maintenance.prune(p.before)),
       integrityCheck: async () => tx.read("maintenance.integrityCheck", () => maintenance.integrityCheck()),
     };
@@ -181,9 +189,41 @@ export class SqliteStore implements Store {
     return changed;
   }
 
+  watchExternalChanges(onChange: () => void): () => void {
+    // Every commit of another connection appends to the -wal file (or rewrites the
+    // file itself outside WAL mode). The folder is watched rather than the file, so
+    // the watch survives the -wal file being deleted and created again.
+    if (this.path === ":memory:" || this.path === "" || this.closed) return () => {};
+    const file = resolve(this.path);
+    const names = new Set([basename(file), `${basename(file)}-wal`]);
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name === null || names.has(name.toString())) onChange();
+      });
+    } catch (error) {
+      // No change notification here (some network file systems): the caller's poll covers it.
+      this.events.emit("store:watch-unavailable", { reason: coerceError(error).message });
+      return () => {};
+    }
+    // A watch that breaks later (its folder removed) degrades to the poll the same way.
+    watcher.on("error", (error) => {
+      this.events.emit("store:watch-unavailable", { reason: coerceError(error).message });
+      stop();
+    });
+    const stop = () => {
+      if (!this.watchers.delete(watcher)) return;
+      watcher.close();
+    };
+    this.watchers.add(watcher);
+    return stop;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const watcher of this.watchers) watcher.close();
+    this.watchers.clear();
     this.db.close();
   }
 }
