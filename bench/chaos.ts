@@ -14,7 +14,7 @@ import { newSeed } from "./chaos/random.js";
 
 const KILLS_DEFAULT = 50;
 /** Tasks per kill when --tasks is not given (at least 60): enough that work is running at most kills. */
-const TASKS_PER_KILL = 3;
+const TASKS_PER_KILL = 5;
 
 interface Args {
   kills: number;
@@ -79,7 +79,7 @@ function figureLines(report: ChaosReport): string[] {
     .join(", ");
   return [
     `seed: ${report.seed}`,
-    `kills survived: ${report.kills} (SIGKILL; ${report.killsBeforeReady} before the supervisor was ready)`,
+    `kills survived: ${report.kills} (SIGKILL; ${report.killsBeforeReady} before the supervisor was ready; ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM; ${report.gracefulStops} SIGTERMs stopped it cleanly first)`,
     `tasks: ${f.tasks} (${statuses})`,
     `claims: ${f.claims}; lease expiries collected: ${f.leaseExpiries}; releases: ${f.releases}; shell script runs: ${f.shellExecutions}`,
     `duplicates found: ${f.duplicates}`,
@@ -106,7 +106,8 @@ function resultsSection(args: Args, report: ChaosReport): string {
     "| figure | value |",
     "| --- | --- |",
     `| seed | ${report.seed} |`,
-    `| kills survived | ${report.kills} (${report.killsBeforeReady} before ready) |`,
+    `| kills survived | ${report.kills} (${report.killsBeforeReady} before the supervisor was ready, ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM) |`,
+    `| graceful stops (SIGTERM finished before the kill) | ${report.gracefulStops} |`,
     `| tasks | ${f.tasks} (${Object.entries(f.byStatus).sort(([a], [b]) => a.localeCompare(b)).map(([s, n]) => `${s} ${n}`).join(", ")}) |`,
     `| claims | ${f.claims} |`,
     `| lease expiries collected | ${f.leaseExpiries} |`,

@@ -20,6 +20,8 @@ export type Outcome = "completed" | "retrying" | "failed" | "released" | "expire
 export interface AttemptRecord {
   attempt: number;
   claimEventId: number;
+  /** The agent that claimed it. */
+  agentId: string | null;
   outcome: Outcome | null;
   errorCode: string | null;
   retryable: boolean | null;
@@ -80,6 +82,7 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
       return;
     }
     if (e.attempt !== attempt.attempt) problems.push(`event ${e.id} ${e.type} is for attempt ${e.attempt}, the open claim is attempt ${attempt.attempt}`);
+    if (e.agentId !== attempt.agentId) problems.push(`event ${e.id} ${e.type} is by agent ${e.agentId}, attempt ${attempt.attempt} was claimed by ${attempt.agentId}`);
     attempt.outcome = outcome;
     consumed = outcome === "released" ? attempt.attempt - 1 : attempt.attempt;
   };
@@ -92,7 +95,7 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
       case "task:claimed": {
         if (held !== null) problems.push(`event ${e.id}: claimed (attempt ${e.attempt}) while attempt ${held.attempt} (claim event ${held.claimEventId}) had no outcome`);
         if (e.attempt !== consumed + 1) problems.push(`event ${e.id}: claim is attempt ${e.attempt}, expected ${consumed + 1}`);
-        held = { attempt: e.attempt ?? -1, claimEventId: e.id, outcome: null, errorCode: null, retryable: null };
+        held = { attempt: e.attempt ?? -1, claimEventId: e.id, agentId: e.agentId, outcome: null, errorCode: null, retryable: null };
         attempts.push(held);
         break;
       }
@@ -112,6 +115,7 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
       case "lease:expired":
         if (held === null) problems.push(`event ${e.id} lease:expired (attempt ${e.attempt}) has no claim open before it`);
         else if (e.attempt !== held.attempt) problems.push(`event ${e.id} lease:expired is for attempt ${e.attempt}, the open claim is attempt ${held.attempt}`);
+        else if (e.at < int(obj(e.data).leaseExpiresAt, Number.MAX_SAFE_INTEGER)) problems.push(`event ${e.id} lease:expired at ${e.at}, before the lease's expiry ${JSON.stringify(obj(e.data).leaseExpiresAt)}`);
         expiring = held;
         held = null;
         break;

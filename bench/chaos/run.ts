@@ -9,7 +9,8 @@
  * `binaryEvery`-th one is the real `roster start` binary) → either kill it at a
  * random moment after spawning (often before it is ready: during its persona sync
  * and start-up reap), or wait until it is ready and kill it at a random moment
- * while it works → wait for its exit. Every random draw comes from the seed, in
+ * while it works, sometimes sending SIGTERM first so the kill lands inside the
+ * graceful shutdown (releases, deregistration) → wait for its exit. Every random draw comes from the seed, in
  * the same order whatever the timing, so `--seed` replays the schedule.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -52,6 +53,10 @@ export interface ChaosReport {
   kills: number;
   /** Of those, kills before the supervisor said it was ready (start-up, persona sync, first reap). */
   killsBeforeReady: number;
+  /** SIGTERMs sent before a kill (the kill then lands in the graceful shutdown, unless it finished first). */
+  terms: number;
+  /** Supervisors that finished their graceful stop before the SIGKILL came (no kill counted). */
+  gracefulStops: number;
   /** Supervisors that exited on their own before their kill (each is a failure). */
   unexpectedExits: string[];
   drained: boolean;
@@ -65,6 +70,8 @@ export interface ChaosReport {
 }
 
 const BATCH_SIZE = 15;
+/** The first cycles start on no database at all and are killed early: inside migrations and the first persona sync. */
+const FRESH_CYCLES = 3;
 const STDERR_TAIL = 4_000;
 const CHILD_READY_TIMEOUT_MS = 60_000;
 
@@ -177,16 +184,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   writeFileSync(shellLog, "");
   writeChaosPersonas(personasDir, { timing: { leaseMs: opts.leaseMs, maxAttempts: PERSONA_TIMING_DEFAULT.maxAttempts }, workScript: join(root, "bench", "chaos", "work.mjs"), shellLog });
 
-  const store = await openStore({ path: dbPath });
+  // The runner opens the database only after the first supervisors: they create it (migrations, persona sync) and are killed doing so.
+  let opened: Store | null = null;
+  const openRunnerStore = async (): Promise<Store> => {
+    if (opened === null) {
+      opened = await openStore({ path: dbPath });
+      await syncPersonas(opened, personasDir, Date.now());
+    }
+    return opened;
+  };
   const failures: string[] = [];
   const unexpectedExits: string[] = [];
   let kills = 0;
   let killsBeforeReady = 0;
+  let terms = 0;
+  let gracefulStops = 0;
   let drained = false;
   let drainExitCode: number | null = null;
   let figures: ChaosFigures;
   try {
-    await syncPersonas(store, personasDir, Date.now());
     // The tasks arrive in batches spread over the kills, so every stretch of the run has work.
     const batches = Math.max(1, Math.ceil(opts.tasks / BATCH_SIZE));
     const enqueued: number[] = [];
@@ -195,7 +211,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       while (nextBatch < batches && (opts.kills === 0 || Math.floor((nextBatch * opts.kills) / batches) <= cycle)) {
         const size = Math.min(BATCH_SIZE, opts.tasks - nextBatch * BATCH_SIZE);
         const tasks = chaosBatch({ random, size, batch: nextBatch, earlier: enqueued, maxAttempts: PERSONA_TIMING_DEFAULT.maxAttempts });
-        const { ids } = await store.tasks.enqueue({ tasks, createdBy: "chaos", now: Date.now() });
+        const { ids } = await (await openRunnerStore()).tasks.enqueue({ tasks, createdBy: "chaos", now: Date.now() });
         enqueued.push(...ids);
         nextBatch++;
       }
@@ -209,14 +225,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       concurrency: 8,
       pollIntervalMs: 50,
       reapIntervalMs: opts.reapIntervalMs,
-      shutdownGraceMs: 1_000,
+      // Short, so a SIGTERM often aborts running attempts and releases their leases before the kill.
+      shutdownGraceMs: 300,
       metrics: { enabled: false },
     };
-    for (let cycle = 0; cycle < opts.kills; cycle++) {
-      await enqueueDue(cycle);
+    // A cycle whose supervisor stopped gracefully on its SIGTERM delivered no kill: cycles go on until `kills` kills landed.
+    for (let cycle = 0; kills < opts.kills && cycle < 2 * opts.kills + 10; cycle++) {
+      const fresh = cycle < FRESH_CYCLES && kills < FRESH_CYCLES;
+      if (!fresh) await enqueueDue(cycle);
       // Draw every random number of the cycle first: the schedule depends on the seed only.
-      const early = random() < 0.15;
+      const early = random() < 0.15 || fresh;
       const delayMs = early ? randomInt(random, 0, 700) : randomInt(random, 0, opts.maxRunMs);
+      // Sometimes SIGTERM first (graceful stop: releases, deregistration), then SIGKILL in the middle of it.
+      const term = !early && random() < 0.2;
+      const termMs = randomInt(random, 0, 1_300);
       const binary = opts.binaryEvery > 0 && cycle % opts.binaryEvery === opts.binaryEvery - 1;
       const child = binary
         ? startChild([bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info"], supervisorLog, `cycle ${cycle} roster start`, /"msg":"supervisor started"/)
@@ -238,9 +260,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           await Promise.race([run.promise, child.exit]);
           run.cancel();
         }
+        if (term && !child.exited) {
+          child.process.kill("SIGTERM");
+          terms++;
+          const grace = timeout(termMs);
+          const ended = await Promise.race([grace.promise, child.exit]);
+          grace.cancel();
+          if (ended !== "timeout") {
+            // Stopped gracefully before the kill: runStart returns 0 after a signal's clean stop.
+            if (ended.code === 0) gracefulStops++;
+            else unexpectedExits.push(`cycle ${cycle}: SIGTERM ended with code ${ended.code} (signal ${ended.signal}): ${child.stderrTail().trim().slice(-1_000)}`);
+            continue;
+          }
+        }
       }
+      // A SIGTERM'd supervisor may finish its clean stop between the grace timer and the kill.
+      const stoppedCleanly = async () => term && (await child.exit).code === 0;
       if (child.exited) {
         const { code, signal } = await child.exit;
+        if (await stoppedCleanly()) {
+          gracefulStops++;
+          continue;
+        }
         unexpectedExits.push(`cycle ${cycle} (${binary ? "roster start" : "supervisor.mjs"}): exited on its own (code ${code}, signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
       } else {
         child.process.kill("SIGKILL");
@@ -248,19 +289,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (signal === "SIGKILL") {
           kills++;
           if (!wasReady) killsBeforeReady++;
+        } else if (await stoppedCleanly()) {
+          gracefulStops++;
+          continue;
         } else {
           unexpectedExits.push(`cycle ${cycle}: exited before the kill landed (signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
         }
       }
-      if ((cycle + 1) % 10 === 0 || cycle + 1 === opts.kills) {
-        const counts = await store.tasks.counts();
+      if (kills % 10 === 0 || kills === opts.kills) {
+        const counts = await (await openRunnerStore()).tasks.counts();
         const open = Object.values(counts).reduce((n, s) => n + (s.pending ?? 0) + (s.waiting ?? 0) + (s.claimed ?? 0) + (s.in_progress ?? 0), 0);
-        log(`kill ${cycle + 1}/${opts.kills}: ${kills} delivered, ${open} tasks open`);
+        log(`cycle ${cycle + 1}: ${kills}/${opts.kills} kills, ${terms} SIGTERMs first (${gracefulStops} stopped before the kill), ${open} tasks open`);
       }
     }
     await enqueueDue(Number.MAX_SAFE_INTEGER);
 
     // The last supervisor: the real binary, after every lease has expired, until idle.
+    const store = await openRunnerStore();
     await leasesExpired(store);
     log("final supervisor: roster start --exit-when-idle");
     const final = startChild(
@@ -284,7 +329,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     figures = checkChaos(await snapshot(store, shellLog));
   } finally {
-    await store.close();
+    await (opened as Store | null)?.close();
   }
   failures.push(...unexpectedExits);
   if (kills !== opts.kills) failures.push(`${kills} of ${opts.kills} kills landed on a live supervisor`);
@@ -298,6 +343,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     options: opts,
     kills,
     killsBeforeReady,
+    terms,
+    gracefulStops,
     unexpectedExits,
     drained,
     drainExitCode,

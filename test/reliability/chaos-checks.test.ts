@@ -92,6 +92,18 @@ describe("the crash suite's checks", () => {
     expect(figures.violations.join("\n")).toContain("lease:expired of attempt 1 is followed by task:claimed");
   });
 
+  it("flag an outcome recorded by another agent than the claimer", () => {
+    const other = { ...completed(1, 1), agentId: "b" };
+    const figures = check([task(1, "echo")], [claim(1, 1), other]);
+    expect(figures.violations.join("\n")).toContain("is by agent b, attempt 1 was claimed by a");
+  });
+
+  it("flag a lease collected before it expired", () => {
+    const early = { ...expired(1, 1), at: 5, data: { leaseExpiresAt: 10 } };
+    const figures = check([task(1, "echo", { attempts: 2 })], [claim(1, 1), early, retrying(1, 1, "LEASE_EXPIRED"), claim(1, 2), completed(1, 2)]);
+    expect(figures.violations.join("\n")).toContain("before the lease's expiry 10");
+  });
+
   it("count a task left claimed as lost", () => {
     const figures = check([task(1, "sleep", { status: "claimed" })], [claim(1, 1)]);
     expect(figures.lost).toBe(1);
