@@ -1,5 +1,5 @@
 import { RosterError } from "../../errors.js";
-import { resolveTaskPolicy, type PersonaPolicyConfig } from "../../policy/retry.js";
+import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from "../../policy/retry.js";
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Db } from "./database.js";
@@ -17,8 +17,8 @@ export class Enqueuer {
   private readonly byIdempotencyKey;
   private readonly insertTask;
   private readonly insertStatus;
-  private readonly insertDependency;
-  private readonly insertEvent;
+  private readonly insertDependencies;
+  private readonly insertEvents;
 
   constructor(db: Db) {
     this.personaConfig = db.prepare("SELECT config FROM personas WHERE id = ?").pluck();
@@ -33,10 +33,11 @@ export class Enqueuer {
     this.insertStatus = db.prepare(`
       INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, updated_at)
       VALUES (@id, @status, @persona, @priority, @unmet, @runAt, @readyAt, @maxAttempts, @now)`);
-    this.insertDependency = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)");
-    this.insertEvent = db.prepare(
-      "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, 'task:enqueued', @now, @agentId, 0, @data)",
-    );
+    // Edges and events of the whole batch, one statement each: JSON arrays of [taskId, dependsOn] and [taskId, dataJson].
+    this.insertDependencies = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) SELECT value ->> 0, value ->> 1 FROM json_each(?)");
+    this.insertEvents = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+      SELECT value ->> 0, 'task:enqueued', @now, @agentId, 0, value ->> 1 FROM json_each(@rows)`);
   }
 
   /** Inside a transaction. Returns ids in input order and the statuses they were given. */
@@ -94,15 +95,24 @@ export class Enqueuer {
       return false;
     });
 
-    const policies = tasks.map((task) =>
-      resolveTaskPolicy(configs.get(task.persona)!, {
-        ...task.policy,
-        ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}),
-      }),
-    );
+    // Most tasks of a batch take their persona's policy as it is: resolve and serialise that once per persona.
+    const personaPolicies = new Map<string, { policy: RetryPolicy; timeoutMs: number; json: string }>();
+    const policies = tasks.map((task) => {
+      const config = configs.get(task.persona)!;
+      if (task.policy === undefined && task.maxAttempts === undefined) {
+        let shared = personaPolicies.get(task.persona);
+        if (shared === undefined) {
+          const resolved = resolveTaskPolicy(config);
+          personaPolicies.set(task.persona, (shared = { ...resolved, json: JSON.stringify(resolved.policy) }));
+        }
+        return shared;
+      }
+      const resolved = resolveTaskPolicy(config, { ...task.policy, ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}) });
+      return { ...resolved, json: JSON.stringify(resolved.policy) };
+    });
     tasks.forEach((task, index) => {
       if (!isNew[index]) return;
-      const { policy, timeoutMs } = policies[index]!;
+      const { json, timeoutMs } = policies[index]!;
       const info = this.insertTask.run({
         title: task.title,
         description: task.description ?? "",
@@ -112,7 +122,7 @@ export class Enqueuer {
         rootId,
         createdBy: options.createdBy,
         priority: task.priority ?? 0,
-        policy: JSON.stringify(policy),
+        policy: json,
         timeoutMs,
         idempotencyKey: task.idempotencyKey ?? null,
         now,
@@ -145,6 +155,8 @@ export class Enqueuer {
       return state;
     };
 
+    const edges: Array<[number, number]> = [];
+    const events: Array<[number, string]> = [];
     const created: number[] = [];
     // Persona of each created task, index for index (task:enqueued pairs them).
     const createdPersonas: string[] = [];
@@ -169,14 +181,11 @@ export class Enqueuer {
         maxAttempts: policy.maxAttempts,
         now,
       });
-      for (const depId of depIds) this.insertDependency.run(id, depId);
-      this.insertEvent.run({
-        taskId: id,
-        now,
-        agentId: options.createdBy,
-        data: JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) }),
-      });
+      for (const depId of depIds) edges.push([id, depId]);
+      events.push([id, JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) })]);
     });
+    if (edges.length > 0) this.insertDependencies.run(JSON.stringify(edges));
+    if (events.length > 0) this.insertEvents.run({ now, agentId: options.createdBy, rows: JSON.stringify(events) });
 
     const refs: Record<string, number> = {};
     tasks.forEach((task, index) => {
