@@ -85,6 +85,10 @@ export class Waker {
     this.runAtTimer = setTimeout(() => {
       this.runAtTimer = null;
       this.runAtDue = Number.POSITIVE_INFINITY;
+      // Timers count from the event loop's cached time, which lags the clock after
+      // long synchronous work, so one can fire before `due`: a claim then would find
+      // nothing and no later wake-up would come. Arm again for the rest.
+      if (this.host.clock.now() < due) return this.at(due);
       this.host.wake(null);
     }, delay);
     this.runAtTimer.unref();

@@ -1,5 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ManualClock } from "../../src/clock.js";
 import { openStore } from "../../src/store/index.js";
+import { Waker } from "../../src/supervisor/waker.js";
+import { openTestStore } from "../helpers/store.js";
 import { finished, harness, type Harness } from "./helpers.js";
 
 let h: Harness | null = null;
@@ -22,6 +25,36 @@ describe("supervisor: wake-ups", () => {
       expect(run!.outcome).toBe("completed");
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe("waker: run_at timer", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("does not wake before the due time when its timer fires early against the clock, and wakes once it is due", async () => {
+    const db = await openTestStore({ memory: true });
+    vi.useFakeTimers();
+    const clock = new ManualClock(1_000);
+    const wakes: Array<readonly string[] | null> = [];
+    const waker = new Waker(
+      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
+      60_000,
+    );
+    try {
+      waker.start();
+      waker.at(1_005);
+      // The timer's 5 ms pass while the clock (as after long synchronous work) has not moved.
+      vi.advanceTimersByTime(5);
+      expect(wakes).toEqual([]);
+      clock.advance(5);
+      vi.advanceTimersByTime(5);
+      expect(wakes).toEqual([null]);
+    } finally {
+      waker.stop();
+      await db.close();
     }
   });
 });
