@@ -14,7 +14,7 @@
  * the same order whatever the timing, so `--seed` replays the schedule.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type Store, type TaskEvent } from "../../src/store/index.js";
@@ -132,6 +132,20 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * A private copy of the built roster (dist/src, package.json, migrations/, and a
+ * link to node_modules) for the run's supervisors: other people rebuilding dist/
+ * during a long run would otherwise hand a supervisor a half-written file. Returns
+ * the copy's dist/src folder.
+ */
+export function snapshotBuild(root: string, to: string): string {
+  cpSync(join(root, "dist", "src"), join(to, "dist", "src"), { recursive: true });
+  cpSync(join(root, "migrations"), join(to, "migrations"), { recursive: true });
+  copyFileSync(join(root, "package.json"), join(to, "package.json"));
+  symlinkSync(join(root, "node_modules"), join(to, "node_modules"), "junction");
+  return join(to, "dist", "src");
+}
+
 /** Waits until no lease in the database is still live, so the next supervisor's start-up reap collects them all. */
 async function leasesExpired(store: Store): Promise<void> {
   for (;;) {
@@ -169,13 +183,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   if (!Number.isInteger(opts.tasks) || opts.tasks < 1) throw new Error(`tasks: must be a positive integer, got ${opts.tasks}`);
   const random = seededRandom(opts.seed);
   const root = repoRoot();
-  const bin = join(root, "dist", "src", "cli", "bin.js");
-  const childScript = join(root, "bench", "chaos", "supervisor.mjs");
-  for (const file of [bin, join(root, "dist", "src", "main.js")]) {
+  for (const file of [join(root, "dist", "src", "cli", "bin.js"), join(root, "dist", "src", "main.js")]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build first`);
   }
 
   const dir = mkdtempSync(join(tmpdir(), "roster-chaos-"));
+  const build = snapshotBuild(root, join(dir, "build"));
+  const bin = join(build, "cli", "bin.js");
+  const childScript = join(root, "bench", "chaos", "supervisor.mjs");
   const personasDir = join(dir, "personas");
   mkdirSync(personasDir);
   const dbPath = join(dir, "roster.db");
@@ -242,7 +257,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const binary = opts.binaryEvery > 0 && cycle % opts.binaryEvery === opts.binaryEvery - 1;
       const child = binary
         ? startChild([bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info"], supervisorLog, `cycle ${cycle} roster start`, /"msg":"supervisor started"/)
-        : startChild([childScript, JSON.stringify(baseConfig)], supervisorLog, `cycle ${cycle} supervisor.mjs`, /^ready /m);
+        : startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} supervisor.mjs`, /^ready /m);
       let wasReady = false;
       if (early) {
         const t = timeout(delayMs);
