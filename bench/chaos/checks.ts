@@ -58,6 +58,8 @@ export interface ChaosSnapshot {
   integrity: string;
   /** Lines "<task id> <attempt>" the shell script appended. */
   shellLog: string[];
+  /** Mismatches between derived state (task_counts, unmet_deps) and a recount. */
+  derived?: string[];
 }
 
 function obj(value: Json | null): Record<string, Json> {
@@ -273,6 +275,7 @@ export function checkChaos(snapshot: ChaosSnapshot): ChaosFigures {
     violations: [],
   };
   if (snapshot.integrity !== "ok") figures.violations.push(`PRAGMA integrity_check: ${snapshot.integrity}`);
+  figures.violations.push(...(snapshot.derived ?? []));
   for (const task of snapshot.tasks) {
     figures.byStatus[task.status] = (figures.byStatus[task.status] ?? 0) + 1;
     const events = snapshot.events.get(task.id) ?? [];

@@ -13,6 +13,7 @@
  * graceful shutdown (releases, deregistration) → wait for its exit. Every random draw comes from the seed, in
  * the same order whatever the timing, so `--seed` replays the schedule.
  */
+import Database from "better-sqlite3";
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -156,14 +157,46 @@ async function leasesExpired(store: Store): Promise<void> {
   }
 }
 
-/** Everything the checks read: tasks, each task's events, integrity, the shell script's log. */
-export async function snapshot(store: Store, shellLog: string) {
+/**
+ * State the store derives and keeps in the same transactions as the transitions,
+ * recomputed from scratch (bench code may read SQLite directly): the per-persona
+ * counts of task_counts, and each task's unmet dependency count.
+ */
+export function derivedProblems(dbPath: string): string[] {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const counts = db
+      .prepare(
+        `SELECT c.persona_id AS persona, c.status, c.n,
+           (SELECT count(*) FROM task_status s WHERE s.persona_id = c.persona_id AND s.status = c.status) AS actual
+         FROM task_counts c`,
+      )
+      .all() as Array<{ persona: string; status: string; n: number; actual: number }>;
+    const unmet = db
+      .prepare(
+        `SELECT s.task_id AS id, s.unmet_deps AS stored,
+           (SELECT count(*) FROM task_dependencies d JOIN task_status o ON o.task_id = d.depends_on
+            WHERE d.task_id = s.task_id AND o.status <> 'completed') AS actual
+         FROM task_status s`,
+      )
+      .all() as Array<{ id: number; stored: number; actual: number }>;
+    return [
+      ...counts.filter((c) => c.n !== c.actual).map((c) => `task_counts says ${c.n} ${c.persona} tasks are ${c.status}, there are ${c.actual}`),
+      ...unmet.filter((u) => u.stored !== u.actual).map((u) => `task ${u.id}: unmet_deps is ${u.stored}, ${u.actual} dependencies are not completed`),
+    ];
+  } finally {
+    db.close();
+  }
+}
+
+/** Everything the checks read: tasks, each task's events, integrity, derived state, the shell script's log. */
+export async function snapshot(store: Store, shellLog: string, dbPath: string) {
   const tasks = await store.tasks.list({ limit: 0 });
   const events = new Map<number, TaskEvent[]>();
   for (const task of tasks) events.set(task.id, await store.tasks.events({ taskId: task.id, limit: 0 }));
   const integrity = await store.maintenance.integrityCheck();
   const lines = existsSync(shellLog) ? readFileSync(shellLog, "utf8").split("\n") : [];
-  return { tasks, events, integrity, shellLog: lines };
+  return { tasks, events, integrity, shellLog: lines, derived: derivedProblems(dbPath) };
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -342,7 +375,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (!drained) failures.push(`the final roster start exited with ${ended.code} (signal ${ended.signal}): ${final.stderrTail().trim().slice(-1_000)}`);
     }
 
-    figures = checkChaos(await snapshot(store, shellLog));
+    figures = checkChaos(await snapshot(store, shellLog, dbPath));
   } finally {
     await (opened as Store | null)?.close();
   }

@@ -1,7 +1,13 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkChaos, type ChaosSnapshot } from "../../bench/chaos/checks.js";
+import { writeChaosPersonas } from "../../bench/chaos/plan.js";
+import { derivedProblems } from "../../bench/chaos/run.js";
 import { plan } from "../../src/adapters/planner.js";
-import type { Json, TaskEvent, TaskRecord, TaskState } from "../../src/store/index.js";
+import { openStore, type Json, type TaskEvent, type TaskRecord, type TaskState } from "../../src/store/index.js";
+import { syncPersonas } from "../../src/supervisor/personas.js";
+import { makeTempDir } from "../helpers/tmp.js";
 
 /**
  * The crash suite's checks (bench/chaos/checks.ts) on hand-made histories: each
@@ -180,8 +186,41 @@ describe("the crash suite's checks", () => {
     expect(figures.violations.join("\n")).toContain(`${planned * 2} children, the plan has ${planned}`);
   });
 
+  it("flag derived state that a recount contradicts", () => {
+    const figures = check([], [], { derived: ["task 3: unmet_deps is 1, 0 dependencies are not completed"] });
+    expect(figures.violations).toEqual(["task 3: unmet_deps is 1, 0 dependencies are not completed"]);
+  });
+
   it("flag a database that fails PRAGMA integrity_check", () => {
     const figures = check([], [], { integrity: "*** in database main ***\nPage 7: never used" });
     expect(figures.violations[0]).toContain("PRAGMA integrity_check");
+  });
+});
+
+describe("the crash suite's recount of derived state, on a real database", () => {
+  it("reports an unmet_deps and a task_counts row that disagree with the tasks", async () => {
+    const temp = makeTempDir("roster-chaos-derived-");
+    try {
+      const dbPath = temp.path("roster.db");
+      const personasDir = temp.path("personas");
+      mkdirSync(personasDir);
+      writeChaosPersonas(personasDir, { timing: { leaseMs: 500, maxAttempts: 3 }, workScript: "work.mjs", shellLog: temp.path("shell.log") });
+      const store = await openStore({ path: dbPath });
+      await syncPersonas(store, personasDir, Date.now());
+      const { ids } = await store.tasks.enqueue({ tasks: [{ ref: "a", persona: "echo", title: "a" }, { persona: "echo", title: "b", dependsOn: ["a"] }], now: Date.now() });
+      await store.close();
+      expect(derivedProblems(dbPath)).toEqual([]);
+
+      const db = new Database(dbPath);
+      db.prepare("UPDATE task_status SET unmet_deps = 0 WHERE task_id = ?").run(ids[1]);
+      db.prepare("UPDATE task_counts SET n = n + 1 WHERE persona_id = 'echo' AND status = 'pending'").run();
+      db.close();
+      expect(derivedProblems(dbPath)).toEqual([
+        "task_counts says 2 echo tasks are pending, there are 1",
+        `task ${ids[1]}: unmet_deps is 0, 1 dependencies are not completed`,
+      ]);
+    } finally {
+      temp.cleanup();
+    }
   });
 });
