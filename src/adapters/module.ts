@@ -32,15 +32,16 @@ export function resolveModulePath(persona: AdapterPersona, env: AdapterEnvironme
   const where = `persona "${persona.id}" adapter.path "${raw}"`;
   const absolute = isAbsolute(raw);
   const path = absolute ? resolve(raw) : resolve(persona.dir ?? env.personasDir, raw);
-  if (!existsSync(path)) {
-    throw new RosterError("ADAPTER_NOT_FOUND", `${where}: no file at ${path}`, { retryable: false, details: { field: "adapter.path", path } });
-  }
+  // Where it leads is checked before whether it exists: a path out of the folder is refused as such.
   const inside = within(real(env.personasDir), real(path));
   if (!inside && !(absolute && env.allowAbsoluteModules)) {
     const why = absolute
       ? "is outside the personas folder; set allowAbsoluteModules to allow absolute module paths"
       : "leads out of the personas folder";
     throw new RosterError("ADAPTER_NOT_FOUND", `${where}: ${why} (${env.personasDir})`, { retryable: false, details: { field: "adapter.path", path } });
+  }
+  if (!existsSync(path)) {
+    throw new RosterError("ADAPTER_NOT_FOUND", `${where}: no file at ${path}`, { retryable: false, details: { field: "adapter.path", path } });
   }
   return path;
 }

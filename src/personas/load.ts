@@ -1,7 +1,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { resolveModulePath } from "../adapters/module.js";
+import type { AdapterEnvironment } from "../adapters/registry.js";
+import type { AdapterPersona } from "../adapters/types.js";
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { RosterError } from "../errors.js";
+import { RosterError, coerceError } from "../errors.js";
 import { formatIssues } from "../store/input.js";
 import type { PersonaRecord, PersonaUpsert } from "../store/types.js";
 import { personaFrontMatterSchema, type Persona, type PersonaConfig } from "./schema.js";
@@ -22,10 +25,14 @@ export function parsePersonaFile(path: string, text: string): Persona {
   try {
     data = parseYaml(match[1]!);
   } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` line ${error.linePos[0].line + 1}` : "";
-    throw new RosterError("PERSONA_INVALID", `${path}:${where} front matter is not valid YAML: ${(error as Error).message.split("\n")[0]}`, {
+    // The parser counts from the front matter's first line; the file has the opening --- above it.
+    const pos = error instanceof YAMLParseError && error.linePos ? { line: error.linePos[0].line + 1, column: error.linePos[0].col } : null;
+    const where = pos === null ? "" : ` line ${pos.line} column ${pos.column}:`;
+    // The parser's own " at line N, column M:" counts differently; the file's position is given above.
+    const reason = (error as Error).message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+    throw new RosterError("PERSONA_INVALID", `${path}:${where} front matter is not valid YAML (${reason})`, {
       cause: error,
-      details: { file: path },
+      details: { file: path, ...(pos === null ? {} : pos) },
     });
   }
   const parsed = personaFrontMatterSchema.safeParse(data);
@@ -81,4 +88,36 @@ export function fromPersonaRecord(record: PersonaRecord): Persona {
   }
   const config: PersonaConfig = parsed.data;
   return { ...config, definition: record.definition, sourcePath: record.sourcePath };
+}
+
+/** What the worker threads get of a persona: no policy, the folder its relative paths resolve against. */
+export function toAdapterPersona(persona: Persona): AdapterPersona {
+  return {
+    id: persona.id,
+    name: persona.name,
+    definition: persona.definition,
+    adapter: persona.adapter,
+    dir: persona.sourcePath === null ? null : dirname(persona.sourcePath),
+  };
+}
+
+/**
+ * A `module` adapter that cannot load (its path leads out of the personas folder,
+ * or names no file) would fail every task of its persona: refuse it up front with
+ * PERSONA_INVALID naming the persona's file. The worker checks again when it
+ * loads the module, in case the file changed since.
+ */
+export function assertModulePaths(personas: Persona[], env: Omit<AdapterEnvironment, "maxPayloadBytes">): void {
+  for (const persona of personas) {
+    if (persona.adapter.kind !== "module") continue;
+    try {
+      resolveModulePath(toAdapterPersona(persona), { ...env, maxPayloadBytes: 0 });
+    } catch (error) {
+      const e = coerceError(error);
+      throw new RosterError("PERSONA_INVALID", `${persona.sourcePath ?? `persona "${persona.id}"`}: adapter.path: ${e.message}`, {
+        cause: e,
+        details: { field: "adapter.path", persona: persona.id },
+      });
+    }
+  }
 }

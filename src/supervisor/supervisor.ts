@@ -1,10 +1,10 @@
 import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
-import type { AdapterPersona } from "../adapters/types.js";
+import { resolve } from "node:path";
 import { systemClock, type Clock } from "../clock.js";
 import type { Config } from "../config.js";
 import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
+import { assertModulePaths, toAdapterPersona } from "../personas/load.js";
 import type { Persona } from "../personas/schema.js";
 import { WorkerPool, type PoolOutcome } from "../pool/pool.js";
 import { REPORT_PROGRESS, type WorkerReport, type WorkerTask } from "../pool/protocol.js";
@@ -145,6 +145,7 @@ export class Supervisor {
     for (const producer of this.producers) this.byPersona.set(producer.id, producer);
 
     const personasDir = resolve(options.config.personasDir);
+    assertModulePaths(options.personas, { personasDir, allowAbsoluteModules: options.config.allowAbsoluteModules });
     this.pool = new WorkerPool({
       threads: options.config.threads,
       concurrency: this.capacity,
@@ -618,16 +619,6 @@ export class Supervisor {
     this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
     this.events.emit("supervisor:error", { where, error });
   }
-}
-
-export function toAdapterPersona(persona: Persona): AdapterPersona {
-  return {
-    id: persona.id,
-    name: persona.name,
-    definition: persona.definition,
-    adapter: persona.adapter,
-    dir: persona.sourcePath === null ? null : dirname(persona.sourcePath),
-  };
 }
 
 export function toWorkerTask(task: ClaimedTask): WorkerTask {

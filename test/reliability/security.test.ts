@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,10 @@ import { loadConfig } from "../../src/config.js";
 import type { TaskRecord } from "../../src/store/index.js";
 import { BIN } from "../cli/helpers.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
-import { FIXTURES, finished, harness, type Harness, type TestPersona } from "../supervisor/helpers.js";
+import { silentLogger } from "../../src/logging/logger.js";
+import { syncPersonas } from "../../src/supervisor/personas.js";
+import { Supervisor } from "../../src/supervisor/supervisor.js";
+import { FIXTURES, finished, harness, writePersonas, type Harness, type TestPersona } from "../supervisor/helpers.js";
 
 /**
  * Security (issue 7, part 6): what is not already proven elsewhere. Proven
@@ -154,22 +157,31 @@ describe("security: a module adapter's path cannot leave the personas folder", (
     expect((task.result as { loadedFrom: string }).loadedFrom).toMatch(/\/personas\/adapter-ok\.mjs$/);
   });
 
-  it("refuses a relative path that climbs out with ../, failing the task with ADAPTER_NOT_FOUND, not retryable", async () => {
-    const { h } = await withOutside([{ id: "climber", adapter: { kind: "module", path: "../outside.mjs" }, retry: { ...once, maxAttempts: 3 } }]);
-    const task = await runOne(h, "climber");
+  /** Builds a second supervisor on h's store for `extra` personas written beside h's own: the constructor is where a bad module path is refused. */
+  async function construct(h: Harness, extra: TestPersona[], allowAbsoluteModules = false): Promise<Supervisor> {
+    writePersonas(h.personasDir, extra);
+    const personas = await syncPersonas(h.store, h.personasDir, Date.now());
+    return new Supervisor({ store: h.store, personas, config: { ...h.config, allowAbsoluteModules }, logger: silentLogger() });
+  }
+  const inside: TestPersona = { id: "inside", adapter: { kind: "module", path: "./adapter-ok.mjs" }, retry: once };
+
+  it("refuses, when the supervisor is built, a persona whose relative path climbs out with ../, naming its file", async () => {
+    const { h } = await withOutside([inside]);
+    await expect(construct(h, [{ id: "climber", adapter: { kind: "module", path: "../outside.mjs" }, retry: once }])).rejects.toMatchObject({
+      code: "PERSONA_INVALID",
+      message: expect.stringMatching(/climber\.md: adapter\.path: persona "climber" adapter\.path "\.\.\/outside\.mjs": leads out of the personas folder/),
+    });
+  });
+
+  it("refuses a module file swapped for a symlink pointing outside after the start, failing the task with ADAPTER_NOT_FOUND, not retryable", async () => {
+    const { h, outside } = await withOutside([{ ...inside, retry: { ...once, maxAttempts: 3 } }]);
+    rmSync(join(h.personasDir, "adapter-ok.mjs"));
+    symlinkSync(outside, join(h.personasDir, "adapter-ok.mjs"));
+    const task = await runOne(h, "inside");
     expect(task.status).toBe("failed");
     expect(task.attempts).toBe(1);
     expect(task.error).toMatchObject({ code: "ADAPTER_NOT_FOUND", retryable: false });
-    expect(task.error?.message).toMatch(/^persona "climber" adapter\.path "\.\.\/outside\.mjs": leads out of the personas folder/);
-  });
-
-  it("refuses a symlink inside the personas folder that points outside it", async () => {
-    const { h, outside } = await withOutside([{ id: "linker", adapter: { kind: "module", path: "./link.mjs" }, retry: once }]);
-    symlinkSync(outside, join(h.personasDir, "link.mjs"));
-    const task = await runOne(h, "linker");
-    expect(task.status).toBe("failed");
-    expect(task.error?.code).toBe("ADAPTER_NOT_FOUND");
-    expect(task.error?.message).toMatch(/^persona "linker" adapter\.path "\.\/link\.mjs": leads out of the personas folder/);
+    expect(task.error?.message).toMatch(/^persona "inside" adapter\.path "\.\/adapter-ok\.mjs": leads out of the personas folder/);
   });
 
   it("refuses an absolute path outside the folder unless allowAbsoluteModules is set, saying which setting allows it", async () => {
@@ -179,11 +191,12 @@ describe("security: a module adapter's path cannot leave the personas folder", (
     copyFileSync(new URL("adapter-ok.mjs", FIXTURES), outside);
     const persona: TestPersona = { id: "absolute", adapter: { kind: "module", path: outside }, retry: once };
 
-    const refused = await runOne((await withOutside([persona])).h, "absolute");
-    expect(refused.status).toBe("failed");
-    expect(refused.error?.code).toBe("ADAPTER_NOT_FOUND");
-    expect(refused.error?.message).toMatch(/is outside the personas folder; set allowAbsoluteModules to allow absolute module paths/);
-    await h!.close();
+    const { h: plain } = await withOutside([inside]);
+    await expect(construct(plain, [persona])).rejects.toMatchObject({
+      code: "PERSONA_INVALID",
+      message: expect.stringMatching(/is outside the personas folder; set allowAbsoluteModules to allow absolute module paths/),
+    });
+    await plain.close();
 
     const allowed = await runOne((await withOutside([persona], true)).h, "absolute");
     expect(allowed.status).toBe("completed");
@@ -200,10 +213,11 @@ describe("security: a module adapter's path cannot leave the personas folder", (
   });
 
   it("still refuses a ../ path when allowAbsoluteModules is set: the setting covers absolute paths only", async () => {
-    const { h } = await withOutside([{ id: "climber", adapter: { kind: "module", path: "../outside.mjs" }, retry: once }], true);
-    const task = await runOne(h, "climber");
-    expect(task.error?.code).toBe("ADAPTER_NOT_FOUND");
-    expect(task.error?.message).toMatch(/leads out of the personas folder/);
+    const { h } = await withOutside([inside], true);
+    await expect(construct(h, [{ id: "climber", adapter: { kind: "module", path: "../outside.mjs" }, retry: once }], true)).rejects.toMatchObject({
+      code: "PERSONA_INVALID",
+      message: expect.stringMatching(/leads out of the personas folder/),
+    });
   });
 });
 

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { normalizeOutput } from "../../adapters/output.js";
 import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js";
@@ -9,7 +9,7 @@ import { systemClock } from "../../clock.js";
 import type { Config } from "../../config.js";
 import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../../errors.js";
 import { createLogger, type Logger } from "../../logging/logger.js";
-import { fromPersonaRecord, loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
+import { fromPersonaRecord, loadPersonaDir, toAdapterPersona, toPersonaUpsert } from "../../personas/load.js";
 import type { Persona } from "../../personas/schema.js";
 import type { ClaimedTask, Json, Store } from "../../store/index.js";
 import { PRIORITY_MAX, TITLE_MAX } from "../../store/input.js";
@@ -99,16 +99,6 @@ async function findPersona(store: Store, config: Config, id: string, now: number
   throw new RosterError("PERSONA_NOT_FOUND", `--persona: no persona "${id}" in ${config.personasDir} or the database (known: ${known.join(", ") || "none"})`, {
     details: { field: "persona", persona: id },
   });
-}
-
-function toAdapterPersona(persona: Persona): AdapterPersona {
-  return {
-    id: persona.id,
-    name: persona.name,
-    definition: persona.definition,
-    adapter: persona.adapter,
-    dir: persona.sourcePath === null ? null : dirname(persona.sourcePath),
-  };
 }
 
 function toAdapterTask(task: ClaimedTask): AdapterTask {

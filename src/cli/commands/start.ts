@@ -1,8 +1,9 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { Config } from "../../config.js";
 import { RosterError } from "../../errors.js";
 import { logLevelOption } from "../../logging/logger.js";
-import { loadPersonaDir } from "../../personas/load.js";
+import { assertModulePaths, loadPersonaDir } from "../../personas/load.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface StartOptions extends DbOptions, PersonasOptions {
@@ -83,7 +84,7 @@ export function register(program: Command): void {
     const config = startConfig(options);
     // runStart opens (creates) the database before it reads the persona files;
     // checking them first means a bad file or folder leaves nothing written.
-    loadPersonaDir(config.personasDir);
+    assertModulePaths(loadPersonaDir(config.personasDir), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
     // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
     // are more than the quick read commands should pay for at every start-up.
     const [{ runStart }, { startServices }] = await Promise.all([import("../../main.js"), import("../start-services.js")]);
