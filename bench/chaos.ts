@@ -79,7 +79,7 @@ function figureLines(report: ChaosReport): string[] {
     .join(", ");
   return [
     `seed: ${report.seed}`,
-    `kills survived: ${report.kills} (SIGKILL; ${report.killsBeforeReady} before the supervisor was ready; ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM; ${report.gracefulStops} SIGTERMs stopped it cleanly first)`,
+    `kills survived: ${report.kills} (SIGKILL; ${report.killsBeforeReady} before the supervisor was ready; ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM; ${report.overlapKills} of a companion supervisor running beside another; ${report.gracefulStops} SIGTERMs stopped it cleanly first)`,
     `tasks: ${f.tasks} (${statuses})`,
     `claims: ${f.claims}; lease expiries collected: ${f.leaseExpiries}; releases: ${f.releases}; shell script runs: ${f.shellExecutions}`,
     `duplicates found: ${f.duplicates}`,
@@ -101,12 +101,12 @@ function resultsSection(args: Args, report: ChaosReport): string {
     "",
     `- Machine: ${env.cpu}, ${cpus().length} cores, ${env.memoryGb} GB RAM, ${env.os}`,
     `- Versions: Node ${env.node}, SQLite ${env.sqlite}, better-sqlite3 ${env.packages["better-sqlite3"] ?? "?"}, piscina ${env.packages.piscina ?? "?"}, roster ${env.roster}`,
-    `- Settings: leaseMs ${o.leaseMs}, chaos supervisors' reapIntervalMs ${o.reapIntervalMs}, killed up to ${o.maxRunMs} ms after ready (15% at 0–700 ms after spawn), every ${o.binaryEvery}th one the real \`roster start\` binary`,
+    `- Settings: leaseMs ${o.leaseMs}, chaos supervisors' reapIntervalMs ${o.reapIntervalMs}, killed up to ${o.maxRunMs} ms after ready (15% at 0–700 ms after spawn), every ${o.binaryEvery}th one the real \`roster start\` binary; 20% of cycles start a companion supervisor beside the main one (two on the database at once)`,
     "",
     "| figure | value |",
     "| --- | --- |",
     `| seed | ${report.seed} |`,
-    `| kills survived | ${report.kills} (${report.killsBeforeReady} before the supervisor was ready, ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM) |`,
+    `| kills survived | ${report.kills} (${report.killsBeforeReady} before the supervisor was ready, ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM, ${report.overlapKills} of a companion supervisor running beside another) |`,
     `| graceful stops (SIGTERM finished before the kill) | ${report.gracefulStops} |`,
     `| tasks | ${f.tasks} (${Object.entries(f.byStatus).sort(([a], [b]) => a.localeCompare(b)).map(([s, n]) => `${s} ${n}`).join(", ")}) |`,
     `| claims | ${f.claims} |`,

@@ -54,6 +54,8 @@ export interface ChaosReport {
   kills: number;
   /** Of those, kills before the supervisor said it was ready (start-up, persona sync, first reap). */
   killsBeforeReady: number;
+  /** Of the kills, those of a companion supervisor that ran beside another one. */
+  overlapKills: number;
   /** SIGTERMs sent before a kill (the kill then lands in the graceful shutdown, unless it finished first). */
   terms: number;
   /** Supervisors that finished their graceful stop before the SIGKILL came (no kill counted). */
@@ -247,6 +249,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let killsBeforeReady = 0;
   let terms = 0;
   let gracefulStops = 0;
+  let overlapKills = 0;
   let drained = false;
   let drainExitCode: number | null = null;
   let figures: ChaosFigures;
@@ -287,67 +290,97 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Sometimes SIGTERM first (graceful stop: releases, deregistration), then SIGKILL in the middle of it.
       const term = !early && random() < 0.2;
       const termMs = randomInt(random, 0, 1_300);
+      // Sometimes a second supervisor runs beside this one (a restart that overlaps a slow death) and is killed on its own clock.
+      const companion = random() < 0.2 && !fresh;
+      const companionMs = randomInt(random, 200, opts.maxRunMs + 700);
       const binary = opts.binaryEvery > 0 && cycle % opts.binaryEvery === opts.binaryEvery - 1;
-      const child = binary
-        ? startChild([bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info"], supervisorLog, `cycle ${cycle} roster start`, /"msg":"supervisor started"/)
-        : startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} supervisor.mjs`, /^ready /m);
-      let wasReady = false;
-      if (early) {
-        const t = timeout(delayMs);
-        await Promise.race([t.promise, child.exit]);
-        t.cancel();
-        wasReady = child.isReady;
-      } else {
-        const t = timeout(CHILD_READY_TIMEOUT_MS);
-        const ready = await Promise.race([child.ready, t.promise]);
-        t.cancel();
-        wasReady = ready === true;
-        if (ready === "timeout") failures.push(`cycle ${cycle}: the supervisor was not ready within ${CHILD_READY_TIMEOUT_MS} ms`);
-        if (wasReady) {
-          const run = timeout(delayMs);
-          await Promise.race([run.promise, child.exit]);
-          run.cancel();
-        }
-        if (term && !child.exited) {
-          child.process.kill("SIGTERM");
-          terms++;
-          const grace = timeout(termMs);
-          const ended = await Promise.race([grace.promise, child.exit]);
-          grace.cancel();
-          if (ended !== "timeout") {
-            // Stopped gracefully before the kill: runStart returns 0 after a signal's clean stop.
-            if (ended.code === 0) gracefulStops++;
-            else unexpectedExits.push(`cycle ${cycle}: SIGTERM ended with code ${ended.code} (signal ${ended.signal}): ${child.stderrTail().trim().slice(-1_000)}`);
-            continue;
+      const side = companion ? startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} companion supervisor.mjs`, /^ready /m) : null;
+      const sideDone =
+        side === null
+          ? Promise.resolve()
+          : (async () => {
+              const t = timeout(companionMs);
+              await Promise.race([t.promise, side.exit]);
+              t.cancel();
+              if (side.exited) {
+                const { code, signal } = await side.exit;
+                unexpectedExits.push(`cycle ${cycle} (companion): exited on its own (code ${code}, signal ${signal}): ${side.stderrTail().trim().slice(-1_000)}`);
+                return;
+              }
+              side.process.kill("SIGKILL");
+              const { signal } = await side.exit;
+              if (signal === "SIGKILL") {
+                kills++;
+                overlapKills++;
+                if (!side.isReady) killsBeforeReady++;
+              } else {
+                unexpectedExits.push(`cycle ${cycle} (companion): exited before the kill landed (signal ${signal}): ${side.stderrTail().trim().slice(-1_000)}`);
+              }
+            })();
+      try {
+        const child = binary
+          ? startChild([bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info"], supervisorLog, `cycle ${cycle} roster start`, /"msg":"supervisor started"/)
+          : startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} supervisor.mjs`, /^ready /m);
+        let wasReady = false;
+        if (early) {
+          const t = timeout(delayMs);
+          await Promise.race([t.promise, child.exit]);
+          t.cancel();
+          wasReady = child.isReady;
+        } else {
+          const t = timeout(CHILD_READY_TIMEOUT_MS);
+          const ready = await Promise.race([child.ready, t.promise]);
+          t.cancel();
+          wasReady = ready === true;
+          if (ready === "timeout") failures.push(`cycle ${cycle}: the supervisor was not ready within ${CHILD_READY_TIMEOUT_MS} ms`);
+          if (wasReady) {
+            const run = timeout(delayMs);
+            await Promise.race([run.promise, child.exit]);
+            run.cancel();
+          }
+          if (term && !child.exited) {
+            child.process.kill("SIGTERM");
+            terms++;
+            const grace = timeout(termMs);
+            const ended = await Promise.race([grace.promise, child.exit]);
+            grace.cancel();
+            if (ended !== "timeout") {
+              // Stopped gracefully before the kill: runStart returns 0 after a signal's clean stop.
+              if (ended.code === 0) gracefulStops++;
+              else unexpectedExits.push(`cycle ${cycle}: SIGTERM ended with code ${ended.code} (signal ${ended.signal}): ${child.stderrTail().trim().slice(-1_000)}`);
+              continue;
+            }
           }
         }
-      }
-      // A SIGTERM'd supervisor may finish its clean stop between the grace timer and the kill.
-      const stoppedCleanly = async () => term && (await child.exit).code === 0;
-      if (child.exited) {
-        const { code, signal } = await child.exit;
-        if (await stoppedCleanly()) {
-          gracefulStops++;
-          continue;
-        }
-        unexpectedExits.push(`cycle ${cycle} (${binary ? "roster start" : "supervisor.mjs"}): exited on its own (code ${code}, signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
-      } else {
-        child.process.kill("SIGKILL");
-        const { signal } = await child.exit;
-        if (signal === "SIGKILL") {
-          kills++;
-          if (!wasReady) killsBeforeReady++;
-        } else if (await stoppedCleanly()) {
-          gracefulStops++;
-          continue;
+        // A SIGTERM'd supervisor may finish its clean stop between the grace timer and the kill.
+        const stoppedCleanly = async () => term && (await child.exit).code === 0;
+        if (child.exited) {
+          const { code, signal } = await child.exit;
+          if (await stoppedCleanly()) {
+            gracefulStops++;
+            continue;
+          }
+          unexpectedExits.push(`cycle ${cycle} (${binary ? "roster start" : "supervisor.mjs"}): exited on its own (code ${code}, signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
         } else {
-          unexpectedExits.push(`cycle ${cycle}: exited before the kill landed (signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
+          child.process.kill("SIGKILL");
+          const { signal } = await child.exit;
+          if (signal === "SIGKILL") {
+            kills++;
+            if (!wasReady) killsBeforeReady++;
+          } else if (await stoppedCleanly()) {
+            gracefulStops++;
+            continue;
+          } else {
+            unexpectedExits.push(`cycle ${cycle}: exited before the kill landed (signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
+          }
         }
-      }
-      if (kills % 10 === 0 || kills === opts.kills) {
-        const counts = await (await openRunnerStore()).tasks.counts();
-        const open = Object.values(counts).reduce((n, s) => n + (s.pending ?? 0) + (s.waiting ?? 0) + (s.claimed ?? 0) + (s.in_progress ?? 0), 0);
-        log(`cycle ${cycle + 1}: ${kills}/${opts.kills} kills, ${terms} SIGTERMs first (${gracefulStops} stopped before the kill), ${open} tasks open`);
+        if (kills % 10 === 0 || kills === opts.kills) {
+          const counts = await (await openRunnerStore()).tasks.counts();
+          const open = Object.values(counts).reduce((n, s) => n + (s.pending ?? 0) + (s.waiting ?? 0) + (s.claimed ?? 0) + (s.in_progress ?? 0), 0);
+          log(`cycle ${cycle + 1}: ${kills}/${opts.kills} kills, ${terms} SIGTERMs first (${gracefulStops} stopped before the kill), ${overlapKills} of a companion, ${open} tasks open`);
+        }
+      } finally {
+        await sideDone;
       }
     }
     await enqueueDue(Number.MAX_SAFE_INTEGER);
@@ -380,7 +413,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await (opened as Store | null)?.close();
   }
   failures.push(...unexpectedExits);
-  if (kills !== opts.kills) failures.push(`${kills} of ${opts.kills} kills landed on a live supervisor`);
+  if (kills < opts.kills) failures.push(`${kills} of ${opts.kills} kills landed on a live supervisor`);
   if (figures.duplicates > 0) failures.push(`${figures.duplicates} duplicates`);
   if (figures.lost > 0) failures.push(`${figures.lost} lost tasks`);
   failures.push(...figures.violations);
@@ -393,6 +426,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     killsBeforeReady,
     terms,
     gracefulStops,
+    overlapKills,
     unexpectedExits,
     drained,
     drainExitCode,
