@@ -123,10 +123,52 @@ function merge<T extends Record<string, unknown>>(base: T, over: Record<string, 
   return out as T;
 }
 
-/** Defaults ← environment ← flags; every problem listed with its path. */
-export function loadConfig(flags: DeepPartial<ConfigInput> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+/** The variable each config field is read from (configFromEnv), so an error names where a bad value came from. */
+export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
+  dbPath: "ROSTER_DB",
+  personasDir: "ROSTER_PERSONAS",
+  logLevel: "ROSTER_LOG_LEVEL",
+  synchronous: "ROSTER_SYNCHRONOUS",
+  concurrency: "ROSTER_CONCURRENCY",
+  threads: "ROSTER_THREADS",
+  workerHeapLimitMb: "ROSTER_WORKER_HEAP_LIMIT_MB",
+  maxPayloadBytes: "ROSTER_MAX_PAYLOAD_BYTES",
+  "mcp.token": "ROSTER_MCP_TOKEN",
+};
+
+const SECRET_FIELDS = new Set(["mcp.token"]);
+
+export interface LoadConfigOptions {
+  /** The CLI flag behind each field it sets ("threads" → "--threads"), for error messages. */
+  flagNames?: Readonly<Record<string, string>>;
+}
+
+function valueAt(object: unknown, path: readonly PropertyKey[]): unknown {
+  let value = object;
+  for (const key of path) value = typeof value === "object" && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/**
+ * Defaults ← environment ← flags; every problem listed. A problem names the flag
+ * or variable the bad value came from, and the value (`ROSTER_CONCURRENCY: Too
+ * small: expected number to be >=1, got "0"`); one without a known source names
+ * its config path. `env` undefined reads process.env.
+ */
+export function loadConfig(flags: DeepPartial<ConfigInput> = {}, env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const input = merge(merge({}, configFromEnv(env) as Record<string, unknown>), flags as Record<string, unknown>);
   const parsed = configSchema.safeParse(input);
-  if (!parsed.success) throw new RosterError("CONFIG_INVALID", formatIssues(parsed.error.issues, "config"));
-  return parsed.data;
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = issue.path.map(String).join(".");
+    const fromFlag = valueAt(flags, issue.path);
+    // A secret is named, never echoed.
+    const got = (value: unknown) => (SECRET_FIELDS.has(key) ? "" : `, got ${JSON.stringify(value)}`);
+    const flag = options.flagNames?.[key];
+    if (fromFlag !== undefined && flag !== undefined) return `${flag}: ${issue.message}${got(fromFlag)}`;
+    const variable = CONFIG_ENV_VARS[key];
+    if (fromFlag === undefined && variable !== undefined && env[variable]) return `${variable}: ${issue.message}${got(env[variable])}`;
+    return formatIssues([issue], "config");
+  });
+  throw new RosterError("CONFIG_INVALID", problems.join("; "));
 }

@@ -34,12 +34,27 @@ export function addPersonasOption(command: Command): Command {
 
 type ConfigFlags = Parameters<typeof loadConfig>[0];
 
+/** The flag that sets each config field, so a value the schema refuses is reported under its flag. */
+export const CONFIG_FLAG_NAMES: Readonly<Record<string, string>> = {
+  dbPath: "--db",
+  personasDir: "--personas",
+  logLevel: "--log-level",
+  synchronous: "--synchronous",
+  concurrency: "--concurrency",
+  threads: "--threads",
+  "metrics.port": "--metrics-port",
+  "metrics.host": "--metrics-host",
+  "mcp.port": "--mcp-port",
+  "mcp.host": "--mcp-host",
+  "mcp.token": "--mcp-token",
+};
+
 /** Defaults ← environment ← these flags (see loadConfig). */
 export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFlags = {}): Config {
   const input: ConfigFlags = { ...flags };
   if (options.db !== undefined) input.dbPath = options.db;
   if (options.personas !== undefined) input.personasDir = options.personas;
-  return loadConfig(input);
+  return loadConfig(input, undefined, { flagNames: CONFIG_FLAG_NAMES });
 }
 
 /**

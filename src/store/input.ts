@@ -53,7 +53,9 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string
   return issues
     .map((issue) => {
       const path = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("");
-      return `${prefix}${path}: ${issue.message}`;
+      // zod's "Invalid key in record" keeps the key's own rule in a nested issue: say that instead.
+      const nested = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+      return `${prefix}${path}: ${nested === undefined ? issue.message : `key "${String(issue.path.at(-1))}": ${nested}`}`;
     })
     .join("; ");
 }
