@@ -1,16 +1,22 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { openStore, type TaskRecord } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
+import { call, spawnMcpClient, type SpawnedClient } from "../mcp/helpers.js";
 import { makeTemplate, roster, rosterJson, tableCounts, type Template } from "./helpers.js";
 
 /**
- * Bad input on the command line: one line on stderr naming what and where,
- * exit 2, and nothing written. Every case runs against one shared database
+ * Bad input (DESIGN rule 11), one table per way in: the command line, plan files,
+ * persona files and config (flags and environment variables) through the built
+ * CLI, and MCP tool calls through `roster mcp` over stdio with the SDK's Client.
+ * Each case checks the message names what and where, and that nothing was
+ * written. CLI cases: one line on stderr, exit 2, against one shared database
  * holding a pending task (1) and a cancelled one (2); after each case every
  * table's row count is what it was (each transition also writes an event row,
- * so an update would show too).
+ * so an update would show too). MCP cases: an isError result, and no commit at
+ * all on the database (PRAGMA data_version) besides the row counts.
  */
 let template: Template;
 let files: TempDir;
@@ -40,7 +46,39 @@ beforeAll(async () => {
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
   writeFileSync(files.path("not-a-folder"), "");
+  for (const [folder, personaFiles] of Object.entries(personaFolders)) {
+    mkdirSync(files.path(folder));
+    for (const [name, text] of Object.entries(personaFiles)) writeFileSync(files.path(folder, name), text);
+  }
 });
+
+/** A persona file: front matter lines (echo adapter unless given), then a body. */
+const personaText = (front: string, body = "You check things.\n") => `---\nname: Test\n${front}\n---\n${body}`;
+
+/** Persona folders for `roster start --personas`, each with one problem (folder → file → text). */
+const personaFolders: Record<string, Record<string, string>> = {
+  "p-kind": { "kind.md": personaText("id: kind\nadapter: { kind: telepathy }") },
+  "p-concurrency": { "conc.md": personaText("id: conc\nadapter: { kind: echo }\nconcurrency: -1") },
+  "p-jitter": { "jitter.md": personaText("id: jitter\nadapter: { kind: echo }\nretry: { jitter: 1.5 }") },
+  "p-lease": { "lease.md": personaText("id: lease\nadapter: { kind: echo }\nleaseMs: 50") },
+  "p-backoff-range": { "range.md": personaText("id: range\nadapter: { kind: echo }\nretry: { baseMs: 1000, maxMs: 10 }") },
+  "p-backoff-kind": { "linear.md": personaText("id: linear\nadapter: { kind: echo }\nretry: { backoff: linear }") },
+  "p-attempts": { "attempts.md": personaText("id: attempts\nadapter: { kind: echo }\nretry: { maxAttempts: 0 }") },
+  "p-timeout": { "timeout.md": personaText("id: timeout\nadapter: { kind: echo }\ntimeoutMs: ten") },
+  "p-unknown-key": { "colour.md": personaText("id: colour\nadapter: { kind: echo }\ncolour: blue") },
+  "p-no-front": { "plain.md": "You check things, but there is no front matter.\n" },
+  "p-unclosed": { "open.md": "---\nid: open\nname: Open\nadapter: { kind: echo }\nYou check things.\n" },
+  "p-yaml": { "yaml.md": "---\nid: yaml\nname: Yaml\nadapter: { kind: echo\n---\nYou check things.\n" },
+  "p-no-adapter": { "none.md": personaText("id: none") },
+  "p-shell-command": { "shell.md": personaText("id: shell\nadapter: { kind: shell }") },
+  "p-shell-args": { "args.md": personaText("id: args\nadapter: { kind: shell, command: ls, args: '-la' }") },
+  "p-env-name": { "env.md": personaText("id: env\nadapter: { kind: shell, command: ls, env: { 'A-B': x } }") },
+  "p-profile": { "agent.md": personaText("id: agent\nadapter: { kind: agent, profile: hal9000 }") },
+  "p-empty-body": { "empty.md": personaText("id: empty\nadapter: { kind: echo }", "") },
+  "p-duplicate": { "a.md": personaText("id: same\nadapter: { kind: echo }"), "b.md": personaText("id: same\nadapter: { kind: echo }") },
+  // The good file sorts first: it must not be synced when its neighbour fails.
+  "p-good-and-bad": { "a-good.md": personaText("id: fine\nadapter: { kind: echo }"), "b-bad.md": personaText("id: worse\nadapter: { kind: echo }\nconcurrency: 0") },
+};
 
 afterAll(() => {
   files.cleanup();
@@ -99,7 +137,59 @@ const cases: Case[] = [
   { name: "start with an MCP token but no MCP port", args: () => ["start", "--mcp-token", "s3cret-token"], stderr: /^roster: VALIDATION: --mcp-host and --mcp-token need --mcp-port/ },
   { name: "start with a non-integer ROSTER_CONCURRENCY", args: () => ["start"], env: { ROSTER_CONCURRENCY: "lots" }, stderr: /^roster: CONFIG_INVALID: ROSTER_CONCURRENCY: must be an integer, got "lots"$/ },
   { name: "start with a persona file that does not validate", args: () => ["start", "--personas", f("bad-personas")], stderr: /^roster: PERSONA_INVALID: \S*x\.md: front matter\.id: must be lowercase/ },
+
+  // Persona files (roster start checks them before it opens the database).
+  ...personaCases([
+    ["an unknown adapter kind", "p-kind", /\S*kind\.md: front matter\.adapter\.kind: Invalid discriminator value\. Expected 'echo' \| 'sleep'/],
+    ["a negative concurrency", "p-concurrency", /\S*conc\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
+    ["a backoff jitter over 1", "p-jitter", /\S*jitter\.md: front matter\.retry\.jitter: Too big: expected number to be <=1$/],
+    ["a lease shorter than 100 ms", "p-lease", /\S*lease\.md: front matter\.leaseMs: Too small: expected number to be >=100$/],
+    ["a backoff maxMs below baseMs", "p-backoff-range", /\S*range\.md: front matter\.retry\.maxMs: maxMs must be >= baseMs$/],
+    ["an unknown backoff", "p-backoff-kind", /\S*linear\.md: front matter\.retry\.backoff: Invalid option: expected one of "fixed"\|"exponential"$/],
+    ["zero max attempts", "p-attempts", /\S*attempts\.md: front matter\.retry\.maxAttempts: Too small: expected number to be >=1$/],
+    ["a timeout that is not a number", "p-timeout", /\S*timeout\.md: front matter\.timeoutMs: Invalid input: expected number, received string$/],
+    ["an unknown front-matter key", "p-unknown-key", /\S*colour\.md: front matter: Unrecognized key: "colour"$/],
+    ["no front matter", "p-no-front", /\S*plain\.md: must start with YAML front matter between --- lines$/],
+    ["front matter that is never closed", "p-unclosed", /\S*open\.md: must start with YAML front matter between --- lines$/],
+    ["front matter that is not valid YAML", "p-yaml", /\S*yaml\.md: line 4 column 22: front matter is not valid YAML \(Flow map in block collection must be sufficiently indented and end with a \}\)$/],
+    ["no adapter", "p-no-adapter", /\S*none\.md: front matter\.adapter: Invalid input: expected object, received undefined$/],
+    ["a shell adapter without a command", "p-shell-command", /\S*shell\.md: front matter\.adapter\.command: Invalid input: expected string, received undefined$/],
+    ["shell args given as one string", "p-shell-args", /\S*args\.md: front matter\.adapter\.args: Invalid input: expected array, received string$/],
+    ["an env name that is not a variable name", "p-env-name", /\S*env\.md: front matter\.adapter\.env\.A-B: key "A-B": env names are letters, digits and _$/],
+    ["an unknown agent profile", "p-profile", /\S*agent\.md: front matter\.adapter\.profile: must be one of claude, codex, gemini, custom$/],
+    ["an empty definition", "p-empty-body", /\S*empty\.md: the markdown body \(the persona's definition\) is empty$/],
+    ["two files with one id", "p-duplicate", /\S*b\.md: id "same" is already used by \S*a\.md$/],
+    ["a good file beside a bad one", "p-good-and-bad", /\S*b-bad\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
+  ]),
+  { name: "start with ROSTER_PERSONAS naming no folder", args: () => ["start"], env: { ROSTER_PERSONAS: "/nonexistent/personas" }, stderr: /^roster: PERSONA_INVALID: \/nonexistent\/personas: personas folder does not exist$/ },
+
+  // Config: environment variables and flags, each named with the value it refused.
+  { name: "start with ROSTER_LOG_LEVEL=loud", args: () => ["start"], env: { ROSTER_LOG_LEVEL: "loud" }, stderr: /^roster: CONFIG_INVALID: ROSTER_LOG_LEVEL: Invalid option: expected one of "trace"\|.*"silent", got "loud"$/ },
+  { name: "a read command with ROSTER_LOG_LEVEL=loud", args: () => ["ls"], env: { ROSTER_LOG_LEVEL: "loud" }, stderr: /^roster: CONFIG_INVALID: ROSTER_LOG_LEVEL: Invalid option: .*, got "loud"$/ },
+  { name: "start with ROSTER_CONCURRENCY=0", args: () => ["start"], env: { ROSTER_CONCURRENCY: "0" }, stderr: /^roster: CONFIG_INVALID: ROSTER_CONCURRENCY: Too small: expected number to be >=1, got "0"$/ },
+  { name: "start with ROSTER_THREADS=-1", args: () => ["start"], env: { ROSTER_THREADS: "-1" }, stderr: /^roster: CONFIG_INVALID: ROSTER_THREADS: Too small: expected number to be >=1, got "-1"$/ },
+  { name: "start with ROSTER_WORKER_HEAP_LIMIT_MB=8", args: () => ["start"], env: { ROSTER_WORKER_HEAP_LIMIT_MB: "8" }, stderr: /^roster: CONFIG_INVALID: ROSTER_WORKER_HEAP_LIMIT_MB: Too small: expected number to be >=16, got "8"$/ },
+  { name: "start with ROSTER_ALLOW_ABSOLUTE_MODULES=maybe", args: () => ["start"], env: { ROSTER_ALLOW_ABSOLUTE_MODULES: "maybe" }, stderr: /^roster: CONFIG_INVALID: ROSTER_ALLOW_ABSOLUTE_MODULES: must be 1, true, 0 or false, got "maybe"$/ },
+  { name: "add with ROSTER_SYNCHRONOUS=off", args: () => ["add", "--persona", "reviewer", "--title", "T"], env: { ROSTER_SYNCHRONOUS: "off" }, stderr: /^roster: CONFIG_INVALID: ROSTER_SYNCHRONOUS: Invalid option: expected one of "NORMAL"\|"FULL", got "off"$/ },
+  { name: "add with ROSTER_MAX_PAYLOAD_BYTES=0", args: () => ["add", "--persona", "reviewer", "--title", "T"], env: { ROSTER_MAX_PAYLOAD_BYTES: "0" }, stderr: /^roster: CONFIG_INVALID: ROSTER_MAX_PAYLOAD_BYTES: Too small: expected number to be >=1, got "0"$/ },
+  { name: "roster mcp with ROSTER_CONCURRENCY=0", args: () => ["mcp"], env: { ROSTER_CONCURRENCY: "0" }, stderr: /^roster: CONFIG_INVALID: ROSTER_CONCURRENCY: Too small: expected number to be >=1, got "0"$/ },
+  { name: "roster mcp with an unknown profile", args: () => ["mcp", "--profile", "boss"], stderr: /^roster: VALIDATION: --profile: .*"boss"/ },
+  { name: "start with a metrics port over 65535", args: () => ["start", "--metrics-port", "70000"], stderr: /^roster: VALIDATION: --metrics-port: must be an integer from 0 to 65535, got "70000"$/ },
+  { name: "start with a non-numeric metrics port", args: () => ["start", "--metrics-port", "abc"], stderr: /^roster: VALIDATION: --metrics-port: must be an integer from 0 to 65535, got "abc"$/ },
+  { name: "start with a negative MCP port", args: () => ["start", "--mcp-port", "-1"], stderr: /^roster: VALIDATION: --mcp-port: must be an integer from 0 to 65535, got "-1"$/ },
+  { name: "start with zero threads", args: () => ["start", "--threads", "0"], stderr: /^roster: VALIDATION: --threads: must be an integer >= 1, got "0"$/ },
+  { name: "start with more threads than allowed", args: () => ["start", "--threads", "1000"], stderr: /^roster: CONFIG_INVALID: --threads: Too big: expected number to be <=256, got 1000$/ },
+  { name: "start with an empty metrics host", args: () => ["start", "--metrics-host", ""], stderr: /^roster: CONFIG_INVALID: --metrics-host: Too small: expected string to have >=1 characters, got ""$/ },
 ];
+
+/** `roster start --personas <folder>` cases: [what, folder, message after "PERSONA_INVALID: "]. */
+function personaCases(rows: Array<[string, string, RegExp]>): Case[] {
+  return rows.map(([what, folder, message]) => ({
+    name: `start with a persona file with ${what}`,
+    args: () => ["start", "--personas", f(folder)],
+    stderr: new RegExp(`^roster: PERSONA_INVALID: ${message.source}`),
+  }));
+}
 
 describe("bad input prints one clear line, exits 2 and writes nothing", () => {
   it.concurrent.each(cases)("$name", async ({ args, stderr, env }) => {
@@ -148,5 +238,119 @@ describe("bad input never creates a database", () => {
     expect(res.code).toBe(2);
     expect(res.stderr.trimEnd()).toMatch(/^roster: VALIDATION: --personas \S*not-a-folder: is a file, not a folder$/);
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+/** What the MCP cases refer to: the agent, its held task and lease, and two tasks b → a. */
+interface McpRefs {
+  agentId: string;
+  held: number;
+  leaseToken: string;
+  a: number;
+  b: number;
+}
+
+interface McpCase {
+  name: string;
+  tool: string;
+  args: (refs: McpRefs) => Record<string, unknown>;
+  /** The result's text: it must name the field (and the offending task where there is one). */
+  text: RegExp;
+  /** The error code, for failures roster reports itself (schema failures are the SDK's). */
+  code?: string;
+}
+
+const BIG = "x".repeat(1024 * 1024 + 10);
+
+const mcpCases: McpCase[] = [
+  { name: "create_tasks with a title that is a number", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: 42 }] }), text: /expected string, received number at tasks\[0\]\.title$/ },
+  { name: "create_tasks with a priority that is a word", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "T", priority: "high" }] }), text: /expected number, received string at tasks\[0\]\.priority$/ },
+  { name: "create_tasks with no tasks", tool: "create_tasks", args: () => ({ tasks: [] }), text: /expected array to have >=1 items at tasks$/ },
+  { name: "create_tasks with an unknown persona after a good task", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "ok" }, { ref: "g", persona: "ghost", title: "G" }] }), code: "PERSONA_NOT_FOUND", text: /tasks\[1\] \(ref \\"g\\"\)\.persona: unknown persona \\"ghost\\"/ },
+  { name: "create_tasks with a dependency cycle", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["b"] }, { ref: "b", persona: "reviewer", title: "B", dependsOn: ["a"] }] }), code: "DEPENDENCY_CYCLE", text: /dependsOn.*cycle a -> b -> a/ },
+  { name: "create_tasks with a task depending on itself", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["a"] }] }), code: "SELF_DEPENDENCY", text: /tasks\[0\] \(ref \\"a\\"\)\.dependsOn/ },
+  { name: "create_tasks depending on an unknown ref", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["zz"] }] }), code: "DEPENDENCY_NOT_FOUND", text: /dependsOn.*ref \\"zz\\"/ },
+  { name: "create_tasks depending on a task id that does not exist", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "A", dependsOn: [999] }] }), code: "DEPENDENCY_NOT_FOUND", text: /dependsOn.*999/ },
+  { name: "create_tasks with a payload over the size limit", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "A", payload: BIG }] }), code: "PAYLOAD_TOO_LARGE", text: /tasks\[0\]\.payload is \d+ bytes of JSON, over the limit of 1048576/ },
+  { name: "create_tasks under a parent that does not exist", tool: "create_tasks", args: () => ({ parentId: 999, tasks: [{ persona: "reviewer", title: "A" }] }), code: "TASK_NOT_FOUND", text: /parentId: task 999 does not exist/ },
+  { name: "claim_task with an agentId that is a number", tool: "claim_task", args: () => ({ agentId: 7, persona: "reviewer" }), text: /expected string, received number at agentId$/ },
+  { name: "claim_task for an unknown persona", tool: "claim_task", args: (r) => ({ agentId: r.agentId, persona: "ghost" }), code: "PERSONA_NOT_FOUND", text: /persona: unknown persona \\"ghost\\"/ },
+  { name: "claim_task by an agent that never registered", tool: "claim_task", args: () => ({ agentId: "nobody", persona: "reviewer" }), code: "AGENT_NOT_FOUND", text: /agentId: no agent \\"nobody\\"/ },
+  { name: "claim_task waiting longer than allowed", tool: "claim_task", args: (r) => ({ agentId: r.agentId, persona: "reviewer", waitMs: 10 ** 9 }), text: /expected number to be <=30000 at waitMs$/ },
+  { name: "complete_task without a lease token", tool: "complete_task", args: (r) => ({ taskId: r.held, result: "done" }), text: /expected string, received undefined at leaseToken$/ },
+  { name: "complete_task with a lease token that is not the task's", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: "not-the-token", result: "done" }), code: "LEASE_LOST", text: /lease lost on task \d+: .*"field":"leaseToken"/ },
+  { name: "complete_task with a result over the size limit", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, result: BIG }), code: "PAYLOAD_TOO_LARGE", text: /result is \d+ bytes of JSON, over the limit/ },
+  { name: "complete_task with child tasks in a cycle", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, tasks: [{ ref: "x", persona: "reviewer", title: "X", dependsOn: ["y"] }, { ref: "y", persona: "reviewer", title: "Y", dependsOn: ["x"] }] }), code: "DEPENDENCY_CYCLE", text: /dependsOn.*cycle x -> y -> x/ },
+  { name: "complete_task with a child of an unknown persona", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, tasks: [{ persona: "ghost", title: "X" }] }), code: "PERSONA_NOT_FOUND", text: /tasks\[0\]\.persona: unknown persona \\"ghost\\"/ },
+  { name: "complete_task of a task id that does not exist", tool: "complete_task", args: (r) => ({ taskId: 999, leaseToken: r.leaseToken }), code: "TASK_NOT_FOUND", text: /taskId: task 999 does not exist/ },
+  { name: "release_task of a task id that does not exist", tool: "release_task", args: (r) => ({ taskId: 999, leaseToken: r.leaseToken }), code: "TASK_NOT_FOUND", text: /taskId: task 999 does not exist/ },
+  { name: "fail_task with an empty error", tool: "fail_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, error: "" }), text: /expected string to have >=1 characters at error$/ },
+  { name: "report_progress with a fraction over 1", tool: "report_progress", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, fraction: 1.5 }), text: /expected number to be <=1 at fraction$/ },
+  { name: "release_task with a negative delay", tool: "release_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, delayMs: -1 }), text: /expected number to be >=0 at delayMs$/ },
+  { name: "heartbeat by an agent that never registered", tool: "heartbeat", args: () => ({ agentId: "nobody" }), code: "AGENT_NOT_FOUND", text: /agentId: no agent \\"nobody\\"/ },
+  { name: "register_agent with a heartbeat timeout under a second", tool: "register_agent", args: () => ({ name: "w2", heartbeatTimeoutMs: 10 }), text: /expected number to be >=1000 at heartbeatTimeoutMs$/ },
+  { name: "register_agent for an unknown persona", tool: "register_agent", args: () => ({ name: "w2", persona: "ghost" }), code: "PERSONA_NOT_FOUND", text: /persona: unknown persona \\"ghost\\"/ },
+  { name: "get_task of a task that does not exist", tool: "get_task", args: () => ({ taskId: 4242 }), code: "TASK_NOT_FOUND", text: /taskId: task 4242 does not exist/ },
+  { name: "get_task with a task id that is a word", tool: "get_task", args: () => ({ taskId: "three" }), text: /expected number, received string at taskId$/ },
+  { name: "cancel_task of a cancelled task", tool: "cancel_task", args: () => ({ taskId: 2 }), code: "INVALID_STATE", text: /task 2 is cancelled/ },
+  { name: "retry_task of a pending task", tool: "retry_task", args: () => ({ taskId: 1 }), code: "INVALID_STATE", text: /task 1 is pending/ },
+  { name: "add_dependency that would close a cycle", tool: "add_dependency", args: (r) => ({ taskId: r.a, dependsOn: r.b }), code: "DEPENDENCY_CYCLE", text: /dependsOn: adding \d+ -> \d+ would close the cycle/ },
+  { name: "add_dependency of a task on itself", tool: "add_dependency", args: (r) => ({ taskId: r.a, dependsOn: r.a }), code: "SELF_DEPENDENCY", text: /dependsOn: task \d+ cannot depend on itself/ },
+  { name: "list_tasks with an unknown status", tool: "list_tasks", args: () => ({ status: "done" }), text: /must be one of waiting, pending, .*, or a non-empty list of them at status/ },
+];
+
+describe("MCP tool calls with bad input answer isError, name the field and write nothing", () => {
+  let mcpDb: { db: string; cleanup(): void };
+  let server: SpawnedClient;
+  let reader: Database.Database;
+  let refs: McpRefs;
+  let mcpBaseline: Record<string, number>;
+
+  beforeAll(async () => {
+    mcpDb = template.copy();
+    const store = await openStore({ path: mcpDb.db });
+    const { ids } = await store.tasks.enqueue({
+      tasks: [
+        { persona: "reviewer", title: "pending" },
+        { persona: "reviewer", title: "cancelled" },
+        { persona: "implementer", title: "held" },
+        { ref: "a", persona: "reviewer", title: "a" },
+        { ref: "b", persona: "reviewer", title: "b", dependsOn: ["a"] },
+      ],
+      now: Date.now(),
+    });
+    await store.tasks.cancel({ taskId: ids[1]!, now: Date.now() });
+    await store.close();
+    server = await spawnMcpClient({ db: mcpDb.db, profile: "all", name: "bad-input" });
+    const { agentId } = await call(server.client, "register_agent", { name: "w1" });
+    const claim = await call(server.client, "claim_task", { agentId, persona: "implementer" });
+    expect(claim.task.id).toBe(ids[2]);
+    refs = { agentId, held: ids[2]!, leaseToken: claim.leaseToken, a: ids[3]!, b: ids[4]! };
+    mcpBaseline = await tableCounts(mcpDb.db);
+    reader = new Database(mcpDb.db, { readonly: true });
+  });
+
+  afterAll(async () => {
+    reader?.close();
+    await server?.close();
+    mcpDb?.cleanup();
+  });
+
+  it.each(mcpCases)("$name", async ({ tool, args, text, code }) => {
+    const version = reader.pragma("data_version", { simple: true });
+    const result = (await server.client.callTool({ name: tool, arguments: args(refs) })) as CallToolResult;
+    const body = (result.content[0] as { text: string }).text;
+    expect(result.isError, body).toBe(true);
+    expect(body).toMatch(text);
+    if (code !== undefined) expect((result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code).toBe(code);
+    // No other connection committed anything since `version` was read: nothing written at all.
+    expect(reader.pragma("data_version", { simple: true })).toBe(version);
+    expect(await tableCounts(mcpDb.db)).toEqual(mcpBaseline);
+  });
+
+  it("leaves the held task in progress under its lease after every bad call", async () => {
+    const { task } = await call(server.client, "get_task", { taskId: refs.held });
+    expect(task).toMatchObject({ status: "in_progress", attempts: 1 });
+    expect(server.stderr()).not.toMatch(/"level":(50|60)/);
   });
 });

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { RosterError } from "../../errors.js";
-import { TERMINAL_STATES, type TaskRecord, type TaskState } from "../../store/index.js";
+import { TASK_STATES, TERMINAL_STATES, type TaskRecord, type TaskState } from "../../store/index.js";
 import type { McpContext } from "../context.js";
 import { guard, ok } from "../results.js";
 import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, agentId, persona, taskId, taskState, tasks } from "../schemas.js";
@@ -71,7 +71,8 @@ export function registerPlannerTools(server: McpServer, ctx: McpContext): void {
     {
       description: `List tasks as compact rows by id; page with afterId = nextAfterId (limit max ${LIST_LIMIT_MAX}).`,
       inputSchema: {
-        status: z.union([taskState, z.array(taskState).min(1)]).optional(),
+        // zod's own message for a failed union is "Invalid input": say what is accepted.
+        status: z.union([taskState, z.array(taskState).min(1)], { error: `must be one of ${TASK_STATES.join(", ")}, or a non-empty list of them` }).optional(),
         persona: persona.optional(),
         parentId: taskId.optional(),
         rootId: taskId.optional().describe("only this goal's subtree"),

@@ -154,7 +154,7 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
           ...(args.message !== undefined ? { message: args.message } : {}),
           now: clock.now(),
         });
-        if (!out.ok) return lost(args);
+        if (!out.ok) return await lost(args);
         return ok({ taskId: args.taskId, fraction: args.fraction });
       }),
   );
@@ -174,7 +174,7 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
           ...(args.tasks !== undefined ? { children: args.tasks as unknown as TaskInput[] } : {}),
           now: clock.now(),
         });
-        if (!out.ok) return lost(args);
+        if (!out.ok) return await lost(args);
         leases.remove(args);
         return ok({ taskId: args.taskId, status: "completed", childIds: out.childIds, childRefs: out.childRefs });
       }),
@@ -195,7 +195,7 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
           retryable: args.retryable ?? true,
           now: clock.now(),
         });
-        if (!out.ok) return lost(args);
+        if (!out.ok) return await lost(args);
         leases.remove(args);
         return ok(
           out.outcome === "retrying"
@@ -220,14 +220,20 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
           ...(args.delayMs !== undefined ? { delayMs: args.delayMs } : {}),
           now: clock.now(),
         });
-        if (!out.ok) return lost(args);
+        if (!out.ok) return await lost(args);
         leases.remove(args);
         return ok({ taskId: args.taskId, status: "pending" });
       }),
   );
 
-  function lost(ref: { taskId: number; leaseToken: string }) {
+  /**
+   * A fenced write was refused. A task id that names no task is the caller's
+   * mistake, not a lost lease: say TASK_NOT_FOUND (get throws it) so the agent
+   * does not go looking for a lease it never had.
+   */
+  async function lost(ref: { taskId: number; leaseToken: string }) {
     leases.remove(ref);
+    await store.tasks.get({ taskId: ref.taskId, eventLimit: 0 });
     return leaseLost(ref.taskId);
   }
 }
