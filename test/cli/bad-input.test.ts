@@ -74,6 +74,7 @@ const personaFolders: Record<string, Record<string, string>> = {
   "p-shell-args": { "args.md": personaText("id: args\nadapter: { kind: shell, command: ls, args: '-la' }") },
   "p-env-name": { "env.md": personaText("id: env\nadapter: { kind: shell, command: ls, env: { 'A-B': x } }") },
   "p-profile": { "agent.md": personaText("id: agent\nadapter: { kind: agent, profile: hal9000 }") },
+  "p-module-escape": { "escape.md": personaText("id: escape\nadapter: { kind: module, path: ../../elsewhere/run.mjs }") },
   "p-empty-body": { "empty.md": personaText("id: empty\nadapter: { kind: echo }", "") },
   "p-duplicate": { "a.md": personaText("id: same\nadapter: { kind: echo }"), "b.md": personaText("id: same\nadapter: { kind: echo }") },
   // The good file sorts first: it must not be synced when its neighbour fails.
@@ -157,6 +158,7 @@ const cases: Case[] = [
     ["shell args given as one string", "p-shell-args", /\S*args\.md: front matter\.adapter\.args: Invalid input: expected array, received string$/],
     ["an env name that is not a variable name", "p-env-name", /\S*env\.md: front matter\.adapter\.env\.A-B: key "A-B": env names are letters, digits and _$/],
     ["an unknown agent profile", "p-profile", /\S*agent\.md: front matter\.adapter\.profile: must be one of claude, codex, gemini, custom$/],
+    ["a module path that leads out of the personas folder", "p-module-escape", /\S*escape\.md: adapter\.path: persona "escape" adapter\.path "\.\.\/\.\.\/elsewhere\/run\.mjs": leads out of the personas folder/],
     ["an empty definition", "p-empty-body", /\S*empty\.md: the markdown body \(the persona's definition\) is empty$/],
     ["two files with one id", "p-duplicate", /\S*b\.md: id "same" is already used by \S*a\.md$/],
     ["a good file beside a bad one", "p-good-and-bad", /\S*b-bad\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
