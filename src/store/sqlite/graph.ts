@@ -23,6 +23,9 @@ export const COMPLETE_DEPENDENCIES_SQL = `
  */
 export class GraphStatements {
   private readonly decrementDependents;
+  private readonly decrementDependentsMany;
+  private readonly readiedAfter;
+  private readonly insertReadyEventsMany;
   private readonly insertReadyEvents;
   private readonly blockDescendants;
   private readonly insertBlockedEvents;
@@ -33,6 +36,25 @@ export class GraphStatements {
 
   constructor(private readonly db: Db) {
     this.decrementDependents = db.prepare(COMPLETE_DEPENDENCIES_SQL);
+    // The same for a set of completed tasks (@done, a JSON array of ids): a dependent's counter drops by how many of them it waited for.
+    this.decrementDependentsMany = db.prepare(`
+      UPDATE task_status SET
+        unmet_deps = max(unmet_deps - c.n, 0),
+        status     = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN 'pending' ELSE status END,
+        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN max(run_at, @now) ELSE ready_at END,
+        updated_at = @now
+      FROM (SELECT d.task_id AS id, count(*) AS n FROM task_dependencies d
+            WHERE d.depends_on IN (SELECT value FROM json_each(@done)) GROUP BY d.task_id) AS c
+      WHERE task_status.task_id = c.id AND task_status.unmet_deps > 0
+      RETURNING task_status.task_id, task_status.status`);
+    // Which of the completed tasks each readied dependent is recorded as ready after: the highest id.
+    this.readiedAfter = db.prepare(`
+      SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
+      WHERE d.task_id IN (SELECT value FROM json_each(@ready)) AND d.depends_on IN (SELECT value FROM json_each(@done))
+      GROUP BY d.task_id`);
+    this.insertReadyEventsMany = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, data)
+      SELECT value ->> 0, 'task:ready', @now, json_object('after', value ->> 1) FROM json_each(@rows)`);
     this.insertReadyEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, data)
       SELECT value, 'task:ready', @now, json_object('after', @taskId) FROM json_each(@ids)`);
@@ -67,6 +89,23 @@ export class GraphStatements {
     const ready = rows.filter((row) => row.status === "pending").map((row) => row.task_id);
     if (ready.length > 0) this.insertReadyEvents.run({ ids: JSON.stringify(ready), now, taskId });
     return ready;
+  }
+
+  /**
+   * After the tasks `done` completed together: their dependents' counters drop in
+   * one statement. Returns, per completed task, how many dependents became ready
+   * after it (only tasks that readied some are in the map).
+   */
+  completeDependenciesMany(done: number[], now: number): Map<number, number> {
+    const doneJson = JSON.stringify(done);
+    const rows = this.decrementDependentsMany.all({ done: doneJson, now }) as Array<{ task_id: number; status: TaskState }>;
+    const ready = rows.filter((row) => row.status === "pending").map((row) => row.task_id);
+    const readiedBy = new Map<number, number>();
+    if (ready.length === 0) return readiedBy;
+    const after = this.readiedAfter.all({ ready: JSON.stringify(ready), done: doneJson }) as Array<{ id: number; after: number }>;
+    this.insertReadyEventsMany.run({ now, rows: JSON.stringify(after.map((row) => [row.id, row.after])) });
+    for (const row of after) readiedBy.set(row.after, (readiedBy.get(row.after) ?? 0) + 1);
+    return readiedBy;
   }
 
   /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */

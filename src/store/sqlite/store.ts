@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
 import type {
   AgentService,
   MaintenanceService,
@@ -93,6 +93,17 @@ export class SqliteStore implements Store {
       return transitions.release({ ...s, now });
     };
 
+    /** A result's JSON when it validates; undefined when it does not (settleOne then fails the attempt, saying why). */
+    const validResultJson = (result: unknown): string | null | undefined => {
+      if (result === undefined) return null;
+      try {
+        return serializeJson(result, "result", maxPayloadBytes);
+      } catch (error) {
+        if (error instanceof RosterError) return undefined;
+        throw error;
+      }
+    };
+
     this.tasks = {
       enqueue: async (p) => {
         const batch = validateBatch(p.tasks, maxPayloadBytes);
@@ -118,7 +129,28 @@ export class SqliteStore implements Store {
       completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(p)),
       failIfLeased: async (p) => tx.write("tasks.fail", () => transitions.fail(p)),
       releaseIfLeased: async (p) => tx.write("tasks.release", () => transitions.release(p)),
-      settleMany: async (p) => tx.write("tasks.settleMany", () => p.settlements.map((s) => settleOne(s, p.now))),
+      settleMany: async (p) =>
+        tx.write("tasks.settleMany", () => {
+          // Completions without children whose result validates go through completeMany, a few
+          // statements for the whole batch; the rest (failures, releases, children, a bad result)
+          // one by one. No task appears twice in a batch (one outcome per attempt).
+          const results: SettlementResult[] = new Array<SettlementResult>(p.settlements.length);
+          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null }> = [];
+          const seen = new Set<number>();
+          p.settlements.forEach((s, index) => {
+            if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
+              const resultJson = validResultJson(s.result);
+              if (resultJson !== undefined) {
+                seen.add(s.taskId);
+                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, resultJson });
+                return;
+              }
+            }
+            results[index] = settleOne(s, p.now);
+          });
+          if (fast.length > 0) transitions.completeMany(fast, p.now).forEach((result, i) => (results[fast[i]!.index] = result));
+          return results;
+        }),
       cancel: async (p) => tx.write("tasks.cancel", () => transitions.cancel(p)),
       retry: async (p) => tx.write("tasks.retry", () => transitions.retry(p)),
       addDependency: async (p) => tx.write("tasks.addDependency", () => transitions.addDependency(p)),

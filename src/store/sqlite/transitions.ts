@@ -76,6 +76,8 @@ export class Transitions {
   private readonly startStmt;
   private readonly progressStmt;
   private readonly completeStmt;
+  private readonly completeManyStmt;
+  private readonly insertCompletedEvents;
   private readonly leasedRow;
   private readonly retryStmt;
   private readonly failStmt;
@@ -125,6 +127,19 @@ export class Transitions {
       UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id`);
+    // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
+    this.completeManyStmt = db.prepare(`
+      UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
+      WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
+        AND task_status.status IN ('claimed','in_progress') AND task_status.lease_expires_at > @now
+      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id`);
+    // Rows are [taskId, agentId, attempt, readied].
+    this.insertCompletedEvents = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+      SELECT value ->> 0, 'task:completed', @now, value ->> 1, value ->> 2, json_object('readied', value ->> 3)
+      FROM json_each(@rows)`);
     this.leasedRow = db.prepare(`
       SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy
       FROM task_status s JOIN tasks t ON t.id = s.task_id
@@ -294,6 +309,41 @@ export class Transitions {
     this.tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
     if (ready.length > 0) this.tx.emit("task:ready", { count: ready.length });
     return { ok: true, childIds, childRefs };
+  }
+
+  /**
+   * complete() for many tasks without children, in a handful of set-based statements
+   * instead of several per task (the completer's hot path): the same rows, events
+   * and notifications, each task fenced by its own lease. `resultJson` must already
+   * be validated (serializeJson). A dependent readied by several of these tasks
+   * records the highest of their ids as `after`. Results in input order.
+   */
+  completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null }>, now: number): CompleteResult[] {
+    const rows = this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) }) as Array<{
+      task_id: number;
+      persona_id: string;
+      attempts: number;
+      assigned_agent_id: string | null;
+    }>;
+    const readiedBy = rows.length === 0 ? new Map<number, number>() : this.graph.completeDependenciesMany(rows.map((r) => r.task_id), now);
+    if (rows.length > 0) {
+      this.insertCompletedEvents.run({
+        now,
+        rows: JSON.stringify(rows.map((r) => [r.task_id, r.assigned_agent_id, r.attempts, readiedBy.get(r.task_id) ?? 0])),
+      });
+    }
+    const done = new Map(rows.map((r) => [r.task_id, r]));
+    let readied = 0;
+    const results = items.map((item): CompleteResult => {
+      const row = done.get(item.taskId);
+      if (row === undefined) return this.lost(item.taskId, "complete");
+      const count = readiedBy.get(row.task_id) ?? 0;
+      readied += count;
+      this.tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
+      return { ok: true, childIds: [], childRefs: {} };
+    });
+    if (readied > 0) this.tx.emit("task:ready", { count: readied });
+    return results;
   }
 
   fail(params: FailParams): FailResult {

@@ -1,4 +1,5 @@
 import { expect, it } from "vitest";
+import { collect } from "../../helpers/events.js";
 import { claimOne, enqueue, enqueueOne, eventTypes, expectRefused, snapshot, status, type GetCtx } from "./support.js";
 
 /** DESIGN rule 8 (decomposition) and the completer's batched commit. */
@@ -119,5 +120,76 @@ export function decompositionRules(get: GetCtx): void {
       { ok: false, code: "LEASE_LOST" },
     ]);
     expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["completed", "failed", "pending", "claimed"]);
+  });
+
+  it("rule 2: settleMany completing two dependencies of one task in a batch readies it once, after the higher id", async () => {
+    const ctx = get();
+    const [a, b, d] = await enqueue(ctx, [
+      { ref: "a", persona: "worker", title: "a" },
+      { ref: "b", persona: "worker", title: "b" },
+      { ref: "d", persona: "worker", title: "d", dependsOn: ["a", "b"] },
+    ]);
+    const claimed = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
+    const completed = collect(ctx.store.events, "task:completed");
+    const ready = collect(ctx.store.events, "task:ready");
+    const results = await ctx.store.tasks.settleMany({
+      settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { from: t.title } })),
+      now: ctx.clock.now(),
+    });
+    completed.stop();
+    ready.stop();
+    expect(results).toEqual([
+      { ok: true, childIds: [], childRefs: {} },
+      { ok: true, childIds: [], childRefs: {} },
+    ]);
+    expect(await status(ctx, d!)).toBe("pending");
+    const readyEvents = (await ctx.store.tasks.events({ taskId: d!, limit: 0 })).filter((e) => e.type === "task:ready");
+    expect(readyEvents.map((e) => e.data)).toEqual([{ after: Math.max(a!, b!) }]);
+    const completedData = async (id: number) => (await ctx.store.tasks.events({ taskId: id, limit: 0 })).find((e) => e.type === "task:completed")!.data;
+    expect(await completedData(Math.max(a!, b!))).toEqual({ readied: 1 });
+    expect(await completedData(Math.min(a!, b!))).toEqual({ readied: 0 });
+    expect(completed.items.map((e) => e.readied).sort()).toEqual([0, 1]);
+    expect(ready.items).toEqual([{ count: 1 }]);
+    const [next] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", now: ctx.clock.now() });
+    expect(next!.dependencies.map((dep) => dep.result)).toEqual([{ from: "a" }, { from: "b" }]);
+  });
+
+  it("settleMany records the same task row and events as completeIfLeased does for each task", async () => {
+    const ctx = get();
+    const ids = await enqueue(ctx, [
+      { persona: "worker", title: "one" },
+      { persona: "worker", title: "two" },
+    ]);
+    const [one, two] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
+    await ctx.store.tasks.completeIfLeased({ taskId: one!.id, leaseToken: one!.leaseToken, result: { n: 1, s: "x" }, now: ctx.clock.now() });
+    await ctx.store.tasks.settleMany({ settlements: [{ kind: "complete", taskId: two!.id, leaseToken: two!.leaseToken, result: { n: 1, s: "x" } }], now: ctx.clock.now() });
+    const [first, second] = await Promise.all(ids.map((id) => ctx.store.tasks.get({ taskId: id })));
+    const comparable = (t: typeof first) => ({ ...t, id: 0, rootId: 0, title: "", events: t.events.map((e) => ({ ...e, id: 0, taskId: 0 })) });
+    expect(comparable(second!)).toEqual(comparable(first!));
+    expect(second!.result).toEqual({ n: 1, s: "x" });
+  });
+
+  it("settleMany fails a completion whose result cannot be stored with ADAPTER_OUTPUT_INVALID, and completes the others", async () => {
+    const ctx = get();
+    await enqueue(ctx, [
+      { persona: "worker", title: "good" },
+      { persona: "worker", title: "bad" },
+    ]);
+    const [good, bad] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const results = await ctx.store.tasks.settleMany({
+      settlements: [
+        { kind: "complete", taskId: good!.id, leaseToken: good!.leaseToken, result: null },
+        { kind: "complete", taskId: bad!.id, leaseToken: bad!.leaseToken, result: circular as never },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(results[0]).toEqual({ ok: true, childIds: [], childRefs: {} });
+    expect(results[1]).toMatchObject({ ok: true, outcome: "retrying" });
+    expect(await ctx.store.tasks.get({ taskId: good!.id })).toMatchObject({ status: "completed", result: null });
+    const failed = await ctx.store.tasks.get({ taskId: bad!.id });
+    expect(failed.status).toBe("pending");
+    expect(failed.error).toMatchObject({ code: "ADAPTER_OUTPUT_INVALID" });
   });
 }
