@@ -81,7 +81,7 @@ function figureLines(report: ChaosReport): string[] {
     `seed: ${report.seed}`,
     `kills survived: ${report.kills} (SIGKILL; ${report.killsBeforeReady} before the supervisor was ready; ${report.terms - report.gracefulStops} during a graceful shutdown after SIGTERM; ${report.overlapKills} of a companion supervisor running beside another; ${report.gracefulStops} SIGTERMs stopped it cleanly first)`,
     `tasks: ${f.tasks} (${statuses})`,
-    `claims: ${f.claims}; lease expiries collected: ${f.leaseExpiries}; releases: ${f.releases}; shell script runs: ${f.shellExecutions}`,
+    `claims: ${f.claims}; lease expiries collected: ${f.leaseExpiries}; releases: ${f.releases}; shell script runs: ${f.shellExecutions} (${f.orphanShellRuns} by attempts whose lease expired)`,
     `duplicates found: ${f.duplicates}`,
     `lost tasks: ${f.lost}`,
     `policy/protocol violations: ${f.violations.length}`,
@@ -101,6 +101,7 @@ function resultsSection(args: Args, report: ChaosReport): string {
     "",
     `- Machine: ${env.cpu}, ${cpus().length} cores, ${env.memoryGb} GB RAM, ${env.os}`,
     `- Versions: Node ${env.node}, SQLite ${env.sqlite}, better-sqlite3 ${env.packages["better-sqlite3"] ?? "?"}, piscina ${env.packages.piscina ?? "?"}, roster ${env.roster}`,
+    `- Load: 1-minute load average ${report.loadAverage.before.toFixed(2)} before, ${report.loadAverage.after.toFixed(2)} after (the machine is shared; a loaded machine makes supervisors slower, leases tighter and kills land in more running work)`,
     `- Settings: leaseMs ${o.leaseMs}, chaos supervisors' reapIntervalMs ${o.reapIntervalMs}, killed up to ${o.maxRunMs} ms after ready (15% at 0–700 ms after spawn), every ${o.binaryEvery}th one the real \`roster start\` binary; 20% of cycles start a companion supervisor beside the main one (two on the database at once)`,
     "",
     "| figure | value |",
@@ -112,12 +113,13 @@ function resultsSection(args: Args, report: ChaosReport): string {
     `| claims | ${f.claims} |`,
     `| lease expiries collected | ${f.leaseExpiries} |`,
     `| shell script runs (at least once per completed shell task) | ${f.shellExecutions} |`,
+    `| of those, runs that finished although their attempt's lease expired (orphans of a killed supervisor, or a run that ended just before the kill) | ${f.orphanShellRuns} |`,
     `| duplicates found | ${f.duplicates} |`,
     `| lost tasks | ${f.lost} |`,
     `| policy / protocol violations | ${f.violations.length} |`,
     `| wall time | ${(report.wallMs / 1000).toFixed(1)} s |`,
     "",
-    "Checks: every task terminal as its policy says (completed; failed when its adapter fails for good or every attempt's lease expired; blocked only behind a failed dependency); no task with two `task:completed`; every `task:claimed` followed by exactly one outcome, release or lease expiry before the next claim; `attempts <= maxAttempts`; no claim before its dependencies completed; a completed task's result from its completing attempt; a planner's children written once; `PRAGMA integrity_check` = ok. Replay: the same command with the same `--seed`.",
+    "Checks: every task terminal as its policy says (completed; failed when its adapter fails for good or every attempt's lease expired; blocked only behind a failed dependency); no task with two `task:completed`; every `task:claimed` followed by exactly one outcome, release or lease expiry before the next claim; `attempts <= maxAttempts`; no claim before its dependencies completed; a completed task's result from its completing attempt; a planner's children written once; `task_counts` and every `unmet_deps` match a recount; `PRAGMA integrity_check` = ok. Replay: the same command with the same `--seed`.",
   ].join("\n");
 }
 

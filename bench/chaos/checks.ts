@@ -49,6 +49,12 @@ export interface ChaosFigures {
   lost: number;
   /** Runs of the shell script (bench/chaos/work.mjs) that wrote their line: at least one per completed shell task. */
   shellExecutions: number;
+  /**
+   * Shell attempts that lost their lease (their supervisor was killed) whose script
+   * still ran to the end: orphans. Reported, not a failure: a run may also end just
+   * before the kill, its outcome not yet committed.
+   */
+  orphanShellRuns: number;
   violations: string[];
 }
 
@@ -272,6 +278,7 @@ export function checkChaos(snapshot: ChaosSnapshot): ChaosFigures {
     duplicates: 0,
     lost: 0,
     shellExecutions: shellRuns.size,
+    orphanShellRuns: 0,
     violations: [],
   };
   if (snapshot.integrity !== "ok") figures.violations.push(`PRAGMA integrity_check: ${snapshot.integrity}`);
@@ -283,6 +290,9 @@ export function checkChaos(snapshot: ChaosSnapshot): ChaosFigures {
     figures.claims += verdict.attempts.length;
     figures.leaseExpiries += verdict.attempts.filter((a) => a.outcome === "expired-retrying" || a.outcome === "expired-failed").length;
     figures.releases += verdict.attempts.filter((a) => a.outcome === "released").length;
+    if (task.persona === "shell") {
+      figures.orphanShellRuns += verdict.attempts.filter((a) => a.outcome?.startsWith("expired") === true && shellRuns.has(`${task.id} ${a.attempt}`)).length;
+    }
     const planned = task.persona === "planner" && task.status === "completed" ? plan({ title: task.title, payload: task.payload, persona: task.persona }).tasks!.length : 0;
     if (verdict.completions > 1 || (children.get(task.id)?.length ?? 0) > planned) figures.duplicates++;
     const terminal = TERMINAL.has(task.status) || (task.status === "blocked" && !verdict.problems.some((p) => p.startsWith("blocked")));

@@ -16,7 +16,7 @@
 import Database from "better-sqlite3";
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type Store, type TaskEvent } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
@@ -66,6 +66,8 @@ export interface ChaosReport {
   drainExitCode: number | null;
   figures: ChaosFigures;
   wallMs: number;
+  /** 1-minute load average of the machine at the start and the end. */
+  loadAverage: { before: number; after: number };
   dir: string;
   /** Every check passed. */
   ok: boolean;
@@ -203,6 +205,7 @@ export async function snapshot(store: Store, shellLog: string, dbPath: string) {
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
+  const loadBefore = loadavg()[0]!;
   const log = options.log ?? (() => undefined);
   const opts = {
     kills: options.kills,
@@ -432,6 +435,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     drainExitCode,
     figures,
     wallMs: Date.now() - started,
+    loadAverage: { before: loadBefore, after: loadavg()[0]! },
     dir,
     ok,
     failures,

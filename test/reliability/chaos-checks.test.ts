@@ -147,6 +147,14 @@ describe("the crash suite's checks", () => {
     expect(figures.violations.join("\n")).toContain("attempt 1: failed (ADAPTER_FAILED), the policy says retrying");
   });
 
+  it("count a shell run that finished after its attempt's lease expired as an orphan, without failing", () => {
+    const figures = check([task(1, "shell", { attempts: 2, result: { attempt: 2 } })], [claim(1, 1), expired(1, 1), retrying(1, 1, "LEASE_EXPIRED"), claim(1, 2), completed(1, 2)], {
+      shellLog: ["1 1", "1 2"],
+    });
+    expect(figures.orphanShellRuns).toBe(1);
+    expect(figures.violations).toEqual([]);
+  });
+
   it("flag a result that is not the completing attempt's", () => {
     const figures = check([task(1, "shell", { attempts: 2, result: { attempt: 1 } })], [claim(1, 1), expired(1, 1), retrying(1, 1, "LEASE_EXPIRED"), claim(1, 2), completed(1, 2)], {
       shellLog: ["1 1", "1 2"],
