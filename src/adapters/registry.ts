@@ -8,9 +8,10 @@ import type { Adapter, AdapterPersona } from "./types.js";
  * thread would not reach the workers). To add a kind, add one row below pointing at
  * the file that implements it; that file exports `createAdapter`.
  *
- * `batchable` marks tasks that settle at once (no I/O, no timers): the pool may
- * send several of them to a worker in one message, which amortises the per-task
- * hop between threads. A function decides per task from its payload.
+ * `batchable` marks tasks that settle at once (no I/O, no timers): the pool sends
+ * their outcomes back with their message's response, which saves one message per
+ * task; the others' outcomes come back one by one as they settle. A function
+ * decides per task from its payload.
  */
 export interface AdapterEnvironment {
   /** Absolute path of the personas folder; `module` paths may not escape it. */

@@ -7,6 +7,7 @@ import { isBatchable } from "../adapters/registry.js";
 import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import {
   CONTROL_ABORT,
+  isOutcomeReport,
   isWorkerReport,
   type ControlMessage,
   type RunBatchRequest,
@@ -19,7 +20,7 @@ import {
 
 /** After an abort, how long an adapter gets to settle before its thread is terminated, in ms. */
 export const ABORT_GRACE_MS_DEFAULT = 2_000;
-/** Most batchable tasks in one pool message. */
+/** Most tasks in one pool message. */
 export const BATCH_SIZE_DEFAULT = 64;
 /** Spacing of progress reports per task, from the worker, in ms. */
 export const WORKER_PROGRESS_INTERVAL_MS_DEFAULT = 100;
@@ -94,10 +95,10 @@ export const ABORT_RESEND_MS = 100;
  * The worker pool: a piscina wrapper (threads ≈ CPUs, many concurrent tasks per
  * thread, strict FIFO under saturation).
  *
- * Modes: created → started (serving runTasks) → closed. Tasks whose adapter
- * settles at once (registry: batchable) travel several to a message, which
- * amortises the per-task hop; the others travel one per message so no task waits
- * on another. `abort(taskId, reason)` asks the adapter to stop (ctx.signal, via
+ * Modes: created → started (serving runTasks) → closed. Tasks travel several to
+ * a message, which amortises the per-task hop; those whose adapter does not settle
+ * at once (registry: not batchable) have their outcomes sent back one by one as
+ * they settle, so no task waits on another. `abort(taskId, reason)` asks the adapter to stop (ctx.signal, via
  * the control channel); if it has not settled after abortGraceMs, its thread is
  * terminated (found through threadSlots) and piscina replaces it; the task's
  * outcome is the abort reason, and the other tasks that shared the thread come
@@ -161,7 +162,8 @@ export class WorkerPool {
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
-      if (isWorkerReport(message)) this.options.onReport?.(message);
+      if (isOutcomeReport(message)) this.take(message.outcome.taskId)?.resolve(message.outcome);
+      else if (isWorkerReport(message)) this.options.onReport?.(message);
     });
     piscina.on("error", (error: unknown) => this.options.onError?.(coerceError(error)));
     this.piscina = piscina;
@@ -176,7 +178,12 @@ export class WorkerPool {
     return this.entries.size;
   }
 
-  /** Sends the tasks to the threads: batchable ones grouped, the rest one per message. */
+  /**
+   * Sends the tasks to the threads, several to a message. Tasks whose adapter
+   * settles at once (batchable) come back with their batch's response; the others
+   * are sent with reportEach, so each outcome comes back as soon as its task
+   * settles and no task waits on the slower ones it travelled with.
+   */
   runTasks(tasks: WorkerTask[], kindOf: (task: WorkerTask) => string): PoolRun[] {
     const piscina = this.piscina;
     if (piscina === null || this.closed) throw new RosterError("INVALID_STATE", "the worker pool is not running");
@@ -184,7 +191,7 @@ export class WorkerPool {
     const single: WorkerTask[] = [];
     const grouped: WorkerTask[] = [];
     for (const task of tasks) (isBatchable(kindOf(task), task.payload) ? grouped : single).push(task);
-    const send = (batchTasks: WorkerTask[]) => {
+    const send = (batchTasks: WorkerTask[], reportEach: boolean) => {
       const slot = this.freeSlots.pop();
       if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
       Atomics.store(this.threadSlots, slot, 0);
@@ -196,17 +203,18 @@ export class WorkerPool {
         this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, outcome });
       }
-      piscina.run({ slot, tasks: batchTasks }).then(
+      piscina.run(reportEach && batchTasks.length > 1 ? { slot, tasks: batchTasks, reportEach } : { slot, tasks: batchTasks }).then(
         (response) => this.settleBatch(batch, response),
         (error: unknown) => this.failBatch(batch, error),
       );
     };
-    for (const task of single) send([task]);
-    if (grouped.length > 0) {
-      // Spread a large claim over the threads, in messages of at most batchSize.
-      const size = Math.min(this.options.batchSize, Math.max(1, Math.ceil(grouped.length / this.options.threads)));
-      for (let i = 0; i < grouped.length; i += size) send(grouped.slice(i, i + size));
-    }
+    // Spread a large claim over the threads, in messages of at most batchSize.
+    const spread = (group: WorkerTask[], reportEach: boolean) => {
+      const size = Math.min(this.options.batchSize, Math.max(1, Math.ceil(group.length / this.options.threads)));
+      for (let i = 0; i < group.length; i += size) send(group.slice(i, i + size), reportEach);
+    };
+    spread(single, true);
+    spread(grouped, false);
     return runs;
   }
 

@@ -7,7 +7,8 @@
  *
  *   main → worker   RunBatchRequest   (piscina task: one or more tasks to run)
  *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
- *   worker → main   WorkerReport      (parentPort: progress, logs; as they happen)
+ *   worker → main   WorkerReport      (parentPort: progress, logs, and with
+ *                                      reportEach each outcome as it settles)
  *   main → workers  ControlMessage    (BroadcastChannel: abort these tasks)
  *   worker → main   threadId in WorkerInit.threadSlots[request.slot] (shared memory)
  */
@@ -44,6 +45,12 @@ export interface RunBatchRequest {
   /** Index into WorkerInit.threadSlots. */
   slot: number;
   tasks: WorkerTask[];
+  /**
+   * Post each task's outcome (REPORT_OUTCOME) as soon as it settles, so a task that
+   * shares a message with slower ones is not held back by them. The response still
+   * carries every outcome: it travels on piscina's own port and may arrive first.
+   */
+  reportEach?: boolean;
 }
 
 export type TaskOutcome =
@@ -56,6 +63,10 @@ export interface RunBatchResponse {
 
 export const REPORT_PROGRESS = "roster:progress";
 export const REPORT_LOG = "roster:log";
+export const REPORT_OUTCOME = "roster:outcome";
+
+/** A task's outcome sent ahead of its batch's response (RunBatchRequest.reportEach); the pool consumes it. */
+export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcome: TaskOutcome };
 
 export type WorkerReport =
   | { type: typeof REPORT_PROGRESS; taskId: number; attempt: number; fraction: number; message: string | null }
@@ -69,6 +80,10 @@ export function isWorkerReport(value: unknown): value is WorkerReport {
   if (value === null || typeof value !== "object") return false;
   const type = (value as { type?: unknown }).type;
   return type === REPORT_PROGRESS || type === REPORT_LOG;
+}
+
+export function isOutcomeReport(value: unknown): value is OutcomeReport {
+  return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_OUTCOME;
 }
 
 export function isControlMessage(value: unknown): value is ControlMessage {

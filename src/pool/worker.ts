@@ -14,8 +14,10 @@ import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../
 import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
 import {
   REPORT_LOG,
+  REPORT_OUTCOME,
   REPORT_PROGRESS,
   isControlMessage,
+  type OutcomeReport,
   type RunBatchRequest,
   type RunBatchResponse,
   type TaskOutcome,
@@ -95,7 +97,7 @@ function adapterError(value: unknown): Error {
   });
 }
 
-function report(message: WorkerReport): void {
+function report(message: WorkerReport | OutcomeReport): void {
   parentPort?.postMessage(message);
 }
 
@@ -190,5 +192,11 @@ async function runOne(task: WorkerTask): Promise<TaskOutcome> {
 export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
   Atomics.store(threadSlots, request.slot, threadId);
   if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!)] };
-  return { outcomes: await Promise.all(request.tasks.map(runOne)) };
+  const run = request.reportEach === true ? (task: WorkerTask) => runOne(task).then(reportOutcome) : runOne;
+  return { outcomes: await Promise.all(request.tasks.map(run)) };
+}
+
+function reportOutcome(outcome: TaskOutcome): TaskOutcome {
+  report({ type: REPORT_OUTCOME, outcome });
+  return outcome;
 }

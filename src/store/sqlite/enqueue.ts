@@ -15,8 +15,9 @@ export class Enqueuer {
   private readonly taskStatus;
   private readonly parentRow;
   private readonly byIdempotencyKey;
-  private readonly insertTask;
-  private readonly insertStatus;
+  private readonly nextTaskId;
+  private readonly insertTasks;
+  private readonly insertStatuses;
   private readonly insertDependencies;
   private readonly insertEvents;
 
@@ -25,14 +26,22 @@ export class Enqueuer {
     this.taskStatus = db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck();
     this.parentRow = db.prepare("SELECT id, root_id FROM tasks WHERE id = ?");
     this.byIdempotencyKey = db.prepare("SELECT id FROM tasks WHERE idempotency_key = ?").pluck();
-    this.insertTask = db.prepare(`
-      INSERT INTO tasks (title, description, persona_id, payload, parent_id, root_id, created_by, priority,
+    // The batch's rows in one statement each, from JSON arrays. Ids are given, not left to
+    // SQLite: max(id) + 1 onwards, which is what SQLite would pick (no AUTOINCREMENT), known
+    // up front so the batch's edges can name them; the write lock makes it safe.
+    this.nextTaskId = db.prepare("SELECT coalesce(max(id), 0) + 1 FROM tasks").pluck();
+    // Rows: [id, title, description, persona, payloadJson, priority, policyJson, timeoutMs, idempotencyKey].
+    this.insertTasks = db.prepare(`
+      INSERT INTO tasks (id, title, description, persona_id, payload, parent_id, root_id, created_by, priority,
                          retry_policy, timeout_ms, idempotency_key, created_at)
-      VALUES (@title, @description, @persona, @payload, @parentId, @rootId, @createdBy, @priority,
-              @policy, @timeoutMs, @idempotencyKey, @now)`);
-    this.insertStatus = db.prepare(`
+      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, @parentId, @rootId, @createdBy, value ->> 5,
+             value ->> 6, value ->> 7, value ->> 8, @now
+      FROM json_each(@rows)`);
+    // Rows: [id, status, persona, priority, unmet, runAt, readyAt, maxAttempts].
+    this.insertStatuses = db.prepare(`
       INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, updated_at)
-      VALUES (@id, @status, @persona, @priority, @unmet, @runAt, @readyAt, @maxAttempts, @now)`);
+      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, @now
+      FROM json_each(@rows)`);
     // Edges and events of the whole batch, one statement each: JSON arrays of [taskId, dependsOn] and [taskId, dataJson].
     this.insertDependencies = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) SELECT value ->> 0, value ->> 1 FROM json_each(?)");
     this.insertEvents = db.prepare(`
@@ -110,25 +119,18 @@ export class Enqueuer {
       const resolved = resolveTaskPolicy(config, { ...task.policy, ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}) });
       return { ...resolved, json: JSON.stringify(resolved.policy) };
     });
+    let nextId = this.nextTaskId.get() as number;
+    const taskRows: unknown[] = [];
     tasks.forEach((task, index) => {
       if (!isNew[index]) return;
       const { json, timeoutMs } = policies[index]!;
-      const info = this.insertTask.run({
-        title: task.title,
-        description: task.description ?? "",
-        persona: task.persona,
-        payload: task.payloadJson,
-        parentId: options.parentId,
-        rootId,
-        createdBy: options.createdBy,
-        priority: task.priority ?? 0,
-        policy: json,
-        timeoutMs,
-        idempotencyKey: task.idempotencyKey ?? null,
-        now,
-      });
-      ids[index] = Number(info.lastInsertRowid);
+      const id = nextId++;
+      ids[index] = id;
+      taskRows.push([id, task.title, task.description ?? "", task.persona, task.payloadJson ?? null, task.priority ?? 0, json, timeoutMs, task.idempotencyKey ?? null]);
     });
+    if (taskRows.length > 0) {
+      this.insertTasks.run({ rows: JSON.stringify(taskRows), parentId: options.parentId, rootId, createdBy: options.createdBy, now });
+    }
 
     // States in dependency order: a batch task is blocked when any dependency is.
     // An idempotent hit keeps its stored state, known before any task that depends
@@ -155,6 +157,7 @@ export class Enqueuer {
       return state;
     };
 
+    const statusRows: unknown[] = [];
     const edges: Array<[number, number]> = [];
     const events: Array<[number, string]> = [];
     const created: number[] = [];
@@ -170,20 +173,11 @@ export class Enqueuer {
       const unmet = unmetCounts[index]!;
       const { policy } = policies[index]!;
       const runAt = now + (task.delayMs ?? 0);
-      this.insertStatus.run({
-        id,
-        status: state,
-        persona: task.persona,
-        priority: task.priority ?? 0,
-        unmet,
-        runAt,
-        readyAt: state === "pending" ? runAt : null,
-        maxAttempts: policy.maxAttempts,
-        now,
-      });
+      statusRows.push([id, state, task.persona, task.priority ?? 0, unmet, runAt, state === "pending" ? runAt : null, policy.maxAttempts]);
       for (const depId of depIds) edges.push([id, depId]);
       events.push([id, JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) })]);
     });
+    if (statusRows.length > 0) this.insertStatuses.run({ rows: JSON.stringify(statusRows), now });
     if (edges.length > 0) this.insertDependencies.run(JSON.stringify(edges));
     if (events.length > 0) this.insertEvents.run({ now, agentId: options.createdBy, rows: JSON.stringify(events) });
 
