@@ -68,8 +68,17 @@ control.unref();
  * it runs, not only the caller's. It throws instead: called inside an adapter's
  * run, it fails that attempt alone; called from a detached callback, the throw is
  * uncaught and ends the thread, whose tasks fail with WORKER_CRASHED naming it.
+ * Node's own handling of an uncaught exception in a worker ends by calling
+ * process.exit(); a throw there is fatal to the whole process (v8 "Empty
+ * MaybeLocal"), so once an exception is on its way out the real exit runs.
  */
+const realExit = process.exit.bind(process);
+let uncaught = false;
+process.on("uncaughtExceptionMonitor", () => {
+  uncaught = true;
+});
 process.exit = ((code?: number | string | null) => {
+  if (uncaught) return realExit(code ?? undefined);
   throw new RosterError("ADAPTER_FAILED", `the adapter called process.exit(${code === undefined ? "" : String(code)}), which a worker thread does not allow`, {
     retryable: false,
     details: { exitCode: code ?? null },
