@@ -74,6 +74,9 @@ interface Batch {
   slot: number;
   /** The task whose failure to stop caused its thread's termination. */
   culprit: number | null;
+  /** Its tasks not settled yet: once none is left (outcomes reported ahead), its slot is free again. */
+  unsettled: number;
+  slotHeld: boolean;
 }
 
 interface Entry {
@@ -129,7 +132,7 @@ export class WorkerPool {
     positive("batchSize", batchSize);
     if (options.heapLimitMb !== undefined) positive("heapLimitMb", options.heapLimitMb);
     this.options = { ...options, abortGraceMs, batchSize };
-    // A batch holds at least one running task, so `concurrency` slots always suffice.
+    // A batch holds its slot only while one of its tasks is unsettled, so `concurrency` slots always suffice.
     const sab = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * options.concurrency);
     this.threadSlots = new Int32Array(sab);
     this.freeSlots = Array.from({ length: options.concurrency }, (_, i) => options.concurrency - 1 - i);
@@ -195,7 +198,7 @@ export class WorkerPool {
       const slot = this.freeSlots.pop();
       if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
       Atomics.store(this.threadSlots, slot, 0);
-      const batch: Batch = { tasks: batchTasks, slot, culprit: null };
+      const batch: Batch = { tasks: batchTasks, slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
       for (const task of batchTasks) {
         if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
         let resolve!: (outcome: PoolOutcome) => void;
@@ -278,7 +281,15 @@ export class WorkerPool {
     if (entry === undefined) return undefined;
     this.entries.delete(taskId);
     this.clearTimers(entry);
+    // Its batch's response may still be on its way; the slot is needed only while a task of it runs.
+    if (--entry.batch.unsettled === 0) this.releaseSlot(entry.batch);
     return entry;
+  }
+
+  private releaseSlot(batch: Batch): void {
+    if (!batch.slotHeld) return;
+    batch.slotHeld = false;
+    this.freeSlots.push(batch.slot);
   }
 
   private clearTimers(entry: Entry): void {
@@ -289,18 +300,18 @@ export class WorkerPool {
   }
 
   private settleBatch(batch: Batch, response: RunBatchResponse): void {
-    this.freeSlots.push(batch.slot);
     for (const outcome of response.outcomes) {
       const entry = this.take(outcome.taskId);
       entry?.resolve(outcome);
     }
     // Defensive: a task the worker did not answer for (a protocol bug) must not hang.
     this.failTasks(batch, new RosterError("INTERNAL", "the worker returned no outcome for this task"));
+    this.releaseSlot(batch);
   }
 
   private failBatch(batch: Batch, error: unknown): void {
     this.failTasks(batch, error);
-    this.freeSlots.push(batch.slot);
+    this.releaseSlot(batch);
   }
 
   private failTasks(batch: Batch, error: unknown): void {
