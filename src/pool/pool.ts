@@ -165,7 +165,7 @@ export class WorkerPool {
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
-      if (isOutcomeReport(message)) this.take(message.outcome.taskId)?.resolve(message.outcome);
+      if (isOutcomeReport(message)) for (const outcome of message.outcomes) this.take(outcome.taskId)?.resolve(outcome);
       else if (isWorkerReport(message)) this.options.onReport?.(message);
     });
     piscina.on("error", (error: unknown) => this.options.onError?.(coerceError(error)));

@@ -65,8 +65,12 @@ export const REPORT_PROGRESS = "roster:progress";
 export const REPORT_LOG = "roster:log";
 export const REPORT_OUTCOME = "roster:outcome";
 
-/** A task's outcome sent ahead of its batch's response (RunBatchRequest.reportEach); the pool consumes it. */
-export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcome: TaskOutcome };
+/**
+ * Outcomes sent ahead of their batch's response (RunBatchRequest.reportEach): those
+ * that settled in the same turn of the worker's event loop travel together. The
+ * pool consumes them.
+ */
+export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcomes: TaskOutcome[] };
 
 export type WorkerReport =
   | { type: typeof REPORT_PROGRESS; taskId: number; attempt: number; fraction: number; message: string | null }

@@ -205,7 +205,17 @@ export default async function runBatch(request: RunBatchRequest): Promise<RunBat
   return { outcomes: await Promise.all(request.tasks.map(run)) };
 }
 
+let outcomesToReport: TaskOutcome[] = [];
+
+/** Queues an outcome for the report sent after this turn, with every other outcome that settles in it. */
 function reportOutcome(outcome: TaskOutcome): TaskOutcome {
-  report({ type: REPORT_OUTCOME, outcome });
+  if (outcomesToReport.length === 0) {
+    setImmediate(() => {
+      const outcomes = outcomesToReport;
+      outcomesToReport = [];
+      report({ type: REPORT_OUTCOME, outcomes });
+    });
+  }
+  outcomesToReport.push(outcome);
   return outcome;
 }
