@@ -69,6 +69,7 @@ export interface PoolRun {
 export type PoolOutcome = TaskOutcome | { taskId: number; ok: false; error: ErrorObject; aborted: boolean; released: true };
 
 interface Batch {
+  id: number;
   tasks: WorkerTask[];
   /** Its index in threadSlots, where the receiving worker writes its threadId. */
   slot: number;
@@ -119,6 +120,7 @@ export class WorkerPool {
   /** Threads this pool terminated on purpose; tasks failing with them are collateral. */
   private readonly terminated = new Set<number>();
   private closed = false;
+  private nextBatchId = 1;
 
   constructor(options: WorkerPoolOptions) {
     const positive = (name: string, value: number) => {
@@ -165,8 +167,12 @@ export class WorkerPool {
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
-      if (isOutcomeReport(message)) for (const outcome of message.outcomes) this.take(outcome.taskId)?.resolve(outcome);
-      else if (isWorkerReport(message)) this.options.onReport?.(message);
+      if (isOutcomeReport(message)) {
+        for (const { batchId, outcome } of message.outcomes) {
+          const batch = this.entries.get(outcome.taskId)?.batch;
+          if (batch?.id === batchId) this.take(outcome.taskId, batch)?.resolve(outcome);
+        }
+      } else if (isWorkerReport(message)) this.options.onReport?.(message);
     });
     piscina.on("error", (error: unknown) => this.options.onError?.(coerceError(error)));
     this.piscina = piscina;
@@ -198,7 +204,7 @@ export class WorkerPool {
       const slot = this.freeSlots.pop();
       if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
       Atomics.store(this.threadSlots, slot, 0);
-      const batch: Batch = { tasks: batchTasks, slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
+      const batch: Batch = { id: this.nextBatchId++, tasks: batchTasks, slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
       for (const task of batchTasks) {
         if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
         let resolve!: (outcome: PoolOutcome) => void;
@@ -206,7 +212,7 @@ export class WorkerPool {
         this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, outcome });
       }
-      piscina.run(reportEach && batchTasks.length > 1 ? { slot, tasks: batchTasks, reportEach } : { slot, tasks: batchTasks }).then(
+      piscina.run({ batchId: batch.id, slot, tasks: batchTasks, ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) }).then(
         (response) => this.settleBatch(batch, response),
         (error: unknown) => this.failBatch(batch, error),
       );
@@ -276,9 +282,15 @@ export class WorkerPool {
     void worker.terminate();
   }
 
-  private take(taskId: number): Entry | undefined {
+  /**
+   * Removes the task's entry if it belongs to `batch`. A task id alone is not
+   * enough: once an outcome reported ahead has settled an attempt, the task may be
+   * retried and running again in a newer batch before the old batch's response
+   * (or failure) arrives, and that must not settle the new attempt.
+   */
+  private take(taskId: number, batch: Batch): Entry | undefined {
     const entry = this.entries.get(taskId);
-    if (entry === undefined) return undefined;
+    if (entry === undefined || entry.batch !== batch) return undefined;
     this.entries.delete(taskId);
     this.clearTimers(entry);
     // Its batch's response may still be on its way; the slot is needed only while a task of it runs.
@@ -301,8 +313,7 @@ export class WorkerPool {
 
   private settleBatch(batch: Batch, response: RunBatchResponse): void {
     for (const outcome of response.outcomes) {
-      const entry = this.take(outcome.taskId);
-      entry?.resolve(outcome);
+      this.take(outcome.taskId, batch)?.resolve(outcome);
     }
     // Defensive: a task the worker did not answer for (a protocol bug) must not hang.
     this.failTasks(batch, new RosterError("INTERNAL", "the worker returned no outcome for this task"));
@@ -317,7 +328,7 @@ export class WorkerPool {
   private failTasks(batch: Batch, error: unknown): void {
     const collateral = this.terminated.has(Atomics.load(this.threadSlots, batch.slot));
     for (const task of batch.tasks) {
-      const entry = this.take(task.id);
+      const entry = this.take(task.id, batch);
       if (entry === undefined) continue;
       if (entry.abortReason !== null) {
         const reason =

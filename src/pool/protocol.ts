@@ -42,6 +42,8 @@ export interface WorkerInit {
 export type WorkerTask = AdapterTask;
 
 export interface RunBatchRequest {
+  /** Unique per message while the pool lives: outcomes reported ahead name it, so they cannot be taken for a later attempt's. */
+  batchId: number;
   /** Index into WorkerInit.threadSlots. */
   slot: number;
   tasks: WorkerTask[];
@@ -70,7 +72,7 @@ export const REPORT_OUTCOME = "roster:outcome";
  * that settled in the same turn of the worker's event loop travel together. The
  * pool consumes them.
  */
-export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcomes: TaskOutcome[] };
+export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcomes: Array<{ batchId: number; outcome: TaskOutcome }> };
 
 export type WorkerReport =
   | { type: typeof REPORT_PROGRESS; taskId: number; attempt: number; fraction: number; message: string | null }

@@ -201,14 +201,14 @@ async function runOne(task: WorkerTask): Promise<TaskOutcome> {
 export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
   Atomics.store(threadSlots, request.slot, threadId);
   if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!)] };
-  const run = request.reportEach === true ? (task: WorkerTask) => runOne(task).then(reportOutcome) : runOne;
+  const run = request.reportEach === true ? (task: WorkerTask) => runOne(task).then((outcome) => reportOutcome(request.batchId, outcome)) : runOne;
   return { outcomes: await Promise.all(request.tasks.map(run)) };
 }
 
-let outcomesToReport: TaskOutcome[] = [];
+let outcomesToReport: OutcomeReport["outcomes"] = [];
 
 /** Queues an outcome for the report sent after this turn, with every other outcome that settles in it. */
-function reportOutcome(outcome: TaskOutcome): TaskOutcome {
+function reportOutcome(batchId: number, outcome: TaskOutcome): TaskOutcome {
   if (outcomesToReport.length === 0) {
     setImmediate(() => {
       const outcomes = outcomesToReport;
@@ -216,6 +216,6 @@ function reportOutcome(outcome: TaskOutcome): TaskOutcome {
       report({ type: REPORT_OUTCOME, outcomes });
     });
   }
-  outcomesToReport.push(outcome);
+  outcomesToReport.push({ batchId, outcome });
   return outcome;
 }
