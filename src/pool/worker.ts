@@ -125,11 +125,6 @@ function adapterFor(personaId: string): Promise<Adapter> {
   return adapter;
 }
 
-// Load every persona's adapter as the thread starts, not when its first task
-// arrives: a module's import would otherwise add tens of ms to that task's start.
-// A load that fails here is tried again, and reported, with the first task.
-for (const personaId of personas.keys()) void adapterFor(personaId).catch(() => undefined);
-
 function makeLogger(task: WorkerTask): AdapterLogger {
   const log = (level: (typeof LEVELS)[number]) => (message: string, data?: Record<string, unknown>) => {
     if (LEVELS.indexOf(level) < minLevel) return;
