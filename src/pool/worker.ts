@@ -125,6 +125,18 @@ function adapterFor(personaId: string): Promise<Adapter> {
   return adapter;
 }
 
+// Load every persona's adapter as the thread starts, not when its first task
+// arrives: a module's import would otherwise add tens of ms to that task's start
+// (the latency bench's slowest samples were each thread's first task). Started
+// from setImmediate, once this module's own evaluation is over: piscina may load
+// it with require() (Node 20's require(esm)), and dynamic imports begun during
+// that synchronous load crashed the process (v8 FATAL "IsGraphAsync must be used
+// on an instantiated module"). A load that fails here is tried again, and
+// reported, with the first task.
+setImmediate(() => {
+  for (const personaId of personas.keys()) void adapterFor(personaId).catch(() => undefined);
+});
+
 function makeLogger(task: WorkerTask): AdapterLogger {
   const log = (level: (typeof LEVELS)[number]) => (message: string, data?: Record<string, unknown>) => {
     if (LEVELS.indexOf(level) < minLevel) return;
