@@ -388,8 +388,10 @@ export interface Store {
   /**
    * Calls `onChange` soon after another process may have written (a file watch, for
    * SQLite on the database's folder), so a waiting reader need not poll to react
-   * within milliseconds. A hint only: it may fire for the store's own writes or not
-   * at all (in-memory databases, file systems without change notification), so
+   * within milliseconds. A hint only: it may fire for the store's own writes, more
+   * than once for one write (again a few ms later, in case the write was not yet
+   * visible at the first call), or not at all (in-memory databases, file systems
+   * without change notification), so
    * callers confirm with hasExternalChanges() and keep a slower poll. Returns a
    * function that stops the watch; close() stops every watch.
    */

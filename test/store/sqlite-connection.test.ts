@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { BUSY_RETRIES_DEFAULT } from "../../src/store/sqlite/database.js";
+import { WATCH_FOLLOW_UP_MS } from "../../src/store/sqlite/store.js";
 import { collect, waitFor } from "../helpers/events.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
@@ -57,6 +58,24 @@ describe("sqlite connection", () => {
     expect(await b.hasExternalChanges()).toBe(true);
     stop();
     stop(); // twice is harmless
+  });
+
+  it("watchExternalChanges calls again a few ms after a write, so a commit that was not yet visible at the first call is still seen", async () => {
+    const [a] = stores;
+    const b = await open();
+    const calls: number[] = [];
+    const stop = b.watchExternalChanges(() => calls.push(performance.now()));
+    await a!.tasks.enqueue({ tasks: [{ persona: "worker", title: "from a" }], now: T0 });
+    const lastFollowUp = WATCH_FOLLOW_UP_MS.reduce((sum, ms) => sum + ms, 0);
+    const deadline = performance.now() + 5_000;
+    while (calls.length < 1 + WATCH_FOLLOW_UP_MS.length && performance.now() < deadline) await new Promise((r) => setTimeout(r, lastFollowUp));
+    stop();
+    expect(calls.length).toBeGreaterThanOrEqual(1 + WATCH_FOLLOW_UP_MS.length);
+    // The last call comes the whole follow-up schedule after the first, not within the write's own burst.
+    expect(calls[calls.length - 1]! - calls[0]!).toBeGreaterThanOrEqual(lastFollowUp * 0.9);
+    const settled = calls.length;
+    await new Promise((r) => setTimeout(r, lastFollowUp * 2));
+    expect(calls).toHaveLength(settled); // stopped: no call after stop()
   });
 
   it("watchExternalChanges on an in-memory store is a no-op that can be stopped", async () => {

@@ -228,10 +228,28 @@ export class SqliteStore implements Store {
     if (this.path === ":memory:" || this.path === "" || this.closed) return () => {};
     const file = resolve(this.path);
     const names = new Set([basename(file), `${basename(file)}-wal`]);
+    // A file event comes as the other connection writes its WAL frames, which can be a
+    // moment before its commit is visible (the wal-index in -shm is updated after, in
+    // shared memory, which raises no event; with synchronous=FULL an fsync comes
+    // between). So each burst of events is followed by calls WATCH_FOLLOW_UP_MS later.
+    let followUp: NodeJS.Timeout | null = null;
+    const followUpFrom = (step: number) => {
+      const delay = WATCH_FOLLOW_UP_MS[step];
+      if (delay === undefined) return;
+      followUp = setTimeout(() => {
+        followUp = null;
+        onChange();
+        followUpFrom(step + 1);
+      }, delay);
+      followUp.unref();
+    };
     let watcher: FSWatcher;
     try {
       watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
-        if (name === null || names.has(name.toString())) onChange();
+        if (name !== null && !names.has(name.toString())) return;
+        onChange();
+        if (followUp !== null) clearTimeout(followUp);
+        followUpFrom(0);
       });
     } catch (error) {
       // No change notification here (some network file systems): the caller's poll covers it.
@@ -244,6 +262,8 @@ export class SqliteStore implements Store {
       stop();
     });
     const stop = () => {
+      if (followUp !== null) clearTimeout(followUp);
+      followUp = null;
       if (!this.watchers.delete(watcher)) return;
       watcher.close();
     };
@@ -259,3 +279,10 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
+
+/**
+ * After a burst of file events, when watchExternalChanges calls again, in ms after
+ * the previous call: a commit is visible a moment after its WAL write (after its
+ * fsync with synchronous=FULL). Checks are cheap; the callers' polls cover anything later.
+ */
+export const WATCH_FOLLOW_UP_MS: readonly number[] = [2, 10, 50];
