@@ -78,6 +78,24 @@ describe("sqlite connection", () => {
     expect(calls).toHaveLength(settled); // stopped: no call after stop()
   });
 
+  it("close() ends every watch, its pending follow-up calls included", async () => {
+    const [a] = stores;
+    const b = await openStore({ path, now: T0 });
+    let calls = 0;
+    let first: () => void = () => {};
+    const seen = new Promise<void>((resolve) => (first = resolve));
+    b.watchExternalChanges(() => {
+      calls++;
+      first();
+    });
+    await a!.tasks.enqueue({ tasks: [{ persona: "worker", title: "from a" }], now: T0 });
+    await seen;
+    await b.close();
+    const atClose = calls;
+    await new Promise((r) => setTimeout(r, WATCH_FOLLOW_UP_MS.reduce((sum, ms) => sum + ms, 0) * 2));
+    expect(calls).toBe(atClose);
+  });
+
   it("watchExternalChanges on an in-memory store is a no-op that can be stopped", async () => {
     const memory = await openStore({ path: ":memory:", now: T0 });
     stores.push(memory);

@@ -39,7 +39,8 @@ export class SqliteStore implements Store {
   private lastDataVersion: number;
   private closed = false;
   private readonly path: string;
-  private readonly watchers = new Set<FSWatcher>();
+  /** The stop function of every live watchExternalChanges watch. */
+  private readonly watchStops = new Set<() => void>();
 
   constructor(options: StoreOptions & { now?: number }) {
     this.path = options.path;
@@ -256,26 +257,26 @@ export class SqliteStore implements Store {
       this.events.emit("store:watch-unavailable", { reason: coerceError(error).message });
       return () => {};
     }
+    const stop = () => {
+      if (followUp !== null) clearTimeout(followUp);
+      followUp = null;
+      if (!this.watchStops.delete(stop)) return;
+      watcher.close();
+    };
     // A watch that breaks later (its folder removed) degrades to the poll the same way.
     watcher.on("error", (error) => {
       this.events.emit("store:watch-unavailable", { reason: coerceError(error).message });
       stop();
     });
-    const stop = () => {
-      if (followUp !== null) clearTimeout(followUp);
-      followUp = null;
-      if (!this.watchers.delete(watcher)) return;
-      watcher.close();
-    };
-    this.watchers.add(watcher);
+    this.watchStops.add(stop);
     return stop;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const watcher of this.watchers) watcher.close();
-    this.watchers.clear();
+    // Each stop also cancels its pending follow-up, so no callback comes after close.
+    for (const stop of [...this.watchStops]) stop();
     this.db.close();
   }
 }
