@@ -34,7 +34,6 @@ export class Waker {
   private poll: NodeJS.Timeout | null = null;
   private runAtTimer: NodeJS.Timeout | null = null;
   private runAtDue = Number.POSITIVE_INFINITY;
-  private polling = false;
   private checking = false;
   private recheck = false;
   private unwatch: (() => void) | null = null;
@@ -63,7 +62,7 @@ export class Waker {
     ];
     this.unwatch = this.host.store.watchExternalChanges(() => void this.checkExternal());
     // The poll keeps the process alive while the supervisor runs.
-    this.poll = setInterval(() => void this.pollOnce(), this.pollIntervalMs);
+    this.poll = setInterval(() => this.pollOnce(), this.pollIntervalMs);
   }
 
   stop(): void {
@@ -110,15 +109,10 @@ export class Waker {
     this.runAtDue = Number.POSITIVE_INFINITY;
   }
 
-  private async pollOnce(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      this.host.tick();
-      await this.checkExternal();
-    } finally {
-      this.polling = false;
-    }
+  private pollOnce(): void {
+    this.host.tick();
+    // checkExternal guards against overlapping checks itself.
+    void this.checkExternal();
   }
 
   /**
