@@ -102,8 +102,8 @@ export const ABORT_RESEND_MS = 100;
  * Modes: created → started (serving runTasks) → closed. Tasks travel several to
  * a message, which amortises the per-task hop; those whose adapter does not settle
  * at once (registry: not batchable) have their outcomes sent back one by one as
- * they settle, so no task waits on another. `abort(taskId, reason)` asks the adapter to stop (ctx.signal, via
- * the control channel); if it has not settled after abortGraceMs, its thread is
+ * they settle, so no task waits on another. `abort(taskId, reason)` asks the
+ * adapter to stop (ctx.signal, via the control channel); if it has not settled after abortGraceMs, its thread is
  * terminated (found through threadSlots) and piscina replaces it; the task's
  * outcome is the abort reason, and the other tasks that shared the thread come
  * back `released`. A thread that dies on its own fails its tasks with
