@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { commands } from "./commands/index.js";
 import { exitCodeFor, printError } from "./output.js";
+import { packageVersion } from "./package-info.js";
 
 /**
  * The `roster` command line: commander parses, each command lives in its own file
@@ -14,6 +15,7 @@ import { exitCodeFor, printError } from "./output.js";
 export function buildProgram(): Command {
   const program = new Command("roster")
     .description("A local orchestrator for AI agents: SQLite task leasing, worker threads, retries, audit, metrics, MCP.")
+    .version(packageVersion(), "-V, --version", "print roster's version")
     .configureOutput({ outputError: (text, write) => write(usageLine(text)) })
     .exitOverride();
   // Subcommands created with program.command() copy these settings.

@@ -303,6 +303,12 @@ describe("the program", () => {
     }
   });
 
+  it("prints the version from package.json with --version", async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { name: string; version: string };
+    expect(pkg.name).toBe("roster-agents");
+    expect(await rosterOk(["--version"])).toBe(`${pkg.version}\n`);
+  });
+
   it("exits 0 on --help listing every command, and 2 without a command", async () => {
     const [help, none] = await Promise.all([roster(["--help"]), roster([])]);
     expect(help.code).toBe(0);
