@@ -1,14 +1,13 @@
-import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
-import type { Config } from "../../config.js";
+import { configFromEnv, type Config } from "../../config.js";
 import { createLogger, logLevelOption } from "../../logging/logger.js";
 import { MCP_PROFILES, McpLeaseReaper, createMcpContext, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
 import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
 import { openStore } from "../../store/index.js";
-import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+import { addDbOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface McpOptions extends DbOptions, PersonasOptions {
   profile: string;
@@ -20,15 +19,18 @@ interface McpOptions extends DbOptions, PersonasOptions {
 /**
  * `roster mcp`: an MCP server over stdio for one agent CLI (Claude Code, Codex …),
  * on the same database as the supervisor. stdout carries JSON-RPC only; logs go to
- * stderr. Personas are synced from the personas folder when it exists (or when
- * --personas names one), else served from the database. Unless --no-reaper, it
+ * stderr. Personas are synced only from a folder the user named (--personas or
+ * ROSTER_PERSONAS), else served from the database as they are: an MCP client
+ * starts this server in a folder of its choosing, and a ./personas that happens
+ * to be there (the checkout's demo personas …) must not overwrite the user's
+ * personas in their database. Unless --no-reaper, it
  * also returns expired leases to the queue, so external agents work without a
  * supervisor. Runs until the client closes stdin, or SIGINT/SIGTERM.
  */
 export function register(program: Command): void {
   const command = program.command("mcp").description("serve roster to an MCP client (an agent CLI) over stdio");
   addDbOption(command);
-  addPersonasOption(command);
+  command.option("--personas <dir>", "sync the personas from this folder first (env ROSTER_PERSONAS; without either, the database's personas are served as they are)");
   command
     .option("--profile <profile>", "tools to offer: planner, worker or all", "all")
     .option("--reap-interval-ms <ms>", "how often to return expired leases to the queue (default: config reapIntervalMs, 5000)")
@@ -43,7 +45,8 @@ export function register(program: Command): void {
     const reapIntervalMs =
       options.reapIntervalMs === undefined ? config.reapIntervalMs : parseInteger("--reap-interval-ms", options.reapIntervalMs, { min: 10 });
     // Persona files are checked before the database is opened: a bad one writes nothing.
-    const syncDir = options.personas !== undefined || existsSync(config.personasDir) ? config.personasDir : null;
+    const explicit = options.personas !== undefined || configFromEnv().personasDir !== undefined;
+    const syncDir = explicit ? config.personasDir : null;
     const personas = syncDir === null ? null : loadPersonaDir(syncDir);
     const logger = createLogger({ level: config.logLevel, name: "roster-mcp" });
     const store = await openStore({
