@@ -1,44 +1,107 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
+import { threadId } from "node:worker_threads";
 
 /**
- * Process-tree termination behind one helper (DESIGN: portability). On POSIX the
- * child is spawned detached, i.e. as the leader of a new process group, so one
- * signal to the group reaches the child and everything it started. On Windows
- * there are no process groups: `taskkill /T /F` walks the tree.
+ * Process trees: every child an adapter starts, and everything that child starts,
+ * ends with its attempt. All of it is behind this one helper (DESIGN: portability).
+ *
+ * On POSIX a tree's leader is spawned detached, i.e. in a new session and process
+ * group (setsid), so one signal to the group (kill(-pgid)) reaches the leader and
+ * everything it started, wherever the supervisor's own terminal signals go. On
+ * Windows there are no process groups: `taskkill /T /F` walks the tree while its
+ * leader lives, and nothing is done after the leader has exited (its pid may by then
+ * name another process).
+ *
+ * A tree ends with its attempt whatever way the attempt ends (startTree):
+ * - the leader exits (success, failure, killed): the rest of its group gets SIGTERM,
+ *   then SIGKILL after the grace unless it is gone first; the tree's `ended` settles
+ *   then, and stdio is cut if a process outside the group still holds it;
+ * - the caller stops it (abort, timeout, output over a limit): the same, SIGTERM now;
+ * - this process (or worker thread) dies, kill -9 included: the watchdog (below).
  */
 const IS_WINDOWS = process.platform === "win32";
+const IS_LINUX = process.platform === "linux";
 
+/** SIGTERM → SIGKILL delay for a tree's group when its attempt ends, in ms (startTree's default). */
+export const TREE_KILL_GRACE_MS_DEFAULT = 2_000;
+/** After the leader exited and its group is gone, how long stdio may stay open (held by an escaped process) before it is cut, in ms. */
+export const STDIO_DRAIN_MS = 250;
+/** How often an ending group is checked for live members, in ms. */
+const GROUP_PROBE_MS = 20;
 /** After this process died, how long the watchdog gives the trees between SIGTERM and SIGKILL, in ms. */
 export const WATCHDOG_KILL_GRACE_MS = 1_500;
 /** argv marker of the watchdog process, so it can be told apart in a process list. */
 export const WATCHDOG_MARKER = "roster-watchdog";
+/**
+ * Environment variable every tree's leader gets (and its descendants inherit): the
+ * token of the watchdog that watches it. On Linux the watchdog also finds trees by
+ * it, which closes the moment between fork() and the registration of the pid.
+ */
+export const TREE_TOKEN_ENV = "ROSTER_TREE_TOKEN";
 
 /**
  * The watchdog's source (`node -e`). It holds the read end of a pipe whose write
  * end only this process (or thread) has, and reads lines from it: `+PID` watch
- * the tree PID leads, `-PID` it ended on its own. End of input means this process
- * is gone (kill -9 of the supervisor, or its worker thread terminated), so it ends
- * every tree it still watches: SIGTERM, then SIGKILL.
+ * the tree PID leads, `-PID` that tree is over. End of input means this process
+ * (or thread) is gone: kill -9 of the supervisor, a second Ctrl-C, a terminated
+ * worker thread. It then ends every tree it watches, plus (Linux) every process
+ * whose environment carries its token: SIGTERM, then SIGKILL.
+ *
+ * It runs in a session of its own and ignores SIGINT and SIGHUP, so a terminal's
+ * Ctrl-C (sent to the supervisor's foreground process group) or hang-up does not
+ * end it before the supervisor.
  */
 const WATCHDOG_SOURCE = `
 const windows = process.platform === "win32";
+const token = process.argv[2];
+const needle = "\\0${TREE_TOKEN_ENV}=" + token + "\\0";
+for (const signal of ["SIGINT", "SIGHUP"]) process.on(signal, () => {});
 const pids = new Set();
 let buffer = "";
 let ending = false;
 const kill = (pid, signal) => {
   try {
     if (windows) require("node:child_process").spawnSync("taskkill", ["/pid", String(pid), "/T", "/F"], { stdio: "ignore", windowsHide: true });
-    else process.kill(-pid, signal);
+    else process.kill(pid, signal);
   } catch {}
+};
+// Linux: processes that carry this watchdog's token, with their group.
+const marked = () => {
+  if (process.platform !== "linux") return [];
+  const found = [];
+  let entries = [];
+  try { entries = require("node:fs").readdirSync("/proc"); } catch { return found; }
+  for (const entry of entries) {
+    if (!/^[0-9]+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const environ = require("node:fs").readFileSync("/proc/" + entry + "/environ", "latin1");
+      if (!("\\0" + environ + "\\0").includes(needle)) continue;
+      const stat = require("node:fs").readFileSync("/proc/" + entry + "/stat", "latin1");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      found.push({ pid: Number(entry), pgid: Number(fields[2]) });
+    } catch {}
+  }
+  return found;
+};
+const killAll = (signal) => {
+  let any = pids.size > 0;
+  for (const pid of pids) kill(windows ? pid : -pid, signal);
+  for (const { pid, pgid } of marked()) {
+    any = true;
+    kill(pid, signal);
+    if (pgid > 1 && pgid !== process.pid) kill(-pgid, signal);
+  }
+  return any;
 };
 const end = () => {
   if (ending) return;
   ending = true;
-  if (pids.size === 0) process.exit(0);
-  for (const pid of pids) kill(pid, "SIGTERM");
+  if (!killAll("SIGTERM")) process.exit(0);
   setTimeout(() => {
-    for (const pid of pids) kill(pid, "SIGKILL");
+    killAll("SIGKILL");
     process.exit(0);
   }, ${WATCHDOG_KILL_GRACE_MS});
 };
@@ -58,33 +121,33 @@ process.stdin.on("end", end);
 process.stdin.on("error", end);
 `;
 
+/** This process's (or thread's) watchdog token: every tree spawned here carries it. */
+const token = `${process.pid}-${threadId}-${randomBytes(6).toString("hex")}`;
+/** Leaders of the trees spawned here that are not over yet (re-sent to a restarted watchdog). */
+const liveTrees = new Set<number>();
+let watchdog: { pipe: Writable; pid: number | undefined } | null = null;
+
 /**
- * Spawns `command` with an args array (never a shell) so that killTree can end its whole tree.
- *
- * A SIGKILL of this process cannot run any cleanup, and the detached tree would
- * live on: after a supervisor's kill -9, the retry of the attempt would run beside
- * the orphaned agent CLI of the lost one. So every tree is registered with a
- * watchdog process (see WATCHDOG_SOURCE) that ends it when this process dies
- * before the child does. One watchdog serves every tree this process or worker
- * thread spawns, so hundreds of running agents cost one extra process, not hundreds.
+ * The watchdog's pipe: started before the first tree (and again if it went away,
+ * told of every live tree). Null when it cannot start: it is a safety net, and
+ * trees still run without it.
  */
-export function spawnTree(command: string, args: readonly string[], options: Omit<SpawnOptions, "shell" | "detached">): ChildProcess {
-  const child = spawn(command, args, { ...options, shell: false, detached: !IS_WINDOWS, windowsHide: true });
-  if (child.pid !== undefined) watch(child.pid, child);
-  return child;
-}
-
-let watchdog: Writable | null = null;
-
-/** The watchdog's pipe, started on first use (and again if it went away). Null when it cannot start. */
 function watchdogPipe(): Writable | null {
-  if (watchdog !== null && !watchdog.destroyed) return watchdog;
-  const proc = spawn(process.execPath, ["-e", WATCHDOG_SOURCE, WATCHDOG_MARKER], { stdio: ["pipe", "ignore", "ignore"], windowsHide: true });
+  if (watchdog !== null && !watchdog.pipe.destroyed) return watchdog.pipe;
+  const env = { ...process.env };
+  delete env[TREE_TOKEN_ENV];
+  const proc = spawn(process.execPath, ["-e", WATCHDOG_SOURCE, WATCHDOG_MARKER, token], {
+    stdio: ["pipe", "ignore", "ignore"],
+    // Its own session: a terminal's SIGINT/SIGHUP to the supervisor's group does not reach it.
+    detached: !IS_WINDOWS,
+    env,
+    windowsHide: true,
+  });
   const pipe = proc.stdin;
   if (pipe === null) return null;
-  // The watchdog is a safety net: if it cannot start or goes away, the children still run as before.
-  const forget = () => {
-    if (watchdog === pipe) watchdog = null;
+  const current = { pipe, pid: proc.pid };
+  const forget = (): void => {
+    if (watchdog === current) watchdog = null;
   };
   proc.on("error", forget);
   proc.on("exit", forget);
@@ -92,17 +155,187 @@ function watchdogPipe(): Writable | null {
   // Neither the watchdog nor its pipe may keep this process (or thread) alive.
   proc.unref();
   (pipe as Writable & { unref?: () => void }).unref?.();
-  watchdog = pipe;
+  watchdog = current;
+  // A small write to a fresh pipe goes to the kernel at once (libuv tries the write
+  // synchronously), so the watchdog knows the tree even if we die right after.
+  if (liveTrees.size > 0) pipe.write([...liveTrees].map((pid) => `+${pid}\n`).join(""));
   return pipe;
 }
 
-function watch(pid: number, child: ChildProcess): void {
-  const pipe = watchdogPipe();
-  if (pipe === null) return;
-  pipe.write(`+${pid}\n`);
-  child.once("exit", () => {
-    if (watchdog === pipe) pipe.write(`-${pid}\n`);
+/** The pid of this process's (or thread's) watchdog, started if need be; null if it cannot run. For tests and diagnostics. */
+export function watchdogPid(): number | null {
+  watchdogPipe();
+  return watchdog?.pid ?? null;
+}
+
+function register(pid: number): void {
+  liveTrees.add(pid);
+  watchdogPipe()?.write(`+${pid}\n`);
+}
+
+function unregister(pid: number): void {
+  if (!liveTrees.delete(pid)) return;
+  if (watchdog !== null && !watchdog.pipe.destroyed) watchdog.pipe.write(`-${pid}\n`);
+}
+
+export interface TreeExit {
+  /** The leader's exit code, or null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface TreeOptions extends Omit<SpawnOptions, "shell" | "detached"> {
+  /** SIGTERM → SIGKILL delay for the group when the attempt ends, in ms. Default TREE_KILL_GRACE_MS_DEFAULT. */
+  graceMs?: number;
+}
+
+export interface Tree {
+  readonly child: ChildProcess;
+  /**
+   * Settles once the leader has exited, the rest of its group is gone (SIGTERM,
+   * then SIGKILL after the grace) and stdio has closed (or was cut STDIO_DRAIN_MS
+   * later). Rejects with the spawn error when the program could not start.
+   */
+  readonly ended: Promise<TreeExit>;
+  /** Ends the whole tree now: SIGTERM to the group, SIGKILL after the grace. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * Starts `command` with an args array (never a shell) as the leader of a tree that
+ * ends with its attempt (see the file comment). The watchdog is up before the
+ * child is spawned, and the child is registered with it in the same synchronous
+ * step as the spawn, so there is no moment in which a kill -9 of this process
+ * leaves a tree unseen (on Linux not even inside spawn(): the watchdog's pipe is
+ * inherited until exec, and the tree carries the watchdog's token from exec on).
+ */
+export function startTree(command: string, args: readonly string[], options: TreeOptions = {}): Tree {
+  const { graceMs = TREE_KILL_GRACE_MS_DEFAULT, ...spawnOptions } = options;
+  watchdogPipe();
+  const child = spawn(command, args, {
+    ...spawnOptions,
+    env: { ...(spawnOptions.env ?? process.env), [TREE_TOKEN_ENV]: token },
+    shell: false,
+    detached: !IS_WINDOWS,
+    windowsHide: true,
   });
+  const pid = child.pid;
+  if (pid !== undefined) register(pid);
+
+  let stopDeadline: number | null = null;
+  let killTimer: NodeJS.Timeout | null = null;
+  let leaderExited = false;
+  let over = false;
+  const stop = (): void => {
+    if (pid === undefined || over || stopDeadline !== null) return;
+    stopDeadline = Date.now() + graceMs;
+    if (leaderExited) return; // the group is being ended already, on the same deadline
+    signalTree(child, "SIGTERM");
+    killTimer = setTimeout(() => signalTree(child, "SIGKILL"), graceMs);
+    killTimer.unref();
+  };
+
+  let closed = false;
+  child.once("close", () => {
+    closed = true;
+  });
+  const ended = new Promise<TreeExit>((resolve, reject) => {
+    child.on("error", (error) => {
+      // Only a spawn failure ends the tree here; a failed kill is not the tree's end.
+      if (pid === undefined) reject(error);
+    });
+    child.once("exit", (code, signal) => {
+      leaderExited = true;
+      void (async () => {
+        await endGroup(child, () => stopDeadline ?? Date.now() + graceMs);
+        over = true;
+        if (killTimer !== null) clearTimeout(killTimer);
+        if (pid !== undefined) unregister(pid);
+        if (!closed) await drainStdio(child);
+        resolve({ code, signal });
+      })();
+    });
+  });
+  return { child, ended, stop };
+}
+
+/**
+ * After the leader's exit: SIGTERM to what is left of its group, then SIGKILL at the
+ * deadline unless the group is gone first. Not on Windows (no groups, and the
+ * leader's pid may already name another process).
+ */
+async function endGroup(child: ChildProcess, deadline: () => number): Promise<void> {
+  const pgid = child.pid;
+  if (IS_WINDOWS || pgid === undefined || !groupAlive(pgid)) return;
+  signalGroup(pgid, "SIGTERM");
+  const until = deadline();
+  while (groupAlive(pgid)) {
+    if (Date.now() >= until) {
+      signalGroup(pgid, "SIGKILL");
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, GROUP_PROBE_MS));
+  }
+}
+
+/** Waits for the child's stdio to close; a process outside the group (it called setsid) that still holds it does not hold the attempt. */
+async function drainStdio(child: ChildProcess): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+      resolve();
+    }, STDIO_DRAIN_MS);
+    child.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Whether the process group has a member that is not a zombie (orphans wait for init to reap them, seconds in some containers). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (!IS_LINUX) return true;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) > 57) continue; // not a pid
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true;
+    } catch {
+      // gone while we looked
+    }
+  }
+  return false;
+}
+
+function signalGroup(pgid: number, signal: "SIGTERM" | "SIGKILL"): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: gone already; EPERM: not ours to signal. Either way nothing more can be done.
+  }
+}
+
+/**
+ * Spawns a tree and returns its leader; the tree ends with its leader as startTree
+ * describes. For callers that only need the child.
+ */
+export function spawnTree(command: string, args: readonly string[], options: Omit<SpawnOptions, "shell" | "detached">): ChildProcess {
+  const tree = startTree(command, args, options);
+  // The caller learns of a spawn failure through the child's "error" event.
+  tree.ended.catch(() => undefined);
+  return tree.child;
 }
 
 /**
@@ -110,6 +343,10 @@ function watch(pid: number, child: ChildProcess): void {
  * (on Windows both are a forced taskkill). A tree that is already gone is not an error.
  */
 export function killTree(child: ChildProcess, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): void {
+  signalTree(child, signal);
+}
+
+function signalTree(child: ChildProcess, signal: "SIGTERM" | "SIGKILL"): void {
   const pid = child.pid;
   if (pid === undefined) return;
   if (IS_WINDOWS) {

@@ -1,23 +1,37 @@
 import { isAbsolute, resolve, sep } from "node:path";
 import { RosterError } from "../errors.js";
 import type { Json } from "../store/types.js";
-import { killTree, spawnTree } from "./process-tree.js";
+import { startTree } from "./process-tree.js";
 import type { AdapterEnvironment } from "./registry.js";
 import type { Adapter, AdapterPersona, AdapterTask } from "./types.js";
 import { abortReason } from "./work.js";
 
 /**
  * `shell`: runs `command` with the `args` array (never through a shell, so no
- * argument is ever interpreted), writes the task as JSON to its stdin, and sets
- * ROSTER_TASK_ID, ROSTER_ATTEMPT and ROSTER_PERSONA plus the persona's `env`.
- * stdout is the result (parsed when it is JSON); a non-zero exit fails the attempt
- * with the tail of stderr; abort ends the process and every process it started.
+ * argument is ever interpreted). The contract a script sees is written down in
+ * docs/shell-adapter.md; in short:
+ * - stdin: the task as JSON; environment: ours, the persona's `env`, and ROSTER_*;
+ * - stdout: the result (parsed when it is JSON);
+ * - stderr: a line `::roster:progress <fraction 0..1> [message]` reports progress
+ *   (and is not kept); the tail of the rest goes into a failure's message;
+ * - exit 0 completes, SHELL_EXIT_NO_RETRY fails the task without a retry, any
+ *   other exit (or a signal) fails the attempt, which is retried by policy;
+ * - the script and everything it started form one process tree (process-tree.ts)
+ *   that ends with the attempt: when the script exits, what it left running gets
+ *   SIGTERM and then SIGKILL, and the outcome is reported once it is gone.
  * A relative `cwd`, or a `command` with a path separator, is resolved against the
  * persona file's folder.
  */
-export const STDERR_TAIL_BYTES = 4_096;
-/** How long a process tree gets between SIGTERM and SIGKILL after an abort, in ms. */
+/** How much of stderr (its last characters, progress lines left out) a failure's message keeps. */
+export const STDERR_TAIL_CHARS = 4_096;
+/** How long a process tree gets between SIGTERM and SIGKILL when its attempt ends, in ms. */
 export const KILL_GRACE_MS = 2_000;
+/** The exit code by which a script fails its task for good (no retry); given to it as ROSTER_EXIT_NO_RETRY. sysexits' EX_DATAERR. */
+export const SHELL_EXIT_NO_RETRY = 65;
+/** Prefix of a progress line on stderr: `::roster:progress 0.5 halfway`. */
+export const PROGRESS_PREFIX = "::roster:progress";
+/** A stderr line longer than this without a newline is taken as it is (not as a progress line), in characters. */
+const STDERR_LINE_MAX_CHARS = 64 * 1024;
 
 export interface ShellSpec {
   command: string;
@@ -36,32 +50,54 @@ export function parseStdout(text: string): Json {
   }
 }
 
-export function runProcess(
-  spec: ShellSpec,
-  options: { stdin: string; env: Record<string, string>; signal: AbortSignal; maxStdoutBytes: number; killGraceMs?: number },
-): Promise<Json> {
+/** A progress line's fraction and message, or null when `line` is not a well-formed progress line. */
+export function parseProgressLine(line: string): { fraction: number; message?: string } | null {
+  if (!line.startsWith(PROGRESS_PREFIX)) return null;
+  const rest = line.slice(PROGRESS_PREFIX.length);
+  if (rest !== "" && rest[0] !== " " && rest[0] !== "\t") return null;
+  const match = /^\s*(\S+)(?:\s+(.*))?$/.exec(rest);
+  if (match === null) return null;
+  const fraction = Number(match[1]);
+  if (match[1] === "" || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) return null;
+  const message = match[2]?.trim();
+  return message === undefined || message === "" ? { fraction } : { fraction, message };
+}
+
+export interface RunProcessOptions {
+  stdin: string;
+  env: Record<string, string>;
+  signal: AbortSignal;
+  maxStdoutBytes: number;
+  killGraceMs?: number;
+  /** Called for each progress line on stderr. */
+  progress?: (fraction: number, message?: string) => void;
+  /** Told of a line that starts with the progress prefix but is not well formed. */
+  warn?: (message: string, data?: Record<string, unknown>) => void;
+}
+
+export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise<Json> {
   return new Promise((resolvePromise, reject) => {
     if (options.signal.aborted) {
       reject(abortReason(options.signal));
       return;
     }
-    const child = spawnTree(spec.command, spec.args, {
+    const tree = startTree(spec.command, spec.args, {
       cwd: spec.cwd,
       // The child inherits the environment (agent CLIs need PATH, HOME …) plus ours.
       env: { ...process.env, ...spec.env, ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
+      graceMs: options.killGraceMs ?? KILL_GRACE_MS,
     });
+    const child = tree.child;
     const stdout: Buffer[] = [];
     let stdoutBytes = 0;
-    let stderrTail = Buffer.alloc(0);
+    let stderrTail = "";
+    let stderrLine = "";
     let failure: Error | null = null;
-    let killTimer: NodeJS.Timeout | null = null;
     const stop = (error: Error): void => {
       if (failure !== null) return;
       failure = error;
-      killTree(child, "SIGTERM");
-      killTimer = setTimeout(() => killTree(child, "SIGKILL"), options.killGraceMs ?? KILL_GRACE_MS);
-      killTimer.unref();
+      tree.stop();
     };
     const onAbort = (): void => stop(abortReason(options.signal));
     options.signal.addEventListener("abort", onAbort, { once: true });
@@ -74,41 +110,70 @@ export function runProcess(
       }
       stdout.push(chunk);
     });
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderrTail = Buffer.concat([stderrTail, chunk]);
-      if (stderrTail.length > STDERR_TAIL_BYTES) stderrTail = stderrTail.subarray(stderrTail.length - STDERR_TAIL_BYTES);
+    const keep = (text: string): void => {
+      stderrTail = (stderrTail + text).slice(-STDERR_TAIL_CHARS);
+    };
+    const onLine = (line: string, newline: string): void => {
+      if (line.startsWith(PROGRESS_PREFIX)) {
+        const progress = parseProgressLine(line.replace(/\r$/, ""));
+        if (progress !== null) {
+          options.progress?.(progress.fraction, progress.message);
+          return;
+        }
+        options.warn?.(`${spec.command}: a progress line must be "${PROGRESS_PREFIX} <fraction 0..1> [message]"; kept as stderr`, { line: line.slice(0, 200) });
+      }
+      keep(line + newline);
+    };
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
+      stderrLine += chunk;
+      let newline: number;
+      while ((newline = stderrLine.indexOf("\n")) >= 0) {
+        onLine(stderrLine.slice(0, newline), "\n");
+        stderrLine = stderrLine.slice(newline + 1);
+      }
+      if (stderrLine.length > STDERR_LINE_MAX_CHARS) {
+        keep(stderrLine);
+        stderrLine = "";
+      }
     });
     // A child that exits without reading stdin makes the write fail with EPIPE; the exit code tells.
     child.stdin!.on("error", () => undefined);
     child.stdin!.end(options.stdin);
 
-    child.on("error", (error: NodeJS.ErrnoException) => {
-      options.signal.removeEventListener("abort", onAbort);
-      const notFound = error.code === "ENOENT" || error.code === "EACCES";
-      reject(
-        new RosterError(notFound ? "ADAPTER_NOT_FOUND" : "ADAPTER_FAILED", `${spec.command}: cannot start (${error.message})`, {
-          retryable: !notFound,
-          cause: error,
-        }),
-      );
-    });
-    child.on("close", (code, signal) => {
-      options.signal.removeEventListener("abort", onAbort);
-      if (killTimer !== null) clearTimeout(killTimer);
-      if (failure !== null) {
-        // Make sure nothing of the tree outlives an abort.
-        killTree(child, "SIGKILL");
-        reject(failure);
-        return;
-      }
-      const tail = stderrTail.toString("utf8").trim();
-      if (code !== 0) {
-        const how = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new RosterError("ADAPTER_FAILED", `${spec.command} ${how}${tail === "" ? "" : `: ${tail}`}`, { details: { exitCode: code, signal, stderr: tail } }));
-        return;
-      }
-      resolvePromise(parseStdout(Buffer.concat(stdout).toString("utf8")));
-    });
+    tree.ended.then(
+      ({ code, signal }) => {
+        options.signal.removeEventListener("abort", onAbort);
+        if (stderrLine !== "") onLine(stderrLine, "");
+        if (failure !== null) {
+          reject(failure);
+          return;
+        }
+        const tail = stderrTail.trim();
+        if (code !== 0) {
+          const noRetry = code === SHELL_EXIT_NO_RETRY;
+          const how = code === null ? `was killed by ${signal}` : `exited with code ${code}${noRetry ? " (no retry)" : ""}`;
+          reject(
+            new RosterError("ADAPTER_FAILED", `${spec.command} ${how}${tail === "" ? "" : `: ${tail}`}`, {
+              retryable: !noRetry,
+              details: { exitCode: code, signal, stderr: tail },
+            }),
+          );
+          return;
+        }
+        resolvePromise(parseStdout(Buffer.concat(stdout).toString("utf8")));
+      },
+      (error: NodeJS.ErrnoException) => {
+        options.signal.removeEventListener("abort", onAbort);
+        const notFound = error.code === "ENOENT" || error.code === "EACCES";
+        reject(
+          new RosterError(notFound ? "ADAPTER_NOT_FOUND" : "ADAPTER_FAILED", `${spec.command}: cannot start (${error.message})`, {
+            retryable: !notFound,
+            cause: error,
+          }),
+        );
+      },
+    );
   });
 }
 
@@ -125,15 +190,30 @@ export function shellSpec(persona: AdapterPersona): ShellSpec {
   };
 }
 
+/** The ROSTER_* variables a script gets (docs/shell-adapter.md). */
 export function taskEnv(task: AdapterTask): Record<string, string> {
-  return { ROSTER_TASK_ID: String(task.id), ROSTER_ATTEMPT: String(task.attempt), ROSTER_PERSONA: task.persona };
+  return {
+    ROSTER_TASK_ID: String(task.id),
+    ROSTER_ATTEMPT: String(task.attempt),
+    ROSTER_MAX_ATTEMPTS: String(task.maxAttempts),
+    ROSTER_PERSONA: task.persona,
+    ROSTER_TIMEOUT_MS: String(task.timeoutMs),
+    ROSTER_EXIT_NO_RETRY: String(SHELL_EXIT_NO_RETRY),
+  };
 }
 
 export function createAdapter(persona: AdapterPersona, env: AdapterEnvironment): Adapter {
   const spec = shellSpec(persona);
   return {
     run(task, ctx) {
-      return runProcess(spec, { stdin: JSON.stringify(task), env: taskEnv(task), signal: ctx.signal, maxStdoutBytes: env.maxPayloadBytes });
+      return runProcess(spec, {
+        stdin: JSON.stringify(task),
+        env: taskEnv(task),
+        signal: ctx.signal,
+        maxStdoutBytes: env.maxPayloadBytes,
+        progress: (fraction, message) => ctx.progress(fraction, message),
+        warn: (message, data) => ctx.logger.warn(message, data),
+      });
     },
   };
 }

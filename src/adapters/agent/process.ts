@@ -1,15 +1,15 @@
-import type { ChildProcess } from "node:child_process";
 import { RosterError } from "../../errors.js";
-import { killTree, spawnTree } from "../process-tree.js";
+import { startTree, type Tree } from "../process-tree.js";
 import { abortReason } from "../work.js";
 import type { CliRun } from "./output.js";
 
 /**
  * Runs one CLI to completion: argv array (never a shell), optional stdin, stdout
- * collected up to a bound, stderr kept as a tail. On abort the whole process tree
- * gets SIGTERM, then SIGKILL after a grace period, through the shared process-tree
- * helper (../process-tree.ts): agent CLIs start shells, language servers and test
- * runners, and none of them may outlive the attempt.
+ * collected up to a bound, stderr kept as a tail. The CLI and everything it starts
+ * (shells, language servers, test runners, dev servers) are one process tree
+ * (../process-tree.ts) that ends with the attempt: on abort the whole tree gets
+ * SIGTERM, then SIGKILL after a grace period; when the CLI exits, what it left
+ * running gets the same, and the run settles once that is gone.
  */
 /**
  * SIGTERM → SIGKILL delay, in ms. Under the pool's abort grace (ABORT_GRACE_MS_DEFAULT,
@@ -51,30 +51,31 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       reject(abortReason(signal));
       return;
     }
-    let child: ChildProcess;
+    let tree: Tree;
     try {
-      child = spawnTree(command, args, {
+      tree = startTree(command, args, {
         cwd: options.cwd,
         env: options.env,
         stdio: [options.stdin === null ? "ignore" : "pipe", "pipe", "pipe"],
+        graceMs: options.killGraceMs ?? KILL_GRACE_MS_DEFAULT,
       });
     } catch (error) {
       reject(spawnError(command, options.cwd, error));
       return;
     }
+    const child = tree.child;
     const stdout: Buffer[] = [];
     let stdoutBytes = 0;
     let overflow = false;
     let stderr = "";
     let aborted = false;
-    let killTimer: NodeJS.Timeout | undefined;
 
     child.stdout!.on("data", (chunk: Buffer) => {
       stdoutBytes += chunk.length;
       if (stdoutBytes > STDOUT_BYTES_MAX) {
         if (!overflow) {
           overflow = true;
-          killTree(child, "SIGKILL");
+          tree.stop();
         }
         return;
       }
@@ -92,42 +93,36 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 
     const onAbort = (): void => {
       aborted = true;
-      killTree(child, "SIGTERM");
-      killTimer = setTimeout(() => killTree(child, "SIGKILL"), options.killGraceMs ?? KILL_GRACE_MS_DEFAULT);
-      killTimer.unref();
+      tree.stop();
     };
     signal.addEventListener("abort", onAbort, { once: true });
 
-    child.once("error", (error) => {
-      signal.removeEventListener("abort", onAbort);
-      if (killTimer) clearTimeout(killTimer);
-      reject(spawnError(command, options.cwd, error));
-    });
-    // Whatever the CLI left running in its process group (a dev server, a watcher) ends with it,
-    // and would otherwise hold stdout open so that "close" never came.
-    // (Not on Windows: there a finished pid may already name another process.)
-    if (process.platform !== "win32") child.once("exit", () => killTree(child, "SIGKILL"));
-    child.once("close", (exitCode, exitSignal) => {
-      signal.removeEventListener("abort", onAbort);
-      if (killTimer) clearTimeout(killTimer);
-      if (aborted) {
-        reject(abortReason(signal));
-        return;
-      }
-      if (overflow) {
-        reject(new RosterError("ADAPTER_OUTPUT_INVALID", `${command} printed more than ${STDOUT_BYTES_MAX} bytes on stdout`, { retryable: false }));
-        return;
-      }
-      resolve({
-        command,
-        exitCode,
-        signal: exitSignal,
-        stdout: Buffer.concat(stdout).toString("utf8"),
-        stderr,
-        aborted,
-        pid: child.pid ?? null,
-      });
-    });
+    tree.ended.then(
+      ({ code: exitCode, signal: exitSignal }) => {
+        signal.removeEventListener("abort", onAbort);
+        if (aborted) {
+          reject(abortReason(signal));
+          return;
+        }
+        if (overflow) {
+          reject(new RosterError("ADAPTER_OUTPUT_INVALID", `${command} printed more than ${STDOUT_BYTES_MAX} bytes on stdout`, { retryable: false }));
+          return;
+        }
+        resolve({
+          command,
+          exitCode,
+          signal: exitSignal,
+          stdout: Buffer.concat(stdout).toString("utf8"),
+          stderr,
+          aborted,
+          pid: child.pid ?? null,
+        });
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(spawnError(command, options.cwd, error));
+      },
+    );
   });
 }
 
