@@ -41,6 +41,8 @@ export interface PersonaRecord {
   filePresent: boolean;
   createdAt: number;
   updatedAt: number;
+  /** Epoch ms it was retired (`roster personas retire`), or null while in service. */
+  retiredAt: number | null;
 }
 
 export interface PersonaUpsert {
@@ -365,8 +367,17 @@ export interface AgentService {
 export interface PersonaService {
   /** Upserts the given personas; marks the others whose file is gone (but keeps them). */
   sync(params: { personas: PersonaUpsert[]; now: number; sourceDir?: string }): Promise<void>;
+  /** A persona, retired or not (see `retiredAt`). */
   get(params: { id: string }): Promise<PersonaRecord | null>;
-  list(): Promise<PersonaRecord[]>;
+  /** Personas in service, by id; retired ones too with `includeRetired`. */
+  list(params?: { includeRetired?: boolean }): Promise<PersonaRecord[]>;
+  /**
+   * Retires a persona (`retired: true`) or returns it to service: a retired persona
+   * keeps its row and its tasks, is left out of `list`, and new tasks naming it are
+   * refused. A later sync of its file does not bring it back. Throws
+   * PERSONA_NOT_FOUND (with a "did you mean") for an unknown id.
+   */
+  retire(params: { id: string; retired: boolean; now: number }): Promise<PersonaRecord>;
 }
 
 export interface MaintenanceService {

@@ -14,7 +14,9 @@ import type { Store } from "../store/index.js";
 export async function syncPersonas(store: Store, dir: string, now: number, logger?: Logger): Promise<Persona[]> {
   const fromFiles = loadPersonaDir(dir);
   await store.personas.sync({ personas: fromFiles.map(toPersonaUpsert), now, sourceDir: resolve(dir) });
-  const served = new Map<string, Persona>(fromFiles.map((p) => [p.id, p]));
+  // A retired persona (roster personas retire) is not served, even while its file is there.
+  const retired = new Set((await store.personas.list({ includeRetired: true })).filter((r) => r.retiredAt !== null).map((r) => r.id));
+  const served = new Map<string, Persona>(fromFiles.filter((p) => !retired.has(p.id)).map((p) => [p.id, p]));
   for (const record of await store.personas.list()) {
     if (served.has(record.id)) continue;
     try {

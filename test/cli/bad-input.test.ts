@@ -96,7 +96,7 @@ interface Case {
 const f = (name: string) => files.path(name);
 
 const cases: Case[] = [
-  { name: "add with an unknown persona", args: () => ["add", "--persona", "ghost", "--title", "T"], stderr: /^roster: PERSONA_NOT_FOUND: --persona: unknown persona "ghost"$/ },
+  { name: "add with an unknown persona", args: () => ["add", "--persona", "ghost", "--title", "T"], stderr: /^roster: PERSONA_NOT_FOUND: --persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
   { name: "add with a malformed JSON payload", args: () => ["add", "--persona", "reviewer", "--title", "T", "--payload", "{ms: 5}"], stderr: /^roster: VALIDATION: --payload: not valid JSON \(.+\)$/ },
   { name: "add without a title", args: () => ["add", "--persona", "reviewer"], stderr: /^roster: VALIDATION: --title: required/ },
   { name: "add with an empty title", args: () => ["add", "--persona", "reviewer", "--title", "  "], stderr: /^roster: VALIDATION: --title: must not be empty$/ },
@@ -110,7 +110,7 @@ const cases: Case[] = [
   { name: "a plan file with a dependency cycle", args: () => ["add", "--file", f("cycle.json")], stderr: /^roster: DEPENDENCY_CYCLE: \S*cycle\.json: .*dependency cycle a -> b -> a$/ },
   { name: "a plan file whose task depends on itself", args: () => ["add", "--file", f("self.yaml")], stderr: /^roster: SELF_DEPENDENCY: \S*self\.yaml: tasks\[0\] \(ref "a"\)\.dependsOn: a task cannot depend on itself/ },
   { name: "a plan file depending on an unknown ref", args: () => ["add", "--file", f("unknown-ref.json")], stderr: /^roster: DEPENDENCY_NOT_FOUND: \S*unknown-ref\.json: .*no task in this batch has ref "zz"$/ },
-  { name: "a plan file with an unknown persona after a good task", args: () => ["add", "--file", f("ghost.json")], stderr: /^roster: PERSONA_NOT_FOUND: \S*ghost\.json: tasks\[1\] \(ref "g"\)\.persona: unknown persona "ghost"$/ },
+  { name: "a plan file with an unknown persona after a good task", args: () => ["add", "--file", f("ghost.json")], stderr: /^roster: PERSONA_NOT_FOUND: \S*ghost\.json: tasks\[1\] \(ref "g"\)\.persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
   { name: "a JSON plan with a syntax error", args: () => ["add", "--file", f("syntax.json")], stderr: /^roster: VALIDATION: \S*syntax\.json: line 2 column \d+: not valid JSON/ },
   { name: "a YAML plan with a syntax error", args: () => ["add", "--file", f("syntax.yaml")], stderr: /^roster: VALIDATION: \S*syntax\.yaml: line 4 column \d+: not valid YAML/ },
   { name: "a plan file without tasks", args: () => ["add", "--file", f("empty.json")], stderr: /^roster: VALIDATION: \S*empty\.json: plan\.tasks: a plan needs at least one task$/ },

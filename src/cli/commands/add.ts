@@ -4,6 +4,7 @@ import { RosterError, coerceError } from "../../errors.js";
 import type { Json, TaskInput } from "../../store/index.js";
 import { write } from "../format.js";
 import { printJson } from "../output.js";
+import { withPersonaFileHint } from "../persona-hint.js";
 import { readPlanFile } from "../plan-file.js";
 import { addDbOption, addJsonOption, configFrom, parseIdList, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -85,8 +86,9 @@ export function register(program: Command): void {
         try {
           return await store.tasks.enqueue({ tasks, createdBy: "cli", now: systemClock.now() });
         } catch (error) {
-          if (!(error instanceof RosterError)) throw error;
-          throw new RosterError(error.code, `${file}: ${error.message}`, { cause: error, details: error.details, retryable: error.retryable });
+          const hinted = withPersonaFileHint(error, config.personasDir);
+          if (!(hinted instanceof RosterError)) throw hinted;
+          throw new RosterError(hinted.code, `${file}: ${hinted.message}`, { cause: hinted, details: hinted.details, retryable: hinted.retryable });
         }
       });
       if (options.json) {
@@ -102,7 +104,7 @@ export function register(program: Command): void {
       try {
         return await store.tasks.enqueue({ tasks: [task], createdBy: "cli", now: systemClock.now() });
       } catch (error) {
-        throw renameForFlags(error);
+        throw withPersonaFileHint(renameForFlags(error), config.personasDir);
       }
     });
     const id = result.ids[0]!;

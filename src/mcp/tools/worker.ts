@@ -56,8 +56,10 @@ export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
   };
 
   const requirePersona = async (id: string): Promise<void> => {
-    if ((await store.personas.get({ id })) === null) {
-      throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${id}" (see list_personas)`, { details: { field: "persona" } });
+    const record = await store.personas.get({ id });
+    if (record === null || record.retiredAt !== null) {
+      const what = record === null ? "unknown" : "retired";
+      throw new RosterError("PERSONA_NOT_FOUND", `persona: ${what} persona "${id}" (see list_personas)`, { details: { field: "persona" } });
     }
   };
 

@@ -1,4 +1,5 @@
 import { RosterError } from "../../errors.js";
+import { unknownNameHint } from "../suggest.js";
 import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from "../../policy/retry.js";
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
@@ -12,6 +13,7 @@ import type { Db } from "./database.js";
  */
 export class Enqueuer {
   private readonly personaConfig;
+  private readonly personaIds;
   private readonly taskStatus;
   private readonly parentRow;
   private readonly byIdempotencyKey;
@@ -22,7 +24,8 @@ export class Enqueuer {
   private readonly insertEvents;
 
   constructor(db: Db) {
-    this.personaConfig = db.prepare("SELECT config FROM personas WHERE id = ?").pluck();
+    this.personaConfig = db.prepare("SELECT config, retired_at FROM personas WHERE id = ?");
+    this.personaIds = db.prepare("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id").pluck();
     this.taskStatus = db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck();
     this.parentRow = db.prepare("SELECT id, root_id FROM tasks WHERE id = ?");
     this.byIdempotencyKey = db.prepare("SELECT id FROM tasks WHERE idempotency_key = ?").pluck();
@@ -67,13 +70,16 @@ export class Enqueuer {
     const configs = new Map<string, PersonaPolicyConfig>();
     tasks.forEach((task, index) => {
       if (configs.has(task.persona)) return;
-      const config = this.personaConfig.get(task.persona) as string | undefined;
-      if (config === undefined) {
-        throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: unknown persona "${task.persona}"`, {
-          details: { index, field: "persona", persona: task.persona },
+      const row = this.personaConfig.get(task.persona) as { config: string; retired_at: number | null } | undefined;
+      if (row === undefined || row.retired_at !== null) {
+        // The message is read by people and agents alike: name the ones that exist, and the likely typo.
+        const known = this.personaIds.all() as string[];
+        const what = row === undefined ? "unknown persona" : "retired persona";
+        throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: ${what} "${task.persona}"${unknownNameHint(task.persona, known)}`, {
+          details: { index, field: "persona", persona: task.persona, known, ...(row === undefined ? {} : { retired: true }) },
         });
       }
-      configs.set(task.persona, JSON.parse(config) as PersonaPolicyConfig);
+      configs.set(task.persona, JSON.parse(row.config) as PersonaPolicyConfig);
     });
 
     // Existing tasks named as dependencies, and their states.

@@ -2,6 +2,8 @@ import type { RetryPolicy } from "../../policy/retry.js";
 import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { toPersonaRecord, type PersonaRow } from "./rows.js";
+import { RosterError } from "../../errors.js";
+import { unknownNameHint } from "../suggest.js";
 import type { Transitions } from "./transitions.js";
 
 export const REAP_LIMIT_DEFAULT = 1_000;
@@ -120,6 +122,8 @@ export class PersonaStatements {
   private readonly markMissing;
   private readonly byId;
   private readonly all;
+  private readonly inService;
+  private readonly setRetired;
 
   constructor(db: Db) {
     this.upsert = db.prepare(`
@@ -136,6 +140,8 @@ export class PersonaStatements {
         AND (@dir IS NULL OR substr(source_path, 1, length(@dir)) = @dir)`);
     this.byId = db.prepare("SELECT * FROM personas WHERE id = ?");
     this.all = db.prepare("SELECT * FROM personas ORDER BY id");
+    this.inService = db.prepare("SELECT * FROM personas WHERE retired_at IS NULL ORDER BY id");
+    this.setRetired = db.prepare("UPDATE personas SET retired_at = @retiredAt, updated_at = @now WHERE id = @id");
   }
 
   sync(personas: PersonaUpsert[], now: number, sourceDir: string | undefined): void {
@@ -150,7 +156,19 @@ export class PersonaStatements {
     return row === undefined ? null : toPersonaRecord(row);
   }
 
-  list(): PersonaRecord[] {
-    return (this.all.all() as PersonaRow[]).map(toPersonaRecord);
+  list(includeRetired = false): PersonaRecord[] {
+    return ((includeRetired ? this.all : this.inService).all() as PersonaRow[]).map(toPersonaRecord);
+  }
+
+  /** Inside a transaction. */
+  retire(id: string, retired: boolean, now: number): PersonaRecord {
+    const row = this.byId.get(id) as PersonaRow | undefined;
+    if (row === undefined) {
+      const known = (this.all.all() as PersonaRow[]).map((p) => p.id);
+      throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${id}"${unknownNameHint(id, known)}`, { details: { field: "persona", persona: id } });
+    }
+    // Retiring twice keeps the first time.
+    if ((row.retired_at !== null) !== retired) this.setRetired.run({ id, retiredAt: retired ? now : null, now });
+    return toPersonaRecord(this.byId.get(id) as PersonaRow);
   }
 }

@@ -136,6 +136,7 @@ export interface PersonaRow {
   file_present: number;
   created_at: number;
   updated_at: number;
+  retired_at: number | null;
 }
 
 export function toPersonaRecord(row: PersonaRow): PersonaRecord {
@@ -148,5 +149,6 @@ export function toPersonaRecord(row: PersonaRow): PersonaRecord {
     filePresent: row.file_present === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    retiredAt: row.retired_at ?? null,
   };
 }

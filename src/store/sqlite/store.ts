@@ -196,7 +196,8 @@ export class SqliteStore implements Store {
     this.personas = {
       sync: async (p) => tx.write("personas.sync", () => personas.sync(p.personas, p.now, p.sourceDir)),
       get: async (p) => tx.read("personas.get", () => personas.get(p.id)),
-      list: async () => tx.read("personas.list", () => personas.list()),
+      list: async (p) => tx.read("personas.list", () => personas.list(p?.includeRetired === true)),
+      retire: async (p) => tx.write("personas.retire", () => personas.retire(p.id, p.retired, p.now)),
     };
 
     this.maintenance = {
