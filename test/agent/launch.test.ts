@@ -5,20 +5,31 @@ import { adapterSchema } from "../../src/personas/schema.js";
 const config = (input: Record<string, unknown>): AgentAdapterConfig => adapterSchema.parse({ kind: "agent", ...input }) as AgentAdapterConfig;
 
 describe("agent launch (profile → argv)", () => {
-  it("launches claude in print mode with JSON output and the prompt on stdin", () => {
+  it("launches claude in print mode with JSON output, edits accepted, and the prompt on stdin", () => {
     const c = config({ profile: "claude" });
-    expect(buildLaunch(resolveProfile(c), c, "do it")).toEqual({ command: "claude", args: ["-p", "--output-format", "json"], stdin: "do it" });
+    expect(buildLaunch(resolveProfile(c), c, "do it")).toEqual({ command: "claude", args: ["-p", "--output-format", "json", "--permission-mode", "acceptEdits"], stdin: "do it" });
   });
 
-  it("launches codex as exec --json with the model and the persona's args, prompt on stdin", () => {
-    const c = config({ profile: "codex", model: "gpt-5-codex", args: ["--full-auto"] });
-    expect(buildLaunch(resolveProfile(c), c, "p")).toEqual({ command: "codex", args: ["exec", "--json", "--model", "gpt-5-codex", "--full-auto"], stdin: "p" });
+  it("launches codex as exec --json in a workspace-write sandbox with the model, the settings and the persona's args, prompt on stdin", () => {
+    const c = config({ profile: "codex", model: "gpt-5.5", args: ["--skip-git-repo-check"] });
+    expect(buildLaunch(resolveProfile(c), c, "p", ["-c", "analytics.enabled=false"])).toEqual({
+      command: "codex",
+      args: ["exec", "--json", "--sandbox", "workspace-write", "--model", "gpt-5.5", "-c", "analytics.enabled=false", "--skip-git-repo-check"],
+      stdin: "p",
+    });
   });
 
-  it("passes gemini's prompt as the value of --prompt, as one argument", () => {
+  it("passes gemini's prompt as the value of --prompt, as one argument, with edits approved", () => {
     const c = config({ profile: "gemini" });
     const prompt = 'two words "quoted" $(rm -rf /) `x` ; | &';
-    expect(buildLaunch(resolveProfile(c), c, prompt)).toEqual({ command: "gemini", args: ["--output-format", "json", "--prompt", prompt], stdin: null });
+    expect(buildLaunch(resolveProfile(c), c, prompt)).toEqual({ command: "gemini", args: ["--output-format", "json", "--approval-mode", "auto_edit", "--prompt", prompt], stdin: null });
+  });
+
+  it("leaves out the profile's permission flag when the persona's args set it (a planner in plan mode)", () => {
+    const claude = config({ profile: "claude", args: ["--permission-mode", "plan"] });
+    expect(buildLaunch(resolveProfile(claude), claude, "p").args).toEqual(["-p", "--output-format", "json", "--permission-mode", "plan"]);
+    const gemini = config({ profile: "gemini", args: ["--approval-mode=plan"] });
+    expect(buildLaunch(resolveProfile(gemini), gemini, "p").args).toEqual(["--output-format", "json", "--approval-mode=plan", "--prompt", "p"]);
   });
 
   it("puts the prompt where a {prompt} element stands, whole", () => {
@@ -30,7 +41,7 @@ describe("agent launch (profile → argv)", () => {
     const c = config({ profile: "claude", command: "/opt/claude", promptVia: "argument", output: "text" });
     const profile = resolveProfile(c);
     expect(profile.output).toEqual({ format: "text" });
-    expect(buildLaunch(profile, c, "hi")).toEqual({ command: "/opt/claude", args: ["-p", "--output-format", "json", "hi"], stdin: null });
+    expect(buildLaunch(profile, c, "hi")).toEqual({ command: "/opt/claude", args: ["-p", "--output-format", "json", "--permission-mode", "acceptEdits", "hi"], stdin: null });
   });
 
   it("adds a persona's failure patterns and exit codes to the profile's", () => {

@@ -24,6 +24,7 @@ describe("reading agent CLI output", () => {
       text: "all done",
       sessionId: "s1",
       meta: { costUsd: 0.5, numTurns: 3, subtype: "success" },
+      usage: null,
     });
   });
 

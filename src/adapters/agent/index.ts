@@ -11,6 +11,8 @@ import { interpretRun, type Answer } from "./output.js";
 import { parsePlan } from "./plan.js";
 import { buildPrompt } from "./prompt.js";
 import { runProcess } from "./process.js";
+import { prepareSettings, type AttemptSettings } from "./settings.js";
+import { usageJson } from "./usage.js";
 
 /**
  * The `agent` adapter: launches a real agent CLI (Claude Code, Codex, Gemini CLI,
@@ -56,14 +58,17 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   let answer: Answer | null = null;
   let output: AdapterOutput | null = null;
   let failure: Error | null = null;
+  let settings: AttemptSettings | null = null;
+  const baseEnv = options.baseEnv ?? process.env;
   try {
+    settings = await prepareSettings({ profile, config, baseEnv, personaId: ctx.persona.id });
     const prompt = buildPrompt({
       definition: ctx.persona.definition,
       task,
       role,
       workspace: worktree === null ? null : { path: worktree.path, branch: worktree.branch, base: worktree.base },
     });
-    const launch = buildLaunch(profile, config, prompt);
+    const launch = buildLaunch(profile, config, prompt, settings.args);
     if (launch.stdin === null && Buffer.byteLength(prompt, "utf8") > PROMPT_ARGUMENT_BYTES_MAX) {
       throw new RosterError(
         "VALIDATION",
@@ -78,13 +83,13 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
       cwd,
-      env: childEnv(options.baseEnv ?? process.env, config, task, ctx, worktree),
+      env: childEnv(baseEnv, settings.env, config, task, ctx, worktree),
       stdin: launch.stdin,
       signal: ctx.signal,
       ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
     });
     ctx.logger.info("agent CLI exited", { command: launch.command, exitCode: run.exitCode, signal: run.signal });
-    answer = interpretRun(profile, run);
+    answer = interpretRun(profile, run, { keyVar: keyVariable(profile.keyEnv, profile.dialect, config.apiKeyEnv), model: config.model ?? null });
     output =
       role === "planner"
         ? (() => {
@@ -94,6 +99,13 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
         : { result: baseResult(config, answer) };
   } catch (error) {
     failure = coerceError(error);
+  }
+  if (settings !== null) {
+    try {
+      await settings.cleanup();
+    } catch (error) {
+      ctx.logger.warn("could not remove the attempt's fresh home", { home: settings.home, error: coerceError(error).message });
+    }
   }
   let outcome: WorktreeOutcome | null = null;
   if (worktree !== null) {
@@ -127,7 +139,15 @@ function baseResult(config: AgentAdapterConfig, answer: Answer): { [key: string]
     profile: config.profile,
     ...(answer.sessionId === null ? {} : { sessionId: answer.sessionId }),
     ...answer.meta,
+    ...(answer.usage === null ? {} : { usage: usageJson(answer.usage) }),
   };
+}
+
+/** The variable an authentication failure names: the CLI's own, and where roster took its value from. */
+function keyVariable(cliVar: string | null, dialect: string | null, apiKeyEnv: string | undefined): string | null {
+  if (apiKeyEnv === undefined) return cliVar;
+  if (dialect === "codex" || cliVar === null) return apiKeyEnv;
+  return `${cliVar} (set from ${apiKeyEnv})`;
 }
 
 function workspaceResult(outcome: WorktreeOutcome, worktree: Worktree): { [key: string]: Json } {
@@ -157,10 +177,21 @@ function commandPath(command: string, personaDir: string | null): string {
   return hasSeparator && !isAbsolute(command) ? resolve(personaDir ?? process.cwd(), command) : command;
 }
 
-/** The CLI inherits the environment (PATH, HOME, credentials), then the persona's env, then the task's coordinates. */
-function childEnv(base: NodeJS.ProcessEnv, config: AgentAdapterConfig, task: AdapterTask, ctx: AdapterContext, worktree: Worktree | null): NodeJS.ProcessEnv {
+/**
+ * The CLI inherits the environment (PATH, HOME, credentials), then the profile's and the
+ * attempt's settings (./settings.ts), then the persona's env, then the task's coordinates.
+ */
+function childEnv(
+  base: NodeJS.ProcessEnv,
+  settings: Record<string, string>,
+  config: AgentAdapterConfig,
+  task: AdapterTask,
+  ctx: AdapterContext,
+  worktree: Worktree | null,
+): NodeJS.ProcessEnv {
   return {
     ...base,
+    ...settings,
     ...config.env,
     ROSTER_TASK_ID: String(task.id),
     ROSTER_ATTEMPT: String(task.attempt),

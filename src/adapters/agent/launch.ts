@@ -42,14 +42,18 @@ function resolveOutput(base: OutputSpec, config: AgentAdapterConfig): OutputSpec
 }
 
 /**
- * argv = profile args, model args (when a model is set), the persona's args; then
+ * argv = profile args, the profile's permission flags (each group left out when the
+ * persona's args hold its flag), model args (when a model is set), `extraArgs` (the
+ * attempt's settings, ./settings.ts), the persona's args; then
  * the prompt: at a "{prompt}" element if there is one, else appended (after the
  * profile's promptFlag) in argument mode, else on stdin.
  */
-export function buildLaunch(profile: AgentProfile, config: AgentAdapterConfig, prompt: string): Launch {
+export function buildLaunch(profile: AgentProfile, config: AgentAdapterConfig, prompt: string, extraArgs: string[] = []): Launch {
   const model = config.model;
   const fill = (arg: string): string => (arg === MODEL_TOKEN && model !== undefined ? model : arg);
-  const args = [...profile.args, ...(model === undefined ? [] : profile.modelArgs), ...(config.args ?? [])].map(fill);
+  const own = config.args ?? [];
+  const permissions = profile.permissionArgs.filter((group) => !own.some((arg) => arg === group[0] || arg.startsWith(`${group[0]}=`))).flat();
+  const args = [...profile.args, ...permissions, ...(model === undefined ? [] : profile.modelArgs), ...extraArgs, ...own].map(fill);
   const at = args.indexOf(PROMPT_TOKEN);
   if (at >= 0) {
     args[at] = prompt;

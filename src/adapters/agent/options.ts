@@ -11,6 +11,9 @@ export type AgentProfileName = (typeof AGENT_PROFILE_NAMES)[number];
 export const AGENT_ROLES = ["worker", "planner"] as const;
 export const PROMPT_MODES = ["stdin", "argument"] as const;
 export const OUTPUT_FORMATS = ["json", "jsonl", "text"] as const;
+export const HOME_MODES = ["inherit", "fresh"] as const;
+/** Environment variable names: letters, digits and _. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const regexSource = z.string().refine(
   (source) => {
@@ -43,6 +46,26 @@ export const agentAdapterFields = {
   nonRetryableExitCodes: z.array(z.number().int().min(1).max(255)).optional(),
   /** After an abort, ms between SIGTERM to the CLI's process tree and SIGKILL. Default 1500 (under the pool's 2 s abort grace). */
   killGraceMs: z.number().int().min(0).max(600_000).optional(),
+  /**
+   * The model API's base URL (e.g. `http://127.0.0.1:8080` for a gateway): set as
+   * ANTHROPIC_BASE_URL (claude), GOOGLE_GEMINI_BASE_URL (gemini), or a provider
+   * `roster` in codex's config (`-c model_providers.roster={base_url …}`; `/v1` is the
+   * usual suffix there). Unset: the CLI's own default.
+   */
+  baseUrl: z.string().url().optional(),
+  /**
+   * The variable in roster's environment that holds the API key; its value reaches the CLI as
+   * the variable the CLI reads (ANTHROPIC_API_KEY, GEMINI_API_KEY; codex reads it by this name
+   * through its provider's env_key). Unset: the CLI's own variable, as inherited.
+   */
+  apiKeyEnv: z.string().regex(ENV_NAME, "must be an environment variable name").optional(),
+  /**
+   * `fresh`: each attempt runs with HOME (and CODEX_HOME, GEMINI_CLI_HOME) in a new empty folder
+   * holding only the settings roster writes (gemini's retry and telemetry settings, its auth type),
+   * removed after the attempt; needs an API key, as logins live in the real HOME. `inherit`
+   * (default): the CLI sees the user's HOME, logins and settings.
+   */
+  home: z.enum(HOME_MODES).optional(),
   /** Run each attempt in its own git worktree and branch. */
   workspace: workspaceSchema.optional(),
 };

@@ -1,6 +1,8 @@
 import { RosterError } from "../../errors.js";
 import type { Json } from "../../store/types.js";
+import { classifyFailure, permissionDenial, trailingJson, type Failure } from "./failures.js";
 import type { AgentProfile, JsonlRule, OutputSpec } from "./profiles.js";
+import { readUsage, usageJson, type Usage } from "./usage.js";
 
 /**
  * Reading what an agent CLI printed: the answer (by the profile's output spec) on
@@ -24,6 +26,17 @@ export interface Answer {
   text: string;
   sessionId: string | null;
   meta: Record<string, Json>;
+  /** What the run spent, as the CLI reported it (./usage.ts); null when it reported nothing. */
+  usage: Usage | null;
+}
+
+export interface InterpretOptions {
+  /** The variable holding the API key, named in an authentication failure. */
+  keyVar?: string | null;
+  /** Now, epoch ms (for reset times given as "in N s" or as a local time). */
+  now?: number;
+  /** The model the persona asked for, when the output does not name one (codex). */
+  model?: string | null;
 }
 
 interface Reading {
@@ -35,28 +48,85 @@ interface Reading {
   unreadable: string | null;
 }
 
-/** Turns a finished run into its answer, or throws a RosterError that says whether to retry. */
-export function interpretRun(profile: AgentProfile, run: CliRun): Answer {
-  const reading = readOutput(profile.output, run.stdout);
+/**
+ * Turns a finished run into its answer, or throws a RosterError that says whether to
+ * retry. A failure the CLI's own output classifies (./failures.ts) carries its class in
+ * `details.failure` (`auth`, `rate-limit`, `usage-limit`, `server`, `unreachable`,
+ * `permission-denied`) with `retryAfterMs`, `resetAt` or `tool`; either way the
+ * details carry the run's usage when it reported any.
+ */
+export function interpretRun(profile: AgentProfile, run: CliRun, options: InterpretOptions = {}): Answer {
+  const reading = readOutput(profile.output, run.stdout, run.stderr);
+  const read = readUsage(profile.dialect, run.stdout);
+  const usage = read === null ? null : { ...read, model: read.model ?? options.model ?? null };
   const failed = run.exitCode !== 0 || reading.error !== null;
-  if (!failed && reading.answer !== null) return { text: reading.answer, sessionId: reading.sessionId, meta: reading.meta };
+  if (!failed && reading.answer !== null) {
+    // Claude Code exits 0 with its refused tool calls listed; Codex and Gemini log them: the task was not done.
+    const denial = permissionDenial({ dialect: profile.dialect, stdout: run.stdout, stderr: run.stderr });
+    if (denial !== null) throw classifiedError(run, denial, usage);
+    return { text: reading.answer, sessionId: reading.sessionId, meta: reading.meta, usage };
+  }
   if (!failed) {
     throw new RosterError("ADAPTER_OUTPUT_INVALID", `${run.command} exited 0 but its output could not be read: ${reading.unreadable}${tailBlock("stdout", run.stdout)}`, {
-      details: { exitCode: run.exitCode, stdoutTail: tail(run.stdout) },
+      details: { exitCode: run.exitCode, stdoutTail: tail(run.stdout), ...(usage === null ? {} : { usage: usageJson(usage) }) },
     });
   }
+  const classified = classifyFailure({
+    dialect: profile.dialect,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    error: reading.error,
+    keyVar: options.keyVar ?? profile.keyEnv,
+    now: options.now ?? Date.now(),
+  });
+  if (classified !== null) throw classifiedError(run, classified, usage);
   // The CLI's own error report (its JSON, events or text) is evidence too: claude's subtype, codex's error events.
   const evidence = [reading.error ?? "", tail(run.stderr), tail(run.stdout)].join("\n");
   const rateLimited = matchesAny(profile.rateLimitPatterns, evidence);
   const nonRetryable =
     !rateLimited && (matchesAny(profile.nonRetryablePatterns, evidence) || (run.exitCode !== null && profile.nonRetryableExitCodes.includes(run.exitCode)));
-  const how = run.exitCode === null ? `was killed by ${run.signal ?? "a signal"}` : `exited with code ${run.exitCode}`;
   const what = reading.error !== null ? `: ${reading.error}` : "";
   const label = rateLimited ? " (rate limited; will retry)" : nonRetryable ? " (not retryable)" : "";
-  throw new RosterError("ADAPTER_FAILED", `${run.command} ${how}${label}${what}${tailBlock("stderr", run.stderr)}`, {
+  throw new RosterError("ADAPTER_FAILED", `${run.command} ${how(run)}${label}${what}${tailBlock("stderr", run.stderr)}`, {
     retryable: !nonRetryable,
-    details: { exitCode: run.exitCode, signal: run.signal, rateLimited, stderrTail: tail(run.stderr) },
+    details: { exitCode: run.exitCode, signal: run.signal, rateLimited, stderrTail: tail(run.stderr), ...(usage === null ? {} : { usage: usageJson(usage) }) },
   });
+}
+
+const FAILURE_LABELS: Record<Failure["kind"], string> = {
+  auth: "authentication failed; not retryable",
+  "rate-limit": "rate limited; will retry",
+  "usage-limit": "usage limit reached",
+  server: "server error; will retry",
+  unreachable: "model API unreachable; will retry",
+  "permission-denied": "permission denied; not retryable",
+};
+
+function classifiedError(run: CliRun, failure: Failure, usage: Usage | null): RosterError {
+  const label =
+    failure.kind === "usage-limit"
+      ? failure.resetAt === undefined
+        ? `${FAILURE_LABELS["usage-limit"]}; not retryable`
+        : `${FAILURE_LABELS["usage-limit"]}; resets at ${new Date(failure.resetAt).toISOString()}`
+      : FAILURE_LABELS[failure.kind];
+  return new RosterError("ADAPTER_FAILED", `${run.command} ${how(run)} (${label}): ${failure.message}${tailBlock("stderr", run.stderr)}`, {
+    retryable: failure.retryable,
+    details: {
+      exitCode: run.exitCode,
+      signal: run.signal,
+      failure: failure.kind,
+      rateLimited: failure.kind === "rate-limit" || failure.kind === "usage-limit",
+      ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+      ...(failure.resetAt === undefined ? {} : { resetAt: failure.resetAt }),
+      ...(failure.tool === undefined ? {} : { tool: failure.tool }),
+      stderrTail: tail(run.stderr),
+      ...(usage === null ? {} : { usage: usageJson(usage) }),
+    },
+  });
+}
+
+function how(run: CliRun): string {
+  return run.exitCode === null ? `was killed by ${run.signal ?? "a signal"}` : `exited with code ${run.exitCode}`;
 }
 
 export function tail(text: string, chars = OUTPUT_TAIL_CHARS): string {
@@ -73,7 +143,7 @@ function matchesAny(patterns: string[], text: string): boolean {
   return patterns.some((source) => new RegExp(source, "i").test(text));
 }
 
-function readOutput(spec: OutputSpec, stdout: string): Reading {
+function readOutput(spec: OutputSpec, stdout: string, stderr: string): Reading {
   const none: Reading = { answer: null, error: null, sessionId: null, meta: {}, unreadable: null };
   if (spec.format === "text") {
     const text = stdout.trim();
@@ -84,7 +154,10 @@ function readOutput(spec: OutputSpec, stdout: string): Reading {
     try {
       doc = JSON.parse(stdout) as Json;
     } catch (error) {
-      return { ...none, unreadable: stdout.trim() === "" ? "stdout is empty" : `stdout is not JSON (${(error as Error).message})` };
+      // Gemini prints its error JSON on stderr, after its log lines.
+      const fallback = spec.errorOnStderr === true ? trailingJson(stderr) : null;
+      if (fallback === null) return { ...none, unreadable: stdout.trim() === "" ? "stdout is empty" : `stdout is not JSON (${(error as Error).message})` };
+      doc = fallback;
     }
     const meta: Record<string, Json> = {};
     for (const [name, path] of Object.entries(spec.meta ?? {})) {

@@ -29,6 +29,8 @@ export type OutputSpec =
       session?: string;
       /** Extra fields kept in the task result: name → dotted path. */
       meta?: Record<string, string>;
+      /** On failure the JSON document may be the last thing on stderr instead (gemini). */
+      errorOnStderr?: boolean;
     }
   | {
       format: "jsonl";
@@ -56,13 +58,28 @@ export interface AgentProfile {
   rateLimitPatterns: string[];
   nonRetryablePatterns: string[];
   nonRetryableExitCodes: number[];
+  /** Set in the CLI's environment before the persona's `env` (which may override them). */
+  env: Record<string, string>;
+  /**
+   * Flags that let the CLI work unattended in its worktree, each group left out when the persona's
+   * `args` already hold its first element (so a planner's `--permission-mode plan` wins).
+   */
+  permissionArgs: string[][];
+  /** The variable the CLI reads its API key from: where `apiKeyEnv`'s value goes, and what an authentication failure names. */
+  keyEnv: string | null;
+  /** The variable the CLI reads its base URL from (null: set another way, or not at all). */
+  baseUrlEnv: string | null;
+  /** Whose output shapes the usage and failure readers know (./usage.ts, ./failures.ts); null: none. */
+  dialect: AgentDialect | null;
 }
+
+export type AgentDialect = "claude" | "codex" | "gemini";
 
 /** Rate limits and overload: every hosted model API says it some way like these. */
 const COMMON_RATE_LIMIT = ["rate[ _-]?limit", "too many requests", "\\b429\\b", "overloaded", "\\b529\\b", "quota exceeded", "resource[ _]exhausted"];
 
 export const PROFILES: Record<AgentProfileName, AgentProfile> = {
-  /** Claude Code: `claude -p --output-format json`, prompt on stdin. */
+  /** Claude Code: `claude -p --output-format json --permission-mode acceptEdits`, prompt on stdin. */
   claude: {
     command: "claude",
     args: ["-p", "--output-format", "json"],
@@ -79,8 +96,23 @@ export const PROFILES: Record<AgentProfileName, AgentProfile> = {
     rateLimitPatterns: [...COMMON_RATE_LIMIT, "usage limit reached", "\\blimit reached\\b"],
     nonRetryablePatterns: ["invalid api key", "please run /login", "authentication_error", "credit balance is too low", "error_max_turns"],
     nonRetryableExitCodes: [],
+    env: {
+      // Its own retries (10, over about 3 minutes) off: roster's retry policy decides.
+      CLAUDE_CODE_MAX_RETRIES: "0",
+      // Nothing but the model API: no telemetry, error reports, update checks or other traffic.
+      DISABLE_TELEMETRY: "1",
+      DISABLE_ERROR_REPORTING: "1",
+      DISABLE_AUTOUPDATER: "1",
+      DISABLE_BUG_COMMAND: "1",
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    },
+    // Edits in its worktree without asking (--dangerously-skip-permissions is refused as root).
+    permissionArgs: [["--permission-mode", "acceptEdits"]],
+    keyEnv: "ANTHROPIC_API_KEY",
+    baseUrlEnv: "ANTHROPIC_BASE_URL",
+    dialect: "claude",
   },
-  /** Codex CLI: `codex exec --json -` (prompt on stdin), JSONL events on stdout. */
+  /** Codex CLI: `codex exec --json --sandbox workspace-write` (prompt on stdin), JSONL events on stdout. */
   codex: {
     command: "codex",
     args: ["exec", "--json"],
@@ -99,18 +131,36 @@ export const PROFILES: Record<AgentProfileName, AgentProfile> = {
     // Outside a git repository codex refuses to run unless told --skip-git-repo-check; retrying cannot help.
     nonRetryablePatterns: ["not logged in", "invalid api key", "unauthorized", "\\b401\\b", "skip-git-repo-check"],
     nonRetryableExitCodes: [],
+    // Retries, base URL and outside traffic are config values: see ./settings.ts (-c overrides).
+    env: {},
+    // Its default sandbox is read-only: writes are rejected and it still exits 0.
+    permissionArgs: [["--sandbox", "workspace-write"]],
+    keyEnv: "OPENAI_API_KEY",
+    baseUrlEnv: null,
+    dialect: "codex",
   },
-  /** Gemini CLI: `gemini --output-format json --prompt PROMPT`; exit 42 is bad input, 53 the turn limit. */
+  /**
+   * Gemini CLI: `gemini --output-format json --approval-mode auto_edit --prompt PROMPT`; exit 42 is
+   * bad input, 53 the turn limit; an API error exits with its HTTP status mod 256 and prints its
+   * JSON on stderr.
+   */
   gemini: {
     command: "gemini",
     args: ["--output-format", "json"],
     modelArgs: ["--model", "{model}"],
     prompt: "argument",
     promptFlag: "--prompt",
-    output: { format: "json", result: "response", errorWhen: "error", errorMessage: "error.message", meta: { stats: "stats" } },
+    output: { format: "json", result: "response", errorWhen: "error", errorMessage: "error.message", session: "session_id", errorOnStderr: true },
     rateLimitPatterns: COMMON_RATE_LIMIT,
     nonRetryablePatterns: ["api key not valid", "permission[ _]denied", "unauthenticated"],
     nonRetryableExitCodes: [42, 53],
+    // The worktree is one roster made for this attempt: trusted, so its settings and tools apply.
+    env: { GEMINI_CLI_TRUST_WORKSPACE: "true" },
+    // Without it, -p mode does not even offer its write tools.
+    permissionArgs: [["--approval-mode", "auto_edit"]],
+    keyEnv: "GEMINI_API_KEY",
+    baseUrlEnv: "GOOGLE_GEMINI_BASE_URL",
+    dialect: "gemini",
   },
   /** Anything else: the persona gives command, args, promptVia, output and resultPath. */
   custom: {
@@ -122,5 +172,10 @@ export const PROFILES: Record<AgentProfileName, AgentProfile> = {
     rateLimitPatterns: COMMON_RATE_LIMIT,
     nonRetryablePatterns: [],
     nonRetryableExitCodes: [],
+    env: {},
+    permissionArgs: [],
+    keyEnv: null,
+    baseUrlEnv: null,
+    dialect: null,
   },
 };
