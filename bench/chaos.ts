@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { environment } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";
 import { writeResultsSection } from "./lib/results.js";
-import { runChaos, type ChaosReport } from "./chaos/run.js";
+import { runChaos, STALL_WARNING, type ChaosReport } from "./chaos/run.js";
 import { newSeed } from "./chaos/random.js";
 
 const KILLS_DEFAULT = 50;
@@ -84,6 +84,11 @@ function figureLines(report: ChaosReport): string[] {
     `claims: ${f.claims}; lease expiries collected: ${f.leaseExpiries}; releases: ${f.releases}; shell script runs: ${f.shellExecutions} (${f.orphanShellRuns} by attempts whose lease expired)`,
     `duplicates found: ${f.duplicates}`,
     `lost tasks: ${f.lost}`,
+    `faults (issue 12): ${Object.entries(report.faults).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}; full disk: ${report.diskMode}`,
+    `wrongly failed: ${f.wronglyFailed.length}`,
+    ...f.wronglyFailed.slice(0, 30).map((w) => `  - ${w}`),
+    `stalls: ${f.stalls.length} (supervisors' "${STALL_WARNING}" log lines: ${report.history.stallWarnings})`,
+    `orphan grandchildren: ${f.orphanGrandchildren}; attempts lost to the harness: ${f.harnessLostAttempts}; leases collected early by the true clock: ${f.earlyReaps}`,
     `policy/protocol violations: ${f.violations.length}`,
     `final roster start --exit-when-idle: ${report.drained ? "exited 0" : `did not finish cleanly (exit ${report.drainExitCode})`}`,
     `wall time: ${(report.wallMs / 1000).toFixed(1)} s`,
@@ -95,7 +100,7 @@ function resultsSection(args: Args, report: ChaosReport): string {
   const f = report.figures;
   const o = report.options;
   return [
-    "_Crash suite (issue 7): mixed tasks with dependencies (echo, sleep, flaky, fail, the demo planner, a shell script), supervisors killed with SIGKILL at seeded random moments and restarted, then one `roster start --exit-when-idle`; checks from the database and its `task_events`._",
+    "_Crash suite (issues 7 and 12): mixed tasks with dependencies (echo, sleep, flaky, fail, the demo planner, a shell script), supervisors killed with SIGKILL at seeded random moments and restarted; 30% of cycles add one fault (SIGSTOP past the leases, cancel + retry of running tasks, a hung adapter beside innocents, a held write lock across due times, a full disk, kill -9 of shell leaders with grandchildren, a skewed clock); then one `roster start --exit-when-idle`; checks from the database, its `task_events` and the run's history._",
     "",
     `Command: \`${commandLine(args)}\` · ${new Date(Date.now() - report.wallMs).toISOString().slice(0, 16).replace("T", " ")} UTC · took ${(report.wallMs / 1000).toFixed(1)} s · ${report.ok ? "**passed**" : "**FAILED**"}`,
     "",
@@ -116,10 +121,17 @@ function resultsSection(args: Args, report: ChaosReport): string {
     `| of those, runs that finished although their attempt's lease expired (orphans of a killed supervisor, or a run that ended just before the kill) | ${f.orphanShellRuns} |`,
     `| duplicates found | ${f.duplicates} |`,
     `| lost tasks | ${f.lost} |`,
+    `| faults (issue 12) | ${Object.entries(report.faults).map(([k, n]) => `${k} ${n}`).join(", ") || "none"} |`,
+    `| full disk made by | ${report.diskMode} |`,
+    `| wrongly failed | ${f.wronglyFailed.length} |`,
+    `| stalls | ${f.stalls.length} |`,
+    `| orphan grandchildren | ${f.orphanGrandchildren} |`,
     `| policy / protocol violations | ${f.violations.length} |`,
     `| wall time | ${(report.wallMs / 1000).toFixed(1)} s |`,
     "",
-    "Checks: every task terminal as its policy says (completed; failed when its adapter fails for good or every attempt's lease expired; blocked only behind a failed dependency); no task with two `task:completed`; every `task:claimed` followed by exactly one outcome, release or lease expiry before the next claim; `attempts <= maxAttempts`; no claim before its dependencies completed; a completed task's result from its completing attempt; a planner's children written once; `task_counts` and every `unmet_deps` match a recount; `PRAGMA integrity_check` = ok. Replay: the same command with the same `--seed`.",
+    ...(report.failures.length === 0 ? [] : ["", "Problems found:", "", ...report.failures.slice(0, 60).map((x) => `- ${x.split("\n")[0]!.slice(0, 400)}`)]),
+    "",
+    "Checks: a task whose adapter cannot fail (echo, sleep, shell, tree, planner) ends completed unless the harness took every attempt; no task waits ready past 2 × pollIntervalMs + 1 s beside a live, unpaused supervisor with a free slot (bench/chaos/stalls.ts); grandchildren die with a killed leader; every task terminal as its policy says (completed; failed when its adapter fails for good or every attempt's lease expired; blocked only behind a failed dependency); no task with two `task:completed`; every `task:claimed` followed by exactly one outcome, release or lease expiry before the next claim; `attempts <= maxAttempts`; no claim before its dependencies completed; a completed task's result from its completing attempt; a planner's children written once; `task_counts` and every `unmet_deps` match a recount; `PRAGMA integrity_check` = ok. Replay: the same command with the same `--seed`.",
   ].join("\n");
 }
 

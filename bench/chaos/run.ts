@@ -1,8 +1,12 @@
 /**
- * The crash suite (issue 7): a run of mixed tasks with dependencies, during which
- * supervisor processes are killed with SIGKILL at seeded random moments and
- * restarted, many times; then one `roster start --exit-when-idle` runs until
- * idle, and checks.ts judges the database.
+ * The crash suite (issues 7 and 12): a run of mixed tasks with dependencies, during
+ * which supervisor processes are killed with SIGKILL at seeded random moments and
+ * restarted, many times, and some cycles add one fault of issue 12 (faults.ts:
+ * SIGSTOP past the leases, cancel + retry of running work, a hung adapter beside
+ * innocent tasks, a held write lock across due times, a full disk, kill -9 of
+ * shell leaders with grandchildren, a skewed clock); then one `roster start
+ * --exit-when-idle` runs until idle, and checks.ts judges the database with the
+ * run's history (history.ts).
  *
  * Modes of one cycle: enqueue the batches due → spawn a supervisor (runStart in
  * bench/chaos/supervisor.mjs with short reaper and poll intervals; every
@@ -10,11 +14,13 @@
  * random moment after spawning (often before it is ready: during its persona sync
  * and start-up reap), or wait until it is ready and kill it at a random moment
  * while it works, sometimes sending SIGTERM first so the kill lands inside the
- * graceful shutdown (releases, deregistration) → wait for its exit. Every random draw comes from the seed, in
+ * graceful shutdown (releases, deregistration) → wait for its exit. A fault cycle
+ * waits until the supervisor is ready, runs its fault, lets it work a while
+ * after the fault ended, then kills it. Every random draw comes from the seed, in
  * the same order whatever the timing, so `--seed` replays the schedule.
  */
 import Database from "better-sqlite3";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +28,10 @@ import { openStore, type Store, type TaskEvent } from "../../src/store/index.js"
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { repoRoot } from "../lib/paths.js";
 import { checkChaos, type ChaosFigures } from "./checks.js";
-import { chaosBatch, PERSONA_TIMING_DEFAULT, writeChaosPersonas } from "./plan.js";
+import { endSupervisor, sleep, startSupervisor, timeout, type Child } from "./child.js";
+import { cancelFault, diskFault, hangFault, leaderFault, lockFault, readTreeLog, stopFault, type FaultContext } from "./faults.js";
+import { emptyHistory, FAULT_KINDS, type ChaosHistory, type FaultKind, type SupervisorRecord } from "./history.js";
+import { chaosBatch, HANG_TIMEOUT_MS, hangBatch, PERSONA_TIMING_DEFAULT, treeBatch, writeChaosPersonas } from "./plan.js";
 import { randomInt, seededRandom } from "./random.js";
 
 export interface ChaosOptions {
@@ -41,6 +50,18 @@ export interface ChaosOptions {
   binaryEvery?: number;
   /** How long the final supervisor may take to reach idle, in ms. Default 180000. */
   drainTimeoutMs?: number;
+  /** Share of cycles (after the first of each kind) that get a fault of issue 12. Default 0.3. */
+  faultRate?: number;
+  /** Faults to leave out of the mix (e.g. ["disk"]). Default none. */
+  skipFaults?: FaultKind[];
+  /** Longest write lock held by the harness, in ms. Default 12000. */
+  maxLockMs?: number;
+  /** Longest the disk stays full, in ms. Default 5000. */
+  maxDiskMs?: number;
+  /** Longest a fault cycle's supervisor works on after its fault ended, in ms (at least 800). Default 2500. */
+  maxPostFaultMs?: number;
+  /** The skewed supervisor's clock offset, in ms (its sign drawn per skew). Default 30000. */
+  skewMs?: number;
   /** Keep the temp folder (database, personas, logs) even when every check passes. */
   keep?: boolean;
   /** Progress lines; default: none. */
@@ -65,6 +86,11 @@ export interface ChaosReport {
   drained: boolean;
   drainExitCode: number | null;
   figures: ChaosFigures;
+  /** Faults injected, by kind (skipped ones not counted). */
+  faults: Record<string, number>;
+  /** How the full disk was made: "tmpfs N MiB" or why it could not be. */
+  diskMode: string;
+  history: ChaosHistory;
   wallMs: number;
   /** 1-minute load average of the machine at the start and the end. */
   loadAverage: { before: number; after: number };
@@ -77,64 +103,25 @@ export interface ChaosReport {
 const BATCH_SIZE = 15;
 /** The first cycles start on no database at all and are killed early: inside migrations and the first persona sync. */
 const FRESH_CYCLES = 3;
-const STDERR_TAIL = 4_000;
 const CHILD_READY_TIMEOUT_MS = 60_000;
+/** The database's tmpfs, in MiB: room for the database and its WAL, and what the ballast fills. */
+const DISK_MB = 128;
+/** `roster start`'s poll interval and concurrency (the binary has no flags for them). */
+const BINARY_POLL_MS = 250;
+const BINARY_CONCURRENCY = 256;
+/** How often the runner samples the largest task_events id (the event clock), in ms. */
+const EVENT_CLOCK_MS = 40;
+export const STALL_WARNING = "ready task waited past the stall bound";
 
-interface Child {
-  process: ChildProcess;
-  ready: Promise<boolean>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exited: boolean;
-  /** Set once the ready line was seen. */
-  isReady: boolean;
-  stderrTail(): string;
-}
-
-function startChild(args: string[], logFile: string, label: string, readyPattern: RegExp): Child {
-  appendFileSync(logFile, `\n=== ${label} ${new Date().toISOString()}\n`);
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let tail = "";
-  let out = "";
-  const state: Child = {
-    process: child,
-    exited: false,
-    isReady: false,
-    ready: new Promise<boolean>((resolve) => {
-      const check = () => {
-        if (state.isReady || !(readyPattern.test(out) || readyPattern.test(tail))) return;
-        state.isReady = true;
-        resolve(true);
-      };
-      child.stdout!.on("data", (d: Buffer) => {
-        out = (out + d.toString()).slice(-STDERR_TAIL);
-        check();
-      });
-      child.stderr!.on("data", (d: Buffer) => {
-        appendFileSync(logFile, d);
-        tail = (tail + d.toString()).slice(-STDERR_TAIL);
-        check();
-      });
-      child.on("exit", () => resolve(false));
-    }),
-    exit: new Promise((resolve) =>
-      child.on("exit", (code, signal) => {
-        state.exited = true;
-        resolve({ code, signal });
-      }),
-    ),
-    stderrTail: () => tail,
-  };
-  return state;
-}
-
-function timeout(ms: number): { promise: Promise<"timeout">; cancel(): void } {
-  let timer: NodeJS.Timeout;
-  const promise = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)));
-  return { promise, cancel: () => clearTimeout(timer) };
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
+/** Mounts a tmpfs of DISK_MB at `path` (root only); null and the reason when it cannot. */
+function mountTmpfs(path: string): { dir: string | null; mode: string } {
+  mkdirSync(path, { recursive: true });
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${DISK_MB}m`, "tmpfs", path], { stdio: "pipe" });
+    return { dir: path, mode: `tmpfs ${DISK_MB} MiB under the run folder, filled by a ballast file` };
+  } catch (error) {
+    return { dir: null, mode: `no full-disk fault: mount -t tmpfs failed (${String((error as { stderr?: Buffer }).stderr ?? error).trim().slice(0, 200)})` };
+  }
 }
 
 /**
@@ -194,13 +181,29 @@ export function derivedProblems(dbPath: string): string[] {
 }
 
 /** Everything the checks read: tasks, each task's events, integrity, derived state, the shell script's log. */
-export async function snapshot(store: Store, shellLog: string, dbPath: string) {
+export async function snapshot(store: Store, shellLog: string, dbPath: string, history?: ChaosHistory) {
   const tasks = await store.tasks.list({ limit: 0 });
   const events = new Map<number, TaskEvent[]>();
   for (const task of tasks) events.set(task.id, await store.tasks.events({ taskId: task.id, limit: 0 }));
   const integrity = await store.maintenance.integrityCheck();
   const lines = existsSync(shellLog) ? readFileSync(shellLog, "utf8").split("\n") : [];
-  return { tasks, events, integrity, shellLog: lines, derived: derivedProblems(dbPath) };
+  return { tasks, events, integrity, shellLog: lines, derived: derivedProblems(dbPath), ...(history === undefined ? {} : { history }) };
+}
+
+
+/** The agents table's ids by pid, for supervisors the runner never saw ready (killed during start-up, or the final one). */
+function fillAgentIds(dbPath: string, records: SupervisorRecord[]): void {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const agents = db.prepare("SELECT id, pid, registered_at AS registeredAt FROM agents ORDER BY registered_at").all() as Array<{ id: string; pid: number | null; registeredAt: number }>;
+    for (const r of records) {
+      if (r.agentId !== null) continue;
+      const match = agents.filter((a) => a.pid === r.pid && a.registeredAt - r.clockOffsetMs >= r.spawnAt - 1_000).shift();
+      if (match !== undefined) r.agentId = match.id;
+    }
+  } finally {
+    db.close();
+  }
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -216,9 +219,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     maxRunMs: options.maxRunMs ?? 1_500,
     binaryEvery: options.binaryEvery ?? 4,
     drainTimeoutMs: options.drainTimeoutMs ?? 180_000,
+    faultRate: options.faultRate ?? 0.3,
+    skipFaults: options.skipFaults ?? [],
+    maxLockMs: options.maxLockMs ?? 12_000,
+    maxDiskMs: options.maxDiskMs ?? 5_000,
+    maxPostFaultMs: Math.max(800, options.maxPostFaultMs ?? 2_500),
+    skewMs: options.skewMs ?? 30_000,
   };
   if (!Number.isInteger(opts.kills) || opts.kills < 0) throw new Error(`kills: must be an integer >= 0, got ${opts.kills}`);
   if (!Number.isInteger(opts.tasks) || opts.tasks < 1) throw new Error(`tasks: must be a positive integer, got ${opts.tasks}`);
+  const faultKinds = FAULT_KINDS.filter((k) => !opts.skipFaults.includes(k));
   const random = seededRandom(opts.seed);
   const root = repoRoot();
   for (const file of [join(root, "dist", "src", "cli", "bin.js"), join(root, "dist", "src", "main.js")]) {
@@ -228,21 +238,54 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const dir = mkdtempSync(join(tmpdir(), "roster-chaos-"));
   const build = snapshotBuild(root, join(dir, "build"));
   const bin = join(build, "cli", "bin.js");
-  const childScript = join(root, "bench", "chaos", "supervisor.mjs");
+  const chaosDir = join(root, "bench", "chaos");
+  const childScript = join(chaosDir, "supervisor.mjs");
   const personasDir = join(dir, "personas");
   mkdirSync(personasDir);
-  const dbPath = join(dir, "roster.db");
+  const disk = faultKinds.includes("disk") ? mountTmpfs(join(dir, "disk")) : { dir: null, mode: "no full-disk fault (left out)" };
+  const dbPath = join(disk.dir ?? dir, "roster.db");
   const shellLog = join(dir, "shell-runs.log");
+  const treeLog = join(dir, "tree.log");
   const supervisorLog = join(dir, "supervisors.log");
   writeFileSync(shellLog, "");
-  writeChaosPersonas(personasDir, { timing: { leaseMs: opts.leaseMs, maxAttempts: PERSONA_TIMING_DEFAULT.maxAttempts }, workScript: join(root, "bench", "chaos", "work.mjs"), shellLog });
+  writeFileSync(treeLog, "");
+  writeChaosPersonas(personasDir, {
+    timing: { leaseMs: opts.leaseMs, maxAttempts: PERSONA_TIMING_DEFAULT.maxAttempts },
+    workScript: join(chaosDir, "work.mjs"),
+    shellLog,
+    treeScript: join(chaosDir, "tree.mjs"),
+    treeLog,
+    hangModule: join(chaosDir, "hang.mjs"),
+  });
+  const history = emptyHistory(opts.leaseMs);
 
   // The runner opens the database only after the first supervisors: they create it (migrations, persona sync) and are killed doing so.
   let opened: Store | null = null;
+  let sampler: { db: Database.Database; timer: NodeJS.Timeout; sample(): void } | null = null;
   const openRunnerStore = async (): Promise<Store> => {
     if (opened === null) {
       opened = await openStore({ path: dbPath });
       await syncPersonas(opened, personasDir, Date.now());
+      // The event clock: the largest task_events id, sampled; an event committed between the last sample without it and the first with it.
+      const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+      const maxId = db.prepare("SELECT coalesce(max(id), 0) FROM task_events").pluck();
+      let last: [number, number] | null = null;
+      const sample = () => {
+        let id: number;
+        try {
+          id = maxId.get() as number;
+        } catch {
+          return;
+        }
+        const now = Date.now();
+        const clock = history.eventClock;
+        if (last !== null && id !== last[1] && clock[clock.length - 1] !== last) clock.push(last);
+        const current: [number, number] = [now, id];
+        if (clock.length === 0 || id !== clock[clock.length - 1]![1]) clock.push(current);
+        last = current;
+      };
+      sample();
+      sampler = { db, timer: setInterval(sample, EVENT_CLOCK_MS), sample };
     }
     return opened;
   };
@@ -283,47 +326,92 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       shutdownGraceMs: 300,
       metrics: { enabled: false },
     };
+    const chaosSupervisor = (cycle: number, label: string, clockOffsetMs = 0) =>
+      startSupervisor({ args: [childScript, JSON.stringify(baseConfig), build], logFile: supervisorLog, label, binary: false, cycle, pollIntervalMs: baseConfig.pollIntervalMs, concurrency: baseConfig.concurrency, clockOffsetMs, records: history.supervisors });
+    const binarySupervisor = (cycle: number, label: string, extra: string[] = []) =>
+      startSupervisor({
+        args: [bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info", ...extra],
+        logFile: supervisorLog,
+        label,
+        binary: true,
+        cycle,
+        pollIntervalMs: BINARY_POLL_MS,
+        concurrency: BINARY_CONCURRENCY,
+        records: history.supervisors,
+      });
+    // The first non-fresh cycles bring one fault of each kind, so even a short run has them all.
+    let forced = 0;
     // A cycle whose supervisor stopped gracefully on its SIGTERM delivered no kill: cycles go on until `kills` kills landed.
     for (let cycle = 0; kills < opts.kills && cycle < 2 * opts.kills + 10; cycle++) {
       const fresh = cycle < FRESH_CYCLES && kills < FRESH_CYCLES;
       if (!fresh) await enqueueDue(cycle);
       // Draw every random number of the cycle first: the schedule depends on the seed only.
-      const early = random() < 0.15 || fresh;
-      const delayMs = early ? randomInt(random, 0, 700) : randomInt(random, 0, opts.maxRunMs);
+      const earlyDraw = random() < 0.15 || fresh;
+      const delayMs = earlyDraw ? randomInt(random, 0, 700) : randomInt(random, 0, opts.maxRunMs);
       // Sometimes SIGTERM first (graceful stop: releases, deregistration), then SIGKILL in the middle of it.
-      const term = !early && random() < 0.2;
+      const termDraw = !earlyDraw && random() < 0.2;
       const termMs = randomInt(random, 0, 1_300);
       // Sometimes a second supervisor runs beside this one (a restart that overlaps a slow death) and is killed on its own clock.
-      const companion = random() < 0.2 && !fresh;
+      const companionDraw = random() < 0.2 && !fresh;
       const companionMs = randomInt(random, 200, opts.maxRunMs + 700);
-      const binary = opts.binaryEvery > 0 && cycle % opts.binaryEvery === opts.binaryEvery - 1;
-      const side = companion ? startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} companion supervisor.mjs`, /^ready /m) : null;
+      const faultDraw = random();
+      const faultPick = random();
+      let fault: FaultKind | null = null;
+      if (!fresh && faultKinds.length > 0) {
+        if (forced < faultKinds.length) fault = faultKinds[forced++]!;
+        else if (faultDraw < opts.faultRate) fault = faultKinds[Math.floor(faultPick * faultKinds.length)]!;
+      }
+      // The fault's own numbers come from a generator of the seed and the cycle, so they never shift the main schedule.
+      const frand = seededRandom((opts.seed ^ Math.imul(cycle + 1, 0x9e3779b1)) >>> 0);
+      const early = earlyDraw && fault === null;
+      const term = termDraw && fault === null;
+      const companion = (companionDraw && fault === null) || fault === "stop" || fault === "skew";
+      const skewMs = fault === "skew" ? (frand() < 0.5 ? -opts.skewMs : opts.skewMs) : 0;
+      const binary = fault !== "skew" && opts.binaryEvery > 0 && cycle % opts.binaryEvery === opts.binaryEvery - 1;
+      const preMs = randomInt(frand, 100, 600);
+      const postMs = randomInt(frand, 800, opts.maxPostFaultMs);
+
+      // Tasks the fault needs running on this cycle's supervisor: enqueued before it starts.
+      let hangIds: number[] = [];
+      let treeIds: number[] = [];
+      if (fault === "hang") {
+        const store = await openRunnerStore();
+        hangIds = (await store.tasks.enqueue({ tasks: hangBatch({ random: frand, cycle, innocents: randomInt(frand, 4, 6) }), createdBy: "chaos", now: Date.now() })).ids;
+      } else if (fault === "leader") {
+        const store = await openRunnerStore();
+        treeIds = (await store.tasks.enqueue({ tasks: treeBatch({ random: frand, cycle, size: randomInt(frand, 2, 3) }), createdBy: "chaos", now: Date.now() })).ids;
+      }
+
+      let mainEnded: () => void = () => undefined;
+      const mainDone = new Promise<void>((resolve) => (mainEnded = resolve));
+      const side = companion ? chaosSupervisor(cycle, `cycle ${cycle} companion supervisor.mjs`) : null;
       const sideDone =
         side === null
           ? Promise.resolve()
           : (async () => {
+              // Beside a fault, the companion lives as long as the cycle's supervisor; otherwise on its own clock.
               const t = timeout(companionMs);
-              await Promise.race([t.promise, side.exit]);
+              await Promise.race([fault === null ? t.promise : mainDone, side.child.exit]);
               t.cancel();
-              if (side.exited) {
-                const { code, signal } = await side.exit;
-                unexpectedExits.push(`cycle ${cycle} (companion): exited on its own (code ${code}, signal ${signal}): ${side.stderrTail().trim().slice(-1_000)}`);
+              if (side.child.exited) {
+                const { code, signal } = await side.child.exit;
+                unexpectedExits.push(`cycle ${cycle} (companion): exited on its own (code ${code}, signal ${signal}): ${side.child.stderrTail().trim().slice(-1_000)}`);
                 return;
               }
-              side.process.kill("SIGKILL");
-              const { signal } = await side.exit;
+              endSupervisor(side.child, side.record, "SIGKILL");
+              const { signal } = await side.child.exit;
               if (signal === "SIGKILL") {
                 kills++;
                 overlapKills++;
-                if (!side.isReady) killsBeforeReady++;
+                if (!side.child.isReady) killsBeforeReady++;
               } else {
-                unexpectedExits.push(`cycle ${cycle} (companion): exited before the kill landed (signal ${signal}): ${side.stderrTail().trim().slice(-1_000)}`);
+                unexpectedExits.push(`cycle ${cycle} (companion): exited before the kill landed (signal ${signal}): ${side.child.stderrTail().trim().slice(-1_000)}`);
               }
             })();
       try {
-        const child = binary
-          ? startChild([bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "info"], supervisorLog, `cycle ${cycle} roster start`, /"msg":"supervisor started"/)
-          : startChild([childScript, JSON.stringify(baseConfig), build], supervisorLog, `cycle ${cycle} supervisor.mjs`, /^ready /m);
+        const { child, record } = binary
+          ? binarySupervisor(cycle, `cycle ${cycle} roster start`)
+          : chaosSupervisor(cycle, `cycle ${cycle} supervisor.mjs${skewMs === 0 ? "" : ` (clock ${skewMs > 0 ? "+" : ""}${skewMs} ms)`}`, skewMs);
         let wasReady = false;
         if (early) {
           const t = timeout(delayMs);
@@ -336,13 +424,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           t.cancel();
           wasReady = ready === true;
           if (ready === "timeout") failures.push(`cycle ${cycle}: the supervisor was not ready within ${CHILD_READY_TIMEOUT_MS} ms`);
-          if (wasReady) {
+          if (wasReady && fault !== null) {
+            await runFault(fault, { child, record, preMs, postMs, hangIds, treeIds, skewMs, cycle, frand });
+          } else if (wasReady) {
             const run = timeout(delayMs);
             await Promise.race([run.promise, child.exit]);
             run.cancel();
           }
           if (term && !child.exited) {
-            child.process.kill("SIGTERM");
+            endSupervisor(child, record, "SIGTERM");
             terms++;
             const grace = timeout(termMs);
             const ended = await Promise.race([grace.promise, child.exit]);
@@ -363,9 +453,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             gracefulStops++;
             continue;
           }
-          unexpectedExits.push(`cycle ${cycle} (${binary ? "roster start" : "supervisor.mjs"}): exited on its own (code ${code}, signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
+          unexpectedExits.push(`cycle ${cycle} (${binary ? "roster start" : "supervisor.mjs"}${fault === null ? "" : `, fault ${fault}`}): exited on its own (code ${code}, signal ${signal}): ${child.stderrTail().trim().slice(-1_000)}`);
         } else {
-          child.process.kill("SIGKILL");
+          endSupervisor(child, record, "SIGKILL");
           const { signal } = await child.exit;
           if (signal === "SIGKILL") {
             kills++;
@@ -380,9 +470,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (kills % 10 === 0 || kills === opts.kills) {
           const counts = await (await openRunnerStore()).tasks.counts();
           const open = Object.values(counts).reduce((n, s) => n + (s.pending ?? 0) + (s.waiting ?? 0) + (s.claimed ?? 0) + (s.in_progress ?? 0), 0);
-          log(`cycle ${cycle + 1}: ${kills}/${opts.kills} kills, ${terms} SIGTERMs first (${gracefulStops} stopped before the kill), ${overlapKills} of a companion, ${open} tasks open`);
+          log(`cycle ${cycle + 1}: ${kills}/${opts.kills} kills, ${terms} SIGTERMs first (${gracefulStops} stopped before the kill), ${overlapKills} of a companion, ${history.faults.length} faults, ${open} tasks open`);
         }
       } finally {
+        mainEnded();
         await sideDone;
       }
     }
@@ -392,36 +483,118 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const store = await openRunnerStore();
     await leasesExpired(store);
     log("final supervisor: roster start --exit-when-idle");
-    const final = startChild(
-      [bin, "start", "--db", dbPath, "--personas", personasDir, "--no-metrics", "--threads", "2", "--log-level", "warn", "--exit-when-idle"],
-      supervisorLog,
-      "final roster start --exit-when-idle",
-      /$^/,
-    );
+    const final = binarySupervisor(Number.MAX_SAFE_INTEGER, "final roster start --exit-when-idle", ["--exit-when-idle"]);
     const t = timeout(opts.drainTimeoutMs);
-    const ended = await Promise.race([final.exit, t.promise]);
+    const ended = await Promise.race([final.child.exit, t.promise]);
     t.cancel();
     if (ended === "timeout") {
-      final.process.kill("SIGKILL");
-      await final.exit;
+      endSupervisor(final.child, final.record, "SIGKILL");
+      await final.child.exit;
       failures.push(`the final roster start did not reach idle within ${opts.drainTimeoutMs} ms`);
     } else {
       drained = ended.code === 0;
       drainExitCode = ended.code;
-      if (!drained) failures.push(`the final roster start exited with ${ended.code} (signal ${ended.signal}): ${final.stderrTail().trim().slice(-1_000)}`);
+      if (!drained) failures.push(`the final roster start exited with ${ended.code} (signal ${ended.signal}): ${final.child.stderrTail().trim().slice(-1_000)}`);
     }
+    history.endAt = Date.now();
+    (sampler as { sample(): void } | null)?.sample();
 
-    figures = checkChaos(await snapshot(store, shellLog, dbPath));
+    fillAgentIds(dbPath, history.supervisors);
+    history.grandchildren = readTreeLog(treeLog).grandchildren;
+    history.stallWarnings = existsSync(supervisorLog) ? readFileSync(supervisorLog, "utf8").split("\n").filter((l) => l.includes(STALL_WARNING)).length : 0;
+    figures = checkChaos(await snapshot(store, shellLog, dbPath, history));
   } finally {
+    const s = sampler as { db: Database.Database; timer: NodeJS.Timeout } | null;
+    if (s !== null) {
+      clearInterval(s.timer);
+      s.db.close();
+    }
     await (opened as Store | null)?.close();
+    if (disk.dir !== null) {
+      // Keep the database beside the logs, then give the memory back.
+      for (const name of ["roster.db", "roster.db-wal", "roster.db-shm"]) if (existsSync(join(disk.dir, name))) copyFileSync(join(disk.dir, name), join(dir, name));
+      try {
+        execFileSync("umount", [disk.dir], { stdio: "pipe" });
+      } catch (error) {
+        log(`umount ${disk.dir} failed: ${String(error).slice(0, 200)}`);
+      }
+    }
   }
+
+  async function runFault(
+    kind: FaultKind,
+    p: { child: Child; record: SupervisorRecord; preMs: number; postMs: number; hangIds: number[]; treeIds: number[]; skewMs: number; cycle: number; frand: () => number },
+  ): Promise<void> {
+    const ctx: FaultContext = {
+      cycle: p.cycle,
+      random: p.frand,
+      store: await openRunnerStore(),
+      dbPath,
+      bin,
+      history,
+      leaseMs: opts.leaseMs,
+      maxLockMs: opts.maxLockMs,
+      maxDiskMs: opts.maxDiskMs,
+      diskDir: disk.dir,
+      treeLog,
+      supervisorLog,
+      log,
+    };
+    const pre = timeout(p.preMs);
+    await Promise.race([pre.promise, p.child.exit]);
+    pre.cancel();
+    if (p.child.exited) return;
+    switch (kind) {
+      case "stop":
+        await stopFault(ctx, p.child, p.record);
+        break;
+      case "cancel":
+        await cancelFault(ctx);
+        break;
+      case "hang":
+        await hangFault(ctx, p.hangIds[0]!, p.hangIds.slice(1), HANG_TIMEOUT_MS);
+        break;
+      case "lock":
+        await lockFault(ctx, join(chaosDir, "lock.mjs"));
+        break;
+      case "disk":
+        await diskFault(ctx);
+        break;
+      case "leader":
+        await leaderFault(ctx, p.treeIds);
+        break;
+      case "skew": {
+        const from = Date.now();
+        await sleep(randomInt(p.frand, 1_500, 3_000));
+        history.faults.push({
+          kind: "skew",
+          cycle: p.cycle,
+          from,
+          to: Date.now(),
+          detail: `${p.record.label}: ROSTER_CLOCK_OFFSET_MS=${p.skewMs}, measured ${p.record.measuredOffsetMs ?? "?"} ms in the process, beside a companion on the true clock`,
+          taskIds: [],
+        });
+        break;
+      }
+    }
+    const post = timeout(p.postMs);
+    await Promise.race([post.promise, p.child.exit]);
+    post.cancel();
+  }
+
   failures.push(...unexpectedExits);
   if (kills < opts.kills) failures.push(`${kills} of ${opts.kills} kills landed on a live supervisor`);
   if (figures.duplicates > 0) failures.push(`${figures.duplicates} duplicates`);
   if (figures.lost > 0) failures.push(`${figures.lost} lost tasks`);
+  for (const c of history.cancels) if (c.cancelled && !c.retried) failures.push(`cycle ${c.cycle}: roster retry of cancelled task ${c.taskId} refused: ${c.error}`);
+  for (const s of history.supervisors) {
+    if (s.clockOffsetMs !== 0 && s.measuredOffsetMs !== null && Math.abs(s.measuredOffsetMs - s.clockOffsetMs) > 1_000) failures.push(`${s.label}: clock offset ${s.clockOffsetMs} ms asked, ${s.measuredOffsetMs} ms measured in the process`);
+  }
   failures.push(...figures.violations);
   const ok = failures.length === 0;
   if (ok && options.keep !== true) rmSync(dir, { recursive: true, force: true });
+  const faults: Record<string, number> = {};
+  for (const f of history.faults) if (!f.detail.startsWith("skipped")) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
   return {
     seed: opts.seed,
     options: opts,
@@ -434,6 +607,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     drained,
     drainExitCode,
     figures,
+    faults,
+    diskMode: disk.mode,
+    history,
     wallMs: Date.now() - started,
     loadAverage: { before: loadBefore, after: loadavg()[0]! },
     dir,

@@ -2,6 +2,8 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkChaos, type ChaosSnapshot } from "../../bench/chaos/checks.js";
+import { emptyHistory, type ChaosHistory, type SupervisorRecord } from "../../bench/chaos/history.js";
+import { CLAIM_ALLOWANCE_MS, FAULT_RECOVERY_ALLOWANCE_MS, findStalls } from "../../bench/chaos/stalls.js";
 import { writeChaosPersonas } from "../../bench/chaos/plan.js";
 import { derivedProblems } from "../../bench/chaos/run.js";
 import { plan } from "../../src/adapters/planner.js";
@@ -202,6 +204,148 @@ describe("the crash suite's checks", () => {
   it("flag a database that fails PRAGMA integrity_check", () => {
     const figures = check([], [], { integrity: "*** in database main ***\nPage 7: never used" });
     expect(figures.violations[0]).toContain("PRAGMA integrity_check");
+  });
+});
+
+/**
+ * Histories with the runner's record (issue 12): events placed in true time by an
+ * event clock (`timed`: each event committed at the given ms), supervisors with
+ * their agent ids, lifetimes and pauses, faults.
+ */
+function timed(...pairs: Array<[TaskEvent, number]>): { events: TaskEvent[]; clock: Array<[number, number]> } {
+  // As the runner samples: the last sample before each event still shows the previous id.
+  const sorted = [...pairs].sort((a, b) => a[0].id - b[0].id);
+  const clock: Array<[number, number]> = [];
+  sorted.forEach(([e, t], i) => clock.push([t, i === 0 ? 0 : sorted[i - 1]![0].id], [t, e.id]));
+  return { events: pairs.map(([e, t]) => ({ ...e, at: t })), clock };
+}
+
+function sup(agentId: string, fields: Partial<SupervisorRecord> = {}): SupervisorRecord {
+  return { label: `supervisor ${agentId}`, cycle: 1, pid: 1, agentId, spawnAt: 0, readyAt: 0, endAt: null, pollIntervalMs: 50, concurrency: 8, pauses: [], clockOffsetMs: 0, measuredOffsetMs: null, ...fields };
+}
+
+function historyOf(clock: Array<[number, number]>, fields: Partial<ChaosHistory> = {}): ChaosHistory {
+  return { ...emptyHistory(500), eventClock: clock, endAt: 60_000, ...fields };
+}
+
+const enqueued = (id: number) => ev(id, "task:enqueued", 0, { status: "pending" });
+const claimBy = (id: number, attempt: number, agentId: string) => ({ ...claim(id, attempt), agentId });
+const BOUND = 2 * 50 + CLAIM_ALLOWANCE_MS;
+
+describe("the crash suite's wrongly-failed rule", () => {
+  it("flags an echo task that ended failed, with its error code", () => {
+    const figures = check([task(1, "echo", { status: "failed", attempts: 1, maxAttempts: 1 })], [claim(1, 1), failed(1, 1, "WORKER_CRASHED")]);
+    expect(figures.wronglyFailed).toHaveLength(1);
+    expect(figures.wronglyFailed[0]).toContain('task 1 (echo "task 1"): wrongly failed: WORKER_CRASHED');
+  });
+
+  it("flags a sleep task whose leases expired under a live, unpaused supervisor until its attempts ran out", () => {
+    const h = timed([claimBy(1, 1, "a"), 100], [{ ...expired(1, 1), data: { leaseExpiresAt: 600 } }, 700], [{ ...retrying(1, 1, "LEASE_EXPIRED") }, 700], [claimBy(1, 2, "a"), 900], [{ ...expired(1, 2), data: { leaseExpiresAt: 1_400 } }, 1_500], [failed(1, 2, "LEASE_EXPIRED"), 1_500]);
+    const figures = check([task(1, "sleep", { status: "failed", attempts: 2, maxAttempts: 2 })], h.events, { history: historyOf(h.clock, { supervisors: [sup("a")] }) });
+    expect(figures.wronglyFailed.join("\n")).toContain("wrongly failed: LEASE_EXPIRED");
+  });
+
+  it("accepts an echo task that failed because the harness killed the holder of every attempt", () => {
+    const h = timed([claimBy(1, 1, "a"), 100], [{ ...expired(1, 1), data: { leaseExpiresAt: 600 } }, 700], [{ ...retrying(1, 1, "LEASE_EXPIRED"), agentId: "a" }, 700], [claimBy(1, 2, "b"), 900], [{ ...expired(1, 2), agentId: "b", data: { leaseExpiresAt: 1_400 } }, 1_500], [{ ...failed(1, 2, "LEASE_EXPIRED"), agentId: "b" }, 1_500]);
+    const history = historyOf(h.clock, { supervisors: [sup("a", { endAt: 300 }), sup("b", { pauses: [{ from: 1_000, to: 2_000 }] })] });
+    const figures = check([task(1, "echo", { status: "failed", attempts: 2, maxAttempts: 2 })], h.events, { history });
+    expect(figures.wronglyFailed).toEqual([]);
+    expect(figures.violations).toEqual([]);
+    expect(figures.harnessLostAttempts).toBe(2);
+  });
+
+  it("flags a cancelled and retried echo task that ended failed, and accepts one that completed", () => {
+    const cancelled = ev(1, "task:cancelled", 1, { from: "in_progress" });
+    const retried = ev(1, "task:retried", 0, { from: "cancelled", status: "pending" });
+    const bad = check([task(1, "echo", { status: "failed", attempts: 1, maxAttempts: 1 })], [claim(1, 1), cancelled, retried, claim(1, 1), failed(1, 1, "ABORTED")], {
+      history: { ...emptyHistory(500), cancels: [{ taskId: 1, cycle: 1, cancelAt: 0, cancelled: true, retryAt: 1, retried: true, error: null }] },
+    });
+    expect(bad.wronglyFailed.join("\n")).toContain("wrongly failed: ABORTED, after a cancel and retry");
+    const good = check([task(2, "echo", { attempts: 1 })], [claim(2, 1), { ...cancelled, taskId: 2 }, { ...retried, taskId: 2 }, claim(2, 1), completed(2, 1)]);
+    expect(good.violations).toEqual([]);
+    expect(good.wronglyFailed).toEqual([]);
+  });
+
+  it("accepts a hung task that failed TIMEOUT and flags one that failed with another code", () => {
+    const good = check([task(1, "hang", { status: "failed", attempts: 1, maxAttempts: 1 })], [claim(1, 1), failed(1, 1, "TIMEOUT")]);
+    expect(good.violations).toEqual([]);
+    const bad = check([task(2, "hang", { status: "failed", attempts: 1, maxAttempts: 1 })], [claim(2, 1), failed(2, 1, "WORKER_CRASHED")]);
+    expect(bad.wronglyFailed.join("\n")).toContain("wrongly failed: WORKER_CRASHED, its own failure is TIMEOUT");
+  });
+
+  it("flags an innocent sleep task charged an attempt for its thread-mate's hang", () => {
+    const figures = check([task(1, "sleep", { attempts: 2 })], [claim(1, 1), retrying(1, 1, "WORKER_CRASHED"), claim(1, 2), completed(1, 2)]);
+    expect(figures.violations.join("\n")).toContain("attempt 1: retrying (WORKER_CRASHED), the policy says completed");
+  });
+
+  it("accepts a tree attempt whose leader the harness killed, and flags a grandchild that outlived the kill", () => {
+    const h = timed([claimBy(1, 1, "a"), 100], [{ ...retrying(1, 1, "ADAPTER_FAILED"), agentId: "a" }, 900], [claimBy(1, 2, "a"), 1_000], [{ ...completed(1, 2), agentId: "a" }, 2_000]);
+    const base = historyOf(h.clock, { supervisors: [sup("a")], leaderKills: [{ taskId: 1, attempt: 1, pid: 10, at: 500, cycle: 1 }] });
+    const t = task(1, "tree", { attempts: 2, result: { attempt: 2 } });
+    expect(check([t], h.events, { history: base }).violations).toEqual([]);
+    const orphan = check([t], h.events, { history: { ...base, grandchildren: [{ event: "gcdone", taskId: 1, attempt: 1, pid: 11, at: 2_600 }] } });
+    expect(orphan.orphanGrandchildren).toBe(1);
+    expect(orphan.violations.join("\n")).toContain("grandchild pid 11 finished 2100 ms after its leader (pid 10) was killed");
+  });
+
+  it("flags a lease collected before it expired by the true clock (a reaper whose clock runs ahead)", () => {
+    const h = timed([claimBy(1, 1, "a"), 100], [{ ...expired(1, 1), at: 30_700, data: { leaseExpiresAt: 600 } }, 300], [{ ...retrying(1, 1, "LEASE_EXPIRED"), agentId: "a" }, 300], [claimBy(1, 2, "a"), 400], [{ ...completed(1, 2), agentId: "a" }, 500]);
+    const figures = check([task(1, "echo", { attempts: 2 })], h.events, { history: historyOf(h.clock, { supervisors: [sup("a")] }) });
+    expect(figures.earlyReaps).toBe(1);
+    expect(figures.violations.join("\n")).toContain("collected 300 ms before it expired by the true clock");
+  });
+});
+
+describe("the crash suite's stall rule", () => {
+  const stalls = (tasks: TaskRecord[], pairs: Array<[TaskEvent, number]>, fields: Partial<ChaosHistory>) => {
+    const h = timed(...pairs);
+    const events = new Map<number, TaskEvent[]>(tasks.map((t) => [t.id, h.events.filter((e) => e.taskId === t.id)]));
+    return findStalls({ tasks, events, history: historyOf(h.clock, fields), personaConcurrency: () => 3 });
+  };
+
+  it("flags a task left ready past the bound beside a live supervisor with free slots, with its id, wait and persona", () => {
+    const found = stalls([task(1, "sleep")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_000], [{ ...completed(1, 1), agentId: "a" }, 4_500]], { supervisors: [sup("a")] });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ taskId: 1, persona: "sleep", waitedMs: 3_000, boundMs: BOUND, claimed: true });
+    expect(found[0]!.supervisor).toContain("supervisor a");
+  });
+
+  it("flags a task never claimed while a supervisor with free slots ran to the end", () => {
+    const found = stalls([task(1, "echo", { status: "pending", attempts: 0 })], [[enqueued(1), 1_000]], { supervisors: [sup("a", { endAt: 5_000 })] });
+    expect(found).toMatchObject([{ taskId: 1, claimed: false, waitedMs: 4_000 }]);
+  });
+
+  it("passes a claim within the bound", () => {
+    expect(stalls([task(1, "sleep")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 1_000 + BOUND - 100], [{ ...completed(1, 1), agentId: "a" }, 3_000]], { supervisors: [sup("a")] })).toEqual([]);
+  });
+
+  it("passes a wait while the only supervisor was SIGSTOPped, or dead, or not yet ready", () => {
+    const pairs: Array<[TaskEvent, number]> = [[enqueued(1), 1_000], [claimBy(1, 1, "b"), 5_000], [{ ...completed(1, 1), agentId: "b" }, 5_500]];
+    expect(stalls([task(1, "sleep")], pairs, { supervisors: [sup("a", { pauses: [{ from: 500, to: 4_500 }] }), sup("b", { readyAt: 4_500 })] })).toEqual([]);
+    expect(stalls([task(1, "sleep")], pairs, { supervisors: [sup("a", { endAt: 1_200 }), sup("b", { readyAt: 4_500 })] })).toEqual([]);
+  });
+
+  it("passes a wait while the supervisor's slots for the persona were full", () => {
+    const busy: Array<[TaskEvent, number]> = [2, 3, 4].flatMap((id): Array<[TaskEvent, number]> => [[claimBy(id, 1, "a"), 500], [{ ...completed(id, 1), agentId: "a" }, 4_000]]);
+    const found = stalls([task(1, "sleep"), task(2, "sleep"), task(3, "sleep"), task(4, "sleep")], [...busy, [enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_100], [{ ...completed(1, 1), agentId: "a" }, 4_600]].sort((x, y) => x[1] - y[1] || x[0].id - y[0].id), { supervisors: [sup("a")] });
+    expect(found).toEqual([]);
+  });
+
+  it("passes a wait inside a held write lock and restarts the bound when the lock ends", () => {
+    const lock = { kind: "lock" as const, cycle: 1, from: 500, to: 4_000, detail: "lock", taskIds: [] };
+    const within = stalls([task(1, "echo")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_000 + FAULT_RECOVERY_ALLOWANCE_MS + BOUND - 100], [{ ...completed(1, 1), agentId: "a" }, 8_000]], { supervisors: [sup("a")], faults: [lock] });
+    expect(within).toEqual([]);
+    const after = stalls([task(1, "echo")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_000 + FAULT_RECOVERY_ALLOWANCE_MS + BOUND + 1_000], [{ ...completed(1, 1), agentId: "a" }, 12_000]], { supervisors: [sup("a")], faults: [lock] });
+    expect(after).toMatchObject([{ taskId: 1, waitedMs: BOUND + 1_000 }]);
+    expect(after[0]!.faults).toEqual(["lock (cycle 1)"]);
+  });
+
+  it("counts a delayed task as ready only from its run_at, and a retry only after its backoff", () => {
+    const delayed = stalls([task(1, "echo")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 5_000], [{ ...completed(1, 1), agentId: "a" }, 5_100]], { supervisors: [sup("a")], dueAt: { 1: 4_500 } });
+    expect(delayed).toEqual([]);
+    const backoff = { ...retrying(1, 1), agentId: "a", data: { runAt: 3_500, error: { code: "ADAPTER_FAILED", message: "x" } } };
+    const retried = stalls([task(1, "flaky", { attempts: 2 })], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 1_100], [backoff, 1_500], [claimBy(1, 2, "a"), 3_600], [{ ...completed(1, 2), agentId: "a" }, 3_700]], { supervisors: [sup("a")] });
+    expect(retried).toEqual([]);
   });
 });
 
