@@ -132,7 +132,7 @@ describe("roster run", () => {
 });
 
 describe("roster run interrupted", () => {
-  it("stops the agent's process tree on SIGINT, gives the task back without counting the attempt, and exits 130", async () => {
+  it("stops the agent's process tree on SIGINT, cancels the task as the user's interruption, and exits 130", async () => {
     const record = join(dir.path, "record.jsonl");
     agentPersona("coder", `  env:\n    FAKE_AGENT_RECORD: ${JSON.stringify(record)}`);
     const child = spawn(process.execPath, [BIN, "run", "--persona", "coder", "--db", db, "--personas", personas, "--json", "Long job [fake:grandchild] [fake:sleep=60000]"], {
@@ -146,11 +146,10 @@ describe("roster run interrupted", () => {
     child.kill("SIGINT");
     expect(await exited).toBe(130);
     const printed = JSON.parse(stdout) as { taskId: number; status: string };
-    expect(printed.status).toBe("interrupted");
+    expect(printed.status).toBe("cancelled");
     await waitUntil(() => !processAlive(grandchild));
     const task = await withDb((store) => store.tasks.get({ taskId: printed.taskId }));
-    expect(task.status).toBe("pending");
-    expect(task.attempts).toBe(0);
-    expect(task.events.map((e) => e.type)).toContain("task:released");
+    expect(task.status).toBe("cancelled");
+    expect(task.events.find((e) => e.type === "task:cancelled")?.data).toMatchObject({ reason: expect.stringContaining("interrupted by the user") });
   });
 });

@@ -7,12 +7,13 @@ import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js
 import type { Adapter, AdapterContext, AdapterPersona, AdapterTask } from "../../adapters/types.js";
 import { systemClock } from "../../clock.js";
 import type { Config } from "../../config.js";
-import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../../errors.js";
+import { ERROR_CODES, LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorCode, type ErrorObject } from "../../errors.js";
 import { createLogger, type Logger } from "../../logging/logger.js";
 import { fromPersonaRecord, loadPersonaDir, toAdapterPersona, toPersonaUpsert } from "../../personas/load.js";
 import type { Persona } from "../../personas/schema.js";
 import type { ClaimedTask, Json, Store } from "../../store/index.js";
 import { PRIORITY_MAX, TITLE_MAX } from "../../store/input.js";
+import { unknownNameHint } from "../../store/suggest.js";
 import { pruneWorkspacesAtStart } from "../../workspace/startup.js";
 import { printError, printJson } from "../output.js";
 import { addDbOption, addJsonOption, addPersonasOption, configFrom, withStore, type DbOptions, type JsonOptions, type PersonasOptions } from "../options.js";
@@ -24,8 +25,12 @@ import { addDbOption, addJsonOption, addPersonasOption, configFrom, withStore, t
  * a one-off agent, started, heartbeated, then completed or failed (a planner's
  * child tasks are enqueued as usual, for a supervisor to run). A retryable
  * failure is retried here after its backoff until the attempts are used up,
- * unless --no-retry. Ctrl-C stops the CLI, gives the lease back without counting
- * the attempt, and exits 130.
+ * unless --no-retry. Ctrl-C (SIGINT or SIGTERM) stops the CLI and cancels the
+ * task, recorded as the user's interruption (the `task:cancelled` event's reason),
+ * so a later `roster start` does not run what the user aborted; exit 130.
+ *
+ * A database is created only when there is something to run: a persona that
+ * no file defines, in a database that does not exist yet, leaves no file.
  */
 interface RunOptions extends DbOptions, JsonOptions, PersonasOptions {
   persona: string;
@@ -34,9 +39,20 @@ interface RunOptions extends DbOptions, JsonOptions, PersonasOptions {
   logLevel?: string;
 }
 
+/** The `task:cancelled` reason of a run the user interrupted. */
+export const INTERRUPTED_REASON = "interrupted by the user (Ctrl-C / SIGINT or SIGTERM to roster run)";
+
+/**
+ * How long a failure that looks like the user's Ctrl-C (the CLI died of SIGINT
+ * or SIGTERM) waits for roster's own signal handler, in ms: a terminal's Ctrl-C
+ * reaches the CLI and roster together, and the CLI's exit may be seen first.
+ */
+const INTERRUPT_SETTLE_MS = 500;
+
 interface RunOutcome {
   taskId: number;
-  status: "completed" | "failed" | "interrupted";
+  /** `cancelled`: the user interrupted the run (Ctrl-C), and the task was cancelled. */
+  status: "completed" | "failed" | "cancelled";
   attempts: number;
   result: Json | null;
   error: ErrorObject | null;
@@ -63,7 +79,7 @@ export function register(program: Command): void {
     const outcome = await runOnce(config, { personaId: options.persona, title, description: prompt, retry: options.retry, logger });
     if (options.json) printJson(outcome);
     else printOutcome(outcome);
-    process.exitCode = outcome.status === "completed" ? 0 : outcome.status === "interrupted" ? 130 : 1;
+    process.exitCode = outcome.status === "completed" ? 0 : outcome.status === "cancelled" ? 130 : 1;
   });
 }
 
@@ -81,8 +97,16 @@ function printOutcome(outcome: RunOutcome): void {
     process.stderr.write(`roster: task ${outcome.taskId} completed (attempt ${outcome.attempts})${children}\n`);
     return;
   }
-  if (outcome.error !== null) printError(new RosterError("ADAPTER_FAILED", outcome.error.message));
+  if (outcome.status === "cancelled") {
+    process.stderr.write(`roster: task ${outcome.taskId} cancelled: ${INTERRUPTED_REASON}\n`);
+    return;
+  }
+  if (outcome.error !== null) printError(new RosterError(isErrorCode(outcome.error.code) ? outcome.error.code : "ADAPTER_FAILED", outcome.error.message));
   process.stderr.write(`roster: task ${outcome.taskId} ${outcome.status} after ${outcome.attempts} attempt(s)\n`);
+}
+
+function isErrorCode(code: unknown): code is ErrorCode {
+  return (ERROR_CODES as readonly unknown[]).includes(code);
 }
 
 /** Persona files (validated and synced, as `start` does) with the database as fallback. */
@@ -96,7 +120,7 @@ async function findPersona(store: Store, config: Config, id: string, now: number
   const record = await store.personas.get({ id });
   if (record !== null) return fromPersonaRecord(record);
   const known = (await store.personas.list()).map((p) => p.id);
-  throw new RosterError("PERSONA_NOT_FOUND", `--persona: no persona "${id}" in ${config.personasDir} or the database (known: ${known.join(", ") || "none"})`, {
+  throw new RosterError("PERSONA_NOT_FOUND", `--persona: no persona "${id}" in ${config.personasDir} or the database${unknownNameHint(id, known)}`, {
     details: { field: "persona", persona: id },
   });
 }
@@ -110,6 +134,18 @@ async function runOnce(
   config: Config,
   params: { personaId: string; title: string; description: string; retry: boolean; logger: Logger },
 ): Promise<RunOutcome> {
+  if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
+    // A new database only for a persona that a file defines: bad input writes nothing.
+    const files = existsSync(config.personasDir) ? loadPersonaDir(config.personasDir) : [];
+    if (!files.some((p) => p.id === params.personaId)) {
+      const known = files.map((p) => p.id);
+      throw new RosterError(
+        "PERSONA_NOT_FOUND",
+        `--persona: no persona "${params.personaId}" in ${config.personasDir}, and no database at ${config.dbPath}${unknownNameHint(params.personaId, known)}`,
+        { details: { field: "persona", persona: params.personaId } },
+      );
+    }
+  }
   return withStore(config, "create", (store) => runWithStore(store, config, params));
 }
 
@@ -119,10 +155,11 @@ async function runWithStore(
   params: { personaId: string; title: string; description: string; retry: boolean; logger: Logger },
 ): Promise<RunOutcome> {
   const stop = new AbortController();
-  const onSignal = (): void => stop.abort(new RosterError("SHUTDOWN", "interrupted (SIGINT/SIGTERM)"));
+  const onSignal = (): void => stop.abort(new RosterError("SHUTDOWN", INTERRUPTED_REASON));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   let agentId: string | null = null;
+  let taskId: number | null = null;
   try {
     const now = systemClock.now();
     const persona = await findPersona(store, config, params.personaId, now);
@@ -140,7 +177,7 @@ async function runWithStore(
       createdBy: "cli:run",
       now,
     });
-    const taskId = ids[0]!;
+    taskId = ids[0]!;
     const agent = await store.agents.register({
       name: `roster run (pid ${process.pid})`,
       kind: "cli",
@@ -154,19 +191,41 @@ async function runWithStore(
     let attempts = 0;
     for (;;) {
       const claimed = await claimOwn(store, { taskId, persona: persona.id, agentId, leaseMs: persona.leaseMs });
-      if (claimed === null) return await waitForOther(store, taskId, stop.signal);
+      if (claimed === null) {
+        const followed = await waitForOther(store, taskId, stop.signal);
+        return followed ?? (await cancelInterrupted(store, taskId, agentId, attempts));
+      }
       attempts = claimed.attempt;
       const settled = await runAttempt(store, adapter, adapterPersona, claimed, { agentId, leaseMs: persona.leaseMs, retry: params.retry, stop: stop.signal, logger: params.logger, maxPayloadBytes: config.maxPayloadBytes });
       if (settled.kind === "done") return { taskId, attempts, ...settled.outcome };
+      if (settled.kind === "interrupted") return await cancelInterrupted(store, taskId, agentId, attempts);
       // A retryable failure: wait out the backoff, then claim the task again.
+      process.stderr.write(
+        `roster: attempt ${attempts} of task ${taskId} failed (${settled.error.code ?? "ADAPTER_FAILED"}: ${settled.error.message}); retrying in ${formatMs(settled.runAt - systemClock.now())}\n`,
+      );
       await sleepUntil(settled.runAt, stop.signal);
-      if (stop.signal.aborted) return { taskId, status: "interrupted", attempts, result: null, error: toErrorObject(stop.signal.reason), childIds: [] };
+      if (stop.signal.aborted) return await cancelInterrupted(store, taskId, agentId, attempts);
     }
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     if (agentId !== null) await store.agents.deregister({ agentId, now: systemClock.now() });
   }
+}
+
+/** The user interrupted the run: the task is cancelled (whatever state it is in), with the reason in its event. */
+async function cancelInterrupted(store: Store, taskId: number, agentId: string, attempts: number): Promise<RunOutcome> {
+  const task = await store.tasks.get({ taskId, eventLimit: 0 });
+  if (task.status !== "completed" && task.status !== "failed" && task.status !== "cancelled") {
+    await store.tasks.cancel({ taskId, reason: INTERRUPTED_REASON, by: agentId, now: systemClock.now() });
+  }
+  const error = toErrorObject(new RosterError("ABORTED", INTERRUPTED_REASON));
+  return { taskId, status: "cancelled", attempts: Math.max(attempts, task.attempts), result: null, error, childIds: [] };
+}
+
+function formatMs(ms: number): string {
+  const value = Math.max(0, ms);
+  return value < 1_000 ? `${Math.round(value)} ms` : `${(value / 1_000).toFixed(1)} s`;
 }
 
 /**
@@ -188,8 +247,8 @@ async function claimOwn(store: Store, p: { taskId: number; persona: string; agen
   throw new RosterError("INVALID_STATE", `task ${p.taskId}: could not claim it ahead of other top-priority tasks of persona "${p.persona}"; run \`roster start\` to work through them`);
 }
 
-/** Someone else (a running supervisor) took the task: follow it to its end. */
-async function waitForOther(store: Store, taskId: number, signal: AbortSignal): Promise<RunOutcome> {
+/** Someone else (a running supervisor) took the task: follow it to its end; null when interrupted. */
+async function waitForOther(store: Store, taskId: number, signal: AbortSignal): Promise<RunOutcome | null> {
   for (;;) {
     const task = await store.tasks.get({ taskId, eventLimit: 0 });
     if (task.status === "completed" || task.status === "failed" || task.status === "cancelled") {
@@ -203,11 +262,36 @@ async function waitForOther(store: Store, taskId: number, signal: AbortSignal): 
       };
     }
     await sleepUntil(systemClock.now() + 500, signal);
-    if (signal.aborted) return { taskId, status: "interrupted", attempts: task.attempts, result: null, error: null, childIds: [] };
+    if (signal.aborted) return null;
   }
 }
 
-type Settled = { kind: "done"; outcome: Omit<RunOutcome, "taskId" | "attempts"> } | { kind: "retrying"; runAt: number };
+type Settled =
+  | { kind: "done"; outcome: Omit<RunOutcome, "taskId" | "attempts"> }
+  | { kind: "retrying"; runAt: number; error: ErrorObject }
+  | { kind: "interrupted" };
+
+/** The CLI died of the signal a Ctrl-C sends (which the terminal sent to roster as well). */
+function diedOfInterrupt(error: Error): boolean {
+  const details = error instanceof RosterError ? error.details : undefined;
+  return details?.signal === "SIGINT" || details?.signal === "SIGTERM";
+}
+
+/** Resolves when `signal` aborts or after `ms`, whichever comes first. */
+function abortedWithin(signal: AbortSignal, ms: number): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    function onAbort(): void {
+      clearTimeout(timer);
+      resolve(true);
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 async function runAttempt(
   store: Store,
@@ -260,12 +344,11 @@ async function runAttempt(
     clearInterval(heartbeat);
     o.stop.removeEventListener("abort", onStop);
   }
-  const now = systemClock.now();
-  if (o.stop.aborted) {
-    // Interrupted by the user: give the task back without counting the attempt.
-    await store.tasks.releaseIfLeased({ ...lease, reason: "roster run interrupted", now });
-    return { kind: "done", outcome: { status: "interrupted", result: null, error: toErrorObject(o.stop.reason), childIds: [] } };
+  // Interrupted by the user (also when the CLI's death from the same Ctrl-C was seen first): the caller cancels the task.
+  if (o.stop.aborted || (failure !== null && diedOfInterrupt(failure) && (await abortedWithin(o.stop, INTERRUPT_SETTLE_MS)))) {
+    return { kind: "interrupted" };
   }
+  const now = systemClock.now();
   if (failure === null) {
     try {
       const output = normalizeOutput(value, o.maxPayloadBytes);
@@ -282,8 +365,9 @@ async function runAttempt(
   const failed = await store.tasks.failIfLeased({ ...lease, error, retryable: o.retry && error.retryable, now });
   if (!failed.ok) throw new LeaseLostError(task.id);
   if (failed.outcome === "retrying") {
-    log.warn({ err: failure, runAt: failed.runAt }, "attempt failed; retrying after the backoff");
-    return { kind: "retrying", runAt: failed.runAt };
+    // The caller tells the person in one line; the whole error (stack included) is for --log-level debug.
+    log.debug({ err: failure, runAt: failed.runAt }, "attempt failed; retrying after the backoff");
+    return { kind: "retrying", runAt: failed.runAt, error };
   }
   return { kind: "done", outcome: { status: "failed", result: null, error, childIds: [] } };
 }
