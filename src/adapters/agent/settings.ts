@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RosterError } from "../../errors.js";
@@ -58,6 +59,7 @@ export async function prepareSettings(input: {
     if (profile.keyEnv !== null && profile.dialect !== "codex") env[profile.keyEnv] = key;
   }
   if (profile.dialect === "codex") args.push(...codexArgs(config));
+  if (config.baseUrl !== undefined) await checkBaseUrl(config.baseUrl, profile.command);
 
   if (config.home !== "fresh") return { env, args, home: null, cleanup: async () => undefined };
   const home = await mkdtemp(join(tmpdir(), "roster-home-"));
@@ -78,6 +80,44 @@ export async function prepareSettings(input: {
     throw error;
   }
   return { env, args, home, cleanup: () => rm(home, { recursive: true, force: true }) };
+}
+
+/** How long the check that a persona's baseUrl accepts connections waits, in ms. */
+export const BASE_URL_CHECK_MS = 3_000;
+
+/**
+ * Fails the attempt at once, retryable, when the persona's baseUrl refuses connections
+ * or its name does not resolve: Codex 0.171 reconnects to an unreachable server forever
+ * whatever its retry settings, so without this only the attempt's timeout would end it.
+ * A server that does not answer within BASE_URL_CHECK_MS is left to the CLI.
+ */
+export function checkBaseUrl(baseUrl: string, command: string): Promise<void> {
+  const url = new URL(baseUrl);
+  const port = url.port !== "" ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, BASE_URL_CHECK_MS);
+    timer.unref();
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new RosterError("ADAPTER_FAILED", `${command} was not started (model API unreachable; will retry): ${baseUrl}: ${error.code ?? ""} ${error.message}`.replace(/\s+/g, " "), {
+          cause: error,
+          retryable: true,
+          details: { failure: "unreachable", baseUrl, errno: error.code ?? null },
+        }),
+      );
+    });
+  });
 }
 
 /** `-c key=value` overrides (values are TOML; a JSON string is a valid TOML basic string). */

@@ -1,0 +1,169 @@
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+import { runAgent } from "../../src/adapters/agent/index.js";
+import { RosterError } from "../../src/errors.js";
+import { agentConfig, git, makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
+import { closedPort, GEMINI_MODEL, OPENAI_MODEL, startModelServer, USAGE, type ModelServer, type Scenario } from "./model-server.js";
+
+/**
+ * The real agent CLIs (pinned in ./package.json, installed with `npm ci --prefix
+ * test/agent-cli`) run through roster's agent adapter against the scripted model
+ * server on 127.0.0.1, in worktrees of a real git repository, each with a fresh
+ * home. Nothing leaves 127.0.0.1. Without the install the tier is skipped, except
+ * in CI (CI=true), where that is a failure.
+ */
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BIN = join(HERE, "node_modules", ".bin");
+export const CLIS_INSTALLED = ["claude", "codex", "gemini"].every((name) => existsSync(join(BIN, name)));
+const run = CLIS_INSTALLED || process.env.CI === "true" ? describe : describe.skip;
+
+type Cli = "claude" | "codex" | "gemini";
+const CLIS: Cli[] = ["claude", "codex", "gemini"];
+const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+
+let server: ModelServer;
+let dir: { path: string; cleanup: () => void };
+let repo: string;
+
+beforeAll(async () => {
+  server = await startModelServer({ kind: "text", text: "" });
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(() => {
+  dir = tempDir("agent-cli");
+  repo = makeRepo(dir.path, "app");
+  server.requests.length = 0;
+});
+afterEach(() => dir.cleanup());
+
+/** The persona settings a user gives each CLI to use a gateway: base URL, key variable, model, a fresh home. */
+export function cliPersona(cli: Cli, baseUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    profile: cli,
+    command: join(BIN, cli),
+    baseUrl: cli === "codex" ? `${baseUrl}/v1` : baseUrl,
+    apiKeyEnv: KEY_VAR,
+    home: "fresh",
+    ...(cli === "codex" ? { model: OPENAI_MODEL } : cli === "gemini" ? { model: GEMINI_MODEL } : {}),
+    ...extra,
+  };
+}
+
+/** Only what the CLIs need from the environment: no proxies, no keys of the machine. */
+function baseEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, [KEY_VAR]: "sk-scripted-test-key", TZ: process.env.TZ };
+}
+
+async function attempt(cli: Cli, scenario: Scenario, extra: Record<string, unknown> = {}, url = server.url) {
+  server.setScenario(scenario);
+  const config = agentConfig({ ...cliPersona(cli, url, extra), workspace: { kind: "worktree", repo, base: "main", keep: "always", autoCommit: true } });
+  const ctx = makeContext(config, { dir: dir.path });
+  return { ctx, running: runAgent(makeTask({ title: "Write hello", description: "Write hello.txt." }), ctx, { baseEnv: baseEnv() }) };
+}
+
+async function failure(promise: Promise<unknown>): Promise<RosterError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RosterError) return error;
+    throw error;
+  }
+  throw new Error("expected the attempt to fail");
+}
+
+run.each(CLIS)("the real %s CLI against the scripted model server", (cli) => {
+  it("returns the scripted text, writes a file through a scripted tool call in its worktree, and reports its session and usage", async () => {
+    const { running } = await attempt(cli, { kind: "write", path: "hello.txt", content: `hello from ${cli}\n`, text: `WROTE hello.txt with ${cli}` });
+    const output = await running;
+    const result = output.result as Record<string, any>;
+    expect(result.text).toBe(`WROTE hello.txt with ${cli}`);
+    expect(typeof result.sessionId).toBe("string");
+    expect(result.workspace.commits).toBeGreaterThanOrEqual(1);
+    expect(git(repo, "show", `${result.workspace.branch}:hello.txt`)).toBe(`hello from ${cli}`);
+    // Two model calls: the tool call, then the text after its result.
+    const usage = result.usage;
+    if (cli === "claude") {
+      expect(usage).toMatchObject({ inputTokens: 2 * USAGE.anthropic.input_tokens, outputTokens: 2 * USAGE.anthropic.output_tokens, cacheReadTokens: 2 * USAGE.anthropic.cache_read_input_tokens, cacheWriteTokens: 2 * USAGE.anthropic.cache_creation_input_tokens, turns: 2 });
+      expect(usage.costUsd).toBeGreaterThan(0);
+    } else if (cli === "codex") {
+      const u = USAGE.openai;
+      expect(usage).toMatchObject({ model: OPENAI_MODEL, inputTokens: 2 * (u.input_tokens - u.cached_tokens), cacheReadTokens: 2 * u.cached_tokens, outputTokens: 2 * u.output_tokens, reasoningTokens: 2 * u.reasoning_tokens, costUsd: null });
+    } else {
+      const u = USAGE.gemini;
+      expect(usage).toMatchObject({ model: GEMINI_MODEL, inputTokens: 2 * (u.promptTokenCount - u.cachedContentTokenCount), cacheReadTokens: 2 * u.cachedContentTokenCount, outputTokens: 2 * (u.candidatesTokenCount + u.thoughtsTokenCount), costUsd: null, turns: 2 });
+    }
+    // Every request came to the scripted server, with the key roster passed through.
+    const calls = server.requests.filter((r) => r.provider !== "other");
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    const sent = JSON.stringify(calls[0]!.headers);
+    expect(sent).toContain("sk-scripted-test-key");
+  });
+
+  it("fails not retryable on a rejected key, naming the variable, with the CLI's own message", async () => {
+    const error = await failure((await attempt(cli, { kind: "auth" })).running);
+    expect(error.retryable).toBe(false);
+    expect(error.details).toMatchObject({ failure: "auth" });
+    expect(error.message).toContain(KEY_VAR);
+    expect(error.message).toMatch(cli === "gemini" ? /API key not valid/ : cli === "codex" ? /Incorrect API key/ : /Invalid API key/);
+  });
+
+  it("fails retryable on a 429, with the delay where the CLI reports it", async () => {
+    const error = await failure((await attempt(cli, { kind: "rate-limit", retryAfterS: 7 })).running);
+    expect(error.retryable).toBe(true);
+    expect(error.details).toMatchObject({ failure: "rate-limit", rateLimited: true });
+    if (cli === "gemini") expect(error.details?.retryAfterMs).toBe(7_000);
+  });
+
+  it("reads a usage limit with its reset time where the CLI reports one", async () => {
+    const resetAtMs = Date.now() + 5 * 3_600_000;
+    const error = await failure((await attempt(cli, { kind: "usage-limit", resetAtMs })).running);
+    expect(error.retryable).toBe(true);
+    if (cli === "claude") {
+      // Claude Code with an API key reports a plan's limit (anthropic-ratelimit-unified-*) as a plain 429.
+      expect(error.details).toMatchObject({ failure: "rate-limit" });
+    } else if (cli === "codex") {
+      expect(error.details).toMatchObject({ failure: "usage-limit" });
+      // "try again at <local time>", to the minute.
+      expect(Math.abs((error.details!.resetAt as number) - resetAtMs)).toBeLessThan(60_000);
+    } else {
+      expect(error.details).toMatchObject({ failure: "usage-limit" });
+      expect(error.details!.resetAt).toBeGreaterThan(Date.now());
+    }
+  });
+
+  it("fails retryable on a server error", async () => {
+    const error = await failure((await attempt(cli, { kind: "server-error" })).running);
+    expect(error.retryable).toBe(true);
+    expect(error.details).toMatchObject({ failure: "server" });
+  });
+
+  it("fails retryable, without starting the CLI, when the model API's port is closed", async () => {
+    const port = await closedPort();
+    const error = await failure((await attempt(cli, { kind: "text", text: "unused" }, {}, `http://127.0.0.1:${port}`)).running);
+    expect(error.retryable).toBe(true);
+    expect(error.details).toMatchObject({ failure: "unreachable" });
+  });
+
+  it("fails not retryable, naming the tool, when its permissions refuse the write", async () => {
+    const args = cli === "claude" ? ["--permission-mode", "default"] : cli === "codex" ? ["--sandbox", "read-only"] : ["--approval-mode", "default"];
+    const error = await failure((await attempt(cli, { kind: "write", path: "hello.txt", content: "x\n", text: "claimed to write" }, { args })).running);
+    expect(error.retryable).toBe(false);
+    expect(error.details).toMatchObject({ failure: "permission-denied", tool: cli === "claude" ? "Write" : cli === "codex" ? "apply_patch" : "write_file" });
+  });
+
+  it("stops the CLI when the attempt times out on a hung request", async () => {
+    const { ctx, running } = await attempt(cli, { kind: "hang" });
+    const settled = failure(running);
+    for (let i = 0; i < 600 && !server.requests.some((r) => r.provider !== "other"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(server.requests.some((r) => r.provider !== "other")).toBe(true);
+    ctx.controller.abort(new RosterError("TIMEOUT", "attempt timed out"));
+    const error = await settled;
+    expect(error.code).toBe("TIMEOUT");
+  });
+});
+
+export const AGENT_CLI_BIN = resolve(BIN);
