@@ -24,8 +24,12 @@ import { abortReason } from "./work.js";
  */
 /** How much of stderr (its last characters, progress lines left out) a failure's message keeps. */
 export const STDERR_TAIL_CHARS = 4_096;
-/** How long a process tree gets between SIGTERM and SIGKILL when its attempt ends, in ms. */
-export const KILL_GRACE_MS = 2_000;
+/**
+ * How long a process tree gets between SIGTERM and SIGKILL when its attempt ends, in ms.
+ * Under the pool's abort grace (ABORT_GRACE_MS_DEFAULT, 2 s) on purpose, as in the agent
+ * adapter: an aborted script that ignores SIGTERM is gone before its thread would be terminated.
+ */
+export const KILL_GRACE_MS = 1_500;
 /** The exit code by which a script fails its task for good (no retry); given to it as ROSTER_EXIT_NO_RETRY. sysexits' EX_DATAERR. */
 export const SHELL_EXIT_NO_RETRY = 65;
 /** Prefix of a progress line on stderr: `::roster:progress 0.5 halfway`. */
