@@ -28,7 +28,9 @@ export type Scenario =
   | { kind: "rate-limit"; retryAfterS: number }
   | { kind: "usage-limit"; resetAtMs: number }
   | { kind: "server-error" }
-  | { kind: "hang" };
+  | { kind: "hang" }
+  /** The first route whose marker the request's body holds (e.g. a persona's definition), else `otherwise`. */
+  | { kind: "route"; routes: Array<{ when: string; then: Scenario }>; otherwise: Scenario };
 
 export type Provider = "anthropic" | "openai" | "gemini";
 
@@ -60,7 +62,7 @@ export const OPENAI_MODEL = "gpt-5.5";
 export const GEMINI_MODEL = "gemini-2.5-flash";
 
 export async function startModelServer(initial: Scenario): Promise<ModelServer> {
-  let scenario = initial;
+  let current = initial;
   const requests: RecordedRequest[] = [];
   const hung = new Set<ServerResponse>();
   let seq = 0;
@@ -78,6 +80,7 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
       const provider = providerOf(req);
       requests.push({ provider, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
       seq += 1;
+      const scenario = resolveScenario(current, raw);
       if (provider === "other") {
         if (req.method === "HEAD" || req.method === "GET") return void res.writeHead(200).end();
         return void res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
@@ -106,7 +109,7 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
     port,
     requests,
     setScenario: (next) => {
-      scenario = next;
+      current = next;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -115,6 +118,12 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
         server.close(() => resolve());
       }),
   };
+}
+
+function resolveScenario(scenario: Scenario, raw: string): Scenario {
+  if (scenario.kind !== "route") return scenario;
+  const route = scenario.routes.find((r) => raw.includes(r.when));
+  return resolveScenario(route?.then ?? scenario.otherwise, raw);
 }
 
 /** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
