@@ -1,5 +1,6 @@
 import { cpus } from "node:os";
 import { z } from "zod";
+import { setSystemClockOffset } from "./clock.js";
 import { RosterError } from "./errors.js";
 import { formatIssues } from "./store/input.js";
 
@@ -49,6 +50,11 @@ export const configSchema = z
     pollIntervalMs: z.number().int().min(10).default(POLL_INTERVAL_MS_DEFAULT),
     reapIntervalMs: z.number().int().min(10).default(REAP_INTERVAL_MS_DEFAULT),
     shutdownGraceMs: z.number().int().min(0).default(SHUTDOWN_GRACE_MS_DEFAULT),
+    /**
+     * Shifts this process's wall clock by this many ms (a fault to inject: a clock that
+     * is off). Default 0. Liveness does not depend on it (docs/ARCHITECTURE.md, rule 14).
+     */
+    clockOffsetMs: z.number().int().min(-86_400_000).max(86_400_000).default(0),
     /** Allow `module` adapters at absolute paths outside the personas folder. */
     allowAbsoluteModules: z.boolean().default(false),
     metrics: z
@@ -97,6 +103,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial
   if (busyTimeout !== undefined) out.busyTimeoutMs = busyTimeout;
   const heapLimit = int("ROSTER_WORKER_HEAP_LIMIT_MB");
   if (heapLimit !== undefined) out.workerHeapLimitMb = heapLimit;
+  const clockOffset = int("ROSTER_CLOCK_OFFSET_MS");
+  if (clockOffset !== undefined) out.clockOffsetMs = clockOffset;
   const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");
   if (maxPayload !== undefined) out.maxPayloadBytes = maxPayload;
   const allowAbsolute = env.ROSTER_ALLOW_ABSOLUTE_MODULES;
@@ -133,6 +141,7 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   threads: "ROSTER_THREADS",
   workerHeapLimitMb: "ROSTER_WORKER_HEAP_LIMIT_MB",
   maxPayloadBytes: "ROSTER_MAX_PAYLOAD_BYTES",
+  clockOffsetMs: "ROSTER_CLOCK_OFFSET_MS",
   "mcp.token": "ROSTER_MCP_TOKEN",
 };
 
@@ -158,7 +167,10 @@ function valueAt(object: unknown, path: readonly PropertyKey[]): unknown {
 export function loadConfig(flags: DeepPartial<ConfigInput> = {}, env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   const input = merge(merge({}, configFromEnv(env) as Record<string, unknown>), flags as Record<string, unknown>);
   const parsed = configSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    setSystemClockOffset(parsed.data.clockOffsetMs);
+    return parsed.data;
+  }
   const problems = parsed.error.issues.map((issue) => {
     const key = issue.path.map(String).join(".");
     const fromFlag = valueAt(flags, issue.path);

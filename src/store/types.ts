@@ -187,6 +187,8 @@ export interface ListTasksParams {
   afterId?: number;
   /** 0 for all. */
   limit?: number;
+  /** Highest ids first (default: oldest first). */
+  newestFirst?: boolean;
 }
 
 export interface ClaimParams {
@@ -423,6 +425,12 @@ export interface StoreOptions {
   readonly?: boolean;
   /** Directory of NNNN_name.sql files; defaults to the package's migrations/. */
   migrationsDir?: string;
+  /**
+   * The monotonic clock (ms, any origin) on which this process judges other holders'
+   * liveness: a lease is dead once its renewal stamp stood still for leaseMs of it.
+   * Default performance.now; tests pass their manual clock.
+   */
+  monotonic?: () => number;
   /** Called when a transient SQLITE_BUSY is retried. */
   onBusyRetry?: (attempt: number) => void;
   /** Called with the duration of each write transaction, in ms. */

@@ -27,7 +27,7 @@ export async function openTestStore(
   const temp: TempDir | null = options.memory === true ? null : makeTempDir("roster-store-");
   const path = temp === null ? ":memory:" : temp.path("roster.db");
   const { memory: _memory, personas: _personas, start: _start, ...storeOptions } = options;
-  const store = await openStore({ ...storeOptions, path, now: clock.now() });
+  const store = await openStore({ monotonic: () => clock.now(), ...storeOptions, path, now: clock.now() });
   if (options.personas !== false) await syncTestPersonas(store, clock.now());
   return {
     store,

@@ -15,11 +15,18 @@ export async function tempStore(options: {
   personas?: Array<Record<string, unknown>>;
   onTransaction?: (name: string, durationMs: number) => void;
   now?: number;
+  /** The clock the store judges liveness on (a test's manual clock). */
+  monotonic?: () => number;
 } = {}): Promise<{ store: Store; dir: string; path: string; cleanup: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "roster-obs-"));
   const path = join(dir, "roster.db");
   const now = options.now ?? 1_700_000_000_000;
-  const store = await openStore({ path, now, ...(options.onTransaction ? { onTransaction: options.onTransaction } : {}) });
+  const store = await openStore({
+    path,
+    now,
+    ...(options.onTransaction ? { onTransaction: options.onTransaction } : {}),
+    ...(options.monotonic ? { monotonic: options.monotonic } : {}),
+  });
   const personas = (options.personas ?? [
     { id: "planner", name: "Planner", adapter: { kind: "echo" }, retry: { maxAttempts: 1 } },
     { id: "coder", name: "Coder", adapter: { kind: "echo" }, retry: { maxAttempts: 2, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } },

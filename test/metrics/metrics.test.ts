@@ -14,10 +14,10 @@ describe("metrics fed by the store's events", () => {
 
   async function setup(): Promise<{ store: Store; metrics: RosterMetrics; clock: ManualClock; server: MetricsServer }> {
     const recorder = createTransactionRecorder();
-    const { store, cleanup } = await tempStore({ onTransaction: recorder.onTransaction });
+    const clock = new ManualClock();
+    const { store, cleanup } = await tempStore({ onTransaction: recorder.onTransaction, monotonic: () => clock.now() });
     const metrics = createMetrics({ store });
     recorder.bind(metrics);
-    const clock = new ManualClock();
     const server = await startMetricsServer({ metrics, host: "127.0.0.1", port: 0, health: createLoopHealth({ lastTickAt: () => clock.now(), clock }) });
     cleanups.push(cleanup, async () => metrics.detach(), () => server.close());
     return { store, metrics, clock, server };

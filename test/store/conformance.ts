@@ -32,7 +32,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
     beforeEach(async () => {
       const clock = new ManualClock(T0);
-      const h = await factory({ now: clock.now() });
+      const h = await factory({ now: clock.now(), monotonic: () => clock.now() });
       await syncTestPersonas(h.store, clock.now());
       ctx = { h, store: h.store, clock };
     });

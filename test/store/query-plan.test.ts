@@ -64,10 +64,16 @@ describe("query plans of the hot statements", () => {
       expect(scans(plan)).toEqual([]);
     });
 
-    it(`${label}: the reaper searches the lease index`, () => {
-      const plan = sqliteExplain(t.store, "reap", { now: t.clock.now(), limit: 1_000 });
-      expect(plan.join("\n")).toMatch(/SEARCH s USING INDEX task_status_lease \(lease_expires_at<\?\)/);
-      expect(scans(plan)).toEqual([]);
+    it(`${label}: the reaper's observation walks the lease index, not the tasks`, () => {
+      const plan = sqliteExplain(t.store, "observeLeases", {});
+      expect(plan.join("\n")).toMatch(/SCAN task_status USING INDEX task_status_lease/);
+      expect(plan.filter((line) => /^SCAN task_status$/.test(line))).toEqual([]);
+      expect(plan.some((line) => line.includes("TEMP B-TREE")), plan.join("\n")).toBe(false);
+    });
+
+    it(`${label}: the reaper's observation of agents reads the active-agent index`, () => {
+      const plan = sqliteExplain(t.store, "observeAgents", {});
+      expect(plan.join("\n")).toMatch(/agents USING INDEX agents_active/);
     });
 
     it(`${label}: counts read the counters, not the tasks`, () => {

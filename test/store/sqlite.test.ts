@@ -3,14 +3,14 @@ import { sqliteTableCounts } from "../../src/store/sqlite/introspect.js";
 import { makeTempDir } from "../helpers/tmp.js";
 import { describeStoreConformance } from "./conformance.js";
 
-describeStoreConformance("sqlite :memory:", async ({ now }) => {
-  const store = await openStore({ path: ":memory:", now });
+describeStoreConformance("sqlite :memory:", async ({ now, monotonic }) => {
+  const store = await openStore({ path: ":memory:", now, monotonic });
   return { store, rowCounts: async () => sqliteTableCounts(store), close: () => store.close() };
 });
 
-describeStoreConformance("sqlite file", async ({ now }) => {
+describeStoreConformance("sqlite file", async ({ now, monotonic }) => {
   const temp = makeTempDir("roster-conformance-");
-  const store = await openStore({ path: temp.path("roster.db"), now });
+  const store = await openStore({ path: temp.path("roster.db"), now, monotonic });
   return {
     store,
     rowCounts: async () => sqliteTableCounts(store),

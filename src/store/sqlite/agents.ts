@@ -1,20 +1,22 @@
 import { randomUUID } from "node:crypto";
 import { RosterError } from "../../errors.js";
 import type { AgentRecord, HeartbeatParams, HeartbeatResult, LeaseRef, RegisterAgentParams } from "../types.js";
+import type { AgentObservation, LeaseObservation, Silent } from "../liveness.js";
 import type { Db } from "./database.js";
+import { OBSERVE_AGENTS_SQL } from "./maintenance.js";
 import { toAgentRecord, type AgentRow } from "./rows.js";
 import type { Transitions } from "./transitions.js";
 
-/** DESIGN rule 5: one statement renews every current lease an agent holds. Params: @agentId @now. */
+/**
+ * One statement renews every lease an agent holds (docs/ARCHITECTURE.md, rule 5).
+ * A renewal always moves the stamp forward (at least by 1, even when this
+ * process's clock stepped back): the reaper judges liveness by the stamp moving,
+ * never by comparing it with a clock. Params: @agentId @now.
+ */
 export const RENEW_ALL_SQL = `
-      UPDATE task_status SET lease_expires_at = @now + lease_ms
-      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
-      RETURNING task_id, lease_token`;
-
-/** Marks agents whose heartbeat is older than their timeout. Params: @now. */
-export const EXPIRE_AGENTS_SQL = `
-      UPDATE agents SET status = 'expired'
-      WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now RETURNING id`;
+      UPDATE task_status SET lease_expires_at = max(@now + lease_ms, lease_expires_at + 1)
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
+      RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
 
 /** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (DESIGN rule 5). */
 export class AgentStatements {
@@ -25,6 +27,7 @@ export class AgentStatements {
   private readonly heldLeases;
   private readonly markDeregistered;
   private readonly expire;
+  private readonly observeAgents;
   private readonly listActive;
   private readonly listAll;
   private readonly byId;
@@ -39,20 +42,24 @@ export class AgentStatements {
         status = 'active', pid = excluded.pid, hostname = excluded.hostname,
         heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, last_heartbeat = excluded.last_heartbeat`);
     // An expired agent that heartbeats again is alive; a deregistered one stays gone.
-    this.touch = db.prepare("UPDATE agents SET last_heartbeat = @now, status = 'active' WHERE id = @agentId AND status <> 'deregistered'");
+    this.touch = db.prepare(`
+      UPDATE agents SET last_heartbeat = max(@now, last_heartbeat + 1), status = 'active'
+      WHERE id = @agentId AND status <> 'deregistered' RETURNING last_heartbeat, heartbeat_timeout_ms`);
     // One statement renews every current lease the agent holds.
     this.renewAll = db.prepare(RENEW_ALL_SQL);
     this.renewSome = db.prepare(`
-      UPDATE task_status SET lease_expires_at = @now + lease_ms
-      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress') AND lease_expires_at > @now
+      UPDATE task_status SET lease_expires_at = max(@now + lease_ms, lease_expires_at + 1)
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
         AND (task_id, lease_token) IN (
           SELECT json_extract(value, '$.taskId'), json_extract(value, '$.leaseToken') FROM json_each(@leases))
-      RETURNING task_id, lease_token`);
+      RETURNING task_id, lease_token, lease_expires_at, lease_ms`);
     this.heldLeases = db.prepare(
       "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = ? AND status IN ('claimed','in_progress')",
     );
     this.markDeregistered = db.prepare("UPDATE agents SET status = 'deregistered', last_heartbeat = @now WHERE id = @agentId");
-    this.expire = db.prepare(EXPIRE_AGENTS_SQL);
+    // Conditional on the stamp the judge saw standing still: a heartbeat since then keeps the agent.
+    this.expire = db.prepare("UPDATE agents SET status = 'expired' WHERE id = @agentId AND status = 'active' AND last_heartbeat = @stamp");
+    this.observeAgents = db.prepare(OBSERVE_AGENTS_SQL);
     this.listActive = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.status = 'active' ORDER BY a.registered_at, a.id`);
     this.listAll = db.prepare(`SELECT a.*, ${held} FROM agents a ORDER BY a.registered_at, a.id`);
     this.byId = db.prepare(`SELECT a.*, ${held} FROM agents a WHERE a.id = ?`);
@@ -82,17 +89,22 @@ export class AgentStatements {
     return this.get(id)!;
   }
 
-  heartbeat(params: HeartbeatParams): HeartbeatResult {
-    const agentActive = this.touch.run({ now: params.now, agentId: params.agentId }).changes === 1;
-    if (!agentActive) return { agentActive, renewed: [], lost: params.leases ?? [] };
-    type Row = { task_id: number; lease_token: string };
-    const toRef = (row: Row): LeaseRef => ({ taskId: row.task_id, leaseToken: row.lease_token });
-    if (params.leases === undefined) {
-      return { agentActive, renewed: (this.renewAll.all({ now: params.now, agentId: params.agentId }) as Row[]).map(toRef), lost: [] };
-    }
-    const renewed = (this.renewSome.all({ now: params.now, agentId: params.agentId, leases: JSON.stringify(params.leases) }) as Row[]).map(toRef);
+  /** The heartbeat and, for the liveness judge, the stamps it wrote. */
+  heartbeat(params: HeartbeatParams): HeartbeatResult & { stamps: { agent: AgentObservation | null; leases: LeaseObservation[] } } {
+    const touched = this.touch.get({ now: params.now, agentId: params.agentId }) as { last_heartbeat: number; heartbeat_timeout_ms: number } | undefined;
+    if (touched === undefined) return { agentActive: false, renewed: [], lost: params.leases ?? [], stamps: { agent: null, leases: [] } };
+    const agent = { agentId: params.agentId, stamp: touched.last_heartbeat, timeoutMs: touched.heartbeat_timeout_ms };
+    type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
+    const rows = (
+      params.leases === undefined
+        ? this.renewAll.all({ now: params.now, agentId: params.agentId })
+        : this.renewSome.all({ now: params.now, agentId: params.agentId, leases: JSON.stringify(params.leases) })
+    ) as Row[];
+    const renewed: LeaseRef[] = rows.map((row) => ({ taskId: row.task_id, leaseToken: row.lease_token }));
+    const stamps = { agent, leases: rows.map((row) => ({ taskId: row.task_id, leaseToken: row.lease_token, stamp: row.lease_expires_at, leaseMs: row.lease_ms })) };
+    if (params.leases === undefined) return { agentActive: true, renewed, lost: [], stamps };
     const kept = new Set(renewed.map((ref) => `${ref.taskId}:${ref.leaseToken}`));
-    return { agentActive, renewed, lost: params.leases.filter((ref) => !kept.has(`${ref.taskId}:${ref.leaseToken}`)) };
+    return { agentActive: true, renewed, lost: params.leases.filter((ref) => !kept.has(`${ref.taskId}:${ref.leaseToken}`)), stamps };
   }
 
   deregister(params: { agentId: string; now: number }): number[] {
@@ -109,9 +121,23 @@ export class AgentStatements {
     return released;
   }
 
-  expireStale(now: number): string[] {
-    const ids = (this.expire.all({ now }) as Array<{ id: string }>).map((row) => row.id);
-    for (const id of ids) this.transitions.event(null, "agent:expired", now, id, null);
+  /** Every active agent's heartbeat stamp, for the liveness judge. A read. */
+  observe(): AgentObservation[] {
+    return (this.observeAgents.all() as Array<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>).map((row) => ({
+      agentId: row.id,
+      stamp: row.last_heartbeat,
+      timeoutMs: row.heartbeat_timeout_ms,
+    }));
+  }
+
+  /** Inside a transaction: marks expired the agents the judge found silent, unless they beat since. */
+  expireSilent(silent: ReadonlyArray<Silent<AgentObservation>>, now: number): string[] {
+    const ids: string[] = [];
+    for (const { item, silentMs } of silent) {
+      if (this.expire.run({ agentId: item.agentId, stamp: item.stamp }).changes === 0) continue;
+      this.transitions.event(null, "agent:expired", now, item.agentId, null, { silentMs: Math.round(silentMs), timeoutMs: item.timeoutMs });
+      ids.push(item.agentId);
+    }
     return ids;
   }
 

@@ -1,6 +1,6 @@
-import { EXPIRE_AGENTS_SQL, RENEW_ALL_SQL } from "./agents.js";
+import { RENEW_ALL_SQL } from "./agents.js";
 import { COMPLETE_DEPENDENCIES_SQL } from "./graph.js";
-import { EXPIRED_LEASES_SQL } from "./maintenance.js";
+import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
 import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, RUNNING_SQL } from "./queries.js";
 import { CLAIM_SQL } from "./transitions.js";
 
@@ -12,8 +12,8 @@ import { CLAIM_SQL } from "./transitions.js";
 export const HOT_QUERIES = {
   claim: CLAIM_SQL,
   heartbeat: RENEW_ALL_SQL,
-  reap: EXPIRED_LEASES_SQL,
-  expireAgents: EXPIRE_AGENTS_SQL,
+  observeLeases: OBSERVE_LEASES_SQL,
+  observeAgents: OBSERVE_AGENTS_SQL,
   counts: COUNTS_ALL_SQL,
   nextRunAt: NEXT_RUN_ALL_SQL,
   nextRunAtPersona: NEXT_RUN_PERSONA_SQL,

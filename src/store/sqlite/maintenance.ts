@@ -1,5 +1,6 @@
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
+import type { LeaseObservation, Silent } from "../liveness.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { toPersonaRecord, type PersonaRow } from "./rows.js";
 import { RosterError } from "../../errors.js";
@@ -8,17 +9,28 @@ import type { Transitions } from "./transitions.js";
 
 export const REAP_LIMIT_DEFAULT = 1_000;
 
-/** DESIGN rule 6: leases past their expiry, oldest first, from the partial lease index. Params: @now @limit. */
-export const EXPIRED_LEASES_SQL = `
-      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_expires_at, t.retry_policy
+/**
+ * Every lease held, with its renewal stamp, for the liveness judge: a walk of the
+ * partial lease index (only leased rows are in it). A read.
+ */
+export const OBSERVE_LEASES_SQL = `
+      SELECT task_id, lease_token, lease_expires_at, lease_ms FROM task_status
+      WHERE status IN ('claimed','in_progress') ORDER BY lease_expires_at`;
+
+/** Every active agent's heartbeat stamp (the partial agents_active index). A read. */
+export const OBSERVE_AGENTS_SQL = "SELECT id, last_heartbeat, heartbeat_timeout_ms FROM agents WHERE status = 'active'";
+
+/** A lease the judge found silent, still exactly as judged (same token, same stamp). Params: @taskId @leaseToken @stamp. */
+const SILENT_LEASE_SQL = `
+      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_ms, t.retry_policy
       FROM task_status s JOIN tasks t ON t.id = s.task_id
-      WHERE s.status IN ('claimed','in_progress') AND s.lease_expires_at <= @now
-      ORDER BY s.lease_expires_at LIMIT @limit`;
+      WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.lease_expires_at = @stamp
+        AND s.status IN ('claimed','in_progress')`;
 
 /** The lease reaper (DESIGN rule 6), retention, and integrity checks. */
 export class MaintenanceStatements {
-  private readonly expiredLeases;
-  private readonly anythingExpired;
+  private readonly observeLeases;
+  private readonly silentLease;
   private readonly pruneCandidates;
   private readonly deleteEvents;
   private readonly deleteDeps;
@@ -30,14 +42,8 @@ export class MaintenanceStatements {
     private readonly tx: TransactionRunner,
     private readonly transitions: Transitions,
   ) {
-    this.expiredLeases = db.prepare(EXPIRED_LEASES_SQL);
-    // The same seek into the lease index, and the few active agents, read without the write lock.
-    this.anythingExpired = db
-      .prepare(
-        `SELECT EXISTS (SELECT 1 FROM task_status WHERE status IN ('claimed','in_progress') AND lease_expires_at <= @now)
-             OR EXISTS (SELECT 1 FROM agents WHERE status = 'active' AND last_heartbeat + heartbeat_timeout_ms < @now)`,
-      )
-      .pluck();
+    this.observeLeases = db.prepare(OBSERVE_LEASES_SQL);
+    this.silentLease = db.prepare(SILENT_LEASE_SQL);
     // Terminal tasks finished before the cut that no surviving task points at.
     this.pruneCandidates = db.prepare(`
       SELECT s.task_id FROM task_status s
@@ -57,26 +63,31 @@ export class MaintenanceStatements {
     this.deleteTasks = db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))");
   }
 
-  /** Whether reap() would find an expired lease or agent at `now`; a read. */
-  hasExpired(now: number): boolean {
-    return this.anythingExpired.get({ now }) === 1;
+  /** Every lease held and its stamp, for the liveness judge. A read. */
+  observe(): LeaseObservation[] {
+    return (this.observeLeases.all() as Array<{ task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number }>).map((row) => ({
+      taskId: row.task_id,
+      leaseToken: row.lease_token,
+      stamp: row.lease_expires_at,
+      leaseMs: row.lease_ms,
+    }));
   }
 
-  /** Inside a transaction: expired leases go back to pending with backoff, or fail on their last attempt. */
-  reap(params: ReapParams): Omit<ReapResult, "expiredAgents"> {
-    const rows = this.expiredLeases.all({ now: params.now, limit: params.limit ?? REAP_LIMIT_DEFAULT }) as Array<{
-      task_id: number;
-      persona_id: string;
-      attempts: number;
-      max_attempts: number;
-      assigned_agent_id: string | null;
-      lease_expires_at: number;
-      retry_policy: string;
-    }>;
+  /**
+   * Inside a transaction: the leases the judge found silent for their whole lease
+   * go back to pending with backoff, or fail on their last attempt (a lost attempt
+   * counts: a task that kills its worker every time ends failed). A lease renewed
+   * (or settled, or reaped by someone else) since it was judged is left alone.
+   */
+  reap(silent: ReadonlyArray<Silent<LeaseObservation>>, params: ReapParams): Omit<ReapResult, "expiredAgents"> {
     const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
-    for (const row of rows) {
-      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { leaseExpiresAt: row.lease_expires_at });
-      // A lost attempt counts: a task that kills its worker every time ends failed.
+    for (const { item, silentMs } of silent.slice(0, params.limit ?? REAP_LIMIT_DEFAULT)) {
+      const row = this.silentLease.get({ taskId: item.taskId, leaseToken: item.leaseToken, stamp: item.stamp }) as
+        | { task_id: number; persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }
+        | undefined;
+      if (row === undefined) continue;
+      const heard = Math.round(silentMs);
+      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms });
       const result = this.transitions.settleFailure({
         taskId: row.task_id,
         persona: row.persona_id,
@@ -84,7 +95,12 @@ export class MaintenanceStatements {
         maxAttempts: row.max_attempts,
         policy: JSON.parse(row.retry_policy) as RetryPolicy,
         agentId: row.assigned_agent_id,
-        error: { name: "LeaseExpired", code: "LEASE_EXPIRED", message: `lease expired at ${row.lease_expires_at} without a heartbeat`, retryable: true },
+        error: {
+          name: "LeaseExpired",
+          code: "LEASE_EXPIRED",
+          message: `no heartbeat from ${row.assigned_agent_id ?? "its holder"} for ${heard} ms (lease ${row.lease_ms} ms): the holder is taken for dead`,
+          retryable: true,
+        },
         retryable: true,
         now: params.now,
         random: params.random ?? Math.random,

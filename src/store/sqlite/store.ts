@@ -13,6 +13,7 @@ import type {
   StoreOptions,
   TaskService,
 } from "../types.js";
+import { BLOCKED_WRITE_MS, LivenessJudge } from "../liveness.js";
 import { AgentStatements } from "./agents.js";
 import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
@@ -35,6 +36,8 @@ export class SqliteStore implements Store {
   readonly maintenance: MaintenanceService;
 
   private readonly db: Db;
+  /** Judges other holders' liveness by their stamps moving on this process's monotonic clock. */
+  readonly judge: LivenessJudge;
   private readonly dataVersion;
   private lastDataVersion: number;
   private closed = false;
@@ -58,7 +61,9 @@ export class SqliteStore implements Store {
     });
     const db = this.db;
     registerSqliteHandle(this, db);
-    const tx = new TransactionRunner(db, this.events, { onBusyRetry: options.onBusyRetry, onTransaction: options.onTransaction });
+    const judge = new LivenessJudge(options.monotonic);
+    this.judge = judge;
+    const tx = new JudgedTransactions(db, this.events, { onBusyRetry: options.onBusyRetry, onTransaction: options.onTransaction }, judge);
     const graph = new GraphStatements(db);
     const enqueuer = new Enqueuer(db);
     const transitions = new Transitions(db, tx, graph, enqueuer, maxPayloadBytes);
@@ -122,7 +127,9 @@ export class SqliteStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
-        return tx.write("tasks.claim", () => transitions.claim(p));
+        const claimed = await tx.write("tasks.claim", () => transitions.claim(p));
+        judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
+        return claimed;
       },
       startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),
       startManyIfLeased: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.startMany", () => p.starts.map((s) => transitions.start(s)))),
@@ -170,13 +177,21 @@ export class SqliteStore implements Store {
     };
 
     this.agents = {
-      register: async (p) =>
-        tx.write("agents.register", () => {
+      register: async (p) => {
+        const agent = await tx.write("agents.register", () => {
           const agent = agents.register(p);
           tx.emit("agent:registered", { agentId: agent.id });
           return agent;
-        }),
-      heartbeat: async (p) => tx.write("agents.heartbeat", () => agents.heartbeat(p)),
+        });
+        judge.noteAgent({ agentId: agent.id, stamp: agent.lastHeartbeatAt, timeoutMs: agent.heartbeatTimeoutMs });
+        return agent;
+      },
+      heartbeat: async (p) => {
+        const { stamps, ...result } = await tx.write("agents.heartbeat", () => agents.heartbeat(p));
+        if (stamps.agent !== null) judge.noteAgent(stamps.agent);
+        judge.noteLeases(stamps.leases);
+        return result;
+      },
       deregister: async (p) =>
         tx.write("agents.deregister", () => {
           const released = agents.deregister(p);
@@ -185,12 +200,15 @@ export class SqliteStore implements Store {
         }),
       list: async (p) => tx.read("agents.list", () => agents.list(p?.includeInactive ?? false)),
       get: async (p) => tx.read("agents.get", () => agents.get(p.agentId)),
-      expireStale: async (p) =>
-        tx.write("agents.expireStale", () => {
-          const ids = agents.expireStale(p.now);
+      expireStale: async (p) => {
+        const silent = judge.observe([], tx.read("agents.observe", () => agents.observe())).agents;
+        if (silent.length === 0) return [];
+        return tx.write("agents.expireStale", () => {
+          const ids = agents.expireSilent(silent, p.now);
           if (ids.length > 0) tx.emit("agent:expired", { agentIds: ids });
           return ids;
-        }),
+        });
+      },
     };
 
     this.personas = {
@@ -202,11 +220,20 @@ export class SqliteStore implements Store {
 
     this.maintenance = {
       reapExpired: async (p) => {
-        // Usually nothing has expired: then the reaper takes no write lock and commits nothing.
-        if (!tx.read("maintenance.reapCheck", () => maintenance.hasExpired(p.now))) return { retried: [], failed: [], expiredAgents: [] };
+        // Observe (reads, no lock); usually no holder is silent, and nothing is written.
+        const observed = tx.read("maintenance.observe", () => ({ leases: maintenance.observe(), agents: agents.observe() }));
+        const silent = judge.observe(observed.leases, observed.agents);
+        if (silent.leases.length === 0 && silent.agents.length === 0) return { retried: [], failed: [], expiredAgents: [] };
+        const asked = judge.monotonic();
         return tx.write("maintenance.reap", () => {
-          const reaped = maintenance.reap(p);
-          const expiredAgents = agents.expireStale(p.now);
+          // Having waited for the write lock, every holder may have been waiting for it too,
+          // since before we asked: judge nobody now, and give each a whole lease again.
+          if (judge.monotonic() - asked >= BLOCKED_WRITE_MS) {
+            judge.restartSilence();
+            return { retried: [], failed: [], expiredAgents: [] };
+          }
+          const reaped = maintenance.reap(silent.leases, p);
+          const expiredAgents = agents.expireSilent(silent.agents, p.now);
           if (expiredAgents.length > 0) tx.emit("agent:expired", { agentIds: expiredAgents });
           return { ...reaped, expiredAgents };
         });
@@ -279,6 +306,22 @@ export class SqliteStore implements Store {
     // Each stop also cancels its pending follow-up, so no callback comes after close.
     for (const stop of [...this.watchStops]) stop();
     this.db.close();
+  }
+}
+
+/** Transactions that tell the liveness judge how long each write kept this process (and so every holder) from writing. */
+class JudgedTransactions extends TransactionRunner {
+  constructor(db: Db, bus: StoreEventBus, hooks: ConstructorParameters<typeof TransactionRunner>[2], private readonly judge: LivenessJudge) {
+    super(db, bus, hooks);
+  }
+
+  override async write<T>(name: string, body: () => T): Promise<T> {
+    const started = this.judge.monotonic();
+    try {
+      return await super.write(name, body);
+    } finally {
+      this.judge.noteWrite(started);
+    }
   }
 }
 

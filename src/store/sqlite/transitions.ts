@@ -116,7 +116,9 @@ export class Transitions {
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
       SELECT value ->> 0, 'task:claimed', @now, @agentId, value ->> 1, json_object('leaseExpiresAt', value ->> 2)
       FROM json_each(@rows)`);
-    const leased = "task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress') AND lease_expires_at > @now";
+    // A lease is current until it is reaped or settled: fencing is by token alone, never by
+    // comparing lease_expires_at with this process's clock (docs/ARCHITECTURE.md, "Liveness").
+    const leased = "task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress')";
     this.startStmt = db.prepare(`
       UPDATE task_status SET status = 'in_progress', started_at = coalesce(started_at, @now), updated_at = @now
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
@@ -133,7 +135,7 @@ export class Transitions {
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
       WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
-        AND task_status.status IN ('claimed','in_progress') AND task_status.lease_expires_at > @now
+        AND task_status.status IN ('claimed','in_progress')
       RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id`);
     // Rows are [taskId, agentId, attempt, readied].
     this.insertCompletedEvents = db.prepare(`
@@ -143,8 +145,7 @@ export class Transitions {
     this.leasedRow = db.prepare(`
       SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy
       FROM task_status s JOIN tasks t ON t.id = s.task_id
-      WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.status IN ('claimed','in_progress')
-        AND s.lease_expires_at > @now`);
+      WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.status IN ('claimed','in_progress')`);
     this.retryStmt = db.prepare(`
       UPDATE task_status SET status = 'pending', run_at = @runAt, ready_at = @runAt, last_error = @error,
         assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = @now

@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 import type { ClaimedTask } from "../../../src/store/index.js";
 import { collect } from "../../helpers/events.js";
 import { TEST_LEASE_MS } from "../../helpers/personas.js";
-import { claimOne, enqueueOne, fixedRandom, snapshot, type Ctx, type GetCtx } from "./support.js";
+import { claimOne, enqueue, enqueueOne, fixedRandom, snapshot, type Ctx, type GetCtx } from "./support.js";
 
 /**
  * A task that agent-a claimed, lost (lease expired and reaped) and agent-b then
@@ -98,17 +98,30 @@ export function fencingRules(get: GetCtx): void {
     expect(await snapshot(ctx, [task.id])).toEqual(before);
   });
 
-  it("rule 4: a lease past its expiry is not current even before the reaper runs", async () => {
+  it("rule 14: a lease stays current until it is reaped, whatever the writer's clock says", async () => {
     const ctx = get();
+    await enqueue(ctx, [
+      { persona: "worker", title: "ahead" },
+      { persona: "worker", title: "behind" },
+    ]);
+    const [ahead, behind] = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 2, now: ctx.clock.now() });
+    // A holder whose clock is an hour ahead of (or behind) the claimer's still holds its lease.
+    expect(await ctx.store.tasks.completeIfLeased({ taskId: ahead!.id, leaseToken: ahead!.leaseToken, now: ctx.clock.now() + 3_600_000 })).toMatchObject({ ok: true });
+    expect(await ctx.store.tasks.completeIfLeased({ taskId: behind!.id, leaseToken: behind!.leaseToken, now: ctx.clock.now() - 3_600_000 })).toMatchObject({ ok: true });
+  });
+
+  it("rule 14: a renewal moves the lease's stamp forward even when the renewer's clock stepped back", async () => {
+    const ctx = get();
+    await ctx.store.agents.register({ id: "agent-a", name: "a", kind: "supervisor", heartbeatTimeoutMs: 60_000, now: ctx.clock.now() });
     await enqueueOne(ctx);
-    const task = await claimOne(ctx);
-    ctx.clock.advance(TEST_LEASE_MS);
-    const before = await snapshot(ctx, [task.id]);
-    expect(await ctx.store.tasks.completeIfLeased({ taskId: task.id, leaseToken: task.leaseToken, now: ctx.clock.now() })).toEqual({
-      ok: false,
-      code: "LEASE_LOST",
-    });
-    expect(await snapshot(ctx, [task.id])).toEqual(before);
+    const task = await claimOne(ctx, "worker", "agent-a");
+    const stamps: number[] = [];
+    for (const offset of [0, -60_000, -120_000]) {
+      await ctx.store.agents.heartbeat({ agentId: "agent-a", now: ctx.clock.now() + offset });
+      stamps.push((await ctx.store.tasks.get({ taskId: task.id })).leaseExpiresAt!);
+    }
+    expect(stamps[1]).toBeGreaterThan(stamps[0]!);
+    expect(stamps[2]).toBeGreaterThan(stamps[1]!);
   });
 
   it("rule 4: cancelling a claimed task fences out its worker", async () => {

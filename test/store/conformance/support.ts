@@ -12,7 +12,8 @@ export interface StoreHarness {
 }
 
 /** Opens a fresh, migrated, empty store. The suite syncs its own personas. */
-export type StoreFactory = (options: { now: number }) => Promise<StoreHarness>;
+/** `monotonic` is the test's manual clock: the store judges liveness on it (src/store/liveness.ts). */
+export type StoreFactory = (options: { now: number; monotonic: () => number }) => Promise<StoreHarness>;
 
 export interface Ctx {
   h: StoreHarness;
