@@ -81,6 +81,8 @@ interface Batch {
 }
 
 interface Entry {
+  /** This attempt's address in the threads (RunBatchRequest.runIds): aborts name it, not the task. */
+  runId: number;
   batch: Batch;
   resolve: (outcome: PoolOutcome) => void;
   abortReason: ErrorObject | null;
@@ -121,6 +123,7 @@ export class WorkerPool {
   private readonly terminated = new Set<number>();
   private closed = false;
   private nextBatchId = 1;
+  private nextRunId = 1;
 
   constructor(options: WorkerPoolOptions) {
     const positive = (name: string, value: number) => {
@@ -162,6 +165,18 @@ export class WorkerPool {
       // done here instead (threadSlots → worker.terminate()).
       concurrentTasksPerWorker: this.options.concurrency,
       stricterFIFO: true,
+      // piscina's least-busy choice, minus the threads this pool is terminating: until piscina
+      // sees such a thread exit it would still hand it messages, whose tasks then die with it
+      // although they never ran (docs/ARCHITECTURE.md, rule 12).
+      loadBalancer: (_task, workers) => {
+        let best: (typeof workers)[number] | null = null;
+        for (const worker of workers) {
+          if (this.terminated.has(worker.id) || worker.terminating || worker.destroyed) continue;
+          if (worker.currentUsage === 0) return worker;
+          if (worker.currentUsage < this.options.concurrency && (best === null || worker.currentUsage < best.currentUsage)) best = worker;
+        }
+        return best;
+      },
       workerData: this.init,
       // A thread past its heap limit is ended by Node (ERR_WORKER_OUT_OF_MEMORY); its tasks fail with WORKER_CRASHED.
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
@@ -205,14 +220,17 @@ export class WorkerPool {
       if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
       Atomics.store(this.threadSlots, slot, 0);
       const batch: Batch = { id: this.nextBatchId++, tasks: batchTasks, slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
+      const runIds: number[] = [];
       for (const task of batchTasks) {
         if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
         let resolve!: (outcome: PoolOutcome) => void;
         const outcome = new Promise<PoolOutcome>((r) => (resolve = r));
-        this.entries.set(task.id, { batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
+        const runId = this.nextRunId++;
+        runIds.push(runId);
+        this.entries.set(task.id, { runId, batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, outcome });
       }
-      piscina.run({ batchId: batch.id, slot, tasks: batchTasks, ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) }).then(
+      piscina.run({ batchId: batch.id, slot, tasks: batchTasks, runIds, ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) }).then(
         (response) => this.settleBatch(batch, response),
         (error: unknown) => this.failBatch(batch, error),
       );
@@ -237,16 +255,17 @@ export class WorkerPool {
       const entry = this.entries.get(taskId);
       if (entry === undefined || entry.abortReason !== null) continue;
       entry.abortReason = reason;
-      live.push(taskId);
-      entry.graceTimer = setTimeout(() => this.terminate(taskId), this.options.abortGraceMs);
-      entry.resendTimer = setInterval(() => this.sendAbort([taskId], reason), ABORT_RESEND_MS);
+      // From here on the abort is addressed to this attempt's run id: the task's next attempt has another.
+      live.push(entry.runId);
+      entry.graceTimer = setTimeout(() => this.terminate(taskId, entry.runId), this.options.abortGraceMs);
+      entry.resendTimer = setInterval(() => this.sendAbort([entry.runId], reason), ABORT_RESEND_MS);
     }
     this.sendAbort(live, reason);
   }
 
-  private sendAbort(taskIds: number[], reason: ErrorObject): void {
-    if (taskIds.length === 0 || this.control === null) return;
-    const message: ControlMessage = { type: CONTROL_ABORT, taskIds, reason };
+  private sendAbort(runIds: number[], reason: ErrorObject): void {
+    if (runIds.length === 0 || this.control === null) return;
+    const message: ControlMessage = { type: CONTROL_ABORT, runIds, reason };
     this.control.postMessage(message);
   }
 
@@ -265,15 +284,15 @@ export class WorkerPool {
     this.control = null;
   }
 
-  private terminate(taskId: number): void {
+  private terminate(taskId: number, runId: number): void {
     const entry = this.entries.get(taskId);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.runId !== runId) return;
     entry.graceTimer = null;
     const threadId = Atomics.load(this.threadSlots, entry.batch.slot);
     const worker = threadId === 0 ? undefined : this.piscina?.threads.find((w) => w.threadId === threadId);
     if (worker === undefined) {
       // Not received by a thread yet (or the pool is closing): look again shortly.
-      if (this.piscina !== null) entry.graceTimer = setTimeout(() => this.terminate(taskId), 50);
+      if (this.piscina !== null) entry.graceTimer = setTimeout(() => this.terminate(taskId, runId), 50);
       return;
     }
     entry.batch.culprit = taskId;
@@ -326,7 +345,9 @@ export class WorkerPool {
   }
 
   private failTasks(batch: Batch, error: unknown): void {
-    const collateral = this.terminated.has(Atomics.load(this.threadSlots, batch.slot));
+    const threadId = Atomics.load(this.threadSlots, batch.slot);
+    // A message no thread received (threadId still 0) ran nothing: its tasks are not to blame either.
+    const collateral = threadId === 0 || this.terminated.has(threadId);
     for (const task of batch.tasks) {
       const entry = this.take(task.id, batch);
       if (entry === undefined) continue;
@@ -340,7 +361,14 @@ export class WorkerPool {
         entry.resolve({
           taskId: task.id,
           ok: false,
-          error: toErrorObject(new RosterError("WORKER_CRASHED", "its worker thread was terminated because another task on it did not stop")),
+          error: toErrorObject(
+            new RosterError(
+              "WORKER_CRASHED",
+              threadId === 0
+                ? `its message never reached a worker thread (${coerceError(error).message}); given back without counting the attempt`
+                : "its worker thread was terminated because another task on it did not stop",
+            ),
+          ),
           aborted: false,
           released: true,
         });

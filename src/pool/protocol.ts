@@ -9,7 +9,7 @@
  *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
  *   worker → main   WorkerReport      (parentPort: progress, logs, and with
  *                                      reportEach each outcome as it settles)
- *   main → workers  ControlMessage    (BroadcastChannel: abort these tasks)
+ *   main → workers  ControlMessage    (BroadcastChannel: abort these attempts, by run id)
  *   worker → main   threadId in WorkerInit.threadSlots[request.slot] (shared memory)
  */
 import type { AdapterPersona, AdapterTask } from "../adapters/types.js";
@@ -48,6 +48,12 @@ export interface RunBatchRequest {
   slot: number;
   tasks: WorkerTask[];
   /**
+   * One per task, unique while the pool lives: the attempt's address. Aborts name
+   * run ids, never task ids, so an abort meant for one attempt can never reach the
+   * same task's next attempt (docs/ARCHITECTURE.md, rule 12).
+   */
+  runIds: number[];
+  /**
    * Post each task's outcome (REPORT_OUTCOME) as soon as it settles, so a task that
    * shares a message with slower ones is not held back by them. The response still
    * carries every outcome: it travels on piscina's own port and may arrive first.
@@ -80,7 +86,8 @@ export type WorkerReport =
 
 export const CONTROL_ABORT = "roster:abort";
 
-export type ControlMessage = { type: typeof CONTROL_ABORT; taskIds: number[]; reason: ErrorObject };
+/** Abort these attempts (RunBatchRequest.runIds). */
+export type ControlMessage = { type: typeof CONTROL_ABORT; runIds: number[]; reason: ErrorObject };
 
 export function isWorkerReport(value: unknown): value is WorkerReport {
   if (value === null || typeof value !== "object") return false;

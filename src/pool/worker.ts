@@ -35,11 +35,14 @@ const env: AdapterEnvironment = {
 };
 const threadSlots = new Int32Array(init.threadSlots);
 const adapters = new Map<string, Promise<Adapter>>();
+/** The running attempts of this thread, by run id (RunBatchRequest.runIds). */
 const controllers = new Map<number, AbortController>();
 /**
- * Aborts that arrived before their task did (the two travel on different
+ * Aborts that arrived before their attempt did (the two travel on different
  * channels). Aborts are broadcast to every thread, so most entries belong to
- * another thread's tasks; they are dropped after EARLY_ABORT_TTL_MS.
+ * another thread's attempts; they are dropped after EARLY_ABORT_TTL_MS. Keyed by
+ * run id, which no later attempt shares, so an entry left here can never abort
+ * the task's next attempt.
  */
 const earlyAborts = new Map<number, { reason: Error; at: number }>();
 const EARLY_ABORT_TTL_MS = 30_000;
@@ -52,11 +55,11 @@ control.onmessage = (event: unknown) => {
   const message = (event as { data?: unknown }).data;
   if (!isControlMessage(message)) return;
   const now = Date.now();
-  for (const [taskId, early] of earlyAborts) if (now - early.at > EARLY_ABORT_TTL_MS) earlyAborts.delete(taskId);
+  for (const [runId, early] of earlyAborts) if (now - early.at > EARLY_ABORT_TTL_MS) earlyAborts.delete(runId);
   const reason = fromErrorObject(message.reason);
-  for (const taskId of message.taskIds) {
-    const controller = controllers.get(taskId);
-    if (controller === undefined) earlyAborts.set(taskId, { reason, at: now });
+  for (const runId of message.runIds) {
+    const controller = controllers.get(runId);
+    if (controller === undefined) earlyAborts.set(runId, { reason, at: now });
     else controller.abort(reason);
   }
 };
@@ -181,12 +184,12 @@ function makeProgress(task: WorkerTask, signal: AbortSignal): { progress: Adapte
   };
 }
 
-async function runOne(task: WorkerTask): Promise<TaskOutcome> {
+async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
   const controller = new AbortController();
-  controllers.set(task.id, controller);
-  const early = earlyAborts.get(task.id);
+  controllers.set(runId, controller);
+  const early = earlyAborts.get(runId);
   if (early !== undefined) {
-    earlyAborts.delete(task.id);
+    earlyAborts.delete(runId);
     controller.abort(early.reason);
   }
   const signal = controller.signal;
@@ -206,14 +209,18 @@ async function runOne(task: WorkerTask): Promise<TaskOutcome> {
     return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };
   } finally {
     progress.close();
-    controllers.delete(task.id);
+    controllers.delete(runId);
   }
 }
 
 export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
   Atomics.store(threadSlots, request.slot, threadId);
-  if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!)] };
-  const run = request.reportEach === true ? (task: WorkerTask) => runOne(task).then((outcome) => reportOutcome(request.batchId, outcome)) : runOne;
+  const runIds = request.runIds;
+  if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!, runIds[0]!)] };
+  const run =
+    request.reportEach === true
+      ? (task: WorkerTask, i: number) => runOne(task, runIds[i]!).then((outcome) => reportOutcome(request.batchId, outcome))
+      : (task: WorkerTask, i: number) => runOne(task, runIds[i]!);
   return { outcomes: await Promise.all(request.tasks.map(run)) };
 }
 

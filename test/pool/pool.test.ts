@@ -58,3 +58,71 @@ describe("worker pool", () => {
     expect(await retry!.outcome).toMatchObject({ taskId: 1, ok: true, result: { sleptMs: 600 } });
   });
 });
+
+describe("worker pool: an abort or a termination charges only the attempt it was meant for", () => {
+  const reason = { name: "RosterError", code: "ABORTED", message: "cancelled by the user", retryable: false };
+
+  it("never aborts a task's next attempt with its earlier attempt's abort, whichever thread runs it", async () => {
+    const waiter = new URL("../fixtures/adapter-thread.mjs", import.meta.url).pathname;
+    pool = new WorkerPool({
+      threads: 2,
+      concurrency: 8,
+      init: {
+        personas: [{ id: "sleeper", name: "sleeper", definition: "", adapter: { kind: "module", path: waiter }, dir: null }],
+        personasDir: "/",
+        allowAbsoluteModules: true,
+        maxPayloadBytes: 1 << 20,
+        logLevel: "silent",
+      },
+    });
+    pool.start();
+    const settle = () => new Promise((r) => setTimeout(r, 30));
+    // piscina sends a message to the first idle thread, else the least busy one. Thread A
+    // gets a long task; attempt 1 of task 7 then goes to thread B.
+    const longA = pool.runTasks([sleepTask(900, 60_000)], () => "module");
+    await settle();
+    const [first] = pool.runTasks([sleepTask(7, 60_000, 1)], () => "module");
+    await settle();
+    // The user cancels it: the abort reaches both threads, and thread A has no task 7.
+    pool.abort([7], reason);
+    expect(await first!.outcome).toMatchObject({ ok: false, aborted: true });
+    // Thread B gets another long task, so attempt 2 (cancel + retry) goes to thread A.
+    const longB = pool.runTasks([sleepTask(901, 60_000)], () => "module");
+    await settle();
+    const [second] = pool.runTasks([sleepTask(7, 100, 2)], () => "module");
+    expect(await second!.outcome).toMatchObject({ taskId: 7, ok: true, result: { sleptMs: 100 } });
+    pool.abort([900, 901], reason);
+    await Promise.all([...longA, ...longB].map((r) => r.outcome));
+  });
+
+  it("releases, and does not fail, the innocent tasks that shared a terminated thread, on this attempt and on the next", async () => {
+    const spin = new URL("../fixtures/adapter-spin.mjs", import.meta.url).pathname;
+    pool = new WorkerPool({
+      threads: 1,
+      concurrency: 16,
+      abortGraceMs: 100,
+      init: {
+        personas: [
+          { id: "sleeper", name: "sleeper", definition: "", adapter: { kind: "module", path: new URL("../fixtures/adapter-thread.mjs", import.meta.url).pathname }, dir: null },
+          { id: "spinner", name: "spinner", definition: "", adapter: { kind: "module", path: spin }, dir: null },
+        ],
+        personasDir: "/",
+        allowAbsoluteModules: true,
+        maxPayloadBytes: 1 << 20,
+        logLevel: "silent",
+      },
+    });
+    pool.start();
+    const hung = pool.runTasks([{ ...sleepTask(1, 0), persona: "spinner" }], () => "module");
+    const innocents = pool.runTasks([2, 3, 4, 5].map((id) => sleepTask(id, 5_000)), () => "module");
+    await new Promise((r) => setTimeout(r, 200));
+    pool.abort([1], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
+    expect(await hung[0]!.outcome).toMatchObject({ ok: false, aborted: true, error: { code: "TIMEOUT" } });
+    for (const outcome of await Promise.all(innocents.map((r) => r.outcome))) expect(outcome).toMatchObject({ ok: false, released: true });
+    // Given back and claimed again at once: they run, wherever piscina sends them.
+    const again = pool.runTasks([2, 3, 4, 5].map((id) => sleepTask(id, 50, 2)), () => "module");
+    for (const outcome of await Promise.all(again.map((r) => r.outcome))) {
+      expect(outcome.ok || "released" in outcome, JSON.stringify(outcome).slice(0, 300)).toBe(true);
+    }
+  });
+});
