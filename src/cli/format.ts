@@ -1,9 +1,25 @@
 /**
- * Human-readable output: plain padded columns (no table library), times as ISO
- * strings. Scripts should use `--json` instead; these layouts may change.
+ * Human-readable output: plain padded columns (no table library), times in the
+ * local time zone and durations ("in 4s"), never epoch ms. Scripts should use
+ * `--json` instead (epoch ms there); these layouts may change.
  */
-export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
-  const cells = rows.map((row) => row.map((cell) => oneLine(cell === null || cell === undefined ? "" : String(cell))));
+import { duration } from "../progress/summary.js";
+
+export { duration };
+
+export interface TableOptions {
+  /** Columns (by index) printed whole instead of cut to one short line; the last column is the usual choice. */
+  whole?: number[];
+}
+
+export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>, options: TableOptions = {}): string {
+  const whole = new Set(options.whole ?? []);
+  const cells = rows.map((row) =>
+    row.map((cell, i) => {
+      const text = cell === null || cell === undefined ? "" : String(cell);
+      return whole.has(i) ? text.replace(/\s*\n\s*/g, " ") : oneLine(text);
+    }),
+  );
   const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((row) => (row[i] ?? "").length)));
   const line = (row: string[]): string =>
     row
@@ -21,6 +37,27 @@ export function oneLine(text: string, max = 80): string {
 
 export function isoTime(epochMs: number | null | undefined): string {
   return epochMs === null || epochMs === undefined ? "" : new Date(epochMs).toISOString();
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
+
+/** `2026-12-06 19:41:33.123` in the local time zone (empty for null). */
+export function localTime(epochMs: number | null | undefined): string {
+  if (epochMs === null || epochMs === undefined) return "";
+  const d = new Date(epochMs);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** A task's state for people: a pending task whose run_at is still ahead reads `pending, due in 4s`. */
+export function statusText(task: { status: string; runAt: number | null }, now: number): string {
+  if (task.status === "pending" && task.runAt !== null && task.runAt > now) return `pending, due in ${duration(task.runAt - now)}`;
+  return task.status;
+}
+
+/** An event's data as one line of JSON, whole, with its epoch-ms times (`runAt`, `leaseExpiresAt` …) shown as local times. */
+export function eventData(data: unknown): string {
+  if (data === null || data === undefined) return "";
+  return JSON.stringify(data, (key, value: unknown) => (/At$/.test(key) && typeof value === "number" ? localTime(value) : value));
 }
 
 /** JSON for a one-line preview of a result or payload. */

@@ -34,7 +34,19 @@ function usageLine(text: string): string {
   return `roster: USAGE: ${flat} (see --help)\n`;
 }
 
+/**
+ * A reader that went away (`roster status --watch --json | head -1`, `roster ls |
+ * less` quit early) ends the command quietly, as it ends `cat`: EPIPE on stdout
+ * is not an error worth a stack trace. Any other stdout failure is one line.
+ */
+export function onStdoutError(error: NodeJS.ErrnoException): void {
+  if (error.code === "EPIPE") process.exit(0);
+  printError(error);
+  process.exit(1);
+}
+
 export async function runCli(argv: string[]): Promise<number> {
+  if (!process.stdout.listeners("error").includes(onStdoutError)) process.stdout.on("error", onStdoutError);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -40,8 +40,17 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
   if (supervisor !== undefined) {
     offs.push(
       supervisor.on("task:run-started", ({ taskId, persona, attempt }) => taskLogger(logger, { taskId, persona, attempt }).debug("task started")),
-      supervisor.on("task:run-finished", ({ taskId, persona, attempt, durationMs, outcome, errorCode }) =>
-        taskLogger(logger, { taskId, persona, attempt }).info({ outcome, durationMs: Math.round(durationMs), ...(errorCode === undefined ? {} : { errorCode }) }, "task finished"),
+      supervisor.on("task:run-finished", ({ taskId, persona, attempt, durationMs, outcome, errorCode, errorMessage }) =>
+        taskLogger(logger, { taskId, persona, attempt }).info(
+          {
+            outcome,
+            durationMs: Math.round(durationMs),
+            // A code alone does not say what went wrong: the message goes with it.
+            ...(errorCode === undefined ? {} : { errorCode }),
+            ...(errorMessage === undefined ? {} : { error: errorMessage }),
+          },
+          "task finished",
+        ),
       ),
       supervisor.on("lease:renewed", ({ count, lost }) => (lost > 0 ? logger.warn({ renewed: count, lost }, "leases lost at renewal") : undefined)),
     );

@@ -28,6 +28,17 @@ export interface LoggerOptions {
   secrets?: SecretValues;
 }
 
+/** Log fields that hold epoch ms; a pretty line shows them as local clock times. */
+export const EPOCH_MS_FIELDS = ["runAt", "at", "leaseExpiresAt", "claimedAt", "startedAt", "finishedAt", "lastHeartbeatAt", "before", "nextDueAt"];
+
+/** `19:41:33.123` local, with the date too when it is not today. */
+export function localClock(epochMs: number, now = Date.now()): string {
+  const d = new Date(epochMs);
+  const pad = (n: number, w = 2): string => String(n).padStart(w, "0");
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  return d.toDateString() === new Date(now).toDateString() ? time : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+}
+
 /**
  * pino JSON lines on stderr (readable pino-pretty lines when stderr is a
  * terminal). Child loggers carry task id, persona, attempt and agent id: see
@@ -40,7 +51,14 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = options.pretty ?? process.stderr.isTTY === true;
   const target: LineSink = options.destination ?? (pretty ? process.stderr : pino.destination({ fd: 2, sync: false }));
   const prettify = pretty
-    ? prettyFactory({ colorize: options.colorize ?? pretty, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname", singleLine: true })
+    ? prettyFactory({
+        colorize: options.colorize ?? pretty,
+        translateTime: "SYS:HH:MM:ss.l",
+        ignore: "pid,hostname",
+        singleLine: true,
+        // People read local times, not epoch ms; the JSON lines keep the numbers.
+        customPrettifiers: Object.fromEntries(EPOCH_MS_FIELDS.map((key) => [key, (value: unknown) => (typeof value === "number" ? localClock(value) : String(value))])),
+      })
     : null;
   const sink: LineSink = {
     write(line: string) {

@@ -19,6 +19,8 @@ export interface PersonaSummary {
   running: number;
   /** Ready or waiting on a retry's run_at. */
   pending: number;
+  /** Epoch ms when the next pending task held back by its run_at (a retry's backoff, a delay) becomes ready; null when none is. */
+  nextDueAt: number | null;
   waiting: number;
   blocked: number;
 }
@@ -38,7 +40,10 @@ export const RUNNING_SHOWN_DEFAULT = 20;
 export async function readStatus(store: Store, options: { now: number; runningLimit?: number }): Promise<StatusSnapshot> {
   const counts = await store.tasks.counts();
   const running = await store.tasks.running({ limit: options.runningLimit ?? 1000 });
-  return { at: options.now, counts, personas: summarize(counts), running };
+  const personas = summarize(counts);
+  // One index seek per persona with pending tasks, so a delayed task does not read as ready.
+  for (const p of personas) if (p.pending > 0) p.nextDueAt = await store.tasks.nextRunAt({ persona: p.persona, now: options.now });
+  return { at: options.now, counts, personas, running };
 }
 
 export function summarize(counts: Counts): PersonaSummary[] {
@@ -56,6 +61,7 @@ export function summarize(counts: Counts): PersonaSummary[] {
         cancelled: n("cancelled"),
         running: n("claimed") + n("in_progress"),
         pending: n("pending"),
+        nextDueAt: null,
         waiting: n("waiting"),
         blocked: n("blocked"),
       };
@@ -78,6 +84,18 @@ export function bar(fraction: number, width = 20, ascii = false): string {
   const filled = Math.round(f * width);
   const [on, off] = ascii ? ["#", "-"] : ["█", "░"];
   return `[${on.repeat(filled)}${off.repeat(width - filled)}]`;
+}
+
+/** `850ms`, `4s`, `2m 5s`, `3h 10m`: how long until a delayed task is due. */
+export function duration(ms: number): string {
+  const value = Math.max(0, Math.round(ms));
+  if (value < 1_000) return `${value}ms`;
+  const s = Math.round(value / 1_000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 === 0 ? `${m}m` : `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  return m % 60 === 0 ? `${h}h` : `${h}h ${m % 60}m`;
 }
 
 function percent(fraction: number): string {
@@ -109,7 +127,7 @@ export function renderStatus(snapshot: StatusSnapshot, options: RenderOptions = 
       if (p.failed > 0) parts.push(`${p.failed} failed`);
       if (p.cancelled > 0) parts.push(`${p.cancelled} cancelled`);
       if (p.running > 0) parts.push(`${p.running} running`);
-      if (p.pending > 0) parts.push(`${p.pending} pending`);
+      if (p.pending > 0) parts.push(p.nextDueAt === null ? `${p.pending} pending` : `${p.pending} pending (delayed: next due in ${duration(p.nextDueAt - snapshot.at)})`);
       if (p.waiting > 0) parts.push(`${p.waiting} waiting`);
       if (p.blocked > 0) parts.push(`${p.blocked} blocked`);
       lines.push(`${p.persona.padEnd(nameWidth)}  ${bar(fraction, width, ascii)} ${`${p.done}/${p.total}`.padStart(countWidth)} done  ${parts.join(", ")}`);

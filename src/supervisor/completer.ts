@@ -16,7 +16,7 @@ export interface CompleterHost {
   readonly agentId: string;
   readonly maxPayloadBytes: number;
   /** Called once per attempt after its settlement committed (or was discarded). */
-  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined): void;
+  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void;
   /** Called after each batch, once its attempts are settled. */
   batchDone(): void;
   error(where: string, error: Error): void;
@@ -64,6 +64,11 @@ function outcomeOf(settlement: Settlement, result: SettlementResult): RunOutcome
   if (settlement.kind === "complete") return "completed";
   if (settlement.kind === "release") return "released";
   return "failed";
+}
+
+/** The failed attempt's error message, for the log line that carries its code. */
+function errorMessageOf(settlement: Settlement): string | undefined {
+  return settlement.kind === "fail" && typeof settlement.error.message === "string" ? settlement.error.message : undefined;
 }
 
 function errorCodeOf(settlement: Settlement, result: SettlementResult): string | undefined {
@@ -177,7 +182,7 @@ export class Completer {
         const settlement = settlements[index]!;
         const result = results[index]!;
         const outcome = outcomeOf(settlement, result);
-        this.host.settled(item.run, outcome, errorCodeOf(settlement, result));
+        this.host.settled(item.run, outcome, errorCodeOf(settlement, result), errorMessageOf(settlement));
       }
       this.host.batchDone();
     }

@@ -11,7 +11,7 @@ export interface SupervisorEventMap {
   /** Once per claim pass and once per poll interval: the loop is alive (/healthz). */
   "loop:tick": { at: number };
   "task:run-started": { taskId: number; persona: string; attempt: number };
-  "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: RunOutcome; errorCode?: string };
+  "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: RunOutcome; errorCode?: string; errorMessage?: string };
   /** An attempt is being aborted: timeout, lost lease, cancellation or shutdown. */
   "task:aborting": { taskId: number; persona: string; attempt: number; reason: "timeout" | "lease-lost" | "cancelled" | "shutdown" };
   "slots:changed": { busy: number; capacity: number };

@@ -503,7 +503,7 @@ export class Supervisor {
   }
 
   /** From the completer, once the attempt's outcome is committed (or discarded). */
-  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined): void {
+  settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void {
     if (this.running.get(run.task.id) !== run) return;
     this.running.delete(run.task.id);
     const producer = this.byPersona.get(run.task.persona);
@@ -518,6 +518,7 @@ export class Supervisor {
         durationMs: this.clock.now() - run.dispatchedAt,
         outcome,
         ...(errorCode === undefined ? {} : { errorCode }),
+        ...(errorMessage === undefined ? {} : { errorMessage }),
       });
     }
     this.slotsDirty = true;

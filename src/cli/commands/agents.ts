@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { isoTime, table, write } from "../format.js";
+import { localTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     write(
       table(
         ["ID", "NAME", "KIND", "PERSONA", "STATUS", "TASKS", "PID", "HOST", "LAST HEARTBEAT"],
-        agents.map((a) => [a.id, a.name, a.kind, a.personaId ?? "", a.status, a.heldTasks, a.pid, a.hostname, isoTime(a.lastHeartbeatAt)]),
+        agents.map((a) => [a.id, a.name, a.kind, a.personaId ?? "", a.status, a.heldTasks, a.pid, a.hostname, localTime(a.lastHeartbeatAt)]),
       ),
     );
   });

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
-import { isoTime, preview, table, write } from "../format.js";
+import { eventData, localTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, parseTaskId, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
-/** `roster events ID`: a task's audit trail, oldest first. */
+/** `roster events ID`: a task's audit trail, oldest first, each event's data whole; times local. */
 export function register(program: Command): void {
   const command = program.command("events").description("list a task's events (its audit trail), oldest first").argument("<id>", "task id");
   addDbOption(command);
@@ -16,6 +16,13 @@ export function register(program: Command): void {
       printJson(events.map((e) => ({ type: e.type, at: e.at, attempt: e.attempt, agentId: e.agentId, data: e.data, id: e.id, taskId: e.taskId })));
       return;
     }
-    write(table(["AT", "TYPE", "ATTEMPT", "AGENT", "DATA"], events.map((e) => [isoTime(e.at), e.type, e.attempt, e.agentId, preview(e.data, 80)])));
+    // The data column whole: it is the audit trail, and a cut error message hides the part that matters.
+    write(
+      table(
+        ["AT", "TYPE", "ATTEMPT", "AGENT", "DATA"],
+        events.map((e) => [localTime(e.at), e.type, e.attempt, e.agentId, eventData(e.data)]),
+        { whole: [4] },
+      ),
+    );
   });
 }

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { RosterError } from "../../errors.js";
 import { TASK_STATES, type TaskState } from "../../store/index.js";
-import { preview, table, write } from "../format.js";
+import { systemClock } from "../../clock.js";
+import { preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -9,6 +10,7 @@ interface LsOptions extends DbOptions, JsonOptions {
   status?: string;
   persona?: string;
   limit?: string;
+  all?: boolean;
 }
 
 export const LS_LIMIT_DEFAULT = 100;
@@ -24,23 +26,42 @@ export function parseStatuses(raw: string): TaskState[] {
   });
 }
 
-/** `roster ls`: tasks, oldest first, filtered by status and persona. */
+/**
+ * `roster ls`: tasks, newest first, filtered by status and persona; the newest
+ * `--limit` of them, and a last line saying how many more there are. A pending
+ * task whose run_at is ahead (a retry's backoff, `--delay`) reads `pending, due
+ * in 4s`.
+ */
 export function register(program: Command): void {
   const command = program
     .command("ls")
-    .description("list tasks, oldest first")
+    .description("list tasks, newest first")
     .option("--status <states>", `only these states, comma-separated (${TASK_STATES.join(", ")})`)
     .option("--persona <id>", "only this persona's tasks")
-    .option("--limit <n>", `at most this many tasks; 0 for all (default ${LS_LIMIT_DEFAULT})`);
+    .option("--limit <n>", `at most this many tasks, the newest; 0 for all (default ${LS_LIMIT_DEFAULT})`)
+    .option("--all", "every task (the same as --limit 0)");
   addDbOption(command);
   addJsonOption(command);
   command.action(async (options: LsOptions) => {
     const status = options.status === undefined ? undefined : parseStatuses(options.status);
-    const limit = options.limit === undefined ? LS_LIMIT_DEFAULT : parseInteger("--limit", options.limit, { min: 0 });
+    if (options.all === true && options.limit !== undefined) {
+      throw new RosterError("VALIDATION", "--all: cannot be combined with --limit", { details: { field: "all" } });
+    }
+    const limit = options.all === true ? 0 : options.limit === undefined ? LS_LIMIT_DEFAULT : parseInteger("--limit", options.limit, { min: 0 });
     const config = configFrom(options);
-    const tasks = await withStore(config, "existing", (store) =>
-      store.tasks.list({ ...(status === undefined ? {} : { status }), ...(options.persona === undefined ? {} : { persona: options.persona }), limit }),
-    );
+    const filter = { ...(status === undefined ? {} : { status }), ...(options.persona === undefined ? {} : { persona: options.persona }) };
+    const { tasks, total } = await withStore(config, "existing", async (store) => {
+      const tasks = await store.tasks.list({ ...filter, limit, newestFirst: true });
+      if (limit === 0 || tasks.length < limit) return { tasks, total: tasks.length };
+      // As many as the limit: count the rest from the grouped counts (no scan of the tasks).
+      const counts = await store.tasks.counts();
+      let total = 0;
+      for (const [persona, states] of Object.entries(counts)) {
+        if (filter.persona !== undefined && persona !== filter.persona) continue;
+        for (const [state, n] of Object.entries(states)) if (status === undefined || status.includes(state as TaskState)) total += n ?? 0;
+      }
+      return { tasks, total };
+    });
     if (options.json) {
       printJson(tasks);
       return;
@@ -49,13 +70,14 @@ export function register(program: Command): void {
       write("no tasks");
       return;
     }
+    const now = systemClock.now();
     write(
       table(
         ["ID", "PERSONA", "STATUS", "ATTEMPTS", "DEPENDS ON", "TITLE", "RESULT / ERROR"],
         tasks.map((t) => [
           t.id,
           t.persona,
-          t.status,
+          statusText(t, now),
           `${t.attempts}/${t.maxAttempts}`,
           t.dependsOn.join(","),
           preview(t.title, 50),
@@ -64,5 +86,7 @@ export function register(program: Command): void {
         ]),
       ),
     );
+    const more = total - tasks.length;
+    if (more > 0) write(`… ${more} more (use --limit N or --all)`);
   });
 }

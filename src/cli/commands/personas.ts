@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
 import type { PersonaRecord } from "../../store/index.js";
-import { isoTime, table, write } from "../format.js";
+import { localTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -39,7 +39,7 @@ export function register(program: Command): void {
         headers,
         personas.map((p) => {
           const row: Array<string | number | null> = [p.id, p.name, p.adapter, p.concurrency, p.filePresent ? p.sourcePath : `missing${p.sourcePath === null ? "" : ` (${p.sourcePath})`}`];
-          if (options.all === true) row.push(p.retiredAt === null ? "" : isoTime(p.retiredAt));
+          if (options.all === true) row.push(p.retiredAt === null ? "" : localTime(p.retiredAt));
           return row;
         }),
       ),

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { isoTime, oneLine, preview, table, write } from "../format.js";
+import { systemClock } from "../../clock.js";
+import { duration, eventData, localTime, oneLine, preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, parseTaskId, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -19,21 +20,24 @@ export function register(program: Command): void {
       printJson(task);
       return;
     }
+    const now = systemClock.now();
     const lines: string[] = [
       `task ${task.id}: ${oneLine(task.title, 200)}`,
       `  persona      ${task.persona}`,
-      `  status       ${task.status}${task.progress !== null && task.status === "in_progress" ? ` (${Math.round(task.progress * 100)}% ${task.progressMessage ?? ""})`.trimEnd() : ""}`,
+      `  status       ${statusText(task, now)}${task.progress !== null && task.status === "in_progress" ? ` (${Math.round(task.progress * 100)}% ${task.progressMessage ?? ""})`.trimEnd() : ""}`,
       `  attempts     ${task.attempts}/${task.maxAttempts}`,
       `  priority     ${task.priority}`,
-      `  created      ${isoTime(task.createdAt)}${task.createdBy === null ? "" : ` by ${task.createdBy}`}`,
+      `  created      ${localTime(task.createdAt)}${task.createdBy === null ? "" : ` by ${task.createdBy}`}`,
     ];
     if (task.parentId !== null) lines.push(`  parent       ${task.parentId}`);
-    if (task.status === "pending" || task.status === "waiting") lines.push(`  run at       ${isoTime(task.runAt)}`);
+    if ((task.status === "pending" || task.status === "waiting") && task.runAt !== null && task.runAt > now) {
+      lines.push(`  run at       ${localTime(task.runAt)} (in ${duration(task.runAt - now)})`);
+    }
     if (task.assignedAgentId !== null) {
-      const lease = task.leaseExpiresAt === null ? "" : ` (lease until ${isoTime(task.leaseExpiresAt)})`;
+      const lease = task.leaseExpiresAt === null ? "" : ` (lease until ${localTime(task.leaseExpiresAt)})`;
       lines.push(`  agent        ${task.assignedAgentId}${lease}`);
     }
-    if (task.finishedAt !== null) lines.push(`  finished     ${isoTime(task.finishedAt)}`);
+    if (task.finishedAt !== null) lines.push(`  finished     ${localTime(task.finishedAt)}`);
     if (task.description !== "") lines.push(`  description  ${oneLine(task.description, 200)}`);
     if (task.payload !== null) lines.push(`  payload      ${preview(task.payload, 200)}`);
     if (task.result !== null) lines.push(`  result       ${preview(task.result, 200)}`);
@@ -53,7 +57,8 @@ export function register(program: Command): void {
       write(
         `\nlatest events\n${table(
           ["AT", "TYPE", "ATTEMPT", "AGENT", "DATA"],
-          task.events.map((e) => [isoTime(e.at), e.type, e.attempt, e.agentId, preview(e.data, 60)]),
+          task.events.map((e) => [localTime(e.at), e.type, e.attempt, e.agentId, eventData(e.data)]),
+          { whole: [4] },
         )}`,
       );
     }

@@ -47,6 +47,7 @@ export const NEXT_RUN_PERSONA_SQL = `
 export class TaskQueries {
   private readonly byId;
   private readonly listStmt;
+  private readonly listNewestStmt;
   private readonly availableStmt;
   private readonly dependencies;
   private readonly dependents;
@@ -70,6 +71,16 @@ export class TaskQueries {
         AND (@parentId IS NULL OR t.parent_id = @parentId)
         AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
       ORDER BY t.id
+      LIMIT @limit`);
+    // The same filter, newest first (`roster ls`).
+    this.listNewestStmt = db.prepare(`
+      SELECT ${TASK_COLUMNS} ${from}
+      WHERE t.id > @afterId
+        AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
+        AND (@persona IS NULL OR t.persona_id = @persona)
+        AND (@parentId IS NULL OR t.parent_id = @parentId)
+        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
+      ORDER BY t.id DESC
       LIMIT @limit`);
     this.availableStmt = db.prepare(`
       SELECT ${TASK_COLUMNS} ${from}
@@ -129,7 +140,7 @@ export class TaskQueries {
       }
     }
     const limit = params.limit === undefined ? LIST_LIMIT_DEFAULT : params.limit === 0 ? -1 : params.limit;
-    const rows = this.listStmt.all({
+    const rows = (params.newestFirst === true ? this.listNewestStmt : this.listStmt).all({
       afterId: params.afterId ?? 0,
       statuses: statuses === null ? null : JSON.stringify(statuses),
       persona: params.persona ?? null,
