@@ -15,12 +15,20 @@ export const ERROR_CODES = [
   "PAYLOAD_TOO_LARGE",
   "INVALID_STATE",
   "LEASE_LOST",
+  /** The reaper found a lease past its expiry without a heartbeat (stored as a task's last error; the attempt counts). */
+  "LEASE_EXPIRED",
   "AGENT_NOT_FOUND",
   "MIGRATION_CHANGED",
   "DATABASE_TOO_NEW",
   "DATABASE_INVALID",
   "DATABASE_BUSY",
   "DATABASE_READONLY",
+  /** The database path cannot hold a database: its folder does not exist, it is a folder, or a part of it is a file. */
+  "DATABASE_PATH_INVALID",
+  /** The disk (or filesystem) holding the database has no room left for the write or for the -wal/-shm files. */
+  "DISK_FULL",
+  /** Reading or writing the database file failed at the operating system (SQLITE_IOERR) for a reason other than a full disk. */
+  "DATABASE_IO",
   "CONFIG_INVALID",
   "ADAPTER_NOT_FOUND",
   "ADAPTER_FAILED",

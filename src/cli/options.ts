@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type Config } from "../config.js";
-import { RosterError } from "../errors.js";
+import { RosterError, coerceError } from "../errors.js";
 import { openStore, type Store } from "../store/index.js";
 
 /**
@@ -58,16 +59,69 @@ export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFl
 }
 
 /**
- * Opens the store for one command and closes it afterwards. `existing` refuses a
- * database file that is not there, so a read (or a mistyped --db) never creates
- * an empty file; `create` is for init and start.
+ * For every command but those that may create a database (init, start, run,
+ * mcp): refuses, before anything opens it, a --db path where there is no roster
+ * database to use: no file (VALIDATION, the hint to run init), an empty file
+ * (the same: init makes a database there), a folder, or a folder that does not
+ * exist (DATABASE_PATH_INVALID). So a read, or a mistyped --db, never creates a
+ * file or turns an empty one into a database.
  */
-export async function withStore<T>(config: Config, mode: "existing" | "create", fn: (store: Store) => Promise<T>): Promise<T> {
-  if (mode === "existing" && config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
-    throw new RosterError("VALIDATION", `--db ${config.dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
-      details: { field: "db", path: config.dbPath },
+export function assertDatabaseThere(dbPath: string): void {
+  if (dbPath === ":memory:") return;
+  let stats;
+  try {
+    stats = statSync(dbPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const folder = dirname(dbPath);
+    if (code === "ENOTDIR" || (code === "ENOENT" && !isFolder(folder))) {
+      const what = existsSync(folder) || code === "ENOTDIR" ? `${firstFile(folder)} is a file, not a folder` : `folder ${folder} does not exist`;
+      throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: no roster database there: ${what}`, { details: { field: "db", path: dbPath } });
+    }
+    if (code === "ENOENT") {
+      throw new RosterError("VALIDATION", `--db ${dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
+        details: { field: "db", path: dbPath },
+      });
+    }
+    throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: cannot use this path (${coerceError(error).message})`, {
+      cause: error,
+      details: { field: "db", path: dbPath },
     });
   }
+  if (stats.isDirectory()) {
+    throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: is a folder, not a database file; name a file in it, such as ${join(dbPath, "roster.db")}`, {
+      details: { field: "db", path: dbPath },
+    });
+  }
+  if (stats.size === 0) {
+    throw new RosterError("VALIDATION", `--db ${dbPath}: is an empty file, not a roster database; run \`roster init --db ${dbPath}\` to make one there`, {
+      details: { field: "db", path: dbPath },
+    });
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // Missing, or under a file: either way not a folder.
+  }
+}
+
+/** The part of `path` that is a file where a folder should be (the nearest existing ancestor). */
+function firstFile(path: string): string {
+  let dir = path;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/**
+ * Opens the store for one command and closes it afterwards. `existing` refuses a
+ * path with no roster database (assertDatabaseThere); `create` is for init and
+ * the commands that run work (start, run), which make one where there is none.
+ */
+export async function withStore<T>(config: Config, mode: "existing" | "create", fn: (store: Store) => Promise<T>): Promise<T> {
+  if (mode === "existing") assertDatabaseThere(config.dbPath);
   const store = await openStore({
     path: config.dbPath,
     synchronous: config.synchronous,

@@ -3,11 +3,9 @@ import { systemClock } from "../../clock.js";
 import { readStatus, renderStatus, statusJson, type StatusSnapshot } from "../../progress/index.js";
 import type { Store } from "../../store/index.js";
 import { printJson } from "../output.js";
-import { existsSync } from "node:fs";
 import type { Config } from "../../config.js";
-import { RosterError } from "../../errors.js";
 import { openStore } from "../../store/index.js";
-import { addDbOption, addJsonOption, configFrom, parseInteger, type DbOptions, type JsonOptions } from "../options.js";
+import { addDbOption, addJsonOption, assertDatabaseThere, configFrom, parseInteger, type DbOptions, type JsonOptions } from "../options.js";
 
 interface StatusOptions extends DbOptions, JsonOptions {
   watch?: boolean;
@@ -48,13 +46,9 @@ export function register(program: Command): void {
   });
 }
 
-/** Status only reads: a read-only connection, on a database that must exist (a mistyped --db never creates one). */
+/** Status only reads: a read-only connection, on a database that must be there (a mistyped --db never creates one). */
 async function openReadonly(config: Config): Promise<Store> {
-  if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
-    throw new RosterError("VALIDATION", `--db ${config.dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
-      details: { field: "db", path: config.dbPath },
-    });
-  }
+  assertDatabaseThere(config.dbPath);
   return openStore({ path: config.dbPath, readonly: true, busyTimeoutMs: config.busyTimeoutMs });
 }
 

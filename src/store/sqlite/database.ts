@@ -1,11 +1,11 @@
 import Database from "better-sqlite3";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, statSync, statfsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import pRetry, { AbortError } from "p-retry";
 import { RosterError, coerceError } from "../../errors.js";
 import type { StoreEventBus, StoreEventMap, StoreEventName } from "../events.js";
-import { assertRosterOrEmpty, runMigrations } from "./migrate.js";
+import { assertRosterOrEmpty, checkMigrations, readMigrations, runMigrations } from "./migrate.js";
 
 export type Db = Database.Database;
 
@@ -32,12 +32,41 @@ export interface OpenOptions {
   now: number;
 }
 
-/** Maps the driver's error codes to roster's, keeping the cause. */
-export function translateSqliteError(error: unknown, where: string): Error {
+/** The wait before the first retry after SQLITE_BUSY, in ms; it doubles per retry. */
+export const BUSY_RETRY_MIN_MS = 20;
+/** The longest wait between retries after SQLITE_BUSY, in ms. */
+export const BUSY_RETRY_MAX_MS = 500;
+/** Below this much free space (bytes) an I/O error is taken for a full disk: SQLite's -shm alone needs 32 KiB. */
+const DISK_FULL_FREE_BYTES = 64 * 1024;
+
+/** Free bytes on the filesystem that holds `path` (or would hold it), or null when that cannot be read. */
+function freeBytes(path: string): number | null {
+  try {
+    const stats = statfsSync(dirname(resolve(path)));
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null; // Only used to name a failure better; the failure itself is reported either way.
+  }
+}
+
+/**
+ * Maps the driver's error codes to roster's, keeping the cause. `path` is the
+ * database file, named in the messages that ask the user to act on it.
+ */
+export function translateSqliteError(error: unknown, where: string, path?: string): Error {
   const e = coerceError(error);
+  if (e instanceof RosterError) return e;
   const code = (e as { code?: unknown }).code;
   // The driver reports extended codes (SQLITE_READONLY_DIRECTORY, SQLITE_BUSY_SNAPSHOT …); their primary code decides.
   const primary = typeof code === "string" ? code.split("_").slice(0, 2).join("_") : undefined;
+  const file = path ?? "the database";
+  const diskFull = () =>
+    new RosterError("DISK_FULL", `${where}: the disk holding ${file} is full (${e.message}); free some space and try again`, { cause: e, retryable: false });
+  if (primary === "SQLITE_FULL") return diskFull();
+  if ((primary === "SQLITE_IOERR" || primary === "SQLITE_CANTOPEN") && path !== undefined && path !== ":memory:") {
+    const free = freeBytes(path);
+    if (free !== null && free < DISK_FULL_FREE_BYTES) return diskFull();
+  }
   if (primary === "SQLITE_NOTADB" || primary === "SQLITE_CORRUPT") {
     return new RosterError("DATABASE_INVALID", `${where}: not a roster database (${e.message})`, { cause: e, retryable: false });
   }
@@ -53,20 +82,92 @@ export function translateSqliteError(error: unknown, where: string): Error {
   if (primary === "SQLITE_BUSY" || primary === "SQLITE_LOCKED") {
     return new RosterError("DATABASE_BUSY", `${where}: the database is locked by another connection and stayed locked past busy_timeout (${e.message})`, { cause: e });
   }
+  if (primary === "SQLITE_IOERR") {
+    return new RosterError("DATABASE_IO", `${where}: reading or writing ${file} failed (${e.message}, ${String(code)})`, { cause: e, retryable: false });
+  }
   return e;
 }
 
+/**
+ * The file at `path` before anything opens it: its size, or null when there is
+ * none yet (its folder exists). A path that cannot hold a database (a folder; a
+ * folder that does not exist; a file where a folder should be) is refused with
+ * DATABASE_PATH_INVALID naming the part that is wrong.
+ */
+function statDatabasePath(path: string): { size: number } | null {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw translateFsError(error, path);
+    assertFolder(path);
+    return null;
+  }
+  if (stats.isDirectory()) {
+    throw new RosterError("DATABASE_PATH_INVALID", `${path}: is a folder, not a database file; name a file in it, such as ${join(path, "roster.db")}`, {
+      retryable: false,
+      details: { path },
+    });
+  }
+  return { size: stats.size };
+}
+
+/** The folder a new database file would go in must exist and be a folder. */
+function assertFolder(path: string): void {
+  // From the file's folder upward, the first part that exists says what is wrong.
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    let stats;
+    try {
+      stats = statSync(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && dirname(dir) !== dir) continue;
+      if (code === "ENOTDIR" && dirname(dir) !== dir) continue;
+      throw translateFsError(error, path);
+    }
+    if (stats.isDirectory()) {
+      if (dir === dirname(path)) return;
+      throw new RosterError("DATABASE_PATH_INVALID", `${path}: cannot create the database: folder ${dirname(path)} does not exist; create it or pass another path`, {
+        retryable: false,
+        details: { path },
+      });
+    }
+    throw new RosterError("DATABASE_PATH_INVALID", `${path}: cannot create the database: ${dir} is a file, not a folder`, { retryable: false, details: { path } });
+  }
+}
+
+function translateFsError(error: unknown, path: string): RosterError {
+  const e = coerceError(error);
+  return new RosterError("DATABASE_PATH_INVALID", `${path}: cannot use this path for the database (${e.message})`, { cause: e, retryable: false, details: { path } });
+}
+
+/**
+ * Opens the database. Nothing persistent is written to a file until it has been read and
+ * found to be a roster database this code may use (or an empty file): an
+ * existing file is first inspected by a connection that only reads (it leaves no
+ * -wal or -shm behind when it closes), and only then is the working connection
+ * opened, switched to WAL and migrated.
+ */
 export function openDatabase(options: OpenOptions): Db {
+  const { path } = options;
+  const where = `opening ${path}`;
+  const onDisk = path !== ":memory:" && path !== "";
+  const existing = onDisk ? statDatabasePath(path) : null;
+  if (onDisk && existing === null && options.readonly) {
+    throw new RosterError("DATABASE_INVALID", `${path}: no roster database there; run \`roster init\` first`, { retryable: false, details: { path } });
+  }
+  if (existing !== null && existing.size > 0) inspect(options);
   let db: Db;
   try {
-    db = new Database(options.path, { readonly: options.readonly, fileMustExist: options.readonly });
+    db = new Database(path, { readonly: options.readonly, fileMustExist: options.readonly });
   } catch (error) {
-    throw translateSqliteError(error, `opening ${options.path}`);
+    throw translateSqliteError(error, where, path);
   }
   try {
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
     // Before the journal-mode switch, which would rewrite another program's file.
-    assertRosterOrEmpty(db, options.path);
+    assertRosterOrEmpty(db, path);
     if (!options.readonly) {
       db.pragma("journal_mode = WAL");
     }
@@ -74,12 +175,45 @@ export function openDatabase(options: OpenOptions): Db {
     db.pragma("foreign_keys = ON");
     // Keep temp b-trees (ORDER BY, UNION in recursive CTEs) in memory.
     db.pragma("temp_store = MEMORY");
-    runMigrations(db, { dir: options.migrationsDir, readonly: options.readonly, now: options.now, path: options.path });
+    runMigrations(db, { dir: options.migrationsDir, readonly: options.readonly, now: options.now, path });
   } catch (error) {
     db.close();
-    throw error instanceof RosterError ? error : translateSqliteError(error, `opening ${options.path}`);
+    throw translateSqliteError(error, where, path);
   }
   return db;
+}
+
+/**
+ * Reads an existing file through a connection of its own and refuses it when it
+ * is not SQLite, holds another program's tables, or is a roster database this
+ * code may not use (newer, edited migrations; read-only: not migrated). The
+ * connection is read-write only so that, closing last, it removes the -wal and
+ * -shm files a WAL database needs for reading (a read-only connection leaves
+ * them); it writes nothing. Where it cannot open read-write (a read-only folder
+ * or file), a read-only open goes on to say why or to serve reads.
+ */
+function inspect(options: OpenOptions): void {
+  const { path } = options;
+  const where = `opening ${path}`;
+  let db: Db;
+  try {
+    db = new Database(path, { fileMustExist: true });
+  } catch (error) {
+    const translated = translateSqliteError(error, where, path);
+    if (options.readonly && translated instanceof RosterError && translated.code === "DATABASE_READONLY") return;
+    throw translated;
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
+    assertRosterOrEmpty(db, path);
+    checkMigrations(db, readMigrations(options.migrationsDir), { readonly: options.readonly, path });
+  } catch (error) {
+    const translated = translateSqliteError(error, where, path);
+    if (options.readonly && translated instanceof RosterError && translated.code === "DATABASE_READONLY" && translated.cause !== undefined) return;
+    throw translated;
+  } finally {
+    db.close();
+  }
 }
 
 type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventName];
@@ -125,15 +259,15 @@ export class TransactionRunner {
         return { value, events };
       } catch (error) {
         this.pending = null;
-        const translated = translateSqliteError(error, name);
+        const translated = translateSqliteError(error, name, this.db.name);
         if (translated instanceof RosterError && translated.code === "DATABASE_BUSY") throw translated;
         throw new AbortError(translated);
       }
     };
     const { value, events } = await pRetry(run, {
       retries: this.hooks.retries ?? BUSY_RETRIES_DEFAULT,
-      minTimeout: 20,
-      maxTimeout: 500,
+      minTimeout: BUSY_RETRY_MIN_MS,
+      maxTimeout: BUSY_RETRY_MAX_MS,
       randomize: true,
       // p-retry also calls this after the last attempt; only a retry that will happen is reported.
       onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
@@ -167,7 +301,7 @@ export class TransactionRunner {
     try {
       return body();
     } catch (error) {
-      throw translateSqliteError(error, name);
+      throw translateSqliteError(error, name, this.db.name);
     }
   }
 }
