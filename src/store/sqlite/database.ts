@@ -30,6 +30,10 @@ export interface OpenOptions {
   readonly: boolean;
   migrationsDir: string;
   now: number;
+  /** Extra attempts at the whole open when the write lock outlasts busy_timeout. Default BUSY_RETRIES_DEFAULT. */
+  busyRetries?: number;
+  /** Called before each of those extra attempts (1-based). */
+  onBusyRetry?: ((attempt: number) => void) | undefined;
 }
 
 /** The wait before the first retry after SQLITE_BUSY, in ms; it doubles per retry. */
@@ -38,6 +42,11 @@ export const BUSY_RETRY_MIN_MS = 20;
 export const BUSY_RETRY_MAX_MS = 500;
 /** Below this much free space (bytes) an I/O error is taken for a full disk: SQLite's -shm alone needs 32 KiB. */
 const DISK_FULL_FREE_BYTES = 64 * 1024;
+
+/** The wait before busy retry `attempt` (1-based): min·2^(attempt-1), capped, times a random factor in [1, 2) (p-retry's schedule). */
+export function busyRetryDelayMs(attempt: number, random: () => number = Math.random): number {
+  return Math.round(Math.min(BUSY_RETRY_MAX_MS, BUSY_RETRY_MIN_MS * 2 ** (attempt - 1)) * (1 + random()));
+}
 
 /** Free bytes on the filesystem that holds `path` (or would hold it), or null when that cannot be read. */
 function freeBytes(path: string): number | null {
@@ -142,14 +151,37 @@ function translateFsError(error: unknown, path: string): RosterError {
   return new RosterError("DATABASE_PATH_INVALID", `${path}: cannot use this path for the database (${e.message})`, { cause: e, retryable: false, details: { path } });
 }
 
+/** Blocks the thread for `ms`: opening is synchronous, as busy_timeout's own waiting is. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
- * Opens the database. Nothing persistent is written to a file until it has been read and
+ * Opens the database, retrying the whole open (with the backoff of write
+ * transactions) while another connection's write lock outlasts busy_timeout:
+ * opening checks the migrations inside BEGIN IMMEDIATE, a write like any other.
+ */
+export function openDatabase(options: OpenOptions): Db {
+  const retries = options.busyRetries ?? BUSY_RETRIES_DEFAULT;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return openOnce(options);
+    } catch (error) {
+      if (!(error instanceof RosterError && error.code === "DATABASE_BUSY") || attempt > retries) throw error;
+      options.onBusyRetry?.(attempt);
+      sleepSync(busyRetryDelayMs(attempt));
+    }
+  }
+}
+
+/**
+ * One open. Nothing persistent is written to a file until it has been read and
  * found to be a roster database this code may use (or an empty file): an
  * existing file is first inspected by a connection that only reads (it leaves no
  * -wal or -shm behind when it closes), and only then is the working connection
  * opened, switched to WAL and migrated.
  */
-export function openDatabase(options: OpenOptions): Db {
+function openOnce(options: OpenOptions): Db {
   const { path } = options;
   const where = `opening ${path}`;
   const onDisk = path !== ":memory:" && path !== "";
