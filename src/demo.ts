@@ -12,8 +12,12 @@ import type { Store } from "./store/index.js";
 export const DEMO_GOAL =
   "Ship a tiny URL shortener: design the HTTP API, build the storage layer, build the redirect service and write the user guide";
 export const DEMO_PERSONAS = ["planner", "implementer", "reviewer"] as const;
-/** Simulated work per implementer task, in ms, so progress is visible. */
-export const DEMO_WORK_MS = 600;
+/**
+ * Simulated work per implementer attempt, in ms: long enough for the live panel's
+ * progress bars to move (each attempt reports 1/4, 2/4, 3/4) and for the whole
+ * demo to take about 13 s (each implementer fails its first attempt, then runs again).
+ */
+export const DEMO_WORK_MS = 6_000;
 
 /** Seeds the demo goal when the database holds no task at all; returns its id, or null when it did nothing. */
 export async function seedDemo(store: Store, options: { personas: readonly Persona[]; now: number }): Promise<number | null> {

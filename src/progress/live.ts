@@ -4,8 +4,8 @@ import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { readStatus, renderStatus, statusFields, type StatusSnapshot } from "./summary.js";
 
-/** How often the terminal view redraws, in ms. */
-export const LIVE_INTERVAL_MS_DEFAULT = 1_000;
+/** How often the terminal view redraws, in ms: often enough that it keeps up with the log lines scrolling above it. */
+export const LIVE_INTERVAL_MS_DEFAULT = 250;
 /** How often the plain-lines mode logs the summary (only when it changed), in ms. */
 export const LINES_INTERVAL_MS_DEFAULT = 10_000;
 

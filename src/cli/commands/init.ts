@@ -74,7 +74,7 @@ export function register(program: Command): void {
       return;
     }
     write(`database ready: ${config.dbPath}`);
-    if (copied.length > 0) write(`copied ${copied.length} example personas into ${dir}`);
+    if (copied.length > 0) write(`copied ${copied.length} demo personas (simulated work; real agent-CLI ones are in personas/examples/) into ${dir}`);
     write(`personas synced from ${dir}: ${ids.join(", ") || "(none)"}`);
   });
 }

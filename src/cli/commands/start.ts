@@ -87,8 +87,14 @@ export function register(program: Command): void {
     assertModulePaths(loadPersonaDir(config.personasDir), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
     // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
     // are more than the quick read commands should pay for at every start-up.
-    const [{ runStart }, { startServices }] = await Promise.all([import("../../main.js"), import("../start-services.js")]);
+    const [{ runStart }, { startServices }, { demoReport }] = await Promise.all([
+      import("../../main.js"),
+      import("../start-services.js"),
+      import("../demo-report.js"),
+    ]);
     const services = startServices(config);
+    // Before the live status, which stops first: the summary line lands above its final block.
+    if (options.demo === true) services.extensions.unshift(demoReport({ logger: services.console.logger, dbPath: config.dbPath }));
     const code = await runStart(config, {
       demo: options.demo === true,
       exitWhenIdle: options.exitWhenIdle === true,
