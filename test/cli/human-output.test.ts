@@ -99,6 +99,25 @@ describe("--json streams", () => {
   });
 });
 
+describe("roster status --watch", () => {
+  it("stamps each plain frame with a local time, and ends quietly when its reader goes away", async () => {
+    const f = template.copy();
+    try {
+      const child = spawn(process.execPath, [BIN, "status", "--watch", "--interval", "100", "--db", f.db], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      const first = await new Promise<string>((resolve) => child.stdout.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8"))));
+      child.stdout.destroy();
+      expect(first).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\n/);
+      expect(await exited).toBe(0);
+      expect(stderr).toBe("");
+    } finally {
+      f.cleanup();
+    }
+  });
+});
+
 describe("logs people read", () => {
   it("a pretty log line shows epoch-ms fields as local times", () => {
     const lines: string[] = [];

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
 import { readStatus, renderStatus, statusJson, type StatusSnapshot } from "../../progress/index.js";
 import type { Store } from "../../store/index.js";
+import { localTime } from "../format.js";
 import { printJson } from "../output.js";
 import type { Config } from "../../config.js";
 import { openStore } from "../../store/index.js";
@@ -85,7 +86,7 @@ async function watch(store: Store, options: { json: boolean; intervalMs: number 
         // (Clear the screen once,) home, draw, clear whatever the previous frame left below.
         out.write(`${first ? "\x1b[2J" : ""}\x1b[H${lines.map((line) => `${line}\x1b[K`).join("\n")}\n\x1b[J`);
       } else {
-        out.write(`${first ? "" : "\n"}${new Date(snapshot.at).toISOString()}\n${renderStatus(snapshot).join("\n")}\n`);
+        out.write(`${first ? "" : "\n"}${localTime(snapshot.at)}\n${renderStatus(snapshot).join("\n")}\n`);
       }
       first = false;
       let timer: NodeJS.Timeout | undefined;
