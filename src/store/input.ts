@@ -24,6 +24,9 @@ export const taskPolicyOverrideSchema = z
     maxMs: z.number().int().min(0).optional(),
     jitter: z.number().min(0).max(1).optional(),
     timeoutMs: z.number().int().min(1).optional(),
+    /** The task's budget over all its attempts, in USD and in tokens (docs/economics.md). */
+    maxCostUsd: z.number().min(0).optional(),
+    maxTokens: z.number().int().min(0).optional(),
   })
   .strict();
 
@@ -62,7 +65,70 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string
 
 function taskLabel(input: unknown, index: number): string {
   const ref = typeof input === "object" && input !== null ? (input as { ref?: unknown }).ref : undefined;
-  return typeof ref === "string" ? `tasks[${index}] (ref "${ref}")` : `tasks[${index}]`;
+  return typeof ref === "string" && loneSurrogateIndex(ref) === -1 ? `tasks[${index}] (ref "${ref}")` : `tasks[${index}]`;
+}
+
+/**
+ * The index of the first lone surrogate in `text` (a UTF-16 half without its
+ * pair: not well-formed Unicode), or -1. Such a string cannot be stored as it
+ * is: SQLite's TEXT is UTF-8, and the driver turns the half into U+FFFD.
+ */
+export function loneSurrogateIndex(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      i++;
+      continue;
+    }
+    return i;
+  }
+  return -1;
+}
+
+const illFormed = (index: number) => `not well-formed Unicode (lone surrogate at index ${index})`;
+
+/**
+ * Every string in `value` (object keys too, at any depth) must be well-formed
+ * Unicode; the first that is not is refused as VALIDATION naming where it is
+ * (`tasks[0].payload.files[1]`) and the index of the lone half. A key is shown
+ * JSON-escaped, so the message itself stays printable.
+ */
+export function assertWellFormed(value: unknown, where: string): void {
+  const problem = findIllFormed(value, where, new Set());
+  if (problem !== null) throw new RosterError("VALIDATION", problem, { details: { field: where } });
+}
+
+/** A zod string that must be well-formed Unicode, for the schemas of other ways in (MCP arguments). */
+export function wellFormedString() {
+  return z.string().superRefine((text, ctx) => {
+    const index = loneSurrogateIndex(text);
+    if (index !== -1) ctx.addIssue({ code: "custom", message: illFormed(index) });
+  });
+}
+
+function findIllFormed(value: unknown, where: string, seen: Set<unknown>): string | null {
+  if (typeof value === "string") {
+    const index = loneSurrogateIndex(value);
+    return index === -1 ? null : `${where}: ${illFormed(index)}`;
+  }
+  if (typeof value !== "object" || value === null || seen.has(value)) return null;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = findIllFormed(value[i], `${where}[${i}]`, seen);
+      if (problem !== null) return problem;
+    }
+    return null;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const index = loneSurrogateIndex(key);
+    if (index !== -1) return `${where}: key ${JSON.stringify(key)}: ${illFormed(index)}`;
+    const problem = findIllFormed(item, `${where}.${key}`, seen);
+    if (problem !== null) return problem;
+  }
+  return null;
 }
 
 /**
@@ -135,6 +201,9 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
   const keys = new Map<string, number>();
   tasks.forEach((raw, index) => {
     const label = taskLabel(raw, index);
+    // First, so a string that would be stored altered is named as that, whatever else is wrong with it.
+    const problem = findIllFormed(raw, label, new Set());
+    if (problem !== null) throw new RosterError("VALIDATION", problem, { details: { index, field: "unicode" } });
     const parsed = taskInputSchema.safeParse(raw);
     if (!parsed.success) {
       const first = parsed.error.issues[0];

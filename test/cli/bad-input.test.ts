@@ -356,3 +356,53 @@ describe("MCP tool calls with bad input answer isError, name the field and write
     expect(server.stderr()).not.toMatch(/"level":(50|60)/);
   });
 });
+
+/**
+ * Strings that are not well-formed Unicode (a UTF-16 surrogate without its pair,
+ * which a JSON `\ud800` escape can carry) would be stored altered (SQLite's TEXT
+ * is UTF-8), so every way in refuses them naming the field (issue 12, defect 8).
+ */
+describe("strings with a lone surrogate are refused with the field named and nothing written", () => {
+  it("a plan file whose title holds a lone surrogate", async () => {
+    writeFileSync(files.path("lone-title.json"), '{"tasks": [{"persona": "reviewer", "title": "ab\\ud800c"}]}\n');
+    const res = await roster(["add", "--file", files.path("lone-title.json"), "--db", db], { cwd: files.dir });
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toMatch(/^roster: VALIDATION: \S*lone-title\.json: tasks\[0\]\.title: not well-formed Unicode \(lone surrogate at index 2\)\n$/);
+    expect(res.code).toBe(2);
+    expect(await tableCounts(db)).toEqual(baseline);
+  });
+
+  it("a plan file whose idempotency key holds a lone surrogate, after a good task", async () => {
+    writeFileSync(
+      files.path("lone-key.yaml"),
+      'tasks:\n  - ref: ok\n    persona: reviewer\n    title: fine\n  - ref: k\n    persona: reviewer\n    title: K\n    idempotencyKey: "key-\\udc00"\n',
+    );
+    const res = await roster(["add", "--file", files.path("lone-key.yaml"), "--db", db], { cwd: files.dir });
+    expect(res.stderr).toMatch(/^roster: VALIDATION: \S*lone-key\.yaml: tasks\[1\] \(ref "k"\)\.idempotencyKey: not well-formed Unicode \(lone surrogate at index 4\)\n$/);
+    expect(res.code).toBe(2);
+    expect(await tableCounts(db)).toEqual(baseline);
+  });
+
+  it("add --payload with a lone surrogate in a nested key, named under --payload", async () => {
+    const res = await roster(["add", "--persona", "reviewer", "--title", "T", "--payload", '{"a": {"k\\udc00": 1}}', "--db", db], { cwd: files.dir });
+    expect(res.stderr).toBe('roster: VALIDATION: --payload.a: key "k\\udc00": not well-formed Unicode (lone surrogate at index 1)\n');
+    expect(res.code).toBe(2);
+    expect(await tableCounts(db)).toEqual(baseline);
+  });
+
+  it("MCP create_tasks with a lone surrogate in a title answers isError naming the field", async () => {
+    const own = template.copy();
+    const server = await spawnMcpClient({ db: own.db, profile: "planner", name: "lone-surrogate" });
+    try {
+      const before = await tableCounts(own.db);
+      const result = (await server.client.callTool({ name: "create_tasks", arguments: { tasks: [{ persona: "reviewer", title: "x\ud800" }] } })) as CallToolResult;
+      const body = (result.content[0] as { text: string }).text;
+      expect(result.isError, body).toBe(true);
+      expect(body).toContain("tasks[0].title: not well-formed Unicode (lone surrogate at index 1)");
+      expect(await tableCounts(own.db)).toEqual(before);
+    } finally {
+      await server.close();
+      own.cleanup();
+    }
+  });
+});
