@@ -70,6 +70,14 @@ export const personaFrontMatterSchema = z
       })
       .optional(),
     description: z.string().optional(),
+    // Economics (docs/economics.md): the provider account a rate or usage limit pauses, the circuit breaker, the start rate.
+    provider: z.string().min(1).max(100).optional(),
+    providerAutoResume: z.boolean().optional(),
+    breaker: z
+      .object({ failures: z.number().int().min(1), cooldownMs: z.number().int().min(1).optional(), maxCooldownMs: z.number().int().min(1).optional() })
+      .strict()
+      .optional(),
+    rateLimit: z.object({ starts: z.number().int().min(1), perMs: z.number().int().min(1), key: z.string().min(1).max(100).optional() }).strict().optional(),
   })
   .strict();
 

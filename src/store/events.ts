@@ -24,6 +24,16 @@ export interface StoreEventMap {
   "agent:expired": { agentIds: string[] };
   "agent:deregistered": { agentId: string; released: number };
   "db:busy-retry": { attempt: number };
+  /** Economics (issue 16): an attempt's usage was recorded with its outcome. */
+  "usage:recorded": { taskId: number; persona: string; provider: string; model: string | null; tokens: Record<"input" | "output" | "cacheRead" | "cacheWrite" | "reasoning", number>; costUsd: number | null };
+  "budget:exhausted": { scope: "task" | "goal"; key: string };
+  /** A claim of this persona took nothing because of these gates (economics); `until` is when the earliest timed one opens. */
+  "claim:gated": { persona: string; codes: string[]; until: number | null };
+  "provider:paused": { provider: string; until: number | null; reason: string };
+  "provider:resumed": { provider: string };
+  "breaker:opened": { persona: string; until: number; failures: number; taskId: number };
+  "breaker:probing": { persona: string; taskId: number };
+  "breaker:closed": { persona: string };
   /** The file watch behind watchExternalChanges() is not available; other processes' writes are seen by polling only. */
   "store:watch-unavailable": { reason: string };
 }

@@ -6,6 +6,7 @@ import { SqliteStore } from "./sqlite/store.js";
 import type { Store, StoreOptions } from "./types.js";
 
 export * from "./types.js";
+export * from "./economics.js";
 export { StoreEventBus, type StoreEventMap, type StoreEventName } from "./events.js";
 export { planSchema, taskInputSchema, validateBatch, serializeJson, formatIssues, MAX_PAYLOAD_BYTES_DEFAULT } from "./input.js";
 

@@ -10,6 +10,7 @@
 import type { ErrorObject } from "../errors.js";
 import type { RetryPolicy } from "../policy/retry.js";
 import type { StoreEventBus } from "./events.js";
+import type { AttemptUsage, EconomicsService } from "./economics.js";
 
 export const TASK_STATES = [
   "waiting",
@@ -61,6 +62,9 @@ export interface TaskPolicyOverride {
   maxMs?: number;
   jitter?: number;
   timeoutMs?: number;
+  /** This task's budget over all its attempts (docs/economics.md): the claim skips it once spent. */
+  maxCostUsd?: number;
+  maxTokens?: number;
 }
 
 /** One task of an enqueue batch, as accepted at every boundary (CLI plan files, MCP). */
@@ -212,6 +216,8 @@ export interface CompleteParams extends LeaseRef {
   result?: Json;
   /** New tasks to enqueue as children of this one, in the same transaction. */
   children?: TaskInput[];
+  /** What the attempt spent; default: `result.usage` when it has the shape (docs/economics.md). */
+  usage?: AttemptUsage;
   now: number;
 }
 
@@ -221,6 +227,8 @@ export interface FailParams extends LeaseRef {
   error: ErrorObject | { message: string; code?: string; retryable?: boolean };
   /** False: no further attempt whatever the policy. Default true. */
   retryable?: boolean;
+  /** What the attempt spent; default: the error's `details.usage`. */
+  usage?: AttemptUsage;
   now: number;
   /** Source of jitter; injectable for tests. */
   random?: () => number;
@@ -235,6 +243,8 @@ export interface ReleaseParams extends LeaseRef {
   /** Give back without counting the attempt (shutdown, agent leaving). */
   reason?: string;
   delayMs?: number;
+  /** What the attempt spent before it was given back. */
+  usage?: AttemptUsage;
   now: number;
 }
 
@@ -394,6 +404,8 @@ export interface Store {
   readonly agents: AgentService;
   readonly personas: PersonaService;
   readonly maintenance: MaintenanceService;
+  /** Usage, budgets, provider pauses, breakers, rate limits (src/store/economics.ts). */
+  readonly economics: EconomicsService;
   /** In-process notifications, emitted after each commit. */
   readonly events: StoreEventBus;
   /** True when another connection (process) has written since the last call. Cheap. */

@@ -7,6 +7,7 @@ import { auditRules } from "./conformance/audit.js";
 import { badInputRules } from "./conformance/bad-input.js";
 import { claimRules } from "./conformance/claim.js";
 import { decompositionRules } from "./conformance/decomposition.js";
+import { economicsRules } from "./conformance/economics.js";
 import { enqueueRules } from "./conformance/enqueue.js";
 import { fencingRules } from "./conformance/fencing.js";
 import { graphRules } from "./conformance/graph.js";
@@ -60,5 +61,6 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
     describe("task states and dependencies", () => graphRules(get));
     describe("reads", () => queryRules(get));
     describe("personas", () => personaRules(get));
+    describe("rule 15: usage, budgets and limits", () => economicsRules(get));
   });
 }

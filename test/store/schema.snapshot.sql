@@ -32,6 +32,15 @@ CREATE INDEX tasks_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL;
 -- index tasks_root
 CREATE INDEX tasks_root ON tasks(root_id) WHERE root_id IS NOT NULL;
 
+-- index usage_at
+CREATE INDEX usage_at ON usage(at);
+
+-- index usage_root
+CREATE INDEX usage_root ON usage(root_id);
+
+-- index usage_task
+CREATE INDEX usage_task ON usage(task_id, attempt);
+
 -- table agents
 CREATE TABLE agents (
   id                   TEXT PRIMARY KEY,
@@ -46,6 +55,46 @@ CREATE TABLE agents (
   last_heartbeat       INTEGER NOT NULL
 ) STRICT;
 
+-- table breakers
+CREATE TABLE breakers (
+  persona_id           TEXT PRIMARY KEY,
+  state                TEXT NOT NULL CHECK (state IN ('closed','open','probing')),
+  consecutive_failures INTEGER NOT NULL,
+  opens                INTEGER NOT NULL,   -- times opened since it last closed: the cooldown grows with it
+  open_until           INTEGER,
+  probe_task_id        INTEGER,
+  updated_at           INTEGER NOT NULL
+) STRICT;
+
+-- table budget_holds
+CREATE TABLE budget_holds (
+  scope TEXT NOT NULL CHECK (scope IN ('task','goal')),
+  key   INTEGER NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) STRICT, WITHOUT ROWID;
+
+-- table budgets
+CREATE TABLE budgets (
+  scope        TEXT NOT NULL CHECK (scope IN ('task','goal','persona','global')),
+  key          TEXT NOT NULL,
+  window_ms    INTEGER NOT NULL,
+  max_cost_usd REAL,
+  max_tokens   INTEGER,
+  updated_at   INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) STRICT, WITHOUT ROWID;
+
+-- table model_prices
+CREATE TABLE model_prices (
+  model              TEXT PRIMARY KEY,
+  input_per_mtok     REAL NOT NULL,
+  output_per_mtok    REAL NOT NULL,
+  cache_read_per_mtok  REAL NOT NULL,
+  cache_write_per_mtok REAL NOT NULL,
+  updated_at         INTEGER NOT NULL
+) STRICT;
+
 -- table personas
 CREATE TABLE personas (
   id           TEXT PRIMARY KEY,
@@ -58,8 +107,36 @@ CREATE TABLE personas (
   updated_at   INTEGER NOT NULL
 , retired_at INTEGER) STRICT;
 
+-- table provider_pauses
+CREATE TABLE provider_pauses (
+  provider TEXT PRIMARY KEY,
+  until    INTEGER,
+  reason   TEXT NOT NULL,
+  task_id  INTEGER,
+  since    INTEGER NOT NULL
+) STRICT;
+
+-- table rate_windows
+CREATE TABLE rate_windows (
+  key          TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  starts       INTEGER NOT NULL,
+  PRIMARY KEY (key, window_start)
+) STRICT, WITHOUT ROWID;
+
 -- table schema_migrations
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
+
+-- table spend
+CREATE TABLE spend (
+  scope        TEXT NOT NULL CHECK (scope IN ('task','goal','persona','provider','global')),
+  key          TEXT NOT NULL,           -- task id, root id, persona id, provider; '' for global
+  window_ms    INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  tokens       INTEGER NOT NULL,
+  cost_usd     REAL NOT NULL,
+  PRIMARY KEY (scope, key, window_ms, window_start)
+) STRICT, WITHOUT ROWID;
 
 -- table task_counts
 CREATE TABLE task_counts (
@@ -129,6 +206,29 @@ CREATE TABLE tasks (
   timeout_ms      INTEGER NOT NULL,
   idempotency_key TEXT UNIQUE,
   created_at      INTEGER NOT NULL
+) STRICT;
+
+-- table usage
+CREATE TABLE usage (
+  id                 INTEGER PRIMARY KEY,
+  task_id            INTEGER NOT NULL,
+  root_id            INTEGER NOT NULL,   -- the goal: top of the parent chain (the task itself for a root)
+  attempt            INTEGER NOT NULL,
+  agent_id           TEXT,
+  persona_id         TEXT NOT NULL,
+  provider           TEXT NOT NULL,      -- persona's provider account, or 'persona:<id>'
+  model              TEXT,
+  outcome            TEXT NOT NULL,      -- completed | retrying | failed | released
+  input_tokens       INTEGER NOT NULL,
+  output_tokens      INTEGER NOT NULL,   -- every billed output token, reasoning included
+  cache_read_tokens  INTEGER NOT NULL,
+  cache_write_tokens INTEGER NOT NULL,
+  reasoning_tokens   INTEGER NOT NULL,   -- the part of output_tokens spent thinking
+  turns              INTEGER,
+  duration_ms        INTEGER,            -- claim to settlement
+  cost_usd           REAL,               -- NULL: no reported cost and no price for the model
+  cost_source        TEXT NOT NULL CHECK (cost_source IN ('reported','priced','unpriced')),
+  at                 INTEGER NOT NULL
 ) STRICT;
 
 -- trigger task_counts_delete

@@ -22,6 +22,8 @@ import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
 import { Transitions, storedError } from "./transitions.js";
+import type { EconomicsService } from "../economics.js";
+import { usageOfSettlement, type NormalUsage } from "./usage.js";
 
 /**
  * The SQLite store: one better-sqlite3 connection, statements prepared once,
@@ -34,6 +36,7 @@ export class SqliteStore implements Store {
   readonly agents: AgentService;
   readonly personas: PersonaService;
   readonly maintenance: MaintenanceService;
+  readonly economics: EconomicsService;
 
   private readonly db: Db;
   /** Judges other holders' liveness by their stamps moving on this process's monotonic clock. */
@@ -143,14 +146,15 @@ export class SqliteStore implements Store {
           // statements for the whole batch; the rest (failures, releases, children, a bad result)
           // one by one. No task appears twice in a batch (one outcome per attempt).
           const results: SettlementResult[] = new Array<SettlementResult>(p.settlements.length);
-          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null }> = [];
+          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }> = [];
           const seen = new Set<number>();
           p.settlements.forEach((s, index) => {
             if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
               const resultJson = validResultJson(s.result);
-              if (resultJson !== undefined) {
+              const usage = resultJson === undefined ? undefined : fastUsage(s.usage, s.result);
+              if (resultJson !== undefined && usage !== undefined) {
                 seen.add(s.taskId);
-                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, resultJson });
+                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, resultJson, usage });
                 return;
               }
             }
@@ -216,6 +220,24 @@ export class SqliteStore implements Store {
       get: async (p) => tx.read("personas.get", () => personas.get(p.id)),
       list: async (p) => tx.read("personas.list", () => personas.list(p?.includeRetired === true)),
       retire: async (p) => tx.write("personas.retire", () => personas.retire(p.id, p.retired, p.now)),
+    };
+
+    const gates = transitions.gates;
+    this.economics = {
+      usageOf: async (p) => tx.read("economics.usageOf", () => transitions.usage.usageOf(p.taskId)),
+      cost: async (p) => tx.read("economics.cost", () => transitions.usage.cost(p.by, p.since ?? 0, p.rootId ?? null)),
+      total: async (p) => tx.read("economics.total", () => transitions.usage.total(p?.since ?? 0, p?.rootId ?? null)),
+      setBudget: async (p) => tx.write("economics.setBudget", () => gates.setBudget(p)),
+      raiseBudget: async (p) => tx.write("economics.raiseBudget", () => gates.raiseBudget(p)),
+      removeBudget: async (p) => tx.write("economics.removeBudget", () => gates.removeBudget(p.scope, p.key, p.now)),
+      budgets: async (p) => tx.read("economics.budgets", () => gates.budgets(p.now)),
+      gates: async (p) => tx.read("economics.gates", () => gates.personaGates(p.persona, p.now)),
+      pauses: async (p) => tx.read("economics.pauses", () => gates.pauses(p.now)),
+      resumeProvider: async (p) => tx.write("economics.resumeProvider", () => gates.resumeProvider(p.provider)),
+      breakers: async () => tx.read("economics.breakers", () => gates.breakers()),
+      resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p.persona)),
+      setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
+      prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
     };
 
     this.maintenance = {
@@ -306,6 +328,16 @@ export class SqliteStore implements Store {
     // Each stop also cancels its pending follow-up, so no callback comes after close.
     for (const stop of [...this.watchStops]) stop();
     this.db.close();
+  }
+}
+
+/** A fast-path completion's usage; undefined when explicit usage is invalid (settleOne then fails the attempt, saying why). */
+function fastUsage(explicit: Settlement["usage"], result: unknown): NormalUsage | null | undefined {
+  try {
+    return usageOfSettlement(explicit, result);
+  } catch (error) {
+    if (error instanceof RosterError) return undefined;
+    throw error;
   }
 }
 

@@ -18,6 +18,8 @@ import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { parseJson } from "./rows.js";
+import { EconomicsStatements } from "./budgets.js";
+import { UsageStatements, usageOfSettlement, type NormalUsage } from "./usage.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 const ERROR_MESSAGE_MAX = 16 * 1024;
@@ -41,11 +43,38 @@ export const CLAIM_SQL = `
         LIMIT @limit)
       RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
 
+/**
+ * CLAIM_SQL for when some tasks or goals are held (their budget is spent): the same
+ * seek, skipping held rows by two primary-key probes each. Only used while
+ * budget_holds has rows, so the plain claim stays as it is (docs/economics.md).
+ */
+export const CLAIM_SKIPPING_HELD_SQL = CLAIM_SQL.replace(
+  "WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now",
+  `WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
+          AND NOT EXISTS (SELECT 1 FROM budget_holds h WHERE h.scope = 'task' AND h.key = task_status.task_id)
+          AND NOT EXISTS (SELECT 1 FROM tasks t JOIN budget_holds h ON h.scope = 'goal' AND h.key = coalesce(t.root_id, t.id)
+                          WHERE t.id = task_status.task_id)`,
+);
+
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
 /** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
+}
+
+/**
+ * The provider limit an error reports in `details.failure` (the agent adapters'
+ * classes; any adapter may set them), or null.
+ */
+function providerLimit(error: ErrorObject): { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number } | null {
+  const d = error.details as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown } | undefined;
+  if (d === undefined || d === null || (d.failure !== "rate-limit" && d.failure !== "usage-limit")) return null;
+  return {
+    failure: d.failure,
+    ...(typeof d.retryAfterMs === "number" && d.retryAfterMs >= 0 ? { retryAfterMs: d.retryAfterMs } : {}),
+    ...(typeof d.resetAt === "number" ? { resetAt: d.resetAt } : {}),
+  };
 }
 
 /** Normalises an error for storage: bounded, plain, JSON. */
@@ -68,6 +97,11 @@ export function storedError(error: FailParams["error"], retryable: boolean): Err
  */
 export class Transitions {
   private readonly leaseMsOf;
+  /** Usage per attempt and spend totals (DESIGN rule 15). */
+  readonly usage: UsageStatements;
+  /** The claim's economic gates: budgets, provider pauses, breakers, rate limits. */
+  readonly gates: EconomicsStatements;
+  private readonly claimSkippingHeldStmt;
   private readonly claimStmt;
   private readonly claimedDetails;
   private readonly dependencyResults;
@@ -100,6 +134,9 @@ export class Transitions {
     this.leaseMsOf = db.prepare("SELECT json_extract(config, '$.leaseMs') FROM personas WHERE id = ?").pluck();
     // DESIGN rule 2/3: one statement, one seek into the partial claim index.
     this.claimStmt = db.prepare(CLAIM_SQL);
+    this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
+    this.usage = new UsageStatements(db);
+    this.gates = new EconomicsStatements(db, tx);
     this.claimedDetails = db.prepare(`
       SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms
       FROM tasks WHERE id IN (SELECT value FROM json_each(?))`);
@@ -128,7 +165,7 @@ export class Transitions {
     this.completeStmt = db.prepare(`
       UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id`);
+      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id, claimed_at`);
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
     this.completeManyStmt = db.prepare(`
       UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
@@ -136,14 +173,14 @@ export class Transitions {
       FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
       WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
         AND task_status.status IN ('claimed','in_progress')
-      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id`);
+      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at`);
     // Rows are [taskId, agentId, attempt, readied].
     this.insertCompletedEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
       SELECT value ->> 0, 'task:completed', @now, value ->> 1, value ->> 2, json_object('readied', value ->> 3)
       FROM json_each(@rows)`);
     this.leasedRow = db.prepare(`
-      SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy
+      SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy, s.claimed_at
       FROM task_status s JOIN tasks t ON t.id = s.task_id
       WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.status IN ('claimed','in_progress')`);
     this.retryStmt = db.prepare(`
@@ -189,7 +226,7 @@ export class Transitions {
   claim(params: ClaimParams): ClaimedTask[] {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
     const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
-    const rows = this.claimStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as Array<{
+    const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as Array<{
       task_id: number;
       attempts: number;
       max_attempts: number;
@@ -286,10 +323,13 @@ export class Transitions {
   complete(params: CompleteParams): CompleteResult {
     const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
+    const usage = usageOfSettlement(params.usage, params.result);
     const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result }) as
       | { persona_id: string; attempts: number; assigned_agent_id: string | null }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "complete");
+    this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", usage, params.now);
+    this.gates.attemptSucceeded(row.persona_id);
     const ready = this.graph.completeDependencies(params.taskId, params.now);
     let childIds: number[] = [];
     let childRefs: Record<string, number> = {};
@@ -319,7 +359,7 @@ export class Transitions {
    * be validated (serializeJson). A dependent readied by several of these tasks
    * records the highest of their ids as `after`. Results in input order.
    */
-  completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null }>, now: number): CompleteResult[] {
+  completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {
     const rows = this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) }) as Array<{
       task_id: number;
       persona_id: string;
@@ -334,6 +374,12 @@ export class Transitions {
       });
     }
     const done = new Map(rows.map((r) => [r.task_id, r]));
+    // Usage with each completion, and every persona's breaker closed (one primary-key read per persona).
+    for (const item of items) {
+      const row = item.usage == null ? undefined : done.get(item.taskId);
+      if (row !== undefined) this.attemptSpent(row.task_id, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", item.usage!, now);
+    }
+    for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona);
     let readied = 0;
     const results = items.map((item): CompleteResult => {
       const row = done.get(item.taskId);
@@ -354,7 +400,19 @@ export class Transitions {
     if (row === undefined) return this.lost(params.taskId, "fail");
     const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
     const error = storedError(params.error, retryable);
-    return this.settleFailure({
+    const usage = usageOfSettlement(params.usage, error.details);
+    const claimedAt = (row as { claimed_at?: number | null }).claimed_at ?? null;
+    // A provider's rate or usage limit is nobody's fault: the attempt is given back
+    // uncounted and every persona on that account pauses (docs/economics.md).
+    const failure = providerLimit(error);
+    if (failure !== null) {
+      const until = this.gates.pauseProvider({ persona: row.persona_id, taskId: params.taskId, ...failure, now: params.now });
+      const runAt = until ?? params.now;
+      this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
+      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
+      return { ok: true, outcome: "retrying", runAt, attempt: row.attempts - 1 };
+    }
+    const settled = this.settleFailure({
       taskId: params.taskId,
       persona: row.persona_id,
       attempt: row.attempts,
@@ -366,6 +424,8 @@ export class Transitions {
       now: params.now,
       random: params.random ?? Math.random,
     });
+    if (settled.ok) this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, settled.outcome, usage, params.now);
+    return settled;
   }
 
   /** Shared by fail and the reaper: back to pending with backoff, or failed for good. */
@@ -382,6 +442,7 @@ export class Transitions {
     random: () => number;
   }): FailResult {
     const errorJson = JSON.stringify(p.error);
+    this.gates.attemptFailed(p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
     if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
       const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
@@ -408,6 +469,10 @@ export class Transitions {
       | { persona_id: string; attempts: number }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "release");
+    if (params.usage !== undefined) {
+      const claimedAt = (holder as { claimed_at?: number | null }).claimed_at ?? null;
+      this.attemptSpent(params.taskId, row.attempts + 1, holder.assigned_agent_id, claimedAt, "released", usageOfSettlement(params.usage, null), params.now);
+    }
     this.event(params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     this.tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
     return { ok: true };
@@ -483,6 +548,47 @@ export class Transitions {
     }
     this.event(taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
     return { status };
+  }
+
+  /**
+   * The claim statement behind the economic gates (DESIGN rule 15): nothing when a
+   * gate is closed (claim:gated says which and until when), fewer under a rate
+   * limit or a half-open breaker (its probe), the held-skipping statement while
+   * budgets hold tasks. Then counts the starts and marks the probe.
+   */
+  private gatedClaim(p: { agentId: string; token: string; leaseMs: number; now: number; persona: string; limit: number }): unknown[] {
+    const gate = this.gates.gate(p.persona, p.now, p.limit);
+    if (gate.limit <= 0) {
+      this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      return [];
+    }
+    const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as Array<{ task_id: number }>;
+    this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
+    return rows;
+  }
+
+  /** Records what a settled attempt spent, with its outcome, and holds its task or goal if that spent the budget. */
+  private attemptSpent(
+    taskId: number,
+    attempt: number,
+    agentId: string | null,
+    claimedAt: number | null,
+    outcome: string,
+    usage: NormalUsage | null,
+    now: number,
+  ): void {
+    if (usage === null) return;
+    const recorded = this.usage.record({ taskId, attempt, agentId, outcome, claimedAt, usage, now });
+    if (recorded === null) return;
+    this.gates.afterUsage(recorded, now);
+    this.tx.emit("usage:recorded", {
+      taskId,
+      persona: recorded.persona,
+      provider: recorded.provider,
+      model: recorded.model,
+      tokens: { input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadTokens, cacheWrite: usage.cacheWriteTokens, reasoning: usage.reasoningTokens },
+      costUsd: recorded.costUsd,
+    });
   }
 
   private requireTask(taskId: number): { status: TaskState; persona_id: string; attempts: number; unmet_deps: number } {
