@@ -212,7 +212,7 @@ describe("bad input leaves the task list as it was", () => {
     const res = await roster([...args(), "--db", db], { cwd: files.dir });
     expect(res.code).toBe(2);
     expect(await rosterJson<TaskRecord[]>(["ls", "--limit", "0", "--db", db])).toEqual(before);
-    expect(before.map((t) => t.id)).toEqual([1, 2]);
+    expect(before.map((t) => t.id)).toEqual([2, 1]); // newest first
   });
 });
 
