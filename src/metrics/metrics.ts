@@ -156,6 +156,18 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     registers,
   });
 
+  const readyOldest = new Gauge({
+    name: "roster_ready_oldest_seconds",
+    help: "How long the ready task a claim would take next has been ready, per persona the supervisor serves (0: none ready); updated every poll interval.",
+    labelNames: ["persona"] as const,
+    registers,
+  });
+  const stalls = new Counter({
+    name: "roster_stalls_total",
+    help: "Ready tasks that waited past the stall bound (2 x pollIntervalMs + 1 s) beside a free slot with no claim tried, by persona. Should stay 0.",
+    labelNames: ["persona"] as const,
+    registers,
+  });
   const supervisorErrors = new Counter({
     name: "roster_supervisor_errors_total",
     help: "Failures inside the supervisor loop itself (a store call that threw), by where they happened; the loop goes on.",
@@ -238,6 +250,8 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
         source.events.on("lease:renewed", ({ lost }) => {
           if (lost > 0) heartbeatFailures.inc({ reason: "lost" }, lost);
         }),
+        source.events.on("ready:oldest", ({ persona, ageSeconds }) => readyOldest.set({ persona }, ageSeconds)),
+        source.events.on("stall:detected", ({ persona }) => stalls.inc({ persona })),
         source.events.on("supervisor:error", ({ where }) => {
           supervisorErrors.inc({ where });
           if (/heartbeat|renew/i.test(where)) heartbeatFailures.inc({ reason: "error" });

@@ -57,6 +57,8 @@ export interface WorkerPoolOptions {
 /** What the pool hands back for one task: its outcome, once it settles. */
 export interface PoolRun {
   taskId: number;
+  /** This attempt's address in the pool (abort it by this, never by task id). */
+  runId: number;
   outcome: Promise<PoolOutcome>;
 }
 
@@ -71,9 +73,13 @@ export type PoolOutcome = TaskOutcome | { taskId: number; ok: false; error: Erro
 interface Batch {
   id: number;
   tasks: WorkerTask[];
+  /** One per task, in the same order. */
+  runIds: number[];
+  /** Task id → run id (a batch holds a task once). */
+  runIdByTask: Map<number, number>;
   /** Its index in threadSlots, where the receiving worker writes its threadId. */
   slot: number;
-  /** The task whose failure to stop caused its thread's termination. */
+  /** The run whose failure to stop caused its thread's termination. */
   culprit: number | null;
   /** Its tasks not settled yet: once none is left (outcomes reported ahead), its slot is free again. */
   unsettled: number;
@@ -83,6 +89,7 @@ interface Batch {
 interface Entry {
   /** This attempt's address in the threads (RunBatchRequest.runIds): aborts name it, not the task. */
   runId: number;
+  taskId: number;
   batch: Batch;
   resolve: (outcome: PoolOutcome) => void;
   abortReason: ErrorObject | null;
@@ -114,7 +121,10 @@ export const ABORT_RESEND_MS = 100;
 export class WorkerPool {
   private readonly options: Required<Omit<WorkerPoolOptions, "onReport" | "onError" | "heapLimitMb">> & Pick<WorkerPoolOptions, "onReport" | "onError" | "heapLimitMb">;
   private readonly init: WorkerInit;
+  /** Unsettled attempts by run id: two attempts of one task (an aborted one still stopping, its retry) may both be here. */
   private readonly entries = new Map<number, Entry>();
+  /** Batches with an unsettled task, by batch id (outcome reports name the batch). */
+  private readonly batches = new Map<number, Batch>();
   private piscina: Piscina<RunBatchRequest, RunBatchResponse> | null = null;
   private control: BroadcastChannel | null = null;
   private readonly threadSlots: Int32Array;
@@ -184,8 +194,8 @@ export class WorkerPool {
     piscina.on("message", (message: unknown) => {
       if (isOutcomeReport(message)) {
         for (const { batchId, outcome } of message.outcomes) {
-          const batch = this.entries.get(outcome.taskId)?.batch;
-          if (batch?.id === batchId) this.take(outcome.taskId, batch)?.resolve(outcome);
+          const batch = this.batches.get(batchId);
+          if (batch !== undefined) this.take(runIdOf(batch, outcome.taskId), batch)?.resolve(outcome);
         }
       } else if (isWorkerReport(message)) this.options.onReport?.(message);
     });
@@ -219,16 +229,17 @@ export class WorkerPool {
       const slot = this.freeSlots.pop();
       if (slot === undefined) throw new RosterError("INTERNAL", `more than ${this.options.concurrency} batches in flight`);
       Atomics.store(this.threadSlots, slot, 0);
-      const batch: Batch = { id: this.nextBatchId++, tasks: batchTasks, slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
       const runIds: number[] = [];
+      const batch: Batch = { id: this.nextBatchId++, tasks: batchTasks, runIds, runIdByTask: new Map(), slot, culprit: null, unsettled: batchTasks.length, slotHeld: true };
+      this.batches.set(batch.id, batch);
       for (const task of batchTasks) {
-        if (this.entries.has(task.id)) throw new RosterError("INTERNAL", `task ${task.id} is already running in the pool`);
         let resolve!: (outcome: PoolOutcome) => void;
         const outcome = new Promise<PoolOutcome>((r) => (resolve = r));
         const runId = this.nextRunId++;
         runIds.push(runId);
-        this.entries.set(task.id, { runId, batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
-        runs.push({ taskId: task.id, outcome });
+        batch.runIdByTask.set(task.id, runId);
+        this.entries.set(runId, { runId, taskId: task.id, batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
+        runs.push({ taskId: task.id, runId, outcome });
       }
       piscina.run({ batchId: batch.id, slot, tasks: batchTasks, runIds, ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) }).then(
         (response) => this.settleBatch(batch, response),
@@ -249,16 +260,15 @@ export class WorkerPool {
    * Asks the task's adapter to stop; after abortGraceMs its thread is terminated.
    * The first reason wins. Unknown or settled tasks are ignored.
    */
-  abort(taskIds: number[], reason: ErrorObject): void {
+  abort(runIds: number[], reason: ErrorObject): void {
     const live: number[] = [];
-    for (const taskId of taskIds) {
-      const entry = this.entries.get(taskId);
+    for (const runId of runIds) {
+      const entry = this.entries.get(runId);
       if (entry === undefined || entry.abortReason !== null) continue;
       entry.abortReason = reason;
-      // From here on the abort is addressed to this attempt's run id: the task's next attempt has another.
-      live.push(entry.runId);
-      entry.graceTimer = setTimeout(() => this.terminate(taskId, entry.runId), this.options.abortGraceMs);
-      entry.resendTimer = setInterval(() => this.sendAbort([entry.runId], reason), ABORT_RESEND_MS);
+      live.push(runId);
+      entry.graceTimer = setTimeout(() => this.terminate(runId), this.options.abortGraceMs);
+      entry.resendTimer = setInterval(() => this.sendAbort([runId], reason), ABORT_RESEND_MS);
     }
     this.sendAbort(live, reason);
   }
@@ -284,18 +294,18 @@ export class WorkerPool {
     this.control = null;
   }
 
-  private terminate(taskId: number, runId: number): void {
-    const entry = this.entries.get(taskId);
-    if (entry === undefined || entry.runId !== runId) return;
+  private terminate(runId: number): void {
+    const entry = this.entries.get(runId);
+    if (entry === undefined) return;
     entry.graceTimer = null;
     const threadId = Atomics.load(this.threadSlots, entry.batch.slot);
     const worker = threadId === 0 ? undefined : this.piscina?.threads.find((w) => w.threadId === threadId);
     if (worker === undefined) {
       // Not received by a thread yet (or the pool is closing): look again shortly.
-      if (this.piscina !== null) entry.graceTimer = setTimeout(() => this.terminate(taskId, runId), 50);
+      if (this.piscina !== null) entry.graceTimer = setTimeout(() => this.terminate(runId), 50);
       return;
     }
-    entry.batch.culprit = taskId;
+    entry.batch.culprit = runId;
     this.terminated.add(threadId);
     // piscina sees the exit, fails every task of that thread (see failBatch) and starts a replacement.
     void worker.terminate();
@@ -307,17 +317,21 @@ export class WorkerPool {
    * retried and running again in a newer batch before the old batch's response
    * (or failure) arrives, and that must not settle the new attempt.
    */
-  private take(taskId: number, batch: Batch): Entry | undefined {
-    const entry = this.entries.get(taskId);
+  private take(runId: number | undefined, batch: Batch): Entry | undefined {
+    const entry = runId === undefined ? undefined : this.entries.get(runId);
     if (entry === undefined || entry.batch !== batch) return undefined;
-    this.entries.delete(taskId);
+    this.entries.delete(entry.runId);
     this.clearTimers(entry);
     // Its batch's response may still be on its way; the slot is needed only while a task of it runs.
-    if (--entry.batch.unsettled === 0) this.releaseSlot(entry.batch);
+    if (--entry.batch.unsettled === 0) {
+      this.releaseSlot(entry.batch);
+      this.batches.delete(entry.batch.id);
+    }
     return entry;
   }
 
   private releaseSlot(batch: Batch): void {
+    if (batch.unsettled <= 0) this.batches.delete(batch.id);
     if (!batch.slotHeld) return;
     batch.slotHeld = false;
     this.freeSlots.push(batch.slot);
@@ -332,7 +346,7 @@ export class WorkerPool {
 
   private settleBatch(batch: Batch, response: RunBatchResponse): void {
     for (const outcome of response.outcomes) {
-      this.take(outcome.taskId, batch)?.resolve(outcome);
+      this.take(runIdOf(batch, outcome.taskId), batch)?.resolve(outcome);
     }
     // Defensive: a task the worker did not answer for (a protocol bug) must not hang.
     this.failTasks(batch, new RosterError("INTERNAL", "the worker returned no outcome for this task"));
@@ -348,12 +362,12 @@ export class WorkerPool {
     const threadId = Atomics.load(this.threadSlots, batch.slot);
     // A message no thread received (threadId still 0) ran nothing: its tasks are not to blame either.
     const collateral = threadId === 0 || this.terminated.has(threadId);
-    for (const task of batch.tasks) {
-      const entry = this.take(task.id, batch);
-      if (entry === undefined) continue;
+    batch.tasks.forEach((task, i) => {
+      const entry = this.take(batch.runIds[i], batch);
+      if (entry === undefined) return;
       if (entry.abortReason !== null) {
         const reason =
-          batch.culprit === task.id
+          batch.culprit === entry.runId
             ? { ...entry.abortReason, message: `${entry.abortReason.message} (the adapter did not stop within ${this.options.abortGraceMs} ms; its thread was terminated)` }
             : entry.abortReason;
         entry.resolve({ taskId: task.id, ok: false, error: reason, aborted: true });
@@ -381,6 +395,11 @@ export class WorkerPool {
           aborted: false,
         });
       }
-    }
+    });
   }
+}
+
+/** A batch holds a task once: its run id there. */
+function runIdOf(batch: Batch, taskId: number): number | undefined {
+  return batch.runIdByTask.get(taskId);
 }

@@ -80,9 +80,10 @@ export const REPORT_OUTCOME = "roster:outcome";
  */
 export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcomes: Array<{ batchId: number; outcome: TaskOutcome }> };
 
+/** Progress and logs of one attempt, addressed by its run id (RunBatchRequest.runIds). */
 export type WorkerReport =
-  | { type: typeof REPORT_PROGRESS; taskId: number; attempt: number; fraction: number; message: string | null }
-  | { type: typeof REPORT_LOG; taskId: number; attempt: number; level: "debug" | "info" | "warn" | "error"; message: string; data?: Record<string, unknown> };
+  | { type: typeof REPORT_PROGRESS; runId: number; taskId: number; attempt: number; fraction: number; message: string | null }
+  | { type: typeof REPORT_LOG; runId: number; taskId: number; attempt: number; level: "debug" | "info" | "warn" | "error"; message: string; data?: Record<string, unknown> };
 
 export const CONTROL_ABORT = "roster:abort";
 

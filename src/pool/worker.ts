@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { loadAdapter, type AdapterEnvironment } from "../adapters/registry.js";
 import { normalizeOutput } from "../adapters/output.js";
 import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../adapters/types.js";
+import { askHumanFor } from "../adapters/human-input.js";
 import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
 import {
   REPORT_LOG,
@@ -140,22 +141,22 @@ setImmediate(() => {
   for (const personaId of personas.keys()) void adapterFor(personaId).catch(() => undefined);
 });
 
-function makeLogger(task: WorkerTask): AdapterLogger {
+function makeLogger(task: WorkerTask, runId: number): AdapterLogger {
   const log = (level: (typeof LEVELS)[number]) => (message: string, data?: Record<string, unknown>) => {
     if (LEVELS.indexOf(level) < minLevel) return;
-    report({ type: REPORT_LOG, taskId: task.id, attempt: task.attempt, level, message: String(message), ...(data === undefined ? {} : { data }) });
+    report({ type: REPORT_LOG, runId, taskId: task.id, attempt: task.attempt, level, message: String(message), ...(data === undefined ? {} : { data }) });
   };
   return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
 
 /** Progress, spaced at least progressIntervalMs apart per task; the latest value wins. */
-function makeProgress(task: WorkerTask, signal: AbortSignal): { progress: AdapterContext["progress"]; close(): void } {
+function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { progress: AdapterContext["progress"]; close(): void } {
   let lastAt = 0;
   let pending: { fraction: number; message: string | null } | null = null;
   let timer: NodeJS.Timeout | null = null;
   const send = (value: { fraction: number; message: string | null }) => {
     lastAt = Date.now();
-    report({ type: REPORT_PROGRESS, taskId: task.id, attempt: task.attempt, fraction: value.fraction, message: value.message });
+    report({ type: REPORT_PROGRESS, runId, taskId: task.id, attempt: task.attempt, fraction: value.fraction, message: value.message });
   };
   return {
     progress(fraction, message) {
@@ -193,10 +194,10 @@ async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
     controller.abort(early.reason);
   }
   const signal = controller.signal;
-  const progress = makeProgress(task, signal);
+  const progress = makeProgress(task, runId, signal);
   try {
     const adapter = await adapterFor(task.persona);
-    const ctx: AdapterContext = { signal, progress: progress.progress, logger: makeLogger(task), persona: personas.get(task.persona)! };
+    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
     const value = await adapter.run(task, ctx);
     if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
     const output = normalizeOutput(value, init.maxPayloadBytes);

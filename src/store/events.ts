@@ -18,7 +18,7 @@ export interface StoreEventMap {
   "task:cancelled": { taskIds: number[]; persona: string };
   "task:retried": { taskId: number; persona: string };
   "task:ready": { count: number };
-  "lease:expired": { taskId: number; persona: string; attempt: number; outcome: "retrying" | "failed" };
+  "lease:expired": { taskId: number; leaseToken: string; persona: string; attempt: number; outcome: "retrying" | "failed" };
   "lease:lost": { taskId: number; op: string };
   "agent:registered": { agentId: string };
   "agent:expired": { agentIds: string[] };

@@ -21,6 +21,10 @@ export interface SupervisorEventMap {
   "supervisor:started": { agentId: string };
   "supervisor:stopping": { reason: string; running: number };
   "supervisor:stopped": { reason: string; agentId: string };
+  /** Once per poll interval per persona served: how long the ready task a claim would take next has been ready (0: none). */
+  "ready:oldest": { persona: string; ageSeconds: number };
+  /** A ready task waited past the stall bound beside a free slot with no claim tried (docs/ARCHITECTURE.md, rule 13). */
+  "stall:detected": { persona: string; taskId: number; waitedMs: number; boundMs: number };
   /** Something failed in the loop itself (a store call); the loop goes on. */
   "supervisor:error": { where: string; error: Error };
 }

@@ -16,12 +16,14 @@ export const CLAIM_BATCH_MAX = 1_000;
  */
 export class PersonaProducer {
   running = 0;
+  /** Monotonic time its last claim began (the stall guard asks), or -Infinity. */
+  lastClaimAttemptAt = Number.NEGATIVE_INFINITY;
   private dirty = true;
   private wakeGen = 0;
 
   constructor(
     readonly persona: Persona,
-    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string },
+    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string; readonly monotonic: () => number },
   ) {}
 
   get id(): string {
@@ -45,6 +47,7 @@ export class PersonaProducer {
   /** Claims up to `limit` tasks; marks itself clean when the queue came back short. */
   async claim(limit: number): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
+    this.lastClaimAttemptAt = this.host.monotonic();
     const gen = this.wakeGen;
     const claimed = await this.host.store.tasks.claim({
       persona: this.persona.id,

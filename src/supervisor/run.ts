@@ -6,6 +6,8 @@ export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown";
 /** One attempt the supervisor holds: from claim until its settlement commits. */
 export interface RunningAttempt {
   task: ClaimedTask;
+  /** Its address in the worker pool (PoolRun.runId), set once dispatched; aborts go to it. */
+  runId: number;
   persona: Persona;
   /** Clock time the attempt was handed to the pool. */
   dispatchedAt: number;

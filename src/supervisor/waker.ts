@@ -2,6 +2,10 @@ import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Store } from "../store/index.js";
 
+/** Backoff of a failed store call that must be tried again, in ms: RETRY_BASE_MS doubling to RETRY_MAX_MS. */
+export const RETRY_BASE_MS = 50;
+export const RETRY_MAX_MS = 2_000;
+
 export interface WakerHost {
   readonly store: Store;
   readonly clock: Clock;
@@ -10,7 +14,7 @@ export interface WakerHost {
   /** Tasks were cancelled in this process; abort the ones running here. */
   cancelled(taskIds: readonly number[]): void;
   /** A lease was reaped in this process; abort the attempt if it runs here. */
-  leaseExpired(taskId: number): void;
+  leaseExpired(taskId: number, leaseToken: string): void;
   /** Once per poll interval. */
   tick(): void;
   error(where: string, error: Error): void;
@@ -37,6 +41,7 @@ export class Waker {
   private checking = false;
   private recheck = false;
   private unwatch: (() => void) | null = null;
+  private lookupFailures = 0;
 
   constructor(
     private readonly host: WakerHost,
@@ -55,7 +60,7 @@ export class Waker {
       events.on("task:released", (e) => this.host.wake([e.persona])),
       events.on("task:retrying", (e) => this.at(e.runAt)),
       events.on("lease:expired", (e) => {
-        this.host.leaseExpired(e.taskId);
+        this.host.leaseExpired(e.taskId, e.leaseToken);
         void this.rescheduleRunAt();
       }),
       events.on("task:cancelled", (e) => this.host.cancelled(e.taskIds)),
@@ -93,13 +98,23 @@ export class Waker {
     this.runAtTimer.unref();
   }
 
-  /** Looks up the next run_at of a pending task and arms the timer for it. */
-  async rescheduleRunAt(): Promise<void> {
+  /**
+   * Looks up the next run_at of a pending task after `since` (default now) and arms
+   * the timer for it. A claim pass passes the time its claims were made with: a task
+   * that fell due while a claim waited for the write lock was not claimable then, is
+   * due now, and gets a timer at once (docs/ARCHITECTURE.md, rule 13). A failed
+   * lookup is tried again after a backoff: no failure may leave no timer behind.
+   */
+  async rescheduleRunAt(since?: number): Promise<void> {
     try {
-      const next = await this.host.store.tasks.nextRunAt({ now: this.host.clock.now() });
+      const next = await this.host.store.tasks.nextRunAt({ now: since ?? this.host.clock.now() });
+      this.lookupFailures = 0;
       if (next !== null) this.at(next);
     } catch (error) {
       this.host.error("waker.nextRunAt", coerceError(error));
+      if (this.poll === null) return;
+      const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** this.lookupFailures++);
+      setTimeout(() => void this.rescheduleRunAt(since), delay).unref();
     }
   }
 

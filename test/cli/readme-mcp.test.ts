@@ -92,6 +92,24 @@ describe("the README's MCP snippet", () => {
     expect(await personasOf(db)).toEqual(before);
   }, 60_000);
 
+  it("syncs a persona folder named by ROSTER_PERSONAS (an explicit choice, like --personas)", async () => {
+    const db = temp.path("env", "env.db");
+    mkdirSync(temp.path("env", "team-personas"), { recursive: true });
+    writeFileSync(temp.path("env", "team-personas", "scribe.md"), "---\nid: scribe\nname: Scribe\nadapter:\n  kind: echo\n---\nWrites things down.\n");
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith("ROSTER_")) env[key] = value;
+    env.ROSTER_PERSONAS = temp.path("env", "team-personas");
+    const client = new Client({ name: "readme-test", version: "0" });
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp", "--db", db, "--log-level", "silent"], cwd: temp.dir, env, stderr: "pipe" }));
+    try {
+      const listed = await client.callTool({ name: "list_personas", arguments: {} });
+      expect(JSON.stringify(listed.structuredContent)).toContain('"id":"scribe"');
+    } finally {
+      await client.close();
+    }
+    expect((await personasOf(db)).map((p) => p.id)).toEqual(["scribe"]);
+  }, 60_000);
+
   it("runs the build this checkout made (the installed command is the checkout's bin)", async () => {
     const installed = await promisify(execFile)(join(prefix, "bin", "roster"), ["--version"]);
     const viaBin = await rosterOk(["--version"]);

@@ -29,7 +29,7 @@ describe("worker pool", () => {
     const fast = await runs[1]!.outcome.then((o) => (order.push(o.taskId), o));
     expect(fast).toMatchObject({ taskId: 2, ok: true });
     expect(pool.running).toBe(1); // the slow one still runs
-    pool.abort([1], { name: "RosterError", code: "ABORTED", message: "test over", retryable: false });
+    pool.abort([runs[0]!.runId], { name: "RosterError", code: "ABORTED", message: "test over", retryable: false });
     expect(await runs[0]!.outcome).toMatchObject({ taskId: 1, ok: false, aborted: true });
   });
 
@@ -84,14 +84,14 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     const [first] = pool.runTasks([sleepTask(7, 60_000, 1)], () => "module");
     await settle();
     // The user cancels it: the abort reaches both threads, and thread A has no task 7.
-    pool.abort([7], reason);
+    pool.abort([first!.runId], reason);
     expect(await first!.outcome).toMatchObject({ ok: false, aborted: true });
     // Thread B gets another long task, so attempt 2 (cancel + retry) goes to thread A.
     const longB = pool.runTasks([sleepTask(901, 60_000)], () => "module");
     await settle();
     const [second] = pool.runTasks([sleepTask(7, 100, 2)], () => "module");
     expect(await second!.outcome).toMatchObject({ taskId: 7, ok: true, result: { sleptMs: 100 } });
-    pool.abort([900, 901], reason);
+    pool.abort([...longA, ...longB].map((r) => r.runId), reason);
     await Promise.all([...longA, ...longB].map((r) => r.outcome));
   });
 
@@ -116,7 +116,7 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     const hung = pool.runTasks([{ ...sleepTask(1, 0), persona: "spinner" }], () => "module");
     const innocents = pool.runTasks([2, 3, 4, 5].map((id) => sleepTask(id, 5_000)), () => "module");
     await new Promise((r) => setTimeout(r, 200));
-    pool.abort([1], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
+    pool.abort([hung[0]!.runId], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
     expect(await hung[0]!.outcome).toMatchObject({ ok: false, aborted: true, error: { code: "TIMEOUT" } });
     for (const outcome of await Promise.all(innocents.map((r) => r.outcome))) expect(outcome).toMatchObject({ ok: false, released: true });
     // Given back and claimed again at once: they run, wherever piscina sends them.
@@ -124,5 +124,26 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     for (const outcome of await Promise.all(again.map((r) => r.outcome))) {
       expect(outcome.ok || "released" in outcome, JSON.stringify(outcome).slice(0, 300)).toBe(true);
     }
+  });
+
+  it("holds two attempts of one task at once (one still stopping after its abort, its retry) and settles each with its own outcome", async () => {
+    const waiter = new URL("../fixtures/adapter-thread.mjs", import.meta.url).pathname;
+    pool = new WorkerPool({
+      threads: 1,
+      concurrency: 4,
+      init: {
+        personas: [{ id: "sleeper", name: "sleeper", definition: "", adapter: { kind: "module", path: waiter }, dir: null }],
+        personasDir: "/",
+        allowAbsoluteModules: true,
+        maxPayloadBytes: 1 << 20,
+        logLevel: "silent",
+      },
+    });
+    pool.start();
+    const [first] = pool.runTasks([sleepTask(5, 60_000, 1)], () => "module");
+    pool.abort([first!.runId], reason);
+    const [second] = pool.runTasks([sleepTask(5, 50, 1)], () => "module");
+    expect(await first!.outcome).toMatchObject({ taskId: 5, ok: false, aborted: true });
+    expect(await second!.outcome).toMatchObject({ taskId: 5, ok: true, result: { sleptMs: 50 } });
   });
 });

@@ -76,6 +76,13 @@ describe("query plans of the hot statements", () => {
       expect(plan.join("\n")).toMatch(/agents USING INDEX agents_active/);
     });
 
+    it(`${label}: the stall guard's oldest-ready read is the claim's own seek`, () => {
+      const plan = sqliteExplain(t.store, "oldestReady", { now: t.clock.now(), persona: "reviewer" });
+      expect(plan.some((line) => /^SEARCH task_status USING (COVERING )?INDEX task_status_claim \(persona_id=\?\)/.test(line)), plan.join("\n")).toBe(true);
+      expect(scans(plan), plan.join("\n")).toEqual([]);
+      expect(plan.some((line) => line.includes("TEMP B-TREE")), plan.join("\n")).toBe(false);
+    });
+
     it(`${label}: counts read the counters, not the tasks`, () => {
       const plan = sqliteExplain(t.store, "counts", {});
       expect(plan.join("\n")).not.toMatch(/task_status|tasks/);

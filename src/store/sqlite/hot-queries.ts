@@ -1,7 +1,7 @@
 import { RENEW_ALL_SQL } from "./agents.js";
 import { COMPLETE_DEPENDENCIES_SQL } from "./graph.js";
 import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
-import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, RUNNING_SQL } from "./queries.js";
+import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, OLDEST_READY_SQL, RUNNING_SQL } from "./queries.js";
 import { CLAIM_SQL } from "./transitions.js";
 
 /**
@@ -19,6 +19,7 @@ export const HOT_QUERIES = {
   nextRunAtPersona: NEXT_RUN_PERSONA_SQL,
   completeDependencies: COMPLETE_DEPENDENCIES_SQL,
   running: RUNNING_SQL,
+  oldestReady: OLDEST_READY_SQL,
 } as const;
 
 export type HotQueryName = keyof typeof HOT_QUERIES;

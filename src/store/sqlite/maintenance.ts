@@ -106,12 +106,10 @@ export class MaintenanceStatements {
         random: params.random ?? Math.random,
       });
       if (!result.ok) continue;
-      if (result.outcome === "retrying") {
-        out.retried.push({ taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, runAt: result.runAt });
-      } else {
-        out.failed.push({ taskId: row.task_id, persona: row.persona_id, attempt: row.attempts });
-      }
-      this.tx.emit("lease:expired", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, outcome: result.outcome });
+      const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };
+      if (result.outcome === "retrying") out.retried.push({ ...lease, runAt: result.runAt });
+      else out.failed.push(lease);
+      this.tx.emit("lease:expired", { ...lease, outcome: result.outcome });
     }
     return out;
   }

@@ -43,10 +43,21 @@ export const NEXT_RUN_PERSONA_SQL = `
   WHERE status = 'pending' AND +persona_id = @persona AND run_at > @now
   ORDER BY run_at LIMIT 1`;
 
+/**
+ * The ready task a claim of this persona would take next (the claim's own order,
+ * one seek into the claim index), and since when it is ready: the supervisor's
+ * stall guard asks it for every persona it serves. Params: @persona @now.
+ */
+export const OLDEST_READY_SQL = `
+  SELECT task_id, max(run_at, coalesce(ready_at, run_at)) AS ready_since FROM task_status
+  WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
+  ORDER BY priority DESC, run_at, task_id LIMIT 1`;
+
 /** Read-only queries. One prepared statement each; filters are parameters, never concatenated. */
 export class TaskQueries {
   private readonly byId;
   private readonly listStmt;
+  private readonly oldestReadyStmt;
   private readonly listNewestStmt;
   private readonly availableStmt;
   private readonly dependencies;
@@ -108,6 +119,7 @@ export class TaskQueries {
       WHERE t.id = @rootId OR t.root_id = @rootId GROUP BY s.persona_id, s.status`);
     this.runningStmt = db.prepare(RUNNING_SQL);
     this.nextRunAll = db.prepare(NEXT_RUN_ALL_SQL).pluck();
+    this.oldestReadyStmt = db.prepare(OLDEST_READY_SQL);
     this.nextRunPersona = db.prepare(NEXT_RUN_PERSONA_SQL).pluck();
   }
 
@@ -193,6 +205,11 @@ export class TaskQueries {
       assignedAgentId: r.assigned_agent_id,
       startedAt: r.started_at,
     }));
+  }
+
+  oldestReady(params: { persona: string; now: number }): { taskId: number; readySince: number } | null {
+    const row = this.oldestReadyStmt.get(params) as { task_id: number; ready_since: number } | undefined;
+    return row === undefined ? null : { taskId: row.task_id, readySince: row.ready_since };
   }
 
   nextRunAt(params: { persona?: string | undefined; now: number }): number | null {

@@ -14,7 +14,7 @@ export function reaperRules(get: GetCtx): void {
     const now = ctx.clock.now();
     // worker: exponential, baseMs 1000, jitter 0.5; random 0.5 takes a quarter off.
     const result = await ctx.store.maintenance.reapExpired({ now, random: fixedRandom(0.5) });
-    expect(result.retried).toEqual([{ taskId: id, persona: "worker", attempt: 1, runAt: now + 750 }]);
+    expect(result.retried).toEqual([{ taskId: id, leaseToken: task.leaseToken, persona: "worker", attempt: 1, runAt: now + 750 }]);
     expect(result.failed).toEqual([]);
     expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({
       status: "pending",
@@ -48,7 +48,7 @@ export function reaperRules(get: GetCtx): void {
         expect(result.retried.map((r) => r.taskId)).toEqual([id]);
         ctx.clock.advance(60_000);
       } else {
-        expect(result.failed).toEqual([{ taskId: id, persona: "worker", attempt: 3 }]);
+        expect(result.failed).toEqual([{ taskId: id, leaseToken: task.leaseToken, persona: "worker", attempt: 3 }]);
       }
     }
     expect(await ctx.store.tasks.get({ taskId: id! })).toMatchObject({ status: "failed", attempts: 3 });

@@ -1,0 +1,90 @@
+import type { Clock } from "../clock.js";
+import { coerceError } from "../errors.js";
+import type { Store } from "../store/index.js";
+
+/**
+ * Room for a claim to be tried and commit, in ms, on top of two poll intervals:
+ * the stall bound is 2 × pollIntervalMs + STALL_CLAIM_ALLOWANCE_MS.
+ */
+export const STALL_CLAIM_ALLOWANCE_MS = 1_000;
+
+export interface StallGuardProducer {
+  readonly id: string;
+  /** How many it would claim now (0: its concurrency or the supervisor's slots are full). */
+  wantNow(): number;
+  /** Monotonic time of its last claim attempt (successful or not), or -Infinity. */
+  readonly lastClaimAttemptAt: number;
+}
+
+export interface StallGuardHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly monotonic: () => number;
+  producers(): readonly StallGuardProducer[];
+  /** A ready task was seen with a free slot: claim for its persona. */
+  wake(personas: readonly string[]): void;
+  /** The age of the ready task a claim would take next, per persona, in s (0 when none is ready). */
+  oldest(persona: string, ageSeconds: number): void;
+  /** A ready task waited past the bound beside a free slot with no claim tried. */
+  stalled(stall: { persona: string; taskId: number; waitedMs: number; boundMs: number }): void;
+  error(where: string, error: Error): void;
+}
+
+/**
+ * The stall guard (docs/ARCHITECTURE.md, rule 13): once per poll interval it asks,
+ * for every persona served, which ready task a claim would take next. With a free
+ * slot for that persona it wakes the persona's producer (so a missed wake-up heals
+ * within a poll), and when the same task has been seen ready beside a free slot
+ * for longer than the bound with no claim tried for its persona meanwhile, it
+ * reports a stall. The bound is judged on this process's monotonic clock, from its
+ * own first sighting, never from timestamps another process wrote.
+ *
+ * Modes: idle → checking (one check at a time; a tick during a check is skipped).
+ */
+export class StallGuard {
+  readonly boundMs: number;
+  private readonly seen = new Map<string, { taskId: number; since: number; reported: boolean }>();
+  private checking = false;
+
+  constructor(
+    private readonly host: StallGuardHost,
+    pollIntervalMs: number,
+  ) {
+    this.boundMs = 2 * pollIntervalMs + STALL_CLAIM_ALLOWANCE_MS;
+  }
+
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const now = this.host.clock.now();
+      const woken: string[] = [];
+      for (const producer of this.host.producers()) {
+        const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
+        this.host.oldest(producer.id, head === null ? 0 : Math.max(0, now - head.readySince) / 1_000);
+        if (head === null || producer.wantNow() <= 0) {
+          this.seen.delete(producer.id);
+          continue;
+        }
+        woken.push(producer.id);
+        const mono = this.host.monotonic();
+        const seen = this.seen.get(producer.id);
+        if (seen === undefined || seen.taskId !== head.taskId) {
+          this.seen.set(producer.id, { taskId: head.taskId, since: mono, reported: false });
+          continue;
+        }
+        const waitedMs = mono - seen.since;
+        const triedSince = producer.lastClaimAttemptAt >= seen.since;
+        if (waitedMs > this.boundMs && !triedSince && !seen.reported) {
+          seen.reported = true;
+          this.host.stalled({ persona: producer.id, taskId: head.taskId, waitedMs: Math.round(waitedMs), boundMs: this.boundMs });
+        }
+      }
+      if (woken.length > 0) this.host.wake(woken);
+    } catch (error) {
+      this.host.error("stallGuard.check", coerceError(error));
+    } finally {
+      this.checking = false;
+    }
+  }
+}

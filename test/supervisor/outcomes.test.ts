@@ -1,0 +1,98 @@
+import { spawn } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { FIXTURES, harness, type Harness } from "./helpers.js";
+
+/**
+ * Outcomes under the faults users meet (issue 12): every task here can only
+ * succeed, so each must end `completed`; a task failed for another's reason, or
+ * left ready beside a free slot, fails the test.
+ */
+let h: Harness | null = null;
+afterEach(async () => {
+  await h?.close();
+  h = null;
+});
+
+const once = { maxAttempts: 1, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 };
+
+async function waitForStatus(harness: Harness, ids: number[], done: (status: string) => boolean, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statuses = await Promise.all(ids.map(async (taskId) => (await harness.store.tasks.get({ taskId })).status));
+    if (statuses.every(done) || Date.now() > deadline) return statuses;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Another process holding the write lock from `from` to `until` (epoch ms); resolves when it let go. */
+function holdLock(dbPath: string, from: number, until: number): Promise<void> {
+  const child = spawn(process.execPath, [new URL("hold-lock.mjs", FIXTURES).pathname, dbPath, String(from), String(until)], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`hold-lock exited ${code}`))));
+  });
+}
+
+describe("supervisor outcomes under faults", () => {
+  it("completes tasks cancelled while running and retried at once (an old attempt's abort never reaches the new one)", async () => {
+    h = await harness([{ id: "waiter", adapter: { kind: "module", path: "./adapter-thread.mjs" }, retry: once }], { fixtures: ["adapter-thread.mjs"] });
+    const { ids } = await h.store.tasks.enqueue({ tasks: Array.from({ length: 6 }, (_, i) => ({ persona: "waiter", title: `t${i}`, payload: { ms: 800 } })), now: Date.now() });
+    await h.supervisor.start();
+    expect(await waitForStatus(h, ids, (s) => s === "in_progress" || s === "claimed", 10_000)).toSatisfy((s: string[]) => s.every((x) => x !== "pending"));
+    for (const taskId of ids) await h.store.tasks.cancel({ taskId, by: "test", now: Date.now() });
+    for (const taskId of ids) await h.store.tasks.retry({ taskId, by: "test", now: Date.now() });
+    const final = await waitForStatus(h, ids, (s) => s === "completed" || s === "failed", 15_000);
+    if (final.some((s) => s !== "completed")) console.log(JSON.stringify((await h.store.tasks.get({ taskId: ids[0]!, eventLimit: 50 })).events.map((e) => [e.type, e.data])));
+    expect(final).toEqual(ids.map(() => "completed"));
+  });
+
+  it("fails only the hung task when its thread is terminated; its innocent thread-mates complete", async () => {
+    h = await harness(
+      [
+        { id: "spinner", adapter: { kind: "module", path: "./adapter-spin.mjs" }, timeoutMs: 300, retry: once },
+        { id: "waiter", adapter: { kind: "module", path: "./adapter-thread.mjs" }, retry: once },
+      ],
+      { fixtures: ["adapter-spin.mjs", "adapter-thread.mjs"], config: { threads: 1 } },
+    );
+    const hung = await h.store.tasks.enqueue({ tasks: [{ persona: "spinner", title: "hangs" }], now: Date.now() });
+    const innocents = await h.store.tasks.enqueue({
+      tasks: Array.from({ length: 15 }, (_, i) => ({ persona: "waiter", title: `innocent ${i}`, payload: { ms: 1_000 } })),
+      now: Date.now(),
+    });
+    await h.supervisor.start();
+    const all = [...hung.ids, ...innocents.ids];
+    await waitForStatus(h, all, (s) => s === "completed" || s === "failed", 20_000);
+    const spinner = await h.store.tasks.get({ taskId: hung.ids[0]! });
+    expect(spinner.status).toBe("failed");
+    expect(spinner.error?.code).toBe("TIMEOUT");
+    const outcomes = await Promise.all(innocents.ids.map(async (taskId) => (await h!.store.tasks.get({ taskId })).status));
+    expect(outcomes).toEqual(innocents.ids.map(() => "completed"));
+  });
+
+  it("claims again after a claim failed on a write lock held past its retries, with no other write to wake it", async () => {
+    h = await harness([{ id: "quick", adapter: { kind: "echo" }, retry: once }], { config: { busyTimeoutMs: 20 } });
+    await h.supervisor.start();
+    const t0 = Date.now();
+    const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "quick", title: "due during the lock", delayMs: 1_000 }], now: t0 });
+    // Held from before the task is due until well past the claim's busy retries (~1.5 s); the holder writes nothing.
+    await holdLock(h.dbPath, t0 + 500, t0 + 4_000);
+    const statuses = await waitForStatus(h, ids, (s) => s === "completed", 4_000);
+    expect(statuses).toEqual(["completed"]);
+  });
+
+  it("claims a task that fell due while the previous claim waited for the write lock", async () => {
+    h = await harness([{ id: "quick", adapter: { kind: "echo" }, retry: once }]);
+    await h.supervisor.start();
+    const t0 = Date.now();
+    const { ids } = await h.store.tasks.enqueue({
+      tasks: [
+        { persona: "quick", title: "first", delayMs: 1_000 },
+        { persona: "quick", title: "second", delayMs: 1_060 },
+      ],
+      now: t0,
+    });
+    // The lock spans the first run_at: the claim made then waits for it and is short of the second.
+    await holdLock(h.dbPath, t0 + 800, t0 + 1_400);
+    expect(await waitForStatus(h, ids, (s) => s === "completed", 3_000)).toEqual(["completed", "completed"]);
+  });
+});
