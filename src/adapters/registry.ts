@@ -48,6 +48,7 @@ const definitions: AdapterDefinition[] = [
   { kind: "module", batchable: false, load: () => import("./module.js") },
   { kind: "shell", batchable: false, load: () => import("./shell.js") },
   { kind: "agent", batchable: false, load: () => import("./agent/index.js") },
+  { kind: "human", batchable: true, load: () => import("./human.js") },
 ];
 
 export const ADAPTERS: ReadonlyMap<string, AdapterDefinition> = new Map(definitions.map((d) => [d.kind, d]));

@@ -1,4 +1,5 @@
 import { isAbsolute, resolve, sep } from "node:path";
+import { HumanInputRequest } from "./human-input.js";
 import { RosterError } from "../errors.js";
 import type { Json } from "../store/types.js";
 import { startTree } from "./process-tree.js";
@@ -32,6 +33,8 @@ export const STDERR_TAIL_CHARS = 4_096;
 export const KILL_GRACE_MS = 1_500;
 /** The exit code by which a script fails its task for good (no retry); given to it as ROSTER_EXIT_NO_RETRY. sysexits' EX_DATAERR. */
 export const SHELL_EXIT_NO_RETRY = 65;
+/** Prefix of a question line on stderr: `::roster:ask Which branch?` parks the task for a person's answer (docs/shell-adapter.md). */
+export const ASK_PREFIX = "::roster:ask";
 /** Prefix of a progress line on stderr: `::roster:progress 0.5 halfway`. */
 export const PROGRESS_PREFIX = "::roster:progress";
 /** A stderr line longer than this without a newline is taken as it is (not as a progress line), in characters. */
@@ -117,7 +120,12 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
     const keep = (text: string): void => {
       stderrTail = (stderrTail + text).slice(-STDERR_TAIL_CHARS);
     };
+    let question: string | null = null;
     const onLine = (line: string, newline: string): void => {
+      if (line.startsWith(`${ASK_PREFIX} `) && line.slice(ASK_PREFIX.length).trim() !== "") {
+        question = line.slice(ASK_PREFIX.length).trim();
+        return;
+      }
       if (line.startsWith(PROGRESS_PREFIX)) {
         const progress = parseProgressLine(line.replace(/\r$/, ""));
         if (progress !== null) {
@@ -151,6 +159,11 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
         if (stderrLine !== "") onLine(stderrLine, "");
         if (failure !== null) {
           reject(failure);
+          return;
+        }
+        // A question asked: whatever the exit code, the attempt parks for a person's answer.
+        if (question !== null) {
+          reject(new HumanInputRequest(question));
           return;
         }
         const tail = stderrTail.trim();

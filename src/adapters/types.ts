@@ -1,4 +1,4 @@
-import type { Json, TaskInput, DependencyResult } from "../store/types.js";
+import type { Json, TaskInput, DependencyResult, HumanInput } from "../store/types.js";
 import type { AdapterConfig } from "../personas/schema.js";
 
 /**
@@ -18,6 +18,8 @@ export interface AdapterTask {
   timeoutMs: number;
   /** Results of its direct dependencies. */
   dependencies: DependencyResult[];
+  /** Questions earlier attempts asked a person (ctx.askHuman, `::roster:ask`) and the answers; absent when none. */
+  inputs?: HumanInput[];
 }
 
 export interface AdapterPersona {
@@ -44,6 +46,14 @@ export interface AdapterContext {
   progress(fraction: number, message?: string): void;
   logger: AdapterLogger;
   persona: AdapterPersona;
+  /**
+   * Asks a person. Returns the answer when an earlier attempt asked this same
+   * question and it was answered (task.inputs); otherwise throws (do not catch it):
+   * the attempt ends uncounted, the task waits in awaiting_input for `roster answer`,
+   * and the next attempt runs with the answer. Always present in a supervisor's
+   * worker threads; optional for contexts made elsewhere (roster run, tests).
+   */
+  askHuman?(question: string): string;
 }
 
 /**

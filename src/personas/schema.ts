@@ -19,6 +19,15 @@ export const adapterSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("planner") }).strict(),
   z
     .object({
+      /** Approval tasks: never claimed; a person approves or rejects them (`roster approve|reject`). */
+      kind: z.literal("human"),
+      /** After this long awaiting approval, `default` applies by itself (ms). */
+      deadlineMs: z.number().int().min(1).optional(),
+      default: z.enum(["approve", "reject"]).optional(),
+    })
+    .strict(),
+  z
+    .object({
       kind: z.literal("module"),
       /** Relative to the persona file's folder, or absolute when config allows it. */
       path: z.string().min(1),
@@ -70,6 +79,8 @@ export const personaFrontMatterSchema = z
       })
       .optional(),
     description: z.string().optional(),
+    /** A human persona's id: this planner's children wait behind one approval of the plan, shown in full. */
+    planApproval: z.string().regex(PERSONA_ID_PATTERN, "must be a persona id").optional(),
     // Economics (docs/economics.md): the provider account a rate or usage limit pauses, the circuit breaker, the start rate.
     provider: z.string().min(1).max(100).optional(),
     providerAutoResume: z.boolean().optional(),

@@ -15,6 +15,7 @@ import { HEARTBEAT_INTERVAL_MS_MIN, LeaseKeeper } from "./lease-keeper.js";
 import { PersonaProducer } from "./producer.js";
 import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
 import { Reaper } from "./reaper.js";
+import { Scheduler } from "./scheduler.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
 import { Waker } from "./waker.js";
 
@@ -107,6 +108,8 @@ export class Supervisor {
   private readonly completer: Completer;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly reaper: Reaper;
+  /** Schedules' fires and approval deadlines (issue 17). */
+  private readonly scheduler: Scheduler;
   private readonly waker: Waker;
   private readonly progressWriter: ProgressWriter;
   private state: State = "created";
@@ -163,6 +166,7 @@ export class Supervisor {
       onError: (error) => this.error("pool", error),
     });
     this.completer = new Completer(this);
+    this.scheduler = new Scheduler(this);
     const minLeaseMs = Math.min(...options.personas.map((p) => p.leaseMs), 30_000);
     const self = this;
     this.leaseKeeper = new LeaseKeeper(
@@ -218,6 +222,7 @@ export class Supervisor {
       this.waker.start();
       this.leaseKeeper.start();
       await this.reaper.start();
+      this.scheduler.start();
     } catch (error) {
       this.state = "stopped";
       this.waker.stop();
@@ -302,6 +307,7 @@ export class Supervisor {
     await this.startWriting;
     this.leaseKeeper.stop();
     this.reaper.stop();
+    await this.scheduler.stop();
     this.progressWriter.stop();
     try {
       // Releases, without counting, any lease still held (e.g. a settlement that could not commit).
@@ -635,5 +641,6 @@ export function toWorkerTask(task: ClaimedTask): WorkerTask {
     maxAttempts: task.maxAttempts,
     timeoutMs: task.timeoutMs,
     dependencies: task.dependencies,
+    ...(task.inputs === undefined ? {} : { inputs: task.inputs }),
   };
 }

@@ -11,6 +11,7 @@ import { economicsRules } from "./conformance/economics.js";
 import { enqueueRules } from "./conformance/enqueue.js";
 import { fencingRules } from "./conformance/fencing.js";
 import { graphRules } from "./conformance/graph.js";
+import { humanRules } from "./conformance/humans.js";
 import { personaRules } from "./conformance/personas.js";
 import { queryRules } from "./conformance/queries.js";
 import { readinessRules } from "./conformance/readiness.js";
@@ -61,6 +62,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
     describe("task states and dependencies", () => graphRules(get));
     describe("reads", () => queryRules(get));
     describe("personas", () => personaRules(get));
+    describe("humans in the loop, schedules", () => humanRules(get));
     describe("rule 15: usage, budgets and limits", () => economicsRules(get));
   });
 }

@@ -1,6 +1,15 @@
 -- index agents_active
 CREATE INDEX agents_active ON agents(last_heartbeat) WHERE status = 'active';
 
+-- index human_requests_deadline
+CREATE INDEX human_requests_deadline ON human_requests(deadline_at) WHERE outcome IS NULL AND deadline_at IS NOT NULL;
+
+-- index human_requests_task
+CREATE INDEX human_requests_task ON human_requests(task_id, id);
+
+-- index schedules_due
+CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE paused_at IS NULL;
+
 -- index task_dependencies_dependents
 CREATE INDEX task_dependencies_dependents ON task_dependencies(depends_on, task_id);
 
@@ -22,6 +31,9 @@ CREATE INDEX task_status_finished ON task_status(finished_at) WHERE finished_at 
 
 -- index task_status_lease
 CREATE INDEX task_status_lease ON task_status(lease_expires_at) WHERE status IN ('claimed','in_progress');
+
+-- index task_status_parked
+CREATE INDEX task_status_parked ON task_status(task_id) WHERE status IN ('awaiting_approval','awaiting_input');
 
 -- index task_status_run_at
 CREATE INDEX task_status_run_at ON task_status(run_at) WHERE status = 'pending';
@@ -85,6 +97,23 @@ CREATE TABLE budgets (
   PRIMARY KEY (scope, key)
 ) STRICT, WITHOUT ROWID;
 
+-- table human_requests
+CREATE TABLE human_requests (
+  id              INTEGER PRIMARY KEY,
+  task_id         INTEGER NOT NULL REFERENCES tasks(id),
+  kind            TEXT NOT NULL CHECK (kind IN ('approval','input')),
+  question        TEXT NOT NULL,         -- approval: the task's title and description (a plan in full); input: the question
+  asked_by        TEXT,                  -- agent whose attempt asked (input)
+  attempt         INTEGER,               -- the attempt that asked (not counted)
+  asked_at        INTEGER NOT NULL,
+  deadline_at     INTEGER,               -- approval: when default_outcome applies by itself
+  default_outcome TEXT CHECK (default_outcome IN ('approve','reject')),
+  outcome         TEXT CHECK (outcome IN ('approved','rejected','answered')),
+  answer          TEXT,                  -- the approval note, the rejection reason, or the answer
+  answered_by     TEXT,
+  answered_at     INTEGER
+) STRICT;
+
 -- table model_prices
 CREATE TABLE model_prices (
   model              TEXT PRIMARY KEY,
@@ -123,6 +152,21 @@ CREATE TABLE rate_windows (
   starts       INTEGER NOT NULL,
   PRIMARY KEY (key, window_start)
 ) STRICT, WITHOUT ROWID;
+
+-- table schedules
+CREATE TABLE schedules (
+  id           TEXT PRIMARY KEY,
+  cron         TEXT NOT NULL,
+  timezone     TEXT,                     -- IANA name; NULL = the supervisor's local zone
+  task         TEXT NOT NULL,            -- JSON task template (persona, title, description, payload, priority …)
+  missed       TEXT NOT NULL DEFAULT 'skip' CHECK (missed IN ('skip','catch-up-once')),
+  source       TEXT,                     -- 'cli', or the schedules file it was synced from
+  paused_at    INTEGER,
+  next_fire_at INTEGER NOT NULL,
+  last_fire_at INTEGER,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL
+) STRICT;
 
 -- table schema_migrations
 CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
@@ -166,15 +210,16 @@ CREATE TABLE task_events (
 ) STRICT;
 
 -- table task_status
-CREATE TABLE task_status (
+CREATE TABLE "task_status" (
   task_id           INTEGER PRIMARY KEY REFERENCES tasks(id),
   status            TEXT NOT NULL CHECK (status IN
-                      ('waiting','pending','claimed','in_progress','completed','failed','cancelled','blocked')),
-  persona_id        TEXT NOT NULL,       -- copied from tasks for the claim index
-  priority          INTEGER NOT NULL,    -- copied from tasks for the claim index
+                      ('waiting','pending','claimed','in_progress','completed','failed','cancelled','blocked',
+                       'awaiting_approval','awaiting_input')),
+  persona_id        TEXT NOT NULL,
+  priority          INTEGER NOT NULL,
   unmet_deps        INTEGER NOT NULL DEFAULT 0 CHECK (unmet_deps >= 0),
   run_at            INTEGER NOT NULL,
-  ready_at          INTEGER,             -- when it last became ready (queue-wait metric)
+  ready_at          INTEGER,
   attempts          INTEGER NOT NULL DEFAULT 0,
   max_attempts      INTEGER NOT NULL,
   assigned_agent_id TEXT,
@@ -186,8 +231,8 @@ CREATE TABLE task_status (
   finished_at       INTEGER,
   progress          REAL,
   progress_message  TEXT,
-  result            TEXT,                -- JSON
-  last_error        TEXT,                -- JSON error object
+  result            TEXT,
+  last_error        TEXT,
   updated_at        INTEGER NOT NULL
 ) STRICT;
 
@@ -230,6 +275,44 @@ CREATE TABLE usage (
   cost_source        TEXT NOT NULL CHECK (cost_source IN ('reported','priced','unpriced')),
   at                 INTEGER NOT NULL
 ) STRICT;
+
+-- trigger human_gate_insert
+CREATE TRIGGER human_gate_insert AFTER INSERT ON task_status
+  WHEN new.status = 'pending'
+   AND (SELECT config ->> '$.adapter.kind' FROM personas WHERE id = new.persona_id) = 'human'
+BEGIN
+  UPDATE task_status SET status = 'awaiting_approval', ready_at = NULL WHERE task_id = new.task_id;
+  INSERT INTO human_requests (task_id, kind, question, asked_at, deadline_at, default_outcome)
+    SELECT t.id, 'approval',
+           t.title || CASE WHEN t.description = '' THEN '' ELSE char(10) || char(10) || t.description END,
+           new.updated_at,
+           new.updated_at + coalesce(t.payload ->> '$.approval.deadlineMs', p.config ->> '$.adapter.deadlineMs'),
+           coalesce(t.payload ->> '$.approval.default', p.config ->> '$.adapter.default')
+    FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = new.task_id;
+  INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+    SELECT new.task_id, 'approval:requested', new.updated_at, NULL, new.attempts,
+           json_object('requestId', r.id, 'deadlineAt', r.deadline_at, 'default', r.default_outcome)
+    FROM human_requests r WHERE r.id = last_insert_rowid();
+END;
+
+-- trigger human_gate_update
+CREATE TRIGGER human_gate_update AFTER UPDATE OF status ON task_status
+  WHEN new.status = 'pending' AND old.status <> 'pending'
+   AND (SELECT config ->> '$.adapter.kind' FROM personas WHERE id = new.persona_id) = 'human'
+BEGIN
+  UPDATE task_status SET status = 'awaiting_approval', ready_at = NULL WHERE task_id = new.task_id;
+  INSERT INTO human_requests (task_id, kind, question, asked_at, deadline_at, default_outcome)
+    SELECT t.id, 'approval',
+           t.title || CASE WHEN t.description = '' THEN '' ELSE char(10) || char(10) || t.description END,
+           new.updated_at,
+           new.updated_at + coalesce(t.payload ->> '$.approval.deadlineMs', p.config ->> '$.adapter.deadlineMs'),
+           coalesce(t.payload ->> '$.approval.default', p.config ->> '$.adapter.default')
+    FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = new.task_id;
+  INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+    SELECT new.task_id, 'approval:requested', new.updated_at, NULL, new.attempts,
+           json_object('requestId', r.id, 'deadlineAt', r.deadline_at, 'default', r.default_outcome)
+    FROM human_requests r WHERE r.id = last_insert_rowid();
+END;
 
 -- trigger task_counts_delete
 CREATE TRIGGER task_counts_delete AFTER DELETE ON task_status BEGIN

@@ -5,19 +5,28 @@ import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
 import type {
   AgentService,
+  FailParams,
+  FailResult,
+  HumanService,
+  ParkResult,
   MaintenanceService,
   PersonaService,
+  ScheduleService,
   Settlement,
   SettlementResult,
   Store,
   StoreOptions,
   TaskService,
+  WhyService,
 } from "../types.js";
 import { BLOCKED_WRITE_MS, LivenessJudge } from "../liveness.js";
 import { AgentStatements } from "./agents.js";
 import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
 import { GraphStatements } from "./graph.js";
+import { HumanStatements, INPUT_REQUESTED } from "./humans.js";
+import { ScheduleStatements } from "./schedules.js";
+import { WhyReads } from "./why.js";
 import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
@@ -36,6 +45,9 @@ export class SqliteStore implements Store {
   readonly agents: AgentService;
   readonly personas: PersonaService;
   readonly maintenance: MaintenanceService;
+  readonly humans: HumanService;
+  readonly schedules: ScheduleService;
+  readonly why: WhyService;
   readonly economics: EconomicsService;
 
   private readonly db: Db;
@@ -74,6 +86,9 @@ export class SqliteStore implements Store {
     const agents = new AgentStatements(db, transitions);
     const maintenance = new MaintenanceStatements(db, tx, transitions);
     const personas = new PersonaStatements(db);
+    const humans = new HumanStatements(db, tx, graph);
+    const schedules = new ScheduleStatements(db, tx, enqueuer, maxPayloadBytes);
+    const why = new WhyReads(db, humans);
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
 
@@ -83,11 +98,17 @@ export class SqliteStore implements Store {
      * the result before its first write, so there is nothing to roll back and the
      * savepoint (a transaction object per task on the hot path) is skipped.
      */
+    /** A failure with code INPUT_REQUESTED is a question for a person: the attempt parks, uncounted (ctx.askHuman, `::roster:ask`). */
+    const failOrAsk = (f: FailParams): FailResult | ParkResult => {
+      if ((f.error as { code?: unknown }).code !== INPUT_REQUESTED) return transitions.fail(f);
+      return humans.ask({ taskId: f.taskId, leaseToken: f.leaseToken, question: String(f.error.message), now: f.now });
+    };
+
     const settleOne = (s: Settlement, now: number): SettlementResult => {
       if (s.kind === "complete") {
         try {
           const hasChildren = s.children !== undefined && s.children.length > 0;
-          return hasChildren ? tx.savepoint(() => transitions.complete({ ...s, now })) : transitions.complete({ ...s, now });
+          return hasChildren ? tx.savepoint(() => transitions.complete(humans.gatePlan({ ...s, now }))) : transitions.complete({ ...s, now });
         } catch (error) {
           if (!(error instanceof RosterError)) throw error;
           return transitions.fail({
@@ -98,7 +119,7 @@ export class SqliteStore implements Store {
           });
         }
       }
-      if (s.kind === "fail") return transitions.fail({ ...s, now });
+      if (s.kind === "fail") return failOrAsk({ ...s, now });
       return transitions.release({ ...s, now });
     };
 
@@ -130,14 +151,14 @@ export class SqliteStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
-        const claimed = await tx.write("tasks.claim", () => transitions.claim(p));
+        const claimed = await tx.write("tasks.claim", () => humans.withInputs(transitions.claim(p)));
         judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
         return claimed;
       },
       startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),
       startManyIfLeased: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.startMany", () => p.starts.map((s) => transitions.start(s)))),
       progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
-      completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(p)),
+      completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(humans.gatePlan(p))),
       failIfLeased: async (p) => tx.write("tasks.fail", () => transitions.fail(p)),
       releaseIfLeased: async (p) => tx.write("tasks.release", () => transitions.release(p)),
       settleMany: async (p) =>
@@ -255,6 +276,36 @@ export class SqliteStore implements Store {
       resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p.persona)),
       setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
       prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
+    };
+
+    this.humans = {
+      listParked: async (p) => tx.read("humans.listParked", () => humans.listParked(p?.limit)),
+      requests: async (p) => tx.read("humans.requests", () => humans.requests(p.taskId)),
+      approve: async (p) => tx.write("humans.approve", () => humans.approve(p)),
+      reject: async (p) => tx.write("humans.reject", () => humans.reject(p)),
+      answer: async (p) => tx.write("humans.answer", () => humans.answer(p)),
+      askIfLeased: async (p) =>
+        tx.write("humans.ask", () => {
+          const asked = humans.ask(p);
+          return asked.ok ? { ok: true as const } : asked;
+        }),
+      applyDeadlines: async (p) =>
+        tx.read("humans.dueDeadlines", () => humans.hasDueDeadlines(p.now)) ? tx.write("humans.applyDeadlines", () => humans.applyDeadlines(p)) : [],
+    };
+
+    this.schedules = {
+      upsert: async (p) => tx.write("schedules.upsert", () => schedules.upsert(p.schedules, p.now)),
+      list: async () => tx.read("schedules.list", () => schedules.list()),
+      get: async (p) => tx.read("schedules.get", () => schedules.get(p.id)),
+      remove: async (p) => tx.write("schedules.remove", () => schedules.remove(p.id, p.now)),
+      pause: async (p) => tx.write("schedules.pause", () => schedules.pause(p)),
+      due: async (p) => tx.read("schedules.due", () => schedules.due(p.now, p.limit)),
+      fire: async (p) => tx.write("schedules.fire", () => schedules.fire(p)),
+      nextFireAt: async () => tx.read("schedules.nextFireAt", () => schedules.nextFireAt()),
+    };
+
+    this.why = {
+      explain: async (p) => tx.read("why.explain", () => why.explain(p.taskId, p.now)),
     };
 
     this.maintenance = {

@@ -1,0 +1,199 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { systemClock } from "../../clock.js";
+import { RosterError, coerceError } from "../../errors.js";
+import { MISSED_POLICIES, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
+import { nextFireAfter, parseCron } from "../../supervisor/scheduler.js";
+import { isoTime, table, write } from "../format.js";
+import { printJson } from "../output.js";
+import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
+
+const templateSchema = z
+  .object({
+    persona: z.string().min(1),
+    title: z.string().min(1),
+    description: z.string().optional(),
+    payload: z.unknown().optional(),
+    priority: z.number().int().optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+const scheduleSchema = z
+  .object({
+    id: z.string().min(1),
+    cron: z.string().min(1),
+    timezone: z.string().min(1).optional(),
+    missed: z.enum(MISSED_POLICIES).optional(),
+    task: templateSchema,
+  })
+  .strict();
+
+/** A schedules file: `schedules:` a list of { id, cron, timezone?, missed?, task: { persona, title, … } }. */
+const fileSchema = z.object({ schedules: z.array(scheduleSchema) }).strict();
+
+type ScheduleInput = z.infer<typeof scheduleSchema>;
+
+/** A schedule as stored: its first fire is the cron's first time after now. */
+function toUpsert(input: ScheduleInput, source: string, now: number, where: string): ScheduleUpsert {
+  const cron = parseCron(input.cron, input.timezone, `${where}.cron`);
+  const next = nextFireAfter(cron, now);
+  if (next === null) throw new RosterError("VALIDATION", `${where}.cron: "${input.cron}" never fires after now`, { details: { field: `${where}.cron` } });
+  return {
+    id: input.id,
+    cron: input.cron,
+    timezone: input.timezone ?? null,
+    missed: input.missed ?? "skip",
+    task: input.task as ScheduleUpsert["task"],
+    source,
+    nextFireAt: next,
+  };
+}
+
+function printSchedules(schedules: ScheduleRecord[]): void {
+  if (schedules.length === 0) {
+    write("no schedules");
+    return;
+  }
+  write(
+    table(
+      ["id", "cron", "zone", "missed", "persona", "title", "next", "state"],
+      schedules.map((s) => [s.id, s.cron, s.timezone ?? "local", s.missed, s.task.persona, s.task.title, isoTime(s.nextFireAt), s.pausedAt === null ? "active" : "paused"]),
+    ),
+  );
+}
+
+/** `roster schedule add|ls|rm|pause|resume|sync`: recurring tasks from cron expressions, fired by running supervisors. */
+export function register(program: Command): void {
+  const schedule = program.command("schedule").description("recurring tasks from cron expressions (fired by `roster start`)");
+
+  const add = schedule
+    .command("add")
+    .description("add (or replace) a schedule")
+    .argument("<id>", "schedule id (lowercase letters, digits, _ . -)")
+    .requiredOption("--cron <expr>", 'cron expression: 5 fields, or 6 with seconds first ("*/10 * * * * *")')
+    .requiredOption("--persona <id>", "persona of the task each fire enqueues")
+    .requiredOption("--title <text>", "title of the task each fire enqueues")
+    .option("--description <text>", "its description")
+    .option("--payload <json>", "its payload, JSON")
+    .option("--tz <zone>", "IANA time zone of the expression (default: the supervisor's local zone)")
+    .option("--missed <policy>", `what a supervisor that was down does about missed fires: ${MISSED_POLICIES.join(" | ")}`, "skip");
+  addDbOption(add);
+  addJsonOption(add);
+  add.action(
+    async (
+      id: string,
+      options: DbOptions & JsonOptions & { cron: string; persona: string; title: string; description?: string; payload?: string; tz?: string; missed: string },
+    ) => {
+      let payload: unknown;
+      if (options.payload !== undefined) {
+        try {
+          payload = JSON.parse(options.payload);
+        } catch (error) {
+          throw new RosterError("VALIDATION", `--payload: not JSON (${coerceError(error).message})`, { details: { field: "payload" } });
+        }
+      }
+      if (!(MISSED_POLICIES as readonly string[]).includes(options.missed)) {
+        throw new RosterError("VALIDATION", `--missed: must be one of ${MISSED_POLICIES.join(", ")}, got "${options.missed}"`, { details: { field: "missed" } });
+      }
+      const now = systemClock.now();
+      const input: ScheduleInput = {
+        id,
+        cron: options.cron,
+        ...(options.tz === undefined ? {} : { timezone: options.tz }),
+        missed: options.missed as ScheduleInput["missed"],
+        task: {
+          persona: options.persona,
+          title: options.title,
+          ...(options.description === undefined ? {} : { description: options.description }),
+          ...(payload === undefined ? {} : { payload }),
+        },
+      };
+      const upsert = toUpsert(input, "cli", now, "--cron");
+      const config = configFrom(options);
+      const [saved] = await withStore(config, "existing", (store) => store.schedules.upsert({ schedules: [upsert], now }));
+      if (options.json) printJson(saved);
+      else write(`schedule ${id}: next fire ${isoTime(saved!.nextFireAt)}`);
+    },
+  );
+
+  const ls = schedule.command("ls").description("list schedules");
+  addDbOption(ls);
+  addJsonOption(ls);
+  ls.action(async (options: DbOptions & JsonOptions) => {
+    const schedules = await withStore(configFrom(options), "existing", (store) => store.schedules.list());
+    if (options.json) printJson(schedules);
+    else printSchedules(schedules);
+  });
+
+  const rm = schedule.command("rm").description("remove a schedule (tasks it enqueued stay)").argument("<id>", "schedule id");
+  addDbOption(rm);
+  rm.action(async (id: string, options: DbOptions) => {
+    await withStore(configFrom(options), "existing", (store) => store.schedules.remove({ id, now: systemClock.now() }));
+    write(`schedule ${id}: removed`);
+  });
+
+  for (const [name, paused] of [
+    ["pause", true],
+    ["resume", false],
+  ] as const) {
+    const command = schedule
+      .command(name)
+      .description(paused ? "stop firing a schedule" : "fire a paused schedule again (fires missed while paused are not run)")
+      .argument("<id>", "schedule id");
+    addDbOption(command);
+    addJsonOption(command);
+    command.action(async (id: string, options: DbOptions & JsonOptions) => {
+      const now = systemClock.now();
+      const saved = await withStore(configFrom(options), "existing", async (store) => {
+        if (paused) return store.schedules.pause({ id, paused: true, now });
+        const current = await store.schedules.get({ id });
+        if (current === null) throw new RosterError("VALIDATION", `schedule "${id}" does not exist`, { details: { field: "id" } });
+        const next = nextFireAfter(parseCron(current.cron, current.timezone), now) ?? Number.MAX_SAFE_INTEGER;
+        return store.schedules.pause({ id, paused: false, nextFireAt: next, now });
+      });
+      if (options.json) printJson(saved);
+      else write(`schedule ${id}: ${paused ? "paused" : `resumed; next fire ${isoTime(saved.nextFireAt)}`}`);
+    });
+  }
+
+  const sync = schedule
+    .command("sync")
+    .description("add or replace the schedules of a YAML file under version control (and remove those it dropped)")
+    .argument("<file>", "schedules file, e.g. schedules.yaml");
+  addDbOption(sync);
+  addJsonOption(sync);
+  sync.action(async (file: string, options: DbOptions & JsonOptions) => {
+    const path = resolve(file);
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(path, "utf8"));
+    } catch (error) {
+      throw new RosterError("VALIDATION", `${file}: cannot read it as YAML (${coerceError(error).message})`, { details: { field: "file" } });
+    }
+    const result = fileSchema.safeParse(parsed);
+    if (!result.success) {
+      const issues = result.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ");
+      throw new RosterError("VALIDATION", `${file}: ${issues}`, { details: { field: "file" } });
+    }
+    const now = systemClock.now();
+    const upserts = result.data.schedules.map((s, i) => toUpsert(s, path, now, `${file}: schedules[${i}]`));
+    const saved = await withStore(configFrom(options), "existing", async (store) => {
+      const out = upserts.length === 0 ? [] : await store.schedules.upsert({ schedules: upserts, now });
+      const keep = new Set(upserts.map((u) => u.id));
+      const removed: string[] = [];
+      for (const s of await store.schedules.list()) {
+        if (s.source === path && !keep.has(s.id)) {
+          await store.schedules.remove({ id: s.id, now });
+          removed.push(s.id);
+        }
+      }
+      return { schedules: out, removed };
+    });
+    if (options.json) printJson(saved);
+    else write(`${file}: ${saved.schedules.length} schedule(s) synced${saved.removed.length > 0 ? `; removed: ${saved.removed.join(", ")}` : ""}`);
+  });
+}

@@ -1,0 +1,128 @@
+import { RosterError } from "../../errors.js";
+import type { Json, TaskState, WhyReason, WhyReport } from "../types.js";
+import { explainTask, type WhyFacts } from "../why.js";
+import type { Db } from "./database.js";
+import type { HumanStatements } from "./humans.js";
+import { parseJson } from "./rows.js";
+
+/** Most slot holders listed by `roster why`. */
+const HOLDERS_MAX = 100;
+
+/**
+ * A gate's reasons for a task (budgets, breakers, provider pauses — the economics
+ * work adds its readers here); each runs in the read transaction of explain().
+ */
+export type WhyGateReader = (task: { id: number; persona: string; status: TaskState }, now: number) => WhyReason[];
+
+/** The facts behind `roster why`, read in one transaction (a handful of index seeks). */
+export class WhyReads {
+  private readonly taskRow;
+  private readonly unmetStmt;
+  private readonly blockersStmt;
+  private readonly runAtEvents;
+  private readonly cancelEvent;
+  private readonly personaRow;
+  private readonly holdersStmt;
+  private readonly supervisorsStmt;
+
+  constructor(
+    db: Db,
+    private readonly humans: HumanStatements,
+    private readonly gates: readonly WhyGateReader[] = [],
+  ) {
+    this.taskRow = db.prepare(`
+      SELECT t.id, t.title, t.persona_id, s.status, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id,
+             s.lease_expires_at, s.finished_at, s.last_error
+      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id = ?`);
+    this.unmetStmt = db.prepare(`
+      SELECT t.id, t.title, s.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
+      WHERE d.task_id = ? AND s.status <> 'completed' ORDER BY t.id`);
+    // Upstream through blocked tasks only, to the failed or cancelled ones that block them.
+    this.blockersStmt = db.prepare(`
+      WITH RECURSIVE up(id) AS (
+        SELECT depends_on FROM task_dependencies WHERE task_id = @taskId
+        UNION
+        SELECT d.depends_on FROM up JOIN task_status s ON s.task_id = up.id AND s.status = 'blocked'
+          JOIN task_dependencies d ON d.task_id = up.id
+      )
+      SELECT t.id, t.title, s.status, s.last_error FROM up JOIN tasks t ON t.id = up.id JOIN task_status s ON s.task_id = up.id
+      WHERE s.status IN ('failed','cancelled') ORDER BY t.id LIMIT 100`);
+    this.runAtEvents = db.prepare(`
+      SELECT type, attempt, at, data FROM task_events
+      WHERE task_id = ? AND type IN ('task:retrying','task:released','task:enqueued','task:retried','input:answered')
+      ORDER BY id DESC LIMIT 1`);
+    this.cancelEvent = db.prepare("SELECT agent_id, at, data FROM task_events WHERE task_id = ? AND type = 'task:cancelled' ORDER BY id DESC LIMIT 1");
+    this.personaRow = db.prepare(
+      "SELECT config ->> '$.concurrency' AS concurrency, config ->> '$.adapter.kind' AS kind, retired_at FROM personas WHERE id = ?",
+    );
+    this.holdersStmt = db.prepare(`
+      SELECT task_id, assigned_agent_id FROM task_status INDEXED BY task_status_lease
+      WHERE status IN ('claimed','in_progress') AND persona_id = ? ORDER BY task_id LIMIT ${HOLDERS_MAX}`);
+    this.supervisorsStmt = db.prepare("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
+  }
+
+  explain(taskId: number, now: number): WhyReport {
+    const row = this.taskRow.get(taskId) as
+      | {
+          id: number;
+          title: string;
+          persona_id: string;
+          status: TaskState;
+          run_at: number;
+          ready_at: number | null;
+          attempts: number;
+          max_attempts: number;
+          assigned_agent_id: string | null;
+          lease_expires_at: number | null;
+          finished_at: number | null;
+          last_error: string | null;
+        }
+      | undefined;
+    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
+    const cause = this.runAtEvents.get(taskId) as { type: string; attempt: number | null; at: number; data: string | null } | undefined;
+    const cancel = this.cancelEvent.get(taskId) as { agent_id: string | null; at: number; data: string | null } | undefined;
+    const persona = this.personaRow.get(row.persona_id) as { concurrency: number | null; kind: string | null; retired_at: number | null } | undefined;
+    const parked = row.status === "awaiting_approval" || row.status === "awaiting_input";
+    const facts: WhyFacts = {
+      task: {
+        id: row.id,
+        title: row.title,
+        persona: row.persona_id,
+        status: row.status,
+        runAt: row.run_at,
+        readyAt: row.ready_at,
+        attempts: row.attempts,
+        maxAttempts: row.max_attempts,
+        assignedAgentId: row.assigned_agent_id,
+        leaseExpiresAt: row.lease_expires_at,
+        finishedAt: row.finished_at,
+        error: parseJson<{ code?: string; message?: string }>(row.last_error),
+      },
+      unmet: this.unmetStmt.all(taskId) as Array<{ id: number; title: string; status: TaskState }>,
+      blockers:
+        row.status === "blocked"
+          ? (this.blockersStmt.all({ taskId }) as Array<{ id: number; title: string; status: TaskState; last_error: string | null }>).map((b) => ({
+              id: b.id,
+              title: b.title,
+              status: b.status,
+              error: parseJson<{ code?: string; message?: string }>(b.last_error),
+            }))
+          : [],
+      runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
+      cancelled:
+        cancel === undefined
+          ? null
+          : { by: cancel.agent_id, at: cancel.at, reason: (parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null) as string | null },
+      persona:
+        persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
+      holders: (this.holdersStmt.all(row.persona_id) as Array<{ task_id: number; assigned_agent_id: string | null }>).map((h) => ({
+        taskId: h.task_id,
+        agentId: h.assigned_agent_id,
+      })),
+      supervisors: this.supervisorsStmt.all() as Array<{ id: string; name: string }>,
+      request: parked ? this.humans.open(taskId) : null,
+    };
+    const gates = this.gates.flatMap((gate) => gate({ id: row.id, persona: row.persona_id, status: row.status }, now));
+    return explainTask(facts, now, gates);
+  }
+}

@@ -1,0 +1,154 @@
+import { Cron } from "croner";
+import type { Clock } from "../clock.js";
+import { RosterError, coerceError } from "../errors.js";
+import type { ScheduleRecord, Store } from "../store/index.js";
+import { FIRE_TIMES_MAX } from "../store/sqlite/schedules.js";
+
+/** How often the scheduler looks for due schedules and passed approval deadlines, in ms. */
+export const SCHEDULER_TICK_MS_DEFAULT = 250;
+/** A fire seen later than this after its time counts as missed (the supervisor was down), in ms. */
+export const MISSED_GRACE_MS_DEFAULT = 5_000;
+/** Most schedules handled per tick. */
+const DUE_PER_TICK = 100;
+
+/**
+ * A cron expression parsed once: croner (5 fields, or 6 with seconds first; an IANA
+ * time zone or the local one). Throws VALIDATION naming the expression.
+ */
+export function parseCron(expression: string, timezone: string | null | undefined, field = "cron"): Cron {
+  try {
+    return new Cron(expression, { paused: true, ...(timezone == null ? {} : { timezone }) });
+  } catch (error) {
+    const e = coerceError(error);
+    throw new RosterError("VALIDATION", `${field}: "${expression}"${timezone == null ? "" : ` in ${timezone}`} is not a cron expression croner accepts (${e.message})`, {
+      cause: e,
+      details: { field },
+    });
+  }
+}
+
+/** The first fire time strictly after `after` (epoch ms), or null when the expression never fires again. */
+export function nextFireAfter(cron: Cron, after: number): number | null {
+  const next = cron.nextRun(new Date(after));
+  return next === null ? null : next.getTime();
+}
+
+/** Fires of a due schedule at `now`: on time, missed (older than graceMs), and the next one after now. */
+export function planFires(
+  cron: Cron,
+  schedule: Pick<ScheduleRecord, "nextFireAt" | "missed">,
+  now: number,
+  graceMs: number,
+): { fire: number[]; skipped: number[]; next: number | null } {
+  const due: number[] = [];
+  for (let t: number | null = schedule.nextFireAt; t !== null && t <= now && due.length < 10_000; t = nextFireAfter(cron, t)) due.push(t);
+  const onTime = due.filter((t) => now - t <= graceMs);
+  const missed = due.filter((t) => now - t > graceMs);
+  const fire = schedule.missed === "catch-up-once" && missed.length > 0 ? [missed[missed.length - 1]!, ...onTime] : onTime;
+  const skipped = schedule.missed === "catch-up-once" ? missed.slice(0, -1) : missed;
+  const latest = due.length === 0 ? now : Math.max(now, due[due.length - 1]!);
+  return { fire: fire.slice(-FIRE_TIMES_MAX), skipped, next: nextFireAfter(cron, latest) };
+}
+
+export interface SchedulerHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** Recorded as who fired (the supervisor's agent id). */
+  readonly agentId: string;
+  error(where: string, error: Error): void;
+}
+
+export interface SchedulerOptions {
+  /** Default SCHEDULER_TICK_MS_DEFAULT. */
+  tickMs?: number;
+  /** Default MISSED_GRACE_MS_DEFAULT. */
+  missedGraceMs?: number;
+}
+
+/**
+ * The schedule service: every tickMs it reads the schedules that are due, works
+ * out their fire times with croner (policy is code), and takes each fire through
+ * store.schedules.fire, a compare-and-set on the schedule's cursor plus an
+ * idempotency key per fire, so several supervisors on one database enqueue each
+ * fire once. A fire older than missedGraceMs was missed (every supervisor was
+ * down): `skip` passes over it, `catch-up-once` runs the latest missed one once.
+ * The same tick applies the default outcome of approvals whose deadline passed.
+ *
+ * Modes: stopped → running (a tick timer) → stopped. A tick that fails is reported
+ * and the next tick tries again; ticks never overlap.
+ */
+export class Scheduler {
+  private readonly tickMs: number;
+  private readonly graceMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
+  private readonly crons = new Map<string, { key: string; cron: Cron }>();
+
+  constructor(
+    private readonly host: SchedulerHost,
+    options: SchedulerOptions = {},
+  ) {
+    this.tickMs = options.tickMs ?? SCHEDULER_TICK_MS_DEFAULT;
+    this.graceMs = options.missedGraceMs ?? MISSED_GRACE_MS_DEFAULT;
+    if (!Number.isInteger(this.tickMs) || this.tickMs < 10) throw new RosterError("CONFIG_INVALID", `scheduler.tickMs: must be an integer >= 10, got ${this.tickMs}`);
+    if (!Number.isInteger(this.graceMs) || this.graceMs < 0) throw new RosterError("CONFIG_INVALID", `scheduler.missedGraceMs: must be an integer >= 0, got ${this.graceMs}`);
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => void this.tick(), this.tickMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.ticking;
+  }
+
+  /** One pass (tests call it directly). */
+  tick(): Promise<void> {
+    if (this.ticking !== null) return this.ticking;
+    this.ticking = this.pass().finally(() => (this.ticking = null));
+    return this.ticking;
+  }
+
+  private cronOf(schedule: ScheduleRecord): Cron {
+    const key = `${schedule.cron}\u0000${schedule.timezone ?? ""}`;
+    const cached = this.crons.get(schedule.id);
+    if (cached !== undefined && cached.key === key) return cached.cron;
+    const cron = parseCron(schedule.cron, schedule.timezone, `schedules.${schedule.id}.cron`);
+    this.crons.set(schedule.id, { key, cron });
+    return cron;
+  }
+
+  private async pass(): Promise<void> {
+    const { store, clock } = this.host;
+    try {
+      const due = await store.schedules.due({ now: clock.now(), limit: DUE_PER_TICK });
+      for (const schedule of due) {
+        try {
+          const now = clock.now();
+          const plan = planFires(this.cronOf(schedule), schedule, now, this.graceMs);
+          // A schedule that will never fire again is parked far in the future (pause it or remove it to say so).
+          const next = plan.next ?? Number.MAX_SAFE_INTEGER;
+          await store.schedules.fire({
+            scheduleId: schedule.id,
+            expectedNextFireAt: schedule.nextFireAt,
+            fireAts: plan.fire,
+            skipped: plan.skipped,
+            nextFireAt: next,
+            by: this.host.agentId,
+            now,
+          });
+        } catch (error) {
+          this.host.error(`scheduler.fire(${schedule.id})`, coerceError(error));
+        }
+      }
+      await store.humans.applyDeadlines({ now: clock.now() });
+    } catch (error) {
+      this.host.error("scheduler.tick", coerceError(error));
+    }
+  }
+}

@@ -1,0 +1,241 @@
+import { expect, it } from "vitest";
+import type { PersonaUpsert } from "../../../src/store/index.js";
+import { TEST_PERSONAS, syncTestPersonas } from "../../helpers/personas.js";
+import { claimOne, enqueue, eventTypes, status, type Ctx, type GetCtx } from "./support.js";
+
+/** A human persona (approvals), one with a deadline that approves by default, and a planner whose plans need approval. */
+export const HUMAN_PERSONAS: PersonaUpsert[] = [
+  {
+    id: "approver",
+    name: "Approver",
+    definition: "A person.",
+    config: { id: "approver", name: "Approver", adapter: { kind: "human" }, concurrency: 1, leaseMs: 30_000, timeoutMs: 60_000 },
+    sourcePath: null,
+  },
+  {
+    id: "approver-default",
+    name: "Approver with a deadline",
+    definition: "A person who may not answer.",
+    config: { id: "approver-default", name: "Approver with a deadline", adapter: { kind: "human", deadlineMs: 60_000, default: "approve" }, concurrency: 1, leaseMs: 30_000, timeoutMs: 60_000 },
+    sourcePath: null,
+  },
+  {
+    id: "gated-planner",
+    name: "Gated planner",
+    definition: "Plans, then waits for approval.",
+    config: {
+      id: "gated-planner",
+      name: "Gated planner",
+      adapter: { kind: "planner" },
+      planApproval: "approver",
+      concurrency: 1,
+      leaseMs: 30_000,
+      timeoutMs: 60_000,
+      retry: { maxAttempts: 1, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 },
+    },
+    sourcePath: null,
+  },
+];
+
+async function withHumans(ctx: Ctx): Promise<void> {
+  await syncTestPersonas(ctx.store, ctx.clock.now(), [...TEST_PERSONAS, ...HUMAN_PERSONAS]);
+}
+
+/** Issue 17: approvals, questions, schedules and `why`, as every store must keep them. */
+export function humanRules(get: GetCtx): void {
+  it("a human persona's task waits in awaiting_approval, is never claimed, and approval completes it with the note as result", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const [gate, after] = await enqueue(ctx, [
+      { ref: "gate", persona: "approver", title: "ship it?" },
+      { ref: "after", persona: "worker", title: "ship", dependsOn: ["gate"] },
+    ]);
+    expect(await status(ctx, gate!)).toBe("awaiting_approval");
+    expect(await ctx.store.tasks.claim({ persona: "approver", agentId: "a", now: ctx.clock.now() })).toEqual([]);
+    const parked = await ctx.store.humans.listParked();
+    expect(parked.map((p) => [p.id, p.status, p.request?.question])).toEqual([[gate, "awaiting_approval", "ship it?"]]);
+    ctx.clock.advance(10);
+    const { readied } = await ctx.store.humans.approve({ taskId: gate!, note: "go", by: "cli:ann", now: ctx.clock.now() });
+    expect(readied).toEqual([after]);
+    const detail = await ctx.store.tasks.get({ taskId: gate! });
+    expect(detail.status).toBe("completed");
+    expect(detail.attempts).toBe(0);
+    const task = await claimOne(ctx);
+    expect(task.dependencies[0]!.result).toEqual({ approved: true, note: "go", by: "cli:ann" });
+    const events = await ctx.store.tasks.events({ taskId: gate! });
+    // The request is written by the transition that parks the task, which may come before or after the enqueue's own row.
+    expect(events.map((e) => e.type).sort()).toEqual(["approval:approved", "approval:requested", "task:enqueued"]);
+    expect(events.at(-1)!.type).toBe("approval:approved");
+    expect(events[2]!.agentId).toBe("cli:ann");
+    expect(await ctx.store.humans.listParked()).toEqual([]);
+  });
+
+  it("rejection fails the approval task (not retryable) and blocks its dependents", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const [gate, after] = await enqueue(ctx, [
+      { ref: "gate", persona: "approver", title: "ship it?" },
+      { ref: "after", persona: "worker", title: "ship", dependsOn: ["gate"] },
+    ]);
+    const { blocked } = await ctx.store.humans.reject({ taskId: gate!, reason: "not yet", by: "cli", now: ctx.clock.now() });
+    expect(blocked).toEqual([after]);
+    const detail = await ctx.store.tasks.get({ taskId: gate! });
+    expect(detail.status).toBe("failed");
+    expect(detail.error).toMatchObject({ code: "REJECTED", retryable: false });
+    expect(await status(ctx, after!)).toBe("blocked");
+    expect(await eventTypes(ctx, gate!)).toContain("approval:rejected");
+  });
+
+  it("approve, reject and answer refuse a task in another state, an unknown task, and an empty reason, writing nothing", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const id = (await enqueue(ctx, [{ persona: "worker", title: "plain" }]))[0]!;
+    await expect(ctx.store.humans.approve({ taskId: id, now: ctx.clock.now() })).rejects.toMatchObject({ code: "INVALID_STATE" });
+    await expect(ctx.store.humans.answer({ taskId: id, answer: "x", now: ctx.clock.now() })).rejects.toMatchObject({ code: "INVALID_STATE" });
+    await expect(ctx.store.humans.approve({ taskId: 999, now: ctx.clock.now() })).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
+    const gate = (await enqueue(ctx, [{ persona: "approver", title: "ok?" }]))[0]!;
+    await expect(ctx.store.humans.reject({ taskId: gate, reason: " ", now: ctx.clock.now() })).rejects.toMatchObject({ code: "VALIDATION" });
+    expect(await status(ctx, gate)).toBe("awaiting_approval");
+    expect(await eventTypes(ctx, id)).toEqual(["task:enqueued"]);
+  });
+
+  it("a deadline's default outcome applies once the deadline has passed, recorded as by the deadline", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const [gate, after] = await enqueue(ctx, [
+      { ref: "gate", persona: "approver-default", title: "ok?" },
+      { ref: "after", persona: "worker", title: "go", dependsOn: ["gate"] },
+    ]);
+    ctx.clock.advance(59_999);
+    expect(await ctx.store.humans.applyDeadlines({ now: ctx.clock.now() })).toEqual([]);
+    ctx.clock.advance(1);
+    expect(await ctx.store.humans.applyDeadlines({ now: ctx.clock.now() })).toEqual([{ taskId: gate, outcome: "approved" }]);
+    expect(await status(ctx, gate!)).toBe("completed");
+    expect(await status(ctx, after!)).toBe("pending");
+    const events = await ctx.store.tasks.events({ taskId: gate! });
+    expect(events.at(-1)).toMatchObject({ type: "approval:approved", agentId: "deadline" });
+  });
+
+  it("a task's payload overrides the deadline: reject by default", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const gate = (await enqueue(ctx, [{ persona: "approver", title: "ok?", payload: { approval: { deadlineMs: 1_000, default: "reject" } } }]))[0]!;
+    ctx.clock.advance(1_000);
+    expect(await ctx.store.humans.applyDeadlines({ now: ctx.clock.now() })).toEqual([{ taskId: gate, outcome: "rejected" }]);
+    expect(await status(ctx, gate)).toBe("failed");
+  });
+
+  it("a planner with planApproval enqueues its children behind one approval task holding the plan in full", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const planner = (await enqueue(ctx, [{ persona: "gated-planner", title: "plan" }]))[0]!;
+    const task = await claimOne(ctx, "gated-planner");
+    const done = await ctx.store.tasks.completeIfLeased({
+      taskId: planner,
+      leaseToken: task.leaseToken,
+      result: "planned",
+      children: [
+        { ref: "a", persona: "worker", title: "build", description: "build the thing" },
+        { ref: "b", persona: "worker", title: "test", dependsOn: ["a"] },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(done.ok).toBe(true);
+    if (!done.ok) return;
+    const [gate, a, b] = done.childIds;
+    const detail = await ctx.store.tasks.get({ taskId: gate! });
+    expect(detail.persona).toBe("approver");
+    expect(detail.status).toBe("awaiting_approval");
+    expect(detail.description).toContain("1. [worker] build (ref a)");
+    expect(detail.description).toContain("build the thing");
+    expect(detail.description).toContain("2. [worker] test (ref b) after a");
+    expect(await status(ctx, a!)).toBe("waiting");
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "w", now: ctx.clock.now() })).toEqual([]);
+    await ctx.store.humans.approve({ taskId: gate!, now: ctx.clock.now() });
+    expect((await claimOne(ctx, "worker")).id).toBe(a);
+    expect(await status(ctx, b!)).toBe("waiting");
+  });
+
+  it("a question parks the attempt uncounted; the answer returns it to pending and the next claim carries question and answer", async () => {
+    const ctx = get();
+    const id = (await enqueue(ctx, [{ persona: "worker", title: "ask" }]))[0]!;
+    const first = await claimOne(ctx, "worker", "agent-a");
+    expect(first.attempt).toBe(1);
+    expect(first.inputs).toBeUndefined();
+    const settled = await ctx.store.tasks.settleMany({
+      settlements: [{ kind: "fail", taskId: id, leaseToken: first.leaseToken, error: { name: "HumanInputRequest", code: "INPUT_REQUESTED", message: "which branch?", retryable: true } }],
+      now: ctx.clock.now(),
+    });
+    expect(settled[0]).toEqual({ ok: true, outcome: "parked", attempt: 1 });
+    let detail = await ctx.store.tasks.get({ taskId: id });
+    expect(detail.status).toBe("awaiting_input");
+    expect(detail.attempts).toBe(0);
+    expect(detail.leaseExpiresAt).toBeNull();
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", now: ctx.clock.now() })).toEqual([]);
+    // The old lease is gone: a late completion of the parked attempt is refused.
+    expect((await ctx.store.tasks.completeIfLeased({ taskId: id, leaseToken: first.leaseToken, now: ctx.clock.now() })).ok).toBe(false);
+    ctx.clock.advance(5);
+    await ctx.store.humans.answer({ taskId: id, answer: "main", by: "cli:bo", now: ctx.clock.now() });
+    const second = await claimOne(ctx, "worker", "agent-b");
+    expect(second.attempt).toBe(1);
+    expect(second.inputs).toEqual([{ question: "which branch?", answer: "main", attempt: 1, askedAt: ctx.clock.now() - 5, answeredAt: ctx.clock.now(), answeredBy: "cli:bo" }]);
+    detail = await ctx.store.tasks.get({ taskId: id, eventLimit: 100 });
+    expect(detail.events.map((e) => [e.type, e.agentId])).toEqual([
+      ["task:enqueued", null],
+      ["task:claimed", "agent-a"],
+      ["input:requested", "agent-a"],
+      ["input:answered", "cli:bo"],
+      ["task:claimed", "agent-b"],
+    ]);
+    const requests = await ctx.store.humans.requests({ taskId: id });
+    expect(requests.map((r) => [r.kind, r.question, r.outcome, r.answer])).toEqual([["input", "which branch?", "answered", "main"]]);
+  });
+
+  it("askIfLeased parks like the settlement does and refuses a lease that is not current", async () => {
+    const ctx = get();
+    const id = (await enqueue(ctx, [{ persona: "worker", title: "ask" }]))[0]!;
+    const task = await claimOne(ctx);
+    expect(await ctx.store.humans.askIfLeased({ taskId: id, leaseToken: "nope", question: "q?", now: ctx.clock.now() })).toEqual({ ok: false, code: "LEASE_LOST" });
+    expect(await ctx.store.humans.askIfLeased({ taskId: id, leaseToken: task.leaseToken, question: "q?", now: ctx.clock.now() })).toEqual({ ok: true });
+    expect(await status(ctx, id)).toBe("awaiting_input");
+  });
+
+  it("a schedule's fire is taken once: the second taker of the same fire writes nothing, and the task has the fire's key", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    const [s] = await ctx.store.schedules.upsert({ schedules: [{ id: "nightly", cron: "0 0 * * *", task: { persona: "worker", title: "upgrade" }, nextFireAt: now + 1_000 }], now });
+    expect(s).toMatchObject({ id: "nightly", missed: "skip", pausedAt: null, nextFireAt: now + 1_000 });
+    ctx.clock.advance(1_000);
+    expect((await ctx.store.schedules.due({ now: ctx.clock.now() })).map((d) => d.id)).toEqual(["nightly"]);
+    const fire = { scheduleId: "nightly", expectedNextFireAt: now + 1_000, fireAts: [now + 1_000], skipped: [], nextFireAt: now + 2_000, now: ctx.clock.now() };
+    const a = await ctx.store.schedules.fire({ ...fire, by: "sup-a" });
+    const b = await ctx.store.schedules.fire({ ...fire, by: "sup-b" });
+    expect(a.fired).toBe(true);
+    expect(b).toEqual({ fired: false, taskIds: [] });
+    const task = await ctx.store.tasks.get({ taskId: a.taskIds[0]! });
+    expect(task.idempotencyKey).toBe(`schedule:nightly@${now + 1_000}`);
+    expect(task.payload).toEqual({ schedule: { id: "nightly", fireAt: now + 1_000 } });
+    expect(task.events.map((e) => [e.type, e.agentId])).toEqual([
+      ["task:enqueued", "schedule:nightly"],
+      ["schedule:fired", "sup-a"],
+    ]);
+    expect(await ctx.store.schedules.due({ now: ctx.clock.now() })).toEqual([]);
+    expect(await ctx.store.schedules.nextFireAt()).toBe(now + 2_000);
+  });
+
+  it("a paused schedule is not due; schedules refuse an unknown persona and a bad id, writing nothing", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    await ctx.store.schedules.upsert({ schedules: [{ id: "h", cron: "0 * * * *", task: { persona: "worker", title: "t" }, nextFireAt: now }], now });
+    await ctx.store.schedules.pause({ id: "h", paused: true, now });
+    expect(await ctx.store.schedules.due({ now })).toEqual([]);
+    await expect(ctx.store.schedules.upsert({ schedules: [{ id: "Bad Id", cron: "* * * * *", task: { persona: "worker", title: "t" }, nextFireAt: now }], now })).rejects.toMatchObject({ code: "VALIDATION" });
+    await ctx.store.schedules.upsert({ schedules: [{ id: "x", cron: "* * * * *", task: { persona: "nobody", title: "t" }, nextFireAt: now }], now });
+    await expect(
+      ctx.store.schedules.fire({ scheduleId: "x", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: now + 60_000, by: "s", now }),
+    ).rejects.toMatchObject({ code: "PERSONA_NOT_FOUND" });
+    expect((await ctx.store.schedules.get({ id: "x" }))!.nextFireAt).toBe(now);
+    await ctx.store.schedules.remove({ id: "x", now });
+    expect((await ctx.store.schedules.list()).map((s) => s.id)).toEqual(["h"]);
+  });
+}
