@@ -37,6 +37,8 @@ export const SHELL_EXIT_NO_RETRY = 65;
 export const ASK_PREFIX = "::roster:ask";
 /** Prefix of a progress line on stderr: `::roster:progress 0.5 halfway`. */
 export const PROGRESS_PREFIX = "::roster:progress";
+/** Prefix of a usage line on stderr: `::roster:usage {"model":"gpt-5","inputTokens":1200,"outputTokens":300}`. */
+export const USAGE_PREFIX = "::roster:usage";
 /** A stderr line longer than this without a newline is taken as it is (not as a progress line), in characters. */
 const STDERR_LINE_MAX_CHARS = 64 * 1024;
 
@@ -78,6 +80,8 @@ export interface RunProcessOptions {
   killGraceMs?: number;
   /** Called for each progress line on stderr. */
   progress?: (fraction: number, message?: string) => void;
+  /** Called with the JSON of each `::roster:usage {json}` line on stderr (docs/economics.md). */
+  usage?: (usage: unknown) => void;
   /** Told of a line that starts with the progress prefix but is not well formed. */
   warn?: (message: string, data?: Record<string, unknown>) => void;
 }
@@ -124,6 +128,14 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
     const onLine = (line: string, newline: string): void => {
       if (line.startsWith(`${ASK_PREFIX} `) && line.slice(ASK_PREFIX.length).trim() !== "") {
         question = line.slice(ASK_PREFIX.length).trim();
+        return;
+      }
+      if (line.startsWith(`${USAGE_PREFIX} `) && options.usage !== undefined) {
+        try {
+          options.usage(JSON.parse(line.slice(USAGE_PREFIX.length)) as unknown);
+        } catch (error) {
+          options.warn?.(`${spec.command}: a usage line must be "${USAGE_PREFIX} {json usage}": ${(error as Error).message}; ignored`, { line: line.slice(0, 200) });
+        }
         return;
       }
       if (line.startsWith(PROGRESS_PREFIX)) {
@@ -229,6 +241,7 @@ export function createAdapter(persona: AdapterPersona, env: AdapterEnvironment):
         signal: ctx.signal,
         maxStdoutBytes: env.maxPayloadBytes,
         progress: (fraction, message) => ctx.progress(fraction, message),
+        usage: (usage) => ctx.reportUsage?.(usage as never),
         warn: (message, data) => ctx.logger.warn(message, data),
       });
     },

@@ -1,5 +1,6 @@
 import type { Json, TaskInput, DependencyResult, HumanInput } from "../store/types.js";
 import type { AdapterConfig } from "../personas/schema.js";
+import type { AttemptUsage } from "../store/economics.js";
 
 /**
  * The adapter interface: what runs inside a worker thread for one task attempt.
@@ -46,6 +47,13 @@ export interface AdapterContext {
   progress(fraction: number, message?: string): void;
   logger: AdapterLogger;
   persona: AdapterPersona;
+  /**
+   * Reports what the attempt spent (tokens by kind, model, cost if known); calls add
+   * up, and the total is recorded with the attempt's outcome (docs/economics.md).
+   * Throws VALIDATION for a report that is not usage. Optional for contexts made
+   * outside a supervisor's worker threads.
+   */
+  reportUsage?(usage: AttemptUsage): void;
   /**
    * Asks a person. Returns the answer when an earlier attempt asked this same
    * question and it was answered (task.inputs); otherwise throws (do not catch it):

@@ -14,6 +14,7 @@
  */
 import type { AdapterPersona, AdapterTask } from "../adapters/types.js";
 import type { ErrorObject } from "../errors.js";
+import type { AttemptUsage } from "../store/economics.js";
 import type { Json, TaskInput } from "../store/types.js";
 
 /** workerData of every pool thread: what does not change while the pool lives. */
@@ -62,8 +63,8 @@ export interface RunBatchRequest {
 }
 
 export type TaskOutcome =
-  | { taskId: number; ok: true; result: Json; children?: TaskInput[] }
-  | { taskId: number; ok: false; error: ErrorObject; aborted: boolean };
+  | { taskId: number; ok: true; result: Json; children?: TaskInput[]; usage?: AttemptUsage }
+  | { taskId: number; ok: false; error: ErrorObject; aborted: boolean; usage?: AttemptUsage };
 
 export interface RunBatchResponse {
   outcomes: TaskOutcome[];

@@ -13,6 +13,8 @@ import { normalizeOutput } from "../adapters/output.js";
 import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../adapters/types.js";
 import { askHumanFor } from "../adapters/human-input.js";
 import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
+import type { AttemptUsage } from "../store/economics.js";
+import { addUsage, validateUsage } from "../store/usage-values.js";
 import {
   REPORT_LOG,
   REPORT_OUTCOME,
@@ -185,7 +187,24 @@ function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { p
   };
 }
 
+/** What each running attempt reported with ctx.reportUsage, summed; it leaves with the attempt's outcome. */
+const usageByRun = new Map<number, AttemptUsage>();
+
+function reportUsage(runId: number, usage: AttemptUsage): void {
+  usageByRun.set(runId, addUsage(usageByRun.get(runId), validateUsage(usage)));
+}
+
 async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
+  try {
+    const outcome = await runAttempt(task, runId);
+    const usage = usageByRun.get(runId);
+    return usage === undefined ? outcome : { ...outcome, usage };
+  } finally {
+    usageByRun.delete(runId);
+  }
+}
+
+async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome> {
   const controller = new AbortController();
   controllers.set(runId, controller);
   const early = earlyAborts.get(runId);
@@ -197,7 +216,7 @@ async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
   const progress = makeProgress(task, runId, signal);
   try {
     const adapter = await adapterFor(task.persona);
-    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
+    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, reportUsage: (usage) => reportUsage(runId, usage), progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
     const value = await adapter.run(task, ctx);
     if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
     const output = normalizeOutput(value, init.maxPayloadBytes);

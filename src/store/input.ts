@@ -96,8 +96,13 @@ const illFormed = (index: number) => `not well-formed Unicode (lone surrogate at
  * JSON-escaped, so the message itself stays printable.
  */
 export function assertWellFormed(value: unknown, where: string): void {
-  const problem = findIllFormed(value, where, new Set());
+  const problem = illFormedIn(value, where);
   if (problem !== null) throw new RosterError("VALIDATION", problem, { details: { field: where } });
+}
+
+/** assertWellFormed's message for the first ill-formed string in `value`, or null: for callers that answer instead of throwing (MCP tools/call). */
+export function illFormedIn(value: unknown, where: string): string | null {
+  return findIllFormed(value, where, new Set());
 }
 
 /** A zod string that must be well-formed Unicode, for the schemas of other ways in (MCP arguments). */

@@ -29,7 +29,8 @@ interface Item {
 
 /** Turns a pool outcome into what the store should record, or null when the result is discarded. */
 export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayloadBytes: number): Settlement | null {
-  const lease = { taskId: run.task.id, leaseToken: run.task.leaseToken };
+  // What the attempt reported spending (ctx.reportUsage, a shell usage line) goes with whatever is recorded.
+  const lease = { taskId: run.task.id, leaseToken: run.task.leaseToken, ...("usage" in outcome && outcome.usage !== undefined ? { usage: outcome.usage } : {}) };
   // A lost lease (or a cancelled task) means someone else owns the task now: discard.
   if (run.abort === "lease-lost" || run.abort === "cancelled") return null;
   if (run.abort === "shutdown") return { kind: "release", ...lease, reason: "supervisor shutting down" };

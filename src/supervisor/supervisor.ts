@@ -18,6 +18,7 @@ import { Reaper } from "./reaper.js";
 import { Scheduler } from "./scheduler.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
 import { Waker } from "./waker.js";
+import { GateWaker } from "./provider-pauses.js";
 
 /**
  * An attempt that settles within this long after dispatch goes claimed →
@@ -111,6 +112,8 @@ export class Supervisor {
   /** Schedules' fires and approval deadlines (issue 17). */
   private readonly scheduler: Scheduler;
   private readonly waker: Waker;
+  /** Wakes a persona when the economic gate that stopped its claim opens (docs/economics.md). */
+  private gateWaker: GateWaker | null = null;
   private readonly progressWriter: ProgressWriter;
   private state: State = "created";
   private resolveDone!: (reason: string) => void;
@@ -220,6 +223,7 @@ export class Supervisor {
       this.completer.start();
       this.progressWriter.start();
       this.waker.start();
+      (this.gateWaker ??= new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) })).start();
       this.leaseKeeper.start();
       await this.reaper.start();
       this.scheduler.start();
@@ -292,6 +296,7 @@ export class Supervisor {
     this.logger.info({ reason, running: this.running.size }, "supervisor stopping");
     this.events.emit("supervisor:stopping", { reason, running: this.running.size });
     this.waker.stop();
+    this.gateWaker?.stop();
     await this.waitForIdle(this.config.shutdownGraceMs);
     if (this.running.size > 0) {
       const runs = [...this.running.values()];

@@ -29,8 +29,8 @@ beforeAll(async () => {
   expect(res.code, res.stderr).toBe(0);
 });
 afterAll(() => {
-  template.cleanup();
-  temp.cleanup();
+  template?.cleanup();
+  temp?.cleanup();
 });
 
 const START = ["--no-metrics", "--exit-when-idle", "--log-level", "warn"];
