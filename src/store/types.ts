@@ -385,6 +385,8 @@ export interface TaskService {
   running(params?: { persona?: string; limit?: number }): Promise<RunningTask[]>;
   /** Earliest run_at of a pending task after `now`, or null: when to wake up next. */
   nextRunAt(params: { persona?: string; now: number }): Promise<number | null>;
+  /** The ready task a claim of `persona` would take next, and since when it is ready (epoch ms); null when none is. A read. */
+  oldestReady(params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null>;
 }
 
 export interface AgentService {
@@ -444,26 +446,6 @@ export interface Store {
    * within milliseconds. A hint only: it may fire for the store's own writes, more
    * than once for one write (again a few ms later, in case the write was not yet
    * visible at the first call), or not at all (in-memory databases, file systems
-  /** Claims this task if it is ready now (pending, run_at passed), with the claim's lease and events; null otherwise. */
-  claimById(params: { taskId: number; agentId: string; leaseMs?: number; now: number }): Promise<ClaimedTask | null>;
-  /** Parent and root of each task, in input order; unknown ids are left out. */
-  lineage(params: { taskIds: number[] }): Promise<TaskLineage[]>;
-  /**
-   * completeIfLeased that can be asked twice: the token that completed a task, given
-   * again, answers ALREADY_COMPLETED with the recorded result instead of LEASE_LOST.
-   */
-  completeOnce(params: CompleteParams): Promise<CompleteOnceResult>;
-  /** Why a lease on the task is gone (for LEASE_LOST): from the events after `agentId`'s last claim. */
-  leaseLoss(params: { taskId: number; agentId?: string | null }): Promise<LeaseLoss>;
-  /** Characters [offset, offset + limit) of the task's result as JSON text, and its full length. */
-  resultPage(params: { taskId: number; offset: number; limit: number }): Promise<{ status: TaskState; totalChars: number; text: string }>;
-  /**
-   * A goal and its plan, atomically: `goal` is enqueued, `tasks` become its children,
-   * and the goal waits for all of them (it runs last). Validated whole like enqueue.
-   */
-  enqueueGoal(params: { goal: TaskInput; tasks: TaskInput[]; parentId?: number | null; createdBy?: string | null; now: number }): Promise<EnqueueResult & { goalId: number }>;
-  /** The ready task a claim of `persona` would take next, and since when it is ready (epoch ms); null when none is. A read. */
-  oldestReady(params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null>;
    * without change notification), so
    * callers confirm with hasExternalChanges() and keep a slower poll. Returns a
    * function that stops the watch; close() stops every watch.

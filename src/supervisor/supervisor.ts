@@ -16,8 +16,9 @@ import { PersonaProducer } from "./producer.js";
 import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
 import { Reaper } from "./reaper.js";
 import { Scheduler } from "./scheduler.js";
+import { StallGuard } from "./stall-guard.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
-import { Waker } from "./waker.js";
+import { RETRY_BASE_MS, RETRY_MAX_MS, Waker } from "./waker.js";
 import { GateWaker } from "./provider-pauses.js";
 
 /**
@@ -47,6 +48,8 @@ export interface SupervisorOptions {
   /** Most batchable tasks per pool message. */
   batchSize?: number;
   agentName?: string;
+  /** The monotonic clock (ms, any origin) the stall guard judges waits on; default performance.now. */
+  monotonic?: () => number;
 }
 
 export interface RunningStat {
@@ -95,6 +98,7 @@ export class Supervisor {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly maxPayloadBytes: number;
+  readonly monotonic: () => number;
   agentId = "";
 
   private readonly config: Config;
@@ -104,7 +108,14 @@ export class Supervisor {
   private readonly abortGraceMs: number;
   private readonly producers: PersonaProducer[];
   private readonly byPersona = new Map<string, PersonaProducer>();
-  private readonly running = new Map<number, RunningAttempt>();
+  /**
+   * Attempts held, by lease token: one task can have two here at once (an attempt
+   * still stopping after a cancel, and its retry), so nothing is keyed by task id
+   * (docs/ARCHITECTURE.md, rule 12).
+   */
+  private readonly running = new Map<string, RunningAttempt>();
+  /** The same attempts by pool run id, for their workers' progress and log reports. */
+  private readonly byRunId = new Map<number, RunningAttempt>();
   private readonly pool: WorkerPool;
   private readonly completer: Completer;
   private readonly leaseKeeper: LeaseKeeper;
@@ -128,6 +139,10 @@ export class Supervisor {
   private startWriting: Promise<void> | null = null;
   private idleWaiters: Array<() => void> = [];
   private slotsDirty = false;
+  private readonly stallGuard: StallGuard;
+  /** Consecutive failed claim passes: the next is tried after a backoff, never left to a wake-up that may not come. */
+  private claimFailures = 0;
+  private claimRetry: NodeJS.Timeout | null = null;
 
   constructor(options: SupervisorOptions) {
     this.store = options.store;
@@ -139,6 +154,7 @@ export class Supervisor {
     this.exitWhenIdle = options.exitWhenIdle ?? false;
     this.startFoldMs = options.startFoldMs ?? START_FOLD_MS_DEFAULT;
     this.abortGraceMs = options.abortGraceMs ?? 2_000;
+    this.monotonic = options.monotonic ?? (() => performance.now());
     if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RosterError("CONFIG_INVALID", `config.concurrency: must be a positive integer, got ${this.capacity}`);
     if (!Number.isInteger(this.startFoldMs) || this.startFoldMs < 0) throw new RosterError("CONFIG_INVALID", `startFoldMs: must be an integer >= 0, got ${this.startFoldMs}`);
     const ids = new Set<string>();
@@ -197,11 +213,32 @@ export class Supervisor {
         clock: this.clock,
         wake: (personas) => this.wake(personas),
         cancelled: (taskIds) => this.onCancelled(taskIds),
-        leaseExpired: (taskId) => {
-          const run = this.running.get(taskId);
-          if (run !== undefined) this.abortRun(run, "lease-lost");
+        leaseExpired: (taskId, leaseToken) => {
+          const run = this.running.get(leaseToken);
+          if (run !== undefined && run.task.id === taskId) this.abortRun(run, "lease-lost");
         },
         tick: () => this.onTick(),
+        error: (where, error) => this.error(where, error),
+      },
+      options.config.pollIntervalMs,
+    );
+    this.stallGuard = new StallGuard(
+      {
+        store: this.store,
+        clock: this.clock,
+        monotonic: this.monotonic,
+        producers: () =>
+          this.producers.map((producer) => ({
+            id: producer.id,
+            lastClaimAttemptAt: producer.lastClaimAttemptAt,
+            wantNow: () => producer.want(this.capacity - this.running.size),
+          })),
+        wake: (personas) => this.wake(personas),
+        oldest: (persona, ageSeconds) => this.events.emit("ready:oldest", { persona, ageSeconds }),
+        stalled: (stall) => {
+          this.logger.warn(stall, "ready task waited past the stall bound beside a free slot with no claim tried");
+          this.events.emit("stall:detected", stall);
+        },
         error: (where, error) => this.error(where, error),
       },
       options.config.pollIntervalMs,
@@ -297,6 +334,8 @@ export class Supervisor {
     this.events.emit("supervisor:stopping", { reason, running: this.running.size });
     this.waker.stop();
     this.gateWaker?.stop();
+    if (this.claimRetry !== null) clearTimeout(this.claimRetry);
+    this.claimRetry = null;
     await this.waitForIdle(this.config.shutdownGraceMs);
     if (this.running.size > 0) {
       const runs = [...this.running.values()];
@@ -367,6 +406,9 @@ export class Supervisor {
     if (this.passRunning || this.state !== "running") return;
     this.passRunning = true;
     let drained = false;
+    let failed = false;
+    // Every claim of this pass is made at this time or later (see rescheduleRunAt).
+    const passNow = this.clock.now();
     try {
       do {
         this.passAgain = false;
@@ -382,15 +424,32 @@ export class Supervisor {
           if (claimed.length > 0) this.dispatch(producer, claimed);
         }
       } while (this.passAgain && this.state === "running");
+      this.claimFailures = 0;
     } catch (error) {
+      failed = true;
       this.error("supervisor.claim", coerceError(error));
     } finally {
       this.passRunning = false;
       this.lastTickAt = this.clock.now();
       this.events.emit("loop:tick", { at: this.lastTickAt });
     }
-    if (drained) void this.waker.rescheduleRunAt();
+    if (failed) {
+      // The producers that did not get to claim are still dirty; try again after a backoff
+      // (docs/ARCHITECTURE.md, rule 13: a failed write never leaves the loop without a wake-up).
+      this.retryClaimLater();
+      return;
+    }
+    if (drained) void this.waker.rescheduleRunAt(passNow);
     if (this.passAgain) this.schedulePass();
+  }
+
+  private retryClaimLater(): void {
+    if (this.claimRetry !== null || this.state !== "running") return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** this.claimFailures++);
+    this.claimRetry = setTimeout(() => {
+      this.claimRetry = null;
+      this.schedulePass();
+    }, delay);
   }
 
   private dispatch(producer: PersonaProducer, claimed: ClaimedTask[]): void {
@@ -405,6 +464,7 @@ export class Supervisor {
     for (const task of claimed) {
       const run: RunningAttempt = {
         task,
+        runId: 0,
         persona: producer.persona,
         dispatchedAt: now,
         abort: null,
@@ -417,7 +477,7 @@ export class Supervisor {
       run.timeoutTimer = setTimeout(() => this.abortRun(run, "timeout"), task.timeoutMs);
       if (this.startFoldMs === 0) this.queueStart(run);
       else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
-      this.running.set(task.id, run);
+      this.running.set(task.leaseToken, run);
       producer.running++;
       runs.push(run);
       tasks.push(toWorkerTask(task));
@@ -434,9 +494,12 @@ export class Supervisor {
       for (const run of runs) this.onOutcome(run, { taskId: run.task.id, ok: false, error: e, aborted: false });
       return;
     }
-    for (let i = 0; i < poolRuns.length; i++) {
-      const poolRun = poolRuns[i]!;
-      const run = this.running.get(poolRun.taskId)!;
+    // A claim holds distinct tasks, so within this dispatch the task id finds the attempt.
+    const byTask = new Map(runs.map((run) => [run.task.id, run]));
+    for (const poolRun of poolRuns) {
+      const run = byTask.get(poolRun.taskId)!;
+      run.runId = poolRun.runId;
+      this.byRunId.set(poolRun.runId, run);
       void poolRun.outcome.then((outcome) => this.onOutcome(run, outcome));
     }
   }
@@ -510,13 +573,15 @@ export class Supervisor {
     );
     this.logger[kind === "shutdown" ? "info" : "warn"]({ taskId: id, persona: run.task.persona, attempt, reason: kind }, "aborting attempt");
     this.events.emit("task:aborting", { taskId: id, persona: run.task.persona, attempt, reason: kind });
-    this.pool.abort([id], reason);
+    // Addressed to this attempt's run, never to the task: its next attempt must not hear it.
+    this.pool.abort([run.runId], reason);
   }
 
   /** From the completer, once the attempt's outcome is committed (or discarded). */
   settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void {
-    if (this.running.get(run.task.id) !== run) return;
-    this.running.delete(run.task.id);
+    if (this.running.get(run.task.leaseToken) !== run) return;
+    this.running.delete(run.task.leaseToken);
+    this.byRunId.delete(run.runId);
     const producer = this.byPersona.get(run.task.persona);
     if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
@@ -558,16 +623,15 @@ export class Supervisor {
 
   private onLeasesLost(leases: LeaseRef[]): void {
     for (const lease of leases) {
-      const run = this.running.get(lease.taskId);
-      if (run !== undefined && run.task.leaseToken === lease.leaseToken) this.abortRun(run, "lease-lost");
+      const run = this.running.get(lease.leaseToken);
+      if (run !== undefined && run.task.id === lease.taskId) this.abortRun(run, "lease-lost");
     }
   }
 
+  /** A cancel is for the task: every attempt of it held here stops (a retry's attempt comes after the cancel). */
   private onCancelled(taskIds: readonly number[]): void {
-    for (const taskId of taskIds) {
-      const run = this.running.get(taskId);
-      if (run !== undefined) this.abortRun(run, "cancelled");
-    }
+    const cancelled = new Set(taskIds);
+    for (const run of this.running.values()) if (cancelled.has(run.task.id)) this.abortRun(run, "cancelled");
   }
 
   private onReaped(result: ReapResult): void {
@@ -578,14 +642,14 @@ export class Supervisor {
     this.events.emit("reaper:ran", { retried: result.retried.length, failed: result.failed.length, expiredAgents: result.expiredAgents.length });
     // Our own attempts among them have lost their lease.
     for (const r of [...result.retried, ...result.failed]) {
-      const run = this.running.get(r.taskId);
-      if (run !== undefined) this.abortRun(run, "lease-lost");
+      const run = this.running.get(r.leaseToken);
+      if (run !== undefined && run.task.id === r.taskId) this.abortRun(run, "lease-lost");
     }
   }
 
   private onReport(report: WorkerReport): void {
-    const run = this.running.get(report.taskId);
-    if (run === undefined || run.task.attempt !== report.attempt) return;
+    const run = this.byRunId.get(report.runId);
+    if (run === undefined) return;
     if (report.type === REPORT_PROGRESS) {
       if (run.finished || run.abort !== null) return;
       run.progress = { fraction: report.fraction, message: report.message };
@@ -606,6 +670,7 @@ export class Supervisor {
   private onTick(): void {
     this.lastTickAt = this.clock.now();
     this.events.emit("loop:tick", { at: this.lastTickAt });
+    if (this.state === "running") void this.stallGuard.check();
     if (this.exitWhenIdle) void this.checkIdle();
   }
 

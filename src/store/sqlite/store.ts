@@ -199,6 +199,7 @@ export class SqliteStore implements Store {
       counts: async (p) => tx.read("tasks.counts", () => queries.counts(p)),
       running: async (p) => tx.read("tasks.running", () => queries.running(p)),
       nextRunAt: async (p) => tx.read("tasks.nextRunAt", () => queries.nextRunAt(p)),
+      oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
     };
 
     this.agents = {
@@ -222,23 +223,6 @@ export class SqliteStore implements Store {
           const released = agents.deregister(p);
           tx.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
           return { released };
-      claimById: async (p) => {
-        const task = await tx.write("tasks.claimById", () => transitions.claimOne(p));
-        if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
-        return task;
-      },
-      lineage: async (p) => tx.read("tasks.lineage", () => agentReads.lineage(p.taskIds)),
-      completeOnce: async (p) => tx.write("tasks.completeOnce", () => agentReads.completeOnce(p)),
-      leaseLoss: async (p) => tx.read("tasks.leaseLoss", () => agentReads.leaseLoss(p)),
-      resultPage: async (p) => tx.read("tasks.resultPage", () => agentReads.resultPage(p)),
-      enqueueGoal: async (p) => {
-        const goal = validateBatch([p.goal], maxPayloadBytes)[0]!;
-        const tasks = validateBatch(p.tasks, maxPayloadBytes);
-        return tx.write("tasks.enqueueGoal", () =>
-          agentReads.enqueueGoal(goal, tasks, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now }),
-        );
-      },
-      oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
         }),
       list: async (p) => tx.read("agents.list", () => agents.list(p?.includeInactive ?? false)),
       get: async (p) => tx.read("agents.get", () => agents.get(p.agentId)),
