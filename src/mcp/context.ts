@@ -3,10 +3,15 @@ import { systemClock, type Clock } from "../clock.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { LeaseBook } from "./leases.js";
+import { SKIP_MS_DEFAULT, SkipBook } from "./session.js";
+import { PERSONA_POLL_MS_DEFAULT, PersonaWatch } from "./tools/personas.js";
 import { ChangeFeed, type ExternalChangeMode } from "./wait.js";
 
 export const MCP_PROFILES = ["planner", "worker", "all"] as const;
 export type McpProfile = (typeof MCP_PROFILES)[number];
+
+/** A dependency's result longer than this (JSON characters) reaches a claim cut, with its full size; read_task pages the rest. */
+export const RESULT_CUT_CHARS_DEFAULT = 2_000;
 
 /**
  * What every MCP session of one process shares: the store, the clock, the leases
@@ -19,6 +24,15 @@ export interface McpContext {
   readonly logger: Logger;
   readonly leases: LeaseBook;
   readonly changes: ChangeFeed;
+  /** Agent ids bound to an open session of this process (one session per agent). */
+  readonly boundAgents: Set<string>;
+  /** Tasks agents skipped ("not for me"), kept from them for skipMs. */
+  readonly skips: SkipBook;
+  readonly skipMs: number;
+  /** Dependency results in a claim are cut to this many JSON characters. */
+  readonly resultCutChars: number;
+  /** Tells open sessions of persona changes, so their prompts follow. */
+  readonly personaWatch: PersonaWatch;
 }
 
 export interface McpContextOptions {
@@ -33,10 +47,29 @@ export interface McpContextOptions {
    * instead (beside a supervisor).
    */
   externalChanges?: ExternalChangeMode;
+  /** Dependency results in a claim are cut to this many JSON characters. Default RESULT_CUT_CHARS_DEFAULT. */
+  resultCutChars?: number;
+  /** How long release_task with skip keeps a task from the agent that skipped it, in ms. Default SKIP_MS_DEFAULT (10 min). */
+  skipMs?: number;
+  /** How often open sessions look for persona changes, in ms. Default PERSONA_POLL_MS_DEFAULT (5 s). */
+  personaPollMs?: number;
 }
 
 export function createMcpContext(options: McpContextOptions): McpContext {
+  const resultCutChars = options.resultCutChars ?? RESULT_CUT_CHARS_DEFAULT;
+  if (!Number.isInteger(resultCutChars) || resultCutChars < 100) {
+    throw new RosterError("CONFIG_INVALID", `resultCutChars: must be an integer of at least 100, got ${String(resultCutChars)}`, { details: { field: "resultCutChars" } });
+  }
+  const skipMs = options.skipMs ?? SKIP_MS_DEFAULT;
+  if (!Number.isInteger(skipMs) || skipMs < 0) {
+    throw new RosterError("CONFIG_INVALID", `skipMs: must be a non-negative integer of ms, got ${String(skipMs)}`, { details: { field: "skipMs" } });
+  }
   return {
+    boundAgents: new Set(),
+    skips: new SkipBook(),
+    skipMs,
+    resultCutChars,
+    personaWatch: new PersonaWatch(options.store, options.personaPollMs ?? PERSONA_POLL_MS_DEFAULT),
     store: options.store,
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger(),

@@ -8,8 +8,8 @@ import { RosterError, coerceError } from "../errors.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
-import { createMcpContext, type McpContext, type McpProfile } from "./context.js";
-import { createMcpServer } from "./server.js";
+import { MCP_PROFILES, createMcpContext, type McpContext, type McpProfile } from "./context.js";
+import { createMcpServer, endMcpSession } from "./server.js";
 
 export const MCP_HTTP_PATH = "/mcp";
 export const MCP_HTTP_HOST_DEFAULT = "127.0.0.1";
@@ -28,8 +28,14 @@ export interface McpHttpOptions {
   host?: string;
   /** 0 picks a free port. */
   port: number;
-  /** Bearer token every request must carry; none when absent. */
+  /** Bearer token every request must carry; none when absent (unless `tokens` are given). */
   token?: string | undefined;
+  /**
+   * Tokens that each open only one profile (say a worker's token: worker tools only).
+   * With any, a request must carry `token` (every profile) or one of these.
+   */
+  tokens?: ReadonlyArray<{ token: string; profile: McpProfile }>;
+  /** Profile served at /mcp (default "all"); /mcp/worker, /mcp/planner and /mcp/all serve theirs, within the token's. */
   profile?: McpProfile;
   /** Extra Host header names (without port) to accept, for a non-loopback bind behind a name. */
   allowedHosts?: string[];
@@ -97,6 +103,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null
 interface Session {
   transport: StreamableHTTPServerTransport;
   server: McpServer;
+  profile: McpProfile;
   /** Requests or SSE streams still open. */
   open: number;
   lastActiveAt: number;
@@ -125,6 +132,12 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   }
   if (options.token !== undefined && options.token === "") {
     throw new RosterError("CONFIG_INVALID", "mcp.token: must not be empty", { details: { field: "mcp.token" } });
+  }
+  for (const [index, entry] of (options.tokens ?? []).entries()) {
+    if (entry.token === "") throw new RosterError("CONFIG_INVALID", `mcp.tokens[${index}].token: must not be empty`, { details: { field: `mcp.tokens[${index}].token` } });
+    if (!(MCP_PROFILES as readonly string[]).includes(entry.profile)) {
+      throw new RosterError("CONFIG_INVALID", `mcp.tokens[${index}].profile: must be one of ${MCP_PROFILES.join(", ")}`, { details: { field: `mcp.tokens[${index}].profile` } });
+    }
   }
   // Beside a supervisor (roster start), which reads the store's consume-once
   // hasExternalChanges flag: waiting claims re-read instead of polling it.
@@ -159,19 +172,25 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     }
     return nameAllowed(name);
   };
-  const authorized = (req: IncomingMessage): boolean => {
-    if (options.token === undefined) return true;
+  const scoped = options.tokens ?? [];
+  /** The profiles a request's token opens: "all" for the main token (or when none is set), a scoped token's own, or null. */
+  const tokenProfile = (req: IncomingMessage): McpProfile | null => {
+    if (options.token === undefined && scoped.length === 0) return "all";
     const header = req.headers.authorization ?? "";
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    return tokensMatch(match?.[1]?.trim() ?? "", options.token);
+    const given = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim() ?? "";
+    // Every candidate is compared (constant time each), so timing does not say which matched.
+    let found: McpProfile | null = null;
+    if (options.token !== undefined && tokensMatch(given, options.token)) found = "all";
+    for (const entry of scoped) if (tokensMatch(given, entry.token) && found === null) found = entry.profile;
+    return found;
   };
 
-  const openSession = async (): Promise<StreamableHTTPServerTransport> => {
-    const server = await createMcpServer(ctx, { profile });
+  const openSession = async (sessionProfile: McpProfile): Promise<StreamableHTTPServerTransport> => {
+    const server = await createMcpServer(ctx, { profile: sessionProfile });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sessionId) => {
-        sessions.set(sessionId, { transport, server, open: 0, lastActiveAt: Date.now() });
+        sessions.set(sessionId, { transport, server, profile: sessionProfile, open: 0, lastActiveAt: Date.now() });
         logger.debug({ sessionId }, "mcp session opened");
       },
     });
@@ -203,13 +222,19 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
       logger.warn({ origin: req.headers.origin }, "mcp request refused: Origin not allowed");
       return sendJsonRpcError(res, 403, `Forbidden: Origin "${req.headers.origin ?? ""}" is not allowed`);
     }
-    if (!authorized(req)) return sendJsonRpcError(res, 401, "Unauthorized: a valid bearer token is required", { "www-authenticate": "Bearer" });
-    if (path !== MCP_HTTP_PATH) return sendJsonRpcError(res, 404, `Not found: MCP is served at ${MCP_HTTP_PATH}`);
+    const allowed = tokenProfile(req);
+    if (allowed === null) return sendJsonRpcError(res, 401, "Unauthorized: a valid bearer token is required", { "www-authenticate": "Bearer" });
+    const endpoint = path === MCP_HTTP_PATH ? null : MCP_PROFILES.find((p) => path === `${MCP_HTTP_PATH}/${p}`);
+    if (endpoint === undefined) return sendJsonRpcError(res, 404, `Not found: MCP is served at ${MCP_HTTP_PATH} and ${MCP_PROFILES.map((p) => `${MCP_HTTP_PATH}/${p}`).join(", ")}`);
+    // /mcp serves the configured profile, narrowed to a scoped token's; /mcp/<profile> that profile, if the token opens it.
+    const wanted: McpProfile = endpoint ?? (allowed === "all" ? profile : allowed);
+    if (allowed !== "all" && allowed !== wanted) return sendJsonRpcError(res, 403, `Forbidden: this token opens the ${allowed} profile only`);
+    if (profile !== "all" && wanted !== profile) return sendJsonRpcError(res, 403, `Forbidden: this server serves the ${profile} profile only`);
 
     const sessionHeader = req.headers["mcp-session-id"];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     const session = sessionId === undefined ? undefined : sessions.get(sessionId);
-    if (sessionId !== undefined && session === undefined) return sendJsonRpcError(res, 404, "Session not found");
+    if (sessionId !== undefined && (session === undefined || session.profile !== wanted)) return sendJsonRpcError(res, 404, "Session not found");
     if (session !== undefined) track(session, res);
 
     if (req.method !== "POST") {
@@ -229,7 +254,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     if (session !== undefined) return session.transport.handleRequest(req, res, body);
     if (!isInitializeRequest(body)) return sendJsonRpcError(res, 400, "Bad Request: no session; send initialize first");
     if (sessions.size >= MCP_HTTP_MAX_SESSIONS) return sendJsonRpcError(res, 503, "Too many open sessions");
-    const transport = await openSession();
+    const transport = await openSession(wanted);
     await transport.handleRequest(req, res, body);
   };
 
@@ -253,6 +278,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
       if (session.open > 0 || session.lastActiveAt >= cutoff) continue;
       sessions.delete(id);
       logger.debug({ sessionId: id }, "closing idle mcp session");
+      // Closing ends the session: its agent is deregistered and its leases released.
       void session.server.close();
     }
   }, Math.min(60_000, Math.max(10, Math.floor(idleMs / 2))));
@@ -272,7 +298,10 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
         clearInterval(sweeper);
         const open = [...sessions.values()];
         sessions.clear();
-        await Promise.allSettled(open.map((s) => s.server.close()));
+        await Promise.allSettled(open.map(async (s) => {
+          await s.server.close();
+          await endMcpSession(s.server);
+        }));
         if (options.context === undefined) ctx.changes.stop();
         await new Promise<void>((resolve) => {
           http.close(() => resolve());

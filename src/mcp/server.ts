@@ -1,37 +1,60 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { McpContext, McpProfile } from "./context.js";
+import { McpSession } from "./session.js";
+import { ToolTable } from "./tool.js";
 import { registerPersonaTools } from "./tools/personas.js";
 import { registerPlannerTools } from "./tools/planner.js";
-import { registerWorkerTools } from "./tools/worker.js";
+import { personaInService, registerAgentTool, registerWorkerTools } from "./tools/worker.js";
 
 export const MCP_SERVER_NAME = "roster";
-export const MCP_SERVER_VERSION = "0.1.0";
+export const MCP_SERVER_VERSION = "0.2.0";
 
+const ERRORS =
+  "Errors are {error:{code,message,field}} with isError; fix the named field and call again.";
 const INSTRUCTIONS: Record<McpProfile, string> = {
   planner:
-    "roster task queue, planner tools. Break a goal into tasks with create_tasks (refs + dependsOn, atomic), " +
-    "follow them with get_progress (rootId) and list_tasks, inspect with get_task, steer with cancel_task / retry_task.",
+    "roster task queue, planner tools. create_goal makes a goal and its plan in one step (the goal runs after its tasks); " +
+    "create_tasks adds tasks (refs + dependsOn). Poll get_progress(rootId) until settled is true; act on needsAttention " +
+    "(get_task, retry_task, cancel_task, more tasks). done means every task completed.",
   worker:
-    "roster task queue, worker tools. Loop: register_agent once; claim_task (persona, waitMs); while working call " +
-    "heartbeat every task.heartbeatEveryMs (leaseMs/3) and report_progress; finish with complete_task or fail_task " +
-    "(or release_task). LEASE_LOST means the task is no longer yours: stop and drop the work.",
+    "roster task queue, worker tools. Loop: claim_task(persona, waitMs) until it returns a task; work on it, calling heartbeat " +
+    "every task.heartbeatEveryMs; finish with complete_task(result) or fail_task(error), or release_task (skip:true if it is " +
+    "not for you). A lost answer: call complete_task again with the same leaseToken. LEASE_LOST: stop that task, drop its result. " +
+    "Big dependency results come cut (truncated): read_task(taskId, offset) reads the rest.",
   all: "",
 };
 INSTRUCTIONS.all = `${INSTRUCTIONS.planner} ${INSTRUCTIONS.worker}`;
+for (const profile of Object.keys(INSTRUCTIONS) as McpProfile[]) INSTRUCTIONS[profile] += ` ${ERRORS}`;
+
+const sessions = new WeakMap<McpServer, McpSession>();
 
 /**
  * One MCP server (one session) over the shared context. The profile decides which
  * tools it lists: `planner`, `worker` (kept small: it is sent to every worker
- * agent's model), or `all`. Personas (tool, prompts, resources) are in every profile.
+ * agent's model), or `all`. Personas (tool, prompts, resources) are in every
+ * profile. The session's agent is deregistered when its transport closes; await
+ * endMcpSession(server) to know it is done.
  */
 export async function createMcpServer(ctx: McpContext, options: { profile?: McpProfile } = {}): Promise<McpServer> {
   const profile = options.profile ?? "all";
   const server = new McpServer(
     { name: MCP_SERVER_NAME, version: MCP_SERVER_VERSION },
-    { instructions: INSTRUCTIONS[profile], capabilities: { tools: {}, prompts: {}, resources: {} } },
+    { instructions: INSTRUCTIONS[profile], capabilities: { tools: {}, prompts: { listChanged: true }, resources: {} } },
   );
-  if (profile === "planner" || profile === "all") registerPlannerTools(server, ctx);
-  if (profile === "worker" || profile === "all") registerWorkerTools(server, ctx);
-  await registerPersonaTools(server, ctx);
+  const session = new McpSession(ctx, () => server.server.getClientVersion()?.name);
+  const tools = new ToolTable(server);
+  if (profile === "planner" || profile === "all") registerPlannerTools(tools, ctx, session);
+  if (profile === "worker" || profile === "all") registerWorkerTools(tools, ctx, session);
+  else registerAgentTool(tools, session, (id) => personaInService(ctx, id));
+  const stopPrompts = await registerPersonaTools(tools, server, ctx);
+  tools.install();
+  session.onEnd = stopPrompts;
+  sessions.set(server, session);
+  server.server.onclose = () => void session.end();
   return server;
+}
+
+/** Ends the server's session (deregisters its agent, releasing its leases); resolves when done. */
+export function endMcpSession(server: McpServer): Promise<void> {
+  return sessions.get(server)?.end() ?? Promise.resolve();
 }

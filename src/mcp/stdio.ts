@@ -3,7 +3,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpContext, McpProfile } from "./context.js";
 import { WAIT_MS_MAX } from "./schemas.js";
-import { createMcpServer } from "./server.js";
+import { createMcpServer, endMcpSession } from "./server.js";
 
 /** Longest wait, after stdin ends, for answers still being worked on (a claim may wait WAIT_MS_MAX). */
 export const DRAIN_MS_MAX = WAIT_MS_MAX + 5_000;
@@ -32,7 +32,7 @@ export async function serveMcpStdio(options: {
   const transport = new StdioServerTransport(stdin, stdout);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
-  transport.onclose = () => resolveClosed();
+  transport.onclose = () => void close();
   // Requests still being answered when stdin ends (a client that pipes requests and
   // closes) get their answers before the session closes; bounded by DRAIN_MS_MAX.
   const pending = new Set<string | number>();
@@ -57,6 +57,8 @@ export async function serveMcpStdio(options: {
       stdin.off("end", onEnd);
       stdin.off("close", onEnd);
       await server.close();
+      // The client is gone: its agent is deregistered and its leases go back to the queue.
+      await endMcpSession(server);
       resolveClosed();
     })());
   await server.connect(transport);

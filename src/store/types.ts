@@ -361,6 +361,37 @@ export interface RunningTask {
   startedAt: number | null;
 }
 
+/** A task in a few words: what a worker is told of its parent and its goal. */
+export interface TaskBrief {
+  id: number;
+  title: string;
+  description: string;
+  persona: string;
+}
+
+/** Where a task sits: its parent and its root (the top of its parent chain; null when it is the root). */
+export interface TaskLineage {
+  taskId: number;
+  rootId: number;
+  parent: TaskBrief | null;
+  root: TaskBrief | null;
+}
+
+/** What ended a lease, from the task's events: reaped, cancelled, completed, released, failed, or taken by a newer claim. */
+export type LeaseLossReason = "expired" | "cancelled" | "completed" | "released" | "failed" | "taken" | "unknown";
+
+export interface LeaseLoss {
+  reason: LeaseLossReason;
+  /** The task's state now. */
+  status: TaskState;
+  /** When, and by whom, the lease ended (null when no event says). */
+  at: number | null;
+  by: string | null;
+}
+
+/** completeOnce: a completion, or the same token again after one (a retried call whose answer was lost). */
+export type CompleteOnceResult = CompleteResult | { ok: false; code: "ALREADY_COMPLETED"; result: Json | null; childIds: number[] };
+
 export interface TaskService {
   enqueue(params: EnqueueParams): Promise<EnqueueResult>;
   /** Ready tasks of a persona, best first, without claiming them. */
@@ -385,6 +416,24 @@ export interface TaskService {
   running(params?: { persona?: string; limit?: number }): Promise<RunningTask[]>;
   /** Earliest run_at of a pending task after `now`, or null: when to wake up next. */
   nextRunAt(params: { persona?: string; now: number }): Promise<number | null>;
+  /** Claims this task if it is ready now (pending, run_at passed), with the claim's lease and events; null otherwise. */
+  claimById(params: { taskId: number; agentId: string; leaseMs?: number; now: number }): Promise<ClaimedTask | null>;
+  /** Parent and root of each task, in input order; unknown ids are left out. */
+  lineage(params: { taskIds: number[] }): Promise<TaskLineage[]>;
+  /**
+   * completeIfLeased that can be asked twice: the token that completed a task, given
+   * again, answers ALREADY_COMPLETED with the recorded result instead of LEASE_LOST.
+   */
+  completeOnce(params: CompleteParams): Promise<CompleteOnceResult>;
+  /** Why a lease on the task is gone (for LEASE_LOST): from the events after `agentId`'s last claim. */
+  leaseLoss(params: { taskId: number; agentId?: string | null }): Promise<LeaseLoss>;
+  /** Characters [offset, offset + limit) of the task's result as JSON text, and its full length. */
+  resultPage(params: { taskId: number; offset: number; limit: number }): Promise<{ status: TaskState; totalChars: number; text: string }>;
+  /**
+   * A goal and its plan, atomically: `goal` is enqueued, `tasks` become its children,
+   * and the goal waits for all of them (it runs last). Validated whole like enqueue.
+   */
+  enqueueGoal(params: { goal: TaskInput; tasks: TaskInput[]; parentId?: number | null; createdBy?: string | null; now: number }): Promise<EnqueueResult & { goalId: number }>;
   /** The ready task a claim of `persona` would take next, and since when it is ready (epoch ms); null when none is. A read. */
   oldestReady(params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null>;
 }
@@ -428,14 +477,14 @@ export interface Store {
   readonly agents: AgentService;
   readonly personas: PersonaService;
   readonly maintenance: MaintenanceService;
+  /** Usage, budgets, provider pauses, breakers, rate limits (src/store/economics.ts). */
+  readonly economics: EconomicsService;
   /** Approvals and questions parked for a person. */
   readonly humans: HumanService;
   /** Recurring tasks from cron expressions. */
   readonly schedules: ScheduleService;
   /** Why a task is not running. */
   readonly why: WhyService;
-  /** Usage, budgets, provider pauses, breakers, rate limits (src/store/economics.ts). */
-  readonly economics: EconomicsService;
   /** In-process notifications, emitted after each commit. */
   readonly events: StoreEventBus;
   /** True when another connection (process) has written since the last call. Cheap. */

@@ -104,7 +104,7 @@ describe("roster MCP tools", () => {
     const { ids } = await call(client, "create_tasks", { tasks: [{ persona: "worker", title: "x" }, { persona: "worker", title: "y" }] });
     const x = await call(client, "claim_task", { agentId, persona: "worker" });
     db.clock.advance(TEST_LEASE_MS - 1);
-    expect(await call(client, "heartbeat", { agentId })).toEqual({ agentActive: true, renewed: [ids[0]], lost: [] });
+    expect(await call(client, "heartbeat", { agentId })).toEqual({ renewed: [ids[0]], lost: [] });
     db.clock.advance(TEST_LEASE_MS + 1);
     const reaped = await db.store.maintenance.reapExpired({ now: db.clock.now() });
     expect(reaped.retried.map((r) => r.taskId)).toEqual([ids[0]]);

@@ -1,11 +1,15 @@
-import { ResourceTemplate, type McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { RosterError } from "../../errors.js";
-import type { PersonaRecord } from "../../store/index.js";
+import { ResourceTemplate, type McpServer, type RegisteredPrompt } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { RosterError, coerceError } from "../../errors.js";
+import type { PersonaRecord, Store } from "../../store/index.js";
 import type { McpContext } from "../context.js";
-import { guard, ok } from "../results.js";
+import { ok } from "../results.js";
+import type { ToolTable } from "../tool.js";
 import { HEARTBEAT_DIVISOR } from "./worker.js";
 
 export const PERSONA_URI_PREFIX = "roster://personas/";
+/** How often open sessions look for personas added, changed or retired (by any process), in ms. */
+export const PERSONA_POLL_MS_DEFAULT = 5_000;
 
 /** The facts an agent needs to work as a persona, without its (long) definition. */
 export function personaSummary(record: PersonaRecord): Record<string, unknown> {
@@ -29,33 +33,106 @@ function definitionText(record: PersonaRecord): string {
 }
 
 /**
- * Personas for both profiles: list_personas, each definition as the prompt
- * `persona:<id>` and the resource `roster://personas/<id>`, so an agent can adopt
- * one. Prompts are registered from the personas the database holds when the
- * session starts; the resource template reads the database on every request.
+ * Watches the personas table for every session of a process: one read every
+ * pollMs while any session listens, and each listener is told the personas in
+ * service when they changed (added, renamed, edited, retired).
  */
-export async function registerPersonaTools(server: McpServer, ctx: McpContext): Promise<void> {
-  const { store } = ctx;
+export class PersonaWatch {
+  private readonly listeners = new Set<(personas: PersonaRecord[]) => void>();
+  private timer: NodeJS.Timeout | null = null;
+  private signature = "";
+  private checking = false;
 
-  server.registerTool(
-    "list_personas",
-    { description: "Personas tasks can be assigned to, with lease length and heartbeat interval." },
-    async () => guard(async () => ok({ personas: (await store.personas.list()).map(personaSummary) })),
-  );
+  constructor(
+    private readonly store: Store,
+    private readonly pollMs: number,
+  ) {}
 
-  for (const record of await store.personas.list()) {
-    server.registerPrompt(
-      `persona:${record.id}`,
-      { title: record.name, description: `Adopt the ${record.name} persona (its definition as a system prompt).` },
-      async () => {
-        const current = (await store.personas.get({ id: record.id })) ?? record;
-        return {
-          description: current.name,
-          messages: [{ role: "user", content: { type: "text", text: definitionText(current) } }],
-        };
-      },
-    );
+  subscribe(listener: (personas: PersonaRecord[]) => void): () => void {
+    this.listeners.add(listener);
+    if (this.timer === null) {
+      this.timer = setInterval(() => void this.check(), this.pollMs);
+      this.timer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    };
   }
+
+  /** Reads the personas now; listeners hear of a change. Never throws (a closing store only delays the news). */
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const personas = await this.store.personas.list();
+      const signature = personas.map((p) => `${p.id}@${p.updatedAt}`).join(",");
+      if (signature === this.signature) return;
+      this.signature = signature;
+      for (const listener of [...this.listeners]) listener(personas);
+    } catch (error) {
+      coerceError(error); // the next round reads again
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/**
+ * Personas for every profile: list_personas, each definition as the prompt
+ * `persona:<id>` and the resource `roster://personas/<id>`, so an agent can adopt
+ * one. Prompts follow the database: a persona added, edited or retired while the
+ * session is open is added, updated or removed, and the client is sent
+ * notifications/prompts/list_changed. Returns a function that stops following.
+ */
+export async function registerPersonaTools(tools: ToolTable, server: McpServer, ctx: McpContext): Promise<() => void> {
+  const { store } = ctx;
+  const prompts = new Map<string, RegisteredPrompt>();
+
+  const follow = (personas: PersonaRecord[]): void => {
+    const seen = new Set<string>();
+    for (const record of personas) {
+      seen.add(record.id);
+      const existing = prompts.get(record.id);
+      if (existing !== undefined) {
+        if (existing.title !== record.name) existing.update({ title: record.name, description: `Adopt the ${record.name} persona (its definition as a system prompt).` });
+        continue;
+      }
+      prompts.set(
+        record.id,
+        server.registerPrompt(`persona:${record.id}`, { title: record.name, description: `Adopt the ${record.name} persona (its definition as a system prompt).` }, async () => {
+          const current = (await store.personas.get({ id: record.id })) ?? record;
+          return { description: current.name, messages: [{ role: "user", content: { type: "text", text: definitionText(current) } }] };
+        }),
+      );
+    }
+    for (const [id, prompt] of prompts) {
+      if (seen.has(id)) continue;
+      prompt.remove();
+      prompts.delete(id);
+    }
+  };
+
+  tools.define({
+    name: "list_personas",
+    description: "Personas tasks can be assigned to.",
+    input: {},
+    output: {},
+    annotations: { readOnlyHint: true },
+    handler: async () => {
+      const personas = await store.personas.list();
+      follow(personas);
+      return ok({ personas: personas.map(personaSummary) });
+    },
+  });
+
+  follow(await store.personas.list());
+  const stop = ctx.personaWatch.subscribe(follow);
 
   server.registerResource(
     "persona",
@@ -80,4 +157,5 @@ export async function registerPersonaTools(server: McpServer, ctx: McpContext): 
       return { contents: [{ uri: uri.href, mimeType: "text/markdown", text: definitionText(record) }] };
     },
   );
+  return stop;
 }

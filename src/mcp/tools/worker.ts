@@ -1,241 +1,348 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { RosterError } from "../../errors.js";
-import type { ClaimedTask, TaskInput } from "../../store/index.js";
+import type { ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
 import type { McpContext } from "../context.js";
-import { guard, leaseLost, ok } from "../results.js";
+import { leaseLost, ok } from "../results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT, agentId, childTasks, errorMessage, leaseToken, persona, result, retryable, taskId, waitMs } from "../schemas.js";
+import type { McpSession } from "../session.js";
+import type { ToolTable } from "../tool.js";
 
 /** An agent renews its leases every leaseMs / HEARTBEAT_DIVISOR (DESIGN: leaseMs >= 3 × heartbeat interval). */
 export const HEARTBEAT_DIVISOR = 3;
+/** Dependencies listed in a claim; more are counted (moreDependencies) and read with read_task. */
+export const CLAIM_DEPENDENCIES_MAX = 20;
+/** A parent's or goal's description in a claim is cut to this many characters. */
+export const CLAIM_CONTEXT_CHARS = 2_000;
+/** read_task's page of a result, in JSON characters: default and most. */
+export const READ_PAGE_CHARS_DEFAULT = 16_000;
+export const READ_PAGE_CHARS_MAX = 64_000;
+/** Trail events read_task returns. */
+export const READ_TRAIL_EVENTS = 20;
+/** Ready tasks a peek lists. */
+export const PEEK_LIMIT = 10;
 
-/** What claim_task hands the agent: the task, its dependencies' results, and when to heartbeat. */
-export function claimedView(task: ClaimedTask): Record<string, unknown> {
+/**
+ * The bound on a claim's answer: its dependencies part is at most
+ * CLAIM_DEPENDENCIES_MAX × (cut + DEPENDENCY_OVERHEAD_CHARS) characters whatever
+ * the results, plus the task's own title, description and payload (bounded by
+ * enqueue) and its parent's and goal's briefs (CLAIM_CONTEXT_CHARS each).
+ */
+export const DEPENDENCY_OVERHEAD_CHARS = 700;
+
+function brief(task: { id: number; title: string; description: string } | null): Record<string, unknown> | undefined {
+  if (task === null) return undefined;
+  const cut = task.description.length > CLAIM_CONTEXT_CHARS;
+  return {
+    id: task.id,
+    title: task.title,
+    description: cut ? task.description.slice(0, CLAIM_CONTEXT_CHARS) : task.description,
+    ...(cut ? { descriptionChars: task.description.length } : {}),
+  };
+}
+
+/** A dependency as a claim shows it: its result whole when short, else its first `cut` JSON characters and full size. */
+export function dependencyView(dep: DependencyResult, cutChars: number): Record<string, unknown> {
+  const base = { id: dep.id, title: dep.title, persona: dep.persona, status: dep.status };
+  if (dep.result === null) return { ...base, result: null };
+  const json = JSON.stringify(dep.result);
+  if (json.length <= cutChars) return { ...base, result: dep.result };
+  return { ...base, resultPreview: json.slice(0, cutChars), resultChars: json.length, truncated: true };
+}
+
+/** What claim_task hands the agent: the task, where it sits (parent, goal), bounded dependency results, when to heartbeat. */
+export function claimedView(task: ClaimedTask, lineage: TaskLineage | undefined, cutChars: number): Record<string, unknown> {
+  const deps = task.dependencies.slice(0, CLAIM_DEPENDENCIES_MAX).map((d) => dependencyView(d, cutChars));
+  const root = lineage?.root ?? null;
+  const parent = lineage?.parent ?? null;
   return {
     id: task.id,
     title: task.title,
     description: task.description,
     persona: task.persona,
     payload: task.payload,
-    parentId: task.parentId,
     priority: task.priority,
     attempt: task.attempt,
     maxAttempts: task.maxAttempts,
+    rootId: lineage?.rootId ?? task.id,
+    ...(parent !== null ? { parent: brief(parent) } : {}),
+    // The goal (root) when it is not the parent itself.
+    ...(root !== null && root.id !== parent?.id ? { goal: brief(root) } : {}),
     leaseMs: task.leaseMs,
-    leaseExpiresAt: task.leaseExpiresAt,
     heartbeatEveryMs: Math.floor(task.leaseMs / HEARTBEAT_DIVISOR),
     timeoutMs: task.timeoutMs,
-    dependencies: task.dependencies,
+    dependencies: deps,
+    ...(task.dependencies.length > deps.length ? { moreDependencies: task.dependencies.length - deps.length } : {}),
+    ...(task.inputs !== undefined && task.inputs.length > 0 ? { inputs: task.inputs.map((i) => ({ question: i.question, answer: i.answer })) } : {}),
   };
 }
 
+/** Throws PERSONA_NOT_FOUND unless the persona exists and is not retired. */
+export async function personaInService(ctx: McpContext, id: string): Promise<void> {
+  const record = await ctx.store.personas.get({ id });
+  if (record === null || record.retiredAt !== null) {
+    const what = record === null ? "unknown" : "retired";
+    throw new RosterError("PERSONA_NOT_FOUND", `persona: ${what} persona "${id}" (see list_personas)`, { details: { field: "persona" } });
+  }
+}
+
+/** register_agent, in every profile: planners register too, so their writes name them. */
+export function registerAgentTool(tools: ToolTable, session: McpSession, requirePersona: (id: string) => Promise<void>): void {
+  tools.define({
+    name: "register_agent",
+    description: "Optional: name your agent (one is made at first claim) or resume an ended one.",
+    input: {
+      name: z.string().min(1).max(200).optional().describe("display name"),
+      agentId: agentId.optional().describe("resume this ended agent"),
+    },
+    // Accepted, not listed (worker tools/list budget); docs/mcp.md describes them.
+    legacy: {
+      persona: persona.optional(),
+      heartbeatTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional().describe(`ms of silence before expiry (default ${HEARTBEAT_TIMEOUT_MS_DEFAULT})`),
+    },
+    output: {},
+    annotations: { ...WRITE, idempotentHint: true },
+    handler: async (input) => {
+      const args = input as typeof input & { persona?: string; heartbeatTimeoutMs?: number };
+      if (args.persona !== undefined) await requirePersona(args.persona);
+      return ok(await session.register({ name: args.name, persona: args.persona, heartbeatTimeoutMs: args.heartbeatTimeoutMs, resume: args.agentId }));
+    },
+  });
+
+}
+
+const WRITE = { destructiveHint: false } as const;
+const READ = { readOnlyHint: true } as const;
+const anyObject = z.looseObject({});
+
 /**
- * Worker tools: the loop an external agent runs (register → claim → heartbeat every
- * leaseMs/3 → progress → complete | fail | release). Every write after the claim is
- * fenced by (taskId, leaseToken); a lost lease answers LEASE_LOST and writes nothing.
+ * Worker tools: the loop an external agent runs (claim → heartbeat every
+ * heartbeatEveryMs → complete | fail | release). The session's agent is minted by
+ * the server on first use and bound to the session. Every write after the claim
+ * is fenced by (taskId, leaseToken); a lost lease answers LEASE_LOST with why.
  */
-export function registerWorkerTools(server: McpServer, ctx: McpContext): void {
+export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: McpSession): void {
   const { store, clock, leases } = ctx;
 
+  const requirePersona = (id: string): Promise<void> => personaInService(ctx, id);
+
   /**
-   * A claim is a sign of life: it heartbeats the agent (one statement, which also
-   * renews its leases), so an agent that only waits in claim_task is not expired,
-   * and an expired one comes back. Unknown or deregistered agents are refused.
+   * A claim is a sign of life: it heartbeats the agent (which also renews its
+   * leases), so an agent that only waits in claim_task is not expired, and an
+   * expired one comes back.
    */
-  const touchAgent = async (id: string): Promise<void> => {
+  const liveAgent = async (given: string | undefined): Promise<string> => {
+    const id = await session.require(given);
     const beat = await store.agents.heartbeat({ agentId: id, now: clock.now() });
-    if (beat.agentActive) return;
-    const agent = await store.agents.get({ agentId: id });
-    if (agent === null) {
-      throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${id}"; call register_agent first`, { details: { field: "agentId" } });
-    }
-    throw new RosterError("INVALID_STATE", `agentId: agent "${id}" is ${agent.status}; call register_agent again (pass agentId to keep it)`, {
-      details: { field: "agentId", status: agent.status },
-    });
+    if (!beat.agentActive) throw new RosterError("INVALID_STATE", `agentId: agent "${id}" was deregistered`, { details: { field: "agentId" } });
+    return id;
   };
 
-  const requirePersona = async (id: string): Promise<void> => {
-    const record = await store.personas.get({ id });
-    if (record === null || record.retiredAt !== null) {
-      const what = record === null ? "unknown" : "retired";
-      throw new RosterError("PERSONA_NOT_FOUND", `persona: ${what} persona "${id}" (see list_personas)`, { details: { field: "persona" } });
-    }
-  };
-
-  server.registerTool(
-    "register_agent",
-    {
-      description: "Register this agent (or resume one by agentId); returns the agentId the other worker tools take.",
-      inputSchema: {
-        name: z.string().min(1).max(200).optional(),
-        persona: persona.optional(),
-        heartbeatTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).optional().describe(`default ${HEARTBEAT_TIMEOUT_MS_DEFAULT}`),
-        agentId: agentId.optional().describe("resume this agent"),
-      },
-    },
-    async (args) =>
-      guard(async () => {
-        const agent = await store.agents.register({
-          ...(args.agentId !== undefined ? { id: args.agentId } : {}),
-          name: args.name ?? "mcp agent",
-          kind: "mcp",
-          personaId: args.persona ?? null,
-          heartbeatTimeoutMs: args.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS_DEFAULT,
-          now: clock.now(),
-        });
-        return ok({ agentId: agent.id, heartbeatTimeoutMs: agent.heartbeatTimeoutMs });
-      }),
-  );
-
-  server.registerTool(
-    "claim_task",
-    {
-      description: "Lease the next ready task of a persona, waiting up to waitMs; returns { task, leaseToken } or { task: null }.",
-      inputSchema: { agentId, persona, waitMs: waitMs.optional() },
-    },
-    async (args, extra) =>
-      guard(async () => {
-        await requirePersona(args.persona);
-        await touchAgent(args.agentId);
-        const deadline = performance.now() + (args.waitMs ?? 0);
-        for (;;) {
-          // A read first: waiting agents must not take the write lock every time they look.
-          const ready = await store.tasks.listAvailable({ persona: args.persona, now: clock.now(), limit: 1 });
-          if (ready.length > 0) {
-            const [task] = await store.tasks.claim({ persona: args.persona, agentId: args.agentId, limit: 1, now: clock.now() });
-            if (task !== undefined) {
-              leases.add(args.agentId, { taskId: task.id, leaseToken: task.leaseToken });
-              // The agent starts at once; in_progress says so to status readers.
-              const started = await store.tasks.startIfLeased({ taskId: task.id, leaseToken: task.leaseToken, now: clock.now() });
-              if (!started.ok) {
-                leases.remove({ taskId: task.id, leaseToken: task.leaseToken });
-                continue;
-              }
-              return ok({ task: claimedView(task), leaseToken: task.leaseToken });
-            }
-          }
-          const remaining = deadline - performance.now();
-          if (remaining <= 0 || extra.signal.aborted) return ok({ task: null });
-          const nextRunAt = await store.tasks.nextRunAt({ persona: args.persona, now: clock.now() });
-          const untilDue = nextRunAt === null ? remaining : Math.max(1, nextRunAt - clock.now());
-          await ctx.changes.wait(Math.min(remaining, untilDue), extra.signal);
-        }
-      }),
-  );
-
-  server.registerTool(
-    "heartbeat",
-    {
-      description: "Renew every lease this agent holds; call every leaseMs/3. Lists leases lost (stop those tasks).",
-      inputSchema: { agentId },
-    },
-    async (args) =>
-      guard(async () => {
-        if ((await store.agents.get({ agentId: args.agentId })) === null) {
-          throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${args.agentId}"; call register_agent first`, { details: { field: "agentId" } });
-        }
-        const beat = await store.agents.heartbeat({ agentId: args.agentId, now: clock.now() });
-        const lost = leases.settleHeartbeat(args.agentId, beat.renewed);
-        return ok({ agentActive: beat.agentActive, renewed: beat.renewed.map((r) => r.taskId), lost: lost.map((r) => r.taskId) });
-      }),
-  );
-
-  server.registerTool(
-    "report_progress",
-    {
-      description: "Record progress (fraction 0..1, optional message) on a task you hold.",
-      inputSchema: { taskId, leaseToken, fraction: z.number().min(0).max(1), message: z.string().max(1000).optional() },
-    },
-    async (args) =>
-      guard(async () => {
-        const out = await store.tasks.progressIfLeased({
-          taskId: args.taskId,
-          leaseToken: args.leaseToken,
-          fraction: args.fraction,
-          ...(args.message !== undefined ? { message: args.message } : {}),
-          now: clock.now(),
-        });
-        if (!out.ok) return await lost(args);
-        return ok({ taskId: args.taskId, fraction: args.fraction });
-      }),
-  );
-
-  server.registerTool(
-    "complete_task",
-    {
-      description: "Complete a task you hold with its result, optionally enqueueing child tasks in the same transaction.",
-      inputSchema: { taskId, leaseToken, result: result.optional(), tasks: childTasks.optional() },
-    },
-    async (args) =>
-      guard(async () => {
-        const out = await store.tasks.completeIfLeased({
-          taskId: args.taskId,
-          leaseToken: args.leaseToken,
-          ...(args.result !== undefined ? { result: args.result as never } : {}),
-          ...(args.tasks !== undefined ? { children: args.tasks as unknown as TaskInput[] } : {}),
-          now: clock.now(),
-        });
-        if (!out.ok) return await lost(args);
-        leases.remove(args);
-        return ok({ taskId: args.taskId, status: "completed", childIds: out.childIds, childRefs: out.childRefs });
-      }),
-  );
-
-  server.registerTool(
-    "fail_task",
-    {
-      description: "Fail a task you hold; retried with backoff while attempts remain unless retryable is false.",
-      inputSchema: { taskId, leaseToken, error: errorMessage, retryable: retryable.optional() },
-    },
-    async (args) =>
-      guard(async () => {
-        const out = await store.tasks.failIfLeased({
-          taskId: args.taskId,
-          leaseToken: args.leaseToken,
-          error: { message: args.error, code: "ADAPTER_FAILED" },
-          retryable: args.retryable ?? true,
-          now: clock.now(),
-        });
-        if (!out.ok) return await lost(args);
-        leases.remove(args);
-        return ok(
-          out.outcome === "retrying"
-            ? { taskId: args.taskId, status: "pending", attempt: out.attempt, runAt: out.runAt }
-            : { taskId: args.taskId, status: "failed", attempt: out.attempt, blocked: out.blocked },
-        );
-      }),
-  );
-
-  server.registerTool(
-    "release_task",
-    {
-      description: "Give a task you hold back to the queue without counting the attempt.",
-      inputSchema: { taskId, leaseToken, reason: z.string().max(1000).optional(), delayMs: z.number().int().min(0).max(3_600_000).optional() },
-    },
-    async (args) =>
-      guard(async () => {
-        const out = await store.tasks.releaseIfLeased({
-          taskId: args.taskId,
-          leaseToken: args.leaseToken,
-          ...(args.reason !== undefined ? { reason: args.reason } : {}),
-          ...(args.delayMs !== undefined ? { delayMs: args.delayMs } : {}),
-          now: clock.now(),
-        });
-        if (!out.ok) return await lost(args);
-        leases.remove(args);
-        return ok({ taskId: args.taskId, status: "pending" });
-      }),
-  );
-
-  /**
-   * A fenced write was refused. A task id that names no task is the caller's
-   * mistake, not a lost lease: say TASK_NOT_FOUND (get throws it) so the agent
-   * does not go looking for a lease it never had.
-   */
-  async function lost(ref: { taskId: number; leaseToken: string }) {
+  /** A fenced write was refused: why (TASK_NOT_FOUND for an id that names no task). */
+  const lost = async (ref: { taskId: number; leaseToken: string }) => {
     leases.remove(ref);
-    await store.tasks.get({ taskId: ref.taskId, eventLimit: 0 });
-    return leaseLost(ref.taskId);
+    return leaseLost(ref.taskId, await store.tasks.leaseLoss({ taskId: ref.taskId, agentId: session.agent }));
+  };
+
+  registerAgentTool(tools, session, requirePersona);
+
+  tools.define({
+    name: "claim_task",
+    description: "Lease the next ready task of persona, waiting up to waitMs; task null if none.",
+    input: { persona, waitMs: waitMs.optional() },
+    legacy: { agentId: agentId.optional() },
+    output: { task: anyObject.nullable(), leaseToken: z.string().optional() },
+    annotations: WRITE,
+    handler: async (args, extra) => {
+      await requirePersona(args.persona);
+      const agent = await liveAgent((args as { agentId?: string }).agentId);
+      const deadline = performance.now() + (args.waitMs ?? 0);
+      for (;;) {
+        const task = await claimOnce(args.persona, agent);
+        if (task !== null) {
+          leases.add(agent, { taskId: task.id, leaseToken: task.leaseToken });
+          // The agent starts at once; in_progress says so to status readers.
+          const started = await store.tasks.startIfLeased({ taskId: task.id, leaseToken: task.leaseToken, now: clock.now() });
+          if (started.ok) {
+            const [lineage] = await store.tasks.lineage({ taskIds: [task.id] });
+            const view = claimedView(task, lineage, ctx.resultCutChars);
+            return ok({ task: view, leaseToken: task.leaseToken }, () => `claimed task ${task.id} "${task.title}" (attempt ${task.attempt}/${task.maxAttempts}), leaseToken ${task.leaseToken}`);
+          }
+          leases.remove({ taskId: task.id, leaseToken: task.leaseToken });
+          continue;
+        }
+        const remaining = deadline - performance.now();
+        if (remaining <= 0 || extra.signal.aborted) return ok({ task: null });
+        const nextRunAt = await store.tasks.nextRunAt({ persona: args.persona, now: clock.now() });
+        const untilDue = nextRunAt === null ? remaining : Math.max(1, nextRunAt - clock.now());
+        await ctx.changes.wait(Math.min(remaining, untilDue), extra.signal);
+      }
+    },
+  });
+
+  /** One claim: the persona's best ready task, passing over tasks this agent skipped. A read first: waiting agents must not take the write lock every time they look. */
+  async function claimOnce(personaId: string, agent: string): Promise<ClaimedTask | null> {
+    const skipped = ctx.skips.active(agent, clock.now());
+    const ready = await store.tasks.listAvailable({ persona: personaId, now: clock.now(), limit: skipped.size + 1 });
+    const pick = ready.find((t) => !skipped.has(t.id));
+    if (pick === undefined) return null;
+    if (skipped.size === 0) return (await store.tasks.claim({ persona: personaId, agentId: agent, limit: 1, now: clock.now() }))[0] ?? null;
+    return store.tasks.claimById({ taskId: pick.id, agentId: agent, now: clock.now() });
   }
+
+  tools.define({
+    name: "heartbeat",
+    description: "Renew your leases every task.heartbeatEveryMs. lost: tasks no longer yours.",
+    input: {},
+    legacy: { agentId: agentId.optional() },
+    output: {},
+    annotations: { ...WRITE, idempotentHint: true },
+    handler: async (args) => {
+      const agent = await session.require((args as { agentId?: string }).agentId);
+      const beat = await store.agents.heartbeat({ agentId: agent, now: clock.now() });
+      const gone = leases.settleHeartbeat(agent, beat.renewed);
+      return ok({ renewed: beat.renewed.map((r) => r.taskId), lost: gone.map((r) => r.taskId) });
+    },
+  });
+
+  tools.define({
+    name: "report_progress",
+    description: "Note progress on a task you hold.",
+    input: { taskId, leaseToken, fraction: z.number().min(0).max(1).describe("0..1"), message: z.string().max(1000).optional().describe("status line") },
+    output: {},
+    annotations: { ...WRITE, idempotentHint: true },
+    handler: async (args) => {
+      const out = await store.tasks.progressIfLeased({
+        taskId: args.taskId,
+        leaseToken: args.leaseToken,
+        fraction: args.fraction,
+        ...(args.message !== undefined ? { message: args.message } : {}),
+        now: clock.now(),
+      });
+      if (!out.ok) return await lost(args);
+      return ok({ taskId: args.taskId });
+    },
+  });
+
+  tools.define({
+    name: "complete_task",
+    description: "Complete a task you hold. Safe to retry with the same leaseToken (alreadyCompleted).",
+    input: { taskId, leaseToken, result: result.optional(), tasks: childTasks.optional() },
+    output: {},
+    annotations: { ...WRITE, idempotentHint: true },
+    handler: async (args) => {
+      const out = await store.tasks.completeOnce({
+        taskId: args.taskId,
+        leaseToken: args.leaseToken,
+        ...(args.result !== undefined ? { result: args.result as never } : {}),
+        ...(args.tasks !== undefined ? { children: args.tasks as unknown as TaskInput[] } : {}),
+        now: clock.now(),
+      });
+      leases.remove(args);
+      if (out.ok) return ok({ taskId: args.taskId, status: "completed", childIds: out.childIds, ...(Object.keys(out.childRefs).length > 0 ? { childRefs: out.childRefs } : {}) });
+      if (out.code === "ALREADY_COMPLETED") {
+        return ok({ taskId: args.taskId, status: "completed", childIds: out.childIds, alreadyCompleted: true, result: out.result }, () => `task ${args.taskId} was already completed with this lease`);
+      }
+      return await lost(args);
+    },
+  });
+
+  tools.define({
+    name: "fail_task",
+    description: "Fail a task you hold; retried while attempts remain unless retryable:false.",
+    input: { taskId, leaseToken, error: errorMessage, retryable: retryable.optional() },
+    output: {},
+    annotations: WRITE,
+    handler: async (args) => {
+      const out = await store.tasks.failIfLeased({
+        taskId: args.taskId,
+        leaseToken: args.leaseToken,
+        error: { message: args.error, code: "ADAPTER_FAILED" },
+        retryable: args.retryable ?? true,
+        now: clock.now(),
+      });
+      if (!out.ok) return await lost(args);
+      leases.remove(args);
+      return ok(
+        out.outcome === "retrying"
+          ? { taskId: args.taskId, status: "pending", attempt: out.attempt, runAt: out.runAt }
+          : { taskId: args.taskId, status: "failed", attempt: out.attempt, blocked: out.blocked },
+      );
+    },
+  });
+
+  tools.define({
+    name: "release_task",
+    description: "Give a task back uncounted. skip: not for me (others take it; you don't get it again soon).",
+    input: {
+      taskId,
+      leaseToken,
+      skip: z.boolean().optional().describe(`hide from you ${Math.round(ctx.skipMs / 60_000)} min`),
+      reason: z.string().max(1000).optional().describe("why"),
+      delayMs: z.number().int().min(0).max(3_600_000).optional().describe("hold from all, ms"),
+    },
+    output: {},
+    annotations: WRITE,
+    handler: async (args) => {
+      const agent = session.agent;
+      const out = await store.tasks.releaseIfLeased({
+        taskId: args.taskId,
+        leaseToken: args.leaseToken,
+        reason: args.reason ?? (args.skip === true ? "skipped: not for this agent" : "released by agent"),
+        ...(args.delayMs !== undefined ? { delayMs: args.delayMs } : {}),
+        now: clock.now(),
+      });
+      if (!out.ok) return await lost(args);
+      leases.remove(args);
+      if (args.skip === true && agent !== null) ctx.skips.add(agent, args.taskId, clock.now() + ctx.skipMs);
+      return ok({ taskId: args.taskId, status: "pending" });
+    },
+  });
+
+  tools.define({
+    name: "read_task",
+    description: "Read a task (state, trail, result from offset), or peek at a persona's ready tasks.",
+    input: {
+      taskId: taskId.optional(),
+      persona: persona.optional().describe("peek at its ready tasks"),
+      offset: z.number().int().min(0).optional().describe("result start, chars"),
+      limit: z.number().int().min(1).max(READ_PAGE_CHARS_MAX).optional().describe(`chars (default ${READ_PAGE_CHARS_DEFAULT})`),
+    },
+    output: {},
+    annotations: READ,
+    handler: async (args) => {
+      if ((args.taskId === undefined) === (args.persona === undefined)) {
+        throw new RosterError("VALIDATION", "taskId: give either taskId (read a task) or persona (peek at ready tasks)", { details: { field: "taskId" } });
+      }
+      if (args.persona !== undefined) {
+        await requirePersona(args.persona);
+        const skipped = session.agent === null ? new Set<number>() : ctx.skips.active(session.agent, clock.now());
+        const ready = await store.tasks.listAvailable({ persona: args.persona, now: clock.now(), limit: PEEK_LIMIT });
+        return ok({
+          ready: ready.map((t) => ({ id: t.id, title: t.title, priority: t.priority, attempts: t.attempts, ...(skipped.has(t.id) ? { skipped: true } : {}) })),
+        });
+      }
+      const id = args.taskId!;
+      const detail = await store.tasks.get({ taskId: id, eventLimit: READ_TRAIL_EVENTS });
+      const offset = args.offset ?? 0;
+      const page = await store.tasks.resultPage({ taskId: id, offset, limit: args.limit ?? READ_PAGE_CHARS_DEFAULT });
+      const whole = offset === 0 && page.text.length === page.totalChars;
+      const task = {
+        id: detail.id,
+        title: detail.title,
+        description: detail.description,
+        persona: detail.persona,
+        status: detail.status,
+        attempts: detail.attempts,
+        maxAttempts: detail.maxAttempts,
+        rootId: detail.rootId,
+        parentId: detail.parentId,
+        dependsOn: detail.dependsOn,
+        ...(detail.error !== null ? { error: { code: detail.error.code, message: detail.error.message } } : {}),
+        ...(whole ? { result: detail.result } : { resultText: page.text, offset, resultChars: page.totalChars, nextOffset: offset + page.text.length < page.totalChars ? offset + page.text.length : null }),
+        trail: detail.events.map((e) => ({ type: e.type, at: e.at, agentId: e.agentId, attempt: e.attempt })),
+      };
+      return ok({ task }, () => `task ${id} "${detail.title}" is ${detail.status}`);
+    },
+  });
 }

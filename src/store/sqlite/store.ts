@@ -20,6 +20,7 @@ import type {
   WhyService,
 } from "../types.js";
 import { BLOCKED_WRITE_MS, LivenessJudge } from "../liveness.js";
+import { AgentReads } from "./agent-reads.js";
 import { AgentStatements } from "./agents.js";
 import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
@@ -45,10 +46,10 @@ export class SqliteStore implements Store {
   readonly agents: AgentService;
   readonly personas: PersonaService;
   readonly maintenance: MaintenanceService;
+  readonly economics: EconomicsService;
   readonly humans: HumanService;
   readonly schedules: ScheduleService;
   readonly why: WhyService;
-  readonly economics: EconomicsService;
 
   private readonly db: Db;
   /** Judges other holders' liveness by their stamps moving on this process's monotonic clock. */
@@ -89,6 +90,7 @@ export class SqliteStore implements Store {
     const humans = new HumanStatements(db, tx, graph);
     const schedules = new ScheduleStatements(db, tx, enqueuer, maxPayloadBytes);
     const why = new WhyReads(db, humans);
+    const agentReads = new AgentReads(db, tx, transitions, enqueuer);
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
 
@@ -199,6 +201,22 @@ export class SqliteStore implements Store {
       counts: async (p) => tx.read("tasks.counts", () => queries.counts(p)),
       running: async (p) => tx.read("tasks.running", () => queries.running(p)),
       nextRunAt: async (p) => tx.read("tasks.nextRunAt", () => queries.nextRunAt(p)),
+      claimById: async (p) => {
+        const task = await tx.write("tasks.claimById", () => transitions.claimOne(p));
+        if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
+        return task;
+      },
+      lineage: async (p) => tx.read("tasks.lineage", () => agentReads.lineage(p.taskIds)),
+      completeOnce: async (p) => tx.write("tasks.completeOnce", () => agentReads.completeOnce(p)),
+      leaseLoss: async (p) => tx.read("tasks.leaseLoss", () => agentReads.leaseLoss(p)),
+      resultPage: async (p) => tx.read("tasks.resultPage", () => agentReads.resultPage(p)),
+      enqueueGoal: async (p) => {
+        const goal = validateBatch([p.goal], maxPayloadBytes)[0]!;
+        const tasks = validateBatch(p.tasks, maxPayloadBytes);
+        return tx.write("tasks.enqueueGoal", () =>
+          agentReads.enqueueGoal(goal, tasks, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now }),
+        );
+      },
       oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
     };
 
@@ -244,24 +262,6 @@ export class SqliteStore implements Store {
       retire: async (p) => tx.write("personas.retire", () => personas.retire(p.id, p.retired, p.now)),
     };
 
-    const gates = transitions.gates;
-    this.economics = {
-      usageOf: async (p) => tx.read("economics.usageOf", () => transitions.usage.usageOf(p.taskId)),
-      cost: async (p) => tx.read("economics.cost", () => transitions.usage.cost(p.by, p.since ?? 0, p.rootId ?? null)),
-      total: async (p) => tx.read("economics.total", () => transitions.usage.total(p?.since ?? 0, p?.rootId ?? null)),
-      setBudget: async (p) => tx.write("economics.setBudget", () => gates.setBudget(p)),
-      raiseBudget: async (p) => tx.write("economics.raiseBudget", () => gates.raiseBudget(p)),
-      removeBudget: async (p) => tx.write("economics.removeBudget", () => gates.removeBudget(p.scope, p.key, p.now)),
-      budgets: async (p) => tx.read("economics.budgets", () => gates.budgets(p.now)),
-      gates: async (p) => tx.read("economics.gates", () => gates.personaGates(p.persona, p.now)),
-      pauses: async (p) => tx.read("economics.pauses", () => gates.pauses(p.now)),
-      resumeProvider: async (p) => tx.write("economics.resumeProvider", () => gates.resumeProvider(p.provider)),
-      breakers: async () => tx.read("economics.breakers", () => gates.breakers()),
-      resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p.persona)),
-      setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
-      prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
-    };
-
     this.humans = {
       listParked: async (p) => tx.read("humans.listParked", () => humans.listParked(p?.limit)),
       requests: async (p) => tx.read("humans.requests", () => humans.requests(p.taskId)),
@@ -290,6 +290,24 @@ export class SqliteStore implements Store {
 
     this.why = {
       explain: async (p) => tx.read("why.explain", () => why.explain(p.taskId, p.now)),
+    };
+
+    const gates = transitions.gates;
+    this.economics = {
+      usageOf: async (p) => tx.read("economics.usageOf", () => transitions.usage.usageOf(p.taskId)),
+      cost: async (p) => tx.read("economics.cost", () => transitions.usage.cost(p.by, p.since ?? 0, p.rootId ?? null)),
+      total: async (p) => tx.read("economics.total", () => transitions.usage.total(p?.since ?? 0, p?.rootId ?? null)),
+      setBudget: async (p) => tx.write("economics.setBudget", () => gates.setBudget(p)),
+      raiseBudget: async (p) => tx.write("economics.raiseBudget", () => gates.raiseBudget(p)),
+      removeBudget: async (p) => tx.write("economics.removeBudget", () => gates.removeBudget(p.scope, p.key, p.now)),
+      budgets: async (p) => tx.read("economics.budgets", () => gates.budgets(p.now)),
+      gates: async (p) => tx.read("economics.gates", () => gates.personaGates(p.persona, p.now)),
+      pauses: async (p) => tx.read("economics.pauses", () => gates.pauses(p.now)),
+      resumeProvider: async (p) => tx.write("economics.resumeProvider", () => gates.resumeProvider(p.provider)),
+      breakers: async () => tx.read("economics.breakers", () => gates.breakers()),
+      resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p.persona)),
+      setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
+      prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
     };
 
     this.maintenance = {

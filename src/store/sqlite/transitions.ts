@@ -44,6 +44,30 @@ export const CLAIM_SQL = `
       RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
 
 /**
+ * The claim of one named task (an MCP agent that skipped others): the same row
+ * changes as CLAIM_SQL, only if the task is ready now. A primary-key seek.
+ * Params: @agentId @token @leaseMs @now @taskId.
+ */
+export const CLAIM_ONE_SQL = `
+      UPDATE task_status SET
+        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
+        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
+        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
+      WHERE task_id = @taskId AND status = 'pending' AND run_at <= @now
+      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
+
+type ClaimRow = {
+  task_id: number;
+  attempts: number;
+  max_attempts: number;
+  lease_token: string;
+  lease_expires_at: number;
+  ready_at: number | null;
+  run_at: number;
+  priority: number;
+};
+
+/**
  * CLAIM_SQL for when some tasks or goals are held (their budget is spent): the same
  * seek, skipping held rows by two primary-key probes each. Only used while
  * budget_holds has rows, so the plain claim stays as it is (docs/economics.md).
@@ -103,6 +127,8 @@ export class Transitions {
   readonly gates: EconomicsStatements;
   private readonly claimSkippingHeldStmt;
   private readonly claimStmt;
+  private readonly claimOneStmt;
+  private readonly personaOf;
   private readonly claimedDetails;
   private readonly dependencyResults;
   private readonly insertEvent;
@@ -137,6 +163,8 @@ export class Transitions {
     this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
     this.usage = new UsageStatements(db);
     this.gates = new EconomicsStatements(db, tx);
+    this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
+    this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
     this.claimedDetails = db.prepare(`
       SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms
       FROM tasks WHERE id IN (SELECT value FROM json_each(?))`);
@@ -226,16 +254,29 @@ export class Transitions {
   claim(params: ClaimParams): ClaimedTask[] {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
     const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
-    const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as Array<{
-      task_id: number;
-      attempts: number;
-      max_attempts: number;
-      lease_token: string;
-      lease_expires_at: number;
-      ready_at: number | null;
-      run_at: number;
-      priority: number;
-    }>;
+    const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as ClaimRow[];
+    return this.claimed(rows, params.agentId, leaseMs, params.now);
+  }
+
+  /** Claims the named task if it is ready now (pending, run_at passed); null otherwise. */
+  claimOne(params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): ClaimedTask | null {
+    const persona = this.personaOf.get(params.taskId) as string | undefined;
+    if (persona === undefined) return null;
+    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
+    // Behind the same economic gates as a persona's claim (DESIGN rule 15).
+    const gate = this.gates.gate(persona, params.now, 1);
+    if (gate.limit <= 0) {
+      this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      return null;
+    }
+    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimRow[];
+    this.gates.claimed(persona, gate, rows.map((r) => r.task_id), params.now);
+    return this.claimed(rows, params.agentId, leaseMs, params.now)[0] ?? null;
+  }
+
+  /** What both claims share: the claimed tasks' details and dependency results, their events and notification. */
+  private claimed(rows: ClaimRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
+    const params = { agentId, now };
     if (rows.length === 0) return [];
     const idsJson = JSON.stringify(rows.map((row) => row.task_id));
     const details = new Map(

@@ -1,0 +1,150 @@
+import { RosterError, coerceError } from "../errors.js";
+import type { McpContext } from "./context.js";
+import { McpToolError } from "./results.js";
+import { HEARTBEAT_TIMEOUT_MS_DEFAULT } from "./schemas.js";
+
+/** How long a task released with skip is kept from the agent that skipped it, in ms (others may take it at once). */
+export const SKIP_MS_DEFAULT = 10 * 60_000;
+/** Most tasks one agent keeps skipped at once; the oldest skip is forgotten first. */
+export const SKIPS_MAX = 100;
+
+/**
+ * Tasks each agent said "not for me" to (release_task with skip), until when.
+ * Memory of this process: an agent id is bound to one session, so the process
+ * that serves its claims is the one that heard the skip.
+ */
+export class SkipBook {
+  private readonly byAgent = new Map<string, Map<number, number>>();
+
+  add(agentId: string, taskId: number, until: number): void {
+    let skips = this.byAgent.get(agentId);
+    if (skips === undefined) this.byAgent.set(agentId, (skips = new Map()));
+    skips.delete(taskId);
+    skips.set(taskId, until);
+    if (skips.size > SKIPS_MAX) skips.delete(skips.keys().next().value!);
+  }
+
+  /** Task ids `agentId` skipped that are still held back at `now`; expired ones are forgotten. */
+  active(agentId: string, now: number): Set<number> {
+    const skips = this.byAgent.get(agentId);
+    const out = new Set<number>();
+    if (skips === undefined) return out;
+    for (const [taskId, until] of skips) {
+      if (until > now) out.add(taskId);
+      else skips.delete(taskId);
+    }
+    if (skips.size === 0) this.byAgent.delete(agentId);
+    return out;
+  }
+
+  forget(agentId: string): void {
+    this.byAgent.delete(agentId);
+  }
+}
+
+/**
+ * One MCP session's agent. The server mints the id (register_agent, or the first
+ * tool that needs an agent) and binds it to this session: other sessions cannot
+ * act as it, and when the session ends (stdio EOF, HTTP DELETE, idle timeout) the
+ * agent is deregistered, which releases its leases without counting the attempts.
+ * Modes: unbound → bound (agentId set) → ended.
+ */
+export class McpSession {
+  private agentId: string | null = null;
+  private binding: Promise<string> | null = null;
+  private ended = false;
+  private ending: Promise<void> | null = null;
+  /** Called once when the session ends (before the agent is deregistered). */
+  onEnd: (() => void) | null = null;
+
+  constructor(
+    private readonly ctx: McpContext,
+    /** The client's name from initialize, for agents it did not name. */
+    private readonly clientName: () => string | undefined,
+  ) {}
+
+  get agent(): string | null {
+    return this.agentId;
+  }
+
+  /**
+   * Registers (or renames) this session's agent. `resume` takes over an agent id
+   * registered before, only if no open session holds it and it is not active
+   * (its session ended, or it expired): a live agent's id cannot be taken.
+   */
+  async register(p: { name?: string | undefined; persona?: string | undefined; heartbeatTimeoutMs?: number | undefined; resume?: string | undefined }): Promise<{ agentId: string; heartbeatTimeoutMs: number }> {
+    const { store, clock } = this.ctx;
+    let id = this.agentId ?? undefined;
+    if (p.resume !== undefined && p.resume !== this.agentId) {
+      if (this.agentId !== null) throw new McpToolError("AGENT_MISMATCH", `agentId: this session is already agent "${this.agentId}"; open another session to be another agent`, "agentId");
+      const known = await store.agents.get({ agentId: p.resume });
+      if (known === null) throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.resume}" to resume; omit agentId to get a new one`, { details: { field: "agentId" } });
+      if (this.ctx.boundAgents.has(p.resume) || known.status === "active") {
+        throw new McpToolError("AGENT_IN_USE", `agentId: agent "${p.resume}" is active in another session; it can be resumed once that session ends or expires`, "agentId");
+      }
+      id = p.resume;
+    }
+    if (this.ended) throw new RosterError("INVALID_STATE", "session: closed", { details: { field: "session" } });
+    const agent = await store.agents.register({
+      ...(id !== undefined ? { id } : {}),
+      name: p.name ?? this.clientName() ?? "mcp agent",
+      kind: "mcp",
+      personaId: p.persona ?? null,
+      heartbeatTimeoutMs: p.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS_DEFAULT,
+      now: clock.now(),
+    });
+    this.bind(agent.id);
+    return { agentId: agent.id, heartbeatTimeoutMs: agent.heartbeatTimeoutMs };
+  }
+
+  /**
+   * This session's agent, registered on first use. `given` (a tool's optional
+   * agentId) must be this session's own.
+   */
+  async require(given?: string): Promise<string> {
+    if (given !== undefined && given !== this.agentId) {
+      if ((await this.ctx.store.agents.get({ agentId: given })) === null) {
+        throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${given}"; omit agentId (the session has its own) or call register_agent`, { details: { field: "agentId" } });
+      }
+      throw new McpToolError("AGENT_MISMATCH", `agentId: "${given}" is not this session's agent${this.agentId === null ? " (none yet)" : ` ("${this.agentId}")`}; agent ids are bound to the session that registered them`, "agentId");
+    }
+    if (this.agentId !== null) return this.agentId;
+    this.binding ??= this.register({}).then((r) => r.agentId);
+    try {
+      return await this.binding;
+    } finally {
+      this.binding = null;
+    }
+  }
+
+  /** The agent's id for `createdBy` / `by` of planner writes, when it has one; a planner need not register. */
+  by(): string {
+    return this.agentId ?? "mcp";
+  }
+
+  /** Deregisters the agent (its leases go back to the queue uncounted). Every call gets the same promise; never rejects. */
+  end(): Promise<void> {
+    this.ending ??= this.deregister();
+    return this.ending;
+  }
+
+  private async deregister(): Promise<void> {
+    this.ended = true;
+    this.onEnd?.();
+    const id = this.agentId;
+    if (id === null) return;
+    this.ctx.boundAgents.delete(id);
+    this.ctx.skips.forget(id);
+    try {
+      const { released } = await this.ctx.store.agents.deregister({ agentId: id, now: this.ctx.clock.now() });
+      this.ctx.logger.debug({ agentId: id, released: released.length }, "mcp session ended: agent deregistered");
+    } catch (error) {
+      this.ctx.logger.warn({ agentId: id, err: coerceError(error) }, "mcp session ended: deregistering its agent failed; its leases will expire");
+    }
+  }
+
+  private bind(id: string): void {
+    this.agentId = id;
+    this.ctx.boundAgents.add(id);
+  }
+}
