@@ -53,14 +53,16 @@ export async function serveMcpStdio(options: {
   stdin.once("close", onEnd);
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
-    (closing ??= (async () => {
+    // The body starts on a later tick, so `closing` is set before server.close() closes the
+    // transport, whose onclose calls close() again.
+    (closing ??= Promise.resolve().then(async () => {
       stdin.off("end", onEnd);
       stdin.off("close", onEnd);
       await server.close();
       // The client is gone: its agent is deregistered and its leases go back to the queue.
       await endMcpSession(server);
       resolveClosed();
-    })());
+    }));
   await server.connect(transport);
   const receive = transport.onmessage;
   // Wrapped after connect(), which installs the SDK's own handler: count requests in
