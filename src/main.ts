@@ -1,5 +1,5 @@
 /**
- * The composition root (STYLE: "config → store → supervisor; signals. Nothing
+ * The composition root (docs/ARCHITECTURE.md, style notes: "config → store → supervisor; signals. Nothing
  * else."). `roster start` calls runStart; so do tests and benchmarks.
  *
  * Hook points for the parts that run beside the supervisor (metrics server, live

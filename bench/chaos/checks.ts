@@ -347,7 +347,7 @@ export function checkTask(
     if (verdict.wronglyFailed !== null) problems.push(verdict.wronglyFailed);
   }
 
-  // No claim before every dependency completed (DESIGN rule 2).
+  // No claim before every dependency completed (docs/ARCHITECTURE.md rule 2).
   for (const dep of deps) {
     if (dep === undefined) continue;
     const done = (context.events.get(dep.id) ?? []).find((e) => e.type === "task:completed");

@@ -1,5 +1,5 @@
 /**
- * The stall rule (DESIGN rule 13), computed from the data: no task may wait ready
+ * The stall rule (docs/ARCHITECTURE.md rule 13), computed from the data: no task may wait ready
  * longer than the stall bound while a live, unpaused supervisor serving its
  * persona had a free slot for it.
  *

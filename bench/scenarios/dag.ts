@@ -2,7 +2,7 @@
  * `dag`: the store's dependency work. One atomic batch of 10,000 tasks with 20,000
  * edges (validated whole, cycle-checked, written in one transaction); and one task with
  * 10,000 dependents completing: the dependents' unmet counters drop in the completing
- * transaction (DESIGN rule 2), so they are all ready once it commits.
+ * transaction (docs/ARCHITECTURE.md rule 2), so they are all ready once it commits.
  */
 import { runInChild } from "./support/child.js";
 import { benchModule } from "./support/paths.js";

@@ -1,5 +1,5 @@
 /**
- * Model prices and the cost of an attempt's tokens: pure code (STYLE rule 3). The
+ * Model prices and the cost of an attempt's tokens: pure code (docs/ARCHITECTURE.md, style notes). The
  * store calls costOf when the source reported no cost of its own (Claude Code does;
  * Codex and Gemini do not), with the user's prices (`roster cost price`) over these
  * defaults.

@@ -1,6 +1,6 @@
 /**
  * Every message that crosses between the main thread and the pool's worker
- * threads, in one file (STYLE rule 5). Only plain data crosses: errors travel as
+ * threads, in one file (docs/ARCHITECTURE.md, style notes). Only plain data crosses: errors travel as
  * ErrorObject `{ name, code, message, stack, retryable }` and are rebuilt with
  * fromErrorObject. Worker threads never touch SQLite; they get tasks as data and
  * hand back outcomes.

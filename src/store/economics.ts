@@ -2,7 +2,7 @@
  * The economics part of the store interface (issue 16): usage per attempt, budgets,
  * provider pauses, circuit breakers and rate limits. The rules live in the store,
  * so every process sharing it sees the same spend and the same gates, and the
- * claim enforces them (DESIGN rule 15). Nothing here names a driver.
+ * claim enforces them (docs/ARCHITECTURE.md rule 15). Nothing here names a driver.
  */
 import type { ModelPrice } from "../policy/prices.js";
 

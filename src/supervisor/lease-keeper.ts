@@ -20,7 +20,7 @@ export interface LeaseKeeperHost {
 }
 
 /**
- * Lease renewal (DESIGN rule 5): every intervalMs (min(leaseMs) / 3) ONE store
+ * Lease renewal (docs/ARCHITECTURE.md rule 5): every intervalMs (min(leaseMs) / 3) ONE store
  * call renews every lease the supervisor holds and keeps its agent row alive.
  *
  * Modes: stopped → ticking (a timer per interval; a tick never overlaps the

@@ -3,7 +3,7 @@ import { coerceError } from "../errors.js";
 import type { ReapResult, Store } from "../store/index.js";
 
 /**
- * The reaper (DESIGN rule 6): returns expired leases — of any agent, e.g. a
+ * The reaper (docs/ARCHITECTURE.md rule 6): returns expired leases — of any agent, e.g. a
  * supervisor killed with -9 — to pending with backoff, or to failed on their last
  * attempt, and marks silent agents expired.
  *

@@ -84,7 +84,7 @@ type State = "created" | "starting" | "running" | "stopping" | "stopped";
  * Completer, which commits them in batches; the LeaseKeeper renews every lease in
  * one call per min(leaseMs)/3; the Reaper collects expired leases. An attempt is
  * aborted on timeout, lost lease, cancellation or shutdown; a lost lease's result
- * is discarded. stop() (DESIGN rule 10): stop claiming, let running attempts
+ * is discarded. stop() (docs/ARCHITECTURE.md rule 10): stop claiming, let running attempts
  * finish within shutdownGraceMs, abort the rest and release their leases without
  * counting the attempt, deregister, close the pool. The store stays open: its
  * owner closes it.
@@ -280,7 +280,7 @@ export class Supervisor {
     void this.waker.rescheduleRunAt();
   }
 
-  /** Graceful stop (DESIGN rule 10); idempotent. */
+  /** Graceful stop (docs/ARCHITECTURE.md rule 10); idempotent. */
   stop(reason = "stop"): Promise<void> {
     if (this.stopping === null) this.stopping = this.shutdown(reason);
     return this.stopping;

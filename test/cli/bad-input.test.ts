@@ -8,7 +8,7 @@ import { call, spawnMcpClient, type SpawnedClient } from "../mcp/helpers.js";
 import { makeTemplate, roster, rosterJson, tableCounts, type Template } from "./helpers.js";
 
 /**
- * Bad input (DESIGN rule 11), one table per way in: the command line, plan files,
+ * Bad input (docs/ARCHITECTURE.md rule 11), one table per way in: the command line, plan files,
  * persona files and config (flags and environment variables) through the built
  * CLI, and MCP tool calls through `roster mcp` over stdio with the SDK's Client.
  * Each case checks the message names what and where, and that nothing was

@@ -9,7 +9,7 @@ import { syncTestPersonas } from "../helpers/personas.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 
 /**
- * DESIGN rule 3 across processes: four processes claim from one WAL file holding
+ * docs/ARCHITECTURE.md rule 3 across processes: four processes claim from one WAL file holding
  * 2,000 ready tasks, in singles and batches, and complete what they claim. Every
  * task is claimed exactly once and, from the audit trail, no two leases overlap.
  * The claimers run the built JS (dist/), so `npx tsc -p tsconfig.json` comes first

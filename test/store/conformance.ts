@@ -22,7 +22,7 @@ import type { Ctx, StoreFactory } from "./conformance/support.js";
 export type { StoreFactory, StoreHarness } from "./conformance/support.js";
 
 /**
- * The store's conformance suite: every rule of DESIGN.md that lives in the
+ * The store's conformance suite: every rule of docs/ARCHITECTURE.md that lives in the
  * database, written against the Store interface only. Each implementation runs it
  * with its own factory (test/store/sqlite.test.ts; a PostgreSQL store would add
  * postgres.test.ts). Each test gets a fresh store with the test personas synced

@@ -5,7 +5,7 @@ import { sqliteExplain } from "../../src/store/sqlite/introspect.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 
 /**
- * DESIGN rule 2: the claim is one index seek whatever the queue depth, and every
+ * docs/ARCHITECTURE.md rule 2: the claim is one index seek whatever the queue depth, and every
  * statement the supervisor runs per tick uses an index, never a scan of the task
  * tables. The SQL explained is the store's own text (HOT_QUERIES), not a copy.
  * Checked on 12k+ tasks of three personas, before and after ANALYZE.

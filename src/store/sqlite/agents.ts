@@ -18,7 +18,7 @@ export const RENEW_ALL_SQL = `
       WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
       RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
 
-/** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (DESIGN rule 5). */
+/** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (docs/ARCHITECTURE.md rule 5). */
 export class AgentStatements {
   private readonly insert;
   private readonly touch;

@@ -49,7 +49,7 @@ const scopeWindowMs = (window: BudgetWindow) => BUDGET_WINDOWS[window];
 const windowName = (ms: number): BudgetWindow => (ms === BUDGET_WINDOWS.day ? "day" : ms === BUDGET_WINDOWS.hour ? "hour" : "total");
 
 /**
- * The gates the claim checks (DESIGN rule 15) and the rules that move them at
+ * The gates the claim checks (docs/ARCHITECTURE.md rule 15) and the rules that move them at
  * settlement: budgets and the holds they put on tasks and goals, provider pauses,
  * per-persona circuit breakers, and starts-per-window rate limits. Every method
  * runs inside the caller's transaction, so several processes sharing the database

@@ -6,7 +6,7 @@ import type { EnqueueResult, TaskState } from "../types.js";
 import type { Db } from "./database.js";
 
 /**
- * Writes a validated batch inside the caller's transaction (DESIGN rule 1): checks
+ * Writes a validated batch inside the caller's transaction (docs/ARCHITECTURE.md rule 1): checks
  * what needs the database (personas, existing dependencies, parent), then inserts
  * the tasks, their status rows with unmet-dependency counts, edges and events.
  * Any error throws before the transaction commits, so nothing of the batch lands.

@@ -2,7 +2,7 @@ import type { Db } from "./database.js";
 import type { TaskState } from "../types.js";
 
 /**
- * DESIGN rule 2: completing @taskId decrements its direct dependents' unmet counters
+ * docs/ARCHITECTURE.md rule 2: completing @taskId decrements its direct dependents' unmet counters
  * (one seek into task_dependencies_dependents); a waiting task whose last unmet
  * dependency this was becomes pending. Old values on the right-hand side.
  */

@@ -27,7 +27,7 @@ const SILENT_LEASE_SQL = `
       WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.lease_expires_at = @stamp
         AND s.status IN ('claimed','in_progress')`;
 
-/** The lease reaper (DESIGN rule 6), retention, and integrity checks. */
+/** The lease reaper (docs/ARCHITECTURE.md rule 6), retention, and integrity checks. */
 export class MaintenanceStatements {
   private readonly observeLeases;
   private readonly silentLease;

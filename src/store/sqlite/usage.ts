@@ -40,7 +40,7 @@ export interface Recorded {
 }
 
 /**
- * Usage rows and the running spend totals (DESIGN rule 15): record() runs inside the
+ * Usage rows and the running spend totals (docs/ARCHITECTURE.md rule 15): record() runs inside the
  * transaction that settles the attempt; the reports read the usage table.
  */
 export class UsageStatements {

@@ -6,7 +6,7 @@ async function register(ctx: Ctx, id: string, heartbeatTimeoutMs = 10_000) {
   return ctx.store.agents.register({ id, name: id, kind: "supervisor", heartbeatTimeoutMs, now: ctx.clock.now() });
 }
 
-/** DESIGN rule 5: batched heartbeats and agent expiry. */
+/** docs/ARCHITECTURE.md rule 5: batched heartbeats and agent expiry. */
 export function agentRules(get: GetCtx): void {
   it("rule 5: one heartbeat renews every lease the agent holds", async () => {
     const ctx = get();

@@ -1,7 +1,7 @@
 import { expect, it } from "vitest";
 import { claimOne, enqueueOne, fixedRandom, snapshot, type GetCtx } from "./support.js";
 
-/** DESIGN rule 9: every transition writes its task_events row in the same transaction. */
+/** docs/ARCHITECTURE.md rule 9: every transition writes its task_events row in the same transaction. */
 export function auditRules(get: GetCtx): void {
   it("rule 9: every transition of a task's life writes a task_events row with agent, attempt and time", async () => {
     const ctx = get();

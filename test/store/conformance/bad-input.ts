@@ -122,7 +122,7 @@ const WRITE_CASES: WriteCase[] = [
   },
 ];
 
-/** DESIGN rule 11: bad input gets a typed error naming what and where, and writes nothing. */
+/** docs/ARCHITECTURE.md rule 11: bad input gets a typed error naming what and where, and writes nothing. */
 export function badInputRules(get: GetCtx): void {
   for (const [name, tasks, code, patterns] of ENQUEUE_CASES) {
     it(`rule 11: enqueue refuses ${name} with ${code}, naming the field, and writes nothing`, async () => {

@@ -3,7 +3,7 @@ import { RosterError } from "../../../src/errors.js";
 import { TEST_LEASE_MS } from "../../helpers/personas.js";
 import { claimOne, complete, enqueue, enqueueOne, type GetCtx } from "./support.js";
 
-/** DESIGN rule 3: the claim is atomic, best first, and never hands one task to two claimers. */
+/** docs/ARCHITECTURE.md rule 3: the claim is atomic, best first, and never hands one task to two claimers. */
 export function claimRules(get: GetCtx): void {
   it("rule 3: claim picks the highest priority first, then the oldest", async () => {
     const ctx = get();

@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 import { collect } from "../../helpers/events.js";
 import { claimOne, enqueue, enqueueOne, eventTypes, expectRefused, snapshot, status, type GetCtx } from "./support.js";
 
-/** DESIGN rule 8 (decomposition) and the completer's batched commit. */
+/** docs/ARCHITECTURE.md rule 8 (decomposition) and the completer's batched commit. */
 export function decompositionRules(get: GetCtx): void {
   it("rule 8: children returned with a completion are enqueued under it in the same transaction", async () => {
     const ctx = get();

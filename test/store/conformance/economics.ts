@@ -20,7 +20,7 @@ async function completeWith(ctx: Ctx, persona = "worker", usage: object = USAGE,
   return t.id;
 }
 
-/** DESIGN rule 15: usage is recorded with the attempt's outcome; budgets and limits are enforced in the claim. */
+/** docs/ARCHITECTURE.md rule 15: usage is recorded with the attempt's outcome; budgets and limits are enforced in the claim. */
 export function economicsRules(get: GetCtx): void {
   it("rule 15: a completion's result.usage is recorded on its attempt, priced from the model when no cost is reported", async () => {
     const ctx = get();

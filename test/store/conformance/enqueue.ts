@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 import { waitFor } from "../../helpers/events.js";
 import { claimOne, complete, enqueue, enqueueOne, expectRefused, snapshot, type GetCtx } from "./support.js";
 
-/** DESIGN rule 1: enqueue is atomic and validated whole. */
+/** docs/ARCHITECTURE.md rule 1: enqueue is atomic and validated whole. */
 export function enqueueRules(get: GetCtx): void {
   it("rule 1: a batch with local refs and existing ids is written whole, with its dependencies", async () => {
     const ctx = get();

@@ -56,7 +56,7 @@ const STALE_OPS: Array<[string, StaleOp, unknown]> = [
   ],
 ];
 
-/** DESIGN rule 4: fenced writes succeed only while the caller's lease is current. */
+/** docs/ARCHITECTURE.md rule 4: fenced writes succeed only while the caller's lease is current. */
 export function fencingRules(get: GetCtx): void {
   for (const [name, op, expected] of STALE_OPS) {
     it(`rule 4: ${name} with a stale lease token returns LEASE_LOST and changes nothing`, async () => {

@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 import { collect } from "../../helpers/events.js";
 import { claimOne, complete, enqueue, enqueueOne, status, type GetCtx } from "./support.js";
 
-/** DESIGN rule 2: readiness by unmet-dependency counter and run_at. */
+/** docs/ARCHITECTURE.md rule 2: readiness by unmet-dependency counter and run_at. */
 export function readinessRules(get: GetCtx): void {
   it("rule 2: completing a task makes its waiting dependent pending in the same transaction", async () => {
     const ctx = get();

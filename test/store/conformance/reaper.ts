@@ -2,7 +2,7 @@ import { expect, it } from "vitest";
 import { TEST_LEASE_MS } from "../../helpers/personas.js";
 import { claimOne, enqueue, enqueueOne, eventTypes, fixedRandom, type GetCtx } from "./support.js";
 
-/** DESIGN rule 6: the reaper returns expired leases, and a lost attempt counts. */
+/** docs/ARCHITECTURE.md rule 6: the reaper returns expired leases, and a lost attempt counts. */
 export function reaperRules(get: GetCtx): void {
   it("rule 6: the reaper returns an expired lease to pending with backoff", async () => {
     const ctx = get();

@@ -1,7 +1,7 @@
 import { expect, it } from "vitest";
 import { claimOne, enqueueOne, fixedRandom, type GetCtx } from "./support.js";
 
-/** DESIGN rule 7: retry policy is code; the store records the run_at it returns. */
+/** docs/ARCHITECTURE.md rule 7: retry policy is code; the store records the run_at it returns. */
 export function retryRules(get: GetCtx): void {
   it("rule 7: a retryable failure goes back to pending at now plus the policy's backoff", async () => {
     const ctx = get();
