@@ -56,24 +56,37 @@ describe("the roster mcp command", () => {
     expect(exit.stderr).toContain("roster mcp serving on stdio");
   });
 
-  it("answers a claim that is still waiting when stdin closes, then exits 0", async () => {
+  it("answers a claim that is still waiting when stdin closes, then exits 0, releasing the session's lease uncounted", async () => {
     writePersona(temp.path("personas"), { id: "scribe" });
+    writePersona(temp.path("personas"), { id: "idle" });
     const store = await openStore({ path: temp.path("roster.db") });
     await store.personas.sync({ personas: loadPersonaDir(temp.path("personas")).map(toPersonaUpsert), now: Date.now() });
-    await store.agents.register({ id: "w1", name: "w1", kind: "mcp", heartbeatTimeoutMs: 60_000, now: Date.now() });
+    const [taskId] = (await store.tasks.enqueue({ tasks: [{ persona: "scribe", title: "held when stdin closes" }], now: Date.now() })).ids;
     await store.close();
+    // The session's agent is minted by the server (agent ids are bound to their session): the
+    // first claim takes the task, the second waits on a persona with nothing ready when stdin ends.
     const input =
       rpc(1, "initialize", { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "raw", version: "0" } }) +
       `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n` +
-      rpc(2, "tools/call", { name: "claim_task", arguments: { agentId: "w1", persona: "scribe", waitMs: 1_000 } });
+      rpc(2, "tools/call", { name: "claim_task", arguments: { persona: "scribe" } }) +
+      rpc(3, "tools/call", { name: "claim_task", arguments: { persona: "idle", waitMs: 1_000 } });
     const exit = await runMcp(["--db", temp.path("roster.db")], input, temp.dir);
     expect(exit.code).toBe(0);
-    const answer = exit.stdout
+    const answers = exit.stdout
       .split("\n")
       .filter((line) => line !== "")
-      .map((line) => JSON.parse(line) as { id?: number; result?: { structuredContent?: unknown } })
-      .find((m) => m.id === 2);
-    expect(answer?.result?.structuredContent).toEqual({ task: null });
+      .map((line) => JSON.parse(line) as { id?: number; result?: { structuredContent?: { task?: { id: number } | null } } });
+    expect(answers.find((m) => m.id === 2)?.result?.structuredContent?.task?.id).toBe(taskId);
+    expect(answers.find((m) => m.id === 3)?.result?.structuredContent).toEqual({ task: null });
+    const after = await openStore({ path: temp.path("roster.db") });
+    try {
+      const task = await after.tasks.get({ taskId: taskId! });
+      expect(task.status).toBe("pending");
+      expect(task.attempts).toBe(0);
+      expect((await after.agents.list({ includeInactive: true })).map((a) => a.status)).toEqual(["deregistered"]);
+    } finally {
+      await after.close();
+    }
   });
 
   it("exits 2 and names the flag for an unknown --profile, creating no database", async () => {
