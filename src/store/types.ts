@@ -434,6 +434,8 @@ export interface TaskService {
    * and the goal waits for all of them (it runs last). Validated whole like enqueue.
    */
   enqueueGoal(params: { goal: TaskInput; tasks: TaskInput[]; parentId?: number | null; createdBy?: string | null; now: number }): Promise<EnqueueResult & { goalId: number }>;
+  /** Of these leases, the ones no longer current and the task's status now (cancelled, reaped, taken …). A read. */
+  leasesGone(params: { leases: LeaseRef[] }): Promise<Array<{ taskId: number; leaseToken: string; status: TaskState | null }>>;
   /** The ready task a claim of `persona` would take next, and since when it is ready (epoch ms); null when none is. A read. */
   oldestReady(params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null>;
 }

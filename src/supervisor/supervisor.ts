@@ -143,6 +143,8 @@ export class Supervisor {
   /** Consecutive failed claim passes: the next is tried after a backoff, never left to a wake-up that may not come. */
   private claimFailures = 0;
   private claimRetry: NodeJS.Timeout | null = null;
+  private leaseCheck: Promise<void> | null = null;
+  private leaseCheckAgain = false;
 
   constructor(options: SupervisorOptions) {
     this.store = options.store;
@@ -217,6 +219,7 @@ export class Supervisor {
           const run = this.running.get(leaseToken);
           if (run !== undefined && run.task.id === taskId) this.abortRun(run, "lease-lost");
         },
+        externalWrite: () => void this.checkLeasesHeld(),
         tick: () => this.onTick(),
         error: (where, error) => this.error(where, error),
       },
@@ -629,6 +632,35 @@ export class Supervisor {
   }
 
   /** A cancel is for the task: every attempt of it held here stops (a retry's attempt comes after the cancel). */
+  /**
+   * After another process wrote: are the leases held here still ours? A `roster
+   * cancel` from another terminal then reaches its running attempt within moments,
+   * not at the next renewal (up to leaseMs/3 later), and is logged as a cancel.
+   * One read; at most one at a time (a write meanwhile asks again after it).
+   */
+  private async checkLeasesHeld(): Promise<void> {
+    if (this.leaseCheck !== null) {
+      this.leaseCheckAgain = true;
+      return;
+    }
+    if (this.running.size === 0 || this.state !== "running") return;
+    this.leaseCheck = (async () => {
+      do {
+        this.leaseCheckAgain = false;
+        try {
+          for (const gone of await this.store.tasks.leasesGone({ leases: this.leases() })) {
+            const run = this.running.get(gone.leaseToken);
+            if (run !== undefined && run.task.id === gone.taskId) this.abortRun(run, gone.status === "cancelled" ? "cancelled" : "lease-lost");
+          }
+        } catch (error) {
+          this.error("supervisor.leasesGone", coerceError(error));
+        }
+      } while (this.leaseCheckAgain && this.state === "running");
+    })();
+    await this.leaseCheck;
+    this.leaseCheck = null;
+  }
+
   private onCancelled(taskIds: readonly number[]): void {
     const cancelled = new Set(taskIds);
     for (const run of this.running.values()) if (cancelled.has(run.task.id)) this.abortRun(run, "cancelled");

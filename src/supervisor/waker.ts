@@ -15,6 +15,8 @@ export interface WakerHost {
   cancelled(taskIds: readonly number[]): void;
   /** A lease was reaped in this process; abort the attempt if it runs here. */
   leaseExpired(taskId: number, leaseToken: string): void;
+  /** Another process wrote: check that the leases held here are still ours (a cancel, a reap). */
+  externalWrite(): void;
   /** Once per poll interval. */
   tick(): void;
   error(where: string, error: Error): void;
@@ -147,6 +149,7 @@ export class Waker {
         if (this.poll === null) return;
         if (await this.host.store.hasExternalChanges()) {
           this.host.wake(null);
+          this.host.externalWrite();
           await this.rescheduleRunAt();
         }
       } while (this.recheck);

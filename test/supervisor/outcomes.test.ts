@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { FIXTURES, harness, type Harness } from "./helpers.js";
+import { openStore } from "../../src/store/index.js";
+import { FIXTURES, harness, next, type Harness } from "./helpers.js";
 
 /**
  * Outcomes under the faults users meet (issue 12): every task here can only
@@ -94,5 +95,32 @@ describe("supervisor outcomes under faults", () => {
     // The lock spans the first run_at: the claim made then waits for it and is short of the second.
     await holdLock(h.dbPath, t0 + 800, t0 + 1_400);
     expect(await waitForStatus(h, ids, (s) => s === "completed", 3_000)).toEqual(["completed", "completed"]);
+  });
+
+  it("stops a running attempt at once (not at its next renewal) when another process cancels it, and records it as a cancel", async () => {
+    h = await harness([{ id: "waiter", adapter: { kind: "module", path: "./adapter-thread.mjs" }, leaseMs: 30_000, retry: once }], {
+      fixtures: ["adapter-thread.mjs"],
+      config: { pollIntervalMs: 250 },
+    });
+    const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "waiter", title: "long", payload: { ms: 20_000 } }], now: Date.now() });
+    const started = next(h.supervisor.events, "task:run-started");
+    await h.supervisor.start();
+    await started;
+    await new Promise((r) => setTimeout(r, 100));
+    const aborting = next(h.supervisor.events, "task:aborting", () => true, 5_000);
+    const finishedRun = next(h.supervisor.events, "task:run-finished", () => true, 5_000);
+    const other = await openStore({ path: h.dbPath }); // as `roster cancel` in another terminal
+    const cancelledAt = Date.now();
+    try {
+      await other.tasks.cancel({ taskId: ids[0]!, by: "cli", now: Date.now() });
+    } finally {
+      await other.close();
+    }
+    expect((await aborting).reason).toBe("cancelled");
+    await finishedRun;
+    // The renewal that used to notice it comes only every leaseMs/3 = 10 s; the external-write
+    // check takes a file event and one read (well under a second here; bounded loosely for noisy machines).
+    expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+    expect((await h.store.tasks.get({ taskId: ids[0]! })).status).toBe("cancelled");
   });
 });

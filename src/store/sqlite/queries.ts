@@ -53,11 +53,23 @@ export const OLDEST_READY_SQL = `
   WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
   ORDER BY priority DESC, run_at, task_id LIMIT 1`;
 
+/**
+ * Of the leases given (rows [taskId, leaseToken]), those no longer current, with
+ * the task's status now: the supervisor asks after another process wrote, so a
+ * cancel from `roster cancel` reaches a running attempt at once, not at the next
+ * renewal. Primary-key seeks. Params: @leases.
+ */
+export const LEASES_GONE_SQL = `
+  SELECT b.value ->> 0 AS task_id, b.value ->> 1 AS lease_token, s.status
+  FROM json_each(@leases) AS b LEFT JOIN task_status s ON s.task_id = b.value ->> 0
+  WHERE s.lease_token IS NOT b.value ->> 1 OR s.status NOT IN ('claimed','in_progress')`;
+
 /** Read-only queries. One prepared statement each; filters are parameters, never concatenated. */
 export class TaskQueries {
   private readonly byId;
   private readonly listStmt;
   private readonly oldestReadyStmt;
+  private readonly leasesGoneStmt;
   private readonly listNewestStmt;
   private readonly availableStmt;
   private readonly dependencies;
@@ -120,6 +132,7 @@ export class TaskQueries {
     this.runningStmt = db.prepare(RUNNING_SQL);
     this.nextRunAll = db.prepare(NEXT_RUN_ALL_SQL).pluck();
     this.oldestReadyStmt = db.prepare(OLDEST_READY_SQL);
+    this.leasesGoneStmt = db.prepare(LEASES_GONE_SQL);
     this.nextRunPersona = db.prepare(NEXT_RUN_PERSONA_SQL).pluck();
   }
 
@@ -205,6 +218,16 @@ export class TaskQueries {
       assignedAgentId: r.assigned_agent_id,
       startedAt: r.started_at,
     }));
+  }
+
+  leasesGone(leases: ReadonlyArray<{ taskId: number; leaseToken: string }>): Array<{ taskId: number; leaseToken: string; status: TaskState | null }> {
+    if (leases.length === 0) return [];
+    const rows = this.leasesGoneStmt.all({ leases: JSON.stringify(leases.map((l) => [l.taskId, l.leaseToken])) }) as Array<{
+      task_id: number;
+      lease_token: string;
+      status: TaskState | null;
+    }>;
+    return rows.map((row) => ({ taskId: row.task_id, leaseToken: row.lease_token, status: row.status }));
   }
 
   oldestReady(params: { persona: string; now: number }): { taskId: number; readySince: number } | null {

@@ -218,6 +218,7 @@ export class SqliteStore implements Store {
         );
       },
       oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
+      leasesGone: async (p) => tx.read("tasks.leasesGone", () => queries.leasesGone(p.leases)),
     };
 
     this.agents = {
