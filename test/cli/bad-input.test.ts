@@ -258,16 +258,16 @@ interface McpCase {
   args: (refs: McpRefs) => Record<string, unknown>;
   /** The result's text: it must name the field (and the offending task where there is one). */
   text: RegExp;
-  /** The error code, for failures roster reports itself (schema failures are the SDK's). */
+  /** The error code (schema failures are VALIDATION, in the same shape as the rest). */
   code?: string;
 }
 
 const BIG = "x".repeat(1024 * 1024 + 10);
 
 const mcpCases: McpCase[] = [
-  { name: "create_tasks with a title that is a number", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: 42 }] }), text: /expected string, received number at tasks\[0\]\.title$/ },
-  { name: "create_tasks with a priority that is a word", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "T", priority: "high" }] }), text: /expected number, received string at tasks\[0\]\.priority$/ },
-  { name: "create_tasks with no tasks", tool: "create_tasks", args: () => ({ tasks: [] }), text: /expected array to have >=1 items at tasks$/ },
+  { name: "create_tasks with a title that is a number", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: 42 }] }), code: "VALIDATION", text: /"message":"tasks\[0\]\.title: Invalid input: expected string, received number","field":"tasks\[0\]\.title"/ },
+  { name: "create_tasks with a priority that is a word", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "T", priority: "high" }] }), code: "VALIDATION", text: /"message":"tasks\[0\]\.priority: Invalid input: expected number, received string","field":"tasks\[0\]\.priority"/ },
+  { name: "create_tasks with no tasks", tool: "create_tasks", args: () => ({ tasks: [] }), code: "VALIDATION", text: /"message":"tasks: Too small: expected array to have >=1 items","field":"tasks"/ },
   { name: "create_tasks with an unknown persona after a good task", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "ok" }, { ref: "g", persona: "ghost", title: "G" }] }), code: "PERSONA_NOT_FOUND", text: /tasks\[1\] \(ref \\"g\\"\)\.persona: unknown persona \\"ghost\\"/ },
   { name: "create_tasks with a dependency cycle", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["b"] }, { ref: "b", persona: "reviewer", title: "B", dependsOn: ["a"] }] }), code: "DEPENDENCY_CYCLE", text: /dependsOn.*cycle a -> b -> a/ },
   { name: "create_tasks with a task depending on itself", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["a"] }] }), code: "SELF_DEPENDENCY", text: /tasks\[0\] \(ref \\"a\\"\)\.dependsOn/ },
@@ -275,30 +275,30 @@ const mcpCases: McpCase[] = [
   { name: "create_tasks depending on a task id that does not exist", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "A", dependsOn: [999] }] }), code: "DEPENDENCY_NOT_FOUND", text: /dependsOn.*999/ },
   { name: "create_tasks with a payload over the size limit", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "A", payload: BIG }] }), code: "PAYLOAD_TOO_LARGE", text: /tasks\[0\]\.payload is \d+ bytes of JSON, over the limit of 1048576/ },
   { name: "create_tasks under a parent that does not exist", tool: "create_tasks", args: () => ({ parentId: 999, tasks: [{ persona: "reviewer", title: "A" }] }), code: "TASK_NOT_FOUND", text: /parentId: task 999 does not exist/ },
-  { name: "claim_task with an agentId that is a number", tool: "claim_task", args: () => ({ agentId: 7, persona: "reviewer" }), text: /expected string, received number at agentId$/ },
+  { name: "claim_task with an agentId that is a number", tool: "claim_task", args: () => ({ agentId: 7, persona: "reviewer" }), code: "VALIDATION", text: /"message":"agentId: Invalid input: expected string, received number","field":"agentId"/ },
   { name: "claim_task for an unknown persona", tool: "claim_task", args: (r) => ({ agentId: r.agentId, persona: "ghost" }), code: "PERSONA_NOT_FOUND", text: /persona: unknown persona \\"ghost\\"/ },
   { name: "claim_task by an agent that never registered", tool: "claim_task", args: () => ({ agentId: "nobody", persona: "reviewer" }), code: "AGENT_NOT_FOUND", text: /agentId: no agent \\"nobody\\"/ },
-  { name: "claim_task waiting longer than allowed", tool: "claim_task", args: (r) => ({ agentId: r.agentId, persona: "reviewer", waitMs: 10 ** 9 }), text: /expected number to be <=30000 at waitMs$/ },
-  { name: "complete_task without a lease token", tool: "complete_task", args: (r) => ({ taskId: r.held, result: "done" }), text: /expected string, received undefined at leaseToken$/ },
+  { name: "claim_task waiting longer than allowed", tool: "claim_task", args: (r) => ({ agentId: r.agentId, persona: "reviewer", waitMs: 10 ** 9 }), code: "VALIDATION", text: /"message":"waitMs: Too big: expected number to be <=30000","field":"waitMs"/ },
+  { name: "complete_task without a lease token", tool: "complete_task", args: (r) => ({ taskId: r.held, result: "done" }), code: "VALIDATION", text: /"message":"leaseToken: Invalid input: expected string, received undefined","field":"leaseToken"/ },
   { name: "complete_task with a lease token that is not the task's", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: "not-the-token", result: "done" }), code: "LEASE_LOST", text: /lease lost on task \d+: .*"field":"leaseToken"/ },
   { name: "complete_task with a result over the size limit", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, result: BIG }), code: "PAYLOAD_TOO_LARGE", text: /result is \d+ bytes of JSON, over the limit/ },
   { name: "complete_task with child tasks in a cycle", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, tasks: [{ ref: "x", persona: "reviewer", title: "X", dependsOn: ["y"] }, { ref: "y", persona: "reviewer", title: "Y", dependsOn: ["x"] }] }), code: "DEPENDENCY_CYCLE", text: /dependsOn.*cycle x -> y -> x/ },
   { name: "complete_task with a child of an unknown persona", tool: "complete_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, tasks: [{ persona: "ghost", title: "X" }] }), code: "PERSONA_NOT_FOUND", text: /tasks\[0\]\.persona: unknown persona \\"ghost\\"/ },
   { name: "complete_task of a task id that does not exist", tool: "complete_task", args: (r) => ({ taskId: 999, leaseToken: r.leaseToken }), code: "TASK_NOT_FOUND", text: /taskId: task 999 does not exist/ },
   { name: "release_task of a task id that does not exist", tool: "release_task", args: (r) => ({ taskId: 999, leaseToken: r.leaseToken }), code: "TASK_NOT_FOUND", text: /taskId: task 999 does not exist/ },
-  { name: "fail_task with an empty error", tool: "fail_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, error: "" }), text: /expected string to have >=1 characters at error$/ },
-  { name: "report_progress with a fraction over 1", tool: "report_progress", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, fraction: 1.5 }), text: /expected number to be <=1 at fraction$/ },
-  { name: "release_task with a negative delay", tool: "release_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, delayMs: -1 }), text: /expected number to be >=0 at delayMs$/ },
+  { name: "fail_task with an empty error", tool: "fail_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, error: "" }), code: "VALIDATION", text: /"message":"error: Too small: expected string to have >=1 characters","field":"error"/ },
+  { name: "report_progress with a fraction over 1", tool: "report_progress", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, fraction: 1.5 }), code: "VALIDATION", text: /"message":"fraction: Too big: expected number to be <=1","field":"fraction"/ },
+  { name: "release_task with a negative delay", tool: "release_task", args: (r) => ({ taskId: r.held, leaseToken: r.leaseToken, delayMs: -1 }), code: "VALIDATION", text: /"message":"delayMs: Too small: expected number to be >=0","field":"delayMs"/ },
   { name: "heartbeat by an agent that never registered", tool: "heartbeat", args: () => ({ agentId: "nobody" }), code: "AGENT_NOT_FOUND", text: /agentId: no agent \\"nobody\\"/ },
-  { name: "register_agent with a heartbeat timeout under a second", tool: "register_agent", args: () => ({ name: "w2", heartbeatTimeoutMs: 10 }), text: /expected number to be >=1000 at heartbeatTimeoutMs$/ },
+  { name: "register_agent with a heartbeat timeout under a second", tool: "register_agent", args: () => ({ name: "w2", heartbeatTimeoutMs: 10 }), code: "VALIDATION", text: /"message":"heartbeatTimeoutMs: Too small: expected number to be >=1000","field":"heartbeatTimeoutMs"/ },
   { name: "register_agent for an unknown persona", tool: "register_agent", args: () => ({ name: "w2", persona: "ghost" }), code: "PERSONA_NOT_FOUND", text: /persona: unknown persona \\"ghost\\"/ },
   { name: "get_task of a task that does not exist", tool: "get_task", args: () => ({ taskId: 4242 }), code: "TASK_NOT_FOUND", text: /taskId: task 4242 does not exist/ },
-  { name: "get_task with a task id that is a word", tool: "get_task", args: () => ({ taskId: "three" }), text: /expected number, received string at taskId$/ },
+  { name: "get_task with a task id that is a word", tool: "get_task", args: () => ({ taskId: "three" }), code: "VALIDATION", text: /"message":"taskId: Invalid input: expected number, received string","field":"taskId"/ },
   { name: "cancel_task of a cancelled task", tool: "cancel_task", args: () => ({ taskId: 2 }), code: "INVALID_STATE", text: /task 2 is cancelled/ },
   { name: "retry_task of a pending task", tool: "retry_task", args: () => ({ taskId: 1 }), code: "INVALID_STATE", text: /task 1 is pending/ },
   { name: "add_dependency that would close a cycle", tool: "add_dependency", args: (r) => ({ taskId: r.a, dependsOn: r.b }), code: "DEPENDENCY_CYCLE", text: /dependsOn: adding \d+ -> \d+ would close the cycle/ },
   { name: "add_dependency of a task on itself", tool: "add_dependency", args: (r) => ({ taskId: r.a, dependsOn: r.a }), code: "SELF_DEPENDENCY", text: /dependsOn: task \d+ cannot depend on itself/ },
-  { name: "list_tasks with an unknown status", tool: "list_tasks", args: () => ({ status: "done" }), text: /must be one of waiting, pending, .*, or a non-empty list of them at status/ },
+  { name: "list_tasks with an unknown status", tool: "list_tasks", args: () => ({ status: "done" }), code: "VALIDATION", text: /"message":"status: must be one of waiting, pending, .*, or a non-empty list of them","field":"status"/ },
 ];
 
 describe("MCP tool calls with bad input answer isError, name the field and write nothing", () => {
