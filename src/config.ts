@@ -71,6 +71,11 @@ export const configSchema = z
         host: z.string().min(1).default(MCP_HOST_DEFAULT),
         /** Bearer token required of HTTP clients when set. */
         token: z.string().min(1).optional(),
+        /** Profile served (planner, worker or all; default all): a narrower one refuses the others' endpoints. */
+        profile: z.enum(["planner", "worker", "all"]).optional(),
+        /** Tokens that open only the worker (or planner) profile (src/mcp/http.ts). */
+        workerToken: z.string().min(1).optional(),
+        plannerToken: z.string().min(1).optional(),
       })
       .default({ host: MCP_HOST_DEFAULT }),
   })
@@ -115,6 +120,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial
     out.allowAbsoluteModules = ["1", "true"].includes(allowAbsolute.toLowerCase());
   }
   if (env.ROSTER_MCP_TOKEN) out.mcp = { ...out.mcp, token: env.ROSTER_MCP_TOKEN };
+  if (env.ROSTER_MCP_WORKER_TOKEN) out.mcp = { ...out.mcp, workerToken: env.ROSTER_MCP_WORKER_TOKEN };
+  if (env.ROSTER_MCP_PLANNER_TOKEN) out.mcp = { ...out.mcp, plannerToken: env.ROSTER_MCP_PLANNER_TOKEN };
   return out;
 }
 
@@ -143,9 +150,11 @@ export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
   maxPayloadBytes: "ROSTER_MAX_PAYLOAD_BYTES",
   clockOffsetMs: "ROSTER_CLOCK_OFFSET_MS",
   "mcp.token": "ROSTER_MCP_TOKEN",
+  "mcp.workerToken": "ROSTER_MCP_WORKER_TOKEN",
+  "mcp.plannerToken": "ROSTER_MCP_PLANNER_TOKEN",
 };
 
-const SECRET_FIELDS = new Set(["mcp.token"]);
+const SECRET_FIELDS = new Set(["mcp.token", "mcp.workerToken", "mcp.plannerToken"]);
 
 export interface LoadConfigOptions {
   /** The CLI flag behind each field it sets ("threads" → "--threads"), for error messages. */

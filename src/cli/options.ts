@@ -48,6 +48,9 @@ export const CONFIG_FLAG_NAMES: Readonly<Record<string, string>> = {
   "mcp.port": "--mcp-port",
   "mcp.host": "--mcp-host",
   "mcp.token": "--mcp-token",
+  "mcp.profile": "--mcp-profile",
+  "mcp.workerToken": "--mcp-worker-token",
+  "mcp.plannerToken": "--mcp-planner-token",
 };
 
 /** Defaults ← environment ← these flags (see loadConfig). */

@@ -23,7 +23,7 @@ export interface StartServices {
 export function startServices(config: Config): StartServices {
   const console = createStartConsole({ level: config.logLevel });
   const { logger, secrets } = console;
-  if (config.mcp.token !== undefined) secrets.add([config.mcp.token]);
+  for (const token of [config.mcp.token, config.mcp.workerToken, config.mcp.plannerToken]) if (token !== undefined) secrets.add([token]);
   const extensions: RunExtension[] = [];
 
   extensions.push((ctx) => {
@@ -37,8 +37,10 @@ export function startServices(config: Config): StartServices {
   if (config.mcp.port !== undefined) {
     const port = config.mcp.port;
     extensions.push(async (ctx) => {
-      const server = await startMcpHttp({ store: ctx.store, host: config.mcp.host, port, token: config.mcp.token, logger });
-      logger.info({ url: server.url, authRequired: config.mcp.token !== undefined }, "serving MCP over Streamable HTTP");
+      const { token, profile, workerToken, plannerToken } = config.mcp;
+      const tokens = [...(workerToken === undefined ? [] : [{ token: workerToken, profile: "worker" as const }]), ...(plannerToken === undefined ? [] : [{ token: plannerToken, profile: "planner" as const }])];
+      const server = await startMcpHttp({ store: ctx.store, host: config.mcp.host, port, token, tokens, ...(profile !== undefined ? { profile } : {}), logger });
+      logger.info({ url: server.url, profile: profile ?? "all", authRequired: token !== undefined || tokens.length > 0 }, "serving MCP over Streamable HTTP");
       return { stop: () => server.close() };
     });
   }

@@ -182,6 +182,9 @@ const cases: Case[] = [
   { name: "start with zero threads", args: () => ["start", "--threads", "0"], stderr: /^roster: VALIDATION: --threads: must be an integer >= 1, got "0"$/ },
   { name: "start with more threads than allowed", args: () => ["start", "--threads", "1000"], stderr: /^roster: CONFIG_INVALID: --threads: Too big: expected number to be <=256, got 1000$/ },
   { name: "start with an empty metrics host", args: () => ["start", "--metrics-host", ""], stderr: /^roster: CONFIG_INVALID: --metrics-host: Too small: expected string to have >=1 characters, got ""$/ },
+  { name: "start with an unknown MCP profile", args: () => ["start", "--mcp-port", "0", "--mcp-profile", "boss"], stderr: /^roster: VALIDATION: --mcp-profile: must be one of planner, worker, all, got "boss"$/ },
+  { name: "start with an MCP profile but no MCP port", args: () => ["start", "--mcp-profile", "worker"], stderr: /^roster: VALIDATION: --mcp-host and --mcp-token need --mcp-port, as do --mcp-profile/ },
+  { name: "start with an empty MCP worker token", args: () => ["start", "--mcp-port", "0", "--mcp-worker-token", ""], stderr: /^roster: CONFIG_INVALID: --mcp-worker-token: Too small/ },
 ];
 
 /** `roster start --personas <folder>` cases: [what, folder, message after "PERSONA_INVALID: "]. */

@@ -60,4 +60,65 @@ describe("roster start --mcp-port", () => {
     expect(task.result).toEqual({ echo: { n: 1 } });
     await client.close();
   });
+  it("--mcp-profile planner serves the planner tools only: a worker token opens nothing there, and no token is logged", async () => {
+    const WORKER = "worker-only-token";
+    const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--mcp-profile", "planner", "--no-metrics", "--log-level", "info"];
+    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN, ROSTER_MCP_WORKER_TOKEN: WORKER }, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    let url: string | null = null;
+    await until(async () => {
+      for (const line of stderr.split("\n")) {
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
+        if (match) url = match[1]!;
+      }
+      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
+      return url !== null;
+    }, "roster start to log its MCP URL");
+    expect(stderr).not.toContain(TOKEN);
+    expect(stderr).not.toContain(WORKER);
+    expect(stderr).toContain('"profile":"planner"');
+
+    const bearer = (token: string) => ({ requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+    const planner = new Client({ name: "planner", version: "0" });
+    await planner.connect(new StreamableHTTPClientTransport(new URL(url!), bearer(TOKEN)));
+    const names = (await planner.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("create_goal");
+    expect(names).not.toContain("claim_task");
+    await planner.close();
+
+    // The server serves the planner profile only: /mcp/worker is refused even to the worker token.
+    const worker = new Client({ name: "worker", version: "0" });
+    await expect(worker.connect(new StreamableHTTPClientTransport(new URL(`${url!}/worker`), bearer(WORKER)))).rejects.toMatchObject({ code: 403 });
+    // And the worker token does not open the planner tools.
+    const sneaky = new Client({ name: "sneaky", version: "0" });
+    await expect(sneaky.connect(new StreamableHTTPClientTransport(new URL(url!), bearer(WORKER)))).rejects.toMatchObject({ code: 403 });
+  });
+
+  it("--mcp-worker-token opens /mcp/worker and nothing else", async () => {
+    const WORKER = "worker-only-token";
+    const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--mcp-worker-token", WORKER, "--no-metrics", "--log-level", "info"];
+    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    let url: string | null = null;
+    await until(async () => {
+      for (const line of stderr.split("\n")) {
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
+        if (match) url = match[1]!;
+      }
+      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
+      return url !== null;
+    }, "roster start to log its MCP URL");
+    expect(stderr).not.toContain(WORKER);
+    const bearer = (token: string) => ({ requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+    const worker = new Client({ name: "worker", version: "0" });
+    await worker.connect(new StreamableHTTPClientTransport(new URL(`${url!}/worker`), bearer(WORKER)));
+    const names = (await worker.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("claim_task");
+    expect(names).not.toContain("create_tasks");
+    await worker.close();
+    const planner = new Client({ name: "sneaky", version: "0" });
+    await expect(planner.connect(new StreamableHTTPClientTransport(new URL(`${url!}/planner`), bearer(WORKER)))).rejects.toMatchObject({ code: 403 });
+  });
 });

@@ -18,10 +18,16 @@ interface StartOptions extends DbOptions, PersonasOptions {
   mcpPort?: string;
   mcpHost?: string;
   mcpToken?: string;
+  mcpProfile?: string;
+  mcpWorkerToken?: string;
+  mcpPlannerToken?: string;
   synchronous?: string;
 }
 
 type ConfigFlags = NonNullable<Parameters<typeof configFrom>[1]>;
+
+/** The MCP profiles (src/mcp/context.ts MCP_PROFILES), spelled here so the start command's flag check does not load the MCP SDK. */
+const MCP_PROFILE_NAMES = ["planner", "worker", "all"] as const;
 
 /** Flags → config input; loadConfig (zod) checks ranges and lists every problem. */
 export function startConfig(options: StartOptions): Config {
@@ -48,8 +54,20 @@ export function startConfig(options: StartOptions): Config {
   if (options.mcpPort !== undefined) mcp.port = parseInteger("--mcp-port", options.mcpPort, { min: 0, max: 65_535 });
   if (options.mcpHost !== undefined) mcp.host = options.mcpHost;
   if (options.mcpToken !== undefined) mcp.token = options.mcpToken;
-  if (mcp.port === undefined && (mcp.host !== undefined || mcp.token !== undefined)) {
-    throw new RosterError("VALIDATION", "--mcp-host and --mcp-token need --mcp-port (the MCP HTTP server is off without it)", { details: { field: "mcp-port" } });
+  if (options.mcpWorkerToken !== undefined) mcp.workerToken = options.mcpWorkerToken;
+  if (options.mcpPlannerToken !== undefined) mcp.plannerToken = options.mcpPlannerToken;
+  if (options.mcpProfile !== undefined) {
+    if (!(MCP_PROFILE_NAMES as readonly string[]).includes(options.mcpProfile)) {
+      throw new RosterError("VALIDATION", `--mcp-profile: must be one of ${MCP_PROFILE_NAMES.join(", ")}, got "${options.mcpProfile}"`, { details: { field: "mcp-profile" } });
+    }
+    mcp.profile = options.mcpProfile as (typeof MCP_PROFILE_NAMES)[number];
+  }
+  if (mcp.port === undefined && Object.keys(mcp).length > 0) {
+    throw new RosterError(
+      "VALIDATION",
+      "--mcp-host and --mcp-token need --mcp-port, as do --mcp-profile, --mcp-worker-token and --mcp-planner-token (the MCP HTTP server is off without it)",
+      { details: { field: "mcp-port" } },
+    );
   }
   if (Object.keys(mcp).length > 0) flags.mcp = mcp;
   return configFrom(options, flags);
@@ -79,6 +97,9 @@ export function register(program: Command): void {
     .option("--mcp-port <n>", "also serve MCP over Streamable HTTP on this port (off by default)")
     .option("--mcp-host <host>", "address the MCP HTTP server binds (default 127.0.0.1)")
     .option("--mcp-token <token>", "bearer token MCP HTTP clients must send (env ROSTER_MCP_TOKEN)")
+    .option("--mcp-profile <profile>", "MCP tools served over HTTP: planner, worker or all (default all; /mcp/worker, /mcp/planner serve one)")
+    .option("--mcp-worker-token <token>", "a token that opens the worker tools only (env ROSTER_MCP_WORKER_TOKEN)")
+    .option("--mcp-planner-token <token>", "a token that opens the planner tools only (env ROSTER_MCP_PLANNER_TOKEN)")
     .option("--synchronous <mode>", "SQLite synchronous: NORMAL or FULL (env ROSTER_SYNCHRONOUS, default NORMAL)");
   command.action(async (options: StartOptions) => {
     const config = startConfig(options);
