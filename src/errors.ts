@@ -37,6 +37,8 @@ export const ERROR_CODES = [
   "ABORTED",
   "WORKER_CRASHED",
   "SHUTDOWN",
+  /** The store in use does not implement this yet (a PostgreSQL store's economics, humans, schedules: issue 19). */
+  "NOT_SUPPORTED",
   "INTERNAL",
 ] as const;
 

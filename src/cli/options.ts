@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type Config } from "../config.js";
 import { RosterError, coerceError } from "../errors.js";
-import { openStore, type Store } from "../store/index.js";
+import { isPostgresUrl, openStore, type Store } from "../store/index.js";
 
 /**
  * Option handling every command shares: `--db` everywhere, `--json` on the read
@@ -70,7 +70,8 @@ export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFl
  * file or turns an empty one into a database.
  */
 export function assertDatabaseThere(dbPath: string): void {
-  if (dbPath === ":memory:") return;
+  // A PostgreSQL URL is checked when it opens (a schema without roster's tables is refused read-only, migrated otherwise).
+  if (dbPath === ":memory:" || isPostgresUrl(dbPath)) return;
   let stats;
   try {
     stats = statSync(dbPath);

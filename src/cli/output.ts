@@ -37,6 +37,7 @@ const EXIT_CODES: Readonly<Record<ErrorCode, 1 | 2>> = {
   ABORTED: 1,
   WORKER_CRASHED: 1,
   SHUTDOWN: 1,
+  NOT_SUPPORTED: 1,
   INTERNAL: 1,
 };
 

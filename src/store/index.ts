@@ -1,7 +1,11 @@
 /**
  * The store's public face. Everything outside src/store/ imports from here and
- * sees the interface only; the SQLite implementation is chosen by openStore.
+ * sees the interface only; openStore picks the implementation from the path:
+ * a `postgres://` or `postgresql://` URL (`--db`, ROSTER_DB) opens the PostgreSQL
+ * store (src/store/postgres/, docs/postgres.md), anything else a SQLite file.
  */
+import { isPostgresUrl } from "./postgres/database.js";
+import { PostgresStore } from "./postgres/store.js";
 import { SqliteStore } from "./sqlite/store.js";
 import type { Store, StoreOptions } from "./types.js";
 
@@ -10,6 +14,9 @@ export * from "./economics.js";
 export { StoreEventBus, type StoreEventMap, type StoreEventName } from "./events.js";
 export { planSchema, taskInputSchema, validateBatch, serializeJson, formatIssues, MAX_PAYLOAD_BYTES_DEFAULT } from "./input.js";
 
+export { isPostgresUrl } from "./postgres/database.js";
+
 export async function openStore(options: StoreOptions & { now?: number }): Promise<Store> {
+  if (isPostgresUrl(options.path)) return PostgresStore.open(options);
   return new SqliteStore(options);
 }

@@ -1,0 +1,288 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { RosterError, coerceError } from "../../errors.js";
+import type { StoreEventBus, StoreEventMap, StoreEventName } from "../events.js";
+import { defaultMigrationsDir } from "../sqlite/database.js";
+import { readMigrations } from "../sqlite/migrate.js";
+
+/** True for a `postgres://` or `postgresql://` URL: openStore then picks the PostgreSQL store. */
+export function isPostgresUrl(path: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(path);
+}
+
+/** The URL with its password hidden, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "the PostgreSQL URL";
+  }
+}
+
+/** migrations/postgres/ next to the SQLite ones. */
+export function defaultPostgresMigrationsDir(): string {
+  const dir = join(defaultMigrationsDir(), "postgres");
+  if (!existsSync(join(dir, "0001_init.sql"))) throw new RosterError("INTERNAL", `cannot find roster's PostgreSQL migrations in ${dir}`);
+  return dir;
+}
+
+/**
+ * Type parsers of this store's pools: bigint (epoch ms, ids, counts) as a JS number
+ * (exact below 2^53, which epoch ms and ids stay under), numeric as a float.
+ */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (oid === 20) return (value: string) => Number(value);
+    if (oid === 1700) return (value: string) => Number.parseFloat(value);
+    return pg.types.getTypeParser(oid, format as "text");
+  }) as typeof pg.types.getTypeParser,
+};
+
+export function newPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, types: TYPES, application_name: "roster" } as pg.PoolConfig);
+  // An idle client whose connection breaks (the server restarted) must not crash the process; the next query reconnects.
+  pool.on("error", () => {});
+  return pool;
+}
+
+/** SQLSTATEs after which a whole transaction is simply run again: serialization failure, deadlock. */
+const RETRY_STATES = new Set(["40001", "40P01"]);
+
+/** Maps the driver's errors to roster's, keeping the cause. */
+export function translatePgError(error: unknown, where: string, url: string): Error {
+  const e = coerceError(error);
+  if (e instanceof RosterError) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (code === "53100") return new RosterError("DISK_FULL", `${where}: the PostgreSQL server's disk is full (${e.message})`, { cause: e, retryable: false });
+    if (code === "25006") return new RosterError("DATABASE_READONLY", `${where}: the PostgreSQL server is read-only (${e.message})`, { cause: e, retryable: false });
+    if (code === "3D000" || code === "28P01" || code === "28000" || code === "42501") {
+      return new RosterError("DATABASE_INVALID", `${where}: ${redactUrl(url)}: ${e.message}`, { cause: e, retryable: false });
+    }
+    if (RETRY_STATES.has(code) || code === "55P03" || code === "57014") {
+      return new RosterError("DATABASE_BUSY", `${where}: ${e.message}`, { cause: e });
+    }
+    if (code.startsWith("08") || code === "57P01" || code === "57P03" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
+      return new RosterError("DATABASE_IO", `${where}: cannot reach PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
+    }
+  }
+  if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message)) {
+    return new RosterError("DATABASE_IO", `${where}: lost the connection to PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
+  }
+  return e;
+}
+
+/** One query surface inside a transaction. */
+export interface Tx {
+  /** Rows of a parameterised statement. */
+  rows<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** The first row, or undefined. */
+  one<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R | undefined>;
+  /** Rows changed. */
+  run(sql: string, params?: unknown[]): Promise<number>;
+  /** Queues an event for after the commit. */
+  emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void;
+  /** Runs `body` in a savepoint; on a throw its writes and queued events are rolled back and the error rethrown. */
+  savepoint<T>(body: () => Promise<T>): Promise<T>;
+}
+
+type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventName];
+
+/** Transaction attempts for a serialization failure or deadlock before giving up with DATABASE_BUSY. */
+export const PG_RETRIES = 8;
+
+/**
+ * Runs transactions on the pool: BEGIN … COMMIT on one client, the whole body run
+ * again after a serialization failure or deadlock (a few ms of backoff), events
+ * emitted only after the commit. Reads run on any pooled connection.
+ */
+export class PgTransactions {
+  private closed = false;
+
+  constructor(
+    readonly pool: pg.Pool,
+    private readonly bus: StoreEventBus,
+    private readonly url: string,
+    private readonly hooks: { onTransaction?: ((name: string, durationMs: number) => void) | undefined; onBusyRetry?: ((attempt: number) => void) | undefined } = {},
+  ) {}
+
+  markClosed(): void {
+    this.closed = true;
+  }
+
+  private assertOpen(name: string): void {
+    if (this.closed) throw new RosterError("INVALID_STATE", `${name}: the store is closed`, { retryable: false });
+  }
+
+  async write<T>(name: string, body: (tx: Tx) => Promise<T>): Promise<T> {
+    this.assertOpen(name);
+    for (let attempt = 1; ; attempt++) {
+      const pending: PendingEmit[] = [];
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw translatePgError(error, name, this.url);
+      }
+      const started = performance.now();
+      let broken = false;
+      try {
+        await client.query("BEGIN");
+        const value = await body(makeTx(client, pending));
+        await client.query("COMMIT");
+        this.hooks.onTransaction?.(name, performance.now() - started);
+        client.release();
+        for (const [event, payload] of pending) this.bus.emit(event, payload as never);
+        return value;
+      } catch (error) {
+        try {
+          await client.query("ROLLBACK");
+        } catch {
+          broken = true;
+        }
+        client.release(broken ? true : undefined);
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === "string" && (RETRY_STATES.has(code) || isIdempotencyRace(error)) && attempt < PG_RETRIES) {
+          this.hooks.onBusyRetry?.(attempt);
+          this.bus.emit("db:busy-retry", { attempt });
+          await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
+          continue;
+        }
+        throw translatePgError(error, name, this.url);
+      }
+    }
+  }
+
+  async read<T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> {
+    this.assertOpen(name);
+    try {
+      return await body({
+        rows: async <R>(sql: string, params?: unknown[]) => (await this.pool.query(sql, params)).rows as R[],
+        one: async <R>(sql: string, params?: unknown[]) => (await this.pool.query(sql, params)).rows[0] as R | undefined,
+      });
+    } catch (error) {
+      throw translatePgError(error, name, this.url);
+    }
+  }
+}
+
+/** Two enqueues of one idempotency key at once: the loser runs again and finds the winner's task. */
+function isIdempotencyRace(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown };
+  return e.code === "23505" && e.constraint === "tasks_idempotency_key_key";
+}
+
+function makeTx(client: pg.PoolClient, pending: PendingEmit[]): Tx {
+  let savepoints = 0;
+  const tx: Tx = {
+    rows: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
+    one: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows[0] as R | undefined,
+    run: async (sql, params) => (await client.query(sql, params)).rowCount ?? 0,
+    emit: (name, payload) => {
+      pending.push([name, payload] as PendingEmit);
+    },
+    savepoint: async (body) => {
+      const name = `sp_${++savepoints}`;
+      const mark = pending.length;
+      await client.query(`SAVEPOINT ${name}`);
+      try {
+        const value = await body();
+        await client.query(`RELEASE SAVEPOINT ${name}`);
+        return value;
+      } catch (error) {
+        await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+        pending.length = mark;
+        throw error;
+      }
+    },
+  };
+  return tx;
+}
+
+/** Advisory lock key of roster's migrations, per schema (two rosters in two schemas migrate independently). */
+const MIGRATION_LOCK_SQL = "SELECT pg_advisory_lock(hashtext('roster:migrations:' || coalesce(current_schema(), '')))";
+const MIGRATION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('roster:migrations:' || coalesce(current_schema(), '')))";
+
+/**
+ * Applies migrations/postgres/NNNN_*.sql the database lacks, under a session advisory
+ * lock so supervisors starting at once migrate once (the others wait, then find
+ * nothing to do). Refuses, as SQLite does, a schema holding another program's
+ * tables, an applied migration whose file changed (checksum) or is gone, and a
+ * schema newer than this code; read-only opens check and never write.
+ */
+export async function migratePostgres(pool: pg.Pool, options: { dir: string; readonly: boolean; now: number; url: string }): Promise<void> {
+  const files = readMigrations(options.dir);
+  const where = redactUrl(options.url);
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw translatePgError(error, "opening the store", options.url);
+  }
+  let locked = false;
+  try {
+    const schema = (await client.query<{ s: string | null }>("SELECT current_schema() AS s")).rows[0]!.s;
+    if (schema === null) {
+      throw new RosterError("DATABASE_INVALID", `${where}: no schema to create roster's tables in (the search_path names none that exists)`, { retryable: false });
+    }
+    if (!options.readonly) {
+      await client.query(MIGRATION_LOCK_SQL);
+      locked = true;
+    }
+    const tables = (await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema()")).rows.map((r) => r.t);
+    if (tables.length > 0 && !tables.includes("schema_migrations")) {
+      throw new RosterError("DATABASE_INVALID", `${where}: schema ${schema} holds tables that are not roster's (${tables.slice(0, 3).join(", ")}) and no schema_migrations table`, {
+        retryable: false,
+      });
+    }
+    const applied = tables.includes("schema_migrations")
+      ? (await client.query<{ version: number; name: string; checksum: string }>("SELECT version, name, checksum FROM schema_migrations ORDER BY version")).rows
+      : [];
+    if (applied.length === 0 && options.readonly) {
+      throw new RosterError("DATABASE_INVALID", `${where}: not a roster database (no schema_migrations in schema ${schema}); run \`roster init\` first`, { retryable: false });
+    }
+    const latest = files.at(-1)?.version ?? 0;
+    const newest = applied.at(-1);
+    if (newest !== undefined && newest.version > latest) {
+      throw new RosterError("DATABASE_TOO_NEW", `${where}: schema version ${newest.version} (${newest.name}) is newer than this roster knows (${latest}); upgrade roster`, { retryable: false });
+    }
+    const byVersion = new Map(files.map((f) => [f.version, f]));
+    for (const row of applied) {
+      const file = byVersion.get(row.version);
+      if (file === undefined) throw new RosterError("MIGRATION_CHANGED", `${where}: applied migration ${row.name} has no file in migrations/postgres/`, { retryable: false });
+      if (file.checksum !== row.checksum) {
+        throw new RosterError(
+          "MIGRATION_CHANGED",
+          `migrations/postgres/${file.name} was changed after it was applied to ${where} (checksum ${file.checksum.slice(0, 12)} ≠ recorded ${row.checksum.slice(0, 12)}); add a new migration instead of editing a shipped one`,
+          { retryable: false },
+        );
+      }
+    }
+    const done = new Set(applied.map((r) => r.version));
+    const missing = files.filter((f) => !done.has(f.version));
+    if (missing.length === 0) return;
+    if (options.readonly) throw new RosterError("DATABASE_READONLY", `${where}: needs migration ${missing[0]!.name} but was opened read-only`, { retryable: false });
+    await client.query("BEGIN");
+    try {
+      await client.query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at bigint NOT NULL)",
+      );
+      for (const file of missing) {
+        await client.query(file.sql);
+        await client.query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)", [file.version, file.name, file.checksum, options.now]);
+      }
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    }
+  } catch (error) {
+    throw translatePgError(error, `opening ${where}`, options.url);
+  } finally {
+    if (locked) await client.query(MIGRATION_UNLOCK_SQL).catch(() => {});
+    client.release();
+  }
+}

@@ -1,0 +1,197 @@
+import { RosterError } from "../../errors.js";
+import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from "../../policy/retry.js";
+import type { ValidatedTask } from "../input.js";
+import { unknownNameHint } from "../suggest.js";
+import type { EnqueueResult, TaskState } from "../types.js";
+import type { Tx } from "./database.js";
+
+/**
+ * Writes a validated batch inside the caller's transaction (docs/ARCHITECTURE.md rule 1),
+ * as src/store/sqlite/enqueue.ts does: checks personas, existing dependencies and the
+ * parent, then inserts tasks, status rows with unmet-dependency counts, edges and
+ * events, one statement each (unnest of arrays). Existing dependencies are read
+ * FOR SHARE: a dependency completing at the same moment waits for this commit, and
+ * its counter update (a later statement) then sees the new edges; or it committed
+ * first and is read as completed. Any error throws before the commit.
+ */
+export async function writeBatch(
+  tx: Tx,
+  tasks: ValidatedTask[],
+  options: { parentId: number | null; createdBy: string | null; now: number },
+): Promise<EnqueueResult & { statuses: TaskState[]; personas: string[]; created: number[] }> {
+  const { now } = options;
+  let rootId: number | null = null;
+  if (options.parentId !== null) {
+    const parent = await tx.one<{ id: number; root_id: number | null }>("SELECT id, root_id FROM tasks WHERE id = $1", [options.parentId]);
+    if (parent === undefined) throw new RosterError("TASK_NOT_FOUND", `parentId: task ${options.parentId} does not exist`, { details: { field: "parentId" } });
+    rootId = parent.root_id ?? parent.id;
+  }
+
+  const names = [...new Set(tasks.map((t) => t.persona))];
+  const personaRows = new Map(
+    (await tx.rows<{ id: string; config: string; retired_at: number | null }>("SELECT id, config, retired_at FROM personas WHERE id = ANY($1::text[])", [names])).map((r) => [r.id, r]),
+  );
+  const configs = new Map<string, PersonaPolicyConfig>();
+  for (const [index, task] of tasks.entries()) {
+    if (configs.has(task.persona)) continue;
+    const row = personaRows.get(task.persona);
+    if (row === undefined || row.retired_at !== null) {
+      const known = (await tx.rows<{ id: string }>("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id")).map((r) => r.id);
+      const what = row === undefined ? "unknown persona" : "retired persona";
+      throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: ${what} "${task.persona}"${unknownNameHint(task.persona, known)}`, {
+        details: { index, field: "persona", persona: task.persona, known, ...(row === undefined ? {} : { retired: true }) },
+      });
+    }
+    const config = JSON.parse(row.config) as PersonaPolicyConfig & { adapter?: { kind?: unknown } };
+    if (config.adapter?.kind === "human") {
+      // The approval gate (src/store/sqlite/humans.ts) is not built for PostgreSQL yet: refuse rather than let a worker run it.
+      throw new RosterError("NOT_SUPPORTED", `${label(task, index)}.persona: "${task.persona}" is a human (approval) persona; approvals are not implemented for PostgreSQL yet`, {
+        retryable: false,
+        details: { index, field: "persona", persona: task.persona },
+      });
+    }
+    configs.set(task.persona, config);
+  }
+
+  const depIds = [...new Set(tasks.flatMap((t) => (t.dependsOn ?? []).filter((d): d is number => typeof d === "number")))];
+  const existing = new Map<number, TaskState>();
+  if (depIds.length > 0) {
+    const rows = await tx.rows<{ task_id: number; status: TaskState }>(
+      "SELECT task_id, status FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR SHARE",
+      [depIds],
+    );
+    for (const row of rows) existing.set(row.task_id, row.status);
+    for (const [index, task] of tasks.entries()) {
+      for (const dep of task.dependsOn ?? []) {
+        if (typeof dep === "number" && !existing.has(dep)) {
+          throw new RosterError("DEPENDENCY_NOT_FOUND", `${label(task, index)}.dependsOn: task ${dep} does not exist`, { details: { index, field: "dependsOn", taskId: dep } });
+        }
+      }
+    }
+  }
+
+  const refIndex = new Map<string, number>();
+  tasks.forEach((task, index) => task.ref !== undefined && refIndex.set(task.ref, index));
+
+  const ids: number[] = new Array<number>(tasks.length);
+  const keys = tasks.map((t) => t.idempotencyKey).filter((k): k is string => k !== undefined);
+  const byKey =
+    keys.length === 0
+      ? new Map<string, number>()
+      : new Map((await tx.rows<{ id: number; k: string }>("SELECT id, idempotency_key AS k FROM tasks WHERE idempotency_key = ANY($1::text[])", [keys])).map((r) => [r.k, r.id]));
+  const isNew = tasks.map((task, index) => {
+    if (task.idempotencyKey === undefined) return true;
+    const found = byKey.get(task.idempotencyKey);
+    if (found === undefined) return true;
+    ids[index] = found;
+    return false;
+  });
+
+  const personaPolicies = new Map<string, { policy: RetryPolicy; timeoutMs: number; json: string }>();
+  const policies = tasks.map((task) => {
+    const config = configs.get(task.persona)!;
+    if (task.policy === undefined && task.maxAttempts === undefined) {
+      let shared = personaPolicies.get(task.persona);
+      if (shared === undefined) {
+        const resolved = resolveTaskPolicy(config);
+        personaPolicies.set(task.persona, (shared = { ...resolved, json: JSON.stringify(resolved.policy) }));
+      }
+      return shared;
+    }
+    const resolved = resolveTaskPolicy(config, { ...task.policy, ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}) });
+    return { ...resolved, json: JSON.stringify(resolved.policy) };
+  });
+
+  const newCount = isNew.filter(Boolean).length;
+  if (newCount > 0) {
+    // Ids known up front, so the batch's edges can name them.
+    const fresh = (await tx.rows<{ id: number }>("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id FROM generate_series(1, $1::int)", [newCount])).map((r) => r.id);
+    let next = 0;
+    const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+    tasks.forEach((task, index) => {
+      if (!isNew[index]) return;
+      const id = fresh[next++]!;
+      ids[index] = id;
+      const { json, timeoutMs } = policies[index]!;
+      [id, task.title, task.description ?? "", task.persona, task.payloadJson ?? null, task.priority ?? 0, json, timeoutMs, task.idempotencyKey ?? null].forEach((v, i) => cols[i]!.push(v));
+    });
+    await tx.run(
+      `INSERT INTO tasks (id, title, description, persona_id, payload, parent_id, root_id, created_by, priority, retry_policy, timeout_ms, idempotency_key, created_at)
+       SELECT u.id, u.title, u.description, u.persona, u.payload, $10, $11, $12, u.priority, u.policy, u.timeout, u.key, $13
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[], $9::text[])
+         AS u(id, title, description, persona, payload, priority, policy, timeout, key)`,
+      [...cols, options.parentId, rootId, options.createdBy, now],
+    );
+  }
+
+  const statuses: TaskState[] = new Array<TaskState>(tasks.length);
+  const unmetCounts: number[] = new Array<number>(tasks.length).fill(0);
+  const hits = tasks.map((_t, index) => index).filter((index) => !isNew[index]);
+  if (hits.length > 0) {
+    const rows = await tx.rows<{ task_id: number; status: TaskState }>("SELECT task_id, status FROM task_status WHERE task_id = ANY($1::bigint[])", [hits.map((i) => ids[i]!)]);
+    const byId = new Map(rows.map((r) => [r.task_id, r.status]));
+    for (const index of hits) statuses[index] = byId.get(ids[index]!)!;
+  }
+  const resolve = (index: number): TaskState => {
+    const known = statuses[index];
+    if (known !== undefined) return known;
+    const task = tasks[index]!;
+    let unmet = 0;
+    let blocked = false;
+    for (const dep of task.dependsOn ?? []) {
+      const state = typeof dep === "number" ? existing.get(dep)! : resolve(refIndex.get(dep)!);
+      if (state === "failed" || state === "cancelled" || state === "blocked") blocked = true;
+      if (state !== "completed") unmet++;
+    }
+    const state: TaskState = blocked ? "blocked" : unmet > 0 ? "waiting" : "pending";
+    statuses[index] = state;
+    unmetCounts[index] = unmet;
+    return state;
+  };
+
+  const statusCols: unknown[][] = [[], [], [], [], [], [], [], []];
+  const edges: [number[], number[]] = [[], []];
+  const events: [number[], string[]] = [[], []];
+  const created: number[] = [];
+  const createdPersonas: string[] = [];
+  tasks.forEach((task, index) => {
+    const state = resolve(index);
+    if (!isNew[index]) return;
+    const id = ids[index]!;
+    created.push(id);
+    createdPersonas.push(task.persona);
+    const runAt = now + (task.delayMs ?? 0);
+    [id, state, task.persona, task.priority ?? 0, unmetCounts[index]!, runAt, state === "pending" ? runAt : null, policies[index]!.policy.maxAttempts].forEach((v, i) =>
+      statusCols[i]!.push(v),
+    );
+    for (const dep of task.dependsOn ?? []) {
+      edges[0].push(id);
+      edges[1].push(typeof dep === "number" ? dep : ids[refIndex.get(dep)!]!);
+    }
+    events[0].push(id);
+    events[1].push(JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) }));
+  });
+  if (created.length > 0) {
+    await tx.run(
+      `INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, updated_at)
+       SELECT *, $9::bigint FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], $7::bigint[], $8::int[])`,
+      [...statusCols, now],
+    );
+  }
+  if (edges[0].length > 0) await tx.run("INSERT INTO task_dependencies (task_id, depends_on) SELECT * FROM unnest($1::bigint[], $2::bigint[])", edges);
+  if (events[0].length > 0) {
+    await tx.run(
+      "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) SELECT u.id, 'task:enqueued', $3, $4, 0, u.data FROM unnest($1::bigint[], $2::text[]) AS u(id, data)",
+      [...events, now, options.createdBy],
+    );
+  }
+  const refs: Record<string, number> = {};
+  tasks.forEach((task, index) => {
+    if (task.ref !== undefined) refs[task.ref] = ids[index]!;
+  });
+  return { ids, refs, statuses, personas: createdPersonas, created };
+}
+
+function label(task: ValidatedTask, index: number): string {
+  return task.ref === undefined ? `tasks[${index}]` : `tasks[${index}] (ref "${task.ref}")`;
+}

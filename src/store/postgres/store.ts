@@ -1,0 +1,502 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { RosterError } from "../../errors.js";
+import type { RetryPolicy } from "../../policy/retry.js";
+import type { EconomicsService } from "../economics.js";
+import { StoreEventBus } from "../events.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
+import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
+import { storedError } from "../sqlite/transitions.js";
+import { unknownNameHint } from "../suggest.js";
+import type {
+  AgentService,
+  HumanService,
+  LeaseRef,
+  MaintenanceService,
+  PersonaService,
+  ReapParams,
+  ReapResult,
+  ScheduleService,
+  Settlement,
+  SettlementResult,
+  Store,
+  StoreOptions,
+  TaskService,
+  WhyService,
+} from "../types.js";
+import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, type Tx } from "./database.js";
+import { writeBatch } from "./enqueue.js";
+import * as reads from "./reads.js";
+import { PgTransitions } from "./transitions.js";
+
+/** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
+export const PG_POOL_MAX_DEFAULT = 8;
+
+/**
+ * A service of the Store interface not built for PostgreSQL yet: every method
+ * rejects with NOT_SUPPORTED naming it (issue 19), so a command that needs it says
+ * so instead of failing somewhere else. `answers` gives methods an honest answer
+ * where one exists (a read that can only be empty, because every write that would
+ * fill it is refused).
+ */
+function notSupported<T extends object>(service: string, answers: Partial<Record<keyof T, (...args: never[]) => Promise<unknown>>> = {}): T {
+  return new Proxy({} as T, {
+    get(_target, property) {
+      if (typeof property !== "string") return undefined;
+      if (property === "then") return undefined;
+      const answer = (answers as Record<string, unknown>)[property];
+      if (answer !== undefined) return answer;
+      return async () => {
+        throw new RosterError("NOT_SUPPORTED", `${service}.${property} is not implemented for PostgreSQL yet (issue 19)`, { retryable: false });
+      };
+    },
+  });
+}
+
+/**
+ * The PostgreSQL store (issue 19): the Store interface over a node-postgres pool, the
+ * same rules as the SQLite store (docs/ARCHITECTURE.md) with SQL of its own
+ * (src/store/postgres/) and migrations of its own (migrations/postgres/).
+ *
+ * Time: every method takes `now` from its caller, as the SQLite store does, so run_at,
+ * stamps and audit times are the caller's clock and the conformance suite runs it
+ * under a ManualClock. Liveness never compares clocks: the same LivenessJudge as
+ * SQLite decides who is dead by stamps standing still on this process's monotonic
+ * clock. What a single clock would add across hosts (run_at judged on the server's
+ * now()) is the next step, written down in docs/postgres.md.
+ *
+ * Not built yet (they reject with NOT_SUPPORTED): economics, humans (approvals and
+ * questions), schedules, why, and the MCP second pass's reads (lineage, completeOnce,
+ * leaseLoss, resultPage, enqueueGoal). Usage reported with an outcome is not recorded.
+ */
+export class PostgresStore implements Store {
+  readonly events = new StoreEventBus();
+  readonly tasks: TaskService;
+  readonly agents: AgentService;
+  readonly personas: PersonaService;
+  readonly maintenance: MaintenanceService;
+  readonly economics: EconomicsService;
+  readonly humans: HumanService;
+  readonly schedules: ScheduleService;
+  readonly why: WhyService;
+  readonly judge: LivenessJudge;
+
+  private readonly pool: pg.Pool;
+  private readonly tx: PgTransactions;
+  private readonly url: string;
+  private closed = false;
+  private lastEventId: number | null = null;
+
+  /** Opens the pool and applies migrations (under the advisory lock); use PostgresStore.open. */
+  static async open(options: StoreOptions & { now?: number; poolMax?: number }): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await migratePostgres(store.pool, {
+        dir: options.migrationsDir ?? defaultPostgresMigrationsDir(),
+        readonly: options.readonly ?? false,
+        now: options.now ?? Date.now(),
+        url: options.path,
+      });
+    } catch (error) {
+      await store.pool.end().catch(() => {});
+      throw error;
+    }
+    return store;
+  }
+
+  private constructor(options: StoreOptions & { now?: number; poolMax?: number }) {
+    this.url = options.path;
+    const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
+    this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT);
+    const judge = new LivenessJudge(options.monotonic);
+    this.judge = judge;
+    const tx = new PgTransactions(this.pool, this.events, this.url, { onTransaction: options.onTransaction, onBusyRetry: options.onBusyRetry });
+    this.tx = tx;
+    const transitions = new PgTransitions(maxPayloadBytes);
+
+    /** A write that tells the judge how long it kept this process (and so every holder here) from writing. */
+    const write = async <T>(name: string, body: (t: Tx) => Promise<T>): Promise<T> => {
+      const started = judge.monotonic();
+      try {
+        return await tx.write(name, body);
+      } finally {
+        judge.noteWrite(started);
+      }
+    };
+    const read = <T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> => tx.read(name, body);
+
+    const settleOne = async (t: Tx, s: Settlement, now: number): Promise<SettlementResult> => {
+      if (s.kind === "complete") {
+        try {
+          const hasChildren = s.children !== undefined && s.children.length > 0;
+          return hasChildren ? await t.savepoint(() => transitions.complete(t, { ...s, now })) : await transitions.complete(t, { ...s, now });
+        } catch (error) {
+          if (!(error instanceof RosterError)) throw error;
+          return transitions.fail(t, {
+            taskId: s.taskId,
+            leaseToken: s.leaseToken,
+            now,
+            error: storedError({ name: "RosterError", code: "ADAPTER_OUTPUT_INVALID", message: `adapter output rejected: ${error.message}` }, true),
+          });
+        }
+      }
+      if (s.kind === "fail") return transitions.fail(t, { ...s, now });
+      return transitions.release(t, { ...s, now });
+    };
+
+    const tasks = {
+      enqueue: async (p: Parameters<TaskService["enqueue"]>[0]) => {
+        const batch = validateBatch(p.tasks, maxPayloadBytes);
+        return write("tasks.enqueue", async (t) => {
+          const written = await writeBatch(t, batch, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now });
+          t.emit("task:enqueued", { ids: written.created, personas: written.personas, ready: written.statuses.filter((s) => s === "pending").length });
+          return { ids: written.ids, refs: written.refs };
+        });
+      },
+      listAvailable: async (p: Parameters<TaskService["listAvailable"]>[0]) => read("tasks.listAvailable", (q) => reads.availableTasks(q, p)),
+      claim: async (p: Parameters<TaskService["claim"]>[0]) => {
+        if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
+          throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
+        }
+        if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
+          throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
+        }
+        const claimed = await write("tasks.claim", (t) => transitions.claim(t, p));
+        judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
+        return claimed;
+      },
+      startIfLeased: async (p: LeaseRef & { now: number }) => write("tasks.start", (t) => transitions.start(t, p)),
+      startManyIfLeased: async (p: { starts: Array<LeaseRef & { now: number }> }) =>
+        p.starts.length === 0
+          ? []
+          : write("tasks.startMany", async (t) => {
+              const out = [];
+              for (const s of p.starts) out.push(await transitions.start(t, s));
+              return out;
+            }),
+      progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
+      completeIfLeased: async (p: Parameters<TaskService["completeIfLeased"]>[0]) => write("tasks.complete", (t) => transitions.complete(t, p)),
+      failIfLeased: async (p: Parameters<TaskService["failIfLeased"]>[0]) => write("tasks.fail", (t) => transitions.fail(t, p)),
+      releaseIfLeased: async (p: Parameters<TaskService["releaseIfLeased"]>[0]) => write("tasks.release", (t) => transitions.release(t, p)),
+      settleMany: async (p: Parameters<TaskService["settleMany"]>[0]) =>
+        write("tasks.settleMany", async (t) => {
+          // In task id order, so two completers settling overlapping dependents lock rows in one order.
+          const order = p.settlements.map((s, index) => ({ s, index })).sort((a, b) => a.s.taskId - b.s.taskId);
+          const results = new Array<SettlementResult>(p.settlements.length);
+          for (const { s, index } of order) results[index] = await settleOne(t, s, p.now);
+          return results;
+        }),
+      cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      retry: async (p: Parameters<TaskService["retry"]>[0]) => write("tasks.retry", (t) => transitions.retry(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      addDependency: async (p: Parameters<TaskService["addDependency"]>[0]) =>
+        write("tasks.addDependency", (t) => transitions.addDependency(t, { ...p, taskId: reads.assertTaskId(p.taskId), dependsOn: reads.assertTaskId(p.dependsOn, "dependsOn") })),
+      get: async (p: Parameters<TaskService["get"]>[0]) => read("tasks.get", (q) => reads.getTask(q, reads.assertTaskId(p.taskId), p.eventLimit)),
+      list: async (p: Parameters<TaskService["list"]>[0]) => read("tasks.list", (q) => reads.listTasks(q, p)),
+      events: async (p: Parameters<TaskService["events"]>[0]) => read("tasks.events", (q) => reads.taskEvents(q, reads.assertTaskId(p.taskId), p.afterId, p.limit)),
+      counts: async (p?: Parameters<TaskService["counts"]>[0]) => read("tasks.counts", (q) => reads.counts(q, p?.rootId)),
+      running: async (p?: Parameters<TaskService["running"]>[0]) => read("tasks.running", (q) => reads.running(q, p)),
+      nextRunAt: async (p: Parameters<TaskService["nextRunAt"]>[0]) => read("tasks.nextRunAt", (q) => reads.nextRunAt(q, p)),
+      claimById: async (p: Parameters<TaskService["claimById"]>[0]) => {
+        const task = await write("tasks.claimById", (t) => transitions.claimOne(t, p));
+        if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
+        return task;
+      },
+      lineage: unsupported("tasks.lineage"),
+      completeOnce: unsupported("tasks.completeOnce"),
+      leaseLoss: unsupported("tasks.leaseLoss"),
+      resultPage: unsupported("tasks.resultPage"),
+      enqueueGoal: unsupported("tasks.enqueueGoal"),
+      leasesGone: async (p: { leases: LeaseRef[] }) => read("tasks.leasesGone", (q) => reads.leasesGone(q, p.leases)),
+      oldestReady: async (p: Parameters<TaskService["oldestReady"]>[0]) => read("tasks.oldestReady", (q) => reads.oldestReady(q, p)),
+    };
+    this.tasks = tasks as TaskService;
+
+    const agents: AgentService = {
+      register: async (p) => {
+        if (p.name.trim() === "") throw new RosterError("VALIDATION", "name: must not be empty", { details: { field: "name" } });
+        if (!Number.isInteger(p.heartbeatTimeoutMs) || p.heartbeatTimeoutMs <= 0) {
+          throw new RosterError("VALIDATION", "heartbeatTimeoutMs: must be a positive integer", { details: { field: "heartbeatTimeoutMs" } });
+        }
+        const agent = await write("agents.register", async (t) => {
+          if (p.personaId != null && (await t.one("SELECT 1 FROM personas WHERE id = $1", [p.personaId])) === undefined) {
+            throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${p.personaId}"`, { details: { field: "persona" } });
+          }
+          const id = p.id ?? `${p.kind}-${randomUUID()}`;
+          await t.run(
+            `INSERT INTO agents (id, name, kind, persona_id, status, pid, hostname, heartbeat_timeout_ms, registered_at, last_heartbeat)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, persona_id = excluded.persona_id,
+               status = 'active', pid = excluded.pid, hostname = excluded.hostname,
+               heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, last_heartbeat = excluded.last_heartbeat`,
+            [id, p.name, p.kind, p.personaId ?? null, p.pid ?? null, p.hostname ?? null, p.heartbeatTimeoutMs, p.now],
+          );
+          await transitions.event(t, null, "agent:registered", p.now, id, null, { name: p.name, kind: p.kind, persona: p.personaId ?? null });
+          t.emit("agent:registered", { agentId: id });
+          return (await reads.getAgent(t, id))!;
+        });
+        judge.noteAgent({ agentId: agent.id, stamp: agent.lastHeartbeatAt, timeoutMs: agent.heartbeatTimeoutMs });
+        return agent;
+      },
+      heartbeat: async (p) => {
+        const out = await write("agents.heartbeat", async (t) => {
+          // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
+          const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
+            `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
+             WHERE id = $2 AND status <> 'deregistered' RETURNING last_heartbeat, heartbeat_timeout_ms`,
+            [p.now, p.agentId],
+          );
+          if (touched === undefined) return { agentActive: false, renewed: [] as LeaseRef[], lost: p.leases ?? [], agent: null, leases: [] as LeaseObservation[] };
+          type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
+          const set = "lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1)";
+          const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress')";
+          const rows =
+            p.leases === undefined
+              ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId])
+              : await t.rows<Row>(
+                  `UPDATE task_status SET ${set} WHERE ${mine}
+                     AND (task_id, lease_token) IN (SELECT * FROM unnest($3::bigint[], $4::text[]))
+                   RETURNING task_id, lease_token, lease_expires_at, lease_ms`,
+                  [p.now, p.agentId, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
+                );
+          const renewed = rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token }));
+          const kept = new Set(renewed.map((r) => `${r.taskId}:${r.leaseToken}`));
+          return {
+            agentActive: true,
+            renewed,
+            lost: p.leases === undefined ? [] : p.leases.filter((l) => !kept.has(`${l.taskId}:${l.leaseToken}`)),
+            agent: { agentId: p.agentId, stamp: touched.last_heartbeat, timeoutMs: touched.heartbeat_timeout_ms } as AgentObservation,
+            leases: rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token, stamp: r.lease_expires_at, leaseMs: r.lease_ms })),
+          };
+        });
+        if (out.agent !== null) judge.noteAgent(out.agent);
+        judge.noteLeases(out.leases);
+        return { agentActive: out.agentActive, renewed: out.renewed, lost: out.lost };
+      },
+      deregister: async (p) =>
+        write("agents.deregister", async (t) => {
+          if ((await t.one("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", [p.agentId])) === undefined) {
+            throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.agentId}"`, { details: { field: "agentId" } });
+          }
+          const released: number[] = [];
+          const held = await t.rows<{ task_id: number; lease_token: string }>(
+            "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id",
+            [p.agentId],
+          );
+          for (const row of held) {
+            const result = await transitions.release(t, { taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: p.now });
+            if (result.ok) released.push(row.task_id);
+          }
+          await t.run("UPDATE agents SET status = 'deregistered', last_heartbeat = $2 WHERE id = $1", [p.agentId, p.now]);
+          await transitions.event(t, null, "agent:deregistered", p.now, p.agentId, null, { released: released.length });
+          t.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
+          return { released };
+        }),
+      list: async (p) => read("agents.list", (q) => reads.listAgents(q, p?.includeInactive ?? false)),
+      get: async (p) => read("agents.get", (q) => reads.getAgent(q, p.agentId)),
+      expireStale: async (p) => {
+        const silent = judge.observe([], await read("agents.observe", (q) => observeAgents(q))).agents;
+        if (silent.length === 0) return [];
+        return write("agents.expireStale", async (t) => {
+          const ids = await expireSilent(t, silent, p.now);
+          if (ids.length > 0) t.emit("agent:expired", { agentIds: ids });
+          return ids;
+        });
+      },
+    };
+    this.agents = agents;
+
+    const expireSilent = async (t: Tx, silent: ReadonlyArray<Silent<AgentObservation>>, now: number): Promise<string[]> => {
+      const ids: string[] = [];
+      for (const { item, silentMs } of silent) {
+        // Conditional on the stamp judged standing still: a heartbeat since keeps the agent.
+        const changed = await t.run("UPDATE agents SET status = 'expired' WHERE id = $1 AND status = 'active' AND last_heartbeat = $2", [item.agentId, item.stamp]);
+        if (changed === 0) continue;
+        await transitions.event(t, null, "agent:expired", now, item.agentId, null, { silentMs: Math.round(silentMs), timeoutMs: item.timeoutMs });
+        ids.push(item.agentId);
+      }
+      return ids;
+    };
+
+    const reap = async (t: Tx, silent: ReadonlyArray<Silent<LeaseObservation>>, p: ReapParams): Promise<Omit<ReapResult, "expiredAgents">> => {
+      const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
+      for (const { item, silentMs } of silent.slice(0, p.limit ?? 1_000)) {
+        // Still exactly as judged (same token, same stamp), locked: a renewal or settlement since leaves it alone.
+        const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
+          `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_ms, t.retry_policy
+           FROM task_status s JOIN tasks t ON t.id = s.task_id
+           WHERE s.task_id = $1 AND s.lease_token = $2 AND s.lease_expires_at = $3 AND s.status IN ('claimed','in_progress')
+           FOR UPDATE OF s`,
+          [item.taskId, item.leaseToken, item.stamp],
+        );
+        if (row === undefined) continue;
+        const heard = Math.round(silentMs);
+        await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms });
+        const result = await transitions.settleFailure(t, {
+          taskId: row.task_id,
+          persona: row.persona_id,
+          attempt: row.attempts,
+          maxAttempts: row.max_attempts,
+          policy: JSON.parse(row.retry_policy) as RetryPolicy,
+          agentId: row.assigned_agent_id,
+          error: {
+            name: "LeaseExpired",
+            code: "LEASE_EXPIRED",
+            message: `no heartbeat from ${row.assigned_agent_id ?? "its holder"} for ${heard} ms (lease ${row.lease_ms} ms): the holder is taken for dead`,
+            retryable: true,
+          },
+          retryable: true,
+          now: p.now,
+          random: p.random ?? Math.random,
+        });
+        if (!result.ok) continue;
+        const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };
+        if (result.outcome === "retrying") out.retried.push({ ...lease, runAt: result.runAt });
+        else out.failed.push(lease);
+        t.emit("lease:expired", { ...lease, outcome: result.outcome });
+      }
+      return out;
+    };
+
+    this.maintenance = {
+      reapExpired: async (p) => {
+        const observed = await read("maintenance.observe", async (q) => ({ leases: await observeLeases(q), agents: await observeAgents(q) }));
+        const silent = judge.observe(observed.leases, observed.agents);
+        if (silent.leases.length === 0 && silent.agents.length === 0) return { retried: [], failed: [], expiredAgents: [] };
+        const asked = judge.monotonic();
+        return write("maintenance.reap", async (t) => {
+          // Having waited to write, every holder may have been waiting too: judge nobody now (docs/ARCHITECTURE.md, "Liveness").
+          if (judge.monotonic() - asked >= BLOCKED_WRITE_MS) {
+            judge.restartSilence();
+            return { retried: [], failed: [], expiredAgents: [] };
+          }
+          const reaped = await reap(t, silent.leases, p);
+          const expiredAgents = await expireSilent(t, silent.agents, p.now);
+          if (expiredAgents.length > 0) t.emit("agent:expired", { agentIds: expiredAgents });
+          return { ...reaped, expiredAgents };
+        });
+      },
+      prune: async (p) =>
+        write("maintenance.prune", async (t) => {
+          const ids = (
+            await t.rows<{ task_id: number }>(
+              `SELECT s.task_id FROM task_status s
+               WHERE s.finished_at IS NOT NULL AND s.finished_at < $1 AND s.status IN ('completed','failed','cancelled')
+                 AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN task_status o ON o.task_id = d.task_id
+                                 WHERE d.depends_on = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < $1))
+                 AND NOT EXISTS (SELECT 1 FROM tasks c JOIN task_status o ON o.task_id = c.id
+                                 WHERE c.parent_id = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < $1))
+               LIMIT 10000`,
+              [p.before],
+            )
+          ).map((r) => r.task_id);
+          if (ids.length === 0) return { tasks: 0, events: 0 };
+          const events = await t.run("DELETE FROM task_events WHERE task_id = ANY($1::bigint[])", [ids]);
+          await t.run("DELETE FROM task_dependencies WHERE task_id = ANY($1::bigint[]) OR depends_on = ANY($1::bigint[])", [ids]);
+          await t.run("DELETE FROM task_status WHERE task_id = ANY($1::bigint[])", [ids]);
+          // A pruned task may still be the parent of pruned children: clear the links, then delete.
+          await t.run("UPDATE tasks SET parent_id = NULL WHERE parent_id = ANY($1::bigint[])", [ids]);
+          const tasks = await t.run("DELETE FROM tasks WHERE id = ANY($1::bigint[])", [ids]);
+          return { tasks, events };
+        }),
+      integrityCheck: async () =>
+        read("maintenance.integrityCheck", async (q) => {
+          // No page-level check as SQLite's integrity_check: the invariants the store keeps instead.
+          const bad = await q.rows<{ problem: string }>(
+            `SELECT 'task ' || task_id || ' is leased without a token' AS problem FROM task_status
+               WHERE status IN ('claimed','in_progress') AND (lease_token IS NULL OR lease_expires_at IS NULL)
+             UNION ALL
+             SELECT 'task ' || id || ' has no status row' FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM task_status s WHERE s.task_id = t.id)
+             LIMIT 100`,
+          );
+          return bad.length === 0 ? "ok" : bad.map((b) => b.problem).join("\n");
+        }),
+    };
+
+    const PERSONA_SQL = `
+      INSERT INTO personas (id, name, definition, config, source_path, file_present, created_at, updated_at)
+      VALUES ($1, $2, $3, $4, $5, true, $6, $6)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition = excluded.definition, config = excluded.config,
+        source_path = excluded.source_path, file_present = true,
+        updated_at = CASE WHEN personas.config = excluded.config AND personas.definition = excluded.definition
+                          AND personas.name = excluded.name THEN personas.updated_at ELSE excluded.updated_at END`;
+    this.personas = {
+      sync: async (p) =>
+        write("personas.sync", async (t) => {
+          for (const persona of p.personas) {
+            await t.run(PERSONA_SQL, [persona.id, persona.name, persona.definition, JSON.stringify(persona.config), persona.sourcePath, p.now]);
+          }
+          // Database with file fallback: a persona whose file is gone keeps serving, marked as such.
+          await t.run(
+            `UPDATE personas SET file_present = false
+             WHERE file_present AND source_path IS NOT NULL AND NOT (id = ANY($1::text[]))
+               AND ($2::text IS NULL OR substr(source_path, 1, length($2)) = $2)`,
+            [p.personas.map((x) => x.id), p.sourceDir ?? null],
+          );
+        }),
+      get: async (p) => read("personas.get", (q) => reads.getPersona(q, p.id)),
+      list: async (p) => read("personas.list", (q) => reads.listPersonas(q, p?.includeRetired === true)),
+      retire: async (p) =>
+        write("personas.retire", async (t) => {
+          const row = await t.one<{ retired_at: number | null }>("SELECT retired_at FROM personas WHERE id = $1 FOR UPDATE", [p.id]);
+          if (row === undefined) {
+            const known = (await t.rows<{ id: string }>("SELECT id FROM personas ORDER BY id")).map((r) => r.id);
+            throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${p.id}"${unknownNameHint(p.id, known)}`, { details: { field: "persona", persona: p.id } });
+          }
+          if ((row.retired_at !== null) !== p.retired) await t.run("UPDATE personas SET retired_at = $2, updated_at = $3 WHERE id = $1", [p.id, p.retired ? p.now : null, p.now]);
+          return (await reads.getPersona(t, p.id))!;
+        }),
+    };
+
+    this.economics = notSupported<EconomicsService>("economics");
+    // No approval or question can exist here (enqueue refuses human personas; fail with INPUT_REQUESTED is an ordinary failure), so the supervisor's deadline pass has nothing to apply.
+    this.humans = notSupported<HumanService>("humans", { applyDeadlines: async () => [], listParked: async () => [] });
+    // Likewise no schedule can be created, so the scheduler finds none due.
+    this.schedules = notSupported<ScheduleService>("schedules", { due: async () => [], nextFireAt: async () => null, list: async () => [] });
+    this.why = notSupported<WhyService>("why");
+  }
+
+  async hasExternalChanges(): Promise<boolean> {
+    // Every transition writes an audit row: a new highest event id means a write (ours included: a hint the caller confirms by claiming).
+    const row = await this.tx.read("store.hasExternalChanges", (q) => q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events"));
+    const id = row?.id ?? 0;
+    const changed = this.lastEventId !== null && id !== this.lastEventId;
+    this.lastEventId = id;
+    return changed;
+  }
+
+  watchExternalChanges(_onChange: () => void): () => void {
+    // LISTEN/NOTIFY wake-ups are not built yet (issue 19): callers keep their poll.
+    return () => {};
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tx.markClosed();
+    await this.pool.end();
+  }
+}
+
+function unsupported(name: string): () => Promise<never> {
+  return async () => {
+    throw new RosterError("NOT_SUPPORTED", `${name} is not implemented for PostgreSQL yet (issue 19)`, { retryable: false });
+  };
+}
+
+async function observeLeases(q: Pick<Tx, "rows">): Promise<LeaseObservation[]> {
+  return (await q.rows<{ task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number }>(reads.PG_OBSERVE_LEASES_SQL)).map((r) => ({
+    taskId: r.task_id,
+    leaseToken: r.lease_token,
+    stamp: r.lease_expires_at,
+    leaseMs: r.lease_ms,
+  }));
+}
+
+async function observeAgents(q: Pick<Tx, "rows">): Promise<AgentObservation[]> {
+  return (await q.rows<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>(reads.PG_OBSERVE_AGENTS_SQL)).map((r) => ({
+    agentId: r.id,
+    stamp: r.last_heartbeat,
+    timeoutMs: r.heartbeat_timeout_ms,
+  }));
+}

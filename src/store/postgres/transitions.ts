@@ -1,0 +1,489 @@
+import { randomBytes } from "node:crypto";
+import { RosterError, type ErrorObject } from "../../errors.js";
+import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { serializeJson, validateBatch } from "../input.js";
+import { storedError } from "../sqlite/transitions.js";
+import type {
+  ClaimParams,
+  ClaimedTask,
+  CompleteParams,
+  CompleteResult,
+  DependencyResult,
+  FailParams,
+  FailResult,
+  LeaseResult,
+  ReleaseParams,
+  TaskState,
+} from "../types.js";
+import type { Tx } from "./database.js";
+import { writeBatch } from "./enqueue.js";
+
+export const CLAIM_LIMIT_MAX = 1_000;
+
+const CLAIM_SET = `status = 'claimed', attempts = s.attempts + 1, assigned_agent_id = $2,
+        lease_token = $3 || '.' || s.task_id, lease_ms = $4::bigint, lease_expires_at = $1::bigint + $4::bigint,
+        claimed_at = $1::bigint, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = $1::bigint`;
+const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.lease_token, s.lease_expires_at, s.ready_at, s.run_at, s.priority";
+
+/**
+ * docs/ARCHITECTURE.md rules 2 and 3 on PostgreSQL: one statement picks the best ready
+ * rows by one seek into the partial claim index task_status_claim (persona, priority
+ * DESC, run_at, task_id) WHERE pending, locking them FOR UPDATE SKIP LOCKED so
+ * concurrent claimers on any host take different rows instead of queueing on the
+ * same ones, and leases them. test/store/postgres-plan.test.ts explains it.
+ * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
+ */
+export const PG_CLAIM_SQL = `
+      WITH picked AS (
+        SELECT task_id FROM task_status
+        WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint
+        ORDER BY priority DESC, run_at, task_id
+        LIMIT $6
+        FOR UPDATE SKIP LOCKED)
+      UPDATE task_status s SET ${CLAIM_SET}
+      FROM picked WHERE s.task_id = picked.task_id
+      ${CLAIM_RETURNING}`;
+
+/** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
+const CLAIM_ONE_SQL = `
+      UPDATE task_status s SET ${CLAIM_SET}
+      WHERE s.task_id = $5 AND s.status = 'pending' AND s.run_at <= $1::bigint
+      ${CLAIM_RETURNING}`;
+
+/**
+ * Completing a task decrements its dependents' counters (rule 2); a waiting task
+ * whose last unmet dependency this was becomes pending. Old values on the right.
+ */
+export const PG_COMPLETE_DEPENDENCIES_SQL = `
+      UPDATE task_status SET
+        unmet_deps = unmet_deps - 1,
+        status     = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN 'pending' ELSE status END,
+        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN greatest(run_at, $2::bigint) ELSE ready_at END,
+        updated_at = $2::bigint
+      WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = $1) AND unmet_deps > 0
+      RETURNING task_id, status`;
+
+/** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
+const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
+
+type ClaimRow = { task_id: number; attempts: number; max_attempts: number; lease_token: string; lease_expires_at: number; ready_at: number | null; run_at: number; priority: number };
+type LeasedRow = { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string; claimed_at: number | null };
+
+const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
+
+function newLeaseToken(): string {
+  return randomBytes(12).toString("base64url");
+}
+
+function parseJson<T = unknown>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+/**
+ * The fenced state machine of a task (rules 3, 4, 6, 7, 8, 9) on PostgreSQL, as
+ * src/store/sqlite/transitions.ts: every method runs in the caller's transaction,
+ * writes its task_events rows there and queues its notification for after the
+ * commit. Rows read before a conditional write are locked (FOR UPDATE), since
+ * other hosts write concurrently (READ COMMITTED).
+ */
+export class PgTransitions {
+  constructor(private readonly maxPayloadBytes: number) {}
+
+  async event(tx: Tx, taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): Promise<void> {
+    await tx.run("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES ($1, $2, $3, $4, $5, $6)", [
+      taskId,
+      type,
+      now,
+      agentId,
+      attempt,
+      data === undefined ? null : JSON.stringify(data),
+    ]);
+  }
+
+  private async leaseMsOf(tx: Tx, persona: string): Promise<number> {
+    const row = await tx.one<{ ms: number | null }>("SELECT (config::jsonb ->> 'leaseMs')::bigint AS ms FROM personas WHERE id = $1", [persona]);
+    return row?.ms ?? LEASE_MS_DEFAULT;
+  }
+
+  async claim(tx: Tx, params: ClaimParams): Promise<ClaimedTask[]> {
+    const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
+    const leaseMs = params.leaseMs ?? (await this.leaseMsOf(tx, params.persona));
+    const rows = await tx.rows<ClaimRow>(PG_CLAIM_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.persona, limit]);
+    return this.claimed(tx, rows, params.agentId, leaseMs, params.now);
+  }
+
+  async claimOne(tx: Tx, params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): Promise<ClaimedTask | null> {
+    const row = await tx.one<{ persona_id: string }>("SELECT persona_id FROM task_status WHERE task_id = $1", [params.taskId]);
+    if (row === undefined) return null;
+    const leaseMs = params.leaseMs ?? (await this.leaseMsOf(tx, row.persona_id));
+    const rows = await tx.rows<ClaimRow>(CLAIM_ONE_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.taskId]);
+    return (await this.claimed(tx, rows, params.agentId, leaseMs, params.now))[0] ?? null;
+  }
+
+  private async claimed(tx: Tx, rows: ClaimRow[], agentId: string, leaseMs: number, now: number): Promise<ClaimedTask[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.task_id);
+    const details = new Map(
+      (
+        await tx.rows<{ id: number; title: string; description: string; persona_id: string; payload: string | null; parent_id: number | null; priority: number; timeout_ms: number }>(
+          "SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms FROM tasks WHERE id = ANY($1::bigint[])",
+          [ids],
+        )
+      ).map((r) => [r.id, r]),
+    );
+    const deps = new Map<number, DependencyResult[]>();
+    for (const row of await tx.rows<{ for_id: number; id: number; title: string; persona_id: string; status: TaskState; result: string | null }>(
+      `SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
+       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
+       WHERE d.task_id = ANY($1::bigint[]) ORDER BY d.task_id, d.depends_on`,
+      [ids],
+    )) {
+      let list = deps.get(row.for_id);
+      if (list === undefined) deps.set(row.for_id, (list = []));
+      list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
+    }
+    const claimed = rows
+      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
+      .map((row): ClaimedTask => {
+        const task = details.get(row.task_id)!;
+        return {
+          id: row.task_id,
+          title: task.title,
+          description: task.description,
+          persona: task.persona_id,
+          payload: parseJson(task.payload),
+          priority: task.priority,
+          parentId: task.parent_id,
+          attempt: row.attempts,
+          maxAttempts: row.max_attempts,
+          leaseToken: row.lease_token,
+          leaseExpiresAt: row.lease_expires_at,
+          leaseMs,
+          timeoutMs: task.timeout_ms,
+          readyAt: row.ready_at ?? row.run_at,
+          claimedAt: now,
+          dependencies: deps.get(row.task_id) ?? [],
+        };
+      });
+    await tx.run(
+      `INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+       SELECT u.id, 'task:claimed', $4, $5, u.attempt, json_build_object('leaseExpiresAt', u.expires)::text
+       FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, attempt, expires)`,
+      [claimed.map((t) => t.id), claimed.map((t) => t.attempt), claimed.map((t) => t.leaseExpiresAt), now, agentId],
+    );
+    tx.emit("task:claimed", { agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
+    return claimed;
+  }
+
+  async start(tx: Tx, params: { taskId: number; leaseToken: string; now: number }): Promise<LeaseResult> {
+    const row = await tx.one<{ attempts: number; assigned_agent_id: string | null }>(
+      `UPDATE task_status SET status = 'in_progress', started_at = coalesce(started_at, $3::bigint), updated_at = $3::bigint
+       WHERE ${LEASED} RETURNING attempts, assigned_agent_id`,
+      [params.taskId, params.leaseToken, params.now],
+    );
+    if (row === undefined) return this.lost(tx, params.taskId, "start");
+    await this.event(tx, params.taskId, "task:started", params.now, row.assigned_agent_id, row.attempts);
+    tx.emit("task:started", { taskId: params.taskId });
+    return { ok: true };
+  }
+
+  async progress(tx: Tx, params: { taskId: number; leaseToken: string; fraction: number; message?: string | undefined; now: number }): Promise<LeaseResult> {
+    if (!Number.isFinite(params.fraction) || params.fraction < 0 || params.fraction > 1) {
+      throw new RosterError("VALIDATION", `fraction: must be a number from 0 to 1, got ${String(params.fraction)}`, { details: { field: "fraction" } });
+    }
+    const message = params.message === undefined ? null : String(params.message).slice(0, 1000);
+    const row = await tx.one<{ attempts: number; assigned_agent_id: string | null }>(
+      `UPDATE task_status SET progress = $3, progress_message = $4, updated_at = $5::bigint WHERE ${LEASED} RETURNING attempts, assigned_agent_id`,
+      [params.taskId, params.leaseToken, params.fraction, message, params.now],
+    );
+    if (row === undefined) return this.lost(tx, params.taskId, "progress");
+    await this.event(tx, params.taskId, "task:progress", params.now, row.assigned_agent_id, row.attempts, { fraction: params.fraction, message });
+    tx.emit("task:progress", { taskId: params.taskId, fraction: params.fraction, message });
+    return { ok: true };
+  }
+
+  /**
+   * Validates result and children before any write, so a bad output changes nothing.
+   * Usage (rule 15) is not recorded on PostgreSQL yet (issue 19: economics).
+   */
+  async complete(tx: Tx, params: CompleteParams): Promise<CompleteResult> {
+    const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
+    const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
+    const row = await tx.one<{ persona_id: string; attempts: number; assigned_agent_id: string | null }>(
+      `UPDATE task_status SET status = 'completed', result = $3, progress = 1, finished_at = $4::bigint,
+         lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
+       WHERE ${LEASED} RETURNING persona_id, attempts, assigned_agent_id`,
+      [params.taskId, params.leaseToken, result, params.now],
+    );
+    if (row === undefined) return this.lost(tx, params.taskId, "complete");
+    const ready = await this.completeDependencies(tx, params.taskId, params.now);
+    let childIds: number[] = [];
+    let childRefs: Record<string, number> = {};
+    if (children !== null) {
+      const written = await writeBatch(tx, children, { parentId: params.taskId, createdBy: row.assigned_agent_id, now: params.now });
+      childIds = written.ids;
+      childRefs = written.refs;
+      tx.emit("task:enqueued", { ids: written.created, personas: written.personas, ready: written.statuses.filter((s) => s === "pending").length });
+    }
+    await this.event(tx, params.taskId, "task:completed", params.now, row.assigned_agent_id, row.attempts, {
+      readied: ready.length,
+      ...(childIds.length > 0 ? { children: childIds } : {}),
+    });
+    tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
+    if (ready.length > 0) tx.emit("task:ready", { count: ready.length });
+    return { ok: true, childIds, childRefs };
+  }
+
+  private async leasedRow(tx: Tx, taskId: number, leaseToken: string): Promise<LeasedRow | undefined> {
+    return tx.one<LeasedRow>(
+      `SELECT s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, t.retry_policy, s.claimed_at
+       FROM task_status s JOIN tasks t ON t.id = s.task_id
+       WHERE s.task_id = $1 AND s.lease_token = $2 AND s.status IN ('claimed','in_progress')
+       FOR UPDATE OF s`,
+      [taskId, leaseToken],
+    );
+  }
+
+  async fail(tx: Tx, params: FailParams): Promise<FailResult> {
+    const row = await this.leasedRow(tx, params.taskId, params.leaseToken);
+    if (row === undefined) return this.lost(tx, params.taskId, "fail");
+    const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
+    const error = storedError(params.error, retryable);
+    return this.settleFailure(tx, {
+      taskId: params.taskId,
+      persona: row.persona_id,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      policy: JSON.parse(row.retry_policy) as RetryPolicy,
+      agentId: row.assigned_agent_id,
+      error,
+      retryable,
+      now: params.now,
+      random: params.random ?? Math.random,
+    });
+  }
+
+  /** Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents blocked). */
+  async settleFailure(
+    tx: Tx,
+    p: { taskId: number; persona: string; attempt: number; maxAttempts: number; policy: RetryPolicy; agentId: string | null; error: ErrorObject; retryable: boolean; now: number; random: () => number },
+  ): Promise<FailResult> {
+    const errorJson = JSON.stringify(p.error);
+    const policy = { ...p.policy, maxAttempts: p.maxAttempts };
+    if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
+      const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
+      await tx.run(
+        `UPDATE task_status SET status = 'pending', run_at = $2::bigint, ready_at = $2::bigint, last_error = $3,
+           assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
+         WHERE task_id = $1`,
+        [p.taskId, runAt, errorJson, p.now],
+      );
+      await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
+      tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
+      return { ok: true, outcome: "retrying", runAt, attempt: p.attempt };
+    }
+    await tx.run(
+      `UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $3::bigint
+       WHERE task_id = $1`,
+      [p.taskId, errorJson, p.now],
+    );
+    const blocked = await this.blockDependents(tx, p.taskId, p.now);
+    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
+    tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
+    return { ok: true, outcome: "failed", attempt: p.attempt, blocked };
+  }
+
+  async release(tx: Tx, params: ReleaseParams): Promise<LeaseResult> {
+    const runAt = params.now + (params.delayMs ?? 0);
+    const holder = await this.leasedRow(tx, params.taskId, params.leaseToken);
+    if (holder === undefined) return this.lost(tx, params.taskId, "release");
+    const row = await tx.one<{ persona_id: string; attempts: number }>(
+      `UPDATE task_status SET status = 'pending', attempts = greatest(attempts - 1, 0), run_at = $3::bigint, ready_at = $3::bigint,
+         assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = $4::bigint
+       WHERE ${LEASED} RETURNING persona_id, attempts`,
+      [params.taskId, params.leaseToken, runAt, params.now],
+    );
+    if (row === undefined) return this.lost(tx, params.taskId, "release");
+    await this.event(tx, params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
+    tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
+    return { ok: true };
+  }
+
+  async cancel(tx: Tx, params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): Promise<{ cancelled: number[]; blocked: number[] }> {
+    const row = await this.requireTask(tx, params.taskId);
+    if (row.status === "completed" || row.status === "failed" || row.status === "cancelled") {
+      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only unfinished tasks can be cancelled`, { details: { taskId: params.taskId, status: row.status } });
+    }
+    await tx.run(
+      `UPDATE task_status SET status = 'cancelled', finished_at = $2::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $2::bigint
+       WHERE task_id = $1 AND status NOT IN ('completed','failed','cancelled')`,
+      [params.taskId, params.now],
+    );
+    const blocked = await this.blockDependents(tx, params.taskId, params.now);
+    await this.event(tx, params.taskId, "task:cancelled", params.now, params.by ?? null, row.attempts, { from: row.status, reason: params.reason ?? null, blocked: blocked.length });
+    tx.emit("task:cancelled", { taskIds: [params.taskId], persona: row.persona_id });
+    return { cancelled: [params.taskId], blocked };
+  }
+
+  async retry(tx: Tx, params: { taskId: number; by?: string | undefined; now: number }): Promise<{ status: TaskState; unblocked: number[] }> {
+    const row = await this.requireTask(tx, params.taskId);
+    if (row.status !== "failed" && row.status !== "cancelled") {
+      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only failed or cancelled tasks can be retried`, { details: { taskId: params.taskId, status: row.status } });
+    }
+    const status: TaskState = row.unmet_deps === 0 ? "pending" : (await this.blockedDependencyCount(tx, params.taskId)) > 0 ? "blocked" : "waiting";
+    await tx.run(
+      `UPDATE task_status SET status = $2, attempts = 0, run_at = $3::bigint, ready_at = CASE WHEN $2 = 'pending' THEN $3::bigint END,
+         finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+         progress = NULL, progress_message = NULL, result = NULL, updated_at = $3::bigint
+       WHERE task_id = $1 AND status IN ('failed','cancelled')`,
+      [params.taskId, status, params.now],
+    );
+    await this.event(tx, params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
+    const unblocked = status === "blocked" ? [] : await this.unblockDependents(tx, params.taskId, params.now, params.by ?? null);
+    tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
+    if (status === "pending") tx.emit("task:ready", { count: 1 });
+    return { status, unblocked };
+  }
+
+  async addDependency(tx: Tx, params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): Promise<{ status: TaskState }> {
+    const { taskId, dependsOn, now } = params;
+    if (taskId === dependsOn) throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
+    const task = await this.requireTask(tx, taskId);
+    const dep = await tx.one<{ status: TaskState }>("SELECT status FROM task_status WHERE task_id = $1 FOR SHARE", [dependsOn]);
+    if (dep === undefined) throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
+    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
+      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, { details: { field: "taskId", status: task.status } });
+    }
+    if ((await tx.one("SELECT 1 FROM task_dependencies WHERE task_id = $1 AND depends_on = $2", [taskId, dependsOn])) !== undefined) return { status: task.status };
+    const path = await this.dependencyPath(tx, dependsOn, taskId);
+    if (path !== null) {
+      const cycle = [taskId, ...path];
+      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, { details: { field: "dependsOn", cycle } });
+    }
+    await tx.run("INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)", [taskId, dependsOn]);
+    let status: TaskState = task.status;
+    if (dep.status !== "completed") {
+      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
+      status = (
+        await tx.one<{ status: TaskState }>(
+          `UPDATE task_status SET unmet_deps = unmet_deps + 1, updated_at = $2::bigint,
+             status = CASE WHEN $3::boolean THEN 'blocked' WHEN status = 'pending' THEN 'waiting' ELSE status END,
+             ready_at = CASE WHEN status = 'pending' THEN NULL ELSE ready_at END
+           WHERE task_id = $1 RETURNING status`,
+          [taskId, now, bad],
+        )
+      )!.status;
+      if (bad && task.status !== "blocked") await this.blockDependents(tx, taskId, now);
+    }
+    await this.event(tx, taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
+    return { status };
+  }
+
+  // ---- the dependency graph ----
+
+  async completeDependencies(tx: Tx, taskId: number, now: number): Promise<number[]> {
+    const rows = await tx.rows<{ task_id: number; status: TaskState }>(PG_COMPLETE_DEPENDENCIES_SQL, [taskId, now]);
+    const ready = rows.filter((r) => r.status === "pending").map((r) => r.task_id);
+    if (ready.length > 0) {
+      await tx.run(
+        "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $2, json_build_object('after', $3::bigint)::text FROM unnest($1::bigint[]) AS u(id)",
+        [ready, now, taskId],
+      );
+    }
+    return ready;
+  }
+
+  /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */
+  async blockDependents(tx: Tx, taskId: number, now: number): Promise<number[]> {
+    const ids = (
+      await tx.rows<{ task_id: number }>(
+        `WITH RECURSIVE down(id) AS (
+           SELECT task_id FROM task_dependencies WHERE depends_on = $1
+           UNION
+           SELECT d.task_id FROM task_dependencies d JOIN down ON d.depends_on = down.id)
+         UPDATE task_status SET status = 'blocked', updated_at = $2::bigint
+         WHERE task_id IN (SELECT id FROM down) AND status = 'waiting'
+         RETURNING task_id`,
+        [taskId, now],
+      )
+    ).map((r) => r.task_id);
+    if (ids.length > 0) {
+      await tx.run(
+        "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:blocked', $2, json_build_object('by', $3::bigint)::text FROM unnest($1::bigint[]) AS u(id)",
+        [ids, now, taskId],
+      );
+    }
+    return ids;
+  }
+
+  private async blockedDependencyCount(tx: Tx, taskId: number): Promise<number> {
+    const row = await tx.one<{ n: number }>(
+      `SELECT count(*) AS n FROM task_dependencies d JOIN task_status s ON s.task_id = d.depends_on
+       WHERE d.task_id = $1 AND s.status IN ('failed','cancelled','blocked')`,
+      [taskId],
+    );
+    return row?.n ?? 0;
+  }
+
+  /** After `taskId` was retried: blocked descendants with no other failed, cancelled or blocked dependency go back to waiting, breadth first. */
+  private async unblockDependents(tx: Tx, taskId: number, now: number, by: string | null): Promise<number[]> {
+    const out: number[] = [];
+    const queue = [taskId];
+    while (queue.length > 0) {
+      const current = queue.shift()!;
+      const dependents = await tx.rows<{ id: number; status: TaskState }>(
+        "SELECT d.task_id AS id, s.status FROM task_dependencies d JOIN task_status s ON s.task_id = d.task_id WHERE d.depends_on = $1 ORDER BY d.task_id",
+        [current],
+      );
+      for (const row of dependents) {
+        if (row.status !== "blocked") continue;
+        if ((await this.blockedDependencyCount(tx, row.id)) > 0) continue;
+        if ((await tx.run("UPDATE task_status SET status = 'waiting', updated_at = $1::bigint WHERE task_id = $2 AND status = 'blocked'", [now, row.id])) === 1) {
+          out.push(row.id);
+          await this.event(tx, row.id, "task:unblocked", now, by, null, { by: taskId });
+          queue.push(row.id);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Whether `from` reaches `to` by following dependencies; the path if it does. */
+  private async dependencyPath(tx: Tx, from: number, to: number): Promise<number[] | null> {
+    const previous = new Map<number, number>([[from, from]]);
+    const queue = [from];
+    while (queue.length > 0) {
+      const current = queue.shift()!;
+      if (current === to) {
+        const path = [to];
+        let node = to;
+        while (node !== from) {
+          node = previous.get(node)!;
+          path.unshift(node);
+        }
+        return path;
+      }
+      for (const row of await tx.rows<{ d: number }>("SELECT depends_on AS d FROM task_dependencies WHERE task_id = $1", [current])) {
+        if (!previous.has(row.d)) {
+          previous.set(row.d, current);
+          queue.push(row.d);
+        }
+      }
+    }
+    return null;
+  }
+
+  private async requireTask(tx: Tx, taskId: number): Promise<{ status: TaskState; persona_id: string; attempts: number; unmet_deps: number }> {
+    const row = await tx.one<{ status: TaskState; persona_id: string; attempts: number; unmet_deps: number }>(
+      "SELECT status, persona_id, attempts, unmet_deps FROM task_status WHERE task_id = $1 FOR UPDATE",
+      [taskId],
+    );
+    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
+    return row;
+  }
+
+  private lost(tx: Tx, taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
+    tx.emit("lease:lost", { taskId, op });
+    return LOST;
+  }
+}
