@@ -28,7 +28,14 @@ export const taskPolicyOverrideSchema = z
     maxCostUsd: z.number().min(0).optional(),
     maxTokens: z.number().int().min(0).optional(),
   })
-  .strict();
+  .strict()
+  // Refused rather than adjusted (resolveTaskPolicy would raise maxMs to baseMs without a word):
+  // a plan that says both means one of them is a mistake.
+  .superRefine((policy, ctx) => {
+    if (policy.baseMs !== undefined && policy.maxMs !== undefined && policy.baseMs > policy.maxMs) {
+      ctx.addIssue({ code: "custom", path: ["baseMs"], message: `must not exceed policy.maxMs (${policy.maxMs}), got ${policy.baseMs}` });
+    }
+  });
 
 export const taskInputSchema = z
   .object({

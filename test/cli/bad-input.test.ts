@@ -43,6 +43,7 @@ beforeAll(async () => {
   plan("empty.json", JSON.stringify({ tasks: [] }));
   plan("extra-field.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    owner: me\n");
   plan("plan.txt", "tasks: []\n");
+  plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
   writeFileSync(files.path("not-a-folder"), "");
@@ -111,6 +112,7 @@ const cases: Case[] = [
   { name: "a plan file whose task depends on itself", args: () => ["add", "--file", f("self.yaml")], stderr: /^roster: SELF_DEPENDENCY: \S*self\.yaml: tasks\[0\] \(ref "a"\)\.dependsOn: a task cannot depend on itself/ },
   { name: "a plan file depending on an unknown ref", args: () => ["add", "--file", f("unknown-ref.json")], stderr: /^roster: DEPENDENCY_NOT_FOUND: \S*unknown-ref\.json: .*no task in this batch has ref "zz"$/ },
   { name: "a plan file with an unknown persona after a good task", args: () => ["add", "--file", f("ghost.json")], stderr: /^roster: PERSONA_NOT_FOUND: \S*ghost\.json: tasks\[1\] \(ref "g"\)\.persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
+  { name: "a plan file whose backoff base exceeds its maximum", args: () => ["add", "--file", f("backoff.yaml")], stderr: /^roster: VALIDATION: \S*backoff\.yaml: plan\.tasks\[0\]\.policy\.baseMs: must not exceed policy\.maxMs \(1000\), got 90000$/ },
   { name: "a JSON plan with a syntax error", args: () => ["add", "--file", f("syntax.json")], stderr: /^roster: VALIDATION: \S*syntax\.json: line 2 column \d+: not valid JSON/ },
   { name: "a YAML plan with a syntax error", args: () => ["add", "--file", f("syntax.yaml")], stderr: /^roster: VALIDATION: \S*syntax\.yaml: line 4 column \d+: not valid YAML/ },
   { name: "a plan file without tasks", args: () => ["add", "--file", f("empty.json")], stderr: /^roster: VALIDATION: \S*empty\.json: plan\.tasks: a plan needs at least one task$/ },
@@ -182,6 +184,26 @@ const cases: Case[] = [
   { name: "start with zero threads", args: () => ["start", "--threads", "0"], stderr: /^roster: VALIDATION: --threads: must be an integer >= 1, got "0"$/ },
   { name: "start with more threads than allowed", args: () => ["start", "--threads", "1000"], stderr: /^roster: CONFIG_INVALID: --threads: Too big: expected number to be <=256, got 1000$/ },
   { name: "start with an empty metrics host", args: () => ["start", "--metrics-host", ""], stderr: /^roster: CONFIG_INVALID: --metrics-host: Too small: expected string to have >=1 characters, got ""$/ },
+
+  // Economics (docs/economics.md): cost reports, budgets, provider pauses, breakers.
+  { name: "cost by an unknown group", args: () => ["cost", "--by", "colour"], stderr: /^roster: VALIDATION: --by: must be one of persona, goal, model, agent, day, provider, got "colour"$/ },
+  { name: "cost since a malformed duration", args: () => ["cost", "--since", "7 days"], stderr: /^roster: VALIDATION: --since: must be a duration such as 7d/ },
+  { name: "cost of a goal that does not exist", args: () => ["cost", "--goal", "999"], stderr: /^roster: TASK_NOT_FOUND: taskId: task 999 does not exist$/ },
+  { name: "budget set naming no budget", args: () => ["budget", "set", "--usd", "1"], stderr: /^roster: VALIDATION: --task, --goal, --persona, --global: name exactly one budget, got none$/ },
+  { name: "budget set naming two budgets", args: () => ["budget", "set", "--goal", "1", "--persona", "reviewer", "--usd", "1"], stderr: /^roster: VALIDATION: .*got --goal and --persona$/ },
+  { name: "budget set without a limit", args: () => ["budget", "set", "--goal", "1"], stderr: /^roster: VALIDATION: --usd, --tokens: a budget needs a limit/ },
+  { name: "budget set with dollars that are not a number", args: () => ["budget", "set", "--goal", "1", "--usd", "five"], stderr: /^roster: VALIDATION: --usd: must be a non-negative amount of US dollars such as 5 or 0\.25, got "five"$/ },
+  { name: "budget set with negative tokens", args: () => ["budget", "set", "--goal", "1", "--tokens=-5"], stderr: /^roster: VALIDATION: --tokens: must be an integer >= 0, got "-5"$/ },
+  { name: "budget set for a goal that does not exist", args: () => ["budget", "set", "--goal", "999", "--usd", "1"], stderr: /^roster: TASK_NOT_FOUND: goal: task 999 does not exist$/ },
+  { name: "budget set for an unknown persona", args: () => ["budget", "set", "--persona", "ghost", "--usd", "1"], stderr: /^roster: PERSONA_NOT_FOUND: persona: unknown persona "ghost"$/ },
+  { name: "budget set per an unknown window", args: () => ["budget", "set", "--persona", "reviewer", "--usd", "1", "--per", "week"], stderr: /^roster: VALIDATION: --per: must be one of total, hour, day, got "week"$/ },
+  { name: "budget set per day for a goal", args: () => ["budget", "set", "--goal", "1", "--usd", "1", "--per", "day"], stderr: /^roster: VALIDATION: --per: a goal budget is for the goal's whole life/ },
+  { name: "budget raise of a goal with no budget", args: () => ["budget", "raise", "--goal", "1", "--usd", "1"], stderr: /^roster: INVALID_STATE: goal 1: has no budget to raise; set one with `roster budget set`$/ },
+  { name: "budget raise without an amount", args: () => ["budget", "raise", "--global"], stderr: /^roster: VALIDATION: --usd, --tokens: a raise needs an amount/ },
+  { name: "budget rm of a budget never set", args: () => ["budget", "rm", "--global"], stderr: /^roster: INVALID_STATE: global: has no budget to remove/ },
+  { name: "provider resume of a provider not paused", args: () => ["provider", "resume", "acme"], stderr: /^roster: INVALID_STATE: provider "acme" is not paused \(paused: none\)$/ },
+  { name: "breaker reset of an unknown persona", args: () => ["breaker", "reset", "ghost"], stderr: /^roster: PERSONA_NOT_FOUND: persona: unknown persona "ghost"$/ },
+  { name: "breaker reset of a closed breaker", args: () => ["breaker", "reset", "reviewer"], stderr: /^roster: INVALID_STATE: persona "reviewer": its breaker is closed with no failures counted; nothing to reset$/ },
   { name: "start with an unknown MCP profile", args: () => ["start", "--mcp-port", "0", "--mcp-profile", "boss"], stderr: /^roster: VALIDATION: --mcp-profile: must be one of planner, worker, all, got "boss"$/ },
   { name: "start with an MCP profile but no MCP port", args: () => ["start", "--mcp-profile", "worker"], stderr: /^roster: VALIDATION: --mcp-host and --mcp-token need --mcp-port, as do --mcp-profile/ },
   { name: "start with an empty MCP worker token", args: () => ["start", "--mcp-port", "0", "--mcp-worker-token", ""], stderr: /^roster: CONFIG_INVALID: --mcp-worker-token: Too small/ },
