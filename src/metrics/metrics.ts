@@ -175,6 +175,19 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     registers,
   });
 
+  const tokensTotal = new Counter({
+    name: "roster_tokens_total",
+    help: "Tokens attempts spent, by persona, model and kind (input, output, cacheRead, cacheWrite, reasoning; reasoning is part of output), as recorded with each attempt's outcome.",
+    labelNames: ["persona", "model", "kind"] as const,
+    registers,
+  });
+  const costTotal = new Counter({
+    name: "roster_cost_usd_total",
+    help: "US dollars attempts spent, by persona and model: the source's reported cost, else tokens priced from the model's price (unpriced attempts add 0).",
+    labelNames: ["persona", "model"] as const,
+    registers,
+  });
+
   new Gauge({
     name: "roster_tasks",
     help: "Tasks in the database by persona and state, read with one grouped query at scrape time.",
@@ -231,6 +244,11 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     events.on("lease:expired", ({ persona, outcome }) => leaseExpired.inc({ persona, outcome })),
     events.on("lease:lost", ({ op }) => leaseLost.inc({ op })),
     events.on("db:busy-retry", () => busyRetries.inc()),
+    events.on("usage:recorded", ({ persona, model, tokens, costUsd }) => {
+      const m = model ?? "unknown";
+      for (const [kind, n] of Object.entries(tokens)) if (n > 0) tokensTotal.inc({ persona, model: m, kind }, n);
+      if (costUsd !== null && costUsd > 0) costTotal.inc({ persona, model: m }, costUsd);
+    }),
   );
 
   const metrics: RosterMetrics = {

@@ -96,6 +96,8 @@ export interface SetBudgetParams {
   maxCostUsd?: number | null;
   maxTokens?: number | null;
   now: number;
+  /** Who set it (the audit event's agent): "cli", an agent id. */
+  by?: string | null;
 }
 
 /** Why a claim of a persona takes nothing now (or skips some of its tasks). `roster why` shows these. */
@@ -140,15 +142,17 @@ export interface EconomicsService {
   total(params?: { since?: number; rootId?: number }): Promise<CostRow>;
   setBudget(params: SetBudgetParams): Promise<BudgetRecord>;
   /** Adds to an existing budget's limits. */
-  raiseBudget(params: { scope: BudgetScope; key: string; addCostUsd?: number; addTokens?: number; now: number }): Promise<BudgetRecord>;
-  removeBudget(params: { scope: BudgetScope; key: string; now: number }): Promise<boolean>;
+  raiseBudget(params: { scope: BudgetScope; key: string; addCostUsd?: number; addTokens?: number; now: number; by?: string | null }): Promise<BudgetRecord>;
+  removeBudget(params: { scope: BudgetScope; key: string; now: number; by?: string | null }): Promise<boolean>;
   budgets(params: { now: number }): Promise<BudgetRecord[]>;
   /** What keeps a persona from claiming now; a read. */
   gates(params: { persona: string; now: number }): Promise<PersonaGates>;
   pauses(params: { now: number }): Promise<ProviderPause[]>;
-  resumeProvider(params: { provider: string; now: number }): Promise<boolean>;
+  /** Ends a provider's pause now (false: it was not paused; nothing written). Writes a provider:resumed audit event. */
+  resumeProvider(params: { provider: string; now: number; by?: string | null }): Promise<boolean>;
   breakers(): Promise<BreakerRecord[]>;
-  resetBreaker(params: { persona: string; now: number }): Promise<boolean>;
+  /** Closes a persona's breaker now (false: it had none; nothing written). Writes a breaker:reset audit event. */
+  resetBreaker(params: { persona: string; now: number; by?: string | null }): Promise<boolean>;
   setPrice(params: { model: string; price: ModelPrice; now: number }): Promise<void>;
   prices(): Promise<Record<string, ModelPrice>>;
 }

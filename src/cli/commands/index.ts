@@ -3,8 +3,11 @@ import { register as add } from "./add.js";
 import { register as agents } from "./agents.js";
 import { register as answer } from "./answer.js";
 import { register as approve } from "./approve.js";
+import { register as budget } from "./budget.js";
 import { register as cancel } from "./cancel.js";
+import { register as cost } from "./cost.js";
 import { register as events } from "./events.js";
+import { register as gates } from "./gates.js";
 import { register as init } from "./init.js";
 import { register as ls } from "./ls.js";
 import { register as mcp } from "./mcp.js";
@@ -22,4 +25,4 @@ import { register as why } from "./why.js";
 export type RegisterCommand = (program: Command) => void;
 
 /** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
-export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, agents, personas, prune, mcp];
+export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, cost, budget, gates, agents, personas, prune, mcp];

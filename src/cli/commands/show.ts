@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
 import { duration, eventData, localTime, oneLine, preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
+import { formatTokens, formatUsd } from "./cost.js";
 import { addDbOption, addJsonOption, configFrom, parseTaskId, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
 /** Events shown by `roster show` (the latest ones); `roster events ID` lists them all. */
@@ -15,9 +16,12 @@ export function register(program: Command): void {
   command.action(async (rawId: string, options: DbOptions & JsonOptions) => {
     const taskId = parseTaskId(rawId);
     const config = configFrom(options);
-    const task = await withStore(config, "existing", (store) => store.tasks.get({ taskId, eventLimit: SHOW_EVENT_LIMIT }));
+    const { task, usage } = await withStore(config, "existing", async (store) => ({
+      task: await store.tasks.get({ taskId, eventLimit: SHOW_EVENT_LIMIT }),
+      usage: await store.economics.usageOf({ taskId }),
+    }));
     if (options.json) {
-      printJson(task);
+      printJson({ ...task, usage });
       return;
     }
     const now = systemClock.now();
@@ -53,6 +57,27 @@ export function register(program: Command): void {
     related("depends on", task.dependencies);
     related("dependents", task.dependents);
     related("children", task.children);
+    if (usage.length > 0) {
+      const spent = usage.reduce((sum, u) => sum + (u.costUsd ?? 0), 0);
+      write(
+        `\nusage per attempt (${formatUsd(spent)} in all)\n${table(
+          ["ATTEMPT", "OUTCOME", "MODEL", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "TURNS", "DURATION", "USD"],
+          usage.map((u) => [
+            u.attempt,
+            u.outcome,
+            u.model ?? "-",
+            formatTokens(u.inputTokens),
+            formatTokens(u.outputTokens),
+            formatTokens(u.cacheReadTokens),
+            formatTokens(u.cacheWriteTokens),
+            u.turns ?? "-",
+            u.durationMs === null ? "-" : duration(u.durationMs),
+            u.costUsd === null ? "unpriced" : `${formatUsd(u.costUsd)}${u.costSource === "reported" ? "" : " (priced)"}`,
+          ]),
+          { whole: [9] },
+        )}`,
+      );
+    }
     if (task.events.length > 0) {
       write(
         `\nlatest events\n${table(

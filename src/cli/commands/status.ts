@@ -6,6 +6,8 @@ import { localTime } from "../format.js";
 import { printJson } from "../output.js";
 import type { Config } from "../../config.js";
 import { openStore } from "../../store/index.js";
+import type { BreakerRecord, BudgetRecord, CostRow, ProviderPause } from "../../store/index.js";
+import { formatTokens, formatUsd } from "./cost.js";
 import { addDbOption, addJsonOption, assertDatabaseThere, configFrom, parseInteger, type DbOptions, type JsonOptions } from "../options.js";
 
 interface StatusOptions extends DbOptions, JsonOptions {
@@ -20,7 +22,8 @@ export const STATUS_INTERVAL_MS_MIN = 100;
 /**
  * `roster status`: per persona, done / total with a bar and the count in each
  * state; then each running task with its progress fraction and message.
- * `--json` prints `{ at, counts: { persona: { state: n } }, personas, running }`.
+ * `--json` prints `{ at, counts: { persona: { state: n } }, personas, running, cost, gates }`
+ * (cost: all-time and today's totals; gates: paused providers, open breakers, spent budgets).
  * `--watch` redraws every `--interval` ms until Ctrl-C (in a terminal it
  * clears the screen; otherwise it prints one frame after another, and with
  * `--json` one JSON object per line).
@@ -40,7 +43,10 @@ export function register(program: Command): void {
     const store = await openReadonly(config);
     try {
       if (options.watch === true) await watch(store, { json: options.json === true, intervalMs });
-      else print(await readStatus(store, { now: systemClock.now() }), options.json === true);
+      else {
+        const now = systemClock.now();
+        print(await readStatus(store, { now }), await readSpend(store, now), options.json === true);
+      }
     } finally {
       await store.close();
     }
@@ -53,9 +59,43 @@ async function openReadonly(config: Config): Promise<Store> {
   return openStore({ path: config.dbPath, readonly: true, busyTimeoutMs: config.busyTimeoutMs });
 }
 
-function print(snapshot: StatusSnapshot, json: boolean): void {
-  if (json) printJson(statusJson(snapshot));
-  else process.stdout.write(`${renderStatus(snapshot).join("\n")}\n`);
+function print(snapshot: StatusSnapshot, spend: SpendSnapshot, json: boolean): void {
+  if (json) printJson({ ...statusJson(snapshot), ...spend });
+  else process.stdout.write(`${[...renderStatus(snapshot), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
+}
+
+/** What was spent (docs/economics.md) and the gates closed now: status's `cost` and `gates`. */
+export interface SpendSnapshot {
+  cost: { total: CostRow; today: CostRow };
+  gates: { pauses: ProviderPause[]; breakers: BreakerRecord[]; budgetsExhausted: BudgetRecord[] };
+}
+
+const DAY_MS = 86_400_000;
+
+export async function readSpend(store: Store, now: number): Promise<SpendSnapshot> {
+  const total = await store.economics.total();
+  const today = await store.economics.total({ since: Math.floor(now / DAY_MS) * DAY_MS });
+  const pauses = await store.economics.pauses({ now });
+  const breakers = (await store.economics.breakers()).filter((b) => b.state !== "closed");
+  const budgetsExhausted = (await store.economics.budgets({ now })).filter((b) => b.exhausted);
+  return { cost: { total, today }, gates: { pauses, breakers, budgetsExhausted } };
+}
+
+/** Two lines at most when nothing is gated: the spend, then one line per closed gate. */
+export function renderSpend(spend: SpendSnapshot, now: number): string[] {
+  const { total, today } = spend.cost;
+  if (total.attempts === 0 && spend.gates.pauses.length + spend.gates.breakers.length + spend.gates.budgetsExhausted.length === 0) return [];
+  const unpriced = total.unpriced > 0 ? `, ${total.unpriced} unpriced` : "";
+  const lines = [
+    "",
+    `spent ${formatUsd(total.costUsd)} (${formatTokens(total.tokens)} tokens, ${total.attempts} attempts${unpriced}); today (UTC) ${formatUsd(today.costUsd)} (${formatTokens(today.tokens)} tokens)`,
+  ];
+  for (const p of spend.gates.pauses) lines.push(`  provider ${p.provider} paused (${p.reason}) ${p.until === null ? "until resumed (roster provider resume)" : `until ${localTime(p.until)}`}`);
+  for (const b of spend.gates.breakers) {
+    lines.push(`  breaker ${b.persona} ${b.state}${b.state === "open" && b.openUntil !== null && b.openUntil > now ? ` until ${localTime(b.openUntil)}` : ""} after ${b.consecutiveFailures} failures`);
+  }
+  for (const b of spend.gates.budgetsExhausted) lines.push(`  budget ${b.scope === "global" ? "global" : `${b.scope} ${b.key}`} exhausted (${formatUsd(b.spentUsd)}, ${formatTokens(b.spentTokens)} tokens)`);
+  return lines;
 }
 
 /** Frames until SIGINT/SIGTERM; resolves (exit 0) when told to stop. */
@@ -77,16 +117,17 @@ async function watch(store: Store, options: { json: boolean; intervalMs: number 
     let first = true;
     while (!stopping) {
       const snapshot = await readStatus(store, { now: systemClock.now() });
+      const spend = await readSpend(store, snapshot.at);
       if (options.json) {
-        out.write(`${JSON.stringify(statusJson(snapshot))}\n`);
+        out.write(`${JSON.stringify({ ...statusJson(snapshot), ...spend })}\n`);
       } else if (terminal) {
         const columns = out.columns !== undefined && out.columns > 0 ? out.columns : 80;
         const header = `roster status  ${new Date(snapshot.at).toLocaleTimeString()}  (every ${options.intervalMs} ms; Ctrl-C to stop)`;
-        const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) })];
+        const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) }), ...renderSpend(spend, snapshot.at)];
         // (Clear the screen once,) home, draw, clear whatever the previous frame left below.
         out.write(`${first ? "\x1b[2J" : ""}\x1b[H${lines.map((line) => `${line}\x1b[K`).join("\n")}\n\x1b[J`);
       } else {
-        out.write(`${first ? "" : "\n"}${localTime(snapshot.at)}\n${renderStatus(snapshot).join("\n")}\n`);
+        out.write(`${first ? "" : "\n"}${localTime(snapshot.at)}\n${[...renderStatus(snapshot), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
       }
       first = false;
       let timer: NodeJS.Timeout | undefined;

@@ -171,9 +171,9 @@ export function registerPlannerTools(tools: ToolTable, ctx: McpContext, session:
 
   tools.define({
     name: "get_progress",
-    description: "Counts per persona and state. settled: nothing left that runs by itself (stop polling); needsAttention: failed, blocked, parked.",
+    description: "Counts per persona and state, and cost. settled: nothing left that runs by itself (stop polling); needsAttention: failed, blocked, parked.",
     input: { rootId: taskId.optional().describe("one goal's subtree (default: every task)") },
-    output: { totals: anyObject, total: z.number(), done: z.boolean(), settled: z.boolean(), needsAttention: anyObject },
+    output: { totals: anyObject, total: z.number(), done: z.boolean(), settled: z.boolean(), needsAttention: anyObject, cost: anyObject },
     annotations: READ,
     handler: async (args) => {
       if (args.rootId !== undefined && (await store.tasks.list({ rootId: args.rootId, limit: 1 })).length === 0) {
@@ -198,6 +198,8 @@ export function registerPlannerTools(tools: ToolTable, ctx: McpContext, session:
         needsAttention[state] = { count: totals[state] ?? 0, ids: rows.map((r) => r.id) };
       }
       const settled = count(ACTIVE_STATES) === 0;
+      // What the attempts spent (docs/economics.md); unpriced: attempts whose cost is unknown.
+      const spent = await store.economics.total(args.rootId === undefined ? {} : { rootId: args.rootId });
       return ok({
         counts,
         totals,
@@ -206,6 +208,7 @@ export function registerPlannerTools(tools: ToolTable, ctx: McpContext, session:
         done: total > 0 && (totals.completed ?? 0) === total,
         settled,
         needsAttention,
+        cost: { usd: spent.costUsd, tokens: spent.tokens, inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, attempts: spent.attempts, unpriced: spent.unpriced },
       });
     },
   });

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { RosterError } from "../../errors.js";
-import type { ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
+import type { AttemptUsage, ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
 import type { McpContext } from "../context.js";
 import { leaseLost, ok } from "../results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT, agentId, childTasks, errorMessage, leaseToken, persona, result, retryable, taskId, waitMs } from "../schemas.js";
@@ -29,6 +29,13 @@ export const PEEK_LIMIT = 10;
  * enqueue) and its parent's and goal's briefs (CLAIM_CONTEXT_CHARS each).
  */
 export const DEPENDENCY_OVERHEAD_CHARS = 700;
+
+/**
+ * What the attempt spent (docs/economics.md: {model, inputTokens, outputTokens, cacheReadTokens,
+ * cacheWriteTokens, reasoningTokens, costUsd, turns}); the store checks it, and a bad one is refused
+ * naming the known fields, with nothing written. Described in two words: tools/list goes to every worker.
+ */
+const usage = z.unknown().describe("tokens, cost");
 
 function brief(task: { id: number; title: string; description: string } | null): Record<string, unknown> | undefined {
   if (task === null) return undefined;
@@ -226,8 +233,8 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
 
   tools.define({
     name: "complete_task",
-    description: "Complete a task you hold. Safe to retry with the same leaseToken (alreadyCompleted).",
-    input: { taskId, leaseToken, result: result.optional(), tasks: childTasks.optional() },
+    description: "Complete a task you hold; safe to retry (alreadyCompleted).",
+    input: { taskId, leaseToken, result: result.optional(), tasks: childTasks.optional(), usage: usage.optional() },
     output: {},
     annotations: { ...WRITE, idempotentHint: true },
     handler: async (args) => {
@@ -236,6 +243,7 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
         leaseToken: args.leaseToken,
         ...(args.result !== undefined ? { result: args.result as never } : {}),
         ...(args.tasks !== undefined ? { children: args.tasks as unknown as TaskInput[] } : {}),
+        ...(args.usage !== undefined ? { usage: args.usage as AttemptUsage } : {}),
         now: clock.now(),
       });
       leases.remove(args);
@@ -249,8 +257,8 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
 
   tools.define({
     name: "fail_task",
-    description: "Fail a task you hold; retried while attempts remain unless retryable:false.",
-    input: { taskId, leaseToken, error: errorMessage, retryable: retryable.optional() },
+    description: "Fail a task you hold; retried unless retryable:false.",
+    input: { taskId, leaseToken, error: errorMessage, retryable: retryable.optional(), usage: usage.optional() },
     output: {},
     annotations: WRITE,
     handler: async (args) => {
@@ -259,6 +267,7 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
         leaseToken: args.leaseToken,
         error: { message: args.error, code: "ADAPTER_FAILED" },
         retryable: args.retryable ?? true,
+        ...(args.usage !== undefined ? { usage: args.usage as AttemptUsage } : {}),
         now: clock.now(),
       });
       if (!out.ok) return await lost(args);

@@ -11,6 +11,7 @@ import {
   type ProviderPause,
   type SetBudgetParams,
 } from "../economics.js";
+import type { WhyReason } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Recorded } from "./usage.js";
 
@@ -80,6 +81,10 @@ export class EconomicsStatements {
   private readonly breakersStmt;
   private readonly breakerDelete;
   private readonly taskPolicyLimits;
+  private readonly insertEvent;
+  private readonly taskRoot;
+  private readonly personaExists;
+  private readonly holdsOf;
 
   constructor(db: Db, private readonly tx: TransactionRunner) {
     const econ = `coalesce(p.config ->> '$.provider', 'persona:' || p.id) AS provider, p.config ->> '$.providerAutoResume' AS auto_resume,
@@ -146,6 +151,15 @@ export class EconomicsStatements {
         opens = excluded.opens, open_until = excluded.open_until, probe_task_id = NULL, updated_at = excluded.updated_at`);
     this.breakersStmt = db.prepare("SELECT * FROM breakers ORDER BY persona_id");
     this.breakerDelete = db.prepare("DELETE FROM breakers WHERE persona_id = ?");
+    // Audit of the commands that move a gate by hand (budget set/raise/rm, provider resume, breaker reset):
+    // task_id is the task or goal for their budgets, NULL otherwise.
+    this.insertEvent = db.prepare("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @by, NULL, @data)");
+    this.taskRoot = db.prepare("SELECT coalesce(root_id, id) AS root_id FROM tasks WHERE id = ?").pluck();
+    this.personaExists = db.prepare("SELECT 1 FROM personas WHERE id = ?").pluck();
+    this.holdsOf = db.prepare(`
+      SELECT h.scope, h.key, h.since, s.cost_usd, s.tokens FROM budget_holds h
+      LEFT JOIN spend s ON s.scope = h.scope AND s.key = CAST(h.key AS TEXT) AND s.window_ms = 0 AND s.window_start = 0
+      WHERE (h.scope = 'task' AND h.key = @taskId) OR (h.scope = 'goal' AND h.key = @rootId)`);
   }
 
   // ---- the claim ----------------------------------------------------------------
@@ -287,14 +301,21 @@ export class EconomicsStatements {
     if ((p.maxCostUsd ?? null) === null && (p.maxTokens ?? null) === null) {
       throw new RosterError("VALIDATION", "a budget needs a limit: maxCostUsd (--usd) or maxTokens (--tokens)", { details: { field: "maxCostUsd" } });
     }
+    this.checkTarget(scope, key);
     this.upsertBudget.run({ scope, key, windowMs: scopeWindowMs(window), maxCostUsd: p.maxCostUsd ?? null, maxTokens: p.maxTokens ?? null, now: p.now });
-    return this.afterBudgetChange(scope, key, p.now);
+    const record = this.afterBudgetChange(scope, key, p.now);
+    this.audit(scope, key, "budget:set", p.now, p.by, { window, maxCostUsd: record.maxCostUsd, maxTokens: record.maxTokens });
+    return record;
   }
 
-  raiseBudget(p: { scope: BudgetScope; key: string; addCostUsd?: number; addTokens?: number; now: number }): BudgetRecord {
+  raiseBudget(p: { scope: BudgetScope; key: string; addCostUsd?: number; addTokens?: number; now: number; by?: string | null }): BudgetRecord {
     const { scope, key } = checkScope(p.scope, p.key);
     checkLimit("addCostUsd", p.addCostUsd, false);
     checkLimit("addTokens", p.addTokens, true);
+    if ((p.addCostUsd ?? null) === null && (p.addTokens ?? null) === null) {
+      throw new RosterError("VALIDATION", "a raise needs an amount: addCostUsd (--usd) or addTokens (--tokens)", { details: { field: "addCostUsd" } });
+    }
+    this.checkTarget(scope, key);
     let row = this.budgetRow.get(scope, key) as BudgetRow | undefined;
     if (row === undefined && scope === "task") {
       const policy = this.taskPolicyLimits.get(Number(key)) as { usd: number | null; tokens: number | null } | undefined;
@@ -315,13 +336,18 @@ export class EconomicsStatements {
       maxTokens: row.max_tokens === null ? null : row.max_tokens + (p.addTokens ?? 0),
       now: p.now,
     });
-    return this.afterBudgetChange(scope, key, p.now);
+    const record = this.afterBudgetChange(scope, key, p.now);
+    this.audit(scope, key, "budget:raised", p.now, p.by, { addCostUsd: p.addCostUsd ?? null, addTokens: p.addTokens ?? null, maxCostUsd: record.maxCostUsd, maxTokens: record.maxTokens });
+    return record;
   }
 
-  removeBudget(scope: BudgetScope, key: string, now: number): boolean {
-    const checked = checkScope(scope, key);
+  removeBudget(p: { scope: BudgetScope; key: string; now: number; by?: string | null }): boolean {
+    const checked = checkScope(p.scope, p.key);
     const removed = this.deleteBudget.run(checked.scope, checked.key).changes > 0;
-    if (removed) this.afterBudgetChange(checked.scope, checked.key, now);
+    if (removed) {
+      this.afterBudgetChange(checked.scope, checked.key, p.now);
+      this.audit(checked.scope, checked.key, "budget:removed", p.now, p.by, {});
+    }
     return removed;
   }
 
@@ -344,9 +370,11 @@ export class EconomicsStatements {
     }));
   }
 
-  resumeProvider(provider: string): boolean {
+  resumeProvider(p: { provider: string; now: number; by?: string | null }): boolean {
+    const provider = p.provider;
     const resumed = this.pauseDelete.run(provider).changes > 0;
     if (resumed) {
+      this.insertEvent.run({ taskId: null, type: "provider:resumed", now: p.now, by: p.by ?? null, data: JSON.stringify({ provider }) });
       this.tx.emit("provider:resumed", { provider });
       this.tx.emit("task:ready", { count: 1 });
     }
@@ -364,16 +392,64 @@ export class EconomicsStatements {
     }));
   }
 
-  resetBreaker(persona: string): boolean {
+  resetBreaker(p: { persona: string; now: number; by?: string | null }): boolean {
+    const persona = p.persona;
     const b = this.breakerRow.get(persona) as BreakerRow | undefined;
     if (b === undefined) return false;
     this.breakerDelete.run(persona);
+    this.insertEvent.run({
+      taskId: null,
+      type: "breaker:reset",
+      now: p.now,
+      by: p.by ?? null,
+      data: JSON.stringify({ persona, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until }),
+    });
     this.tx.emit("breaker:closed", { persona });
     this.tx.emit("task:ready", { count: 1 });
     return true;
   }
 
+  /**
+   * `roster why`'s gate reasons for a task that could run but for a gate: its task or
+   * goal budget held, and its persona's closed gates (provider pause, breaker, window
+   * budget, rate window), each with when it lifts.
+   */
+  whyReasons(task: { id: number; persona: string; status: string }, now: number): WhyReason[] {
+    if (task.status !== "pending" && task.status !== "waiting") return [];
+    const out: WhyReason[] = [];
+    const rootId = (this.taskRoot.get(task.id) as number | undefined) ?? task.id;
+    for (const h of this.holdsOf.all({ taskId: task.id, rootId }) as Array<{ scope: "task" | "goal"; key: number; since: number; cost_usd: number | null; tokens: number | null }>) {
+      const whose = h.scope === "task" ? "its own" : `its goal's (task ${h.key})`;
+      out.push({
+        code: "budget_exhausted",
+        message: `${whose} budget is spent (${usd(h.cost_usd ?? 0)}, ${h.tokens ?? 0} tokens) since ${new Date(h.since).toISOString()}; it lifts when raised (\`roster budget raise --${h.scope} ${h.key} --usd N\`)`,
+        data: { scope: h.scope, key: String(h.key), spentUsd: h.cost_usd ?? 0, spentTokens: h.tokens ?? 0, since: h.since, until: null },
+      });
+    }
+    for (const r of this.gate(task.persona, now, Number.MAX_SAFE_INTEGER).reasons) out.push(whyOf(r, now));
+    return out;
+  }
+
   // ---- internals ------------------------------------------------------------------
+
+  /** A budget's target must exist: a task, a goal (a root task), a persona. */
+  private checkTarget(scope: BudgetScope, key: string): void {
+    if (scope === "task" || scope === "goal") {
+      const root = this.taskRoot.get(Number(key)) as number | undefined;
+      if (root === undefined) throw new RosterError("TASK_NOT_FOUND", `${scope}: task ${key} does not exist`, { details: { field: scope, taskId: Number(key) } });
+      if (scope === "goal" && root !== Number(key)) {
+        throw new RosterError("VALIDATION", `goal: task ${key} is not a goal (a root task); its goal is task ${root}`, { details: { field: "goal" } });
+      }
+    } else if (scope === "persona" && this.personaExists.get(key) === undefined) {
+      throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${key}"`, { details: { field: "persona" } });
+    }
+  }
+
+  private audit(scope: BudgetScope, key: string, type: string, now: number, by: string | null | undefined, data: Record<string, unknown>): void {
+    const taskId = scope === "task" || scope === "goal" ? Number(key) : null;
+    this.insertEvent.run({ taskId, type, now, by: by ?? null, data: JSON.stringify({ scope, key, ...data }) });
+  }
+
 
   private afterBudgetChange(scope: BudgetScope, key: string, now: number): BudgetRecord {
     let row = this.budgetRow.get(scope, key) as BudgetRow | undefined;
@@ -415,6 +491,50 @@ export class EconomicsStatements {
       exhausted: isExhausted(row.max_cost_usd, row.max_tokens, spentUsd, spentTokens),
       source,
     };
+  }
+}
+
+function usd(n: number): string {
+  return `$${n.toFixed(n >= 1 ? 2 : 4)}`;
+}
+
+function lifts(until: number | null, now: number): string {
+  return until === null ? "until lifted by hand" : `until ${new Date(until).toISOString()} (in ${Math.max(0, Math.ceil((until - now) / 1000))} s)`;
+}
+
+/** A claim gate as a `roster why` reason (lowercase codes, reserved in src/store/why.ts). */
+function whyOf(r: GateReason, now: number): WhyReason {
+  switch (r.code) {
+    case "PROVIDER_PAUSED":
+      return {
+        code: "provider_paused",
+        message: `provider "${r.provider}" is paused (${r.reason}) ${lifts(r.until, now)}${r.until === null ? ` (\`roster provider resume ${r.provider}\`)` : ""}`,
+        data: { provider: r.provider, reason: r.reason, until: r.until },
+      };
+    case "BREAKER_OPEN":
+      return {
+        code: "breaker_open",
+        message: `persona "${r.persona}"'s circuit breaker is open after ${r.failures} failed attempts ${lifts(r.until, now)}, then one probe runs (\`roster breaker reset ${r.persona}\` closes it)`,
+        data: { persona: r.persona, state: "open", failures: r.failures, until: r.until },
+      };
+    case "BREAKER_PROBING":
+      return {
+        code: "breaker_open",
+        message: `persona "${r.persona}"'s circuit breaker is half-open: its probe (task ${r.probeTaskId ?? "?"}) runs, and nothing else of the persona is claimed until it ends`,
+        data: { persona: r.persona, state: "probing", probeTaskId: r.probeTaskId, until: null },
+      };
+    case "BUDGET_EXHAUSTED":
+      return {
+        code: "budget_exhausted",
+        message: `the ${r.scope === "global" ? "global" : `persona "${r.key}"`} budget is spent (${usd(r.spentUsd)} of ${r.maxCostUsd === null ? "-" : usd(r.maxCostUsd)}, ${r.spentTokens} of ${r.maxTokens ?? "-"} tokens) for this window; it lifts when the window turns or when raised`,
+        data: { scope: r.scope, key: r.key, spentUsd: r.spentUsd, spentTokens: r.spentTokens, maxCostUsd: r.maxCostUsd, maxTokens: r.maxTokens },
+      };
+    case "RATE_LIMITED":
+      return {
+        code: "rate_limited",
+        message: `rate limit "${r.key.replace(/^rate:/, "")}" took its ${r.starts} starts per ${r.perMs} ms ${lifts(r.until, now)}`,
+        data: { key: r.key, starts: r.starts, perMs: r.perMs, until: r.until },
+      };
   }
 }
 

@@ -89,7 +89,7 @@ export class SqliteStore implements Store {
     const personas = new PersonaStatements(db);
     const humans = new HumanStatements(db, tx, graph);
     const schedules = new ScheduleStatements(db, tx, enqueuer, maxPayloadBytes);
-    const why = new WhyReads(db, humans);
+    const why = new WhyReads(db, humans, [(task, now) => transitions.gates.whyReasons(task, now)]);
     const agentReads = new AgentReads(db, tx, transitions, enqueuer);
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
@@ -300,13 +300,13 @@ export class SqliteStore implements Store {
       total: async (p) => tx.read("economics.total", () => transitions.usage.total(p?.since ?? 0, p?.rootId ?? null)),
       setBudget: async (p) => tx.write("economics.setBudget", () => gates.setBudget(p)),
       raiseBudget: async (p) => tx.write("economics.raiseBudget", () => gates.raiseBudget(p)),
-      removeBudget: async (p) => tx.write("economics.removeBudget", () => gates.removeBudget(p.scope, p.key, p.now)),
+      removeBudget: async (p) => tx.write("economics.removeBudget", () => gates.removeBudget(p)),
       budgets: async (p) => tx.read("economics.budgets", () => gates.budgets(p.now)),
       gates: async (p) => tx.read("economics.gates", () => gates.personaGates(p.persona, p.now)),
       pauses: async (p) => tx.read("economics.pauses", () => gates.pauses(p.now)),
-      resumeProvider: async (p) => tx.write("economics.resumeProvider", () => gates.resumeProvider(p.provider)),
+      resumeProvider: async (p) => tx.write("economics.resumeProvider", () => gates.resumeProvider(p)),
       breakers: async () => tx.read("economics.breakers", () => gates.breakers()),
-      resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p.persona)),
+      resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p)),
       setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
       prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
     };
