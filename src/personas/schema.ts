@@ -79,6 +79,11 @@ export const personaFrontMatterSchema = z
       })
       .optional(),
     description: z.string().optional(),
+    /**
+     * Served only by external agents (MCP workers): no supervisor claims its tasks.
+     * Default false. A supervisor picks a change of this flag up while it runs.
+     */
+    external: z.boolean().default(false),
     /** A human persona's id: this planner's children wait behind one approval of the plan, shown in full. */
     planApproval: z.string().regex(PERSONA_ID_PATTERN, "must be a persona id").optional(),
     // Economics (docs/economics.md): the provider account a rate or usage limit pauses, the circuit breaker, the start rate.

@@ -133,6 +133,8 @@ export class WorkerPool {
   private readonly terminated = new Set<number>();
   private closed = false;
   private nextBatchId = 1;
+  /** Persona definitions as last set (setPersonas); sent with each batch once they differ from workerData's. */
+  private personaDefs: Map<string, WorkerInit["personas"][number]> | null = null;
   private nextRunId = 1;
 
   constructor(options: WorkerPoolOptions) {
@@ -241,7 +243,11 @@ export class WorkerPool {
         this.entries.set(runId, { runId, taskId: task.id, batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, runId, outcome });
       }
-      piscina.run({ batchId: batch.id, slot, tasks: batchTasks, runIds, ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) }).then(
+      const defs = this.personaDefs;
+      const personas = defs === null ? undefined : [...new Set(batchTasks.map((t) => t.persona))].flatMap((id) => defs.get(id) ?? []);
+      piscina
+        .run({ batchId: batch.id, slot, tasks: batchTasks, runIds, ...(personas === undefined ? {} : { personas }), ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) })
+        .then(
         (response) => this.settleBatch(batch, response),
         (error: unknown) => this.failBatch(batch, error),
       );
@@ -277,6 +283,15 @@ export class WorkerPool {
     if (runIds.length === 0 || this.control === null) return;
     const message: ControlMessage = { type: CONTROL_ABORT, runIds, reason };
     this.control.postMessage(message);
+  }
+
+  /**
+   * The personas changed while the pool runs (hot reload): from now on each message
+   * carries its tasks' persona definitions, and a thread whose copy differs replaces
+   * it (and reloads that adapter) before running them.
+   */
+  setPersonas(personas: WorkerInit["personas"]): void {
+    this.personaDefs = new Map(personas.map((p) => [p.id, p]));
   }
 
   /** Ends the pool. Without `force` it waits for the tasks in flight; with it, threads are terminated at once. */

@@ -55,6 +55,12 @@ export interface RunBatchRequest {
    */
   runIds: number[];
   /**
+   * The definitions of this batch's personas, once any persona changed since the
+   * pool started (hot reload): a thread replaces its copy and reloads the adapter
+   * when one differs. Absent while workerData's copy is current.
+   */
+  personas?: AdapterPersona[];
+  /**
    * Post each task's outcome (REPORT_OUTCOME) as soon as it settles, so a task that
    * shares a message with slower ones is not held back by them. The response still
    * carries every outcome: it travels on piscina's own port and may arrive first.

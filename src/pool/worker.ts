@@ -233,8 +233,19 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
   }
 }
 
+/** A newer definition of a persona (hot reload): replace ours, and reload its adapter on next use. */
+function refreshPersonas(defs: readonly AdapterPersona[]): void {
+  for (const def of defs) {
+    const current = personas.get(def.id);
+    if (current !== undefined && JSON.stringify(current) === JSON.stringify(def)) continue;
+    personas.set(def.id, def);
+    adapters.delete(def.id);
+  }
+}
+
 export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
   Atomics.store(threadSlots, request.slot, threadId);
+  if (request.personas !== undefined) refreshPersonas(request.personas);
   const runIds = request.runIds;
   if (request.tasks.length === 1) return { outcomes: [await runOne(request.tasks[0]!, runIds[0]!)] };
   const run =

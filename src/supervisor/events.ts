@@ -25,6 +25,8 @@ export interface SupervisorEventMap {
   "ready:oldest": { persona: string; ageSeconds: number };
   /** A ready task waited past the stall bound beside a free slot with no claim tried (docs/ARCHITECTURE.md, rule 13). */
   "stall:detected": { persona: string; taskId: number; waitedMs: number; boundMs: number };
+  /** The personas served changed while running (hot reload). */
+  "personas:reloaded": { added: string[]; changed: string[]; removed: string[] };
   /** Something failed in the loop itself (a store call); the loop goes on. */
   "supervisor:error": { where: string; error: Error };
 }

@@ -33,7 +33,7 @@ export class LeaseKeeper {
 
   constructor(
     private readonly host: LeaseKeeperHost,
-    readonly intervalMs: number,
+    public intervalMs: number,
   ) {
     if (!Number.isFinite(intervalMs) || intervalMs < HEARTBEAT_INTERVAL_MS_MIN) {
       throw new RangeError(`leaseKeeper.intervalMs: must be at least ${HEARTBEAT_INTERVAL_MS_MIN}, got ${intervalMs}`);
@@ -44,6 +44,15 @@ export class LeaseKeeper {
     if (this.timer !== null) return;
     this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
+  }
+
+  /** A persona with a shorter lease arrived (hot reload): renew at least this often from now on. */
+  shortenTo(intervalMs: number): void {
+    if (intervalMs >= this.intervalMs || intervalMs < HEARTBEAT_INTERVAL_MS_MIN) return;
+    this.intervalMs = intervalMs;
+    if (this.timer === null) return;
+    this.stop();
+    this.start();
   }
 
   stop(): void {

@@ -22,7 +22,8 @@ export class PersonaProducer {
   private wakeGen = 0;
 
   constructor(
-    readonly persona: Persona,
+    /** Replaced when the persona's file or row changes while the supervisor runs (new claims use the new one). */
+    public persona: Persona,
     private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string; readonly monotonic: () => number },
   ) {}
 

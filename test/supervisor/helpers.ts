@@ -19,6 +19,8 @@ export interface TestPersona {
   leaseMs?: number;
   timeoutMs?: number;
   retry?: Record<string, unknown>;
+  /** Served only by external agents (no supervisor claims it). */
+  external?: boolean;
 }
 
 export function writePersonas(dir: string, personas: TestPersona[]): void {

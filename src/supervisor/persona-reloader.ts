@@ -1,0 +1,133 @@
+import { readdirSync, statSync, watch, type FSWatcher } from "node:fs";
+import { join } from "node:path";
+import type { Clock } from "../clock.js";
+import { coerceError } from "../errors.js";
+import type { Persona } from "../personas/schema.js";
+import type { Store } from "../store/index.js";
+import { syncPersonas } from "./personas.js";
+
+/** How often the persona files' folder and the personas table are looked at, in ms. */
+export const PERSONA_RELOAD_MS_DEFAULT = 2_000;
+
+export interface PersonaReloaderHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** The personas to serve now (files first, then database-only ones, retired ones left out). */
+  update(personas: Persona[]): void;
+  error(where: string, error: Error): void;
+}
+
+/**
+ * Hot reload of personas for a running supervisor: a persona file added, changed
+ * or removed, a persona retired or returned to service, or synced by another
+ * process (`roster init`), reaches the supervisor within a tick.
+ *
+ * Each tick (and soon after a file event in the folder) it compares a signature of
+ * the folder (names, sizes, mtimes) and of the personas table (ids, updated_at,
+ * retired_at); only when one changed does it sync the files into the database (a
+ * write) and hand the result to the supervisor. A file that no longer validates is
+ * reported (its name and field) and the personas served stay as they were.
+ *
+ * Modes: stopped → watching (a timer, a folder watch) → stopped.
+ */
+export class PersonaReloader {
+  private timer: NodeJS.Timeout | null = null;
+  private watcher: FSWatcher | null = null;
+  private soon: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private lastFiles = "";
+  private lastRows = "";
+  private lastError = "";
+
+  constructor(
+    private readonly host: PersonaReloaderHost,
+    private readonly dir: string,
+    readonly intervalMs = PERSONA_RELOAD_MS_DEFAULT,
+  ) {}
+
+  /** `initial`: what the supervisor serves now, so the first tick only reacts to changes since. */
+  async start(): Promise<void> {
+    if (this.timer !== null) return;
+    this.lastFiles = this.filesSignature();
+    this.lastRows = await this.rowsSignature();
+    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    this.timer.unref();
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, () => {
+        if (this.soon !== null) return;
+        // An editor writes a file in several steps: look once things settle.
+        this.soon = setTimeout(() => {
+          this.soon = null;
+          void this.check();
+        }, 150);
+        this.soon.unref();
+      });
+      this.watcher.on("error", () => this.watcher?.close());
+    } catch {
+      // No change notification here (or no folder yet): the timer covers it.
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.soon !== null) clearTimeout(this.soon);
+    this.watcher?.close();
+    this.timer = null;
+    this.soon = null;
+    this.watcher = null;
+  }
+
+  async check(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        const files = this.filesSignature();
+        const rows = await this.rowsSignature();
+        if (files === this.lastFiles && rows === this.lastRows) continue;
+        try {
+          const personas = await syncPersonas(this.host.store, this.dir, this.host.clock.now());
+          this.lastError = "";
+          this.lastFiles = files;
+          this.lastRows = await this.rowsSignature();
+          this.host.update(personas);
+        } catch (error) {
+          const e = coerceError(error);
+          // The same bad file is reported once, not every tick; what is served stays.
+          if (e.message !== this.lastError) this.host.error("personas.reload", e);
+          this.lastError = e.message;
+          this.lastFiles = files;
+        }
+      } while (this.again && this.timer !== null);
+    } catch (error) {
+      this.host.error("personas.reload", coerceError(error));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private filesSignature(): string {
+    try {
+      return readdirSync(this.dir)
+        .filter((name) => name.endsWith(".md"))
+        .sort()
+        .map((name) => {
+          const stat = statSync(join(this.dir, name));
+          return `${name}:${stat.size}:${stat.mtimeMs}`;
+        })
+        .join("|");
+    } catch {
+      return "";
+    }
+  }
+
+  private async rowsSignature(): Promise<string> {
+    const rows = await this.host.store.personas.list({ includeRetired: true });
+    return rows.map((r) => `${r.id}:${r.updatedAt}:${r.retiredAt ?? ""}`).join("|");
+  }
+}
