@@ -1,4 +1,4 @@
-import type { Json, TaskInput, DependencyResult, HumanInput } from "../store/types.js";
+import type { Json, TaskInput, DependencyResult, HumanInput, PreviousAttempt } from "../store/types.js";
 import type { AdapterConfig } from "../personas/schema.js";
 import type { AttemptUsage } from "../store/economics.js";
 
@@ -21,6 +21,8 @@ export interface AdapterTask {
   dependencies: DependencyResult[];
   /** Questions earlier attempts asked a person (ctx.askHuman, `::roster:ask`) and the answers; absent when none. */
   inputs?: HumanInput[];
+  /** How the last failed attempt ended (its error's code, message, details); absent before any failure. */
+  previous?: PreviousAttempt;
 }
 
 export interface AdapterPersona {

@@ -138,6 +138,16 @@ export interface ClaimedTask {
   dependencies: DependencyResult[];
   /** Questions earlier attempts asked a person, with the answers; only present when there are some. */
   inputs?: HumanInput[];
+  /** How the last failed attempt ended (task_status.last_error), so this one can continue where it stopped; only present after a failure. */
+  previous?: PreviousAttempt;
+}
+
+/** The last failed attempt's stored error: an agent CLI's keeps its session id and its worktree's saved work in `details`. */
+export interface PreviousAttempt {
+  code: string;
+  message: string;
+  retryable: boolean;
+  details?: Record<string, unknown>;
 }
 
 /** A question an attempt asked and the person's answer, as the next attempt sees it. */

@@ -24,6 +24,8 @@ import { isAbsolute, join } from "node:path";
 export type Scenario =
   | { kind: "text"; text: string }
   | { kind: "write"; path: string; content: string; text: string }
+  /** The tool call that writes the file, then (once its result comes back) a 500: an attempt that did some work and failed. */
+  | { kind: "write-then-fail"; path: string; content: string }
   | { kind: "auth" }
   | { kind: "rate-limit"; retryAfterS: number }
   | { kind: "usage-limit"; resetAtMs: number }
@@ -90,7 +92,7 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
         res.on("close", () => hung.delete(res));
         return;
       }
-      const failure = failureOf(provider, scenario);
+      const failure = scenario.kind === "write-then-fail" && toolHasRun(provider, body) ? failureOf(provider, { kind: "server-error" }) : failureOf(provider, scenario);
       if (failure !== null) {
         res.writeHead(failure.status, { "content-type": "application/json", ...failure.headers });
         res.end(JSON.stringify(failure.body));
@@ -225,6 +227,7 @@ type Reply = { text: string } | { tool: { path: string; content: string } };
 /** Text, or (for a write scenario whose tool has not run yet in this conversation) the tool call. */
 function replyFor(provider: Provider, scenario: Scenario, body: unknown): Reply {
   if (scenario.kind === "text") return { text: scenario.text };
+  if (scenario.kind === "write-then-fail") return { tool: { path: scenario.path, content: scenario.content } };
   if (scenario.kind !== "write") return { text: "" };
   return toolHasRun(provider, body) ? { text: scenario.text } : { tool: { path: scenario.path, content: scenario.content } };
 }

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 import { runAgent } from "../../src/adapters/agent/index.js";
+import type { AdapterTask } from "../../src/adapters/types.js";
 import { RosterError } from "../../src/errors.js";
 import { agentConfig, git, makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
 import { closedPort, GEMINI_MODEL, OPENAI_MODEL, startModelServer, USAGE, type ModelServer, type Scenario } from "./model-server.js";
@@ -58,11 +59,11 @@ function baseEnv(): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, [KEY_VAR]: "sk-scripted-test-key", TZ: process.env.TZ };
 }
 
-async function attempt(cli: Cli, scenario: Scenario, extra: Record<string, unknown> = {}, url = server.url) {
+async function attempt(cli: Cli, scenario: Scenario, extra: Record<string, unknown> = {}, url = server.url, task: Partial<AdapterTask> = {}) {
   server.setScenario(scenario);
   const config = agentConfig({ ...cliPersona(cli, url, extra), workspace: { kind: "worktree", repo, base: "main", keep: "always", autoCommit: true } });
   const ctx = makeContext(config, { dir: dir.path });
-  return { ctx, running: runAgent(makeTask({ title: "Write hello", description: "Write hello.txt." }), ctx, { baseEnv: baseEnv() }) };
+  return { ctx, running: runAgent(makeTask({ title: "Write hello", description: "Write hello.txt.", ...task }), ctx, { baseEnv: baseEnv() }) };
 }
 
 async function failure(promise: Promise<unknown>): Promise<RosterError> {
@@ -101,6 +102,37 @@ run.each(CLIS)("the real %s CLI against the scripted model server", (cli) => {
     expect(calls.length).toBeGreaterThanOrEqual(2);
     const sent = JSON.stringify(calls[0]!.headers);
     expect(sent).toContain("sk-scripted-test-key");
+  });
+
+  it("continues a failed attempt: attempt 2 resumes attempt 1's session, with the file attempt 1 wrote (uncommitted) in its worktree", async () => {
+    // Attempt 1 writes wip.txt through a tool call, then the model API fails (500) before the turn ends.
+    const first = await failure((await attempt(cli, { kind: "write-then-fail", path: "wip.txt", content: "work in progress\n" }, { }, server.url, { attempt: 1, maxAttempts: 3 })).running);
+    expect(first.retryable).toBe(true);
+    const details = first.details as Record<string, any>;
+    expect(details.failure).toBe("server");
+    expect(typeof details.sessionId).toBe("string");
+    expect(details.workspace.wip).toBe("refs/roster/wip/7/1");
+    expect(git(repo, "show", "refs/roster/wip/7/1:wip.txt")).toBe("work in progress");
+    // Its fresh home holds the session: kept for the next attempt.
+    expect(existsSync(details.home)).toBe(true);
+    const before = server.requests.length;
+
+    // Attempt 2, as the next claim hands it over: the stored error is task.previous.
+    const previous = { code: first.code, message: first.message, retryable: first.retryable, details: JSON.parse(JSON.stringify(details)) as Record<string, unknown> };
+    const output = await (await attempt(cli, { kind: "text", text: "CONTINUED" }, {}, server.url, { attempt: 2, maxAttempts: 3, previous })).running;
+    const result = output.result as Record<string, any>;
+    expect(result.text).toBe("CONTINUED");
+    expect(result.resumed).toEqual({ sessionId: details.sessionId, wip: "refs/roster/wip/7/1", files: ["wip.txt"] });
+    // The model saw attempt 1's turns (its tool call's content), and roster's note that this continues it.
+    const calls = server.requests.slice(before).filter((r) => r.provider !== "other");
+    const sent = JSON.stringify(calls[0]!.body);
+    expect(sent).toContain("work in progress");
+    expect(sent).toContain("Continuing");
+    if (cli === "codex") expect(result.sessionId).toBe(details.sessionId);
+    // Attempt 2's branch holds attempt 1's file (committed by autoCommit on success); the saved work is dropped; the home is gone.
+    expect(git(repo, "show", `${result.workspace.branch}:wip.txt`)).toBe("work in progress");
+    expect(git(repo, "for-each-ref", "refs/roster/wip/")).toBe("");
+    expect(existsSync(details.home)).toBe(false);
   });
 
   it("fails not retryable on a rejected key, naming the variable, with the CLI's own message", async () => {

@@ -100,11 +100,13 @@ describe("roster run", () => {
     expect(children[2]!.dependsOn.sort()).toEqual([childIds[0], childIds[1]].sort());
   });
 
-  it("retries a rate-limited attempt after its backoff until the attempts are used up", async () => {
+  // A custom CLI (no dialect roster reads): its rate limit is a counted, retryable failure. The known CLIs' limits
+  // are provider pauses, uncounted (docs/economics.md; test/agent-cli/supervisor-failures.test.ts).
+  it("retries a custom CLI's rate-limited attempt after its backoff until the attempts are used up", async () => {
     agentPersona("coder");
     writeFileSync(
       join(personas, "coder.md"),
-      `---\nid: coder\nname: coder\nadapter:\n  kind: agent\n  profile: claude\n  command: ${JSON.stringify(FAKE_CLI)}\nretry:\n  maxAttempts: 2\n  backoff: fixed\n  baseMs: 10\n  maxMs: 10\n  jitter: 0\n---\nYou are coder.\n`,
+      `---\nid: coder\nname: coder\nadapter:\n  kind: agent\n  profile: custom\n  command: ${JSON.stringify(FAKE_CLI)}\n  args: ["-p"]\n  rateLimitPatterns: ["usage limit reached"]\nretry:\n  maxAttempts: 2\n  backoff: fixed\n  baseMs: 10\n  maxMs: 10\n  jitter: 0\n---\nYou are coder.\n`,
     );
     const out = await run("coder", "Busy [fake:rate-limit]");
     expect(out.code).toBe(1);

@@ -11,6 +11,7 @@ import { interpretRun, type Answer } from "./output.js";
 import { parsePlan } from "./plan.js";
 import { buildPrompt } from "./prompt.js";
 import { runProcess } from "./process.js";
+import { clearReleasedRun, dropWork, restoreWork, resumeSession, reusableHome, saveWork, type RestoredWork, type SavedWork, type SessionResume } from "./resume.js";
 import { prepareSettings, type AttemptSettings } from "./settings.js";
 import { usageJson } from "./usage.js";
 
@@ -54,21 +55,50 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   const profile = resolveProfile(config);
   const role = config.role ?? "worker";
   const workspace = config.workspace === undefined ? null : resolveWorkspace(config.workspace, ctx.persona.dir);
+  // The last failed attempt's conversation and home, to continue (./resume.ts).
+  const previousDetails = task.previous?.details ?? {};
+  const previousSession = typeof previousDetails.sessionId === "string" ? previousDetails.sessionId : null;
+  if (workspace !== null) {
+    try {
+      if (await clearReleasedRun(workspace, task.id, task.attempt)) ctx.logger.info("a released run of this attempt left its branch; its work is saved and carried over", { taskId: task.id, attempt: task.attempt });
+    } catch (error) {
+      ctx.logger.warn("could not clear the branch a released run of this attempt left", { error: coerceError(error).message });
+    }
+  }
   const worktree = workspace === null ? null : await createWorktree(workspace, task.id, task.attempt);
+  let restored: RestoredWork | null = null;
+  if (worktree !== null) {
+    try {
+      restored = await restoreWork(worktree);
+      if (restored !== null) ctx.logger.info("restored an earlier attempt's work in the worktree", { ref: restored.ref, files: restored.files.length });
+    } catch (error) {
+      ctx.logger.warn("could not restore an earlier attempt's work; starting from the base", { error: coerceError(error).message });
+    }
+  }
   let answer: Answer | null = null;
   let output: AdapterOutput | null = null;
   let failure: Error | null = null;
   let settings: AttemptSettings | null = null;
+  let resumed: SessionResume | null = null;
   const baseEnv = options.baseEnv ?? process.env;
   try {
-    settings = await prepareSettings({ profile, config, baseEnv, personaId: ctx.persona.id });
+    settings = await prepareSettings({ profile, config, baseEnv, personaId: ctx.persona.id, reuseHome: config.home === "fresh" ? reusableHome(previousDetails.home) : null });
+    const cwd = workingFolder(config, ctx.persona.dir, worktree);
+    const env = childEnv(baseEnv, settings.env, config, task, ctx, worktree);
+    if (previousSession !== null) {
+      resumed = await resumeSession({ dialect: profile.dialect, sessionId: previousSession, env, cwd }).catch((error: unknown) => {
+        ctx.logger.warn("could not prepare the earlier attempt's session; starting a new one", { sessionId: previousSession, error: coerceError(error).message });
+        return null;
+      });
+    }
     const prompt = buildPrompt({
       definition: ctx.persona.definition,
       task,
       role,
       workspace: worktree === null ? null : { path: worktree.path, branch: worktree.branch, base: worktree.base },
+      continuing: task.previous === undefined ? null : { reason: `${task.previous.code}: ${task.previous.message.split("\n")[0]!.slice(0, 300)}`, session: resumed !== null, files: restored?.files ?? [] },
     });
-    const launch = buildLaunch(profile, config, prompt, settings.args);
+    const launch = buildLaunch(profile, config, prompt, [...settings.args, ...(resumed?.args ?? [])], resumed?.tail ?? []);
     if (launch.stdin === null && Buffer.byteLength(prompt, "utf8") > PROMPT_ARGUMENT_BYTES_MAX) {
       throw new RosterError(
         "VALIDATION",
@@ -76,14 +106,13 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
         { retryable: false },
       );
     }
-    const cwd = workingFolder(config, ctx.persona.dir, worktree);
-    ctx.logger.info("starting agent CLI", { command: launch.command, profile: config.profile, cwd, branch: worktree?.branch });
+    ctx.logger.info("starting agent CLI", { command: launch.command, profile: config.profile, cwd, branch: worktree?.branch, ...(resumed === null ? {} : { resumes: resumed.sessionId }) });
     ctx.progress(0, `running ${launch.command}`);
     const run = await runProcess({
       command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
       cwd,
-      env: childEnv(baseEnv, settings.env, config, task, ctx, worktree),
+      env,
       stdin: launch.stdin,
       signal: ctx.signal,
       ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
@@ -97,10 +126,21 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
             return { result: { ...baseResult(config, answer), text: plan.summary }, tasks: plan.tasks };
           })()
         : { result: baseResult(config, answer) };
+    if (resumed !== null || restored !== null) {
+      const result = output.result as { [key: string]: Json };
+      result.resumed = { ...(resumed === null ? {} : { sessionId: resumed.sessionId }), ...(restored === null ? {} : { wip: restored.ref, files: restored.files }) };
+    }
   } catch (error) {
     failure = coerceError(error);
   }
-  if (settings !== null) {
+  const failedDetails = failure instanceof RosterError ? failure.details : undefined;
+  // A failure that printed no session (the CLI never started, or was killed) still leaves the resumed one to continue.
+  if (failedDetails !== undefined && failedDetails.sessionId === undefined && resumed !== null) failedDetails.sessionId = resumed.sessionId;
+  // A fresh home holding the session of an attempt that will run again stays for that attempt (./resume.ts).
+  const keepHome =
+    failure !== null && settings?.home != null && failedDetails !== undefined && typeof failedDetails.sessionId === "string" && runsAgain(failure as RosterError, task);
+  if (keepHome) failedDetails!.home = settings!.home;
+  if (settings !== null && !keepHome) {
     try {
       await settings.cleanup();
     } catch (error) {
@@ -108,6 +148,14 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     }
   }
   let outcome: WorktreeOutcome | null = null;
+  let saved: SavedWork | null = null;
+  if (worktree !== null && failure !== null) {
+    try {
+      saved = await saveWork(worktree, typeof failedDetails?.sessionId === "string" ? failedDetails.sessionId : null);
+    } catch (error) {
+      ctx.logger.warn("could not save the failed attempt's work for the next one", { path: worktree.path, error: coerceError(error).message });
+    }
+  }
   if (worktree !== null) {
     try {
       outcome = await finishWorktree(worktree, {
@@ -115,14 +163,15 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
         succeeded: failure === null,
         ...(workspace?.autoCommit ? { autoCommitMessage: `${task.title}\n\nroster task ${task.id}, attempt ${task.attempt}, persona ${ctx.persona.id}` } : {}),
       });
-      if (outcome.dirty && !outcome.kept) ctx.logger.warn("the agent left uncommitted changes; they went with its worktree", { branch: outcome.branch });
+      if (outcome.dirty && !outcome.kept && saved === null) ctx.logger.warn("the agent left uncommitted changes; they went with its worktree", { branch: outcome.branch });
+      if (failure === null) await dropWork(worktree.repo.root, task.id);
     } catch (error) {
       // The attempt's own outcome matters more than its cleanup: report the cleanup problem and go on.
       ctx.logger.error("could not finish the attempt's worktree", { path: worktree.path, error: coerceError(error).message });
     }
   }
   if (failure !== null) {
-    if (outcome !== null && failure instanceof RosterError && failure.details !== undefined) failure.details.workspace = workspaceResult(outcome, worktree!);
+    if (outcome !== null && failedDetails !== undefined) failedDetails.workspace = { ...workspaceResult(outcome, worktree!), ...(saved === null ? {} : { wip: saved.ref }) };
     throw failure;
   }
   ctx.progress(1);
@@ -131,6 +180,13 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     out.result.workspace = workspaceResult(outcome, worktree!);
   }
   return out;
+}
+
+/** Whether the store will run this task again after this failure: retryable with attempts left, or a provider limit (released uncounted). */
+function runsAgain(failure: RosterError, task: AdapterTask): boolean {
+  const kind = failure.details?.failure;
+  if (kind === "rate-limit" || (kind === "usage-limit" && failure.retryable)) return true;
+  return failure.retryable && task.attempt < task.maxAttempts;
 }
 
 function baseResult(config: AgentAdapterConfig, answer: Answer): { [key: string]: Json } {

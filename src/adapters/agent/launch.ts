@@ -44,16 +44,17 @@ function resolveOutput(base: OutputSpec, config: AgentAdapterConfig): OutputSpec
 /**
  * argv = profile args, the profile's permission flags (each group left out when the
  * persona's args hold its flag), model args (when a model is set), `extraArgs` (the
- * attempt's settings, ./settings.ts), the persona's args; then
+ * attempt's settings, ./settings.ts), the persona's args, `tailArgs` (a subcommand
+ * after all options: codex's `resume <id>`, ./resume.ts); then
  * the prompt: at a "{prompt}" element if there is one, else appended (after the
  * profile's promptFlag) in argument mode, else on stdin.
  */
-export function buildLaunch(profile: AgentProfile, config: AgentAdapterConfig, prompt: string, extraArgs: string[] = []): Launch {
+export function buildLaunch(profile: AgentProfile, config: AgentAdapterConfig, prompt: string, extraArgs: string[] = [], tailArgs: string[] = []): Launch {
   const model = config.model;
   const fill = (arg: string): string => (arg === MODEL_TOKEN && model !== undefined ? model : arg);
   const own = config.args ?? [];
   const permissions = profile.permissionArgs.filter((group) => !own.some((arg) => arg === group[0] || arg.startsWith(`${group[0]}=`))).flat();
-  const args = [...profile.args, ...permissions, ...(model === undefined ? [] : profile.modelArgs), ...extraArgs, ...own].map(fill);
+  const args = [...profile.args, ...permissions, ...(model === undefined ? [] : profile.modelArgs), ...extraArgs, ...own].map(fill).concat(tailArgs);
   const at = args.indexOf(PROMPT_TOKEN);
   if (at >= 0) {
     args[at] = prompt;

@@ -57,6 +57,16 @@ interface Reading {
  */
 export function interpretRun(profile: AgentProfile, run: CliRun, options: InterpretOptions = {}): Answer {
   const reading = readOutput(profile.output, run.stdout, run.stderr);
+  try {
+    return interpretReading(profile, run, reading, options);
+  } catch (error) {
+    // A failed run's session is what its next attempt resumes (./resume.ts): it goes with the error.
+    if (error instanceof RosterError && reading.sessionId !== null && error.details !== undefined) error.details.sessionId = reading.sessionId;
+    throw error;
+  }
+}
+
+function interpretReading(profile: AgentProfile, run: CliRun, reading: Reading, options: InterpretOptions): Answer {
   const read = readUsage(profile.dialect, run.stdout);
   const usage = read === null ? null : { ...read, model: read.model ?? options.model ?? null };
   const failed = run.exitCode !== 0 || reading.error !== null;

@@ -22,6 +22,8 @@ export interface PromptInput {
   task: AdapterTask;
   role: "worker" | "planner";
   workspace?: PromptWorkspace | null;
+  /** The last attempt failed: why, whether its conversation is resumed, which files of its work were restored. */
+  continuing?: { reason: string; session: boolean; files: string[] } | null;
 }
 
 export const PLANNER_INSTRUCTIONS = `## Your answer
@@ -52,6 +54,17 @@ export function buildPrompt(input: PromptInput): string {
     parts.push(
       `## Workspace\nYou are in a git worktree of your own at ${ws.path}, on branch \`${ws.branch}\` (started from \`${ws.base}\`). ` +
         "Make your changes here and commit them on this branch; do not switch branches.",
+    );
+  }
+  if (input.continuing) {
+    const c = input.continuing;
+    const work =
+      c.files.length === 0
+        ? ""
+        : ` Its work is in your worktree: its commits are on your branch and its uncommitted changes are back, uncommitted (${c.files.slice(0, 20).join(", ")}${c.files.length > 20 ? `, and ${c.files.length - 20} more` : ""}).`;
+    parts.push(
+      `## Continuing
+The previous attempt stopped: ${c.reason}.${c.session ? " This is its conversation, resumed." : ""}${work} Continue where it stopped; do not redo what is done.`,
     );
   }
   if (input.role === "planner") parts.push(PLANNER_INSTRUCTIONS);

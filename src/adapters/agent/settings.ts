@@ -42,6 +42,8 @@ export async function prepareSettings(input: {
   config: AgentAdapterConfig;
   baseEnv: NodeJS.ProcessEnv;
   personaId: string;
+  /** With `home: fresh`: the home an earlier attempt of the task kept for this one (its sessions), used instead of a new one. */
+  reuseHome?: string | null;
 }): Promise<AttemptSettings> {
   const { profile, config, baseEnv } = input;
   const env: Record<string, string> = { ...profile.env };
@@ -62,7 +64,7 @@ export async function prepareSettings(input: {
   if (config.baseUrl !== undefined) await checkBaseUrl(config.baseUrl, profile.command);
 
   if (config.home !== "fresh") return { env, args, home: null, cleanup: async () => undefined };
-  const home = await mkdtemp(join(tmpdir(), "roster-home-"));
+  const home = input.reuseHome ?? (await mkdtemp(join(tmpdir(), "roster-home-")));
   try {
     env.HOME = home;
     if (process.platform === "win32") env.USERPROFILE = home;

@@ -11,6 +11,7 @@ import type {
   FailParams,
   FailResult,
   LeaseResult,
+  PreviousAttempt,
   ReleaseParams,
   TaskState,
 } from "../types.js";
@@ -114,6 +115,20 @@ export function storedError(error: FailParams["error"], retryable: boolean): Err
   };
 }
 
+/** The last failed attempt, as a claim hands it to the next one (ClaimedTask.previous). */
+function previousAttempt(lastError: string | null): { previous?: PreviousAttempt } {
+  const error = parseJson<Partial<ErrorObject>>(lastError);
+  if (error === null || typeof error !== "object" || typeof error.message !== "string") return {};
+  return {
+    previous: {
+      code: typeof error.code === "string" ? error.code : "ADAPTER_FAILED",
+      message: error.message,
+      retryable: error.retryable !== false,
+      ...(error.details !== undefined && error.details !== null ? { details: error.details as Record<string, unknown> } : {}),
+    },
+  };
+}
+
 /**
  * The fenced state machine of a task (DESIGN rules 3, 4, 6, 7, 8, 9). Every method
  * runs inside a transaction the caller opened, writes its task_events rows there,
@@ -166,8 +181,8 @@ export class Transitions {
     this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
     this.claimedDetails = db.prepare(`
-      SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms
-      FROM tasks WHERE id IN (SELECT value FROM json_each(?))`);
+      SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
+      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id IN (SELECT value FROM json_each(?))`);
     this.dependencyResults = db.prepare(`
       SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
@@ -289,6 +304,7 @@ export class Transitions {
         parent_id: number | null;
         priority: number;
         timeout_ms: number;
+        last_error: string | null;
       }>).map((row) => [row.id, row]),
     );
     const deps = new Map<number, DependencyResult[]>();
@@ -326,6 +342,7 @@ export class Transitions {
           readyAt: row.ready_at ?? row.run_at,
           claimedAt: params.now,
           dependencies: deps.get(row.task_id) ?? [],
+          ...previousAttempt(task.last_error),
         };
       });
     this.insertClaimEvents.run({

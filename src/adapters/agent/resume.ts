@@ -1,0 +1,248 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readdir, readFile, realpath, rm, unlink } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import type { WorkspaceConfig } from "../../workspace/config.js";
+import { withRepoLock } from "../../workspace/lock.js";
+import { branchName, repoInfo, worktreeName, worktreesDir, type Worktree } from "../../workspace/worktrees.js";
+import type { AgentDialect } from "./profiles.js";
+
+/**
+ * Continuing where a failed attempt stopped (issue 15).
+ *
+ * Its work: when an attempt with a worktree fails, everything in the worktree
+ * (untracked files included, ignored ones not) is saved as a commit on the ref
+ * `refs/roster/wip/<task>/<attempt>`, whose parent is the attempt's branch head;
+ * the worktree itself is kept or removed as configured. The next attempt's new
+ * branch starts at that parent (the earlier commits) and the saved changes are put
+ * back in its worktree, uncommitted. A later success drops the task's wip refs.
+ *
+ * Its conversation: the failed attempt's session id travels in its error's
+ * `details.sessionId` (the store hands it to the next claim as `task.previous`),
+ * and the next attempt resumes it where the CLI can:
+ * - claude: `--resume <id>`; Claude Code looks sessions up under the current
+ *   folder's project (`~/.claude/projects/<cwd with every non-alphanumeric as ->`),
+ *   and the new attempt runs in a new worktree, so the transcript is copied there;
+ * - codex: `codex exec … resume <id>` (after exec's options); sessions are found by
+ *   id wherever they ran;
+ * - gemini: `--session-file <file>` (its `--resume` takes only "latest" or an index
+ *   of the current folder's project, which a new worktree does not have).
+ * With `home: fresh`, a failed attempt that will run again keeps its home (named
+ * in `details.home`) for the next one, which removes it when it ends.
+ */
+
+export const WIP_REF_PREFIX = "refs/roster/wip";
+
+export function wipRef(taskId: number, attempt: number): string {
+  return `${WIP_REF_PREFIX}/${taskId}/${attempt}`;
+}
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** git with its own environment (a private index, a fixed identity); never a shell, never a prompt. */
+function gitIn(cwd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(
+      "git",
+      args,
+      { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C", ...env }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
+    );
+  });
+}
+
+async function must(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await gitIn(cwd, args, env);
+  if (r.code !== 0) throw new Error(`git ${args.join(" ")} (in ${cwd}) failed: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+const IDENTITY = { GIT_AUTHOR_NAME: "roster", GIT_AUTHOR_EMAIL: "roster@localhost", GIT_COMMITTER_NAME: "roster", GIT_COMMITTER_EMAIL: "roster@localhost" };
+
+export interface SavedWork {
+  ref: string;
+  commit: string;
+  /** The attempt left changes it had not committed. */
+  dirty: boolean;
+}
+
+/**
+ * Saves what a failed attempt left in its worktree folder: a commit of the whole
+ * folder on `refs/roster/wip/<task>/<attempt>`, made through a private index so
+ * the worktree's own index and files are untouched. Null when the folder is gone.
+ */
+export async function saveWork(at: { path: string; taskId: number; attempt: number }, sessionId: string | null): Promise<SavedWork | null> {
+  if (!existsSync(at.path)) return null;
+  const head = await must(at.path, ["rev-parse", "HEAD"]);
+  const index = join(tmpdir(), `roster-wip-index-${randomBytes(6).toString("hex")}`);
+  try {
+    const env = { GIT_INDEX_FILE: index };
+    await must(at.path, ["read-tree", "HEAD"], env);
+    await must(at.path, ["add", "-A", "."], env);
+    const tree = await must(at.path, ["write-tree"], env);
+    const message = `roster: work in progress of task ${at.taskId}, attempt ${at.attempt}${sessionId === null ? "" : `\n\nroster-session: ${sessionId}`}`;
+    const commit = await must(at.path, ["commit-tree", tree, "-p", head, "-m", message], IDENTITY);
+    const ref = wipRef(at.taskId, at.attempt);
+    await must(at.path, ["update-ref", ref, commit]);
+    const headTree = await must(at.path, ["rev-parse", `${head}^{tree}`]);
+    return { ref, commit, dirty: headTree !== tree };
+  } finally {
+    await rm(index, { force: true });
+  }
+}
+
+/**
+ * Before an attempt's worktree is made: a run of this same attempt number that was
+ * released uncounted (a provider limit) left its branch and maybe its folder; its
+ * work is saved (when that failure did not already save it) and both are removed,
+ * so the new worktree can take the name and restore that work.
+ */
+export async function clearReleasedRun(config: WorkspaceConfig, taskId: number, attempt: number): Promise<boolean> {
+  const repo = await repoInfo(config.repo);
+  const branch = branchName(config.branchPrefix, taskId, attempt);
+  const head = await gitIn(repo.root, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`]);
+  if (head.code !== 0) return false;
+  const dir = worktreesDir(repo, config);
+  const path = join(existsSync(dir) ? await realpath(dir) : dir, worktreeName(taskId, attempt));
+  const ref = wipRef(taskId, attempt);
+  if ((await gitIn(repo.root, ["rev-parse", "--verify", "--quiet", ref])).code !== 0) {
+    if ((await saveWork({ path, taskId, attempt }, null)) === null) await must(repo.root, ["update-ref", ref, head.stdout.trim()]);
+  }
+  await withRepoLock(repo.gitCommonDir, async () => {
+    if (existsSync(path)) {
+      const removed = await gitIn(repo.root, ["worktree", "remove", "--force", "--force", path]);
+      if (removed.code !== 0) await rm(path, { recursive: true, force: true });
+    }
+    await gitIn(repo.root, ["worktree", "prune"]);
+    await must(repo.root, ["branch", "-D", branch]);
+  });
+  return true;
+}
+
+export interface RestoredWork {
+  ref: string;
+  /** The attempt whose work it is. */
+  attempt: number;
+  /** Files the saved changes touch (restored uncommitted). */
+  files: string[];
+}
+
+/**
+ * Puts the latest saved work of this task (an earlier attempt's, or a released run
+ * of this one's) into a new worktree: its branch moves to that attempt's last
+ * commit, and the uncommitted changes come back uncommitted. Null when there is none.
+ */
+export async function restoreWork(worktree: Worktree): Promise<RestoredWork | null> {
+  const listed = await must(worktree.path, ["for-each-ref", "--format=%(refname) %(objectname)", `${WIP_REF_PREFIX}/${worktree.taskId}/`]);
+  const saved = listed
+    .split("\n")
+    .map((line) => /\/(\d+) ([0-9a-f]+)$/.exec(line.trim()))
+    .filter((m): m is RegExpExecArray => m !== null && Number(m[1]) <= worktree.attempt)
+    .map((m) => ({ attempt: Number(m[1]), commit: m[2]! }))
+    .sort((a, b) => b.attempt - a.attempt)[0];
+  if (saved === undefined) return null;
+  const parent = await must(worktree.path, ["rev-parse", `${saved.commit}^1`]);
+  await must(worktree.path, ["reset", "-q", "--hard", parent]);
+  const changed = await must(worktree.path, ["diff", "--name-status", "--no-renames", "-z", parent, saved.commit]);
+  const fields = changed.split("\0").filter((f) => f !== "");
+  const files: string[] = [];
+  const deleted: string[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    files.push(fields[i + 1]!);
+    if (fields[i] === "D") deleted.push(fields[i + 1]!);
+  }
+  if (files.length > deleted.length) {
+    await must(worktree.path, ["checkout", saved.commit, "--", "."]);
+    await must(worktree.path, ["reset", "-q"]);
+  }
+  for (const file of deleted) await unlink(join(worktree.path, file)).catch(() => undefined);
+  return { ref: wipRef(worktree.taskId, saved.attempt), attempt: saved.attempt, files };
+}
+
+/** After a success: the task's saved work is in its branch now; its wip refs go. */
+export async function dropWork(repoRoot: string, taskId: number): Promise<void> {
+  const listed = await must(repoRoot, ["for-each-ref", "--format=%(refname)", `${WIP_REF_PREFIX}/${taskId}/`]);
+  for (const ref of listed.split("\n").filter((r) => r.trim() !== "")) await gitIn(repoRoot, ["update-ref", "-d", ref.trim()]);
+}
+
+/** How the CLI continues a session: flags among its options, and arguments after them (codex's `resume <id>`). */
+export interface SessionResume {
+  sessionId: string;
+  args: string[];
+  tail: string[];
+}
+
+/**
+ * The flags that resume `sessionId` for this CLI running in `cwd` with these homes,
+ * or null when the session's transcript cannot be found there (another machine,
+ * a home that is gone): the attempt then starts a new conversation.
+ */
+export async function resumeSession(input: { dialect: AgentDialect | null; sessionId: string; env: NodeJS.ProcessEnv; cwd: string }): Promise<SessionResume | null> {
+  const { dialect, sessionId, env } = input;
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(sessionId)) return null;
+  const home = env.HOME ?? homedir();
+  if (dialect === "claude") {
+    const projects = join(env.CLAUDE_CONFIG_DIR ?? join(home, ".claude"), "projects");
+    const file = await findFile(projects, 1, (name) => name === `${sessionId}.jsonl`);
+    if (file === null) return null;
+    const project = (await realpath(input.cwd)).replace(/[^a-zA-Z0-9]/g, "-");
+    // Longer names are cut and hashed by Claude Code; not worth imitating: start anew.
+    if (project.length > 200) return null;
+    const target = join(projects, project, `${sessionId}.jsonl`);
+    if (target !== file) {
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(file, target);
+    }
+    return { sessionId, args: ["--resume", sessionId], tail: [] };
+  }
+  if (dialect === "codex") {
+    const sessions = join(env.CODEX_HOME ?? join(home, ".codex"), "sessions");
+    const file = await findFile(sessions, 3, (name) => name.endsWith(`${sessionId}.jsonl`));
+    return file === null ? null : { sessionId, args: [], tail: ["resume", sessionId] };
+  }
+  if (dialect === "gemini") {
+    const tmp = join(env.GEMINI_CLI_HOME ?? home, ".gemini", "tmp");
+    const candidates: string[] = [];
+    await findFile(tmp, 2, (name, path) => {
+      if (basename(dirname(path)) === "chats" && name.startsWith("session-") && name.includes(sessionId.slice(0, 8))) candidates.push(path);
+      return false;
+    });
+    for (const file of candidates) {
+      if ((await readFile(file, "utf8")).includes(sessionId)) return { sessionId, args: ["--session-file", file], tail: [] };
+    }
+    return null;
+  }
+  return null;
+}
+
+/** The first file under `root` (at most `depth` folders down) that `match` accepts; null when none. */
+async function findFile(root: string, depth: number, match: (name: string, path: string) => boolean): Promise<string | null> {
+  let entries;
+  try {
+    entries = await readdir(root, { withFileTypes: true });
+  } catch {
+    // No such folder: nothing was ever saved there.
+    return null;
+  }
+  for (const entry of entries) {
+    const path = join(root, entry.name);
+    if (entry.isFile() && match(entry.name, path)) return path;
+    if (entry.isDirectory() && depth > 0) {
+      const found = await findFile(path, depth - 1, match);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}
+
+/** A fresh home an earlier attempt kept for this one: only roster's own, under the temp folder. */
+export function reusableHome(path: unknown): string | null {
+  if (typeof path !== "string" || dirname(path) !== tmpdir() || !basename(path).startsWith("roster-home-")) return null;
+  return existsSync(path) ? path : null;
+}
