@@ -1,0 +1,105 @@
+import { cpSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RosterError } from "../../src/errors.js";
+import { openStore } from "../../src/store/index.js";
+import { defaultPostgresMigrationsDir } from "../../src/store/postgres/database.js";
+import { usePostgres } from "../helpers/postgres.js";
+import { T0 } from "../helpers/store.js";
+import { makeTempDir } from "../helpers/tmp.js";
+
+/**
+ * PostgreSQL migrations (issue 19): applied at open under an advisory lock, so
+ * several supervisors starting at once migrate once; recorded with checksums;
+ * refused as on SQLite when a shipped file changed, when the schema is newer or
+ * holds another program's tables, and when a read-only open finds no roster there.
+ */
+const server = await usePostgres();
+
+describe.skipIf(!server.available)("postgres migrations", () => {
+  let admin: pg.Client;
+  let n = 0;
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: server.url() });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin?.end();
+  });
+
+  async function freshSchema(): Promise<{ schema: string; url: string }> {
+    const schema = `m${++n}`;
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(server.url());
+    url.searchParams.set("options", `-c search_path=${schema}`);
+    return { schema, url: url.toString() };
+  }
+
+  async function refused(open: () => Promise<unknown>): Promise<RosterError> {
+    const error = await open().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(RosterError);
+    return error as RosterError;
+  }
+
+  const tables = async (schema: string) =>
+    (await admin.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1", [schema])).rows.map((r) => r.t);
+
+  it("eight stores opening one empty schema at once migrate it once, and all of them work", async () => {
+    const { schema, url } = await freshSchema();
+    const stores = await Promise.all(Array.from({ length: 8 }, () => openStore({ path: url, now: T0 })));
+    try {
+      const applied = await admin.query(`SELECT version, name, length(checksum) AS len FROM ${schema}.schema_migrations ORDER BY version`);
+      expect(applied.rows).toEqual([{ version: 1, name: "0001_init.sql", len: 64 }]);
+      await stores[0]!.personas.sync({ personas: [{ id: "p", name: "P", definition: "", config: { adapter: { kind: "echo" } }, sourcePath: null }], now: T0 });
+      const ids = await Promise.all(stores.map((s) => s.tasks.enqueue({ tasks: [{ persona: "p", title: "t" }], now: T0 })));
+      expect(new Set(ids.map((r) => r.ids[0])).size).toBe(8);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("a shipped migration edited after it was applied is refused with MIGRATION_CHANGED, and nothing is written", async () => {
+    const { schema, url } = await freshSchema();
+    await (await openStore({ path: url, now: T0 })).close();
+    const temp = makeTempDir("roster-pg-migrations-");
+    try {
+      cpSync(defaultPostgresMigrationsDir(), temp.dir, { recursive: true });
+      writeFileSync(join(temp.dir, "0001_init.sql"), "-- edited\n", { flag: "a" });
+      writeFileSync(join(temp.dir, "0002_more.sql"), "CREATE TABLE more (x int);\n");
+      const error = await refused(() => openStore({ path: url, now: T0, migrationsDir: temp.dir }));
+      expect(error.code).toBe("MIGRATION_CHANGED");
+      expect(error.message).toContain("0001_init.sql was changed after it was applied");
+      expect(await tables(schema)).not.toContain("more");
+    } finally {
+      temp.cleanup();
+    }
+  });
+
+  it("a schema newer than this roster is refused with DATABASE_TOO_NEW", async () => {
+    const { schema, url } = await freshSchema();
+    await (await openStore({ path: url, now: T0 })).close();
+    await admin.query(`INSERT INTO ${schema}.schema_migrations VALUES (9999, '9999_future.sql', 'x', 0)`);
+    expect((await refused(() => openStore({ path: url, now: T0 }))).code).toBe("DATABASE_TOO_NEW");
+  });
+
+  it("a schema holding another program's tables is refused with DATABASE_INVALID and left as it was", async () => {
+    const { schema, url } = await freshSchema();
+    await admin.query(`CREATE TABLE ${schema}.orders (id int)`);
+    const error = await refused(() => openStore({ path: url, now: T0 }));
+    expect(error.code).toBe("DATABASE_INVALID");
+    expect(error.message).toContain("orders");
+    expect(await tables(schema)).toEqual(["orders"]);
+  });
+
+  it("a read-only open of an empty schema is refused and creates nothing", async () => {
+    const { schema, url } = await freshSchema();
+    const error = await refused(() => openStore({ path: url, now: T0, readonly: true }));
+    expect(error.code).toBe("DATABASE_INVALID");
+    expect(error.message).toMatch(/run `roster init` first/);
+    expect(await tables(schema)).toEqual([]);
+  });
+});

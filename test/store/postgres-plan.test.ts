@@ -1,0 +1,95 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore, type Store } from "../../src/store/index.js";
+import { PG_OBSERVE_LEASES_SQL, PG_OLDEST_READY_SQL } from "../../src/store/postgres/reads.js";
+import { PG_CLAIM_SQL, PG_COMPLETE_DEPENDENCIES_SQL } from "../../src/store/postgres/transitions.js";
+import { usePostgres } from "../helpers/postgres.js";
+import { T0 } from "../helpers/store.js";
+import { syncTestPersonas } from "../helpers/personas.js";
+
+/**
+ * docs/ARCHITECTURE.md rule 2 on PostgreSQL (issue 19): the statements the
+ * supervisor runs on every tick, explained against 200,000 tasks (most finished, a
+ * deep ready queue): each is an index scan of the partial index meant for it, the
+ * claim a seek under a Limit with no Sort and no scan of the table.
+ */
+const server = await usePostgres();
+
+type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; Plans?: PlanNode[] };
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+describe.skipIf(!server.available)("postgres: query plans of the hot statements", () => {
+  let store: Store;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    store = await openStore({ path: server.url(), now: T0 });
+    await syncTestPersonas(store, T0);
+    client = new pg.Client({ connectionString: server.url() });
+    await client.connect();
+    // 200k tasks: 90% completed, the rest pending (ready or delayed) or leased, over two personas.
+    await client.query(`
+      INSERT INTO tasks (id, title, persona_id, retry_policy, timeout_ms, created_at)
+      SELECT g, 'task ' || g, CASE WHEN g % 2 = 0 THEN 'worker' ELSE 'reviewer' END, '{}', 60000, ${T0}
+      FROM generate_series(1, 200000) g`);
+    await client.query(`
+      INSERT INTO task_status (task_id, status, persona_id, priority, run_at, ready_at, max_attempts, assigned_agent_id, lease_token, lease_ms, lease_expires_at, updated_at)
+      SELECT g,
+             CASE WHEN g % 10 < 8 THEN 'completed' WHEN g % 10 = 8 THEN 'pending' WHEN g % 20 = 9 THEN 'claimed' ELSE 'waiting' END,
+             CASE WHEN g % 2 = 0 THEN 'worker' ELSE 'reviewer' END,
+             g % 3, ${T0} + (g % 1000) * 1000, ${T0}, 3,
+             CASE WHEN g % 20 = 9 THEN 'agent-' || (g % 7) END, CASE WHEN g % 20 = 9 THEN 'tok.' || g END,
+             CASE WHEN g % 20 = 9 THEN 30000 END, CASE WHEN g % 20 = 9 THEN ${T0} + 30000 END, ${T0}
+      FROM generate_series(1, 200000) g`);
+    await client.query(`
+      INSERT INTO task_dependencies (task_id, depends_on)
+      SELECT g, g - 1 FROM generate_series(2, 200000) g WHERE g % 10 = 9`);
+    await client.query("SELECT setval(pg_get_serial_sequence('tasks', 'id'), 200000)");
+    await client.query("ANALYZE");
+  }, 120_000);
+
+  afterAll(async () => {
+    await client?.end();
+    await store?.close();
+  });
+
+  async function explain(sql: string, params: unknown[]): Promise<PlanNode[]> {
+    const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+    return nodes(rows[0]!["QUERY PLAN"][0]!.Plan);
+  }
+
+  const scansOfStatus = (plan: PlanNode[]) => plan.filter((n) => n["Relation Name"] === "task_status");
+
+  it("the claim is one seek into task_status_claim under a Limit, locking with SKIP LOCKED, no sort, no table scan", async () => {
+    const plan = await explain(PG_CLAIM_SQL, [T0 + 2_000_000, "agent-x", "tok", 30_000, "worker", 16]);
+    const types = plan.map((n) => n["Node Type"]);
+    expect(types).toContain("Limit");
+    expect(types).toContain("LockRows");
+    expect(types).not.toContain("Sort");
+    expect(types).not.toContain("Seq Scan");
+    const picks = scansOfStatus(plan).filter((n) => n["Node Type"] !== "ModifyTable");
+    expect(picks.map((n) => n["Index Name"])).toContain("task_status_claim");
+    for (const n of picks) expect(n["Node Type"]).toMatch(/^Index( Only)? Scan$/);
+  });
+
+  it("what the stall guard asks (the next ready task) is the same seek", async () => {
+    const plan = await explain(PG_OLDEST_READY_SQL, ["worker", T0 + 2_000_000]);
+    expect(plan.map((n) => n["Node Type"])).not.toContain("Sort");
+    expect(scansOfStatus(plan).map((n) => `${n["Node Type"]} ${n["Index Name"]}`)).toEqual(["Index Scan task_status_claim"]);
+  });
+
+  it("completing a task finds its dependents through task_dependencies_dependents and their rows by primary key", async () => {
+    const plan = await explain(PG_COMPLETE_DEPENDENCIES_SQL, [8, T0]);
+    expect(plan.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+    expect(plan.map((n) => n["Index Name"]).filter(Boolean)).toEqual(expect.arrayContaining(["task_dependencies_dependents", "task_status_pkey"]));
+  });
+
+  it("the reaper's observation walks only the leased rows (task_status_lease)", async () => {
+    const plan = await explain(PG_OBSERVE_LEASES_SQL, []);
+    expect(scansOfStatus(plan).map((n) => n["Index Name"])).toEqual(["task_status_lease"]);
+    expect(plan.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+  });
+});
