@@ -24,7 +24,12 @@ export function readPlanFile(path: string): TaskInput[] {
     const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : coerceError(error).message;
     throw new RosterError("VALIDATION", `${path}: cannot read plan file (${why})`, { cause: error, details: { file: path } });
   }
-  const data = ext === ".json" ? parseJson(path, text.replace(/^\uFEFF/, "")) : parseYaml(path, text);
+  return parsePlanText(path, text, ext === ".json" ? "json" : "yaml");
+}
+
+/** A plan's text, checked as readPlanFile checks a file's (the dashboard's "add a plan"); `path` names it in errors. */
+export function parsePlanText(path: string, text: string, format: "json" | "yaml"): TaskInput[] {
+  const data = format === "json" ? parseJson(path, text.replace(/^\uFEFF/, "")) : parseYaml(path, text);
   const parsed = planSchema.safeParse(data);
   if (!parsed.success) {
     throw new RosterError("VALIDATION", `${path}: ${formatIssues(parsed.error.issues, "plan")}`, { details: { file: path } });

@@ -71,6 +71,9 @@ export interface TaskPolicyOverride {
   /** This task's budget over all its attempts (docs/economics.md): the claim skips it once spent. */
   maxCostUsd?: number;
   maxTokens?: number;
+  /** Tasks sharing this key (a repository, a file scope) run at most concurrencyLimit (default 1) at once, across every process. */
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
 }
 
 /** One task of an enqueue batch, as accepted at every boundary (CLI plan files, MCP). */
@@ -497,6 +500,8 @@ export interface Store {
   readonly schedules: ScheduleService;
   /** Why a task is not running. */
   readonly why: WhyService;
+  /** Dashboard reads (src/ui): task pages behind a cursor, throughput; optional, the dashboard falls back without it. */
+  readonly ui?: UiReadService;
   /** In-process notifications, emitted after each commit. */
   readonly events: StoreEventBus;
   /** True when another connection (process) has written since the last call. Cheap. */
@@ -689,4 +694,16 @@ export interface WhyReport {
 export interface WhyService {
   /** Every reason the task is not running now (DESIGN, "Task states"); TASK_NOT_FOUND for an unknown id. */
   explain(params: { taskId: number; now: number }): Promise<WhyReport>;
+}
+
+// ---- dashboard reads (issue 20) -------------------------------------------------------
+
+export interface UiTaskPageParams { status?: TaskState | TaskState[]; persona?: string; rootId?: number; topLevel?: boolean; query?: string; beforeId?: number; limit: number }
+export interface UiTaskRow { id: number; title: string; persona: string; parentId: number | null; rootId: number; status: TaskState; attempts: number; maxAttempts: number; progress: number | null; progressMessage: string | null; createdAt: number; updatedAt: number; errorCode: string | null; dependsOn: number[] }
+export interface UiThroughputBucket { at: number; completed: number; failed: number; retried: number }
+export interface UiReadService {
+  /** Task summaries (no payload or result), newest first, ids below beforeId; `query` matches the title, case-insensitively. */
+  taskPage(params: UiTaskPageParams): Promise<UiTaskRow[]>;
+  /** Completions, failures and retries per bucket since `since`, from the audit trail; empty buckets left out. */
+  throughput(params: { since: number; bucketMs: number }): Promise<UiThroughputBucket[]>;
 }

@@ -19,10 +19,11 @@ import { register as schedule } from "./schedule.js";
 import { register as show } from "./show.js";
 import { register as start } from "./start.js";
 import { register as status } from "./status.js";
+import { register as ui } from "./ui.js";
 import { register as why } from "./why.js";
 
 /** Every command registers itself on the program; one file per command. */
 export type RegisterCommand = (program: Command) => void;
 
 /** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
-export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, cost, budget, gates, agents, personas, prune, mcp];
+export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, cost, budget, gates, agents, personas, prune, mcp, ui];

@@ -4,6 +4,8 @@ import type { Config } from "../../config.js";
 import { RosterError } from "../../errors.js";
 import { logLevelOption } from "../../logging/logger.js";
 import { assertModulePaths, loadPersonaDir } from "../../personas/load.js";
+import type { Logger } from "../../logging/logger.js";
+import type { RunExtension } from "../../main.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface StartOptions extends DbOptions, PersonasOptions {
@@ -22,6 +24,10 @@ interface StartOptions extends DbOptions, PersonasOptions {
   mcpWorkerToken?: string;
   mcpPlannerToken?: string;
   synchronous?: string;
+  // The dashboard (issue 20): --ui-port, --ui-host, --ui-token.
+  uiPort?: string;
+  uiHost?: string;
+  uiToken?: string;
 }
 
 type ConfigFlags = NonNullable<Parameters<typeof configFrom>[1]>;
@@ -73,6 +79,27 @@ export function startConfig(options: StartOptions): Config {
   return configFrom(options, flags);
 }
 
+/** --ui-port/--ui-host/--ui-token, checked before anything starts; null without --ui-port. */
+function uiFlags(options: StartOptions): { port: number; host?: string; token?: string } | null {
+  const token = options.uiToken ?? (process.env.ROSTER_UI_TOKEN || undefined);
+  if (options.uiPort === undefined) {
+    if (options.uiHost !== undefined || options.uiToken !== undefined) throw new RosterError("VALIDATION", "--ui-host and --ui-token need --ui-port (the dashboard is off without it)", { details: { field: "ui-port" } });
+    return null;
+  }
+  return { port: parseInteger("--ui-port", options.uiPort, { min: 0, max: 65_535 }), ...(options.uiHost !== undefined ? { host: options.uiHost } : {}), ...(token !== undefined ? { token } : {}) };
+}
+
+/** The dashboard beside the supervisor (src/ui); the supervisor's waker owns hasExternalChanges, so the dashboard takes the watch hint only. */
+async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>, console: { logger: Logger; secrets: { add(values: string[]): void } }): Promise<RunExtension> {
+  const [{ startUiServer }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("./ui.js")]);
+  if (ui.token !== undefined) console.secrets.add([ui.token]);
+  return async (ctx) => {
+    const server = await startUiServer({ store: ctx.store, ...ui, user: uiUser(undefined), externalChanges: "shared", logger: console.logger });
+    console.logger.info({ url: server.url, authRequired: ui.token !== undefined }, "serving the dashboard");
+    return { stop: () => server.close() };
+  };
+}
+
 /**
  * `roster start`: the supervisor. Syncs personas, serves metrics (and MCP over
  * HTTP with --mcp-port), and runs tasks until SIGINT/SIGTERM, or until nothing is
@@ -101,8 +128,13 @@ export function register(program: Command): void {
     .option("--mcp-worker-token <token>", "a token that opens the worker tools only (env ROSTER_MCP_WORKER_TOKEN)")
     .option("--mcp-planner-token <token>", "a token that opens the planner tools only (env ROSTER_MCP_PLANNER_TOKEN)")
     .option("--synchronous <mode>", "SQLite synchronous: NORMAL or FULL (env ROSTER_SYNCHRONOUS, default NORMAL)");
+  command
+    .option("--ui-port <n>", "also serve the web dashboard on this port (off by default; 0 picks a free port)")
+    .option("--ui-host <host>", "address the dashboard binds (default 127.0.0.1; any other needs --ui-token)")
+    .option("--ui-token <token>", "token the dashboard asks for (env ROSTER_UI_TOKEN)");
   command.action(async (options: StartOptions) => {
     const config = startConfig(options);
+    const ui = uiFlags(options);
     // runStart opens (creates) the database before it reads the persona files;
     // checking them first means a bad file or folder leaves nothing written.
     assertModulePaths(loadPersonaDir(config.personasDir), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
@@ -114,6 +146,7 @@ export function register(program: Command): void {
       import("../demo-report.js"),
     ]);
     const services = startServices(config);
+    if (ui !== null) services.extensions.splice(-1, 0, await uiExtension(ui, services.console));
     // Before the live status, which stops first: the summary line lands above its final block.
     if (options.demo === true) services.extensions.unshift(demoReport({ logger: services.console.logger, dbPath: config.dbPath }));
     const code = await runStart(config, {

@@ -18,9 +18,11 @@ import type {
   StoreOptions,
   TaskService,
   WhyService,
+  UiReadService,
 } from "../types.js";
 import { BLOCKED_WRITE_MS, LivenessJudge } from "../liveness.js";
 import { AgentReads } from "./agent-reads.js";
+import { UiReads } from "./ui-reads.js";
 import { AgentStatements } from "./agents.js";
 import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
@@ -50,6 +52,7 @@ export class SqliteStore implements Store {
   readonly humans: HumanService;
   readonly schedules: ScheduleService;
   readonly why: WhyService;
+  readonly ui: UiReadService;
 
   private readonly db: Db;
   /** Judges other holders' liveness by their stamps moving on this process's monotonic clock. */
@@ -292,6 +295,8 @@ export class SqliteStore implements Store {
     this.why = {
       explain: async (p) => tx.read("why.explain", () => why.explain(p.taskId, p.now)),
     };
+    const uiReads = new UiReads(db);
+    this.ui = { taskPage: async (p) => tx.read("ui.taskPage", () => uiReads.taskPage(p)), throughput: async (p) => tx.read("ui.throughput", () => uiReads.throughput(p)) };
 
     const gates = transitions.gates;
     this.economics = {

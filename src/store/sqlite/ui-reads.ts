@@ -1,0 +1,90 @@
+import type { TaskState, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import type { Db } from "./database.js";
+
+interface PageRow {
+  id: number;
+  title: string;
+  persona_id: string;
+  parent_id: number | null;
+  root_id: number | null;
+  status: TaskState;
+  attempts: number;
+  max_attempts: number;
+  progress: number | null;
+  progress_message: string | null;
+  created_at: number;
+  updated_at: number;
+  error_code: string | null;
+  depends_on: string;
+}
+
+/**
+ * What the dashboard (src/ui) reads beside the Store's own reads: a page of task
+ * summaries newest first behind a cursor (no payloads or results, so a page of a
+ * 100,000-task database is one short seek down the primary key), and completions
+ * and failures per time bucket from the audit trail (a range over task_events_at).
+ * Statements prepared once; each runs as one read.
+ */
+export class UiReads {
+  private readonly pageStmt;
+  private readonly throughputStmt;
+
+  constructor(db: Db) {
+    this.pageStmt = db.prepare(`
+      SELECT t.id, t.title, t.persona_id, t.parent_id, t.root_id, t.created_at,
+        s.status, s.attempts, s.max_attempts, s.progress, s.progress_message, s.updated_at,
+        json_extract(s.last_error, '$.code') AS error_code,
+        (SELECT json_group_array(d.depends_on) FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on
+      FROM tasks t JOIN task_status s ON s.task_id = t.id
+      WHERE t.id < @beforeId
+        AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
+        AND (@persona IS NULL OR t.persona_id = @persona)
+        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
+        AND (@topLevel = 0 OR t.parent_id IS NULL)
+        AND (@query IS NULL OR instr(lower(t.title), @query) > 0)
+      ORDER BY t.id DESC
+      LIMIT @limit`);
+    this.throughputStmt = db.prepare(`
+      SELECT CAST((at - @since) / @bucketMs AS INTEGER) AS bucket,
+        sum(type = 'task:completed') AS completed,
+        sum(type = 'task:failed') AS failed,
+        sum(type = 'task:retrying') AS retried
+      FROM task_events
+      WHERE at >= @since AND type IN ('task:completed', 'task:failed', 'task:retrying')
+      GROUP BY bucket ORDER BY bucket`);
+  }
+
+  taskPage(params: UiTaskPageParams): UiTaskRow[] {
+    const statuses = params.status === undefined ? null : JSON.stringify(Array.isArray(params.status) ? params.status : [params.status]);
+    const rows = this.pageStmt.all({
+      beforeId: params.beforeId ?? Number.MAX_SAFE_INTEGER,
+      statuses,
+      persona: params.persona ?? null,
+      rootId: params.rootId ?? null,
+      query: params.query === undefined || params.query === "" ? null : params.query.toLowerCase(),
+      topLevel: params.topLevel === true ? 1 : 0,
+      limit: params.limit,
+    }) as PageRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      title: r.title,
+      persona: r.persona_id,
+      parentId: r.parent_id,
+      rootId: r.root_id ?? r.id,
+      status: r.status,
+      attempts: r.attempts,
+      maxAttempts: r.max_attempts,
+      progress: r.progress,
+      progressMessage: r.progress_message,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+      errorCode: r.error_code,
+      dependsOn: JSON.parse(r.depends_on) as number[],
+    }));
+  }
+
+  throughput(params: { since: number; bucketMs: number }): UiThroughputBucket[] {
+    const rows = this.throughputStmt.all({ since: params.since, bucketMs: params.bucketMs }) as Array<{ bucket: number; completed: number; failed: number; retried: number }>;
+    return rows.map((r) => ({ at: params.since + r.bucket * params.bucketMs, completed: r.completed, failed: r.failed, retried: r.retried }));
+  }
+}
