@@ -16,6 +16,7 @@ import { PersonaProducer } from "./producer.js";
 import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
 import { Reaper } from "./reaper.js";
 import { Scheduler } from "./scheduler.js";
+import { PERSONA_RELOAD_MS_DEFAULT, PersonaReloader } from "./persona-reloader.js";
 import { StallGuard } from "./stall-guard.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
 import { RETRY_BASE_MS, RETRY_MAX_MS, Waker } from "./waker.js";
@@ -50,6 +51,10 @@ export interface SupervisorOptions {
   agentName?: string;
   /** The monotonic clock (ms, any origin) the stall guard judges waits on; default performance.now. */
   monotonic?: () => number;
+  /** Follow changes of config.personasDir and of the personas table while running (default true). */
+  reloadPersonas?: boolean;
+  /** How often the reloader looks, in ms (PERSONA_RELOAD_MS_DEFAULT). */
+  personaReloadMs?: number;
 }
 
 export interface RunningStat {
@@ -106,7 +111,7 @@ export class Supervisor {
   private readonly exitWhenIdle: boolean;
   private readonly startFoldMs: number;
   private readonly abortGraceMs: number;
-  private readonly producers: PersonaProducer[];
+  private producers: PersonaProducer[];
   private readonly byPersona = new Map<string, PersonaProducer>();
   /**
    * Attempts held, by lease token: one task can have two here at once (an attempt
@@ -140,6 +145,7 @@ export class Supervisor {
   private idleWaiters: Array<() => void> = [];
   private slotsDirty = false;
   private readonly stallGuard: StallGuard;
+  private readonly personaReloader: PersonaReloader | null;
   /** Consecutive failed claim passes: the next is tried after a backoff, never left to a wake-up that may not come. */
   private claimFailures = 0;
   private claimRetry: NodeJS.Timeout | null = null;
@@ -165,7 +171,8 @@ export class Supervisor {
       ids.add(persona.id);
     }
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.producers = options.personas.map((persona) => new PersonaProducer(persona, this));
+    // A persona served only by external agents gets no producer (docs/ARCHITECTURE.md, personas).
+    this.producers = options.personas.filter((persona) => !persona.external).map((persona) => new PersonaProducer(persona, this));
     for (const producer of this.producers) this.byPersona.set(producer.id, producer);
 
     const personasDir = resolve(options.config.personasDir);
@@ -246,6 +253,14 @@ export class Supervisor {
       },
       options.config.pollIntervalMs,
     );
+    this.personaReloader =
+      options.reloadPersonas === false
+        ? null
+        : new PersonaReloader(
+            { store: this.store, clock: this.clock, update: (personas) => this.updatePersonas(personas), error: (where, error) => this.error(where, error) },
+            options.config.personasDir,
+            options.personaReloadMs ?? PERSONA_RELOAD_MS_DEFAULT,
+          );
     this.progressWriter = new ProgressWriter(
       { store: this.store, clock: this.clock, lost: (run) => this.abortRun(run, "lease-lost"), error: (where, error) => this.error(where, error) },
       options.progressFlushMs ?? PROGRESS_FLUSH_MS_DEFAULT,
@@ -277,6 +292,11 @@ export class Supervisor {
       throw error;
     }
     this.state = "running";
+    try {
+      await this.personaReloader?.start();
+    } catch (error) {
+      this.error("personas.reload", coerceError(error));
+    }
     this.logger.info({ agentId: this.agentId, personas: this.producers.map((p) => p.id), capacity: this.capacity }, "supervisor started");
     this.events.emit("supervisor:started", { agentId: this.agentId });
     this.wake(null);
@@ -336,6 +356,7 @@ export class Supervisor {
     this.logger.info({ reason, running: this.running.size }, "supervisor stopping");
     this.events.emit("supervisor:stopping", { reason, running: this.running.size });
     this.waker.stop();
+    this.personaReloader?.stop();
     this.gateWaker?.stop();
     if (this.claimRetry !== null) clearTimeout(this.claimRetry);
     this.claimRetry = null;
@@ -380,6 +401,62 @@ export class Supervisor {
       }
       this.idleWaiters.push(done);
     });
+  }
+
+  /**
+   * The personas changed while running (PersonaReloader: a file added, changed or
+   * removed, a persona retired, `external` set): new ones get a producer and are
+   * claimed at once, changed ones are claimed with their new settings (attempts
+   * already running keep theirs), retired or external ones are no longer claimed
+   * (their running attempts finish). Threads get the new definitions with their
+   * next tasks. A persona whose module path is refused is reported and left out.
+   */
+  updatePersonas(personas: Persona[]): void {
+    if (this.state !== "running" && this.state !== "starting") return;
+    const personasDir = resolve(this.config.personasDir);
+    const valid: Persona[] = [];
+    for (const persona of personas) {
+      try {
+        assertModulePaths([persona], { personasDir, allowAbsoluteModules: this.config.allowAbsoluteModules });
+        valid.push(persona);
+      } catch (error) {
+        this.error("personas.reload", coerceError(error));
+      }
+    }
+    const before = new Map(this.producers.map((p) => [p.id, p]));
+    const next: PersonaProducer[] = [];
+    const added: string[] = [];
+    const changed: string[] = [];
+    for (const persona of valid.filter((p) => !p.external)) {
+      const producer = before.get(persona.id);
+      if (producer === undefined) {
+        const fresh = new PersonaProducer(persona, this);
+        fresh.running = this.runningOf(persona.id);
+        next.push(fresh);
+        added.push(persona.id);
+        continue;
+      }
+      if (JSON.stringify(producer.persona) !== JSON.stringify(persona)) changed.push(persona.id);
+      producer.persona = persona;
+      next.push(producer);
+    }
+    const removed = [...before.keys()].filter((id) => !next.some((p) => p.id === id));
+    this.producers = next;
+    this.byPersona.clear();
+    for (const producer of next) this.byPersona.set(producer.id, producer);
+    this.pool.setPersonas(valid.map(toAdapterPersona));
+    this.leaseKeeper.shortenTo(Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...valid.map((p) => p.leaseMs), 30_000) / 3)));
+    if (added.length + changed.length + removed.length > 0) {
+      this.logger.info({ added, changed, removed }, "personas reloaded");
+      this.events.emit("personas:reloaded", { added, changed, removed });
+    }
+    this.wake([...added, ...changed]);
+  }
+
+  private runningOf(persona: string): number {
+    let n = 0;
+    for (const run of this.running.values()) if (run.task.persona === persona) n++;
+    return n;
   }
 
   // ---- claiming ----------------------------------------------------------------
