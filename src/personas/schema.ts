@@ -90,8 +90,17 @@ export const personaFrontMatterSchema = z
     provider: z.string().min(1).max(100).optional(),
     providerAutoResume: z.boolean().optional(),
     breaker: z
-      .object({ failures: z.number().int().min(1), cooldownMs: z.number().int().min(1).optional(), maxCooldownMs: z.number().int().min(1).optional() })
+      .object({
+        failures: z.number().int().min(1).optional(),
+        // The failure-rate variant: failures / attempts in a fixed window of windowMs, once it holds minAttempts.
+        failureRate: z.number().gt(0).max(1).optional(),
+        windowMs: z.number().int().min(1).optional(),
+        minAttempts: z.number().int().min(1).optional(),
+        cooldownMs: z.number().int().min(1).optional(),
+        maxCooldownMs: z.number().int().min(1).optional(),
+      })
       .strict()
+      .refine((b) => b.failures !== undefined || b.failureRate !== undefined, { message: "needs failures (consecutive) or failureRate (over windowMs)" })
       .optional(),
     rateLimit: z.object({ starts: z.number().int().min(1), perMs: z.number().int().min(1), key: z.string().min(1).max(100).optional() }).strict().optional(),
   })

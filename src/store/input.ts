@@ -27,6 +27,9 @@ export const taskPolicyOverrideSchema = z
     /** The task's budget over all its attempts, in USD and in tokens (docs/economics.md). */
     maxCostUsd: z.number().min(0).optional(),
     maxTokens: z.number().int().min(0).optional(),
+    /** Tasks sharing a key never run more than concurrencyLimit (default 1) at once, across processes (docs/economics.md). */
+    concurrencyKey: z.string().min(1).max(200).optional(),
+    concurrencyLimit: z.number().int().min(1).max(10_000).optional(),
   })
   .strict()
   // Refused rather than adjusted (resolveTaskPolicy would raise maxMs to baseMs without a word):

@@ -1,6 +1,9 @@
 -- index agents_active
 CREATE INDEX agents_active ON agents(last_heartbeat) WHERE status = 'active';
 
+-- index concurrency_keys_full
+CREATE INDEX concurrency_keys_full ON concurrency_keys(key) WHERE running >= max_running;
+
 -- index human_requests_deadline
 CREATE INDEX human_requests_deadline ON human_requests(deadline_at) WHERE outcome IS NULL AND deadline_at IS NOT NULL;
 
@@ -67,6 +70,15 @@ CREATE TABLE agents (
   last_heartbeat       INTEGER NOT NULL
 ) STRICT;
 
+-- table breaker_windows
+CREATE TABLE breaker_windows (
+  persona_id   TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  attempts     INTEGER NOT NULL,
+  failures     INTEGER NOT NULL,
+  PRIMARY KEY (persona_id, window_start)
+) STRICT, WITHOUT ROWID;
+
 -- table breakers
 CREATE TABLE breakers (
   persona_id           TEXT PRIMARY KEY,
@@ -96,6 +108,13 @@ CREATE TABLE budgets (
   updated_at   INTEGER NOT NULL,
   PRIMARY KEY (scope, key)
 ) STRICT, WITHOUT ROWID;
+
+-- table concurrency_keys
+CREATE TABLE concurrency_keys (
+  key         TEXT PRIMARY KEY,
+  running     INTEGER NOT NULL,   -- tasks of the key claimed or in progress now
+  max_running INTEGER NOT NULL    -- the limit the latest task enqueued with the key gave
+) STRICT;
 
 -- table human_requests
 CREATE TABLE human_requests (
@@ -209,6 +228,12 @@ CREATE TABLE task_events (
   data     TEXT                          -- JSON
 ) STRICT;
 
+-- table task_keys
+CREATE TABLE task_keys (
+  task_id INTEGER PRIMARY KEY,
+  key     TEXT NOT NULL
+) STRICT;
+
 -- table task_status
 CREATE TABLE "task_status" (
   task_id           INTEGER PRIMARY KEY REFERENCES tasks(id),
@@ -276,6 +301,31 @@ CREATE TABLE usage (
   at                 INTEGER NOT NULL
 ) STRICT;
 
+-- trigger concurrency_key_count
+CREATE TRIGGER concurrency_key_count AFTER UPDATE OF status ON task_status
+  WHEN (new.status IN ('claimed','in_progress')) <> (old.status IN ('claimed','in_progress'))
+   AND EXISTS (SELECT 1 FROM task_keys WHERE task_id = new.task_id)
+BEGIN
+  UPDATE concurrency_keys SET running = running + CASE WHEN new.status IN ('claimed','in_progress') THEN 1 ELSE -1 END
+   WHERE key = (SELECT key FROM task_keys WHERE task_id = new.task_id);
+END;
+
+-- trigger concurrency_key_delete
+CREATE TRIGGER concurrency_key_delete AFTER DELETE ON task_status
+  WHEN old.status IN ('claimed','in_progress') AND EXISTS (SELECT 1 FROM task_keys WHERE task_id = old.task_id)
+BEGIN
+  UPDATE concurrency_keys SET running = running - 1 WHERE key = (SELECT key FROM task_keys WHERE task_id = old.task_id);
+END;
+
+-- trigger concurrency_key_guard
+CREATE TRIGGER concurrency_key_guard BEFORE UPDATE OF status ON task_status
+  WHEN new.status = 'claimed' AND old.status NOT IN ('claimed','in_progress')
+   AND EXISTS (SELECT 1 FROM task_keys WHERE task_id = new.task_id)
+BEGIN
+  SELECT RAISE(IGNORE) FROM task_keys tk JOIN concurrency_keys k ON k.key = tk.key
+   WHERE tk.task_id = new.task_id AND k.running >= k.max_running;
+END;
+
 -- trigger human_gate_insert
 CREATE TRIGGER human_gate_insert AFTER INSERT ON task_status
   WHEN new.status = 'pending'
@@ -330,4 +380,21 @@ CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status WHEN old
   UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
   INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
     ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
+END;
+
+-- trigger task_keys_enqueue
+CREATE TRIGGER task_keys_enqueue AFTER INSERT ON tasks
+  WHEN new.retry_policy ->> '$.concurrencyKey' IS NOT NULL
+BEGIN
+  INSERT INTO task_keys (task_id, key) VALUES (new.id, new.retry_policy ->> '$.concurrencyKey');
+  INSERT INTO concurrency_keys (key, running, max_running)
+    VALUES (new.retry_policy ->> '$.concurrencyKey', 0, coalesce(new.retry_policy ->> '$.concurrencyLimit', 1))
+    ON CONFLICT (key) DO UPDATE SET max_running = excluded.max_running;
+END;
+
+-- trigger task_keys_prune
+CREATE TRIGGER task_keys_prune AFTER DELETE ON tasks
+  WHEN EXISTS (SELECT 1 FROM task_keys WHERE task_id = old.id)
+BEGIN
+  DELETE FROM task_keys WHERE task_id = old.id;
 END;

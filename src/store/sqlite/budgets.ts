@@ -24,11 +24,22 @@ export const BREAKER_COOLDOWN_MS_DEFAULT = 60_000;
 /** The longest cooldown a breaker grows to when the persona names none, in ms. */
 export const BREAKER_MAX_COOLDOWN_MS_DEFAULT = 3_600_000;
 
+/** A failure-rate breaker's window when the persona names none, in ms. */
+export const BREAKER_WINDOW_MS_DEFAULT = 60_000;
+/** Attempts a failure-rate breaker's window needs before its rate counts, when the persona names none. */
+export const BREAKER_MIN_ATTEMPTS_DEFAULT = 10;
+
 /** A persona's economics settings, from its front matter (src/personas/schema.ts). */
 interface PersonaEconomics {
   provider: string;
   autoResume: boolean;
-  breaker: { failures: number; cooldownMs: number; maxCooldownMs: number } | null;
+  /** failures: consecutive failures that open it (null: no such rule); rate: failures / attempts over a fixed window. */
+  breaker: {
+    failures: number | null;
+    cooldownMs: number;
+    maxCooldownMs: number;
+    rate: { failureRate: number; windowMs: number; minAttempts: number } | null;
+  } | null;
   rate: { key: string; starts: number; perMs: number } | null;
 }
 
@@ -85,6 +96,9 @@ export class EconomicsStatements {
   private readonly taskRoot;
   private readonly personaExists;
   private readonly holdsOf;
+  private readonly windowAdd;
+  private readonly windowClear;
+  private readonly keyOf;
 
   constructor(db: Db, private readonly tx: TransactionRunner) {
     const econ = `coalesce(p.config ->> '$.provider', 'persona:' || p.id) AS provider, p.config ->> '$.providerAutoResume' AS auto_resume,
@@ -97,7 +111,8 @@ export class EconomicsStatements {
         b.state AS breaker_state, b.open_until, b.consecutive_failures, b.probe_task_id,
         (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status,
         EXISTS (SELECT 1 FROM budget_holds) AS holds,
-        EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global')) AS window_budgets
+        EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global')) AS window_budgets,
+        EXISTS (SELECT 1 FROM concurrency_keys INDEXED BY concurrency_keys_full WHERE running >= max_running) AS full_keys
       FROM personas p
       LEFT JOIN provider_pauses pp ON pp.provider = coalesce(p.config ->> '$.provider', 'persona:' || p.id)
       LEFT JOIN breakers b ON b.persona_id = p.id
@@ -160,6 +175,16 @@ export class EconomicsStatements {
       SELECT h.scope, h.key, h.since, s.cost_usd, s.tokens FROM budget_holds h
       LEFT JOIN spend s ON s.scope = h.scope AND s.key = CAST(h.key AS TEXT) AND s.window_ms = 0 AND s.window_start = 0
       WHERE (h.scope = 'task' AND h.key = @taskId) OR (h.scope = 'goal' AND h.key = @rootId)`);
+    this.windowAdd = db.prepare(`
+      INSERT INTO breaker_windows (persona_id, window_start, attempts, failures) VALUES (@persona, @start, @attempts, @failures)
+      ON CONFLICT (persona_id, window_start) DO UPDATE SET attempts = attempts + excluded.attempts, failures = failures + excluded.failures
+      RETURNING attempts, failures`);
+    this.windowClear = db.prepare("DELETE FROM breaker_windows WHERE persona_id = @persona AND window_start < @before");
+    this.keyOf = db.prepare(`
+      SELECT k.key, k.running, k.max_running,
+        (SELECT json_group_array(s.task_id) FROM task_keys tk2 JOIN task_status s ON s.task_id = tk2.task_id
+          WHERE tk2.key = k.key AND s.status IN ('claimed','in_progress')) AS holders
+      FROM task_keys tk JOIN concurrency_keys k ON k.key = tk.key WHERE tk.task_id = ?`);
   }
 
   // ---- the claim ----------------------------------------------------------------
@@ -214,7 +239,8 @@ export class EconomicsStatements {
         gate.rateWindowStart = start;
       }
     }
-    gate.skipHeld = row.holds === 1;
+    // Held tasks and goals, and tasks whose concurrency key is at its limit, are skipped by the claim's seek.
+    gate.skipHeld = row.holds === 1 || row.full_keys === 1;
     return gate;
   }
 
@@ -268,10 +294,18 @@ export class EconomicsStatements {
     const b = this.breakerRow.get(persona) as BreakerRow | undefined;
     const failures = (b?.consecutive_failures ?? 0) + 1;
     const reopening = b !== undefined && (b.state === "probing" || b.state === "open");
-    if (!reopening && failures < settings.breaker.failures) {
+    let trip = reopening || (settings.breaker.failures !== null && failures >= settings.breaker.failures);
+    const rate = settings.breaker.rate;
+    if (!trip && rate !== null) {
+      const w = this.windowAdd.get({ persona, start: Math.floor(now / rate.windowMs) * rate.windowMs, attempts: 1, failures: 1 }) as { attempts: number; failures: number };
+      trip = w.attempts >= rate.minAttempts && w.failures / w.attempts >= rate.failureRate;
+    }
+    if (!trip) {
       this.breakerUpsert.run({ persona, state: "closed", failures, opens: 0, openUntil: null, now });
       return;
     }
+    // A fresh window after the breaker closes again: the failures that opened it are paid for.
+    if (rate !== null) this.windowClear.run({ persona, before: Number.MAX_SAFE_INTEGER });
     const opens = (reopening ? b!.opens : 0) + 1;
     const cooldown = Math.min(settings.breaker.maxCooldownMs, settings.breaker.cooldownMs * 2 ** (opens - 1));
     const until = now + cooldown;
@@ -279,8 +313,19 @@ export class EconomicsStatements {
     this.tx.emit("breaker:opened", { persona, until, failures, taskId });
   }
 
-  /** A completed attempt closes the persona's breaker. Cheap when there is none. */
-  attemptSucceeded(persona: string): void {
+  /**
+   * `count` completed attempts close the persona's breaker, and count in a failure-rate
+   * breaker's window. Cheap when there is none (two primary-key reads).
+   */
+  attemptSucceeded(persona: string, now?: number, count = 1): void {
+    if (now !== undefined) {
+      const rate = economicsOf(persona, (this.personaConfig.get(persona) as PersonaConfigShape | undefined) ?? null).breaker?.rate ?? null;
+      if (rate !== null) {
+        const start = Math.floor(now / rate.windowMs) * rate.windowMs;
+        this.windowAdd.get({ persona, start, attempts: count, failures: 0 });
+        this.windowClear.run({ persona, before: start });
+      }
+    }
     const b = this.breakerRow.get(persona) as BreakerRow | undefined;
     if (b === undefined || (b.state === "closed" && b.consecutive_failures === 0)) return;
     this.breakerDelete.run(persona);
@@ -427,6 +472,15 @@ export class EconomicsStatements {
       });
     }
     for (const r of this.gate(task.persona, now, Number.MAX_SAFE_INTEGER).reasons) out.push(whyOf(r, now));
+    const key = this.keyOf.get(task.id) as { key: string; running: number; max_running: number; holders: string } | undefined;
+    if (key !== undefined && key.running >= key.max_running) {
+      const holders = JSON.parse(key.holders) as number[];
+      out.push({
+        code: "concurrency_key_full",
+        message: `its concurrency key "${key.key}" is at its limit (${key.running} of ${key.max_running} running: ${holders.map((id) => `task ${id}`).join(", ")}); it lifts when one of them ends`,
+        data: { key: key.key, running: key.running, limit: key.max_running, holders, until: null },
+      });
+    }
     return out;
   }
 
@@ -571,18 +625,29 @@ interface PersonaConfigShape {
 }
 
 function economicsOf(persona: string, row: PersonaConfigShape | null): PersonaEconomics {
-  const breaker = row?.breaker == null ? null : (JSON.parse(row.breaker) as { failures?: number; cooldownMs?: number; maxCooldownMs?: number });
+  const breaker =
+    row?.breaker == null
+      ? null
+      : (JSON.parse(row.breaker) as { failures?: number; cooldownMs?: number; maxCooldownMs?: number; failureRate?: number; windowMs?: number; minAttempts?: number });
   const rate = row?.rate_limit == null ? null : (JSON.parse(row.rate_limit) as { starts: number; perMs: number; key?: string });
   return {
     provider: row?.provider ?? `persona:${persona}`,
     autoResume: row?.auto_resume !== 0,
     breaker:
-      breaker === null || typeof breaker.failures !== "number"
+      breaker === null || (typeof breaker.failures !== "number" && typeof breaker.failureRate !== "number")
         ? null
         : {
-            failures: breaker.failures,
+            failures: typeof breaker.failures === "number" ? breaker.failures : null,
             cooldownMs: breaker.cooldownMs ?? BREAKER_COOLDOWN_MS_DEFAULT,
             maxCooldownMs: Math.max(breaker.maxCooldownMs ?? BREAKER_MAX_COOLDOWN_MS_DEFAULT, breaker.cooldownMs ?? BREAKER_COOLDOWN_MS_DEFAULT),
+            rate:
+              typeof breaker.failureRate !== "number"
+                ? null
+                : {
+                    failureRate: breaker.failureRate,
+                    windowMs: breaker.windowMs ?? BREAKER_WINDOW_MS_DEFAULT,
+                    minAttempts: breaker.minAttempts ?? BREAKER_MIN_ATTEMPTS_DEFAULT,
+                  },
           },
     rate: rate === null || typeof rate.starts !== "number" || typeof rate.perMs !== "number" ? null : { key: `rate:${rate.key ?? persona}`, starts: rate.starts, perMs: rate.perMs },
   };
@@ -599,6 +664,7 @@ interface GateRowShape extends PersonaConfigShape {
   probe_status: string | null;
   holds: number;
   window_budgets: number;
+  full_keys: number;
 }
 
 interface WindowBudgetRow {

@@ -69,16 +69,19 @@ type ClaimRow = {
 };
 
 /**
- * CLAIM_SQL for when some tasks or goals are held (their budget is spent): the same
- * seek, skipping held rows by two primary-key probes each. Only used while
- * budget_holds has rows, so the plain claim stays as it is (docs/economics.md).
+ * CLAIM_SQL for when some tasks or goals are held (their budget is spent) or some
+ * concurrency key is at its limit: the same seek, skipping those rows by three
+ * primary-key probes each. Only used while budget_holds has rows or a key is full,
+ * so the plain claim stays as it is (docs/economics.md).
  */
 export const CLAIM_SKIPPING_HELD_SQL = CLAIM_SQL.replace(
   "WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now",
   `WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
           AND NOT EXISTS (SELECT 1 FROM budget_holds h WHERE h.scope = 'task' AND h.key = task_status.task_id)
           AND NOT EXISTS (SELECT 1 FROM tasks t JOIN budget_holds h ON h.scope = 'goal' AND h.key = coalesce(t.root_id, t.id)
-                          WHERE t.id = task_status.task_id)`,
+                          WHERE t.id = task_status.task_id)
+          AND NOT EXISTS (SELECT 1 FROM task_keys tk JOIN concurrency_keys k ON k.key = tk.key
+                          WHERE tk.task_id = task_status.task_id AND k.running >= k.max_running)`,
 );
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
@@ -387,7 +390,7 @@ export class Transitions {
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "complete");
     this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", usage, params.now);
-    this.gates.attemptSucceeded(row.persona_id);
+    this.gates.attemptSucceeded(row.persona_id, params.now);
     const ready = this.graph.completeDependencies(params.taskId, params.now);
     let childIds: number[] = [];
     let childRefs: Record<string, number> = {};
@@ -437,7 +440,7 @@ export class Transitions {
       const row = item.usage == null ? undefined : done.get(item.taskId);
       if (row !== undefined) this.attemptSpent(row.task_id, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", item.usage!, now);
     }
-    for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona);
+    for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona, now, rows.filter((r) => r.persona_id === persona).length);
     let readied = 0;
     const results = items.map((item): CompleteResult => {
       const row = done.get(item.taskId);

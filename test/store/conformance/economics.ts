@@ -283,4 +283,72 @@ export function economicsRules(get: GetCtx): void {
     ctx.clock.advance(1_000);
     expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 5, now: ctx.clock.now() })).toHaveLength(2);
   });
+  it("concurrency keys: tasks sharing a key run one at a time (limit 1), others of the persona pass them by, across claimers", async () => {
+    const ctx = get();
+    const [a, b, c] = [await enqueueOne(ctx, { policy: { concurrencyKey: "repo-x" } }), await enqueueOne(ctx, { policy: { concurrencyKey: "repo-x" } }), await enqueueOne(ctx, { policy: { concurrencyKey: "repo-x" } })];
+    const free = await enqueueOne(ctx);
+    // One statement asked for four: one of the key, and the task without a key.
+    const first = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 4, now: ctx.clock.now() });
+    expect(first.map((t) => t.id)).toEqual([a, free]);
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-b", limit: 4, now: ctx.clock.now() })).toEqual([]);
+    expect(await status(ctx, b)).toBe("pending");
+    expect((await ctx.store.tasks.get({ taskId: b })).attempts).toBe(0);
+    const why = await ctx.store.why.explain({ taskId: b, now: ctx.clock.now() });
+    expect(why.reasons.find((r) => r.code === "concurrency_key_full")).toMatchObject({ data: { key: "repo-x", running: 1, limit: 1, holders: [a] } });
+    await completeWith(ctx, "worker", {}, first[0]!);
+    await completeWith(ctx, "worker", {}, first[1]!);
+    expect((await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-b", limit: 4, now: ctx.clock.now() })).map((t) => t.id)).toEqual([b]);
+    // A lease that expires frees its key as well.
+    ctx.clock.advance(60_000);
+    await ctx.store.maintenance.reapExpired({ now: ctx.clock.now(), random: fixedRandom(0) });
+    ctx.clock.advance(60_000);
+    const next = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 4, now: ctx.clock.now() });
+    expect(next).toHaveLength(1);
+    expect([b, c]).toContain(next[0]!.id);
+  });
+
+  it("concurrency keys: concurrencyLimit N lets N run at once; a cancel frees a place", async () => {
+    const ctx = get();
+    const ids: number[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await enqueueOne(ctx, { policy: { concurrencyKey: "pair", concurrencyLimit: 2 } }));
+    const got = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 4, now: ctx.clock.now() });
+    expect(got.map((t) => t.id)).toEqual(ids.slice(0, 2));
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-b", limit: 4, now: ctx.clock.now() })).toEqual([]);
+    await ctx.store.tasks.cancel({ taskId: ids[0]!, now: ctx.clock.now() });
+    expect((await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-b", limit: 4, now: ctx.clock.now() })).map((t) => t.id)).toEqual([ids[2]]);
+  });
+
+  it("concurrency keys: a limit below 1 or an empty key is refused and nothing is written", async () => {
+    const ctx = get();
+    await expectRefused(ctx, () => enqueueOne(ctx, { policy: { concurrencyKey: "k", concurrencyLimit: 0 } }), "VALIDATION", ["concurrencyLimit"]);
+    await expectRefused(ctx, () => enqueueOne(ctx, { policy: { concurrencyKey: "" } }), "VALIDATION", ["concurrencyKey"]);
+  });
+
+  it("breaker (failure rate): failures over a window open it once the window holds minAttempts", async () => {
+    const ctx = get();
+    await syncEconomics(ctx, {
+      worker: { breaker: { failureRate: 0.5, windowMs: 60_000, minAttempts: 4, cooldownMs: 10_000 }, retry: { maxAttempts: 100, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 } },
+    });
+    ctx.clock.advance(60_000 - (ctx.clock.now() % 60_000));
+    for (let i = 0; i < 6; i++) await enqueueOne(ctx);
+    const fail = async () => {
+      const t = await claimOne(ctx);
+      await ctx.store.tasks.failIfLeased({ taskId: t.id, leaseToken: t.leaseToken, error: { message: "boom" }, now: ctx.clock.now(), random: fixedRandom(0) });
+    };
+    await completeWith(ctx);
+    await fail();
+    await completeWith(ctx);
+    // 3 attempts, 1 failure: under minAttempts, and a success in between (no consecutive rule here).
+    expect((await ctx.store.economics.breakers()).filter((b) => b.state !== "closed")).toEqual([]);
+    await fail();
+    // 4 attempts, 2 failed: 0.5 reached.
+    expect((await ctx.store.economics.breakers())[0]).toMatchObject({ persona: "worker", state: "open", openUntil: ctx.clock.now() + 10_000 });
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", now: ctx.clock.now() })).toEqual([]);
+    ctx.clock.advance(10_000);
+    await completeWith(ctx);
+    expect(await ctx.store.economics.breakers()).toEqual([]);
+    // The window that opened it was paid for: one failure now does not reopen it.
+    await fail();
+    expect((await ctx.store.economics.breakers())[0]).toMatchObject({ state: "closed" });
+  });
 }
