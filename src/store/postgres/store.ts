@@ -27,6 +27,7 @@ import type {
 import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import * as reads from "./reads.js";
+import * as usage from "./usage.js";
 import { PgTransitions } from "./transitions.js";
 
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
@@ -448,7 +449,22 @@ export class PostgresStore implements Store {
         }),
     };
 
-    this.economics = notSupported<EconomicsService>("economics");
+    // Usage is recorded with each settled attempt and reported; budgets, provider pauses, breakers and rate
+    // limits are not built for PostgreSQL yet (issue 19): the claim is not gated, so none ever exists and the
+    // reads that list them answer empty; setting a budget is refused with NOT_SUPPORTED.
+    this.economics = notSupported<EconomicsService>("economics", {
+      usageOf: async (p: { taskId: number }) => read("economics.usageOf", (q) => usage.usageOf(q, reads.assertTaskId(p.taskId))),
+      cost: async (p: Parameters<EconomicsService["cost"]>[0]) => read("economics.cost", (q) => usage.cost(q, p.by, p.since ?? 0, p.rootId ?? null)),
+      total: async (p?: Parameters<EconomicsService["total"]>[0]) => read("economics.total", (q) => usage.total(q, p?.since ?? 0, p?.rootId ?? null)),
+      prices: async () => read("economics.prices", (q) => usage.prices(q)),
+      setPrice: async (p: Parameters<EconomicsService["setPrice"]>[0]) => write("economics.setPrice", (t) => usage.setPrice(t, p.model, p.price, p.now)),
+      budgets: async () => [],
+      pauses: async () => [],
+      breakers: async () => [],
+      gates: async (p: { persona: string }) => ({ persona: p.persona, reasons: [], until: null }),
+      resumeProvider: async () => false,
+      resetBreaker: async () => false,
+    } as never);
     // No approval or question can exist here (enqueue refuses human personas; fail with INPUT_REQUESTED is an ordinary failure), so the supervisor's deadline pass has nothing to apply.
     this.humans = notSupported<HumanService>("humans", { applyDeadlines: async () => [], listParked: async () => [] });
     // Likewise no schedule can be created, so the scheduler finds none due.

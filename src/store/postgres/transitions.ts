@@ -3,12 +3,14 @@ import { RosterError, type ErrorObject } from "../../errors.js";
 import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { serializeJson, validateBatch } from "../input.js";
 import { storedError } from "../sqlite/transitions.js";
+import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type {
   ClaimParams,
   ClaimedTask,
   CompleteParams,
   CompleteResult,
   DependencyResult,
+  PreviousAttempt,
   FailParams,
   FailResult,
   LeaseResult,
@@ -17,6 +19,7 @@ import type {
 } from "../types.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
+import { recordUsage } from "./usage.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -79,6 +82,20 @@ function parseJson<T = unknown>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
 }
 
+/** The last failed attempt, as a claim hands it to the next one (ClaimedTask.previous), from task_status.last_error. */
+function previousAttempt(lastError: string | null): { previous?: PreviousAttempt } {
+  const error = parseJson<Partial<ErrorObject>>(lastError);
+  if (error === null || typeof error !== "object" || typeof error.message !== "string") return {};
+  return {
+    previous: {
+      code: typeof error.code === "string" ? error.code : "ADAPTER_FAILED",
+      message: error.message,
+      retryable: error.retryable !== false,
+      ...(error.details !== undefined && error.details !== null ? { details: error.details as Record<string, unknown> } : {}),
+    },
+  };
+}
+
 /**
  * The fenced state machine of a task (rules 3, 4, 6, 7, 8, 9) on PostgreSQL, as
  * src/store/sqlite/transitions.ts: every method runs in the caller's transaction,
@@ -125,8 +142,19 @@ export class PgTransitions {
     const ids = rows.map((r) => r.task_id);
     const details = new Map(
       (
-        await tx.rows<{ id: number; title: string; description: string; persona_id: string; payload: string | null; parent_id: number | null; priority: number; timeout_ms: number }>(
-          "SELECT id, title, description, persona_id, payload, parent_id, priority, timeout_ms FROM tasks WHERE id = ANY($1::bigint[])",
+        await tx.rows<{
+          id: number;
+          title: string;
+          description: string;
+          persona_id: string;
+          payload: string | null;
+          parent_id: number | null;
+          priority: number;
+          timeout_ms: number;
+          last_error: string | null;
+        }>(
+          `SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
+           FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id = ANY($1::bigint[])`,
           [ids],
         )
       ).map((r) => [r.id, r]),
@@ -163,6 +191,7 @@ export class PgTransitions {
           readyAt: row.ready_at ?? row.run_at,
           claimedAt: now,
           dependencies: deps.get(row.task_id) ?? [],
+          ...previousAttempt(task.last_error),
         };
       });
     await tx.run(
@@ -204,18 +233,20 @@ export class PgTransitions {
 
   /**
    * Validates result and children before any write, so a bad output changes nothing.
-   * Usage (rule 15) is not recorded on PostgreSQL yet (issue 19: economics).
+   * What the attempt spent is recorded with it (rule 15).
    */
   async complete(tx: Tx, params: CompleteParams): Promise<CompleteResult> {
     const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
-    const row = await tx.one<{ persona_id: string; attempts: number; assigned_agent_id: string | null }>(
+    const usage = usageOfSettlement(params.usage, params.result);
+    const row = await tx.one<{ persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null }>(
       `UPDATE task_status SET status = 'completed', result = $3, progress = 1, finished_at = $4::bigint,
          lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
-       WHERE ${LEASED} RETURNING persona_id, attempts, assigned_agent_id`,
+       WHERE ${LEASED} RETURNING persona_id, attempts, assigned_agent_id, claimed_at`,
       [params.taskId, params.leaseToken, result, params.now],
     );
     if (row === undefined) return this.lost(tx, params.taskId, "complete");
+    await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
     const ready = await this.completeDependencies(tx, params.taskId, params.now);
     let childIds: number[] = [];
     let childRefs: Record<string, number> = {};
@@ -249,7 +280,8 @@ export class PgTransitions {
     if (row === undefined) return this.lost(tx, params.taskId, "fail");
     const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
     const error = storedError(params.error, retryable);
-    return this.settleFailure(tx, {
+    const usage = usageOfSettlement(params.usage, error.details);
+    const settled = await this.settleFailure(tx, {
       taskId: params.taskId,
       persona: row.persona_id,
       attempt: row.attempts,
@@ -261,6 +293,12 @@ export class PgTransitions {
       now: params.now,
       random: params.random ?? Math.random,
     });
+    if (settled.ok) await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, settled.outcome, usage, params.now);
+    return settled;
+  }
+
+  private async attemptSpent(tx: Tx, taskId: number, attempt: number, agentId: string | null, claimedAt: number | null, outcome: string, usage: NormalUsage | null, now: number): Promise<void> {
+    if (usage !== null) await recordUsage(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
   }
 
   /** Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents blocked). */
@@ -304,6 +342,9 @@ export class PgTransitions {
       [params.taskId, params.leaseToken, runAt, params.now],
     );
     if (row === undefined) return this.lost(tx, params.taskId, "release");
+    if (params.usage !== undefined) {
+      await this.attemptSpent(tx, params.taskId, row.attempts + 1, holder.assigned_agent_id, holder.claimed_at, "released", usageOfSettlement(params.usage, null), params.now);
+    }
     await this.event(tx, params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
     return { ok: true };

@@ -1,0 +1,172 @@
+import { RosterError } from "../../errors.js";
+import { costOf, priceFor, type ModelPrice } from "../../policy/prices.js";
+import type { CostGroup, CostRow, UsageRecord } from "../economics.js";
+import type { NormalUsage } from "../usage-values.js";
+import type { Tx } from "./database.js";
+
+type Q = Pick<Tx, "rows" | "one">;
+
+/**
+ * Usage per attempt on PostgreSQL (docs/ARCHITECTURE.md rule 15; docs/economics.md):
+ * recorded in the transaction that settles the attempt, priced from the user's
+ * model_prices or the defaults when the source reported no cost. The reports read
+ * the usage table as the SQLite ones do. Budgets and the claim's gates are not built
+ * here yet (issue 19), so nothing is held or paused by what is recorded.
+ */
+export async function recordUsage(
+  tx: Tx,
+  p: { taskId: number; attempt: number; agentId: string | null; outcome: string; claimedAt: number | null; usage: NormalUsage; now: number },
+): Promise<void> {
+  const info = await tx.one<{ root_id: number; persona_id: string; provider: string }>(
+    `SELECT coalesce(t.root_id, t.id) AS root_id, t.persona_id, coalesce(p.config::jsonb ->> 'provider', 'persona:' || p.id) AS provider
+     FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = $1`,
+    [p.taskId],
+  );
+  if (info === undefined) return;
+  const u = p.usage;
+  let costUsd = u.costUsd;
+  let costSource: UsageRecord["costSource"] = "reported";
+  if (costUsd === null) {
+    const price = priceFor(u.model, await prices(tx));
+    costSource = price === null ? "unpriced" : "priced";
+    costUsd = price === null ? null : costOf(u, price);
+  }
+  await tx.run(
+    `INSERT INTO usage (task_id, root_id, attempt, agent_id, persona_id, provider, model, outcome, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, turns, duration_ms, cost_usd, cost_source, at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+    [
+      p.taskId,
+      info.root_id,
+      p.attempt,
+      p.agentId,
+      info.persona_id,
+      info.provider,
+      u.model,
+      p.outcome,
+      u.inputTokens,
+      u.outputTokens,
+      u.cacheReadTokens,
+      u.cacheWriteTokens,
+      u.reasoningTokens,
+      u.turns,
+      p.claimedAt === null ? null : Math.max(0, p.now - p.claimedAt),
+      costUsd,
+      costSource,
+      p.now,
+    ],
+  );
+  tx.emit("usage:recorded", {
+    taskId: p.taskId,
+    persona: info.persona_id,
+    provider: info.provider,
+    model: u.model,
+    tokens: { input: u.inputTokens, output: u.outputTokens, cacheRead: u.cacheReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens },
+    costUsd,
+  });
+}
+
+export async function prices(q: Q): Promise<Record<string, ModelPrice>> {
+  const out: Record<string, ModelPrice> = {};
+  for (const r of await q.rows<{ model: string; i: number; o: number; cr: number; cw: number }>(
+    "SELECT model, input_per_mtok AS i, output_per_mtok AS o, cache_read_per_mtok AS cr, cache_write_per_mtok AS cw FROM model_prices",
+  )) {
+    out[r.model] = { inputPerMTok: r.i, outputPerMTok: r.o, cacheReadPerMTok: r.cr, cacheWritePerMTok: r.cw };
+  }
+  return out;
+}
+
+export async function setPrice(tx: Tx, model: string, price: ModelPrice, now: number): Promise<void> {
+  if (model.trim() === "" || model.length > 200) throw new RosterError("VALIDATION", "model: must be a model name of 1-200 characters", { details: { field: "model" } });
+  for (const [field, value] of Object.entries(price)) {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new RosterError("VALIDATION", `${field}: must be a non-negative number of USD per million tokens, got ${JSON.stringify(value)}`, { details: { field } });
+    }
+  }
+  await tx.run(
+    `INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok, output_per_mtok = excluded.output_per_mtok,
+       cache_read_per_mtok = excluded.cache_read_per_mtok, cache_write_per_mtok = excluded.cache_write_per_mtok, updated_at = excluded.updated_at`,
+    [model, price.inputPerMTok, price.outputPerMTok, price.cacheReadPerMTok, price.cacheWritePerMTok, now],
+  );
+}
+
+const AGGREGATES = `count(*) AS attempts, coalesce(sum(input_tokens), 0) AS "inputTokens", coalesce(sum(output_tokens), 0) AS "outputTokens",
+  coalesce(sum(cache_read_tokens), 0) AS "cacheReadTokens", coalesce(sum(cache_write_tokens), 0) AS "cacheWriteTokens",
+  coalesce(sum(reasoning_tokens), 0) AS "reasoningTokens",
+  coalesce(sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0) AS tokens,
+  coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced`;
+
+const GROUP_KEYS: Record<CostGroup, string> = {
+  persona: "persona_id",
+  goal: "root_id::text",
+  model: "coalesce(model, '(unknown)')",
+  agent: "coalesce(agent_id, '(none)')",
+  provider: "provider",
+  day: "to_char(to_timestamp(at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+};
+
+function costRow(row: CostRow & { cost_usd?: number }): CostRow {
+  const { cost_usd, ...rest } = row;
+  return { ...rest, key: String(rest.key), costUsd: Math.round((cost_usd ?? 0) * 1e6) / 1e6 };
+}
+
+export async function cost(q: Q, by: CostGroup, since: number, rootId: number | null): Promise<CostRow[]> {
+  const key = GROUP_KEYS[by];
+  if (key === undefined) throw new RosterError("VALIDATION", `by: must be one of ${Object.keys(GROUP_KEYS).join(", ")}`, { details: { field: "by" } });
+  const rows = await q.rows<CostRow>(
+    `SELECT ${key} AS key, ${AGGREGATES} FROM usage WHERE at >= $1 AND ($2::bigint IS NULL OR root_id = $2)
+     GROUP BY 1 ORDER BY cost_usd DESC, tokens DESC, key`,
+    [since, rootId],
+  );
+  return rows.map(costRow);
+}
+
+export async function total(q: Q, since: number, rootId: number | null): Promise<CostRow> {
+  const row = await q.one<CostRow>(`SELECT 'total' AS key, ${AGGREGATES} FROM usage WHERE at >= $1 AND ($2::bigint IS NULL OR root_id = $2)`, [since, rootId]);
+  return costRow(row!);
+}
+
+export async function usageOf(q: Q, taskId: number): Promise<UsageRecord[]> {
+  const rows = await q.rows<{
+    task_id: number;
+    root_id: number;
+    attempt: number;
+    agent_id: string | null;
+    persona_id: string;
+    provider: string;
+    model: string | null;
+    outcome: string;
+    input_tokens: number;
+    output_tokens: number;
+    cache_read_tokens: number;
+    cache_write_tokens: number;
+    reasoning_tokens: number;
+    turns: number | null;
+    duration_ms: number | null;
+    cost_usd: number | null;
+    cost_source: UsageRecord["costSource"];
+    at: number;
+  }>("SELECT * FROM usage WHERE task_id = $1 ORDER BY attempt, id", [taskId]);
+  return rows.map((r) => ({
+    taskId: r.task_id,
+    rootId: r.root_id,
+    attempt: r.attempt,
+    agentId: r.agent_id,
+    persona: r.persona_id,
+    provider: r.provider,
+    model: r.model,
+    outcome: r.outcome,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    cacheReadTokens: r.cache_read_tokens,
+    cacheWriteTokens: r.cache_write_tokens,
+    reasoningTokens: r.reasoning_tokens,
+    turns: r.turns,
+    durationMs: r.duration_ms,
+    costUsd: r.cost_usd,
+    costSource: r.cost_source,
+    at: r.at,
+  }));
+}
