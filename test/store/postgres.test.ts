@@ -10,11 +10,14 @@ import { RULE_GROUPS, describeStoreConformance, type RuleGroup } from "./conform
  *
  * Issue 19 builds the PostgreSQL store in steps. Groups not run here yet, because
  * their services reject with NOT_SUPPORTED on PostgreSQL so far:
- * - "humans": approvals, questions and schedules (issue 17's services);
- * - "economics": usage, budgets, pauses, breakers and rate limits (issue 16's).
+ * - "humans": approvals, questions and schedules (issue 17's services).
+ * And "economics" runs in part: its usage tests (rule 15: recorded with the outcome,
+ * priced, reported) run; budgets, provider pauses, breakers, rate limits and
+ * concurrency keys (the claim's gates) are skipped, saying so, until they are built.
  * Everything else runs, unchanged, as on SQLite.
  */
-const NOT_YET: readonly RuleGroup[] = ["humans", "economics"];
+const NOT_YET: readonly RuleGroup[] = ["humans"];
+const GATES_NOT_YET = "the claim's economic gates (budgets, pauses, breakers, rate limits, concurrency keys) are not implemented for PostgreSQL yet (issue 19)";
 
 const server = await usePostgres();
 
@@ -51,6 +54,6 @@ describe.skipIf(!server.available)("postgres", () => {
         },
       };
     },
-    { groups: RULE_GROUPS.filter((g) => !NOT_YET.includes(g)) },
+    { groups: RULE_GROUPS.filter((g) => !NOT_YET.includes(g)), partial: { economics: { run: /^rule 15: /, reason: GATES_NOT_YET } } },
   );
 });
