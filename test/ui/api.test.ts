@@ -251,6 +251,14 @@ describe("dashboard API on loopback without a token", () => {
     expect(JSON.stringify(cancelledTask.events)).toContain("ui:tester");
     const newTask = await t.store.tasks.get({ taskId: added.body.id });
     expect(newTask.createdBy).toBe("ui:tester");
+    // After the retry the count starts again at 1: the detail still shows both attempts.
+    const [again] = await t.store.tasks.claim({ persona: "worker", agentId: "agent-2", limit: 1, now: t.clock.now() });
+    expect(again!.id).toBe(failedId);
+    const detail = await c.req("GET", `/api/tasks/${failedId}`);
+    expect(detail.body.attempts.map((a: { attempt: number; agentId: string; outcome: string | null }) => [a.attempt, a.agentId, a.outcome])).toEqual([
+      [1, "agent-1", "failed"],
+      [1, "agent-2", null],
+    ]);
   });
 
   it("pushes change notices over Server-Sent Events after a store write", async () => {
