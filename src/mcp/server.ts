@@ -3,6 +3,7 @@ import type { McpContext, McpProfile } from "./context.js";
 import { McpSession } from "./session.js";
 import { ToolTable } from "./tool.js";
 import { registerPersonaTools } from "./tools/personas.js";
+import { registerHumanTools, registerInputRequestTool } from "./tools/humans.js";
 import { registerPlannerTools } from "./tools/planner.js";
 import { personaInService, registerAgentTool, registerWorkerTools } from "./tools/worker.js";
 
@@ -15,12 +16,14 @@ const INSTRUCTIONS: Record<McpProfile, string> = {
   planner:
     "roster task queue, planner tools. create_goal makes a goal and its plan in one step (the goal runs after its tasks); " +
     "create_tasks adds tasks (refs + dependsOn). Poll get_progress(rootId) until settled is true; act on needsAttention " +
-    "(get_task, retry_task, cancel_task, more tasks). done means every task completed.",
+    "(get_task, retry_task, cancel_task, more tasks; for parked tasks answer_task, approve_task, reject_task; why says what " +
+    "holds any task back). done means every task completed.",
   worker:
     "roster task queue, worker tools. Loop: claim_task(persona, waitMs) until it returns a task; work on it, calling heartbeat " +
     "every task.heartbeatEveryMs; finish with complete_task(result) or fail_task(error), or release_task (skip:true if it is " +
     "not for you). A lost answer: call complete_task again with the same leaseToken. LEASE_LOST: stop that task, drop its result. " +
-    "Big dependency results come cut (truncated): read_task(taskId, offset) reads the rest.",
+    "Big dependency results come cut (truncated): read_task(taskId, offset) reads the rest. To ask a person, request_input " +
+    "(the task waits for the answer; a later claim has it in task.inputs).",
   all: "",
 };
 INSTRUCTIONS.all = `${INSTRUCTIONS.planner} ${INSTRUCTIONS.worker}`;
@@ -43,9 +46,14 @@ export async function createMcpServer(ctx: McpContext, options: { profile?: McpP
   );
   const session = new McpSession(ctx, () => server.server.getClientVersion()?.name);
   const tools = new ToolTable(server);
-  if (profile === "planner" || profile === "all") registerPlannerTools(tools, ctx, session);
-  if (profile === "worker" || profile === "all") registerWorkerTools(tools, ctx, session);
-  else registerAgentTool(tools, session, (id) => personaInService(ctx, id));
+  if (profile === "planner" || profile === "all") {
+    registerPlannerTools(tools, ctx, session);
+    registerHumanTools(tools, ctx, session);
+  }
+  if (profile === "worker" || profile === "all") {
+    registerWorkerTools(tools, ctx, session);
+    registerInputRequestTool(tools, ctx, session);
+  } else registerAgentTool(tools, session, (id) => personaInService(ctx, id));
   const stopPrompts = await registerPersonaTools(tools, server, ctx);
   tools.install();
   session.onEnd = stopPrompts;

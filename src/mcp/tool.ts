@@ -10,7 +10,7 @@ export interface ToolSpec<Shape extends z.ZodRawShape> {
   name: string;
   description: string;
   input: Shape;
-  /** The shape of structuredContent on success; clients check it (keep it small: it is sent on every tools/list). */
+  /** The shape of structuredContent on success; clients check it (keep it small: it is sent on every tools/list). `{}` lists none. */
   output: z.ZodRawShape;
   annotations: ToolAnnotations;
   /**
@@ -36,10 +36,11 @@ export function fieldOf(path: ReadonlyArray<PropertyKey>): string {
 const LENGTH_KEYS = new Set(["minLength", "maxLength", "maxItems", "pattern", "exclusiveMinimum"]);
 
 /**
- * JSON Schema for tools/list without what costs bytes and tells the model nothing:
- * `$schema`, the safe-integer bounds zod adds to every integer, string lengths and
- * patterns (enforced on every call all the same), and in output schemas what only
- * constrains (additionalProperties, required).
+ * JSON Schema for tools/list without what costs bytes and tells the model little:
+ * `$schema`, numeric bounds (zod adds the safe-integer ones to every integer),
+ * string lengths and patterns (all enforced on every call all the same, and a
+ * refusal names the limit), and in output schemas what only constrains
+ * (additionalProperties, required).
  */
 export function listedSchema(schema: z.ZodType, io: "input" | "output"): Tool["inputSchema"] {
   const strip = (node: unknown): unknown => {
@@ -48,11 +49,14 @@ export function listedSchema(schema: z.ZodType, io: "input" | "output"): Tool["i
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(node)) {
       if (key === "$schema") continue;
-      if ((key === "maximum" && value === Number.MAX_SAFE_INTEGER) || (key === "minimum" && value === Number.MIN_SAFE_INTEGER)) continue;
+      // Numeric bounds too: enforced on every call, a refusal names the bound, and the descriptions give those a model needs (waitMs, fraction).
+      if (key === "maximum" || key === "minimum") continue;
       // Lengths and patterns are checked on every call, and a refusal names the limit.
       if (LENGTH_KEYS.has(key)) continue;
       // Unknown keys are refused on every call (strict objects), naming the key: no need to list that.
       if (key === "additionalProperties" && value === false) continue;
+      // `{}` (anything goes) says nothing a model can use.
+      if (key === "additionalProperties" && value !== null && typeof value === "object" && Object.keys(value).length === 0) continue;
       if (io === "output" && (key === "additionalProperties" || key === "required")) continue;
       if (key === "properties" && value !== null && typeof value === "object" && Object.keys(value).length === 0) continue;
       out[key] = strip(value);
@@ -98,7 +102,8 @@ export class ToolTable {
       name: spec.name,
       description: spec.description,
       inputSchema: listedSchema(schema, "input"),
-      outputSchema: listedSchema(z.object(spec.output), "output"),
+      // An output with no named fields lists no schema: `{"type":"object"}` is what every structuredContent is anyway.
+      ...(Object.keys(spec.output).length > 0 ? { outputSchema: listedSchema(z.object(spec.output), "output") } : {}),
       annotations: spec.annotations,
     });
     const accepted = spec.legacy === undefined ? schema : z.strictObject({ ...spec.input, ...spec.legacy });

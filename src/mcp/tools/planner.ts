@@ -14,6 +14,10 @@ export const ATTENTION_IDS_MAX = 20;
 
 /** States in which roster will still move a task on its own (a worker will run it, or its dependencies will). */
 export const ACTIVE_STATES: readonly TaskState[] = ["waiting", "pending", "claimed", "in_progress"];
+/** States a worker moves on its own (ready, due later, or running). */
+const MOVING_STATES: readonly TaskState[] = ["pending", "claimed", "in_progress"];
+/** States only a person moves (docs/humans-and-schedules.md). */
+const PARKED_STATES: readonly TaskState[] = ["awaiting_approval", "awaiting_input"];
 
 /** A list_tasks row: enough to decide what to look at next, nothing more. */
 export function compactTask(task: TaskRecord): Record<string, unknown> {
@@ -197,7 +201,10 @@ export function registerPlannerTools(tools: ToolTable, ctx: McpContext, session:
         const rows = await store.tasks.list({ status: state, ...(args.rootId !== undefined ? { rootId: args.rootId } : {}), limit: ATTENTION_IDS_MAX });
         needsAttention[state] = { count: totals[state] ?? 0, ids: rows.map((r) => r.id) };
       }
-      const settled = count(ACTIVE_STATES) === 0;
+      // Nothing runs by itself: nothing pending or running, and what waits, waits on a task parked for a
+      // person (with nothing pending or running, a waiting task's unmet dependencies end in parked ones).
+      const parked = count(PARKED_STATES);
+      const settled = count(ACTIVE_STATES) === 0 || (count(MOVING_STATES) === 0 && parked > 0);
       // What the attempts spent (docs/economics.md); unpriced: attempts whose cost is unknown.
       const spent = await store.economics.total(args.rootId === undefined ? {} : { rootId: args.rootId });
       return ok({

@@ -97,7 +97,7 @@ export async function personaInService(ctx: McpContext, id: string): Promise<voi
 export function registerAgentTool(tools: ToolTable, session: McpSession, requirePersona: (id: string) => Promise<void>): void {
   tools.define({
     name: "register_agent",
-    description: "Optional: name your agent (one is made at first claim) or resume an ended one.",
+    description: "Optional: name your agent, or resume an ended one.",
     input: {
       name: z.string().min(1).max(200).optional().describe("display name"),
       agentId: agentId.optional().describe("resume this ended agent"),
@@ -282,7 +282,7 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
 
   tools.define({
     name: "release_task",
-    description: "Give a task back uncounted. skip: not for me (others take it; you don't get it again soon).",
+    description: "Give a task back uncounted; skip:true if it is not for you.",
     input: {
       taskId,
       leaseToken,
@@ -310,7 +310,7 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
 
   tools.define({
     name: "read_task",
-    description: "Read a task (state, trail, result from offset), or peek at a persona's ready tasks.",
+    description: "A task's state, trail and result (from offset); or a persona's ready tasks.",
     input: {
       taskId: taskId.optional(),
       persona: persona.optional().describe("peek at its ready tasks"),

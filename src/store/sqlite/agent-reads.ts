@@ -49,7 +49,7 @@ export class AgentReads {
     this.endingsAfter = db.prepare(`
       SELECT type, at, agent_id FROM task_events
       WHERE task_id = @taskId AND id > @after AND type IN
-        ('lease:expired','task:cancelled','task:completed','task:released','task:failed','task:retrying','task:claimed')
+        ('lease:expired','task:cancelled','task:completed','task:released','task:failed','task:retrying','task:claimed','input:requested')
       ORDER BY id LIMIT 1`);
     this.resultPageStmt = db.prepare(
       "SELECT s.status, length(s.result) AS total, substr(s.result, @offset + 1, @limit) AS text FROM task_status s WHERE s.task_id = @taskId",
@@ -113,6 +113,8 @@ export class AgentReads {
       "task:failed": "failed",
       "task:retrying": "failed",
       "task:claimed": "taken",
+      // The attempt parked on a question (request_input, ctx.askHuman): its lease was given back.
+      "input:requested": "released",
     };
     return { reason: reasons[end.type] ?? "unknown", status, at: end.at, by: end.agent_id };
   }
