@@ -26,6 +26,7 @@ import type {
 } from "../types.js";
 import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
+import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
 import * as usage from "./usage.js";
 import { PgTransitions } from "./transitions.js";
@@ -203,11 +204,15 @@ export class PostgresStore implements Store {
         if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
         return task;
       },
-      lineage: unsupported("tasks.lineage"),
-      completeOnce: unsupported("tasks.completeOnce"),
-      leaseLoss: unsupported("tasks.leaseLoss"),
-      resultPage: unsupported("tasks.resultPage"),
-      enqueueGoal: unsupported("tasks.enqueueGoal"),
+      lineage: async (p: { taskIds: number[] }) => read("tasks.lineage", (q) => agentReads.lineage(q, p.taskIds)),
+      completeOnce: async (p: Parameters<TaskService["completeOnce"]>[0]) => write("tasks.completeOnce", (t) => agentReads.completeOnce(t, transitions, p)),
+      leaseLoss: async (p: Parameters<TaskService["leaseLoss"]>[0]) => read("tasks.leaseLoss", (q) => agentReads.leaseLoss(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      resultPage: async (p: Parameters<TaskService["resultPage"]>[0]) => read("tasks.resultPage", (q) => agentReads.resultPage(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      enqueueGoal: async (p: Parameters<TaskService["enqueueGoal"]>[0]) => {
+        const goal = validateBatch([p.goal], maxPayloadBytes)[0]!;
+        const plan = validateBatch(p.tasks, maxPayloadBytes);
+        return write("tasks.enqueueGoal", (t) => agentReads.enqueueGoal(t, transitions, goal, plan, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now }));
+      },
       leasesGone: async (p: { leases: LeaseRef[] }) => read("tasks.leasesGone", (q) => reads.leasesGone(q, p.leases)),
       oldestReady: async (p: Parameters<TaskService["oldestReady"]>[0]) => read("tasks.oldestReady", (q) => reads.oldestReady(q, p)),
     };
@@ -492,12 +497,6 @@ export class PostgresStore implements Store {
     this.tx.markClosed();
     await this.pool.end();
   }
-}
-
-function unsupported(name: string): () => Promise<never> {
-  return async () => {
-    throw new RosterError("NOT_SUPPORTED", `${name} is not implemented for PostgreSQL yet (issue 19)`, { retryable: false });
-  };
 }
 
 async function observeLeases(q: Pick<Tx, "rows">): Promise<LeaseObservation[]> {
