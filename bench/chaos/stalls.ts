@@ -81,14 +81,16 @@ function num(value: Json | undefined): number | null {
 }
 
 /** The stretches during which a task was ready (pending, dependencies completed, run_at passed), true time. */
-export function readyIntervals(task: TaskRecord, events: readonly TaskEvent[], history: ChaosHistory, depsDoneAt: number): Interval[] {
-  const out: Interval[] = [];
+export function readyIntervals(task: TaskRecord, events: readonly TaskEvent[], history: ChaosHistory, depsDoneAt: number): Array<Interval & { runAtRaw: number }> {
+  const out: Array<Interval & { runAtRaw: number }> = [];
   let pendingFrom: number | null = null;
   let due = 0;
+  // The run_at value as stored (the writer's clock): a claimer compares it with its own clock.
+  let runAtRaw = 0;
   const close = (to: number) => {
     if (pendingFrom === null) return;
     const from = Math.max(pendingFrom, due, depsDoneAt);
-    if (from < to) out.push({ from, to });
+    if (from < to) out.push({ from, to, runAtRaw });
     pendingFrom = null;
   };
   for (const e of events) {
@@ -100,6 +102,7 @@ export function readyIntervals(task: TaskRecord, events: readonly TaskEvent[], h
         if (data.status === "pending" || data.status === "waiting") {
           pendingFrom = t.latest;
           due = history.dueAt[task.id] ?? 0;
+          runAtRaw = Math.max(due, e.at);
         }
         break;
       case "task:claimed":
@@ -107,17 +110,16 @@ export function readyIntervals(task: TaskRecord, events: readonly TaskEvent[], h
         close(t.earliest);
         break;
       case "task:retrying":
-        pendingFrom = t.latest;
-        due = t.latest + delay(num(data.runAt));
-        break;
       case "task:released":
         pendingFrom = t.latest;
         due = t.latest + delay(num(data.runAt));
+        runAtRaw = num(data.runAt) ?? e.at;
         break;
       case "task:retried":
         if (data.status === "pending" || data.status === "waiting") {
           pendingFrom = t.latest;
           due = 0;
+          runAtRaw = e.at;
         } else pendingFrom = null;
         break;
       case "task:unblocked":
@@ -263,8 +265,11 @@ export function findStalls(params: { tasks: readonly TaskRecord[]; events: Map<n
     for (const r of ready) {
       let worst: { waited: number; s: SupervisorRecord } | null = null;
       for (const { s, free } of windowsFor(task.persona)) {
+        // run_at is a wall-clock time judged by each claimer's own clock (docs/ARCHITECTURE.md,
+        // liveness): a supervisor whose clock is behind sees the task due that much later.
+        const readyForS = Math.max(r.from, r.runAtRaw - s.clockOffsetMs);
         for (const w of free) {
-          const waited = Math.min(w.to, r.to) - Math.max(w.from, r.from);
+          const waited = Math.min(w.to, r.to) - Math.max(w.from, readyForS);
           if (waited > stallBoundMs(s) && (worst === null || waited - stallBoundMs(s) > worst.waited - stallBoundMs(worst.s))) worst = { waited, s };
         }
       }

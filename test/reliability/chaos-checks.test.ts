@@ -303,6 +303,12 @@ describe("the crash suite's stall rule", () => {
     return findStalls({ tasks, events, history: historyOf(h.clock, fields), personaConcurrency: () => 3 });
   };
 
+  it("judges a task due by each supervisor's own clock: one 30 s behind is not stalled before its clock reaches the run_at, one on time is", () => {
+    const pairs: Array<[TaskEvent, number]> = [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 31_500], [{ ...completed(1, 1), agentId: "a" }, 31_600]];
+    expect(stalls([task(1, "sleep")], pairs, { supervisors: [sup("a", { clockOffsetMs: -30_000 })] })).toEqual([]);
+    expect(stalls([task(1, "sleep")], pairs, { supervisors: [sup("a")] })).toHaveLength(1);
+  });
+
   it("flags a task left ready past the bound beside a live supervisor with free slots, with its id, wait and persona", () => {
     const found = stalls([task(1, "sleep")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_000], [{ ...completed(1, 1), agentId: "a" }, 4_500]], { supervisors: [sup("a")] });
     expect(found).toHaveLength(1);
