@@ -31,6 +31,8 @@ export type Scenario =
   | { kind: "usage-limit"; resetAtMs: number }
   | { kind: "server-error" }
   | { kind: "hang" }
+  /** The first `requests` model requests get `serve`, the rest `then` (a failure, then a recovery). */
+  | { kind: "first"; requests: number; serve: Scenario; then: Scenario }
   /** The first route whose marker the request's body holds (e.g. a persona's definition), else `otherwise`. */
   | { kind: "route"; routes: Array<{ when: string; then: Scenario }>; otherwise: Scenario };
 
@@ -82,7 +84,7 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
       const provider = providerOf(req);
       requests.push({ provider, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
       seq += 1;
-      const scenario = resolveScenario(current, raw);
+      const scenario = resolveScenario(current, raw, provider !== "other");
       if (provider === "other") {
         if (req.method === "HEAD" || req.method === "GET") return void res.writeHead(200).end();
         return void res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
@@ -122,10 +124,19 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
   };
 }
 
-function resolveScenario(scenario: Scenario, raw: string): Scenario {
+/** Model requests each "first" scenario has served so far. */
+const served = new WeakMap<Scenario, number>();
+
+function resolveScenario(scenario: Scenario, raw: string, counts: boolean): Scenario {
+  if (scenario.kind === "first") {
+    const n = served.get(scenario) ?? 0;
+    if (n >= scenario.requests) return resolveScenario(scenario.then, raw, counts);
+    if (counts) served.set(scenario, n + 1);
+    return resolveScenario(scenario.serve, raw, counts);
+  }
   if (scenario.kind !== "route") return scenario;
   const route = scenario.routes.find((r) => raw.includes(r.when));
-  return resolveScenario(route?.then ?? scenario.otherwise, raw);
+  return resolveScenario(route?.then ?? scenario.otherwise, raw, counts);
 }
 
 /** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
@@ -358,4 +369,58 @@ function geminiReply(req: IncomingMessage, res: ServerResponse, reply: Reply): v
   }
   res.writeHead(200, { "content-type": "text/event-stream" });
   res.end(`data: ${JSON.stringify(chunk)}\r\n\r\n`);
+}
+
+// ---------------------------------------------------------------- no route out
+
+export interface TrapProxy {
+  url: string;
+  /** Every request that reached the proxy: anything a CLI tried to send anywhere but 127.0.0.1. */
+  seen: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A proxy on 127.0.0.1 that forwards nothing: it records each request (plain HTTP or
+ * CONNECT) and refuses it. The tests point HTTP_PROXY, HTTPS_PROXY and ALL_PROXY at it
+ * with NO_PROXY=127.0.0.1,localhost, so a CLI that tries to reach any other host (telemetry,
+ * update checks, a default API endpoint) fails there and is recorded, and the test
+ * asserts the record is empty.
+ */
+export async function startTrapProxy(): Promise<TrapProxy> {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(403).end("roster tests: no traffic leaves 127.0.0.1");
+  });
+  server.on("clientError", (_error, socket) => socket.destroy());
+  server.on("connect", (req, socket) => {
+    // A client that gives up mid-refusal resets the socket: that is its business.
+    socket.on("error", () => undefined);
+    seen.push(`CONNECT ${req.url}`);
+    socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The environment the tests give roster and the CLIs: PATH, the test key, and every proxy variable pointing at the trap. */
+export function offlineEnv(trap: TrapProxy, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const proxy = { HTTP_PROXY: trap.url, HTTPS_PROXY: trap.url, ALL_PROXY: trap.url, NO_PROXY: "127.0.0.1,localhost" };
+  return {
+    PATH: process.env.PATH,
+    TZ: process.env.TZ,
+    ...proxy,
+    ...Object.fromEntries(Object.entries(proxy).map(([k, v]) => [k.toLowerCase(), v])),
+    ...extra,
+  };
 }

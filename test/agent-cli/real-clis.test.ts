@@ -6,7 +6,7 @@ import { runAgent } from "../../src/adapters/agent/index.js";
 import type { AdapterTask } from "../../src/adapters/types.js";
 import { RosterError } from "../../src/errors.js";
 import { agentConfig, git, makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
-import { closedPort, GEMINI_MODEL, OPENAI_MODEL, startModelServer, USAGE, type ModelServer, type Scenario } from "./model-server.js";
+import { closedPort, GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, USAGE, type ModelServer, type Scenario, type TrapProxy } from "./model-server.js";
 
 /**
  * The real agent CLIs (pinned in ./package.json, installed with `npm ci --prefix
@@ -25,21 +25,28 @@ const CLIS: Cli[] = ["claude", "codex", "gemini"];
 const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
 
 let server: ModelServer;
+let trap: TrapProxy;
 let dir: { path: string; cleanup: () => void };
 let repo: string;
 
 beforeAll(async () => {
   server = await startModelServer({ kind: "text", text: "" });
+  trap = await startTrapProxy();
 });
 afterAll(async () => {
   await server.close();
+  await trap.close();
 });
 beforeEach(() => {
   dir = tempDir("agent-cli");
   repo = makeRepo(dir.path, "app");
   server.requests.length = 0;
 });
-afterEach(() => dir.cleanup());
+afterEach(() => {
+  dir.cleanup();
+  // Nothing went anywhere but the scripted server: every proxy variable points at the trap (./model-server.ts).
+  expect(trap.seen).toEqual([]);
+});
 
 /** The persona settings a user gives each CLI to use a gateway: base URL, key variable, model, a fresh home. */
 export function cliPersona(cli: Cli, baseUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -54,9 +61,9 @@ export function cliPersona(cli: Cli, baseUrl: string, extra: Record<string, unkn
   };
 }
 
-/** Only what the CLIs need from the environment: no proxies, no keys of the machine. */
+/** Only what the CLIs need from the environment (no keys of the machine), with every proxy variable on the trap. */
 function baseEnv(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, [KEY_VAR]: "sk-scripted-test-key", TZ: process.env.TZ };
+  return offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" });
 }
 
 async function attempt(cli: Cli, scenario: Scenario, extra: Record<string, unknown> = {}, url = server.url, task: Partial<AdapterTask> = {}) {
@@ -183,6 +190,8 @@ run.each(CLIS)("the real %s CLI against the scripted model server", (cli) => {
   it("fails not retryable, naming the tool, when its permissions refuse the write", async () => {
     const args = cli === "claude" ? ["--permission-mode", "default"] : cli === "codex" ? ["--sandbox", "read-only"] : ["--approval-mode", "default"];
     const error = await failure((await attempt(cli, { kind: "write", path: "hello.txt", content: "x\n", text: "claimed to write" }, { args })).running);
+    expect(error.message).not.toBe("");
+    expect(error.code, error.message).toBe("ADAPTER_FAILED");
     expect(error.retryable).toBe(false);
     expect(error.details).toMatchObject({ failure: "permission-denied", tool: cli === "claude" ? "Write" : cli === "codex" ? "apply_patch" : "write_file" });
   });
@@ -195,6 +204,22 @@ run.each(CLIS)("the real %s CLI against the scripted model server", (cli) => {
     ctx.controller.abort(new RosterError("TIMEOUT", "attempt timed out"));
     const error = await settled;
     expect(error.code).toBe("TIMEOUT");
+  });
+});
+
+run("the trap for traffic that would leave 127.0.0.1", () => {
+  it.each(["claude", "gemini"] as const)("catches the real %s CLI when it has no local baseUrl (so an empty record means none left)", async (cli) => {
+    const { baseUrl: _local, ...settings } = cliPersona(cli, server.url);
+    const config = agentConfig(settings);
+    const ctx = makeContext(config, { dir: dir.path });
+    const timer = setTimeout(() => ctx.controller.abort(new RosterError("TIMEOUT", "attempt timed out")), 45_000);
+    try {
+      await failure(runAgent(makeTask({ title: "Say hi", description: "Say hi." }), { ...ctx, persona: { ...ctx.persona, dir: repo } }, { baseEnv: baseEnv() }));
+    } finally {
+      clearTimeout(timer);
+    }
+    expect(trap.seen.some((r) => r.includes(cli === "claude" ? "api.anthropic.com" : "googleapis.com"))).toBe(true);
+    trap.seen.length = 0;
   });
 });
 

@@ -72,6 +72,8 @@ describe("agent CLI failure classes", () => {
     expect(retryAfterMs("no hint")).toBeNull();
     expect(localTime("7:48 PM", new Date(2026, 0, 1, 10, 0).getTime())).toBe(new Date(2026, 0, 1, 19, 48).getTime());
     expect(localTime("7:48 AM", new Date(2026, 0, 1, 10, 0).getTime())).toBe(new Date(2026, 0, 2, 7, 48).getTime());
+    // Codex shows the reset to the minute: a reset within this minute is now, not tomorrow.
+    expect(localTime("10:00 AM", new Date(2026, 0, 1, 10, 0, 40).getTime())).toBe(new Date(2026, 0, 1, 10, 0).getTime());
     const midnight = nextPacificMidnight(NOW);
     expect(midnight).toBeGreaterThan(NOW);
     expect(midnight - NOW).toBeLessThanOrEqual(86_400_000);

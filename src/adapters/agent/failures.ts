@@ -143,8 +143,8 @@ export function localTime(text: string, now: number): number | null {
       ? new Date(base.getFullYear(), base.getMonth(), base.getDate(), hours, Number(time[2]))
       : new Date(Number(date[3]), MONTHS.indexOf(date[1]!.slice(0, 3).toLowerCase()), Number(date[2]), hours, Number(time[2]));
   if (Number.isNaN(at.getTime()) || (date !== null && MONTHS.indexOf(date[1]!.slice(0, 3).toLowerCase()) < 0)) return null;
-  // A bare time already past today means tomorrow.
-  if (date === null && at.getTime() < now) at.setDate(at.getDate() + 1);
+  // A bare time well past means tomorrow; within the last minute it is now (Codex shows the reset to the minute).
+  if (date === null && at.getTime() < now - 60_000) at.setDate(at.getDate() + 1);
   return at.getTime();
 }
 

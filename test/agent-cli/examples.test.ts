@@ -1,0 +1,64 @@
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runAgent } from "../../src/adapters/agent/index.js";
+import { loadPersonaDir } from "../../src/personas/load.js";
+import { adapterSchema } from "../../src/personas/schema.js";
+import { makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
+import { offlineEnv, startModelServer, startTrapProxy, type ModelServer, type TrapProxy } from "./model-server.js";
+
+/**
+ * Every persona in personas/examples/ runs as written on the pinned CLI it names: its
+ * profile's flags and its own `args` are accepted (Codex 0.171 refuses `--full-auto`,
+ * for one), and the CLI answers. Only what points it at the scripted server is added
+ * (command, baseUrl, apiKeyEnv, a fresh home) and the workspace is left out.
+ */
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BIN = join(HERE, "node_modules", ".bin");
+const EXAMPLES = resolve(HERE, "../../personas/examples");
+const installed = ["claude", "codex", "gemini"].every((name) => existsSync(join(BIN, name)));
+const run = installed || process.env.CI === "true" ? describe : describe.skip;
+const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+
+let server: ModelServer;
+let trap: TrapProxy;
+let dir: { path: string; cleanup: () => void };
+beforeAll(async () => {
+  server = await startModelServer({ kind: "text", text: "EXAMPLE OK" });
+  trap = await startTrapProxy();
+  dir = tempDir("agent-cli-examples");
+});
+afterAll(async () => {
+  await server.close();
+  await trap.close();
+  dir.cleanup();
+});
+
+const examples = loadPersonaDir(EXAMPLES);
+
+run("the example personas on the pinned CLIs", () => {
+  it("are all agent personas", () => {
+    expect(examples.length).toBeGreaterThanOrEqual(4);
+    expect(examples.every((p) => p.adapter.kind === "agent")).toBe(true);
+  });
+
+  it.each(examples.map((p) => [p.id, p] as const))("%s runs as written", async (_id, persona) => {
+    const adapter = persona.adapter;
+    if (adapter.kind !== "agent") throw new Error("not an agent persona");
+    const { workspace: _workspace, cwd: _cwd, role: _role, ...rest } = adapter;
+    const cli = adapter.profile;
+    const config = adapterSchema.parse({
+      ...rest,
+      command: join(BIN, cli),
+      baseUrl: cli === "codex" ? `${server.url}/v1` : server.url,
+      apiKeyEnv: KEY_VAR,
+      home: "fresh",
+    });
+    const repo = makeRepo(dir.path, persona.id);
+    const ctx = makeContext(config, { dir: repo, id: persona.id, definition: persona.definition });
+    const output = await runAgent(makeTask({ title: "Say OK", description: "Answer OK." }), ctx, { baseEnv: offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" }) });
+    expect((output.result as { text: string }).text).toBe("EXAMPLE OK");
+    expect(trap.seen).toEqual([]);
+  });
+});
