@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import { git, makeRepo, tempDir } from "../agent/helpers.js";
-import { GEMINI_MODEL, OPENAI_MODEL, startModelServer, type ModelServer } from "./model-server.js";
+import { GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, type ModelServer, type TrapProxy } from "./model-server.js";
 
 /**
  * `roster start` with the real CLIs on a small plan: a Claude Code planner returns a
@@ -21,18 +21,22 @@ const run = installed || process.env.CI === "true" ? describe : describe.skip;
 const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
 
 let server: ModelServer;
+let trap: TrapProxy;
 let dir: { path: string; cleanup: () => void };
 beforeAll(async () => {
   server = await startModelServer({ kind: "text", text: "" });
+  trap = await startTrapProxy();
   dir = tempDir("agent-cli-start");
 });
 afterAll(async () => {
   await server.close();
+  await trap.close();
   dir.cleanup();
 });
 
 function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { PATH: process.env.PATH, [KEY_VAR]: "sk-scripted-test-key", TZ: process.env.TZ };
+  // Every proxy variable points at the trap: a request for anywhere but 127.0.0.1 is refused and recorded.
+  const env = offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" });
   return new Promise((done) => {
     execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env, encoding: "utf8", timeout: 240_000 }, (error, stdout, stderr) => {
       done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
@@ -114,5 +118,6 @@ run("roster start with the real agent CLIs", () => {
     const prompt = JSON.stringify(review!.body);
     expect(prompt).toContain("codex.txt added");
     expect(prompt).toContain("roster/task-3-a1");
+    expect(trap.seen).toEqual([]);
   });
 });
