@@ -91,6 +91,26 @@ export interface Tx {
 
 type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventName];
 
+/**
+ * The events after which another host may have work to do (a task became ready or
+ * due later, a lease ended): a transaction that queued one NOTIFYs the store's
+ * channel, delivered to every listener when it commits (LISTEN/NOTIFY wake-ups).
+ */
+const WAKE_EVENTS: ReadonlySet<StoreEventName> = new Set<StoreEventName>([
+  "task:enqueued",
+  "task:ready",
+  "task:retrying",
+  "task:released",
+  "task:cancelled",
+  "task:retried",
+  "lease:expired",
+]);
+
+/** The NOTIFY channel of the roster in `schema` (one database may hold several, one per schema). */
+export function notifyChannel(schema: string): string {
+  return `roster:${schema}`.slice(0, 63);
+}
+
 /** Transaction attempts for a serialization failure or deadlock before giving up with DATABASE_BUSY. */
 export const PG_RETRIES = 8;
 
@@ -101,6 +121,8 @@ export const PG_RETRIES = 8;
  */
 export class PgTransactions {
   private closed = false;
+  /** Set once the schema is known (after migrations): transactions that wake others NOTIFY it. */
+  channel: string | null = null;
 
   constructor(
     readonly pool: pg.Pool,
@@ -132,6 +154,7 @@ export class PgTransactions {
       try {
         await client.query("BEGIN");
         const value = await body(makeTx(client, pending));
+        if (this.channel !== null && pending.some(([event]) => WAKE_EVENTS.has(event))) await client.query("SELECT pg_notify($1, '')", [this.channel]);
         await client.query("COMMIT");
         this.hooks.onTransaction?.(name, performance.now() - started);
         client.release();
@@ -213,7 +236,7 @@ const MIGRATION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('roster:migrati
  * tables, an applied migration whose file changed (checksum) or is gone, and a
  * schema newer than this code; read-only opens check and never write.
  */
-export async function migratePostgres(pool: pg.Pool, options: { dir: string; readonly: boolean; now: number; url: string }): Promise<void> {
+export async function migratePostgres(pool: pg.Pool, options: { dir: string; readonly: boolean; now: number; url: string }): Promise<{ schema: string }> {
   const files = readMigrations(options.dir);
   const where = redactUrl(options.url);
   let client: pg.PoolClient;
@@ -263,7 +286,7 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
     }
     const done = new Set(applied.map((r) => r.version));
     const missing = files.filter((f) => !done.has(f.version));
-    if (missing.length === 0) return;
+    if (missing.length === 0) return { schema };
     if (options.readonly) throw new RosterError("DATABASE_READONLY", `${where}: needs migration ${missing[0]!.name} but was opened read-only`, { retryable: false });
     await client.query("BEGIN");
     try {
@@ -279,6 +302,7 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
       await client.query("ROLLBACK").catch(() => {});
       throw error;
     }
+    return { schema };
   } catch (error) {
     throw translatePgError(error, `opening ${where}`, options.url);
   } finally {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type pg from "pg";
+import pg from "pg";
 import { RosterError } from "../../errors.js";
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
@@ -24,12 +24,14 @@ import type {
   TaskService,
   WhyService,
 } from "../types.js";
-import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, type Tx } from "./database.js";
+import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
 import * as usage from "./usage.js";
 import { PgTransitions } from "./transitions.js";
+
+const PgClient = pg.Client;
 
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
 export const PG_POOL_MAX_DEFAULT = 8;
@@ -93,12 +95,13 @@ export class PostgresStore implements Store {
   static async open(options: StoreOptions & { now?: number; poolMax?: number }): Promise<PostgresStore> {
     const store = new PostgresStore(options);
     try {
-      await migratePostgres(store.pool, {
+      const { schema } = await migratePostgres(store.pool, {
         dir: options.migrationsDir ?? defaultPostgresMigrationsDir(),
         readonly: options.readonly ?? false,
         now: options.now ?? Date.now(),
         url: options.path,
       });
+      store.tx.channel = notifyChannel(schema);
     } catch (error) {
       await store.pool.end().catch(() => {});
       throw error;
@@ -486,14 +489,76 @@ export class PostgresStore implements Store {
     return changed;
   }
 
-  watchExternalChanges(_onChange: () => void): () => void {
-    // LISTEN/NOTIFY wake-ups are not built yet (issue 19): callers keep their poll.
-    return () => {};
+  /**
+   * LISTEN/NOTIFY wake-ups: every transaction that readies work, ends a lease or
+   * cancels a task NOTIFYs the schema's channel (PgTransactions), and one connection
+   * of this store LISTENs on it, so a supervisor on another host hears of an
+   * enqueue as it commits. A hint as the interface says (our own writes notify us
+   * too); callers keep their poll. A lost listening connection is reopened with
+   * backoff (store:watch-unavailable says why meanwhile), calling every watcher once
+   * it listens again, since a notification may have been missed.
+   */
+  watchExternalChanges(onChange: () => void): () => void {
+    if (this.closed || this.tx.channel === null) return () => {};
+    this.watchers.add(onChange);
+    if (this.listener === null) void this.listen(0);
+    return () => {
+      this.watchers.delete(onChange);
+      if (this.watchers.size === 0) this.stopListening();
+    };
+  }
+
+  private readonly watchers = new Set<() => void>();
+  private listener: pg.Client | null = null;
+  private relisten: NodeJS.Timeout | null = null;
+
+  private async listen(failures: number): Promise<void> {
+    if (this.closed || this.watchers.size === 0 || this.tx.channel === null) return;
+    const client = new PgClient({ connectionString: this.url });
+    this.listener = client;
+    const retry = (error: unknown) => {
+      if (this.listener !== client) return;
+      this.listener = null;
+      client.removeAllListeners();
+      void client.end().catch(() => {});
+      this.events.emit("store:watch-unavailable", { reason: translatePgError(error, "listening for changes", this.url).message });
+      if (this.closed || this.watchers.size === 0) return;
+      this.relisten = setTimeout(() => void this.listen(failures + 1), Math.min(5_000, 100 * 2 ** failures));
+      this.relisten.unref();
+    };
+    client.on("error", retry);
+    client.on("notification", () => {
+      for (const watcher of [...this.watchers]) watcher();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.tx.channel.replaceAll('"', '""')}"`);
+    } catch (error) {
+      retry(error);
+      return;
+    }
+    if (this.listener !== client) return void client.end().catch(() => {});
+    // A reconnect may have missed notifications: have every watcher look once.
+    if (failures > 0) for (const watcher of [...this.watchers]) watcher();
+  }
+
+  private stopListening(): void {
+    if (this.relisten !== null) clearTimeout(this.relisten);
+    this.relisten = null;
+    const client = this.listener;
+    this.listener = null;
+    if (client !== null) {
+      client.removeAllListeners();
+      client.on("error", () => {});
+      void client.end().catch(() => {});
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watchers.clear();
+    this.stopListening();
     this.tx.markClosed();
     await this.pool.end();
   }

@@ -1,0 +1,110 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore, type Store } from "../../src/store/index.js";
+import { usePostgres } from "../helpers/postgres.js";
+import { syncTestPersonas } from "../helpers/personas.js";
+import { T0 } from "../helpers/store.js";
+
+/**
+ * LISTEN/NOTIFY wake-ups (issue 19): a store watching for changes hears another
+ * store's enqueue (another host, on the same schema) when it commits, survives its
+ * listening connection being killed, and stops listening when asked or closed.
+ */
+const server = await usePostgres();
+
+describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
+  let admin: pg.Client;
+  let url: string;
+  const stores: Store[] = [];
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: server.url() });
+    await admin.connect();
+    await admin.query("CREATE SCHEMA n1");
+    const u = new URL(server.url());
+    u.searchParams.set("options", "-c search_path=n1");
+    url = u.toString();
+  });
+  afterAll(async () => {
+    for (const store of stores) await store.close();
+    await admin?.end();
+  });
+
+  async function open(): Promise<Store> {
+    const store = await openStore({ path: url, now: T0 });
+    stores.push(store);
+    return store;
+  }
+
+  /** Backends listening on the schema's channel (their last statement was the LISTEN). */
+  async function listeners(): Promise<number[]> {
+    const { rows } = await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN "roster:n1"' AND state = 'idle'`);
+    return rows.map((r) => r.pid);
+  }
+
+  async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
+    for (;;) {
+      const value = await what();
+      if (ok(value)) return value;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  function counter(): { calls: number; next(): Promise<void>; fn: () => void } {
+    let waiters: Array<() => void> = [];
+    const c = {
+      calls: 0,
+      next: () => new Promise<void>((resolve) => waiters.push(resolve)),
+      fn: () => {
+        c.calls++;
+        const w = waiters;
+        waiters = [];
+        for (const resolve of w) resolve();
+      },
+    };
+    return c;
+  }
+
+  it("another store's enqueue wakes the watcher when it commits; a stopped watch stops listening", async () => {
+    const a = await open();
+    const b = await open();
+    await syncTestPersonas(a, T0);
+    const seen = counter();
+    const stop = b.watchExternalChanges(seen.fn);
+    await until(listeners, (pids) => pids.length === 1);
+    const woken = seen.next();
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "for another host" }], now: T0 });
+    await woken;
+    expect(seen.calls).toBeGreaterThanOrEqual(1);
+    stop();
+    await until(listeners, (pids) => pids.length === 0);
+  });
+
+  it("a killed listening connection is reopened: the watcher is called once it listens again, and hears later writes", async () => {
+    const a = await open();
+    const b = await open();
+    const seen = counter();
+    const unavailable: string[] = [];
+    b.events.on("store:watch-unavailable", (e) => unavailable.push(e.reason));
+    b.watchExternalChanges(seen.fn);
+    const [pid] = await until(listeners, (pids) => pids.length === 1);
+    const relistened = seen.next();
+    await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+    await relistened;
+    expect(unavailable.length).toBeGreaterThanOrEqual(1);
+    const [again] = await until(listeners, (pids) => pids.length === 1);
+    expect(again).not.toBe(pid);
+    const woken = seen.next();
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "after the reconnect" }], now: T0 });
+    await woken;
+    await b.close();
+    await until(listeners, (pids) => pids.length === 0);
+  });
+
+  it("closing the store ends its listening connection", async () => {
+    const b = await open();
+    b.watchExternalChanges(() => {});
+    await until(listeners, (pids) => pids.length === 1);
+    await b.close();
+    await until(listeners, (pids) => pids.length === 0);
+  });
+});
