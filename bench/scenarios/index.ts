@@ -1,6 +1,7 @@
 /** The scenarios, in the order `npm run bench` runs them and RESULTS.md lists them. */
 import { concurrencyScenario } from "./concurrency.js";
 import { dagScenario } from "./dag.js";
+import { economicsScenario } from "./economics.js";
 import { heartbeatScenario } from "./heartbeat.js";
 import { latencyScenario } from "./latency.js";
 import { peersScenario } from "./peers.js";
@@ -18,4 +19,5 @@ export const SCENARIOS: Scenario[] = [
   heartbeatScenario,
   dagScenario,
   soakScenario,
+  economicsScenario,
 ];

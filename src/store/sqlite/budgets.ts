@@ -133,10 +133,15 @@ export class EconomicsStatements {
       SELECT
         CASE WHEN bt.scope IS NULL THEN t.retry_policy ->> '$.maxCostUsd' ELSE bt.max_cost_usd END AS task_usd,
         CASE WHEN bt.scope IS NULL THEN t.retry_policy ->> '$.maxTokens' ELSE bt.max_tokens END AS task_tokens,
-        bg.max_cost_usd AS goal_usd, bg.max_tokens AS goal_tokens, bg.scope IS NOT NULL AS has_goal
+        bg.max_cost_usd AS goal_usd, bg.max_tokens AS goal_tokens, bg.scope IS NOT NULL AS has_goal,
+        st.cost_usd AS task_spent_usd, st.tokens AS task_spent_tokens, sg.cost_usd AS goal_spent_usd, sg.tokens AS goal_spent_tokens,
+        EXISTS (SELECT 1 FROM budget_holds WHERE scope = 'task' AND key = @taskId) AS task_held,
+        EXISTS (SELECT 1 FROM budget_holds WHERE scope = 'goal' AND key = @rootId) AS goal_held
       FROM tasks t
       LEFT JOIN budgets bt ON bt.scope = 'task' AND bt.key = @task
       LEFT JOIN budgets bg ON bg.scope = 'goal' AND bg.key = @goal
+      LEFT JOIN spend st ON st.scope = 'task' AND st.key = @task AND st.window_ms = 0 AND st.window_start = 0
+      LEFT JOIN spend sg ON sg.scope = 'goal' AND sg.key = @goal AND sg.window_ms = 0 AND sg.window_start = 0
       WHERE t.id = @taskId`);
     this.taskPolicyLimits = db.prepare("SELECT retry_policy ->> '$.maxCostUsd' AS usd, retry_policy ->> '$.maxTokens' AS tokens FROM tasks WHERE id = ?");
     this.spendRow = db.prepare("SELECT cost_usd, tokens FROM spend WHERE scope = ? AND key = ? AND window_ms = ? AND window_start = ?");
@@ -267,10 +272,13 @@ export class EconomicsStatements {
 
   /** After usage is recorded: holds the task or its goal when its budget is now spent. */
   afterUsage(r: Recorded, now: number): void {
-    const limits = this.taskLimits.get({ taskId: r.taskId, task: String(r.taskId), goal: String(r.rootId) }) as TaskLimitsRow | undefined;
-    if (limits === undefined) return;
-    if (limits.task_usd !== null || limits.task_tokens !== null) this.recheck("task", r.taskId, limits.task_usd, limits.task_tokens, now);
-    if (limits.has_goal === 1) this.recheck("goal", r.rootId, limits.goal_usd, limits.goal_tokens, now);
+    // One read for both scopes (limits, spend, holds); a write only when a hold comes or goes.
+    const l = this.taskLimits.get({ taskId: r.taskId, rootId: r.rootId, task: String(r.taskId), goal: String(r.rootId) }) as TaskLimitsRow | undefined;
+    if (l === undefined) return;
+    if (l.task_usd !== null || l.task_tokens !== null) {
+      this.moveHold("task", r.taskId, isExhausted(l.task_usd, l.task_tokens, l.task_spent_usd ?? 0, l.task_spent_tokens ?? 0), l.task_held === 1, now);
+    }
+    if (l.has_goal === 1) this.moveHold("goal", r.rootId, isExhausted(l.goal_usd, l.goal_tokens, l.goal_spent_usd ?? 0, l.goal_spent_tokens ?? 0), l.goal_held === 1, now);
   }
 
   /** A provider told the attempt to slow down: pause every persona on its account. Returns when the pause ends (null: by hand). */
@@ -520,6 +528,16 @@ export class EconomicsStatements {
   }
 
   /** Puts a hold on (or lifts it from) a task or goal whose all-time spend reached (or is under) its limit. */
+  private moveHold(scope: "task" | "goal", id: number, exhausted: boolean, held: boolean, now: number): void {
+    if (exhausted && !held) {
+      this.insertHold.run(scope, id, now);
+      this.tx.emit("budget:exhausted", { scope, key: String(id) });
+    } else if (!exhausted && held) {
+      this.deleteHold.run(scope, id);
+      this.tx.emit("task:ready", { count: 1 });
+    }
+  }
+
   private recheck(scope: "task" | "goal", id: number, maxUsd: number | null, maxTokens: number | null, now: number): void {
     const spent = this.spendRow.get(scope, String(id), 0, 0) as { cost_usd: number; tokens: number } | undefined;
     if (isExhausted(maxUsd, maxTokens, spent?.cost_usd ?? 0, spent?.tokens ?? 0)) {
@@ -684,6 +702,12 @@ interface TaskLimitsRow {
   goal_usd: number | null;
   goal_tokens: number | null;
   has_goal: number;
+  task_spent_usd: number | null;
+  task_spent_tokens: number | null;
+  goal_spent_usd: number | null;
+  goal_spent_tokens: number | null;
+  task_held: number;
+  goal_held: number;
 }
 
 interface BudgetRow {
