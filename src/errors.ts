@@ -3,46 +3,57 @@
  * Callers branch on `code`, never on message text. Errors cross thread and process
  * boundaries as plain objects (see `toErrorObject` / `fromErrorObject`).
  */
-export const ERROR_CODES = [
-  "VALIDATION",
-  "PERSONA_NOT_FOUND",
-  "PERSONA_INVALID",
-  "TASK_NOT_FOUND",
-  "DEPENDENCY_NOT_FOUND",
-  "DEPENDENCY_CYCLE",
-  "SELF_DEPENDENCY",
-  "DUPLICATE_REF",
-  "PAYLOAD_TOO_LARGE",
-  "INVALID_STATE",
-  "LEASE_LOST",
+/**
+ * Every error code, with the exit status of the CLI when a command ends with it:
+ * 2 when the input was wrong (a flag, a plan file, a persona file, a --db path that
+ * cannot hold a database, a task id that does not exist), 1 when something failed
+ * that the input did not cause (the database is busy, full, read-only, of another
+ * program or a newer roster; an adapter failed). One table, so a code cannot exist
+ * without its class.
+ */
+export const ERRORS = {
+  VALIDATION: { exit: 2 },
+  PERSONA_NOT_FOUND: { exit: 2 },
+  PERSONA_INVALID: { exit: 2 },
+  TASK_NOT_FOUND: { exit: 2 },
+  DEPENDENCY_NOT_FOUND: { exit: 2 },
+  DEPENDENCY_CYCLE: { exit: 2 },
+  SELF_DEPENDENCY: { exit: 2 },
+  DUPLICATE_REF: { exit: 2 },
+  PAYLOAD_TOO_LARGE: { exit: 2 },
+  INVALID_STATE: { exit: 2 },
+  LEASE_LOST: { exit: 1 },
   /** The reaper found a lease past its expiry without a heartbeat (stored as a task's last error; the attempt counts). */
-  "LEASE_EXPIRED",
-  "AGENT_NOT_FOUND",
-  "MIGRATION_CHANGED",
-  "DATABASE_TOO_NEW",
-  "DATABASE_INVALID",
-  "DATABASE_BUSY",
-  "DATABASE_READONLY",
+  LEASE_EXPIRED: { exit: 1 },
+  AGENT_NOT_FOUND: { exit: 2 },
+  MIGRATION_CHANGED: { exit: 1 },
+  DATABASE_TOO_NEW: { exit: 1 },
+  DATABASE_INVALID: { exit: 1 },
+  DATABASE_BUSY: { exit: 1 },
+  DATABASE_READONLY: { exit: 1 },
   /** The database path cannot hold a database: its folder does not exist, it is a folder, or a part of it is a file. */
-  "DATABASE_PATH_INVALID",
+  DATABASE_PATH_INVALID: { exit: 2 },
   /** The disk (or filesystem) holding the database has no room left for the write or for the -wal/-shm files. */
-  "DISK_FULL",
+  DISK_FULL: { exit: 1 },
   /** Reading or writing the database file failed at the operating system (SQLITE_IOERR) for a reason other than a full disk. */
-  "DATABASE_IO",
-  "CONFIG_INVALID",
-  "ADAPTER_NOT_FOUND",
-  "ADAPTER_FAILED",
-  "ADAPTER_OUTPUT_INVALID",
-  "TIMEOUT",
-  "ABORTED",
-  "WORKER_CRASHED",
-  "SHUTDOWN",
+  DATABASE_IO: { exit: 1 },
+  CONFIG_INVALID: { exit: 2 },
+  ADAPTER_NOT_FOUND: { exit: 1 },
+  ADAPTER_FAILED: { exit: 1 },
+  ADAPTER_OUTPUT_INVALID: { exit: 1 },
+  TIMEOUT: { exit: 1 },
+  ABORTED: { exit: 1 },
+  WORKER_CRASHED: { exit: 1 },
+  SHUTDOWN: { exit: 1 },
   /** The store in use does not implement this yet (a PostgreSQL store's economics, humans, schedules: issue 19). */
-  "NOT_SUPPORTED",
-  "INTERNAL",
-] as const;
+  NOT_SUPPORTED: { exit: 1 },
+  INTERNAL: { exit: 1 },
+} as const satisfies Record<string, { exit: 1 | 2 }>;
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Every error code, in the order of ERRORS. */
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
 export interface RosterErrorOptions {
   cause?: unknown;
