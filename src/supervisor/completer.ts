@@ -61,7 +61,8 @@ export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayl
  */
 function outcomeOf(settlement: Settlement, result: SettlementResult): RunOutcome {
   if (!result.ok) return "lease-lost";
-  if ("outcome" in result) return result.outcome === "retrying" ? "retrying" : "failed";
+  // A parked attempt (it asked a person: INPUT_REQUESTED) gave its lease back uncounted, as a release does.
+  if ("outcome" in result) return result.outcome === "retrying" ? "retrying" : result.outcome === "parked" ? "released" : "failed";
   if (settlement.kind === "complete") return "completed";
   if (settlement.kind === "release") return "released";
   return "failed";

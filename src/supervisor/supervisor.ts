@@ -790,10 +790,21 @@ export class Supervisor {
     try {
       const counts = await this.store.tasks.counts();
       let open = 0;
+      let parked = 0;
+      let waiting = 0;
       for (const states of Object.values(counts)) {
-        open += (states.pending ?? 0) + (states.waiting ?? 0) + (states.claimed ?? 0) + (states.in_progress ?? 0);
+        open += (states.pending ?? 0) + (states.claimed ?? 0) + (states.in_progress ?? 0);
+        parked += (states.awaiting_approval ?? 0) + (states.awaiting_input ?? 0);
+        waiting += states.waiting ?? 0;
       }
-      if (open === 0 && this.running.size === 0 && this.state === "running") void this.stop("idle");
+      // With nothing pending or running, waiting tasks wait on parked ones: only a person moves them, or an
+      // approval's deadline default, which this supervisor applies (so it stays for one).
+      if (open === 0 && parked === 0) open = waiting;
+      else if (open === 0 && (await this.store.humans.listParked({ limit: 0 })).some((t) => t.request?.deadlineAt != null && t.request.defaultOutcome !== null)) open = parked;
+      if (open === 0 && this.running.size === 0 && this.state === "running") {
+        if (parked > 0) this.logger.info({ parked, waiting }, "exit when idle: nothing can run until a person answers or approves (roster answer / approve / reject)");
+        void this.stop("idle");
+      }
     } catch (error) {
       this.error("supervisor.checkIdle", coerceError(error));
     } finally {

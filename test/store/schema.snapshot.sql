@@ -366,7 +366,8 @@ END;
 
 -- trigger task_counts_delete
 CREATE TRIGGER task_counts_delete AFTER DELETE ON task_status BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+  INSERT INTO task_counts (persona_id, status, n) VALUES (old.persona_id, old.status, -1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n - 1;
 END;
 
 -- trigger task_counts_insert
@@ -377,7 +378,8 @@ END;
 
 -- trigger task_counts_update
 CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status WHEN old.status <> new.status BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE persona_id = old.persona_id AND status = old.status;
+  INSERT INTO task_counts (persona_id, status, n) VALUES (old.persona_id, old.status, -1)
+    ON CONFLICT (persona_id, status) DO UPDATE SET n = n - 1;
   INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)
     ON CONFLICT (persona_id, status) DO UPDATE SET n = n + 1;
 END;
