@@ -29,6 +29,7 @@ import { writeBatch } from "./enqueue.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
 import * as usage from "./usage.js";
+import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
 
 const PgClient = pg.Client;
@@ -477,7 +478,7 @@ export class PostgresStore implements Store {
     this.humans = notSupported<HumanService>("humans", { applyDeadlines: async () => [], listParked: async () => [] });
     // Likewise no schedule can be created, so the scheduler finds none due.
     this.schedules = notSupported<ScheduleService>("schedules", { due: async () => [], nextFireAt: async () => null, list: async () => [] });
-    this.why = notSupported<WhyService>("why");
+    this.why = { explain: async (p) => read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now)) };
   }
 
   async hasExternalChanges(): Promise<boolean> {

@@ -1,0 +1,104 @@
+import type { Json, TaskState, WhyReport } from "../types.js";
+import { explainTask, type WhyFacts } from "../why.js";
+import type { Tx } from "./database.js";
+import { taskNotFound } from "./reads.js";
+
+type Q = Pick<Tx, "rows" | "one">;
+
+/** Most slot holders listed by `roster why`. */
+const HOLDERS_MAX = 100;
+
+function parseJson<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+/**
+ * The facts behind `roster why` on PostgreSQL, the same as src/store/sqlite/why.ts
+ * gathers, worded by the shared src/store/why.ts. No parked request (humans are not
+ * built for PostgreSQL yet) and no gate reasons (the claim is not gated there yet).
+ */
+export async function explain(q: Q, taskId: number, now: number): Promise<WhyReport> {
+  const row = await q.one<{
+    id: number;
+    title: string;
+    persona_id: string;
+    status: TaskState;
+    run_at: number;
+    ready_at: number | null;
+    attempts: number;
+    max_attempts: number;
+    assigned_agent_id: string | null;
+    lease_expires_at: number | null;
+    finished_at: number | null;
+    last_error: string | null;
+  }>(
+    `SELECT t.id, t.title, t.persona_id, s.status, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id,
+            s.lease_expires_at, s.finished_at, s.last_error
+     FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id = $1`,
+    [taskId],
+  );
+  if (row === undefined) throw taskNotFound(taskId);
+  const unmet = await q.rows<{ id: number; title: string; status: TaskState }>(
+    `SELECT t.id, t.title, s.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
+     WHERE d.task_id = $1 AND s.status <> 'completed' ORDER BY t.id`,
+    [taskId],
+  );
+  // Upstream through blocked tasks only, to the failed or cancelled ones that block them.
+  const blockers =
+    row.status !== "blocked"
+      ? []
+      : await q.rows<{ id: number; title: string; status: TaskState; last_error: string | null }>(
+          `WITH RECURSIVE up(id) AS (
+             SELECT depends_on FROM task_dependencies WHERE task_id = $1
+             UNION
+             SELECT d.depends_on FROM up JOIN task_status s ON s.task_id = up.id AND s.status = 'blocked'
+               JOIN task_dependencies d ON d.task_id = up.id)
+           SELECT t.id, t.title, s.status, s.last_error FROM up JOIN tasks t ON t.id = up.id JOIN task_status s ON s.task_id = up.id
+           WHERE s.status IN ('failed','cancelled') ORDER BY t.id LIMIT 100`,
+          [taskId],
+        );
+  const cause = await q.one<{ type: string; attempt: number | null; at: number; data: string | null }>(
+    `SELECT type, attempt, at, data FROM task_events
+     WHERE task_id = $1 AND type IN ('task:retrying','task:released','task:enqueued','task:retried','input:answered')
+     ORDER BY id DESC LIMIT 1`,
+    [taskId],
+  );
+  const cancel = await q.one<{ agent_id: string | null; at: number; data: string | null }>(
+    "SELECT agent_id, at, data FROM task_events WHERE task_id = $1 AND type = 'task:cancelled' ORDER BY id DESC LIMIT 1",
+    [taskId],
+  );
+  const persona = await q.one<{ concurrency: number | null; kind: string | null; retired_at: number | null }>(
+    "SELECT (config::jsonb ->> 'concurrency')::int AS concurrency, config::jsonb -> 'adapter' ->> 'kind' AS kind, retired_at FROM personas WHERE id = $1",
+    [row.persona_id],
+  );
+  const holders = await q.rows<{ task_id: number; assigned_agent_id: string | null }>(
+    `SELECT task_id, assigned_agent_id FROM task_status WHERE status IN ('claimed','in_progress') AND persona_id = $1 ORDER BY task_id LIMIT ${HOLDERS_MAX}`,
+    [row.persona_id],
+  );
+  const supervisors = await q.rows<{ id: string; name: string }>("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
+  const facts: WhyFacts = {
+    task: {
+      id: row.id,
+      title: row.title,
+      persona: row.persona_id,
+      status: row.status,
+      runAt: row.run_at,
+      readyAt: row.ready_at,
+      attempts: row.attempts,
+      maxAttempts: row.max_attempts,
+      assignedAgentId: row.assigned_agent_id,
+      leaseExpiresAt: row.lease_expires_at,
+      finishedAt: row.finished_at,
+      error: parseJson<{ code?: string; message?: string }>(row.last_error),
+    },
+    unmet,
+    blockers: blockers.map((b) => ({ id: b.id, title: b.title, status: b.status, error: parseJson<{ code?: string; message?: string }>(b.last_error) })),
+    runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
+    cancelled: cancel === undefined ? null : { by: cancel.agent_id, at: cancel.at, reason: parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null },
+    persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
+    holders: holders.map((h) => ({ taskId: h.task_id, agentId: h.assigned_agent_id })),
+    supervisors,
+    request: null,
+  };
+  return explainTask(facts, now);
+}
