@@ -6,7 +6,7 @@ import { localTime } from "../format.js";
 import { printJson } from "../output.js";
 import type { Config } from "../../config.js";
 import { openStore } from "../../store/index.js";
-import type { BreakerRecord, BudgetRecord, CostRow, ProviderPause } from "../../store/index.js";
+import type { BreakerRecord, BudgetRecord, CostRow, ParkedTask, ProviderPause } from "../../store/index.js";
 import { formatTokens, formatUsd } from "./cost.js";
 import { addDbOption, addJsonOption, assertDatabaseThere, configFrom, parseInteger, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -22,8 +22,9 @@ export const STATUS_INTERVAL_MS_MIN = 100;
 /**
  * `roster status`: per persona, done / total with a bar and the count in each
  * state; then each running task with its progress fraction and message.
- * `--json` prints `{ at, counts: { persona: { state: n } }, personas, running, cost, gates }`
- * (cost: all-time and today's totals; gates: paused providers, open breakers, spent budgets).
+ * `--json` prints `{ at, counts: { persona: { state: n } }, personas, running, cost, gates, parked }`
+ * (cost: all-time and today's totals; gates: paused providers, open breakers, spent budgets;
+ * parked: tasks waiting for a person's approval or answer, which nothing else will move).
  * `--watch` redraws every `--interval` ms until Ctrl-C (in a terminal it
  * clears the screen; otherwise it prints one frame after another, and with
  * `--json` one JSON object per line).
@@ -45,7 +46,7 @@ export function register(program: Command): void {
       if (options.watch === true) await watch(store, { json: options.json === true, intervalMs });
       else {
         const now = systemClock.now();
-        print(await readStatus(store, { now }), await readSpend(store, now), options.json === true);
+        print(await readStatus(store, { now }), await readSpend(store, now), await readParked(store), options.json === true);
       }
     } finally {
       await store.close();
@@ -59,9 +60,71 @@ async function openReadonly(config: Config): Promise<Store> {
   return openStore({ path: config.dbPath, readonly: true, busyTimeoutMs: config.busyTimeoutMs });
 }
 
-function print(snapshot: StatusSnapshot, spend: SpendSnapshot, json: boolean): void {
-  if (json) printJson({ ...statusJson(snapshot), ...spend });
-  else process.stdout.write(`${[...renderStatus(snapshot), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
+function print(snapshot: StatusSnapshot, spend: SpendSnapshot, parked: ParkedSnapshot, json: boolean): void {
+  if (json) printJson({ ...statusJson(snapshot), ...spend, ...parked });
+  else process.stdout.write(`${[...renderStatus(snapshot), ...renderParked(parked), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
+}
+
+/** Tasks parked for a person (docs/humans-and-schedules.md): status's `parked`, the oldest first. */
+export interface ParkedSnapshot {
+  parked: Array<{
+    id: number;
+    persona: string;
+    title: string;
+    status: ParkedTask["status"];
+    /** The question asked (awaiting_input), or the approval's text (title and description). */
+    question: string | null;
+    askedAt: number | null;
+    /** awaiting_approval with a deadline: when, and what then happens by itself. */
+    deadlineAt: number | null;
+    default: "approve" | "reject" | null;
+  }>;
+  /** How many there are in all (parked lists at most PARKED_SHOWN_MAX). */
+  parkedTotal: number;
+}
+
+/** Parked tasks listed at most; the rest are counted. */
+export const PARKED_SHOWN_MAX = 50;
+
+export async function readParked(store: Store): Promise<ParkedSnapshot> {
+  const rows = await store.humans.listParked({ limit: PARKED_SHOWN_MAX + 1 });
+  const parked = rows.slice(0, PARKED_SHOWN_MAX).map((t) => ({
+    id: t.id,
+    persona: t.persona,
+    title: t.title,
+    status: t.status,
+    question: t.request?.question ?? null,
+    askedAt: t.request?.askedAt ?? null,
+    deadlineAt: t.request?.deadlineAt ?? null,
+    default: t.request?.defaultOutcome ?? null,
+  }));
+  let parkedTotal = parked.length;
+  if (rows.length > PARKED_SHOWN_MAX) {
+    const counts = await store.tasks.counts();
+    parkedTotal = Object.values(counts).reduce((sum, s) => sum + (s.awaiting_approval ?? 0) + (s.awaiting_input ?? 0), 0);
+  }
+  return { parked, parkedTotal };
+}
+
+/** Nothing when no task waits for a person; else a heading and one line per task, with the command that moves it. */
+export function renderParked(snapshot: ParkedSnapshot): string[] {
+  if (snapshot.parkedTotal === 0) return [];
+  const lines = ["", `needs a person (${snapshot.parkedTotal}):`];
+  for (const t of snapshot.parked) {
+    const head = `  #${t.id} ${t.persona}`;
+    if (t.status === "awaiting_input") {
+      lines.push(`${head} asks: ${oneLine(t.question ?? t.title)}  (roster answer ${t.id} "…")`);
+    } else {
+      const deadline = t.deadlineAt === null || t.default === null ? "" : `, ${t.default === "approve" ? "approved" : "rejected"} by default at ${localTime(t.deadlineAt)}`;
+      lines.push(`${head} awaits approval: ${oneLine(t.title)}${deadline}  (roster approve ${t.id} / roster reject ${t.id} --reason …)`);
+    }
+  }
+  if (snapshot.parkedTotal > snapshot.parked.length) lines.push(`  … and ${snapshot.parkedTotal - snapshot.parked.length} more (roster answer lists the questions)`);
+  return lines;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
 }
 
 /** What was spent (docs/economics.md) and the gates closed now: status's `cost` and `gates`. */
@@ -118,16 +181,17 @@ async function watch(store: Store, options: { json: boolean; intervalMs: number 
     while (!stopping) {
       const snapshot = await readStatus(store, { now: systemClock.now() });
       const spend = await readSpend(store, snapshot.at);
+      const parked = await readParked(store);
       if (options.json) {
-        out.write(`${JSON.stringify({ ...statusJson(snapshot), ...spend })}\n`);
+        out.write(`${JSON.stringify({ ...statusJson(snapshot), ...spend, ...parked })}\n`);
       } else if (terminal) {
         const columns = out.columns !== undefined && out.columns > 0 ? out.columns : 80;
         const header = `roster status  ${new Date(snapshot.at).toLocaleTimeString()}  (every ${options.intervalMs} ms; Ctrl-C to stop)`;
-        const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) }), ...renderSpend(spend, snapshot.at)];
+        const lines = [header, "", ...renderStatus(snapshot, { maxWidth: Math.max(20, columns - 1) }), ...renderParked(parked), ...renderSpend(spend, snapshot.at)];
         // (Clear the screen once,) home, draw, clear whatever the previous frame left below.
         out.write(`${first ? "\x1b[2J" : ""}\x1b[H${lines.map((line) => `${line}\x1b[K`).join("\n")}\n\x1b[J`);
       } else {
-        out.write(`${first ? "" : "\n"}${localTime(snapshot.at)}\n${[...renderStatus(snapshot), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
+        out.write(`${first ? "" : "\n"}${localTime(snapshot.at)}\n${[...renderStatus(snapshot), ...renderParked(parked), ...renderSpend(spend, snapshot.at)].join("\n")}\n`);
       }
       first = false;
       let timer: NodeJS.Timeout | undefined;
