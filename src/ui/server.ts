@@ -159,6 +159,29 @@ const WATCHED: StoreEventName[] = [
 ];
 
 /**
+ * The bind checks, before anything is opened or written (the commands call it first):
+ * a port in range, a token of 8 characters or more, and a token whenever the host is not
+ * a loopback address.
+ */
+export function checkUiOptions(options: Pick<UiServerOptions, "host" | "port" | "token">): { host: string; bindName: string; loopback: boolean } {
+  const host = options.host ?? UI_HOST_DEFAULT;
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
+    throw new RosterError("CONFIG_INVALID", `ui.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "ui.port" } });
+  }
+  if (options.token !== undefined && options.token.length < 8) {
+    throw new RosterError("CONFIG_INVALID", "ui.token: must be at least 8 characters", { details: { field: "ui.token" } });
+  }
+  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
+  const loopback = LOOPBACK_NAMES.includes(bindName);
+  if (!loopback && options.token === undefined) {
+    throw new RosterError("CONFIG_INVALID", `ui.host: ${host} is not a loopback address; serving the dashboard there needs a token (--token or ROSTER_UI_TOKEN)`, {
+      details: { field: "ui.token" },
+    });
+  }
+  return { host, bindName, loopback };
+}
+
+/**
  * The dashboard's HTTP server: the built front end at /, the JSON API under /api,
  * change notices over Server-Sent Events at /api/events. Every request passes, in
  * order (as the MCP HTTP server's do):
@@ -174,20 +197,7 @@ const WATCHED: StoreEventName[] = [
  * Off loopback it refuses to start without a token.
  */
 export async function startUiServer(options: UiServerOptions): Promise<UiServer> {
-  const host = options.host ?? UI_HOST_DEFAULT;
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
-    throw new RosterError("CONFIG_INVALID", `ui.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "ui.port" } });
-  }
-  if (options.token !== undefined && options.token.length < 8) {
-    throw new RosterError("CONFIG_INVALID", "ui.token: must be at least 8 characters", { details: { field: "ui.token" } });
-  }
-  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
-  const loopback = LOOPBACK_NAMES.includes(bindName);
-  if (!loopback && options.token === undefined) {
-    throw new RosterError("CONFIG_INVALID", `ui.host: ${host} is not a loopback address; serving the dashboard there needs a token (--token or ROSTER_UI_TOKEN)`, {
-      details: { field: "ui.token" },
-    });
-  }
+  const { host, bindName, loopback } = checkUiOptions(options);
   const clock = options.clock ?? systemClock;
   const logger = options.logger?.child({ component: "ui" });
   const publicDir = options.publicDir ?? UI_PUBLIC_DIR;

@@ -5,68 +5,28 @@
  * Without /usr/bin/chromium the suite skips, saying why; under CI=true it fails.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { BIN, rosterOk } from "../cli/helpers.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
-
-export const CHROMIUM = "/usr/bin/chromium";
-export const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-const ROOT = join(import.meta.dirname, "..", "..");
-export const SCREENSHOTS = join(ROOT, "docs", "screenshots");
-const PUBLIC_INDEX = join(ROOT, "dist", "src", "ui", "public", "index.html");
-
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const why = `${CHROMIUM} is missing (apt-get install -y chromium)`;
-  if (process.env.CI === "true") throw new Error(`test/ui/browser.test.ts: ${why}; under CI=true the browser tests must run`);
-  console.warn(`test/ui/browser.test.ts skipped: ${why}`);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function launchBrowser(colorScheme: "light" | "dark" = "light"): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "roster-chromium-")), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 860 },
-    colorScheme,
-  });
-}
-
-/** Waits until the dashboard answers (the supervisor starts it after the store opens). */
-export async function waitForServer(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`roster exited with ${child.exitCode}: ${output()}`);
-    try {
-      const res = await fetch(new URL("api/session", url));
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { CHROMIUM, SCREENSHOTS, freePort, haveChromium, launchBrowser, waitForServer } from "./browser.js";
 
 function persona(id: string, adapter: string, extra = ""): string {
   return `---\nid: ${id}\nname: ${id[0]!.toUpperCase()}${id.slice(1)}\nadapter:\n${adapter}\nconcurrency: 4\nleaseMs: 30000\ntimeoutMs: 60000\nretry:\n  maxAttempts: 2\n  backoff: fixed\n  baseMs: 200\n  maxMs: 200\n  jitter: 0\n${extra}---\n`;
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, name), fullPage: false });
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const PUBLIC_INDEX = join(ROOT, "dist", "src", "ui", "public", "index.html");
+
+if (!haveChromium) {
+  const why = `${CHROMIUM} is missing (apt-get install -y chromium)`;
+  if (process.env.CI === "true") throw new Error(`test/ui/browser.test.ts: ${why}; under CI=true the browser tests must run`);
+  console.warn(`test/ui/browser.test.ts skipped: ${why}`);
+}
 
 describe.skipIf(!haveChromium)("the dashboard in headless chromium, beside a supervisor", () => {
   let temp: TempDir;

@@ -51,10 +51,11 @@ export function register(program: Command): void {
     const port = parseInteger("--port", options.port, { min: 0, max: 65_535 });
     const token = options.token ?? (process.env.ROSTER_UI_TOKEN || undefined);
     const user = uiUser(options.user);
+    const { startUiServer, checkUiOptions } = await import("../../ui/server.js");
+    checkUiOptions({ port, token, ...(options.host !== undefined ? { host: options.host } : {}) });
     assertDatabaseThere(config.dbPath);
     const logger = createLogger({ level: config.logLevel, name: "roster-ui" });
     const store = await openStore({ path: config.dbPath, synchronous: config.synchronous, busyTimeoutMs: config.busyTimeoutMs, maxPayloadBytes: config.maxPayloadBytes });
-    const { startUiServer } = await import("../../ui/server.js");
     let server: Awaited<ReturnType<typeof startUiServer>> | null = null;
     try {
       server = await startUiServer({

@@ -27,23 +27,29 @@ interface PageRow {
  */
 export class UiReads {
   private readonly pageStmt;
+  private readonly pageRootStmt;
   private readonly throughputStmt;
 
   constructor(db: Db) {
-    this.pageStmt = db.prepare(`
+    // A goal's subtree is read from the root index (tasks_root) outward, not by a walk down
+    // the primary key, so a goal page costs its own size whatever the database holds.
+    const page = (byRoot: boolean) =>
+      db.prepare(`
       SELECT t.id, t.title, t.persona_id, t.parent_id, t.root_id, t.created_at,
         s.status, s.attempts, s.max_attempts, s.progress, s.progress_message, s.updated_at,
         json_extract(s.last_error, '$.code') AS error_code,
         (SELECT json_group_array(d.depends_on) FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on
       FROM tasks t JOIN task_status s ON s.task_id = t.id
       WHERE t.id < @beforeId
+        ${byRoot ? "AND t.id IN (SELECT id FROM tasks WHERE root_id = @rootId UNION ALL SELECT @rootId)" : ""}
         AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
         AND (@persona IS NULL OR t.persona_id = @persona)
-        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
         AND (@topLevel = 0 OR t.parent_id IS NULL)
         AND (@query IS NULL OR instr(lower(t.title), @query) > 0)
       ORDER BY t.id DESC
       LIMIT @limit`);
+    this.pageStmt = page(false);
+    this.pageRootStmt = page(true);
     this.throughputStmt = db.prepare(`
       SELECT CAST((at - @since) / @bucketMs AS INTEGER) AS bucket,
         sum(type = 'task:completed') AS completed,
@@ -56,11 +62,12 @@ export class UiReads {
 
   taskPage(params: UiTaskPageParams): UiTaskRow[] {
     const statuses = params.status === undefined ? null : JSON.stringify(Array.isArray(params.status) ? params.status : [params.status]);
-    const rows = this.pageStmt.all({
+    const stmt = params.rootId === undefined ? this.pageStmt : this.pageRootStmt;
+    const rows = stmt.all({
       beforeId: params.beforeId ?? Number.MAX_SAFE_INTEGER,
       statuses,
       persona: params.persona ?? null,
-      rootId: params.rootId ?? null,
+      ...(params.rootId === undefined ? {} : { rootId: params.rootId }),
       query: params.query === undefined || params.query === "" ? null : params.query.toLowerCase(),
       topLevel: params.topLevel === true ? 1 : 0,
       limit: params.limit,

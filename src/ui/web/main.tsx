@@ -459,18 +459,23 @@ function Tasks({ query }: { query: URLSearchParams }) {
 }
 
 // ---- goal graph ----------------------------------------------------------------------------
+const BIG_GRAPH = 80;
 function GoalPage({ id }: { id: number }) {
   const { data, error } = useLive(() => api(`goals/${id}/graph`), [id]);
   const laid = useMemo(() => {
     if (data === null) return null;
+    // Above BIG_GRAPH tasks the planner-to-child links are left out and ranks are found by
+    // longest path: dagre's ordering of hundreds of long parent edges takes seconds.
+    const big = data.nodes.length > BIG_GRAPH;
+    const edges = big ? data.edges.filter((e: Dict) => e.kind !== "parent") : data.edges;
     const g = new Graph();
-    g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 48, marginx: 12, marginy: 12 });
+    g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 48, marginx: 12, marginy: 12, ...(big ? { ranker: "longest-path" } : {}) });
     g.setDefaultEdgeLabel(() => ({}));
     for (const n of data.nodes) g.setNode(String(n.id), { width: 180, height: 46 });
-    for (const e of data.edges) g.setEdge(String(e.from), String(e.to));
+    for (const e of edges) g.setEdge(String(e.from), String(e.to));
     layout(g);
     const graph = g.graph() as { width?: number; height?: number };
-    return { g, width: graph.width ?? 0, height: graph.height ?? 0 };
+    return { g, edges, big, width: graph.width ?? 0, height: graph.height ?? 0 };
   }, [data]);
   if (data === null || laid === null) return <Loading error={error} />;
   const tally: Dict = {};
@@ -484,6 +489,7 @@ function GoalPage({ id }: { id: number }) {
           </span>
         ))}
         {data.truncated ? <strong> (first {data.nodes.length} tasks drawn)</strong> : null}
+        {laid.big ? <span class="muted"> (over {BIG_GRAPH} tasks: planner-to-child links not drawn)</span> : null}
       </p>
       <div class="graph">
         <svg width={laid.width} height={laid.height} role="group" aria-label={`Task graph of goal ${data.rootId}`} data-nodes={data.nodes.length}>
@@ -492,7 +498,7 @@ function GoalPage({ id }: { id: number }) {
               <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
             </marker>
           </defs>
-          {data.edges.map((e: Dict) => {
+          {laid.edges.map((e: Dict) => {
             const pts = (laid.g.edge(String(e.from), String(e.to)) as { points?: Array<{ x: number; y: number }> } | undefined)?.points ?? [];
             // A smooth curve through dagre's bend points: each bend is a control point, the midpoints on-curve.
             let d = pts.length > 0 ? `M${pts[0]!.x},${pts[0]!.y}` : "";
