@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { ListToolsRequestSchema, type CallToolResult, type ServerNotification, type ServerRequest, type Tool, type ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
-import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import { Protocol, type RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { z } from "zod";
 import { guard, toolError } from "./results.js";
 
@@ -114,16 +114,25 @@ export class ToolTable {
   install(): void {
     this.server.server.registerCapabilities({ tools: { listChanged: false } });
     this.server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.listed }));
-    // Only the method is checked here: the SDK's Server checks the rest of the request
-    // (a malformed one is a JSON-RPC -32602 error), and the arguments are checked below.
-    const request = z.object({ method: z.literal("tools/call"), params: z.looseObject({ name: z.string(), arguments: z.unknown().optional() }) });
-    this.server.server.setRequestHandler(request, async (req, extra) => {
-      const entry = this.entries.get(req.params.name);
+    // Only the method is checked by the schema: a request without a tool name, or with
+    // arguments that are not an object, is answered below in the one error shape. The
+    // handler is installed with Protocol's own setRequestHandler because the SDK's Server
+    // overrides it for tools/call to check the request first, and answers a malformed one
+    // with a JSON-RPC error carrying zod's dump; every other check it adds (the result's
+    // shape) holds for what roster answers.
+    const request = z.object({ method: z.literal("tools/call"), params: z.looseObject({ name: z.unknown().optional(), arguments: z.unknown().optional() }).optional() });
+    Protocol.prototype.setRequestHandler.call(this.server.server, request, async (req: z.output<typeof request>, extra: ToolExtra) => {
+      const name = req.params?.name;
+      if (typeof name !== "string" || name === "") {
+        const known = [...this.entries.keys()].join(", ");
+        return toolError({ code: "VALIDATION", message: `name: ${name === undefined ? "required" : "must be a non-empty string"}: the tool to call (tools: ${known})`, field: "name" });
+      }
+      const entry = this.entries.get(name);
       if (entry === undefined) {
         const known = [...this.entries.keys()].join(", ");
-        return toolError({ code: "UNKNOWN_TOOL", message: `name: no tool "${req.params.name}" in this session (tools: ${known})`, field: "name" });
+        return toolError({ code: "UNKNOWN_TOOL", message: `name: no tool "${name}" in this session (tools: ${known})`, field: "name" });
       }
-      const parsed = entry.schema.safeParse(req.params.arguments ?? {});
+      const parsed = entry.schema.safeParse(req.params?.arguments ?? {});
       if (!parsed.success) return validationError(parsed.error.issues);
       return guard(() => entry.handler(parsed.data as never, extra));
     });

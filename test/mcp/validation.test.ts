@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 import { call, callFailing, connectInProcess } from "./helpers.js";
 
@@ -37,6 +38,19 @@ describe("roster MCP tools given bad input", () => {
       expect(claim.text).toMatch(/agentId/);
       const waitTooLong = await callFailing(client, "claim_task", { agentId: "a", persona: "worker", waitMs: 10 ** 9 });
       expect(waitTooLong.text).toMatch(/waitMs/);
+    });
+  });
+
+  it("answers a malformed tools/call (no tool name, a name that is not a string, arguments that are not an object) in the one error shape", async () => {
+    await writesNothing(async () => {
+      const raw = (params: Record<string, unknown>) => client.request({ method: "tools/call", params } as never, CallToolResultSchema);
+      const missing = await raw({ arguments: {} });
+      expect(missing.isError).toBe(true);
+      expect(missing.structuredContent).toMatchObject({ error: { code: "VALIDATION", field: "name", message: expect.stringMatching(/^name: required: the tool to call \(tools: .*claim_task/) } });
+      expect(JSON.parse((missing.content[0] as { text: string }).text)).toEqual(missing.structuredContent);
+      expect((await raw({ name: 7 })).structuredContent).toMatchObject({ error: { code: "VALIDATION", field: "name", message: expect.stringMatching(/^name: must be a non-empty string/) } });
+      expect((await raw({ name: "create_tasks", arguments: [1] })).structuredContent).toMatchObject({ error: { code: "VALIDATION" } });
+      expect((await raw({ name: "create_tasks", arguments: "tasks" })).structuredContent).toMatchObject({ error: { code: "VALIDATION" } });
     });
   });
 
