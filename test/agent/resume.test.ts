@@ -45,7 +45,7 @@ describe("saved work of a failed attempt", () => {
     expect(git(repo, "log", "-1", "--format=%B", "refs/roster/wip/7/1")).toContain("roster-session: session-1");
     expect(git(repo, "rev-parse", "refs/roster/wip/7/1^1")).toBe(git(repo, "rev-parse", wt.branch));
     // The worktree still shows the agent's changes as it left them, nothing staged.
-    expect(git(wt.path, "status", "--porcelain")).toBe("M README.md\n D old.txt\n?? new.txt"); // git() trims the leading space of " M";
+    expect(git(wt.path, "status", "--porcelain")).toBe("M README.md\n D old.txt\n?? new.txt"); // git() trims the leading space of " M"
   });
 
   it("comes back in the next attempt's worktree: its commits on the new branch, its changes uncommitted, its deletion too; a success drops it", async () => {
@@ -56,7 +56,7 @@ describe("saved work of a failed attempt", () => {
     expect(git(next.path, "log", "-1", "--format=%s")).toBe("agent commit");
     expect(readFileSync(join(next.path, "new.txt"), "utf8")).toBe("new, untracked\n");
     expect(existsSync(join(next.path, "old.txt"))).toBe(false);
-    expect(git(next.path, "status", "--porcelain")).toBe("M README.md\n D old.txt\n?? new.txt"); // git() trims the leading space of " M";
+    expect(git(next.path, "status", "--porcelain")).toBe("M README.md\n D old.txt\n?? new.txt"); // git() trims the leading space of " M"
     await dropWork(repo, 7);
     expect(git(repo, "for-each-ref", "refs/roster/wip/")).toBe("");
   });
@@ -71,5 +71,20 @@ describe("saved work of a failed attempt", () => {
     expect(git(again.path, "log", "-1", "--format=%s")).toBe("agent commit");
     // Nothing to clear when the attempt number never ran.
     expect(await clearReleasedRun(config(), 7, 2)).toBe(false);
+  });
+
+  it("after roster retry restarted the count, the new attempt 1 gets the last failed attempt's work, not attempt 1's", async () => {
+    await failedAttempt(1);
+    const second = await createWorktree(config(), 7, 2);
+    await restoreWork(second);
+    writeFileSync(join(second.path, "second.txt"), "attempt 2 got further\n");
+    await saveWork(second, "session-2");
+    await finishWorktree(second, { keep: "on-failure", succeeded: false });
+    expect(await clearReleasedRun(config(), 7, 1)).toBe(true);
+    const again = await createWorktree(config(), 7, 1);
+    const restored = await restoreWork(again);
+    expect(restored?.ref).toBe("refs/roster/wip/7/2");
+    expect(readFileSync(join(again.path, "second.txt"), "utf8")).toBe("attempt 2 got further\n");
+    expect(readFileSync(join(again.path, "new.txt"), "utf8")).toBe("new, untracked\n");
   });
 });

@@ -60,7 +60,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   const previousSession = typeof previousDetails.sessionId === "string" ? previousDetails.sessionId : null;
   if (workspace !== null) {
     try {
-      if (await clearReleasedRun(workspace, task.id, task.attempt)) ctx.logger.info("a released run of this attempt left its branch; its work is saved and carried over", { taskId: task.id, attempt: task.attempt });
+      if (await clearReleasedRun(workspace, task.id, task.attempt)) ctx.logger.info("an earlier run of this attempt number (released, or before roster retry) left its branch; its work is saved and carried over", { taskId: task.id, attempt: task.attempt });
     } catch (error) {
       ctx.logger.warn("could not clear the branch a released run of this attempt left", { error: coerceError(error).message });
     }

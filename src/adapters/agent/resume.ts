@@ -134,18 +134,20 @@ export interface RestoredWork {
 }
 
 /**
- * Puts the latest saved work of this task (an earlier attempt's, or a released run
- * of this one's) into a new worktree: its branch moves to that attempt's last
- * commit, and the uncommitted changes come back uncommitted. Null when there is none.
+ * Puts the task's latest saved work into a new worktree: the newest wip ref (by when it
+ * was saved, then by attempt), which is the last failed run's, be it an earlier attempt,
+ * a released run of this attempt number, or the last attempt before a `roster retry`
+ * restarted the count. Its branch moves to that attempt's last commit, and the
+ * uncommitted changes come back uncommitted. Null when there is none.
  */
 export async function restoreWork(worktree: Worktree): Promise<RestoredWork | null> {
-  const listed = await must(worktree.path, ["for-each-ref", "--format=%(refname) %(objectname)", `${WIP_REF_PREFIX}/${worktree.taskId}/`]);
+  const listed = await must(worktree.path, ["for-each-ref", "--format=%(refname) %(objectname) %(committerdate:unix)", `${WIP_REF_PREFIX}/${worktree.taskId}/`]);
   const saved = listed
     .split("\n")
-    .map((line) => /\/(\d+) ([0-9a-f]+)$/.exec(line.trim()))
-    .filter((m): m is RegExpExecArray => m !== null && Number(m[1]) <= worktree.attempt)
-    .map((m) => ({ attempt: Number(m[1]), commit: m[2]! }))
-    .sort((a, b) => b.attempt - a.attempt)[0];
+    .map((line) => /\/(\d+) ([0-9a-f]+) (\d+)$/.exec(line.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ attempt: Number(m[1]), commit: m[2]!, at: Number(m[3]) }))
+    .sort((a, b) => b.at - a.at || b.attempt - a.attempt)[0];
   if (saved === undefined) return null;
   const parent = await must(worktree.path, ["rev-parse", `${saved.commit}^1`]);
   await must(worktree.path, ["reset", "-q", "--hard", parent]);
