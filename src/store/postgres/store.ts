@@ -4,7 +4,8 @@ import { RosterError } from "../../errors.js";
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
+import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
 import { storedError } from "../sqlite/transitions.js";
 import { unknownNameHint } from "../suggest.js";
@@ -44,6 +45,17 @@ export const PG_POOL_MAX_DEFAULT = 8;
  * where one exists (a read that can only be empty, because every write that would
  * fill it is refused).
  */
+/** A completion's result JSON and usage when both validate; null when either does not (settleOne then fails the attempt, saying why). */
+function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes: number): { resultJson: string | null; usage: NormalUsage | null } | null {
+  try {
+    const resultJson = s.result === undefined ? null : serializeJson(s.result, "result", maxPayloadBytes);
+    return { resultJson, usage: usageOfSettlement(s.usage, s.result) };
+  } catch (error) {
+    if (error instanceof RosterError) return null;
+    throw error;
+  }
+}
+
 function notSupported<T extends object>(service: string, answers: Partial<Record<keyof T, (...args: never[]) => Promise<unknown>>> = {}): T {
   return new Proxy({} as T, {
     get(_target, property) {
@@ -187,10 +199,27 @@ export class PostgresStore implements Store {
       releaseIfLeased: async (p: Parameters<TaskService["releaseIfLeased"]>[0]) => write("tasks.release", (t) => transitions.release(t, p)),
       settleMany: async (p: Parameters<TaskService["settleMany"]>[0]) =>
         write("tasks.settleMany", async (t) => {
-          // In task id order, so two completers settling overlapping dependents lock rows in one order.
-          const order = p.settlements.map((s, index) => ({ s, index })).sort((a, b) => a.s.taskId - b.s.taskId);
+          // Completions without children whose result and usage validate go through completeMany, a few
+          // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
+          // task id order. No task appears twice in a batch (one outcome per attempt).
           const results = new Array<SettlementResult>(p.settlements.length);
-          for (const { s, index } of order) results[index] = await settleOne(t, s, p.now);
+          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }> = [];
+          const slow: Array<{ s: Settlement; index: number }> = [];
+          const seen = new Set<number>();
+          p.settlements.forEach((s, index) => {
+            if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
+              const checked = checkedCompletion(s, maxPayloadBytes);
+              if (checked !== null) {
+                seen.add(s.taskId);
+                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, ...checked });
+                return;
+              }
+            }
+            slow.push({ s, index });
+          });
+          if (fast.length > 0) (await transitions.completeMany(t, fast, p.now)).forEach((r, i) => (results[fast[i]!.index] = r));
+          slow.sort((a, b) => a.s.taskId - b.s.taskId);
+          for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now);
           return results;
         }),
       cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),

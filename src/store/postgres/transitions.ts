@@ -423,6 +423,7 @@ export class PgTransitions {
   // ---- the dependency graph ----
 
   async completeDependencies(tx: Tx, taskId: number, now: number): Promise<number[]> {
+    await this.lockDependents(tx, [taskId]);
     const rows = await tx.rows<{ task_id: number; status: TaskState }>(PG_COMPLETE_DEPENDENCIES_SQL, [taskId, now]);
     const ready = rows.filter((r) => r.status === "pending").map((r) => r.task_id);
     if (ready.length > 0) {
@@ -432,6 +433,95 @@ export class PgTransitions {
       );
     }
     return ready;
+  }
+
+  /**
+   * Locks the dependents of `done` in task id order before their counters change.
+   * Completions on several hosts decrement shared dependents; taking the row locks in
+   * one order keeps two such transactions from deadlocking (which PostgreSQL only
+   * detects after deadlock_timeout, a second by default).
+   */
+  private async lockDependents(tx: Tx, done: number[]): Promise<void> {
+    await tx.run(
+      `SELECT task_id FROM task_status WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = ANY($1::bigint[]))
+       ORDER BY task_id FOR UPDATE`,
+      [done],
+    );
+  }
+
+  /**
+   * complete() for many tasks without children, in a few set-based statements (the
+   * completer's hot path), as the SQLite store's completeMany: the same rows, events
+   * and notifications, each task fenced by its own lease; the completed rows and then
+   * their dependents locked in id order. `resultJson` already validated. A dependent
+   * readied by several of these records the highest of their ids as `after`.
+   */
+  async completeMany(
+    tx: Tx,
+    items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }>,
+    now: number,
+  ): Promise<CompleteResult[]> {
+    const ids = items.map((i) => i.taskId);
+    await tx.run("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE", [ids]);
+    const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null }>(
+      `UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
+         lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
+       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
+       WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
+       RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at`,
+      [ids, items.map((i) => i.leaseToken), items.map((i) => i.resultJson), now],
+    );
+    const done = rows.map((r) => r.task_id);
+    const readiedBy = new Map<number, number>();
+    if (done.length > 0) {
+      await this.lockDependents(tx, done);
+      const changed = await tx.rows<{ task_id: number; status: TaskState }>(
+        `UPDATE task_status s SET
+           unmet_deps = greatest(s.unmet_deps - c.n, 0),
+           status     = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN 'pending' ELSE s.status END,
+           ready_at   = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN greatest(s.run_at, $2::bigint) ELSE s.ready_at END,
+           updated_at = $2::bigint
+         FROM (SELECT d.task_id AS id, count(*)::int AS n FROM task_dependencies d WHERE d.depends_on = ANY($1::bigint[]) GROUP BY d.task_id) AS c
+         WHERE s.task_id = c.id AND s.unmet_deps > 0
+         RETURNING s.task_id, s.status`,
+        [done, now],
+      );
+      const ready = changed.filter((r) => r.status === "pending").map((r) => r.task_id);
+      if (ready.length > 0) {
+        const after = await tx.rows<{ id: number; after: number }>(
+          `SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
+           WHERE d.task_id = ANY($1::bigint[]) AND d.depends_on = ANY($2::bigint[]) GROUP BY d.task_id`,
+          [ready, done],
+        );
+        await tx.run(
+          "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $3, json_build_object('after', u.after)::text FROM unnest($1::bigint[], $2::bigint[]) AS u(id, after)",
+          [after.map((a) => a.id), after.map((a) => a.after), now],
+        );
+        for (const a of after) readiedBy.set(a.after, (readiedBy.get(a.after) ?? 0) + 1);
+      }
+      await tx.run(
+        `INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+         SELECT u.id, 'task:completed', $5, u.agent, u.attempt, json_build_object('readied', u.readied)::text
+         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[]) AS u(id, agent, attempt, readied)`,
+        [done, rows.map((r) => r.assigned_agent_id), rows.map((r) => r.attempts), rows.map((r) => readiedBy.get(r.task_id) ?? 0), now],
+      );
+    }
+    const byId = new Map(rows.map((r) => [r.task_id, r]));
+    for (const item of items) {
+      const row = byId.get(item.taskId);
+      if (row !== undefined) await this.attemptSpent(tx, row.task_id, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", item.usage, now);
+    }
+    let readied = 0;
+    const results = items.map((item): CompleteResult => {
+      const row = byId.get(item.taskId);
+      if (row === undefined) return this.lost(tx, item.taskId, "complete");
+      const count = readiedBy.get(row.task_id) ?? 0;
+      readied += count;
+      tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
+      return { ok: true, childIds: [], childRefs: {} };
+    });
+    if (readied > 0) tx.emit("task:ready", { count: readied });
+    return results;
   }
 
   /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */
