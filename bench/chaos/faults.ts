@@ -13,6 +13,7 @@
  * - skew:   the cycle's supervisor runs with ROSTER_CLOCK_OFFSET_MS (±30 s), beside a
  *           companion on the true clock (set up by the runner, no action here).
  */
+import Database from "better-sqlite3";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Store } from "../../src/store/index.js";
@@ -50,11 +51,46 @@ export async function stopFault(ctx: FaultContext, child: Child, target: Supervi
   if (child.exited) return;
   const from = Date.now();
   child.process.kill("SIGSTOP");
-  await sleep(ms);
+  const held = await probeWriteLock(ctx.dbPath, from + ms);
   child.process.kill("SIGCONT");
   const to = Date.now();
   target.pauses.push({ from, to });
   record(ctx, "stop", from, `SIGSTOP ${target.label} (pid ${target.pid}) for ${to - from} ms, leases ${ctx.leaseMs} ms`, []);
+  // Frozen in the middle of a write transaction, it held the database's write lock the whole
+  // time: nobody could commit a claim (a user's paused process does the same). That stretch is
+  // a no-commit window like the lock fault's.
+  if (held !== null) ctx.history.faults.push({ kind: "lock", cycle: ctx.cycle, from: held, to, detail: `the stopped ${target.label} held the write lock`, taskIds: [] });
+}
+
+/**
+ * Until `until`, tries every 40 ms whether the database's write lock can be taken
+ * (BEGIN IMMEDIATE without waiting, then ROLLBACK). Returns when the lock was first
+ * seen held for 3 probes in a row (a stopped holder, not a passing transaction), or null.
+ */
+async function probeWriteLock(dbPath: string, until: number): Promise<number | null> {
+  const db = new Database(dbPath, { timeout: 0 });
+  let busySince: number | null = null;
+  let busyProbes = 0;
+  try {
+    while (Date.now() < until) {
+      try {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec("ROLLBACK");
+        busySince = null;
+        busyProbes = 0;
+      } catch {
+        busySince ??= Date.now();
+        if (++busyProbes >= 3) {
+          await sleep(Math.max(0, until - Date.now()));
+          return busySince;
+        }
+      }
+      await sleep(40);
+    }
+    return null;
+  } finally {
+    db.close();
+  }
 }
 
 const CANCELLABLE = ["sleep", "shell", "echo"];
@@ -184,18 +220,27 @@ export function readTreeLog(file: string): { starts: Array<{ taskId: number; att
   return { starts, done, grandchildren };
 }
 
+/**
+ * Whether the process runs. A zombie (state Z: dead, not yet reaped by its new
+ * parent; init reaps orphans only every second or two on this VM) does not.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc: kill(0) said it exists
   }
 }
 
 /**
  * kill -9 of 1–2 running tree leaders of `taskIds` (waiting up to 5 s for them to
- * start), then, 1.5 s later, which of their grandchildren are still alive.
+ * start), then, 2.5 s later, which of their grandchildren are still alive.
  */
 export async function leaderFault(ctx: FaultContext, taskIds: number[]): Promise<void> {
   const want = randomInt(ctx.random, 1, 2);
@@ -221,7 +266,9 @@ export async function leaderFault(ctx: FaultContext, taskIds: number[]): Promise
     killed.push(target);
   }
   if (killed.length > 0) {
-    await sleep(1_500);
+    // The adapter ends the group when it sees the leader die: SIGTERM at once, SIGKILL after its
+    // 1.5 s grace; look after that grace and a second more.
+    await sleep(2_500);
     const gcs = readTreeLog(ctx.treeLog).grandchildren.filter((g) => g.event === "gcstart" && killed.some((k) => k.taskId === g.taskId && k.attempt === g.attempt));
     for (const g of gcs) if (alive(g.pid)) ctx.history.survivingGrandchildren.push(g.pid);
   }
