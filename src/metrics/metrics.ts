@@ -189,6 +189,29 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
   });
 
   new Gauge({
+    name: "roster_breaker_state",
+    help: "Circuit breakers by persona, read from the database at scrape time: 1 for the state it is in (open, probing, closed with failures counted); a persona with no failures has no series.",
+    labelNames: ["persona", "state"] as const,
+    registers,
+    async collect() {
+      const breakers = await store.economics.breakers();
+      this.reset();
+      for (const b of breakers) this.set({ persona: b.persona, state: b.state }, 1);
+    },
+  });
+  new Gauge({
+    name: "roster_provider_paused_until_seconds",
+    help: "Provider accounts paused after a rate or usage limit, read at scrape time: Unix time the pause ends (0: until resumed by hand).",
+    labelNames: ["provider"] as const,
+    registers,
+    async collect() {
+      const pauses = await store.economics.pauses({ now: Date.now() });
+      this.reset();
+      for (const p of pauses) this.set({ provider: p.provider }, p.until === null ? 0 : p.until / 1000);
+    },
+  });
+
+  new Gauge({
     name: "roster_tasks",
     help: "Tasks in the database by persona and state, read with one grouped query at scrape time.",
     labelNames: ["persona", "state"] as const,

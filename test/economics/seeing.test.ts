@@ -233,6 +233,18 @@ describe("metrics and MCP", () => {
       expect(valueOf(samples, "roster_tokens_total", { ...labels, kind: "cacheRead" })).toBe(4_000);
       expect(valueOf(samples, "roster_tokens_total", { ...labels, kind: "reasoning" })).toBe(100);
       expect(valueOf(samples, "roster_cost_usd_total", labels)).toBeCloseTo(2 * SONNET_USD, 9);
+      // Gauges read at scrape time: a breaker that opened, a provider paused until a time.
+      await s.store.personas.sync({ personas: PERSONAS, now: s.clock.now() });
+      await s.store.tasks.enqueue({ tasks: [{ persona: "worker", title: "c" }, { persona: "worker", title: "d" }, { persona: "reviewer", title: "e" }], now: s.clock.now() });
+      for (const task of await s.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: s.clock.now() })) {
+        await s.store.tasks.failIfLeased({ taskId: task.id, leaseToken: task.leaseToken, error: { message: "boom" }, now: s.clock.now() });
+      }
+      const [limited] = await s.store.tasks.claim({ persona: "reviewer", agentId: "a", now: s.clock.now() });
+      const until = Date.now() + 60_000;
+      await s.store.tasks.failIfLeased({ taskId: limited!.id, leaseToken: limited!.leaseToken, error: { message: "429", details: { failure: "usage-limit", resetAt: until } } as never, now: s.clock.now() });
+      const gauges = parseExposition(await metrics.scrape());
+      expect(valueOf(gauges, "roster_breaker_state", { persona: "worker", state: "open" })).toBe(1);
+      expect(valueOf(gauges, "roster_provider_paused_until_seconds", { provider: "acme" })).toBe(until / 1000);
     } finally {
       metrics.detach();
       await s.close();
