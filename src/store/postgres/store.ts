@@ -29,6 +29,7 @@ import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool,
 import { writeBatch } from "./enqueue.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
+import { PgSchedules } from "./schedules.js";
 import * as usage from "./usage.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
@@ -505,8 +506,17 @@ export class PostgresStore implements Store {
     } as never);
     // No approval or question can exist here (enqueue refuses human personas; fail with INPUT_REQUESTED is an ordinary failure), so the supervisor's deadline pass has nothing to apply.
     this.humans = notSupported<HumanService>("humans", { applyDeadlines: async () => [], listParked: async () => [] });
-    // Likewise no schedule can be created, so the scheduler finds none due.
-    this.schedules = notSupported<ScheduleService>("schedules", { due: async () => [], nextFireAt: async () => null, list: async () => [] });
+    const schedules = new PgSchedules(maxPayloadBytes);
+    this.schedules = {
+      upsert: async (p) => write("schedules.upsert", (t) => schedules.upsert(t, p.schedules, p.now)),
+      list: async () => read("schedules.list", (q) => schedules.list(q)),
+      get: async (p) => read("schedules.get", (q) => schedules.get(q, p.id)),
+      remove: async (p) => write("schedules.remove", (t) => schedules.remove(t, p.id, p.now)),
+      pause: async (p) => write("schedules.pause", (t) => schedules.pause(t, p)),
+      due: async (p) => read("schedules.due", (q) => schedules.due(q, p.now, p.limit)),
+      fire: async (p) => write("schedules.fire", (t) => schedules.fire(t, p)),
+      nextFireAt: async () => read("schedules.nextFireAt", (q) => schedules.nextFireAt(q)),
+    };
     this.why = { explain: async (p) => read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now)) };
   }
 
