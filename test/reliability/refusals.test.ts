@@ -108,7 +108,7 @@ function foreignDatabase(journal: "wal" | "delete"): string {
 
 describe("a database from a newer roster is refused by every command and left byte for byte as it was", () => {
   for (const journal of ["delete", "wal"] as const) {
-    it.each(COMMAND_NAMES)(`${journal} journal: %s`, async (name) => {
+    it.concurrent.each(COMMAND_NAMES)(`${journal} journal: %s`, async (name) => {
       const db = newerDatabase(journal);
       const args = commands(db).find(([n]) => n === name)![1];
       const before = fingerprint(db);
@@ -125,7 +125,7 @@ describe("a database from a newer roster is refused by every command and left by
 
 describe("another program's SQLite database is refused by every command and left byte for byte as it was", () => {
   for (const journal of ["delete", "wal"] as const) {
-    it.each(COMMAND_NAMES)(`${journal} journal: %s`, async (name) => {
+    it.concurrent.each(COMMAND_NAMES)(`${journal} journal: %s`, async (name) => {
       const db = foreignDatabase(journal);
       const args = commands(db).find(([n]) => n === name)![1];
       const before = fingerprint(db);
@@ -136,7 +136,7 @@ describe("another program's SQLite database is refused by every command and left
 });
 
 describe("an empty (0-byte) file", () => {
-  it.each(COMMAND_NAMES.filter((name) => !CREATORS.has(name)))(
+  it.concurrent.each(COMMAND_NAMES.filter((name) => !CREATORS.has(name)))(
     "is refused by %s with a hint to run roster init, and stays empty",
     async (name) => {
       const db = join(folder(), "roster.db");
@@ -162,7 +162,7 @@ describe("an empty (0-byte) file", () => {
 });
 
 describe("a --db path that cannot hold a database", () => {
-  it.each(COMMAND_NAMES)("%s refuses a path in a folder that does not exist, and creates no folder", async (name) => {
+  it.concurrent.each(COMMAND_NAMES)("%s refuses a path in a folder that does not exist, and creates no folder", async (name) => {
     const dir = folder();
     const db = join(dir, "missing", "roster.db");
     const args = commands(db).find(([n]) => n === name)![1];
@@ -170,7 +170,7 @@ describe("a --db path that cannot hold a database", () => {
     expect(existsSync(join(dir, "missing"))).toBe(false);
   });
 
-  it.each(COMMAND_NAMES)("%s refuses a path that is a folder, and leaves it empty", async (name) => {
+  it.concurrent.each(COMMAND_NAMES)("%s refuses a path that is a folder, and leaves it empty", async (name) => {
     const dir = folder();
     const db = join(dir, "data");
     mkdirSync(db);
