@@ -28,7 +28,9 @@ export type Scenario =
   | { kind: "write-then-fail"; path: string; content: string }
   | { kind: "auth" }
   | { kind: "rate-limit"; retryAfterS: number }
-  | { kind: "usage-limit"; resetAtMs: number }
+  /** A plan's limit that resets at `resetAtMs`, or `resetInMs` after each request. */
+  | { kind: "usage-limit"; resetAtMs: number; resetInMs?: undefined }
+  | { kind: "usage-limit"; resetInMs: number; resetAtMs?: undefined }
   | { kind: "server-error" }
   | { kind: "hang" }
   /** The first `requests` model requests get `serve`, the rest `then` (a failure, then a recovery). */
@@ -165,7 +167,8 @@ interface Failure {
 }
 
 function failureOf(provider: Provider, scenario: Scenario): Failure | null {
-  const resetS = scenario.kind === "usage-limit" ? Math.ceil(scenario.resetAtMs / 1000) : 0;
+  const resetAtMs = scenario.kind === "usage-limit" ? (scenario.resetAtMs ?? Date.now() + scenario.resetInMs!) : 0;
+  const resetS = Math.ceil(resetAtMs / 1000);
   switch (scenario.kind) {
     case "auth":
       if (provider === "anthropic") return { status: 401, headers: {}, body: { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } } };
@@ -217,7 +220,7 @@ function failureOf(provider: Provider, scenario: Scenario): Failure | null {
             status: "RESOURCE_EXHAUSTED",
             details: [
               { "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations: [{ quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests", quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier", quotaDimensions: { location: "global", model: GEMINI_MODEL }, quotaValue: "250" }] },
-              { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${Math.max(1, Math.ceil((scenario.resetAtMs - Date.now()) / 1000))}s` },
+              { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${Math.max(1, Math.ceil((resetAtMs - Date.now()) / 1000))}s` },
             ],
           },
         },

@@ -45,7 +45,7 @@ afterAll(async () => {
 
 function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env: offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" }), encoding: "utf8", timeout: 300_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env: offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" }), encoding: "utf8", timeout: 240_000 }, (error, stdout, stderr) => {
       done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
     });
   });
@@ -62,7 +62,7 @@ run("failure classes of the real CLIs through roster start", () => {
       routes: [
         { when: "MARKER-AUTH", then: { kind: "auth" } },
         { when: "MARKER-RATE", then: { kind: "first", requests: 1, serve: { kind: "rate-limit", retryAfterS: 2 }, then: { kind: "text", text: "done after the rate limit" } } },
-        { when: "MARKER-USAGE", then: { kind: "first", requests: 1, serve: { kind: "usage-limit", resetAtMs: Date.now() + 1_000 }, then: { kind: "text", text: "done after the usage limit" } } },
+        { when: "MARKER-USAGE", then: { kind: "first", requests: 1, serve: { kind: "usage-limit", resetInMs: 1_000 }, then: { kind: "text", text: "done after the usage limit" } } },
         // Attempt 1: the tool call that writes wip.txt, then a 500. Attempt 2 (resumed): the answer.
         { when: "MARKER-SERVER", then: { kind: "first", requests: 2, serve: { kind: "write-then-fail", path: "wip.txt", content: "work in progress\n" }, then: { kind: "text", text: "finished what attempt 1 started" } } },
         { when: "MARKER-DENIED", then: { kind: "write", path: "denied.txt", content: "x\n", text: "claims to have written" } },
