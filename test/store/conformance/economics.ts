@@ -280,6 +280,10 @@ export function economicsRules(get: GetCtx): void {
     expect(await ctx.store.tasks.claim({ persona: "reviewer", agentId: "agent-b", now: ctx.clock.now() })).toEqual([]);
     const gates = await ctx.store.economics.gates({ persona: "worker", now: ctx.clock.now() });
     expect(gates.reasons[0]).toMatchObject({ code: "RATE_LIMITED", until: ctx.clock.now() + 1_000 });
+    const waiting = (await ctx.store.tasks.list({ persona: "worker", status: "pending", limit: 1 }))[0]!;
+    const why = await ctx.store.why.explain({ taskId: waiting.id, now: ctx.clock.now() });
+    expect(why.reasons.find((r) => r.code === "rate_limited")).toMatchObject({ data: { starts: 3, perMs: 1_000, until: ctx.clock.now() + 1_000 } });
+    expect(why.reasons.map((r) => r.code)).not.toContain("ready");
     ctx.clock.advance(1_000);
     expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 5, now: ctx.clock.now() })).toHaveLength(2);
   });
