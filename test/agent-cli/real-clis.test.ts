@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
@@ -44,6 +44,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   dir.cleanup();
+  for (const home of keptHomes.splice(0)) rmSync(home, { recursive: true, force: true });
   // Nothing went anywhere but the scripted server: every proxy variable points at the trap (./model-server.ts).
   expect(trap.seen).toEqual([]);
 });
@@ -73,10 +74,14 @@ async function attempt(cli: Cli, scenario: Scenario, extra: Record<string, unkno
   return { ctx, running: runAgent(makeTask({ title: "Write hello", description: "Write hello.txt.", ...task }), ctx, { baseEnv: baseEnv() }) };
 }
 
+/** Fresh homes failed attempts kept for a next attempt (details.home); removed after each test. */
+const keptHomes: string[] = [];
+
 async function failure(promise: Promise<unknown>): Promise<RosterError> {
   try {
     await promise;
   } catch (error) {
+    if (error instanceof RosterError && typeof error.details?.home === "string") keptHomes.push(error.details.home);
     if (error instanceof RosterError) return error;
     throw error;
   }
