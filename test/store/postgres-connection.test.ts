@@ -1,0 +1,68 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RosterError } from "../../src/errors.js";
+import { openStore } from "../../src/store/index.js";
+import { usePostgres } from "../helpers/postgres.js";
+import { syncTestPersonas } from "../helpers/personas.js";
+import { T0 } from "../helpers/store.js";
+
+/**
+ * Losing connections (issue 19, in part): when the server ends a store's connections
+ * (a restart, a failover, an administrator), the next call fails with a roster error
+ * naming the cause and the URL without its password, and the store reconnects by
+ * itself for the calls after; a lease taken before keeps being fenced as usual.
+ */
+const server = await usePostgres();
+
+describe.skipIf(!server.available)("postgres: lost connections", () => {
+  let admin: pg.Client;
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: server.url() });
+    await admin.connect();
+    await admin.query("CREATE SCHEMA c1");
+  });
+  afterAll(async () => {
+    await admin?.end();
+  });
+
+  it("a call on a killed connection fails with a coded error naming the URL without its password; the next calls reconnect and the lease still holds", async () => {
+    const url = new URL(server.url());
+    url.password = "not-printed";
+    url.searchParams.set("options", "-c search_path=c1");
+    const store = await openStore({ path: url.toString(), now: T0 });
+    try {
+      await syncTestPersonas(store, T0);
+      await store.agents.register({ id: "host-a", name: "a", kind: "supervisor", heartbeatTimeoutMs: 30_000, now: T0 });
+      const { ids } = await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "t" }], now: T0 });
+      const [task] = await store.tasks.claim({ persona: "worker", agentId: "host-a", now: T0 });
+      const killed = await admin.query<{ ok: boolean }>(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'roster' AND pid <> pg_backend_pid()",
+      );
+      expect(killed.rows.length).toBeGreaterThanOrEqual(1);
+      // Every pooled connection is gone: a call that meets one fails (DATABASE_IO, "terminating connection due to
+      // administrator command"); the pool drops it and the next calls open new ones.
+      const errors: RosterError[] = [];
+      for (let i = 0; i < 20; i++) {
+        try {
+          await store.tasks.get({ taskId: ids[0]! });
+          break;
+        } catch (error) {
+          expect(error).toBeInstanceOf(RosterError);
+          errors.push(error as RosterError);
+        }
+      }
+      for (const error of errors) {
+        expect(["DATABASE_IO", "DATABASE_BUSY"]).toContain(error.code);
+        expect(error.message).not.toContain("not-printed");
+      }
+      expect(errors.length).toBeLessThan(20);
+      const renewed = await store.agents.heartbeat({ agentId: "host-a", now: T0 + 1_000, leases: [{ taskId: task!.id, leaseToken: task!.leaseToken }] });
+      expect(renewed).toMatchObject({ agentActive: true, lost: [] });
+      const done = await store.tasks.completeIfLeased({ taskId: task!.id, leaseToken: task!.leaseToken, now: T0 + 2_000 });
+      expect(done.ok).toBe(true);
+      expect((await store.tasks.get({ taskId: ids[0]! })).status).toBe("completed");
+    } finally {
+      await store.close();
+    }
+  });
+});
