@@ -287,11 +287,21 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   // hasExternalChanges when this process owns it, plus a slow fallback poll of it.
   const mode = options.externalChanges ?? "own";
   let checking = false;
+  let hinted: NodeJS.Timeout | null = null;
   const checkExternal = async (): Promise<void> => {
     if (checking || clients.size === 0) return;
+    if (mode === "shared") {
+      // The watch fires for the supervisor's own writes too (lease renewals every few
+      // seconds), and it cannot be confirmed here: one notice a second at most.
+      hinted ??= setTimeout(() => {
+        hinted = null;
+        note("external");
+      }, 1_000);
+      return;
+    }
     checking = true;
     try {
-      if (mode === "shared" || (await options.store.hasExternalChanges())) note("external");
+      if (await options.store.hasExternalChanges()) note("external");
     } catch (error) {
       logger?.debug({ err: coerceError(error) }, "external change check failed");
     } finally {
@@ -469,6 +479,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
         if (poll !== null) clearInterval(poll);
         clearInterval(keepAlive);
         if (flushTimer !== null) clearTimeout(flushTimer);
+        if (hinted !== null) clearTimeout(hinted);
         for (const res of clients) res.end();
         clients.clear();
         await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startUiServer, type UiServer } from "../../src/ui/server.js";
-import type { Store, TaskState } from "../../src/store/index.js";
+import { openStore, type Store, type TaskState } from "../../src/store/index.js";
 import { TEST_PERSONAS } from "../helpers/personas.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 
@@ -274,6 +274,24 @@ describe("dashboard API on loopback without a token", () => {
     const data = JSON.parse(/event: change\ndata: (.*)\n/.exec(text)![1]!);
     expect(data.kinds).toContain("task:enqueued");
     expect(data.tasks).toContain(ids[0]);
+    controller.abort();
+  });
+
+  it("tells the page about another process's writes (watchExternalChanges confirmed by hasExternalChanges)", async () => {
+    const controller = new AbortController();
+    const res = await fetch(new URL("/api/events", server.url), { headers: { cookie: c.cookie }, signal: controller.signal });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes("event: hello")) text += decoder.decode((await reader.read()).value);
+    // A second connection stands for another process: its writes emit no event in this one.
+    const other = await openStore({ path: t.path });
+    try {
+      await other.tasks.enqueue({ tasks: [{ persona: "worker", title: "from elsewhere" }], now: t.clock.now() });
+    } finally {
+      await other.close();
+    }
+    while (!/"kinds":\[[^\]]*"external"/.test(text)) text += decoder.decode((await reader.read()).value);
     controller.abort();
   });
 

@@ -50,7 +50,7 @@ function connectLive(): void {
 }
 
 /** Loads `fetcher()` now and again after each change notice (at most every 400 ms while changes come). */
-function useLive<T>(fetcher: () => Promise<T>, deps: unknown[], relevant?: (c: Dict) => boolean): { data: T | null; error: string | null; reload: () => void } {
+function useLive<T>(fetcher: () => Promise<T>, deps: unknown[], relevant?: (c: Dict) => boolean, throttleMs = 400): { data: T | null; error: string | null; reload: () => void } {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const timer = useRef<number | null>(null);
@@ -85,7 +85,7 @@ function useLive<T>(fetcher: () => Promise<T>, deps: unknown[], relevant?: (c: D
       timer.current = window.setTimeout(() => {
         timer.current = null;
         load();
-      }, 400);
+      }, throttleMs);
     };
     listeners.add(onChange);
     return () => {
@@ -206,7 +206,8 @@ function Chart({ t }: { t: Dict }) {
 }
 
 function Overview() {
-  const { data, error } = useLive(() => api("overview"), []);
+  // Progress arrives in the notices themselves; the rest of the overview is read at most once a second.
+  const { data, error } = useLive(() => api("overview"), [], undefined, 1_000);
   const progress = useProgress();
   if (data === null) return <Loading error={error} />;
   const counts: Dict = data.counts;
@@ -462,6 +463,9 @@ function Tasks({ query }: { query: URLSearchParams }) {
 const BIG_GRAPH = 80;
 function GoalPage({ id }: { id: number }) {
   const { data, error } = useLive(() => api(`goals/${id}/graph`), [id]);
+  // Laid out again only when the graph's shape changes (a task or a link added); a change of
+  // state alone recolours the nodes in place.
+  const shape = data === null ? "" : `${data.nodes.map((n: Dict) => n.id).join(",")}|${data.edges.map((e: Dict) => `${e.from}>${e.to}`).join(",")}`;
   const laid = useMemo(() => {
     if (data === null) return null;
     // Above BIG_GRAPH tasks the planner-to-child links are left out and ranks are found by
@@ -476,7 +480,7 @@ function GoalPage({ id }: { id: number }) {
     layout(g);
     const graph = g.graph() as { width?: number; height?: number };
     return { g, edges, big, width: graph.width ?? 0, height: graph.height ?? 0 };
-  }, [data]);
+  }, [shape]);
   if (data === null || laid === null) return <Loading error={error} />;
   const tally: Dict = {};
   for (const n of data.nodes) tally[n.status] = (tally[n.status] ?? 0) + 1;
