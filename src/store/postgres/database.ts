@@ -41,10 +41,12 @@ const TYPES = {
   }) as typeof pg.types.getTypeParser,
 };
 
-export function newPool(url: string, max: number): pg.Pool {
+export function newPool(url: string, max: number, readonly = false): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, types: TYPES, application_name: "roster" } as pg.PoolConfig);
   // An idle client whose connection breaks (the server restarted) must not crash the process; the next query reconnects.
   pool.on("error", () => {});
+  // A read-only store (roster status) cannot write, whatever it is asked: the server refuses (DATABASE_READONLY).
+  if (readonly) pool.on("connect", (client) => void client.query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").catch(() => {}));
   return pool;
 }
 

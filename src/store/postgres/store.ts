@@ -127,7 +127,7 @@ export class PostgresStore implements Store {
     this.url = options.path;
     const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
-    this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT);
+    this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT, options.readonly ?? false);
     const judge = new LivenessJudge(options.monotonic);
     this.judge = judge;
     const tx = new PgTransactions(this.pool, this.events, this.url, { onTransaction: options.onTransaction, onBusyRetry: options.onBusyRetry });
