@@ -86,43 +86,50 @@ export type ConfigInput = z.input<typeof configSchema>;
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-/** The environment variables roster reads, mapped onto config fields. */
+/**
+ * Every environment variable roster reads, once: the config field it sets and how
+ * its text is parsed. configFromEnv reads them and loadConfig names the variable
+ * a bad value came from, both from this table (issue 14: three hand-kept maps had
+ * drifted, so `ROSTER_BUSY_TIMEOUT_MS=-1` was reported without the variable).
+ */
+export const CONFIG_ENV: ReadonlyArray<{ variable: string; path: string; parse: "string" | "int" | "upper" | "bool" }> = [
+  { variable: "ROSTER_DB", path: "dbPath", parse: "string" },
+  { variable: "ROSTER_PERSONAS", path: "personasDir", parse: "string" },
+  { variable: "ROSTER_LOG_LEVEL", path: "logLevel", parse: "string" },
+  { variable: "ROSTER_SYNCHRONOUS", path: "synchronous", parse: "upper" },
+  { variable: "ROSTER_CONCURRENCY", path: "concurrency", parse: "int" },
+  { variable: "ROSTER_THREADS", path: "threads", parse: "int" },
+  { variable: "ROSTER_BUSY_TIMEOUT_MS", path: "busyTimeoutMs", parse: "int" },
+  { variable: "ROSTER_WORKER_HEAP_LIMIT_MB", path: "workerHeapLimitMb", parse: "int" },
+  { variable: "ROSTER_CLOCK_OFFSET_MS", path: "clockOffsetMs", parse: "int" },
+  { variable: "ROSTER_MAX_PAYLOAD_BYTES", path: "maxPayloadBytes", parse: "int" },
+  { variable: "ROSTER_ALLOW_ABSOLUTE_MODULES", path: "allowAbsoluteModules", parse: "bool" },
+  { variable: "ROSTER_MCP_TOKEN", path: "mcp.token", parse: "string" },
+  { variable: "ROSTER_MCP_WORKER_TOKEN", path: "mcp.workerToken", parse: "string" },
+  { variable: "ROSTER_MCP_PLANNER_TOKEN", path: "mcp.plannerToken", parse: "string" },
+];
+
+/** The environment variables roster reads (CONFIG_ENV), mapped onto config fields. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): DeepPartial<ConfigInput> {
-  const out: DeepPartial<ConfigInput> = {};
-  const int = (name: string): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === "") return undefined;
-    const value = Number(raw);
-    if (!Number.isInteger(value)) throw new RosterError("CONFIG_INVALID", `${name}: must be an integer, got "${raw}"`);
-    return value;
-  };
-  if (env.ROSTER_DB) out.dbPath = env.ROSTER_DB;
-  if (env.ROSTER_PERSONAS) out.personasDir = env.ROSTER_PERSONAS;
-  if (env.ROSTER_LOG_LEVEL) out.logLevel = env.ROSTER_LOG_LEVEL as Config["logLevel"];
-  if (env.ROSTER_SYNCHRONOUS) out.synchronous = env.ROSTER_SYNCHRONOUS.toUpperCase() as Config["synchronous"];
-  const concurrency = int("ROSTER_CONCURRENCY");
-  if (concurrency !== undefined) out.concurrency = concurrency;
-  const threads = int("ROSTER_THREADS");
-  if (threads !== undefined) out.threads = threads;
-  const busyTimeout = int("ROSTER_BUSY_TIMEOUT_MS");
-  if (busyTimeout !== undefined) out.busyTimeoutMs = busyTimeout;
-  const heapLimit = int("ROSTER_WORKER_HEAP_LIMIT_MB");
-  if (heapLimit !== undefined) out.workerHeapLimitMb = heapLimit;
-  const clockOffset = int("ROSTER_CLOCK_OFFSET_MS");
-  if (clockOffset !== undefined) out.clockOffsetMs = clockOffset;
-  const maxPayload = int("ROSTER_MAX_PAYLOAD_BYTES");
-  if (maxPayload !== undefined) out.maxPayloadBytes = maxPayload;
-  const allowAbsolute = env.ROSTER_ALLOW_ABSOLUTE_MODULES;
-  if (allowAbsolute !== undefined && allowAbsolute !== "") {
-    if (!["1", "true", "0", "false"].includes(allowAbsolute.toLowerCase())) {
-      throw new RosterError("CONFIG_INVALID", `ROSTER_ALLOW_ABSOLUTE_MODULES: must be 1, true, 0 or false, got "${allowAbsolute}"`);
+  const out: Record<string, unknown> = {};
+  for (const { variable, path, parse } of CONFIG_ENV) {
+    const raw = env[variable];
+    if (raw === undefined || raw === "") continue;
+    let value: unknown = raw;
+    if (parse === "upper") value = raw.toUpperCase();
+    else if (parse === "int") {
+      value = Number(raw);
+      if (!Number.isInteger(value)) throw new RosterError("CONFIG_INVALID", `${variable}: must be an integer, got "${raw}"`);
+    } else if (parse === "bool") {
+      if (!["1", "true", "0", "false"].includes(raw.toLowerCase())) throw new RosterError("CONFIG_INVALID", `${variable}: must be 1, true, 0 or false, got "${raw}"`);
+      value = ["1", "true"].includes(raw.toLowerCase());
     }
-    out.allowAbsoluteModules = ["1", "true"].includes(allowAbsolute.toLowerCase());
+    const keys = path.split(".");
+    let target = out;
+    for (const key of keys.slice(0, -1)) target = (target[key] ??= {}) as Record<string, unknown>;
+    target[keys.at(-1)!] = value;
   }
-  if (env.ROSTER_MCP_TOKEN) out.mcp = { ...out.mcp, token: env.ROSTER_MCP_TOKEN };
-  if (env.ROSTER_MCP_WORKER_TOKEN) out.mcp = { ...out.mcp, workerToken: env.ROSTER_MCP_WORKER_TOKEN };
-  if (env.ROSTER_MCP_PLANNER_TOKEN) out.mcp = { ...out.mcp, plannerToken: env.ROSTER_MCP_PLANNER_TOKEN };
-  return out;
+  return out as DeepPartial<ConfigInput>;
 }
 
 function merge<T extends Record<string, unknown>>(base: T, over: Record<string, unknown>): T {
@@ -139,20 +146,7 @@ function merge<T extends Record<string, unknown>>(base: T, over: Record<string, 
 }
 
 /** The variable each config field is read from (configFromEnv), so an error names where a bad value came from. */
-export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = {
-  dbPath: "ROSTER_DB",
-  personasDir: "ROSTER_PERSONAS",
-  logLevel: "ROSTER_LOG_LEVEL",
-  synchronous: "ROSTER_SYNCHRONOUS",
-  concurrency: "ROSTER_CONCURRENCY",
-  threads: "ROSTER_THREADS",
-  workerHeapLimitMb: "ROSTER_WORKER_HEAP_LIMIT_MB",
-  maxPayloadBytes: "ROSTER_MAX_PAYLOAD_BYTES",
-  clockOffsetMs: "ROSTER_CLOCK_OFFSET_MS",
-  "mcp.token": "ROSTER_MCP_TOKEN",
-  "mcp.workerToken": "ROSTER_MCP_WORKER_TOKEN",
-  "mcp.plannerToken": "ROSTER_MCP_PLANNER_TOKEN",
-};
+export const CONFIG_ENV_VARS: Readonly<Record<string, string>> = Object.fromEntries(CONFIG_ENV.map((e) => [e.path, e.variable]));
 
 const SECRET_FIELDS = new Set(["mcp.token", "mcp.workerToken", "mcp.plannerToken"]);
 
