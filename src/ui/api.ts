@@ -401,4 +401,3 @@ export async function addPlan(ctx: ApiContext, rawBody: unknown): Promise<Record
   return { ok: true, ids: result.ids, refs: result.refs };
 }
 
-export { RosterError };
