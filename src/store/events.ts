@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { TypedEventBus } from "../events.js";
 
 /**
  * In-process notifications the store emits after a transaction commits. The
@@ -40,25 +40,5 @@ export interface StoreEventMap {
 
 export type StoreEventName = keyof StoreEventMap;
 
-export class StoreEventBus {
-  private readonly emitter = new EventEmitter();
-
-  constructor() {
-    // Many subscribers (metrics, logs, supervisor services, tests) is normal.
-    this.emitter.setMaxListeners(0);
-  }
-
-  on<K extends StoreEventName>(name: K, listener: (payload: StoreEventMap[K]) => void): () => void {
-    this.emitter.on(name, listener as (payload: unknown) => void);
-    return () => this.emitter.off(name, listener as (payload: unknown) => void);
-  }
-
-  once<K extends StoreEventName>(name: K, listener: (payload: StoreEventMap[K]) => void): () => void {
-    this.emitter.once(name, listener as (payload: unknown) => void);
-    return () => this.emitter.off(name, listener as (payload: unknown) => void);
-  }
-
-  emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void {
-    this.emitter.emit(name, payload);
-  }
-}
+/** The store's events on the one typed bus (src/events.ts). */
+export class StoreEventBus extends TypedEventBus<StoreEventMap> {}

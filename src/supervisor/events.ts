@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { TypedEventBus } from "../events.js";
 
 /**
  * The supervisor's own typed events ("noun:verb"), on its own bus. Metrics, logs
@@ -33,28 +33,5 @@ export interface SupervisorEventMap {
 
 export type SupervisorEventName = keyof SupervisorEventMap;
 
-export class SupervisorEventBus {
-  private readonly emitter = new EventEmitter();
-
-  constructor() {
-    this.emitter.setMaxListeners(0);
-  }
-
-  on<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void {
-    this.emitter.on(name, listener as (payload: unknown) => void);
-    return () => this.emitter.off(name, listener as (payload: unknown) => void);
-  }
-
-  once<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void {
-    this.emitter.once(name, listener as (payload: unknown) => void);
-    return () => this.emitter.off(name, listener as (payload: unknown) => void);
-  }
-
-  emit<K extends SupervisorEventName>(name: K, payload: SupervisorEventMap[K]): void {
-    if (this.emitter.listenerCount(name) > 0) this.emitter.emit(name, payload);
-  }
-
-  listenerCount(name: SupervisorEventName): number {
-    return this.emitter.listenerCount(name);
-  }
-}
+/** The supervisor's events on the one typed bus (src/events.ts). */
+export class SupervisorEventBus extends TypedEventBus<SupervisorEventMap> {}
