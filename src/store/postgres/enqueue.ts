@@ -42,14 +42,7 @@ export async function writeBatch(
         details: { index, field: "persona", persona: task.persona, known, ...(row === undefined ? {} : { retired: true }) },
       });
     }
-    const config = JSON.parse(row.config) as PersonaPolicyConfig & { adapter?: { kind?: unknown } };
-    if (config.adapter?.kind === "human") {
-      // The approval gate (src/store/sqlite/humans.ts) is not built for PostgreSQL yet: refuse rather than let a worker run it.
-      throw new RosterError("NOT_SUPPORTED", `${label(task, index)}.persona: "${task.persona}" is a human (approval) persona; approvals are not implemented for PostgreSQL yet`, {
-        retryable: false,
-        details: { index, field: "persona", persona: task.persona },
-      });
-    }
+    const config = JSON.parse(row.config) as PersonaPolicyConfig;
     configs.set(task.persona, config);
   }
 

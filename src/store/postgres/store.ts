@@ -7,6 +7,7 @@ import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
+import { INPUT_REQUESTED } from "../sqlite/humans.js";
 import { storedError } from "../sqlite/transitions.js";
 import { unknownNameHint } from "../suggest.js";
 import type {
@@ -29,6 +30,7 @@ import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool,
 import { writeBatch } from "./enqueue.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
+import { PgHumans } from "./humans.js";
 import { PgSchedules } from "./schedules.js";
 import * as usage from "./usage.js";
 import * as whyReads from "./why.js";
@@ -83,9 +85,9 @@ function notSupported<T extends object>(service: string, answers: Partial<Record
  * clock. What a single clock would add across hosts (run_at judged on the server's
  * now()) is the next step, written down in docs/postgres.md.
  *
- * Not built yet (they reject with NOT_SUPPORTED): economics, humans (approvals and
- * questions), schedules, why, and the MCP second pass's reads (lineage, completeOnce,
- * leaseLoss, resultPage, enqueueGoal). Usage reported with an outcome is not recorded.
+ * Not built yet: the claim's economic gates (budgets, provider pauses, breakers, rate
+ * limits, concurrency keys). Setting a budget rejects with NOT_SUPPORTED; the lists of
+ * budgets, pauses and breakers are empty, since nothing creates them. Usage is recorded.
  */
 export class PostgresStore implements Store {
   readonly events = new StoreEventBus();
@@ -133,6 +135,7 @@ export class PostgresStore implements Store {
     const tx = new PgTransactions(this.pool, this.events, this.url, { onTransaction: options.onTransaction, onBusyRetry: options.onBusyRetry });
     this.tx = tx;
     const transitions = new PgTransitions(maxPayloadBytes);
+    const humans = new PgHumans(transitions);
 
     /** A write that tells the judge how long it kept this process (and so every holder here) from writing. */
     const write = async <T>(name: string, body: (t: Tx) => Promise<T>): Promise<T> => {
@@ -149,7 +152,9 @@ export class PostgresStore implements Store {
       if (s.kind === "complete") {
         try {
           const hasChildren = s.children !== undefined && s.children.length > 0;
-          return hasChildren ? await t.savepoint(() => transitions.complete(t, { ...s, now })) : await transitions.complete(t, { ...s, now });
+          return hasChildren
+            ? await t.savepoint(async () => transitions.complete(t, await humans.gatePlan(t, { ...s, now })))
+            : await transitions.complete(t, { ...s, now });
         } catch (error) {
           if (!(error instanceof RosterError)) throw error;
           return transitions.fail(t, {
@@ -160,7 +165,11 @@ export class PostgresStore implements Store {
           });
         }
       }
-      if (s.kind === "fail") return transitions.fail(t, { ...s, now });
+      // A failure with code INPUT_REQUESTED is a question for a person: the attempt parks, uncounted (ctx.askHuman, `::roster:ask`).
+      if (s.kind === "fail") {
+        if ((s.error as { code?: unknown }).code !== INPUT_REQUESTED) return transitions.fail(t, { ...s, now });
+        return humans.ask(t, { taskId: s.taskId, leaseToken: s.leaseToken, question: String(s.error.message), now });
+      }
       return transitions.release(t, { ...s, now });
     };
 
@@ -181,7 +190,7 @@ export class PostgresStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
-        const claimed = await write("tasks.claim", (t) => transitions.claim(t, p));
+        const claimed = await write("tasks.claim", async (t) => humans.withInputs(t, await transitions.claim(t, p)));
         judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
         return claimed;
       },
@@ -195,7 +204,7 @@ export class PostgresStore implements Store {
               return out;
             }),
       progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
-      completeIfLeased: async (p: Parameters<TaskService["completeIfLeased"]>[0]) => write("tasks.complete", (t) => transitions.complete(t, p)),
+      completeIfLeased: async (p: Parameters<TaskService["completeIfLeased"]>[0]) => write("tasks.complete", async (t) => transitions.complete(t, await humans.gatePlan(t, p))),
       failIfLeased: async (p: Parameters<TaskService["failIfLeased"]>[0]) => write("tasks.fail", (t) => transitions.fail(t, p)),
       releaseIfLeased: async (p: Parameters<TaskService["releaseIfLeased"]>[0]) => write("tasks.release", (t) => transitions.release(t, p)),
       settleMany: async (p: Parameters<TaskService["settleMany"]>[0]) =>
@@ -234,7 +243,10 @@ export class PostgresStore implements Store {
       running: async (p?: Parameters<TaskService["running"]>[0]) => read("tasks.running", (q) => reads.running(q, p)),
       nextRunAt: async (p: Parameters<TaskService["nextRunAt"]>[0]) => read("tasks.nextRunAt", (q) => reads.nextRunAt(q, p)),
       claimById: async (p: Parameters<TaskService["claimById"]>[0]) => {
-        const task = await write("tasks.claimById", (t) => transitions.claimOne(t, p));
+        const task = await write("tasks.claimById", async (t) => {
+          const one = await transitions.claimOne(t, p);
+          return one === null ? null : (await humans.withInputs(t, [one]))[0]!;
+        });
         if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
         return task;
       },
@@ -504,8 +516,21 @@ export class PostgresStore implements Store {
       resumeProvider: async () => false,
       resetBreaker: async () => false,
     } as never);
-    // No approval or question can exist here (enqueue refuses human personas; fail with INPUT_REQUESTED is an ordinary failure), so the supervisor's deadline pass has nothing to apply.
-    this.humans = notSupported<HumanService>("humans", { applyDeadlines: async () => [], listParked: async () => [] });
+    this.humans = {
+      listParked: async (p) => read("humans.listParked", (q) => humans.listParked(q, p?.limit)),
+      requests: async (p) => read("humans.requests", (q) => humans.requests(q, reads.assertTaskId(p.taskId))),
+      approve: async (p) => write("humans.approve", (t) => humans.approve(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      reject: async (p) => write("humans.reject", (t) => humans.reject(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      answer: async (p) => write("humans.answer", (t) => humans.answer(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      askIfLeased: async (p) =>
+        write("humans.ask", async (t) => {
+          const asked = await humans.ask(t, p);
+          return asked.ok ? { ok: true as const } : asked;
+        }),
+      // A read first, so an idle tick of the scheduler writes nothing.
+      applyDeadlines: async (p) =>
+        (await read("humans.dueDeadlines", (q) => humans.hasDueDeadlines(q, p.now))) ? write("humans.applyDeadlines", (t) => humans.applyDeadlines(t, p)) : [],
+    };
     const schedules = new PgSchedules(maxPayloadBytes);
     this.schedules = {
       upsert: async (p) => write("schedules.upsert", (t) => schedules.upsert(t, p.schedules, p.now)),
@@ -517,7 +542,7 @@ export class PostgresStore implements Store {
       fire: async (p) => write("schedules.fire", (t) => schedules.fire(t, p)),
       nextFireAt: async () => read("schedules.nextFireAt", (q) => schedules.nextFireAt(q)),
     };
-    this.why = { explain: async (p) => read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now)) };
+    this.why = { explain: async (p) => read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now, (r, id) => humans.requests(r, id))) };
   }
 
   async hasExternalChanges(): Promise<boolean> {

@@ -1,9 +1,12 @@
-import type { Json, TaskState, WhyReport } from "../types.js";
+import type { HumanRequest, Json, TaskState, WhyReport } from "../types.js";
 import { explainTask, type WhyFacts } from "../why.js";
 import type { Tx } from "./database.js";
 import { taskNotFound } from "./reads.js";
 
 type Q = Pick<Tx, "rows" | "one">;
+
+/** Every request of a task (asked and answered), oldest first: why reads the open one. */
+export type RequestsReader = (q: Q, taskId: number) => Promise<HumanRequest[]>;
 
 /** Most slot holders listed by `roster why`. */
 const HOLDERS_MAX = 100;
@@ -14,10 +17,10 @@ function parseJson<T>(text: string | null): T | null {
 
 /**
  * The facts behind `roster why` on PostgreSQL, the same as src/store/sqlite/why.ts
- * gathers, worded by the shared src/store/why.ts. No parked request (humans are not
- * built for PostgreSQL yet) and no gate reasons (the claim is not gated there yet).
+ * gathers, worded by the shared src/store/why.ts, with a parked task's open request.
+ * No gate reasons: the claim is not gated on PostgreSQL yet.
  */
-export async function explain(q: Q, taskId: number, now: number): Promise<WhyReport> {
+export async function explain(q: Q, taskId: number, now: number, requests: RequestsReader): Promise<WhyReport> {
   const row = await q.one<{
     id: number;
     title: string;
@@ -100,5 +103,9 @@ export async function explain(q: Q, taskId: number, now: number): Promise<WhyRep
     supervisors,
     request: null,
   };
+  if (row.status === "awaiting_approval" || row.status === "awaiting_input") {
+    const open = await q.one<{ id: number }>("SELECT id FROM human_requests WHERE task_id = $1 AND outcome IS NULL ORDER BY id DESC LIMIT 1", [taskId]);
+    facts.request = open === undefined ? null : ((await requests(q, taskId)).find((r) => r.id === open.id) ?? null);
+  }
   return explainTask(facts, now);
 }
