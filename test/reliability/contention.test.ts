@@ -17,8 +17,8 @@ import { writePersonas } from "../supervisor/helpers.js";
  * Contention (issue 7, part 2): three `roster start` processes and two `roster mcp`
  * worker processes on one database file, 10,000 tasks, while this process enqueues
  * them in batches (a sixth writer). The supervisors run the `local` persona (echo
- * adapter on worker threads); the `remote` persona reaches the database only after
- * the supervisors have loaded theirs, so only the MCP workers claim it.
+ * adapter on worker threads); the `remote` persona is `external: true`, so only the
+ * MCP workers claim it.
  *
  * Checked afterwards from the audit trail (task_events): every task completed once,
  * no two leases on one task overlap in time, every process exited 0, and the
@@ -299,7 +299,9 @@ describe("contention: three supervisors and two MCP workers on one database file
       mkdirSync(localDir);
       mkdirSync(remoteDir);
       writePersonas(localDir, [{ id: "local", adapter: { kind: "echo" }, concurrency: 64, leaseMs: 30_000 }]);
-      writePersonas(remoteDir, [{ id: "remote", adapter: { kind: "echo" }, concurrency: 4, leaseMs: 30_000 }]);
+      // external: only MCP agents serve it (a running supervisor follows persona changes, so it
+      // would otherwise take up the persona as soon as an MCP process syncs it).
+      writePersonas(remoteDir, [{ id: "remote", adapter: { kind: "echo" }, concurrency: 4, leaseMs: 30_000, external: true }]);
 
       const store = await openStore({ path: dbPath });
       try {
