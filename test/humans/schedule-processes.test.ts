@@ -1,10 +1,11 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
+import { cleanEnv, startRoster } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -16,38 +17,16 @@ import { writePersonas } from "../supervisor/helpers.js";
  * the suite fast and tests the same thing.)
  */
 let temp: TempDir | null = null;
-const children: Array<ReturnType<typeof spawn>> = [];
+const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
   temp?.cleanup();
   temp = null;
 });
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
-  return env;
-}
-
 function run(args: string[]): Promise<number | null> {
   const child = spawn(process.execPath, [ROSTER_BIN, ...args], { env: cleanEnv(), stdio: "ignore" });
   return new Promise((resolve) => child.on("exit", resolve));
-}
-
-function startSupervisor(dbPath: string, personasDir: string): Promise<void> {
-  const child = spawn(process.execPath, [ROSTER_BIN, "start", "--db", dbPath, "--personas", personasDir, "--threads", "1", "--metrics-port", "0"], {
-    env: cleanEnv(),
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let log = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      log += chunk;
-      if (log.includes("supervisor started")) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`roster start exited ${code}: ${log.slice(-2_000)}`)));
-  });
 }
 
 describe("a schedule under three supervisor processes", () => {
@@ -62,7 +41,7 @@ describe("a schedule under three supervisor processes", () => {
     await syncPersonas(store, personasDir, Date.now());
     await store.close();
     expect(await run(["schedule", "add", "every-second", "--cron", "* * * * * *", "--persona", "tick", "--title", "tick", "--db", dbPath])).toBe(0);
-    await Promise.all([0, 1, 2].map(() => startSupervisor(dbPath, personasDir)));
+    children.push(...(await Promise.all([0, 1, 2].map(() => startRoster(dbPath, personasDir)))));
     const from = Date.now();
     await new Promise((r) => setTimeout(r, 12_000));
     const to = Date.now();

@@ -1,9 +1,10 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
+import { cleanEnv, startRoster } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -18,35 +19,12 @@ import { writePersonas } from "../supervisor/helpers.js";
  * 1-minute tasks; 8 s (5 leases) keeps the suite fast and shows the same thing.
  */
 let temp: TempDir | null = null;
-const children: Array<ReturnType<typeof spawn>> = [];
+const children: ChildProcess[] = [];
 afterEach(async () => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
   temp?.cleanup();
   temp = null;
 });
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
-  return { ...env, ...extra };
-}
-
-function startSupervisor(dbPath: string, personasDir: string, offsetMs: number): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [ROSTER_BIN, "start", "--db", dbPath, "--personas", personasDir, "--threads", "1", "--concurrency", "3", "--metrics-port", "0", "--log-level", "info"],
-    { env: cleanEnv({ ROSTER_CLOCK_OFFSET_MS: String(offsetMs) }), stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let log = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      log += chunk;
-      if (log.includes("supervisor started")) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`roster start exited ${code}: ${log.slice(-2_000)}`)));
-  });
-}
 
 /** `roster mcp` over stdio, kept open (its stdin is never closed), reaping often. */
 function startMcpReaper(dbPath: string, offsetMs: number): void {
@@ -68,7 +46,9 @@ describe("two supervisors whose clocks are 30 s apart", () => {
     const store: Store = await openStore({ path: dbPath });
     try {
       await syncPersonas(store, personasDir, Date.now());
-      await Promise.all([startSupervisor(dbPath, personasDir, 0), startSupervisor(dbPath, personasDir, 30_000)]);
+      for (const offsetMs of [0, 30_000]) {
+        children.push(await startRoster(dbPath, personasDir, { env: { ROSTER_CLOCK_OFFSET_MS: String(offsetMs) }, args: ["--concurrency", "3", "--log-level", "info"] }));
+      }
       startMcpReaper(dbPath, -30_000);
       const { ids } = await store.tasks.enqueue({ tasks: Array.from({ length: 6 }, (_, i) => ({ persona: "long", title: `long ${i}`, payload: { ms: 8_000 } })), now: Date.now() });
       const deadline = Date.now() + 60_000;
