@@ -105,11 +105,19 @@ export class LivenessJudge {
    * forgotten.
    */
   observe(leases: readonly LeaseObservation[], agents: readonly AgentObservation[]): { leases: Array<Silent<LeaseObservation>>; agents: Array<Silent<AgentObservation>> } {
-    const now = this.monotonic();
-    // A lease is dead once silent for its whole lease; an agent once silent for longer than its timeout.
-    const silentLeases = this.judge(this.leases, leases, (l) => l.taskId, (l) => l.leaseToken, (l) => l.leaseMs, 0, now);
-    const silentAgents = this.judge(this.agents, agents, (a) => a.agentId, () => "", (a) => a.timeoutMs, 1, now);
-    return { leases: silentLeases, agents: silentAgents };
+    return { leases: this.observeLeases(leases), agents: this.observeAgents(agents) };
+  }
+
+  /** observe() for the leases alone: every lease held now; what the agents' memory holds is left as it is. */
+  observeLeases(leases: readonly LeaseObservation[]): Array<Silent<LeaseObservation>> {
+    // A lease is dead once silent for its whole lease.
+    return this.judge(this.leases, leases, (l) => l.taskId, (l) => l.leaseToken, (l) => l.leaseMs, 0, this.monotonic());
+  }
+
+  /** observe() for the agents alone: every active agent now; what the leases' memory holds is left as it is. */
+  observeAgents(agents: readonly AgentObservation[]): Array<Silent<AgentObservation>> {
+    // An agent is dead once silent for longer than its timeout.
+    return this.judge(this.agents, agents, (a) => a.agentId, () => "", (a) => a.timeoutMs, 1, this.monotonic());
   }
 
   private judge<K, T extends { stamp: number }>(

@@ -61,6 +61,16 @@ describe("liveness judge", () => {
     expect(judge.observe([lease(5)], []).leases).toHaveLength(1);
   });
 
+  it("keeps counting a lease's silence across an observation of the agents alone (agents.expireStale)", () => {
+    const clock = new ManualClock(0);
+    const judge = new LivenessJudge(() => clock.now());
+    judge.observeLeases([lease(5)]);
+    clock.advance(600);
+    judge.observeAgents([{ agentId: "a", stamp: 7, timeoutMs: 500 }]);
+    clock.advance(400);
+    expect(judge.observeLeases([lease(5)]).map((s) => s.silentMs)).toEqual([1_000]);
+  });
+
   it("gives an agent one millisecond beyond its timeout", () => {
     const clock = new ManualClock(0);
     const judge = new LivenessJudge(() => clock.now());

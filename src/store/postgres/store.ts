@@ -347,7 +347,7 @@ export class PostgresStore implements Store {
       list: async (p) => read("agents.list", (q) => reads.listAgents(q, p?.includeInactive ?? false)),
       get: async (p) => read("agents.get", (q) => reads.getAgent(q, p.agentId)),
       expireStale: async (p) => {
-        const silent = judge.observe([], await read("agents.observe", (q) => observeAgents(q))).agents;
+        const silent = judge.observeAgents(await read("agents.observe", (q) => observeAgents(q)));
         if (silent.length === 0) return [];
         return write("agents.expireStale", async (t) => {
           const ids = await expireSilent(t, silent, p.now);

@@ -249,7 +249,7 @@ export class SqliteStore implements Store {
       list: async (p) => tx.read("agents.list", () => agents.list(p?.includeInactive ?? false)),
       get: async (p) => tx.read("agents.get", () => agents.get(p.agentId)),
       expireStale: async (p) => {
-        const silent = judge.observe([], tx.read("agents.observe", () => agents.observe())).agents;
+        const silent = judge.observeAgents(tx.read("agents.observe", () => agents.observe()));
         if (silent.length === 0) return [];
         return tx.write("agents.expireStale", () => {
           const ids = agents.expireSilent(silent, p.now);
