@@ -195,7 +195,6 @@ export class Supervisor {
     });
     this.completer = new Completer(this);
     this.scheduler = new Scheduler(this);
-    const minLeaseMs = Math.min(...options.personas.map((p) => p.leaseMs), 30_000);
     const self = this;
     this.leaseKeeper = new LeaseKeeper(
       {
@@ -210,7 +209,7 @@ export class Supervisor {
         renewed: (count, lost) => this.events.emit("lease:renewed", { count, lost }),
         error: (where, error) => this.error(where, error),
       },
-      Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(minLeaseMs / 3)),
+      renewalIntervalMs(options.personas),
     );
     this.reaper = new Reaper(
       { store: this.store, clock: this.clock, reaped: (result) => this.onReaped(result), error: (where, error) => this.error(where, error) },
@@ -445,7 +444,7 @@ export class Supervisor {
     this.byPersona.clear();
     for (const producer of next) this.byPersona.set(producer.id, producer);
     this.pool.setPersonas(valid.map(toAdapterPersona));
-    this.leaseKeeper.shortenTo(Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...valid.map((p) => p.leaseMs), 30_000) / 3)));
+    this.leaseKeeper.shortenTo(renewalIntervalMs(valid));
     if (added.length + changed.length + removed.length > 0) {
       this.logger.info({ added, changed, removed }, "personas reloaded");
       this.events.emit("personas:reloaded", { added, changed, removed });
@@ -816,6 +815,11 @@ export class Supervisor {
     this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
     this.events.emit("supervisor:error", { where, error });
   }
+}
+
+/** How often the lease keeper renews: a third of the shortest lease served (at most 10 s, at least HEARTBEAT_INTERVAL_MS_MIN). */
+function renewalIntervalMs(personas: readonly Persona[]): number {
+  return Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...personas.map((p) => p.leaseMs), 30_000) / 3));
 }
 
 export function toWorkerTask(task: ClaimedTask): WorkerTask {
