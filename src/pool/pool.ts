@@ -338,13 +338,11 @@ export class WorkerPool {
     this.entries.delete(entry.runId);
     this.clearTimers(entry);
     // Its batch's response may still be on its way; the slot is needed only while a task of it runs.
-    if (--entry.batch.unsettled === 0) {
-      this.releaseSlot(entry.batch);
-      this.batches.delete(entry.batch.id);
-    }
+    if (--entry.batch.unsettled === 0) this.releaseSlot(entry.batch);
     return entry;
   }
 
+  /** Frees the batch's slot; once none of its tasks is unsettled, outcome reports can no longer name it. */
   private releaseSlot(batch: Batch): void {
     if (batch.unsettled <= 0) this.batches.delete(batch.id);
     if (!batch.slotHeld) return;
