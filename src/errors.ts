@@ -45,6 +45,11 @@ export const ERRORS = {
   ABORTED: { exit: 1 },
   WORKER_CRASHED: { exit: 1 },
   SHUTDOWN: { exit: 1 },
+  /**
+   * A running attempt's reported usage reached its task's or goal's budget: the supervisor aborted it, and
+   * the store records its usage and gives the attempt back uncounted while the budget holds the task.
+   */
+  BUDGET_EXHAUSTED: { exit: 1 },
   /** The store in use does not implement this yet (a PostgreSQL store's economics, humans, schedules: issue 19). */
   NOT_SUPPORTED: { exit: 1 },
   INTERNAL: { exit: 1 },

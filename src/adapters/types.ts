@@ -57,6 +57,15 @@ export interface AdapterContext {
    */
   reportUsage?(usage: AttemptUsage): void;
   /**
+   * Reports what the attempt has spent so far as a running total (each call replaces
+   * the last), for sources that read cumulative figures as they stream (the agent
+   * CLIs). Like reportUsage it reaches the supervisor while the attempt runs, where
+   * it is checked against the task's and goal's budgets; when the attempt ends
+   * without usage of its own in its result or error (killed mid-run), this total is
+   * what is recorded. Throws VALIDATION for a report that is not usage.
+   */
+  reportUsageTotal?(usage: AttemptUsage): void;
+  /**
    * Asks a person. Returns the answer when an earlier attempt asked this same
    * question and it was answered (task.inputs); otherwise throws (do not catch it):
    * the attempt ends uncounted, the task waits in awaiting_input for `roster answer`,

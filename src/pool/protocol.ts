@@ -7,8 +7,9 @@
  *
  *   main → worker   RunBatchRequest   (piscina task: one or more tasks to run)
  *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
- *   worker → main   WorkerReport      (parentPort: progress, logs, and with
- *                                      reportEach each outcome as it settles)
+ *   worker → main   WorkerReport      (parentPort: progress, logs, an attempt's
+ *                                      running usage, and with reportEach each
+ *                                      outcome as it settles)
  *   main → workers  ControlMessage    (BroadcastChannel: abort these attempts, by run id)
  *   worker → main   threadId in WorkerInit.threadSlots[request.slot] (shared memory)
  */
@@ -79,6 +80,7 @@ export interface RunBatchResponse {
 export const REPORT_PROGRESS = "roster:progress";
 export const REPORT_LOG = "roster:log";
 export const REPORT_OUTCOME = "roster:outcome";
+export const REPORT_USAGE = "roster:usage";
 
 /**
  * Outcomes sent ahead of their batch's response (RunBatchRequest.reportEach): those
@@ -90,7 +92,14 @@ export type OutcomeReport = { type: typeof REPORT_OUTCOME; outcomes: Array<{ bat
 /** Progress and logs of one attempt, addressed by its run id (RunBatchRequest.runIds). */
 export type WorkerReport =
   | { type: typeof REPORT_PROGRESS; runId: number; taskId: number; attempt: number; fraction: number; message: string | null }
-  | { type: typeof REPORT_LOG; runId: number; taskId: number; attempt: number; level: "debug" | "info" | "warn" | "error"; message: string; data?: Record<string, unknown> };
+  | { type: typeof REPORT_LOG; runId: number; taskId: number; attempt: number; level: "debug" | "info" | "warn" | "error"; message: string; data?: Record<string, unknown> }
+  /**
+   * What the attempt has spent so far (its running total, not an increment): sent
+   * while it runs, at most once per turn of the worker's event loop per attempt, so
+   * the main thread can check it against the task's and goal's budgets
+   * (src/supervisor/budget-watch.ts). The latest report replaces the earlier ones.
+   */
+  | { type: typeof REPORT_USAGE; runId: number; taskId: number; attempt: number; total: AttemptUsage };
 
 export const CONTROL_ABORT = "roster:abort";
 
@@ -100,7 +109,7 @@ export type ControlMessage = { type: typeof CONTROL_ABORT; runIds: number[]; rea
 export function isWorkerReport(value: unknown): value is WorkerReport {
   if (value === null || typeof value !== "object") return false;
   const type = (value as { type?: unknown }).type;
-  return type === REPORT_PROGRESS || type === REPORT_LOG;
+  return type === REPORT_PROGRESS || type === REPORT_LOG || type === REPORT_USAGE;
 }
 
 export function isOutcomeReport(value: unknown): value is OutcomeReport {

@@ -13,12 +13,12 @@ import { normalizeOutput } from "../adapters/output.js";
 import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../adapters/types.js";
 import { askHumanFor } from "../adapters/human-input.js";
 import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
-import type { AttemptUsage } from "../store/economics.js";
-import { addUsage, validateUsage } from "../store/usage-values.js";
+import { RunUsage } from "./run-usage.js";
 import {
   REPORT_LOG,
   REPORT_OUTCOME,
   REPORT_PROGRESS,
+  REPORT_USAGE,
   isControlMessage,
   type OutcomeReport,
   type RunBatchRequest,
@@ -187,20 +187,20 @@ function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { p
   };
 }
 
-/** What each running attempt reported with ctx.reportUsage, summed; it leaves with the attempt's outcome. */
-const usageByRun = new Map<number, AttemptUsage>();
-
-function reportUsage(runId: number, usage: AttemptUsage): void {
-  usageByRun.set(runId, addUsage(usageByRun.get(runId), validateUsage(usage)));
-}
+/** What each running attempt reports spending while it runs; it goes to the main thread as it comes, and with the attempt's outcome. */
+const usageOf = new RunUsage((runId, total) => {
+  const run = runsById.get(runId);
+  if (run !== undefined) report({ type: REPORT_USAGE, runId, taskId: run.id, attempt: run.attempt, total });
+});
+/** The running attempts' tasks, by run id, for their usage reports. */
+const runsById = new Map<number, WorkerTask>();
 
 async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
+  runsById.set(runId, task);
   try {
-    const outcome = await runAttempt(task, runId);
-    const usage = usageByRun.get(runId);
-    return usage === undefined ? outcome : { ...outcome, usage };
+    return usageOf.settle(runId, await runAttempt(task, runId));
   } finally {
-    usageByRun.delete(runId);
+    runsById.delete(runId);
   }
 }
 
@@ -216,7 +216,7 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
   const progress = makeProgress(task, runId, signal);
   try {
     const adapter = await adapterFor(task.persona);
-    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, reportUsage: (usage) => reportUsage(runId, usage), progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
+    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, reportUsage: (usage) => usageOf.add(runId, usage), reportUsageTotal: (usage) => usageOf.setTotal(runId, usage), progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
     const value = await adapter.run(task, ctx);
     if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
     const output = normalizeOutput(value, init.maxPayloadBytes);

@@ -133,6 +133,26 @@ export interface BreakerRecord {
   probeTaskId: number | null;
 }
 
+/** One all-time budget that covers a running attempt, with what its scope has spent in settled attempts. */
+export interface BudgetLimit {
+  scope: "task" | "goal";
+  /** The task's or the goal's (root task's) id. */
+  key: string;
+  maxCostUsd: number | null;
+  maxTokens: number | null;
+  spentUsd: number;
+  spentTokens: number;
+}
+
+/** The budgets a running attempt is checked against as it reports usage (src/supervisor/budget-watch.ts). */
+export interface AttemptBudget {
+  rootId: number;
+  /** The task's set budget, else its policy's maxCostUsd / maxTokens; null: none. */
+  task: BudgetLimit | null;
+  /** Its goal's budget; null: none. */
+  goal: BudgetLimit | null;
+}
+
 export interface EconomicsService {
   /** Each recorded attempt of a task, oldest first. */
   usageOf(params: { taskId: number }): Promise<UsageRecord[]>;
@@ -155,4 +175,6 @@ export interface EconomicsService {
   resetBreaker(params: { persona: string; now: number; by?: string | null }): Promise<boolean>;
   setPrice(params: { model: string; price: ModelPrice; now: number }): Promise<void>;
   prices(): Promise<Record<string, ModelPrice>>;
+  /** The task and goal budgets that cover a task, with their settled spend; a read (null: no such task). */
+  attemptBudget(params: { taskId: number }): Promise<AttemptBudget | null>;
 }

@@ -12,8 +12,8 @@ export interface SupervisorEventMap {
   "loop:tick": { at: number };
   "task:run-started": { taskId: number; persona: string; attempt: number };
   "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: RunOutcome; errorCode?: string; errorMessage?: string };
-  /** An attempt is being aborted: timeout, lost lease, cancellation or shutdown. */
-  "task:aborting": { taskId: number; persona: string; attempt: number; reason: "timeout" | "lease-lost" | "cancelled" | "shutdown" };
+  /** An attempt is being aborted: timeout, lost lease, cancellation, shutdown, or its budget reached while it ran. */
+  "task:aborting": { taskId: number; persona: string; attempt: number; reason: "timeout" | "lease-lost" | "cancelled" | "shutdown" | "budget" };
   "slots:changed": { busy: number; capacity: number };
   "progress:reported": { taskId: number; persona: string; attempt: number; fraction: number; message: string | null };
   "lease:renewed": { count: number; lost: number };

@@ -1,7 +1,8 @@
 import type { Persona } from "../personas/schema.js";
 import type { ClaimedTask } from "../store/types.js";
 
-export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown";
+/** "budget": its reported usage reached its task's or goal's budget (./budget-watch.ts). */
+export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown" | "budget";
 
 /** One attempt the supervisor holds: from claim until its settlement commits. */
 export interface RunningAttempt {

@@ -7,7 +7,7 @@ import { silentLogger, type Logger } from "../logging/logger.js";
 import { assertModulePaths, toAdapterPersona } from "../personas/load.js";
 import type { Persona } from "../personas/schema.js";
 import { WorkerPool, type PoolOutcome } from "../pool/pool.js";
-import { REPORT_PROGRESS, type WorkerReport, type WorkerTask } from "../pool/protocol.js";
+import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport, type WorkerTask } from "../pool/protocol.js";
 import type { ClaimedTask, LeaseRef, ReapResult, Store } from "../store/index.js";
 import { Completer } from "./completer.js";
 import { SupervisorEventBus, type RunOutcome } from "./events.js";
@@ -21,6 +21,7 @@ import { StallGuard } from "./stall-guard.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
 import { RETRY_BASE_MS, RETRY_MAX_MS, Waker } from "./waker.js";
 import { GateWaker } from "./provider-pauses.js";
+import { BudgetWatch } from "./budget-watch.js";
 
 /**
  * An attempt that settles within this long after dispatch goes claimed →
@@ -131,6 +132,8 @@ export class Supervisor {
   /** Wakes a persona when the economic gate that stopped its claim opens (docs/economics.md). */
   private gateWaker: GateWaker | null = null;
   private readonly progressWriter: ProgressWriter;
+  /** Checks running attempts' streamed usage against their budgets (docs/economics.md). */
+  private readonly budgetWatch: BudgetWatch;
   private state: State = "created";
   private resolveDone!: (reason: string) => void;
   private stopping: Promise<void> | null = null;
@@ -264,6 +267,12 @@ export class Supervisor {
       { store: this.store, clock: this.clock, lost: (run) => this.abortRun(run, "lease-lost"), error: (where, error) => this.error(where, error) },
       options.progressFlushMs ?? PROGRESS_FLUSH_MS_DEFAULT,
     );
+    this.budgetWatch = new BudgetWatch({
+      store: this.store,
+      clock: this.clock,
+      abortForBudget: (run, reason) => this.abortRun(run, "budget", reason),
+      error: (where, error) => this.error(where, error),
+    });
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -635,14 +644,16 @@ export class Supervisor {
     run.startTimer = null;
   }
 
-  abortRun(run: RunningAttempt, kind: AbortKind): void {
+  abortRun(run: RunningAttempt, kind: AbortKind, why?: RosterError): void {
     if (run.abort !== null || run.finished) return;
     run.abort = kind;
     if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
     run.timeoutTimer = null;
     const { id, attempt } = run.task;
     const reason: ErrorObject = toErrorObject(
-      kind === "timeout"
+      why !== undefined
+        ? why
+        : kind === "timeout"
         ? new RosterError("TIMEOUT", `task ${id} attempt ${attempt} timed out after ${run.task.timeoutMs} ms`)
         : kind === "lease-lost"
           ? new LeaseLostError(id)
@@ -664,6 +675,7 @@ export class Supervisor {
     const producer = this.byPersona.get(run.task.persona);
     if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
+    this.budgetWatch.forget(run);
     if (outcome === "lease-lost") this.logger.warn({ taskId: run.task.id, attempt: run.task.attempt }, "lease lost: result discarded");
     if (this.events.listenerCount("task:run-finished") > 0) {
       this.events.emit("task:run-finished", {
@@ -769,6 +781,10 @@ export class Supervisor {
         message: report.message,
       });
       this.progressWriter.mark(run);
+      return;
+    }
+    if (report.type === REPORT_USAGE) {
+      this.budgetWatch.report(run, report.total);
       return;
     }
     const child = this.logger.child({ taskId: report.taskId, persona: run.task.persona, attempt: report.attempt, agentId: this.agentId });

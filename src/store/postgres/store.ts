@@ -515,6 +515,8 @@ export class PostgresStore implements Store {
       gates: async (p: { persona: string }) => ({ persona: p.persona, reasons: [], until: null }),
       resumeProvider: async () => false,
       resetBreaker: async () => false,
+      // No budgets here yet, so no running attempt is watched against one (src/supervisor/budget-watch.ts).
+      attemptBudget: async () => null,
     } as never);
     this.humans = {
       listParked: async (p) => read("humans.listParked", (q) => humans.listParked(q, p?.limit)),

@@ -3,6 +3,7 @@ import {
   BUDGET_SCOPES,
   BUDGET_WINDOWS,
   type BreakerRecord,
+  type AttemptBudget,
   type BudgetRecord,
   type BudgetScope,
   type BudgetWindow,
@@ -266,6 +267,27 @@ export class EconomicsStatements {
   personaGates(persona: string, now: number): PersonaGates {
     const gate = this.gate(persona, now, Number.MAX_SAFE_INTEGER);
     return { persona, reasons: gate.reasons, until: gate.until };
+  }
+
+  /** The task and goal budgets of a running attempt, with their settled spend (one read of the same row the settlement reads). */
+  attemptBudget(taskId: number): AttemptBudget | null {
+    const rootId = this.taskRoot.get(taskId) as number | undefined;
+    if (rootId === undefined) return null;
+    const l = this.taskLimits.get({ taskId, rootId, task: String(taskId), goal: String(rootId) }) as TaskLimitsRow | undefined;
+    if (l === undefined) return null;
+    const limit = (scope: "task" | "goal", key: number, usd: number | null, tokens: number | null, spentUsd: number | null, spentTokens: number | null) =>
+      usd === null && tokens === null ? null : { scope, key: String(key), maxCostUsd: usd, maxTokens: tokens, spentUsd: spentUsd ?? 0, spentTokens: spentTokens ?? 0 };
+    return {
+      rootId,
+      task: limit("task", taskId, l.task_usd, l.task_tokens, l.task_spent_usd, l.task_spent_tokens),
+      goal: l.has_goal === 1 ? limit("goal", rootId, l.goal_usd, l.goal_tokens, l.goal_spent_usd, l.goal_spent_tokens) : null,
+    };
+  }
+
+  /** Whether a task or its goal has a budget at all (an attempt aborted for its budget is given back uncounted only then). */
+  budgeted(taskId: number): boolean {
+    const b = this.attemptBudget(taskId);
+    return b !== null && (b.task !== null || b.goal !== null);
   }
 
   // ---- settlement -----------------------------------------------------------------

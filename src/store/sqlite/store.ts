@@ -314,6 +314,7 @@ export class SqliteStore implements Store {
       resetBreaker: async (p) => tx.write("economics.resetBreaker", () => gates.resetBreaker(p)),
       setPrice: async (p) => tx.write("economics.setPrice", () => transitions.usage.setPrice(p.model, p.price, p.now)),
       prices: async () => tx.read("economics.prices", () => transitions.usage.prices()),
+      attemptBudget: async (p) => tx.read("economics.attemptBudget", () => gates.attemptBudget(p.taskId)),
     };
 
     this.maintenance = {

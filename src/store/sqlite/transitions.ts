@@ -473,6 +473,14 @@ export class Transitions {
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
       return { ok: true, outcome: "retrying", runAt, attempt: row.attempts - 1 };
     }
+    // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
+    // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an
+    // ordinary failure, so an adapter cannot loop by raising the code itself (docs/economics.md).
+    if (error.code === "BUDGET_EXHAUSTED" && this.gates.budgeted(params.taskId)) {
+      this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "budget_exhausted", usage, params.now);
+      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
+      return { ok: true, outcome: "retrying", runAt: params.now, attempt: row.attempts - 1 };
+    }
     const settled = this.settleFailure({
       taskId: params.taskId,
       persona: row.persona_id,

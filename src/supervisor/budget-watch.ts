@@ -1,0 +1,223 @@
+import type { Clock } from "../clock.js";
+import { RosterError, coerceError } from "../errors.js";
+import { costOf, priceFor, totalTokens, type ModelPrice } from "../policy/prices.js";
+import type { AttemptBudget, AttemptUsage, BudgetLimit } from "../store/economics.js";
+import type { Store } from "../store/index.js";
+import { lenientUsage } from "../store/usage-values.js";
+import type { RunningAttempt } from "./run.js";
+
+/** How old a running attempt's budget reading may be when a usage report is checked against it, in ms. */
+export const BUDGET_REFRESH_MS_DEFAULT = 1_000;
+/** How long the user's model prices are kept before they are read again, in ms. */
+export const PRICES_REFRESH_MS_DEFAULT = 10_000;
+
+export interface BudgetWatchHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** Aborts the attempt with this reason (a BUDGET_EXHAUSTED RosterError): its process group is killed as on a timeout. */
+  abortForBudget(run: RunningAttempt, reason: RosterError): void;
+  error(where: string, error: Error): void;
+}
+
+interface Watched {
+  run: RunningAttempt;
+  tokens: number;
+  /** USD: the source's own figure, else priced; 0 when the model has no price (token limits still count it). */
+  costUsd: number;
+  usage: AttemptUsage;
+  budget: AttemptBudget | null;
+  /** Clock time of the budget reading (-Infinity: none yet). */
+  readAt: number;
+  reading: Promise<void> | null;
+  /** A check is due once the reading in flight lands. */
+  recheck: boolean;
+  crossed: boolean;
+}
+
+/**
+ * The budget watch: checks each running attempt's streamed usage (REPORT_USAGE from
+ * its worker thread) against its task's and its goal's budgets, and aborts the
+ * attempt that reaches one (docs/economics.md, "Streaming usage and the in-flight
+ * rule").
+ *
+ * Cheap by construction: no write per report. A report updates the attempt's
+ * running total in memory; the budgets are read from the store (one read, the row
+ * the settlement reads) when the attempt first reports and again when a report
+ * finds the reading older than `refreshMs`, so a raise or another attempt's
+ * settlement is seen within that time. A goal's spend is its settled spend plus the
+ * running totals of every attempt of the goal held by this supervisor. A report
+ * that reaches a limit is confirmed with a fresh reading before the abort. Nothing
+ * of a running total is persisted until its attempt settles (its usage row, in the
+ * settlement's transaction), so other processes see it only then.
+ *
+ * Modes per attempt: unread (no reading yet) → watched (checks each report) →
+ * crossed (aborted; later reports are ignored) → forgotten (settled).
+ */
+export class BudgetWatch {
+  private readonly watched = new Map<RunningAttempt, Watched>();
+  private prices: Readonly<Record<string, ModelPrice>> = {};
+  private pricesAt = Number.NEGATIVE_INFINITY;
+  private pricesReading: Promise<void> | null = null;
+  private unsupported = false;
+
+  constructor(
+    private readonly host: BudgetWatchHost,
+    private readonly refreshMs = BUDGET_REFRESH_MS_DEFAULT,
+    private readonly pricesRefreshMs = PRICES_REFRESH_MS_DEFAULT,
+  ) {
+    if (!Number.isFinite(refreshMs) || refreshMs < 0) throw new RosterError("CONFIG_INVALID", `budgetRefreshMs: must be a number of ms >= 0, got ${refreshMs}`);
+  }
+
+  /** The attempt's running total so far (the latest report replaces the earlier ones). */
+  report(run: RunningAttempt, total: AttemptUsage): void {
+    if (this.unsupported || run.finished || run.abort !== null) return;
+    let w = this.watched.get(run);
+    if (w === undefined) {
+      w = { run, tokens: 0, costUsd: 0, usage: {}, budget: null, readAt: Number.NEGATIVE_INFINITY, reading: null, recheck: false, crossed: false };
+      this.watched.set(run, w);
+    }
+    if (w.crossed) return;
+    w.usage = total;
+    this.price(w);
+    const now = this.host.clock.now();
+    if (now - this.pricesAt > this.pricesRefreshMs) void this.readPrices();
+    if (now - w.readAt > this.refreshMs) {
+      w.recheck = true;
+      void this.read(w);
+      // A stale reading still decides now (a raise is confirmed before any abort); none yet waits for the read.
+      if (w.budget === null) return;
+    }
+    this.check(w);
+  }
+
+  /** The attempt settled: its spend is in the store now, no longer in flight. */
+  forget(run: RunningAttempt): void {
+    this.watched.delete(run);
+  }
+
+  /** Attempts watched now (for tests and stats). */
+  get size(): number {
+    return this.watched.size;
+  }
+
+  private price(w: Watched): void {
+    const u = lenientUsage(w.usage);
+    if (u === null) {
+      w.tokens = 0;
+      w.costUsd = 0;
+      return;
+    }
+    w.tokens = totalTokens(u);
+    if (u.costUsd !== null) w.costUsd = u.costUsd;
+    else {
+      const price = priceFor(u.model, this.prices);
+      w.costUsd = price === null ? 0 : costOf(u, price);
+    }
+  }
+
+  private check(w: Watched): void {
+    if (w.crossed || w.budget === null || w.run.finished || w.run.abort !== null) return;
+    const crossed = this.crossing(w);
+    if (crossed === null) return;
+    // Confirm with a fresh reading (a raise, a removal) before aborting; a reading made just now decides.
+    if (this.host.clock.now() - w.readAt > 0) {
+      w.recheck = true;
+      void this.read(w, true);
+      return;
+    }
+    this.abort(w, crossed);
+  }
+
+  /** The budget this attempt's report reached (task first, then goal), or null. */
+  private crossing(w: Watched): { limit: BudgetLimit; spentUsd: number; spentTokens: number } | null {
+    const b = w.budget!;
+    if (b.task !== null) {
+      const spentUsd = b.task.spentUsd + w.costUsd;
+      const spentTokens = b.task.spentTokens + w.tokens;
+      if (reached(b.task, spentUsd, spentTokens)) return { limit: b.task, spentUsd, spentTokens };
+    }
+    if (b.goal !== null) {
+      let spentUsd = b.goal.spentUsd;
+      let spentTokens = b.goal.spentTokens;
+      for (const other of this.watched.values()) {
+        if (other.budget?.rootId !== b.rootId) continue;
+        spentUsd += other.costUsd;
+        spentTokens += other.tokens;
+      }
+      if (reached(b.goal, spentUsd, spentTokens)) return { limit: b.goal, spentUsd, spentTokens };
+    }
+    return null;
+  }
+
+  private abort(w: Watched, c: { limit: BudgetLimit; spentUsd: number; spentTokens: number }): void {
+    const { id, attempt } = w.run.task;
+    const whose = c.limit.scope === "task" ? `task ${id}'s budget` : `goal ${c.limit.key}'s budget`;
+    const limits = [c.limit.maxCostUsd === null ? null : `$${c.limit.maxCostUsd}`, c.limit.maxTokens === null ? null : `${c.limit.maxTokens} tokens`].filter((x) => x !== null).join(", ");
+    const victims = c.limit.scope === "task" ? [w] : [...this.watched.values()].filter((o) => o.budget?.rootId === w.budget!.rootId && !o.crossed);
+    for (const v of victims) {
+      v.crossed = true;
+      const by = v === w ? "its usage" : `task ${id} attempt ${attempt}'s usage`;
+      const error = new RosterError(
+        "BUDGET_EXHAUSTED",
+        `task ${v.run.task.id} attempt ${v.run.task.attempt} aborted: ${by} brought ${whose} to $${round(c.spentUsd)} and ${c.spentTokens} tokens (limit ${limits}); it runs again when the budget is raised (\`roster budget raise --${c.limit.scope} ${c.limit.key}\`)`,
+        { retryable: true, details: { scope: c.limit.scope, key: c.limit.key, spentUsd: round(c.spentUsd), spentTokens: c.spentTokens, maxCostUsd: c.limit.maxCostUsd, maxTokens: c.limit.maxTokens } },
+      );
+      this.host.abortForBudget(v.run, error);
+    }
+  }
+
+  private read(w: Watched, confirming = false): Promise<void> {
+    if (w.reading !== null) return w.reading;
+    const reading = (async () => {
+      try {
+        const budget = await this.host.store.economics.attemptBudget({ taskId: w.run.task.id });
+        w.budget = budget;
+        w.readAt = this.host.clock.now();
+      } catch (error) {
+        const e = coerceError(error);
+        if (e instanceof RosterError && e.code === "NOT_SUPPORTED") {
+          // A store without budgets: nothing to watch.
+          this.unsupported = true;
+          this.watched.clear();
+          return;
+        }
+        this.host.error("budgetWatch.read", e);
+      } finally {
+        w.reading = null;
+      }
+      if (w.recheck && this.watched.get(w.run) === w) {
+        w.recheck = false;
+        if (confirming) {
+          const crossed = w.budget === null ? null : this.crossing(w);
+          if (crossed !== null && !w.crossed && !w.run.finished && w.run.abort === null) this.abort(w, crossed);
+        } else this.check(w);
+      }
+    })();
+    w.reading = reading;
+    return reading;
+  }
+
+  private async readPrices(): Promise<void> {
+    if (this.pricesReading !== null) return this.pricesReading;
+    this.pricesAt = this.host.clock.now();
+    this.pricesReading = (async () => {
+      try {
+        this.prices = await this.host.store.economics.prices();
+        for (const w of this.watched.values()) this.price(w);
+      } catch (error) {
+        this.host.error("budgetWatch.prices", coerceError(error));
+      } finally {
+        this.pricesReading = null;
+      }
+    })();
+    return this.pricesReading;
+  }
+}
+
+function reached(limit: BudgetLimit, spentUsd: number, spentTokens: number): boolean {
+  return (limit.maxCostUsd !== null && spentUsd >= limit.maxCostUsd) || (limit.maxTokens !== null && spentTokens >= limit.maxTokens);
+}
+
+function round(usd: number): number {
+  return Math.round(usd * 1e6) / 1e6;
+}
