@@ -1,0 +1,142 @@
+/**
+ * Who may use the dashboard (the MCP HTTP server's rules): the bind checks, the Host and
+ * Origin checks against DNS rebinding and cross-site requests, the bearer token, and the
+ * login sessions with their CSRF tokens. src/ui/server.ts applies them in order.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
+import type { Clock } from "../clock.js";
+import { RosterError } from "../errors.js";
+
+export const UI_HOST_DEFAULT = "127.0.0.1";
+export const UI_SESSION_COOKIE = "roster_ui";
+/** Sessions kept at once; the oldest is dropped past this. */
+export const UI_MAX_SESSIONS = 10_000;
+
+const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"];
+
+export interface Session {
+  csrf: string;
+  createdAt: number;
+}
+
+/** The host name of a Host header or URL authority, lower case, without the port ([v6] kept bracketed); null when empty. */
+export function hostnameOf(authority: string): string | null {
+  const value = authority.trim().toLowerCase();
+  if (value === "") return null;
+  if (value.startsWith("[")) {
+    const end = value.indexOf("]");
+    return end === -1 ? null : value.slice(0, end + 1);
+  }
+  const colon = value.indexOf(":");
+  return colon === -1 ? value : value.slice(0, colon);
+}
+
+/** Compares two secrets in constant time (through their digests, so lengths leak nothing either). */
+export function secretsMatch(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given, "utf8").digest();
+  const b = createHash("sha256").update(expected, "utf8").digest();
+  return timingSafeEqual(a, b);
+}
+
+export function cookieOf(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * The bind checks, before anything is opened or written (the commands call it first):
+ * a port in range, a token of 8 characters or more, and a token whenever the host is not
+ * a loopback address.
+ */
+export function checkUiOptions(options: { host?: string | undefined; port: number; token?: string | undefined }): { host: string; bindName: string; loopback: boolean } {
+  const host = options.host ?? UI_HOST_DEFAULT;
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
+    throw new RosterError("CONFIG_INVALID", `ui.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "ui.port" } });
+  }
+  if (options.token !== undefined && options.token.length < 8) {
+    throw new RosterError("CONFIG_INVALID", "ui.token: must be at least 8 characters", { details: { field: "ui.token" } });
+  }
+  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
+  const loopback = LOOPBACK_NAMES.includes(bindName);
+  if (!loopback && options.token === undefined) {
+    throw new RosterError("CONFIG_INVALID", `ui.host: ${host} is not a loopback address; serving the dashboard there needs a token (--token or ROSTER_UI_TOKEN)`, {
+      details: { field: "ui.token" },
+    });
+  }
+  return { host, bindName, loopback };
+}
+
+export interface GuardOptions {
+  bindName: string;
+  loopback: boolean;
+  token?: string | undefined;
+  allowedHosts?: string[] | undefined;
+  allowedOrigins?: string[] | undefined;
+  clock: Clock;
+}
+
+/** The checks of one server: allowed names and origins, the token, the sessions it issued. */
+export class Guard {
+  private readonly allowedNames: Set<string>;
+  private readonly allowedOrigins: Set<string>;
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly options: GuardOptions) {
+    this.allowedNames = new Set<string>([...LOOPBACK_NAMES, ...(options.loopback ? [] : [options.bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
+    this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  }
+
+  /** A loopback name, an allowed host, the bound name; off loopback also any IP address. */
+  nameAllowed(name: string | null): boolean {
+    return name !== null && (this.allowedNames.has(name) || (!this.options.loopback && isIP(name.replace(/^\[(.*)\]$/, "$1")) !== 0));
+  }
+
+  /** No Origin (not a browser's cross-site request), an allowed origin, or one whose host passes nameAllowed. */
+  originAllowed(origin: string | undefined): boolean {
+    if (origin === undefined) return true;
+    if (this.allowedOrigins.has(origin.toLowerCase())) return true;
+    try {
+      return this.nameAllowed(hostnameOf(new URL(origin).host));
+    } catch {
+      return false;
+    }
+  }
+
+  /** `Authorization: Bearer <token>` with the dashboard's token (never true without one). */
+  bearerOk(req: IncomingMessage): boolean {
+    if (this.options.token === undefined) return false;
+    const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim();
+    return given !== undefined && secretsMatch(given, this.options.token);
+  }
+
+  /** True when `token` is the dashboard's token (false when it has none). */
+  tokenMatches(token: string): boolean {
+    return this.options.token !== undefined && secretsMatch(token, this.options.token);
+  }
+
+  sessionOf(req: IncomingMessage): Session | undefined {
+    const id = cookieOf(req, UI_SESSION_COOKIE);
+    return id === undefined ? undefined : this.sessions.get(id);
+  }
+
+  /** A new session, its cookie set on `res` (HttpOnly, SameSite=Strict). */
+  newSession(res: ServerResponse): Session {
+    const id = randomBytes(32).toString("base64url");
+    const session = { csrf: randomBytes(32).toString("base64url"), createdAt: this.options.clock.now() };
+    if (this.sessions.size >= UI_MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+    this.sessions.set(id, session);
+    res.setHeader("set-cookie", `${UI_SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/`);
+    return session;
+  }
+
+  /** Forgets the request's session, if any. */
+  endSession(req: IncomingMessage): void {
+    const id = cookieOf(req, UI_SESSION_COOKIE);
+    if (id !== undefined) this.sessions.delete(id);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The dashboard API's routes: reads (GET) and actions (POST) mapped onto src/ui/api.ts.
+ * Access checks have passed before these run (src/ui/server.ts).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TASK_ACTIONS, UiError, addPlan, addTask, goalGraph, listTasks, overview, parseId, taskAction, taskDetail, type ApiContext, type TaskAction } from "./api.js";
+import { sendJson } from "./http.js";
+import type { ChangeFeed } from "./live.js";
+
+export async function routeRead(api: ApiContext, feed: ChangeFeed, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const { store } = api;
+  const path = url.pathname;
+  const parts = path.split("/").filter((p) => p !== ""); // ["api", ...]
+  if (path === "/api/events") return feed.open(req, res);
+  if (path === "/api/overview") return sendJson(res, 200, await overview(api));
+  if (path === "/api/tasks") return sendJson(res, 200, await listTasks(api, url.searchParams));
+  if (parts[1] === "tasks" && parts.length === 3) return sendJson(res, 200, await taskDetail(api, parseId(parts[2]!)));
+  if (parts[1] === "goals" && parts.length === 4 && parts[3] === "graph") return sendJson(res, 200, await goalGraph(api, parseId(parts[2]!)));
+  if (path === "/api/agents") return sendJson(res, 200, { agents: await store.agents.list({ includeInactive: url.searchParams.get("all") === "1" }) });
+  if (path === "/api/personas") return sendJson(res, 200, { personas: await store.personas.list({ includeRetired: true }) });
+  if (path === "/api/schedules") return sendJson(res, 200, { schedules: await store.schedules.list() });
+  throw new UiError(404, "NOT_FOUND", `no such endpoint: GET ${path}`);
+}
+
+export async function routeAction(api: ApiContext, path: string, body: unknown): Promise<unknown> {
+  const parts = path.split("/").filter((p) => p !== "");
+  if (path === "/api/tasks") return addTask(api, body);
+  if (path === "/api/plans") return addPlan(api, body);
+  if (parts[1] === "tasks" && parts.length === 4) {
+    const action = parts[3]!;
+    if (!(TASK_ACTIONS as readonly string[]).includes(action)) throw new UiError(404, "NOT_FOUND", `no such action: ${action} (${TASK_ACTIONS.join(", ")})`);
+    return taskAction(api, parseId(parts[2]!), action as TaskAction, body);
+  }
+  throw new UiError(404, "NOT_FOUND", `no such endpoint: POST ${path}`);
+}
