@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
+import { adapterTask } from "../adapters/task-view.js";
 import { systemClock, type Clock } from "../clock.js";
 import type { Config } from "../config.js";
 import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
@@ -568,7 +569,7 @@ export class Supervisor {
       this.running.set(task.leaseToken, run);
       producer.running++;
       runs.push(run);
-      tasks.push(toWorkerTask(task));
+      tasks.push(adapterTask(task));
     }
     const hasListeners = this.events.listenerCount("task:run-started") > 0;
     if (hasListeners) for (const run of runs) this.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
@@ -836,22 +837,4 @@ export class Supervisor {
 /** How often the lease keeper renews: a third of the shortest lease served (at most 10 s, at least HEARTBEAT_INTERVAL_MS_MIN). */
 function renewalIntervalMs(personas: readonly Persona[]): number {
   return Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...personas.map((p) => p.leaseMs), 30_000) / 3));
-}
-
-export function toWorkerTask(task: ClaimedTask): WorkerTask {
-  return {
-    id: task.id,
-    title: task.title,
-    description: task.description,
-    persona: task.persona,
-    payload: task.payload,
-    priority: task.priority,
-    parentId: task.parentId,
-    attempt: task.attempt,
-    maxAttempts: task.maxAttempts,
-    timeoutMs: task.timeoutMs,
-    dependencies: task.dependencies,
-    ...(task.inputs === undefined ? {} : { inputs: task.inputs }),
-    ...(task.previous === undefined ? {} : { previous: task.previous }),
-  };
 }

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { normalizeOutput } from "../../adapters/output.js";
+import { adapterTask } from "../../adapters/task-view.js";
 import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js";
 import type { Adapter, AdapterContext, AdapterPersona, AdapterTask } from "../../adapters/types.js";
 import { systemClock } from "../../clock.js";
@@ -123,11 +124,6 @@ async function findPersona(store: Store, config: Config, id: string, now: number
   throw new RosterError("PERSONA_NOT_FOUND", `--persona: no persona "${id}" in ${config.personasDir} or the database${unknownNameHint(id, known)}`, {
     details: { field: "persona", persona: id },
   });
-}
-
-function toAdapterTask(task: ClaimedTask): AdapterTask {
-  const { id, title, description, persona, payload, priority, parentId, attempt, maxAttempts, timeoutMs, dependencies } = task;
-  return { id, title, description, persona, payload, priority, parentId, attempt, maxAttempts, timeoutMs, dependencies };
 }
 
 async function runOnce(
@@ -336,7 +332,7 @@ async function runAttempt(
   let value: unknown;
   let failure: Error | null = null;
   try {
-    value = await adapter.run(toAdapterTask(task), ctx);
+    value = await adapter.run(adapterTask(task), ctx);
   } catch (error) {
     failure = coerceError(error);
   } finally {

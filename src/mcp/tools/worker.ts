@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
+import { adapterTask } from "../../adapters/task-view.js";
 import { RosterError } from "../../errors.js";
 import type { AttemptUsage, ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
 import type { McpContext } from "../context.js";
@@ -57,30 +58,27 @@ export function dependencyView(dep: DependencyResult, cutChars: number): Record<
   return { ...base, resultPreview: json.slice(0, cutChars), resultChars: json.length, truncated: true };
 }
 
-/** What claim_task hands the agent: the task, where it sits (parent, goal), bounded dependency results, when to heartbeat. */
+/**
+ * What claim_task hands the agent: the task's one view (adapterTask, as adapters get it) shaped for an
+ * agent: where it sits (parent, goal briefs instead of parentId), bounded dependency results, the
+ * questions it asked with their answers, and when to heartbeat.
+ */
 export function claimedView(task: ClaimedTask, lineage: TaskLineage | undefined, cutChars: number): Record<string, unknown> {
-  const deps = task.dependencies.slice(0, CLAIM_DEPENDENCIES_MAX).map((d) => dependencyView(d, cutChars));
+  const { parentId: _parentId, previous: _previous, dependencies, inputs, ...fields } = adapterTask(task);
+  const deps = dependencies.slice(0, CLAIM_DEPENDENCIES_MAX).map((d) => dependencyView(d, cutChars));
   const root = lineage?.root ?? null;
   const parent = lineage?.parent ?? null;
   return {
-    id: task.id,
-    title: task.title,
-    description: task.description,
-    persona: task.persona,
-    payload: task.payload,
-    priority: task.priority,
-    attempt: task.attempt,
-    maxAttempts: task.maxAttempts,
+    ...fields,
     rootId: lineage?.rootId ?? task.id,
     ...(parent !== null ? { parent: brief(parent) } : {}),
     // The goal (root) when it is not the parent itself.
     ...(root !== null && root.id !== parent?.id ? { goal: brief(root) } : {}),
     leaseMs: task.leaseMs,
     heartbeatEveryMs: Math.floor(task.leaseMs / HEARTBEAT_DIVISOR),
-    timeoutMs: task.timeoutMs,
     dependencies: deps,
-    ...(task.dependencies.length > deps.length ? { moreDependencies: task.dependencies.length - deps.length } : {}),
-    ...(task.inputs !== undefined && task.inputs.length > 0 ? { inputs: task.inputs.map((i) => ({ question: i.question, answer: i.answer })) } : {}),
+    ...(dependencies.length > deps.length ? { moreDependencies: dependencies.length - deps.length } : {}),
+    ...(inputs !== undefined && inputs.length > 0 ? { inputs: inputs.map((i) => ({ question: i.question, answer: i.answer })) } : {}),
   };
 }
 
