@@ -19,6 +19,7 @@ import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { parseJson } from "./rows.js";
+import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage } from "./usage.js";
 
@@ -89,20 +90,6 @@ const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code:
 /** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
-}
-
-/**
- * The provider limit an error reports in `details.failure` (the agent adapters'
- * classes; any adapter may set them), or null.
- */
-function providerLimit(error: ErrorObject): { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number } | null {
-  const d = error.details as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown } | undefined;
-  if (d === undefined || d === null || (d.failure !== "rate-limit" && d.failure !== "usage-limit")) return null;
-  return {
-    failure: d.failure,
-    ...(typeof d.retryAfterMs === "number" && d.retryAfterMs >= 0 ? { retryAfterMs: d.retryAfterMs } : {}),
-    ...(typeof d.resetAt === "number" ? { resetAt: d.resetAt } : {}),
-  };
 }
 
 /** Normalises an error for storage: bounded, plain, JSON. */

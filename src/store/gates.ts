@@ -1,0 +1,397 @@
+/**
+ * The rules of the claim's economic gates (docs/ARCHITECTURE.md rule 15, docs/economics.md)
+ * that need no database: a persona's settings, window arithmetic, what a claim may take
+ * given the gates' rows, how a breaker moves on an outcome, when a provider pause ends,
+ * budget validation and records, and the words `roster why` uses. Both stores read their
+ * rows with their own SQL (src/store/sqlite/budgets.ts, src/store/postgres/gates.ts) and
+ * decide here, so SQLite and PostgreSQL gate alike.
+ */
+import { RosterError, type ErrorObject } from "../errors.js";
+import {
+  BUDGET_SCOPES,
+  type AttemptBudget,
+  BUDGET_WINDOWS,
+  type BudgetRecord,
+  type BudgetScope,
+  type BudgetWindow,
+  type GateReason,
+  type SetBudgetParams,
+} from "./economics.js";
+
+/** A rate limit with no `retryAfterMs` pauses its provider this long, in ms. */
+export const RATE_LIMIT_PAUSE_MS_DEFAULT = 60_000;
+/** A usage limit with no `resetAt` pauses its provider this long, in ms. */
+export const USAGE_LIMIT_PAUSE_MS_DEFAULT = 30 * 60_000;
+/** A breaker's first cooldown when the persona names none, in ms; it doubles per reopening. */
+export const BREAKER_COOLDOWN_MS_DEFAULT = 60_000;
+/** The longest cooldown a breaker grows to when the persona names none, in ms. */
+export const BREAKER_MAX_COOLDOWN_MS_DEFAULT = 3_600_000;
+/** A failure-rate breaker's window when the persona names none, in ms. */
+export const BREAKER_WINDOW_MS_DEFAULT = 60_000;
+/** Attempts a failure-rate breaker's window needs before its rate counts, when the persona names none. */
+export const BREAKER_MIN_ATTEMPTS_DEFAULT = 10;
+
+/** The windows spend is kept for, per persona, provider and overall (task and goal: all time only). */
+export const SPEND_WINDOWS_MS = [0, BUDGET_WINDOWS.hour, BUDGET_WINDOWS.day] as const;
+
+/** Start of the fixed window `[k·windowMs, (k+1)·windowMs)` holding `now`; 0 for an all-time window (0 ms). */
+export function windowStart(now: number, windowMs: number): number {
+  return windowMs === 0 ? 0 : Math.floor(now / windowMs) * windowMs;
+}
+
+export function windowName(ms: number): BudgetWindow {
+  return ms === BUDGET_WINDOWS.day ? "day" : ms === BUDGET_WINDOWS.hour ? "hour" : "total";
+}
+
+// ---- a persona's settings ----------------------------------------------------------
+
+/** A persona's economics settings, from its front matter (src/personas/schema.ts). */
+export interface PersonaEconomics {
+  provider: string;
+  autoResume: boolean;
+  /** failures: consecutive failures that open it (null: no such rule); rate: failures / attempts over a fixed window. */
+  breaker: BreakerSettings | null;
+  rate: { key: string; starts: number; perMs: number } | null;
+}
+
+export interface BreakerSettings {
+  failures: number | null;
+  cooldownMs: number;
+  maxCooldownMs: number;
+  rate: { failureRate: number; windowMs: number; minAttempts: number } | null;
+}
+
+/** The persona config fields the gates read, as each store's SQL returns them (JSON objects as text). */
+export interface PersonaConfigShape {
+  provider: string;
+  /** SQLite gives 0/1 for a JSON boolean, PostgreSQL 'false'/'true'. */
+  auto_resume: number | string | boolean | null;
+  breaker: string | null;
+  rate_limit: string | null;
+}
+
+export function economicsOf(persona: string, row: PersonaConfigShape | null): PersonaEconomics {
+  const breaker =
+    row?.breaker == null
+      ? null
+      : (JSON.parse(row.breaker) as { failures?: number; cooldownMs?: number; maxCooldownMs?: number; failureRate?: number; windowMs?: number; minAttempts?: number });
+  const rate = row?.rate_limit == null ? null : (JSON.parse(row.rate_limit) as { starts: number; perMs: number; key?: string });
+  const autoResume = row?.auto_resume;
+  return {
+    provider: row?.provider ?? `persona:${persona}`,
+    autoResume: !(autoResume === 0 || autoResume === false || autoResume === "false"),
+    breaker:
+      breaker === null || (typeof breaker.failures !== "number" && typeof breaker.failureRate !== "number")
+        ? null
+        : {
+            failures: typeof breaker.failures === "number" ? breaker.failures : null,
+            cooldownMs: breaker.cooldownMs ?? BREAKER_COOLDOWN_MS_DEFAULT,
+            maxCooldownMs: Math.max(breaker.maxCooldownMs ?? BREAKER_MAX_COOLDOWN_MS_DEFAULT, breaker.cooldownMs ?? BREAKER_COOLDOWN_MS_DEFAULT),
+            rate:
+              typeof breaker.failureRate !== "number"
+                ? null
+                : {
+                    failureRate: breaker.failureRate,
+                    windowMs: breaker.windowMs ?? BREAKER_WINDOW_MS_DEFAULT,
+                    minAttempts: breaker.minAttempts ?? BREAKER_MIN_ATTEMPTS_DEFAULT,
+                  },
+          },
+    rate: rate === null || typeof rate.starts !== "number" || typeof rate.perMs !== "number" ? null : { key: `rate:${rate.key ?? persona}`, starts: rate.starts, perMs: rate.perMs },
+  };
+}
+
+// ---- the claim ---------------------------------------------------------------------
+
+/** What the claim may take, decided before its statement runs. */
+export interface ClaimGate {
+  /** At most this many (0: claim nothing). */
+  limit: number;
+  /** Some tasks or goals are held: use the claim that skips them. */
+  skipHeld: boolean;
+  /** The breaker is half-open: the one task claimed is its probe. */
+  probe: boolean;
+  rateKey: string | null;
+  rateWindowStart: number;
+  reasons: GateReason[];
+  until: number | null;
+}
+
+/** A persona's pause and breaker, as the claim's one gate read returns them. */
+export interface GateFacts {
+  paused: boolean;
+  pauseUntil: number | null;
+  pauseReason: string | null;
+  breakerState: "closed" | "open" | "probing" | null;
+  openUntil: number | null;
+  consecutiveFailures: number | null;
+  probeTaskId: number | null;
+  /** The probe task's status now. */
+  probeStatus: string | null;
+}
+
+/** A persona or global window budget with what its current window spent. */
+export interface WindowBudgetFacts {
+  scope: BudgetScope;
+  key: string;
+  window_ms: number;
+  max_cost_usd: number | null;
+  max_tokens: number | null;
+  spent_usd: number;
+  spent_tokens: number;
+  window_start: number;
+}
+
+function close(gate: ClaimGate, reason: GateReason, until: number | null): void {
+  gate.reasons.push(reason);
+  gate.limit = 0;
+  if (until !== null) gate.until = gate.until === null ? until : Math.min(gate.until, until);
+}
+
+/** The gate from a persona's pause and breaker: closed, a probe of one, or open up to `limit`. */
+export function gateOf(persona: string, settings: PersonaEconomics, f: GateFacts, now: number, limit: number): ClaimGate {
+  const gate: ClaimGate = { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null };
+  if (f.paused && (f.pauseUntil === null || f.pauseUntil > now)) {
+    close(gate, { code: "PROVIDER_PAUSED", provider: settings.provider, until: f.pauseUntil, reason: f.pauseReason ?? "" }, f.pauseUntil);
+  }
+  if (f.breakerState === "open") {
+    if (f.openUntil !== null && f.openUntil > now) {
+      close(gate, { code: "BREAKER_OPEN", persona, until: f.openUntil, failures: f.consecutiveFailures ?? 0 }, f.openUntil);
+    } else {
+      gate.probe = true;
+      gate.limit = Math.min(gate.limit, 1);
+    }
+  } else if (f.breakerState === "probing") {
+    const probeRunning = f.probeStatus === "claimed" || f.probeStatus === "in_progress";
+    if (probeRunning) close(gate, { code: "BREAKER_PROBING", persona, probeTaskId: f.probeTaskId }, null);
+    else {
+      // The probe ended without a verdict (cancelled, released): another one goes.
+      gate.probe = true;
+      gate.limit = Math.min(gate.limit, 1);
+    }
+  }
+  return gate;
+}
+
+/** Closes the gate for every persona or global window budget that is spent; it lifts when its window turns. */
+export function closeForBudgets(gate: ClaimGate, budgets: readonly WindowBudgetFacts[]): void {
+  for (const b of budgets) {
+    if (!isExhausted(b.max_cost_usd, b.max_tokens, b.spent_usd, b.spent_tokens)) continue;
+    close(
+      gate,
+      { code: "BUDGET_EXHAUSTED", scope: b.scope, key: b.key, spentUsd: b.spent_usd, spentTokens: b.spent_tokens, maxCostUsd: b.max_cost_usd, maxTokens: b.max_tokens },
+      b.window_ms === 0 ? null : b.window_start + b.window_ms,
+    );
+  }
+}
+
+/** Limits the gate to the starts left in the rate window (`used` so far), or closes it until the window turns. */
+export function limitByRate(gate: ClaimGate, rate: NonNullable<PersonaEconomics["rate"]>, used: number, now: number): void {
+  const start = windowStart(now, rate.perMs);
+  const left = rate.starts - used;
+  if (left <= 0) {
+    close(gate, { code: "RATE_LIMITED", key: rate.key, starts: rate.starts, perMs: rate.perMs, until: start + rate.perMs }, start + rate.perMs);
+    return;
+  }
+  gate.limit = Math.min(gate.limit, left);
+  gate.rateKey = rate.key;
+  gate.rateWindowStart = start;
+}
+
+// ---- settlement ----------------------------------------------------------------------
+
+/** A breaker's stored row. */
+export interface BreakerRow {
+  persona_id: string;
+  state: "closed" | "open" | "probing";
+  consecutive_failures: number;
+  opens: number;
+  open_until: number | null;
+  probe_task_id: number | null;
+}
+
+/** What a failed (or lost) attempt does to a breaker before its failure-rate window is counted. */
+export function failureStep(breaker: BreakerSettings, prev: Pick<BreakerRow, "state" | "consecutive_failures" | "opens"> | undefined): { failures: number; reopening: boolean; trip: boolean } {
+  const failures = (prev?.consecutive_failures ?? 0) + 1;
+  const reopening = prev !== undefined && (prev.state === "probing" || prev.state === "open");
+  return { failures, reopening, trip: reopening || (breaker.failures !== null && failures >= breaker.failures) };
+}
+
+/** True when a failure-rate window (attempts and failures counted so far) opens the breaker. */
+export function rateTrips(rate: NonNullable<BreakerSettings["rate"]>, w: { attempts: number; failures: number }): boolean {
+  return w.attempts >= rate.minAttempts && w.failures / w.attempts >= rate.failureRate;
+}
+
+/** The breaker opened (again): its cooldown doubles per opening since it last closed, up to the maximum. */
+export function opening(breaker: BreakerSettings, prevOpens: number, reopening: boolean, now: number): { opens: number; until: number } {
+  const opens = (reopening ? prevOpens : 0) + 1;
+  return { opens, until: now + Math.min(breaker.maxCooldownMs, breaker.cooldownMs * 2 ** (opens - 1)) };
+}
+
+/** When a provider's pause ends (null: by hand, the persona turned auto-resume off). */
+export function pauseUntil(settings: PersonaEconomics, p: { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number; now: number }): number | null {
+  if (!settings.autoResume) return null;
+  return p.failure === "rate-limit" ? p.now + (p.retryAfterMs ?? RATE_LIMIT_PAUSE_MS_DEFAULT) : (p.resetAt ?? p.now + USAGE_LIMIT_PAUSE_MS_DEFAULT);
+}
+
+/** The provider limit an error reports in `details.failure` (the agent adapters' classes; any adapter may set them), or null. */
+export function providerLimit(error: ErrorObject): { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number } | null {
+  const d = error.details as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown } | undefined;
+  if (d === undefined || d === null || (d.failure !== "rate-limit" && d.failure !== "usage-limit")) return null;
+  return {
+    failure: d.failure,
+    ...(typeof d.retryAfterMs === "number" && d.retryAfterMs >= 0 ? { retryAfterMs: d.retryAfterMs } : {}),
+    ...(typeof d.resetAt === "number" ? { resetAt: d.resetAt } : {}),
+  };
+}
+
+/** The spend rows one attempt's usage adds to: [scope, key, windowMs, windowStart]. */
+export function spendKeys(p: { taskId: number; rootId: number; persona: string; provider: string; now: number }): Array<[string, string, number, number]> {
+  const rows: Array<[string, string, number, number]> = [
+    ["task", String(p.taskId), 0, 0],
+    ["goal", String(p.rootId), 0, 0],
+  ];
+  for (const windowMs of SPEND_WINDOWS_MS) {
+    const start = windowStart(p.now, windowMs);
+    rows.push(["persona", p.persona, windowMs, start], ["provider", p.provider, windowMs, start], ["global", "", windowMs, start]);
+  }
+  return rows;
+}
+
+// ---- budgets -------------------------------------------------------------------------
+
+export interface BudgetRow {
+  scope: BudgetScope;
+  key: string;
+  window_ms: number;
+  max_cost_usd: number | null;
+  max_tokens: number | null;
+  updated_at: number;
+}
+
+export function isExhausted(maxUsd: number | null, maxTokens: number | null, spentUsd: number, spentTokens: number): boolean {
+  return (maxUsd !== null && spentUsd >= maxUsd) || (maxTokens !== null && spentTokens >= maxTokens);
+}
+
+export function checkScope(scope: BudgetScope, key: string): { scope: BudgetScope; key: string } {
+  if (!(BUDGET_SCOPES as readonly string[]).includes(scope)) {
+    throw new RosterError("VALIDATION", `scope: must be one of ${BUDGET_SCOPES.join(", ")}, got ${JSON.stringify(scope)}`, { details: { field: "scope" } });
+  }
+  if (scope === "global") return { scope, key: "" };
+  if ((scope === "task" || scope === "goal") && !/^[1-9][0-9]*$/.test(key)) {
+    throw new RosterError("VALIDATION", `${scope}: must be a task id (a positive integer), got ${JSON.stringify(key)}`, { details: { field: scope } });
+  }
+  if (scope === "persona" && (typeof key !== "string" || key === "")) {
+    throw new RosterError("VALIDATION", "persona: must name a persona", { details: { field: "persona" } });
+  }
+  return { scope, key };
+}
+
+function checkLimit(field: string, value: number | null | undefined, integer: boolean): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new RosterError("VALIDATION", `${field}: must be a non-negative ${integer ? "integer" : "number"}, got ${JSON.stringify(value)}`, { details: { field } });
+  }
+}
+
+/** setBudget's parameters checked, before anything is read: scope, window and limits. */
+export function checkSetBudget(p: SetBudgetParams): { scope: BudgetScope; key: string; window: BudgetWindow; windowMs: number } {
+  const { scope, key } = checkScope(p.scope, p.key);
+  const window = p.window ?? (scope === "persona" || scope === "global" ? "day" : "total");
+  if (!(window in BUDGET_WINDOWS)) throw new RosterError("VALIDATION", `window: must be one of ${Object.keys(BUDGET_WINDOWS).join(", ")}`, { details: { field: "window" } });
+  if ((scope === "task" || scope === "goal") && window !== "total") {
+    throw new RosterError("VALIDATION", `window: a ${scope} budget is for the ${scope}'s whole life; windows are for persona and global budgets`, { details: { field: "window" } });
+  }
+  checkLimit("maxCostUsd", p.maxCostUsd, false);
+  checkLimit("maxTokens", p.maxTokens, true);
+  if ((p.maxCostUsd ?? null) === null && (p.maxTokens ?? null) === null) {
+    throw new RosterError("VALIDATION", "a budget needs a limit: maxCostUsd (--usd) or maxTokens (--tokens)", { details: { field: "maxCostUsd" } });
+  }
+  return { scope, key, window, windowMs: BUDGET_WINDOWS[window] };
+}
+
+export interface RaiseParams {
+  scope: BudgetScope;
+  key: string;
+  addCostUsd?: number;
+  addTokens?: number;
+  now: number;
+  by?: string | null;
+}
+
+/** raiseBudget's parameters checked, before anything is read. */
+export function checkRaise(p: RaiseParams): { scope: BudgetScope; key: string } {
+  const checked = checkScope(p.scope, p.key);
+  checkLimit("addCostUsd", p.addCostUsd, false);
+  checkLimit("addTokens", p.addTokens, true);
+  if ((p.addCostUsd ?? null) === null && (p.addTokens ?? null) === null) {
+    throw new RosterError("VALIDATION", "a raise needs an amount: addCostUsd (--usd) or addTokens (--tokens)", { details: { field: "addCostUsd" } });
+  }
+  return checked;
+}
+
+/** The limits after a raise of `row` (the set budget, or the task's own policy as one); INVALID_STATE when there is none. */
+export function raised(row: BudgetRow | undefined, p: RaiseParams): { windowMs: number; maxCostUsd: number | null; maxTokens: number | null } {
+  if (row === undefined) {
+    throw new RosterError("INVALID_STATE", `${p.scope} ${p.key || "(global)"}: has no budget to raise; set one with \`roster budget set\``, { details: { field: "scope" } });
+  }
+  const usd = p.addCostUsd !== undefined && row.max_cost_usd === null ? 0 : row.max_cost_usd;
+  const tokens = p.addTokens !== undefined && row.max_tokens === null ? 0 : row.max_tokens;
+  return { windowMs: row.window_ms, maxCostUsd: usd === null ? null : usd + (p.addCostUsd ?? 0), maxTokens: tokens === null ? null : tokens + (p.addTokens ?? 0) };
+}
+
+/** A task's own policy limits as a budget row (source "policy"). */
+export function policyRow(taskId: number, policy: { usd: number | null; tokens: number | null } | undefined, now: number): BudgetRow {
+  return { scope: "task", key: String(taskId), window_ms: 0, max_cost_usd: policy?.usd ?? null, max_tokens: policy?.tokens ?? null, updated_at: now };
+}
+
+export function budgetRecord(row: BudgetRow, spent: { cost_usd: number; tokens: number } | undefined, source: BudgetRecord["source"]): BudgetRecord {
+  const spentUsd = Math.round((spent?.cost_usd ?? 0) * 1e6) / 1e6;
+  const spentTokens = spent?.tokens ?? 0;
+  return {
+    scope: row.scope,
+    key: row.key,
+    window: windowName(row.window_ms),
+    maxCostUsd: row.max_cost_usd,
+    maxTokens: row.max_tokens,
+    spentUsd,
+    spentTokens,
+    exhausted: isExhausted(row.max_cost_usd, row.max_tokens, spentUsd, spentTokens),
+    source,
+  };
+}
+
+/** Limits, spend and holds of a settled attempt's task and goal, as one read returns them. */
+export interface TaskLimitsRow {
+  task_usd: number | null;
+  task_tokens: number | null;
+  goal_usd: number | null;
+  goal_tokens: number | null;
+  has_goal: boolean | number;
+  task_spent_usd: number | null;
+  task_spent_tokens: number | null;
+  goal_spent_usd: number | null;
+  goal_spent_tokens: number | null;
+  task_held: boolean | number;
+  goal_held: boolean | number;
+}
+
+/** The holds to put on (exhausted, not held) or lift (held, not exhausted) after usage of `taskId` under goal `rootId`. */
+export function holdMoves(l: TaskLimitsRow, taskId: number, rootId: number): Array<{ scope: "task" | "goal"; id: number; exhausted: boolean; held: boolean }> {
+  const out: Array<{ scope: "task" | "goal"; id: number; exhausted: boolean; held: boolean }> = [];
+  if (l.task_usd !== null || l.task_tokens !== null) {
+    out.push({ scope: "task", id: taskId, exhausted: isExhausted(l.task_usd, l.task_tokens, l.task_spent_usd ?? 0, l.task_spent_tokens ?? 0), held: Boolean(l.task_held) });
+  }
+  if (l.has_goal) out.push({ scope: "goal", id: rootId, exhausted: isExhausted(l.goal_usd, l.goal_tokens, l.goal_spent_usd ?? 0, l.goal_spent_tokens ?? 0), held: Boolean(l.goal_held) });
+  return out.filter((m) => m.exhausted !== m.held);
+}
+
+/** The budgets a running attempt is checked against, from the same row the settlement reads (src/supervisor/budget-watch.ts). */
+export function attemptBudgetOf(l: TaskLimitsRow, taskId: number, rootId: number): AttemptBudget {
+  const limit = (scope: "task" | "goal", key: number, usd: number | null, tokens: number | null, spentUsd: number | null, spentTokens: number | null) =>
+    usd === null && tokens === null ? null : { scope, key: String(key), maxCostUsd: usd, maxTokens: tokens, spentUsd: spentUsd ?? 0, spentTokens: spentTokens ?? 0 };
+  return {
+    rootId,
+    task: limit("task", taskId, l.task_usd, l.task_tokens, l.task_spent_usd, l.task_spent_tokens),
+    goal: l.has_goal ? limit("goal", rootId, l.goal_usd, l.goal_tokens, l.goal_spent_usd, l.goal_spent_tokens) : null,
+  };
+}
