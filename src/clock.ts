@@ -12,9 +12,29 @@ let systemOffsetMs = 0;
  * (docs/ARCHITECTURE.md, rule 14), so an offset must cost nothing but the
  * timestamps that process writes.
  */
-export const systemClock: Clock = { now: () => Date.now() + systemOffsetMs };
+export const hostClock: Clock = { now: () => Date.now() + systemOffsetMs };
 
-/** Sets systemClock's offset (loadConfig does, from config.clockOffsetMs), in ms. */
+let reference: { owner: object; clock: Clock } | null = null;
+
+/**
+ * The clock every part of the process stamps and compares store times with: the
+ * reference clock when one is set (an open PostgreSQL store sets the database
+ * server's, so hosts whose clocks differ agree on `run_at` and due times: issue
+ * 19, docs/postgres.md "Time"), else hostClock.
+ */
+export const systemClock: Clock = { now: () => (reference === null ? hostClock.now() : reference.clock.now()) };
+
+/** Makes `clock` systemClock's reference, on behalf of `owner` (the last one set wins). */
+export function setReferenceClock(owner: object, clock: Clock): void {
+  reference = { owner, clock };
+}
+
+/** Drops the reference clock if `owner` set it (a store that closes); systemClock is hostClock again. */
+export function clearReferenceClock(owner: object): void {
+  if (reference?.owner === owner) reference = null;
+}
+
+/** Sets hostClock's (and so systemClock's, without a reference) offset (loadConfig does, from config.clockOffsetMs), in ms. */
 export function setSystemClockOffset(offsetMs: number): void {
   systemOffsetMs = offsetMs;
 }

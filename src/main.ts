@@ -12,6 +12,7 @@ import type { Config } from "./config.js";
 import { seedDemo } from "./demo.js";
 import { coerceError } from "./errors.js";
 import { createLogger, type Logger } from "./logging/logger.js";
+import { logClockOffset } from "./logging/store-clock.js";
 import type { Persona } from "./personas/schema.js";
 import { openStore, type Store } from "./store/index.js";
 import { syncPersonas } from "./supervisor/personas.js";
@@ -83,6 +84,7 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
     ...(options.onTransaction === undefined ? {} : { onTransaction: options.onTransaction }),
   });
   options.onStoreOpen?.(store);
+  logClockOffset(store, logger);
   const stoppables: Stoppable[] = [];
   const removeHandlers: Array<() => void> = [];
   let supervisor: Supervisor | null = null;
@@ -143,3 +145,4 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
     await store.close();
   }
 }
+

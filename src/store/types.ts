@@ -517,6 +517,12 @@ export interface Store {
    * function that stops the watch; close() stops every watch.
    */
   watchExternalChanges(onChange: () => void): () => void;
+  /**
+   * PostgreSQL: the database server's clock minus this host's (config.clockOffsetMs
+   * included), and the round trip it was measured over, in ms; systemClock follows
+   * the server's clock while the store is open. Absent on SQLite (one machine, one clock).
+   */
+  clockOffset?(): { hostOffsetMs: number; rttMs: number };
   close(): Promise<void>;
 }
 

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
-import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
-import { cleanEnv, startRoster } from "../helpers/roster-process.js";
+import { requireBuild } from "../mcp/helpers.js";
+import { startMcpReaper, startRoster, waitForTerminal } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -26,15 +26,6 @@ afterEach(async () => {
   temp = null;
 });
 
-/** `roster mcp` over stdio, kept open (its stdin is never closed), reaping often. */
-function startMcpReaper(dbPath: string, offsetMs: number): void {
-  const child = spawn(process.execPath, [ROSTER_BIN, "mcp", "--db", dbPath, "--reap-interval-ms", "100", "--log-level", "warn"], {
-    env: cleanEnv({ ROSTER_CLOCK_OFFSET_MS: String(offsetMs) }),
-    stdio: ["pipe", "ignore", "ignore"],
-  });
-  children.push(child);
-}
-
 describe("two supervisors whose clocks are 30 s apart", () => {
   it("never reap each other's live leases: every long task runs once and completes", async () => {
     requireBuild();
@@ -49,14 +40,9 @@ describe("two supervisors whose clocks are 30 s apart", () => {
       for (const offsetMs of [0, 30_000]) {
         children.push(await startRoster(dbPath, personasDir, { env: { ROSTER_CLOCK_OFFSET_MS: String(offsetMs) }, args: ["--concurrency", "3", "--log-level", "info"] }));
       }
-      startMcpReaper(dbPath, -30_000);
+      children.push(startMcpReaper(dbPath, -30_000));
       const { ids } = await store.tasks.enqueue({ tasks: Array.from({ length: 6 }, (_, i) => ({ persona: "long", title: `long ${i}`, payload: { ms: 8_000 } })), now: Date.now() });
-      const deadline = Date.now() + 60_000;
-      let tasks = await Promise.all(ids.map((taskId) => store.tasks.get({ taskId, eventLimit: 1_000 })));
-      while (tasks.some((t) => t.status !== "completed" && t.status !== "failed") && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 250));
-        tasks = await Promise.all(ids.map((taskId) => store.tasks.get({ taskId, eventLimit: 1_000 })));
-      }
+      const tasks = await waitForTerminal(store, ids, 60_000);
       for (const task of tasks) {
         expect(task.status, `task ${task.id}`).toBe("completed");
         expect(task.attempts, `task ${task.id} attempts`).toBe(1);

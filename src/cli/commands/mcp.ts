@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
 import { configFromEnv, type Config } from "../../config.js";
 import { createLogger, logLevelOption } from "../../logging/logger.js";
+import { logClockOffset } from "../../logging/store-clock.js";
 import { MCP_PROFILES, McpLeaseReaper, createMcpContext, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
 import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
@@ -55,6 +56,7 @@ export function register(program: Command): void {
       busyTimeoutMs: config.busyTimeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,
     });
+    logClockOffset(store, logger);
     const clock = systemClock;
     const reaper = options.reaper ? new McpLeaseReaper({ store, clock, logger, intervalMs: reapIntervalMs }) : null;
     const context = createMcpContext({ store, clock, logger, pollIntervalMs: config.pollIntervalMs });

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
+import { clearReferenceClock, setReferenceClock } from "../../clock.js";
 import { RosterError } from "../../errors.js";
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
@@ -35,6 +36,7 @@ import { PgSchedules } from "./schedules.js";
 import * as usage from "./usage.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
+import { ServerClock, type ClockMeasurement } from "./server-clock.js";
 
 const PgClient = pg.Client;
 
@@ -78,12 +80,14 @@ function notSupported<T extends object>(service: string, answers: Partial<Record
  * same rules as the SQLite store (docs/ARCHITECTURE.md) with SQL of its own
  * (src/store/postgres/) and migrations of its own (migrations/postgres/).
  *
- * Time: every method takes `now` from its caller, as the SQLite store does, so run_at,
- * stamps and audit times are the caller's clock and the conformance suite runs it
- * under a ManualClock. Liveness never compares clocks: the same LivenessJudge as
- * SQLite decides who is dead by stamps standing still on this process's monotonic
- * clock. What a single clock would add across hosts (run_at judged on the server's
- * now()) is the next step, written down in docs/postgres.md.
+ * Time: every method takes `now` from its caller, as the SQLite store does (the
+ * conformance suite runs it under a ManualClock). One clock across hosts comes from
+ * the caller's side: open() measures the server's clock (ServerClock) and makes it
+ * systemClock's reference, so every caller that stamps with systemClock (the
+ * supervisor, the CLI, `roster mcp`) writes run_at, stamps and audit times, and
+ * compares run_at, on the server's time whatever its own wall clock says.
+ * Liveness never compares clocks: the same LivenessJudge as SQLite decides who is
+ * dead by stamps standing still on this process's monotonic clock.
  *
  * Not built yet: the claim's economic gates (budgets, provider pauses, breakers, rate
  * limits, concurrency keys). Setting a budget rejects with NOT_SUPPORTED; the lists of
@@ -104,6 +108,8 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly tx: PgTransactions;
   private readonly url: string;
+  /** The database server's clock as this process sees it (src/store/postgres/server-clock.ts); systemClock follows it while the store is open. */
+  readonly serverClock: ServerClock;
   private closed = false;
   private lastEventId: number | null = null;
 
@@ -118,10 +124,14 @@ export class PostgresStore implements Store {
         url: options.path,
       });
       store.tx.channel = notifyChannel(schema);
+      await store.serverClock.measure();
     } catch (error) {
       await store.pool.end().catch(() => {});
-      throw error;
+      throw translatePgError(error, "measuring the PostgreSQL server's clock", options.path);
     }
+    // One clock for every host (issue 19): from now on this process stamps and compares store times on the server's.
+    store.serverClock.start();
+    setReferenceClock(store, store.serverClock);
     return store;
   }
 
@@ -130,6 +140,7 @@ export class PostgresStore implements Store {
     const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
     this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT, options.readonly ?? false);
+    this.serverClock = new ServerClock(this.pool);
     const judge = new LivenessJudge(options.monotonic);
     this.judge = judge;
     const tx = new PgTransactions(this.pool, this.events, this.url, { onTransaction: options.onTransaction, onBusyRetry: options.onBusyRetry });
@@ -621,9 +632,16 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** How far this host's clock is from the server's, as last measured (Store.clockOffset). */
+  clockOffset(): ClockMeasurement {
+    return this.serverClock.measurement();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.serverClock.stop();
+    clearReferenceClock(this);
     this.watchers.clear();
     this.stopListening();
     this.tx.markClosed();
