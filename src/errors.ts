@@ -52,6 +52,12 @@ export const ERRORS = {
   BUDGET_EXHAUSTED: { exit: 1 },
   /** The store in use does not implement this yet (a PostgreSQL store's economics, humans, schedules: issue 19). */
   NOT_SUPPORTED: { exit: 1 },
+  /** `roster db copy`: the target already holds tasks or other history (or, for SQLite, a file is already there); it is left as it was. */
+  TARGET_NOT_EMPTY: { exit: 2 },
+  /** `roster db copy`: a supervisor or worker looks alive on the source (a recent heartbeat, a lease not past its stamp). */
+  SOURCE_IN_USE: { exit: 1 },
+  /** `roster db copy`: the target refused a row the source holds (a value it cannot store); the whole copy was rolled back. */
+  COPY_ROW_REFUSED: { exit: 1 },
   INTERNAL: { exit: 1 },
 } as const satisfies Record<string, { exit: 1 | 2 }>;
 

@@ -15,6 +15,7 @@ export { StoreEventBus, type StoreEventMap, type StoreEventName } from "./events
 export { planSchema, taskInputSchema, validateBatch, serializeJson, formatIssues, MAX_PAYLOAD_BYTES_DEFAULT } from "./input.js";
 
 export { isPostgresUrl } from "./postgres/database.js";
+export { copyDatabase, COPY_BATCH_ROWS_DEFAULT, COPY_BATCH_ROWS_MAX, type CopyOptions, type CopyProgress, type CopySummary } from "./copy/copy.js";
 
 export async function openStore(options: StoreOptions & { now?: number }): Promise<Store> {
   if (isPostgresUrl(options.path)) return PostgresStore.open(options);

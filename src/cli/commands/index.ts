@@ -6,6 +6,7 @@ import { register as approve } from "./approve.js";
 import { register as budget } from "./budget.js";
 import { register as cancel } from "./cancel.js";
 import { register as cost } from "./cost.js";
+import { register as db } from "./db.js";
 import { register as events } from "./events.js";
 import { register as gates } from "./gates.js";
 import { register as init } from "./init.js";
@@ -26,4 +27,4 @@ import { register as why } from "./why.js";
 export type RegisterCommand = (program: Command) => void;
 
 /** In the order `roster --help` lists them. (status and mcp are added by their owners.) */
-export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, cost, budget, gates, agents, personas, prune, mcp, ui];
+export const commands: RegisterCommand[] = [init, start, status, add, run, ls, show, why, events, retry, cancel, approve, answer, schedule, cost, budget, gates, agents, personas, prune, db, mcp, ui];

@@ -1,0 +1,112 @@
+/**
+ * What `roster db copy` copies, in which order, and what it leaves out on purpose
+ * (issue 19, deliverable 6). Both schemas (migrations/*.sql, migrations/postgres/*.sql)
+ * use the same table and column names, so a table is copied when both ends have it,
+ * column by column where both have the column; test/store/copy-tables.test.ts fails
+ * when a migration adds a table that is in none of the lists below.
+ */
+
+/** A column as the copy sees it: its name, and the kind that decides how a value is converted. */
+export interface ColumnInfo {
+  name: string;
+  /** The declared type (TEXT, bigint, double precision …), as the catalog spells it. */
+  type: string;
+  kind: "integer" | "real" | "text" | "boolean";
+  /** PostgreSQL: an identity column, whose sequence the copy moves past the copied ids. */
+  identity: boolean;
+}
+
+export interface TableInfo {
+  name: string;
+  columns: ColumnInfo[];
+  /** Primary key columns in key order: rows are read in this order (a parent task before its children). */
+  primaryKey: string[];
+}
+
+export interface TableSpec {
+  name: string;
+  /**
+   * Rows may already be on the target (a `roster init` there synced the personas):
+   * the source's row replaces the target's of the same key. Every other table must
+   * be empty on the target (TARGET_NOT_EMPTY).
+   */
+  merge?: boolean;
+  /**
+   * A SQLite target makes these rows itself with triggers as the tasks go in
+   * (migrations/0006): the copy leaves them to it and recounts what is running.
+   */
+  sqliteDerives?: boolean;
+}
+
+/**
+ * Copied, in this order: referenced rows before the rows that reference them
+ * (personas → tasks → dependencies, agents, requests, events, usage), identity
+ * sequences moved past each table's ids as soon as it is copied, and task_status
+ * last among the task tables. task_status goes last because the approval gate is a
+ * trigger on it (migrations/0003, migrations/postgres/0004): were it ever to fire
+ * (a `pending` task of a persona that is now `human`), the request and event it
+ * writes take ids after the copied ones instead of colliding with them.
+ * The economic tables (issue 16) follow; PostgreSQL has none of them yet, so from
+ * SQLite they are reported as not copied (copyDatabase's `notCopied`).
+ */
+export const COPY_TABLES: readonly TableSpec[] = [
+  { name: "personas", merge: true },
+  { name: "model_prices", merge: true },
+  { name: "tasks" },
+  { name: "task_dependencies" },
+  { name: "agents" },
+  { name: "human_requests" },
+  { name: "task_events" },
+  { name: "usage" },
+  { name: "schedules" },
+  { name: "task_status" },
+  { name: "budgets" },
+  { name: "budget_holds" },
+  { name: "spend" },
+  { name: "provider_pauses" },
+  { name: "breakers" },
+  { name: "breaker_windows" },
+  { name: "rate_windows" },
+  { name: "task_keys", merge: true, sqliteDerives: true },
+  { name: "concurrency_keys", merge: true, sqliteDerives: true },
+];
+
+/** Tables each database keeps for itself: never copied, never reported. */
+export const OWN_TABLES: Readonly<Record<string, string>> = {
+  schema_migrations: "each database records the migrations applied to it",
+  task_counts: "SQLite keeps it from task_status with triggers, so the copied rows count themselves",
+};
+
+/** Why a table the source holds is not on the target, in words a user can act on. */
+export const MISSING_TABLE_REASONS: Readonly<Record<string, string>> = {
+  budgets: "budgets are not built for PostgreSQL yet (docs/postgres.md); set them again with `roster budget set` once they are",
+  budget_holds: "budgets are not built for PostgreSQL yet (docs/postgres.md)",
+  spend: "budget totals are not built for PostgreSQL yet; the usage rows they sum are copied",
+  provider_pauses: "provider pauses are not built for PostgreSQL yet (docs/postgres.md)",
+  breakers: "circuit breakers are not built for PostgreSQL yet (docs/postgres.md)",
+  breaker_windows: "circuit breakers are not built for PostgreSQL yet (docs/postgres.md)",
+  rate_windows: "rate limits are not built for PostgreSQL yet (docs/postgres.md)",
+  task_keys: "concurrency keys are not built for PostgreSQL yet (docs/postgres.md); the tasks' policies keep their keys",
+  concurrency_keys: "concurrency keys are not built for PostgreSQL yet (docs/postgres.md); the tasks' policies keep their keys",
+};
+
+/** The kind of a declared column type, from either catalog. */
+export function kindOf(type: string): ColumnInfo["kind"] {
+  const t = type.toLowerCase();
+  if (t === "boolean" || t === "bool") return "boolean";
+  if (t.includes("int")) return "integer";
+  if (t.includes("real") || t.includes("double") || t.includes("numeric") || t.includes("float")) return "real";
+  return "text";
+}
+
+/**
+ * One value read from `from`, as the `to` column takes it: PostgreSQL's boolean is
+ * SQLite's 0/1 (personas.file_present); everything else (integers, floats, JSON kept
+ * as text, exactly as written) goes across as it is.
+ */
+export function convertValue(value: unknown, from: ColumnInfo, to: ColumnInfo): unknown {
+  if (value === null || value === undefined) return null;
+  if (to.kind === "boolean" && from.kind !== "boolean") return value !== 0 && value !== "0" && value !== false;
+  if (to.kind !== "boolean" && from.kind === "boolean") return value === true ? 1 : 0;
+  return value;
+}
