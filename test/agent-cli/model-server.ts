@@ -24,6 +24,11 @@ import { isAbsolute, join } from "node:path";
 export type Scenario =
   | { kind: "text"; text: string }
   | { kind: "write"; path: string; content: string; text: string }
+  /**
+   * Several turns, each spending the provider's USAGE: `steps` tool calls, one per reply (the k-th writes
+   * `<path>.k`), then `text`. Each reply comes `delayMs` after its request, so a test can act between turns.
+   */
+  | { kind: "steps"; steps: number; path: string; text: string; delayMs: number }
   /** The tool call that writes the file, then (once its result comes back) a 500: an attempt that did some work and failed. */
   | { kind: "write-then-fail"; path: string; content: string }
   | { kind: "auth" }
@@ -103,9 +108,16 @@ export async function startModelServer(initial: Scenario): Promise<ModelServer> 
         return;
       }
       const reply = replyFor(provider, scenario, body);
-      if (provider === "anthropic") anthropicReply(req, res, body, reply, seq);
-      else if (provider === "openai") openaiReply(res, body, reply, seq);
-      else geminiReply(req, res, reply);
+      const n = seq;
+      const answer = (): void => {
+        if (provider === "anthropic") anthropicReply(req, res, body, reply, n);
+        else if (provider === "openai") openaiReply(res, body, reply, n);
+        else geminiReply(req, res, reply);
+      };
+      if (scenario.kind === "steps" && !(provider === "gemini" && (req.url ?? "").includes(":countTokens"))) {
+        const timer = setTimeout(answer, scenario.delayMs);
+        res.on("close", () => clearTimeout(timer));
+      } else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -242,6 +254,10 @@ type Reply = { text: string } | { tool: { path: string; content: string } };
 function replyFor(provider: Provider, scenario: Scenario, body: unknown): Reply {
   if (scenario.kind === "text") return { text: scenario.text };
   if (scenario.kind === "write-then-fail") return { tool: { path: scenario.path, content: scenario.content } };
+  if (scenario.kind === "steps") {
+    const done = toolResults(provider, body);
+    return done >= scenario.steps ? { text: scenario.text } : { tool: { path: `${scenario.path}.${done + 1}`, content: `step ${done + 1}\n` } };
+  }
   if (scenario.kind !== "write") return { text: "" };
   return toolHasRun(provider, body) ? { text: scenario.text } : { tool: { path: scenario.path, content: scenario.content } };
 }
@@ -251,6 +267,15 @@ function toolHasRun(provider: Provider, body: unknown): boolean {
   if (provider === "anthropic") return json.includes('"type":"tool_result"');
   if (provider === "openai") return json.includes('"function_call_output"') || json.includes('"custom_tool_call_output"');
   return json.includes('"functionResponse"');
+}
+
+/** How many tool results the conversation holds: the turns a `steps` scenario has had. */
+export function toolResults(provider: Provider, body: unknown): number {
+  const json = JSON.stringify(body ?? null);
+  const count = (needle: string) => json.split(needle).length - 1;
+  if (provider === "anthropic") return count('"type":"tool_result"');
+  if (provider === "openai") return count('"type":"function_call_output"') + count('"type":"custom_tool_call_output"');
+  return count('"functionResponse"');
 }
 
 /** The CLI's working folder, as its system prompt states it (for tools that want absolute paths). */

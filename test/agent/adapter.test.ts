@@ -44,7 +44,7 @@ describe("agent adapter with a fake CLI", () => {
     expect(prompt).toContain("### Task 3: Design the API (planner, completed)\nDEP-RESULT-ONE");
     expect(prompt).toContain("DEP-RESULT-TWO");
     expect(prompt).toContain("roster/task-4-a1");
-    expect(run!.argv).toEqual(["-p", "--output-format", "json", "--permission-mode", "acceptEdits"]);
+    expect(run!.argv).toEqual(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]);
   });
 
   it("passes arguments and an argument prompt to the CLI literally: spaces, quotes, $(...), backticks", async () => {
@@ -54,10 +54,10 @@ describe("agent adapter with a fake CLI", () => {
     await runAgent(task, makeContext(config));
     const [run] = readRecord(record);
     const argv = run!.argv as string[];
-    expect(argv.slice(0, 9)).toEqual(["-p", "--output-format", "json", "--permission-mode", "acceptEdits", "--append-system-prompt", tricky, "--max-turns", "3"]);
-    expect(argv).toHaveLength(10);
-    expect(argv[9]).toBe(run!.prompt);
-    expect(argv[9]).toContain(`# Task 7: Title with $(touch PWNED3) and "quotes"`);
+    expect(argv.slice(0, 10)).toEqual(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--append-system-prompt", tricky, "--max-turns", "3"]);
+    expect(argv).toHaveLength(11);
+    expect(argv[10]).toBe(run!.prompt);
+    expect(argv[10]).toContain(`# Task 7: Title with $(touch PWNED3) and "quotes"`);
     for (const name of ["PWNED", "PWNED2", "PWNED3", "out"]) expect(existsSync(join(dir.path, name))).toBe(false);
   });
 

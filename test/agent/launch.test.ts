@@ -7,7 +7,7 @@ const config = (input: Record<string, unknown>): AgentAdapterConfig => adapterSc
 describe("agent launch (profile → argv)", () => {
   it("launches claude in print mode with JSON output, edits accepted, and the prompt on stdin", () => {
     const c = config({ profile: "claude" });
-    expect(buildLaunch(resolveProfile(c), c, "do it")).toEqual({ command: "claude", args: ["-p", "--output-format", "json", "--permission-mode", "acceptEdits"], stdin: "do it" });
+    expect(buildLaunch(resolveProfile(c), c, "do it")).toEqual({ command: "claude", args: ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"], stdin: "do it" });
   });
 
   it("launches codex as exec --json in a workspace-write sandbox with the model, the settings and the persona's args, prompt on stdin", () => {
@@ -27,7 +27,7 @@ describe("agent launch (profile → argv)", () => {
 
   it("leaves out the profile's permission flag when the persona's args set it (a planner in plan mode)", () => {
     const claude = config({ profile: "claude", args: ["--permission-mode", "plan"] });
-    expect(buildLaunch(resolveProfile(claude), claude, "p").args).toEqual(["-p", "--output-format", "json", "--permission-mode", "plan"]);
+    expect(buildLaunch(resolveProfile(claude), claude, "p").args).toEqual(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "plan"]);
     const gemini = config({ profile: "gemini", args: ["--approval-mode=plan"] });
     expect(buildLaunch(resolveProfile(gemini), gemini, "p").args).toEqual(["--output-format", "json", "--approval-mode=plan", "--prompt", "p"]);
   });
@@ -41,7 +41,7 @@ describe("agent launch (profile → argv)", () => {
     const c = config({ profile: "claude", command: "/opt/claude", promptVia: "argument", output: "text" });
     const profile = resolveProfile(c);
     expect(profile.output).toEqual({ format: "text" });
-    expect(buildLaunch(profile, c, "hi")).toEqual({ command: "/opt/claude", args: ["-p", "--output-format", "json", "--permission-mode", "acceptEdits", "hi"], stdin: null });
+    expect(buildLaunch(profile, c, "hi")).toEqual({ command: "/opt/claude", args: ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "hi"], stdin: null });
   });
 
   it("adds a persona's failure patterns and exit codes to the profile's", () => {

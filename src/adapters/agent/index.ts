@@ -13,6 +13,7 @@ import { buildPrompt } from "./prompt.js";
 import { runProcess } from "./process.js";
 import { clearReleasedRun, dropWork, restoreWork, resumeSession, reusableHome, saveWork, type RestoredWork, type SavedWork, type SessionResume } from "./resume.js";
 import { prepareSettings, type AttemptSettings } from "./settings.js";
+import { UsageStream } from "./stream-usage.js";
 import { usageJson } from "./usage.js";
 
 /**
@@ -108,6 +109,8 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     }
     ctx.logger.info("starting agent CLI", { command: launch.command, profile: config.profile, cwd, branch: worktree?.branch, ...(resumed === null ? {} : { resumes: resumed.sessionId }) });
     ctx.progress(0, `running ${launch.command}`);
+    // Usage read as the CLI prints it reaches the supervisor while it runs, for its budgets (./stream-usage.ts).
+    const stream = new UsageStream(profile.dialect);
     const run = await runProcess({
       command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
@@ -116,6 +119,14 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       stdin: launch.stdin,
       signal: ctx.signal,
       ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
+      ...(stream.streams && ctx.reportUsageTotal !== undefined
+        ? {
+            onStdoutLine: (line: string) => {
+              const total = stream.push(line);
+              if (total !== null) ctx.reportUsageTotal!(total);
+            },
+          }
+        : {}),
     });
     ctx.logger.info("agent CLI exited", { command: launch.command, exitCode: run.exitCode, signal: run.signal });
     answer = interpretRun(profile, run, { keyVar: keyVariable(profile.keyEnv, profile.dialect, config.apiKeyEnv), model: config.model ?? null });

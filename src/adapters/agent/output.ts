@@ -164,8 +164,8 @@ function readOutput(spec: OutputSpec, stdout: string, stderr: string): Reading {
     try {
       doc = JSON.parse(stdout) as Json;
     } catch (error) {
-      // Gemini prints its error JSON on stderr, after its log lines.
-      const fallback = spec.errorOnStderr === true ? trailingJson(stderr) : null;
+      // Gemini prints its error JSON on stderr, after its log lines; Claude's stream-json ends with its document as a line.
+      const fallback = spec.lines !== undefined ? lastLine(stdout, spec.lines) : spec.errorOnStderr === true ? trailingJson(stderr) : null;
       if (fallback === null) return { ...none, unreadable: stdout.trim() === "" ? "stdout is empty" : `stdout is not JSON (${(error as Error).message})` };
       doc = fallback;
     }
@@ -211,6 +211,24 @@ function readOutput(spec: OutputSpec, stdout: string, stderr: string): Reading {
   }
   const answer = last(spec.result);
   return answer === null ? { ...none, sessionId, unreadable: `no JSON line holds the answer at "${spec.result.path}"` } : { ...none, answer, sessionId };
+}
+
+/** The last JSON line of a stream whose fields (dotted paths) equal `match`, or null. */
+function lastLine(stdout: string, match: Record<string, string>): Json | null {
+  const lines = stdout.split(/\r?\n/);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!.trim();
+    if (!line.startsWith("{")) continue;
+    let doc: Json;
+    try {
+      doc = JSON.parse(line) as Json;
+    } catch {
+      // Not an event (a warning line): skipped.
+      continue;
+    }
+    if (Object.entries(match).every(([path, want]) => getPath(doc, path) === want)) return doc;
+  }
+  return null;
 }
 
 /** Reads a dotted path ("item.text", "error.message") from parsed JSON. */

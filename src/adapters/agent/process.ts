@@ -1,3 +1,4 @@
+import { StringDecoder } from "node:string_decoder";
 import { RosterError } from "../../errors.js";
 import { startTree, type Tree } from "../process-tree.js";
 import { abortReason } from "../work.js";
@@ -29,6 +30,8 @@ export interface RunProcessOptions {
   stdin: string | null;
   signal: AbortSignal;
   killGraceMs?: number;
+  /** Called with each complete line of stdout as it arrives (without its newline), for output read while the CLI runs (./stream-usage.ts). */
+  onStdoutLine?: (line: string) => void;
 }
 
 export interface ProcessResult extends CliRun {
@@ -69,6 +72,22 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
     let overflow = false;
     let stderr = "";
     let aborted = false;
+    const decoder = options.onStdoutLine === undefined ? null : new StringDecoder("utf8");
+    let partial = "";
+    const lines = (text: string): void => {
+      partial += text;
+      let newline = partial.indexOf("\n");
+      while (newline !== -1) {
+        const line = partial.slice(0, newline).replace(/\r$/, "");
+        partial = partial.slice(newline + 1);
+        try {
+          options.onStdoutLine!(line);
+        } catch {
+          // A reader's trouble with one line is not the run's: the whole stdout is read again at the end.
+        }
+        newline = partial.indexOf("\n");
+      }
+    };
 
     child.stdout!.on("data", (chunk: Buffer) => {
       stdoutBytes += chunk.length;
@@ -80,6 +99,7 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
         return;
       }
       stdout.push(chunk);
+      if (decoder !== null) lines(decoder.write(chunk));
     });
     child.stderr!.setEncoding("utf8");
     child.stderr!.on("data", (chunk: string) => {

@@ -31,6 +31,8 @@ export type OutputSpec =
       meta?: Record<string, string>;
       /** On failure the JSON document may be the last thing on stderr instead (gemini). */
       errorOnStderr?: boolean;
+      /** When stdout is JSON lines (a stream), the document is the last line whose fields equal these (claude's stream-json `result`). */
+      lines?: Record<string, string>;
     }
   | {
       format: "jsonl";
@@ -79,10 +81,14 @@ export type AgentDialect = "claude" | "codex" | "gemini";
 const COMMON_RATE_LIMIT = ["rate[ _-]?limit", "too many requests", "\\b429\\b", "overloaded", "\\b529\\b", "quota exceeded", "resource[ _]exhausted"];
 
 export const PROFILES: Record<AgentProfileName, AgentProfile> = {
-  /** Claude Code: `claude -p --output-format json --permission-mode acceptEdits`, prompt on stdin. */
+  /**
+   * Claude Code: `claude -p --output-format stream-json --verbose --permission-mode acceptEdits`, prompt on
+   * stdin: one JSON event per line as it works (usage per model reply, ./stream-usage.ts), the answer in
+   * the last `result` event (the document `--output-format json` prints alone). stream-json needs --verbose.
+   */
   claude: {
     command: "claude",
-    args: ["-p", "--output-format", "json"],
+    args: ["-p", "--output-format", "stream-json", "--verbose"],
     modelArgs: ["--model", "{model}"],
     prompt: "stdin",
     output: {
@@ -92,6 +98,7 @@ export const PROFILES: Record<AgentProfileName, AgentProfile> = {
       errorMessage: "result",
       session: "session_id",
       meta: { costUsd: "total_cost_usd", numTurns: "num_turns", durationMs: "duration_ms", subtype: "subtype" },
+      lines: { type: "result" },
     },
     rateLimitPatterns: [...COMMON_RATE_LIMIT, "usage limit reached", "\\blimit reached\\b"],
     nonRetryablePatterns: ["invalid api key", "please run /login", "authentication_error", "credit balance is too low", "error_max_turns"],

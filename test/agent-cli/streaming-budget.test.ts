@@ -1,0 +1,142 @@
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/index.js";
+import type { UsageRecord } from "../../src/store/economics.js";
+import { tempDir } from "../agent/helpers.js";
+import { offlineEnv, startModelServer, startTrapProxy, USAGE, type ModelServer, type TrapProxy } from "./model-server.js";
+
+/**
+ * Streaming usage from a real agent CLI through `roster start` (docs/economics.md,
+ * "Streaming usage and the in-flight rule"): Claude Code, in stream-json, reports each
+ * model reply's usage as it comes; the reply that takes its task past its token budget
+ * gets the attempt aborted (its process group killed) before the next reply, recorded
+ * as budget_exhausted with the usage streamed so far, and given back uncounted; the
+ * task waits, `roster why` names its budget, `roster budget raise` lifts it, and the
+ * task runs again and completes.
+ */
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BIN = join(HERE, "node_modules", ".bin");
+const ROSTER = resolve(HERE, "../../dist/src/cli/bin.js");
+const installed = existsSync(join(BIN, "claude"));
+const run = installed || process.env.CI === "true" ? describe : describe.skip;
+const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+
+let server: ModelServer;
+let trap: TrapProxy;
+let dir: { path: string; cleanup: () => void };
+beforeAll(async () => {
+  server = await startModelServer({ kind: "text", text: "" });
+  trap = await startTrapProxy();
+  dir = tempDir("agent-cli-streaming");
+});
+afterAll(async () => {
+  await server.close();
+  await trap.close();
+  dir.cleanup();
+});
+
+const env = () => offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" });
+
+function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env: env(), encoding: "utf8", timeout: 120_000 }, (error, stdout, stderr) => {
+      done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
+    });
+  });
+}
+
+/** Each reply the scripted server sends carries USAGE.anthropic; Claude Code's stream shows it with the output count of the reply's start (1). */
+const A = USAGE.anthropic;
+const STREAMED_PER_REPLY = A.input_tokens + A.cache_creation_input_tokens + A.cache_read_input_tokens + 1;
+
+run("a real agent CLI crossing its task's budget mid-run", () => {
+  it("Claude Code is aborted at the reply that reaches the budget, recorded as budget_exhausted, held uncounted, and completes after roster budget raise", async () => {
+    const personas = join(dir.path, "personas");
+    mkdirSync(personas);
+    mkdirSync(join(dir.path, "work"));
+    // Four tool calls, then the answer: five replies, each 1.5 s after its request, so an abort lands between two.
+    server.setScenario({ kind: "route", routes: [{ when: "MARKER-STEPS", then: { kind: "steps", steps: 4, path: "step.txt", text: "ALL STEPS DONE", delayMs: 1_500 } }], otherwise: { kind: "text", text: "(unscripted)" } });
+    writeFileSync(
+      join(personas, "spender.md"),
+      [
+        "---",
+        "id: spender",
+        "name: spender",
+        "adapter:",
+        "  kind: agent",
+        "  profile: claude",
+        `  command: ${JSON.stringify(join(BIN, "claude"))}`,
+        `  baseUrl: ${JSON.stringify(server.url)}`,
+        `  apiKeyEnv: ${KEY_VAR}`,
+        "  home: fresh",
+        "  cwd: ../work",
+        "timeoutMs: 120000",
+        "---",
+        "You are spender. MARKER-STEPS",
+        "",
+      ].join("\n"),
+    );
+    const db = join(dir.path, "team.db");
+    expect((await roster(["init", "--db", db, "--personas", personas])).code).toBe(0);
+    const added = await roster(["add", "--db", db, "--persona", "spender", "--title", "spend in steps"]);
+    expect(added.code, added.stderr).toBe(0);
+    // 2.5 replies' worth of streamed tokens: the third reply crosses it.
+    const limit = Math.floor(2.5 * STREAMED_PER_REPLY);
+    const set = await roster(["budget", "set", "--db", db, "--task", "1", "--tokens", String(limit)]);
+    expect(set.code, set.stderr).toBe(0);
+
+    const supervisor = spawn(process.execPath, [ROSTER, "start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"], { cwd: dir.path, env: env(), stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    supervisor.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((done) => supervisor.on("exit", (code) => done(code)));
+    const store = await openStore({ path: db });
+    try {
+      // Wait for the first attempt's settlement (another process writes it: the store is polled).
+      let usage: UsageRecord[] = [];
+      for (let waited = 0; usage.length === 0; waited += 100) {
+        if (waited > 90_000) throw new Error(`no attempt settled within 90 s; supervisor stderr:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+        usage = await store.economics.usageOf({ taskId: 1 });
+      }
+      const requestsAtAbort = server.requests.filter((r) => r.provider === "anthropic" && JSON.stringify(r.body).includes("MARKER-STEPS")).length;
+      // Aborted after the third reply: what it streamed is what is recorded (no final result was printed).
+      expect(usage.map((u) => u.outcome)).toEqual(["budget_exhausted"]);
+      expect(usage[0]).toMatchObject({
+        inputTokens: 3 * A.input_tokens,
+        cacheWriteTokens: 3 * A.cache_creation_input_tokens,
+        cacheReadTokens: 3 * A.cache_read_input_tokens,
+        outputTokens: 3,
+        turns: 3,
+      });
+      // The fourth request may have been sent; its reply (1.5 s later) never came to count.
+      expect(requestsAtAbort).toBeGreaterThanOrEqual(3);
+      expect(requestsAtAbort).toBeLessThanOrEqual(4);
+      const held = await store.tasks.get({ taskId: 1 });
+      expect(held).toMatchObject({ status: "pending", attempts: 0 });
+      expect(held.events.filter((e) => e.type === "task:released").map((e) => (e.data as { reason: string }).reason)).toEqual([expect.stringMatching(/^BUDGET_EXHAUSTED: task 1 attempt 1 aborted/)]);
+
+      const why = await roster(["why", "--db", db, "1"]);
+      expect(why.stdout).toMatch(/budget/);
+      expect(why.stdout).toMatch(/roster budget raise --task 1/);
+
+      const raised = await roster(["budget", "raise", "--db", db, "--task", "1", "--tokens", "100000"]);
+      expect(raised.code, raised.stderr).toBe(0);
+      expect(await exited, stderr).toBe(0);
+
+      const done = await store.tasks.get({ taskId: 1 });
+      expect([done.status, done.attempts]).toEqual(["completed", 1]);
+      expect((done.result as { text: string }).text).toBe("ALL STEPS DONE");
+      const all = await store.economics.usageOf({ taskId: 1 });
+      expect(all.map((u) => u.outcome)).toEqual(["budget_exhausted", "completed"]);
+      // The second attempt ran whole (a fresh session: five replies) and recorded the CLI's final figures, cost included.
+      expect(all[1]).toMatchObject({ inputTokens: 5 * A.input_tokens, outputTokens: 5 * A.output_tokens, cacheReadTokens: 5 * A.cache_read_input_tokens, costSource: "reported" });
+    } finally {
+      if (supervisor.exitCode === null) supervisor.kill("SIGKILL");
+      await store.close();
+    }
+    expect(trap.seen).toEqual([]);
+  }, 240_000);
+});
