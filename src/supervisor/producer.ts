@@ -7,7 +7,8 @@ export const CLAIM_BATCH_MAX = 1_000;
 
 /**
  * The producer of one persona: claims `min(persona concurrency - running,
- * global free slots)` ready tasks in one store call.
+ * global free slots)` ready tasks in one store call (or, for a supervisor that
+ * serves one task, that task by id when it is ready).
  *
  * Modes: dirty (ready tasks may exist: it was woken, or its last claim was full)
  * → clean (its last claim came back short, so its queue is drained until the next
@@ -24,7 +25,7 @@ export class PersonaProducer {
   constructor(
     /** Replaced when the persona's file or row changes while the supervisor runs (new claims use the new one). */
     public persona: Persona,
-    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string; readonly monotonic: () => number },
+    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string; readonly monotonic: () => number; readonly taskId: number | null },
   ) {}
 
   get id(): string {
@@ -50,13 +51,14 @@ export class PersonaProducer {
     if (limit <= 0) return [];
     this.lastClaimAttemptAt = this.host.monotonic();
     const gen = this.wakeGen;
-    const claimed = await this.host.store.tasks.claim({
-      persona: this.persona.id,
-      agentId: this.host.agentId,
-      limit,
-      leaseMs: this.persona.leaseMs,
-      now: this.host.clock.now(),
-    });
+    const { store, agentId, taskId } = this.host;
+    const leaseMs = this.persona.leaseMs;
+    const now = this.host.clock.now();
+    // A supervisor serving one task (roster run) claims it by id: never a bystander of its persona.
+    const claimed =
+      taskId === null
+        ? await store.tasks.claim({ persona: this.persona.id, agentId, limit, leaseMs, now })
+        : await store.tasks.claimById({ taskId, agentId, leaseMs, now }).then((task) => (task === null ? [] : [task]));
     if (claimed.length < limit && gen === this.wakeGen) this.dirty = false;
     return claimed;
   }

@@ -57,6 +57,17 @@ export interface SupervisorOptions {
   reloadPersonas?: boolean;
   /** How often the reloader looks, in ms (PERSONA_RELOAD_MS_DEFAULT). */
   personaReloadMs?: number;
+  /**
+   * Serve this one task only (`roster run`): it is claimed by id (tasks.claimById), never
+   * another task of its persona, and the supervisor stops once it is completed, failed or
+   * cancelled. The services that act on other tasks (reaper, scheduler, stall guard,
+   * persona reloader) do not run.
+   */
+  taskId?: number;
+  /** How the supervisor's agent row is named (default: a `supervisor` agent named for host and pid). */
+  agent?: { name: string; kind: string; personaId?: string };
+  /** false: a failed attempt is the last (`roster run --no-retry`); its error is recorded as not retryable. Default true. */
+  retryFailures?: boolean;
 }
 
 export interface RunningStat {
@@ -107,12 +118,16 @@ export class Supervisor {
   readonly maxPayloadBytes: number;
   readonly monotonic: () => number;
   agentId = "";
+  /** The one task served (SupervisorOptions.taskId), or null: every ready task of the personas. */
+  readonly taskId: number | null;
 
   private readonly config: Config;
   private readonly capacity: number;
   private readonly exitWhenIdle: boolean;
   private readonly startFoldMs: number;
   private readonly abortGraceMs: number;
+  private readonly agent: { name: string; kind: string; personaId?: string } | null;
+  private readonly retryFailures: boolean;
   private producers: PersonaProducer[];
   private readonly byPersona = new Map<string, PersonaProducer>();
   /**
@@ -167,6 +182,9 @@ export class Supervisor {
     this.startFoldMs = options.startFoldMs ?? START_FOLD_MS_DEFAULT;
     this.abortGraceMs = options.abortGraceMs ?? 2_000;
     this.monotonic = options.monotonic ?? (() => performance.now());
+    this.taskId = options.taskId ?? null;
+    this.agent = options.agent ?? null;
+    this.retryFailures = options.retryFailures ?? true;
     if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RosterError("CONFIG_INVALID", `config.concurrency: must be a positive integer, got ${this.capacity}`);
     if (!Number.isInteger(this.startFoldMs) || this.startFoldMs < 0) throw new RosterError("CONFIG_INVALID", `startFoldMs: must be an integer >= 0, got ${this.startFoldMs}`);
     const ids = new Set<string>();
@@ -257,7 +275,7 @@ export class Supervisor {
       options.config.pollIntervalMs,
     );
     this.personaReloader =
-      options.reloadPersonas === false
+      options.reloadPersonas === false || this.taskId !== null
         ? null
         : new PersonaReloader(
             { store: this.store, clock: this.clock, update: (personas) => this.updatePersonas(personas), error: (where, error) => this.error(where, error) },
@@ -289,8 +307,11 @@ export class Supervisor {
       this.waker.start();
       (this.gateWaker ??= new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) })).start();
       this.leaseKeeper.start();
-      await this.reaper.start();
-      this.scheduler.start();
+      // One task served: nothing here acts on the others (their dead leases, schedules, stalls).
+      if (this.taskId === null) {
+        await this.reaper.start();
+        this.scheduler.start();
+      }
     } catch (error) {
       this.state = "stopped";
       this.waker.stop();
@@ -343,8 +364,7 @@ export class Supervisor {
     const maxLeaseMs = Math.max(...this.producers.map((p) => p.persona.leaseMs), 1_000);
     const agent = await this.store.agents.register({
       ...(this.agentId === "" ? {} : { id: this.agentId }),
-      name: `supervisor ${hostname()}:${process.pid}`,
-      kind: "supervisor",
+      ...(this.agent ?? { name: `supervisor ${hostname()}:${process.pid}`, kind: "supervisor" }),
       pid: process.pid,
       hostname: hostname(),
       heartbeatTimeoutMs: maxLeaseMs,
@@ -633,6 +653,8 @@ export class Supervisor {
   }
 
   private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
+    // --no-retry: the attempt's own failure is its last (a release is not a failure of its own).
+    if (!this.retryFailures && !outcome.ok && !("released" in outcome)) outcome = { ...outcome, error: { ...outcome.error, retryable: false } };
     run.finished = true;
     this.clearTimers(run);
     this.completer.add(run, outcome);
@@ -662,7 +684,8 @@ export class Supervisor {
             ? new RosterError("ABORTED", `task ${id} was cancelled`, { retryable: false })
             : new RosterError("SHUTDOWN", `the supervisor is shutting down; task ${id} goes back to pending`),
     );
-    this.logger[kind === "shutdown" ? "info" : "warn"]({ taskId: id, persona: run.task.persona, attempt, reason: kind }, "aborting attempt");
+    // A cancel or a stop is somebody's decision, not a fault: info.
+    this.logger[kind === "shutdown" || kind === "cancelled" ? "info" : "warn"]({ taskId: id, persona: run.task.persona, attempt, reason: kind }, "aborting attempt");
     this.events.emit("task:aborting", { taskId: id, persona: run.task.persona, attempt, reason: kind });
     // Addressed to this attempt's run, never to the task: its next attempt must not hear it.
     this.pool.abort([run.runId], reason);
@@ -677,7 +700,8 @@ export class Supervisor {
     if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
     this.budgetWatch.forget(run);
-    if (outcome === "lease-lost") this.logger.warn({ taskId: run.task.id, attempt: run.task.attempt }, "lease lost: result discarded");
+    if (outcome === "lease-lost" && run.abort === "cancelled") this.logger.info({ taskId: run.task.id, attempt: run.task.attempt }, "task cancelled: result discarded");
+    else if (outcome === "lease-lost") this.logger.warn({ taskId: run.task.id, attempt: run.task.attempt }, "lease lost: result discarded");
     if (this.events.listenerCount("task:run-finished") > 0) {
       this.events.emit("task:run-finished", {
         taskId: run.task.id,
@@ -693,6 +717,7 @@ export class Supervisor {
   }
 
   batchDone(): void {
+    if (this.taskId !== null) void this.checkIdle();
     if (this.slotsDirty) this.markSlots();
     if (this.running.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
@@ -795,15 +820,20 @@ export class Supervisor {
   private onTick(): void {
     this.lastTickAt = this.clock.now();
     this.events.emit("loop:tick", { at: this.lastTickAt });
-    if (this.state === "running") void this.stallGuard.check();
-    if (this.exitWhenIdle) void this.checkIdle();
+    if (this.state === "running" && this.taskId === null) void this.stallGuard.check();
+    if (this.exitWhenIdle || this.taskId !== null) void this.checkIdle();
   }
 
-  /** exitWhenIdle: nothing pending, waiting, running or scheduled in this database. */
+  /** exitWhenIdle: nothing pending, waiting, running or scheduled in this database; with a taskId: that task has ended. */
   private async checkIdle(): Promise<void> {
     if (this.state !== "running" || this.idleChecking || this.running.size > 0 || this.completer.pending > 0 || this.passRunning) return;
     this.idleChecking = true;
     try {
+      if (this.taskId !== null) {
+        const { status } = await this.store.tasks.get({ taskId: this.taskId, eventLimit: 0 });
+        if ((status === "completed" || status === "failed" || status === "cancelled") && this.running.size === 0 && this.state === "running") void this.stop(status);
+        return;
+      }
       const counts = await this.store.tasks.counts();
       let open = 0;
       let parked = 0;

@@ -1,34 +1,34 @@
 import { existsSync } from "node:fs";
-import { hostname } from "node:os";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { normalizeOutput } from "../../adapters/output.js";
-import { adapterTask } from "../../adapters/task-view.js";
 import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js";
-import type { Adapter, AdapterContext, AdapterPersona, AdapterTask } from "../../adapters/types.js";
 import { systemClock } from "../../clock.js";
 import type { Config } from "../../config.js";
-import { ERROR_CODES, LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorCode, type ErrorObject } from "../../errors.js";
+import { ERROR_CODES, RosterError, coerceError, toErrorObject, type ErrorCode, type ErrorObject } from "../../errors.js";
 import { createLogger, type Logger } from "../../logging/logger.js";
 import { fromPersonaRecord, loadPersonaDir, toAdapterPersona, toPersonaUpsert } from "../../personas/load.js";
 import type { Persona } from "../../personas/schema.js";
-import type { ClaimedTask, Json, Store } from "../../store/index.js";
+import type { Json, Store } from "../../store/index.js";
 import { PRIORITY_MAX, TITLE_MAX } from "../../store/input.js";
 import { unknownNameHint } from "../../store/suggest.js";
+import { Supervisor } from "../../supervisor/supervisor.js";
 import { pruneWorkspacesAtStart } from "../../workspace/startup.js";
 import { printError, printJson } from "../output.js";
 import { addDbOption, addJsonOption, addPersonasOption, configFrom, withStore, type DbOptions, type JsonOptions, type PersonasOptions } from "../options.js";
 
 /**
  * `roster run --persona P "prompt"`: direct launching. One task, run now by this
- * process through the persona's adapter (the same one the supervisor's workers
- * load), without a supervisor, and recorded like any other: enqueued, claimed by
- * a one-off agent, started, heartbeated, then completed or failed (a planner's
- * child tasks are enqueued as usual, for a supervisor to run). A retryable
- * failure is retried here after its backoff until the attempts are used up,
- * unless --no-retry. Ctrl-C (SIGINT or SIGTERM) stops the CLI and cancels the
- * task, recorded as the user's interruption (the `task:cancelled` event's reason),
- * so a later `roster start` does not run what the user aborted; exit 130.
+ * process and recorded like any other: enqueued, then driven by a Supervisor
+ * that serves this task alone (SupervisorOptions.taskId: claimed by id, never a
+ * bystander of its persona) under a one-off `cli` agent. Its attempts go through
+ * the same worker pool, timeouts, aborts, lease renewals, usage, provider limits,
+ * human input, retries and settlement as `roster start`'s (a planner's child
+ * tasks are enqueued as usual, for a supervisor to run). A retryable failure is
+ * retried after its backoff until the attempts are used up, unless --no-retry.
+ * Ctrl-C (SIGINT or SIGTERM) cancels the task, recorded as the user's
+ * interruption (the `task:cancelled` event's reason), so a later `roster start`
+ * does not run what the user aborted; the attempt is aborted and its process
+ * tree ended; exit 130. A second signal exits at once.
  *
  * A database is created only when there is something to run: a persona that
  * no file defines, in a database that does not exist yet, leaves no file.
@@ -42,13 +42,6 @@ interface RunOptions extends DbOptions, JsonOptions, PersonasOptions {
 
 /** The `task:cancelled` reason of a run the user interrupted. */
 export const INTERRUPTED_REASON = "interrupted by the user (Ctrl-C / SIGINT or SIGTERM to roster run)";
-
-/**
- * How long a failure that looks like the user's Ctrl-C (the CLI died of SIGINT
- * or SIGTERM) waits for roster's own signal handler, in ms: a terminal's Ctrl-C
- * reaches the CLI and roster together, and the CLI's exit may be seen first.
- */
-const INTERRUPT_SETTLE_MS = 500;
 
 interface RunOutcome {
   taskId: number;
@@ -150,237 +143,98 @@ async function runWithStore(
   config: Config,
   params: { personaId: string; title: string; description: string; retry: boolean; logger: Logger },
 ): Promise<RunOutcome> {
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort(new RosterError("SHUTDOWN", INTERRUPTED_REASON));
+  const now = systemClock.now();
+  const persona = await findPersona(store, config, params.personaId, now);
+  await pruneWorkspacesAtStart({ store, personas: [persona], now, logger: params.logger });
+  // An adapter that cannot load is bad input: refused before anything is written (the worker thread loads it again).
+  const env: AdapterEnvironment = { personasDir: config.personasDir, allowAbsoluteModules: config.allowAbsoluteModules, maxPayloadBytes: config.maxPayloadBytes };
+  await loadAdapter(toAdapterPersona(persona), env);
+  const { ids } = await store.tasks.enqueue({
+    tasks: [{ persona: persona.id, title: params.title, description: params.description, priority: PRIORITY_MAX }],
+    createdBy: "cli:run",
+    now,
+  });
+  const taskId = ids[0]!;
+  const supervisor = new Supervisor({
+    store,
+    personas: [persona],
+    config: { ...config, concurrency: 1, threads: 1 },
+    logger: params.logger,
+    taskId,
+    agent: { name: `roster run (pid ${process.pid})`, kind: "cli", personaId: persona.id },
+    retryFailures: params.retry,
+    // Every attempt's start is written (task:started), however short: one task, one person watching it.
+    startFoldMs: 0,
+  });
+  const offReports = reportAttempts(supervisor, store, taskId);
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+    void cancelInterrupted(store, taskId, supervisor.agentId)
+      .catch((error: unknown) => params.logger.error({ err: coerceError(error) }, "could not cancel the interrupted task"))
+      .finally(() => void supervisor.stop("interrupted"));
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  let agentId: string | null = null;
-  let taskId: number | null = null;
   try {
-    const now = systemClock.now();
-    const persona = await findPersona(store, config, params.personaId, now);
-    await pruneWorkspacesAtStart({ store, personas: [persona], now, logger: params.logger });
-    const adapterPersona = toAdapterPersona(persona);
-    const env: AdapterEnvironment = {
-      personasDir: config.personasDir,
-      allowAbsoluteModules: config.allowAbsoluteModules,
-      maxPayloadBytes: config.maxPayloadBytes,
-    };
-    // The same registry the pool's worker threads load adapters from; here it runs in this process.
-    const adapter: Adapter = await loadAdapter(adapterPersona, env);
-    const { ids } = await store.tasks.enqueue({
-      tasks: [{ persona: persona.id, title: params.title, description: params.description, priority: PRIORITY_MAX }],
-      createdBy: "cli:run",
-      now,
-    });
-    taskId = ids[0]!;
-    const agent = await store.agents.register({
-      name: `roster run (pid ${process.pid})`,
-      kind: "cli",
-      personaId: persona.id,
-      pid: process.pid,
-      hostname: hostname(),
-      heartbeatTimeoutMs: persona.leaseMs,
-      now: systemClock.now(),
-    });
-    agentId = agent.id;
-    let attempts = 0;
-    for (;;) {
-      const claimed = await claimOwn(store, { taskId, persona: persona.id, agentId, leaseMs: persona.leaseMs });
-      if (claimed === null) {
-        const followed = await waitForOther(store, taskId, stop.signal);
-        return followed ?? (await cancelInterrupted(store, taskId, agentId, attempts));
-      }
-      attempts = claimed.attempt;
-      const settled = await runAttempt(store, adapter, adapterPersona, claimed, { agentId, leaseMs: persona.leaseMs, retry: params.retry, stop: stop.signal, logger: params.logger, maxPayloadBytes: config.maxPayloadBytes });
-      if (settled.kind === "done") return { taskId, attempts, ...settled.outcome };
-      if (settled.kind === "interrupted") return await cancelInterrupted(store, taskId, agentId, attempts);
-      // A retryable failure: wait out the backoff, then claim the task again.
-      process.stderr.write(
-        `roster: attempt ${attempts} of task ${taskId} failed (${settled.error.code ?? "ADAPTER_FAILED"}: ${settled.error.message}); retrying in ${formatMs(settled.runAt - systemClock.now())}\n`,
-      );
-      await sleepUntil(settled.runAt, stop.signal);
-      if (stop.signal.aborted) return await cancelInterrupted(store, taskId, agentId, attempts);
-    }
+    await supervisor.start();
+    await supervisor.done;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    if (agentId !== null) await store.agents.deregister({ agentId, now: systemClock.now() });
+    offReports();
   }
+  const task = await store.tasks.get({ taskId, eventLimit: 0 });
+  if (interrupted) {
+    const error = toErrorObject(new RosterError("ABORTED", INTERRUPTED_REASON));
+    return { taskId, status: "cancelled", attempts: task.attempts, result: null, error, childIds: [] };
+  }
+  const children = task.children.map((c) => c.id);
+  if (task.status === "completed") return { taskId, status: "completed", attempts: task.attempts, result: task.result, error: null, childIds: children };
+  // Failed, or cancelled by someone else (`roster cancel`).
+  const error = task.error ?? toErrorObject(new RosterError("ABORTED", `task ${taskId} was ${task.status}`, { retryable: false }));
+  return { taskId, status: "failed", attempts: task.attempts, result: null, error, childIds: [] };
+}
+
+/**
+ * One line on stderr per attempt that will be tried again (`roster: attempt N of task T
+ * failed (CODE: message); retrying in 1.2 s`) and when the task waits for a person; the
+ * whole error is for --log-level debug. Returns the unsubscribe.
+ */
+function reportAttempts(supervisor: Supervisor, store: Store, taskId: number): () => void {
+  let runAt: number | null = null;
+  const offRetrying = store.events.on("task:retrying", (e) => {
+    if (e.taskId === taskId) runAt = e.runAt;
+  });
+  const offFinished = supervisor.events.on("task:run-finished", (e) => {
+    if (e.taskId !== taskId) return;
+    if (e.outcome === "retrying") {
+      const wait = runAt === null ? "" : `; retrying in ${formatMs(runAt - systemClock.now())}`;
+      process.stderr.write(`roster: attempt ${e.attempt} of task ${taskId} failed (${e.errorCode ?? "ADAPTER_FAILED"}: ${e.errorMessage ?? "failed"})${wait}\n`);
+      runAt = null;
+    } else if (e.outcome === "released") {
+      void store.tasks.get({ taskId, eventLimit: 0 }).then((task) => {
+        if (task.status === "awaiting_input" || task.status === "awaiting_approval") {
+          process.stderr.write(`roster: task ${taskId} is waiting for a person (roster show ${taskId}; roster answer or approve ${taskId}); Ctrl-C cancels it\n`);
+        }
+      });
+    }
+  });
+  return () => {
+    offRetrying();
+    offFinished();
+  };
 }
 
 /** The user interrupted the run: the task is cancelled (whatever state it is in), with the reason in its event. */
-async function cancelInterrupted(store: Store, taskId: number, agentId: string, attempts: number): Promise<RunOutcome> {
+async function cancelInterrupted(store: Store, taskId: number, agentId: string): Promise<void> {
   const task = await store.tasks.get({ taskId, eventLimit: 0 });
   if (task.status !== "completed" && task.status !== "failed" && task.status !== "cancelled") {
-    await store.tasks.cancel({ taskId, reason: INTERRUPTED_REASON, by: agentId, now: systemClock.now() });
+    await store.tasks.cancel({ taskId, reason: INTERRUPTED_REASON, ...(agentId === "" ? {} : { by: agentId }), now: systemClock.now() });
   }
-  const error = toErrorObject(new RosterError("ABORTED", INTERRUPTED_REASON));
-  return { taskId, status: "cancelled", attempts: Math.max(attempts, task.attempts), result: null, error, childIds: [] };
 }
 
 function formatMs(ms: number): string {
   const value = Math.max(0, ms);
   return value < 1_000 ? `${Math.round(value)} ms` : `${(value / 1_000).toFixed(1)} s`;
-}
-
-/**
- * Claims this task. The claim takes the best ready task of the persona; this one
- * has the top priority, but older top-priority tasks of the persona come first:
- * those are given back at once (the attempt does not count) and the claim widens.
- */
-async function claimOwn(store: Store, p: { taskId: number; persona: string; agentId: string; leaseMs: number }): Promise<ClaimedTask | null> {
-  for (const limit of [1, 16, 256]) {
-    const tasks = await store.tasks.claim({ persona: p.persona, agentId: p.agentId, leaseMs: p.leaseMs, limit, now: systemClock.now() });
-    const own = tasks.find((t) => t.id === p.taskId) ?? null;
-    for (const other of tasks) {
-      if (other !== own) await store.tasks.releaseIfLeased({ taskId: other.id, leaseToken: other.leaseToken, reason: "claimed by roster run for another task", now: systemClock.now() });
-    }
-    if (own !== null) return own;
-    const state = (await store.tasks.get({ taskId: p.taskId, eventLimit: 0 })).status;
-    if (state !== "pending") return null;
-  }
-  throw new RosterError("INVALID_STATE", `task ${p.taskId}: could not claim it ahead of other top-priority tasks of persona "${p.persona}"; run \`roster start\` to work through them`);
-}
-
-/** Someone else (a running supervisor) took the task: follow it to its end; null when interrupted. */
-async function waitForOther(store: Store, taskId: number, signal: AbortSignal): Promise<RunOutcome | null> {
-  for (;;) {
-    const task = await store.tasks.get({ taskId, eventLimit: 0 });
-    if (task.status === "completed" || task.status === "failed" || task.status === "cancelled") {
-      return {
-        taskId,
-        status: task.status === "completed" ? "completed" : "failed",
-        attempts: task.attempts,
-        result: task.result,
-        error: task.error,
-        childIds: task.children.map((c) => c.id),
-      };
-    }
-    await sleepUntil(systemClock.now() + 500, signal);
-    if (signal.aborted) return null;
-  }
-}
-
-type Settled =
-  | { kind: "done"; outcome: Omit<RunOutcome, "taskId" | "attempts"> }
-  | { kind: "retrying"; runAt: number; error: ErrorObject }
-  | { kind: "interrupted" };
-
-/** The CLI died of the signal a Ctrl-C sends (which the terminal sent to roster as well). */
-function diedOfInterrupt(error: Error): boolean {
-  const details = error instanceof RosterError ? error.details : undefined;
-  return details?.signal === "SIGINT" || details?.signal === "SIGTERM";
-}
-
-/** Resolves when `signal` aborts or after `ms`, whichever comes first. */
-function abortedWithin(signal: AbortSignal, ms: number): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(false);
-    }, ms);
-    function onAbort(): void {
-      clearTimeout(timer);
-      resolve(true);
-    }
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-async function runAttempt(
-  store: Store,
-  adapter: Adapter,
-  persona: AdapterPersona,
-  task: ClaimedTask,
-  o: { agentId: string; leaseMs: number; retry: boolean; stop: AbortSignal; logger: Logger; maxPayloadBytes: number },
-): Promise<Settled> {
-  const lease = { taskId: task.id, leaseToken: task.leaseToken };
-  if (!(await store.tasks.startIfLeased({ ...lease, now: systemClock.now() })).ok) throw new LeaseLostError(task.id);
-  const controller = new AbortController();
-  const abort = (reason: Error): void => {
-    if (!controller.signal.aborted) controller.abort(reason);
-  };
-  const onStop = (): void => abort(coerceError(o.stop.reason));
-  o.stop.addEventListener("abort", onStop, { once: true });
-  const timeout = setTimeout(() => abort(new RosterError("TIMEOUT", `task ${task.id} attempt ${task.attempt} timed out after ${task.timeoutMs} ms`)), task.timeoutMs);
-  const heartbeat = setInterval(() => {
-    store.agents
-      .heartbeat({ agentId: o.agentId, now: systemClock.now(), leases: [lease] })
-      .then((beat) => {
-        if (beat.lost.length > 0) abort(new LeaseLostError(task.id));
-      })
-      .catch((error: unknown) => o.logger.warn({ err: coerceError(error) }, "heartbeat failed"));
-  }, Math.max(100, Math.floor(o.leaseMs / 3)));
-  const log = o.logger.child({ taskId: task.id, persona: task.persona, attempt: task.attempt, agentId: o.agentId });
-  const ctx: AdapterContext = {
-    signal: controller.signal,
-    progress: (fraction, message) => {
-      store.tasks
-        .progressIfLeased({ ...lease, fraction: Math.min(1, Math.max(0, fraction)), ...(message === undefined ? {} : { message }), now: systemClock.now() })
-        .catch((error: unknown) => log.warn({ err: coerceError(error) }, "progress not recorded"));
-    },
-    logger: {
-      debug: (message, data) => log.debug(data ?? {}, message),
-      info: (message, data) => log.info(data ?? {}, message),
-      warn: (message, data) => log.warn(data ?? {}, message),
-      error: (message, data) => log.error(data ?? {}, message),
-    },
-    persona,
-  };
-  let value: unknown;
-  let failure: Error | null = null;
-  try {
-    value = await adapter.run(adapterTask(task), ctx);
-  } catch (error) {
-    failure = coerceError(error);
-  } finally {
-    clearTimeout(timeout);
-    clearInterval(heartbeat);
-    o.stop.removeEventListener("abort", onStop);
-  }
-  // Interrupted by the user (also when the CLI's death from the same Ctrl-C was seen first): the caller cancels the task.
-  if (o.stop.aborted || (failure !== null && diedOfInterrupt(failure) && (await abortedWithin(o.stop, INTERRUPT_SETTLE_MS)))) {
-    return { kind: "interrupted" };
-  }
-  const now = systemClock.now();
-  if (failure === null) {
-    try {
-      const output = normalizeOutput(value, o.maxPayloadBytes);
-      const done = await store.tasks.completeIfLeased({ ...lease, result: output.result, ...(output.children === undefined ? {} : { children: output.children }), now });
-      if (!done.ok) throw new LeaseLostError(task.id);
-      return { kind: "done", outcome: { status: "completed", result: output.result, error: null, childIds: done.childIds } };
-    } catch (error) {
-      if (error instanceof LeaseLostError) throw error;
-      // A result the store refuses (too big, a plan naming an unknown persona) fails the attempt like any adapter error.
-      failure = coerceError(error);
-    }
-  }
-  const error = toErrorObject(failure);
-  const failed = await store.tasks.failIfLeased({ ...lease, error, retryable: o.retry && error.retryable, now });
-  if (!failed.ok) throw new LeaseLostError(task.id);
-  if (failed.outcome === "retrying") {
-    // The caller tells the person in one line; the whole error (stack included) is for --log-level debug.
-    log.debug({ err: failure, runAt: failed.runAt }, "attempt failed; retrying after the backoff");
-    return { kind: "retrying", runAt: failed.runAt, error };
-  }
-  return { kind: "done", outcome: { status: "failed", result: null, error, childIds: [] } };
-}
-
-function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
-  const ms = Math.max(0, at - systemClock.now());
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
