@@ -7,14 +7,8 @@ import { describeStoreConformance } from "./conformance.js";
 /**
  * The store conformance suite on PostgreSQL (issue 19): a private cluster (or
  * ROSTER_TEST_PG_URL), one database for this file and a fresh schema per test.
- *
- * Issue 19 builds the PostgreSQL store in steps; one group runs in part so far:
- * "economics" (issue 16's): its usage tests (rule 15: recorded with the outcome,
- * priced, reported) run; budgets, provider pauses, breakers, rate limits and
- * concurrency keys (the claim's gates) are skipped at run time with the reason below.
- * Everything else runs, unchanged, as on SQLite.
+ * Every group runs, unchanged, as on SQLite.
  */
-const GATES_NOT_YET = "the claim's economic gates (budgets, pauses, breakers, rate limits, concurrency keys) are not implemented for PostgreSQL yet (issue 19)";
 
 const server = await usePostgres();
 
@@ -51,6 +45,5 @@ describe.skipIf(!server.available)("postgres", () => {
         },
       };
     },
-    { partial: { economics: { run: /^rule 15: /, reason: GATES_NOT_YET } } },
   );
 });

@@ -142,7 +142,9 @@ export async function writeBatch(
     return state;
   };
 
-  const statusCols: unknown[][] = [[], [], [], [], [], [], [], []];
+  const statusCols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+  // Concurrency keys (docs/economics.md): each keyed task's key on its status row, each key's limit the batch's latest.
+  const keyLimits = new Map<string, number>();
   const edges: [number[], number[]] = [[], []];
   const events: [number[], string[]] = [[], []];
   const created: number[] = [];
@@ -154,7 +156,10 @@ export async function writeBatch(
     created.push(id);
     createdPersonas.push(task.persona);
     const runAt = now + (task.delayMs ?? 0);
-    [id, state, task.persona, task.priority ?? 0, unmetCounts[index]!, runAt, state === "pending" ? runAt : null, policies[index]!.policy.maxAttempts].forEach((v, i) =>
+    const policy = policies[index]!.policy as { maxAttempts: number; concurrencyKey?: string; concurrencyLimit?: number };
+    const key = policy.concurrencyKey ?? null;
+    if (key !== null) keyLimits.set(key, policy.concurrencyLimit ?? 1);
+    [id, state, task.persona, task.priority ?? 0, unmetCounts[index]!, runAt, state === "pending" ? runAt : null, policy.maxAttempts, key].forEach((v, i) =>
       statusCols[i]!.push(v),
     );
     for (const dep of task.dependsOn ?? []) {
@@ -166,9 +171,18 @@ export async function writeBatch(
   });
   if (created.length > 0) {
     await tx.run(
-      `INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, updated_at)
-       SELECT *, $9::bigint FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], $7::bigint[], $8::int[])`,
+      `INSERT INTO task_status (task_id, status, persona_id, priority, unmet_deps, run_at, ready_at, max_attempts, concurrency_key, updated_at)
+       SELECT *, $10::bigint FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], $7::bigint[], $8::int[], $9::text[])`,
       [...statusCols, now],
+    );
+  }
+  if (keyLimits.size > 0) {
+    // In key order, so two enqueues of the same keys wait for each other rather than deadlock.
+    const keys = [...keyLimits.keys()].sort();
+    await tx.run(
+      `INSERT INTO concurrency_keys (key, max_running) SELECT * FROM unnest($1::text[], $2::int[])
+       ON CONFLICT (key) DO UPDATE SET max_running = excluded.max_running WHERE concurrency_keys.max_running <> excluded.max_running`,
+      [keys, keys.map((k) => keyLimits.get(k)!)],
     );
   }
   if (edges[0].length > 0) await tx.run("INSERT INTO task_dependencies (task_id, depends_on) SELECT * FROM unnest($1::bigint[], $2::bigint[])", edges);

@@ -33,6 +33,7 @@ import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
 import { PgHumans } from "./humans.js";
 import { PgSchedules } from "./schedules.js";
+import * as budgets from "./budgets.js";
 import * as usage from "./usage.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
@@ -43,13 +44,6 @@ const PgClient = pg.Client;
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
 export const PG_POOL_MAX_DEFAULT = 8;
 
-/**
- * A service of the Store interface not built for PostgreSQL yet: every method
- * rejects with NOT_SUPPORTED naming it (issue 19), so a command that needs it says
- * so instead of failing somewhere else. `answers` gives methods an honest answer
- * where one exists (a read that can only be empty, because every write that would
- * fill it is refused).
- */
 /** A completion's result JSON and usage when both validate; null when either does not (settleOne then fails the attempt, saying why). */
 function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes: number): { resultJson: string | null; usage: NormalUsage | null } | null {
   try {
@@ -59,20 +53,6 @@ function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes
     if (error instanceof RosterError) return null;
     throw error;
   }
-}
-
-function notSupported<T extends object>(service: string, answers: Partial<Record<keyof T, (...args: never[]) => Promise<unknown>>> = {}): T {
-  return new Proxy({} as T, {
-    get(_target, property) {
-      if (typeof property !== "string") return undefined;
-      if (property === "then") return undefined;
-      const answer = (answers as Record<string, unknown>)[property];
-      if (answer !== undefined) return answer;
-      return async () => {
-        throw new RosterError("NOT_SUPPORTED", `${service}.${property} is not implemented for PostgreSQL yet (issue 19)`, { retryable: false });
-      };
-    },
-  });
 }
 
 /**
@@ -89,9 +69,10 @@ function notSupported<T extends object>(service: string, answers: Partial<Record
  * Liveness never compares clocks: the same LivenessJudge as SQLite decides who is
  * dead by stamps standing still on this process's monotonic clock.
  *
- * Not built yet: the claim's economic gates (budgets, provider pauses, breakers, rate
- * limits, concurrency keys). Setting a budget rejects with NOT_SUPPORTED; the lists of
- * budgets, pauses and breakers are empty, since nothing creates them. Usage is recorded.
+ * The claim's economic gates (budgets, provider pauses, breakers, rate limits,
+ * concurrency keys) are src/store/postgres/gates.ts: one gate read per claim, row locks
+ * where two hosts must not both take (a rate window's starts, a breaker's probe, a key's
+ * places), settlements' effects written at the end of each transaction in one order.
  */
 export class PostgresStore implements Store {
   readonly events = new StoreEventBus();
@@ -152,7 +133,8 @@ export class PostgresStore implements Store {
     const write = async <T>(name: string, body: (t: Tx) => Promise<T>): Promise<T> => {
       const started = judge.monotonic();
       try {
-        return await tx.write(name, body);
+        // Settlements' effects on the economic gates are written at the end of each transaction, in one order (PgGates.within).
+        return await tx.write(name, (t) => transitions.gates.within(t, body));
       } finally {
         judge.noteWrite(started);
       }
@@ -511,24 +493,26 @@ export class PostgresStore implements Store {
         }),
     };
 
-    // Usage is recorded with each settled attempt and reported; budgets, provider pauses, breakers and rate
-    // limits are not built for PostgreSQL yet (issue 19): the claim is not gated, so none ever exists and the
-    // reads that list them answer empty; setting a budget is refused with NOT_SUPPORTED.
-    this.economics = notSupported<EconomicsService>("economics", {
-      usageOf: async (p: { taskId: number }) => read("economics.usageOf", (q) => usage.usageOf(q, reads.assertTaskId(p.taskId))),
-      cost: async (p: Parameters<EconomicsService["cost"]>[0]) => read("economics.cost", (q) => usage.cost(q, p.by, p.since ?? 0, p.rootId ?? null)),
-      total: async (p?: Parameters<EconomicsService["total"]>[0]) => read("economics.total", (q) => usage.total(q, p?.since ?? 0, p?.rootId ?? null)),
+    // Usage per attempt and the claim's economic gates (rule 15): budgets, provider pauses, breakers, rate limits
+    // and concurrency keys, as on SQLite (src/store/postgres/gates.ts, budgets.ts; the shared rules src/store/gates.ts).
+    const gates = transitions.gates;
+    this.economics = {
+      usageOf: async (p) => read("economics.usageOf", (q) => usage.usageOf(q, reads.assertTaskId(p.taskId))),
+      cost: async (p) => read("economics.cost", (q) => usage.cost(q, p.by, p.since ?? 0, p.rootId ?? null)),
+      total: async (p) => read("economics.total", (q) => usage.total(q, p?.since ?? 0, p?.rootId ?? null)),
       prices: async () => read("economics.prices", (q) => usage.prices(q)),
-      setPrice: async (p: Parameters<EconomicsService["setPrice"]>[0]) => write("economics.setPrice", (t) => usage.setPrice(t, p.model, p.price, p.now)),
-      budgets: async () => [],
-      pauses: async () => [],
-      breakers: async () => [],
-      gates: async (p: { persona: string }) => ({ persona: p.persona, reasons: [], until: null }),
-      resumeProvider: async () => false,
-      resetBreaker: async () => false,
-      // No budgets here yet, so no running attempt is watched against one (src/supervisor/budget-watch.ts).
-      attemptBudget: async () => null,
-    } as never);
+      setPrice: async (p) => write("economics.setPrice", (t) => usage.setPrice(t, p.model, p.price, p.now)),
+      setBudget: async (p) => write("economics.setBudget", (t) => budgets.setBudget(t, p)),
+      raiseBudget: async (p) => write("economics.raiseBudget", (t) => budgets.raiseBudget(t, p)),
+      removeBudget: async (p) => write("economics.removeBudget", (t) => budgets.removeBudget(t, p)),
+      budgets: async (p) => read("economics.budgets", (q) => budgets.budgets(q, p.now)),
+      gates: async (p) => read("economics.gates", (q) => gates.personaGates(q, p.persona, p.now)),
+      pauses: async (p) => read("economics.pauses", (q) => budgets.pauses(q, p.now)),
+      resumeProvider: async (p) => write("economics.resumeProvider", (t) => budgets.resumeProvider(t, p)),
+      breakers: async () => read("economics.breakers", (q) => budgets.breakers(q)),
+      resetBreaker: async (p) => write("economics.resetBreaker", (t) => budgets.resetBreaker(t, p)),
+      attemptBudget: async (p) => read("economics.attemptBudget", (q) => gates.attemptBudget(q, reads.assertTaskId(p.taskId))),
+    };
     this.humans = {
       listParked: async (p) => read("humans.listParked", (q) => humans.listParked(q, p?.limit)),
       requests: async (p) => read("humans.requests", (q) => humans.requests(q, reads.assertTaskId(p.taskId))),
@@ -555,7 +539,10 @@ export class PostgresStore implements Store {
       fire: async (p) => write("schedules.fire", (t) => schedules.fire(t, p)),
       nextFireAt: async () => read("schedules.nextFireAt", (q) => schedules.nextFireAt(q)),
     };
-    this.why = { explain: async (p) => read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now, (r, id) => humans.requests(r, id))) };
+    this.why = {
+      explain: async (p) =>
+        read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now, (r, id) => humans.requests(r, id), (r, task, now) => gates.whyReasons(r, task, now))),
+    };
   }
 
   async hasExternalChanges(): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { RosterError, type ErrorObject } from "../../errors.js";
-import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { serializeJson, validateBatch } from "../input.js";
 import { storedError } from "../sqlite/transitions.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
@@ -19,6 +19,8 @@ import type {
 } from "../types.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
+import { PgGates, skippingClaimSql } from "./gates.js";
+import { providerLimit } from "../gates.js";
 import { recordUsage } from "./usage.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
@@ -104,6 +106,11 @@ function previousAttempt(lastError: string | null): { previous?: PreviousAttempt
  * other hosts write concurrently (READ COMMITTED).
  */
 export class PgTransitions {
+  /** The claim's economic gates (docs/ARCHITECTURE.md rule 15): checked by both claims, moved by settlements. */
+  readonly gates = new PgGates();
+  /** The claim statements that skip held tasks and full concurrency keys, by [holds, keys]. */
+  private readonly skipping = new Map<string, string>();
+
   constructor(private readonly maxPayloadBytes: number) {}
 
   async event(tx: Tx, taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): Promise<void> {
@@ -117,23 +124,50 @@ export class PgTransitions {
     ]);
   }
 
-  private async leaseMsOf(tx: Tx, persona: string): Promise<number> {
-    const row = await tx.one<{ ms: number | null }>("SELECT (config::jsonb ->> 'leaseMs')::bigint AS ms FROM personas WHERE id = $1", [persona]);
-    return row?.ms ?? LEASE_MS_DEFAULT;
-  }
-
+  /**
+   * The claim behind the economic gates (rule 15): the persona's one gate read (which also
+   * gives its lease) says nothing, fewer (a rate window, a breaker's probe) or all; the
+   * plain statement runs unless holds or running concurrency keys need the skipping one.
+   */
   async claim(tx: Tx, params: ClaimParams): Promise<ClaimedTask[]> {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
-    const leaseMs = params.leaseMs ?? (await this.leaseMsOf(tx, params.persona));
-    const rows = await tx.rows<ClaimRow>(PG_CLAIM_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.persona, limit]);
+    const gate = await this.gates.gate(tx, params.persona, params.now, limit);
+    if (gate.limit <= 0) {
+      tx.emit("claim:gated", { persona: params.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      return [];
+    }
+    const leaseMs = params.leaseMs ?? gate.leaseMs;
+    const rows = await tx.rows<ClaimRow>(gate.skipHeld ? this.skippingSql(gate.holds, gate.keysBusy) : PG_CLAIM_SQL, [
+      params.now,
+      params.agentId,
+      newLeaseToken(),
+      leaseMs,
+      params.persona,
+      gate.limit,
+    ]);
+    await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
     return this.claimed(tx, rows, params.agentId, leaseMs, params.now);
+  }
+
+  private skippingSql(holds: boolean, keys: boolean): string {
+    const id = `${holds}:${keys}`;
+    let sql = this.skipping.get(id);
+    if (sql === undefined) this.skipping.set(id, (sql = skippingClaimSql(PG_CLAIM_SQL, holds, keys)));
+    return sql;
   }
 
   async claimOne(tx: Tx, params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): Promise<ClaimedTask | null> {
     const row = await tx.one<{ persona_id: string }>("SELECT persona_id FROM task_status WHERE task_id = $1", [params.taskId]);
     if (row === undefined) return null;
-    const leaseMs = params.leaseMs ?? (await this.leaseMsOf(tx, row.persona_id));
+    // Behind the same economic gates as a persona's claim (rule 15).
+    const gate = await this.gates.gate(tx, row.persona_id, params.now, 1);
+    if (gate.limit <= 0) {
+      tx.emit("claim:gated", { persona: row.persona_id, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      return null;
+    }
+    const leaseMs = params.leaseMs ?? gate.leaseMs;
     const rows = await tx.rows<ClaimRow>(CLAIM_ONE_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.taskId]);
+    await this.gates.claimed(tx, row.persona_id, gate, rows.map((r) => r.task_id), params.now);
     return (await this.claimed(tx, rows, params.agentId, leaseMs, params.now))[0] ?? null;
   }
 
@@ -247,6 +281,7 @@ export class PgTransitions {
     );
     if (row === undefined) return this.lost(tx, params.taskId, "complete");
     await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
+    this.gates.succeeded(tx, row.persona_id, 1, params.now);
     const ready = await this.completeDependencies(tx, params.taskId, params.now);
     let childIds: number[] = [];
     let childRefs: Record<string, number> = {};
@@ -281,6 +316,24 @@ export class PgTransitions {
     const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
     const error = storedError(params.error, retryable);
     const usage = usageOfSettlement(params.usage, error.details);
+    // A provider's rate or usage limit is nobody's fault: the attempt is given back
+    // uncounted and every persona on that account pauses (docs/economics.md).
+    const failure = providerLimit(error);
+    if (failure !== null) {
+      const until = await this.gates.pause(tx, { persona: row.persona_id, taskId: params.taskId, ...failure, now: params.now });
+      const runAt = until ?? params.now;
+      await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "released", usage, params.now);
+      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
+      return { ok: true, outcome: "retrying", runAt, attempt: row.attempts - 1 };
+    }
+    // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
+    // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an
+    // ordinary failure, so an adapter cannot loop by raising the code itself (docs/economics.md).
+    if (error.code === "BUDGET_EXHAUSTED" && (await this.gates.budgeted(tx, params.taskId))) {
+      await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "budget_exhausted", usage, params.now);
+      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
+      return { ok: true, outcome: "retrying", runAt: params.now, attempt: row.attempts - 1 };
+    }
     const settled = await this.settleFailure(tx, {
       taskId: params.taskId,
       persona: row.persona_id,
@@ -298,7 +351,9 @@ export class PgTransitions {
   }
 
   private async attemptSpent(tx: Tx, taskId: number, attempt: number, agentId: string | null, claimedAt: number | null, outcome: string, usage: NormalUsage | null, now: number): Promise<void> {
-    if (usage !== null) await recordUsage(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
+    if (usage === null) return;
+    const spent = await recordUsage(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
+    if (spent !== null) this.gates.spent(tx, spent);
   }
 
   /** Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents blocked). */
@@ -307,6 +362,7 @@ export class PgTransitions {
     p: { taskId: number; persona: string; attempt: number; maxAttempts: number; policy: RetryPolicy; agentId: string | null; error: ErrorObject; retryable: boolean; now: number; random: () => number },
   ): Promise<FailResult> {
     const errorJson = JSON.stringify(p.error);
+    this.gates.failed(tx, p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
     if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
       const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
@@ -511,6 +567,7 @@ export class PgTransitions {
       const row = byId.get(item.taskId);
       if (row !== undefined) await this.attemptSpent(tx, row.task_id, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", item.usage, now);
     }
+    for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.succeeded(tx, persona, rows.filter((r) => r.persona_id === persona).length, now);
     let readied = 0;
     const results = items.map((item): CompleteResult => {
       const row = byId.get(item.taskId);

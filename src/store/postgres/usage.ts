@@ -1,5 +1,5 @@
 import { RosterError } from "../../errors.js";
-import { costOf, priceFor, type ModelPrice } from "../../policy/prices.js";
+import { costOf, priceFor, totalTokens, type ModelPrice } from "../../policy/prices.js";
 import type { CostGroup, CostRow, UsageRecord } from "../economics.js";
 import type { NormalUsage } from "../usage-values.js";
 import type { Tx } from "./database.js";
@@ -10,19 +10,19 @@ type Q = Pick<Tx, "rows" | "one">;
  * Usage per attempt on PostgreSQL (docs/ARCHITECTURE.md rule 15; docs/economics.md):
  * recorded in the transaction that settles the attempt, priced from the user's
  * model_prices or the defaults when the source reported no cost. The reports read
- * the usage table as the SQLite ones do. Budgets and the claim's gates are not built
- * here yet (issue 19), so nothing is held or paused by what is recorded.
+ * the usage table as the SQLite ones do. What it returns goes to the running spend
+ * totals and the budget holds (src/store/postgres/gates.ts), at the end of the transaction.
  */
 export async function recordUsage(
   tx: Tx,
   p: { taskId: number; attempt: number; agentId: string | null; outcome: string; claimedAt: number | null; usage: NormalUsage; now: number },
-): Promise<void> {
+): Promise<SpentUsage | null> {
   const info = await tx.one<{ root_id: number; persona_id: string; provider: string }>(
     `SELECT coalesce(t.root_id, t.id) AS root_id, t.persona_id, coalesce(p.config::jsonb ->> 'provider', 'persona:' || p.id) AS provider
      FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = $1`,
     [p.taskId],
   );
-  if (info === undefined) return;
+  if (info === undefined) return null;
   const u = p.usage;
   let costUsd = u.costUsd;
   let costSource: UsageRecord["costSource"] = "reported";
@@ -64,6 +64,19 @@ export async function recordUsage(
     tokens: { input: u.inputTokens, output: u.outputTokens, cacheRead: u.cacheReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens },
     costUsd,
   });
+  return { taskId: p.taskId, rootId: info.root_id, persona: info.persona_id, provider: info.provider, tokens: totalTokens(u), costUsd, now: p.now };
+}
+
+/** What one recorded attempt adds to the running spend totals. */
+export interface SpentUsage {
+  taskId: number;
+  rootId: number;
+  persona: string;
+  provider: string;
+  tokens: number;
+  /** null: unpriced (counts as 0 USD in budgets; its tokens still count). */
+  costUsd: number | null;
+  now: number;
 }
 
 export async function prices(q: Q): Promise<Record<string, ModelPrice>> {

@@ -1,4 +1,4 @@
-import type { HumanRequest, Json, TaskState, WhyReport } from "../types.js";
+import type { HumanRequest, Json, TaskState, WhyReason, WhyReport } from "../types.js";
 import { explainTask, type WhyFacts } from "../why.js";
 import type { Tx } from "./database.js";
 import { taskNotFound } from "./reads.js";
@@ -7,6 +7,9 @@ type Q = Pick<Tx, "rows" | "one">;
 
 /** Every request of a task (asked and answered), oldest first: why reads the open one. */
 export type RequestsReader = (q: Q, taskId: number) => Promise<HumanRequest[]>;
+
+/** A task's economic gate reasons (held budget, closed persona gates, full concurrency key): PgGates.whyReasons. */
+export type GateReasonsReader = (q: Q, task: { id: number; persona: string; status: TaskState }, now: number) => Promise<WhyReason[]>;
 
 /** Most slot holders listed by `roster why`. */
 const HOLDERS_MAX = 100;
@@ -17,10 +20,10 @@ function parseJson<T>(text: string | null): T | null {
 
 /**
  * The facts behind `roster why` on PostgreSQL, the same as src/store/sqlite/why.ts
- * gathers, worded by the shared src/store/why.ts, with a parked task's open request.
- * No gate reasons: the claim is not gated on PostgreSQL yet.
+ * gathers, worded by the shared src/store/why.ts, with a parked task's open request and
+ * the economic gates that hold it.
  */
-export async function explain(q: Q, taskId: number, now: number, requests: RequestsReader): Promise<WhyReport> {
+export async function explain(q: Q, taskId: number, now: number, requests: RequestsReader, gates?: GateReasonsReader): Promise<WhyReport> {
   const row = await q.one<{
     id: number;
     title: string;
@@ -107,5 +110,5 @@ export async function explain(q: Q, taskId: number, now: number, requests: Reque
     const open = await q.one<{ id: number }>("SELECT id FROM human_requests WHERE task_id = $1 AND outcome IS NULL ORDER BY id DESC LIMIT 1", [taskId]);
     facts.request = open === undefined ? null : ((await requests(q, taskId)).find((r) => r.id === open.id) ?? null);
   }
-  return explainTask(facts, now);
+  return explainTask(facts, now, gates === undefined ? [] : await gates(q, { id: row.id, persona: row.persona_id, status: row.status }, now));
 }
