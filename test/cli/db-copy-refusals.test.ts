@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +58,21 @@ describe.skipIf(!server.available)("roster db copy refuses, rolls back, reports"
     expect((JSON.parse(copied.stdout) as { liveAgents: Array<{ id: string }> }).liveAgents.map((a) => a.id)).toEqual(["supervisor-live"]);
     const [task] = await cliJson<TaskRecord[]>(["ls", "--db", target]);
     expect([task!.status, task!.assignedAgentId, task!.attempts]).toEqual(["claimed", "supervisor-live", 1]);
+  });
+
+  it("refuses a PostgreSQL source with a live worker (judged on the server's clock), creating no file", async () => {
+    const source = await server.server().newDatabase("roster_copy_live_pg");
+    await cliJson(["init", "--db", source, "--personas", personas]);
+    const store = await openStore({ path: source });
+    try {
+      await store.agents.register({ id: "mcp-live", name: "worker", kind: "mcp", heartbeatTimeoutMs: 60_000, now: Date.now() });
+    } finally {
+      await store.close();
+    }
+    const res = await roster(["db", "copy", "--from", source, "--to", temp.path("from-live.db")]);
+    expect(res.stderr).toMatch(/^roster: SOURCE_IN_USE: --from postgres:\/\/.*: 1 agent\(s\) look alive: mcp-live \(mcp\)/m);
+    expect(res.code).toBe(1);
+    expect(readdirSync(temp.dir).filter((f) => f.includes("from-live"))).toEqual([]);
   });
 
   it("a row PostgreSQL cannot hold (a NUL character) rolls the whole copy back, migrations included, naming the table and ids", async () => {

@@ -88,7 +88,7 @@ export async function copyDatabase(options: CopyOptions): Promise<CopySummary> {
   const source = fromPg ? await openPostgresSource(options.from, { now: options.now }) : openSqliteSource(options.from, { now: options.now, busyTimeoutMs });
   try {
     const live = await source.live(options.now);
-    if (!options.allowRunning) assertQuiet(source.label, live, options.now);
+    if (!options.allowRunning) assertQuiet(source.label, live);
     const target = toPg ? await openPostgresTarget(options.to, { now: options.now }) : createSqliteTarget(options.to, { now: options.now, busyTimeoutMs });
     try {
       const summary = await copyInto(source, target, { toPg, batchRows, onProgress: options.onProgress });
@@ -111,8 +111,9 @@ export async function copyDatabase(options: CopyOptions): Promise<CopySummary> {
 }
 
 /** Refuses a source on which something still runs: what it did after the snapshot would stay behind in the source. */
-function assertQuiet(label: string, live: LiveSource, now: number): void {
+function assertQuiet(label: string, live: LiveSource): void {
   if (live.agents.length === 0 && live.leases === 0) return;
+  const now = live.at;
   const agents = live.agents.slice(0, 3).map((a) => {
     const where = [a.pid === null ? null : `pid ${a.pid}`, a.hostname === null ? null : `on ${a.hostname}`].filter((x) => x !== null).join(" ");
     return `${a.id} (${a.kind}${where === "" ? "" : `, ${where}`}), last heartbeat ${seconds(now - a.lastHeartbeat)} ago`;

@@ -21,6 +21,8 @@ export interface LiveAgent {
 
 /** What looks alive on a source at some moment. */
 export interface LiveSource {
+  /** The moment judged (epoch ms): the `now` given, or on PostgreSQL the server's clock (see live()). */
+  at: number;
   agents: LiveAgent[];
   /** Leases (claimed or in_progress tasks) not yet past their renewal stamp. */
   leases: number;
@@ -37,6 +39,9 @@ export interface CopySource {
   /**
    * Agents still marked active whose heartbeat is younger than their heartbeat
    * timeout at `now`, and how many leases have not reached their renewal stamp.
+   * PostgreSQL judges at the server's clock instead, since every host stamps on it
+   * (docs/ARCHITECTURE.md rule 16). Only a guard against copying from a database
+   * still in use: it decides nothing about a lease or an agent.
    */
   live(now: number): Promise<LiveSource>;
   /** The rows of `table` in primary-key order, `columns` only, at most `rows` at a time. */

@@ -69,8 +69,9 @@ export async function openPostgresSource(url: string, options: { now: number }):
     label,
     tables: () => read("the schema", () => postgresTables(client)),
     count: (table) => read(table, async () => Number((await client.query<{ n: number }>(`SELECT count(*)::bigint AS n FROM ${quote(table)}`)).rows[0]!.n)),
-    live: (now) =>
+    live: () =>
       read("agents", async () => {
+        const now = Number((await client.query<{ now: number }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now")).rows[0]!.now);
         const agents = (
           await client.query<LiveAgent>(
             `SELECT id, kind, hostname, pid, last_heartbeat AS "lastHeartbeat", last_heartbeat + heartbeat_timeout_ms AS "aliveUntil" FROM agents
@@ -84,7 +85,7 @@ export async function openPostgresSource(url: string, options: { now: number }):
             [now],
           )
         ).rows[0]!;
-        return { agents, leases: Number(leases.n), leasesUntil: leases.until === null ? null : Number(leases.until) };
+        return { at: now, agents, leases: Number(leases.n), leasesUntil: leases.until === null ? null : Number(leases.until) };
       }),
     async *batches(table, columns, rows) {
       const cursor = `roster_copy_${++cursors}`;

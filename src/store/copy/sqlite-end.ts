@@ -127,7 +127,7 @@ export function openSqliteSource(path: string, options: { now: number; busyTimeo
         const leases = db
           .prepare("SELECT count(*) AS n, max(lease_expires_at) AS until FROM task_status WHERE status IN ('claimed','in_progress') AND lease_expires_at > ?")
           .get(now) as { n: number; until: number | null };
-        return { agents, leases: leases.n, leasesUntil: leases.until };
+        return { at: now, agents, leases: leases.n, leasesUntil: leases.until };
       }),
     async *batches(table, columns, rows) {
       const order = table.primaryKey.length > 0 ? table.primaryKey.map(quote).join(", ") : "rowid";
