@@ -1,26 +1,13 @@
 /**
- * The dashboard's JSON API over a Store (src/ui/server.ts routes to it). Reads are
- * shaped for one page each; actions are the CLI's (retry, cancel, approve, reject,
- * answer, add a task, add a plan), each recorded in the audit trail as the
- * dashboard's user. Every input is checked before anything is written; an error
- * names the field (`UiError.field`) and carries the store's code.
+ * The dashboard's JSON API over a Store (src/ui/routes.ts routes to it): its errors, and
+ * its reads, shaped for one page each. The actions are src/ui/actions.ts. Every input is
+ * checked before anything is read or written; an error names the field (`UiError.field`)
+ * and carries the store's code.
  */
 import type { Clock } from "../clock.js";
 import { RosterError, coerceError, type ErrorCode } from "../errors.js";
-import { parsePlanText } from "../cli/plan-file.js";
-import {
-  TASK_STATES,
-  formatIssues,
-  planSchema,
-  type Json,
-  type Store,
-  type TaskEvent,
-  type TaskInput,
-  type TaskState,
-  type UiTaskPageParams,
-  type UiTaskRow,
-  type UsageRecord,
-} from "../store/index.js";
+import { TASK_STATES, type Store, type TaskState, type UiTaskPageParams, type UiTaskRow } from "../store/index.js";
+import { attemptsOf } from "./attempts.js";
 
 export const UI_PAGE_LIMIT_DEFAULT = 50;
 export const UI_PAGE_LIMIT_MAX = 500;
@@ -215,76 +202,6 @@ export async function listTasks(ctx: ApiContext, query: Query): Promise<Record<s
   return { tasks, nextBefore: more ? tasks[tasks.length - 1]!.id : null, total };
 }
 
-interface Attempt {
-  attempt: number;
-  agentId: string | null;
-  claimedAt: number | null;
-  startedAt: number | null;
-  endedAt: number | null;
-  outcome: string | null;
-  error: Json | null;
-  usage: UsageRecord | null;
-}
-
-const OUTCOMES: Record<string, string> = {
-  "task:completed": "completed",
-  "task:failed": "failed",
-  "task:retrying": "retrying",
-  "task:released": "released",
-  "lease:expired": "expired",
-  "task:cancelled": "cancelled",
-  "task:parked": "parked",
-};
-
-/**
- * Every attempt, from the audit trail (claims, starts, outcomes) joined with its recorded
- * usage. A retry starts the count again at 1 (`task:retried`), so attempts are told apart by
- * their claim, not their number alone; a usage record goes to the latest attempt of its
- * number claimed before it was recorded.
- */
-export function attemptsOf(events: TaskEvent[], usage: UsageRecord[]): Attempt[] {
-  const all: Attempt[] = [];
-  let current = new Map<number, Attempt>();
-  const get = (n: number): Attempt => {
-    let a = current.get(n);
-    if (a === undefined) {
-      a = { attempt: n, agentId: null, claimedAt: null, startedAt: null, endedAt: null, outcome: null, error: null, usage: null };
-      current.set(n, a);
-      all.push(a);
-    }
-    return a;
-  };
-  for (const e of events) {
-    if (e.type === "task:retried") {
-      current = new Map();
-      continue;
-    }
-    if (e.attempt === null || e.attempt < 1) continue;
-    if (e.type === "task:claimed") {
-      // A claim of a number already seen (after a retry or a reap) is a new attempt.
-      if (current.get(e.attempt)?.claimedAt != null) current.delete(e.attempt);
-      const a = get(e.attempt);
-      a.claimedAt = e.at;
-      a.agentId = e.agentId;
-      continue;
-    }
-    const a = get(e.attempt);
-    if (e.type === "task:started") a.startedAt = e.at;
-    else if (OUTCOMES[e.type] !== undefined || e.type.startsWith("lease:") || e.type === "task:input-requested") {
-      a.outcome = OUTCOMES[e.type] ?? e.type.replace(/^\w+:/, "");
-      a.endedAt = e.at;
-      const data = e.data as { error?: Json } | null;
-      if (data !== null && typeof data === "object" && !Array.isArray(data) && data.error !== undefined) a.error = data.error;
-      a.agentId ??= e.agentId;
-    }
-  }
-  for (const u of usage) {
-    const match = all.filter((a) => a.attempt === u.attempt && (a.claimedAt === null || a.claimedAt <= u.at)).at(-1);
-    if (match !== undefined) match.usage = u;
-  }
-  return all;
-}
-
 export async function taskDetail(ctx: ApiContext, id: number): Promise<Record<string, unknown>> {
   const { store } = ctx;
   const task = await store.tasks.get({ taskId: id, eventLimit: 1_000 });
@@ -308,96 +225,3 @@ export async function goalGraph(ctx: ApiContext, rootId: number): Promise<Record
   }
   return { rootId: goalId, nodes, edges, truncated };
 }
-
-// ---- actions -----------------------------------------------------------------------------
-
-function asObject(body: unknown): Record<string, unknown> {
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw new UiError(400, "VALIDATION", "body: must be a JSON object", "body");
-  return body as Record<string, unknown>;
-}
-
-function optionalText(body: Record<string, unknown>, field: string, required: boolean): string | undefined {
-  const value = body[field];
-  if (value === undefined || value === null) {
-    if (required) throw new UiError(400, "VALIDATION", `${field}: required`, field);
-    return undefined;
-  }
-  if (typeof value !== "string") throw new UiError(400, "VALIDATION", `${field}: must be a string`, field);
-  if (required && value.trim() === "") throw new UiError(400, "VALIDATION", `${field}: must not be empty`, field);
-  if (value.length > UI_TEXT_MAX_CHARS) throw new UiError(400, "VALIDATION", `${field}: longer than ${UI_TEXT_MAX_CHARS} characters`, field);
-  return value;
-}
-
-function onlyFields(body: Record<string, unknown>, allowed: string[]): void {
-  for (const key of Object.keys(body)) {
-    if (!allowed.includes(key)) throw new UiError(400, "VALIDATION", `${key}: unknown field (allowed: ${allowed.join(", ") || "none"})`, key);
-  }
-}
-
-export type TaskAction = "retry" | "cancel" | "approve" | "reject" | "answer";
-export const TASK_ACTIONS: readonly TaskAction[] = ["retry", "cancel", "approve", "reject", "answer"];
-
-export async function taskAction(ctx: ApiContext, id: number, action: TaskAction, rawBody: unknown): Promise<Record<string, unknown>> {
-  const body = asObject(rawBody ?? {});
-  const now = ctx.clock.now();
-  const { store, by } = ctx;
-  switch (action) {
-    case "retry":
-      onlyFields(body, []);
-      return { ok: true, ...(await store.tasks.retry({ taskId: id, by, now })) };
-    case "cancel": {
-      onlyFields(body, ["reason"]);
-      const reason = optionalText(body, "reason", false);
-      return { ok: true, ...(await store.tasks.cancel({ taskId: id, by, now, ...(reason !== undefined ? { reason } : {}) })) };
-    }
-    case "approve": {
-      onlyFields(body, ["note"]);
-      const note = optionalText(body, "note", false);
-      return { ok: true, ...(await store.humans.approve({ taskId: id, by, now, ...(note !== undefined ? { note } : {}) })) };
-    }
-    case "reject": {
-      onlyFields(body, ["reason"]);
-      const reason = optionalText(body, "reason", true)!;
-      return { ok: true, ...(await store.humans.reject({ taskId: id, reason, by, now })) };
-    }
-    case "answer": {
-      onlyFields(body, ["answer"]);
-      const answer = optionalText(body, "answer", true)!;
-      return { ok: true, ...(await store.humans.answer({ taskId: id, answer, by, now })) };
-    }
-  }
-}
-
-/** One task (the fields of a plan file's task), checked with the plan schema `roster add --file` uses. */
-export async function addTask(ctx: ApiContext, rawBody: unknown): Promise<Record<string, unknown>> {
-  const body = asObject(rawBody);
-  const parsed = planSchema.safeParse({ tasks: [body] });
-  if (!parsed.success) {
-    const message = formatIssues(parsed.error.issues, "task").replace(/tasks\[0\]\.?/g, "");
-    const path = parsed.error.issues[0]?.path.slice(2).join(".") || "task";
-    throw new UiError(400, "VALIDATION", message, path);
-  }
-  const tasks = parsed.data.tasks as TaskInput[];
-  const result = await ctx.store.tasks.enqueue({ tasks, createdBy: ctx.by, now: ctx.clock.now() });
-  return { ok: true, id: result.ids[0], ids: result.ids };
-}
-
-/** A plan as YAML or JSON text, parsed and checked exactly as `roster add --file` does (src/cli/plan-file.ts), enqueued atomically. */
-export async function addPlan(ctx: ApiContext, rawBody: unknown): Promise<Record<string, unknown>> {
-  const body = asObject(rawBody);
-  onlyFields(body, ["format", "text"]);
-  const format = body.format;
-  if (format !== "yaml" && format !== "json") throw new UiError(400, "VALIDATION", `format: must be "yaml" or "json"`, "format");
-  const text = optionalText(body, "text", true)!;
-  let tasks: TaskInput[];
-  try {
-    tasks = parsePlanText("plan", text, format);
-  } catch (error) {
-    // A syntax error is about the text; a schema error names the task's field (plan.tasks[0].title → tasks[0].title).
-    const e = toUiError(error);
-    throw new UiError(e.status, e.code, e.message, /plan\.(tasks\[\d+\][\w.[\]]*)/.exec(e.message)?.[1] ?? "text");
-  }
-  const result = await ctx.store.tasks.enqueue({ tasks, createdBy: ctx.by, now: ctx.clock.now() });
-  return { ok: true, ids: result.ids, refs: result.refs };
-}
-

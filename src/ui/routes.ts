@@ -3,7 +3,8 @@
  * Access checks have passed before these run (src/ui/server.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { TASK_ACTIONS, UiError, addPlan, addTask, goalGraph, listTasks, overview, parseId, taskAction, taskDetail, type ApiContext, type TaskAction } from "./api.js";
+import { TASK_ACTIONS, addPlan, addTask, taskAction, type TaskAction } from "./actions.js";
+import { UiError, goalGraph, listTasks, overview, parseId, taskDetail, type ApiContext } from "./api.js";
 import { sendJson } from "./http.js";
 import type { ChangeFeed } from "./live.js";
 
