@@ -707,9 +707,13 @@ export interface WhyService {
 export interface UiTaskPageParams { status?: TaskState | TaskState[]; persona?: string; rootId?: number; topLevel?: boolean; query?: string; beforeId?: number; limit: number }
 export interface UiTaskRow { id: number; title: string; persona: string; parentId: number | null; rootId: number; status: TaskState; attempts: number; maxAttempts: number; progress: number | null; progressMessage: string | null; createdAt: number; updatedAt: number; errorCode: string | null; dependsOn: number[] }
 export interface UiThroughputBucket { at: number; completed: number; failed: number; retried: number }
+/** A concurrency key at its limit (docs/economics.md): the tasks holding it, and how many of its tasks are pending. */
+export interface UiFullKey { key: string; running: number; limit: number; holders: number[]; pending: number }
 export interface UiReadService {
   /** Task summaries (no payload or result), newest first, ids below beforeId; `query` matches the title, case-insensitively. */
   taskPage(params: UiTaskPageParams): Promise<UiTaskRow[]>;
   /** Completions, failures and retries per bucket since `since`, from the audit trail; empty buckets left out. */
   throughput(params: { since: number; bucketMs: number }): Promise<UiThroughputBucket[]>;
+  /** Concurrency keys at their limit, by key, at most `limit` of them. */
+  fullKeys(params: { limit: number }): Promise<UiFullKey[]>;
 }

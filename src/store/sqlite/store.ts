@@ -296,7 +296,11 @@ export class SqliteStore implements Store {
       explain: async (p) => tx.read("why.explain", () => why.explain(p.taskId, p.now)),
     };
     const uiReads = new UiReads(db);
-    this.ui = { taskPage: async (p) => tx.read("ui.taskPage", () => uiReads.taskPage(p)), throughput: async (p) => tx.read("ui.throughput", () => uiReads.throughput(p)) };
+    this.ui = {
+      taskPage: async (p) => tx.read("ui.taskPage", () => uiReads.taskPage(p)),
+      throughput: async (p) => tx.read("ui.throughput", () => uiReads.throughput(p)),
+      fullKeys: async (p) => tx.read("ui.fullKeys", () => uiReads.fullKeys(p)),
+    };
 
     const gates = transitions.gates;
     this.economics = {

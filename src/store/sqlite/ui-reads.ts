@@ -1,4 +1,4 @@
-import type { TaskState, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import type { TaskState, UiFullKey, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
 import type { Db } from "./database.js";
 
 interface PageRow {
@@ -22,13 +22,16 @@ interface PageRow {
  * What the dashboard (src/ui) reads beside the Store's own reads: a page of task
  * summaries newest first behind a cursor (no payloads or results, so a page of a
  * 100,000-task database is one short seek down the primary key), and completions
- * and failures per time bucket from the audit trail (a range over task_events_at).
- * Statements prepared once; each runs as one read.
+ * and failures per time bucket from the audit trail (a range over task_events_at), and
+ * the concurrency keys at their limit (the partial index concurrency_keys_full, migration
+ * 0006; the tasks of each full key are found through task_keys). Statements prepared
+ * once; each runs as one read.
  */
 export class UiReads {
   private readonly pageStmt;
   private readonly pageRootStmt;
   private readonly throughputStmt;
+  private readonly fullKeysStmt;
 
   constructor(db: Db) {
     // A goal's subtree is read from the root index (tasks_root) outward, not by a walk down
@@ -58,6 +61,15 @@ export class UiReads {
       FROM task_events
       WHERE at >= @since AND type IN ('task:completed', 'task:failed', 'task:retrying')
       GROUP BY bucket ORDER BY bucket`);
+    this.fullKeysStmt = db.prepare(`
+      SELECT k.key, k.running, k.max_running,
+        (SELECT json_group_array(s.task_id) FROM task_keys tk JOIN task_status s ON s.task_id = tk.task_id
+          WHERE tk.key = k.key AND s.status IN ('claimed','in_progress')) AS holders,
+        (SELECT count(*) FROM task_keys tk JOIN task_status s ON s.task_id = tk.task_id
+          WHERE tk.key = k.key AND s.status = 'pending') AS pending
+      FROM concurrency_keys k INDEXED BY concurrency_keys_full
+      WHERE k.running >= k.max_running
+      ORDER BY k.key LIMIT @limit`);
   }
 
   taskPage(params: UiTaskPageParams): UiTaskRow[] {
@@ -93,5 +105,10 @@ export class UiReads {
   throughput(params: { since: number; bucketMs: number }): UiThroughputBucket[] {
     const rows = this.throughputStmt.all({ since: params.since, bucketMs: params.bucketMs }) as Array<{ bucket: number; completed: number; failed: number; retried: number }>;
     return rows.map((r) => ({ at: params.since + r.bucket * params.bucketMs, completed: r.completed, failed: r.failed, retried: r.retried }));
+  }
+
+  fullKeys(params: { limit: number }): UiFullKey[] {
+    const rows = this.fullKeysStmt.all({ limit: params.limit }) as Array<{ key: string; running: number; max_running: number; holders: string; pending: number }>;
+    return rows.map((r) => ({ key: r.key, running: r.running, limit: r.max_running, holders: JSON.parse(r.holders) as number[], pending: r.pending }));
   }
 }
