@@ -6,7 +6,8 @@
  */
 import type { Clock } from "../clock.js";
 import { RosterError, coerceError, type ErrorCode } from "../errors.js";
-import { TASK_STATES, type Store, type TaskState, type UiTaskPageParams, type UiTaskRow } from "../store/index.js";
+import { TASK_STATES, type Store, type TaskState, type UiTaskPageParams, type UiTaskRow, type UsageRecord } from "../store/index.js";
+import { totalTokens } from "../policy/prices.js";
 import { attemptsOf } from "./attempts.js";
 
 export const UI_PAGE_LIMIT_DEFAULT = 50;
@@ -14,6 +15,9 @@ export const UI_PAGE_LIMIT_MAX = 500;
 /** Largest goal drawn as a graph; a bigger subtree is cut (the answer says so). */
 export const UI_GRAPH_MAX_NODES = 2_000;
 export const UI_TEXT_MAX_CHARS = 100_000;
+/** Rows of each overview list of gates (full concurrency keys) and of cost per goal. */
+export const UI_OVERVIEW_ROWS = 50;
+export const UI_COST_GOALS = 10;
 
 /** An error the API answers with a status, a code and the field it is about. */
 export class UiError extends Error {
@@ -133,7 +137,7 @@ function taskPage(store: Store, p: UiTaskPageParams): Promise<UiTaskRow[]> {
 export async function overview(ctx: ApiContext): Promise<Record<string, unknown>> {
   const { store } = ctx;
   const now = ctx.clock.now();
-  const [counts, running, agents, parked, failed, blocked, personas, total, byPersona, pauses, breakers, budgets, goals] = await Promise.all([
+  const [counts, running, agents, parked, failed, blocked, personas, total, byPersona, byGoal, pauses, breakers, budgets, goals, keys] = await Promise.all([
     store.tasks.counts(),
     store.tasks.running({ limit: 100 }),
     store.agents.list({ includeInactive: false }),
@@ -143,10 +147,13 @@ export async function overview(ctx: ApiContext): Promise<Record<string, unknown>
     store.personas.list(),
     store.economics.total(),
     store.economics.cost({ by: "persona" }),
+    store.economics.cost({ by: "goal" }),
     store.economics.pauses({ now }),
     store.economics.breakers(),
     store.economics.budgets({ now }),
     taskPage(store, { topLevel: true, limit: 10 }),
+    // Concurrency keys exist on the SQLite store only (issue 19); without UiReads there are none to list.
+    store.ui === undefined ? [] : store.ui.fullKeys({ limit: UI_OVERVIEW_ROWS }),
   ]);
   const gates = await Promise.all(personas.map((p) => store.economics.gates({ persona: p.id, now })));
   const throughput = store.ui === undefined ? [] : await store.ui.throughput({ since: now - 60 * 60_000, bucketMs: 60_000 });
@@ -165,8 +172,9 @@ export async function overview(ctx: ApiContext): Promise<Record<string, unknown>
       pauses,
       breakers: breakers.filter((b) => b.state !== "closed"),
       budgets: budgets.filter((b) => b.exhausted),
+      keys,
     },
-    cost: { total, byPersona },
+    cost: { total, byPersona, byGoal: byGoal.slice(0, UI_COST_GOALS) },
   };
 }
 
@@ -205,10 +213,15 @@ export async function listTasks(ctx: ApiContext, query: Query): Promise<Record<s
 export async function taskDetail(ctx: ApiContext, id: number): Promise<Record<string, unknown>> {
   const { store } = ctx;
   const task = await store.tasks.get({ taskId: id, eventLimit: 1_000 });
-  const [usage, requests, lineage] = await Promise.all([store.economics.usageOf({ taskId: id }), store.humans.requests({ taskId: id }), store.tasks.lineage({ taskIds: [id] })]);
+  const [usage, requests, lineage, goalCost] = await Promise.all([
+    store.economics.usageOf({ taskId: id }),
+    store.humans.requests({ taskId: id }),
+    store.tasks.lineage({ taskIds: [id] }),
+    store.economics.total({ rootId: task.rootId }),
+  ]);
   const running = task.status === "claimed" || task.status === "in_progress";
   const why = running ? null : await store.why.explain({ taskId: id, now: ctx.clock.now() });
-  return { task, attempts: attemptsOf(task.events, usage), usage, requests, why, lineage: lineage[0] ?? null };
+  return { task, attempts: attemptsOf(task.events, usage), usage, cost: costOf(usage), goalCost, requests, why, lineage: lineage[0] ?? null };
 }
 
 export async function goalGraph(ctx: ApiContext, rootId: number): Promise<Record<string, unknown>> {
@@ -223,5 +236,20 @@ export async function goalGraph(ctx: ApiContext, rootId: number): Promise<Record
     if (n.parentId !== null && ids.has(n.parentId)) edges.push({ from: n.parentId, to: n.id, kind: "parent" });
     for (const d of n.dependsOn) if (ids.has(d) && d !== n.parentId) edges.push({ from: d, to: n.id, kind: "dependency" });
   }
-  return { rootId: goalId, nodes, edges, truncated };
+  // The whole subtree's spend (children of planners included), as `roster cost --goal` reports it.
+  const cost = await ctx.store.economics.total({ rootId: goalId });
+  return { rootId: goalId, nodes, edges, truncated, cost };
+}
+
+/** One task's spend over its attempts: USD of the priced ones, all tokens (counted as the budgets count them), and how many were unpriced. */
+function costOf(usage: UsageRecord[]): { costUsd: number; tokens: number; attempts: number; unpriced: number } {
+  let costUsd = 0;
+  let tokens = 0;
+  let unpriced = 0;
+  for (const u of usage) {
+    if (u.costUsd === null) unpriced++;
+    else costUsd += u.costUsd;
+    tokens += totalTokens(u);
+  }
+  return { costUsd: Math.round(costUsd * 1e6) / 1e6, tokens, attempts: usage.length, unpriced };
 }

@@ -22,7 +22,8 @@ const OUTCOMES: Record<string, string> = {
   "task:released": "released",
   "lease:expired": "expired",
   "task:cancelled": "cancelled",
-  "task:parked": "parked",
+  // An attempt that asked a person (ctx.askHuman, ::roster:ask, MCP request_input) ends parked, uncounted.
+  "input:requested": "asked",
 };
 
 /**
@@ -59,7 +60,7 @@ export function attemptsOf(events: TaskEvent[], usage: UsageRecord[]): Attempt[]
     }
     const a = get(e.attempt);
     if (e.type === "task:started") a.startedAt = e.at;
-    else if (OUTCOMES[e.type] !== undefined || e.type.startsWith("lease:") || e.type === "task:input-requested") {
+    else if (OUTCOMES[e.type] !== undefined || e.type.startsWith("lease:")) {
       a.outcome = OUTCOMES[e.type] ?? e.type.replace(/^\w+:/, "");
       a.endedAt = e.at;
       const data = e.data as { error?: Json } | null;

@@ -44,9 +44,11 @@ const WATCHED: StoreEventName[] = [
   "agent:expired",
   "agent:deregistered",
   "usage:recorded",
+  "budget:exhausted",
   "provider:paused",
   "provider:resumed",
   "breaker:opened",
+  "breaker:probing",
   "breaker:closed",
 ];
 

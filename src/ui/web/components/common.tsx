@@ -1,5 +1,6 @@
-// Small parts every view uses: a state badge, a link to a task, JSON, a titled card, a loading line.
+// Small parts every view uses: a state badge, a link to a task, a time, JSON, a titled card, a loading line.
 import type { ComponentChildren } from "preact";
+import { fmtTime } from "../format";
 
 export function Badge({ state }: { state: string }) {
   return <span class={`badge s-${state}`}>{state.replace("_", " ")}</span>;
@@ -11,6 +12,11 @@ export function TaskLink({ id, title }: { id: number; title?: string }) {
       {title !== undefined ? ` ${title}` : ""}
     </a>
   );
+}
+/** A time in the reader's zone, its exact instant in `datetime`; "—" when there is none. */
+export function Time({ ms }: { ms: number | null | undefined }) {
+  if (ms === null || ms === undefined) return <>—</>;
+  return <time dateTime={new Date(ms).toISOString()}>{fmtTime(ms)}</time>;
 }
 export function Json({ value }: { value: unknown }) {
   if (value === null || value === undefined) return <span class="muted">none</span>;

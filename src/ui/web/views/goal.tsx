@@ -3,6 +3,7 @@ import { Graph, layout } from "@dagrejs/dagre";
 import { useMemo } from "preact/hooks";
 import { api, type Dict } from "../client";
 import { Badge, Loading, Section } from "../components/common";
+import { fmtUsd } from "../format";
 import { useLive } from "../hooks";
 
 const BIG_GRAPH = 80;
@@ -39,6 +40,10 @@ export function GoalPage({ id }: { id: number }) {
         ))}
         {data.truncated ? <strong> (first {data.nodes.length} tasks drawn)</strong> : null}
         {laid.big ? <span class="muted"> (over {BIG_GRAPH} tasks: planner-to-child links not drawn)</span> : null}
+      </p>
+      <p class="muted" data-cost="goal">
+        Cost of the goal: <strong>{fmtUsd(data.cost.costUsd)}</strong> · {data.cost.tokens} tokens over {data.cost.attempts} attempts
+        {data.cost.unpriced > 0 ? ` (${data.cost.unpriced} unpriced)` : ""}
       </p>
       <div class="graph">
         <svg width={laid.width} height={laid.height} role="group" aria-label={`Task graph of goal ${data.rootId}`} data-nodes={data.nodes.length}>

@@ -1,9 +1,8 @@
 // The Agents, Personas (definitions rendered) and Schedules pages.
 import { api, type Dict } from "../client";
 import { AgentTable } from "../components/agent-table";
-import { Loading, Section } from "../components/common";
+import { Loading, Section, Time } from "../components/common";
 import { Markdown } from "../components/markdown";
-import { fmtTime } from "../format";
 import { useLive } from "../hooks";
 
 export function AgentsPage() {
@@ -80,8 +79,10 @@ export function SchedulesPage() {
               <td>
                 {s.task.persona}: {s.task.title}
               </td>
-              <td>{fmtTime(s.nextFireAt)}</td>
-              <td>{fmtTime(s.lastFireAt)}</td>
+              <td>{s.pausedAt !== null ? "—" : <Time ms={s.nextFireAt} />}</td>
+              <td>
+                <Time ms={s.lastFireAt} />
+              </td>
               <td>{s.missed}</td>
               <td>{s.pausedAt !== null ? "paused" : "active"}</td>
             </tr>

@@ -1,10 +1,12 @@
 // The overview: counts per persona and state, what needs attention, running tasks with
 // live progress, throughput, goals, agents and cost so far.
+import type { ComponentChildren } from "preact";
 import { api, type Dict } from "../client";
 import { AgentTable } from "../components/agent-table";
+import { Attention } from "../components/attention";
 import { Chart } from "../components/chart";
 import { Badge, Loading, Section, TaskLink } from "../components/common";
-import { STATES, fmtTime, fmtUsd } from "../format";
+import { STATES, fmtUsd } from "../format";
 import { useLive, useProgress } from "../hooks";
 
 export function Overview() {
@@ -15,8 +17,6 @@ export function Overview() {
   const counts: Dict = data.counts;
   const personas = Object.keys(counts).sort();
   const states = STATES.filter((s) => personas.some((p) => counts[p][s] !== undefined));
-  const a = data.attention;
-  const attentionCount = a.failed.length + a.blocked.length + a.parked.length + a.gated.length + a.pauses.length + a.breakers.length + a.budgets.length;
   return (
     <div class="grid">
       <Section title="Tasks by persona and state" id="h-counts">
@@ -47,47 +47,7 @@ export function Overview() {
           </table>
         )}
       </Section>
-      <Section title={`Needs attention (${attentionCount})`} id="h-attention">
-        {attentionCount === 0 ? <p class="muted">Nothing needs you.</p> : null}
-        <ul class="attention">
-          {a.parked.map((t: Dict) => (
-            <li>
-              <Badge state={t.status} /> <TaskLink id={t.id} title={t.title} /> <span class="muted">{t.request?.question?.slice(0, 120) ?? ""}</span>
-            </li>
-          ))}
-          {a.failed.map((t: Dict) => (
-            <li>
-              <Badge state="failed" /> <TaskLink id={t.id} title={t.title} /> <span class="muted">{t.errorCode ?? ""}</span>
-            </li>
-          ))}
-          {a.blocked.map((t: Dict) => (
-            <li>
-              <Badge state="blocked" /> <TaskLink id={t.id} title={t.title} />
-            </li>
-          ))}
-          {a.gated.map((g: Dict) => (
-            <li>
-              <span class="badge s-gated">paused</span> persona <a href="#/personas">{g.persona}</a>: {g.reasons.map((r: Dict) => r.code).join(", ")}
-              {g.until !== null ? ` until ${fmtTime(g.until)}` : ""}
-            </li>
-          ))}
-          {a.pauses.map((p: Dict) => (
-            <li>
-              <span class="badge s-gated">provider paused</span> {p.provider}: {p.reason} {p.until !== null ? `until ${fmtTime(p.until)}` : ""}
-            </li>
-          ))}
-          {a.breakers.map((b: Dict) => (
-            <li>
-              <span class="badge s-gated">breaker {b.state}</span> {b.persona} after {b.consecutiveFailures} failures
-            </li>
-          ))}
-          {a.budgets.map((b: Dict) => (
-            <li>
-              <span class="badge s-gated">budget spent</span> {b.scope} {b.key}: {fmtUsd(b.spentUsd)} of {fmtUsd(b.maxCostUsd)}
-            </li>
-          ))}
-        </ul>
-      </Section>
+      <Attention a={data.attention} />
       <Section title={`Running (${data.running.length})`} id="h-running">
         {data.running.length === 0 ? <p class="muted">Nothing is running.</p> : null}
         <ul class="running">
@@ -124,18 +84,36 @@ export function Overview() {
         <p class="muted">
           {data.cost.total.tokens} tokens over {data.cost.total.attempts} attempts{data.cost.total.unpriced > 0 ? `, ${data.cost.total.unpriced} unpriced` : ""}
         </p>
-        <table>
-          <tbody>
-            {data.cost.byPersona.map((c: Dict) => (
-              <tr>
-                <th scope="row">{c.key}</th>
-                <td>{fmtUsd(c.costUsd)}</td>
-                <td class="muted">{c.tokens} tokens</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        {data.cost.byPersona.length > 0 ? <CostTable caption="By persona" rows={data.cost.byPersona} label={(key) => key} /> : null}
+        {data.cost.byGoal.length > 0 ? (
+          <CostTable
+            caption="By goal"
+            rows={data.cost.byGoal}
+            label={(key) => (
+              <a href={`#/goal/${key}`} data-goal={key}>
+                goal #{key}
+              </a>
+            )}
+          />
+        ) : null}
       </Section>
     </div>
+  );
+}
+
+function CostTable({ caption, rows, label }: { caption: string; rows: Dict[]; label: (key: string) => ComponentChildren }) {
+  return (
+    <table class="cost">
+      <caption>{caption}</caption>
+      <tbody>
+        {rows.map((c: Dict) => (
+          <tr>
+            <th scope="row">{label(c.key)}</th>
+            <td>{fmtUsd(c.costUsd)}</td>
+            <td class="muted">{c.tokens} tokens</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

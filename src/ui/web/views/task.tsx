@@ -76,6 +76,8 @@ export function TaskPage({ id }: { id: number }) {
   if (data === null) return <Loading error={error} />;
   const t = data.task;
   const p = progress.get(id);
+  // The open request of a parked task, in full (an approval of a plan shows the whole plan).
+  const open: Dict | undefined = t.status === "awaiting_approval" || t.status === "awaiting_input" ? data.requests.findLast((r: Dict) => r.outcome === null) : undefined;
   return (
     <div class="grid task">
       <Section title={`#${t.id} ${t.title}`} id="h-task">
@@ -100,6 +102,11 @@ export function TaskPage({ id }: { id: number }) {
           ) : null}
         </p>
         {t.status === "in_progress" || t.status === "claimed" ? <progress max={1} value={p?.fraction ?? t.progress ?? 0} aria-label="progress" /> : null}
+        {open !== undefined ? (
+          <blockquote class="question" aria-label={open.kind === "input" ? "question" : "to approve"}>
+            {open.question}
+          </blockquote>
+        ) : null}
         <ActionBar task={t} onDone={reload} />
         {t.description ? <p class="description">{t.description}</p> : null}
         <dl class="fields">
@@ -115,6 +122,18 @@ export function TaskPage({ id }: { id: number }) {
           </dd>
           <dt>agent</dt>
           <dd>{t.assignedAgentId ?? "—"}</dd>
+          <dt>cost</dt>
+          <dd data-cost="task">
+            {fmtUsd(data.cost.costUsd)} · {data.cost.tokens} tokens over {data.cost.attempts} attempts{data.cost.unpriced > 0 ? ` (${data.cost.unpriced} unpriced)` : ""}
+          </dd>
+          {t.rootId !== t.id || t.children.length > 0 ? (
+            <>
+              <dt>goal cost</dt>
+              <dd data-cost="goal">
+                <a href={`#/goal/${t.rootId}`}>goal #{t.rootId}</a>: {fmtUsd(data.goalCost.costUsd)} · {data.goalCost.tokens} tokens over {data.goalCost.attempts} attempts
+              </dd>
+            </>
+          ) : null}
           <dt>timeout</dt>
           <dd>{t.timeoutMs} ms</dd>
           <dt>retry policy</dt>
