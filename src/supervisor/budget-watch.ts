@@ -31,6 +31,8 @@ interface Watched {
   reading: Promise<void> | null;
   /** A check is due once the reading in flight lands. */
   recheck: boolean;
+  /** Spend of attempts of the same task or goal that settled while this attempt's reading was in flight (added to it when it lands). */
+  settledMeanwhile: Array<{ taskId: number; rootId: number | null; tokens: number; costUsd: number }>;
   crossed: boolean;
 }
 
@@ -73,7 +75,7 @@ export class BudgetWatch {
     if (this.unsupported || run.finished || run.abort !== null) return;
     let w = this.watched.get(run);
     if (w === undefined) {
-      w = { run, tokens: 0, costUsd: 0, usage: {}, budget: null, readAt: Number.NEGATIVE_INFINITY, reading: null, recheck: false, crossed: false };
+      w = { run, tokens: 0, costUsd: 0, usage: {}, budget: null, readAt: Number.NEGATIVE_INFINITY, reading: null, recheck: false, settledMeanwhile: [], crossed: false };
       this.watched.set(run, w);
     }
     if (w.crossed) return;
@@ -90,9 +92,22 @@ export class BudgetWatch {
     this.check(w);
   }
 
-  /** The attempt settled: its spend is in the store now, no longer in flight. */
+  /**
+   * The attempt settled: its spend is in the store now, no longer in flight. The
+   * other attempts of its task or goal add it to their reading at once (a reading
+   * made before the settlement lacks it; one in flight may or may not hold it, so it
+   * is added when it lands: counted twice at worst, which only brings the fresh
+   * reading that confirms a crossing sooner).
+   */
   forget(run: RunningAttempt): void {
+    const gone = this.watched.get(run);
     this.watched.delete(run);
+    if (gone === undefined || (gone.tokens === 0 && gone.costUsd === 0)) return;
+    const spent = { taskId: run.task.id, rootId: gone.budget?.rootId ?? null, tokens: gone.tokens, costUsd: gone.costUsd };
+    for (const w of this.watched.values()) {
+      if (w.reading !== null) w.settledMeanwhile.push(spent);
+      if (w.budget !== null) addSettled(w.budget, spent);
+    }
   }
 
   /** Attempts watched now (for tests and stats). */
@@ -171,6 +186,7 @@ export class BudgetWatch {
     const reading = (async () => {
       try {
         const budget = await this.host.store.economics.attemptBudget({ taskId: w.run.task.id });
+        if (budget !== null) for (const spent of w.settledMeanwhile) addSettled(budget, spent);
         w.budget = budget;
         w.readAt = this.host.clock.now();
       } catch (error) {
@@ -184,6 +200,7 @@ export class BudgetWatch {
         this.host.error("budgetWatch.read", e);
       } finally {
         w.reading = null;
+        w.settledMeanwhile = [];
       }
       if (w.recheck && this.watched.get(w.run) === w) {
         w.recheck = false;
@@ -211,6 +228,16 @@ export class BudgetWatch {
       }
     })();
     return this.pricesReading;
+  }
+}
+
+/** Adds a settled attempt's spend to a reading of the budgets it counts in (its task's, its goal's). */
+function addSettled(budget: AttemptBudget, spent: { taskId: number; rootId: number | null; tokens: number; costUsd: number }): void {
+  if (budget.task !== null && budget.task.key === String(spent.taskId)) {
+    budget.task = { ...budget.task, spentTokens: budget.task.spentTokens + spent.tokens, spentUsd: budget.task.spentUsd + spent.costUsd };
+  }
+  if (budget.goal !== null && spent.rootId === budget.rootId) {
+    budget.goal = { ...budget.goal, spentTokens: budget.goal.spentTokens + spent.tokens, spentUsd: budget.goal.spentUsd + spent.costUsd };
   }
 }
 

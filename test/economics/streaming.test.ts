@@ -22,12 +22,14 @@ function moduleFile(name: string, source: string): string {
 }
 
 /**
- * Reports 1000 input tokens per step, `steps` steps `stepMs` apart, and writes the
- * step it reached to `<payload.log>`; stops reporting once aborted.
+ * Reports 1000 input tokens per step, `steps` steps `stepMs` apart (the first after
+ * `offsetMs`), and writes the step it reached to `<payload.log>`; stops reporting
+ * once aborted.
  */
 const STEPPER = `import { appendFileSync } from "node:fs";
 export async function run(task, ctx) {
-  const { steps, stepMs, log } = task.payload;
+  const { steps, stepMs, log, offsetMs = 0 } = task.payload;
+  if (offsetMs > 0) await new Promise((resolve) => setTimeout(resolve, offsetMs));
   for (let i = 1; i <= steps; i++) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     appendFileSync(log, task.id + ":" + i + "\\n");
@@ -138,4 +140,55 @@ echo '{"ok":true}'
       ["completed", 5_000],
     ]);
   }, 30_000);
+
+  it("a goal's budget counts every running attempt of the goal and the spend of those that settled meanwhile: the report that reaches it aborts all of them, and the goal overshoots by that report's excess only", async () => {
+    const path = moduleFile("stepper.mjs", STEPPER);
+    const log = join(mkdtempSync(join(tmpdir(), "roster-stream-log-")), "steps.log");
+    writeFileSync(log, "");
+    h = await harness([{ id: "mod", adapter: { kind: "module", path } }], { config: { allowAbsoluteModules: true } });
+    const now = Date.now();
+    const { ids: [root] } = await h.store.tasks.enqueue({ tasks: [{ persona: "mod", title: "the goal", payload: { steps: 0, stepMs: 0, log } }], now });
+    // Reports (1000 tokens each), from dispatch: A at 0 and 200 ms, then A completes (400 ms, 2000 settled);
+    // B at 100 and 900 ms (its reading predates A's settlement); C at 500 and 1300 ms.
+    const { ids } = await h.store.tasks.enqueue({
+      tasks: [
+        { persona: "mod", title: "A", payload: { steps: 2, stepMs: 200, log } },
+        { persona: "mod", title: "B", payload: { steps: 10, stepMs: 800, offsetMs: 100, log } },
+        { persona: "mod", title: "C", payload: { steps: 10, stepMs: 800, offsetMs: 500, log } },
+      ],
+      parentId: root!,
+      now,
+    });
+    const [a, b, c] = ids as [number, number, number];
+    const LIMIT = 4_500;
+    await h.store.economics.setBudget({ scope: "goal", key: String(root), maxTokens: LIMIT, now, by: "test" });
+    const settled = finished(h.supervisor.events, 4, (e) => e.persona === "mod");
+    await h.supervisor.start();
+    const runs = await settled;
+    // B's second report (900 ms) made 2000 settled (A) + 2000 (B) + 1000 (C) = 5000: B and C stopped there.
+    // No attempt alone came near the limit: the in-flight sum and A's settled spend did it.
+    expect(runs.filter((r) => r.errorCode === "BUDGET_EXHAUSTED").map((r) => r.taskId).sort()).toEqual([b, c]);
+    expect(stepsOf(log, a)).toEqual([1, 2]);
+    expect(stepsOf(log, b)).toEqual([1, 2]);
+    expect(stepsOf(log, c)).toEqual([1]);
+    const usage = async (id: number) => (await h!.store.economics.usageOf({ taskId: id })).map((u) => [u.outcome, u.inputTokens]);
+    expect(await usage(a)).toEqual([["completed", 2_000]]);
+    expect(await usage(b)).toEqual([["budget_exhausted", 2_000]]);
+    expect(await usage(c)).toEqual([["budget_exhausted", 1_000]]);
+    const goal = await h.store.economics.total({ rootId: root! });
+    expect(goal.inputTokens - LIMIT).toBe(500);
+    expect(await h.store.tasks.get({ taskId: root! })).toMatchObject({ status: "completed" });
+    expect(await h.store.tasks.get({ taskId: a })).toMatchObject({ status: "completed", attempts: 1 });
+    for (const id of [b, c]) {
+      expect(await h.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0 });
+      const why = await h.store.why.explain({ taskId: id, now: Date.now() });
+      expect(why.reasons.find((r) => r.code === "budget_exhausted")?.data).toMatchObject({ scope: "goal", key: String(root) });
+    }
+
+    const resumed = Promise.all([completion(b), completion(c)]);
+    await h.store.economics.raiseBudget({ scope: "goal", key: String(root), addTokens: 100_000, now: Date.now(), by: "test" });
+    await resumed;
+    for (const id of [b, c]) expect(await h.store.tasks.get({ taskId: id })).toMatchObject({ status: "completed", attempts: 1 });
+    expect((await h.store.economics.total({ rootId: root! })).inputTokens).toBe(5_000 + 2 * 10_000);
+  }, 40_000);
 });
