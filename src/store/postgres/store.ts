@@ -191,11 +191,7 @@ export class PostgresStore implements Store {
       startManyIfLeased: async (p: { starts: Array<LeaseRef & { now: number }> }) =>
         p.starts.length === 0
           ? []
-          : write("tasks.startMany", async (t) => {
-              const out = [];
-              for (const s of p.starts) out.push(await transitions.start(t, s));
-              return out;
-            }),
+          : write("tasks.startMany", (t) => transitions.startMany(t, p.starts)),
       progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
       completeIfLeased: async (p: Parameters<TaskService["completeIfLeased"]>[0]) => write("tasks.complete", async (t) => transitions.complete(t, await humans.gatePlan(t, p))),
       failIfLeased: async (p: Parameters<TaskService["failIfLeased"]>[0]) => write("tasks.fail", (t) => transitions.fail(t, p)),

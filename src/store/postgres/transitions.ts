@@ -31,11 +31,14 @@ const CLAIM_SET = `status = 'claimed', attempts = s.attempts + 1, assigned_agent
 const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.lease_token, s.lease_expires_at, s.ready_at, s.run_at, s.priority";
 
 /**
- * docs/ARCHITECTURE.md rules 2 and 3 on PostgreSQL: one statement picks the best ready
- * rows by one seek into the partial claim index task_status_claim (persona, priority
- * DESC, run_at, task_id) WHERE pending, locking them FOR UPDATE SKIP LOCKED so
- * concurrent claimers on any host take different rows instead of queueing on the
- * same ones, and leases them. test/store/postgres-plan.test.ts explains it.
+ * docs/ARCHITECTURE.md rules 2, 3 and 9 on PostgreSQL, in one statement (one round
+ * trip, which is what a claim costs on a loaded or distant server): `picked` takes the
+ * best ready rows by one seek into the partial claim index task_status_claim
+ * (persona, priority DESC, run_at, task_id) WHERE pending, locking them FOR UPDATE
+ * SKIP LOCKED so concurrent claimers on any host take different rows instead of
+ * queueing on the same ones; `claimed` leases them; `logged` writes their
+ * task:claimed events; the outer SELECT returns what the attempt needs (the task, its
+ * dependencies with their results as JSON). test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
 export const PG_CLAIM_SQL = `
@@ -44,10 +47,20 @@ export const PG_CLAIM_SQL = `
         WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint
         ORDER BY priority DESC, run_at, task_id
         LIMIT $6
-        FOR UPDATE SKIP LOCKED)
-      UPDATE task_status s SET ${CLAIM_SET}
-      FROM picked WHERE s.task_id = picked.task_id
-      ${CLAIM_RETURNING}`;
+        FOR UPDATE SKIP LOCKED),
+      claimed AS (
+        UPDATE task_status s SET ${CLAIM_SET}
+        FROM picked WHERE s.task_id = picked.task_id
+        ${CLAIM_RETURNING}, s.last_error),
+      logged AS (
+        INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+        SELECT task_id, 'task:claimed', $1::bigint, $2, attempts, json_build_object('leaseExpiresAt', lease_expires_at)::text FROM claimed)
+      SELECT c.task_id, c.attempts, c.max_attempts, c.lease_token, c.lease_expires_at, c.ready_at, c.run_at, c.priority, c.last_error,
+        t.title, t.description, t.persona_id, t.payload, t.parent_id, t.timeout_ms,
+        (SELECT json_agg(json_build_object('id', dt.id, 'title', dt.title, 'persona', dt.persona_id, 'status', ds.status, 'result', ds.result) ORDER BY d.depends_on)
+         FROM task_dependencies d JOIN tasks dt ON dt.id = d.depends_on JOIN task_status ds ON ds.task_id = d.depends_on
+         WHERE d.task_id = c.task_id) AS deps
+      FROM claimed c JOIN tasks t ON t.id = c.task_id`;
 
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
 const CLAIM_ONE_SQL = `
@@ -72,6 +85,17 @@ export const PG_COMPLETE_DEPENDENCIES_SQL = `
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
 
 type ClaimRow = { task_id: number; attempts: number; max_attempts: number; lease_token: string; lease_expires_at: number; ready_at: number | null; run_at: number; priority: number };
+/** A row of PG_CLAIM_SQL: the lease, the task, its dependencies (JSON, results as stored text). */
+type ClaimedRow = ClaimRow & {
+  last_error: string | null;
+  title: string;
+  description: string;
+  persona_id: string;
+  payload: string | null;
+  parent_id: number | null;
+  timeout_ms: number;
+  deps: Array<{ id: number; title: string; persona: string; status: TaskState; result: string | null }> | null;
+};
 type LeasedRow = { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string; claimed_at: number | null };
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
@@ -137,7 +161,7 @@ export class PgTransitions {
       return [];
     }
     const leaseMs = params.leaseMs ?? gate.leaseMs;
-    const rows = await tx.rows<ClaimRow>(gate.skipHeld ? this.skippingSql(gate.holds, gate.keysBusy) : PG_CLAIM_SQL, [
+    const rows = await tx.rows<ClaimedRow>(gate.skipHeld ? this.skippingSql(gate.holds, gate.keysBusy) : PG_CLAIM_SQL, [
       params.now,
       params.agentId,
       newLeaseToken(),
@@ -146,7 +170,32 @@ export class PgTransitions {
       gate.limit,
     ]);
     await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
-    return this.claimed(tx, rows, params.agentId, leaseMs, params.now);
+    if (rows.length === 0) return [];
+    const claimed = rows
+      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
+      .map(
+        (row): ClaimedTask => ({
+          id: row.task_id,
+          title: row.title,
+          description: row.description,
+          persona: row.persona_id,
+          payload: parseJson(row.payload),
+          priority: row.priority,
+          parentId: row.parent_id,
+          attempt: row.attempts,
+          maxAttempts: row.max_attempts,
+          leaseToken: row.lease_token,
+          leaseExpiresAt: row.lease_expires_at,
+          leaseMs,
+          timeoutMs: row.timeout_ms,
+          readyAt: row.ready_at ?? row.run_at,
+          claimedAt: params.now,
+          dependencies: (row.deps ?? []).map((d) => ({ id: d.id, title: d.title, persona: d.persona, status: d.status, result: parseJson(d.result) })),
+          ...previousAttempt(row.last_error),
+        }),
+      );
+    tx.emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
+    return claimed;
   }
 
   private skippingSql(holds: boolean, keys: boolean): string {
@@ -248,6 +297,35 @@ export class PgTransitions {
     await this.event(tx, params.taskId, "task:started", params.now, row.assigned_agent_id, row.attempts);
     tx.emit("task:started", { taskId: params.taskId });
     return { ok: true };
+  }
+
+  /**
+   * start() for many leases in two statements (the supervisor writes starts in
+   * batches): one fenced UPDATE over unnest, one INSERT of their task:started events.
+   * Results in the order given; a lease no longer current is LEASE_LOST.
+   */
+  async startMany(tx: Tx, starts: ReadonlyArray<{ taskId: number; leaseToken: string; now: number }>): Promise<LeaseResult[]> {
+    const rows = await tx.rows<{ task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number }>(
+      `UPDATE task_status s SET status = 'in_progress', started_at = coalesce(s.started_at, b.at), updated_at = b.at
+       FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS b(id, token, at)
+       WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
+       RETURNING s.task_id, b.token, s.attempts, s.assigned_agent_id, b.at`,
+      [starts.map((x) => x.taskId), starts.map((x) => x.leaseToken), starts.map((x) => x.now)],
+    );
+    if (rows.length > 0) {
+      await tx.run(
+        `INSERT INTO task_events (task_id, type, at, agent_id, attempt)
+         SELECT u.id, 'task:started', u.at, u.agent, u.attempt FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) AS u(id, at, agent, attempt)`,
+        [rows.map((r) => r.task_id), rows.map((r) => r.at), rows.map((r) => r.assigned_agent_id), rows.map((r) => r.attempts)],
+      );
+    }
+    // Keyed by lease, not task: a batch may name an old attempt's lease beside the current one.
+    const started = new Set(rows.map((r) => `${r.task_id} ${r.token}`));
+    return starts.map((x) => {
+      if (!started.has(`${x.taskId} ${x.leaseToken}`)) return this.lost(tx, x.taskId, "start");
+      tx.emit("task:started", { taskId: x.taskId });
+      return { ok: true };
+    });
   }
 
   async progress(tx: Tx, params: { taskId: number; leaseToken: string; fraction: number; message?: string | undefined; now: number }): Promise<LeaseResult> {
@@ -519,42 +597,21 @@ export class PgTransitions {
   ): Promise<CompleteResult[]> {
     const ids = items.map((i) => i.taskId);
     await tx.run("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE", [ids]);
-    const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null }>(
+    const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean }>(
       `UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
          lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
        WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
-       RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at`,
+       RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at,
+         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents`,
       [ids, items.map((i) => i.leaseToken), items.map((i) => i.resultJson), now],
     );
     const done = rows.map((r) => r.task_id);
     const readiedBy = new Map<number, number>();
     if (done.length > 0) {
-      await this.lockDependents(tx, done);
-      const changed = await tx.rows<{ task_id: number; status: TaskState }>(
-        `UPDATE task_status s SET
-           unmet_deps = greatest(s.unmet_deps - c.n, 0),
-           status     = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN 'pending' ELSE s.status END,
-           ready_at   = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN greatest(s.run_at, $2::bigint) ELSE s.ready_at END,
-           updated_at = $2::bigint
-         FROM (SELECT d.task_id AS id, count(*)::int AS n FROM task_dependencies d WHERE d.depends_on = ANY($1::bigint[]) GROUP BY d.task_id) AS c
-         WHERE s.task_id = c.id AND s.unmet_deps > 0
-         RETURNING s.task_id, s.status`,
-        [done, now],
-      );
-      const ready = changed.filter((r) => r.status === "pending").map((r) => r.task_id);
-      if (ready.length > 0) {
-        const after = await tx.rows<{ id: number; after: number }>(
-          `SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
-           WHERE d.task_id = ANY($1::bigint[]) AND d.depends_on = ANY($2::bigint[]) GROUP BY d.task_id`,
-          [ready, done],
-        );
-        await tx.run(
-          "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $3, json_build_object('after', u.after)::text FROM unnest($1::bigint[], $2::bigint[]) AS u(id, after)",
-          [after.map((a) => a.id), after.map((a) => a.after), now],
-        );
-        for (const a of after) readiedBy.set(a.after, (readiedBy.get(a.after) ?? 0) + 1);
-      }
+      // Edges to a task are written under a FOR SHARE of it, which our lock above excludes: the ones
+      // seen here are all there are, and a batch without dependents skips the counters' two statements.
+      if (rows.some((r) => r.has_dependents)) await this.decrementDependents(tx, done, now, readiedBy);
       await tx.run(
         `INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
          SELECT u.id, 'task:completed', $5, u.agent, u.attempt, json_build_object('readied', u.readied)::text
@@ -579,6 +636,39 @@ export class PgTransitions {
     });
     if (readied > 0) tx.emit("task:ready", { count: readied });
     return results;
+  }
+
+  /**
+   * completeMany's dependents: locks them in task id order, decrements their counters
+   * by how many of `done` each waited on, writes task:ready for those now pending and
+   * counts in `readiedBy` (completed task → dependents it readied) the highest id.
+   */
+  private async decrementDependents(tx: Tx, done: number[], now: number, readiedBy: Map<number, number>): Promise<void> {
+    await this.lockDependents(tx, done);
+    const changed = await tx.rows<{ task_id: number; status: TaskState }>(
+      `UPDATE task_status s SET
+         unmet_deps = greatest(s.unmet_deps - c.n, 0),
+         status     = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN 'pending' ELSE s.status END,
+         ready_at   = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN greatest(s.run_at, $2::bigint) ELSE s.ready_at END,
+         updated_at = $2::bigint
+       FROM (SELECT d.task_id AS id, count(*)::int AS n FROM task_dependencies d WHERE d.depends_on = ANY($1::bigint[]) GROUP BY d.task_id) AS c
+       WHERE s.task_id = c.id AND s.unmet_deps > 0
+       RETURNING s.task_id, s.status`,
+      [done, now],
+    );
+    const ready = changed.filter((r) => r.status === "pending").map((r) => r.task_id);
+    if (ready.length > 0) {
+      const after = await tx.rows<{ id: number; after: number }>(
+        `SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
+         WHERE d.task_id = ANY($1::bigint[]) AND d.depends_on = ANY($2::bigint[]) GROUP BY d.task_id`,
+        [ready, done],
+      );
+      await tx.run(
+        "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $3, json_build_object('after', u.after)::text FROM unnest($1::bigint[], $2::bigint[]) AS u(id, after)",
+        [after.map((a) => a.id), after.map((a) => a.after), now],
+      );
+      for (const a of after) readiedBy.set(a.after, (readiedBy.get(a.after) ?? 0) + 1);
+    }
   }
 
   /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */
