@@ -5,6 +5,7 @@ import { economicsScenario } from "./economics.js";
 import { heartbeatScenario } from "./heartbeat.js";
 import { latencyScenario } from "./latency.js";
 import { peersScenario } from "./peers.js";
+import { postgresScenario } from "./postgres.js";
 import { soakScenario } from "./soak.js";
 import { storeScenario } from "./store.js";
 import { throughputScenario } from "./throughput.js";
@@ -20,4 +21,5 @@ export const SCENARIOS: Scenario[] = [
   dagScenario,
   soakScenario,
   economicsScenario,
+  postgresScenario,
 ];

@@ -61,12 +61,13 @@ export interface SupervisedRun {
 }
 
 /** `throughput`: N no-op (echo) tasks enqueued, then the supervisor started and timed until the last completes. */
-export async function throughputRun(args: { dir: string; jobs: number; concurrency: number; synchronous: "NORMAL" | "FULL" }): Promise<SupervisedRun> {
+export async function throughputRun(args: { dir: string; jobs: number; concurrency: number; synchronous: "NORMAL" | "FULL"; dbUrl?: string }): Promise<SupervisedRun> {
   const rss = sampleRss();
   const personasDir = join(args.dir, "personas");
   writePersona(personasDir, { id: "noop", adapter: { kind: "echo" }, concurrency: args.concurrency });
-  const dbPath = join(args.dir, "roster.db");
-  // Enqueue through a store of our own, then hand the file to the supervisor.
+  // A SQLite file in the run's folder, or the PostgreSQL database it was given (synchronous is then moot).
+  const dbPath = args.dbUrl ?? join(args.dir, "roster.db");
+  // Enqueue through a store of our own, then hand the database to the supervisor.
   const seed = await openStore({ path: dbPath, synchronous: args.synchronous });
   let enqueueMs: number;
   try {
@@ -97,13 +98,13 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
   const processMs = end - t0;
   await supervisor.stop();
   return {
-    system: `roster supervisor (${args.synchronous})`,
+    system: args.dbUrl === undefined ? `roster supervisor (${args.synchronous})` : "roster supervisor (PostgreSQL)",
     jobs: args.jobs,
     enqueueMs,
     processMs,
     jobsPerSec: (args.jobs / processMs) * 1000,
     peakRssMb: rss.stop().peakRssMb,
-    settings: { ...supervisor.settings, synchronous: args.synchronous, concurrency: args.concurrency },
+    settings: { ...supervisor.settings, ...(args.dbUrl === undefined ? { synchronous: args.synchronous } : {}), concurrency: args.concurrency },
     transactions,
   };
 }
@@ -152,11 +153,21 @@ export interface LatencyRun {
  * task's `module` adapter returns the time it started, and the enqueuer recorded when
  * its enqueue committed. Both on performance.timeOrigin + performance.now().
  */
-export async function latencyRun(args: { dir: string; samples: number; idleWindowMs: number; gapMs: [number, number] }): Promise<LatencyRun> {
+export async function latencyRun(args: {
+  dir: string;
+  samples: number;
+  idleWindowMs: number;
+  gapMs: [number, number];
+  /** A PostgreSQL database instead of a SQLite file in `dir`; the enqueuer then reaches it at `enqueuerDbUrl` (default the same). */
+  dbUrl?: string;
+  enqueuerDbUrl?: string;
+  /** The network namespace (another "host") the enqueuer runs in. */
+  enqueuerNetns?: string;
+}): Promise<LatencyRun> {
   const personasDir = join(args.dir, "personas");
   const path = writeStampAdapter(personasDir);
   writePersona(personasDir, { id: "stamp", adapter: { kind: "module", path }, concurrency: 16 });
-  const dbPath = join(args.dir, "roster.db");
+  const dbPath = args.dbUrl ?? join(args.dir, "roster.db");
   const supervisor = await startBenchSupervisor({ dbPath, personasDir, concurrency: 16 });
   try {
     // Let start-up work (threads, first polls) settle, then measure the idle cost.
@@ -166,7 +177,8 @@ export async function latencyRun(args: { dir: string; samples: number; idleWindo
     const enqueued = await runInChild<Array<{ id: number; committedAt: number }>>({
       modulePath: benchModule("scenarios/supervised-child"),
       fn: "latencyEnqueuer",
-      args: { dbPath, samples: args.samples, gapMs: args.gapMs },
+      args: { dbPath: args.enqueuerDbUrl ?? dbPath, samples: args.samples, gapMs: args.gapMs },
+      ...(args.enqueuerNetns === undefined ? {} : { netns: args.enqueuerNetns }),
     });
     await done;
     const latencies: number[] = [];

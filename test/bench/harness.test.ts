@@ -31,7 +31,7 @@ describe("the benchmark harness, run with --quick", () => {
   beforeAll(async () => {
     tmp = makeTempDir("roster-bench-test-");
     run = await runHarness(["--quick", "--out", tmp.dir]);
-  }, 240_000);
+  }, 420_000);
 
   afterAll(() => tmp.cleanup());
 

@@ -18,17 +18,24 @@ export interface ChildCall {
   /** Kill the child and reject after this long. Default 10 minutes. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Run the child inside this network namespace (`ip netns exec`, as root): a "host" of its own. */
+  netns?: string;
 }
 
 type Reply = { ok: true; result: unknown } | { ok: false; error: { message: string; stack?: string } };
 
 const ENTRY = fileURLToPath(import.meta.url);
+/** iproute2's `ip`, for children in a network namespace. */
+export const IP_COMMAND = "ip";
 
 /** Calls `fn(args)` from `modulePath` in a fresh node process and resolves with its result. */
 export function runInChild<T>(call: ChildCall): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    // In a namespace: fork runs `ip netns exec NS node [execArgv] ENTRY`, the IPC channel's fd inherited through both.
     const child = fork(ENTRY, ["--bench-child"], {
-      execArgv: call.execArgv ?? [],
+      ...(call.netns === undefined
+        ? { execArgv: call.execArgv ?? [] }
+        : { execPath: IP_COMMAND, execArgv: ["netns", "exec", call.netns, process.execPath, ...(call.execArgv ?? [])] }),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: call.env ?? process.env,
     });
