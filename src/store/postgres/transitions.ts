@@ -17,7 +17,7 @@ import type {
   ReleaseParams,
   TaskState,
 } from "../types.js";
-import type { Tx } from "./database.js";
+import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates, skippingClaimSql } from "./gates.js";
 import { providerLimit } from "../gates.js";
@@ -41,7 +41,7 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * dependencies with their results as JSON). test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
-export const PG_CLAIM_SQL = `
+export const PG_CLAIM_SQL = prepared(`
       WITH picked AS (
         SELECT task_id FROM task_status
         WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint
@@ -60,7 +60,7 @@ export const PG_CLAIM_SQL = `
         (SELECT json_agg(json_build_object('id', dt.id, 'title', dt.title, 'persona', dt.persona_id, 'status', ds.status, 'result', ds.result) ORDER BY d.depends_on)
          FROM task_dependencies d JOIN tasks dt ON dt.id = d.depends_on JOIN task_status ds ON ds.task_id = d.depends_on
          WHERE d.task_id = c.task_id) AS deps
-      FROM claimed c JOIN tasks t ON t.id = c.task_id`;
+      FROM claimed c JOIN tasks t ON t.id = c.task_id`);
 
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
 const CLAIM_ONE_SQL = `
@@ -201,7 +201,7 @@ export class PgTransitions {
   private skippingSql(holds: boolean, keys: boolean): string {
     const id = `${holds}:${keys}`;
     let sql = this.skipping.get(id);
-    if (sql === undefined) this.skipping.set(id, (sql = skippingClaimSql(PG_CLAIM_SQL, holds, keys)));
+    if (sql === undefined) this.skipping.set(id, (sql = prepared(skippingClaimSql(PG_CLAIM_SQL, holds, keys))));
     return sql;
   }
 
@@ -306,16 +306,16 @@ export class PgTransitions {
    */
   async startMany(tx: Tx, starts: ReadonlyArray<{ taskId: number; leaseToken: string; now: number }>): Promise<LeaseResult[]> {
     const rows = await tx.rows<{ task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number }>(
-      `UPDATE task_status s SET status = 'in_progress', started_at = coalesce(s.started_at, b.at), updated_at = b.at
+      prepared(`UPDATE task_status s SET status = 'in_progress', started_at = coalesce(s.started_at, b.at), updated_at = b.at
        FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS b(id, token, at)
        WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
-       RETURNING s.task_id, b.token, s.attempts, s.assigned_agent_id, b.at`,
+       RETURNING s.task_id, b.token, s.attempts, s.assigned_agent_id, b.at`),
       [starts.map((x) => x.taskId), starts.map((x) => x.leaseToken), starts.map((x) => x.now)],
     );
     if (rows.length > 0) {
       await tx.run(
-        `INSERT INTO task_events (task_id, type, at, agent_id, attempt)
-         SELECT u.id, 'task:started', u.at, u.agent, u.attempt FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) AS u(id, at, agent, attempt)`,
+        prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt)
+         SELECT u.id, 'task:started', u.at, u.agent, u.attempt FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[]) AS u(id, at, agent, attempt)`),
         [rows.map((r) => r.task_id), rows.map((r) => r.at), rows.map((r) => r.assigned_agent_id), rows.map((r) => r.attempts)],
       );
     }
@@ -596,14 +596,14 @@ export class PgTransitions {
     now: number,
   ): Promise<CompleteResult[]> {
     const ids = items.map((i) => i.taskId);
-    await tx.run("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE", [ids]);
+    await tx.run(prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE"), [ids]);
     const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean }>(
-      `UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
+      prepared(`UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
          lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
        FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
        WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
        RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at,
-         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents`,
+         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents`),
       [ids, items.map((i) => i.leaseToken), items.map((i) => i.resultJson), now],
     );
     const done = rows.map((r) => r.task_id);
@@ -613,9 +613,9 @@ export class PgTransitions {
       // seen here are all there are, and a batch without dependents skips the counters' two statements.
       if (rows.some((r) => r.has_dependents)) await this.decrementDependents(tx, done, now, readiedBy);
       await tx.run(
-        `INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+        prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
          SELECT u.id, 'task:completed', $5, u.agent, u.attempt, json_build_object('readied', u.readied)::text
-         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[]) AS u(id, agent, attempt, readied)`,
+         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[]) AS u(id, agent, attempt, readied)`),
         [done, rows.map((r) => r.assigned_agent_id), rows.map((r) => r.attempts), rows.map((r) => readiedBy.get(r.task_id) ?? 0), now],
       );
     }
