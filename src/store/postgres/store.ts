@@ -542,6 +542,13 @@ export class PostgresStore implements Store {
   }
 
   async hasExternalChanges(): Promise<boolean> {
+    // A notification heard since the last look is a committed write that may wake work: say so without
+    // another round trip (it is on the path from an enqueue on another host to its claim). The next
+    // look that asks the server then sees those writes' events as new too: one spare wake, no miss.
+    if (this.notified) {
+      this.notified = false;
+      return true;
+    }
     // Every transition writes an audit row: a new highest event id means a write (ours included: a hint the caller confirms by claiming).
     const row = await this.tx.read("store.hasExternalChanges", (q) => q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events"));
     const id = row?.id ?? 0;
@@ -570,6 +577,8 @@ export class PostgresStore implements Store {
   }
 
   private readonly watchers = new Set<() => void>();
+  /** A notification arrived since hasExternalChanges last looked. */
+  private notified = false;
   private listener: pg.Client | null = null;
   private relisten: NodeJS.Timeout | null = null;
 
@@ -589,6 +598,7 @@ export class PostgresStore implements Store {
     };
     client.on("error", retry);
     client.on("notification", () => {
+      this.notified = true;
       for (const watcher of [...this.watchers]) watcher();
     });
     try {
