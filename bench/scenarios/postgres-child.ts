@@ -30,7 +30,7 @@ export interface ClaimRateRun {
   enqueueMs: number;
   loops: ClaimLoop[];
   /** EXPLAIN (ANALYZE, BUFFERS) of the claim statement at this depth, rolled back. */
-  explain: { executionMs: number; planningMs: number; plan: string[] };
+  explain: { executionMs: number; planningMs: number; leaseUpdateMs: number; eventsInsertMs: number; plan: string[] };
 }
 
 /**
@@ -88,7 +88,9 @@ async function explainClaim(url: string, batch: number): Promise<ClaimRateRun["e
     await client.query("ROLLBACK");
     const plan = rows.map((r) => r["QUERY PLAN"]);
     const ms = (label: string) => Number(/([\d.]+) ms/.exec(plan.find((l) => l.startsWith(label)) ?? "")?.[1] ?? Number.NaN);
-    return { executionMs: ms("Execution Time"), planningMs: ms("Planning Time"), plan };
+    // A node's own total: the second figure of "actual time=first..total".
+    const node = (label: string) => Number(/actual time=[\d.]+\.\.([\d.]+)/.exec(plan.find((l) => l.includes(label)) ?? "")?.[1] ?? Number.NaN);
+    return { executionMs: ms("Execution Time"), planningMs: ms("Planning Time"), leaseUpdateMs: node("Update on task_status"), eventsInsertMs: node("Insert on task_events"), plan };
   } finally {
     await client.end();
   }

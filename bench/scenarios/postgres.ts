@@ -12,6 +12,7 @@ import { startPrivateCluster, type PostgresServer } from "../lib/postgres.js";
 import type { QueueRun } from "../peers/types.js";
 import type { PgBossMode } from "../peers/pgboss.js";
 import { runInChild } from "./support/child.js";
+import { profileRun, profileTables } from "./support/profiled.js";
 import { createHosts, type Host, type Hosts } from "./support/netns.js";
 import { benchModule } from "./support/paths.js";
 import { fmt, fmtRatio, fmtSummary, quantile, summarize } from "./support/stats.js";
@@ -34,6 +35,8 @@ export const BENCH_PG_SETTINGS: Readonly<Record<string, string>> = Object.freeze
   full_page_writes: "on",
   synchronous_commit: "off",
   max_wal_size: "4GB",
+  // Per-statement times for the profiled roster run (the same small overhead for every system).
+  shared_preload_libraries: "pg_stat_statements",
 });
 
 const ROSTER = "roster supervisor (PostgreSQL)";
@@ -142,6 +145,48 @@ async function throughput(ctx: ScenarioContext, server: PostgresServer, skipped:
   };
 }
 
+/**
+ * One more roster run, not in the figures: under `node --cpu-prof` (where the supervisor's
+ * threads spend their time) and with pg_stat_statements reset before it (where the server
+ * spends it), to say what bounds roster's rate.
+ */
+async function profiled(ctx: ScenarioContext, server: PostgresServer, jobs: number): Promise<{ tables: Table[]; jobsPerSec: number; statements: unknown[] }> {
+  const dbUrl = await server.newDatabase("roster_bench");
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  try {
+    await admin.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    await admin.query("SELECT pg_stat_statements_reset()");
+    const run = await profileRun(ctx, {
+      modulePath: benchModule("scenarios/supervised-child"),
+      fn: "throughputRun",
+      args: (dir) => ({ dir, jobs, concurrency: THROUGHPUT_CONCURRENCY, synchronous: "NORMAL", dbUrl }),
+    });
+    const r = run.result as SupervisedRun;
+    const { rows } = await admin.query<{ calls: string; total_ms: number; rows: string; query: string }>(
+      `SELECT s.calls, s.total_exec_time AS total_ms, s.rows, s.query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+       WHERE d.datname = $1 AND s.query ~* '^\\s*(WITH|UPDATE|INSERT|SELECT|DELETE)\\M' ORDER BY s.total_exec_time DESC LIMIT 8`,
+      [new URL(dbUrl).pathname.slice(1)],
+    );
+    const statements = rows.map((x) => ({ calls: Number(x.calls), totalMs: x.total_ms, rows: Number(x.rows), query: x.query.replace(/\s+/g, " ").trim() }));
+    const label = `one extra roster run under --cpu-prof, ${fmt(r.jobsPerSec)} jobs/s; not in the figures above`;
+    return {
+      jobsPerSec: r.jobsPerSec,
+      statements,
+      tables: [
+        ...profileTables(label, run.summaries, 2, 8),
+        {
+          caption: `The server's side of the same run (pg_stat_statements, top statements by execution time, enqueue included, migrations left out):`,
+          columns: ["statement", "calls", "rows", "ms in all", "µs per row"],
+          rows: statements.map((x) => [`\`${x.query.slice(0, 90)}${x.query.length > 90 ? "…" : ""}\``, String(x.calls), String(x.rows), fmt(x.totalMs), fmt(x.rows > 0 ? (x.totalMs * 1000) / x.rows : Number.NaN, 0)]),
+        },
+      ],
+    };
+  } finally {
+    await admin.end();
+  }
+}
+
 async function latency(ctx: ScenarioContext, server: PostgresServer, hosts: Host[] | null) {
   const samples = ctx.quick ? 30 : 300;
   const reps = ctx.quick ? 1 : 3;
@@ -213,6 +258,12 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const info = await serverInfo(server);
     ctx.log(`PostgreSQL ${info.version}`);
     const tp = await throughput(ctx, server, skipped);
+    let prof: Awaited<ReturnType<typeof profiled>> | null = null;
+    try {
+      prof = await profiled(ctx, server, tp.jobs);
+    } catch (error) {
+      notes.push(`The profiled roster run failed: ${(error as Error).message.split("\n")[0]}`);
+    }
     const lat = await latency(ctx, server, hosts?.hosts ?? null);
     const claims = await claimRate(ctx, server);
 
@@ -223,12 +274,13 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     };
     const claimTable: Table = {
       caption: `The PostgreSQL store's claim rate (tasks.claim, ${claims.batch} per call, one call after another on one store), by queue depth:`,
-      columns: ["queued", "claims/s", "one claim call, p50 / p99 ms", "claim statement alone (EXPLAIN ANALYZE), ms", "enqueue, tasks/s"],
+      columns: ["queued", "claims/s", "one claim call, p50 / p99 ms", "claim statement alone (EXPLAIN ANALYZE): planning / execution, ms", "of which leasing the rows / their events, ms", "enqueue, tasks/s"],
       rows: claims.runs.map((r) => [
         r.depth.toLocaleString("en-US"),
         fmtSummary(summarize(r.loops.map((l) => l.claimsPerSec))),
         `${fmt(summarize(r.loops.map((l) => l.callMsP50)).median, 2)} / ${fmt(summarize(r.loops.map((l) => l.callMsP99)).median, 2)}`,
-        fmt(r.explain.executionMs, 2),
+        `${fmt(r.explain.planningMs, 2)} / ${fmt(r.explain.executionMs, 2)}`,
+        `${fmt(r.explain.leaseUpdateMs, 2)} / ${fmt(r.explain.eventsInsertMs, 2)}`,
         fmt((r.depth / r.enqueueMs) * 1000),
       ]),
     };
@@ -259,8 +311,9 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         latency: { p50Ms: lat.p50, p99Ms: lat.p99, maxMs: lat.max, idleCpuPercent: lat.idleCpu, pooled: lat.pooled, overNetns: hosts !== null },
         claimRate: claims.runs.map((r) => ({ depth: r.depth, batch: r.batch, claimsPerSec: summarize(r.loops.map((l) => l.claimsPerSec)), loops: r.loops, enqueueMs: r.enqueueMs, explain: r.explain })),
         claimRateDeepOverShallow: depthRatio,
+        ...(prof === null ? {} : { profiledRun: { jobsPerSec: prof.jobsPerSec, statements: prof.statements } }),
       },
-      tables: [tp.table, ...(tp.txTable === null ? [] : [tp.txTable]), latencyTable, claimTable],
+      tables: [tp.table, ...(tp.txTable === null ? [] : [tp.txTable]), ...(prof?.tables ?? []), latencyTable, claimTable],
       targets,
       notes,
       skipped,
