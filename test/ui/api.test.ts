@@ -4,6 +4,7 @@ import { startUiServer, type UiServer } from "../../src/ui/server.js";
 import { openStore, type Store, type TaskState } from "../../src/store/index.js";
 import { TEST_PERSONAS } from "../helpers/personas.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
+import { Client } from "./api-client.js";
 
 const GATE = {
   id: "gate",
@@ -12,44 +13,6 @@ const GATE = {
   config: { id: "gate", name: "Gate", adapter: { kind: "human" }, concurrency: 1, leaseMs: 30_000, timeoutMs: 60_000, retry: { maxAttempts: 1, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 } },
   sourcePath: null,
 };
-
-/** A client that keeps the session cookie and CSRF token, as the page does. */
-class Client {
-  cookie = "";
-  csrf = "";
-  constructor(
-    readonly base: string,
-    readonly headers: Record<string, string> = {},
-  ) {}
-  async req(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
-    const res = await fetch(new URL(path, this.base), {
-      method,
-      headers: {
-        ...this.headers,
-        ...(this.cookie !== "" ? { cookie: this.cookie } : {}),
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        ...(this.csrf !== "" && method === "POST" ? { "x-roster-csrf": this.csrf } : {}),
-        ...extra,
-      },
-      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
-    });
-    const setCookie = res.headers.get("set-cookie");
-    if (setCookie !== null) this.cookie = setCookie.split(";")[0]!;
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON (the page)
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  }
-  async login(): Promise<void> {
-    const s = await this.req("GET", "/api/session");
-    expect(s.status).toBe(200);
-    this.csrf = s.body.csrf;
-  }
-}
 
 /** A GET with a Host header of our choosing (fetch may not set Host). */
 function rawGet(url: string, path: string, headers: Record<string, string>): Promise<number> {
@@ -375,3 +338,4 @@ describe("dashboard API with a token", () => {
     }
   });
 });
+
