@@ -81,14 +81,19 @@ export function useRoute(): string[] {
   return route;
 }
 
-
-/** The live connection's state, re-rendering on each change. */
+/**
+ * The live connection's state, re-rendering on each change. The state is read again once
+ * subscribed: the EventSource's first message can land between the render and the
+ * effect (effects run after paint, late on a busy machine), and that change would
+ * otherwise leave the header saying "connecting" for good.
+ */
 export function useLiveState(): LiveState {
-  const [, force] = useState(0);
+  const [state, setState] = useState<LiveState>(liveState);
   useEffect(() => {
-    const l = () => force((n) => n + 1);
+    const l = () => setState(liveState);
     liveStateListeners.add(l);
+    l();
     return () => liveStateListeners.delete(l);
   }, []);
-  return liveState;
+  return state;
 }
