@@ -11,7 +11,7 @@
  *   single   one task per transaction: claim one (limit 1), then complete it — two
  *            write transactions per task, as a supervisor without batching would.
  *   batched  claim up to BATCH tasks in one statement, then complete them all in one
- *            transaction (the store's settleMany) — two transactions per BATCH tasks.
+ *            transaction (the store's settle) — two transactions per BATCH tasks.
  * The baseline is the same operations on a minimal schema (one table, one partial
  * claim index, no audit rows, no dependencies, no counters): the floor that roster's
  * extra work (task_events, task_counts, lease indexes, fencing) is measured against.
@@ -53,7 +53,7 @@ export interface StoreBenchOptions {
   singleTasks?: number;
   /** Tasks claimed and completed per batched-mode run (capped at depth / 4). */
   batchedTasks?: number;
-  /** Tasks per claim statement and per settleMany in batched mode. */
+  /** Tasks per claim statement and per settle in batched mode. */
   batchSize?: number;
   /** Markdown file whose "## store" section is written; null writes nothing. */
   resultsPath?: string | null;
@@ -123,7 +123,7 @@ async function rosterSystem(dir: string, depth: number): Promise<System> {
           const result = await store.tasks.completeIfLeased({ taskId: t.id, leaseToken: t.leaseToken, result: { ok: true }, now: Date.now() });
           if (!result.ok) throw new Error(`roster: lost the lease of task ${t.id}`);
         } else {
-          const results = await store.tasks.settleMany({
+          const results = await store.tasks.settle({
             settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { ok: true } })),
             now: Date.now(),
           });
@@ -304,7 +304,7 @@ function renderMarkdown(result: StoreBenchResult, runs: number, shallow: number,
     `Claim rate at ${formatCount(deep)} queued over ${formatCount(shallow)}: single ${ratio("single")}, batched ${ratio("batched")} (target ≥ 0.8: the claim is one index seek at any depth).`,
     "",
     "single = claim one task per statement and complete it, each in its own BEGIN IMMEDIATE transaction;",
-    `batched = claim up to ${result.batchSize} per statement, complete them in one transaction (settleMany). roster writes`,
+    `batched = claim up to ${result.batchSize} per statement, complete them in one transaction (settle). roster writes`,
     "what the supervisor needs on top of the baseline: task_events rows, trigger-kept task_counts, lease/agent",
     "indexes and fenced updates. The raw baseline is one table with one partial claim index, same statements' shape.",
   ].join("\n");

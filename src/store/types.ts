@@ -227,22 +227,23 @@ export interface ListTasksParams {
   newestFirst?: boolean;
 }
 
-export interface ClaimParams {
-  persona: string;
+/** A claim of a persona's best ready tasks, or of one named task if it is ready now. */
+export type ClaimParams = {
   agentId: string;
-  /** Up to this many tasks, in one statement. */
+  /** Up to this many tasks, in one statement (a claim by task id takes at most that one). */
   limit?: number;
   /** Lease length; defaults to the persona's leaseMs. */
   leaseMs?: number;
   now: number;
-}
+} & ({ persona: string; taskId?: undefined } | { taskId: number; persona?: undefined });
 
 export interface LeaseRef {
   taskId: number;
   leaseToken: string;
 }
 
-export type LeaseResult = { ok: true } | { ok: false; code: "LEASE_LOST" };
+export type LeaseResult = { ok: true } | LeaseLost;
+export type LeaseLost = { ok: false; code: "LEASE_LOST" };
 
 export interface CompleteParams extends LeaseRef {
   result?: Json;
@@ -253,23 +254,15 @@ export interface CompleteParams extends LeaseRef {
   now: number;
 }
 
-export type CompleteResult = { ok: true; childIds: number[]; childRefs: Record<string, number> } | { ok: false; code: "LEASE_LOST" };
-
 export interface FailParams extends LeaseRef {
-  error: ErrorObject | { message: string; code?: string; retryable?: boolean };
-  /** False: no further attempt whatever the policy. Default true. */
-  retryable?: boolean;
+  /** `error.retryable: false` ends the task whatever its policy; default true. */
+  error: ErrorObject | { message: string; code?: string; retryable?: boolean; details?: unknown };
   /** What the attempt spent; default: the error's `details.usage`. */
   usage?: AttemptUsage;
   now: number;
   /** Source of jitter; injectable for tests. */
   random?: () => number;
 }
-
-export type FailResult =
-  | { ok: true; outcome: "retrying"; runAt: number; attempt: number }
-  | { ok: true; outcome: "failed"; attempt: number; blocked: number[] }
-  | { ok: false; code: "LEASE_LOST" };
 
 export interface ReleaseParams extends LeaseRef {
   /** Give back without counting the attempt (shutdown, agent leaving). */
@@ -280,16 +273,41 @@ export interface ReleaseParams extends LeaseRef {
   now: number;
 }
 
-/** One finished attempt for the completer's batched commit. */
+/** One finished attempt, as `tasks.settle` records it (docs/ARCHITECTURE.md, "One path per transition"). */
 export type Settlement =
   | ({ kind: "complete" } & Omit<CompleteParams, "now">)
   | ({ kind: "fail" } & Omit<FailParams, "now">)
   | ({ kind: "release" } & Omit<ReleaseParams, "now">);
 
-/** The attempt asked a person (a settlement failing with error code INPUT_REQUESTED): parked in awaiting_input, not counted. */
-export type ParkResult = { ok: true; outcome: "parked"; attempt: number };
+/**
+ * What `tasks.settle` recorded for one settlement: the task's outcome and the attempt it
+ * ended, or LEASE_LOST (nothing written). A completion whose output did not validate is
+ * recorded as a failed attempt (code ADAPTER_OUTPUT_INVALID), unless the caller asked to
+ * have it refused; a failure with code INPUT_REQUESTED parks the task for a person.
+ */
+export type SettlementResult =
+  | { ok: true; outcome: "completed"; attempt: number; childIds: number[]; childRefs: Record<string, number> }
+  | { ok: true; outcome: "retrying"; attempt: number; runAt: number; code: string }
+  | { ok: true; outcome: "failed"; attempt: number; blocked: number[]; code: string }
+  | { ok: true; outcome: "released"; attempt: number; runAt: number }
+  | { ok: true; outcome: "parked"; attempt: number }
+  | LeaseLost;
 
-export type SettlementResult = CompleteResult | FailResult | LeaseResult | ParkResult;
+/** A completion's result (a bad output refused, not recorded: see InvalidOutput). */
+export type CompleteResult = Extract<SettlementResult, { outcome: "completed" }> | LeaseLost;
+/** A failure's result: retried, failed for good, released uncounted (a provider's limit) or parked (a question). */
+export type FailResult = Exclude<SettlementResult, { outcome: "completed" }>;
+/** An attempt that failed and counted: retried later or failed for good. */
+export type CountedFailure = Extract<SettlementResult, { outcome: "retrying" | "failed" }>;
+export type ParkResult = Extract<SettlementResult, { outcome: "parked" }>;
+
+/**
+ * Settle's answer to output that does not validate (a result too large or not JSON, bad
+ * children, bad usage): "fail" records a failed attempt saying why (an adapter's output);
+ * "refuse" throws VALIDATION before any write, the lease kept, so a caller that can correct
+ * itself (an MCP agent) may try again.
+ */
+export type InvalidOutput = "fail" | "refuse";
 
 export interface ProgressParams extends LeaseRef {
   /** 0..1 */
@@ -410,15 +428,19 @@ export interface TaskService {
   /** Ready tasks of a persona, best first, without claiming them. */
   listAvailable(params: { persona: string; now: number; limit?: number }): Promise<TaskRecord[]>;
   claim(params: ClaimParams): Promise<ClaimedTask[]>;
-  startIfLeased(params: LeaseRef & { now: number }): Promise<LeaseResult>;
-  /** Records many adapter starts in one transaction, each fenced by its lease; results in input order. */
-  startManyIfLeased(params: { starts: Array<LeaseRef & { now: number }> }): Promise<LeaseResult[]>;
+  /** Records adapter starts in one transaction, each fenced by its lease; results in input order. */
+  start(params: { starts: LeaseRef[]; now: number }): Promise<LeaseResult[]>;
   progressIfLeased(params: ProgressParams): Promise<LeaseResult>;
+  /**
+   * The one write path for finished attempts: completions, failures and releases, each
+   * fenced by its lease, in one transaction; results in input order. No task twice.
+   */
+  settle(params: { settlements: Settlement[]; now: number; invalid?: InvalidOutput }): Promise<SettlementResult[]>;
+  /** settle() of one start, completion, failure or release (src/store/one-task.ts); a bad completion is refused. */
+  startIfLeased(params: LeaseRef & { now: number }): Promise<LeaseResult>;
   completeIfLeased(params: CompleteParams): Promise<CompleteResult>;
   failIfLeased(params: FailParams): Promise<FailResult>;
-  releaseIfLeased(params: ReleaseParams): Promise<LeaseResult>;
-  /** Commits many finished attempts in one transaction; results in input order. */
-  settleMany(params: { settlements: Settlement[]; now: number; agentId?: string }): Promise<SettlementResult[]>;
+  releaseIfLeased(params: ReleaseParams): Promise<SettlementResult>;
   cancel(params: { taskId: number; reason?: string; by?: string; now: number }): Promise<{ cancelled: number[]; blocked: number[] }>;
   retry(params: { taskId: number; by?: string; now: number }): Promise<{ status: TaskState; unblocked: number[] }>;
   addDependency(params: { taskId: number; dependsOn: number; by?: string; now: number }): Promise<{ status: TaskState }>;
@@ -429,7 +451,7 @@ export interface TaskService {
   running(params?: { persona?: string; limit?: number }): Promise<RunningTask[]>;
   /** Earliest run_at of a pending task after `now`, or null: when to wake up next. */
   nextRunAt(params: { persona?: string; now: number }): Promise<number | null>;
-  /** Claims this task if it is ready now (pending, run_at passed), with the claim's lease and events; null otherwise. */
+  /** claim() of one named task (src/store/one-task.ts): the task if it was ready now (pending, run_at passed), else null. */
   claimById(params: { taskId: number; agentId: string; leaseMs?: number; now: number }): Promise<ClaimedTask | null>;
   /** Parent and root of each task, in input order; unknown ids are left out. */
   lineage(params: { taskIds: number[] }): Promise<TaskLineage[]>;

@@ -35,37 +35,20 @@ export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayl
   if (run.abort === "lease-lost" || run.abort === "cancelled") return null;
   if (run.abort === "shutdown") return { kind: "release", ...lease, reason: "supervisor shutting down" };
   if (!outcome.ok && "released" in outcome) return { kind: "release", ...lease, reason: outcome.error.message };
-  if (outcome.ok) {
-    if (outcome.children !== undefined && outcome.children.length > 0) {
-      try {
-        validateBatch(outcome.children, maxPayloadBytes);
-      } catch (error) {
-        const e = coerceError(error);
-        return {
-          kind: "fail",
-          ...lease,
-          error: toErrorObject(new RosterError("ADAPTER_OUTPUT_INVALID", `adapter output rejected: tasks: ${e.message}`, { cause: e })),
-        };
-      }
-      return { kind: "complete", ...lease, result: outcome.result, children: outcome.children };
-    }
-    return { kind: "complete", ...lease, result: outcome.result };
-  }
-  return { kind: "fail", ...lease, error: outcome.error, retryable: outcome.error.retryable };
+  // Output is validated once, by the store's settle: a result or child list it cannot
+  // take is recorded as a failed attempt with ADAPTER_OUTPUT_INVALID.
+  if (outcome.ok) return { kind: "complete", ...lease, result: outcome.result, ...(outcome.children !== undefined && outcome.children.length > 0 ? { children: outcome.children } : {}) };
+  return { kind: "fail", ...lease, error: outcome.error };
 }
 
 /**
- * What the store recorded. A completion can come back as a failure: the store
- * fails the attempt with ADAPTER_OUTPUT_INVALID when its child tasks cannot be
- * enqueued (an unknown persona, a missing dependency), so the result decides.
+ * What the store recorded, as its settlement result says. A completion can come back as
+ * a failure (its output did not validate: ADAPTER_OUTPUT_INVALID), a failure as a release
+ * (a provider's limit) or a parked task (it asked a person), uncounted as a release is.
  */
-function outcomeOf(settlement: Settlement, result: SettlementResult): RunOutcome {
+function outcomeOf(result: SettlementResult): RunOutcome {
   if (!result.ok) return "lease-lost";
-  // A parked attempt (it asked a person: INPUT_REQUESTED) gave its lease back uncounted, as a release does.
-  if ("outcome" in result) return result.outcome === "retrying" ? "retrying" : result.outcome === "parked" ? "released" : "failed";
-  if (settlement.kind === "complete") return "completed";
-  if (settlement.kind === "release") return "released";
-  return "failed";
+  return result.outcome === "parked" ? "released" : result.outcome;
 }
 
 /** The failed attempt's error message, for the log line that carries its code. */
@@ -80,7 +63,7 @@ function errorCodeOf(settlement: Settlement, result: SettlementResult): string |
 }
 
 /**
- * The completer: commits finished attempts in batches (store.tasks.settleMany).
+ * The completer: commits finished attempts in batches (store.tasks.settle).
  *
  * Modes: idle (nothing queued) → scheduled (a flush is queued for the next turn
  * of the event loop, so every outcome that arrives meanwhile joins it) →
@@ -172,9 +155,9 @@ export class Completer {
       let results: SettlementResult[] = [];
       if (settlements.length > 0) {
         try {
-          results = await this.host.store.tasks.settleMany({ settlements, now: this.host.clock.now(), agentId: this.host.agentId });
+          results = await this.host.store.tasks.settle({ settlements, now: this.host.clock.now() });
         } catch (error) {
-          this.host.error("completer.settleMany", coerceError(error));
+          this.host.error("completer.settle", coerceError(error));
           this.queue.unshift(...items);
           return false;
         }
@@ -183,7 +166,7 @@ export class Completer {
       for (const { item, index } of withSettlement) {
         const settlement = settlements[index]!;
         const result = results[index]!;
-        const outcome = outcomeOf(settlement, result);
+        const outcome = outcomeOf(result);
         this.host.settled(item.run, outcome, errorCodeOf(settlement, result), errorMessageOf(settlement));
       }
       this.host.batchDone();

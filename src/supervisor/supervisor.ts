@@ -639,14 +639,15 @@ export class Supervisor {
       if (batch.length === 0) continue;
       for (const run of batch) run.started = true;
       try {
-        const results = await this.store.tasks.startManyIfLeased({
-          starts: batch.map((run) => ({ taskId: run.task.id, leaseToken: run.task.leaseToken, now: run.dispatchedAt })),
+        const results = await this.store.tasks.start({
+          starts: batch.map((run) => ({ taskId: run.task.id, leaseToken: run.task.leaseToken })),
+          now: Math.min(...batch.map((run) => run.dispatchedAt)),
         });
         results.forEach((result, i) => {
           if (!result.ok) this.abortRun(batch[i]!, "lease-lost");
         });
       } catch (error) {
-        this.error("supervisor.startManyIfLeased", coerceError(error));
+        this.error("supervisor.start", coerceError(error));
       }
     }
     this.startWriting = null;

@@ -96,7 +96,7 @@ async function play(store: Store, base: number): Promise<History> {
     return { taskId, leaseToken: claimed.leaseToken };
   };
   const fail = async (taskId: number, message: string, retryable = true) => {
-    const r = await store.tasks.failIfLeased({ ...(await claim(taskId)), error: { message, code: "ADAPTER_FAILED" }, retryable, usage: { model: "house-model", inputTokens: 100, outputTokens: 10 }, now: now(), random: () => 0.5 });
+    const r = await store.tasks.failIfLeased({ ...(await claim(taskId)), error: { message, code: "ADAPTER_FAILED", retryable }, usage: { model: "house-model", inputTokens: 100, outputTokens: 10 }, now: now(), random: () => 0.5 });
     if (!r.ok) throw new Error(`fail ${taskId}: lease lost`);
   };
   const complete = async (taskId: number, result: unknown, children?: Parameters<Store["tasks"]["completeIfLeased"]>[0]["children"]) => {

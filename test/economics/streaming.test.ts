@@ -79,7 +79,7 @@ describe("streaming usage against budgets", () => {
     });
     const id = ids[0]!;
     const [run] = await aborted;
-    expect(run).toMatchObject({ outcome: "retrying", errorCode: "BUDGET_EXHAUSTED" });
+    expect(run).toMatchObject({ outcome: "released", errorCode: "BUDGET_EXHAUSTED" });
     // The third report (3000 tokens) reached 2500: the attempt stopped there.
     expect(stepsOf(log, id)).toEqual([1, 2, 3]);
     expect(await h.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0 });
@@ -121,7 +121,7 @@ echo '{"ok":true}'
     const aborted = finished(h.supervisor.events, 1, (e) => e.persona === "sh");
     const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "sh", title: "spends in steps", policy: { maxTokens: 2_000 } }], now: Date.now() });
     const id = ids[0]!;
-    expect((await aborted)[0]).toMatchObject({ outcome: "retrying", errorCode: "BUDGET_EXHAUSTED" });
+    expect((await aborted)[0]).toMatchObject({ outcome: "released", errorCode: "BUDGET_EXHAUSTED" });
     expect(stepsOf(log, id)).toEqual([1, 2]);
     expect(await h.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0 });
     expect((await h.store.economics.usageOf({ taskId: id })).map((u) => [u.outcome, u.outputTokens])).toEqual([["budget_exhausted", 2_000]]);

@@ -38,7 +38,7 @@ describe("metrics fed by the store's events", () => {
     const coder = await store.tasks.claim({ persona: "coder", agentId: "a1", limit: 3, now: now() });
     await store.tasks.completeIfLeased({ taskId: coder[0]!.id, leaseToken: coder[0]!.leaseToken, now: now() });
     await store.tasks.failIfLeased({ taskId: coder[1]!.id, leaseToken: coder[1]!.leaseToken, error: { message: "boom" }, now: now() }); // retried
-    await store.tasks.failIfLeased({ taskId: coder[2]!.id, leaseToken: coder[2]!.leaseToken, error: { message: "no" }, retryable: false, now: now() });
+    await store.tasks.failIfLeased({ taskId: coder[2]!.id, leaseToken: coder[2]!.leaseToken, error: { message: "no", retryable: false}, now: now() });
     const planner = await store.tasks.claim({ persona: "planner", agentId: "a1", limit: 1, now: now() });
     await store.tasks.failIfLeased({ taskId: planner[0]!.id, leaseToken: planner[0]!.leaseToken, error: { message: "x" }, now: now() }); // 1 attempt: failed
     const [, p2] = (await store.tasks.list({ persona: "planner" })).map((t) => t.id);

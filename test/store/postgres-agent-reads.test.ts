@@ -62,7 +62,7 @@ describe.skipIf(!server.available)("postgres: what MCP agents read and write", (
     await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "t" }], now: clock.now() });
     const [task] = await store.tasks.claim({ persona: "worker", agentId: "agent-a", now: clock.now() });
     const first = await store.tasks.completeOnce({ taskId: task!.id, leaseToken: task!.leaseToken, result: { answer: 42 }, now: clock.now() });
-    expect(first).toEqual({ ok: true, childIds: [], childRefs: {} });
+    expect(first).toEqual({ ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} });
     const again = await store.tasks.completeOnce({ taskId: task!.id, leaseToken: task!.leaseToken, result: { answer: 43 }, now: clock.now() });
     expect(again).toEqual({ ok: false, code: "ALREADY_COMPLETED", result: { answer: 42 }, childIds: [] });
     expect(await store.tasks.completeOnce({ taskId: task!.id, leaseToken: "other", now: clock.now() })).toEqual({ ok: false, code: "LEASE_LOST" });

@@ -99,7 +99,7 @@ describe.skipIf(!server.available)("postgres: economic gates under racing claime
       // Settled on four hosts at once.
       await Promise.all(
         stores.map((store, host) =>
-          store.tasks.settleMany({
+          store.tasks.settle({
             settlements: taken.filter((_t, i) => i % HOSTS === host).map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken })),
             now: T0,
           }),

@@ -67,7 +67,7 @@ describe.skipIf(!server.available)("postgres: four stores working one graph at o
             continue;
           }
           idle = 0;
-          const results = await store.tasks.settleMany({
+          const results = await store.tasks.settle({
             settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { by: n } })),
             now: T0,
           });
@@ -81,7 +81,7 @@ describe.skipIf(!server.available)("postgres: four stores working one graph at o
       for (;;) {
         const claimed = await stores[0]!.tasks.claim({ persona: "worker", agentId: "host-0", limit: 100, now: T0 });
         if (claimed.length === 0) break;
-        await stores[0]!.tasks.settleMany({ settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken })), now: T0 });
+        await stores[0]!.tasks.settle({ settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken })), now: T0 });
       }
       // Completions lock the rows they change in task id order: no deadlock between hosts.
       expect(reruns).toEqual([]);

@@ -36,7 +36,7 @@ async function script(store: Store, clock: ManualClock): Promise<Array<WhyReport
   await why(held[0]!.id);
   const [up, down] = await e([{ ref: "u", persona: "planner", title: "up" }, { ref: "d", persona: "worker", title: "down", dependsOn: ["u"] }]);
   const [p] = await store.tasks.claim({ persona: "planner", agentId: "sup", now: now() });
-  await store.tasks.failIfLeased({ taskId: up!, leaseToken: p!.leaseToken, error: { code: "ADAPTER_FAILED", message: "no plan" }, retryable: false, now: now() });
+  await store.tasks.failIfLeased({ taskId: up!, leaseToken: p!.leaseToken, error: { code: "ADAPTER_FAILED", message: "no plan", retryable: false}, now: now() });
   await why(up!);
   await why(down!);
   const [doomed] = await e([{ persona: "reviewer", title: "doomed" }]);

@@ -40,7 +40,7 @@ describe("query plans of the hot statements", () => {
     await t.store.tasks.enqueue({ tasks: chains, now });
     await t.store.agents.register({ id: "agent-a", name: "a", kind: "supervisor", heartbeatTimeoutMs: 10_000, now });
     const claimed = await t.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 300, now });
-    await t.store.tasks.settleMany({
+    await t.store.tasks.settle({
       settlements: claimed.slice(0, 150).map((c) => ({ kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken, result: 1 })),
       now,
     });
@@ -134,7 +134,7 @@ describe("trigger-kept counts", () => {
       const ids = (await store.tasks.enqueue({ tasks: Array.from({ length: 60 }, (_, i) => ({ ref: `t${i}`, persona: i % 2 ? "worker" : "reviewer", title: `t${i}`, ...(i % 5 === 4 ? { dependsOn: [`t${i - 1}`] } : {}) })), now: clock.now() })).ids;
       for (const persona of ["worker", "reviewer"]) {
         const claimed = await store.tasks.claim({ persona, agentId: "a", limit: 20, now: clock.now() });
-        await store.tasks.settleMany({
+        await store.tasks.settle({
           settlements: claimed.map((c, i) =>
             i % 3 === 0
               ? { kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken }

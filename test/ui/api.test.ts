@@ -55,7 +55,7 @@ describe("dashboard API on loopback without a token", () => {
     [failedId, , gateId, pendingId] = ids as [number, number, number, number];
     const [claimed] = await t.store.tasks.claim({ persona: "worker", agentId: "agent-1", limit: 1, now: t.clock.now() });
     expect(claimed!.id).toBe(failedId);
-    await t.store.tasks.failIfLeased({ taskId: failedId, leaseToken: claimed!.leaseToken, error: { message: "boom", code: "ADAPTER_FAILED" }, retryable: false, now: t.clock.now() });
+    await t.store.tasks.failIfLeased({ taskId: failedId, leaseToken: claimed!.leaseToken, error: { message: "boom", code: "ADAPTER_FAILED", retryable: false}, now: t.clock.now() });
     server = await startUiServer({ store: t.store, port: 0, clock: t.clock, user: "tester", publicDir: "/nonexistent-ui-public" });
     c = new Client(server.url);
     await c.login();

@@ -49,10 +49,10 @@ async function fill(store: Store): Promise<{ goalId: number; taskId: number }> {
     for (const persona of ["planner", "worker", "reviewer"]) {
       const tasks = await store.tasks.claim({ persona, agentId: "bench", limit: 1_000, now });
       claimed += tasks.length;
-      await store.tasks.settleMany({
+      await store.tasks.settle({
         settlements: tasks.map((t) =>
           t.id % 50 === 0
-            ? { kind: "fail" as const, taskId: t.id, leaseToken: t.leaseToken, error: { message: "bench failure", code: "ADAPTER_FAILED" }, retryable: false }
+            ? { kind: "fail" as const, taskId: t.id, leaseToken: t.leaseToken, error: { message: "bench failure", code: "ADAPTER_FAILED", retryable: false } }
             : { kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { ok: t.id } },
         ),
         now,

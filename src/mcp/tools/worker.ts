@@ -263,17 +263,18 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
       const out = await store.tasks.failIfLeased({
         taskId: args.taskId,
         leaseToken: args.leaseToken,
-        error: { message: args.error, code: "ADAPTER_FAILED" },
-        retryable: args.retryable ?? true,
+        error: { message: args.error, code: "ADAPTER_FAILED", retryable: args.retryable ?? true },
         ...(args.usage !== undefined ? { usage: args.usage as AttemptUsage } : {}),
         now: clock.now(),
       });
       if (!out.ok) return await lost(args);
       leases.remove(args);
       return ok(
-        out.outcome === "retrying"
-          ? { taskId: args.taskId, status: "pending", attempt: out.attempt, runAt: out.runAt }
-          : { taskId: args.taskId, status: "failed", attempt: out.attempt, blocked: out.blocked },
+        out.outcome === "failed"
+          ? { taskId: args.taskId, status: "failed", attempt: out.attempt, blocked: out.blocked }
+          : out.outcome === "parked"
+            ? { taskId: args.taskId, status: "awaiting_input", attempt: out.attempt }
+            : { taskId: args.taskId, status: "pending", attempt: out.attempt, runAt: out.runAt },
       );
     },
   });

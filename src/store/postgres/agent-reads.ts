@@ -1,5 +1,5 @@
 import type { ValidatedTask } from "../input.js";
-import type { CompleteOnceResult, CompleteParams, EnqueueResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
+import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { taskNotFound } from "./reads.js";
@@ -47,8 +47,9 @@ export async function lineage(q: Q, taskIds: readonly number[]): Promise<TaskLin
 }
 
 /** complete(), keeping the token on the completed row (fencing only looks at leased rows); the same token again answers ALREADY_COMPLETED. */
-export async function completeOnce(tx: Tx, transitions: PgTransitions, params: CompleteParams): Promise<CompleteOnceResult> {
-  const done = await transitions.complete(tx, params);
+/** `complete` is the store's one settle path for this completion (invalid output refused). */
+export async function completeOnce(tx: Tx, complete: () => Promise<SettlementResult>, params: CompleteParams): Promise<CompleteOnceResult> {
+  const done = (await complete()) as CompleteResult;
   if (done.ok) {
     await tx.run("UPDATE task_status SET lease_token = $2 WHERE task_id = $1 AND status = 'completed'", [params.taskId, params.leaseToken]);
     return done;

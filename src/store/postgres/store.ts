@@ -14,6 +14,7 @@ import { unknownNameHint } from "../suggest.js";
 import type {
   AgentService,
   HumanService,
+  InvalidOutput,
   LeaseRef,
   MaintenanceService,
   PersonaService,
@@ -38,6 +39,7 @@ import * as usage from "./usage.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
+import { withOneTaskCalls, type EngineTaskService } from "../one-task.js";
 
 const PgClient = pg.Client;
 
@@ -141,7 +143,7 @@ export class PostgresStore implements Store {
     };
     const read = <T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> => tx.read(name, body);
 
-    const settleOne = async (t: Tx, s: Settlement, now: number): Promise<SettlementResult> => {
+    const settleOne = async (t: Tx, s: Settlement, now: number, invalid: InvalidOutput): Promise<SettlementResult> => {
       if (s.kind === "complete") {
         try {
           const hasChildren = s.children !== undefined && s.children.length > 0;
@@ -149,7 +151,7 @@ export class PostgresStore implements Store {
             ? await t.savepoint(async () => transitions.complete(t, await humans.gatePlan(t, { ...s, now })))
             : await transitions.complete(t, { ...s, now });
         } catch (error) {
-          if (!(error instanceof RosterError)) throw error;
+          if (!(error instanceof RosterError) || invalid === "refuse") throw error;
           return transitions.fail(t, {
             taskId: s.taskId,
             leaseToken: s.leaseToken,
@@ -183,21 +185,21 @@ export class PostgresStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
-        const claimed = await write("tasks.claim", async (t) => humans.withInputs(t, await transitions.claim(t, p)));
+        const claimed = await write("tasks.claim", async (t) => {
+          if (p.taskId === undefined) return humans.withInputs(t, await transitions.claim(t, p));
+          const one = await transitions.claimOne(t, { ...p, taskId: p.taskId });
+          return one === null ? [] : humans.withInputs(t, [one]);
+        });
         judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
         return claimed;
       },
-      startIfLeased: async (p: LeaseRef & { now: number }) => write("tasks.start", (t) => transitions.start(t, p)),
-      startManyIfLeased: async (p: { starts: Array<LeaseRef & { now: number }> }) =>
+      start: async (p: Parameters<TaskService["start"]>[0]) =>
         p.starts.length === 0
           ? []
-          : write("tasks.startMany", (t) => transitions.startMany(t, p.starts)),
+          : write("tasks.start", (t) => transitions.startMany(t, p.starts.map((s) => ({ ...s, now: p.now })))),
       progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
-      completeIfLeased: async (p: Parameters<TaskService["completeIfLeased"]>[0]) => write("tasks.complete", async (t) => transitions.complete(t, await humans.gatePlan(t, p))),
-      failIfLeased: async (p: Parameters<TaskService["failIfLeased"]>[0]) => write("tasks.fail", (t) => transitions.fail(t, p)),
-      releaseIfLeased: async (p: Parameters<TaskService["releaseIfLeased"]>[0]) => write("tasks.release", (t) => transitions.release(t, p)),
-      settleMany: async (p: Parameters<TaskService["settleMany"]>[0]) =>
-        write("tasks.settleMany", async (t) => {
+      settle: async (p: Parameters<TaskService["settle"]>[0]) =>
+        write("tasks.settle", async (t) => {
           // Completions without children whose result and usage validate go through completeMany, a few
           // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
           // task id order. No task appears twice in a batch (one outcome per attempt).
@@ -218,7 +220,7 @@ export class PostgresStore implements Store {
           });
           if (fast.length > 0) (await transitions.completeMany(t, fast, p.now)).forEach((r, i) => (results[fast[i]!.index] = r));
           slow.sort((a, b) => a.s.taskId - b.s.taskId);
-          for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now);
+          for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now, p.invalid ?? "fail");
           return results;
         }),
       cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
@@ -231,16 +233,9 @@ export class PostgresStore implements Store {
       counts: async (p?: Parameters<TaskService["counts"]>[0]) => read("tasks.counts", (q) => reads.counts(q, p?.rootId)),
       running: async (p?: Parameters<TaskService["running"]>[0]) => read("tasks.running", (q) => reads.running(q, p)),
       nextRunAt: async (p: Parameters<TaskService["nextRunAt"]>[0]) => read("tasks.nextRunAt", (q) => reads.nextRunAt(q, p)),
-      claimById: async (p: Parameters<TaskService["claimById"]>[0]) => {
-        const task = await write("tasks.claimById", async (t) => {
-          const one = await transitions.claimOne(t, p);
-          return one === null ? null : (await humans.withInputs(t, [one]))[0]!;
-        });
-        if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
-        return task;
-      },
       lineage: async (p: { taskIds: number[] }) => read("tasks.lineage", (q) => agentReads.lineage(q, p.taskIds)),
-      completeOnce: async (p: Parameters<TaskService["completeOnce"]>[0]) => write("tasks.completeOnce", (t) => agentReads.completeOnce(t, transitions, p)),
+      completeOnce: async ({ now, ...rest }: Parameters<TaskService["completeOnce"]>[0]) =>
+        write("tasks.completeOnce", (t) => agentReads.completeOnce(t, () => settleOne(t, { kind: "complete", ...rest }, now, "refuse"), { ...rest, now })),
       leaseLoss: async (p: Parameters<TaskService["leaseLoss"]>[0]) => read("tasks.leaseLoss", (q) => agentReads.leaseLoss(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       resultPage: async (p: Parameters<TaskService["resultPage"]>[0]) => read("tasks.resultPage", (q) => agentReads.resultPage(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       enqueueGoal: async (p: Parameters<TaskService["enqueueGoal"]>[0]) => {
@@ -251,7 +246,7 @@ export class PostgresStore implements Store {
       leasesGone: async (p: { leases: LeaseRef[] }) => read("tasks.leasesGone", (q) => reads.leasesGone(q, p.leases)),
       oldestReady: async (p: Parameters<TaskService["oldestReady"]>[0]) => read("tasks.oldestReady", (q) => reads.oldestReady(q, p)),
     };
-    this.tasks = tasks as TaskService;
+    this.tasks = withOneTaskCalls(tasks as EngineTaskService);
 
     const agents: AgentService = {
       register: async (p) => {

@@ -13,8 +13,10 @@ import type {
   PreviousAttempt,
   FailParams,
   FailResult,
+  CountedFailure,
   LeaseResult,
   ReleaseParams,
+  SettlementResult,
   TaskState,
 } from "../types.js";
 import { prepared, type Tx } from "./database.js";
@@ -153,7 +155,7 @@ export class PgTransitions {
    * gives its lease) says nothing, fewer (a rate window, a breaker's probe) or all; the
    * plain statement runs unless holds or running concurrency keys need the skipping one.
    */
-  async claim(tx: Tx, params: ClaimParams): Promise<ClaimedTask[]> {
+  async claim(tx: Tx, params: ClaimParams & { persona: string }): Promise<ClaimedTask[]> {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
     const gate = await this.gates.gate(tx, params.persona, params.now, limit);
     if (gate.limit <= 0) {
@@ -375,7 +377,7 @@ export class PgTransitions {
     });
     tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
     if (ready.length > 0) tx.emit("task:ready", { count: ready.length });
-    return { ok: true, childIds, childRefs };
+    return { ok: true, outcome: "completed", attempt: row.attempts, childIds, childRefs };
   }
 
   private async leasedRow(tx: Tx, taskId: number, leaseToken: string): Promise<LeasedRow | undefined> {
@@ -391,7 +393,7 @@ export class PgTransitions {
   async fail(tx: Tx, params: FailParams): Promise<FailResult> {
     const row = await this.leasedRow(tx, params.taskId, params.leaseToken);
     if (row === undefined) return this.lost(tx, params.taskId, "fail");
-    const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
+    const retryable = (params.error as { retryable?: boolean }).retryable ?? true;
     const error = storedError(params.error, retryable);
     const usage = usageOfSettlement(params.usage, error.details);
     // A provider's rate or usage limit is nobody's fault: the attempt is given back
@@ -402,7 +404,7 @@ export class PgTransitions {
       const runAt = until ?? params.now;
       await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "released", usage, params.now);
       await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
-      return { ok: true, outcome: "retrying", runAt, attempt: row.attempts - 1 };
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
     // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an
@@ -410,7 +412,7 @@ export class PgTransitions {
     if (error.code === "BUDGET_EXHAUSTED" && (await this.gates.budgeted(tx, params.taskId))) {
       await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "budget_exhausted", usage, params.now);
       await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
-      return { ok: true, outcome: "retrying", runAt: params.now, attempt: row.attempts - 1 };
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     const settled = await this.settleFailure(tx, {
       taskId: params.taskId,
@@ -438,7 +440,7 @@ export class PgTransitions {
   async settleFailure(
     tx: Tx,
     p: { taskId: number; persona: string; attempt: number; maxAttempts: number; policy: RetryPolicy; agentId: string | null; error: ErrorObject; retryable: boolean; now: number; random: () => number },
-  ): Promise<FailResult> {
+  ): Promise<CountedFailure> {
     const errorJson = JSON.stringify(p.error);
     this.gates.failed(tx, p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
@@ -452,7 +454,7 @@ export class PgTransitions {
       );
       await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
       tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
-      return { ok: true, outcome: "retrying", runAt, attempt: p.attempt };
+      return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
     await tx.run(
       `UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $3::bigint
@@ -462,10 +464,10 @@ export class PgTransitions {
     const blocked = await this.blockDependents(tx, p.taskId, p.now);
     await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
     tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
-    return { ok: true, outcome: "failed", attempt: p.attempt, blocked };
+    return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }
 
-  async release(tx: Tx, params: ReleaseParams): Promise<LeaseResult> {
+  async release(tx: Tx, params: ReleaseParams): Promise<SettlementResult> {
     const runAt = params.now + (params.delayMs ?? 0);
     const holder = await this.leasedRow(tx, params.taskId, params.leaseToken);
     if (holder === undefined) return this.lost(tx, params.taskId, "release");
@@ -481,7 +483,7 @@ export class PgTransitions {
     }
     await this.event(tx, params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
-    return { ok: true };
+    return { ok: true, outcome: "released", attempt: row.attempts + 1, runAt };
   }
 
   async cancel(tx: Tx, params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): Promise<{ cancelled: number[]; blocked: number[] }> {
@@ -632,7 +634,7 @@ export class PgTransitions {
       const count = readiedBy.get(row.task_id) ?? 0;
       readied += count;
       tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
-      return { ok: true, childIds: [], childRefs: {} };
+      return { ok: true, outcome: "completed", attempt: row.attempts, childIds: [], childRefs: {} };
     });
     if (readied > 0) tx.emit("task:ready", { count: readied });
     return results;

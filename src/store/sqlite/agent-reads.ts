@@ -1,6 +1,6 @@
 import { RosterError } from "../../errors.js";
 import type { ValidatedTask } from "../input.js";
-import type { CompleteOnceResult, CompleteParams, EnqueueResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
+import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 import { parseJson } from "./rows.js";
@@ -80,8 +80,9 @@ export class AgentReads {
   }
 
   /** complete(), keeping the token on the completed row; the same token again answers ALREADY_COMPLETED. */
-  completeOnce(params: CompleteParams): CompleteOnceResult {
-    const done = this.transitions.complete(params);
+  /** `complete` is the store's one settle path for this completion (invalid output refused). */
+  completeOnce(params: CompleteParams, complete: () => SettlementResult): CompleteOnceResult {
+    const done = complete() as CompleteResult;
     if (done.ok) {
       this.keepToken.run({ taskId: params.taskId, leaseToken: params.leaseToken });
       return done;

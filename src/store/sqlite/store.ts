@@ -8,6 +8,7 @@ import type {
   FailParams,
   FailResult,
   HumanService,
+  InvalidOutput,
   ParkResult,
   MaintenanceService,
   PersonaService,
@@ -36,6 +37,7 @@ import { TaskQueries } from "./queries.js";
 import { Transitions, storedError } from "./transitions.js";
 import type { EconomicsService } from "../economics.js";
 import { usageOfSettlement, type NormalUsage } from "./usage.js";
+import { withOneTaskCalls } from "../one-task.js";
 
 /**
  * The SQLite store: one better-sqlite3 connection, statements prepared once,
@@ -109,13 +111,13 @@ export class SqliteStore implements Store {
       return humans.ask({ taskId: f.taskId, leaseToken: f.leaseToken, question: String(f.error.message), now: f.now });
     };
 
-    const settleOne = (s: Settlement, now: number): SettlementResult => {
+    const settleOne = (s: Settlement, now: number, invalid: InvalidOutput): SettlementResult => {
       if (s.kind === "complete") {
         try {
           const hasChildren = s.children !== undefined && s.children.length > 0;
           return hasChildren ? tx.savepoint(() => transitions.complete(humans.gatePlan({ ...s, now }))) : transitions.complete({ ...s, now });
         } catch (error) {
-          if (!(error instanceof RosterError)) throw error;
+          if (!(error instanceof RosterError) || invalid === "refuse") throw error;
           return transitions.fail({
             taskId: s.taskId,
             leaseToken: s.leaseToken,
@@ -139,7 +141,7 @@ export class SqliteStore implements Store {
       }
     };
 
-    this.tasks = {
+    this.tasks = withOneTaskCalls({
       enqueue: async (p) => {
         const batch = validateBatch(p.tasks, maxPayloadBytes);
         return tx.write("tasks.enqueue", () => {
@@ -156,18 +158,19 @@ export class SqliteStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
-        const claimed = await tx.write("tasks.claim", () => humans.withInputs(transitions.claim(p)));
+        const claimed = await tx.write("tasks.claim", () => {
+          if (p.taskId === undefined) return humans.withInputs(transitions.claim(p));
+          const one = transitions.claimOne({ ...p, taskId: p.taskId });
+          return one === null ? [] : humans.withInputs([one]);
+        });
         judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
         return claimed;
       },
-      startIfLeased: async (p) => tx.write("tasks.start", () => transitions.start(p)),
-      startManyIfLeased: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.startMany", () => p.starts.map((s) => transitions.start(s)))),
+      start: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.start", () => p.starts.map((s) => transitions.start({ ...s, now: p.now })))),
       progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
-      completeIfLeased: async (p) => tx.write("tasks.complete", () => transitions.complete(humans.gatePlan(p))),
-      failIfLeased: async (p) => tx.write("tasks.fail", () => transitions.fail(p)),
-      releaseIfLeased: async (p) => tx.write("tasks.release", () => transitions.release(p)),
-      settleMany: async (p) =>
-        tx.write("tasks.settleMany", () => {
+      settle: async (p) => {
+        const invalid = p.invalid ?? "fail";
+        return tx.write("tasks.settle", () => {
           // Completions without children whose result validates go through completeMany, a few
           // statements for the whole batch; the rest (failures, releases, children, a bad result)
           // one by one. No task appears twice in a batch (one outcome per attempt).
@@ -184,11 +187,12 @@ export class SqliteStore implements Store {
                 return;
               }
             }
-            results[index] = settleOne(s, p.now);
+            results[index] = settleOne(s, p.now, invalid);
           });
           if (fast.length > 0) transitions.completeMany(fast, p.now).forEach((result, i) => (results[fast[i]!.index] = result));
           return results;
-        }),
+        });
+      },
       cancel: async (p) => tx.write("tasks.cancel", () => transitions.cancel(p)),
       retry: async (p) => tx.write("tasks.retry", () => transitions.retry(p)),
       addDependency: async (p) => tx.write("tasks.addDependency", () => transitions.addDependency(p)),
@@ -204,13 +208,9 @@ export class SqliteStore implements Store {
       counts: async (p) => tx.read("tasks.counts", () => queries.counts(p)),
       running: async (p) => tx.read("tasks.running", () => queries.running(p)),
       nextRunAt: async (p) => tx.read("tasks.nextRunAt", () => queries.nextRunAt(p)),
-      claimById: async (p) => {
-        const task = await tx.write("tasks.claimById", () => transitions.claimOne(p));
-        if (task !== null) judge.noteLeases([{ taskId: task.id, leaseToken: task.leaseToken, stamp: task.leaseExpiresAt, leaseMs: task.leaseMs }]);
-        return task;
-      },
       lineage: async (p) => tx.read("tasks.lineage", () => agentReads.lineage(p.taskIds)),
-      completeOnce: async (p) => tx.write("tasks.completeOnce", () => agentReads.completeOnce(p)),
+      completeOnce: async ({ now, ...rest }) =>
+        tx.write("tasks.completeOnce", () => agentReads.completeOnce({ ...rest, now }, () => settleOne({ kind: "complete", ...rest }, now, "refuse"))),
       leaseLoss: async (p) => tx.read("tasks.leaseLoss", () => agentReads.leaseLoss(p)),
       resultPage: async (p) => tx.read("tasks.resultPage", () => agentReads.resultPage(p)),
       enqueueGoal: async (p) => {
@@ -222,7 +222,7 @@ export class SqliteStore implements Store {
       },
       oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
       leasesGone: async (p) => tx.read("tasks.leasesGone", () => queries.leasesGone(p.leases)),
-    };
+    });
 
     this.agents = {
       register: async (p) => {

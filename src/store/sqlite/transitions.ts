@@ -10,9 +10,11 @@ import type {
   DependencyResult,
   FailParams,
   FailResult,
+  CountedFailure,
   LeaseResult,
   PreviousAttempt,
   ReleaseParams,
+  SettlementResult,
   TaskState,
 } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
@@ -256,7 +258,7 @@ export class Transitions {
     this.insertEvent.run({ taskId, type, now, agentId, attempt, data: data === undefined ? null : JSON.stringify(data) });
   }
 
-  claim(params: ClaimParams): ClaimedTask[] {
+  claim(params: ClaimParams & { persona: string }): ClaimedTask[] {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
     const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
     const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as ClaimRow[];
@@ -397,7 +399,7 @@ export class Transitions {
     });
     this.tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
     if (ready.length > 0) this.tx.emit("task:ready", { count: ready.length });
-    return { ok: true, childIds, childRefs };
+    return { ok: true, outcome: "completed", attempt: row.attempts, childIds, childRefs };
   }
 
   /**
@@ -435,7 +437,7 @@ export class Transitions {
       const count = readiedBy.get(row.task_id) ?? 0;
       readied += count;
       this.tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
-      return { ok: true, childIds: [], childRefs: {} };
+      return { ok: true, outcome: "completed", attempt: row.attempts, childIds: [], childRefs: {} };
     });
     if (readied > 0) this.tx.emit("task:ready", { count: readied });
     return results;
@@ -446,7 +448,7 @@ export class Transitions {
       | { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "fail");
-    const retryable = params.retryable ?? (params.error as { retryable?: boolean }).retryable ?? true;
+    const retryable = (params.error as { retryable?: boolean }).retryable ?? true;
     const error = storedError(params.error, retryable);
     const usage = usageOfSettlement(params.usage, error.details);
     const claimedAt = (row as { claimed_at?: number | null }).claimed_at ?? null;
@@ -458,7 +460,7 @@ export class Transitions {
       const runAt = until ?? params.now;
       this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
-      return { ok: true, outcome: "retrying", runAt, attempt: row.attempts - 1 };
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
     // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an
@@ -466,7 +468,7 @@ export class Transitions {
     if (error.code === "BUDGET_EXHAUSTED" && this.gates.budgeted(params.taskId)) {
       this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "budget_exhausted", usage, params.now);
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
-      return { ok: true, outcome: "retrying", runAt: params.now, attempt: row.attempts - 1 };
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     const settled = this.settleFailure({
       taskId: params.taskId,
@@ -496,7 +498,7 @@ export class Transitions {
     retryable: boolean;
     now: number;
     random: () => number;
-  }): FailResult {
+  }): CountedFailure {
     const errorJson = JSON.stringify(p.error);
     this.gates.attemptFailed(p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
@@ -505,16 +507,16 @@ export class Transitions {
       this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
       this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
       this.tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
-      return { ok: true, outcome: "retrying", runAt, attempt: p.attempt };
+      return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
     this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
     const blocked = this.graph.blockDependents(p.taskId, p.now);
     this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
     this.tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
-    return { ok: true, outcome: "failed", attempt: p.attempt, blocked };
+    return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }
 
-  release(params: ReleaseParams): LeaseResult {
+  release(params: ReleaseParams): SettlementResult {
     const runAt = params.now + (params.delayMs ?? 0);
     // RETURNING sees the new row, where the agent is already cleared: read the holder first.
     const holder = this.leasedRow.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now }) as
@@ -531,7 +533,7 @@ export class Transitions {
     }
     this.event(params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     this.tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
-    return { ok: true };
+    return { ok: true, outcome: "released", attempt: row.attempts + 1, runAt };
   }
 
   cancel(params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): { cancelled: number[]; blocked: number[] } {

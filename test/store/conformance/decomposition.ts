@@ -74,7 +74,7 @@ export function decompositionRules(get: GetCtx): void {
     expect(retried.ok).toBe(true);
   });
 
-  it("rule 8: in settleMany a bad child list fails only that task's attempt with ADAPTER_OUTPUT_INVALID", async () => {
+  it("rule 8: in settle a bad child list fails only that task's attempt with ADAPTER_OUTPUT_INVALID", async () => {
     const ctx = get();
     await enqueue(ctx, [
       { persona: "worker", title: "bad planner output" },
@@ -82,7 +82,7 @@ export function decompositionRules(get: GetCtx): void {
     ]);
     const [bad, good] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
     const before = await snapshot(ctx);
-    const results = await ctx.store.tasks.settleMany({
+    const results = await ctx.store.tasks.settle({
       settlements: [
         { kind: "complete", taskId: bad!.id, leaseToken: bad!.leaseToken, result: 1, children: [{ persona: "ghost", title: "x" }] },
         { kind: "complete", taskId: good!.id, leaseToken: good!.leaseToken, result: 2 },
@@ -99,30 +99,31 @@ export function decompositionRules(get: GetCtx): void {
     expect(await eventTypes(ctx, bad!.id)).not.toContain("task:completed");
   });
 
-  it("settleMany commits completions, failures and releases in one call, results in input order", async () => {
+  it("settle commits completions, failures and releases in one call, results in input order", async () => {
     const ctx = get();
     const ids = await enqueue(ctx, Array.from({ length: 4 }, (_, i) => ({ persona: "worker", title: `t${i}` })));
     const claimed = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 4, now: ctx.clock.now() });
     const [c, f, r, s] = claimed;
-    const results = await ctx.store.tasks.settleMany({
+    const results = await ctx.store.tasks.settle({
       settlements: [
         { kind: "complete", taskId: c!.id, leaseToken: c!.leaseToken, result: "done" },
-        { kind: "fail", taskId: f!.id, leaseToken: f!.leaseToken, error: { message: "no" }, retryable: false },
+        { kind: "fail", taskId: f!.id, leaseToken: f!.leaseToken, error: { message: "no", retryable: false } },
         { kind: "release", taskId: r!.id, leaseToken: r!.leaseToken, reason: "shutdown" },
         { kind: "complete", taskId: s!.id, leaseToken: "stale", result: "late" },
       ],
       now: ctx.clock.now(),
     });
+    // Each result says what was recorded (docs/ARCHITECTURE.md, "One path per transition").
     expect(results).toEqual([
-      { ok: true, childIds: [], childRefs: {} },
-      { ok: true, outcome: "failed", attempt: 1, blocked: [] },
-      { ok: true },
+      { ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} },
+      { ok: true, outcome: "failed", attempt: 1, blocked: [], code: "ADAPTER_FAILED" },
+      { ok: true, outcome: "released", attempt: 1, runAt: ctx.clock.now() },
       { ok: false, code: "LEASE_LOST" },
     ]);
     expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["completed", "failed", "pending", "claimed"]);
   });
 
-  it("rule 2: settleMany completing two dependencies of one task in a batch readies it once, after the higher id", async () => {
+  it("rule 2: settle completing two dependencies of one task in a batch readies it once, after the higher id", async () => {
     const ctx = get();
     const [a, b, d] = await enqueue(ctx, [
       { ref: "a", persona: "worker", title: "a" },
@@ -132,15 +133,15 @@ export function decompositionRules(get: GetCtx): void {
     const claimed = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
     const completed = collect(ctx.store.events, "task:completed");
     const ready = collect(ctx.store.events, "task:ready");
-    const results = await ctx.store.tasks.settleMany({
+    const results = await ctx.store.tasks.settle({
       settlements: claimed.map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { from: t.title } })),
       now: ctx.clock.now(),
     });
     completed.stop();
     ready.stop();
     expect(results).toEqual([
-      { ok: true, childIds: [], childRefs: {} },
-      { ok: true, childIds: [], childRefs: {} },
+      { ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} },
+      { ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} },
     ]);
     expect(await status(ctx, d!)).toBe("pending");
     const readyEvents = (await ctx.store.tasks.events({ taskId: d!, limit: 0 })).filter((e) => e.type === "task:ready");
@@ -154,7 +155,7 @@ export function decompositionRules(get: GetCtx): void {
     expect(next!.dependencies.map((dep) => dep.result)).toEqual([{ from: "a" }, { from: "b" }]);
   });
 
-  it("settleMany records the same task row and events as completeIfLeased does for each task", async () => {
+  it("settle records the same task row and events as completeIfLeased does for each task", async () => {
     const ctx = get();
     const ids = await enqueue(ctx, [
       { persona: "worker", title: "one" },
@@ -162,14 +163,39 @@ export function decompositionRules(get: GetCtx): void {
     ]);
     const [one, two] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
     await ctx.store.tasks.completeIfLeased({ taskId: one!.id, leaseToken: one!.leaseToken, result: { n: 1, s: "x" }, now: ctx.clock.now() });
-    await ctx.store.tasks.settleMany({ settlements: [{ kind: "complete", taskId: two!.id, leaseToken: two!.leaseToken, result: { n: 1, s: "x" } }], now: ctx.clock.now() });
+    await ctx.store.tasks.settle({ settlements: [{ kind: "complete", taskId: two!.id, leaseToken: two!.leaseToken, result: { n: 1, s: "x" } }], now: ctx.clock.now() });
     const [first, second] = await Promise.all(ids.map((id) => ctx.store.tasks.get({ taskId: id })));
     const comparable = (t: typeof first) => ({ ...t, id: 0, rootId: 0, title: "", events: t.events.map((e) => ({ ...e, id: 0, taskId: 0 })) });
     expect(comparable(second!)).toEqual(comparable(first!));
     expect(second!.result).toEqual({ n: 1, s: "x" });
   });
 
-  it("settleMany fails a completion whose result cannot be stored with ADAPTER_OUTPUT_INVALID, and completes the others", async () => {
+  it("one path: settle with invalid 'refuse' refuses bad output before any write and keeps the lease; the default records a failed attempt", async () => {
+    const ctx = get();
+    const id = await enqueueOne(ctx);
+    const task = await claimOne(ctx);
+    const bad = { kind: "complete" as const, taskId: id, leaseToken: task.leaseToken, children: [{ persona: "nobody", title: "x" }] };
+    await expectRefused(ctx, () => ctx.store.tasks.settle({ settlements: [bad], now: ctx.clock.now(), invalid: "refuse" }), "PERSONA_NOT_FOUND", ["nobody"], [id]);
+    // The lease is still current: the same call, recorded this time, says what it recorded.
+    const [recorded] = await ctx.store.tasks.settle({ settlements: [bad], now: ctx.clock.now() });
+    expect(recorded).toMatchObject({ ok: true, outcome: "retrying", attempt: 1, code: "ADAPTER_OUTPUT_INVALID" });
+  });
+
+  it("one path: claim takes a named task by id only when it is ready, with the same lease and events as a persona's claim", async () => {
+    const ctx = get();
+    const [first, second] = await enqueue(ctx, [
+      { persona: "worker", title: "first" },
+      { persona: "worker", title: "second", delayMs: 60_000 },
+    ]);
+    expect(await ctx.store.tasks.claim({ taskId: second!, agentId: "a", now: ctx.clock.now() })).toEqual([]);
+    const [named] = await ctx.store.tasks.claim({ taskId: first!, agentId: "a", now: ctx.clock.now() });
+    expect(named).toMatchObject({ id: first, attempt: 1, persona: "worker" });
+    expect(await ctx.store.tasks.claim({ taskId: first!, agentId: "b", now: ctx.clock.now() })).toEqual([]);
+    expect(await eventTypes(ctx, first!)).toContain("task:claimed");
+    expect(await ctx.store.tasks.completeIfLeased({ taskId: first!, leaseToken: named!.leaseToken, now: ctx.clock.now() })).toMatchObject({ ok: true, outcome: "completed" });
+  });
+
+  it("settle fails a completion whose result cannot be stored with ADAPTER_OUTPUT_INVALID, and completes the others", async () => {
     const ctx = get();
     await enqueue(ctx, [
       { persona: "worker", title: "good" },
@@ -178,15 +204,15 @@ export function decompositionRules(get: GetCtx): void {
     const [good, bad] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    const results = await ctx.store.tasks.settleMany({
+    const results = await ctx.store.tasks.settle({
       settlements: [
         { kind: "complete", taskId: good!.id, leaseToken: good!.leaseToken, result: null },
         { kind: "complete", taskId: bad!.id, leaseToken: bad!.leaseToken, result: circular as never },
       ],
       now: ctx.clock.now(),
     });
-    expect(results[0]).toEqual({ ok: true, childIds: [], childRefs: {} });
-    expect(results[1]).toMatchObject({ ok: true, outcome: "retrying" });
+    expect(results[0]).toEqual({ ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} });
+    expect(results[1]).toMatchObject({ ok: true, outcome: "retrying", code: "ADAPTER_OUTPUT_INVALID" });
     expect(await ctx.store.tasks.get({ taskId: good!.id })).toMatchObject({ status: "completed", result: null });
     const failed = await ctx.store.tasks.get({ taskId: bad!.id });
     expect(failed.status).toBe("pending");

@@ -68,7 +68,7 @@ export function enqueueRules(get: GetCtx): void {
     const ctx = get();
     await enqueueOne(ctx);
     const bad = await claimOne(ctx);
-    await ctx.store.tasks.failIfLeased({ taskId: bad.id, leaseToken: bad.leaseToken, error: { message: "no" }, retryable: false, now: ctx.clock.now() });
+    await ctx.store.tasks.failIfLeased({ taskId: bad.id, leaseToken: bad.leaseToken, error: { message: "no", retryable: false}, now: ctx.clock.now() });
     const [a, b] = await enqueue(ctx, [
       { ref: "a", persona: "worker", title: "a", dependsOn: [bad.id] },
       { ref: "b", persona: "worker", title: "b", dependsOn: ["a"] },

@@ -44,14 +44,14 @@ const STALE_OPS: Array<[string, StaleOp, unknown]> = [
   ["start", (ctx, t) => ctx.store.tasks.startIfLeased({ taskId: t.id, leaseToken: t.leaseToken, now: ctx.clock.now() }), { ok: false, code: "LEASE_LOST" }],
   ["release", (ctx, t) => ctx.store.tasks.releaseIfLeased({ taskId: t.id, leaseToken: t.leaseToken, now: ctx.clock.now() }), { ok: false, code: "LEASE_LOST" }],
   [
-    "startManyIfLeased",
-    (ctx, t) => ctx.store.tasks.startManyIfLeased({ starts: [{ taskId: t.id, leaseToken: t.leaseToken, now: ctx.clock.now() }] }),
+    "start",
+    (ctx, t) => ctx.store.tasks.start({ starts: [{ taskId: t.id, leaseToken: t.leaseToken }], now: ctx.clock.now() }),
     [{ ok: false, code: "LEASE_LOST" }],
   ],
   [
-    "settleMany",
+    "settle",
     (ctx, t) =>
-      ctx.store.tasks.settleMany({ settlements: [{ kind: "complete", taskId: t.id, leaseToken: t.leaseToken, result: 1 }], now: ctx.clock.now() }),
+      ctx.store.tasks.settle({ settlements: [{ kind: "complete", taskId: t.id, leaseToken: t.leaseToken, result: 1 }], now: ctx.clock.now() }),
     [{ ok: false, code: "LEASE_LOST" }],
   ],
 ];
@@ -149,19 +149,20 @@ export function fencingRules(get: GetCtx): void {
     expect(await snapshot(ctx, [task.id])).toEqual(before);
   });
 
-  it("rule 4: startManyIfLeased starts every task whose lease is current in one call and reports the stale one lost", async () => {
+  it("rule 4: start starts every task whose lease is current in one call and reports the stale one lost", async () => {
     const ctx = get();
     const { stale, current } = await staleLease(ctx);
     await ctx.store.tasks.enqueue({ tasks: [{ persona: "worker", title: "second" }], now: ctx.clock.now() });
     const other = await claimOne(ctx, "worker", "agent-b");
-    const results = await ctx.store.tasks.startManyIfLeased({
-      starts: [current, stale, other].map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, now: ctx.clock.now() })),
+    const results = await ctx.store.tasks.start({
+      starts: [current, stale, other].map((t) => ({ taskId: t.id, leaseToken: t.leaseToken })),
+      now: ctx.clock.now(),
     });
     expect(results).toEqual([{ ok: true }, { ok: false, code: "LEASE_LOST" }, { ok: true }]);
     for (const id of [current.id, other.id]) {
       expect((await ctx.store.tasks.get({ taskId: id })).status).toBe("in_progress");
       expect((await ctx.store.tasks.events({ taskId: id, limit: 0 })).filter((e) => e.type === "task:started")).toHaveLength(1);
     }
-    expect(await ctx.store.tasks.startManyIfLeased({ starts: [] })).toEqual([]);
+    expect(await ctx.store.tasks.start({ starts: [], now: ctx.clock.now() })).toEqual([]);
   });
 }

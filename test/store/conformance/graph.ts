@@ -3,7 +3,7 @@ import { claimOne, complete, enqueue, enqueueOne, eventTypes, expectRefused, sta
 
 async function failNow(ctx: Ctx, persona = "worker"): Promise<number> {
   const task = await claimOne(ctx, persona);
-  const result = await ctx.store.tasks.failIfLeased({ taskId: task.id, leaseToken: task.leaseToken, error: { message: "broken" }, retryable: false, now: ctx.clock.now() });
+  const result = await ctx.store.tasks.failIfLeased({ taskId: task.id, leaseToken: task.leaseToken, error: { message: "broken", retryable: false}, now: ctx.clock.now() });
   expect(result).toMatchObject({ ok: true, outcome: "failed" });
   return task.id;
 }
@@ -18,7 +18,7 @@ export function graphRules(get: GetCtx): void {
       { ref: "c", persona: "reviewer", title: "c", dependsOn: ["b"] },
     ]);
     const task = await claimOne(ctx);
-    const result = await ctx.store.tasks.failIfLeased({ taskId: a!, leaseToken: task.leaseToken, error: { message: "x" }, retryable: false, now: ctx.clock.now() });
+    const result = await ctx.store.tasks.failIfLeased({ taskId: a!, leaseToken: task.leaseToken, error: { message: "x", retryable: false}, now: ctx.clock.now() });
     expect(result).toMatchObject({ outcome: "failed" });
     expect((result as { blocked: number[] }).blocked.sort()).toEqual([b, c]);
     expect([await status(ctx, b!), await status(ctx, c!)]).toEqual(["blocked", "blocked"]);

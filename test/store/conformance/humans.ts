@@ -162,7 +162,7 @@ export function humanRules(get: GetCtx): void {
     const first = await claimOne(ctx, "worker", "agent-a");
     expect(first.attempt).toBe(1);
     expect(first.inputs).toBeUndefined();
-    const settled = await ctx.store.tasks.settleMany({
+    const settled = await ctx.store.tasks.settle({
       settlements: [{ kind: "fail", taskId: id, leaseToken: first.leaseToken, error: { name: "HumanInputRequest", code: "INPUT_REQUESTED", message: "which branch?", retryable: true } }],
       now: ctx.clock.now(),
     });

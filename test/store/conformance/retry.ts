@@ -18,13 +18,13 @@ export function retryRules(get: GetCtx): void {
         now,
         random: fixedRandom(0),
       });
-      expect(result).toEqual({ ok: true, outcome: "retrying", runAt: now + delay, attempt: task.attempt });
+      expect(result).toEqual({ ok: true, outcome: "retrying", runAt: now + delay, attempt: task.attempt, code: "ADAPTER_FAILED" });
       expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", runAt: now + delay, error: { message: "flaky" } });
       ctx.clock.advance(delay);
     }
     const last = await claimOne(ctx);
     const result = await ctx.store.tasks.failIfLeased({ taskId: id, leaseToken: last.leaseToken, error: { message: "flaky" }, now: ctx.clock.now() });
-    expect(result).toEqual({ ok: true, outcome: "failed", attempt: 3, blocked: [] });
+    expect(result).toEqual({ ok: true, outcome: "failed", attempt: 3, blocked: [], code: "ADAPTER_FAILED" });
   });
 
   it("rule 7: jitter comes from the injected random source", async () => {
@@ -61,11 +61,10 @@ export function retryRules(get: GetCtx): void {
     const result = await ctx.store.tasks.failIfLeased({
       taskId: id,
       leaseToken: task.leaseToken,
-      error: { message: "bad request", code: "VALIDATION" },
-      retryable: false,
+      error: { message: "bad request", code: "VALIDATION", retryable: false },
       now: ctx.clock.now(),
     });
-    expect(result).toEqual({ ok: true, outcome: "failed", attempt: 1, blocked: [] });
+    expect(result).toEqual({ ok: true, outcome: "failed", attempt: 1, blocked: [], code: "VALIDATION" });
     expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "failed", error: { message: "bad request", retryable: false } });
   });
 
@@ -81,7 +80,12 @@ export function retryRules(get: GetCtx): void {
     const ctx = get();
     const id = await enqueueOne(ctx);
     const task = await claimOne(ctx);
-    expect(await ctx.store.tasks.releaseIfLeased({ taskId: id, leaseToken: task.leaseToken, reason: "shutdown", delayMs: 100, now: ctx.clock.now() })).toEqual({ ok: true });
+    expect(await ctx.store.tasks.releaseIfLeased({ taskId: id, leaseToken: task.leaseToken, reason: "shutdown", delayMs: 100, now: ctx.clock.now() })).toEqual({
+      ok: true,
+      outcome: "released",
+      attempt: 1,
+      runAt: ctx.clock.now() + 100,
+    });
     expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0, runAt: ctx.clock.now() + 100 });
     ctx.clock.advance(100);
     expect((await claimOne(ctx)).attempt).toBe(1);
