@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
 import { PG_OBSERVE_LEASES_SQL, PG_OLDEST_READY_SQL } from "../../src/store/postgres/reads.js";
+import { ungatedClaimSql } from "../../src/store/postgres/gates.js";
 import { PG_CLAIM_SQL, PG_COMPLETE_DEPENDENCIES_SQL } from "../../src/store/postgres/transitions.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
@@ -15,7 +16,7 @@ import { syncTestPersonas } from "../helpers/personas.js";
  */
 const server = await usePostgres();
 
-type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; Plans?: PlanNode[] };
+type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; "Parent Relationship"?: string; Plans?: PlanNode[] };
 
 function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
@@ -73,6 +74,17 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     const picks = scansOfStatus(plan).filter((n) => n["Node Type"] !== "ModifyTable");
     expect(picks.map((n) => n["Index Name"])).toContain("task_status_claim");
     for (const n of picks) expect(n["Node Type"]).toMatch(/^Index( Only)? Scan$/);
+  });
+
+  it("with no economic gate active the claim is still that one statement: the gates' probes run once before the seek, by index", async () => {
+    const plan = await explain(ungatedClaimSql(PG_CLAIM_SQL), [T0 + 2_000_000, "agent-x", "tok", 30_000, "worker", 16]);
+    const types = plan.map((n) => n["Node Type"]);
+    expect(types).not.toContain("Sort");
+    const reads = scansOfStatus(plan).filter((n) => n["Node Type"] !== "ModifyTable");
+    for (const n of reads) expect(n["Node Type"]).toMatch(/^Index( Only)? Scan$/);
+    // The claim's seek, and the probe for a running keyed task through its partial index (an InitPlan: once per statement).
+    expect(reads.map((n) => n["Index Name"])).toEqual(expect.arrayContaining(["task_status_claim", "task_status_key_running"]));
+    expect(plan.filter((n) => n["Parent Relationship"] === "InitPlan").length).toBeGreaterThanOrEqual(4);
   });
 
   it("what the stall guard asks (the next ready task) is the same seek", async () => {

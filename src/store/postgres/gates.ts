@@ -109,6 +109,27 @@ export function skippingClaimSql(base: string, holds: boolean, keys: boolean): s
   return base.replace(CLAIM_WHERE, `${CLAIM_WHERE}${holds ? SKIP_HELD : ""}${keys ? SKIP_FULL_KEYS : ""}`);
 }
 
+/**
+ * The gates' existence probes as a guard of the plain claim: no provider pause row for the
+ * persona's account, no breaker row, no rate limit setting, no hold, no persona or global
+ * window budget, no keyed task running. None refers to the candidate row, so PostgreSQL
+ * evaluates them once before the seek (a one-time filter): the claim stays one seek.
+ */
+const UNGATED = `
+          AND NOT EXISTS (SELECT 1 FROM personas gp
+                          LEFT JOIN provider_pauses gpp ON gpp.provider = coalesce(gp.config::jsonb ->> 'provider', 'persona:' || gp.id)
+                          LEFT JOIN breakers gb ON gb.persona_id = gp.id
+                          WHERE gp.id = $5 AND (gpp.provider IS NOT NULL OR gb.persona_id IS NOT NULL OR gp.config::jsonb ? 'rateLimit'))
+          AND NOT EXISTS (SELECT 1 FROM budget_holds)
+          AND NOT EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global'))
+          AND NOT EXISTS (SELECT 1 FROM task_status WHERE concurrency_key IS NOT NULL AND status IN ('claimed','in_progress'))`;
+
+/** The plain claim guarded by UNGATED: it takes nothing while any gate of the persona is active. */
+export function ungatedClaimSql(base: string): string {
+  if (!base.includes(CLAIM_WHERE)) throw new RosterError("INTERNAL", "the PostgreSQL claim statement changed: its gate guard cannot be attached (src/store/postgres/gates.ts)");
+  return base.replace(CLAIM_WHERE, `${CLAIM_WHERE}${UNGATED}`);
+}
+
 function factsOf(row: Pick<GateRow, "paused" | "pause_until" | "pause_reason"> & Partial<GateRow>): GateFacts {
   return {
     paused: row.paused,

@@ -21,7 +21,7 @@ import type {
 } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
-import { PgGates, skippingClaimSql } from "./gates.js";
+import { PgGates, skippingClaimSql, ungatedClaimSql } from "./gates.js";
 import { providerLimit } from "../gates.js";
 import { recordUsage } from "./usage.js";
 
@@ -151,12 +151,20 @@ export class PgTransitions {
   }
 
   /**
-   * The claim behind the economic gates (rule 15): the persona's one gate read (which also
-   * gives its lease) says nothing, fewer (a rate window, a breaker's probe) or all; the
-   * plain statement runs unless holds or running concurrency keys need the skipping one.
+   * The claim behind the economic gates (rule 15). With the lease known (the supervisor
+   * passes it), first the plain statement guarded by the gates' cheap existence probes
+   * (evaluated once, before the seek): while no gate is active for the persona a claim is
+   * that one statement. Otherwise, or when it took nothing, the persona's gate read (which
+   * also gives its lease) says nothing, fewer (a rate window, a breaker's probe) or all,
+   * and the plain statement runs unless holds or running concurrency keys need the
+   * skipping one (src/store/postgres/gates.ts).
    */
   async claim(tx: Tx, params: ClaimParams & { persona: string }): Promise<ClaimedTask[]> {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
+    if (params.leaseMs !== undefined) {
+      const rows = await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, limit]);
+      if (rows.length > 0) return this.leased(tx, rows, params, params.leaseMs);
+    }
     const gate = await this.gates.gate(tx, params.persona, params.now, limit);
     if (gate.limit <= 0) {
       tx.emit("claim:gated", { persona: params.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
@@ -172,6 +180,11 @@ export class PgTransitions {
       gate.limit,
     ]);
     await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
+    return this.leased(tx, rows, params, leaseMs);
+  }
+
+  /** The claimed rows as the attempts' tasks, best first, with their notification. */
+  private leased(tx: Tx, rows: ClaimedRow[], params: ClaimParams, leaseMs: number): ClaimedTask[] {
     if (rows.length === 0) return [];
     const claimed = rows
       .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
@@ -198,6 +211,12 @@ export class PgTransitions {
       );
     tx.emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
     return claimed;
+  }
+
+  private ungatedSql(): string {
+    let sql = this.skipping.get("ungated");
+    if (sql === undefined) this.skipping.set("ungated", (sql = ungatedClaimSql(PG_CLAIM_SQL)));
+    return sql;
   }
 
   private skippingSql(holds: boolean, keys: boolean): string {
