@@ -101,11 +101,12 @@ function completions(store: Store, count: number): Promise<number> {
   });
 }
 
-export async function economicsRun(args: { dir: string; jobs: number; concurrency: number; variant: EconomicsVariant }): Promise<EconomicsRun> {
+/** `dbUrl`: a fresh PostgreSQL database to run on instead of a SQLite file in `dir` (issue 19: the gates on PostgreSQL). */
+export async function economicsRun(args: { dir: string; jobs: number; concurrency: number; variant: EconomicsVariant; dbUrl?: string }): Promise<EconomicsRun> {
   const rss = sampleRss();
   const personasDir = join(args.dir, "personas");
   writePersonaFile(personasDir, args.variant, args.concurrency);
-  const dbPath = join(args.dir, "roster.db");
+  const dbPath = args.dbUrl ?? join(args.dir, "roster.db");
   const seed = await openStore({ path: dbPath });
   try {
     const { loadPersonaDir, toPersonaUpsert } = await import("../../src/personas/load.js");
