@@ -11,7 +11,7 @@ import {
   type TaskLimitsRow,
 } from "../gates.js";
 import type { Tx } from "./database.js";
-import type { SpentUsage } from "./usage.js";
+import { recordUsage, type AttemptSpend, type SpentUsage } from "./usage.js";
 
 /** Limits, spend and holds of tasks and their goals, one row per (task, goal) pair. */
 export const TASK_LIMITS_SQL = `
@@ -31,7 +31,8 @@ export const TASK_LIMITS_SQL = `
 
 /** What a transaction's settlements did to the economic gates, written before it commits (PgGates.within). */
 export interface Pending {
-  spent: SpentUsage[];
+  /** Settled attempts' usage, recorded (usage rows, spend, holds) at the end of the transaction. */
+  spent: AttemptSpend[];
   /** Each attempt's end in the order settled; completions of a persona may come as one with a count. */
   outcomes: Array<{ persona: string; failed: boolean; taskId: number | null; count: number; now: number }>;
   pauses: Array<{ provider: string; until: number | null; reason: string; taskId: number; now: number }>;
@@ -60,10 +61,11 @@ export async function flushSettlements(tx: Tx, p: Pending, breakerMatters: Map<s
       [pause.provider, pause.until, pause.reason, pause.taskId, pause.now],
     );
   }
-  if (p.spent.length > 0) await flushSpend(tx, p.spent);
+  if (p.spent.length > 0) await flushSpend(tx, await recordUsage(tx, p.spent));
 }
 
 async function flushSpend(tx: Tx, spent: SpentUsage[]): Promise<void> {
+  if (spent.length === 0) return;
   const totals = new Map<string, { row: [string, string, number, number]; tokens: number; cost: number }>();
   for (const s of spent) {
     for (const row of spendKeys(s)) {

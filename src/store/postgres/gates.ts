@@ -19,12 +19,12 @@ import {
 import type { WhyReason } from "../types.js";
 import type { Tx } from "./database.js";
 import { TASK_LIMITS_SQL, flushSettlements, newPending, type Pending } from "./gate-settlements.js";
-import type { SpentUsage } from "./usage.js";
+import type { AttemptSpend } from "./usage.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
 /** The claim's gate with the persona's lease (the claim's one read of the persona serves both). */
-export type PgClaimGate = ClaimGate & { leaseMs: number; holds: boolean; keysBusy: boolean };
+export type PgClaimGate = ClaimGate & { leaseMs: number; holds: boolean; keysBusy: boolean; freshWindow: boolean };
 
 interface GateRow extends PersonaConfigShape {
   lease_ms: number | null;
@@ -37,14 +37,15 @@ interface GateRow extends PersonaConfigShape {
   probe_task_id: number | null;
   probe_status: string | null;
   holds: boolean;
-  window_budgets: boolean;
+  window_budgets: WindowBudgetFacts[] | null;
   keys_busy: boolean;
 }
 
 /**
- * One row per claim: the persona's settings and every gate of it, by primary keys, and
- * three cheap existence probes that pick the claim statement (holds, window budgets,
- * keys with a running task: the partial index task_status_key_running).
+ * One row per claim: the persona's settings and every gate of it, by primary keys, its
+ * persona and global window budgets with their current spend, and two cheap existence
+ * probes that pick the claim statement (holds; keys with a running task, through the
+ * partial index task_status_key_running). $1 persona, $2 now.
  */
 const GATE_ROW_SQL = `
   SELECT coalesce(j.c ->> 'provider', 'persona:' || p.id) AS provider, j.c ->> 'providerAutoResume' AS auto_resume,
@@ -53,7 +54,11 @@ const GATE_ROW_SQL = `
     b.state AS breaker_state, b.open_until, b.consecutive_failures, b.probe_task_id,
     (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status,
     EXISTS (SELECT 1 FROM budget_holds) AS holds,
-    EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global')) AS window_budgets,
+    (SELECT json_agg(json_build_object('scope', b.scope, 'key', b.key, 'window_ms', b.window_ms, 'max_cost_usd', b.max_cost_usd, 'max_tokens', b.max_tokens,
+              'spent_usd', coalesce(s.cost_usd, 0), 'spent_tokens', coalesce(s.tokens, 0), 'window_start', w.start) ORDER BY b.scope DESC, b.key)
+     FROM budgets b CROSS JOIN LATERAL (SELECT CASE WHEN b.window_ms = 0 THEN 0 ELSE ($2::bigint / b.window_ms) * b.window_ms END AS start) w
+     LEFT JOIN spend s ON s.scope = b.scope AND s.key = b.key AND s.window_ms = b.window_ms AND s.window_start = w.start
+     WHERE (b.scope = 'persona' AND b.key = p.id) OR b.scope = 'global') AS window_budgets,
     EXISTS (SELECT 1 FROM task_status WHERE concurrency_key IS NOT NULL AND status IN ('claimed','in_progress')) AS keys_busy
   FROM personas p CROSS JOIN LATERAL (SELECT p.config::jsonb AS c) j
   LEFT JOIN provider_pauses pp ON pp.provider = coalesce(j.c ->> 'provider', 'persona:' || p.id)
@@ -71,13 +76,6 @@ const BREAKER_SQL = `
     (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status
   FROM breakers b WHERE b.persona_id = $1`;
 
-const WINDOW_BUDGETS_SQL = `
-  SELECT b.scope, b.key, b.window_ms, b.max_cost_usd, b.max_tokens, coalesce(s.cost_usd, 0) AS spent_usd, coalesce(s.tokens, 0) AS spent_tokens, w.start AS window_start
-  FROM budgets b CROSS JOIN LATERAL (SELECT CASE WHEN b.window_ms = 0 THEN 0 ELSE ($1::bigint / b.window_ms) * b.window_ms END AS start) w
-  LEFT JOIN spend s ON s.scope = b.scope AND s.key = b.key AND s.window_ms = b.window_ms AND s.window_start = w.start
-  WHERE (b.scope = 'persona' AND b.key = $2) OR b.scope = 'global'
-  ORDER BY b.scope DESC, b.key`;
-
 /**
  * The rate window's row, created if need be and locked (an upsert that changes nothing
  * still locks the row): claimers of one key on several hosts take its starts one after
@@ -86,7 +84,7 @@ const WINDOW_BUDGETS_SQL = `
 const RATE_LOCK_SQL = `
   INSERT INTO rate_windows (key, window_start, starts) VALUES ($1, $2, 0)
   ON CONFLICT (key, window_start) DO UPDATE SET starts = rate_windows.starts
-  RETURNING starts`;
+  RETURNING starts, (xmax = 0) AS fresh`;
 
 const CLAIM_WHERE = "WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint";
 const SKIP_HELD = `
@@ -110,8 +108,8 @@ export function skippingClaimSql(base: string, holds: boolean, keys: boolean): s
 }
 
 /**
- * The gates' existence probes as a guard of the plain claim: no provider pause row for the
- * persona's account, no breaker row, no rate limit setting, no hold, no persona or global
+ * The gates' existence probes as a guard of the plain claim: no provider pause of the
+ * persona's account in force, no breaker row, no rate limit setting, no hold, no persona or global
  * window budget, no keyed task running. None refers to the candidate row, so PostgreSQL
  * evaluates them once before the seek (a one-time filter): the claim stays one seek.
  */
@@ -119,7 +117,8 @@ const UNGATED = `
           AND NOT EXISTS (SELECT 1 FROM personas gp
                           LEFT JOIN provider_pauses gpp ON gpp.provider = coalesce(gp.config::jsonb ->> 'provider', 'persona:' || gp.id)
                           LEFT JOIN breakers gb ON gb.persona_id = gp.id
-                          WHERE gp.id = $5 AND (gpp.provider IS NOT NULL OR gb.persona_id IS NOT NULL OR gp.config::jsonb ? 'rateLimit'))
+                          WHERE gp.id = $5 AND ((gpp.provider IS NOT NULL AND (gpp.until IS NULL OR gpp.until > $1::bigint))
+                                               OR gb.persona_id IS NOT NULL OR gp.config::jsonb ? 'rateLimit'))
           AND NOT EXISTS (SELECT 1 FROM budget_holds)
           AND NOT EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global'))
           AND NOT EXISTS (SELECT 1 FROM task_status WHERE concurrency_key IS NOT NULL AND status IN ('claimed','in_progress'))`;
@@ -157,6 +156,17 @@ export class PgGates {
   private readonly pending = new WeakMap<Tx, Pending>();
   /** Personas whose settlements may touch a breaker (a breaker setting, or a breaker row seen), from the claim's reads. */
   private readonly breakerMatters = new Map<string, boolean>();
+  /** Personas whose last gate read found a gate set (a rate limit, a pause, a breaker, a hold, a window budget, a running key). */
+  private readonly gatedHint = new Map<string, boolean>();
+
+  /**
+   * Whether a claim of `persona` should go straight to the gated path: its last gate read
+   * found something set, so the guarded plain claim would most likely take nothing. A hint
+   * for speed only; both paths are correct whatever it says.
+   */
+  likelyGated(persona: string): boolean {
+    return this.gatedHint.get(persona) === true;
+  }
 
   // ---- the claim ----------------------------------------------------------------
 
@@ -166,11 +176,12 @@ export class PgGates {
   }
 
   /** After the claim statement: counts the starts in the rate window and marks the breaker's probe. */
-  async claimed(tx: Tx, persona: string, gate: ClaimGate, taskIds: number[], now: number): Promise<void> {
+  async claimed(tx: Tx, persona: string, gate: PgClaimGate, taskIds: number[], now: number): Promise<void> {
     if (taskIds.length === 0) return;
     if (gate.rateKey !== null) {
       await tx.run("UPDATE rate_windows SET starts = starts + $3 WHERE key = $1 AND window_start = $2", [gate.rateKey, gate.rateWindowStart, taskIds.length]);
-      await tx.run("DELETE FROM rate_windows WHERE key = $1 AND window_start < $2", [gate.rateKey, gate.rateWindowStart]);
+      // The windows before are spent: dropped once, by the claim that opened this one.
+      if (gate.freshWindow) await tx.run("DELETE FROM rate_windows WHERE key = $1 AND window_start < $2", [gate.rateKey, gate.rateWindowStart]);
     }
     if (gate.probe) {
       await tx.run("UPDATE breakers SET state = 'probing', probe_task_id = $2, updated_at = $3 WHERE persona_id = $1", [persona, taskIds[0]!, now]);
@@ -185,12 +196,14 @@ export class PgGates {
   }
 
   private async decide(q: Q | Tx, persona: string, now: number, limit: number, lock: boolean): Promise<PgClaimGate> {
-    const row = await q.one<GateRow>(GATE_ROW_SQL, [persona]);
+    const row = await q.one<GateRow>(GATE_ROW_SQL, [persona, now]);
     if (row === undefined) {
-      return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null, leaseMs: LEASE_MS_DEFAULT, holds: false, keysBusy: false };
+      return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null, leaseMs: LEASE_MS_DEFAULT, holds: false, keysBusy: false, freshWindow: false };
     }
     const settings = economicsOf(persona, row);
     this.breakerMatters.set(persona, settings.breaker !== null || row.breaker_state !== null);
+    const paused = row.paused && (row.pause_until === null || row.pause_until > now);
+    this.gatedHint.set(persona, settings.rate !== null || paused || row.breaker_state !== null || row.holds || row.keys_busy || row.window_budgets !== null);
     let gate = gateOf(persona, settings, factsOf(row), now, limit);
     if (gate.probe && lock) {
       // Half-open: decide again on the row locked, so only one claimer takes the probe.
@@ -198,16 +211,20 @@ export class PgGates {
       const locked = await q.one<GateRow>(BREAKER_SQL, [persona]);
       gate = gateOf(persona, settings, factsOf({ ...row, ...(locked ?? { breaker_state: null }) }), now, limit);
     }
-    if (row.window_budgets) closeForBudgets(gate, await q.rows<WindowBudgetFacts>(WINDOW_BUDGETS_SQL, [now, persona]));
+    if (row.window_budgets !== null) closeForBudgets(gate, row.window_budgets);
+    let freshWindow = false;
     if (settings.rate !== null && gate.limit > 0) {
       const start = windowStart(now, settings.rate.perMs);
-      const used = lock
-        ? (await q.one<{ starts: number }>(RATE_LOCK_SQL, [settings.rate.key, start]))!.starts
-        : ((await q.one<{ starts: number }>("SELECT starts FROM rate_windows WHERE key = $1 AND window_start = $2", [settings.rate.key, start]))?.starts ?? 0);
+      let used = 0;
+      if (lock) {
+        const window = (await q.one<{ starts: number; fresh: boolean }>(RATE_LOCK_SQL, [settings.rate.key, start]))!;
+        used = window.starts;
+        freshWindow = window.fresh;
+      } else used = (await q.one<{ starts: number }>("SELECT starts FROM rate_windows WHERE key = $1 AND window_start = $2", [settings.rate.key, start]))?.starts ?? 0;
       limitByRate(gate, settings.rate, used, now);
     }
     gate.skipHeld = row.holds || row.keys_busy;
-    return { ...gate, leaseMs: row.lease_ms ?? LEASE_MS_DEFAULT, holds: row.holds, keysBusy: row.keys_busy };
+    return { ...gate, leaseMs: row.lease_ms ?? LEASE_MS_DEFAULT, holds: row.holds, keysBusy: row.keys_busy, freshWindow };
   }
 
   // ---- settlement: collected, written at the end of the transaction -----------------
@@ -243,8 +260,8 @@ export class PgGates {
     return p;
   }
 
-  /** What a settled attempt spent: the running totals and its task's and goal's holds. */
-  spent(tx: Tx, s: SpentUsage): void {
+  /** What a settled attempt spent: its usage row, the running totals, its task's and goal's holds. */
+  spent(tx: Tx, s: AttemptSpend): void {
     this.of(tx).spent.push(s);
   }
 

@@ -23,7 +23,6 @@ import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates, skippingClaimSql, ungatedClaimSql } from "./gates.js";
 import { providerLimit } from "../gates.js";
-import { recordUsage } from "./usage.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -161,7 +160,7 @@ export class PgTransitions {
    */
   async claim(tx: Tx, params: ClaimParams & { persona: string }): Promise<ClaimedTask[]> {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
-    if (params.leaseMs !== undefined) {
+    if (params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
       const rows = await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, limit]);
       if (rows.length > 0) return this.leased(tx, rows, params, params.leaseMs);
     }
@@ -450,9 +449,8 @@ export class PgTransitions {
   }
 
   private async attemptSpent(tx: Tx, taskId: number, attempt: number, agentId: string | null, claimedAt: number | null, outcome: string, usage: NormalUsage | null, now: number): Promise<void> {
-    if (usage === null) return;
-    const spent = await recordUsage(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
-    if (spent !== null) this.gates.spent(tx, spent);
+    // Recorded with the other settlements' at the end of the transaction, in one statement (PgGates.within).
+    if (usage !== null) this.gates.spent(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
   }
 
   /** Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents blocked). */

@@ -6,35 +6,52 @@ import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
+/** One settled attempt's usage, as its settlement hands it over. */
+export interface AttemptSpend {
+  taskId: number;
+  attempt: number;
+  agentId: string | null;
+  /** completed | retrying | failed | released | budget_exhausted */
+  outcome: string;
+  claimedAt: number | null;
+  usage: NormalUsage;
+  now: number;
+}
+
 /**
  * Usage per attempt on PostgreSQL (docs/ARCHITECTURE.md rule 15; docs/economics.md):
- * recorded in the transaction that settles the attempt, priced from the user's
- * model_prices or the defaults when the source reported no cost. The reports read
- * the usage table as the SQLite ones do. What it returns goes to the running spend
- * totals and the budget holds (src/store/postgres/gates.ts), at the end of the transaction.
+ * recorded in the transaction that settles the attempts, priced from the user's
+ * model_prices or the defaults when the source reported no cost. A settlement batch's
+ * attempts are written together at the end of its transaction (PgGates.within): one read
+ * of their tasks, one of the prices, one INSERT, instead of three round trips an attempt.
+ * What it returns goes to the running spend totals and the budget holds. The reports
+ * read the usage table as the SQLite ones do.
  */
-export async function recordUsage(
-  tx: Tx,
-  p: { taskId: number; attempt: number; agentId: string | null; outcome: string; claimedAt: number | null; usage: NormalUsage; now: number },
-): Promise<SpentUsage | null> {
-  const info = await tx.one<{ root_id: number; persona_id: string; provider: string }>(
-    `SELECT coalesce(t.root_id, t.id) AS root_id, t.persona_id, coalesce(p.config::jsonb ->> 'provider', 'persona:' || p.id) AS provider
-     FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = $1`,
-    [p.taskId],
+export async function recordUsage(tx: Tx, attempts: readonly AttemptSpend[]): Promise<SpentUsage[]> {
+  if (attempts.length === 0) return [];
+  const infos = new Map(
+    (
+      await tx.rows<{ id: number; root_id: number; persona_id: string; provider: string }>(
+        `SELECT t.id, coalesce(t.root_id, t.id) AS root_id, t.persona_id, coalesce(p.config::jsonb ->> 'provider', 'persona:' || p.id) AS provider
+         FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = ANY($1::bigint[])`,
+        [[...new Set(attempts.map((a) => a.taskId))]],
+      )
+    ).map((r) => [r.id, r]),
   );
-  if (info === undefined) return null;
-  const u = p.usage;
-  let costUsd = u.costUsd;
-  let costSource: UsageRecord["costSource"] = "reported";
-  if (costUsd === null) {
-    const price = priceFor(u.model, await prices(tx));
-    costSource = price === null ? "unpriced" : "priced";
-    costUsd = price === null ? null : costOf(u, price);
-  }
-  await tx.run(
-    `INSERT INTO usage (task_id, root_id, attempt, agent_id, persona_id, provider, model, outcome, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, reasoning_tokens, turns, duration_ms, cost_usd, cost_source, at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+  const userPrices = attempts.some((a) => a.usage.costUsd === null) ? await prices(tx) : {};
+  const cols: unknown[][] = Array.from({ length: 18 }, () => []);
+  const out: SpentUsage[] = [];
+  for (const p of attempts) {
+    const info = infos.get(p.taskId);
+    if (info === undefined) continue;
+    const u = p.usage;
+    let costUsd = u.costUsd;
+    let costSource: UsageRecord["costSource"] = "reported";
+    if (costUsd === null) {
+      const price = priceFor(u.model, userPrices);
+      costSource = price === null ? "unpriced" : "priced";
+      costUsd = price === null ? null : costOf(u, price);
+    }
     [
       p.taskId,
       info.root_id,
@@ -54,17 +71,26 @@ export async function recordUsage(
       costUsd,
       costSource,
       p.now,
-    ],
+    ].forEach((v, i) => cols[i]!.push(v));
+    tx.emit("usage:recorded", {
+      taskId: p.taskId,
+      persona: info.persona_id,
+      provider: info.provider,
+      model: u.model,
+      tokens: { input: u.inputTokens, output: u.outputTokens, cacheRead: u.cacheReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens },
+      costUsd,
+    });
+    out.push({ taskId: p.taskId, rootId: info.root_id, persona: info.persona_id, provider: info.provider, tokens: totalTokens(u), costUsd, now: p.now });
+  }
+  if (out.length === 0) return out;
+  await tx.run(
+    `INSERT INTO usage (task_id, root_id, attempt, agent_id, persona_id, provider, model, outcome, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, turns, duration_ms, cost_usd, cost_source, at)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+       $11::bigint[], $12::bigint[], $13::bigint[], $14::int[], $15::bigint[], $16::float8[], $17::text[], $18::bigint[])`,
+    cols,
   );
-  tx.emit("usage:recorded", {
-    taskId: p.taskId,
-    persona: info.persona_id,
-    provider: info.provider,
-    model: u.model,
-    tokens: { input: u.inputTokens, output: u.outputTokens, cacheRead: u.cacheReadTokens, cacheWrite: u.cacheWriteTokens, reasoning: u.reasoningTokens },
-    costUsd,
-  });
-  return { taskId: p.taskId, rootId: info.root_id, persona: info.persona_id, provider: info.provider, tokens: totalTokens(u), costUsd, now: p.now };
+  return out;
 }
 
 /** What one recorded attempt adds to the running spend totals. */
