@@ -7,17 +7,18 @@
  * - cancel: `roster cancel` running tasks that cannot fail, then `roster retry` them.
  * - hang:   a task whose module adapter never returns and ignores its abort, beside
  *           innocent sleep tasks on the same threads (enqueued before the spawn).
- * - lock:   a separate process holds BEGIN IMMEDIATE across the run_at of delayed tasks.
- * - disk:   the database's tmpfs filled with a ballast file, then the file deleted.
+ * - lock:   a separate process holds the write lock (SQLite BEGIN IMMEDIATE; PostgreSQL
+ *           LOCK TABLE task_status IN EXCLUSIVE MODE) across the run_at of delayed tasks.
+ * - disk:   the database's tmpfs filled with a ballast file, then the file deleted (SQLite only).
  * - leader: kill -9 of running shell leaders that have grandchildren.
  * - skew:   the cycle's supervisor runs with ROSTER_CLOCK_OFFSET_MS (±30 s), beside a
  *           companion on the true clock (set up by the runner, no action here).
  */
-import Database from "better-sqlite3";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Store } from "../../src/store/index.js";
 import { runNode, sleep, startChild, timeout, type Child } from "./child.js";
+import type { ChaosDatabase } from "./database.js";
 import type { ChaosHistory, FaultKind, GrandchildLine, SupervisorRecord } from "./history.js";
 import { delayedBatch } from "./plan.js";
 import { randomInt, type Random } from "./random.js";
@@ -26,7 +27,9 @@ export interface FaultContext {
   cycle: number;
   random: Random;
   store: Store;
+  /** The SQLite file or postgres:// URL (for the CLI and the lock holder), and the runner's direct reads of it. */
   dbPath: string;
+  database: ChaosDatabase;
   /** dist/src/cli/bin.js of the run's build copy. */
   bin: string;
   history: ChaosHistory;
@@ -51,46 +54,15 @@ export async function stopFault(ctx: FaultContext, child: Child, target: Supervi
   if (child.exited) return;
   const from = Date.now();
   child.process.kill("SIGSTOP");
-  const held = await probeWriteLock(ctx.dbPath, from + ms);
+  const held = await ctx.database.probeWriteLock(from + ms);
   child.process.kill("SIGCONT");
   const to = Date.now();
   target.pauses.push({ from, to });
   record(ctx, "stop", from, `SIGSTOP ${target.label} (pid ${target.pid}) for ${to - from} ms, leases ${ctx.leaseMs} ms`, []);
-  // Frozen in the middle of a write transaction, it held the database's write lock the whole
-  // time: nobody could commit a claim (a user's paused process does the same). That stretch is
-  // a no-commit window like the lock fault's.
+  // Frozen in the middle of a write transaction, it held the database's write lock (SQLite) or
+  // its rows (PostgreSQL) the whole time: writers queued behind it (a user's paused process does
+  // the same). That stretch is a no-commit window like the lock fault's.
   if (held !== null) ctx.history.faults.push({ kind: "lock", cycle: ctx.cycle, from: held, to, detail: `the stopped ${target.label} held the write lock`, taskIds: [] });
-}
-
-/**
- * Until `until`, tries every 40 ms whether the database's write lock can be taken
- * (BEGIN IMMEDIATE without waiting, then ROLLBACK). Returns when the lock was first
- * seen held for 3 probes in a row (a stopped holder, not a passing transaction), or null.
- */
-async function probeWriteLock(dbPath: string, until: number): Promise<number | null> {
-  const db = new Database(dbPath, { timeout: 0 });
-  let busySince: number | null = null;
-  let busyProbes = 0;
-  try {
-    while (Date.now() < until) {
-      try {
-        db.exec("BEGIN IMMEDIATE");
-        db.exec("ROLLBACK");
-        busySince = null;
-        busyProbes = 0;
-      } catch {
-        busySince ??= Date.now();
-        if (++busyProbes >= 3) {
-          await sleep(Math.max(0, until - Date.now()));
-          return busySince;
-        }
-      }
-      await sleep(40);
-    }
-    return null;
-  } finally {
-    db.close();
-  }
 }
 
 const CANCELLABLE = ["sleep", "shell", "echo"];
@@ -166,7 +138,7 @@ export async function lockFault(ctx: FaultContext, lockScript: string): Promise<
     cycle: ctx.cycle,
     from: Number(locked[1]),
     to: Number(unlocked[1]),
-    detail: `BEGIN IMMEDIATE held ${Number(unlocked[1]) - Number(locked[1])} ms by another process; ${n} delayed tasks due ${delays.map((d) => `+${d}`).join(", ")} ms after enqueue`,
+    detail: `${ctx.database.engine === "postgres" ? "LOCK TABLE task_status IN EXCLUSIVE MODE" : "BEGIN IMMEDIATE"} held ${Number(unlocked[1]) - Number(locked[1])} ms by another process; ${n} delayed tasks due ${delays.map((d) => `+${d}`).join(", ")} ms after enqueue`,
     taskIds: ids,
   });
 }

@@ -19,7 +19,6 @@
  * after the fault ended, then kills it. Every random draw comes from the seed, in
  * the same order whatever the timing, so `--seed` replays the schedule.
  */
-import Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -28,6 +27,7 @@ import { openStore, type Store, type TaskEvent } from "../../src/store/index.js"
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { repoRoot } from "../lib/paths.js";
 import { checkChaos, type ChaosFigures } from "./checks.js";
+import { openChaosDatabase, type ChaosDatabase } from "./database.js";
 import { endSupervisor, sleep, startSupervisor, timeout, type Child } from "./child.js";
 import { cancelFault, diskFault, hangFault, leaderFault, lockFault, readTreeLog, stopFault, type FaultContext } from "./faults.js";
 import { emptyHistory, FAULT_KINDS, type ChaosHistory, type FaultKind, type SupervisorRecord } from "./history.js";
@@ -62,6 +62,12 @@ export interface ChaosOptions {
   maxPostFaultMs?: number;
   /** The skewed supervisor's clock offset, in ms (its sign drawn per skew). Default 30000. */
   skewMs?: number;
+  /**
+   * A postgres:// URL of an empty database: the run uses it instead of a SQLite file in
+   * its folder (issue 19). The full-disk fault is left out there (the server's disk is
+   * not the runner's to fill). Default: SQLite.
+   */
+  db?: string;
   /** Keep the temp folder (database, personas, logs) even when every check passes. */
   keep?: boolean;
   /** Progress lines; default: none. */
@@ -70,7 +76,9 @@ export interface ChaosOptions {
 
 export interface ChaosReport {
   seed: number;
-  options: Required<Omit<ChaosOptions, "log" | "keep">>;
+  options: Required<Omit<ChaosOptions, "log" | "keep" | "db">>;
+  /** "sqlite" or "postgres". */
+  engine: ChaosDatabase["engine"];
   /** SIGKILLs delivered to a live supervisor. */
   kills: number;
   /** Of those, kills before the supervisor said it was ready (start-up, persona sync, first reap). */
@@ -148,61 +156,24 @@ async function leasesExpired(store: Store): Promise<void> {
   }
 }
 
-/**
- * State the store derives and keeps in the same transactions as the transitions,
- * recomputed from scratch (bench code may read SQLite directly): the per-persona
- * counts of task_counts, and each task's unmet dependency count.
- */
-export function derivedProblems(dbPath: string): string[] {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const counts = db
-      .prepare(
-        `SELECT c.persona_id AS persona, c.status, c.n,
-           (SELECT count(*) FROM task_status s WHERE s.persona_id = c.persona_id AND s.status = c.status) AS actual
-         FROM task_counts c`,
-      )
-      .all() as Array<{ persona: string; status: string; n: number; actual: number }>;
-    const unmet = db
-      .prepare(
-        `SELECT s.task_id AS id, s.unmet_deps AS stored,
-           (SELECT count(*) FROM task_dependencies d JOIN task_status o ON o.task_id = d.depends_on
-            WHERE d.task_id = s.task_id AND o.status <> 'completed') AS actual
-         FROM task_status s`,
-      )
-      .all() as Array<{ id: number; stored: number; actual: number }>;
-    return [
-      ...counts.filter((c) => c.n !== c.actual).map((c) => `task_counts says ${c.n} ${c.persona} tasks are ${c.status}, there are ${c.actual}`),
-      ...unmet.filter((u) => u.stored !== u.actual).map((u) => `task ${u.id}: unmet_deps is ${u.stored}, ${u.actual} dependencies are not completed`),
-    ];
-  } finally {
-    db.close();
-  }
-}
-
 /** Everything the checks read: tasks, each task's events, integrity, derived state, the shell script's log. */
-export async function snapshot(store: Store, shellLog: string, dbPath: string, history?: ChaosHistory) {
+export async function snapshot(store: Store, shellLog: string, database: ChaosDatabase, history?: ChaosHistory) {
   const tasks = await store.tasks.list({ limit: 0 });
   const events = new Map<number, TaskEvent[]>();
   for (const task of tasks) events.set(task.id, await store.tasks.events({ taskId: task.id, limit: 0 }));
   const integrity = await store.maintenance.integrityCheck();
   const lines = existsSync(shellLog) ? readFileSync(shellLog, "utf8").split("\n") : [];
-  return { tasks, events, integrity, shellLog: lines, derived: derivedProblems(dbPath), ...(history === undefined ? {} : { history }) };
+  return { tasks, events, integrity, shellLog: lines, derived: await database.derivedProblems(), ...(history === undefined ? {} : { history }) };
 }
 
 
 /** The agents table's ids by pid, for supervisors the runner never saw ready (killed during start-up, or the final one). */
-function fillAgentIds(dbPath: string, records: SupervisorRecord[]): void {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const agents = db.prepare("SELECT id, pid, registered_at AS registeredAt FROM agents ORDER BY registered_at").all() as Array<{ id: string; pid: number | null; registeredAt: number }>;
-    for (const r of records) {
-      if (r.agentId !== null) continue;
-      const match = agents.filter((a) => a.pid === r.pid && a.registeredAt - r.clockOffsetMs >= r.spawnAt - 1_000).shift();
-      if (match !== undefined) r.agentId = match.id;
-    }
-  } finally {
-    db.close();
+async function fillAgentIds(database: ChaosDatabase, records: SupervisorRecord[]): Promise<void> {
+  const agents = await database.agents();
+  for (const r of records) {
+    if (r.agentId !== null) continue;
+    const match = agents.filter((a) => a.pid === r.pid && a.registeredAt - r.clockOffsetMs >= r.spawnAt - 1_000).shift();
+    if (match !== undefined) r.agentId = match.id;
   }
 }
 
@@ -228,7 +199,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   };
   if (!Number.isInteger(opts.kills) || opts.kills < 0) throw new Error(`kills: must be an integer >= 0, got ${opts.kills}`);
   if (!Number.isInteger(opts.tasks) || opts.tasks < 1) throw new Error(`tasks: must be a positive integer, got ${opts.tasks}`);
-  const faultKinds = FAULT_KINDS.filter((k) => !opts.skipFaults.includes(k));
+  const postgres = options.db !== undefined;
+  // The full disk is a fault of the SQLite file's filesystem; PostgreSQL's disk is the server's.
+  const faultKinds = FAULT_KINDS.filter((k) => !opts.skipFaults.includes(k) && !(postgres && k === "disk"));
   const random = seededRandom(opts.seed);
   const root = repoRoot();
   for (const file of [join(root, "dist", "src", "cli", "bin.js"), join(root, "dist", "src", "main.js")]) {
@@ -242,8 +215,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const childScript = join(chaosDir, "supervisor.mjs");
   const personasDir = join(dir, "personas");
   mkdirSync(personasDir);
-  const disk = faultKinds.includes("disk") ? mountTmpfs(join(dir, "disk")) : { dir: null, mode: "no full-disk fault (left out)" };
-  const dbPath = join(disk.dir ?? dir, "roster.db");
+  const disk = faultKinds.includes("disk")
+    ? mountTmpfs(join(dir, "disk"))
+    : { dir: null, mode: postgres ? "no full-disk fault on PostgreSQL (the server's disk is not the runner's to fill)" : "no full-disk fault (left out)" };
+  const dbPath = options.db ?? join(disk.dir ?? dir, "roster.db");
+  const database = openChaosDatabase(dbPath);
   const shellLog = join(dir, "shell-runs.log");
   const treeLog = join(dir, "tree.log");
   const supervisorLog = join(dir, "supervisors.log");
@@ -261,22 +237,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   // The runner opens the database only after the first supervisors: they create it (migrations, persona sync) and are killed doing so.
   let opened: Store | null = null;
-  let sampler: { db: Database.Database; timer: NodeJS.Timeout; sample(): void } | null = null;
+  let sampler: { timer: NodeJS.Timeout; sample(): Promise<void> } | null = null;
   const openRunnerStore = async (): Promise<Store> => {
     if (opened === null) {
       opened = await openStore({ path: dbPath });
       await syncPersonas(opened, personasDir, Date.now());
       // The event clock: the largest task_events id, sampled; an event committed between the last sample without it and the first with it.
-      const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-      const maxId = db.prepare("SELECT coalesce(max(id), 0) FROM task_events").pluck();
       let last: [number, number] | null = null;
-      const sample = () => {
-        let id: number;
-        try {
-          id = maxId.get() as number;
-        } catch {
-          return;
-        }
+      let sampling = false;
+      const sample = async () => {
+        if (sampling) return; // a PostgreSQL read still out: skip this tick
+        sampling = true;
+        const read = await database.maxEventId();
+        sampling = false;
+        if (read === null) return;
+        const id = read;
+        // Stamped when the read returned, as on SQLite (there the read is synchronous); a PostgreSQL read takes a millisecond or so.
         const now = Date.now();
         const clock = history.eventClock;
         if (last !== null && id !== last[1] && clock[clock.length - 1] !== last) clock.push(last);
@@ -284,8 +260,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (clock.length === 0 || id !== clock[clock.length - 1]![1]) clock.push(current);
         last = current;
       };
-      sample();
-      sampler = { db, timer: setInterval(sample, EVENT_CLOCK_MS), sample };
+      await sample();
+      sampler = { timer: setInterval(() => void sample(), EVENT_CLOCK_MS), sample };
     }
     return opened;
   };
@@ -497,18 +473,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (!drained) failures.push(`the final roster start exited with ${ended.code} (signal ${ended.signal}): ${final.child.stderrTail().trim().slice(-1_000)}`);
     }
     history.endAt = Date.now();
-    (sampler as { sample(): void } | null)?.sample();
+    await (sampler as { sample(): Promise<void> } | null)?.sample();
 
-    fillAgentIds(dbPath, history.supervisors);
+    await fillAgentIds(database, history.supervisors);
     history.grandchildren = readTreeLog(treeLog).grandchildren;
     history.stallWarnings = existsSync(supervisorLog) ? readFileSync(supervisorLog, "utf8").split("\n").filter((l) => l.includes(STALL_WARNING)).length : 0;
-    figures = checkChaos(await snapshot(store, shellLog, dbPath, history));
+    figures = checkChaos(await snapshot(store, shellLog, database, history));
   } finally {
-    const s = sampler as { db: Database.Database; timer: NodeJS.Timeout } | null;
-    if (s !== null) {
-      clearInterval(s.timer);
-      s.db.close();
-    }
+    const s = sampler as { timer: NodeJS.Timeout } | null;
+    if (s !== null) clearInterval(s.timer);
+    await database.close();
     await (opened as Store | null)?.close();
     if (disk.dir !== null) {
       // Keep the database beside the logs, then give the memory back.
@@ -530,6 +504,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       random: p.frand,
       store: await openRunnerStore(),
       dbPath,
+      database,
       bin,
       history,
       leaseMs: opts.leaseMs,
@@ -598,6 +573,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   return {
     seed: opts.seed,
     options: opts,
+    engine: database.engine,
     kills,
     killsBeforeReady,
     terms,
