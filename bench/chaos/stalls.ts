@@ -267,7 +267,8 @@ export function findStalls(params: { tasks: readonly TaskRecord[]; events: Map<n
       for (const { s, free } of windowsFor(task.persona)) {
         // run_at is a wall-clock time judged by each claimer's own clock (docs/ARCHITECTURE.md,
         // liveness): a supervisor whose clock is behind sees the task due that much later.
-        const readyForS = Math.max(r.from, r.runAtRaw - s.clockOffsetMs);
+        // The supervisor's own clock: its measured offset (on PostgreSQL, ~0 whatever its wall clock), else the one asked.
+        const readyForS = Math.max(r.from, r.runAtRaw - (s.measuredOffsetMs ?? s.clockOffsetMs));
         for (const w of free) {
           const waited = Math.min(w.to, r.to) - Math.max(w.from, readyForS);
           if (waited > stallBoundMs(s) && (worst === null || waited - stallBoundMs(s) > worst.waited - stallBoundMs(worst.s))) worst = { waited, s };

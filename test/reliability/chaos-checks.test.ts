@@ -5,7 +5,7 @@ import { checkChaos, type ChaosSnapshot } from "../../bench/chaos/checks.js";
 import { emptyHistory, type ChaosHistory, type SupervisorRecord } from "../../bench/chaos/history.js";
 import { CLAIM_ALLOWANCE_MS, FAULT_RECOVERY_ALLOWANCE_MS, findStalls } from "../../bench/chaos/stalls.js";
 import { writeChaosPersonas } from "../../bench/chaos/plan.js";
-import { derivedProblems } from "../../bench/chaos/run.js";
+import { openChaosDatabase } from "../../bench/chaos/database.js";
 import { plan } from "../../src/adapters/planner.js";
 import { openStore, type Json, type TaskEvent, type TaskRecord, type TaskState } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
@@ -367,16 +367,18 @@ describe("the crash suite's recount of derived state, on a real database", () =>
       await syncPersonas(store, personasDir, Date.now());
       const { ids } = await store.tasks.enqueue({ tasks: [{ ref: "a", persona: "echo", title: "a" }, { persona: "echo", title: "b", dependsOn: ["a"] }], now: Date.now() });
       await store.close();
-      expect(derivedProblems(dbPath)).toEqual([]);
+      const chaosDb = openChaosDatabase(dbPath);
+      expect(await chaosDb.derivedProblems()).toEqual([]);
 
       const db = new Database(dbPath);
       db.prepare("UPDATE task_status SET unmet_deps = 0 WHERE task_id = ?").run(ids[1]);
       db.prepare("UPDATE task_counts SET n = n + 1 WHERE persona_id = 'echo' AND status = 'pending'").run();
       db.close();
-      expect(derivedProblems(dbPath)).toEqual([
+      expect(await chaosDb.derivedProblems()).toEqual([
         "task_counts says 2 echo tasks are pending, there are 1",
         `task ${ids[1]}: unmet_deps is 0, 1 dependencies are not completed`,
       ]);
+      await chaosDb.close();
     } finally {
       temp.cleanup();
     }
