@@ -21,7 +21,7 @@ import { makeTempDir, type TempDir } from "../helpers/tmp.js";
  * and its two blocked dependents per wave) arrive in four waves. Mid-run:
  *
  * - host a's supervisor is killed with SIGKILL;
- * - host b's link is cut (`ip link set … down`) for three of its leases, then restored;
+ * - host b's link is cut (`ip link set … down`) for nine of its leases, then restored;
  * - host c's supervisor runs the whole time with its clock 60 s ahead (ROSTER_CLOCK_OFFSET_MS).
  *
  * Then, from task_events and the final rows (test/helpers/multi-host-checks.ts):
@@ -30,10 +30,29 @@ import { makeTempDir, type TempDir } from "../helpers/tmp.js";
  * every task terminal as its policy says.
  */
 const WAVES = [3_000, 3_000, 2_000, 2_000];
-const CUT_MS = 3 * HOST_LEASE_MS;
+/**
+ * The cut: far longer than a lease (4 s). A cut-off host's open transaction keeps its row
+ * locks until the server gives up on it (roster's sessions set idle_in_transaction_session_timeout
+ * 20 s and TCP keepalives); the other hosts can collect its leases a lease and a reap after that.
+ */
+const CUT_MS = 36_000;
 const CLOCK_OFFSET_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 150_000;
 const SEED = 19;
+
+/**
+ * Why the run is skipped although it can be set up: the behaviour it checks that main
+ * lacks, or null. Measured on main before the supervisor handled connection loss (issue
+ * 19, deliverable 5): host b's open transaction kept its row locks through the cut (the
+ * server waits on a vanished client), the other hosts' writes and reapers queued on them,
+ * and none of b's 48 leases was collected during a 12 s cut (the check that b's leases
+ * were collected failed); with the server told to drop such sessions, roster start on b
+ * then died of an unhandled ECONNRESET on a checked-out pool client (the check that b and
+ * c still run failed). Every other check passed: nothing lost, no double completion, no
+ * live lease collected.
+ */
+const WAITING_FOR: string | null =
+  "skipped until main has the supervisor's connection-loss handling (issue 19, deliverable 5): without it the cut host's leases are never collected and, once the server drops its sessions, roster start dies of an unhandled ECONNRESET";
 
 const unavailable = hostNetworkUnavailable() ?? (findPostgresBin() === null ? "no PostgreSQL installed (apt-get install -y postgresql)" : null);
 if (unavailable !== null && process.env.CI === "true") {
@@ -44,7 +63,7 @@ if (unavailable !== null && process.env.CI === "true") {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP workers on one PostgreSQL (${unavailable ?? "network namespaces"})`, () => {
+describe.skipIf(unavailable !== null || WAITING_FOR !== null)(`three supervisor hosts and two MCP workers on one PostgreSQL (${unavailable ?? WAITING_FOR ?? "network namespaces"})`, () => {
   let net: HostNetwork | null = null;
   let server: PostgresServer | null = null;
   let temp: TempDir | null = null;
@@ -208,8 +227,10 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
       ...mcpWorkers.map((w): [string, Holder] => [w.agentId, { label: w.label }]),
     ]);
     const verdict = judgeMultiHost({ tasks, events, expected, holders });
-    const refusedLate = b.log().split("\n").filter((l) => l.includes("lease lost") || l.includes("LEASE_LOST")).length;
-    mark(`verdict: ${JSON.stringify(verdict.figures)}; host b logged ${refusedLate} lost-lease lines`);
+    const bWarnings = b.log().split("\n");
+    const refusedLate = bWarnings.filter((l) => l.includes("late write refused")).length;
+    const discarded = bWarnings.filter((l) => l.includes("lease lost: result discarded")).length;
+    mark(`verdict: ${JSON.stringify(verdict.figures)}; host b logged ${refusedLate} late writes refused (LEASE_LOST), ${discarded} results discarded on a lost lease`);
     console.log(`multi-host run:\n  ${timeline.join("\n  ")}`);
 
     expect(verdict.lost).toEqual([]);
@@ -223,6 +244,8 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     expect(heldByB).toBeGreaterThan(0);
     expect(verdict.figures.reapedByHolder["host b (link cut)"] ?? 0).toBeGreaterThan(0);
     expect(heartbeatAtEnd).toBeGreaterThan(heartbeatAtRestore);
+    // Host b tried late writes for attempts whose leases were collected, and was refused (the database shows none accepted).
+    expect(refusedLate).toBeGreaterThan(0);
     passed = true;
   }, 280_000);
 });
