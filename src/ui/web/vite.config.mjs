@@ -8,14 +8,15 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 export default defineConfig({
   root: here,
   base: "./",
-  logLevel: "warn",
+  // "info" prints each output file with its size (and gzip size), so a build shows what the bundle weighs.
+  logLevel: "info",
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   build: {
     outDir: fileURLToPath(new URL("../../../dist/src/ui/public/", import.meta.url)),
     emptyOutDir: true,
     target: "es2022",
     sourcemap: false,
-    reportCompressedSize: false,
+    reportCompressedSize: true,
     chunkSizeWarningLimit: 400,
   },
 });
