@@ -10,7 +10,7 @@ import { openStore, type Store } from "../../src/store/index.js";
  * decomposed into a DAG, a retry, failures (one not retryable, one out of attempts),
  * a cancellation, usage on completions and failures with a user's model price,
  * approvals (approved, rejected, still open), a question answered, a schedule that
- * fired, progress, and agents (one deregistered, one that crashed an hour ago).
+ * fired, progress, a task with a concurrency key, and agents (one deregistered, one that crashed an hour ago).
  * Built through the real store in the past (an hour ago), so nothing looks alive.
  * What is left pending is what `roster start` must finish after the copy.
  */
@@ -145,6 +145,7 @@ async function play(store: Store, base: number): Promise<History> {
   // Work left for the supervisor on the copy: pending, waiting on it, and a retry due.
   await enqueue("pending", { persona: WORKER, payload: { text: "ünïcode ✓ and \"quotes\"" }, idempotencyKey: "pending-once" });
   await enqueue("waits-on-pending", { persona: WORKER, dependsOn: [ids.pending!] });
+  await enqueue("keyed", { persona: WORKER, policy: { concurrencyKey: "repo-a", concurrencyLimit: 1 } });
   await enqueue("retrying", { persona: WORKER });
   await fail(ids.retrying!, "try again later");
 
@@ -172,6 +173,7 @@ async function play(store: Store, base: number): Promise<History> {
       asked: ["completed", 1],
       pending: ["completed", 1],
       "waits-on-pending": ["completed", 1],
+      keyed: ["completed", 1],
       retrying: ["completed", 2],
       scheduled: ["completed", 1],
     },

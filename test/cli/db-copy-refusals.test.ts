@@ -99,7 +99,7 @@ describe.skipIf(!server.available)("roster db copy refuses, rolls back, reports"
     expect(await pgState(target)).toEqual({ invoices: 0 });
   });
 
-  it("copies into a schema `roster init` prepared, the source's personas replacing its own, and names the budgets PostgreSQL cannot hold yet", async () => {
+  it("copies into a schema `roster init` prepared, the source's personas replacing its own, budgets with the rest", async () => {
     const source = await sourceWith(async (store) => {
       const now = Date.now() - 60_000;
       const [id] = (await store.tasks.enqueue({ tasks: [{ persona: WORKER, title: "goal with a budget" }], now })).ids;
@@ -111,10 +111,12 @@ describe.skipIf(!server.available)("roster db copy refuses, rolls back, reports"
     const res = await roster(["db", "copy", "--from", source, "--to", target]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^copied .*source-\d+\.db to postgres:\/\/.* in one transaction: 1 tasks with their history$/m);
-    expect(res.stdout).toMatch(/^ {2}budgets: 1 row\(s\): budgets are not built for PostgreSQL yet/m);
+    expect(res.stdout).toMatch(/^budgets +1$/m);
+    expect(res.stdout).not.toMatch(/not copied/);
     const personasThere = await cliJson<Array<{ id: string; sourcePath: string | null }>>(["personas", "--db", target]);
     const worker = personasThere.find((p) => p.id === WORKER);
     expect(worker?.sourcePath).toContain(personas);
     expect(personasThere.map((p) => p.id)).toEqual(expect.arrayContaining([WORKER, "gate", "reviewer"]));
+    expect(await cliJson(["budget", "ls", "--db", target])).toEqual(await cliJson(["budget", "ls", "--db", source]));
   });
 });

@@ -1,5 +1,6 @@
 import { readFileSync, existsSync, readdirSync } from "node:fs";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TaskRecord } from "../../src/store/index.js";
 import { usePostgres } from "../helpers/postgres.js";
@@ -64,14 +65,15 @@ describe.skipIf(!server.available)("roster db copy", () => {
 
   it("copies SQLite to PostgreSQL in batches with progress on stderr, ids kept, the source only read", () => {
     expect(copy.code, copy.stderr).toBe(0);
-    expect(copy.stderr).toMatch(/^db copy: tasks 16\/16$/m);
+    expect(copy.stderr).toMatch(new RegExp(`^db copy: tasks ${taskIds.length}/${taskIds.length}$`, "m"));
     const summary = JSON.parse(copy.stdout) as { tasks: number; tables: Array<{ table: string; rows: number }>; notCopied: Array<{ table: string; rows: number }>; nextIds: Record<string, Record<string, number>>; direction: string };
     expect(summary.direction).toBe("sqlite-to-postgres");
     expect(summary.tasks).toBe(taskIds.length);
     const rows = Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]));
-    expect(rows).toMatchObject({ personas: 2, tasks: taskIds.length, task_status: taskIds.length, task_dependencies: 6, human_requests: 4, usage: 8, schedules: 1, agents: 2, model_prices: 1 });
-    // Only what PostgreSQL has no table for is left out, saying why: here SQLite's budget totals (the usage they sum is copied).
-    expect(summary.notCopied.filter((t) => t.rows > 0)).toEqual([{ table: "spend", rows: 18, reason: expect.stringContaining("the usage rows they sum are copied") }]);
+    expect(rows).toMatchObject({ personas: 2, tasks: taskIds.length, task_status: taskIds.length, task_dependencies: 6, human_requests: 4, usage: 8, spend: 18, schedules: 1, agents: 2, model_prices: 1, concurrency_keys: 1 });
+    // Every table SQLite has is one PostgreSQL holds (task_keys becomes task_status.concurrency_key there).
+    expect(summary.notCopied).toEqual([]);
+    expect(summary.columnsNotCopied).toEqual([]);
     expect(summary.nextIds.tasks).toEqual({ id: Math.max(...taskIds) + 1 });
     expect(readFileSync(source).equals(sourceBytes)).toBe(true);
   });
@@ -79,6 +81,18 @@ describe.skipIf(!server.available)("roster db copy", () => {
   it("the copy answers status, ls, show, why, cost, schedules and agents exactly as the original", () => {
     expect(Object.keys(after)).toHaveLength(6 + 2 * taskIds.length);
     expect(after).toEqual(before);
+  });
+
+  it("the copy keeps each task's concurrency key where PostgreSQL looks for it", async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const keyed = (await client.query("SELECT task_id, concurrency_key FROM task_status WHERE concurrency_key IS NOT NULL")).rows;
+      expect(keyed).toEqual([{ task_id: String(history.ids.keyed), concurrency_key: "repo-a" }]);
+      expect((await client.query("SELECT key, max_running FROM concurrency_keys")).rows).toEqual([{ key: "repo-a", max_running: 1 }]);
+    } finally {
+      await client.end();
+    }
   });
 
   it("refuses to copy into a database that already holds tasks, and leaves it untouched", async () => {
@@ -111,17 +125,20 @@ describe.skipIf(!server.available)("roster db copy", () => {
     expect((JSON.parse(res.stdout) as { direction: string }).direction).toBe("postgres-to-sqlite");
     const ids = (await cliJson<TaskRecord[]>(["ls", "--limit", "0", "--db", url])).map((t) => t.id);
     expect(await reads(back, ids)).toEqual(await reads(url, ids));
-    // SQLite's budget totals, which PostgreSQL does not keep, are summed again from the usage rows.
-    const spendOf = (file: string) => {
+    const sqlite = (file: string, sql: string) => {
       const db = new Database(file, { readonly: true });
       try {
-        return db.prepare("SELECT scope, key, window_ms, window_start, tokens, round(cost_usd, 9) AS cost FROM spend ORDER BY 1, 2, 3, 4").all();
+        return db.prepare(sql).all();
       } finally {
         db.close();
       }
     };
-    expect(spendOf(back)).toHaveLength(18);
-    expect(spendOf(back)).toEqual(spendOf(source));
+    // SQLite's own bookkeeping is there as SQLite keeps it: spend totals, and task_keys made by its triggers from the policies.
+    const spend = "SELECT scope, key, window_ms, window_start, tokens, round(cost_usd, 9) AS cost FROM spend ORDER BY 1, 2, 3, 4";
+    expect(sqlite(back, spend)).toHaveLength(18);
+    expect(sqlite(back, spend)).toEqual(sqlite(source, spend));
+    expect(sqlite(back, "SELECT task_id, key FROM task_keys")).toEqual([{ task_id: history.ids.keyed, key: "repo-a" }]);
+    expect(sqlite(back, "SELECT key, running, max_running FROM concurrency_keys")).toEqual([{ key: "repo-a", running: 0, max_running: 1 }]);
     // Only the finished file is there: no temporary file left beside it.
     expect(readdirSync(temp.dir).filter((f) => f.includes(".copy-"))).toEqual([]);
   }, 180_000);

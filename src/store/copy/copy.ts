@@ -3,7 +3,7 @@ import { isPostgresUrl } from "../postgres/database.js";
 import type { CopySource, CopyTarget, LiveAgent, LiveSource } from "./ends.js";
 import { openPostgresSource, openPostgresTarget } from "./postgres-end.js";
 import { createSqliteTarget, openSqliteSource } from "./sqlite-end.js";
-import { COPY_TABLES, MISSING_TABLE_REASONS, OWN_TABLES, convertValue, type TableInfo, type TableSpec } from "./tables.js";
+import { COPY_TABLES, DERIVED_COLUMNS, OWN_TABLES, convertValue, type TableInfo, type TableSpec } from "./tables.js";
 
 /** Rows read and written per batch unless told otherwise (`--batch-size`). */
 export const COPY_BATCH_ROWS_DEFAULT = 1000;
@@ -151,11 +151,11 @@ async function copyInto(
     if (spec.sqliteDerives === true && !options.toPg) continue;
     const to = targetTables.get(spec.name);
     if (to === undefined) {
-      notCopied.push({ table: spec.name, rows: await source.count(spec.name), reason: MISSING_TABLE_REASONS[spec.name] ?? "the target's schema has no such table" });
+      if (spec.keptElsewhere === undefined) notCopied.push({ table: spec.name, rows: await source.count(spec.name), reason: "the target's schema has no such table" });
       continue;
     }
     const columns = from.columns.filter((c) => to.columns.some((t) => t.name === c.name)).map((c) => c.name);
-    for (const c of from.columns) if (!columns.includes(c.name)) columnsNotCopied.push({ table: spec.name, column: c.name });
+    for (const c of from.columns) if (!columns.includes(c.name) && !DERIVED_COLUMNS.has(`${spec.name}.${c.name}`)) columnsNotCopied.push({ table: spec.name, column: c.name });
     plan.push({ spec, source: from, target: to, columns });
   }
   const known = new Set([...COPY_TABLES.map((t) => t.name), ...Object.keys(OWN_TABLES)]);

@@ -185,7 +185,16 @@ export async function openPostgresTarget(url: string, options: { now: number }):
         }
         return next;
       }),
-    finish: async () => {},
+    finish: () =>
+      write("task_status.concurrency_key", async () => {
+        // migrations/postgres/0005: a task's concurrency key lives on its status row, set at enqueue from its policy; SQLite has no such column.
+        const status = (await postgresTables(client)).get("task_status");
+        if (status?.columns.some((c) => c.name === "concurrency_key") !== true) return;
+        await client.query(
+          `UPDATE task_status s SET concurrency_key = t.retry_policy::jsonb ->> 'concurrencyKey'
+             FROM tasks t WHERE t.id = s.task_id AND s.concurrency_key IS NULL AND t.retry_policy::jsonb ->> 'concurrencyKey' IS NOT NULL`,
+        );
+      }),
     commit: () => write("the copy (commit)", () => end(true)),
     abort: async () => {
       await end(false).catch(() => {});

@@ -36,6 +36,8 @@ export interface TableSpec {
    * (migrations/0006): the copy leaves them to it and recounts what is running.
    */
   sqliteDerives?: boolean;
+  /** A target without this table keeps what it says another way (said here): not reported as lost. */
+  keptElsewhere?: string;
 }
 
 /**
@@ -46,8 +48,7 @@ export interface TableSpec {
  * trigger on it (migrations/0003, migrations/postgres/0004): were it ever to fire
  * (a `pending` task of a persona that is now `human`), the request and event it
  * writes take ids after the copied ones instead of colliding with them.
- * The economic tables (issue 16) follow; PostgreSQL has none of them yet, so from
- * SQLite they are reported as not copied (copyDatabase's `notCopied`).
+ * The economic tables (issue 16) follow.
  */
 export const COPY_TABLES: readonly TableSpec[] = [
   { name: "personas", merge: true },
@@ -67,8 +68,13 @@ export const COPY_TABLES: readonly TableSpec[] = [
   { name: "breakers" },
   { name: "breaker_windows" },
   { name: "rate_windows" },
-  { name: "task_keys", merge: true, sqliteDerives: true },
   { name: "concurrency_keys", merge: true, sqliteDerives: true },
+  {
+    name: "task_keys",
+    merge: true,
+    sqliteDerives: true,
+    keptElsewhere: "PostgreSQL keeps each task's concurrency key on its task_status row, set by the copy from the task's policy",
+  },
 ];
 
 /** Tables each database keeps for itself: never copied, never reported. */
@@ -77,18 +83,14 @@ export const OWN_TABLES: Readonly<Record<string, string>> = {
   task_counts: "SQLite keeps it from task_status with triggers, so the copied rows count themselves",
 };
 
-/** Why a table the source holds is not on the target, in words a user can act on. */
-export const MISSING_TABLE_REASONS: Readonly<Record<string, string>> = {
-  budgets: "budgets are not built for PostgreSQL yet (docs/postgres.md); set them again with `roster budget set` once they are",
-  budget_holds: "budgets are not built for PostgreSQL yet (docs/postgres.md)",
-  spend: "budget totals are not built for PostgreSQL yet; the usage rows they sum are copied",
-  provider_pauses: "provider pauses are not built for PostgreSQL yet (docs/postgres.md)",
-  breakers: "circuit breakers are not built for PostgreSQL yet (docs/postgres.md)",
-  breaker_windows: "circuit breakers are not built for PostgreSQL yet (docs/postgres.md)",
-  rate_windows: "rate limits are not built for PostgreSQL yet (docs/postgres.md)",
-  task_keys: "concurrency keys are not built for PostgreSQL yet (docs/postgres.md); the tasks' policies keep their keys",
-  concurrency_keys: "concurrency keys are not built for PostgreSQL yet (docs/postgres.md); the tasks' policies keep their keys",
-};
+/**
+ * Columns one schema has and the other keeps another way: not reported as lost.
+ * The concurrency key of a task and a key's running count are derived on each side
+ * (migrations/0006 on SQLite: task_keys and a running counter kept by triggers;
+ * migrations/postgres/0005: task_status.concurrency_key, running counted from the
+ * leased rows), from the task's policy, which is copied.
+ */
+export const DERIVED_COLUMNS: ReadonlySet<string> = new Set(["task_status.concurrency_key", "concurrency_keys.running"]);
 
 /** The kind of a declared column type, from either catalog. */
 export function kindOf(type: string): ColumnInfo["kind"] {
