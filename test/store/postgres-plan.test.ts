@@ -48,6 +48,10 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     await client.query(`
       INSERT INTO task_dependencies (task_id, depends_on)
       SELECT g, g - 1 FROM generate_series(2, 200000) g WHERE g % 10 = 9`);
+    // Answered questions on one task in 20: the claim brings a task's answers along.
+    await client.query(`
+      INSERT INTO human_requests (task_id, kind, question, attempt, asked_at, outcome, answer, answered_at)
+      SELECT g, 'input', 'question ' || g, 1, ${T0}, 'answered', 'answer', ${T0} FROM generate_series(1, 200000) g WHERE g % 20 = 3`);
     await client.query("SELECT setval(pg_get_serial_sequence('tasks', 'id'), 200000)");
     await client.query("ANALYZE");
   }, 120_000);

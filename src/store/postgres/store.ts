@@ -185,8 +185,9 @@ export class PostgresStore implements Store {
         if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
+        // The claim statement brings each task's answered questions itself (humans.withInputs's read, folded in).
         const claimed = await write("tasks.claim", async (t) => {
-          if (p.taskId === undefined) return humans.withInputs(t, await transitions.claim(t, p));
+          if (p.taskId === undefined) return transitions.claim(t, p);
           const one = await transitions.claimOne(t, { ...p, taskId: p.taskId });
           return one === null ? [] : humans.withInputs(t, [one]);
         });

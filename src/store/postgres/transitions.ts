@@ -14,6 +14,7 @@ import type {
   FailParams,
   FailResult,
   CountedFailure,
+  HumanInput,
   LeaseResult,
   ReleaseParams,
   SettlementResult,
@@ -39,7 +40,8 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * SKIP LOCKED so concurrent claimers on any host take different rows instead of
  * queueing on the same ones; `claimed` leases them; `logged` writes their
  * task:claimed events; the outer SELECT returns what the attempt needs (the task, its
- * dependencies with their results as JSON). test/store/postgres-plan.test.ts explains it.
+ * dependencies with their results, the answers a person gave its earlier attempts'
+ * questions, as JSON). test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
 export const PG_CLAIM_SQL = prepared(`
@@ -60,7 +62,10 @@ export const PG_CLAIM_SQL = prepared(`
         t.title, t.description, t.persona_id, t.payload, t.parent_id, t.timeout_ms,
         (SELECT json_agg(json_build_object('id', dt.id, 'title', dt.title, 'persona', dt.persona_id, 'status', ds.status, 'result', ds.result) ORDER BY d.depends_on)
          FROM task_dependencies d JOIN tasks dt ON dt.id = d.depends_on JOIN task_status ds ON ds.task_id = d.depends_on
-         WHERE d.task_id = c.task_id) AS deps
+         WHERE d.task_id = c.task_id) AS deps,
+        (SELECT json_agg(json_build_object('question', h.question, 'answer', h.answer, 'attempt', h.attempt,
+                  'askedAt', h.asked_at, 'answeredAt', h.answered_at, 'answeredBy', h.answered_by) ORDER BY h.id)
+         FROM human_requests h WHERE h.task_id = c.task_id AND h.kind = 'input' AND h.outcome = 'answered') AS inputs
       FROM claimed c JOIN tasks t ON t.id = c.task_id`);
 
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
@@ -96,6 +101,7 @@ type ClaimedRow = ClaimRow & {
   parent_id: number | null;
   timeout_ms: number;
   deps: Array<{ id: number; title: string; persona: string; status: TaskState; result: string | null }> | null;
+  inputs: HumanInput[] | null;
 };
 type LeasedRow = { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string; claimed_at: number | null };
 
@@ -206,6 +212,7 @@ export class PgTransitions {
           claimedAt: params.now,
           dependencies: (row.deps ?? []).map((d) => ({ id: d.id, title: d.title, persona: d.persona, status: d.status, result: parseJson(d.result) })),
           ...previousAttempt(row.last_error),
+          ...(row.inputs === null ? {} : { inputs: row.inputs }),
         }),
       );
     tx.emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
