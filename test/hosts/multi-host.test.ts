@@ -49,7 +49,8 @@ const SEED = 19;
  * were collected failed); with the server told to drop such sessions, roster start on b
  * then died of an unhandled ECONNRESET on a checked-out pool client (the check that b and
  * c still run failed). Every other check passed: nothing lost, no double completion, no
- * live lease collected.
+ * live lease collected. With that handling (branch h/pgclock, not yet landed) the whole run
+ * passed in 110 s: 44 of b's leases collected during the cut, 44 refusals logged by b.
  */
 const WAITING_FOR: string | null =
   "skipped until main has the supervisor's connection-loss handling (issue 19, deliverable 5): without it the cut host's leases are never collected and, once the server drops its sessions, roster start dies of an unhandled ECONNRESET";
@@ -227,10 +228,18 @@ describe.skipIf(unavailable !== null || WAITING_FOR !== null)(`three supervisor 
       ...mcpWorkers.map((w): [string, Holder] => [w.agentId, { label: w.label }]),
     ]);
     const verdict = judgeMultiHost({ tasks, events, expected, holders });
-    const bWarnings = b.log().split("\n");
-    const refusedLate = bWarnings.filter((l) => l.includes("late write refused")).length;
-    const discarded = bWarnings.filter((l) => l.includes("lease lost: result discarded")).length;
-    mark(`verdict: ${JSON.stringify(verdict.figures)}; host b logged ${refusedLate} late writes refused (LEASE_LOST), ${discarded} results discarded on a lost lease`);
+    // Every lease of b collected during the cut: b's late write for it (a renewal, a settlement or a
+    // release) was refused with LEASE_LOST, and b says so ("late write refused", or "lease lost: result
+    // discarded" when a renewal found it gone first), naming the task and attempt.
+    const refusals = new Set<string>();
+    for (const line of b.log().split("\n")) {
+      if (!line.startsWith("{") || !(line.includes("late write refused") || line.includes("lease lost: result discarded"))) continue;
+      const entry = JSON.parse(line) as { taskId?: number; attempt?: number };
+      refusals.add(`${entry.taskId} ${entry.attempt}`);
+    }
+    const collectedFromB = [...events.values()].flat().filter((e) => e.type === "lease:expired" && e.agentId === agentB).map((e) => `${e.taskId} ${e.attempt}`);
+    const unrefused = collectedFromB.filter((lease) => !refusals.has(lease)).map((lease) => `task ${lease.replace(" ", " attempt ")}: collected from host b, and b logged no refused late write for it`);
+    mark(`verdict: ${JSON.stringify(verdict.figures)}; host b logged ${refusals.size} refused late writes (LEASE_LOST) for its ${collectedFromB.length} collected leases`);
     console.log(`multi-host run:\n  ${timeline.join("\n  ")}`);
 
     expect(verdict.lost).toEqual([]);
@@ -244,8 +253,7 @@ describe.skipIf(unavailable !== null || WAITING_FOR !== null)(`three supervisor 
     expect(heldByB).toBeGreaterThan(0);
     expect(verdict.figures.reapedByHolder["host b (link cut)"] ?? 0).toBeGreaterThan(0);
     expect(heartbeatAtEnd).toBeGreaterThan(heartbeatAtRestore);
-    // Host b tried late writes for attempts whose leases were collected, and was refused (the database shows none accepted).
-    expect(refusedLate).toBeGreaterThan(0);
+    expect(unrefused).toEqual([]);
     passed = true;
   }, 280_000);
 });
