@@ -2,6 +2,7 @@ import type { Clock } from "../clock.js";
 import { RosterError, coerceError, toErrorObject } from "../errors.js";
 import type { PoolOutcome } from "../pool/pool.js";
 import { validateBatch, type Settlement, type SettlementResult, type Store } from "../store/index.js";
+import type { Service } from "../service.js";
 import type { RunOutcome } from "./events.js";
 import type { RunningAttempt } from "./run.js";
 
@@ -71,7 +72,8 @@ function errorCodeOf(settlement: Settlement, result: SettlementResult): string |
  * commit keeps its attempts queued and retries after SETTLE_RETRY_MS; their
  * leases are still renewed meanwhile. stop() waits for the queue to drain.
  */
-export class Completer {
+export class Completer implements Service {
+  readonly name = "completer";
   private queue: Item[] = [];
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private flushing: Promise<boolean> | null = null;

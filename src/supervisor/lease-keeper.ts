@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { coerceError } from "../errors.js";
+import { IntervalService } from "../service.js";
 import type { LeaseRef, Store } from "../store/index.js";
 
 /** Shortest spacing of lease renewals, in ms (personas' leaseMs is at least 100). */
@@ -23,56 +23,38 @@ export interface LeaseKeeperHost {
  * Lease renewal (docs/ARCHITECTURE.md rule 5): every intervalMs (min(leaseMs) / 3) ONE store
  * call renews every lease the supervisor holds and keeps its agent row alive.
  *
- * Modes: stopped → ticking (a timer per interval; a tick never overlaps the
+ * Modes (IntervalService): stopped → ticking (a timer per interval; a tick never overlaps the
  * previous one) → stopped. With nothing running a tick is one tiny write that
  * keeps the agent alive, every intervalMs.
  */
-export class LeaseKeeper {
-  private timer: NodeJS.Timeout | null = null;
-  private ticking = false;
+export class LeaseKeeper extends IntervalService {
+  readonly name = "leaseKeeper";
 
   constructor(
     private readonly host: LeaseKeeperHost,
-    public intervalMs: number,
+    intervalMs: number,
   ) {
     if (!Number.isFinite(intervalMs) || intervalMs < HEARTBEAT_INTERVAL_MS_MIN) {
       throw new RangeError(`leaseKeeper.intervalMs: must be at least ${HEARTBEAT_INTERVAL_MS_MIN}, got ${intervalMs}`);
     }
+    super((where, error) => host.error(where, error), intervalMs);
   }
 
-  start(): void {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => void this.tick(), this.intervalMs);
-    this.timer.unref();
+  protected override get where(): string {
+    return "leaseKeeper.heartbeat";
   }
 
   /** A persona with a shorter lease arrived (hot reload): renew at least this often from now on. */
   shortenTo(intervalMs: number): void {
     if (intervalMs >= this.intervalMs || intervalMs < HEARTBEAT_INTERVAL_MS_MIN) return;
-    this.intervalMs = intervalMs;
-    if (this.timer === null) return;
-    this.stop();
-    this.start();
+    this.setIntervalMs(intervalMs);
   }
 
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
-    try {
-      const leases = this.host.leases();
-      const result = await this.host.store.agents.heartbeat({ agentId: this.host.agentId, now: this.host.clock.now(), leases });
-      if (!result.agentActive) await this.host.reRegister();
-      if (result.lost.length > 0) this.host.lost(result.lost);
-      this.host.renewed(result.renewed.length, result.lost.length);
-    } catch (error) {
-      this.host.error("leaseKeeper.heartbeat", coerceError(error));
-    } finally {
-      this.ticking = false;
-    }
+  protected async run(): Promise<void> {
+    const leases = this.host.leases();
+    const result = await this.host.store.agents.heartbeat({ agentId: this.host.agentId, now: this.host.clock.now(), leases });
+    if (!result.agentActive) await this.host.reRegister();
+    if (result.lost.length > 0) this.host.lost(result.lost);
+    this.host.renewed(result.renewed.length, result.lost.length);
   }
 }

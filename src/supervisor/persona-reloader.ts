@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Persona } from "../personas/schema.js";
+import { IntervalService } from "../service.js";
 import type { Store } from "../store/index.js";
 import { syncPersonas } from "./personas.js";
 
@@ -28,13 +29,14 @@ export interface PersonaReloaderHost {
  * write) and hand the result to the supervisor. A file that no longer validates is
  * reported (its name and field) and the personas served stay as they were.
  *
- * Modes: stopped → watching (a timer, a folder watch) → stopped.
+ * Modes (IntervalService): stopped → watching (a timer, a folder watch) → stopped. A
+ * check asked for during one runs once more after it, so no change is missed.
  */
-export class PersonaReloader {
-  private timer: NodeJS.Timeout | null = null;
+export class PersonaReloader extends IntervalService {
+  readonly name = "personaReloader";
   private watcher: FSWatcher | null = null;
   private soon: NodeJS.Timeout | null = null;
-  private running = false;
+  private checking = false;
   private again = false;
   private lastFiles = "";
   private lastRows = "";
@@ -43,16 +45,29 @@ export class PersonaReloader {
   constructor(
     private readonly host: PersonaReloaderHost,
     private readonly dir: string,
-    readonly intervalMs = PERSONA_RELOAD_MS_DEFAULT,
-  ) {}
+    intervalMs = PERSONA_RELOAD_MS_DEFAULT,
+  ) {
+    super((where, error) => host.error(where, error), intervalMs);
+  }
 
-  /** `initial`: what the supervisor serves now, so the first tick only reacts to changes since. */
-  async start(): Promise<void> {
-    if (this.timer !== null) return;
-    this.lastFiles = this.filesSignature();
-    this.lastRows = await this.rowsSignature();
-    this.timer = setInterval(() => void this.check(), this.intervalMs);
-    this.timer.unref();
+  protected override get where(): string {
+    return "personas.reload";
+  }
+
+  /**
+   * Notes what the supervisor serves now (the signatures), so the first check only reacts to
+   * changes since, and starts looking. Reloading is not essential to serving: a failed first
+   * look is reported and the timer keeps looking.
+   */
+  override async start(): Promise<void> {
+    if (this.started) return;
+    try {
+      this.lastFiles = this.filesSignature();
+      this.lastRows = await this.rowsSignature();
+    } catch (error) {
+      this.report(this.where, coerceError(error));
+    }
+    await super.start();
     try {
       this.watcher = watch(this.dir, { persistent: false }, () => {
         if (this.soon !== null) return;
@@ -69,21 +84,22 @@ export class PersonaReloader {
     }
   }
 
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+  override async stop(): Promise<void> {
     if (this.soon !== null) clearTimeout(this.soon);
     this.watcher?.close();
-    this.timer = null;
     this.soon = null;
     this.watcher = null;
+    await super.stop();
   }
 
-  async check(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
+  /** A check now; one asked for while another runs follows it. */
+  check(): Promise<void> {
+    if (this.checking) this.again = true;
+    return this.tick();
+  }
+
+  protected async run(): Promise<void> {
+    this.checking = true;
     try {
       do {
         this.again = false;
@@ -103,11 +119,10 @@ export class PersonaReloader {
           this.lastError = e.message;
           this.lastFiles = files;
         }
-      } while (this.again && this.timer !== null);
-    } catch (error) {
-      this.host.error("personas.reload", coerceError(error));
+      } while (this.again && this.started);
     } finally {
-      this.running = false;
+      this.checking = false;
+      this.again = false;
     }
   }
 

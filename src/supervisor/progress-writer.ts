@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
+import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
 import type { RunningAttempt } from "./run.js";
 
@@ -15,7 +16,8 @@ export const PROGRESS_FLUSH_MS_DEFAULT = 500;
  *
  * Modes: stopped → started (a timer armed only while something is dirty) → stopped.
  */
-export class ProgressWriter {
+export class ProgressWriter implements Service {
+  readonly name = "progressWriter";
   private readonly dirty = new Set<RunningAttempt>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;

@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
 
 /**
@@ -13,7 +14,8 @@ import type { Store } from "../store/index.js";
  *
  * Modes: stopped → listening (subscribed, a timer per gated persona) → stopped.
  */
-export class GateWaker {
+export class GateWaker implements Service {
+  readonly name = "gateWaker";
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private off: (() => void) | null = null;
 

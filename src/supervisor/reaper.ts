@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { coerceError } from "../errors.js";
+import { IntervalService } from "../service.js";
 import type { ReapResult, Store } from "../store/index.js";
 
 /**
@@ -7,11 +7,10 @@ import type { ReapResult, Store } from "../store/index.js";
  * supervisor killed with -9 — to pending with backoff, or to failed on their last
  * attempt, and marks silent agents expired.
  *
- * Modes: stopped → running (once at start, then every intervalMs) → stopped.
+ * Modes (IntervalService): stopped → ticking (once at start, then every intervalMs) → stopped.
  */
-export class Reaper {
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
+export class Reaper extends IntervalService {
+  readonly name = "reaper";
 
   constructor(
     private readonly host: {
@@ -20,33 +19,18 @@ export class Reaper {
       reaped(result: ReapResult): void;
       error(where: string, error: Error): void;
     },
-    readonly intervalMs: number,
+    intervalMs: number,
   ) {
     if (!Number.isInteger(intervalMs) || intervalMs < 10) throw new RangeError(`reaper.intervalMs: must be an integer >= 10, got ${intervalMs}`);
+    // Reaps once at start (docs/ARCHITECTURE.md rule 6: at supervisor start too).
+    super((where, error) => host.error(where, error), intervalMs, true);
   }
 
-  async start(): Promise<void> {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => void this.reap(), this.intervalMs);
-    this.timer.unref();
-    await this.reap();
+  protected override get where(): string {
+    return "reaper.reapExpired";
   }
 
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-  }
-
-  async reap(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      const result = await this.host.store.maintenance.reapExpired({ now: this.host.clock.now() });
-      this.host.reaped(result);
-    } catch (error) {
-      this.host.error("reaper.reapExpired", coerceError(error));
-    } finally {
-      this.running = false;
-    }
+  protected async run(): Promise<void> {
+    this.host.reaped(await this.host.store.maintenance.reapExpired({ now: this.host.clock.now() }));
   }
 }

@@ -1,6 +1,7 @@
 import { Cron } from "croner";
 import type { Clock } from "../clock.js";
 import { RosterError, coerceError } from "../errors.js";
+import { IntervalService } from "../service.js";
 import type { ScheduleRecord, Store } from "../store/index.js";
 import { FIRE_TIMES_MAX } from "../store/sqlite/schedules.js";
 
@@ -74,44 +75,31 @@ export interface SchedulerOptions {
  * down): `skip` passes over it, `catch-up-once` runs the latest missed one once.
  * The same tick applies the default outcome of approvals whose deadline passed.
  *
- * Modes: stopped → running (a tick timer) → stopped. A tick that fails is reported
+ * Modes (IntervalService): stopped → ticking (a tick timer) → stopped. A tick that fails is reported
  * and the next tick tries again; ticks never overlap.
  */
-export class Scheduler {
-  private readonly tickMs: number;
+export class Scheduler extends IntervalService {
+  readonly name = "scheduler";
   private readonly graceMs: number;
-  private timer: NodeJS.Timeout | null = null;
-  private ticking: Promise<void> | null = null;
   private readonly crons = new Map<string, { key: string; cron: Cron }>();
 
   constructor(
     private readonly host: SchedulerHost,
     options: SchedulerOptions = {},
   ) {
-    this.tickMs = options.tickMs ?? SCHEDULER_TICK_MS_DEFAULT;
-    this.graceMs = options.missedGraceMs ?? MISSED_GRACE_MS_DEFAULT;
-    if (!Number.isInteger(this.tickMs) || this.tickMs < 10) throw new RosterError("CONFIG_INVALID", `scheduler.tickMs: must be an integer >= 10, got ${this.tickMs}`);
-    if (!Number.isInteger(this.graceMs) || this.graceMs < 0) throw new RosterError("CONFIG_INVALID", `scheduler.missedGraceMs: must be an integer >= 0, got ${this.graceMs}`);
+    const tickMs = options.tickMs ?? SCHEDULER_TICK_MS_DEFAULT;
+    const graceMs = options.missedGraceMs ?? MISSED_GRACE_MS_DEFAULT;
+    if (!Number.isInteger(tickMs) || tickMs < 10) throw new RosterError("CONFIG_INVALID", `scheduler.tickMs: must be an integer >= 10, got ${tickMs}`);
+    if (!Number.isInteger(graceMs) || graceMs < 0) throw new RosterError("CONFIG_INVALID", `scheduler.missedGraceMs: must be an integer >= 0, got ${graceMs}`);
+    super((where, error) => host.error(where, error), tickMs);
+    this.graceMs = graceMs;
   }
 
-  start(): void {
-    if (this.timer !== null) return;
-    this.timer = setInterval(() => void this.tick(), this.tickMs);
-    this.timer.unref();
+  /** Starts ticking, with a first pass at once that start() does not wait for. */
+  override start(): void {
+    if (this.started) return;
+    void super.start();
     void this.tick();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    await this.ticking;
-  }
-
-  /** One pass (tests call it directly). */
-  tick(): Promise<void> {
-    if (this.ticking !== null) return this.ticking;
-    this.ticking = this.pass().finally(() => (this.ticking = null));
-    return this.ticking;
   }
 
   private cronOf(schedule: ScheduleRecord): Cron {
@@ -123,32 +111,29 @@ export class Scheduler {
     return cron;
   }
 
-  private async pass(): Promise<void> {
+  /** One pass (tests call it through tick()); a failure of the whole pass is reported as scheduler.tick. */
+  protected async run(): Promise<void> {
     const { store, clock } = this.host;
-    try {
-      const due = await store.schedules.due({ now: clock.now(), limit: DUE_PER_TICK });
-      for (const schedule of due) {
-        try {
-          const now = clock.now();
-          const plan = planFires(this.cronOf(schedule), schedule, now, this.graceMs);
-          // A schedule that will never fire again is parked far in the future (pause it or remove it to say so).
-          const next = plan.next ?? Number.MAX_SAFE_INTEGER;
-          await store.schedules.fire({
-            scheduleId: schedule.id,
-            expectedNextFireAt: schedule.nextFireAt,
-            fireAts: plan.fire,
-            skipped: plan.skipped,
-            nextFireAt: next,
-            by: this.host.agentId,
-            now,
-          });
-        } catch (error) {
-          this.host.error(`scheduler.fire(${schedule.id})`, coerceError(error));
-        }
+    const due = await store.schedules.due({ now: clock.now(), limit: DUE_PER_TICK });
+    for (const schedule of due) {
+      try {
+        const now = clock.now();
+        const plan = planFires(this.cronOf(schedule), schedule, now, this.graceMs);
+        // A schedule that will never fire again is parked far in the future (pause it or remove it to say so).
+        const next = plan.next ?? Number.MAX_SAFE_INTEGER;
+        await store.schedules.fire({
+          scheduleId: schedule.id,
+          expectedNextFireAt: schedule.nextFireAt,
+          fireAts: plan.fire,
+          skipped: plan.skipped,
+          nextFireAt: next,
+          by: this.host.agentId,
+          now,
+        });
+      } catch (error) {
+        this.host.error(`scheduler.fire(${schedule.id})`, coerceError(error));
       }
-      await store.humans.applyDeadlines({ now: clock.now() });
-    } catch (error) {
-      this.host.error("scheduler.tick", coerceError(error));
     }
+    await store.humans.applyDeadlines({ now: clock.now() });
   }
 }

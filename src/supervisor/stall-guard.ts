@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { coerceError } from "../errors.js";
+import { IntervalService } from "../service.js";
 import type { Store } from "../store/index.js";
 
 /**
@@ -39,52 +39,55 @@ export interface StallGuardHost {
  * reports a stall. The bound is judged on this process's monotonic clock, from its
  * own first sighting, never from timestamps another process wrote.
  *
- * Modes: idle → checking (one check at a time; a tick during a check is skipped).
+ * Modes (IntervalService): stopped → ticking (a check every pollIntervalMs, one at a
+ * time) → stopped.
  */
-export class StallGuard {
+export class StallGuard extends IntervalService {
+  readonly name = "stallGuard";
   readonly boundMs: number;
   private readonly seen = new Map<string, { taskId: number; since: number; reported: boolean }>();
-  private checking = false;
 
   constructor(
     private readonly host: StallGuardHost,
     pollIntervalMs: number,
   ) {
+    super((where, error) => host.error(where, error), pollIntervalMs);
     this.boundMs = 2 * pollIntervalMs + STALL_CLAIM_ALLOWANCE_MS;
   }
 
-  async check(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      const now = this.host.clock.now();
-      const woken: string[] = [];
-      for (const producer of this.host.producers()) {
-        const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
-        this.host.oldest(producer.id, head === null ? 0 : Math.max(0, now - head.readySince) / 1_000);
-        if (head === null || producer.wantNow() <= 0) {
-          this.seen.delete(producer.id);
-          continue;
-        }
-        woken.push(producer.id);
-        const mono = this.host.monotonic();
-        const seen = this.seen.get(producer.id);
-        if (seen === undefined || seen.taskId !== head.taskId) {
-          this.seen.set(producer.id, { taskId: head.taskId, since: mono, reported: false });
-          continue;
-        }
-        const waitedMs = mono - seen.since;
-        const triedSince = producer.lastClaimAttemptAt >= seen.since;
-        if (waitedMs > this.boundMs && !triedSince && !seen.reported) {
-          seen.reported = true;
-          this.host.stalled({ persona: producer.id, taskId: head.taskId, waitedMs: Math.round(waitedMs), boundMs: this.boundMs });
-        }
+  protected override get where(): string {
+    return "stallGuard.check";
+  }
+
+  /** One check now (or the one running). */
+  check(): Promise<void> {
+    return this.tick();
+  }
+
+  protected async run(): Promise<void> {
+    const now = this.host.clock.now();
+    const woken: string[] = [];
+    for (const producer of this.host.producers()) {
+      const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
+      this.host.oldest(producer.id, head === null ? 0 : Math.max(0, now - head.readySince) / 1_000);
+      if (head === null || producer.wantNow() <= 0) {
+        this.seen.delete(producer.id);
+        continue;
       }
-      if (woken.length > 0) this.host.wake(woken);
-    } catch (error) {
-      this.host.error("stallGuard.check", coerceError(error));
-    } finally {
-      this.checking = false;
+      woken.push(producer.id);
+      const mono = this.host.monotonic();
+      const seen = this.seen.get(producer.id);
+      if (seen === undefined || seen.taskId !== head.taskId) {
+        this.seen.set(producer.id, { taskId: head.taskId, since: mono, reported: false });
+        continue;
+      }
+      const waitedMs = mono - seen.since;
+      const triedSince = producer.lastClaimAttemptAt >= seen.since;
+      if (waitedMs > this.boundMs && !triedSince && !seen.reported) {
+        seen.reported = true;
+        this.host.stalled({ persona: producer.id, taskId: head.taskId, waitedMs: Math.round(waitedMs), boundMs: this.boundMs });
+      }
     }
+    if (woken.length > 0) this.host.wake(woken);
   }
 }

@@ -22,6 +22,7 @@ import { StallGuard } from "./stall-guard.js";
 import type { AbortKind, RunningAttempt } from "./run.js";
 import { RETRY_BASE_MS, RETRY_MAX_MS, Waker } from "./waker.js";
 import { GateWaker } from "./provider-pauses.js";
+import { ServiceGroup } from "../service.js";
 import { BudgetWatch } from "./budget-watch.js";
 
 /**
@@ -146,7 +147,7 @@ export class Supervisor {
   private readonly scheduler: Scheduler;
   private readonly waker: Waker;
   /** Wakes a persona when the economic gate that stopped its claim opens (docs/economics.md). */
-  private gateWaker: GateWaker | null = null;
+  private readonly gateWaker: GateWaker;
   private readonly progressWriter: ProgressWriter;
   /** Checks running attempts' streamed usage against their budgets (docs/economics.md). */
   private readonly budgetWatch: BudgetWatch;
@@ -165,6 +166,8 @@ export class Supervisor {
   private slotsDirty = false;
   private readonly stallGuard: StallGuard;
   private readonly personaReloader: PersonaReloader | null;
+  /** Every service in its declared start order (stop runs it backwards): see the constructor. */
+  private readonly services: ServiceGroup;
   /** Consecutive failed claim passes: the next is tried after a backoff, never left to a wake-up that may not come. */
   private claimFailures = 0;
   private claimRetry: NodeJS.Timeout | null = null;
@@ -292,6 +295,33 @@ export class Supervisor {
       abortForBudget: (run, reason) => this.abortRun(run, "budget", reason),
       error: (where, error) => this.error(where, error),
     });
+    this.gateWaker = new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) });
+    // The declared order: start runs it first to last, stop last to first, and a start that throws
+    // stops those already started (backwards). So a stop (docs/ARCHITECTURE.md rule 10) first ends the
+    // wake-ups and the services that act on other tasks, then lets the running attempts finish (or
+    // aborts them) while their leases are still renewed, then commits their settlements, then closes
+    // the pool and deregisters the agent (which releases, uncounted, any lease still held).
+    this.services = new ServiceGroup(
+      [
+        { name: "agent", start: () => this.register(), stop: () => this.deregister() },
+        { name: "pool", start: () => this.pool.start(), stop: () => this.pool.close({ force: true }) },
+        this.leaseKeeper,
+        this.completer,
+        this.progressWriter,
+        { name: "attempts", start: () => {}, stop: () => this.drainAttempts() },
+        // One task served (roster run): nothing acts on the others (their dead leases, schedules, stalls).
+        ...(this.taskId === null ? [this.reaper, this.scheduler, this.stallGuard] : []),
+        ...(this.personaReloader === null ? [] : [this.personaReloader]),
+        this.gateWaker,
+        this.waker,
+      ],
+      (where, error) => this.error(where, error),
+    );
+  }
+
+  /** The services' names in start order (stop runs backwards). */
+  get serviceOrder(): string[] {
+    return this.services.order.map((service) => service.name);
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -300,33 +330,13 @@ export class Supervisor {
     if (this.state !== "created") throw new RosterError("INVALID_STATE", `the supervisor is ${this.state}; start it once`);
     this.state = "starting";
     try {
-      await this.register();
-      this.pool.start();
-      this.completer.start();
-      this.progressWriter.start();
-      this.waker.start();
-      (this.gateWaker ??= new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) })).start();
-      this.leaseKeeper.start();
-      // One task served: nothing here acts on the others (their dead leases, schedules, stalls).
-      if (this.taskId === null) {
-        await this.reaper.start();
-        this.scheduler.start();
-      }
+      await this.services.start();
     } catch (error) {
       this.state = "stopped";
-      this.waker.stop();
-      this.leaseKeeper.stop();
-      this.reaper.stop();
-      await this.pool.close({ force: true });
       this.resolveDone("failed to start");
       throw error;
     }
     this.state = "running";
-    try {
-      await this.personaReloader?.start();
-    } catch (error) {
-      this.error("personas.reload", coerceError(error));
-    }
     this.logger.info({ agentId: this.agentId, personas: this.producers.map((p) => p.id), capacity: this.capacity }, "supervisor started");
     this.events.emit("supervisor:started", { agentId: this.agentId });
     this.wake(null);
@@ -384,11 +394,22 @@ export class Supervisor {
     this.state = "stopping";
     this.logger.info({ reason, running: this.running.size }, "supervisor stopping");
     this.events.emit("supervisor:stopping", { reason, running: this.running.size });
-    this.waker.stop();
-    this.personaReloader?.stop();
-    this.gateWaker?.stop();
     if (this.claimRetry !== null) clearTimeout(this.claimRetry);
     this.claimRetry = null;
+    await this.services.stop();
+    for (const run of this.running.values()) this.clearTimers(run);
+    this.state = "stopped";
+    this.logger.info({ reason, agentId: this.agentId }, "supervisor stopped");
+    this.events.emit("supervisor:stopped", { reason, agentId: this.agentId });
+    this.resolveDone(reason);
+  }
+
+  /**
+   * The "attempts" service's stop: running attempts get shutdownGraceMs to finish; the rest are
+   * aborted (their leases released uncounted), and threads whose attempts still do not stop
+   * within the abort grace are terminated.
+   */
+  private async drainAttempts(): Promise<void> {
     await this.waitForIdle(this.config.shutdownGraceMs);
     if (this.running.size > 0) {
       const runs = [...this.running.values()];
@@ -400,24 +421,16 @@ export class Supervisor {
         await this.waitForIdle(SHUTDOWN_FORCE_MS);
       }
     }
-    await this.completer.stop();
     await this.startWriting;
-    this.leaseKeeper.stop();
-    this.reaper.stop();
-    await this.scheduler.stop();
-    this.progressWriter.stop();
+  }
+
+  private async deregister(): Promise<void> {
     try {
       // Releases, without counting, any lease still held (e.g. a settlement that could not commit).
       await this.store.agents.deregister({ agentId: this.agentId, now: this.clock.now() });
     } catch (error) {
       this.error("supervisor.deregister", coerceError(error));
     }
-    await this.pool.close({ force: true });
-    for (const run of this.running.values()) this.clearTimers(run);
-    this.state = "stopped";
-    this.logger.info({ reason, agentId: this.agentId }, "supervisor stopped");
-    this.events.emit("supervisor:stopped", { reason, agentId: this.agentId });
-    this.resolveDone(reason);
   }
 
   private waitForIdle(timeoutMs: number): Promise<void> {
@@ -821,7 +834,6 @@ export class Supervisor {
   private onTick(): void {
     this.lastTickAt = this.clock.now();
     this.events.emit("loop:tick", { at: this.lastTickAt });
-    if (this.state === "running" && this.taskId === null) void this.stallGuard.check();
     if (this.exitWhenIdle || this.taskId !== null) void this.checkIdle();
   }
 

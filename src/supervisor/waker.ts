@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
+import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
 
 /** Backoff of a failed store call that must be tried again, in ms: RETRY_BASE_MS doubling to RETRY_MAX_MS. */
@@ -35,7 +36,8 @@ export interface WakerHost {
  *
  * Modes: stopped → listening (events + poll timer + at most one run_at timer) → stopped.
  */
-export class Waker {
+export class Waker implements Service {
+  readonly name = "waker";
   private offs: Array<() => void> = [];
   private poll: NodeJS.Timeout | null = null;
   private runAtTimer: NodeJS.Timeout | null = null;

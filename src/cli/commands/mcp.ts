@@ -67,7 +67,7 @@ export function register(program: Command): void {
         await store.personas.sync({ personas: personas.map(toPersonaUpsert), now: clock.now(), sourceDir: resolve(syncDir) });
       }
       if (reaper !== null) {
-        await reaper.reapOnce();
+        await reaper.tick();
         reaper.start();
       }
       session = await serveMcpStdio({ context, profile });
