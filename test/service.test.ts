@@ -104,13 +104,13 @@ describe("the supervisor's services", () => {
     h = null;
   });
 
-  it("are declared in one start order: the agent and pool first, the wake-ups last", async () => {
+  it("are declared in one start order: the agent and pool first, the wake-ups and the claim loop last (so a stop ends claiming first)", async () => {
     h = await harness([{ id: "worker", adapter: { kind: "echo" } }]);
-    expect(h.supervisor.serviceOrder).toEqual(["agent", "pool", "leaseKeeper", "completer", "progressWriter", "attempts", "reaper", "scheduler", "stallGuard", "personaReloader", "gateWaker", "waker"]);
+    expect(h.supervisor.serviceOrder).toEqual(["agent", "pool", "leaseKeeper", "completer", "progressWriter", "attempts", "reaper", "scheduler", "stallGuard", "personaReloader", "gateWaker", "waker", "claimLoop"]);
   });
 
   it("leave out, for a supervisor serving one task, the services that act on other tasks", async () => {
     h = await harness([{ id: "worker", adapter: { kind: "echo" } }], { supervisor: { taskId: 1 } });
-    expect(h.supervisor.serviceOrder).toEqual(["agent", "pool", "leaseKeeper", "completer", "progressWriter", "attempts", "gateWaker", "waker"]);
+    expect(h.supervisor.serviceOrder).toEqual(["agent", "pool", "leaseKeeper", "completer", "progressWriter", "attempts", "gateWaker", "waker", "claimLoop"]);
   });
 });

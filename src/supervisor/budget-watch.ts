@@ -4,7 +4,7 @@ import { costOf, priceFor, totalTokens, type ModelPrice } from "../policy/prices
 import type { AttemptBudget, AttemptUsage, BudgetLimit } from "../store/economics.js";
 import type { Store } from "../store/index.js";
 import { lenientUsage } from "../store/usage-values.js";
-import type { RunningAttempt } from "./run.js";
+import { isLive, type RunningAttempt } from "./run.js";
 
 /** How old a running attempt's budget reading may be when a usage report is checked against it, in ms. */
 export const BUDGET_REFRESH_MS_DEFAULT = 1_000;
@@ -72,7 +72,7 @@ export class BudgetWatch {
 
   /** The attempt's running total so far (the latest report replaces the earlier ones). */
   report(run: RunningAttempt, total: AttemptUsage): void {
-    if (this.unsupported || run.finished || run.abort !== null) return;
+    if (this.unsupported || !isLive(run)) return;
     let w = this.watched.get(run);
     if (w === undefined) {
       w = { run, tokens: 0, costUsd: 0, usage: {}, budget: null, readAt: Number.NEGATIVE_INFINITY, reading: null, recheck: false, settledMeanwhile: [], crossed: false };
@@ -131,7 +131,7 @@ export class BudgetWatch {
   }
 
   private check(w: Watched): void {
-    if (w.crossed || w.budget === null || w.run.finished || w.run.abort !== null) return;
+    if (w.crossed || w.budget === null || !isLive(w.run)) return;
     const crossed = this.crossing(w);
     if (crossed === null) return;
     // Confirm with a fresh reading (a raise, a removal) before aborting; a reading made just now decides.
@@ -206,7 +206,7 @@ export class BudgetWatch {
         w.recheck = false;
         if (confirming) {
           const crossed = w.budget === null ? null : this.crossing(w);
-          if (crossed !== null && !w.crossed && !w.run.finished && w.run.abort === null) this.abort(w, crossed);
+          if (crossed !== null && !w.crossed && isLive(w.run)) this.abort(w, crossed);
         } else this.check(w);
       }
     })();

@@ -5,6 +5,15 @@ import type { ClaimedTask, Store } from "../store/index.js";
 /** Most tasks one claim statement takes (the store's own cap is 1,000). */
 export const CLAIM_BATCH_MAX = 1_000;
 
+export interface ProducerHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly agentId: string;
+  readonly monotonic: () => number;
+  /** The one task a supervisor serves (roster run), or null. */
+  readonly taskId: number | null;
+}
+
 /**
  * The producer of one persona: claims `min(persona concurrency - running,
  * global free slots)` ready tasks in one store call (or, for a supervisor that
@@ -25,7 +34,7 @@ export class PersonaProducer {
   constructor(
     /** Replaced when the persona's file or row changes while the supervisor runs (new claims use the new one). */
     public persona: Persona,
-    private readonly host: { readonly store: Store; readonly clock: Clock; readonly agentId: string; readonly monotonic: () => number; readonly taskId: number | null },
+    private readonly host: ProducerHost,
   ) {}
 
   get id(): string {
@@ -61,5 +70,69 @@ export class PersonaProducer {
         : await store.tasks.claimById({ taskId, agentId, leaseMs, now }).then((task) => (task === null ? [] : [task]));
     if (claimed.length < limit && gen === this.wakeGen) this.dirty = false;
     return claimed;
+  }
+}
+
+/**
+ * The producers a supervisor serves, one per persona that is not `external` (a
+ * persona served only by external agents gets none: docs/ARCHITECTURE.md,
+ * personas), replaced as a set when the personas change while running.
+ */
+export class Producers {
+  private list: PersonaProducer[] = [];
+  private readonly byId = new Map<string, PersonaProducer>();
+
+  constructor(
+    personas: readonly Persona[],
+    private readonly host: ProducerHost,
+  ) {
+    this.set(personas.filter((persona) => !persona.external).map((persona) => new PersonaProducer(persona, host)));
+  }
+
+  get all(): readonly PersonaProducer[] {
+    return this.list;
+  }
+
+  get(persona: string): PersonaProducer | undefined {
+    return this.byId.get(persona);
+  }
+
+  /** Marks these personas' producers (all with null) as having ready tasks. */
+  wake(personas: readonly string[] | null): void {
+    if (personas === null) for (const producer of this.list) producer.wake();
+    else for (const id of personas) this.byId.get(id)?.wake();
+  }
+
+  /**
+   * Serves these personas from now on: new ones get a producer (its running count from
+   * `runningOf`), changed ones keep theirs with the new settings (attempts already running
+   * keep the old ones), the others are dropped (their running attempts finish).
+   */
+  replace(personas: readonly Persona[], runningOf: (persona: string) => number): { added: string[]; changed: string[]; removed: string[] } {
+    const next: PersonaProducer[] = [];
+    const added: string[] = [];
+    const changed: string[] = [];
+    for (const persona of personas.filter((p) => !p.external)) {
+      const producer = this.byId.get(persona.id);
+      if (producer === undefined) {
+        const fresh = new PersonaProducer(persona, this.host);
+        fresh.running = runningOf(persona.id);
+        next.push(fresh);
+        added.push(persona.id);
+        continue;
+      }
+      if (JSON.stringify(producer.persona) !== JSON.stringify(persona)) changed.push(persona.id);
+      producer.persona = persona;
+      next.push(producer);
+    }
+    const removed = this.list.map((p) => p.id).filter((id) => !next.some((p) => p.id === id));
+    this.set(next);
+    return { added, changed, removed };
+  }
+
+  private set(producers: PersonaProducer[]): void {
+    this.list = producers;
+    this.byId.clear();
+    for (const producer of producers) this.byId.set(producer.id, producer);
   }
 }

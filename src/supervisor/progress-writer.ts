@@ -2,7 +2,7 @@ import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
-import type { RunningAttempt } from "./run.js";
+import { isLive, type RunningAttempt } from "./run.js";
 
 /** How often reported progress is written to the store, at most, per task, in ms. */
 export const PROGRESS_FLUSH_MS_DEFAULT = 500;
@@ -63,7 +63,7 @@ export class ProgressWriter implements Service {
     const runs = [...this.dirty];
     this.dirty.clear();
     for (const run of runs) {
-      if (run.finished || run.abort !== null || run.progress === null) continue;
+      if (!isLive(run) || run.progress === null) continue;
       try {
         const result = await this.host.store.tasks.progressIfLeased({
           taskId: run.task.id,

@@ -10,8 +10,8 @@ export const STALL_CLAIM_ALLOWANCE_MS = 1_000;
 
 export interface StallGuardProducer {
   readonly id: string;
-  /** How many it would claim now (0: its concurrency or the supervisor's slots are full). */
-  wantNow(): number;
+  /** How many it would claim given `free` slots (0: its concurrency or the supervisor's slots are full). */
+  want(free: number): number;
   /** Monotonic time of its last claim attempt (successful or not), or -Infinity. */
   readonly lastClaimAttemptAt: number;
 }
@@ -21,6 +21,8 @@ export interface StallGuardHost {
   readonly clock: Clock;
   readonly monotonic: () => number;
   producers(): readonly StallGuardProducer[];
+  /** The supervisor's free slots now. */
+  free(): number;
   /** A ready task was seen with a free slot: claim for its persona. */
   wake(personas: readonly string[]): void;
   /** The age of the ready task a claim would take next, per persona, in s (0 when none is ready). */
@@ -70,7 +72,7 @@ export class StallGuard extends IntervalService {
     for (const producer of this.host.producers()) {
       const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
       this.host.oldest(producer.id, head === null ? 0 : Math.max(0, now - head.readySince) / 1_000);
-      if (head === null || producer.wantNow() <= 0) {
+      if (head === null || producer.want(this.host.free()) <= 0) {
         this.seen.delete(producer.id);
         continue;
       }

@@ -1,0 +1,285 @@
+import type { Clock } from "../clock.js";
+import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
+import type { Logger } from "../logging/logger.js";
+import type { Persona } from "../personas/schema.js";
+import type { PoolOutcome } from "../pool/pool.js";
+import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protocol.js";
+import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
+import type { RunOutcome, SupervisorEventBus } from "./events.js";
+import { isLive, type AbortKind, type RunningAttempt } from "./run.js";
+
+export interface AttemptsHost {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: SupervisorEventBus;
+  readonly agentId: string;
+  /** Sends an abort to these pool runs (never to a task: docs/ARCHITECTURE.md rule 12). */
+  abortRuns(runIds: number[], reason: ErrorObject): void;
+  /** An attempt finished in the pool: its outcome goes to the completer. */
+  finished(run: RunningAttempt, outcome: PoolOutcome): void;
+  /** A live attempt reported progress (for the progress writer). */
+  progressed(run: RunningAttempt): void;
+  /** A live attempt reported its running usage total (for the budget watch). */
+  used(run: RunningAttempt, total: AttemptUsage): void;
+  error(where: string, error: Error): void;
+}
+
+/**
+ * The attempts a supervisor holds, from claim until their settlement commits:
+ * keyed by lease token (one task can have two here at once, an attempt still
+ * stopping after a cancel and its retry, so nothing is keyed by task id:
+ * docs/ARCHITECTURE.md rule 12) and by pool run id (its worker's reports).
+ *
+ * Each attempt moves through its phases (RunningAttempt.phase, ./run.ts) only
+ * here: `hold` makes it `dispatched` (timeout armed; its start queued after
+ * startFoldMs, so one that finishes sooner settles claimed → completed without a
+ * start write, the start fold), `writeStarts` makes it `started` (the starts due
+ * together share a transaction), `abort` makes it `aborting`, `finish` makes it
+ * `finished`, and `settle` removes it once the completer has committed or
+ * discarded its outcome.
+ */
+export class Attempts {
+  private readonly byLease = new Map<string, RunningAttempt>();
+  private readonly byRunId = new Map<number, RunningAttempt>();
+  private startQueue: RunningAttempt[] = [];
+  private startWriting: Promise<void> | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private leaseCheck: Promise<void> | null = null;
+  private leaseCheckAgain = false;
+
+  constructor(
+    private readonly host: AttemptsHost,
+    private readonly startFoldMs: number,
+  ) {}
+
+  get size(): number {
+    return this.byLease.size;
+  }
+
+  values(): IterableIterator<RunningAttempt> {
+    return this.byLease.values();
+  }
+
+  /** The attempt holding this lease here, if any. */
+  get(lease: LeaseRef): RunningAttempt | undefined {
+    const run = this.byLease.get(lease.leaseToken);
+    return run !== undefined && run.task.id === lease.taskId ? run : undefined;
+  }
+
+  leases(): LeaseRef[] {
+    const leases: LeaseRef[] = [];
+    for (const run of this.byLease.values()) leases.push({ taskId: run.task.id, leaseToken: run.task.leaseToken });
+    return leases;
+  }
+
+  countOf(persona: string): number {
+    let n = 0;
+    for (const run of this.byLease.values()) if (run.task.persona === persona) n++;
+    return n;
+  }
+
+  /** A claimed task becomes a dispatched attempt: held by its lease, its timeout armed, its start queued. */
+  hold(task: ClaimedTask, persona: Persona, now: number): RunningAttempt {
+    const run: RunningAttempt = { task, runId: 0, persona, dispatchedAt: now, phase: "dispatched", abort: null, timeoutTimer: null, startTimer: null, progress: null };
+    run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
+    if (this.startFoldMs === 0) this.queueStart(run);
+    else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
+    this.byLease.set(task.leaseToken, run);
+    return run;
+  }
+
+  /** Its address in the pool, once the pool took it. */
+  bind(run: RunningAttempt, runId: number): void {
+    run.runId = runId;
+    this.byRunId.set(runId, run);
+  }
+
+  finish(run: RunningAttempt, outcome: PoolOutcome): void {
+    run.phase = "finished";
+    this.clearTimers(run);
+    this.host.finished(run, outcome);
+  }
+
+  abort(run: RunningAttempt, kind: AbortKind, why?: RosterError): void {
+    if (!isLive(run)) return;
+    run.phase = "aborting";
+    run.abort = kind;
+    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    run.timeoutTimer = null;
+    const { id, attempt, persona } = run.task;
+    const reason: ErrorObject = toErrorObject(why ?? abortError(run, kind));
+    // A cancel or a stop is somebody's decision, not a fault: info.
+    this.host.logger[kind === "shutdown" || kind === "cancelled" ? "info" : "warn"]({ taskId: id, persona, attempt, reason: kind }, "aborting attempt");
+    this.host.events.emit("task:aborting", { taskId: id, persona, attempt, reason: kind });
+    // Addressed to this attempt's run, never to the task: its next attempt must not hear it.
+    this.host.abortRuns([run.runId], reason);
+  }
+
+  /** Aborts the attempts held here under these leases (the store says they are no longer ours). */
+  abortLeases(leases: Iterable<LeaseRef & { status?: string | null }>, kind: AbortKind = "lease-lost"): void {
+    for (const lease of leases) {
+      const run = this.get(lease);
+      if (run !== undefined) this.abort(run, lease.status === "cancelled" ? "cancelled" : kind);
+    }
+  }
+
+  /** A cancel is for the task: every attempt of it held here stops (a retry's attempt comes after the cancel). */
+  abortTasks(taskIds: readonly number[], kind: AbortKind): void {
+    const ids = new Set(taskIds);
+    for (const run of this.byLease.values()) if (ids.has(run.task.id)) this.abort(run, kind);
+  }
+
+  /**
+   * Its outcome is committed (or discarded): it leaves the table. False when it was not held
+   * (settled already). Logs a discarded result and emits task:run-finished.
+   */
+  settle(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): boolean {
+    if (this.byLease.get(run.task.leaseToken) !== run) return false;
+    this.byLease.delete(run.task.leaseToken);
+    this.byRunId.delete(run.runId);
+    const { id: taskId, attempt, persona } = run.task;
+    if (outcome === "lease-lost" && run.abort === "cancelled") this.host.logger.info({ taskId, attempt }, "task cancelled: result discarded");
+    else if (outcome === "lease-lost") this.host.logger.warn({ taskId, attempt }, "lease lost: result discarded");
+    if (this.host.events.listenerCount("task:run-finished") > 0) {
+      this.host.events.emit("task:run-finished", {
+        taskId,
+        persona,
+        attempt,
+        durationMs: this.host.clock.now() - run.dispatchedAt,
+        outcome,
+        ...(errorCode === undefined ? {} : { errorCode }),
+        ...(errorMessage === undefined ? {} : { errorMessage }),
+      });
+    }
+    return true;
+  }
+
+  /** A worker's report: progress and usage of a live attempt, or a log line. */
+  report(report: WorkerReport): void {
+    const run = this.byRunId.get(report.runId);
+    if (run === undefined) return;
+    if (report.type === REPORT_PROGRESS) {
+      if (!isLive(run)) return;
+      run.progress = { fraction: report.fraction, message: report.message };
+      this.host.events.emit("progress:reported", { taskId: report.taskId, persona: run.task.persona, attempt: report.attempt, fraction: report.fraction, message: report.message });
+      this.host.progressed(run);
+      return;
+    }
+    if (report.type === REPORT_USAGE) {
+      this.host.used(run, report.total);
+      return;
+    }
+    const child = this.host.logger.child({ taskId: report.taskId, persona: run.task.persona, attempt: report.attempt, agentId: this.host.agentId });
+    child[report.level](report.data ?? {}, report.message);
+  }
+
+  /**
+   * After another process wrote: are the leases held here still ours? A `roster
+   * cancel` from another terminal then reaches its running attempt within moments,
+   * not at the next renewal (up to leaseMs/3 later), and is logged as a cancel.
+   * One read; at most one at a time (a write meanwhile asks again after it).
+   */
+  async checkLeases(active: () => boolean): Promise<void> {
+    if (this.leaseCheck !== null) {
+      this.leaseCheckAgain = true;
+      return;
+    }
+    if (this.byLease.size === 0 || !active()) return;
+    this.leaseCheck = (async () => {
+      do {
+        this.leaseCheckAgain = false;
+        try {
+          this.abortLeases(await this.host.store.tasks.leasesGone({ leases: this.leases() }));
+        } catch (error) {
+          this.host.error("supervisor.leasesGone", coerceError(error));
+        }
+      } while (this.leaseCheckAgain && active());
+    })();
+    await this.leaseCheck;
+    this.leaseCheck = null;
+  }
+
+  /** Resolves once none is held, or after timeoutMs. */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.byLease.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** After settlements: wakes whoever waits for none to be held. */
+  notifyIfIdle(): void {
+    if (this.byLease.size > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const done of waiters) done();
+  }
+
+  /** Resolves once the starts queued so far are written. */
+  async startsWritten(): Promise<void> {
+    await this.startWriting;
+  }
+
+  /** Stopped: no timer of any held attempt fires any more. */
+  clearAllTimers(): void {
+    for (const run of this.byLease.values()) this.clearTimers(run);
+  }
+
+  private clearTimers(run: RunningAttempt): void {
+    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    if (run.startTimer !== null) clearTimeout(run.startTimer);
+    run.timeoutTimer = null;
+    run.startTimer = null;
+  }
+
+  private queueStart(run: RunningAttempt): void {
+    run.startTimer = null;
+    if (run.phase !== "dispatched") return;
+    this.startQueue.push(run);
+    // After this turn's timers: the fold timers of one dispatch fire together and share a transaction.
+    if (this.startWriting === null) this.startWriting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeStarts());
+  }
+
+  /** Start writes: whatever queued meanwhile goes in one transaction (each start fenced by its lease), drained in order. */
+  private async writeStarts(): Promise<void> {
+    while (this.startQueue.length > 0) {
+      const batch = this.startQueue.filter((run) => run.phase === "dispatched");
+      this.startQueue = [];
+      if (batch.length === 0) continue;
+      for (const run of batch) run.phase = "started";
+      try {
+        const results = await this.host.store.tasks.start({
+          starts: batch.map((run) => ({ taskId: run.task.id, leaseToken: run.task.leaseToken })),
+          now: Math.min(...batch.map((run) => run.dispatchedAt)),
+        });
+        results.forEach((result, i) => {
+          if (!result.ok) this.abort(batch[i]!, "lease-lost");
+        });
+      } catch (error) {
+        this.host.error("supervisor.start", coerceError(error));
+      }
+    }
+    this.startWriting = null;
+  }
+}
+
+/** The reason an abort carries to the adapter (and, for a timeout, to the store). */
+function abortError(run: RunningAttempt, kind: AbortKind): Error {
+  const { id, attempt, timeoutMs } = run.task;
+  switch (kind) {
+    case "timeout":
+      return new RosterError("TIMEOUT", `task ${id} attempt ${attempt} timed out after ${timeoutMs} ms`);
+    case "lease-lost":
+      return new LeaseLostError(id);
+    case "cancelled":
+      return new RosterError("ABORTED", `task ${id} was cancelled`, { retryable: false });
+    default:
+      return new RosterError("SHUTDOWN", `the supervisor is shutting down; task ${id} goes back to pending`);
+  }
+}
