@@ -9,6 +9,7 @@ export const RECHECK_INTERVAL_MS_DEFAULT = 1_000;
 const WAKE_EVENTS: StoreEventName[] = [
   "task:enqueued",
   "task:ready",
+  "claim:reopened",
   "task:released",
   "task:retried",
   "task:retrying",

@@ -17,7 +17,10 @@ export interface StoreEventMap {
   "task:released": { taskId: number; persona: string };
   "task:cancelled": { taskIds: number[]; persona: string };
   "task:retried": { taskId: number; persona: string };
-  "task:ready": { count: number };
+  /** Tasks that became ready (a dependency completed, a person approved or answered), and their personas. */
+  "task:ready": { ids: number[]; personas: string[] };
+  /** A gate of the claim lifted (a budget raised, a breaker reset, a provider resumed): these personas' pending tasks may be claimable again (null: any persona's). */
+  "claim:reopened": { personas: string[] | null; reason: "budget" | "breaker" | "provider" };
   "lease:expired": { taskId: number; leaseToken: string; persona: string; attempt: number; outcome: "retrying" | "failed" };
   "lease:lost": { taskId: number; op: string };
   "agent:registered": { agentId: string };
@@ -39,6 +42,17 @@ export interface StoreEventMap {
 }
 
 export type StoreEventName = keyof StoreEventMap;
+
+/** A task that became ready, as the dependency writes return it. */
+export interface Readied {
+  id: number;
+  persona: string;
+}
+
+/** The task:ready payload for these readied tasks. */
+export function readyEvent(ready: readonly Readied[]): StoreEventMap["task:ready"] {
+  return { ids: ready.map((r) => r.id), personas: [...new Set(ready.map((r) => r.persona))] };
+}
 
 /** The store's events on the one typed bus (src/events.ts). */
 export class StoreEventBus extends TypedEventBus<StoreEventMap> {}

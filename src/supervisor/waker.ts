@@ -59,7 +59,9 @@ export class Waker implements Service {
     const events = this.host.store.events;
     this.offs = [
       events.on("task:enqueued", (e) => (e.ready > 0 ? this.host.wake(e.personas) : undefined)),
-      events.on("task:ready", () => this.host.wake(null)),
+      // Only the personas whose tasks became ready, or whose claim a lifted gate reopened.
+      events.on("task:ready", (e) => this.host.wake(e.personas)),
+      events.on("claim:reopened", (e) => this.host.wake(e.personas)),
       events.on("task:retried", (e) => this.host.wake([e.persona])),
       events.on("task:released", (e) => this.host.wake([e.persona])),
       events.on("task:retrying", (e) => this.at(e.runAt)),

@@ -39,6 +39,7 @@ const WATCHED: StoreEventName[] = [
   "task:cancelled",
   "task:retried",
   "task:ready",
+  "claim:reopened",
   "lease:expired",
   "agent:registered",
   "agent:expired",

@@ -58,3 +58,34 @@ describe("waker: run_at timer", () => {
     }
   });
 });
+
+describe("waker: whom a readied task wakes", () => {
+  it("a completed dependency wakes only the personas of the tasks it readied", async () => {
+    const db = await openTestStore({ memory: true });
+    const clock = new ManualClock(1_000);
+    const wakes: Array<readonly string[] | null> = [];
+    const waker = new Waker(
+      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
+      60_000,
+    );
+    try {
+      const { ids } = await db.store.tasks.enqueue({
+        tasks: [
+          { ref: "plan", persona: "planner", title: "plan" },
+          { ref: "code", persona: "worker", title: "code", dependsOn: ["plan"] },
+          { ref: "review", persona: "reviewer", title: "review", dependsOn: ["code"] },
+        ],
+        now: clock.now(),
+      });
+      const [plan] = await db.store.tasks.claim({ persona: "planner", agentId: "a", now: clock.now() });
+      waker.start();
+      await db.store.tasks.completeIfLeased({ taskId: plan!.id, leaseToken: plan!.leaseToken, now: clock.now() });
+      // Not the planner, not the reviewer (still waiting on the code): the worker alone.
+      expect(wakes).toEqual([["worker"]]);
+      expect((await db.store.tasks.get({ taskId: ids[2]! })).status).toBe("waiting");
+    } finally {
+      waker.stop();
+      await db.close();
+    }
+  });
+});

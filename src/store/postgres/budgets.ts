@@ -83,9 +83,9 @@ async function afterBudgetChange(tx: Tx, scope: BudgetScope, key: string, now: n
         tx.emit("budget:exhausted", { scope, key });
       }
     } else if ((await tx.run("DELETE FROM budget_holds WHERE scope = $1 AND key = $2", [scope, Number(key)])) > 0) {
-      tx.emit("task:ready", { count: 1 });
+      tx.emit("claim:reopened", { personas: null, reason: "budget" });
     }
-  } else tx.emit("task:ready", { count: 1 });
+  } else tx.emit("claim:reopened", { personas: null, reason: "budget" });
   return record(tx, row, now, source);
 }
 
@@ -153,7 +153,7 @@ export async function resumeProvider(tx: Tx, p: { provider: string; now: number;
     JSON.stringify({ provider: p.provider }),
   ]);
   tx.emit("provider:resumed", { provider: p.provider });
-  tx.emit("task:ready", { count: 1 });
+  tx.emit("claim:reopened", { personas: null, reason: "provider" });
   return true;
 }
 
@@ -177,6 +177,6 @@ export async function resetBreaker(tx: Tx, p: { persona: string; now: number; by
     JSON.stringify({ persona: p.persona, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until }),
   ]);
   tx.emit("breaker:closed", { persona: p.persona });
-  tx.emit("task:ready", { count: 1 });
+  tx.emit("claim:reopened", { personas: [p.persona], reason: "breaker" });
   return true;
 }

@@ -101,6 +101,7 @@ type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventNa
 const WAKE_EVENTS: ReadonlySet<StoreEventName> = new Set<StoreEventName>([
   "task:enqueued",
   "task:ready",
+  "claim:reopened",
   "task:retrying",
   "task:released",
   "task:cancelled",

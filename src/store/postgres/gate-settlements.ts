@@ -96,7 +96,7 @@ async function flushSpend(tx: Tx, spent: SpentUsage[]): Promise<void> {
         tx.emit("budget:exhausted", { scope: m.scope, key: String(m.id) });
       }
     } else if ((await tx.run("DELETE FROM budget_holds WHERE scope = $1 AND key = $2", [m.scope, m.id])) > 0) {
-      tx.emit("task:ready", { count: 1 });
+      tx.emit("claim:reopened", { personas: null, reason: "budget" });
     }
   }
 }

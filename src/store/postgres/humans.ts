@@ -1,4 +1,5 @@
 import { RosterError } from "../../errors.js";
+import { readyEvent } from "../events.js";
 import { HUMAN_TEXT_MAX, PARKED_LIST_LIMIT_DEFAULT, planText } from "../sqlite/humans.js";
 import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
@@ -94,8 +95,8 @@ export class PgHumans {
     const readied = await this.transitions.completeDependencies(tx, p.taskId, p.now);
     await this.transitions.event(tx, p.taskId, "approval:approved", p.now, by, row.attempts, { note, readied: readied.length, requestId: request?.id ?? null });
     tx.emit("task:completed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, readied: readied.length, children: 0 });
-    if (readied.length > 0) tx.emit("task:ready", { count: readied.length });
-    return { readied };
+    if (readied.length > 0) tx.emit("task:ready", readyEvent(readied));
+    return { readied: readied.map((r) => r.id) };
   }
 
   async reject(tx: Tx, p: { taskId: number; reason: string; by?: string | undefined; now: number }): Promise<{ blocked: number[] }> {
@@ -121,7 +122,7 @@ export class PgHumans {
     const request = await this.close(tx, p.taskId, "answered", answer, by, p.now);
     await tx.run("UPDATE task_status SET status = 'pending', run_at = $2, ready_at = $2, updated_at = $2 WHERE task_id = $1 AND status = 'awaiting_input'", [p.taskId, p.now]);
     await this.transitions.event(tx, p.taskId, "input:answered", p.now, by, row.attempts, { answer, requestId: request?.id ?? null });
-    tx.emit("task:ready", { count: 1 });
+    tx.emit("task:ready", { ids: [p.taskId], personas: [row.persona_id] });
     return { status: "pending" };
   }
 

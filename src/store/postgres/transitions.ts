@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readyEvent, type Readied } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { serializeJson, validateBatch } from "../input.js";
@@ -85,7 +86,7 @@ export const PG_COMPLETE_DEPENDENCIES_SQL = `
         ready_at   = CASE WHEN status = 'waiting' AND unmet_deps = 1 THEN greatest(run_at, $2::bigint) ELSE ready_at END,
         updated_at = $2::bigint
       WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = $1) AND unmet_deps > 0
-      RETURNING task_id, status`;
+      RETURNING task_id, status, persona_id`;
 
 /** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
@@ -401,7 +402,7 @@ export class PgTransitions {
       ...(childIds.length > 0 ? { children: childIds } : {}),
     });
     tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
-    if (ready.length > 0) tx.emit("task:ready", { count: ready.length });
+    if (ready.length > 0) tx.emit("task:ready", readyEvent(ready));
     return { ok: true, outcome: "completed", attempt: row.attempts, childIds, childRefs };
   }
 
@@ -542,7 +543,7 @@ export class PgTransitions {
     await this.event(tx, params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
     const unblocked = status === "blocked" ? [] : await this.unblockDependents(tx, params.taskId, params.now, params.by ?? null);
     tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
-    if (status === "pending") tx.emit("task:ready", { count: 1 });
+    if (status === "pending") tx.emit("task:ready", { ids: [params.taskId], personas: [row.persona_id] });
     return { status, unblocked };
   }
 
@@ -582,14 +583,14 @@ export class PgTransitions {
 
   // ---- the dependency graph ----
 
-  async completeDependencies(tx: Tx, taskId: number, now: number): Promise<number[]> {
+  async completeDependencies(tx: Tx, taskId: number, now: number): Promise<Readied[]> {
     await this.lockDependents(tx, [taskId]);
-    const rows = await tx.rows<{ task_id: number; status: TaskState }>(PG_COMPLETE_DEPENDENCIES_SQL, [taskId, now]);
-    const ready = rows.filter((r) => r.status === "pending").map((r) => r.task_id);
+    const rows = await tx.rows<{ task_id: number; status: TaskState; persona_id: string }>(PG_COMPLETE_DEPENDENCIES_SQL, [taskId, now]);
+    const ready = rows.filter((r) => r.status === "pending").map((r) => ({ id: r.task_id, persona: r.persona_id }));
     if (ready.length > 0) {
       await tx.run(
         "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $2, json_build_object('after', $3::bigint)::text FROM unnest($1::bigint[]) AS u(id)",
-        [ready, now, taskId],
+        [ready.map((r) => r.id), now, taskId],
       );
     }
     return ready;
@@ -634,10 +635,11 @@ export class PgTransitions {
     );
     const done = rows.map((r) => r.task_id);
     const readiedBy = new Map<number, number>();
+    const ready: Readied[] = [];
     if (done.length > 0) {
       // Edges to a task are written under a FOR SHARE of it, which our lock above excludes: the ones
       // seen here are all there are, and a batch without dependents skips the counters' two statements.
-      if (rows.some((r) => r.has_dependents)) await this.decrementDependents(tx, done, now, readiedBy);
+      if (rows.some((r) => r.has_dependents)) await this.decrementDependents(tx, done, now, readiedBy, ready);
       await tx.run(
         prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
          SELECT u.id, 'task:completed', $5, u.agent, u.attempt, json_build_object('readied', u.readied)::text
@@ -651,16 +653,14 @@ export class PgTransitions {
       if (row !== undefined) await this.attemptSpent(tx, row.task_id, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", item.usage, now);
     }
     for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.succeeded(tx, persona, rows.filter((r) => r.persona_id === persona).length, now);
-    let readied = 0;
     const results = items.map((item): CompleteResult => {
       const row = byId.get(item.taskId);
       if (row === undefined) return this.lost(tx, item.taskId, "complete");
       const count = readiedBy.get(row.task_id) ?? 0;
-      readied += count;
       tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
       return { ok: true, outcome: "completed", attempt: row.attempts, childIds: [], childRefs: {} };
     });
-    if (readied > 0) tx.emit("task:ready", { count: readied });
+    if (ready.length > 0) tx.emit("task:ready", readyEvent(ready));
     return results;
   }
 
@@ -669,9 +669,9 @@ export class PgTransitions {
    * by how many of `done` each waited on, writes task:ready for those now pending and
    * counts in `readiedBy` (completed task → dependents it readied) the highest id.
    */
-  private async decrementDependents(tx: Tx, done: number[], now: number, readiedBy: Map<number, number>): Promise<void> {
+  private async decrementDependents(tx: Tx, done: number[], now: number, readiedBy: Map<number, number>, readied: Readied[]): Promise<void> {
     await this.lockDependents(tx, done);
-    const changed = await tx.rows<{ task_id: number; status: TaskState }>(
+    const changed = await tx.rows<{ task_id: number; status: TaskState; persona_id: string }>(
       `UPDATE task_status s SET
          unmet_deps = greatest(s.unmet_deps - c.n, 0),
          status     = CASE WHEN s.status = 'waiting' AND s.unmet_deps <= c.n THEN 'pending' ELSE s.status END,
@@ -679,10 +679,11 @@ export class PgTransitions {
          updated_at = $2::bigint
        FROM (SELECT d.task_id AS id, count(*)::int AS n FROM task_dependencies d WHERE d.depends_on = ANY($1::bigint[]) GROUP BY d.task_id) AS c
        WHERE s.task_id = c.id AND s.unmet_deps > 0
-       RETURNING s.task_id, s.status`,
+       RETURNING s.task_id, s.status, s.persona_id`,
       [done, now],
     );
-    const ready = changed.filter((r) => r.status === "pending").map((r) => r.task_id);
+    for (const r of changed) if (r.status === "pending") readied.push({ id: r.task_id, persona: r.persona_id });
+    const ready = readied.map((r) => r.id);
     if (ready.length > 0) {
       const after = await tx.rows<{ id: number; after: number }>(
         `SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d

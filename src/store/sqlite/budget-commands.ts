@@ -114,7 +114,7 @@ export class EconomicsCommands {
     if (resumed) {
       this.insertEvent.run({ taskId: null, type: "provider:resumed", now: p.now, by: p.by ?? null, data: JSON.stringify({ provider }) });
       this.tx.emit("provider:resumed", { provider });
-      this.tx.emit("task:ready", { count: 1 });
+      this.tx.emit("claim:reopened", { personas: null, reason: "provider" });
     }
     return resumed;
   }
@@ -143,7 +143,7 @@ export class EconomicsCommands {
       data: JSON.stringify({ persona, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until }),
     });
     this.tx.emit("breaker:closed", { persona });
-    this.tx.emit("task:ready", { count: 1 });
+    this.tx.emit("claim:reopened", { personas: [persona], reason: "breaker" });
     return true;
   }
 
@@ -178,7 +178,7 @@ export class EconomicsCommands {
     if (scope === "task" || scope === "goal") {
       const spent = this.spendRow.get(scope, key, 0, 0) as { cost_usd: number; tokens: number } | undefined;
       this.moveHold(scope, Number(key), isExhausted(row.max_cost_usd, row.max_tokens, spent?.cost_usd ?? 0, spent?.tokens ?? 0), now);
-    } else this.tx.emit("task:ready", { count: 1 });
+    } else this.tx.emit("claim:reopened", { personas: null, reason: "budget" });
     return this.record(row, now, source);
   }
 
@@ -187,7 +187,7 @@ export class EconomicsCommands {
     if (exhausted) {
       if (this.insertHold.run(scope, id, now).changes > 0) this.tx.emit("budget:exhausted", { scope, key: String(id) });
     } else if (this.deleteHold.run(scope, id).changes > 0) {
-      this.tx.emit("task:ready", { count: 1 });
+      this.tx.emit("claim:reopened", { personas: null, reason: "budget" });
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Db } from "./database.js";
 import type { TaskState } from "../types.js";
+import type { Readied } from "../events.js";
 
 /**
  * docs/ARCHITECTURE.md rule 2: completing @taskId decrements its direct dependents' unmet counters
@@ -14,7 +15,7 @@ export const COMPLETE_DEPENDENCIES_SQL = `
         updated_at = @now
       WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = @taskId)
         AND unmet_deps > 0
-      RETURNING task_id, status`;
+      RETURNING task_id, status, persona_id`;
 
 /**
  * Dependency-graph writes, all run inside a caller's transaction. Readiness is kept
@@ -46,7 +47,7 @@ export class GraphStatements {
       FROM (SELECT d.task_id AS id, count(*) AS n FROM task_dependencies d
             WHERE d.depends_on IN (SELECT value FROM json_each(@done)) GROUP BY d.task_id) AS c
       WHERE task_status.task_id = c.id AND task_status.unmet_deps > 0
-      RETURNING task_status.task_id, task_status.status`);
+      RETURNING task_status.task_id, task_status.status, task_status.persona_id`);
     // Which of the completed tasks each readied dependent is recorded as ready after: the highest id.
     this.readiedAfter = db.prepare(`
       SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
@@ -83,29 +84,29 @@ export class GraphStatements {
     this.dependenciesOf = db.prepare("SELECT depends_on FROM task_dependencies WHERE task_id = ?").pluck();
   }
 
-  /** After `taskId` completed: dependents' counters drop; returns the ids that became ready. */
-  completeDependencies(taskId: number, now: number): number[] {
-    const rows = this.decrementDependents.all({ taskId, now }) as Array<{ task_id: number; status: TaskState }>;
-    const ready = rows.filter((row) => row.status === "pending").map((row) => row.task_id);
-    if (ready.length > 0) this.insertReadyEvents.run({ ids: JSON.stringify(ready), now, taskId });
+  /** After `taskId` completed: dependents' counters drop; returns the tasks that became ready. */
+  completeDependencies(taskId: number, now: number): Readied[] {
+    const rows = this.decrementDependents.all({ taskId, now }) as Array<{ task_id: number; status: TaskState; persona_id: string }>;
+    const ready = rows.filter((row) => row.status === "pending").map((row) => ({ id: row.task_id, persona: row.persona_id }));
+    if (ready.length > 0) this.insertReadyEvents.run({ ids: JSON.stringify(ready.map((r) => r.id)), now, taskId });
     return ready;
   }
 
   /**
    * After the tasks `done` completed together: their dependents' counters drop in
-   * one statement. Returns, per completed task, how many dependents became ready
-   * after it (only tasks that readied some are in the map).
+   * one statement. Returns the tasks that became ready and, per completed task, how
+   * many became ready after it (only tasks that readied some are in the map).
    */
-  completeDependenciesMany(done: number[], now: number): Map<number, number> {
+  completeDependenciesMany(done: number[], now: number): { ready: Readied[]; readiedBy: Map<number, number> } {
     const doneJson = JSON.stringify(done);
-    const rows = this.decrementDependentsMany.all({ done: doneJson, now }) as Array<{ task_id: number; status: TaskState }>;
-    const ready = rows.filter((row) => row.status === "pending").map((row) => row.task_id);
+    const rows = this.decrementDependentsMany.all({ done: doneJson, now }) as Array<{ task_id: number; status: TaskState; persona_id: string }>;
+    const ready = rows.filter((row) => row.status === "pending").map((row) => ({ id: row.task_id, persona: row.persona_id }));
     const readiedBy = new Map<number, number>();
-    if (ready.length === 0) return readiedBy;
-    const after = this.readiedAfter.all({ ready: JSON.stringify(ready), done: doneJson }) as Array<{ id: number; after: number }>;
+    if (ready.length === 0) return { ready, readiedBy };
+    const after = this.readiedAfter.all({ ready: JSON.stringify(ready.map((r) => r.id)), done: doneJson }) as Array<{ id: number; after: number }>;
     this.insertReadyEventsMany.run({ now, rows: JSON.stringify(after.map((row) => [row.id, row.after])) });
     for (const row of after) readiedBy.set(row.after, (readiedBy.get(row.after) ?? 0) + 1);
-    return readiedBy;
+    return { ready, readiedBy };
   }
 
   /** After `taskId` ended failed or cancelled: every waiting descendant becomes blocked. */

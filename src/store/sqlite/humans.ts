@@ -1,4 +1,5 @@
 import { RosterError } from "../../errors.js";
+import { readyEvent } from "../events.js";
 import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { GraphStatements } from "./graph.js";
@@ -163,8 +164,8 @@ export class HumanStatements {
     const readied = this.graph.completeDependencies(p.taskId, p.now);
     this.event(p.taskId, "approval:approved", p.now, by, row.attempts, { note, readied: readied.length, requestId: request?.id ?? null });
     this.tx.emit("task:completed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, readied: readied.length, children: 0 });
-    if (readied.length > 0) this.tx.emit("task:ready", { count: readied.length });
-    return { readied };
+    if (readied.length > 0) this.tx.emit("task:ready", readyEvent(readied));
+    return { readied: readied.map((r) => r.id) };
   }
 
   reject(p: { taskId: number; reason: string; by?: string | undefined; now: number }): { blocked: number[] } {
@@ -189,7 +190,7 @@ export class HumanStatements {
     if (request !== undefined) this.closeRequest.run({ id: request.id, outcome: "answered", answer, by, now: p.now });
     this.answerStmt.run({ taskId: p.taskId, now: p.now });
     this.event(p.taskId, "input:answered", p.now, by, row.attempts, { answer, requestId: request?.id ?? null });
-    this.tx.emit("task:ready", { count: 1 });
+    this.tx.emit("task:ready", { ids: [p.taskId], personas: [row.persona_id] });
     return { status: "pending" };
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readyEvent } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
 import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { serializeJson, validateBatch } from "../input.js";
@@ -398,7 +399,7 @@ export class Transitions {
       ...(childIds.length > 0 ? { children: childIds } : {}),
     });
     this.tx.emit("task:completed", { taskId: params.taskId, persona: row.persona_id, attempt: row.attempts, readied: ready.length, children: childIds.length });
-    if (ready.length > 0) this.tx.emit("task:ready", { count: ready.length });
+    if (ready.length > 0) this.tx.emit("task:ready", readyEvent(ready));
     return { ok: true, outcome: "completed", attempt: row.attempts, childIds, childRefs };
   }
 
@@ -416,7 +417,7 @@ export class Transitions {
       attempts: number;
       assigned_agent_id: string | null;
     }>;
-    const readiedBy = rows.length === 0 ? new Map<number, number>() : this.graph.completeDependenciesMany(rows.map((r) => r.task_id), now);
+    const { ready, readiedBy } = rows.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(rows.map((r) => r.task_id), now);
     if (rows.length > 0) {
       this.insertCompletedEvents.run({
         now,
@@ -430,16 +431,14 @@ export class Transitions {
       if (row !== undefined) this.attemptSpent(row.task_id, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", item.usage!, now);
     }
     for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona, now, rows.filter((r) => r.persona_id === persona).length);
-    let readied = 0;
     const results = items.map((item): CompleteResult => {
       const row = done.get(item.taskId);
       if (row === undefined) return this.lost(item.taskId, "complete");
       const count = readiedBy.get(row.task_id) ?? 0;
-      readied += count;
       this.tx.emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: count, children: 0 });
       return { ok: true, outcome: "completed", attempt: row.attempts, childIds: [], childRefs: {} };
     });
-    if (readied > 0) this.tx.emit("task:ready", { count: readied });
+    if (ready.length > 0) this.tx.emit("task:ready", readyEvent(ready));
     return results;
   }
 
@@ -570,7 +569,7 @@ export class Transitions {
         ? []
         : this.graph.unblockDependents(params.taskId, params.now, (id) => this.event(id, "task:unblocked", params.now, params.by ?? null, null, { by: params.taskId }));
     this.tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
-    if (status === "pending") this.tx.emit("task:ready", { count: 1 });
+    if (status === "pending") this.tx.emit("task:ready", { ids: [params.taskId], personas: [row.persona_id] });
     return { status, unblocked };
   }
 

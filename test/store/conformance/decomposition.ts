@@ -150,7 +150,7 @@ export function decompositionRules(get: GetCtx): void {
     expect(await completedData(Math.max(a!, b!))).toEqual({ readied: 1 });
     expect(await completedData(Math.min(a!, b!))).toEqual({ readied: 0 });
     expect(completed.items.map((e) => e.readied).sort()).toEqual([0, 1]);
-    expect(ready.items).toEqual([{ count: 1 }]);
+    expect(ready.items).toEqual([{ ids: [d], personas: ["worker"] }]);
     const [next] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", now: ctx.clock.now() });
     expect(next!.dependencies.map((dep) => dep.result)).toEqual([{ from: "a" }, { from: "b" }]);
   });

@@ -19,7 +19,8 @@ export function readinessRules(get: GetCtx): void {
     const dependent = await ctx.store.tasks.get({ taskId: b! });
     expect(dependent.status).toBe("pending");
     expect(dependent.unmetDependencies).toBe(0);
-    expect(ready.items).toEqual([{ count: 1 }]);
+    // task:ready names the readied task and its persona, so only that persona's producer wakes.
+    expect(ready.items).toEqual([{ ids: [b], personas: ["reviewer"] }]);
     // The readiness event carries the completion's time: both were written by one transaction.
     const completed = (await ctx.store.tasks.events({ taskId: a! })).find((e) => e.type === "task:completed")!;
     const readied = dependent.events.find((e) => e.type === "task:ready")!;
