@@ -112,6 +112,13 @@ export interface ClaimGate {
   probe: boolean;
   rateKey: string | null;
   rateWindowStart: number;
+  /**
+   * Rate windows before this start are done with and may be dropped. The one before the
+   * current window is kept: a claim whose `now` was taken just before the window turned
+   * (it waited for the window's lock, or its clock runs a little behind another host's)
+   * must find that window's starts, not an empty row made anew.
+   */
+  rateTrimBefore: number;
   reasons: GateReason[];
   until: number | null;
 }
@@ -149,7 +156,7 @@ function close(gate: ClaimGate, reason: GateReason, until: number | null): void 
 
 /** The gate from a persona's pause and breaker: closed, a probe of one, or open up to `limit`. */
 export function gateOf(persona: string, settings: PersonaEconomics, f: GateFacts, now: number, limit: number): ClaimGate {
-  const gate: ClaimGate = { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null };
+  const gate: ClaimGate = { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null };
   if (f.paused && (f.pauseUntil === null || f.pauseUntil > now)) {
     close(gate, { code: "PROVIDER_PAUSED", provider: settings.provider, until: f.pauseUntil, reason: f.pauseReason ?? "" }, f.pauseUntil);
   }
@@ -195,6 +202,7 @@ export function limitByRate(gate: ClaimGate, rate: NonNullable<PersonaEconomics[
   gate.limit = Math.min(gate.limit, left);
   gate.rateKey = rate.key;
   gate.rateWindowStart = start;
+  gate.rateTrimBefore = start - rate.perMs;
 }
 
 // ---- settlement ----------------------------------------------------------------------

@@ -113,7 +113,7 @@ describe.skipIf(!server.available)("postgres: economic gates under racing claime
     expect(reruns).toEqual([]);
   }, 120_000);
 
-  it("rate limits: racing claims on four hosts take exactly the window's starts, then the next window's", async () => {
+  it("rate limits: racing claims on four hosts take exactly the window's starts, then the next window's; a claim lagging into the window before finds it spent", async () => {
     await personas({ worker: { rateLimit: { starts: 5, perMs: 1_000, key: "acct" } } });
     const tasks = Array.from({ length: 40 }, (_, i) => ({ persona: "worker", title: `t${i}` }));
     await stores[0]!.tasks.enqueue({ tasks, now: T0 });
@@ -121,8 +121,13 @@ describe.skipIf(!server.available)("postgres: economic gates under racing claime
     expect(await round(w0, 3)).toHaveLength(5);
     expect(await round(w0 + 999, 3)).toHaveLength(0);
     expect(await round(w0 + 1_000, 3)).toHaveLength(5);
+    // Claims whose now lags into the window before (taken before the turn, or a clock a little behind) find it spent.
+    expect(await round(w0 + 999, 3)).toHaveLength(0);
     const starts = await admin.query<{ starts: number }>(`SELECT starts FROM ${schema}.rate_windows ORDER BY window_start`);
-    expect(starts.rows).toEqual([{ starts: 5 }]);
+    expect(starts.rows).toEqual([{ starts: 5 }, { starts: 5 }]);
+    expect(await round(w0 + 2_000, 3)).toHaveLength(5);
+    // The window that opened dropped the ones before the previous.
+    expect((await admin.query(`SELECT window_start FROM ${schema}.rate_windows ORDER BY 1`)).rows.map((r) => Number(r.window_start))).toEqual([w0 + 1_000, w0 + 2_000]);
     expect(reruns).toEqual([]);
   }, 60_000);
 

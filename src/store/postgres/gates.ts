@@ -180,8 +180,8 @@ export class PgGates {
     if (taskIds.length === 0) return;
     if (gate.rateKey !== null) {
       await tx.run("UPDATE rate_windows SET starts = starts + $3 WHERE key = $1 AND window_start = $2", [gate.rateKey, gate.rateWindowStart, taskIds.length]);
-      // The windows before are spent: dropped once, by the claim that opened this one.
-      if (gate.freshWindow) await tx.run("DELETE FROM rate_windows WHERE key = $1 AND window_start < $2", [gate.rateKey, gate.rateWindowStart]);
+      // Windows before the previous one are spent: dropped once, by the claim that opened this one.
+      if (gate.freshWindow) await tx.run("DELETE FROM rate_windows WHERE key = $1 AND window_start < $2", [gate.rateKey, gate.rateTrimBefore]);
     }
     if (gate.probe) {
       await tx.run("UPDATE breakers SET state = 'probing', probe_task_id = $2, updated_at = $3 WHERE persona_id = $1", [persona, taskIds[0]!, now]);
@@ -198,7 +198,7 @@ export class PgGates {
   private async decide(q: Q | Tx, persona: string, now: number, limit: number, lock: boolean): Promise<PgClaimGate> {
     const row = await q.one<GateRow>(GATE_ROW_SQL, [persona, now]);
     if (row === undefined) {
-      return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null, leaseMs: LEASE_MS_DEFAULT, holds: false, keysBusy: false, freshWindow: false };
+      return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null, leaseMs: LEASE_MS_DEFAULT, holds: false, keysBusy: false, freshWindow: false };
     }
     const settings = economicsOf(persona, row);
     this.breakerMatters.set(persona, settings.breaker !== null || row.breaker_state !== null);

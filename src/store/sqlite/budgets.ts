@@ -123,7 +123,7 @@ export class EconomicsStatements extends EconomicsCommands {
   /** What a claim of `persona` may take now. A read: the claim calls it inside its transaction. */
   gate(persona: string, now: number, limit: number): ClaimGate {
     const row = this.gateRow.get({ persona }) as GateRowShape | undefined;
-    if (row === undefined) return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, reasons: [], until: null };
+    if (row === undefined) return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null };
     const settings = economicsOf(persona, row);
     const gate = gateOf(
       persona,
@@ -156,7 +156,7 @@ export class EconomicsStatements extends EconomicsCommands {
     if (taskIds.length === 0) return;
     if (gate.rateKey !== null) {
       this.rateAdd.run({ key: gate.rateKey, start: gate.rateWindowStart, n: taskIds.length });
-      this.rateTrim.run(gate.rateKey, gate.rateWindowStart);
+      this.rateTrim.run(gate.rateKey, gate.rateTrimBefore);
     }
     if (gate.probe) {
       this.setProbe.run({ persona, taskId: taskIds[0]!, now });
