@@ -17,7 +17,7 @@ import {
   type WindowBudgetFacts,
 } from "../gates.js";
 import type { WhyReason } from "../types.js";
-import type { Tx } from "./database.js";
+import { prepared, type Tx } from "./database.js";
 import { TASK_LIMITS_SQL, flushSettlements, newPending, type Pending } from "./gate-settlements.js";
 import type { AttemptSpend } from "./usage.js";
 
@@ -47,7 +47,8 @@ interface GateRow extends PersonaConfigShape {
  * probes that pick the claim statement (holds; keys with a running task, through the
  * partial index task_status_key_running). $1 persona, $2 now.
  */
-const GATE_ROW_SQL = `
+// Prepared once per connection (database.ts prepared()): every claim runs it first, and it is a join worth planning once.
+const GATE_ROW_SQL = prepared(`
   SELECT coalesce(j.c ->> 'provider', 'persona:' || p.id) AS provider, j.c ->> 'providerAutoResume' AS auto_resume,
     j.c ->> 'breaker' AS breaker, j.c ->> 'rateLimit' AS rate_limit, (j.c ->> 'leaseMs')::bigint AS lease_ms,
     pp.provider IS NOT NULL AS paused, pp.until AS pause_until, pp.reason AS pause_reason,
@@ -63,7 +64,7 @@ const GATE_ROW_SQL = `
   FROM personas p CROSS JOIN LATERAL (SELECT p.config::jsonb AS c) j
   LEFT JOIN provider_pauses pp ON pp.provider = coalesce(j.c ->> 'provider', 'persona:' || p.id)
   LEFT JOIN breakers b ON b.persona_id = p.id
-  WHERE p.id = $1`;
+  WHERE p.id = $1`);
 
 /**
  * A half-open breaker's row, locked, then read again by a second statement: claimers on
