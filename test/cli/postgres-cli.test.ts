@@ -42,6 +42,34 @@ describe.skipIf(!server.available)("roster on PostgreSQL", () => {
     }
   });
 
+  it("roster budget, provider and breaker work on postgres://… as on SQLite: a spent task budget holds the task, roster why says so, a raise lifts it", async () => {
+    const url = await server.server().newDatabase("roster_cli_budget");
+    const temp = makeTempDir("roster-pg-cli-budget-");
+    const run = (args: string[]) => rosterJson(args, { cwd: temp.dir, env: { ROSTER_DB: url } });
+    try {
+      await rosterOk(["init", "--db", url], { cwd: temp.dir });
+      const task = await rosterJson<{ id: number }>(["add", "--db", url, "--persona", "reviewer", "--title", "held"], { cwd: temp.dir });
+      // A limit of 0 tokens is spent already: the task is held before it ever runs.
+      expect(await run(["budget", "set", "--task", String(task.id), "--tokens", "0"])).toMatchObject({ scope: "task", key: String(task.id), maxTokens: 0, exhausted: true });
+      const why = await run(["why", String(task.id)]);
+      expect((why as { reasons: Array<{ code: string }> }).reasons.map((r) => r.code)).toContain("budget_exhausted");
+      expect(await run(["budget", "ls"])).toEqual([expect.objectContaining({ scope: "task", key: String(task.id), exhausted: true, source: "set" })]);
+      expect(await run(["budget", "raise", "--task", String(task.id), "--tokens", "100"])).toMatchObject({ maxTokens: 100, exhausted: false });
+      expect(await run(["budget", "rm", "--task", String(task.id)])).toMatchObject({ removed: true });
+      expect(await run(["provider", "ls"])).toEqual([]);
+      expect(await run(["breaker", "ls"])).toEqual([]);
+      const events = (await run(["show", String(task.id)])) as { events: Array<{ type: string }> };
+      expect(events.events.map((e) => e.type)).toEqual(expect.arrayContaining(["budget:set", "budget:raised", "budget:removed"]));
+      // A budget on a task that does not exist: refused, nothing written.
+      const refused = await roster(["budget", "set", "--task", "999", "--usd", "1"], { cwd: temp.dir, env: { ROSTER_DB: url } });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/^roster: TASK_NOT_FOUND: /m);
+      expect(await run(["budget", "ls"])).toEqual([]);
+    } finally {
+      temp.cleanup();
+    }
+  });
+
   it("a URL whose database does not exist is refused with roster: CODE: message naming it, exit non-zero", async () => {
     const url = new URL(server.url());
     url.pathname = "/roster_no_such_database";
