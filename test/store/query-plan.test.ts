@@ -106,6 +106,36 @@ describe("query plans of the hot statements", () => {
       expect(scans(plan)).toEqual([]);
     });
 
+    // The statements the supervisor's batches run: each walks only its batch (json_each, a
+    // virtual table of the statement's own argument) and seeks everything else by key.
+    // (`c`: the batch's per-dependent counts, materialized from json_each by the statement itself).
+    const batchOnly = (plan: string[]) => scans(plan).filter((line) => !/^SCAN (json_each|c)\b/.test(line));
+
+    it(`${label}: the batched completion seeks each task of its batch by primary key`, () => {
+      const plan = sqliteExplain(t.store, "completeMany", { rows: JSON.stringify([[taskIds[0], "token", null]]), now: t.clock.now() });
+      expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
+      expect(batchOnly(plan), plan.join("\n")).toEqual([]);
+    });
+
+    it(`${label}: the batched dependents' update and its readied-after read use the dependency indexes`, () => {
+      const done = JSON.stringify(taskIds.slice(0, 3));
+      const dec = sqliteExplain(t.store, "decrementDependentsMany", { done, now: t.clock.now() });
+      expect(dec.join("\n")).toMatch(/SEARCH (task_dependencies|d) USING COVERING INDEX task_dependencies_dependents \(depends_on=\?\)/);
+      expect(dec.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
+      expect(batchOnly(dec), dec.join("\n")).toEqual([]);
+      const after = sqliteExplain(t.store, "readiedAfter", { ready: done, done });
+      expect(batchOnly(after), after.join("\n")).toEqual([]);
+    });
+
+    it(`${label}: renewing named leases searches the agent index; the claimed tasks' details are primary-key reads`, () => {
+      const renew = sqliteExplain(t.store, "renewSome", { agentId: "agent-a", leases: JSON.stringify([{ taskId: taskIds[0], leaseToken: "t" }]), now: t.clock.now() });
+      expect(renew.join("\n")).toMatch(/SEARCH task_status USING INDEX task_status_agent \(assigned_agent_id=\?/);
+      expect(batchOnly(renew), renew.join("\n")).toEqual([]);
+      const details = sqliteExplain(t.store, "claimedDetails", [JSON.stringify(taskIds.slice(0, 3))]);
+      expect(details.join("\n")).toMatch(/SEARCH (t|s) USING INTEGER PRIMARY KEY/);
+      expect(batchOnly(details), details.join("\n")).toEqual([]);
+    });
+
     it(`${label}: the running list reads the lease index, not every task`, () => {
       const plan = sqliteExplain(t.store, "running", { persona: null, limit: 1_000 });
       expect(plan.join("\n")).toMatch(/SCAN s USING INDEX task_status_lease/);

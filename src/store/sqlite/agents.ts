@@ -18,6 +18,14 @@ export const RENEW_ALL_SQL = `
       WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
       RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
 
+/** Renews the named leases of one agent (@agentId, @leases: a JSON array of {taskId, leaseToken}) in one statement. */
+export const RENEW_SOME_SQL = `
+      UPDATE task_status SET lease_expires_at = max(@now + lease_ms, lease_expires_at + 1)
+      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
+        AND (task_id, lease_token) IN (
+          SELECT json_extract(value, '$.taskId'), json_extract(value, '$.leaseToken') FROM json_each(@leases))
+      RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
+
 /** Agent sessions (the seed's IAgentSessionService) and batched lease renewal (docs/ARCHITECTURE.md rule 5). */
 export class AgentStatements {
   private readonly insert;
@@ -47,12 +55,7 @@ export class AgentStatements {
       WHERE id = @agentId AND status <> 'deregistered' RETURNING last_heartbeat, heartbeat_timeout_ms`);
     // One statement renews every current lease the agent holds.
     this.renewAll = db.prepare(RENEW_ALL_SQL);
-    this.renewSome = db.prepare(`
-      UPDATE task_status SET lease_expires_at = max(@now + lease_ms, lease_expires_at + 1)
-      WHERE assigned_agent_id = @agentId AND status IN ('claimed','in_progress')
-        AND (task_id, lease_token) IN (
-          SELECT json_extract(value, '$.taskId'), json_extract(value, '$.leaseToken') FROM json_each(@leases))
-      RETURNING task_id, lease_token, lease_expires_at, lease_ms`);
+    this.renewSome = db.prepare(RENEW_SOME_SQL);
     this.heldLeases = db.prepare(
       "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = ? AND status IN ('claimed','in_progress')",
     );

@@ -17,6 +17,24 @@ export const COMPLETE_DEPENDENCIES_SQL = `
         AND unmet_deps > 0
       RETURNING task_id, status, persona_id`;
 
+/** COMPLETE_DEPENDENCIES_SQL for a set of completed tasks (@done, a JSON array of ids): a dependent's counter drops by how many of them it waited for. */
+export const DECREMENT_DEPENDENTS_MANY_SQL = `
+      UPDATE task_status SET
+        unmet_deps = max(unmet_deps - c.n, 0),
+        status     = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN 'pending' ELSE status END,
+        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN max(run_at, @now) ELSE ready_at END,
+        updated_at = @now
+      FROM (SELECT d.task_id AS id, count(*) AS n FROM task_dependencies d
+            WHERE d.depends_on IN (SELECT value FROM json_each(@done)) GROUP BY d.task_id) AS c
+      WHERE task_status.task_id = c.id AND task_status.unmet_deps > 0
+      RETURNING task_status.task_id, task_status.status, task_status.persona_id`;
+
+/** Which of the completed tasks (@done) each readied dependent (@ready) is recorded as ready after: the highest id. */
+export const READIED_AFTER_SQL = `
+      SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
+      WHERE d.task_id IN (SELECT value FROM json_each(@ready)) AND d.depends_on IN (SELECT value FROM json_each(@done))
+      GROUP BY d.task_id`;
+
 /**
  * Dependency-graph writes, all run inside a caller's transaction. Readiness is kept
  * by the `unmet_deps` counter, never by scanning the graph: completing a task
@@ -38,21 +56,9 @@ export class GraphStatements {
   constructor(private readonly db: Db) {
     this.decrementDependents = db.prepare(COMPLETE_DEPENDENCIES_SQL);
     // The same for a set of completed tasks (@done, a JSON array of ids): a dependent's counter drops by how many of them it waited for.
-    this.decrementDependentsMany = db.prepare(`
-      UPDATE task_status SET
-        unmet_deps = max(unmet_deps - c.n, 0),
-        status     = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN 'pending' ELSE status END,
-        ready_at   = CASE WHEN status = 'waiting' AND unmet_deps <= c.n THEN max(run_at, @now) ELSE ready_at END,
-        updated_at = @now
-      FROM (SELECT d.task_id AS id, count(*) AS n FROM task_dependencies d
-            WHERE d.depends_on IN (SELECT value FROM json_each(@done)) GROUP BY d.task_id) AS c
-      WHERE task_status.task_id = c.id AND task_status.unmet_deps > 0
-      RETURNING task_status.task_id, task_status.status, task_status.persona_id`);
+    this.decrementDependentsMany = db.prepare(DECREMENT_DEPENDENTS_MANY_SQL);
     // Which of the completed tasks each readied dependent is recorded as ready after: the highest id.
-    this.readiedAfter = db.prepare(`
-      SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d
-      WHERE d.task_id IN (SELECT value FROM json_each(@ready)) AND d.depends_on IN (SELECT value FROM json_each(@done))
-      GROUP BY d.task_id`);
+    this.readiedAfter = db.prepare(READIED_AFTER_SQL);
     this.insertReadyEventsMany = db.prepare(`
       INSERT INTO task_events (task_id, type, at, data)
       SELECT value ->> 0, 'task:ready', @now, json_object('after', value ->> 1) FROM json_each(@rows)`);

@@ -41,7 +41,7 @@ export function sqliteTableCounts(store: Store): Record<string, number> {
 }
 
 /** The `detail` lines of EXPLAIN QUERY PLAN for one of the store's hot statements. */
-export function sqliteExplain(store: Store, name: HotQueryName, params: Record<string, unknown>): string[] {
+export function sqliteExplain(store: Store, name: HotQueryName, params: Record<string, unknown> | unknown[]): string[] {
   const db = handleOf(store);
   const rows = db.prepare(`EXPLAIN QUERY PLAN ${HOT_QUERIES[name]}`).all(params) as Array<{ detail: string }>;
   return rows.map((row) => row.detail);

@@ -61,6 +61,20 @@ export const CLAIM_ONE_SQL = `
       WHERE task_id = @taskId AND status = 'pending' AND run_at <= @now
       RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
 
+/** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease. */
+export const COMPLETE_MANY_SQL = `
+      UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
+      WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
+        AND task_status.status IN ('claimed','in_progress')
+      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at`;
+
+/** The claimed tasks' details, by id (a JSON array). */
+export const CLAIMED_DETAILS_SQL = `
+      SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
+      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id IN (SELECT value FROM json_each(?))`;
+
 type ClaimRow = {
   task_id: number;
   attempts: number;
@@ -173,9 +187,7 @@ export class Transitions {
     this.gates = new EconomicsStatements(db, tx);
     this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
-    this.claimedDetails = db.prepare(`
-      SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
-      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id IN (SELECT value FROM json_each(?))`);
+    this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
     this.dependencyResults = db.prepare(`
       SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
@@ -203,13 +215,7 @@ export class Transitions {
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id, claimed_at`);
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
-    this.completeManyStmt = db.prepare(`
-      UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
-        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
-      WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
-        AND task_status.status IN ('claimed','in_progress')
-      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at`);
+    this.completeManyStmt = db.prepare(COMPLETE_MANY_SQL);
     // Rows are [taskId, agentId, attempt, readied].
     this.insertCompletedEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
