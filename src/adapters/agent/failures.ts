@@ -184,6 +184,8 @@ function resultDoc(stdout: string): { [key: string]: Json } | null {
   try {
     const doc = JSON.parse(stdout) as Json;
     if (isObject(doc)) return doc;
+    // `--output-format json --verbose`: every event in one array.
+    if (Array.isArray(doc)) return [...doc].reverse().find((d): d is { [key: string]: Json } => isObject(d) && d.type === "result") ?? null;
   } catch {
     // stream-json: the result is the last line of its type.
   }

@@ -169,6 +169,8 @@ function readOutput(spec: OutputSpec, stdout: string, stderr: string): Reading {
       if (fallback === null) return { ...none, unreadable: stdout.trim() === "" ? "stdout is empty" : `stdout is not JSON (${(error as Error).message})` };
       doc = fallback;
     }
+    // `--output-format json` with `--verbose` (a persona's own args over claude's stream-json) prints every event as one array.
+    if (Array.isArray(doc) && spec.lines !== undefined) doc = lastMatching(doc, spec.lines) ?? doc;
     const meta: Record<string, Json> = {};
     for (const [name, path] of Object.entries(spec.meta ?? {})) {
       const value = getPath(doc, path);
@@ -228,6 +230,11 @@ function lastLine(stdout: string, match: Record<string, string>): Json | null {
     }
     if (Object.entries(match).every(([path, want]) => getPath(doc, path) === want)) return doc;
   }
+  return null;
+}
+
+function lastMatching(docs: Json[], match: Record<string, string>): Json | null {
+  for (let i = docs.length - 1; i >= 0; i--) if (Object.entries(match).every(([path, want]) => getPath(docs[i]!, path) === want)) return docs[i]!;
   return null;
 }
 

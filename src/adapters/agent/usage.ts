@@ -115,8 +115,11 @@ function num(value: Json | undefined): number {
 /** The whole text as one JSON object, else the last JSON line that `want` accepts. */
 function lastJson(text: string, want: (doc: Doc) => boolean): Doc | null {
   try {
-    const whole = object(JSON.parse(text) as Json);
-    if (whole !== null && want(whole)) return whole;
+    const parsed = JSON.parse(text) as Json;
+    // Claude Code's `--output-format json --verbose` prints its events as one array.
+    const docs = Array.isArray(parsed) ? parsed.map((d) => object(d)).filter((d): d is Doc => d !== null) : [object(parsed)].filter((d): d is Doc => d !== null);
+    const found = docs.filter(want);
+    if (found.length > 0) return found[found.length - 1]!;
   } catch {
     // Not one document: look for lines.
   }
