@@ -1,9 +1,9 @@
 import type { Clock } from "../clock.js";
 import { RosterError, coerceError } from "../errors.js";
-import { costOf, priceFor, totalTokens, type ModelPrice } from "../policy/prices.js";
-import type { AttemptBudget, AttemptUsage, BudgetLimit } from "../store/economics.js";
+import { budgetCrossing, budgetExhaustedError, spendOf, type Crossing } from "../policy/budget.js";
+import type { ModelPrice } from "../policy/prices.js";
+import type { AttemptBudget, AttemptUsage } from "../store/economics.js";
 import type { Store } from "../store/index.js";
-import { lenientUsage } from "../store/usage-values.js";
 import { isLive, type RunningAttempt } from "./run.js";
 
 /** How old a running attempt's budget reading may be when a usage report is checked against it, in ms. */
@@ -116,18 +116,9 @@ export class BudgetWatch {
   }
 
   private price(w: Watched): void {
-    const u = lenientUsage(w.usage);
-    if (u === null) {
-      w.tokens = 0;
-      w.costUsd = 0;
-      return;
-    }
-    w.tokens = totalTokens(u);
-    if (u.costUsd !== null) w.costUsd = u.costUsd;
-    else {
-      const price = priceFor(u.model, this.prices);
-      w.costUsd = price === null ? 0 : costOf(u, price);
-    }
+    const spend = spendOf(w.usage, this.prices);
+    w.tokens = spend.tokens;
+    w.costUsd = spend.costUsd;
   }
 
   private check(w: Watched): void {
@@ -143,41 +134,26 @@ export class BudgetWatch {
     this.abort(w, crossed);
   }
 
-  /** The budget this attempt's report reached (task first, then goal), or null. */
-  private crossing(w: Watched): { limit: BudgetLimit; spentUsd: number; spentTokens: number } | null {
+  /** The budget this attempt's report reached (task first, then goal: counting this supervisor's other attempts of the goal), or null. */
+  private crossing(w: Watched): Crossing | null {
     const b = w.budget!;
-    if (b.task !== null) {
-      const spentUsd = b.task.spentUsd + w.costUsd;
-      const spentTokens = b.task.spentTokens + w.tokens;
-      if (reached(b.task, spentUsd, spentTokens)) return { limit: b.task, spentUsd, spentTokens };
-    }
+    const others = { tokens: 0, costUsd: 0 };
     if (b.goal !== null) {
-      let spentUsd = b.goal.spentUsd;
-      let spentTokens = b.goal.spentTokens;
       for (const other of this.watched.values()) {
-        if (other.budget?.rootId !== b.rootId) continue;
-        spentUsd += other.costUsd;
-        spentTokens += other.tokens;
+        if (other === w || other.budget?.rootId !== b.rootId) continue;
+        others.tokens += other.tokens;
+        others.costUsd += other.costUsd;
       }
-      if (reached(b.goal, spentUsd, spentTokens)) return { limit: b.goal, spentUsd, spentTokens };
     }
-    return null;
+    return budgetCrossing(b, { tokens: w.tokens, costUsd: w.costUsd }, others);
   }
 
-  private abort(w: Watched, c: { limit: BudgetLimit; spentUsd: number; spentTokens: number }): void {
-    const { id, attempt } = w.run.task;
-    const whose = c.limit.scope === "task" ? `task ${id}'s budget` : `goal ${c.limit.key}'s budget`;
-    const limits = [c.limit.maxCostUsd === null ? null : `$${c.limit.maxCostUsd}`, c.limit.maxTokens === null ? null : `${c.limit.maxTokens} tokens`].filter((x) => x !== null).join(", ");
+  private abort(w: Watched, c: Crossing): void {
     const victims = c.limit.scope === "task" ? [w] : [...this.watched.values()].filter((o) => o.budget?.rootId === w.budget!.rootId && !o.crossed);
     for (const v of victims) {
       v.crossed = true;
-      const by = v === w ? "its usage" : `task ${id} attempt ${attempt}'s usage`;
-      const error = new RosterError(
-        "BUDGET_EXHAUSTED",
-        `task ${v.run.task.id} attempt ${v.run.task.attempt} aborted: ${by} brought ${whose} to $${round(c.spentUsd)} and ${c.spentTokens} tokens (limit ${limits}); it runs again when the budget is raised (\`roster budget raise --${c.limit.scope} ${c.limit.key}\`)`,
-        { retryable: true, details: { scope: c.limit.scope, key: c.limit.key, spentUsd: round(c.spentUsd), spentTokens: c.spentTokens, maxCostUsd: c.limit.maxCostUsd, maxTokens: c.limit.maxTokens } },
-      );
-      this.host.abortForBudget(v.run, error);
+      const by = v === w ? "its usage" : `task ${w.run.task.id} attempt ${w.run.task.attempt}'s usage`;
+      this.host.abortForBudget(v.run, budgetExhaustedError(v.run.task, c, by));
     }
   }
 
@@ -239,12 +215,4 @@ function addSettled(budget: AttemptBudget, spent: { taskId: number; rootId: numb
   if (budget.goal !== null && spent.rootId === budget.rootId) {
     budget.goal = { ...budget.goal, spentTokens: budget.goal.spentTokens + spent.tokens, spentUsd: budget.goal.spentUsd + spent.costUsd };
   }
-}
-
-function reached(limit: BudgetLimit, spentUsd: number, spentTokens: number): boolean {
-  return (limit.maxCostUsd !== null && spentUsd >= limit.maxCostUsd) || (limit.maxTokens !== null && spentTokens >= limit.maxTokens);
-}
-
-function round(usd: number): number {
-  return Math.round(usd * 1e6) / 1e6;
 }

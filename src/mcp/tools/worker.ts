@@ -1,10 +1,12 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { adapterTask } from "../../adapters/task-view.js";
-import { RosterError } from "../../errors.js";
+import { RosterError, toErrorObject } from "../../errors.js";
 import type { AttemptUsage, ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
 import type { McpContext } from "../context.js";
-import { leaseLost, ok } from "../results.js";
+import { budgetCrossing, budgetExhaustedError, spendOf } from "../../policy/budget.js";
+import { validateUsage } from "../../store/usage-values.js";
+import { leaseLost, ok, toolError } from "../results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT, agentId, childTasks, errorMessage, leaseToken, persona, result, retryable, taskId, waitMs } from "../schemas.js";
 import type { McpSession } from "../session.js";
 import type { ToolTable } from "../tool.js";
@@ -37,6 +39,8 @@ export const DEPENDENCY_OVERHEAD_CHARS = 700;
  * naming the known fields, with nothing written. Described in two words: tools/list goes to every worker.
  */
 const usage = z.unknown().describe("tokens, cost");
+/** report_progress's usage: the same object, as the attempt's running total (each report replaces the last). */
+const usageSoFar = z.unknown().describe("total so far");
 
 function brief(task: { id: number; title: string; description: string } | null): Record<string, unknown> | undefined {
   if (task === null) return undefined;
@@ -213,10 +217,12 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
   tools.define({
     name: "report_progress",
     description: "Note progress on a task you hold.",
-    input: { taskId, leaseToken, fraction: z.number().min(0).max(1).describe("0..1"), message: z.string().max(1000).optional().describe("status line") },
+    input: { taskId, leaseToken, fraction: z.number().min(0).max(1).describe("0..1"), message: z.string().max(1000).optional().describe("status line"), usage: usageSoFar.optional() },
     output: {},
     annotations: { ...WRITE, idempotentHint: true },
     handler: async (args) => {
+      // Checked before anything is written (a bad one answers VALIDATION naming the field).
+      const total = args.usage === undefined ? null : validateUsage(args.usage);
       const out = await store.tasks.progressIfLeased({
         taskId: args.taskId,
         leaseToken: args.leaseToken,
@@ -225,9 +231,33 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
         now: clock.now(),
       });
       if (!out.ok) return await lost(args);
+      if (total !== null) {
+        const stopped = await stopIfOverBudget(args, total);
+        if (stopped !== null) return stopped;
+      }
       return ok({ taskId: args.taskId });
     },
   });
+
+  /**
+   * An MCP worker's running total against its task's and goal's budgets (docs/economics.md,
+   * "Streaming usage"): two reads; when one is reached the attempt settles as BUDGET_EXHAUSTED
+   * with this total as its usage (given back uncounted, the task held until the budget is
+   * raised), and the agent is told to stop. Its other running attempts' totals are not known
+   * here: a goal counts its settled spend and this total.
+   */
+  async function stopIfOverBudget(ref: { taskId: number; leaseToken: string }, total: AttemptUsage) {
+    const budget = await store.economics.attemptBudget({ taskId: ref.taskId });
+    if (budget === null || (budget.task === null && budget.goal === null)) return null;
+    const crossing = budgetCrossing(budget, spendOf(total, await store.economics.prices()));
+    if (crossing === null) return null;
+    const attempt = (await store.tasks.get({ taskId: ref.taskId, eventLimit: 0 })).attempts;
+    const error = budgetExhaustedError({ id: ref.taskId, attempt }, crossing);
+    const failed = await store.tasks.failIfLeased({ taskId: ref.taskId, leaseToken: ref.leaseToken, error: toErrorObject(error), retryable: true, usage: total, now: clock.now() });
+    if (!failed.ok) return await lost(ref);
+    leases.remove(ref);
+    return toolError({ code: "BUDGET_EXHAUSTED", message: `${error.message}. Your lease is gone: stop working on this task.`, details: { taskId: ref.taskId, status: "pending" } });
+  }
 
   tools.define({
     name: "complete_task",
