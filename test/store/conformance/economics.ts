@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import { TEST_PERSONAS } from "../../helpers/personas.js";
 import type { PersonaUpsert } from "../../../src/store/index.js";
+import { budgetStopRules } from "./budget-stops.js";
 import { claimOne, enqueueOne, eventTypes, expectRefused, fixedRandom, status, type Ctx, type GetCtx } from "./support.js";
 
 const USAGE = { model: "claude-sonnet-4-5", inputTokens: 1_000, outputTokens: 500, cacheReadTokens: 2_000, cacheWriteTokens: 100, reasoningTokens: 50, turns: 3 };
@@ -355,4 +356,5 @@ export function economicsRules(get: GetCtx): void {
     await fail();
     expect((await ctx.store.economics.breakers())[0]).toMatchObject({ state: "closed" });
   });
+  budgetStopRules(get);
 }
