@@ -5,13 +5,14 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import type { UsageRecord } from "../../src/store/economics.js";
-import { tempDir } from "../agent/helpers.js";
-import { offlineEnv, startModelServer, startTrapProxy, USAGE, type ModelServer, type TrapProxy } from "./model-server.js";
+import { makeRepo, tempDir } from "../agent/helpers.js";
+import { offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, USAGE, type ModelServer, type TrapProxy } from "./model-server.js";
 
 /**
  * Streaming usage from a real agent CLI through `roster start` (docs/economics.md,
  * "Streaming usage and the in-flight rule"): Claude Code, in stream-json, reports each
- * model reply's usage as it comes; the reply that takes its task past its token budget
+ * model reply's usage as it comes, and Codex's session file its running total (each
+ * request's token_count); the reply that takes its task past its token budget
  * gets the attempt aborted (its process group killed) before the next reply, recorded
  * as budget_exhausted with the usage streamed so far, and given back uncounted; the
  * task waits, `roster why` names its budget, `roster budget raise` lifts it, and the
@@ -20,7 +21,7 @@ import { offlineEnv, startModelServer, startTrapProxy, USAGE, type ModelServer, 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BIN = join(HERE, "node_modules", ".bin");
 const ROSTER = resolve(HERE, "../../dist/src/cli/bin.js");
-const installed = existsSync(join(BIN, "claude"));
+const installed = ["claude", "codex"].every((name) => existsSync(join(BIN, name)));
 const run = installed || process.env.CI === "true" ? describe : describe.skip;
 const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
 
@@ -48,15 +49,30 @@ function roster(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-/** Each reply the scripted server sends carries USAGE.anthropic; Claude Code's stream shows it with the output count of the reply's start (1). */
+/**
+ * What each reply of the scripted server adds to the recorded usage, as streamed (Claude Code's stream
+ * shows a reply's usage with the output count of its start, 1) and as the CLI's final figures.
+ */
 const A = USAGE.anthropic;
-const STREAMED_PER_REPLY = A.input_tokens + A.cache_creation_input_tokens + A.cache_read_input_tokens + 1;
+const O = USAGE.openai;
+const PER_REPLY = {
+  claude: {
+    streamed: { inputTokens: A.input_tokens, cacheWriteTokens: A.cache_creation_input_tokens, cacheReadTokens: A.cache_read_input_tokens, outputTokens: 1 },
+    final: { inputTokens: A.input_tokens, cacheWriteTokens: A.cache_creation_input_tokens, cacheReadTokens: A.cache_read_input_tokens, outputTokens: A.output_tokens },
+  },
+  codex: {
+    streamed: { inputTokens: O.input_tokens - O.cached_tokens, cacheWriteTokens: 0, cacheReadTokens: O.cached_tokens, outputTokens: O.output_tokens },
+    final: { inputTokens: O.input_tokens - O.cached_tokens, cacheWriteTokens: 0, cacheReadTokens: O.cached_tokens, outputTokens: O.output_tokens },
+  },
+} as const;
+const times = (n: number, u: Record<string, number>) => Object.fromEntries(Object.entries(u).map(([k, v]) => [k, n * v]));
+const tokensOf = (u: Record<string, number>) => Object.values(u).reduce((a, b) => a + b, 0);
 
-run("a real agent CLI crossing its task's budget mid-run", () => {
-  it("Claude Code is aborted at the reply that reaches the budget, recorded as budget_exhausted, held uncounted, and completes after roster budget raise", async () => {
-    const personas = join(dir.path, "personas");
+run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budget mid-run", (cli) => {
+  it("is aborted at the reply that reaches the budget, recorded as budget_exhausted, held uncounted, and completes after roster budget raise", async () => {
+    const personas = join(dir.path, `personas-${cli}`);
     mkdirSync(personas);
-    mkdirSync(join(dir.path, "work"));
+    makeRepo(dir.path, `work-${cli}`);
     // Four tool calls, then the answer: five replies, each 1.5 s after its request, so an abort lands between two.
     server.setScenario({ kind: "route", routes: [{ when: "MARKER-STEPS", then: { kind: "steps", steps: 4, path: "step.txt", text: "ALL STEPS DONE", delayMs: 1_500 } }], otherwise: { kind: "text", text: "(unscripted)" } });
     writeFileSync(
@@ -67,24 +83,25 @@ run("a real agent CLI crossing its task's budget mid-run", () => {
         "name: spender",
         "adapter:",
         "  kind: agent",
-        "  profile: claude",
-        `  command: ${JSON.stringify(join(BIN, "claude"))}`,
-        `  baseUrl: ${JSON.stringify(server.url)}`,
+        `  profile: ${cli}`,
+        `  command: ${JSON.stringify(join(BIN, cli))}`,
+        `  baseUrl: ${JSON.stringify(cli === "codex" ? `${server.url}/v1` : server.url)}`,
         `  apiKeyEnv: ${KEY_VAR}`,
         "  home: fresh",
-        "  cwd: ../work",
+        ...(cli === "codex" ? [`  model: ${OPENAI_MODEL}`] : []),
+        `  cwd: ../work-${cli}`,
         "timeoutMs: 120000",
         "---",
         "You are spender. MARKER-STEPS",
         "",
       ].join("\n"),
     );
-    const db = join(dir.path, "team.db");
+    const db = join(dir.path, `${cli}.db`);
     expect((await roster(["init", "--db", db, "--personas", personas])).code).toBe(0);
     const added = await roster(["add", "--db", db, "--persona", "spender", "--title", "spend in steps"]);
     expect(added.code, added.stderr).toBe(0);
     // 2.5 replies' worth of streamed tokens: the third reply crosses it.
-    const limit = Math.floor(2.5 * STREAMED_PER_REPLY);
+    const limit = Math.floor(2.5 * tokensOf(PER_REPLY[cli].streamed));
     const set = await roster(["budget", "set", "--db", db, "--task", "1", "--tokens", String(limit)]);
     expect(set.code, set.stderr).toBe(0);
 
@@ -101,16 +118,11 @@ run("a real agent CLI crossing its task's budget mid-run", () => {
         await new Promise((r) => setTimeout(r, 100));
         usage = await store.economics.usageOf({ taskId: 1 });
       }
-      const requestsAtAbort = server.requests.filter((r) => r.provider === "anthropic" && JSON.stringify(r.body).includes("MARKER-STEPS")).length;
+      const provider = cli === "claude" ? "anthropic" : "openai";
+      const requestsAtAbort = server.requests.filter((r) => r.provider === provider && JSON.stringify(r.body).includes("MARKER-STEPS")).length;
       // Aborted after the third reply: what it streamed is what is recorded (no final result was printed).
       expect(usage.map((u) => u.outcome)).toEqual(["budget_exhausted"]);
-      expect(usage[0]).toMatchObject({
-        inputTokens: 3 * A.input_tokens,
-        cacheWriteTokens: 3 * A.cache_creation_input_tokens,
-        cacheReadTokens: 3 * A.cache_read_input_tokens,
-        outputTokens: 3,
-        turns: 3,
-      });
+      expect(usage[0]).toMatchObject(times(3, PER_REPLY[cli].streamed));
       // The fourth request may have been sent; its reply (1.5 s later) never came to count.
       expect(requestsAtAbort).toBeGreaterThanOrEqual(3);
       expect(requestsAtAbort).toBeLessThanOrEqual(4);
@@ -132,7 +144,8 @@ run("a real agent CLI crossing its task's budget mid-run", () => {
       const all = await store.economics.usageOf({ taskId: 1 });
       expect(all.map((u) => u.outcome)).toEqual(["budget_exhausted", "completed"]);
       // The second attempt ran whole (a fresh session: five replies) and recorded the CLI's final figures, cost included.
-      expect(all[1]).toMatchObject({ inputTokens: 5 * A.input_tokens, outputTokens: 5 * A.output_tokens, cacheReadTokens: 5 * A.cache_read_input_tokens, costSource: "reported" });
+      expect(all[1]).toMatchObject(times(5, PER_REPLY[cli].final));
+      if (cli === "claude") expect(all[1]!.costSource).toBe("reported");
     } finally {
       if (supervisor.exitCode === null) supervisor.kill("SIGKILL");
       await store.close();

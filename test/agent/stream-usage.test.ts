@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { resolveProfile, type AgentAdapterConfig } from "../../src/adapters/agent/launch.js";
 import { interpretRun } from "../../src/adapters/agent/output.js";
 import { UsageStream } from "../../src/adapters/agent/stream-usage.js";
+import { totalOf } from "../../src/adapters/agent/codex-rollout.js";
 import { adapterSchema } from "../../src/personas/schema.js";
 
 /**
@@ -58,5 +59,20 @@ describe("usage read from an agent CLI's stream", () => {
       const answer = interpretRun(claude, { command: "claude", exitCode: 0, signal: null, stdout, stderr: "" });
       expect(answer).toMatchObject({ text: "DONE", sessionId: "s", usage: { inputTokens: 2400, outputTokens: 170, costUsd: 0.0224 } });
     }
+  });
+});
+
+describe("usage read from Codex's session file", () => {
+  it("maps a token_count event's running total as the final figures are mapped (cached input taken out of input)", () => {
+    const line = JSON.stringify({
+      type: "event_msg",
+      payload: {
+        type: "token_count",
+        info: { total_token_usage: { input_tokens: 4500, cached_input_tokens: 3072, cache_write_input_tokens: 0, output_tokens: 270, reasoning_output_tokens: 96, total_tokens: 4770 }, last_token_usage: {} },
+      },
+    });
+    expect(totalOf(line, "gpt-5.5")).toEqual({ model: "gpt-5.5", inputTokens: 1428, outputTokens: 270, cacheReadTokens: 3072, cacheWriteTokens: 0, reasoningTokens: 96, costUsd: null, turns: null });
+    expect(totalOf(JSON.stringify({ type: "event_msg", payload: { type: "token_count", info: null } }), null)).toBeNull();
+    expect(totalOf(JSON.stringify({ type: "response_item", payload: { type: "message" } }), null)).toBeNull();
   });
 });

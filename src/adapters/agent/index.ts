@@ -1,4 +1,5 @@
-import { isAbsolute, resolve, sep } from "node:path";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve, sep } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../store/input.js";
 import type { Json } from "../../store/types.js";
@@ -13,6 +14,7 @@ import { buildPrompt } from "./prompt.js";
 import { runProcess } from "./process.js";
 import { clearReleasedRun, dropWork, restoreWork, resumeSession, reusableHome, saveWork, type RestoredWork, type SavedWork, type SessionResume } from "./resume.js";
 import { prepareSettings, type AttemptSettings } from "./settings.js";
+import { CodexRollout } from "./codex-rollout.js";
 import { UsageStream } from "./stream-usage.js";
 import { usageJson } from "./usage.js";
 
@@ -111,6 +113,12 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     ctx.progress(0, `running ${launch.command}`);
     // Usage read as the CLI prints it reaches the supervisor while it runs, for its budgets (./stream-usage.ts).
     const stream = new UsageStream(profile.dialect);
+    const report = ctx.reportUsageTotal;
+    // Codex streams its usage to its session file only (./codex-rollout.ts).
+    const rollout =
+      profile.dialect === "codex" && report !== undefined
+        ? new CodexRollout(join(env.CODEX_HOME ?? join(env.HOME ?? homedir(), ".codex"), "sessions"), config.model ?? null, (total) => report(total))
+        : null;
     const run = await runProcess({
       command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
@@ -119,15 +127,17 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       stdin: launch.stdin,
       signal: ctx.signal,
       ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
-      ...(stream.streams && ctx.reportUsageTotal !== undefined
+      ...(stream.streams && report !== undefined
         ? {
             onStdoutLine: (line: string) => {
               const total = stream.push(line);
-              if (total !== null) ctx.reportUsageTotal!(total);
+              if (total !== null) report(total);
             },
           }
-        : {}),
-    });
+        : rollout !== null
+          ? { onStdoutLine: (line: string) => rollout.push(line) }
+          : {}),
+    }).finally(() => rollout?.stop());
     ctx.logger.info("agent CLI exited", { command: launch.command, exitCode: run.exitCode, signal: run.signal });
     answer = interpretRun(profile, run, { keyVar: keyVariable(profile.keyEnv, profile.dialect, config.apiKeyEnv), model: config.model ?? null });
     output =

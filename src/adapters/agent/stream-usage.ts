@@ -16,8 +16,8 @@ import { readUsage, type Usage } from "./usage.js";
  *   1), so the running total undercounts output until the final `result` event,
  *   whose figures (and `total_cost_usd`) then replace it.
  * - Codex, `exec --json`: one `turn.completed` with the turn's usage, at the end of
- *   the run; its per-request `token_count` events go only to its session file
- *   (./codex-rollout.ts follows that file).
+ *   the run; its per-request `token_count` events go only to its session file, which
+ *   ./codex-rollout.ts follows.
  * - Gemini CLI: its usage is in the final `stats` only (`json` and `stream-json`
  *   alike), so it is known at the end.
  */
