@@ -3,6 +3,7 @@ import { RosterError, coerceError } from "../errors.js";
 import { budgetCrossing, budgetExhaustedError, spendOf, type Crossing } from "../policy/budget.js";
 import type { ModelPrice } from "../policy/prices.js";
 import type { AttemptBudget, AttemptUsage } from "../store/economics.js";
+import type { PoolOutcome } from "../pool/pool.js";
 import type { Store } from "../store/index.js";
 import { isLive, type RunningAttempt } from "./run.js";
 
@@ -10,6 +11,20 @@ import { isLive, type RunningAttempt } from "./run.js";
 export const BUDGET_REFRESH_MS_DEFAULT = 1_000;
 /** How long the user's model prices are kept before they are read again, in ms. */
 export const PRICES_REFRESH_MS_DEFAULT = 10_000;
+/**
+ * Longest wait for every attempt stopped by one crossing to come back before those that did
+ * are settled anyway, in ms. The pool answers every aborted attempt within its abort grace
+ * (it terminates a thread that does not stop), so this is only a safety net.
+ */
+export const CROSSING_SETTLE_WAIT_MS = 30_000;
+
+/** The attempts one goal crossing stopped: their outcomes are settled together (see holdBack). */
+interface StopGroup {
+  waiting: Set<RunningAttempt>;
+  ready: Array<{ run: RunningAttempt; outcome: PoolOutcome }>;
+  flush: ((items: Array<{ run: RunningAttempt; outcome: PoolOutcome }>) => void) | null;
+  timer: NodeJS.Timeout | null;
+}
 
 export interface BudgetWatchHost {
   readonly store: Store;
@@ -57,6 +72,7 @@ interface Watched {
  */
 export class BudgetWatch {
   private readonly watched = new Map<RunningAttempt, Watched>();
+  private readonly groups = new Map<RunningAttempt, StopGroup>();
   private prices: Readonly<Record<string, ModelPrice>> = {};
   private pricesAt = Number.NEGATIVE_INFINITY;
   private pricesReading: Promise<void> | null = null;
@@ -148,8 +164,41 @@ export class BudgetWatch {
     return budgetCrossing(b, { tokens: w.tokens, costUsd: w.costUsd }, others);
   }
 
+  /**
+   * An attempt's outcome, before it goes to the completer: the attempts one goal crossing
+   * stopped are held back until all of them are in, then `flush` gets them together, so they
+   * settle in one transaction. Otherwise the first to settle could be given back (its own
+   * spend leaves the goal under its limit) and claimed again before the others' spend puts
+   * the goal's hold on. True when this outcome is held back.
+   */
+  holdBack(run: RunningAttempt, outcome: PoolOutcome, flush: (items: Array<{ run: RunningAttempt; outcome: PoolOutcome }>) => void): boolean {
+    const group = this.groups.get(run);
+    if (group === undefined) return false;
+    this.groups.delete(run);
+    group.waiting.delete(run);
+    group.ready.push({ run, outcome });
+    group.flush = flush;
+    if (group.waiting.size === 0) this.release(group);
+    return true;
+  }
+
+  private release(group: StopGroup): void {
+    if (group.timer !== null) clearTimeout(group.timer);
+    group.timer = null;
+    for (const run of group.waiting) this.groups.delete(run);
+    group.waiting.clear();
+    const items = group.ready.splice(0);
+    if (items.length > 0) group.flush?.(items);
+  }
+
   private abort(w: Watched, c: Crossing): void {
     const victims = c.limit.scope === "task" ? [w] : [...this.watched.values()].filter((o) => o.budget?.rootId === w.budget!.rootId && !o.crossed);
+    if (victims.length > 1) {
+      const group: StopGroup = { waiting: new Set(victims.map((v) => v.run)), ready: [], flush: null, timer: null };
+      group.timer = setTimeout(() => this.release(group), CROSSING_SETTLE_WAIT_MS);
+      group.timer.unref();
+      for (const v of victims) this.groups.set(v.run, group);
+    }
     for (const v of victims) {
       v.crossed = true;
       const by = v === w ? "its usage" : `task ${w.run.task.id} attempt ${w.run.task.attempt}'s usage`;

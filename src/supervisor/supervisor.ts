@@ -423,6 +423,8 @@ export class Supervisor {
   private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
     // --no-retry: the attempt's own failure is its last (a release is not a failure of its own).
     if (!this.retryFailures && !outcome.ok && !("released" in outcome)) outcome = { ...outcome, error: { ...outcome.error, retryable: false } };
+    // The attempts one goal crossing stopped settle together (./budget-watch.ts).
+    if (this.budgetWatch.holdBack(run, outcome, (items) => items.forEach((item) => this.completer.add(item.run, item.outcome)))) return;
     this.completer.add(run, outcome);
   }
 
