@@ -253,7 +253,7 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
     if (crossing === null) return null;
     const attempt = (await store.tasks.get({ taskId: ref.taskId, eventLimit: 0 })).attempts;
     const error = budgetExhaustedError({ id: ref.taskId, attempt }, crossing);
-    const failed = await store.tasks.failIfLeased({ taskId: ref.taskId, leaseToken: ref.leaseToken, error: toErrorObject(error), retryable: true, usage: total, now: clock.now() });
+    const failed = await store.tasks.failIfLeased({ taskId: ref.taskId, leaseToken: ref.leaseToken, error: toErrorObject(error), usage: total, now: clock.now() });
     if (!failed.ok) return await lost(ref);
     leases.remove(ref);
     return toolError({ code: "BUDGET_EXHAUSTED", message: `${error.message}. Your lease is gone: stop working on this task.`, details: { taskId: ref.taskId, status: "pending" } });

@@ -30,13 +30,12 @@ export function budgetStopRules(get: GetCtx): void {
     const out = await ctx.store.tasks.failIfLeased({
       taskId: id,
       leaseToken: task.leaseToken,
-      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget" } as never,
-      retryable: true,
+      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
       usage: { inputTokens: 120 },
       now: ctx.clock.now(),
       random: fixedRandom(0),
     });
-    expect(out).toMatchObject({ ok: true, outcome: "retrying", attempt: 0 });
+    expect(out).toMatchObject({ ok: true, outcome: "released", attempt: 1 });
     expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0 });
     expect((await ctx.store.economics.usageOf({ taskId: id })).map((u) => [u.outcome, u.attempt, u.inputTokens])).toEqual([["budget_exhausted", 1, 120]]);
     const types = await eventTypes(ctx, id);
@@ -55,8 +54,7 @@ export function budgetStopRules(get: GetCtx): void {
     const out = await ctx.store.tasks.failIfLeased({
       taskId: id,
       leaseToken: task.leaseToken,
-      error: { code: "BUDGET_EXHAUSTED", message: "an adapter said so" } as never,
-      retryable: true,
+      error: { code: "BUDGET_EXHAUSTED", message: "an adapter said so", retryable: true },
       now: ctx.clock.now(),
       random: fixedRandom(0),
     });
