@@ -79,9 +79,20 @@ export class Attempts {
     return n;
   }
 
-  /** A claimed task becomes a dispatched attempt: held by its lease, its timeout armed, its start queued. */
-  hold(task: ClaimedTask, persona: Persona, now: number): RunningAttempt {
-    const run: RunningAttempt = { task, runId: 0, persona, dispatchedAt: now, phase: "dispatched", abort: null, timeoutTimer: null, startTimer: null, progress: null };
+  /** A claimed task becomes a dispatched attempt: held by its lease, its timeout armed, its start queued. `claimSentAt`: monotonic time its claim was sent. */
+  hold(task: ClaimedTask, persona: Persona, now: number, claimSentAt: number): RunningAttempt {
+    const run: RunningAttempt = {
+      task,
+      runId: 0,
+      persona,
+      dispatchedAt: now,
+      renewedAt: claimSentAt,
+      phase: "dispatched",
+      abort: null,
+      timeoutTimer: null,
+      startTimer: null,
+      progress: null,
+    };
     run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
     if (this.startFoldMs === 0) this.queueStart(run);
     else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
@@ -140,7 +151,9 @@ export class Attempts {
     this.byRunId.delete(run.runId);
     const { id: taskId, attempt, persona } = run.task;
     if (outcome === "lease-lost" && run.abort === "cancelled") this.host.logger.info({ taskId, attempt }, "task cancelled: result discarded");
-    else if (outcome === "lease-lost") this.host.logger.warn({ taskId, attempt }, "lease lost: result discarded");
+    else if (outcome === "lease-lost" && run.abort === "db-unreachable") {
+      this.host.logger.warn({ taskId, attempt }, "late write refused (LEASE_LOST): the lease was reaped while the database was unreachable; another holder retries the task");
+    } else if (outcome === "lease-lost") this.host.logger.warn({ taskId, attempt }, "lease lost: result discarded");
     if (this.host.events.listenerCount("task:run-finished") > 0) {
       this.host.events.emit("task:run-finished", {
         taskId,
@@ -198,6 +211,25 @@ export class Attempts {
     })();
     await this.leaseCheck;
     this.leaseCheck = null;
+  }
+
+  /** A renewal sent at `sentAt` (monotonic) committed for these leases. */
+  renewed(leases: readonly LeaseRef[], sentAt: number): void {
+    for (const lease of leases) {
+      const run = this.get(lease);
+      if (run !== undefined) run.renewedAt = Math.max(run.renewedAt, sentAt);
+    }
+  }
+
+  /**
+   * Keeps attempts running only while their leases can still be renewed: one whose
+   * last committed renewal was sent a whole lease ago may be reaped by another host
+   * now (its judge counts from when it saw the stamp move, which is later), so it is
+   * aborted; its outcome is then released uncounted, or refused (LEASE_LOST) if it
+   * was reaped meanwhile (docs/ARCHITECTURE.md rule 17).
+   */
+  abortOverdue(now: number): void {
+    for (const run of this.byLease.values()) if (isLive(run) && now - run.renewedAt >= run.task.leaseMs) this.abort(run, "db-unreachable");
   }
 
   /** Resolves once none is held, or after timeoutMs. */
@@ -279,6 +311,8 @@ function abortError(run: RunningAttempt, kind: AbortKind): Error {
       return new LeaseLostError(id);
     case "cancelled":
       return new RosterError("ABORTED", `task ${id} was cancelled`, { retryable: false });
+    case "db-unreachable":
+      return new RosterError("DATABASE_IO", `task ${id} attempt ${attempt}: no renewal of its lease committed for ${run.task.leaseMs} ms (database unreachable); another host may take it`);
     default:
       return new RosterError("SHUTDOWN", `the supervisor is shutting down; task ${id} goes back to pending`);
   }

@@ -17,6 +17,8 @@ export interface ClaimLoopHost {
   drained(since: number): void;
   /** A pass ended (the loop is alive: loop:tick). */
   ticked(): void;
+  /** False while claims must wait (the database is unreachable: ./connection.ts); the producers stay dirty for the request that follows. */
+  canClaim?(): boolean;
   error(where: string, error: Error): void;
 }
 
@@ -99,7 +101,9 @@ export class ClaimLoop implements Service {
   private schedule(): void {
     this.state = "scheduled";
     queueMicrotask(() => {
-      if (this.state === "scheduled") this.pass = this.run().finally(() => (this.pass = null));
+      if (this.state !== "scheduled") return;
+      if (this.host.canClaim?.() === false) this.state = "idle";
+      else this.pass = this.run().finally(() => (this.pass = null));
     });
   }
 

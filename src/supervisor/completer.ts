@@ -35,6 +35,8 @@ export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayl
   // A lost lease (or a cancelled task) means someone else owns the task now: discard.
   if (run.abort === "lease-lost" || run.abort === "cancelled") return null;
   if (run.abort === "shutdown") return { kind: "release", ...lease, reason: "supervisor shutting down" };
+  // Not the task's doing (docs/ARCHITECTURE.md rule 12): released uncounted if the lease is still ours, else refused (LEASE_LOST).
+  if (run.abort === "db-unreachable") return { kind: "release", ...lease, reason: "its lease could not be renewed: the database was unreachable" };
   if (!outcome.ok && "released" in outcome) return { kind: "release", ...lease, reason: outcome.error.message };
   // Output is validated once, by the store's settle: a result or child list it cannot
   // take is recorded as a failed attempt with ADAPTER_OUTPUT_INVALID.

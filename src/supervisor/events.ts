@@ -1,4 +1,5 @@
 import { TypedEventBus } from "../events.js";
+import type { AbortKind } from "./run.js";
 
 /**
  * The supervisor's own typed events ("noun:verb"), on its own bus. Metrics, logs
@@ -13,7 +14,7 @@ export interface SupervisorEventMap {
   "task:run-started": { taskId: number; persona: string; attempt: number };
   "task:run-finished": { taskId: number; persona: string; attempt: number; durationMs: number; outcome: RunOutcome; errorCode?: string; errorMessage?: string };
   /** An attempt is being aborted: timeout, lost lease, cancellation, shutdown, or its budget reached while it ran. */
-  "task:aborting": { taskId: number; persona: string; attempt: number; reason: "timeout" | "lease-lost" | "cancelled" | "shutdown" | "budget" };
+  "task:aborting": { taskId: number; persona: string; attempt: number; reason: AbortKind };
   "slots:changed": { busy: number; capacity: number };
   "progress:reported": { taskId: number; persona: string; attempt: number; fraction: number; message: string | null };
   "lease:renewed": { count: number; lost: number };
@@ -27,6 +28,10 @@ export interface SupervisorEventMap {
   "stall:detected": { persona: string; taskId: number; waitedMs: number; boundMs: number };
   /** The personas served changed while running (hot reload). */
   "personas:reloaded": { added: string[]; changed: string[]; removed: string[] };
+  /** A store call failed with DATABASE_IO: no claims until a renewal commits again (src/supervisor/connection.ts). */
+  "db:unreachable": { reason: string };
+  /** A renewal committed after the database was unreachable for `afterMs`. */
+  "db:reachable": { afterMs: number };
   /** Something failed in the loop itself (a store call); the loop goes on. */
   "supervisor:error": { where: string; error: Error };
 }

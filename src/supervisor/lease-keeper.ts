@@ -4,6 +4,8 @@ import type { LeaseRef, Store } from "../store/index.js";
 
 /** Shortest spacing of lease renewals, in ms (personas' leaseMs is at least 100). */
 export const HEARTBEAT_INTERVAL_MS_MIN = 25;
+/** Longest spacing of renewals tried while they fail and no lease is held (reconnecting), in ms. */
+export const RECONNECT_BACKOFF_MS_MAX = 5_000;
 
 export interface LeaseKeeperHost {
   readonly store: Store;
@@ -16,6 +18,11 @@ export interface LeaseKeeperHost {
   /** The store no longer knows this agent as active (deregistered elsewhere): register again. */
   reRegister(): Promise<void>;
   renewed(count: number, lost: number): void;
+  /** A renewal committed: these leases' renewal was sent at `sentAt` (monotonic ms). */
+  committed?(sentAt: number, renewed: LeaseRef[]): void;
+  /** Every interval, whether or not a renewal is still in flight: abort what can no longer be renewed in time. */
+  checkOverdue?(): void;
+  readonly monotonic?: () => number;
   error(where: string, error: Error): void;
 }
 
@@ -25,10 +32,14 @@ export interface LeaseKeeperHost {
  *
  * Modes (IntervalService): stopped → ticking (a timer per interval; a tick never overlaps the
  * previous one) → stopped. With nothing running a tick is one tiny write that
- * keeps the agent alive, every intervalMs.
+ * keeps the agent alive, every intervalMs. While renewals fail and no lease is
+ * held, they are tried with a backoff (intervalMs doubling to
+ * RECONNECT_BACKOFF_MS_MAX): each is the probe that finds the database again.
  */
 export class LeaseKeeper extends IntervalService {
   readonly name = "leaseKeeper";
+  private failures = 0;
+  private nextTryAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly host: LeaseKeeperHost,
@@ -50,9 +61,29 @@ export class LeaseKeeper extends IntervalService {
     this.setIntervalMs(intervalMs);
   }
 
+  /** Every interval, even while the last renewal is still in flight, the overdue check runs first. */
+  override tick(): Promise<void> {
+    this.host.checkOverdue?.();
+    return super.tick();
+  }
+
   protected async run(): Promise<void> {
+    const monotonic = this.host.monotonic ?? (() => performance.now());
     const leases = this.host.leases();
-    const result = await this.host.store.agents.heartbeat({ agentId: this.host.agentId, now: this.host.clock.now(), leases });
+    // Reconnecting with nothing to keep: back off. With leases held, every interval counts.
+    if (leases.length === 0 && monotonic() < this.nextTryAt) return;
+    const sentAt = monotonic();
+    let result;
+    try {
+      result = await this.host.store.agents.heartbeat({ agentId: this.host.agentId, now: this.host.clock.now(), leases });
+    } catch (error) {
+      this.failures++;
+      this.nextTryAt = monotonic() + Math.min(RECONNECT_BACKOFF_MS_MAX, this.intervalMs * 2 ** (this.failures - 1));
+      throw error;
+    }
+    this.failures = 0;
+    this.nextTryAt = Number.NEGATIVE_INFINITY;
+    this.host.committed?.(sentAt, result.renewed);
     if (!result.agentActive) await this.host.reRegister();
     if (result.lost.length > 0) this.host.lost(result.lost);
     this.host.renewed(result.renewed.length, result.lost.length);

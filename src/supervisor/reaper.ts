@@ -16,6 +16,8 @@ export class Reaper extends IntervalService {
     private readonly host: {
       readonly store: Store;
       readonly clock: Clock;
+      /** True while reaping must wait (the database is unreachable: this process's view of others' stamps is stale). */
+      paused?(): boolean;
       reaped(result: ReapResult): void;
       error(where: string, error: Error): void;
     },
@@ -31,6 +33,7 @@ export class Reaper extends IntervalService {
   }
 
   protected async run(): Promise<void> {
+    if (this.host.paused?.() === true) return;
     this.host.reaped(await this.host.store.maintenance.reapExpired({ now: this.host.clock.now() }));
   }
 }

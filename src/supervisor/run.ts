@@ -1,8 +1,12 @@
 import type { Persona } from "../personas/schema.js";
 import type { ClaimedTask } from "../store/types.js";
 
-/** "budget": its reported usage reached its task's or goal's budget (./budget-watch.ts). */
-export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown" | "budget";
+/**
+ * "budget": its reported usage reached its task's or goal's budget (./budget-watch.ts).
+ * "db-unreachable": a whole lease passed without a renewal of it committing (the
+ * database is unreachable), so another host may reap it (./connection.ts).
+ */
+export type AbortKind = "timeout" | "lease-lost" | "cancelled" | "shutdown" | "budget" | "db-unreachable";
 
 /**
  * Where an attempt is in its life (src/supervisor/attempts.ts):
@@ -22,6 +26,8 @@ export interface RunningAttempt {
   persona: Persona;
   /** Clock time the attempt was handed to the pool. */
   dispatchedAt: number;
+  /** Monotonic time its last committed renewal (at first, its claim) was sent: its lease is safe until a whole lease after it. */
+  renewedAt: number;
   phase: AttemptPhase;
   /** Why it is being aborted, once it is (kept when it has finished: the settlement depends on it). */
   abort: AbortKind | null;

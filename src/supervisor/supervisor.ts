@@ -14,6 +14,7 @@ import { Attempts } from "./attempts.js";
 import { BudgetWatch } from "./budget-watch.js";
 import { ClaimLoop } from "./claim-loop.js";
 import { Completer } from "./completer.js";
+import { ConnectionGuard } from "./connection.js";
 import { SupervisorEventBus, type RunOutcome } from "./events.js";
 import { workDone } from "./idle.js";
 import { HEARTBEAT_INTERVAL_MS_MIN, LeaseKeeper } from "./lease-keeper.js";
@@ -48,7 +49,10 @@ type State = "created" | "starting" | "running" | "stopping" | "stopped";
  * finished (an attempt is aborted on timeout, lost lease, cancellation, budget or
  * shutdown; a lost lease's or a cancelled task's result is discarded). Outcomes go
  * to the Completer, which commits them in batches; the LeaseKeeper renews every
- * lease in one call per min(leaseMs)/3; the Reaper collects expired leases.
+ * lease in one call per min(leaseMs)/3; the Reaper collects expired leases. While
+ * the database is unreachable (./connection.ts, docs/ARCHITECTURE.md rule 17) no
+ * pass and no reap runs, and an attempt a whole lease past its last committed
+ * renewal is aborted (db-unreachable).
  * stop() (docs/ARCHITECTURE.md rule 10): stop claiming, let running attempts finish
  * within shutdownGraceMs, abort the rest and release their leases without counting
  * the attempt, deregister, close the pool. The store stays open: its owner closes it.
@@ -78,6 +82,10 @@ export class Supervisor {
   private readonly claimLoop: ClaimLoop;
   private readonly pool: WorkerPool;
   private readonly completer: Completer;
+  /** Whether the database answers; no claims or reaping while it does not (issue 19, deliverable 5; rule 17). */
+  private readonly connection: ConnectionGuard;
+  /** Monotonic time the last renewal (or the agent's registration) committed. */
+  private lastRenewalAt: number;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly reaper: Reaper;
   /** Schedules' fires and approval deadlines (issue 17). */
@@ -124,6 +132,18 @@ export class Supervisor {
     }
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.producers = new Producers(options.personas, this);
+    this.lastRenewalAt = this.monotonic();
+    this.connection = new ConnectionGuard({
+      logger: this.logger,
+      monotonic: this.monotonic,
+      runningCount: () => this.attempts.size,
+      unreachable: (reason) => this.events.emit("db:unreachable", { reason }),
+      reachable: (afterMs) => {
+        this.events.emit("db:reachable", { afterMs });
+        this.wake(null);
+        void this.waker.rescheduleRunAt();
+      },
+    });
     const report = (where: string, error: Error): void => this.error(where, error);
     const base = { store: this.store, clock: this.clock, error: report };
     // What a part built on the supervisor sees of it: agentId follows re-registration (a getter).
@@ -145,6 +165,7 @@ export class Supervisor {
       dispatch: (producer, claimed) => this.dispatch(producer, claimed),
       drained: (since) => void this.waker.rescheduleRunAt(since),
       ticked: () => this.onTick(false),
+      canClaim: () => this.connection.canClaim,
       error: report,
     });
 
@@ -174,10 +195,14 @@ export class Supervisor {
         lost: (leases: LeaseRef[]) => this.attempts.abortLeases(leases),
         reRegister: () => this.register(),
         renewed: (count: number, lost: number) => this.events.emit("lease:renewed", { count, lost }),
+        committed: (sentAt: number, renewed: LeaseRef[]) => this.onRenewalCommitted(sentAt, renewed),
+        checkOverdue: () => this.checkOverdue(),
+        monotonic: this.monotonic,
       }),
       renewalIntervalMs(options.personas),
     );
-    this.reaper = new Reaper({ ...base, reaped: (result) => this.onReaped(result) }, options.config.reapIntervalMs);
+    // Cut off, this process's view of others' stamps is stale: it judges nobody until a renewal commits again.
+    this.reaper = new Reaper({ ...base, paused: () => !this.connection.reachable, reaped: (result) => this.onReaped(result) }, options.config.reapIntervalMs);
     this.waker = new Waker(
       {
         ...base,
@@ -294,6 +319,7 @@ export class Supervisor {
       now: this.clock.now(),
     });
     this.agentId = agent.id;
+    this.lastRenewalAt = this.monotonic();
   }
 
   private async deregister(): Promise<void> {
@@ -387,7 +413,7 @@ export class Supervisor {
       return;
     }
     const now = this.clock.now();
-    const runs = claimed.map((task) => this.attempts.hold(task, producer.persona, now));
+    const runs = claimed.map((task) => this.attempts.hold(task, producer.persona, now, producer.lastClaimAttemptAt));
     producer.running += runs.length;
     if (this.events.listenerCount("task:run-started") > 0) {
       for (const run of runs) this.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
@@ -483,8 +509,24 @@ export class Supervisor {
   }
 
   error(where: string, error: Error): void {
-    this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
+    // The database being unreachable is logged once by the guard (and once more when it answers again).
+    if (this.connection.failed(where, error)) this.logger.debug({ err: error, where }, `supervisor: ${where} failed`);
+    else this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
     this.events.emit("supervisor:error", { where, error });
+  }
+
+  /** A renewal committed: its leases are safe for another lease from when it was sent; the database answers. */
+  private onRenewalCommitted(sentAt: number, renewed: LeaseRef[]): void {
+    this.attempts.renewed(renewed, sentAt);
+    this.lastRenewalAt = this.monotonic();
+    this.connection.succeeded();
+  }
+
+  /** Every renewal interval: a whole shortest lease without a committed renewal means the database does not answer; attempts past their lease stop. */
+  private checkOverdue(): void {
+    const now = this.monotonic();
+    if (now - this.lastRenewalAt >= 3 * this.leaseKeeper.intervalMs) this.connection.silent(now - this.lastRenewalAt);
+    this.attempts.abortOverdue(now);
   }
 }
 

@@ -41,10 +41,43 @@ const TYPES = {
   }) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * Bounds on waiting for a server that does not answer (a cut link drops packets
+ * rather than refusing them), so a lost connection surfaces as DATABASE_IO instead
+ * of a call that hangs (issue 19, deliverable 5; docs/postgres.md, "Losing the
+ * database"). In ms: opening a connection (or waiting for a pooled one), and one
+ * statement's answer. Migrations, which may wait for another host's migration
+ * lock or build indexes, wait up to PG_MIGRATION_TIMEOUT_MS.
+ */
+export const PG_CONNECT_TIMEOUT_MS = 5_000;
+export const PG_QUERY_TIMEOUT_MS = 15_000;
+export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
+
+/**
+ * Session settings of every connection: the server ends a transaction left open by
+ * a client that vanished (its row locks would stop every other host's writes to
+ * those tasks), and probes idle connections so it notices a vanished client within
+ * seconds rather than hours.
+ */
+const SESSION_SQL =
+  "SELECT set_config('idle_in_transaction_session_timeout', '20s', false), set_config('tcp_keepalives_idle', '10', false), " +
+  "set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)";
+
 export function newPool(url: string, max: number, readonly = false): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, types: TYPES, application_name: "roster" } as pg.PoolConfig);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    types: TYPES,
+    application_name: "roster",
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    query_timeout: PG_QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  } as pg.PoolConfig);
   // An idle client whose connection breaks (the server restarted) must not crash the process; the next query reconnects.
   pool.on("error", () => {});
+  // Queued before the caller's first statement on the connection.
+  pool.on("connect", (client) => void client.query(SESSION_SQL).catch(() => {}));
   // A read-only store (roster status) cannot write, whatever it is asked: the server refuses (DATABASE_READONLY).
   if (readonly) pool.on("connect", (client) => void client.query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").catch(() => {}));
   return pool;
@@ -71,7 +104,8 @@ export function translatePgError(error: unknown, where: string, url: string): Er
       return new RosterError("DATABASE_IO", `${where}: cannot reach PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
     }
   }
-  if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message)) {
+  // The driver gives these no code: its connection broke, a connect or a statement's answer timed out.
+  if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(e.message)) {
     return new RosterError("DATABASE_IO", `${where}: lost the connection to PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
   }
   return e;
@@ -164,10 +198,16 @@ export class PgTransactions {
         for (const [event, payload] of pending) this.bus.emit(event, payload as never);
         return value;
       } catch (error) {
-        try {
-          await client.query("ROLLBACK");
-        } catch {
-          broken = true;
+        // A connection that broke or stopped answering is dropped, not asked to roll back (the server
+        // rolls back when the session ends); waiting for its ROLLBACK would double the wait.
+        const translated = translatePgError(error, name, this.url);
+        if (translated instanceof RosterError && translated.code === "DATABASE_IO") broken = true;
+        else {
+          try {
+            await client.query("ROLLBACK");
+          } catch {
+            broken = true;
+          }
         }
         client.release(broken ? true : undefined);
         const code = (error as { code?: unknown }).code;
@@ -274,7 +314,7 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
       throw new RosterError("DATABASE_INVALID", `${where}: no schema to create roster's tables in (the search_path names none that exists)`, { retryable: false });
     }
     if (!options.readonly) {
-      await client.query(MIGRATION_LOCK_SQL);
+      await client.query({ text: MIGRATION_LOCK_SQL, query_timeout: PG_MIGRATION_TIMEOUT_MS } as pg.QueryConfig);
       locked = true;
     }
     const tables = (await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema()")).rows.map((r) => r.t);
@@ -316,7 +356,7 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
         "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at bigint NOT NULL)",
       );
       for (const file of missing) {
-        await client.query(file.sql);
+        await client.query({ text: file.sql, query_timeout: PG_MIGRATION_TIMEOUT_MS } as pg.QueryConfig);
         await client.query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)", [file.version, file.name, file.checksum, options.now]);
       }
       await client.query("COMMIT");

@@ -28,7 +28,7 @@ import type {
   TaskService,
   WhyService,
 } from "../types.js";
-import { PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
+import { PG_CONNECT_TIMEOUT_MS, PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
@@ -580,7 +580,7 @@ export class PostgresStore implements Store {
 
   private async listen(failures: number): Promise<void> {
     if (this.closed || this.watchers.size === 0 || this.tx.channel === null) return;
-    const client = new PgClient({ connectionString: this.url });
+    const client = new PgClient({ connectionString: this.url, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
     this.listener = client;
     const retry = (error: unknown) => {
       if (this.listener !== client) return;

@@ -1,0 +1,91 @@
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+/**
+ * A TCP proxy between roster and PostgreSQL whose link a test can cut and restore,
+ * the way a pulled cable or `ip link set … down` does: while cut nothing is
+ * refused or reset, bytes simply stop arriving (the proxy holds them, as TCP
+ * would keep retransmitting), and new connections get no answer; restored, the
+ * held bytes go through in order and held connections are made. A side that
+ * gives up (a connect or statement timeout) closes its socket, and the proxy
+ * closes the other side.
+ */
+export interface CutProxy {
+  port: number;
+  /** The URL with its host and port replaced by the proxy's. */
+  url(target: string): string;
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: Socket;
+  upstream: Socket | null;
+  /** Bytes held while cut, in arrival order, with the socket they are for. */
+  held: Array<{ to: "client" | "upstream"; chunk: Buffer }>;
+}
+
+export async function startCutProxy(targetHost: string, targetPort: number): Promise<CutProxy> {
+  let isCut = false;
+  const pairs = new Set<Pair>();
+
+  const send = (pair: Pair, to: "client" | "upstream", chunk: Buffer) => {
+    const socket = to === "client" ? pair.client : pair.upstream;
+    if (isCut || socket === null || pair.held.length > 0) {
+      pair.held.push({ to, chunk });
+      flush(pair);
+    } else socket.write(chunk);
+  };
+  const drop = (pair: Pair) => {
+    pairs.delete(pair);
+    pair.client.destroy();
+    pair.upstream?.destroy();
+  };
+  const link = (pair: Pair) => {
+    const upstream = connect(targetPort, targetHost);
+    pair.upstream = upstream;
+    upstream.on("data", (chunk: Buffer) => send(pair, "client", chunk));
+    upstream.on("error", () => drop(pair));
+    upstream.on("close", () => drop(pair));
+    upstream.on("connect", () => flush(pair));
+  };
+  const flush = (pair: Pair) => {
+    if (isCut || pair.upstream === null || pair.upstream.connecting) return;
+    for (const { to, chunk } of pair.held.splice(0)) (to === "client" ? pair.client : pair.upstream).write(chunk);
+  };
+
+  const server: Server = createServer((client) => {
+    const pair: Pair = { client, upstream: null, held: [] };
+    pairs.add(pair);
+    client.on("data", (chunk: Buffer) => send(pair, "upstream", chunk));
+    client.on("error", () => drop(pair));
+    client.on("close", () => drop(pair));
+    if (!isCut) link(pair);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    port,
+    url: (target) => {
+      const u = new URL(target);
+      u.hostname = "127.0.0.1";
+      u.port = String(port);
+      return u.toString();
+    },
+    cut: () => {
+      isCut = true;
+    },
+    restore: () => {
+      isCut = false;
+      for (const pair of pairs) {
+        if (pair.upstream === null) link(pair);
+        else flush(pair);
+      }
+    },
+    close: async () => {
+      for (const pair of [...pairs]) drop(pair);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
