@@ -7,13 +7,15 @@ import { connect, createServer, type Server, type Socket } from "node:net";
  * would keep retransmitting), and new connections get no answer; restored, the
  * held bytes go through in order and held connections are made. A side that
  * gives up (a connect or statement timeout) closes its socket, and the proxy
- * closes the other side.
+ * closes the other side. Cut with "reset" instead, every connection is reset and
+ * new ones are closed at once, as when the server restarts or a firewall rejects.
  */
 export interface CutProxy {
   port: number;
   /** The URL with its host and port replaced by the proxy's. */
   url(target: string): string;
-  cut(): void;
+  /** "drop" (default): bytes stop; "reset": connections are closed and refused. */
+  cut(mode?: "drop" | "reset"): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -27,6 +29,7 @@ interface Pair {
 
 export async function startCutProxy(targetHost: string, targetPort: number): Promise<CutProxy> {
   let isCut = false;
+  let refusing = false;
   const pairs = new Set<Pair>();
 
   const send = (pair: Pair, to: "client" | "upstream", chunk: Buffer) => {
@@ -55,6 +58,10 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
   };
 
   const server: Server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const pair: Pair = { client, upstream: null, held: [] };
     pairs.add(pair);
     client.on("data", (chunk: Buffer) => send(pair, "upstream", chunk));
@@ -73,11 +80,15 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
       u.port = String(port);
       return u.toString();
     },
-    cut: () => {
+    cut: (mode = "drop") => {
       isCut = true;
+      if (mode !== "reset") return;
+      refusing = true;
+      for (const pair of [...pairs]) drop(pair);
     },
     restore: () => {
       isCut = false;
+      refusing = false;
       for (const pair of pairs) {
         if (pair.upstream === null) link(pair);
         else flush(pair);

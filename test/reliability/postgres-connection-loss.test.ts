@@ -16,7 +16,9 @@ import { writePersonas } from "../supervisor/helpers.js";
  * "Losing the database"). Real processes: `roster start` A reaches PostgreSQL through
  * a TCP proxy the test cuts (bytes stop, nothing is refused: a pulled cable) and
  * restores; `roster start` B and a `roster mcp` reaping every 100 ms reach it
- * directly. Tasks sleep 6 s on 2 s leases.
+ * directly. Tasks sleep 10 s on 2 s leases. The cut either drops bytes (a pulled
+ * cable: calls hang until their timeouts) or resets connections (calls fail at
+ * once with DATABASE_IO).
  *
  * Cut for longer than the leases: A stops claiming, aborts each attempt once a
  * whole lease passed since its last renewal; the others reap A's leases and B runs
@@ -39,7 +41,7 @@ afterEach(async () => {
 });
 
 const LEASE_MS = 2_000;
-const TASK_MS = 6_000;
+const TASK_MS = 10_000;
 
 function logLines(proc: RosterProcess, msg: string): Array<Record<string, unknown>> {
   return proc
@@ -68,7 +70,7 @@ function agentOf(task: TaskDetail, type: string, attempt?: number): string | nul
 }
 
 describe.skipIf(!server.available)("postgres: a supervisor that loses its database", () => {
-  it("cut off past its leases: stops, has every late write refused, loses nothing, and recovers by itself", async () => {
+  it.each(["drop", "reset"] as const)("cut off past its leases (%s): stops, has every late write refused, loses nothing, and recovers by itself", async (mode) => {
     const { store, url, personasDir } = await setUp();
     try {
       proxy = await startCutProxy("127.0.0.1", Number(new URL(url).port));
@@ -81,7 +83,7 @@ describe.skipIf(!server.available)("postgres: a supervisor that loses its databa
         return (await store.tasks.get({ taskId: first[0]! })).assignedAgentId!;
       })();
 
-      proxy.cut();
+      proxy.cut(mode);
       const cutAt = Date.now();
       const b = await startRoster(url, personasDir, { args: ["--concurrency", "4", "--log-level", "info"] });
       children.push(b);
