@@ -117,6 +117,7 @@ describe.skipIf(!server.available)("postgres: a supervisor that loses its databa
         expect(task.events.slice(reapedAt + 1).filter((e) => e.agentId === agentA && holderWrites.has(e.type)), `task ${task.id}`).toEqual([]);
       }
       // A said what happened: unreachable once, back once, and each of its four late releases refused.
+      expect(a.exitCode, "A is still running").toBeNull();
       expect(logLines(a, "database unreachable")).toHaveLength(1);
       const refused = logLines(a, "late write refused (LEASE_LOST)").map((l) => l.taskId);
       expect(refused.sort()).toEqual([...first].sort());

@@ -63,21 +63,24 @@ const SESSION_SQL =
   "SELECT set_config('idle_in_transaction_session_timeout', '20s', false), set_config('tcp_keepalives_idle', '10', false), " +
   "set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)";
 
-export function newPool(url: string, max: number, readonly = false): pg.Pool {
+/**
+ * A pool of this store's connections. `bounded` (the store's own pools) adds the
+ * waits' bounds and session settings above; a one-off bulk job (`roster db copy`,
+ * one long transaction of large statements) goes without.
+ */
+export function newPool(url: string, max: number, readonly = false, options: { bounded?: boolean } = {}): pg.Pool {
+  const bounded = options.bounded === true;
   const pool = new pg.Pool({
     connectionString: url,
     max,
     types: TYPES,
     application_name: "roster",
-    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
-    query_timeout: PG_QUERY_TIMEOUT_MS,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
+    ...(bounded ? { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, query_timeout: PG_QUERY_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 10_000 } : {}),
   } as pg.PoolConfig);
   // An idle client whose connection breaks (the server restarted) must not crash the process; the next query reconnects.
   pool.on("error", () => {});
   // Queued before the caller's first statement on the connection.
-  pool.on("connect", (client) => void client.query(SESSION_SQL).catch(() => {}));
+  if (bounded) pool.on("connect", (client) => void client.query(SESSION_SQL).catch(() => {}));
   // A read-only store (roster status) cannot write, whatever it is asked: the server refuses (DATABASE_READONLY).
   if (readonly) pool.on("connect", (client) => void client.query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").catch(() => {}));
   return pool;

@@ -122,7 +122,7 @@ export class PostgresStore implements Store {
     this.url = options.path;
     const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES_DEFAULT;
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes <= 0) throw new RosterError("CONFIG_INVALID", "maxPayloadBytes: must be a positive integer");
-    this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT, options.readonly ?? false);
+    this.pool = newPool(options.path, options.poolMax ?? PG_POOL_MAX_DEFAULT, options.readonly ?? false, { bounded: true });
     this.serverClock = new ServerClock(this.pool);
     const judge = new LivenessJudge(options.monotonic);
     this.judge = judge;
@@ -586,6 +586,8 @@ export class PostgresStore implements Store {
       if (this.listener !== client) return;
       this.listener = null;
       client.removeAllListeners();
+      // An error the ending connection still emits must not go unhandled (it would end the process).
+      client.on("error", () => {});
       void client.end().catch(() => {});
       this.events.emit("store:watch-unavailable", { reason: translatePgError(error, "listening for changes", this.url).message });
       if (this.closed || this.watchers.size === 0) return;
