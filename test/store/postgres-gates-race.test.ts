@@ -143,4 +143,57 @@ describe.skipIf(!server.available)("postgres: economic gates under racing claime
     expect((await stores[1]!.economics.breakers())[0]).toMatchObject({ persona: "worker", state: "probing", probeTaskId: probes[0]!.id });
     expect(reruns).toEqual([]);
   }, 60_000);
+
+  it("every gate configured, none reached: four hosts claiming and settling with usage and failures at once never deadlock, and the spend adds up", async () => {
+    await personas({
+      worker: {
+        provider: "acct",
+        breaker: { failures: 1_000, failureRate: 0.99, windowMs: 60_000, minAttempts: 1_000 },
+        rateLimit: { starts: 100_000, perMs: 1_000, key: "acct" },
+        retry: { maxAttempts: 100, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 },
+      },
+    });
+    const now = T0;
+    const { ids: [goal] } = await stores[0]!.tasks.enqueue({ tasks: [{ persona: "reviewer", title: "goal", delayMs: 3_600_000 }], now });
+    await stores[0]!.economics.setBudget({ scope: "goal", key: String(goal), maxCostUsd: 1_000, now });
+    await stores[0]!.economics.setBudget({ scope: "global", key: "", window: "day", maxCostUsd: 1_000, now });
+    await stores[0]!.economics.setBudget({ scope: "persona", key: "worker", window: "day", maxTokens: 100_000_000, now });
+    const tasks = Array.from({ length: 160 }, (_, i) => ({ persona: "worker", title: `t${i}`, policy: { concurrencyKey: `k${i % 8}`, concurrencyLimit: 100, maxCostUsd: 10 } }));
+    const { ids } = await stores[0]!.tasks.enqueue({ tasks, parentId: goal!, now });
+    let attempts = 0;
+    await Promise.all(
+      stores.map(async (store, host) => {
+        let idle = 0;
+        while (idle < 10) {
+          const claimed = await store.tasks.claim({ persona: "worker", agentId: `host-${host}`, limit: 8, leaseMs: 30_000, now });
+          if (claimed.length === 0) {
+            idle++;
+            await new Promise((r) => setTimeout(r, 10));
+            continue;
+          }
+          idle = 0;
+          attempts += claimed.length;
+          // Every third attempt fails (and is retried at once); each attempt reports $0.01 and 100 tokens.
+          const usage = { inputTokens: 100, costUsd: 0.01 };
+          await store.tasks.settle({
+            settlements: claimed.map((t) =>
+              t.id % 3 === 0 && t.attempt === 1
+                ? { kind: "fail" as const, taskId: t.id, leaseToken: t.leaseToken, error: { message: "flaky" }, usage, random: () => 0 }
+                : { kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, usage },
+            ),
+            now,
+          });
+        }
+      }),
+    );
+    expect((await stores[0]!.tasks.counts()).worker).toEqual({ completed: ids.length });
+    const total = await stores[0]!.economics.total();
+    expect(total.attempts).toBe(attempts);
+    const goalBudget = (await stores[0]!.economics.budgets({ now })).find((b) => b.scope === "goal")!;
+    expect(goalBudget).toMatchObject({ exhausted: false, spentTokens: attempts * 100 });
+    expect(goalBudget.spentUsd).toBeCloseTo(attempts * 0.01, 6);
+    expect(await stores[0]!.economics.breakers()).toEqual([]);
+    // Settlements write shared rows (the goal's and the global totals, the breaker) in one order: no deadlock, no rerun.
+    expect(reruns).toEqual([]);
+  }, 120_000);
 });
