@@ -152,7 +152,7 @@ export async function overview(ctx: ApiContext): Promise<Record<string, unknown>
     store.economics.breakers(),
     store.economics.budgets({ now }),
     taskPage(store, { topLevel: true, limit: 10 }),
-    // Concurrency keys exist on the SQLite store only (issue 19); without UiReads there are none to list.
+    // A store without the dashboard's reads (UiReadService) lists no keys.
     store.ui === undefined ? [] : store.ui.fullKeys({ limit: UI_OVERVIEW_ROWS }),
   ]);
   const gates = await Promise.all(personas.map((p) => store.economics.gates({ persona: p.id, now })));

@@ -26,6 +26,7 @@ import type {
   Store,
   StoreOptions,
   TaskService,
+  UiReadService,
   WhyService,
 } from "../types.js";
 import { PG_CONNECT_TIMEOUT_MS, PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
@@ -36,6 +37,7 @@ import { PgHumans } from "./humans.js";
 import { PgSchedules } from "./schedules.js";
 import * as budgets from "./budgets.js";
 import * as usage from "./usage.js";
+import * as uiReads from "./ui-reads.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
@@ -86,6 +88,7 @@ export class PostgresStore implements Store {
   readonly humans: HumanService;
   readonly schedules: ScheduleService;
   readonly why: WhyService;
+  readonly ui: UiReadService;
   readonly judge: LivenessJudge;
 
   private readonly pool: pg.Pool;
@@ -534,6 +537,11 @@ export class PostgresStore implements Store {
     this.why = {
       explain: async (p) =>
         read("why.explain", (q) => whyReads.explain(q, reads.assertTaskId(p.taskId), p.now, (r, id) => humans.requests(r, id), (r, task, now) => gates.whyReasons(r, task, now))),
+    };
+    this.ui = {
+      taskPage: async (p) => read("ui.taskPage", (q) => uiReads.taskPage(q, p)),
+      throughput: async (p) => read("ui.throughput", (q) => uiReads.throughput(q, p)),
+      fullKeys: async (p) => read("ui.fullKeys", (q) => uiReads.fullKeys(q, p)),
     };
   }
 
