@@ -6,6 +6,7 @@ import type { PoolOutcome } from "../pool/pool.js";
 import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protocol.js";
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";
+import { SHUTDOWN_FORCE_MS, type RunningStat } from "./options.js";
 import { isLive, type AbortKind, type RunningAttempt } from "./run.js";
 
 export interface AttemptsHost {
@@ -125,6 +126,15 @@ export class Attempts {
     this.host.events.emit("task:aborting", { taskId: id, persona, attempt, reason: kind });
     // Addressed to this attempt's run, never to the task: its next attempt must not hear it.
     this.host.abortRuns([run.runId], reason);
+  }
+
+  /** Tasks claimed after a stop began: handed straight back, their attempts not counted. */
+  handBack(tasks: readonly ClaimedTask[]): void {
+    for (const task of tasks) {
+      this.host.store.tasks
+        .releaseIfLeased({ taskId: task.id, leaseToken: task.leaseToken, reason: "supervisor shutting down", now: this.host.clock.now() })
+        .catch((error: unknown) => this.host.error("supervisor.release", coerceError(error)));
+    }
   }
 
   /** Aborts the attempts held here under these leases (the store says they are no longer ours). */
@@ -253,9 +263,33 @@ export class Attempts {
     for (const done of waiters) done();
   }
 
-  /** Resolves once the starts queued so far are written. */
-  async startsWritten(): Promise<void> {
+  /**
+   * The "attempts" service's stop (docs/ARCHITECTURE.md rule 10): running attempts get graceMs to
+   * finish; the rest are aborted (their leases released uncounted), and if some still have not
+   * stopped after the abort grace (+ SHUTDOWN_FORCE_MS), `terminate` ends every thread. Then the
+   * starts queued so far are written.
+   */
+  async drain(graceMs: number, abortGraceMs: number, terminate: () => Promise<void>): Promise<void> {
+    await this.whenIdle(graceMs);
+    if (this.byLease.size > 0) {
+      const runs = [...this.byLease.values()];
+      this.host.logger.warn({ running: runs.length }, "shutdown grace over: aborting the attempts still running; their leases are released");
+      for (const run of runs) this.abort(run, "shutdown");
+      await this.whenIdle(abortGraceMs + SHUTDOWN_FORCE_MS);
+      if (this.byLease.size > 0) {
+        await terminate();
+        await this.whenIdle(SHUTDOWN_FORCE_MS);
+      }
+    }
     await this.startWriting;
+  }
+
+  /** What each held attempt is doing, for stats (the live status, /healthz). */
+  stats(): RunningStat[] {
+    return [...this.byLease.values()].map((run) => {
+      const { id: taskId, persona, title, attempt } = run.task;
+      return { taskId, persona, title, attempt, startedAt: run.dispatchedAt, progress: run.progress?.fraction ?? null, message: run.progress?.message ?? null, aborting: run.abort };
+    });
   }
 
   /** Stopped: no timer of any held attempt fires any more. */

@@ -7,6 +7,11 @@ export const HEARTBEAT_INTERVAL_MS_MIN = 25;
 /** Longest spacing of renewals tried while they fail and no lease is held (reconnecting), in ms. */
 export const RECONNECT_BACKOFF_MS_MAX = 5_000;
 
+/** How often the lease keeper renews: a third of the shortest lease served (at most 10 s, at least HEARTBEAT_INTERVAL_MS_MIN). */
+export function renewalIntervalMs(personas: readonly { leaseMs: number }[]): number {
+  return Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...personas.map((p) => p.leaseMs), 30_000) / 3));
+}
+
 export interface LeaseKeeperHost {
   readonly store: Store;
   readonly clock: Clock;

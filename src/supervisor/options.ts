@@ -1,4 +1,8 @@
 import type { Clock } from "../clock.js";
+import { resolve } from "node:path";
+import { RosterError } from "../errors.js";
+import { assertModulePaths, toAdapterPersona } from "../personas/load.js";
+import type { WorkerPoolOptions } from "../pool/pool.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";
@@ -67,4 +71,33 @@ export interface SupervisorStats {
   capacity: number;
   lastTickAt: number | null;
   running: RunningStat[];
+}
+
+/** Checks what the supervisor's constructor is given (CONFIG_INVALID naming the field); returns startFoldMs. */
+export function checkOptions(options: SupervisorOptions): number {
+  const capacity = options.config.concurrency;
+  const startFoldMs = options.startFoldMs ?? START_FOLD_MS_DEFAULT;
+  if (!Number.isInteger(capacity) || capacity < 1) throw new RosterError("CONFIG_INVALID", `config.concurrency: must be a positive integer, got ${capacity}`);
+  if (!Number.isInteger(startFoldMs) || startFoldMs < 0) throw new RosterError("CONFIG_INVALID", `startFoldMs: must be an integer >= 0, got ${startFoldMs}`);
+  const ids = new Set<string>();
+  for (const persona of options.personas) {
+    if (ids.has(persona.id)) throw new RosterError("CONFIG_INVALID", `personas: "${persona.id}" is given twice`);
+    ids.add(persona.id);
+  }
+  return startFoldMs;
+}
+
+/** The supervisor's worker pool: its threads and slots, and the personas its threads load (module paths checked first). */
+export function poolOptions(options: SupervisorOptions, abortGraceMs: number): Omit<WorkerPoolOptions, "onReport" | "onError"> {
+  const { config } = options;
+  const personasDir = resolve(config.personasDir);
+  assertModulePaths(options.personas, { personasDir, allowAbsoluteModules: config.allowAbsoluteModules });
+  return {
+    threads: config.threads,
+    concurrency: config.concurrency,
+    abortGraceMs,
+    heapLimitMb: config.workerHeapLimitMb,
+    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+    init: { personas: options.personas.map(toAdapterPersona), personasDir, allowAbsoluteModules: config.allowAbsoluteModules, maxPayloadBytes: config.maxPayloadBytes, logLevel: config.logLevel },
+  };
 }

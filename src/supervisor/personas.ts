@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { coerceError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import { fromPersonaRecord, loadPersonaDir, toPersonaUpsert } from "../personas/load.js";
+import { assertModulePaths, fromPersonaRecord, loadPersonaDir, toPersonaUpsert } from "../personas/load.js";
 import type { Persona } from "../personas/schema.js";
 import type { Store } from "../store/index.js";
 
@@ -27,4 +27,19 @@ export async function syncPersonas(store: Store, dir: string, now: number, logge
     }
   }
   return [...served.values()];
+}
+
+/** The personas a running supervisor may take on (a reload): those whose module path is refused are reported and left out. */
+export function servable(personas: readonly Persona[], config: { personasDir: string; allowAbsoluteModules: boolean }, report: (error: Error) => void): Persona[] {
+  const personasDir = resolve(config.personasDir);
+  const valid: Persona[] = [];
+  for (const persona of personas) {
+    try {
+      assertModulePaths([persona], { personasDir, allowAbsoluteModules: config.allowAbsoluteModules });
+      valid.push(persona);
+    } catch (error) {
+      report(coerceError(error));
+    }
+  }
+  return valid;
 }

@@ -1,6 +1,8 @@
 import type { Clock } from "../clock.js";
 import { IntervalService } from "../service.js";
-import type { ReapResult, Store } from "../store/index.js";
+import type { Logger } from "../logging/logger.js";
+import type { LeaseRef, Store } from "../store/index.js";
+import type { SupervisorEventBus } from "./events.js";
 
 /**
  * The reaper (docs/ARCHITECTURE.md rule 6): returns expired leases — of any agent, e.g. a
@@ -18,7 +20,10 @@ export class Reaper extends IntervalService {
       readonly clock: Clock;
       /** True while reaping must wait (the database is unreachable: this process's view of others' stamps is stale). */
       paused?(): boolean;
-      reaped(result: ReapResult): void;
+      readonly logger: Logger;
+      readonly events: SupervisorEventBus;
+      /** Leases it reaped: those held here have lost their lease. */
+      lost(leases: LeaseRef[]): void;
       error(where: string, error: Error): void;
     },
     intervalMs: number,
@@ -34,6 +39,13 @@ export class Reaper extends IntervalService {
 
   protected async run(): Promise<void> {
     if (this.host.paused?.() === true) return;
-    this.host.reaped(await this.host.store.maintenance.reapExpired({ now: this.host.clock.now() }));
+    const result = await this.host.store.maintenance.reapExpired({ now: this.host.clock.now() });
+    const { retried, failed, expiredAgents } = result;
+    if (retried.length + failed.length + expiredAgents.length > 0) {
+      this.host.logger.info({ retried: retried.length, failed: failed.length, expiredAgents }, "reaper collected expired leases");
+    }
+    this.host.events.emit("reaper:ran", { retried: retried.length, failed: failed.length, expiredAgents: expiredAgents.length });
+    // Our own attempts among them have lost their lease.
+    this.host.lost([...retried, ...failed]);
   }
 }

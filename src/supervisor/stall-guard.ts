@@ -1,6 +1,8 @@
 import type { Clock } from "../clock.js";
 import { IntervalService } from "../service.js";
+import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
+import type { SupervisorEventBus } from "./events.js";
 
 /**
  * Room for a claim to be tried and commit, in ms, on top of two poll intervals:
@@ -23,12 +25,11 @@ export interface StallGuardHost {
   producers(): readonly StallGuardProducer[];
   /** The supervisor's free slots now. */
   free(): number;
+  /** Where it says the age of the ready task a claim would take next (ready:oldest) and a stall (stall:detected). */
+  readonly events: SupervisorEventBus;
+  readonly logger: Logger;
   /** A ready task was seen with a free slot: claim for its persona. */
   wake(personas: readonly string[]): void;
-  /** The age of the ready task a claim would take next, per persona, in s (0 when none is ready). */
-  oldest(persona: string, ageSeconds: number): void;
-  /** A ready task waited past the bound beside a free slot with no claim tried. */
-  stalled(stall: { persona: string; taskId: number; waitedMs: number; boundMs: number }): void;
   error(where: string, error: Error): void;
 }
 
@@ -71,7 +72,7 @@ export class StallGuard extends IntervalService {
     const woken: string[] = [];
     for (const producer of this.host.producers()) {
       const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
-      this.host.oldest(producer.id, head === null ? 0 : Math.max(0, now - head.readySince) / 1_000);
+      this.host.events.emit("ready:oldest", { persona: producer.id, ageSeconds: head === null ? 0 : Math.max(0, now - head.readySince) / 1_000 });
       if (head === null || producer.want(this.host.free()) <= 0) {
         this.seen.delete(producer.id);
         continue;
@@ -87,7 +88,9 @@ export class StallGuard extends IntervalService {
       const triedSince = producer.lastClaimAttemptAt >= seen.since;
       if (waitedMs > this.boundMs && !triedSince && !seen.reported) {
         seen.reported = true;
-        this.host.stalled({ persona: producer.id, taskId: head.taskId, waitedMs: Math.round(waitedMs), boundMs: this.boundMs });
+        const stall = { persona: producer.id, taskId: head.taskId, waitedMs: Math.round(waitedMs), boundMs: this.boundMs };
+        this.host.logger.warn(stall, "ready task waited past the stall bound beside a free slot with no claim tried");
+        this.host.events.emit("stall:detected", stall);
       }
     }
     if (woken.length > 0) this.host.wake(woken);

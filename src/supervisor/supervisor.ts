@@ -1,15 +1,15 @@
 import { hostname } from "node:os";
-import { resolve } from "node:path";
 import { adapterTask } from "../adapters/task-view.js";
 import { systemClock, type Clock } from "../clock.js";
 import type { Config } from "../config.js";
 import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
-import { assertModulePaths, toAdapterPersona } from "../personas/load.js";
+import { toAdapterPersona } from "../personas/load.js";
+import { servable } from "./personas.js";
 import type { Persona } from "../personas/schema.js";
 import { WorkerPool, type PoolOutcome } from "../pool/pool.js";
 import { ServiceGroup } from "../service.js";
-import type { AttemptUsage, ClaimedTask, LeaseRef, ReapResult, Store } from "../store/index.js";
+import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import { Attempts } from "./attempts.js";
 import { BudgetWatch } from "./budget-watch.js";
 import { ClaimLoop } from "./claim-loop.js";
@@ -17,8 +17,8 @@ import { Completer } from "./completer.js";
 import { ConnectionGuard } from "./connection.js";
 import { SupervisorEventBus, type RunOutcome } from "./events.js";
 import { workDone } from "./idle.js";
-import { HEARTBEAT_INTERVAL_MS_MIN, LeaseKeeper } from "./lease-keeper.js";
-import { SHUTDOWN_FORCE_MS, START_FOLD_MS_DEFAULT, type RunningStat, type SupervisorOptions, type SupervisorStats } from "./options.js";
+import { LeaseKeeper, renewalIntervalMs } from "./lease-keeper.js";
+import { checkOptions, poolOptions, type SupervisorOptions, type SupervisorStats } from "./options.js";
 import { PERSONA_RELOAD_MS_DEFAULT, PersonaReloader } from "./persona-reloader.js";
 import { Producers, type PersonaProducer } from "./producer.js";
 import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
@@ -122,14 +122,7 @@ export class Supervisor {
     this.taskId = options.taskId ?? null;
     this.agent = options.agent ?? null;
     this.retryFailures = options.retryFailures ?? true;
-    const startFoldMs = options.startFoldMs ?? START_FOLD_MS_DEFAULT;
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RosterError("CONFIG_INVALID", `config.concurrency: must be a positive integer, got ${this.capacity}`);
-    if (!Number.isInteger(startFoldMs) || startFoldMs < 0) throw new RosterError("CONFIG_INVALID", `startFoldMs: must be an integer >= 0, got ${startFoldMs}`);
-    const ids = new Set<string>();
-    for (const persona of options.personas) {
-      if (ids.has(persona.id)) throw new RosterError("CONFIG_INVALID", `personas: "${persona.id}" is given twice`);
-      ids.add(persona.id);
-    }
+    const startFoldMs = checkOptions(options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.producers = new Producers(options.personas, this);
     this.lastRenewalAt = this.monotonic();
@@ -169,24 +162,7 @@ export class Supervisor {
       error: report,
     });
 
-    const personasDir = resolve(options.config.personasDir);
-    assertModulePaths(options.personas, { personasDir, allowAbsoluteModules: options.config.allowAbsoluteModules });
-    this.pool = new WorkerPool({
-      threads: options.config.threads,
-      concurrency: this.capacity,
-      abortGraceMs: this.abortGraceMs,
-      heapLimitMb: options.config.workerHeapLimitMb,
-      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-      init: {
-        personas: options.personas.map(toAdapterPersona),
-        personasDir,
-        allowAbsoluteModules: options.config.allowAbsoluteModules,
-        maxPayloadBytes: options.config.maxPayloadBytes,
-        logLevel: options.config.logLevel,
-      },
-      onReport: (report) => this.attempts.report(report),
-      onError: (error) => report("pool", error),
-    });
+    this.pool = new WorkerPool({ ...poolOptions(options, this.abortGraceMs), onReport: (r) => this.attempts.report(r), onError: (error) => report("pool", error) });
     this.completer = new Completer(this);
     this.scheduler = new Scheduler(this);
     this.leaseKeeper = new LeaseKeeper(
@@ -202,7 +178,7 @@ export class Supervisor {
       renewalIntervalMs(options.personas),
     );
     // Cut off, this process's view of others' stamps is stale: it judges nobody until a renewal commits again.
-    this.reaper = new Reaper({ ...base, paused: () => !this.connection.reachable, reaped: (result) => this.onReaped(result) }, options.config.reapIntervalMs);
+    this.reaper = new Reaper({ ...base, logger: this.logger, events: this.events, paused: () => !this.connection.reachable, lost: (leases) => this.attempts.abortLeases(leases) }, options.config.reapIntervalMs);
     this.waker = new Waker(
       {
         ...base,
@@ -215,18 +191,7 @@ export class Supervisor {
       options.config.pollIntervalMs,
     );
     this.stallGuard = new StallGuard(
-      {
-        ...base,
-        monotonic: this.monotonic,
-        producers: () => this.producers.all,
-        free: () => this.capacity - this.attempts.size,
-        wake: (personas) => this.wake(personas),
-        oldest: (persona, ageSeconds) => this.events.emit("ready:oldest", { persona, ageSeconds }),
-        stalled: (stall) => {
-          this.logger.warn(stall, "ready task waited past the stall bound beside a free slot with no claim tried");
-          this.events.emit("stall:detected", stall);
-        },
-      },
+      host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.capacity - this.attempts.size, wake: (personas: readonly string[]) => this.wake(personas) }),
       options.config.pollIntervalMs,
     );
     this.personaReloader =
@@ -255,7 +220,7 @@ export class Supervisor {
         this.leaseKeeper,
         this.completer,
         this.progressWriter,
-        { name: "attempts", start: () => {}, stop: () => this.drainAttempts() },
+        { name: "attempts", start: () => {}, stop: () => this.attempts.drain(this.config.shutdownGraceMs, this.abortGraceMs, () => this.pool.close({ force: true })) },
         // One task served (roster run): nothing acts on the others (their dead leases, schedules, stalls).
         ...(this.taskId === null ? [this.reaper, this.scheduler, this.stallGuard] : []),
         ...(this.personaReloader === null ? [] : [this.personaReloader]),
@@ -296,12 +261,7 @@ export class Supervisor {
   }
 
   stats(): SupervisorStats {
-    const running: RunningStat[] = [];
-    for (const run of this.attempts.values()) {
-      const { id: taskId, persona, title, attempt } = run.task;
-      running.push({ taskId, persona, title, attempt, startedAt: run.dispatchedAt, progress: run.progress?.fraction ?? null, message: run.progress?.message ?? null, aborting: run.abort });
-    }
-    return { busy: this.attempts.size, capacity: this.capacity, lastTickAt: this.lastTickAt, running };
+    return { busy: this.attempts.size, capacity: this.capacity, lastTickAt: this.lastTickAt, running: this.attempts.stats() };
   }
 
   get isRunning(): boolean {
@@ -351,26 +311,6 @@ export class Supervisor {
   }
 
   /**
-   * The "attempts" service's stop: running attempts get shutdownGraceMs to finish; the rest are
-   * aborted (their leases released uncounted), and threads whose attempts still do not stop
-   * within the abort grace are terminated.
-   */
-  private async drainAttempts(): Promise<void> {
-    await this.attempts.whenIdle(this.config.shutdownGraceMs);
-    if (this.attempts.size > 0) {
-      const runs = [...this.attempts.values()];
-      this.logger.warn({ running: runs.length }, "shutdown grace over: aborting the attempts still running; their leases are released");
-      for (const run of runs) this.attempts.abort(run, "shutdown");
-      await this.attempts.whenIdle(this.abortGraceMs + SHUTDOWN_FORCE_MS);
-      if (this.attempts.size > 0) {
-        await this.pool.close({ force: true });
-        await this.attempts.whenIdle(SHUTDOWN_FORCE_MS);
-      }
-    }
-    await this.attempts.startsWritten();
-  }
-
-  /**
    * The personas changed while running (PersonaReloader: a file added, changed or
    * removed, a persona retired, `external` set): new ones get a producer and are
    * claimed at once, changed ones are claimed with their new settings (attempts
@@ -380,16 +320,7 @@ export class Supervisor {
    */
   updatePersonas(personas: Persona[]): void {
     if (this.state !== "running" && this.state !== "starting") return;
-    const personasDir = resolve(this.config.personasDir);
-    const valid: Persona[] = [];
-    for (const persona of personas) {
-      try {
-        assertModulePaths([persona], { personasDir, allowAbsoluteModules: this.config.allowAbsoluteModules });
-        valid.push(persona);
-      } catch (error) {
-        this.error("personas.reload", coerceError(error));
-      }
-    }
+    const valid = servable(personas, this.config, (error) => this.error("personas.reload", error));
     const { added, changed, removed } = this.producers.replace(valid, (persona) => this.attempts.countOf(persona));
     this.pool.setPersonas(valid.map(toAdapterPersona));
     this.leaseKeeper.shortenTo(renewalIntervalMs(valid));
@@ -409,7 +340,7 @@ export class Supervisor {
   private dispatch(producer: PersonaProducer, claimed: ClaimedTask[]): void {
     if (!this.claimLoop.accepting) {
       // Claimed while a stop began: hand them straight back.
-      for (const task of claimed) void this.releaseUnstarted(task);
+      this.attempts.handBack(claimed);
       return;
     }
     const now = this.clock.now();
@@ -434,14 +365,6 @@ export class Supervisor {
       const run = byTask.get(poolRun.taskId)!;
       this.attempts.bind(run, poolRun.runId);
       void poolRun.outcome.then((outcome) => this.attempts.finish(run, outcome));
-    }
-  }
-
-  private async releaseUnstarted(task: ClaimedTask): Promise<void> {
-    try {
-      await this.store.tasks.releaseIfLeased({ taskId: task.id, leaseToken: task.leaseToken, reason: "supervisor shutting down", now: this.clock.now() });
-    } catch (error) {
-      this.error("supervisor.release", coerceError(error));
     }
   }
 
@@ -475,16 +398,6 @@ export class Supervisor {
   private markSlots(): void {
     this.slotsDirty = false;
     this.events.emit("slots:changed", { busy: this.attempts.size, capacity: this.capacity });
-  }
-
-  private onReaped(result: ReapResult): void {
-    const total = result.retried.length + result.failed.length + result.expiredAgents.length;
-    if (total > 0) {
-      this.logger.info({ retried: result.retried.length, failed: result.failed.length, expiredAgents: result.expiredAgents }, "reaper collected expired leases");
-    }
-    this.events.emit("reaper:ran", { retried: result.retried.length, failed: result.failed.length, expiredAgents: result.expiredAgents.length });
-    // Our own attempts among them have lost their lease.
-    this.attempts.abortLeases([...result.retried, ...result.failed]);
   }
 
   /** The loop is alive (a claim pass ended, or the poll ticked): loop:tick; a poll also checks whether the work is done. */
@@ -528,9 +441,4 @@ export class Supervisor {
     if (now - this.lastRenewalAt >= 3 * this.leaseKeeper.intervalMs) this.connection.silent(now - this.lastRenewalAt);
     this.attempts.abortOverdue(now);
   }
-}
-
-/** How often the lease keeper renews: a third of the shortest lease served (at most 10 s, at least HEARTBEAT_INTERVAL_MS_MIN). */
-function renewalIntervalMs(personas: readonly Persona[]): number {
-  return Math.max(HEARTBEAT_INTERVAL_MS_MIN, Math.floor(Math.min(...personas.map((p) => p.leaseMs), 30_000) / 3));
 }
