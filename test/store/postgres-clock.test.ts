@@ -1,0 +1,54 @@
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { hostClock, setSystemClockOffset, systemClock } from "../../src/clock.js";
+import { openStore } from "../../src/store/index.js";
+import { usePostgres } from "../helpers/postgres.js";
+
+/**
+ * One clock (issue 19; docs/ARCHITECTURE.md rule 16): an open PostgreSQL store makes
+ * the server's clock systemClock's reference, measured against the server's
+ * clock_timestamp(); a host clock that is off (config.clockOffsetMs) shows in the
+ * measurement and not in systemClock; closing the store gives systemClock back to
+ * the host's clock.
+ */
+const server = await usePostgres();
+
+afterEach(() => setSystemClockOffset(0));
+
+describe.skipIf(!server.available)("postgres: the server's clock", () => {
+  it("stamps on the server's time while the store is open, whatever the host's clock says, and lets go at close", async () => {
+    setSystemClockOffset(90_000);
+    expect(hostClock.now() - Date.now()).toBeGreaterThanOrEqual(89_990);
+    const store = await openStore({ path: server.url() });
+    try {
+      const measured = store.clockOffset!();
+      // The server runs on this machine's clock: this host is 90 s ahead of it.
+      expect(Math.abs(measured.hostOffsetMs + 90_000)).toBeLessThan(100);
+      expect(measured.rttMs).toBeGreaterThan(0);
+      expect(measured.rttMs).toBeLessThan(1_000);
+      // systemClock now reads the server's time: next to a fresh clock_timestamp() from another connection.
+      const admin = new pg.Client({ connectionString: server.url() });
+      await admin.connect();
+      try {
+        const sentAt = systemClock.now();
+        const serverMs = Number((await admin.query<{ ms: number }>("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms")).rows[0]!.ms);
+        const backAt = systemClock.now();
+        expect(serverMs).toBeGreaterThanOrEqual(sentAt - 5);
+        expect(serverMs).toBeLessThanOrEqual(backAt + 5);
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await store.close();
+    }
+    expect(systemClock.now() - Date.now()).toBeGreaterThanOrEqual(89_990);
+  });
+
+  it("refuses to open, naming the URL without its password, when the server cannot be reached to measure", async () => {
+    const url = new URL(server.url());
+    url.password = "not-printed";
+    url.port = "1";
+    await expect(openStore({ path: url.toString() })).rejects.toMatchObject({ code: "DATABASE_IO" });
+    await expect(openStore({ path: url.toString() })).rejects.not.toThrow(/not-printed/);
+  });
+});
