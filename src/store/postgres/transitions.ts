@@ -624,27 +624,48 @@ export class PgTransitions {
   ): Promise<CompleteResult[]> {
     const ids = items.map((i) => i.taskId);
     await tx.run(prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE"), [ids]);
+    // One statement completes the rows and writes the task:completed events of those without
+    // dependents (they ready nothing); the others' events wait for their counts below. It runs after
+    // the lock above, so its snapshot sees every edge to these tasks (see has_dependents).
     const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean }>(
-      prepared(`UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
-         lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
-       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
-       WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
-       RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at,
-         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents`),
+      prepared(`WITH done AS (
+         UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
+           lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
+         WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
+         RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at,
+           EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents),
+       logged AS (
+         INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+         SELECT task_id, 'task:completed', $4::bigint, assigned_agent_id, attempts, json_build_object('readied', 0)::text
+         FROM done WHERE NOT has_dependents ORDER BY task_id)
+       SELECT task_id, persona_id, attempts, assigned_agent_id, claimed_at, has_dependents FROM done`),
       [ids, items.map((i) => i.leaseToken), items.map((i) => i.resultJson), now],
     );
-    const done = rows.map((r) => r.task_id);
     const readiedBy = new Map<number, number>();
     const ready: Readied[] = [];
-    if (done.length > 0) {
+    const withDependents = rows.filter((r) => r.has_dependents);
+    if (withDependents.length > 0) {
       // Edges to a task are written under a FOR SHARE of it, which our lock above excludes: the ones
-      // seen here are all there are, and a batch without dependents skips the counters' two statements.
-      if (rows.some((r) => r.has_dependents)) await this.decrementDependents(tx, done, now, readiedBy, ready);
+      // seen here are all there are, and a batch without dependents skips the counters' statements.
+      await this.decrementDependents(
+        tx,
+        rows.map((r) => r.task_id),
+        now,
+        readiedBy,
+        ready,
+      );
       await tx.run(
         prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
          SELECT u.id, 'task:completed', $5, u.agent, u.attempt, json_build_object('readied', u.readied)::text
          FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[]) AS u(id, agent, attempt, readied)`),
-        [done, rows.map((r) => r.assigned_agent_id), rows.map((r) => r.attempts), rows.map((r) => readiedBy.get(r.task_id) ?? 0), now],
+        [
+          withDependents.map((r) => r.task_id),
+          withDependents.map((r) => r.assigned_agent_id),
+          withDependents.map((r) => r.attempts),
+          withDependents.map((r) => readiedBy.get(r.task_id) ?? 0),
+          now,
+        ],
       );
     }
     const byId = new Map(rows.map((r) => [r.task_id, r]));
