@@ -168,6 +168,12 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
     labelNames: ["persona"] as const,
     registers,
   });
+  const databaseReachable = new Gauge({
+    name: "roster_database_reachable",
+    help: "1 while the supervisor's database answers, 0 while it is unreachable (no claims; attempts stop a lease after their last renewal: docs/postgres.md, \"Losing the database\").",
+    registers,
+  });
+  databaseReachable.set(1);
   const supervisorErrors = new Counter({
     name: "roster_supervisor_errors_total",
     help: "Failures inside the supervisor loop itself (a store call that threw), by where they happened; the loop goes on.",
@@ -293,6 +299,8 @@ export function createMetrics(options: CreateMetricsOptions): RosterMetrics {
         }),
         source.events.on("ready:oldest", ({ persona, ageSeconds }) => readyOldest.set({ persona }, ageSeconds)),
         source.events.on("stall:detected", ({ persona }) => stalls.inc({ persona })),
+        source.events.on("db:unreachable", () => databaseReachable.set(0)),
+        source.events.on("db:reachable", () => databaseReachable.set(1)),
         source.events.on("supervisor:error", ({ where }) => {
           supervisorErrors.inc({ where });
           if (/heartbeat|renew/i.test(where)) heartbeatFailures.inc({ reason: "error" });

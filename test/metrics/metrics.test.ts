@@ -153,6 +153,12 @@ describe("metrics fed by the store's events", () => {
     expect(valueOf(samples, "roster_worker_slots", { state: "idle" })).toBe(5);
     expect(valueOf(samples, "roster_supervisor_last_tick_timestamp_seconds")).toBe(1_700_000_000);
 
+    expect(valueOf(samples, "roster_database_reachable")).toBe(1);
+    events.emit("db:unreachable", { reason: "no lease renewal committed for 3000 ms" });
+    expect(valueOf(await scrape(server), "roster_database_reachable")).toBe(0);
+    events.emit("db:reachable", { afterMs: 4_000 });
+    expect(valueOf(await scrape(server), "roster_database_reachable")).toBe(1);
+
     stats = { busy: 8, capacity: 8, lastTickAt: null };
     samples = await scrape(server);
     expect(valueOf(samples, "roster_worker_slots", { state: "idle" })).toBe(0);
