@@ -2,7 +2,8 @@ import { RENEW_ALL_SQL, RENEW_SOME_SQL } from "./agents.js";
 import { COMPLETE_DEPENDENCIES_SQL, DECREMENT_DEPENDENTS_MANY_SQL, READIED_AFTER_SQL } from "./graph.js";
 import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
 import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, OLDEST_READY_SQL, RUNNING_SQL } from "./queries.js";
-import { CLAIM_SQL, CLAIMED_DETAILS_SQL, COMPLETE_MANY_SQL } from "./transitions.js";
+import { CLAIM_SQL, CLAIMED_DETAILS_SQL } from "./claims.js";
+import { COMPLETE_MANY_SQL } from "./transitions.js";
 
 /**
  * The statements that run on every supervisor tick, by name, exactly as the store

@@ -35,6 +35,7 @@ import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
 import { Transitions, storedError } from "./transitions.js";
+import { Claims } from "./claims.js";
 import type { EconomicsService } from "../economics.js";
 import { usageOfSettlement, type NormalUsage } from "./usage.js";
 import { withOneTaskCalls } from "../one-task.js";
@@ -88,6 +89,7 @@ export class SqliteStore implements Store {
     const graph = new GraphStatements(db);
     const enqueuer = new Enqueuer(db);
     const transitions = new Transitions(db, tx, graph, enqueuer, maxPayloadBytes);
+    const claims = new Claims(db, tx, transitions.gates);
     const queries = new TaskQueries(db);
     const agents = new AgentStatements(db, transitions);
     const maintenance = new MaintenanceStatements(db, tx, transitions);
@@ -159,8 +161,8 @@ export class SqliteStore implements Store {
           throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
         }
         const claimed = await tx.write("tasks.claim", () => {
-          if (p.taskId === undefined) return humans.withInputs(transitions.claim(p));
-          const one = transitions.claimOne({ ...p, taskId: p.taskId });
+          if (p.taskId === undefined) return humans.withInputs(claims.claim(p));
+          const one = claims.claimOne({ ...p, taskId: p.taskId });
           return one === null ? [] : humans.withInputs([one]);
         });
         judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));

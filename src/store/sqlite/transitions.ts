@@ -1,19 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { readyEvent } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
-import { LEASE_MS_DEFAULT, hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { serializeJson, validateBatch } from "../input.js";
 import type {
-  ClaimParams,
-  ClaimedTask,
   CompleteParams,
   CompleteResult,
-  DependencyResult,
   FailParams,
   FailResult,
   CountedFailure,
   LeaseResult,
-  PreviousAttempt,
   ReleaseParams,
   SettlementResult,
   TaskState,
@@ -21,45 +16,12 @@ import type {
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
-import { parseJson } from "./rows.js";
 import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage } from "./usage.js";
 
-export const CLAIM_LIMIT_MAX = 1_000;
 const ERROR_MESSAGE_MAX = 16 * 1024;
 const ERROR_STACK_MAX = 8 * 1024;
-
-/**
- * DESIGN rule 2/3: the claim is one statement and one seek into the partial claim
- * index task_status_claim (persona, priority DESC, run_at, task_id) WHERE pending.
- * Exported so the SQLite-only plan test explains this exact text.
- * Params: @agentId @token @leaseMs @now @persona @limit.
- */
-export const CLAIM_SQL = `
-      UPDATE task_status SET
-        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
-        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
-        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
-      WHERE task_id IN (
-        SELECT task_id FROM task_status
-        WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
-        ORDER BY priority DESC, run_at, task_id
-        LIMIT @limit)
-      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
-
-/**
- * The claim of one named task (an MCP agent that skipped others): the same row
- * changes as CLAIM_SQL, only if the task is ready now. A primary-key seek.
- * Params: @agentId @token @leaseMs @now @taskId.
- */
-export const CLAIM_ONE_SQL = `
-      UPDATE task_status SET
-        status = 'claimed', attempts = attempts + 1, assigned_agent_id = @agentId,
-        lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
-        claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
-      WHERE task_id = @taskId AND status = 'pending' AND run_at <= @now
-      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
 
 /** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease. */
 export const COMPLETE_MANY_SQL = `
@@ -70,44 +32,7 @@ export const COMPLETE_MANY_SQL = `
         AND task_status.status IN ('claimed','in_progress')
       RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at`;
 
-/** The claimed tasks' details, by id (a JSON array). */
-export const CLAIMED_DETAILS_SQL = `
-      SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
-      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id IN (SELECT value FROM json_each(?))`;
-
-type ClaimRow = {
-  task_id: number;
-  attempts: number;
-  max_attempts: number;
-  lease_token: string;
-  lease_expires_at: number;
-  ready_at: number | null;
-  run_at: number;
-  priority: number;
-};
-
-/**
- * CLAIM_SQL for when some tasks or goals are held (their budget is spent) or some
- * concurrency key is at its limit: the same seek, skipping those rows by three
- * primary-key probes each. Only used while budget_holds has rows or a key is full,
- * so the plain claim stays as it is (docs/economics.md).
- */
-export const CLAIM_SKIPPING_HELD_SQL = CLAIM_SQL.replace(
-  "WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now",
-  `WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
-          AND NOT EXISTS (SELECT 1 FROM budget_holds h WHERE h.scope = 'task' AND h.key = task_status.task_id)
-          AND NOT EXISTS (SELECT 1 FROM tasks t JOIN budget_holds h ON h.scope = 'goal' AND h.key = coalesce(t.root_id, t.id)
-                          WHERE t.id = task_status.task_id)
-          AND NOT EXISTS (SELECT 1 FROM task_keys tk JOIN concurrency_keys k ON k.key = tk.key
-                          WHERE tk.task_id = task_status.task_id AND k.running >= k.max_running)`,
-);
-
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
-
-/** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
-function newLeaseToken(): string {
-  return randomBytes(12).toString("base64url");
-}
 
 /** Normalises an error for storage: bounded, plain, JSON. */
 export function storedError(error: FailParams["error"], retryable: boolean): ErrorObject {
@@ -122,39 +47,17 @@ export function storedError(error: FailParams["error"], retryable: boolean): Err
   };
 }
 
-/** The last failed attempt, as a claim hands it to the next one (ClaimedTask.previous). */
-function previousAttempt(lastError: string | null): { previous?: PreviousAttempt } {
-  const error = parseJson<Partial<ErrorObject>>(lastError);
-  if (error === null || typeof error !== "object" || typeof error.message !== "string") return {};
-  return {
-    previous: {
-      code: typeof error.code === "string" ? error.code : "ADAPTER_FAILED",
-      message: error.message,
-      retryable: error.retryable !== false,
-      ...(error.details !== undefined && error.details !== null ? { details: error.details as Record<string, unknown> } : {}),
-    },
-  };
-}
-
 /**
- * The fenced state machine of a task (DESIGN rules 3, 4, 6, 7, 8, 9). Every method
+ * The fenced state machine of a task after its claim (src/store/sqlite/claims.ts; docs/ARCHITECTURE.md rules 3, 4, 6, 7, 8, 9). Every method
  * runs inside a transaction the caller opened, writes its task_events rows there,
  * and queues its in-process notification for after the commit.
  */
 export class Transitions {
-  private readonly leaseMsOf;
   /** Usage per attempt and spend totals (DESIGN rule 15). */
   readonly usage: UsageStatements;
   /** The claim's economic gates: budgets, provider pauses, breakers, rate limits. */
   readonly gates: EconomicsStatements;
-  private readonly claimSkippingHeldStmt;
-  private readonly claimStmt;
-  private readonly claimOneStmt;
-  private readonly personaOf;
-  private readonly claimedDetails;
-  private readonly dependencyResults;
   private readonly insertEvent;
-  private readonly insertClaimEvents;
   private readonly startStmt;
   private readonly progressStmt;
   private readonly completeStmt;
@@ -179,28 +82,11 @@ export class Transitions {
     private readonly enqueuer: Enqueuer,
     private readonly maxPayloadBytes: number,
   ) {
-    this.leaseMsOf = db.prepare("SELECT json_extract(config, '$.leaseMs') FROM personas WHERE id = ?").pluck();
-    // DESIGN rule 2/3: one statement, one seek into the partial claim index.
-    this.claimStmt = db.prepare(CLAIM_SQL);
-    this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
     this.usage = new UsageStatements(db);
     this.gates = new EconomicsStatements(db, tx);
-    this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
-    this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
-    this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
-    this.dependencyResults = db.prepare(`
-      SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
-      FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
-      WHERE d.task_id IN (SELECT value FROM json_each(?))
-      ORDER BY d.task_id, d.depends_on`);
     this.insertEvent = db.prepare(
       "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, @attempt, @data)",
     );
-    // One row per claimed task from a JSON array of [taskId, attempt, leaseExpiresAt].
-    this.insertClaimEvents = db.prepare(`
-      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
-      SELECT value ->> 0, 'task:claimed', @now, @agentId, value ->> 1, json_object('leaseExpiresAt', value ->> 2)
-      FROM json_each(@rows)`);
     // A lease is current until it is reaped or settled: fencing is by token alone, never by
     // comparing lease_expires_at with this process's clock (docs/ARCHITECTURE.md, "Liveness").
     const leased = "task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress')";
@@ -263,97 +149,6 @@ export class Transitions {
 
   event(taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): void {
     this.insertEvent.run({ taskId, type, now, agentId, attempt, data: data === undefined ? null : JSON.stringify(data) });
-  }
-
-  claim(params: ClaimParams & { persona: string }): ClaimedTask[] {
-    const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
-    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
-    const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as ClaimRow[];
-    return this.claimed(rows, params.agentId, leaseMs, params.now);
-  }
-
-  /** Claims the named task if it is ready now (pending, run_at passed); null otherwise. */
-  claimOne(params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): ClaimedTask | null {
-    const persona = this.personaOf.get(params.taskId) as string | undefined;
-    if (persona === undefined) return null;
-    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
-    // Behind the same economic gates as a persona's claim (DESIGN rule 15).
-    const gate = this.gates.gate(persona, params.now, 1);
-    if (gate.limit <= 0) {
-      this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
-      return null;
-    }
-    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimRow[];
-    this.gates.claimed(persona, gate, rows.map((r) => r.task_id), params.now);
-    return this.claimed(rows, params.agentId, leaseMs, params.now)[0] ?? null;
-  }
-
-  /** What both claims share: the claimed tasks' details and dependency results, their events and notification. */
-  private claimed(rows: ClaimRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
-    const params = { agentId, now };
-    if (rows.length === 0) return [];
-    const idsJson = JSON.stringify(rows.map((row) => row.task_id));
-    const details = new Map(
-      (this.claimedDetails.all(idsJson) as Array<{
-        id: number;
-        title: string;
-        description: string;
-        persona_id: string;
-        payload: string | null;
-        parent_id: number | null;
-        priority: number;
-        timeout_ms: number;
-        last_error: string | null;
-      }>).map((row) => [row.id, row]),
-    );
-    const deps = new Map<number, DependencyResult[]>();
-    for (const row of this.dependencyResults.all(idsJson) as Array<{
-      for_id: number;
-      id: number;
-      title: string;
-      persona_id: string;
-      status: TaskState;
-      result: string | null;
-    }>) {
-      let list = deps.get(row.for_id);
-      if (list === undefined) deps.set(row.for_id, (list = []));
-      list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
-    }
-    // RETURNING order is unspecified: hand tasks back in claim order (priority, then oldest).
-    const claimed = rows
-      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
-      .map((row): ClaimedTask => {
-        const task = details.get(row.task_id)!;
-        return {
-          id: row.task_id,
-          title: task.title,
-          description: task.description,
-          persona: task.persona_id,
-          payload: parseJson(task.payload),
-          priority: task.priority,
-          parentId: task.parent_id,
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          leaseToken: row.lease_token,
-          leaseExpiresAt: row.lease_expires_at,
-          leaseMs,
-          timeoutMs: task.timeout_ms,
-          readyAt: row.ready_at ?? row.run_at,
-          claimedAt: params.now,
-          dependencies: deps.get(row.task_id) ?? [],
-          ...previousAttempt(task.last_error),
-        };
-      });
-    this.insertClaimEvents.run({
-      now: params.now,
-      agentId: params.agentId,
-      rows: JSON.stringify(claimed.map((t) => [t.id, t.attempt, t.leaseExpiresAt])),
-    });
-    this.tx.emit("task:claimed", {
-      agentId: params.agentId,
-      tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })),
-    });
-    return claimed;
   }
 
   start(params: { taskId: number; leaseToken: string; now: number }): LeaseResult {
@@ -611,23 +406,6 @@ export class Transitions {
     }
     this.event(taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
     return { status };
-  }
-
-  /**
-   * The claim statement behind the economic gates (DESIGN rule 15): nothing when a
-   * gate is closed (claim:gated says which and until when), fewer under a rate
-   * limit or a half-open breaker (its probe), the held-skipping statement while
-   * budgets hold tasks. Then counts the starts and marks the probe.
-   */
-  private gatedClaim(p: { agentId: string; token: string; leaseMs: number; now: number; persona: string; limit: number }): unknown[] {
-    const gate = this.gates.gate(p.persona, p.now, p.limit);
-    if (gate.limit <= 0) {
-      this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
-      return [];
-    }
-    const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as Array<{ task_id: number }>;
-    this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
-    return rows;
   }
 
   /** Records what a settled attempt spent, with its outcome, and holds its task or goal if that spent the budget. */
