@@ -1,3 +1,4 @@
+import { coerceError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 
@@ -29,4 +30,29 @@ export async function workDone(store: Store, taskId: number | null, logger: Logg
   if (open > 0) return null;
   if (parked > 0) logger.info({ parked, waiting }, "exit when idle: nothing can run until a person answers or approves (roster answer / approve / reject)");
   return "idle";
+}
+
+/** workDone for a supervisor, one check at a time: `stop(reason)` once it is done and `busy()` is still false. */
+export class IdleCheck {
+  private checking = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly taskId: number | null,
+    private readonly logger: Logger,
+    private readonly error: (where: string, error: Error) => void,
+  ) {}
+
+  async check(busy: () => boolean, stop: (reason: string) => void): Promise<void> {
+    if (this.checking || busy()) return;
+    this.checking = true;
+    try {
+      const reason = await workDone(this.store, this.taskId, this.logger);
+      if (reason !== null && !busy()) stop(reason);
+    } catch (error) {
+      this.error("supervisor.checkIdle", coerceError(error));
+    } finally {
+      this.checking = false;
+    }
+  }
 }

@@ -16,7 +16,7 @@ import { ClaimLoop } from "./claim-loop.js";
 import { Completer } from "./completer.js";
 import { ConnectionGuard } from "./connection.js";
 import { SupervisorEventBus, type RunOutcome } from "./events.js";
-import { workDone } from "./idle.js";
+import { IdleCheck } from "./idle.js";
 import { LeaseKeeper, renewalIntervalMs } from "./lease-keeper.js";
 import { checkOptions, poolOptions, type SupervisorOptions, type SupervisorStats } from "./options.js";
 import { PERSONA_RELOAD_MS_DEFAULT, PersonaReloader } from "./persona-reloader.js";
@@ -104,8 +104,7 @@ export class Supervisor {
   private resolveDone!: (reason: string) => void;
   private stopping: Promise<void> | null = null;
   private lastTickAt: number | null = null;
-  /** An idle check (workDone) is running: at most one at a time. */
-  private idleChecking = false;
+  private readonly idle: IdleCheck;
   /** Attempts settled since slots:changed was last emitted. */
   private slotsDirty = false;
 
@@ -125,6 +124,7 @@ export class Supervisor {
     const startFoldMs = checkOptions(options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.producers = new Producers(options.personas, this);
+    this.idle = new IdleCheck(this.store, this.taskId, this.logger, (where, error) => this.error(where, error));
     this.lastRenewalAt = this.monotonic();
     this.connection = new ConnectionGuard({
       logger: this.logger,
@@ -389,7 +389,8 @@ export class Supervisor {
 
   /** From the completer, after each committed batch. */
   batchDone(): void {
-    if (this.taskId !== null) void this.checkIdle();
+    // One task served: is it done? Asked once this batch's flush is over (the completer is busy until then).
+    if (this.taskId !== null) setImmediate(() => this.checkIdle());
     if (this.slotsDirty) this.markSlots();
     this.attempts.notifyIfIdle();
     this.claimLoop.request();
@@ -404,21 +405,13 @@ export class Supervisor {
   private onTick(poll: boolean): void {
     this.lastTickAt = this.clock.now();
     this.events.emit("loop:tick", { at: this.lastTickAt });
-    if (poll && (this.exitWhenIdle || this.taskId !== null)) void this.checkIdle();
+    if (poll && (this.exitWhenIdle || this.taskId !== null)) this.checkIdle();
   }
 
-  /** exitWhenIdle, or one task served: stop once the work is done (./idle.ts). */
-  private async checkIdle(): Promise<void> {
-    if (this.state !== "running" || this.idleChecking || this.attempts.size > 0 || this.completer.pending > 0 || this.claimLoop.claiming) return;
-    this.idleChecking = true;
-    try {
-      const reason = await workDone(this.store, this.taskId, this.logger);
-      if (reason !== null && this.attempts.size === 0 && this.state === "running") void this.stop(reason);
-    } catch (error) {
-      this.error("supervisor.checkIdle", coerceError(error));
-    } finally {
-      this.idleChecking = false;
-    }
+  /** exitWhenIdle, or one task served: stop once the work is done (./idle.ts), never while something of it runs here. */
+  private checkIdle(): void {
+    const busy = () => this.state !== "running" || this.attempts.size > 0 || this.completer.pending > 0 || this.claimLoop.claiming;
+    void this.idle.check(busy, (reason) => void this.stop(reason));
   }
 
   error(where: string, error: Error): void {
