@@ -56,8 +56,11 @@ export interface McpWorker {
   label: string;
   agentId: string;
   client: Client;
-  /** Tasks it completed; complete_task answers LEASE_LOST (a late write refused); claims that came back empty; time in each tool, ms. */
-  stats: { completed: number; leaseLost: number; emptyClaims: number; claimMs: number; completeMs: number };
+  /**
+   * Tasks it completed; complete_task answers LEASE_LOST (a late write refused); claims that
+   * came back empty; calls answered DATABASE_IO and made again; time in each tool, ms.
+   */
+  stats: { completed: number; leaseLost: number; emptyClaims: number; databaseRetries: number; claimMs: number; completeMs: number };
   /** Ends the claim/complete loop and the session (stdin closed: roster mcp deregisters and exits). */
   stop(): Promise<void>;
   stderr(): string;
@@ -78,7 +81,8 @@ function structured(name: string, result: CallToolResult): { ok: true; data: Dat
  * `roster mcp --profile worker` inside `host`'s namespace, a Client over its stdio,
  * registered as an agent, and a loop: claim_task(persona, waitMs 500), then
  * complete_task with the lease token; LEASE_LOST drops the task (docs/mcp.md, the
- * worker loop). Any other error ends the loop and is thrown by stop().
+ * worker loop); DATABASE_IO makes the same call again after a pause. Any other error
+ * ends the loop and is thrown by stop().
  */
 export async function startMcpWorker(p: { net: HostNetwork; host: string; url: string; persona: string; reapIntervalMs: number }): Promise<McpWorker> {
   const [file, args] = p.net.command(p.host, process.execPath, [
@@ -98,12 +102,23 @@ export async function startMcpWorker(p: { net: HostNetwork; host: string; url: s
   const registered = structured("register_agent", (await client.callTool({ name: "register_agent", arguments: { name: label } })) as CallToolResult);
   if (!registered.ok) throw new Error(registered.text);
   const agentId = String(registered.data.agentId);
-  const stats = { completed: 0, leaseLost: 0, emptyClaims: 0, claimMs: 0, completeMs: 0 };
+  const stats = { completed: 0, leaseLost: 0, emptyClaims: 0, databaseRetries: 0, claimMs: 0, completeMs: 0 };
   let stopping = false;
+  // A call the server could not finish (DATABASE_IO: the database did not answer in time) is made
+  // again after a pause, the same call with the same lease token (docs/mcp.md: complete_task again
+  // with the same token answers alreadyCompleted when the first one did land).
+  const callTool = async (name: string, args: Record<string, unknown>) => {
+    for (let attempt = 0; ; attempt++) {
+      const result = structured(name, (await client.callTool({ name, arguments: args })) as CallToolResult);
+      if (result.ok || result.code !== "DATABASE_IO" || attempt >= 20 || stopping) return result;
+      stats.databaseRetries++;
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+    }
+  };
   const loop = (async () => {
     while (!stopping) {
       const claimStart = performance.now();
-      const claim = structured("claim_task", (await client.callTool({ name: "claim_task", arguments: { persona: p.persona, waitMs: 500 } })) as CallToolResult);
+      const claim = await callTool("claim_task", { persona: p.persona, waitMs: 500 });
       stats.claimMs += performance.now() - claimStart;
       if (!claim.ok) throw new Error(claim.text);
       const task = claim.data.task as { id: number; attempt: number } | null;
@@ -112,10 +127,7 @@ export async function startMcpWorker(p: { net: HostNetwork; host: string; url: s
         continue;
       }
       const completeStart = performance.now();
-      const done = structured(
-        "complete_task",
-        (await client.callTool({ name: "complete_task", arguments: { taskId: task.id, leaseToken: claim.data.leaseToken, result: { by: agentId, attempt: task.attempt } } })) as CallToolResult,
-      );
+      const done = await callTool("complete_task", { taskId: task.id, leaseToken: claim.data.leaseToken, result: { by: agentId, attempt: task.attempt } });
       stats.completeMs += performance.now() - completeStart;
       if (done.ok) stats.completed++;
       else if (done.code === "LEASE_LOST") stats.leaseLost++;

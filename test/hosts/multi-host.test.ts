@@ -40,21 +40,6 @@ const CLOCK_OFFSET_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 150_000;
 const SEED = 19;
 
-/**
- * Why the run is skipped although it can be set up: the behaviour it checks that main
- * lacks, or null. Measured on main before the supervisor handled connection loss (issue
- * 19, deliverable 5): host b's open transaction kept its row locks through the cut (the
- * server waits on a vanished client), the other hosts' writes and reapers queued on them,
- * and none of b's 48 leases was collected during a 12 s cut (the check that b's leases
- * were collected failed); with the server told to drop such sessions, roster start on b
- * then died of an unhandled ECONNRESET on a checked-out pool client (the check that b and
- * c still run failed). Every other check passed: nothing lost, no double completion, no
- * live lease collected. With that handling (branch h/pgclock, not yet landed) the whole run
- * passed in 110 s: 44 of b's leases collected during the cut, 44 refusals logged by b.
- */
-const WAITING_FOR: string | null =
-  "skipped until main has the supervisor's connection-loss handling (issue 19, deliverable 5): without it the cut host's leases are never collected and, once the server drops its sessions, roster start dies of an unhandled ECONNRESET";
-
 const unavailable = hostNetworkUnavailable() ?? (findPostgresBin() === null ? "no PostgreSQL installed (apt-get install -y postgresql)" : null);
 if (unavailable !== null && process.env.CI === "true") {
   it("has network namespaces and PostgreSQL (CI=true: fails rather than skips)", () => {
@@ -64,7 +49,7 @@ if (unavailable !== null && process.env.CI === "true") {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(unavailable !== null || WAITING_FOR !== null)(`three supervisor hosts and two MCP workers on one PostgreSQL (${unavailable ?? WAITING_FOR ?? "network namespaces"})`, () => {
+describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP workers on one PostgreSQL (${unavailable ?? "network namespaces"})`, () => {
   let net: HostNetwork | null = null;
   let server: PostgresServer | null = null;
   let temp: TempDir | null = null;
@@ -191,7 +176,7 @@ describe.skipIf(unavailable !== null || WAITING_FOR !== null)(`three supervisor 
     const stillRunning = [b, c].filter((s) => !s.exited()).map((s) => s.label);
     for (const w of workers.splice(0)) {
       await w.stop();
-      mark(`${w.label}: ${w.stats.completed} completed, ${w.stats.leaseLost} LEASE_LOST, ${w.stats.emptyClaims} empty claims; ${Math.round(w.stats.claimMs / 1000)} s in claim_task, ${Math.round(w.stats.completeMs / 1000)} s in complete_task`);
+      mark(`${w.label}: ${w.stats.completed} completed, ${w.stats.leaseLost} LEASE_LOST, ${w.stats.emptyClaims} empty claims, ${w.stats.databaseRetries} calls made again after DATABASE_IO; ${Math.round(w.stats.claimMs / 1000)} s in claim_task, ${Math.round(w.stats.completeMs / 1000)} s in complete_task`);
     }
     for (const s of [b, c]) s.child.kill("SIGTERM");
     await Promise.all([b, c].map((s) => new Promise((r) => (s.exited() ? r(null) : s.child.once("exit", r)))));
