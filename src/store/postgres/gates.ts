@@ -39,6 +39,9 @@ interface GateRow extends PersonaConfigShape {
   holds: boolean;
   window_budgets: WindowBudgetFacts[] | null;
   keys_busy: boolean;
+  /** GATE_ROW_LOCKING_RATE_SQL: the rate window's starts so far, and whether this claim made its row. */
+  rate_starts?: number | null;
+  rate_fresh?: boolean | null;
 }
 
 /**
@@ -65,6 +68,23 @@ const GATE_ROW_SQL = prepared(`
   LEFT JOIN provider_pauses pp ON pp.provider = coalesce(j.c ->> 'provider', 'persona:' || p.id)
   LEFT JOIN breakers b ON b.persona_id = p.id
   WHERE p.id = $1`);
+
+/**
+ * The claim's gate read with its rate window's row created if need be and locked in the
+ * same round trip (the persona's rateLimit read in SQL as economicsOf reads it: key
+ * `rate:<key or persona>`, the fixed window of `now`), so a rate-limited claim costs one
+ * round trip less. Only when the persona has a rate limit is a row written.
+ */
+const GATE_ROW_LOCKING_RATE_SQL = prepared(`
+  WITH rate AS (
+    INSERT INTO rate_windows (key, window_start, starts)
+    SELECT 'rate:' || coalesce(c.c -> 'rateLimit' ->> 'key', $1), ($2::bigint / (c.c -> 'rateLimit' ->> 'perMs')::bigint) * (c.c -> 'rateLimit' ->> 'perMs')::bigint, 0
+    FROM (SELECT config::jsonb AS c FROM personas WHERE id = $1) c
+    WHERE jsonb_typeof(c.c -> 'rateLimit' -> 'starts') = 'number' AND jsonb_typeof(c.c -> 'rateLimit' -> 'perMs') = 'number'
+    ON CONFLICT (key, window_start) DO UPDATE SET starts = rate_windows.starts
+    RETURNING starts, (xmax = 0) AS fresh)
+  SELECT g.*, (SELECT starts FROM rate) AS rate_starts, (SELECT fresh FROM rate) AS rate_fresh
+  FROM (${GATE_ROW_SQL}) g`);
 
 /**
  * A half-open breaker's row, locked, then read again by a second statement: claimers on
@@ -197,7 +217,7 @@ export class PgGates {
   }
 
   private async decide(q: Q | Tx, persona: string, now: number, limit: number, lock: boolean): Promise<PgClaimGate> {
-    const row = await q.one<GateRow>(GATE_ROW_SQL, [persona, now]);
+    const row = await q.one<GateRow>(lock ? GATE_ROW_LOCKING_RATE_SQL : GATE_ROW_SQL, [persona, now]);
     if (row === undefined) {
       return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null, leaseMs: LEASE_MS_DEFAULT, holds: false, keysBusy: false, freshWindow: false };
     }
@@ -218,7 +238,10 @@ export class PgGates {
       const start = windowStart(now, settings.rate.perMs);
       let used = 0;
       if (lock) {
-        const window = (await q.one<{ starts: number; fresh: boolean }>(RATE_LOCK_SQL, [settings.rate.key, start]))!;
+        const window =
+          row.rate_starts !== null && row.rate_starts !== undefined
+            ? { starts: row.rate_starts, fresh: row.rate_fresh === true }
+            : (await q.one<{ starts: number; fresh: boolean }>(RATE_LOCK_SQL, [settings.rate.key, start]))!;
         used = window.starts;
         freshWindow = window.fresh;
       } else used = (await q.one<{ starts: number }>("SELECT starts FROM rate_windows WHERE key = $1 AND window_start = $2", [settings.rate.key, start]))?.starts ?? 0;
