@@ -189,6 +189,12 @@ export class PgTransactions {
       } catch (error) {
         throw translatePgError(error, name, this.url);
       }
+      // A checked-out connection that breaks between statements emits 'error' with nobody listening
+      // (the pool listens only to idle ones), which would end the process; the statement fails instead.
+      if (!guarded.has(client)) {
+        guarded.add(client);
+        client.on("error", () => {});
+      }
       const started = performance.now();
       let broken = false;
       try {
@@ -237,6 +243,9 @@ export class PgTransactions {
     }
   }
 }
+
+/** Pooled connections given an 'error' listener of their own (once each). */
+const guarded = new WeakSet<pg.PoolClient>();
 
 /** Two enqueues of one idempotency key at once: the loser runs again and finds the winner's task. */
 function isIdempotencyRace(error: unknown): boolean {
