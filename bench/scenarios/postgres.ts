@@ -7,6 +7,7 @@
  * 3. the store's claim rate with 10k and 1M tasks queued.
  * Every system runs in a child process of its own on a fresh database.
  */
+import { cpus, loadavg } from "node:os";
 import pg from "pg";
 import { startPrivateCluster, type PostgresServer } from "../lib/postgres.js";
 import type { QueueRun } from "../peers/types.js";
@@ -244,6 +245,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const t0 = performance.now();
   const skipped: Skipped[] = [];
   const notes: string[] = [];
+  const loadAtStart = loadavg()[0]!;
   let hosts: Hosts | null = null;
   try {
     hosts = createHosts(2);
@@ -299,6 +301,12 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       `Latency: the supervisor (16 slots, the \`module\` adapter returning performance.timeOrigin + performance.now()) ${hosts === null ? "and the enqueuer run on this machine's loopback" : "and the enqueuer run in network namespaces of their own, each reaching the server over its own veth link (a host each; the server on the root namespace)"}; ${lat.samples} tasks enqueued one at a time ${lat.gapMs[0]}–${lat.gapMs[1]} ms apart, ${lat.reps} run(s). The latency covers the NOTIFY delivered at the enqueue's commit, the supervisor's claim, the hop to a worker thread and the adapter's start; both ends read the same machine clock.`,
       `Claim rate: tasks enqueued through the store (10,000 per transaction), then ${claims.loops} loop(s) of claims of ${claims.batch} (the supervisor's claim when all 256 slots are free) taking up to half the queue; each loop's rate; deepest ÷ shallowest ${fmtRatio(depthRatio)}.`,
     );
+    const cores = cpus().length;
+    if (loadAtStart > cores) {
+      notes.push(
+        `**Caveat: a loaded machine.** The 1-minute load average was ${loadAtStart.toFixed(1)} on ${cores} cores when the scenario started (other work shares it), so every process, the server's included, waited for a core: absolute rates are far below what this hardware gives idle, and latencies include that wait. The systems ran interleaved, so their ratios are the comparable figures.`,
+      );
+    }
     return {
       scenario: "postgres",
       title: `PostgreSQL: ${tp.jobs.toLocaleString("en-US")} no-op tasks through roster's supervisor beside graphile-worker and pg-boss, pickup latency across hosts, claim rate by depth, one server, one run`,
