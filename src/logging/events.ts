@@ -32,7 +32,7 @@ export function logEvents(options: { logger: Logger; store?: { events: StoreEven
       store.on("agent:expired", ({ agentIds }) => logger.warn({ agentIds }, "agents expired")),
       store.on("db:busy-retry", ({ attempt }) => logger.warn({ attempt }, "database busy; retrying the transaction")),
       store.on("store:watch-unavailable", ({ reason }) =>
-        logger.info({ reason }, "cannot watch the database folder; other processes' writes are noticed by polling only"),
+        logger.info({ reason }, "cannot watch for other processes' writes; they are noticed by polling only"),
       ),
     );
   }

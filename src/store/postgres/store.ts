@@ -597,7 +597,8 @@ export class PostgresStore implements Store {
       // An error the ending connection still emits must not go unhandled (it would end the process).
       client.on("error", () => {});
       void client.end().catch(() => {});
-      this.events.emit("store:watch-unavailable", { reason: translatePgError(error, "listening for changes", this.url).message });
+      // Said once per loss, not at every reconnect attempt (those back off to 5 s while the database is unreachable).
+      if (failures === 0) this.events.emit("store:watch-unavailable", { reason: translatePgError(error, "listening for changes", this.url).message });
       if (this.closed || this.watchers.size === 0) return;
       this.relisten = setTimeout(() => void this.listen(failures + 1), Math.min(5_000, 100 * 2 ** failures));
       this.relisten.unref();
