@@ -59,6 +59,13 @@ describe("roster run serves its own task only", () => {
     }
   });
 
+  it("runs a task of a persona otherwise left to external agents, as it always did", async () => {
+    writeFileSync(temp.path("personas", "outside.md"), "---\nid: outside\nname: Outside\nexternal: true\nadapter:\n  kind: echo\n---\nServed by MCP agents.\n");
+    const res = await run("outside", "do it here");
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ taskId: 1, status: "completed", attempts: 1 });
+  });
+
   it("with --no-retry, ends the task failed at its first failed attempt, exit 1", async () => {
     const res = await run("resumer", "fail once", "--no-retry");
     expect(res.code).toBe(1);

@@ -157,7 +157,8 @@ async function runWithStore(
   const taskId = ids[0]!;
   const supervisor = new Supervisor({
     store,
-    personas: [persona],
+    // Asked to run it here and now: also a persona otherwise left to external (MCP) agents.
+    personas: [{ ...persona, external: false }],
     config: { ...config, concurrency: 1, threads: 1 },
     logger: params.logger,
     taskId,
