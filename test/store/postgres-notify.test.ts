@@ -100,6 +100,27 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     await until(listeners, (pids) => pids.length === 0);
   });
 
+  it("a notification makes the next hasExternalChanges say yes at once; the look after that asks the server, once more yes, then no", async () => {
+    const a = await open();
+    const b = await open();
+    await syncTestPersonas(a, T0);
+    const seen = counter();
+    const stop = b.watchExternalChanges(seen.fn);
+    await until(listeners, (pids) => pids.length === 1);
+    await b.hasExternalChanges(); // the first look only records where the events stand
+    expect(await b.hasExternalChanges()).toBe(false);
+    const woken = seen.next();
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "heard" }], now: T0 });
+    await woken;
+    // Answered from the notification alone (no round trip on the path from an enqueue to its claim).
+    expect(await b.hasExternalChanges()).toBe(true);
+    // The next look asks the server, sees the enqueue's events as new (one spare wake), then none.
+    expect(await b.hasExternalChanges()).toBe(true);
+    expect(await b.hasExternalChanges()).toBe(false);
+    stop();
+    await until(listeners, (pids) => pids.length === 0);
+  });
+
   it("closing the store ends its listening connection", async () => {
     const b = await open();
     b.watchExternalChanges(() => {});
