@@ -115,6 +115,21 @@ describe("roster run", () => {
     expect(printed.error.details.rateLimited).toBe(true);
   });
 
+  it("says so when a known CLI's usage limit gives the attempt back uncounted, and waits for the reset (Ctrl-C cancels)", async () => {
+    agentPersona("coder");
+    const child = spawn(process.execPath, [BIN, "run", "--persona", "coder", "--db", db, "--personas", personas, "Busy [fake:rate-limit]"], { cwd: dir.path, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    await waitUntil(() => (stderr.includes("given back") ? true : undefined), 30_000);
+    expect(stderr).toMatch(/^roster: attempt 1 of task 1 was given back, not counted \(ADAPTER_FAILED: .*usage limit.*\); retrying in \d+\.\d s\n/);
+    const task = await withDb((store) => store.tasks.get({ taskId: 1 }));
+    expect(task).toMatchObject({ status: "pending", attempts: 0 });
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect((await withDb((store) => store.tasks.get({ taskId: 1 }))).status).toBe("cancelled");
+  });
+
   it("fails at once, exit 1, when the CLI's failure cannot be retried", async () => {
     agentPersona("coder");
     const out = await run("coder", "No key [fake:auth]");

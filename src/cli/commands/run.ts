@@ -217,6 +217,9 @@ function reportAttempts(supervisor: Supervisor, store: Store, taskId: number): (
       void store.tasks.get({ taskId, eventLimit: 0 }).then((task) => {
         if (task.status === "awaiting_input" || task.status === "awaiting_approval") {
           process.stderr.write(`roster: task ${taskId} is waiting for a person (roster show ${taskId}; roster answer or approve ${taskId}); Ctrl-C cancels it\n`);
+        } else if (task.status === "pending" && e.errorCode !== undefined) {
+          // Given back uncounted by its own failure: a provider's rate or usage limit (docs/economics.md).
+          process.stderr.write(`roster: attempt ${e.attempt} of task ${taskId} was given back, not counted (${e.errorCode}: ${e.errorMessage ?? "released"}); retrying in ${formatMs(task.runAt - systemClock.now())}\n`);
         }
       });
     }
