@@ -35,6 +35,12 @@ const ENQUEUE_CASES: Case[] = [
   ["a payload over the size limit", [{ persona: "worker", title: "a", payload: "x".repeat(1024 * 1024 + 1) }], "PAYLOAD_TOO_LARGE", ["tasks[0].payload", "over the limit"]],
   ["a priority out of range", [{ persona: "worker", title: "a", priority: -1001 }], "VALIDATION", ["tasks[0].priority"]],
   ["a non-integer maxAttempts", [{ persona: "worker", title: "a", maxAttempts: 1.5 }], "VALIDATION", ["tasks[0].maxAttempts"]],
+  [
+    "maxAttempts given twice (top level and policy)",
+    [{ persona: "worker", title: "a", maxAttempts: 3, policy: { maxAttempts: 5 } }],
+    "VALIDATION",
+    ["tasks[0].maxAttempts", "given twice", "policy.maxAttempts (5)"],
+  ],
   ["a jitter over 1 in a policy override", [{ persona: "worker", title: "a", policy: { jitter: 1.5 } }], "VALIDATION", ["tasks[0].policy.jitter"]],
   ["a negative delay", [{ persona: "worker", title: "a", delayMs: -5 }], "VALIDATION", ["tasks[0].delayMs"]],
   ["an unknown field", [{ persona: "worker", title: "a", colour: "red" }], "VALIDATION", ["tasks[0]", '"colour"']],
