@@ -2,7 +2,9 @@ import type { Clock } from "../clock.js";
 import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";
-import type { PoolOutcome } from "../pool/pool.js";
+import { adapterTask } from "../adapters/task-view.js";
+import type { AdapterTask } from "../adapters/types.js";
+import type { PoolOutcome, PoolRun } from "../pool/pool.js";
 import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protocol.js";
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";
@@ -81,7 +83,7 @@ export class Attempts {
   }
 
   /** A claimed task becomes a dispatched attempt: held by its lease, its timeout armed, its start queued. `claimSentAt`: monotonic time its claim was sent. */
-  hold(task: ClaimedTask, persona: Persona, now: number, claimSentAt: number): RunningAttempt {
+  private hold(task: ClaimedTask, persona: Persona, now: number, claimSentAt: number): RunningAttempt {
     const run: RunningAttempt = {
       task,
       runId: 0,
@@ -101,10 +103,32 @@ export class Attempts {
     return run;
   }
 
-  /** Its address in the pool, once the pool took it. */
-  bind(run: RunningAttempt, runId: number): void {
-    run.runId = runId;
-    this.byRunId.set(runId, run);
+  /**
+   * Claimed tasks of one persona become attempts handed to the pool in one message (`runTasks`,
+   * given each task's one view, adapterTask): held, announced (task:run-started), each bound to its
+   * run id and finished with its outcome; if the pool refuses the message, each finishes failed.
+   */
+  run(claimed: readonly ClaimedTask[], persona: Persona, now: number, claimSentAt: number, runTasks: (tasks: AdapterTask[]) => PoolRun[]): void {
+    const runs = claimed.map((task) => this.hold(task, persona, now, claimSentAt));
+    if (this.host.events.listenerCount("task:run-started") > 0) {
+      for (const run of runs) this.host.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
+    }
+    let poolRuns: PoolRun[];
+    try {
+      poolRuns = runTasks(claimed.map(adapterTask));
+    } catch (error) {
+      const e = toErrorObject(error);
+      for (const run of runs) this.finish(run, { taskId: run.task.id, ok: false, error: e, aborted: false });
+      return;
+    }
+    // A claim holds distinct tasks, so within this dispatch the task id finds the attempt.
+    const byTask = new Map(runs.map((run) => [run.task.id, run]));
+    for (const poolRun of poolRuns) {
+      const run = byTask.get(poolRun.taskId)!;
+      run.runId = poolRun.runId;
+      this.byRunId.set(poolRun.runId, run);
+      void poolRun.outcome.then((outcome) => this.finish(run, outcome));
+    }
   }
 
   finish(run: RunningAttempt, outcome: PoolOutcome): void {

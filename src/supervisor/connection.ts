@@ -37,8 +37,24 @@ export class ConnectionGuard {
   private down = false;
   private downSince = 0;
   private suppressed = 0;
+  /** Monotonic time the last renewal committed (or the agent registered). */
+  private lastRenewalAt: number;
 
-  constructor(private readonly host: ConnectionGuardHost) {}
+  constructor(private readonly host: ConnectionGuardHost) {
+    this.lastRenewalAt = host.monotonic();
+  }
+
+  /** A renewal committed (or the agent registered): the database answers. */
+  renewed(): void {
+    this.lastRenewalAt = this.host.monotonic();
+    this.succeeded();
+  }
+
+  /** Every renewal interval: `silentMs` without a committed renewal means the database does not answer. */
+  checkSilence(boundMs: number): void {
+    const silentMs = this.host.monotonic() - this.lastRenewalAt;
+    if (silentMs >= boundMs) this.silent(silentMs);
+  }
 
   get canClaim(): boolean {
     return !this.down;

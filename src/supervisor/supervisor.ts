@@ -1,8 +1,7 @@
 import { hostname } from "node:os";
-import { adapterTask } from "../adapters/task-view.js";
 import { systemClock, type Clock } from "../clock.js";
 import type { Config } from "../config.js";
-import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
+import { RosterError, coerceError, type ErrorObject } from "../errors.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { toAdapterPersona } from "../personas/load.js";
 import { servable } from "./personas.js";
@@ -84,8 +83,6 @@ export class Supervisor {
   private readonly completer: Completer;
   /** Whether the database answers; no claims or reaping while it does not (issue 19, deliverable 5; rule 17). */
   private readonly connection: ConnectionGuard;
-  /** Monotonic time the last renewal (or the agent's registration) committed. */
-  private lastRenewalAt: number;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly reaper: Reaper;
   /** Schedules' fires and approval deadlines (issue 17). */
@@ -125,7 +122,6 @@ export class Supervisor {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.producers = new Producers(options.personas, this);
     this.idle = new IdleCheck(this.store, this.taskId, this.logger, (where, error) => this.error(where, error));
-    this.lastRenewalAt = this.monotonic();
     this.connection = new ConnectionGuard({
       logger: this.logger,
       monotonic: this.monotonic,
@@ -171,8 +167,16 @@ export class Supervisor {
         lost: (leases: LeaseRef[]) => this.attempts.abortLeases(leases),
         reRegister: () => this.register(),
         renewed: (count: number, lost: number) => this.events.emit("lease:renewed", { count, lost }),
-        committed: (sentAt: number, renewed: LeaseRef[]) => this.onRenewalCommitted(sentAt, renewed),
-        checkOverdue: () => this.checkOverdue(),
+        // A renewal committed: its leases are safe for another lease from when it was sent; the database answers.
+        committed: (sentAt: number, renewed: LeaseRef[]) => {
+          this.attempts.renewed(renewed, sentAt);
+          this.connection.renewed();
+        },
+        // A whole shortest lease without a committed renewal: the database does not answer; attempts past their lease stop.
+        checkOverdue: () => {
+          this.connection.checkSilence(3 * this.leaseKeeper.intervalMs);
+          this.attempts.abortOverdue(this.monotonic());
+        },
         monotonic: this.monotonic,
       }),
       renewalIntervalMs(options.personas),
@@ -279,7 +283,7 @@ export class Supervisor {
       now: this.clock.now(),
     });
     this.agentId = agent.id;
-    this.lastRenewalAt = this.monotonic();
+    this.connection.renewed();
   }
 
   private async deregister(): Promise<void> {
@@ -343,29 +347,10 @@ export class Supervisor {
       this.attempts.handBack(claimed);
       return;
     }
-    const now = this.clock.now();
-    const runs = claimed.map((task) => this.attempts.hold(task, producer.persona, now, producer.lastClaimAttemptAt));
-    producer.running += runs.length;
-    if (this.events.listenerCount("task:run-started") > 0) {
-      for (const run of runs) this.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
-    }
-    this.markSlots();
     const kind = producer.persona.adapter.kind;
-    let poolRuns;
-    try {
-      poolRuns = this.pool.runTasks(claimed.map(adapterTask), () => kind);
-    } catch (error) {
-      const e = toErrorObject(error);
-      for (const run of runs) this.attempts.finish(run, { taskId: run.task.id, ok: false, error: e, aborted: false });
-      return;
-    }
-    // A claim holds distinct tasks, so within this dispatch the task id finds the attempt.
-    const byTask = new Map(runs.map((run) => [run.task.id, run]));
-    for (const poolRun of poolRuns) {
-      const run = byTask.get(poolRun.taskId)!;
-      this.attempts.bind(run, poolRun.runId);
-      void poolRun.outcome.then((outcome) => this.attempts.finish(run, outcome));
-    }
+    producer.running += claimed.length;
+    this.attempts.run(claimed, producer.persona, this.clock.now(), producer.lastClaimAttemptAt, (tasks) => this.pool.runTasks(tasks, () => kind));
+    this.markSlots();
   }
 
   /** A finished attempt's outcome, to the completer. */
@@ -419,19 +404,5 @@ export class Supervisor {
     if (this.connection.failed(where, error)) this.logger.debug({ err: error, where }, `supervisor: ${where} failed`);
     else this.logger.error({ err: error, where }, `supervisor: ${where} failed`);
     this.events.emit("supervisor:error", { where, error });
-  }
-
-  /** A renewal committed: its leases are safe for another lease from when it was sent; the database answers. */
-  private onRenewalCommitted(sentAt: number, renewed: LeaseRef[]): void {
-    this.attempts.renewed(renewed, sentAt);
-    this.lastRenewalAt = this.monotonic();
-    this.connection.succeeded();
-  }
-
-  /** Every renewal interval: a whole shortest lease without a committed renewal means the database does not answer; attempts past their lease stop. */
-  private checkOverdue(): void {
-    const now = this.monotonic();
-    if (now - this.lastRenewalAt >= 3 * this.leaseKeeper.intervalMs) this.connection.silent(now - this.lastRenewalAt);
-    this.attempts.abortOverdue(now);
   }
 }
