@@ -57,14 +57,7 @@ export const taskInputSchema = z
     delayMs: z.number().int().min(0).max(365 * 24 * 3_600_000).optional(),
     idempotencyKey: z.string().min(1).max(200).optional(),
   })
-  .strict()
-  // One fact, one place (docs/ARCHITECTURE.md): the top-level maxAttempts is the short form of
-  // policy.maxAttempts, so a task giving both (which one wins?) is refused, not silently merged.
-  .superRefine((task, ctx) => {
-    if (task.maxAttempts !== undefined && task.policy?.maxAttempts !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["maxAttempts"], message: `is given twice, here (${task.maxAttempts}) and as policy.maxAttempts (${task.policy.maxAttempts}); give it once` });
-    }
-  });
+  .strict();
 
 export const planSchema = z.object({ tasks: z.array(taskInputSchema).min(1, "a plan needs at least one task").max(BATCH_MAX) }).strict();
 
@@ -234,6 +227,14 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
       });
     }
     const task = parsed.data as TaskInput;
+    // One fact, one place (docs/ARCHITECTURE.md): the top-level maxAttempts is the short form of
+    // policy.maxAttempts, so a task giving both (which one wins?) is refused, not silently merged.
+    // (Checked here, not as a refinement, so the MCP tools can extend the schema.)
+    if (task.maxAttempts !== undefined && task.policy?.maxAttempts !== undefined) {
+      throw new RosterError("VALIDATION", `${label}.maxAttempts: is given twice, here (${task.maxAttempts}) and as policy.maxAttempts (${task.policy.maxAttempts}); give it once`, {
+        details: { index, field: "maxAttempts" },
+      });
+    }
     if (task.ref !== undefined) {
       if (refs.has(task.ref)) {
         throw new RosterError("DUPLICATE_REF", `${label}.ref: "${task.ref}" is already used by tasks[${refs.get(task.ref)}]`, {

@@ -256,7 +256,7 @@ describe("security: size limits on what adapters return", () => {
     const task = await runOne(h, "sized", { childPayload: LIMIT });
     expect(task.status).toBe("failed");
     expect(task.error?.code).toBe("ADAPTER_OUTPUT_INVALID");
-    expect(task.error?.message).toBe(`adapter output rejected: tasks: tasks[0].payload is ${LIMIT + 2} bytes of JSON, over the limit of ${LIMIT}`);
+    expect(task.error?.message).toBe(`adapter output rejected: tasks[0].payload is ${LIMIT + 2} bytes of JSON, over the limit of ${LIMIT}`);
     expect(await h.store.tasks.list({ parentId: task.id })).toEqual([]);
   });
 

@@ -61,7 +61,7 @@ export async function harness(
     { dbPath, personasDir, logLevel: "silent", threads: 2, pollIntervalMs: 20, reapIntervalMs: 100, shutdownGraceMs: 2_000, ...options.config } as never,
     {},
   );
-  const store = await openStore({ path: dbPath, busyTimeoutMs: config.busyTimeoutMs });
+  const store = await openStore({ path: dbPath, busyTimeoutMs: config.busyTimeoutMs, maxPayloadBytes: config.maxPayloadBytes });
   const loaded = await syncPersonas(store, personasDir, Date.now());
   const supervisor = new Supervisor({ store, personas: loaded, config, logger: silentLogger(), abortGraceMs: 300, ...options.supervisor });
   let closed = false;
