@@ -59,9 +59,10 @@ function errorMessageOf(settlement: Settlement): string | undefined {
   return settlement.kind === "fail" && typeof settlement.error.message === "string" ? settlement.error.message : undefined;
 }
 
+/** The code of what the store recorded: a counted failure says it (ADAPTER_OUTPUT_INVALID for a completion it refused); a failure given back uncounted keeps its own. */
 function errorCodeOf(settlement: Settlement, result: SettlementResult): string | undefined {
+  if (result.ok && (result.outcome === "retrying" || result.outcome === "failed")) return result.code;
   if (settlement.kind === "fail") return "code" in settlement.error ? settlement.error.code : undefined;
-  if (settlement.kind === "complete" && "outcome" in result) return "ADAPTER_OUTPUT_INVALID";
   return undefined;
 }
 
