@@ -142,6 +142,9 @@ async function throughput(ctx: ScenarioContext, server: PostgresServer, skipped:
     txTable,
     figures,
     claimBatch: claimsPerTask,
+    // Share of the first round's processing time during which a claim transaction was in flight (the producer claims one at a time).
+    claimBusy: first?.transactions?.["tasks.claim"] === undefined ? Number.NaN : first.transactions["tasks.claim"].ms / first.processMs,
+    claimMs: first?.transactions?.["tasks.claim"] === undefined ? Number.NaN : first.transactions["tasks.claim"].ms / first.transactions["tasks.claim"].count,
     targets: [ratioTarget("roster ÷ pg-boss (the faster consumer)", boss, 1.2), ratioTarget("roster ÷ graphile-worker", { s: GRAPHILE, r: rate(GRAPHILE) }, 1.0)],
   };
 }
@@ -298,6 +301,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         .map(([k, v]) => `${k}=${v}`)
         .join(", ")}. Durability as SQLite's synchronous=NORMAL: fsync on, commits not waiting for their WAL flush.`,
       `Throughput: ${tp.jobs.toLocaleString("en-US")} no-op jobs enqueued first, then processing timed from the start of the consumer until every job is recorded done (roster: its last task:completed after commit; graphile-worker: its jobs table empty; pg-boss: every job in state completed). ${tp.reps} round(s), systems interleaved within each round, each in a fresh child process; median (min–max). roster runs its real supervisor (worker threads, the \`echo\` adapter, every rule on: fenced leases, task_events in each transaction, dependency counters, LISTEN/NOTIFY); the peers run their handler inline on the main thread. roster's supervisor claimed ${fmt(tp.claimBatch, 0)} tasks per claim on average in the first round.`,
+      `What bounds roster here (first round): its producer claims one transaction after another, and a claim transaction was in flight ${fmt(tp.claimBusy * 100, 0)} % of the processing time, ${fmt(tp.claimMs, 1)} ms each (BEGIN, the gate read, the one claim statement, COMMIT, and the wait for the event loop) for ${fmt(tp.claimBatch, 0)} tasks on average, not 256: a slot is freed only once its outcome's settle transaction commits, so the slots are shared between tasks waiting for a claim, running, and waiting for a settle. graphile-worker's local queue keeps 500 jobs fetched ahead and its batched completions do not hold a worker. pg-boss (work) is bounded by its polling: a v10 worker fetches once per pollingIntervalSeconds (0.5 s at least) whatever it finds, so batchSize 256 gives at most 512 jobs/s; the fetch/complete loop is pg-boss without that wait.`,
       `Latency: the supervisor (16 slots, the \`module\` adapter returning performance.timeOrigin + performance.now()) ${hosts === null ? "and the enqueuer run on this machine's loopback" : "and the enqueuer run in network namespaces of their own, each reaching the server over its own veth link (a host each; the server on the root namespace)"}; ${lat.samples} tasks enqueued one at a time ${lat.gapMs[0]}–${lat.gapMs[1]} ms apart, ${lat.reps} run(s). The latency covers the NOTIFY delivered at the enqueue's commit, the supervisor's claim, the hop to a worker thread and the adapter's start; both ends read the same machine clock.`,
       `Claim rate: tasks enqueued through the store (10,000 per transaction), then ${claims.loops} loop(s) of claims of ${claims.batch} (the supervisor's claim when all 256 slots are free) taking up to half the queue; each loop's rate; deepest ÷ shallowest ${fmtRatio(depthRatio)}.`,
     );
