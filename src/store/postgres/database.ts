@@ -59,9 +59,21 @@ export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
  * those tasks), and probes idle connections so it notices a vanished client within
  * seconds rather than hours.
  */
-const SESSION_SQL =
-  "SELECT set_config('idle_in_transaction_session_timeout', '20s', false), set_config('tcp_keepalives_idle', '10', false), " +
-  "set_config('tcp_keepalives_interval', '5', false), set_config('tcp_keepalives_count', '3', false)";
+const SESSION_SETTINGS = ["idle_in_transaction_session_timeout=20s", "tcp_keepalives_idle=10", "tcp_keepalives_interval=5", "tcp_keepalives_count=3"];
+
+/**
+ * The URL with `-c name=value` settings added to its `options` parameter (the connection's
+ * startup options), after any the user gave there (a search_path, say): node-postgres lets the
+ * URL's own `options` replace a config field's, so they are merged in the URL.
+ */
+function withStartupOptions(url: string, settings: readonly string[]): string {
+  if (settings.length === 0) return url;
+  const parsed = new URL(url);
+  const ours = settings.map((x) => `-c ${x}`).join(" ");
+  const theirs = parsed.searchParams.get("options");
+  parsed.searchParams.set("options", theirs === null || theirs === "" ? ours : `${theirs} ${ours}`);
+  return parsed.toString();
+}
 
 /**
  * A pool of this store's connections. `bounded` (the store's own pools) adds the
@@ -70,8 +82,12 @@ const SESSION_SQL =
  */
 export function newPool(url: string, max: number, readonly = false, options: { bounded?: boolean } = {}): pg.Pool {
   const bounded = options.bounded === true;
+  // Session settings travel in the connection's startup packet (`options`), so they hold from the
+  // first statement on; a query sent on "connect" raced the caller's own first query on the client.
+  // A read-only store (roster status) cannot write, whatever it is asked: the server refuses (DATABASE_READONLY).
+  const settings = [...(bounded ? SESSION_SETTINGS : []), ...(readonly ? ["default_transaction_read_only=on"] : [])];
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: withStartupOptions(url, settings),
     max,
     types: TYPES,
     application_name: "roster",
@@ -79,10 +95,6 @@ export function newPool(url: string, max: number, readonly = false, options: { b
   } as pg.PoolConfig);
   // An idle client whose connection breaks (the server restarted) must not crash the process; the next query reconnects.
   pool.on("error", () => {});
-  // Queued before the caller's first statement on the connection.
-  if (bounded) pool.on("connect", (client) => void client.query(SESSION_SQL).catch(() => {}));
-  // A read-only store (roster status) cannot write, whatever it is asked: the server refuses (DATABASE_READONLY).
-  if (readonly) pool.on("connect", (client) => void client.query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").catch(() => {}));
   return pool;
 }
 
