@@ -11,7 +11,6 @@ import type {
   CompleteParams,
   CompleteResult,
   DependencyResult,
-  PreviousAttempt,
   FailParams,
   FailResult,
   CountedFailure,
@@ -23,6 +22,7 @@ import type {
 } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
+import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
 import { PgGates, skippingClaimSql, ungatedClaimSql } from "./gates.js";
 import { providerLimit } from "../gates.js";
 
@@ -91,17 +91,9 @@ export const PG_COMPLETE_DEPENDENCIES_SQL = `
 /** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
 
-type ClaimRow = { task_id: number; attempts: number; max_attempts: number; lease_token: string; lease_expires_at: number; ready_at: number | null; run_at: number; priority: number };
 /** A row of PG_CLAIM_SQL: the lease, the task, its dependencies (JSON, results as stored text). */
-type ClaimedRow = ClaimRow & {
-  last_error: string | null;
-  title: string;
-  description: string;
-  persona_id: string;
-  payload: string | null;
-  parent_id: number | null;
-  timeout_ms: number;
-  deps: Array<{ id: number; title: string; persona: string; status: TaskState; result: string | null }> | null;
+type ClaimedRow = ClaimRow & ClaimDetail & {
+  deps: DependencyRow[] | null;
   inputs: HumanInput[] | null;
 };
 type LeasedRow = { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string; claimed_at: number | null };
@@ -110,24 +102,6 @@ const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code:
 
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
-}
-
-function parseJson<T = unknown>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
-}
-
-/** The last failed attempt, as a claim hands it to the next one (ClaimedTask.previous), from task_status.last_error. */
-function previousAttempt(lastError: string | null): { previous?: PreviousAttempt } {
-  const error = parseJson<Partial<ErrorObject>>(lastError);
-  if (error === null || typeof error !== "object" || typeof error.message !== "string") return {};
-  return {
-    previous: {
-      code: typeof error.code === "string" ? error.code : "ADAPTER_FAILED",
-      message: error.message,
-      retryable: error.retryable !== false,
-      ...(error.details !== undefined && error.details !== null ? { details: error.details as Record<string, unknown> } : {}),
-    },
-  };
 }
 
 /**
@@ -192,30 +166,10 @@ export class PgTransitions {
   /** The claimed rows as the attempts' tasks, best first, with their notification. */
   private leased(tx: Tx, rows: ClaimedRow[], params: ClaimParams, leaseMs: number): ClaimedTask[] {
     if (rows.length === 0) return [];
-    const claimed = rows
-      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
-      .map(
-        (row): ClaimedTask => ({
-          id: row.task_id,
-          title: row.title,
-          description: row.description,
-          persona: row.persona_id,
-          payload: parseJson(row.payload),
-          priority: row.priority,
-          parentId: row.parent_id,
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          leaseToken: row.lease_token,
-          leaseExpiresAt: row.lease_expires_at,
-          leaseMs,
-          timeoutMs: row.timeout_ms,
-          readyAt: row.ready_at ?? row.run_at,
-          claimedAt: params.now,
-          dependencies: (row.deps ?? []).map((d) => ({ id: d.id, title: d.title, persona: d.persona, status: d.status, result: parseJson(d.result) })),
-          ...previousAttempt(row.last_error),
-          ...(row.inputs === null ? {} : { inputs: row.inputs }),
-        }),
-      );
+    const claimed = rows.sort(byClaimOrder).map((row): ClaimedTask => ({
+      ...claimedTask(row, row, (row.deps ?? []).map(dependencyResult), leaseMs, params.now),
+      ...(row.inputs === null ? {} : { inputs: row.inputs }),
+    }));
     tx.emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
     return claimed;
   }
@@ -253,58 +207,25 @@ export class PgTransitions {
     const ids = rows.map((r) => r.task_id);
     const details = new Map(
       (
-        await tx.rows<{
-          id: number;
-          title: string;
-          description: string;
-          persona_id: string;
-          payload: string | null;
-          parent_id: number | null;
-          priority: number;
-          timeout_ms: number;
-          last_error: string | null;
-        }>(
-          `SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
+        await tx.rows<ClaimDetail & { id: number }>(
+          `SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.timeout_ms, s.last_error
            FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id = ANY($1::bigint[])`,
           [ids],
         )
       ).map((r) => [r.id, r]),
     );
     const deps = new Map<number, DependencyResult[]>();
-    for (const row of await tx.rows<{ for_id: number; id: number; title: string; persona_id: string; status: TaskState; result: string | null }>(
-      `SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
+    for (const row of await tx.rows<DependencyRow & { for_id: number }>(
+      `SELECT d.task_id AS for_id, t.id, t.title, t.persona_id AS persona, s.status, s.result
        FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
        WHERE d.task_id = ANY($1::bigint[]) ORDER BY d.task_id, d.depends_on`,
       [ids],
     )) {
       let list = deps.get(row.for_id);
       if (list === undefined) deps.set(row.for_id, (list = []));
-      list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
+      list.push(dependencyResult(row));
     }
-    const claimed = rows
-      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
-      .map((row): ClaimedTask => {
-        const task = details.get(row.task_id)!;
-        return {
-          id: row.task_id,
-          title: task.title,
-          description: task.description,
-          persona: task.persona_id,
-          payload: parseJson(task.payload),
-          priority: task.priority,
-          parentId: task.parent_id,
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          leaseToken: row.lease_token,
-          leaseExpiresAt: row.lease_expires_at,
-          leaseMs,
-          timeoutMs: task.timeout_ms,
-          readyAt: row.ready_at ?? row.run_at,
-          claimedAt: now,
-          dependencies: deps.get(row.task_id) ?? [],
-          ...previousAttempt(task.last_error),
-        };
-      });
+    const claimed = rows.sort(byClaimOrder).map((row) => claimedTask(row, details.get(row.task_id)!, deps.get(row.task_id) ?? [], leaseMs, now));
     await tx.run(
       `INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
        SELECT u.id, 'task:claimed', $4, $5, u.attempt, json_build_object('leaseExpiresAt', u.expires)::text

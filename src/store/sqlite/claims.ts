@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { LEASE_MS_DEFAULT } from "../../policy/retry.js";
-import type { ErrorObject } from "../../errors.js";
-import type { ClaimParams, ClaimedTask, DependencyResult, PreviousAttempt, TaskState } from "../types.js";
+import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
+import type { ClaimParams, ClaimedTask, DependencyResult } from "../types.js";
 import type { EconomicsStatements } from "./budgets.js";
 import type { Db, TransactionRunner } from "./database.js";
-import { parseJson } from "./rows.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -44,17 +43,6 @@ export const CLAIMED_DETAILS_SQL = `
       SELECT t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.priority, t.timeout_ms, s.last_error
       FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id IN (SELECT value FROM json_each(?))`;
 
-type ClaimRow = {
-  task_id: number;
-  attempts: number;
-  max_attempts: number;
-  lease_token: string;
-  lease_expires_at: number;
-  ready_at: number | null;
-  run_at: number;
-  priority: number;
-};
-
 /**
  * CLAIM_SQL for when some tasks or goals are held (their budget is spent) or some
  * concurrency key is at its limit: the same seek, skipping those rows by three
@@ -74,20 +62,6 @@ export const CLAIM_SKIPPING_HELD_SQL = CLAIM_SQL.replace(
 /** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
-}
-
-/** The last failed attempt, as a claim hands it to the next one (ClaimedTask.previous). */
-function previousAttempt(lastError: string | null): { previous?: PreviousAttempt } {
-  const error = parseJson<Partial<ErrorObject>>(lastError);
-  if (error === null || typeof error !== "object" || typeof error.message !== "string") return {};
-  return {
-    previous: {
-      code: typeof error.code === "string" ? error.code : "ADAPTER_FAILED",
-      message: error.message,
-      retryable: error.retryable !== false,
-      ...(error.details !== undefined && error.details !== null ? { details: error.details as Record<string, unknown> } : {}),
-    },
-  };
 }
 
 /**
@@ -119,7 +93,7 @@ export class Claims {
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
     this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
     this.dependencyResults = db.prepare(`
-      SELECT d.task_id AS for_id, t.id, t.title, t.persona_id, s.status, s.result
+      SELECT d.task_id AS for_id, t.id, t.title, t.persona_id AS persona, s.status, s.result
       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
       WHERE d.task_id IN (SELECT value FROM json_each(?))
       ORDER BY d.task_id, d.depends_on`);
@@ -158,57 +132,14 @@ export class Claims {
     const params = { agentId, now };
     if (rows.length === 0) return [];
     const idsJson = JSON.stringify(rows.map((row) => row.task_id));
-    const details = new Map(
-      (this.claimedDetails.all(idsJson) as Array<{
-        id: number;
-        title: string;
-        description: string;
-        persona_id: string;
-        payload: string | null;
-        parent_id: number | null;
-        priority: number;
-        timeout_ms: number;
-        last_error: string | null;
-      }>).map((row) => [row.id, row]),
-    );
+    const details = new Map((this.claimedDetails.all(idsJson) as Array<ClaimDetail & { id: number }>).map((row) => [row.id, row]));
     const deps = new Map<number, DependencyResult[]>();
-    for (const row of this.dependencyResults.all(idsJson) as Array<{
-      for_id: number;
-      id: number;
-      title: string;
-      persona_id: string;
-      status: TaskState;
-      result: string | null;
-    }>) {
+    for (const row of this.dependencyResults.all(idsJson) as Array<DependencyRow & { for_id: number }>) {
       let list = deps.get(row.for_id);
       if (list === undefined) deps.set(row.for_id, (list = []));
-      list.push({ id: row.id, title: row.title, persona: row.persona_id, status: row.status, result: parseJson(row.result) });
+      list.push(dependencyResult(row));
     }
-    // RETURNING order is unspecified: hand tasks back in claim order (priority, then oldest).
-    const claimed = rows
-      .sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.task_id - b.task_id)
-      .map((row): ClaimedTask => {
-        const task = details.get(row.task_id)!;
-        return {
-          id: row.task_id,
-          title: task.title,
-          description: task.description,
-          persona: task.persona_id,
-          payload: parseJson(task.payload),
-          priority: task.priority,
-          parentId: task.parent_id,
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          leaseToken: row.lease_token,
-          leaseExpiresAt: row.lease_expires_at,
-          leaseMs,
-          timeoutMs: task.timeout_ms,
-          readyAt: row.ready_at ?? row.run_at,
-          claimedAt: params.now,
-          dependencies: deps.get(row.task_id) ?? [],
-          ...previousAttempt(task.last_error),
-        };
-      });
+    const claimed = rows.sort(byClaimOrder).map((row) => claimedTask(row, details.get(row.task_id)!, deps.get(row.task_id) ?? [], leaseMs, params.now));
     this.insertClaimEvents.run({
       now: params.now,
       agentId: params.agentId,
