@@ -2,6 +2,7 @@ import { RosterError } from "../../errors.js";
 import { costOf, priceFor, totalTokens, type ModelPrice } from "../../policy/prices.js";
 import type { CostGroup, CostRow, UsageRecord } from "../economics.js";
 import type { NormalUsage } from "../usage-values.js";
+import { costRow, toUsageRecord, type UsageRow } from "../sqlite/usage.js";
 import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
@@ -146,11 +147,6 @@ const GROUP_KEYS: Record<CostGroup, string> = {
   day: "to_char(to_timestamp(at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 };
 
-function costRow(row: CostRow & { cost_usd?: number }): CostRow {
-  const { cost_usd, ...rest } = row;
-  return { ...rest, key: String(rest.key), costUsd: Math.round((cost_usd ?? 0) * 1e6) / 1e6 };
-}
-
 export async function cost(q: Q, by: CostGroup, since: number, rootId: number | null): Promise<CostRow[]> {
   const key = GROUP_KEYS[by];
   if (key === undefined) throw new RosterError("VALIDATION", `by: must be one of ${Object.keys(GROUP_KEYS).join(", ")}`, { details: { field: "by" } });
@@ -168,44 +164,5 @@ export async function total(q: Q, since: number, rootId: number | null): Promise
 }
 
 export async function usageOf(q: Q, taskId: number): Promise<UsageRecord[]> {
-  const rows = await q.rows<{
-    task_id: number;
-    root_id: number;
-    attempt: number;
-    agent_id: string | null;
-    persona_id: string;
-    provider: string;
-    model: string | null;
-    outcome: string;
-    input_tokens: number;
-    output_tokens: number;
-    cache_read_tokens: number;
-    cache_write_tokens: number;
-    reasoning_tokens: number;
-    turns: number | null;
-    duration_ms: number | null;
-    cost_usd: number | null;
-    cost_source: UsageRecord["costSource"];
-    at: number;
-  }>("SELECT * FROM usage WHERE task_id = $1 ORDER BY attempt, id", [taskId]);
-  return rows.map((r) => ({
-    taskId: r.task_id,
-    rootId: r.root_id,
-    attempt: r.attempt,
-    agentId: r.agent_id,
-    persona: r.persona_id,
-    provider: r.provider,
-    model: r.model,
-    outcome: r.outcome,
-    inputTokens: r.input_tokens,
-    outputTokens: r.output_tokens,
-    cacheReadTokens: r.cache_read_tokens,
-    cacheWriteTokens: r.cache_write_tokens,
-    reasoningTokens: r.reasoning_tokens,
-    turns: r.turns,
-    durationMs: r.duration_ms,
-    costUsd: r.cost_usd,
-    costSource: r.cost_source,
-    at: r.at,
-  }));
+  return (await q.rows<UsageRow>("SELECT * FROM usage WHERE task_id = $1 ORDER BY attempt, id", [taskId])).map(toUsageRecord);
 }

@@ -175,12 +175,14 @@ const AGGREGATES = `count(*) AS attempts, coalesce(sum(input_tokens), 0) AS inpu
   coalesce(sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0) AS tokens,
   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced`;
 
-function costRow(row: CostRow & { cost_usd?: number }): CostRow {
+/** A cost aggregate as both stores return it: the key as text, USD rounded to a millionth. */
+export function costRow(row: CostRow & { cost_usd?: number }): CostRow {
   const { cost_usd, ...rest } = row;
   return { ...rest, key: String(rest.key), costUsd: Math.round((cost_usd ?? 0) * 1e6) / 1e6 };
 }
 
-interface UsageRow {
+/** A usage row as both stores read it (the same columns in each schema). */
+export interface UsageRow {
   task_id: number;
   root_id: number;
   attempt: number;
@@ -201,7 +203,7 @@ interface UsageRow {
   at: number;
 }
 
-function toUsageRecord(r: UsageRow): UsageRecord {
+export function toUsageRecord(r: UsageRow): UsageRecord {
   return {
     taskId: r.task_id,
     rootId: r.root_id,
