@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
-import { RosterError, coerceError, toErrorObject } from "../errors.js";
+import { coerceError } from "../errors.js";
 import type { PoolOutcome } from "../pool/pool.js";
-import { validateBatch, type Settlement, type SettlementResult, type Store } from "../store/index.js";
+import type { Settlement, SettlementResult, Store } from "../store/index.js";
 import type { Service } from "../service.js";
 import type { RunOutcome } from "./events.js";
 import type { RunningAttempt } from "./run.js";
@@ -15,7 +15,6 @@ export interface CompleterHost {
   readonly store: Store;
   readonly clock: Clock;
   readonly agentId: string;
-  readonly maxPayloadBytes: number;
   /** Called once per attempt after its settlement committed (or was discarded). */
   settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void;
   /** Called after each batch, once its attempts are settled. */
@@ -29,7 +28,7 @@ interface Item {
 }
 
 /** Turns a pool outcome into what the store should record, or null when the result is discarded. */
-export function settlementFor(run: RunningAttempt, outcome: PoolOutcome, maxPayloadBytes: number): Settlement | null {
+export function settlementFor(run: RunningAttempt, outcome: PoolOutcome): Settlement | null {
   // What the attempt reported spending (ctx.reportUsage, a shell usage line) goes with whatever is recorded.
   const lease = { taskId: run.task.id, leaseToken: run.task.leaseToken, ...("usage" in outcome && outcome.usage !== undefined ? { usage: outcome.usage } : {}) };
   // A lost lease (or a cancelled task) means someone else owns the task now: discard.
@@ -153,7 +152,7 @@ export class Completer implements Service {
       const withSettlement: Array<{ item: Item; index: number }> = [];
       const discarded: Item[] = [];
       for (const item of items) {
-        const settlement = settlementFor(item.run, item.outcome, this.host.maxPayloadBytes);
+        const settlement = settlementFor(item.run, item.outcome);
         if (settlement === null) discarded.push(item);
         else withSettlement.push({ item, index: settlements.push(settlement) - 1 });
       }

@@ -64,7 +64,6 @@ export class Supervisor {
   readonly store: Store;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly maxPayloadBytes: number;
   readonly monotonic: () => number;
   agentId = "";
   /** The one task served (SupervisorOptions.taskId), or null: every ready task of the personas. */
@@ -111,7 +110,6 @@ export class Supervisor {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger();
     this.capacity = options.config.concurrency;
-    this.maxPayloadBytes = options.config.maxPayloadBytes;
     this.exitWhenIdle = options.exitWhenIdle ?? false;
     this.abortGraceMs = options.abortGraceMs ?? 2_000;
     this.monotonic = options.monotonic ?? (() => performance.now());
