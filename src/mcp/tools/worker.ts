@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { adapterTask } from "../../adapters/task-view.js";
 import { RosterError, toErrorObject } from "../../errors.js";
-import type { AttemptUsage, ClaimedTask, DependencyResult, TaskInput, TaskLineage } from "../../store/index.js";
+import type { AttemptUsage, ClaimedTask, DependencyResult, PreviousAttempt, TaskInput, TaskLineage } from "../../store/index.js";
 import type { McpContext } from "../context.js";
 import { budgetCrossing, budgetExhaustedError, spendOf } from "../../policy/budget.js";
 import { validateUsage } from "../../store/usage-values.js";
@@ -63,12 +63,33 @@ export function dependencyView(dep: DependencyResult, cutChars: number): Record<
 }
 
 /**
+ * How the last failed attempt ended, as a claim shows it: the adapter's `task.previous` (code,
+ * message, retryable, details), bounded like the rest of a claim: the message cut to
+ * CLAIM_CONTEXT_CHARS (`messageChars` gives its length), the details whole when their JSON is at
+ * most `cutChars`, else `detailsPreview` (their first `cutChars` JSON characters), `detailsChars`
+ * and `truncated: true`.
+ */
+export function previousView(previous: PreviousAttempt, cutChars: number): Record<string, unknown> {
+  const cut = previous.message.length > CLAIM_CONTEXT_CHARS;
+  const view: Record<string, unknown> = {
+    code: previous.code,
+    message: cut ? previous.message.slice(0, CLAIM_CONTEXT_CHARS) : previous.message,
+    ...(cut ? { messageChars: previous.message.length } : {}),
+    retryable: previous.retryable,
+  };
+  if (previous.details === undefined) return view;
+  const json = JSON.stringify(previous.details);
+  if (json.length <= cutChars) return { ...view, details: previous.details };
+  return { ...view, detailsPreview: json.slice(0, cutChars), detailsChars: json.length, truncated: true };
+}
+
+/**
  * What claim_task hands the agent: the task's one view (adapterTask, as adapters get it) shaped for an
- * agent: where it sits (parent, goal briefs instead of parentId), bounded dependency results, the
- * questions it asked with their answers, and when to heartbeat.
+ * agent: where it sits (parent, goal briefs instead of parentId), bounded dependency results, how the
+ * last failed attempt ended (previous), the questions it asked with their answers, and when to heartbeat.
  */
 export function claimedView(task: ClaimedTask, lineage: TaskLineage | undefined, cutChars: number): Record<string, unknown> {
-  const { parentId: _parentId, previous: _previous, dependencies, inputs, ...fields } = adapterTask(task);
+  const { parentId: _parentId, previous, dependencies, inputs, ...fields } = adapterTask(task);
   const deps = dependencies.slice(0, CLAIM_DEPENDENCIES_MAX).map((d) => dependencyView(d, cutChars));
   const root = lineage?.root ?? null;
   const parent = lineage?.parent ?? null;
@@ -82,6 +103,7 @@ export function claimedView(task: ClaimedTask, lineage: TaskLineage | undefined,
     heartbeatEveryMs: Math.floor(task.leaseMs / HEARTBEAT_DIVISOR),
     dependencies: deps,
     ...(dependencies.length > deps.length ? { moreDependencies: dependencies.length - deps.length } : {}),
+    ...(previous !== undefined ? { previous: previousView(previous, cutChars) } : {}),
     ...(inputs !== undefined && inputs.length > 0 ? { inputs: inputs.map((i) => ({ question: i.question, answer: i.answer })) } : {}),
   };
 }
