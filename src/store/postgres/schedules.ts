@@ -1,54 +1,23 @@
-import { RosterError } from "../../errors.js";
-import { validateBatch } from "../input.js";
-import { FIRE_TIMES_MAX, SCHEDULE_ID_PATTERN, fireKey } from "../sqlite/schedules.js";
-import { MISSED_POLICIES, type FireParams, type MissedPolicy, type ScheduleRecord, type ScheduleTaskTemplate, type ScheduleUpsert, type TaskInput } from "../types.js";
+import type { FireParams, ScheduleRecord, ScheduleUpsert } from "../types.js";
+import {
+  DUE_LIMIT_DEFAULT,
+  type ScheduleRow,
+  checkFire,
+  fireInputs,
+  scheduleNotFound,
+  scheduleValues,
+  skippedData,
+  toSchedule,
+  upsertEvent,
+  validateSchedules,
+} from "../schedules.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
-const DUE_LIMIT_DEFAULT = 100;
-
-interface ScheduleRow {
-  id: string;
-  cron: string;
-  timezone: string | null;
-  task: string;
-  missed: MissedPolicy;
-  source: string | null;
-  paused_at: number | null;
-  next_fire_at: number;
-  last_fire_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-function toSchedule(row: ScheduleRow): ScheduleRecord {
-  return {
-    id: row.id,
-    cron: row.cron,
-    timezone: row.timezone,
-    task: JSON.parse(row.task) as ScheduleTaskTemplate,
-    missed: row.missed,
-    source: row.source,
-    pausedAt: row.paused_at,
-    nextFireAt: row.next_fire_at,
-    lastFireAt: row.last_fire_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function notFound(id: string): RosterError {
-  return new RosterError("VALIDATION", `schedule "${id}" does not exist`, { details: { field: "id", id } });
-}
-
 async function event(tx: Tx, taskId: number | null, type: string, now: number, agentId: string | null, data: unknown): Promise<void> {
   await tx.run("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES ($1, $2, $3, $4, NULL, $5)", [taskId, type, now, agentId, JSON.stringify(data)]);
-}
-
-function isObject(value: unknown): value is Record<string, never> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /**
@@ -60,40 +29,12 @@ function isObject(value: unknown): value is Record<string, never> {
 export class PgSchedules {
   constructor(private readonly maxPayloadBytes: number) {}
 
-  private template(task: ScheduleTaskTemplate, field: string): TaskInput {
-    if (task === null || typeof task !== "object" || Array.isArray(task)) {
-      throw new RosterError("VALIDATION", `${field}: must be an object with persona and title`, { details: { field } });
-    }
-    const input: TaskInput = { ...task };
-    try {
-      validateBatch([input], this.maxPayloadBytes);
-    } catch (error) {
-      if (!(error instanceof RosterError)) throw error;
-      throw new RosterError(error.code, `${field}: ${error.message.replace(/^tasks\[0\]\.?/, "")}`, { details: { field } });
-    }
-    return input;
-  }
-
   async upsert(tx: Tx, schedules: ScheduleUpsert[], now: number): Promise<ScheduleRecord[]> {
-    const seen = new Set<string>();
-    schedules.forEach((s, index) => {
-      const where = `schedules[${index}]`;
-      if (typeof s.id !== "string" || !SCHEDULE_ID_PATTERN.test(s.id)) {
-        throw new RosterError("VALIDATION", `${where}.id: must be lowercase letters, digits, _ . or -, starting with a letter or digit`, { details: { index, field: "id" } });
-      }
-      if (seen.has(s.id)) throw new RosterError("VALIDATION", `${where}.id: "${s.id}" is given twice`, { details: { index, field: "id" } });
-      seen.add(s.id);
-      if (!(MISSED_POLICIES as readonly string[]).includes(s.missed ?? "skip")) {
-        throw new RosterError("VALIDATION", `${where}.missed: must be one of ${MISSED_POLICIES.join(", ")}`, { details: { index, field: "missed" } });
-      }
-      if (!Number.isSafeInteger(s.nextFireAt)) throw new RosterError("VALIDATION", `${where}.nextFireAt: must be epoch ms`, { details: { index, field: "nextFireAt" } });
-      this.template(s.task, `${where}.task`);
-    });
+    validateSchedules(schedules, this.maxPayloadBytes);
     for (const s of schedules) {
-      const timezone = s.timezone ?? null;
-      const missed = s.missed ?? "skip";
+      const v = scheduleValues(s);
       const existing = await tx.one("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE", [s.id]);
-      const params = [s.id, s.cron, timezone, JSON.stringify(s.task), missed, s.source ?? null, s.nextFireAt, now];
+      const params = [v.id, v.cron, v.timezone, v.task, v.missed, v.source, v.nextFireAt, now];
       if (existing === undefined) {
         await tx.run(
           "INSERT INTO schedules (id, cron, timezone, task, missed, source, next_fire_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -109,7 +50,8 @@ export class PgSchedules {
           params,
         );
       }
-      await event(tx, null, existing === undefined ? "schedule:added" : "schedule:updated", now, s.source ?? null, { schedule: s.id, cron: s.cron, timezone, missed });
+      const e = upsertEvent(v, existing !== undefined);
+      await event(tx, null, e.type, now, e.agentId, e.data);
     }
     const out: ScheduleRecord[] = [];
     for (const s of schedules) out.push((await this.get(tx, s.id))!);
@@ -126,13 +68,13 @@ export class PgSchedules {
   }
 
   async remove(tx: Tx, id: string, now: number): Promise<void> {
-    if ((await tx.run("DELETE FROM schedules WHERE id = $1", [id])) === 0) throw notFound(id);
+    if ((await tx.run("DELETE FROM schedules WHERE id = $1", [id])) === 0) throw scheduleNotFound(id);
     await event(tx, null, "schedule:removed", now, null, { schedule: id });
   }
 
   async pause(tx: Tx, p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): Promise<ScheduleRecord> {
     const row = await tx.one<ScheduleRow>("SELECT * FROM schedules WHERE id = $1 FOR UPDATE", [p.id]);
-    if (row === undefined) throw notFound(p.id);
+    if (row === undefined) throw scheduleNotFound(p.id);
     await tx.run("UPDATE schedules SET paused_at = $2, next_fire_at = coalesce($3, next_fire_at), updated_at = $4 WHERE id = $1", [
       p.id,
       p.paused ? (row.paused_at ?? p.now) : null,
@@ -152,10 +94,7 @@ export class PgSchedules {
   }
 
   async fire(tx: Tx, p: FireParams): Promise<{ fired: boolean; taskIds: number[] }> {
-    if (p.fireAts.length > FIRE_TIMES_MAX) {
-      throw new RosterError("VALIDATION", `fireAts: at most ${FIRE_TIMES_MAX} fire times per call`, { details: { field: "fireAts" } });
-    }
-    const lastFireAt = p.fireAts.length === 0 ? null : Math.max(...p.fireAts);
+    const { lastFireAt } = checkFire(p);
     // Compare-and-set: only the taker whose expected cursor still stands moves it (the row lock orders two takers).
     const row = await tx.one<ScheduleRow>(
       `UPDATE schedules SET next_fire_at = $3, last_fire_at = coalesce($4, last_fire_at), updated_at = $5
@@ -163,17 +102,9 @@ export class PgSchedules {
       [p.scheduleId, p.expectedNextFireAt, p.nextFireAt, lastFireAt, p.now],
     );
     if (row === undefined) return { fired: false, taskIds: [] };
-    if (p.skipped.length > 0) {
-      await event(tx, null, "schedule:skipped", p.now, p.by, { schedule: p.scheduleId, missed: p.skipped.length, first: Math.min(...p.skipped), last: Math.max(...p.skipped) });
-    }
+    if (p.skipped.length > 0) await event(tx, null, "schedule:skipped", p.now, p.by, skippedData(p));
     if (p.fireAts.length === 0) return { fired: true, taskIds: [] };
-    const template = JSON.parse(row.task) as ScheduleTaskTemplate;
-    const inputs: TaskInput[] = p.fireAts.map((fireAt) => ({
-      ...template,
-      payload: { ...(isObject(template.payload) ? template.payload : template.payload === undefined ? {} : { value: template.payload }), schedule: { id: row.id, fireAt } },
-      idempotencyKey: fireKey(row.id, fireAt),
-    }));
-    const written = await writeBatch(tx, validateBatch(inputs, this.maxPayloadBytes), { parentId: null, createdBy: `schedule:${row.id}`, now: p.now });
+    const written = await writeBatch(tx, fireInputs(row, p.fireAts, this.maxPayloadBytes), { parentId: null, createdBy: `schedule:${row.id}`, now: p.now });
     const created = new Set(written.created);
     for (const [i, taskId] of written.ids.entries()) {
       if (created.has(taskId)) await event(tx, taskId, "schedule:fired", p.now, p.by, { schedule: row.id, fireAt: p.fireAts[i]!, cron: row.cron });

@@ -1,60 +1,21 @@
-import { RosterError } from "../../errors.js";
-import { validateBatch } from "../input.js";
+import type { FireParams, ScheduleRecord, ScheduleUpsert } from "../types.js";
 import {
-  MISSED_POLICIES,
-  type FireParams,
-  type MissedPolicy,
-  type ScheduleRecord,
-  type ScheduleTaskTemplate,
-  type ScheduleUpsert,
-  type TaskInput,
-} from "../types.js";
+  DUE_LIMIT_DEFAULT,
+  type ScheduleRow,
+  checkFire,
+  fireInputs,
+  scheduleNotFound,
+  scheduleValues,
+  skippedData,
+  toSchedule,
+  upsertEvent,
+  validateSchedules,
+} from "../schedules.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 
-export const SCHEDULE_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
-/** Most fire times one fire() call enqueues (catch-up-once needs one; a tick that ran late a few). */
-export const FIRE_TIMES_MAX = 100;
-const DUE_LIMIT_DEFAULT = 100;
-
-/** The idempotency key of a schedule's fire: the same on every supervisor, so a fire enqueues once. */
-export function fireKey(scheduleId: string, fireAt: number): string {
-  return `schedule:${scheduleId}@${fireAt}`;
-}
-
-interface ScheduleRow {
-  id: string;
-  cron: string;
-  timezone: string | null;
-  task: string;
-  missed: MissedPolicy;
-  source: string | null;
-  paused_at: number | null;
-  next_fire_at: number;
-  last_fire_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-function toSchedule(row: ScheduleRow): ScheduleRecord {
-  return {
-    id: row.id,
-    cron: row.cron,
-    timezone: row.timezone,
-    task: JSON.parse(row.task) as ScheduleTaskTemplate,
-    missed: row.missed,
-    source: row.source,
-    pausedAt: row.paused_at,
-    nextFireAt: row.next_fire_at,
-    lastFireAt: row.last_fire_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function notFound(id: string): RosterError {
-  return new RosterError("VALIDATION", `schedule "${id}" does not exist`, { details: { field: "id", id } });
-}
+// src/supervisor/scheduler.ts reads the fire bound from here; the value is the shared one.
+export { FIRE_TIMES_MAX } from "../schedules.js";
 
 /**
  * Schedules (recurring tasks). The store keeps each schedule's cursor; the cron
@@ -110,53 +71,16 @@ export class ScheduleStatements {
   }
 
   upsert(schedules: ScheduleUpsert[], now: number): ScheduleRecord[] {
-    const seen = new Set<string>();
-    schedules.forEach((s, index) => {
-      const where = `schedules[${index}]`;
-      if (typeof s.id !== "string" || !SCHEDULE_ID_PATTERN.test(s.id)) {
-        throw new RosterError("VALIDATION", `${where}.id: must be lowercase letters, digits, _ . or -, starting with a letter or digit`, { details: { index, field: "id" } });
-      }
-      if (seen.has(s.id)) throw new RosterError("VALIDATION", `${where}.id: "${s.id}" is given twice`, { details: { index, field: "id" } });
-      seen.add(s.id);
-      if (!(MISSED_POLICIES as readonly string[]).includes(s.missed ?? "skip")) {
-        throw new RosterError("VALIDATION", `${where}.missed: must be one of ${MISSED_POLICIES.join(", ")}`, { details: { index, field: "missed" } });
-      }
-      if (!Number.isSafeInteger(s.nextFireAt)) throw new RosterError("VALIDATION", `${where}.nextFireAt: must be epoch ms`, { details: { index, field: "nextFireAt" } });
-      // The template must make a valid task, and its persona must exist: checked by the enqueuer's own rules.
-      this.template(s.task, `${where}.task`);
-    });
+    validateSchedules(schedules, this.maxPayloadBytes);
     for (const s of schedules) {
-      const row = {
-        id: s.id,
-        cron: s.cron,
-        timezone: s.timezone ?? null,
-        task: JSON.stringify(s.task),
-        missed: s.missed ?? "skip",
-        source: s.source ?? null,
-        nextFireAt: s.nextFireAt,
-        now,
-      };
+      const values = scheduleValues(s);
       const existing = this.byId.get(s.id) as ScheduleRow | undefined;
-      if (existing === undefined) this.insertStmt.run(row);
-      else this.updateStmt.run(row);
-      this.event(null, existing === undefined ? "schedule:added" : "schedule:updated", now, s.source ?? null, { schedule: s.id, cron: s.cron, timezone: row.timezone, missed: row.missed });
+      if (existing === undefined) this.insertStmt.run({ ...values, now });
+      else this.updateStmt.run({ ...values, now });
+      const event = upsertEvent(values, existing !== undefined);
+      this.event(null, event.type, now, event.agentId, event.data);
     }
     return schedules.map((s) => toSchedule(this.byId.get(s.id) as ScheduleRow));
-  }
-
-  /** The task input a template makes, validated (shape and payload); the persona is checked when it is enqueued. */
-  private template(task: ScheduleTaskTemplate, field: string): TaskInput {
-    if (task === null || typeof task !== "object" || Array.isArray(task)) {
-      throw new RosterError("VALIDATION", `${field}: must be an object with persona and title`, { details: { field } });
-    }
-    const input: TaskInput = { ...task };
-    try {
-      validateBatch([input], this.maxPayloadBytes);
-    } catch (error) {
-      if (!(error instanceof RosterError)) throw error;
-      throw new RosterError(error.code, `${field}: ${error.message.replace(/^tasks\[0\]\.?/, "")}`, { details: { field } });
-    }
-    return input;
   }
 
   list(): ScheduleRecord[] {
@@ -169,13 +93,13 @@ export class ScheduleStatements {
   }
 
   remove(id: string, now: number): void {
-    if (this.deleteStmt.run(id).changes === 0) throw notFound(id);
+    if (this.deleteStmt.run(id).changes === 0) throw scheduleNotFound(id);
     this.event(null, "schedule:removed", now, null, { schedule: id });
   }
 
   pause(p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): ScheduleRecord {
     const row = this.byId.get(p.id) as ScheduleRow | undefined;
-    if (row === undefined) throw notFound(p.id);
+    if (row === undefined) throw scheduleNotFound(p.id);
     this.pauseStmt.run({ id: p.id, pausedAt: p.paused ? (row.paused_at ?? p.now) : null, nextFireAt: p.paused ? null : (p.nextFireAt ?? null), now: p.now });
     this.event(null, p.paused ? "schedule:paused" : "schedule:resumed", p.now, null, { schedule: p.id });
     return toSchedule(this.byId.get(p.id) as ScheduleRow);
@@ -190,25 +114,14 @@ export class ScheduleStatements {
   }
 
   fire(p: FireParams): { fired: boolean; taskIds: number[] } {
-    if (p.fireAts.length > FIRE_TIMES_MAX) {
-      throw new RosterError("VALIDATION", `fireAts: at most ${FIRE_TIMES_MAX} fire times per call`, { details: { field: "fireAts" } });
-    }
+    const { lastFireAt } = checkFire(p);
     const row = this.byId.get(p.scheduleId) as ScheduleRow | undefined;
     if (row === undefined) return { fired: false, taskIds: [] };
-    const lastFireAt = p.fireAts.length === 0 ? null : Math.max(...p.fireAts);
     const taken = this.advanceStmt.run({ id: p.scheduleId, expected: p.expectedNextFireAt, nextFireAt: p.nextFireAt, lastFireAt, now: p.now }).changes === 1;
     if (!taken) return { fired: false, taskIds: [] };
-    if (p.skipped.length > 0) {
-      this.event(null, "schedule:skipped", p.now, p.by, { schedule: p.scheduleId, missed: p.skipped.length, first: Math.min(...p.skipped), last: Math.max(...p.skipped) });
-    }
+    if (p.skipped.length > 0) this.event(null, "schedule:skipped", p.now, p.by, skippedData(p));
     if (p.fireAts.length === 0) return { fired: true, taskIds: [] };
-    const template = JSON.parse(row.task) as ScheduleTaskTemplate;
-    const inputs: TaskInput[] = p.fireAts.map((fireAt) => ({
-      ...template,
-      payload: { ...(isObject(template.payload) ? template.payload : template.payload === undefined ? {} : { value: template.payload }), schedule: { id: row.id, fireAt } },
-      idempotencyKey: fireKey(row.id, fireAt),
-    }));
-    const written = this.enqueuer.write(validateBatch(inputs, this.maxPayloadBytes), { parentId: null, createdBy: `schedule:${row.id}`, now: p.now });
+    const written = this.enqueuer.write(fireInputs(row, p.fireAts, this.maxPayloadBytes), { parentId: null, createdBy: `schedule:${row.id}`, now: p.now });
     // An id that was not created here already had the key (enqueued by hand, or a fire replayed): no second event.
     const created = new Set(written.created);
     written.ids.forEach((taskId, i) => {
@@ -219,8 +132,4 @@ export class ScheduleStatements {
     }
     return { fired: true, taskIds: written.ids };
   }
-}
-
-function isObject(value: unknown): value is Record<string, never> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

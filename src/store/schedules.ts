@@ -1,0 +1,153 @@
+/**
+ * Schedules (recurring tasks) as both stores keep them, without the database: a row's
+ * mapping to a ScheduleRecord, the validation of an upsert, and the tasks a fire
+ * enqueues. SQLite (src/store/sqlite/schedules.ts) and PostgreSQL
+ * (src/store/postgres/schedules.ts) each hold only their SQL and decide here, so a
+ * schedule behaves alike on both (docs/ARCHITECTURE.md, "PostgreSQL and beyond one machine").
+ */
+import { RosterError } from "../errors.js";
+import { validateBatch, type ValidatedTask } from "./input.js";
+import { MISSED_POLICIES, type FireParams, type MissedPolicy, type ScheduleRecord, type ScheduleTaskTemplate, type ScheduleUpsert, type TaskInput } from "./types.js";
+
+export const SCHEDULE_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,99}$/;
+/** Most fire times one fire() call enqueues (catch-up-once needs one; a tick that ran late a few). */
+export const FIRE_TIMES_MAX = 100;
+/** Most due schedules one due() read returns when the caller names no limit. */
+export const DUE_LIMIT_DEFAULT = 100;
+
+/** The idempotency key of a schedule's fire: the same on every supervisor, so a fire enqueues once. */
+export function fireKey(scheduleId: string, fireAt: number): string {
+  return `schedule:${scheduleId}@${fireAt}`;
+}
+
+/** A `schedules` row as both engines read it. */
+export interface ScheduleRow {
+  id: string;
+  cron: string;
+  timezone: string | null;
+  task: string;
+  missed: MissedPolicy;
+  source: string | null;
+  paused_at: number | null;
+  next_fire_at: number;
+  last_fire_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toSchedule(row: ScheduleRow): ScheduleRecord {
+  return {
+    id: row.id,
+    cron: row.cron,
+    timezone: row.timezone,
+    task: JSON.parse(row.task) as ScheduleTaskTemplate,
+    missed: row.missed,
+    source: row.source,
+    pausedAt: row.paused_at,
+    nextFireAt: row.next_fire_at,
+    lastFireAt: row.last_fire_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function scheduleNotFound(id: string): RosterError {
+  return new RosterError("VALIDATION", `schedule "${id}" does not exist`, { details: { field: "id", id } });
+}
+
+/** The values an upsert writes for one schedule: the defaults filled in, the template as JSON text. */
+export interface ScheduleValues {
+  id: string;
+  cron: string;
+  timezone: string | null;
+  task: string;
+  missed: MissedPolicy;
+  source: string | null;
+  nextFireAt: number;
+}
+
+export function scheduleValues(s: ScheduleUpsert): ScheduleValues {
+  return {
+    id: s.id,
+    cron: s.cron,
+    timezone: s.timezone ?? null,
+    task: JSON.stringify(s.task),
+    missed: s.missed ?? "skip",
+    source: s.source ?? null,
+    nextFireAt: s.nextFireAt,
+  };
+}
+
+/** The audit event an upsert writes for one schedule (`schedule:added` or `schedule:updated`). */
+export function upsertEvent(values: ScheduleValues, existed: boolean): { type: string; agentId: string | null; data: unknown } {
+  return {
+    type: existed ? "schedule:updated" : "schedule:added",
+    agentId: values.source,
+    data: { schedule: values.id, cron: values.cron, timezone: values.timezone, missed: values.missed },
+  };
+}
+
+/**
+ * Checks a batch of schedules whole before anything is written (docs/ARCHITECTURE.md
+ * rule 11): ids well formed and given once, a known missed-fire policy, an epoch-ms
+ * cursor, and a template that makes a valid task (the persona is checked when it is enqueued).
+ */
+export function validateSchedules(schedules: ScheduleUpsert[], maxPayloadBytes: number): void {
+  const seen = new Set<string>();
+  schedules.forEach((s, index) => {
+    const where = `schedules[${index}]`;
+    if (typeof s.id !== "string" || !SCHEDULE_ID_PATTERN.test(s.id)) {
+      throw new RosterError("VALIDATION", `${where}.id: must be lowercase letters, digits, _ . or -, starting with a letter or digit`, { details: { index, field: "id" } });
+    }
+    if (seen.has(s.id)) throw new RosterError("VALIDATION", `${where}.id: "${s.id}" is given twice`, { details: { index, field: "id" } });
+    seen.add(s.id);
+    if (!(MISSED_POLICIES as readonly string[]).includes(s.missed ?? "skip")) {
+      throw new RosterError("VALIDATION", `${where}.missed: must be one of ${MISSED_POLICIES.join(", ")}`, { details: { index, field: "missed" } });
+    }
+    if (!Number.isSafeInteger(s.nextFireAt)) throw new RosterError("VALIDATION", `${where}.nextFireAt: must be epoch ms`, { details: { index, field: "nextFireAt" } });
+    template(s.task, `${where}.task`, maxPayloadBytes);
+  });
+}
+
+/** The task input a template makes, validated (shape and payload); the persona is checked when it is enqueued. */
+function template(task: ScheduleTaskTemplate, field: string, maxPayloadBytes: number): TaskInput {
+  if (task === null || typeof task !== "object" || Array.isArray(task)) {
+    throw new RosterError("VALIDATION", `${field}: must be an object with persona and title`, { details: { field } });
+  }
+  const input: TaskInput = { ...task };
+  try {
+    validateBatch([input], maxPayloadBytes);
+  } catch (error) {
+    if (!(error instanceof RosterError)) throw error;
+    throw new RosterError(error.code, `${field}: ${error.message.replace(/^tasks\[0\]\.?/, "")}`, { details: { field } });
+  }
+  return input;
+}
+
+/** Refuses a fire of more than FIRE_TIMES_MAX times; answers the cursor's new last_fire_at (null: none fired). */
+export function checkFire(p: FireParams): { lastFireAt: number | null } {
+  if (p.fireAts.length > FIRE_TIMES_MAX) {
+    throw new RosterError("VALIDATION", `fireAts: at most ${FIRE_TIMES_MAX} fire times per call`, { details: { field: "fireAts" } });
+  }
+  return { lastFireAt: p.fireAts.length === 0 ? null : Math.max(...p.fireAts) };
+}
+
+/** The `schedule:skipped` event's data for missed fire times a taken fire passed over. */
+export function skippedData(p: FireParams): { schedule: string; missed: number; first: number; last: number } {
+  return { schedule: p.scheduleId, missed: p.skipped.length, first: Math.min(...p.skipped), last: Math.max(...p.skipped) };
+}
+
+/** The tasks a taken fire enqueues, one per fire time, validated: the template with the fire in its payload and fireKey() as idempotency key. */
+export function fireInputs(row: ScheduleRow, fireAts: readonly number[], maxPayloadBytes: number): ValidatedTask[] {
+  const template = JSON.parse(row.task) as ScheduleTaskTemplate;
+  const inputs: TaskInput[] = fireAts.map((fireAt) => ({
+    ...template,
+    payload: { ...(isObject(template.payload) ? template.payload : template.payload === undefined ? {} : { value: template.payload }), schedule: { id: row.id, fireAt } },
+    idempotencyKey: fireKey(row.id, fireAt),
+  }));
+  return validateBatch(inputs, maxPayloadBytes);
+}
+
+function isObject(value: unknown): value is Record<string, never> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
