@@ -4,7 +4,7 @@
  * starts from cannot differ between SQLite and PostgreSQL.
  */
 import type { ErrorObject } from "../errors.js";
-import { parseJson } from "./sqlite/rows.js";
+import { parseJson } from "./rows.js";
 import type { ClaimedTask, DependencyResult, PreviousAttempt, TaskState } from "./types.js";
 
 /** The lease fields a claim statement returns per claimed row. */

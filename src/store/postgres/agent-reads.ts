@@ -2,7 +2,7 @@ import type { ValidatedTask } from "../input.js";
 import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
-import { taskNotFound } from "./reads.js";
+import { taskNotFound } from "../rows.js";
 import type { PgTransitions } from "./transitions.js";
 
 type Q = Pick<Tx, "rows" | "one">;

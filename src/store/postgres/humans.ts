@@ -3,7 +3,7 @@ import { readyEvent } from "../events.js";
 import { HUMAN_TEXT_MAX, PARKED_LIST_LIMIT_DEFAULT, planText } from "../sqlite/humans.js";
 import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
-import { taskNotFound } from "./reads.js";
+import { taskNotFound } from "../rows.js";
 import type { PgTransitions } from "./transitions.js";
 
 type Q = Pick<Tx, "rows" | "one">;

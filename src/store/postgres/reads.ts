@@ -1,14 +1,29 @@
 import { RosterError } from "../../errors.js";
-import { toAgentRecord, toPersonaRecord, toTaskEvent, toTaskRecord, type AgentRow, type EventRow, type PersonaRow, type TaskRow } from "../sqlite/rows.js";
-import { TASK_STATES, type AgentRecord, type Counts, type ListTasksParams, type PersonaRecord, type RunningTask, type TaskDetail, type TaskEvent, type TaskRecord, type TaskState } from "../types.js";
+import {
+  EVENT_LIMIT_DEFAULT,
+  LIST_LIMIT_DEFAULT,
+  listStatuses,
+  taskNotFound,
+  toAgentRecord,
+  toCounts,
+  toPersonaRecord,
+  toRunningTask,
+  toTaskDetail,
+  toTaskEvent,
+  toTaskRecord,
+  type AgentRow,
+  type BriefRow,
+  type EventRow,
+  type PersonaRow,
+  type RunningRow,
+  type TaskRow,
+} from "../rows.js";
+import type { AgentRecord, Counts, ListTasksParams, PersonaRecord, RunningTask, TaskDetail, TaskEvent, TaskRecord, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
-export const LIST_LIMIT_DEFAULT = 100;
-export const EVENT_LIMIT_DEFAULT = 50;
-
-/** The columns of a TaskRecord (src/store/sqlite/rows.ts maps them); JSON stays text. */
+/** The columns of a TaskRecord (src/store/rows.ts maps them); JSON stays text. */
 export const PG_TASK_COLUMNS = `t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.root_id, t.created_by,
   t.priority, t.retry_policy, t.timeout_ms, t.idempotency_key, t.created_at,
   s.status, s.unmet_deps, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_token,
@@ -41,10 +56,6 @@ export const PG_OBSERVE_LEASES_SQL = `
 
 export const PG_OBSERVE_AGENTS_SQL = "SELECT id, last_heartbeat, heartbeat_timeout_ms FROM agents WHERE status = 'active'";
 
-export function taskNotFound(taskId: number): RosterError {
-  return new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-}
-
 /** A task id as the database can take it: an integer, or TASK_NOT_FOUND naming it (never a driver error). */
 export function assertTaskId(taskId: unknown, field = "taskId"): number {
   if (typeof taskId !== "number" || !Number.isSafeInteger(taskId)) {
@@ -56,38 +67,24 @@ export function assertTaskId(taskId: unknown, field = "taskId"): number {
 export async function getTask(q: Q, taskId: number, eventLimit = EVENT_LIMIT_DEFAULT): Promise<TaskDetail> {
   const row = await q.one<TaskRow>(`SELECT ${PG_TASK_COLUMNS} ${FROM} WHERE t.id = $1`, [taskId]);
   if (row === undefined) throw taskNotFound(taskId);
-  type Brief = { id: number; title: string; persona_id: string; status: TaskState };
-  const brief = (r: Brief) => ({ id: r.id, title: r.title, persona: r.persona_id, status: r.status });
-  const [dependencies, dependents, children, events] = [
-    await q.rows<Brief & { result: string | null }>(
+  return toTaskDetail(row, {
+    dependencies: await q.rows<BriefRow & { result: string | null }>(
       `SELECT t.id, t.title, t.persona_id, s.status, s.result FROM task_dependencies d
        JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = t.id WHERE d.task_id = $1 ORDER BY t.id`,
       [taskId],
     ),
-    await q.rows<Brief>(
+    dependents: await q.rows<BriefRow>(
       `SELECT t.id, t.title, t.persona_id, s.status FROM task_dependencies d
        JOIN tasks t ON t.id = d.task_id JOIN task_status s ON s.task_id = t.id WHERE d.depends_on = $1 ORDER BY t.id`,
       [taskId],
     ),
-    await q.rows<Brief>(`SELECT t.id, t.title, t.persona_id, s.status ${FROM} WHERE t.parent_id = $1 ORDER BY t.id`, [taskId]),
-    await q.rows<EventRow>("SELECT * FROM (SELECT * FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT $2) e ORDER BY id", [taskId, eventLimit]),
-  ];
-  return {
-    ...toTaskRecord(row),
-    dependencies: dependencies.map((r) => ({ ...brief(r), result: r.result === null ? null : JSON.parse(r.result) })),
-    dependents: dependents.map(brief),
-    children: children.map(brief),
-    events: events.map(toTaskEvent),
-  };
+    children: await q.rows<BriefRow>(`SELECT t.id, t.title, t.persona_id, s.status ${FROM} WHERE t.parent_id = $1 ORDER BY t.id`, [taskId]),
+    events: await q.rows<EventRow>("SELECT * FROM (SELECT * FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT $2) e ORDER BY id", [taskId, eventLimit]),
+  });
 }
 
 export async function listTasks(q: Q, params: ListTasksParams): Promise<TaskRecord[]> {
-  const statuses = params.status === undefined ? null : Array.isArray(params.status) ? params.status : [params.status];
-  for (const status of statuses ?? []) {
-    if (!(TASK_STATES as readonly string[]).includes(status)) {
-      throw new RosterError("VALIDATION", `status: "${status}" is not one of ${TASK_STATES.join(", ")}`, { details: { field: "status" } });
-    }
-  }
+  const statuses = listStatuses(params);
   const limit = params.limit === undefined ? LIST_LIMIT_DEFAULT : params.limit === 0 ? null : params.limit;
   const rows = await q.rows<TaskRow>(
     `SELECT ${PG_TASK_COLUMNS} ${FROM}
@@ -129,34 +126,11 @@ export async function counts(q: Q, rootId?: number): Promise<Counts> {
           `SELECT s.persona_id, s.status, count(*) AS n ${FROM} WHERE t.id = $1 OR t.root_id = $1 GROUP BY s.persona_id, s.status`,
           [rootId],
         );
-  const out: Counts = {};
-  for (const row of rows) (out[row.persona_id] ??= {})[row.status] = row.n;
-  return out;
+  return toCounts(rows);
 }
 
 export async function running(q: Q, params: { persona?: string | undefined; limit?: number | undefined } = {}): Promise<RunningTask[]> {
-  const rows = await q.rows<{
-    id: number;
-    title: string;
-    persona_id: string;
-    status: TaskState;
-    attempts: number;
-    progress: number | null;
-    progress_message: string | null;
-    assigned_agent_id: string | null;
-    started_at: number | null;
-  }>(PG_RUNNING_SQL, [params.persona ?? null, params.limit ?? 1000]);
-  return rows.map((r) => ({
-    id: r.id,
-    title: r.title,
-    persona: r.persona_id,
-    status: r.status,
-    attempt: r.attempts,
-    progress: r.progress,
-    progressMessage: r.progress_message,
-    assignedAgentId: r.assigned_agent_id,
-    startedAt: r.started_at,
-  }));
+  return (await q.rows<RunningRow>(PG_RUNNING_SQL, [params.persona ?? null, params.limit ?? 1000])).map(toRunningTask);
 }
 
 export async function oldestReady(q: Q, params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null> {

@@ -1,7 +1,7 @@
 import type { HumanRequest, Json, TaskState, WhyReason, WhyReport } from "../types.js";
 import { explainTask, type WhyFacts } from "../why.js";
 import type { Tx } from "./database.js";
-import { taskNotFound } from "./reads.js";
+import { taskNotFound } from "../rows.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 

@@ -3,7 +3,7 @@ import type { ValidatedTask } from "../input.js";
 import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
-import { parseJson } from "./rows.js";
+import { parseJson } from "../rows.js";
 import type { Transitions } from "./transitions.js";
 
 /**

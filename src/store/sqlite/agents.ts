@@ -4,7 +4,7 @@ import type { AgentRecord, HeartbeatParams, HeartbeatResult, LeaseRef, RegisterA
 import type { AgentObservation, LeaseObservation, Silent } from "../liveness.js";
 import type { Db } from "./database.js";
 import { OBSERVE_AGENTS_SQL } from "./maintenance.js";
-import { toAgentRecord, type AgentRow } from "./rows.js";
+import { toAgentRecord, type AgentRow } from "../rows.js";
 import type { Transitions } from "./transitions.js";
 
 /**

@@ -2,7 +2,7 @@ import type { RetryPolicy } from "../../policy/retry.js";
 import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
 import type { LeaseObservation, Silent } from "../liveness.js";
 import type { Db, TransactionRunner } from "./database.js";
-import { toPersonaRecord, type PersonaRow } from "./rows.js";
+import { toPersonaRecord, type PersonaRow } from "../rows.js";
 import { RosterError } from "../../errors.js";
 import { unknownNameHint } from "../suggest.js";
 import type { Transitions } from "./transitions.js";

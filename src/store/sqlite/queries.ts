@@ -1,20 +1,29 @@
-import { RosterError } from "../../errors.js";
+import type { Counts, CountsParams, ListTasksParams, RunningTask, TaskDetail, TaskEvent, TaskRecord, TaskState } from "../types.js";
 import {
-  TASK_STATES,
-  type Counts,
-  type CountsParams,
-  type ListTasksParams,
-  type RunningTask,
-  type TaskDetail,
-  type TaskEvent,
-  type TaskRecord,
-  type TaskState,
-} from "../types.js";
+  EVENT_LIMIT_DEFAULT,
+  LIST_LIMIT_DEFAULT,
+  listStatuses,
+  taskNotFound,
+  toCounts,
+  toRunningTask,
+  toTaskDetail,
+  toTaskEvent,
+  toTaskRecord,
+  type BriefRow,
+  type EventRow,
+  type RunningRow,
+  type TaskRow,
+} from "../rows.js";
 import type { Db } from "./database.js";
-import { TASK_COLUMNS, parseJson, toTaskEvent, toTaskRecord, type EventRow, type TaskRow } from "./rows.js";
 
-export const LIST_LIMIT_DEFAULT = 100;
-export const EVENT_LIMIT_DEFAULT = 50;
+/** The columns of a TaskRecord (src/store/rows.ts maps them); JSON stays text. */
+export const TASK_COLUMNS = `t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.root_id, t.created_by,
+  t.priority, t.retry_policy, t.timeout_ms, t.idempotency_key, t.created_at,
+  s.status, s.unmet_deps, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_token,
+  s.lease_ms, s.lease_expires_at, s.claimed_at, s.started_at, s.finished_at, s.progress, s.progress_message,
+  s.result, s.last_error, s.updated_at,
+  (SELECT json_group_array(d.depends_on) FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on`;
+
 
 /** Counts per persona and state (metrics read it at every scrape), from the trigger-kept counters. */
 export const COUNTS_ALL_SQL = "SELECT persona_id, status, n FROM task_counts WHERE n > 0";
@@ -138,19 +147,13 @@ export class TaskQueries {
 
   get(taskId: number, eventLimit = EVENT_LIMIT_DEFAULT): TaskDetail {
     const row = this.byId.get(taskId) as TaskRow | undefined;
-    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    type Brief = { id: number; title: string; persona_id: string; status: TaskState };
-    const brief = (r: Brief) => ({ id: r.id, title: r.title, persona: r.persona_id, status: r.status });
-    return {
-      ...toTaskRecord(row),
-      dependencies: (this.dependencies.all(taskId) as Array<Brief & { result: string | null }>).map((r) => ({
-        ...brief(r),
-        result: parseJson(r.result),
-      })),
-      dependents: (this.dependents.all(taskId) as Brief[]).map(brief),
-      children: (this.children.all(taskId) as Brief[]).map(brief),
-      events: (this.latestEvents.all(taskId, eventLimit) as EventRow[]).map(toTaskEvent),
-    };
+    if (row === undefined) throw taskNotFound(taskId);
+    return toTaskDetail(row, {
+      dependencies: this.dependencies.all(taskId) as Array<BriefRow & { result: string | null }>,
+      dependents: this.dependents.all(taskId) as BriefRow[],
+      children: this.children.all(taskId) as BriefRow[],
+      events: this.latestEvents.all(taskId, eventLimit) as EventRow[],
+    });
   }
 
   exists(taskId: number): boolean {
@@ -158,12 +161,7 @@ export class TaskQueries {
   }
 
   list(params: ListTasksParams): TaskRecord[] {
-    const statuses = params.status === undefined ? null : Array.isArray(params.status) ? params.status : [params.status];
-    for (const status of statuses ?? []) {
-      if (!(TASK_STATES as readonly string[]).includes(status)) {
-        throw new RosterError("VALIDATION", `status: "${status}" is not one of ${TASK_STATES.join(", ")}`, { details: { field: "status" } });
-      }
-    }
+    const statuses = listStatuses(params);
     const limit = params.limit === undefined ? LIST_LIMIT_DEFAULT : params.limit === 0 ? -1 : params.limit;
     const rows = (params.newestFirst === true ? this.listNewestStmt : this.listStmt).all({
       afterId: params.afterId ?? 0,
@@ -190,34 +188,11 @@ export class TaskQueries {
     const rows = (
       params.rootId === undefined ? this.countsAll.all() : this.countsRoot.all({ rootId: params.rootId })
     ) as Array<{ persona_id: string; status: TaskState; n: number }>;
-    const out: Counts = {};
-    for (const row of rows) (out[row.persona_id] ??= {})[row.status] = row.n;
-    return out;
+    return toCounts(rows);
   }
 
   running(params: { persona?: string | undefined; limit?: number | undefined } = {}): RunningTask[] {
-    const rows = this.runningStmt.all({ persona: params.persona ?? null, limit: params.limit ?? 1000 }) as Array<{
-      id: number;
-      title: string;
-      persona_id: string;
-      status: TaskState;
-      attempts: number;
-      progress: number | null;
-      progress_message: string | null;
-      assigned_agent_id: string | null;
-      started_at: number | null;
-    }>;
-    return rows.map((r) => ({
-      id: r.id,
-      title: r.title,
-      persona: r.persona_id,
-      status: r.status,
-      attempt: r.attempts,
-      progress: r.progress,
-      progressMessage: r.progress_message,
-      assignedAgentId: r.assigned_agent_id,
-      startedAt: r.started_at,
-    }));
+    return (this.runningStmt.all({ persona: params.persona ?? null, limit: params.limit ?? 1000 }) as RunningRow[]).map(toRunningTask);
   }
 
   leasesGone(leases: ReadonlyArray<{ taskId: number; leaseToken: string }>): Array<{ taskId: number; leaseToken: string; status: TaskState | null }> {

@@ -3,7 +3,7 @@ import type { Json, TaskState, WhyReason, WhyReport } from "../types.js";
 import { explainTask, type WhyFacts } from "../why.js";
 import type { Db } from "./database.js";
 import type { HumanStatements } from "./humans.js";
-import { parseJson } from "./rows.js";
+import { parseJson } from "../rows.js";
 
 /** Most slot holders listed by `roster why`. */
 const HOLDERS_MAX = 100;

@@ -1,8 +1,34 @@
-import type { ErrorObject } from "../../errors.js";
-import type { RetryPolicy } from "../../policy/retry.js";
-import type { AgentRecord, Json, PersonaRecord, TaskEvent, TaskRecord, TaskState } from "../types.js";
+/**
+ * Row shapes as both engines return them (SQLite's better-sqlite3 and PostgreSQL's pg,
+ * JSON kept as text, times as integers), and their one mapping to the store's types, so a
+ * record cannot differ between the two stores (docs/ARCHITECTURE.md, "PostgreSQL and beyond
+ * one machine"). The SQL that reads them stays in each engine's folder.
+ */
+import { RosterError, type ErrorObject } from "../errors.js";
+import type { RetryPolicy } from "../policy/retry.js";
+import {
+  TASK_STATES,
+  type AgentRecord,
+  type Counts,
+  type Json,
+  type ListTasksParams,
+  type PersonaRecord,
+  type RunningTask,
+  type TaskDetail,
+  type TaskEvent,
+  type TaskRecord,
+  type TaskState,
+} from "./types.js";
 
-/** Row shapes as SQLite returns them, and their mapping to the store's types. */
+/** Tasks a list returns when the caller names no limit. */
+export const LIST_LIMIT_DEFAULT = 100;
+/** Latest events a task's detail carries when the caller names no limit. */
+export const EVENT_LIMIT_DEFAULT = 50;
+
+export function taskNotFound(taskId: number): RosterError {
+  return new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
+}
+
 export interface TaskRow {
   id: number;
   title: string;
@@ -37,13 +63,6 @@ export interface TaskRow {
   updated_at: number;
   depends_on: string | null;
 }
-
-export const TASK_COLUMNS = `t.id, t.title, t.description, t.persona_id, t.payload, t.parent_id, t.root_id, t.created_by,
-  t.priority, t.retry_policy, t.timeout_ms, t.idempotency_key, t.created_at,
-  s.status, s.unmet_deps, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_token,
-  s.lease_ms, s.lease_expires_at, s.claimed_at, s.started_at, s.finished_at, s.progress, s.progress_message,
-  s.result, s.last_error, s.updated_at,
-  (SELECT json_group_array(d.depends_on) FROM task_dependencies d WHERE d.task_id = t.id) AS depends_on`;
 
 export function parseJson<T = Json>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
@@ -150,5 +169,76 @@ export function toPersonaRecord(row: PersonaRow): PersonaRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     retiredAt: row.retired_at ?? null,
+  };
+}
+
+/** The statuses a list filters on, each checked to be a task state (null: any). */
+export function listStatuses(params: ListTasksParams): TaskState[] | null {
+  const statuses = params.status === undefined ? null : Array.isArray(params.status) ? params.status : [params.status];
+  for (const status of statuses ?? []) {
+    if (!(TASK_STATES as readonly string[]).includes(status)) {
+      throw new RosterError("VALIDATION", `status: "${status}" is not one of ${TASK_STATES.join(", ")}`, { details: { field: "status" } });
+    }
+  }
+  return statuses;
+}
+
+/** A neighbour of a task as its detail lists it (dependency, dependent or child). */
+export interface BriefRow {
+  id: number;
+  title: string;
+  persona_id: string;
+  status: TaskState;
+}
+
+function brief(r: BriefRow): { id: number; title: string; persona: string; status: TaskState } {
+  return { id: r.id, title: r.title, persona: r.persona_id, status: r.status };
+}
+
+/** A task's detail from its row, its neighbours' rows and its latest events. */
+export function toTaskDetail(
+  row: TaskRow,
+  rows: { dependencies: Array<BriefRow & { result: string | null }>; dependents: BriefRow[]; children: BriefRow[]; events: EventRow[] },
+): TaskDetail {
+  return {
+    ...toTaskRecord(row),
+    dependencies: rows.dependencies.map((r) => ({ ...brief(r), result: parseJson(r.result) })),
+    dependents: rows.dependents.map(brief),
+    children: rows.children.map(brief),
+    events: rows.events.map(toTaskEvent),
+  };
+}
+
+/** Counts per persona and state from `(persona_id, status, n)` rows. */
+export function toCounts(rows: ReadonlyArray<{ persona_id: string; status: TaskState; n: number }>): Counts {
+  const out: Counts = {};
+  for (const row of rows) (out[row.persona_id] ??= {})[row.status] = row.n;
+  return out;
+}
+
+/** A leased task as the running reads return it. */
+export interface RunningRow {
+  id: number;
+  title: string;
+  persona_id: string;
+  status: TaskState;
+  attempts: number;
+  progress: number | null;
+  progress_message: string | null;
+  assigned_agent_id: string | null;
+  started_at: number | null;
+}
+
+export function toRunningTask(r: RunningRow): RunningTask {
+  return {
+    id: r.id,
+    title: r.title,
+    persona: r.persona_id,
+    status: r.status,
+    attempt: r.attempts,
+    progress: r.progress,
+    progressMessage: r.progress_message,
+    assignedAgentId: r.assigned_agent_id,
+    startedAt: r.started_at,
   };
 }
