@@ -12,7 +12,7 @@ import { loadAdapter, type AdapterEnvironment } from "../adapters/registry.js";
 import { normalizeOutput } from "../adapters/output.js";
 import type { Adapter, AdapterContext, AdapterLogger, AdapterPersona } from "../adapters/types.js";
 import { askHumanFor } from "../adapters/human-input.js";
-import { RosterError, fromErrorObject, toErrorObject } from "../errors.js";
+import { RosterError, fromErrorObject, toErrorObject, type ErrorObject } from "../errors.js";
 import { RunUsage } from "./run-usage.js";
 import {
   REPORT_LOG,
@@ -38,8 +38,13 @@ const env: AdapterEnvironment = {
 };
 const threadSlots = new Int32Array(init.threadSlots);
 const adapters = new Map<string, Promise<Adapter>>();
-/** The running attempts of this thread, by run id (RunBatchRequest.runIds). */
-const controllers = new Map<number, AbortController>();
+/**
+ * The running attempts of this thread, by run id (RunBatchRequest.runIds), with the
+ * abort reason once one came: the ErrorObject the main thread made once
+ * (src/supervisor/attempts.ts), which the attempt's outcome carries back as it is.
+ * The adapter's signal gets it rebuilt as an Error (an adapter sees an Error), once.
+ */
+const controllers = new Map<number, { controller: AbortController; reason: ErrorObject | null }>();
 /**
  * Aborts that arrived before their attempt did (the two travel on different
  * channels). Aborts are broadcast to every thread, so most entries belong to
@@ -47,7 +52,7 @@ const controllers = new Map<number, AbortController>();
  * run id, which no later attempt shares, so an entry left here can never abort
  * the task's next attempt.
  */
-const earlyAborts = new Map<number, { reason: Error; at: number }>();
+const earlyAborts = new Map<number, { reason: ErrorObject; at: number }>();
 const EARLY_ABORT_TTL_MS = 30_000;
 
 const LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -59,13 +64,19 @@ control.onmessage = (event: unknown) => {
   if (!isControlMessage(message)) return;
   const now = Date.now();
   for (const [runId, early] of earlyAborts) if (now - early.at > EARLY_ABORT_TTL_MS) earlyAborts.delete(runId);
-  const reason = fromErrorObject(message.reason);
   for (const runId of message.runIds) {
-    const controller = controllers.get(runId);
-    if (controller === undefined) earlyAborts.set(runId, { reason, at: now });
-    else controller.abort(reason);
+    const run = controllers.get(runId);
+    if (run === undefined) earlyAborts.set(runId, { reason: message.reason, at: now });
+    else abortRun(run, message.reason);
   }
 };
+
+/** The first abort of a run wins; the pool resends it until the run settles, and a resend changes nothing. */
+function abortRun(run: { controller: AbortController; reason: ErrorObject | null }, reason: ErrorObject): void {
+  if (run.reason !== null) return;
+  run.reason = reason;
+  run.controller.abort(fromErrorObject(reason));
+}
 // The pool terminates its threads; the channel must not keep one alive by itself.
 control.unref();
 
@@ -205,27 +216,28 @@ async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
 }
 
 async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome> {
-  const controller = new AbortController();
-  controllers.set(runId, controller);
+  const run = { controller: new AbortController(), reason: null as ErrorObject | null };
+  controllers.set(runId, run);
   const early = earlyAborts.get(runId);
   if (early !== undefined) {
     earlyAborts.delete(runId);
-    controller.abort(early.reason);
+    abortRun(run, early.reason);
   }
-  const signal = controller.signal;
+  const signal = run.controller.signal;
+  // Once aborted, the abort's reason (as the main thread sent it) is the outcome, whatever the adapter returned or threw.
+  const aborted = (): TaskOutcome => ({ taskId: task.id, ok: false, error: run.reason!, aborted: true });
   const progress = makeProgress(task, runId, signal);
   try {
     const adapter = await adapterFor(task.persona);
     const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, reportUsage: (usage) => usageOf.add(runId, usage), reportUsageTotal: (usage) => usageOf.setTotal(runId, usage), progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
     const value = await adapter.run(task, ctx);
-    if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
+    if (run.reason !== null) return aborted();
     const output = normalizeOutput(value, init.maxPayloadBytes);
     return output.children === undefined
       ? { taskId: task.id, ok: true, result: output.result }
       : { taskId: task.id, ok: true, result: output.result, children: output.children };
   } catch (error) {
-    // Once aborted, the abort's reason is the outcome, whatever the adapter threw on the way out.
-    if (signal.aborted) return { taskId: task.id, ok: false, error: toErrorObject(signal.reason), aborted: true };
+    if (run.reason !== null) return aborted();
     return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };
   } finally {
     progress.close();

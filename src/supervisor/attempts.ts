@@ -144,6 +144,7 @@ export class Attempts {
     if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
     run.timeoutTimer = null;
     const { id, attempt, persona } = run.task;
+    // Made once, here: the pool sends this object to the thread, whose outcome brings it back unchanged to be recorded.
     const reason: ErrorObject = toErrorObject(why ?? abortError(run, kind));
     // A cancel or a stop is somebody's decision, not a fault: info.
     this.host.logger[kind === "shutdown" || kind === "cancelled" ? "info" : "warn"]({ taskId: id, persona, attempt, reason: kind }, "aborting attempt");

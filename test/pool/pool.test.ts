@@ -33,6 +33,18 @@ describe("worker pool", () => {
     expect(await runs[0]!.outcome).toMatchObject({ taskId: 1, ok: false, aborted: true });
   });
 
+  it("brings an abort's reason back as the main thread made it, not rebuilt on the way", async () => {
+    pool = sleeperPool(2);
+    pool.start();
+    const [run] = pool.runTasks([sleepTask(3, 60_000)], () => "sleep");
+    // A code the errors table does not know and a stack of its own: rebuilding it as an Error and back turned the code into ADAPTER_FAILED.
+    const sent = { name: "HostAbort", code: "HOST_SAID_STOP", message: "stop: the host asked", stack: "HostAbort: stop\n    at the host", retryable: false, details: { host: "b", at: 5 } };
+    await new Promise((r) => setTimeout(r, 50));
+    pool.abort([run!.runId], sent);
+    const outcome = await run!.outcome;
+    expect(outcome).toEqual({ taskId: 3, ok: false, aborted: true, error: sent });
+  });
+
   it("frees a shared message's slot once all its tasks settled, even before the message's own response arrives", async () => {
     // One slot: every message needs it, so a slot held until the response came back
     // would fail the next runTasks with "more than 1 batches in flight".
