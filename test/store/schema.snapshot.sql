@@ -326,44 +326,6 @@ BEGIN
    WHERE tk.task_id = new.task_id AND k.running >= k.max_running;
 END;
 
--- trigger human_gate_insert
-CREATE TRIGGER human_gate_insert AFTER INSERT ON task_status
-  WHEN new.status = 'pending'
-   AND (SELECT config ->> '$.adapter.kind' FROM personas WHERE id = new.persona_id) = 'human'
-BEGIN
-  UPDATE task_status SET status = 'awaiting_approval', ready_at = NULL WHERE task_id = new.task_id;
-  INSERT INTO human_requests (task_id, kind, question, asked_at, deadline_at, default_outcome)
-    SELECT t.id, 'approval',
-           t.title || CASE WHEN t.description = '' THEN '' ELSE char(10) || char(10) || t.description END,
-           new.updated_at,
-           new.updated_at + coalesce(t.payload ->> '$.approval.deadlineMs', p.config ->> '$.adapter.deadlineMs'),
-           coalesce(t.payload ->> '$.approval.default', p.config ->> '$.adapter.default')
-    FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = new.task_id;
-  INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
-    SELECT new.task_id, 'approval:requested', new.updated_at, NULL, new.attempts,
-           json_object('requestId', r.id, 'deadlineAt', r.deadline_at, 'default', r.default_outcome)
-    FROM human_requests r WHERE r.id = last_insert_rowid();
-END;
-
--- trigger human_gate_update
-CREATE TRIGGER human_gate_update AFTER UPDATE OF status ON task_status
-  WHEN new.status = 'pending' AND old.status <> 'pending'
-   AND (SELECT config ->> '$.adapter.kind' FROM personas WHERE id = new.persona_id) = 'human'
-BEGIN
-  UPDATE task_status SET status = 'awaiting_approval', ready_at = NULL WHERE task_id = new.task_id;
-  INSERT INTO human_requests (task_id, kind, question, asked_at, deadline_at, default_outcome)
-    SELECT t.id, 'approval',
-           t.title || CASE WHEN t.description = '' THEN '' ELSE char(10) || char(10) || t.description END,
-           new.updated_at,
-           new.updated_at + coalesce(t.payload ->> '$.approval.deadlineMs', p.config ->> '$.adapter.deadlineMs'),
-           coalesce(t.payload ->> '$.approval.default', p.config ->> '$.adapter.default')
-    FROM tasks t JOIN personas p ON p.id = t.persona_id WHERE t.id = new.task_id;
-  INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
-    SELECT new.task_id, 'approval:requested', new.updated_at, NULL, new.attempts,
-           json_object('requestId', r.id, 'deadlineAt', r.deadline_at, 'default', r.default_outcome)
-    FROM human_requests r WHERE r.id = last_insert_rowid();
-END;
-
 -- trigger task_counts_delete
 CREATE TRIGGER task_counts_delete AFTER DELETE ON task_status BEGIN
   INSERT INTO task_counts (persona_id, status, n) VALUES (old.persona_id, old.status, -1)

@@ -44,10 +44,10 @@ export interface TableSpec {
  * Copied, in this order: referenced rows before the rows that reference them
  * (personas → tasks → dependencies, agents, requests, events, usage), identity
  * sequences moved past each table's ids as soon as it is copied, and task_status
- * last among the task tables. task_status goes last because the approval gate is a
- * trigger on it (migrations/0003, migrations/postgres/0004): were it ever to fire
- * (a `pending` task of a persona that is now `human`), the request and event it
- * writes take ids after the copied ones instead of colliding with them.
+ * last among the task tables. task_status went last while the approval gate was a
+ * trigger on it (migrations/0003, migrations/postgres/0004; now code, called by the
+ * store's own writes, never by a copy's inserts), so that a request and event it wrote
+ * took ids after the copied ones; the order is kept.
  * The economic tables (issue 16) follow.
  */
 export const COPY_TABLES: readonly TableSpec[] = [

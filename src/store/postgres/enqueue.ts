@@ -4,6 +4,8 @@ import type { ValidatedTask } from "../input.js";
 import { unknownNameHint } from "../suggest.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
+import { isHumanConfig } from "../approval-gate.js";
+import { parkForApproval } from "./approvals.js";
 
 /**
  * Writes a validated batch inside the caller's transaction (docs/ARCHITECTURE.md rule 1),
@@ -149,12 +151,16 @@ export async function writeBatch(
   const events: [number[], string[]] = [[], []];
   const created: number[] = [];
   const createdPersonas: string[] = [];
+  // New pending tasks of human personas: the approval gate's to park, after their rows are written.
+  const human = new Set([...configs].filter(([, config]) => isHumanConfig(config)).map(([persona]) => persona));
+  const gated: Array<{ id: number }> = [];
   tasks.forEach((task, index) => {
     const state = resolve(index);
     if (!isNew[index]) return;
     const id = ids[index]!;
     created.push(id);
     createdPersonas.push(task.persona);
+    if (state === "pending" && human.has(task.persona)) gated.push({ id });
     const runAt = now + (task.delayMs ?? 0);
     const policy = policies[index]!.policy as { maxAttempts: number; concurrencyKey?: string; concurrencyLimit?: number };
     const key = policy.concurrencyKey ?? null;
@@ -176,6 +182,9 @@ export async function writeBatch(
       [...statusCols, now],
     );
   }
+  // Pending tasks of human personas park for approval (src/store/approval-gate.ts); their
+  // task:enqueued events still say pending, as when the gate was a trigger.
+  if (gated.length > 0) await parkForApproval(tx, gated, now);
   if (keyLimits.size > 0) {
     // In key order, so two enqueues of the same keys wait for each other rather than deadlock.
     const keys = [...keyLimits.keys()].sort();

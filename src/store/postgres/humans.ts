@@ -3,6 +3,7 @@ import { readyEvent } from "../events.js";
 import { HUMAN_TEXT_MAX, PARKED_LIST_LIMIT_DEFAULT, planText } from "../sqlite/humans.js";
 import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
+import { parkForApproval } from "./approvals.js";
 import { taskNotFound } from "../rows.js";
 import type { PgTransitions } from "./transitions.js";
 
@@ -59,8 +60,8 @@ const OPEN_REQUEST = "SELECT * FROM human_requests WHERE task_id = $1 AND outcom
 
 /**
  * Tasks parked for a person on PostgreSQL, as src/store/sqlite/humans.ts: approvals (a
- * `human` persona's task reaches awaiting_approval through the gate trigger of
- * migrations/postgres/0004_humans.sql) and questions (an attempt parks in
+ * `human` persona's task reaches awaiting_approval through the approval gate,
+ * src/store/approval-gate.ts) and questions (an attempt parks in
  * awaiting_input). Each method runs in the caller's transaction.
  */
 export class PgHumans {
@@ -121,6 +122,7 @@ export class PgHumans {
     const by = p.by ?? null;
     const request = await this.close(tx, p.taskId, "answered", answer, by, p.now);
     await tx.run("UPDATE task_status SET status = 'pending', run_at = $2, ready_at = $2, updated_at = $2 WHERE task_id = $1 AND status = 'awaiting_input'", [p.taskId, p.now]);
+    await parkForApproval(tx, [{ id: p.taskId }], p.now);
     await this.transitions.event(tx, p.taskId, "input:answered", p.now, by, row.attempts, { answer, requestId: request?.id ?? null });
     tx.emit("task:ready", { ids: [p.taskId], personas: [row.persona_id] });
     return { status: "pending" };

@@ -25,6 +25,7 @@ import { writeBatch } from "./enqueue.js";
 import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
 import { PgGates, skippingClaimSql, ungatedClaimSql } from "./gates.js";
 import { providerLimit } from "../gates.js";
+import { parkForApproval } from "./approvals.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -398,6 +399,7 @@ export class PgTransitions {
          WHERE task_id = $1`,
         [p.taskId, runAt, errorJson, p.now],
       );
+      await parkForApproval(tx, [{ id: p.taskId }], p.now);
       await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
       tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
@@ -424,6 +426,7 @@ export class PgTransitions {
       [params.taskId, params.leaseToken, runAt, params.now],
     );
     if (row === undefined) return this.lost(tx, params.taskId, "release");
+    await parkForApproval(tx, [{ id: params.taskId }], params.now);
     if (params.usage !== undefined) {
       await this.attemptSpent(tx, params.taskId, row.attempts + 1, holder.assigned_agent_id, holder.claimed_at, "released", usageOfSettlement(params.usage, null), params.now);
     }
@@ -461,6 +464,7 @@ export class PgTransitions {
        WHERE task_id = $1 AND status IN ('failed','cancelled')`,
       [params.taskId, status, params.now],
     );
+    if (status === "pending") await parkForApproval(tx, [{ id: params.taskId }], params.now);
     await this.event(tx, params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
     const unblocked = status === "blocked" ? [] : await this.unblockDependents(tx, params.taskId, params.now, params.by ?? null);
     tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
@@ -508,6 +512,8 @@ export class PgTransitions {
     await this.lockDependents(tx, [taskId]);
     const rows = await tx.rows<{ task_id: number; status: TaskState; persona_id: string }>(PG_COMPLETE_DEPENDENCIES_SQL, [taskId, now]);
     const ready = rows.filter((r) => r.status === "pending").map((r) => ({ id: r.task_id, persona: r.persona_id }));
+    // A parked one is still reported readied (task:ready names it), as when the gate was a trigger.
+    await parkForApproval(tx, ready, now);
     if (ready.length > 0) {
       await tx.run(
         "INSERT INTO task_events (task_id, type, at, data) SELECT u.id, 'task:ready', $2, json_build_object('after', $3::bigint)::text FROM unnest($1::bigint[]) AS u(id)",
@@ -626,6 +632,7 @@ export class PgTransitions {
     );
     for (const r of changed) if (r.status === "pending") readied.push({ id: r.task_id, persona: r.persona_id });
     const ready = readied.map((r) => r.id);
+    await parkForApproval(tx, readied, now);
     if (ready.length > 0) {
       const after = await tx.rows<{ id: number; after: number }>(
         `SELECT d.task_id AS id, max(d.depends_on) AS after FROM task_dependencies d

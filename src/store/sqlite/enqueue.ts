@@ -4,6 +4,8 @@ import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from ".
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Db } from "./database.js";
+import { isHumanConfig } from "../approval-gate.js";
+import type { SqliteApprovalGate } from "./approvals.js";
 
 /**
  * Writes a validated batch inside the caller's transaction (docs/ARCHITECTURE.md rule 1): checks
@@ -23,7 +25,10 @@ export class Enqueuer {
   private readonly insertDependencies;
   private readonly insertEvents;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly approvals: SqliteApprovalGate,
+  ) {
     this.personaConfig = db.prepare("SELECT config, retired_at FROM personas WHERE id = ?");
     this.personaIds = db.prepare("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id").pluck();
     this.taskStatus = db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck();
@@ -169,6 +174,9 @@ export class Enqueuer {
     const created: number[] = [];
     // Persona of each created task, index for index (task:enqueued pairs them).
     const createdPersonas: string[] = [];
+    // New pending tasks of human personas: the approval gate's to park, after their rows are written.
+    const gated: Array<{ id: number; persona: string }> = [];
+    const human = new Set([...configs].filter(([, config]) => isHumanConfig(config)).map(([persona]) => persona));
     tasks.forEach((task, index) => {
       const state = resolve(index);
       if (!isNew[index]) return;
@@ -179,11 +187,15 @@ export class Enqueuer {
       const unmet = unmetCounts[index]!;
       const { policy } = policies[index]!;
       const runAt = now + (task.delayMs ?? 0);
+      if (state === "pending" && human.has(task.persona)) gated.push({ id, persona: task.persona });
       statusRows.push([id, state, task.persona, task.priority ?? 0, unmet, runAt, state === "pending" ? runAt : null, policy.maxAttempts]);
       for (const depId of depIds) edges.push([id, depId]);
       events.push([id, JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) })]);
     });
     if (statusRows.length > 0) this.insertStatuses.run({ rows: JSON.stringify(statusRows), now });
+    // Pending tasks of human personas park for approval (src/store/approval-gate.ts); their
+    // task:enqueued events still say pending, as when the gate was a trigger.
+    if (gated.length > 0) this.approvals.park(gated, now);
     if (edges.length > 0) this.insertDependencies.run(JSON.stringify(edges));
     if (events.length > 0) this.insertEvents.run({ now, agentId: options.createdBy, rows: JSON.stringify(events) });
 

@@ -1,6 +1,7 @@
 import type { Db } from "./database.js";
 import type { TaskState } from "../types.js";
 import type { Readied } from "../events.js";
+import type { SqliteApprovalGate } from "./approvals.js";
 
 /**
  * docs/ARCHITECTURE.md rule 2: completing @taskId decrements its direct dependents' unmet counters
@@ -53,7 +54,11 @@ export class GraphStatements {
   private readonly unblock;
   private readonly dependenciesOf;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    /** Parks readied tasks of human personas (src/store/approval-gate.ts). */
+    readonly approvals: SqliteApprovalGate,
+  ) {
     this.decrementDependents = db.prepare(COMPLETE_DEPENDENCIES_SQL);
     // The same for a set of completed tasks (@done, a JSON array of ids): a dependent's counter drops by how many of them it waited for.
     this.decrementDependentsMany = db.prepare(DECREMENT_DEPENDENTS_MANY_SQL);
@@ -94,6 +99,8 @@ export class GraphStatements {
   completeDependencies(taskId: number, now: number): Readied[] {
     const rows = this.decrementDependents.all({ taskId, now }) as Array<{ task_id: number; status: TaskState; persona_id: string }>;
     const ready = rows.filter((row) => row.status === "pending").map((row) => ({ id: row.task_id, persona: row.persona_id }));
+    // A parked one is still reported readied (task:ready names it), as when the gate was a trigger.
+    this.approvals.park(ready, now);
     if (ready.length > 0) this.insertReadyEvents.run({ ids: JSON.stringify(ready.map((r) => r.id)), now, taskId });
     return ready;
   }
@@ -109,6 +116,7 @@ export class GraphStatements {
     const ready = rows.filter((row) => row.status === "pending").map((row) => ({ id: row.task_id, persona: row.persona_id }));
     const readiedBy = new Map<number, number>();
     if (ready.length === 0) return { ready, readiedBy };
+    this.approvals.park(ready, now);
     const after = this.readiedAfter.all({ ready: JSON.stringify(ready.map((r) => r.id)), done: doneJson }) as Array<{ id: number; after: number }>;
     this.insertReadyEventsMany.run({ now, rows: JSON.stringify(after.map((row) => [row.id, row.after])) });
     for (const row of after) readiedBy.set(row.after, (readiedBy.get(row.after) ?? 0) + 1);

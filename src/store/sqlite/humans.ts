@@ -60,9 +60,9 @@ function text(value: unknown, field: string, required: boolean): string | null {
 }
 
 /**
- * Tasks parked for a person (DESIGN, "Task states"): approvals (a `human`
- * persona's task reaches `awaiting_approval` through the gate triggers of
- * migration 0003) and questions (an attempt parks in `awaiting_input`). Each
+ * Tasks parked for a person (docs/ARCHITECTURE.md, "Task states"): approvals (a `human`
+ * persona's task reaches `awaiting_approval` through the approval gate,
+ * src/store/approval-gate.ts) and questions (an attempt parks in `awaiting_input`). Each
  * method runs inside the caller's transaction and writes its task_events row there.
  */
 export class HumanStatements {
@@ -189,6 +189,7 @@ export class HumanStatements {
     const request = this.openRequest.get(p.taskId) as RequestRow | undefined;
     if (request !== undefined) this.closeRequest.run({ id: request.id, outcome: "answered", answer, by, now: p.now });
     this.answerStmt.run({ taskId: p.taskId, now: p.now });
+    this.graph.approvals.park([{ id: p.taskId, persona: row.persona_id }], p.now);
     this.event(p.taskId, "input:answered", p.now, by, row.attempts, { answer, requestId: request?.id ?? null });
     this.tx.emit("task:ready", { ids: [p.taskId], personas: [row.persona_id] });
     return { status: "pending" };

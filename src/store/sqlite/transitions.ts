@@ -305,6 +305,7 @@ export class Transitions {
     if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
       const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
       this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
+      this.graph.approvals.park([{ id: p.taskId, persona: p.persona }], p.now);
       this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
       this.tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
@@ -327,6 +328,7 @@ export class Transitions {
       | { persona_id: string; attempts: number }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "release");
+    this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now);
     if (params.usage !== undefined) {
       const claimedAt = (holder as { claimed_at?: number | null }).claimed_at ?? null;
       this.attemptSpent(params.taskId, row.attempts + 1, holder.assigned_agent_id, claimedAt, "released", usageOfSettlement(params.usage, null), params.now);
@@ -364,6 +366,7 @@ export class Transitions {
     const status: TaskState =
       row.unmet_deps === 0 ? "pending" : (this.blockedDepCount.get(params.taskId) as number) > 0 ? "blocked" : "waiting";
     this.retryManualStmt.run({ taskId: params.taskId, status, now: params.now });
+    if (status === "pending") this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now);
     this.event(params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
     const unblocked =
       status === "blocked"

@@ -125,6 +125,65 @@ export function humanRules(get: GetCtx): void {
     expect(await status(ctx, gate)).toBe("failed");
   });
 
+  it("a human persona's task readied by its dependency's completion parks with its request (deadline, default, question) and event", async () => {
+    const ctx = get();
+    await withHumans(ctx);
+    const [first, gate, plain] = await enqueue(ctx, [
+      { ref: "first", persona: "worker", title: "build" },
+      { ref: "gate", persona: "approver-default", title: "ship it?", description: "the build is done", dependsOn: ["first"], payload: { approval: { deadlineMs: 5_000 } } },
+      { ref: "plain", persona: "worker", title: "log", dependsOn: ["first"] },
+    ]);
+    expect(await status(ctx, gate!)).toBe("waiting");
+    const task = await claimOne(ctx);
+    ctx.clock.advance(100);
+    const at = ctx.clock.now();
+    const [done] = await ctx.store.tasks.settle({ settlements: [{ kind: "complete", taskId: first!, leaseToken: task.leaseToken, result: "built" }], now: at });
+    expect(done).toMatchObject({ ok: true, outcome: "completed" });
+    expect(await status(ctx, gate!)).toBe("awaiting_approval");
+    expect(await status(ctx, plain!)).toBe("pending");
+    const [request] = await ctx.store.humans.requests({ taskId: gate! });
+    expect(request).toMatchObject({ kind: "approval", question: "ship it?\n\nthe build is done", askedAt: at, deadlineAt: at + 5_000, defaultOutcome: "approve", outcome: null });
+    const events = await ctx.store.tasks.events({ taskId: gate! });
+    expect(events.find((e) => e.type === "approval:requested")).toMatchObject({ at, data: { requestId: request!.id, deadlineAt: at + 5_000, default: "approve" } });
+    expect(events.map((e) => e.type)).toContain("task:ready");
+    expect(await ctx.store.tasks.claim({ persona: "approver-default", agentId: "a", now: ctx.clock.now() })).toEqual([]);
+  });
+
+  it("a task whose persona turned human parks when its attempt is released, retried or its task retried by hand, never becoming claimable", async () => {
+    const ctx = get();
+    const turncoat = (kind: string): PersonaUpsert => ({
+      id: "turncoat",
+      name: "Turncoat",
+      definition: "Changes its adapter.",
+      config: { id: "turncoat", name: "Turncoat", adapter: { kind }, concurrency: 4, leaseMs: 30_000, timeoutMs: 60_000, retry: { maxAttempts: 2, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 } },
+      sourcePath: null,
+    });
+    await syncTestPersonas(ctx.store, ctx.clock.now(), [...TEST_PERSONAS, turncoat("echo")]);
+    const [released, retried, failed] = await enqueue(ctx, [
+      { persona: "turncoat", title: "released" },
+      { persona: "turncoat", title: "retried" },
+      { persona: "turncoat", title: "failed", maxAttempts: 1 },
+    ]);
+    const claimed = await ctx.store.tasks.claim({ persona: "turncoat", agentId: "a", limit: 3, now: ctx.clock.now() });
+    expect(claimed.map((t) => t.id).sort()).toEqual([released, retried, failed]);
+    const lease = (id: number) => claimed.find((t) => t.id === id)!.leaseToken;
+    const last = await ctx.store.tasks.failIfLeased({ taskId: failed!, leaseToken: lease(failed!), error: { name: "Error", message: "no", retryable: true }, now: ctx.clock.now() });
+    expect(last).toMatchObject({ ok: true, outcome: "failed" });
+    await syncTestPersonas(ctx.store, ctx.clock.now(), [...TEST_PERSONAS, turncoat("human")]);
+    expect(await ctx.store.tasks.releaseIfLeased({ taskId: released!, leaseToken: lease(released!), now: ctx.clock.now() })).toMatchObject({ outcome: "released" });
+    const again = await ctx.store.tasks.failIfLeased({ taskId: retried!, leaseToken: lease(retried!), error: { name: "Error", message: "flaky", retryable: true }, now: ctx.clock.now() });
+    expect(again).toMatchObject({ ok: true, outcome: "retrying" });
+    expect(await ctx.store.tasks.retry({ taskId: failed!, now: ctx.clock.now() })).toMatchObject({ status: "pending" });
+    for (const id of [released!, retried!, failed!]) {
+      expect(await status(ctx, id)).toBe("awaiting_approval");
+      expect((await ctx.store.humans.requests({ taskId: id })).map((r) => [r.kind, r.outcome])).toEqual([["approval", null]]);
+      expect(await eventTypes(ctx, id)).toContain("approval:requested");
+    }
+    ctx.clock.advance(60_000);
+    expect(await ctx.store.tasks.claim({ persona: "turncoat", agentId: "a", limit: 3, now: ctx.clock.now() })).toEqual([]);
+    expect((await ctx.store.tasks.counts())["turncoat"]).toEqual({ awaiting_approval: 3 });
+  });
+
   it("a planner with planApproval enqueues its children behind one approval task holding the plan in full", async () => {
     const ctx = get();
     await withHumans(ctx);
