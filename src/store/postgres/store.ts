@@ -222,6 +222,9 @@ export class PostgresStore implements Store {
             }
             slow.push({ s, index });
           });
+          // A batch with both kinds locks all its rows in task id order first: completeMany then the
+          // rest, each in id order, would not be one order (PgTransitions.lockInIdOrder).
+          if (fast.length > 0 && slow.length > 0) await transitions.lockInIdOrder(t, p.settlements.map((s) => s.taskId));
           if (fast.length > 0) (await transitions.completeMany(t, fast, p.now)).forEach((r, i) => (results[fast[i]!.index] = r));
           slow.sort((a, b) => a.s.taskId - b.s.taskId);
           for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now, p.invalid ?? "fail");
@@ -280,6 +283,14 @@ export class PostgresStore implements Store {
       },
       heartbeat: async (p) => {
         const out = await write("agents.heartbeat", async (t) => {
+          // The lease rows first, in task id order, then the agent's row, as a reap takes them
+          // (PgTransitions.lockInIdOrder): the UPDATE below alone locks in its plan's order and
+          // deadlocked with the completer's settlements of the same leases (issue 19's chaos stalls).
+          if (p.leases === undefined) {
+            await t.run("SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE", [p.agentId]);
+          } else {
+            await transitions.lockInIdOrder(t, p.leases.map((l) => l.taskId));
+          }
           // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
           const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
             `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
@@ -360,7 +371,9 @@ export class PostgresStore implements Store {
 
     const reap = async (t: Tx, silent: ReadonlyArray<Silent<LeaseObservation>>, p: ReapParams): Promise<Omit<ReapResult, "expiredAgents">> => {
       const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
-      for (const { item, silentMs } of silent.slice(0, p.limit ?? 1_000)) {
+      // In task id order (PgTransitions.lockInIdOrder), not the judge's: the holder may be settling them right now.
+      const batch = silent.slice(0, p.limit ?? 1_000).sort((x, y) => x.item.taskId - y.item.taskId);
+      for (const { item, silentMs } of batch) {
         // Still exactly as judged (same token, same stamp), locked: a renewal or settlement since leaves it alone.
         const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
           `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_ms, t.retry_policy

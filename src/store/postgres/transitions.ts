@@ -89,6 +89,9 @@ export const PG_COMPLETE_DEPENDENCIES_SQL = `
       WHERE task_id IN (SELECT task_id FROM task_dependencies WHERE depends_on = $1) AND unmet_deps > 0
       RETURNING task_id, status, persona_id`;
 
+/** lockInIdOrder's statement: FOR UPDATE after ORDER BY locks the rows in that order. */
+const LOCK_IN_ID_ORDER_SQL = prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE");
+
 /** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
 
@@ -250,11 +253,25 @@ export class PgTransitions {
   }
 
   /**
+   * Locks these tasks' rows in task id order, the one order in which every transaction
+   * that locks several task_status rows takes them (docs/ARCHITECTURE.md, "PostgreSQL and
+   * beyond one machine"): a supervisor's renewal, start batch and settlement batch run at
+   * once on separate connections, and another host's reap among them; two that took shared
+   * rows in different orders deadlocked, which PostgreSQL breaks only after
+   * deadlock_timeout (1 s), long enough for a 500 ms lease to go unrenewed (issue 19).
+   */
+  async lockInIdOrder(tx: Tx, taskIds: readonly number[]): Promise<void> {
+    if (taskIds.length > 0) await tx.run(LOCK_IN_ID_ORDER_SQL, [taskIds]);
+  }
+
+  /**
    * start() for many leases in two statements (the supervisor writes starts in
    * batches): one fenced UPDATE over unnest, one INSERT of their task:started events.
-   * Results in the order given; a lease no longer current is LEASE_LOST.
+   * Results in the order given; a lease no longer current is LEASE_LOST. The rows are
+   * locked in task id order first (lockInIdOrder): the UPDATE alone takes them in its plan's order.
    */
   async startMany(tx: Tx, starts: ReadonlyArray<{ taskId: number; leaseToken: string; now: number }>): Promise<LeaseResult[]> {
+    await this.lockInIdOrder(tx, starts.map((x) => x.taskId));
     const rows = await tx.rows<{ task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number }>(
       prepared(`UPDATE task_status s SET status = 'in_progress', started_at = coalesce(s.started_at, b.at), updated_at = b.at
        FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS b(id, token, at)
@@ -550,7 +567,7 @@ export class PgTransitions {
     now: number,
   ): Promise<CompleteResult[]> {
     const ids = items.map((i) => i.taskId);
-    await tx.run(prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE"), [ids]);
+    await this.lockInIdOrder(tx, ids);
     // One statement completes the rows and writes the task:completed events of those without
     // dependents (they ready nothing); the others' events wait for their counts below. It runs after
     // the lock above, so its snapshot sees every edge to these tasks (see has_dependents).
