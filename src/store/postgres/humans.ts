@@ -1,60 +1,28 @@
-import { RosterError } from "../../errors.js";
 import { readyEvent } from "../events.js";
-import { HUMAN_TEXT_MAX, PARKED_LIST_LIMIT_DEFAULT, planText } from "../sqlite/humans.js";
-import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
-import type { Tx } from "./database.js";
+import {
+  DEADLINE_APPROVE_NOTE,
+  DEADLINE_BATCH_DEFAULT,
+  DEADLINE_BY,
+  DEADLINE_REJECT_REASON,
+  PARKED_LIST_LIMIT_DEFAULT,
+  approvalResult,
+  attachInputs,
+  gatedPlan,
+  humanText,
+  rejectionError,
+  requireState,
+  toRequest,
+  type AnsweredInputRow,
+  type ParkedStatusRow,
+  type RequestRow,
+} from "../humans.js";
 import { parkForApproval } from "./approvals.js";
 import { taskNotFound } from "../rows.js";
+import type { ClaimedTask, CompleteParams, HumanRequest, ParkResult, ParkedTask, TaskState } from "../types.js";
+import type { Tx } from "./database.js";
 import type { PgTransitions } from "./transitions.js";
 
 type Q = Pick<Tx, "rows" | "one">;
-
-const DEADLINE_BATCH_DEFAULT = 100;
-
-interface RequestRow {
-  id: number;
-  task_id: number;
-  kind: "approval" | "input";
-  question: string;
-  asked_by: string | null;
-  attempt: number | null;
-  asked_at: number;
-  deadline_at: number | null;
-  default_outcome: "approve" | "reject" | null;
-  outcome: "approved" | "rejected" | "answered" | null;
-  answer: string | null;
-  answered_by: string | null;
-  answered_at: number | null;
-}
-
-function toRequest(row: RequestRow): HumanRequest {
-  return {
-    id: row.id,
-    taskId: row.task_id,
-    kind: row.kind,
-    question: row.question,
-    askedBy: row.asked_by,
-    attempt: row.attempt,
-    askedAt: row.asked_at,
-    deadlineAt: row.deadline_at,
-    defaultOutcome: row.default_outcome,
-    outcome: row.outcome,
-    answer: row.answer,
-    answeredBy: row.answered_by,
-    answeredAt: row.answered_at,
-  };
-}
-
-function text(value: unknown, field: string, required: boolean): string | null {
-  if (value === undefined || value === null) {
-    if (required) throw new RosterError("VALIDATION", `${field}: is required`, { details: { field } });
-    return null;
-  }
-  if (typeof value !== "string") throw new RosterError("VALIDATION", `${field}: must be a string`, { details: { field } });
-  if (required && value.trim() === "") throw new RosterError("VALIDATION", `${field}: must not be empty`, { details: { field } });
-  if (value.length > HUMAN_TEXT_MAX) throw new RosterError("VALIDATION", `${field}: longer than ${HUMAN_TEXT_MAX} characters`, { details: { field } });
-  return value;
-}
 
 const OPEN_REQUEST = "SELECT * FROM human_requests WHERE task_id = $1 AND outcome IS NULL ORDER BY id DESC LIMIT 1";
 
@@ -67,13 +35,10 @@ const OPEN_REQUEST = "SELECT * FROM human_requests WHERE task_id = $1 AND outcom
 export class PgHumans {
   constructor(private readonly transitions: PgTransitions) {}
 
-  private async require(tx: Tx, taskId: number, expected: TaskState, verb: string): Promise<{ status: TaskState; persona_id: string; attempts: number }> {
-    const row = await tx.one<{ status: TaskState; persona_id: string; attempts: number }>("SELECT status, persona_id, attempts FROM task_status WHERE task_id = $1 FOR UPDATE", [taskId]);
+  private async require(tx: Tx, taskId: number, expected: TaskState, verb: string): Promise<ParkedStatusRow> {
+    const row = await tx.one<ParkedStatusRow>("SELECT status, persona_id, attempts FROM task_status WHERE task_id = $1 FOR UPDATE", [taskId]);
     if (row === undefined) throw taskNotFound(taskId);
-    if (row.status !== expected) {
-      throw new RosterError("INVALID_STATE", `task ${taskId} is ${row.status}; only a task ${expected} can be ${verb}`, { details: { taskId, status: row.status } });
-    }
-    return row;
+    return requireState(taskId, row, expected, verb);
   }
 
   private async close(tx: Tx, taskId: number, outcome: string, answer: string | null, by: string | null, now: number): Promise<RequestRow | undefined> {
@@ -85,13 +50,13 @@ export class PgHumans {
   }
 
   async approve(tx: Tx, p: { taskId: number; note?: string | undefined; by?: string | undefined; now: number }): Promise<{ readied: number[] }> {
-    const note = text(p.note, "note", false);
+    const note = humanText(p.note, "note", false);
     const row = await this.require(tx, p.taskId, "awaiting_approval", "approved");
     const by = p.by ?? null;
     const request = await this.close(tx, p.taskId, "approved", note, by, p.now);
     await tx.run(
       "UPDATE task_status SET status = 'completed', result = $2, progress = 1, finished_at = $3, updated_at = $3 WHERE task_id = $1 AND status = 'awaiting_approval'",
-      [p.taskId, JSON.stringify({ approved: true, note, by }), p.now],
+      [p.taskId, approvalResult(note, by), p.now],
     );
     const readied = await this.transitions.completeDependencies(tx, p.taskId, p.now);
     await this.transitions.event(tx, p.taskId, "approval:approved", p.now, by, row.attempts, { note, readied: readied.length, requestId: request?.id ?? null });
@@ -101,14 +66,13 @@ export class PgHumans {
   }
 
   async reject(tx: Tx, p: { taskId: number; reason: string; by?: string | undefined; now: number }): Promise<{ blocked: number[] }> {
-    const reason = text(p.reason, "reason", true)!;
+    const reason = humanText(p.reason, "reason", true)!;
     const row = await this.require(tx, p.taskId, "awaiting_approval", "rejected");
     const by = p.by ?? null;
     const request = await this.close(tx, p.taskId, "rejected", reason, by, p.now);
-    const error = { name: "RosterError", code: "REJECTED", message: `rejected${by === null ? "" : ` by ${by}`}: ${reason}`, retryable: false };
     await tx.run(
       "UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3, updated_at = $3 WHERE task_id = $1 AND status = 'awaiting_approval'",
-      [p.taskId, JSON.stringify(error), p.now],
+      [p.taskId, rejectionError(reason, by), p.now],
     );
     const blocked = await this.transitions.blockDependents(tx, p.taskId, p.now);
     await this.transitions.event(tx, p.taskId, "approval:rejected", p.now, by, row.attempts, { reason, blocked: blocked.length, requestId: request?.id ?? null });
@@ -117,7 +81,7 @@ export class PgHumans {
   }
 
   async answer(tx: Tx, p: { taskId: number; answer: string; by?: string | undefined; now: number }): Promise<{ status: TaskState }> {
-    const answer = text(p.answer, "answer", true)!;
+    const answer = humanText(p.answer, "answer", true)!;
     const row = await this.require(tx, p.taskId, "awaiting_input", "answered");
     const by = p.by ?? null;
     const request = await this.close(tx, p.taskId, "answered", answer, by, p.now);
@@ -130,7 +94,7 @@ export class PgHumans {
 
   /** Parks a leased attempt on a question (like a release: uncounted, lease gone); LEASE_LOST when the lease is not current. */
   async ask(tx: Tx, p: { taskId: number; leaseToken: string; question: string; now: number }): Promise<ParkResult | { ok: false; code: "LEASE_LOST" }> {
-    const question = text(p.question, "question", true)!;
+    const question = humanText(p.question, "question", true)!;
     const holder = await tx.one<{ persona_id: string; attempts: number; assigned_agent_id: string | null }>(
       "SELECT persona_id, attempts, assigned_agent_id FROM task_status WHERE task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress') FOR UPDATE",
       [p.taskId, p.leaseToken],
@@ -200,10 +164,10 @@ export class PgHumans {
     const out: Array<{ taskId: number; outcome: "approved" | "rejected" }> = [];
     for (const row of rows) {
       if (row.default_outcome === "approve") {
-        await this.approve(tx, { taskId: row.task_id, note: "approved by default: the deadline passed", by: "deadline", now: p.now });
+        await this.approve(tx, { taskId: row.task_id, note: DEADLINE_APPROVE_NOTE, by: DEADLINE_BY, now: p.now });
         out.push({ taskId: row.task_id, outcome: "approved" });
       } else if (row.default_outcome === "reject") {
-        await this.reject(tx, { taskId: row.task_id, reason: "the deadline passed without an approval", by: "deadline", now: p.now });
+        await this.reject(tx, { taskId: row.task_id, reason: DEADLINE_REJECT_REASON, by: DEADLINE_BY, now: p.now });
         out.push({ taskId: row.task_id, outcome: "rejected" });
       }
     }
@@ -213,22 +177,12 @@ export class PgHumans {
   /** Attaches to claimed tasks the questions their earlier attempts asked, with the answers. */
   async withInputs(q: Q, claimed: ClaimedTask[]): Promise<ClaimedTask[]> {
     if (claimed.length === 0) return claimed;
-    const rows = await q.rows<{ task_id: number; question: string; answer: string; attempt: number | null; asked_at: number; answered_at: number; answered_by: string | null }>(
+    const rows = await q.rows<AnsweredInputRow>(
       `SELECT task_id, question, answer, attempt, asked_at, answered_at, answered_by FROM human_requests
        WHERE task_id = ANY($1::bigint[]) AND kind = 'input' AND outcome = 'answered' ORDER BY task_id, id`,
       [claimed.map((t) => t.id)],
     );
-    const inputs = new Map<number, HumanInput[]>();
-    for (const row of rows) {
-      let list = inputs.get(row.task_id);
-      if (list === undefined) inputs.set(row.task_id, (list = []));
-      list.push({ question: row.question, answer: row.answer, attempt: row.attempt, askedAt: row.asked_at, answeredAt: row.answered_at, answeredBy: row.answered_by });
-    }
-    for (const task of claimed) {
-      const list = inputs.get(task.id);
-      if (list !== undefined) task.inputs = list;
-    }
-    return claimed;
+    return attachInputs(claimed, rows);
   }
 
   /** A planner whose persona has `planApproval: <human persona>` enqueues its children behind one approval task holding the plan in full. */
@@ -238,18 +192,6 @@ export class PgHumans {
       "SELECT p.config::jsonb ->> 'planApproval' AS approver FROM task_status s JOIN personas p ON p.id = s.persona_id WHERE s.task_id = $1",
       [params.taskId],
     );
-    const approver = row?.approver;
-    if (approver === null || approver === undefined) return params;
-    const refs = new Set(params.children.map((c) => c.ref).filter((r): r is string => r !== undefined));
-    let ref = `plan-approval-${params.taskId}`;
-    while (refs.has(ref)) ref = `_${ref}`;
-    const gate: TaskInput = {
-      ref,
-      persona: approver,
-      title: `Approve the plan of task ${params.taskId} (${params.children.length} task${params.children.length === 1 ? "" : "s"})`,
-      description: planText(params.children),
-    };
-    const children = params.children.map((child) => ({ ...child, dependsOn: [...(child.dependsOn ?? []), ref] }));
-    return { ...params, children: [gate, ...children] };
+    return gatedPlan(params, row?.approver);
   }
 }

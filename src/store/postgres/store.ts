@@ -8,7 +8,7 @@ import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
-import { INPUT_REQUESTED } from "../sqlite/humans.js";
+import { INPUT_REQUESTED } from "../humans.js";
 import { storedError } from "../sqlite/transitions.js";
 import { unknownNameHint } from "../suggest.js";
 import type {

@@ -1,63 +1,25 @@
-import { RosterError } from "../../errors.js";
 import { readyEvent } from "../events.js";
-import type { ClaimedTask, CompleteParams, HumanInput, HumanRequest, ParkResult, ParkedTask, TaskInput, TaskState } from "../types.js";
+import {
+  DEADLINE_APPROVE_NOTE,
+  DEADLINE_BATCH_DEFAULT,
+  DEADLINE_BY,
+  DEADLINE_REJECT_REASON,
+  PARKED_LIST_LIMIT_DEFAULT,
+  approvalResult,
+  attachInputs,
+  gatedPlan,
+  humanText,
+  rejectionError,
+  requireState,
+  toRequest,
+  type AnsweredInputRow,
+  type ParkedStatusRow,
+  type RequestRow,
+} from "../humans.js";
+import { taskNotFound } from "../rows.js";
+import type { ClaimedTask, CompleteParams, HumanRequest, ParkResult, ParkedTask, TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { GraphStatements } from "./graph.js";
-
-/** Longest question, approval note, rejection reason or answer kept, in characters. */
-export const HUMAN_TEXT_MAX = 64 * 1024;
-/** Error code by which an attempt's failure asks a person instead (ctx.askHuman, `::roster:ask`, MCP). */
-export const INPUT_REQUESTED = "INPUT_REQUESTED";
-export const PARKED_LIST_LIMIT_DEFAULT = 100;
-const DEADLINE_BATCH_DEFAULT = 100;
-
-interface RequestRow {
-  id: number;
-  task_id: number;
-  kind: "approval" | "input";
-  question: string;
-  asked_by: string | null;
-  attempt: number | null;
-  asked_at: number;
-  deadline_at: number | null;
-  default_outcome: "approve" | "reject" | null;
-  outcome: "approved" | "rejected" | "answered" | null;
-  answer: string | null;
-  answered_by: string | null;
-  answered_at: number | null;
-}
-
-function toRequest(row: RequestRow): HumanRequest {
-  return {
-    id: row.id,
-    taskId: row.task_id,
-    kind: row.kind,
-    question: row.question,
-    askedBy: row.asked_by,
-    attempt: row.attempt,
-    askedAt: row.asked_at,
-    deadlineAt: row.deadline_at,
-    defaultOutcome: row.default_outcome,
-    outcome: row.outcome,
-    answer: row.answer,
-    answeredBy: row.answered_by,
-    answeredAt: row.answered_at,
-  };
-}
-
-/** A person's text: a string, trimmed of nothing, bounded. `field` names it in the error. */
-function text(value: unknown, field: string, required: boolean): string | null {
-  if (value === undefined || value === null) {
-    if (required) throw new RosterError("VALIDATION", `${field}: is required`, { details: { field } });
-    return null;
-  }
-  if (typeof value !== "string") throw new RosterError("VALIDATION", `${field}: must be a string`, { details: { field } });
-  if (required && value.trim() === "") throw new RosterError("VALIDATION", `${field}: must not be empty`, { details: { field } });
-  if (value.length > HUMAN_TEXT_MAX) {
-    throw new RosterError("VALIDATION", `${field}: longer than ${HUMAN_TEXT_MAX} characters`, { details: { field } });
-  }
-  return value;
-}
 
 /**
  * Tasks parked for a person (docs/ARCHITECTURE.md, "Task states"): approvals (a `human`
@@ -141,26 +103,19 @@ export class HumanStatements {
     this.insertEvent.run({ taskId, type, now, agentId, attempt, data: JSON.stringify(data) });
   }
 
-  private require(taskId: number, expected: TaskState, verb: string): { status: TaskState; persona_id: string; attempts: number } {
-    const row = this.statusRow.get(taskId) as { status: TaskState; persona_id: string; attempts: number } | undefined;
-    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    if (row.status !== expected) {
-      throw new RosterError("INVALID_STATE", `task ${taskId} is ${row.status}; only a task ${expected} can be ${verb}`, {
-        details: { taskId, status: row.status },
-      });
-    }
-    return row;
+  private require(taskId: number, expected: TaskState, verb: string): ParkedStatusRow {
+    const row = this.statusRow.get(taskId) as ParkedStatusRow | undefined;
+    if (row === undefined) throw taskNotFound(taskId);
+    return requireState(taskId, row, expected, verb);
   }
 
   approve(p: { taskId: number; note?: string | undefined; by?: string | undefined; now: number }): { readied: number[] } {
-    const note = text(p.note, "note", false);
+    const note = humanText(p.note, "note", false);
     const row = this.require(p.taskId, "awaiting_approval", "approved");
     const by = p.by ?? null;
     const request = this.openRequest.get(p.taskId) as RequestRow | undefined;
     if (request !== undefined) this.closeRequest.run({ id: request.id, outcome: "approved", answer: note, by, now: p.now });
-    // The note is the result dependents receive, like any task's result.
-    const result = JSON.stringify({ approved: true, note, by });
-    this.approveStmt.run({ taskId: p.taskId, result, now: p.now });
+    this.approveStmt.run({ taskId: p.taskId, result: approvalResult(note, by), now: p.now });
     const readied = this.graph.completeDependencies(p.taskId, p.now);
     this.event(p.taskId, "approval:approved", p.now, by, row.attempts, { note, readied: readied.length, requestId: request?.id ?? null });
     this.tx.emit("task:completed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, readied: readied.length, children: 0 });
@@ -169,13 +124,12 @@ export class HumanStatements {
   }
 
   reject(p: { taskId: number; reason: string; by?: string | undefined; now: number }): { blocked: number[] } {
-    const reason = text(p.reason, "reason", true)!;
+    const reason = humanText(p.reason, "reason", true)!;
     const row = this.require(p.taskId, "awaiting_approval", "rejected");
     const by = p.by ?? null;
     const request = this.openRequest.get(p.taskId) as RequestRow | undefined;
     if (request !== undefined) this.closeRequest.run({ id: request.id, outcome: "rejected", answer: reason, by, now: p.now });
-    const error = { name: "RosterError", code: "REJECTED", message: `rejected${by === null ? "" : ` by ${by}`}: ${reason}`, retryable: false };
-    this.rejectStmt.run({ taskId: p.taskId, error: JSON.stringify(error), now: p.now });
+    this.rejectStmt.run({ taskId: p.taskId, error: rejectionError(reason, by), now: p.now });
     const blocked = this.graph.blockDependents(p.taskId, p.now);
     this.event(p.taskId, "approval:rejected", p.now, by, row.attempts, { reason, blocked: blocked.length, requestId: request?.id ?? null });
     this.tx.emit("task:failed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, blocked: blocked.length });
@@ -183,7 +137,7 @@ export class HumanStatements {
   }
 
   answer(p: { taskId: number; answer: string; by?: string | undefined; now: number }): { status: TaskState } {
-    const answer = text(p.answer, "answer", true)!;
+    const answer = humanText(p.answer, "answer", true)!;
     const row = this.require(p.taskId, "awaiting_input", "answered");
     const by = p.by ?? null;
     const request = this.openRequest.get(p.taskId) as RequestRow | undefined;
@@ -197,7 +151,7 @@ export class HumanStatements {
 
   /** Parks a leased attempt on a question; LEASE_LOST when the lease is not current. */
   ask(p: { taskId: number; leaseToken: string; question: string; now: number }): ParkResult | { ok: false; code: "LEASE_LOST" } {
-    const question = text(p.question, "question", true)!;
+    const question = humanText(p.question, "question", true)!;
     const holder = this.leasedHolder.get({ taskId: p.taskId, leaseToken: p.leaseToken }) as
       | { persona_id: string; attempts: number; assigned_agent_id: string | null }
       | undefined;
@@ -227,9 +181,7 @@ export class HumanStatements {
   }
 
   requests(taskId: number): HumanRequest[] {
-    if (this.statusRow.get(taskId) === undefined) {
-      throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    }
+    if (this.statusRow.get(taskId) === undefined) throw taskNotFound(taskId);
     return (this.requestsOf.all(taskId) as RequestRow[]).map(toRequest);
   }
 
@@ -254,31 +206,12 @@ export class HumanStatements {
     for (const row of rows) {
       // No default given: the deadline passes without a decision, and a person still decides.
       if (row.default_outcome === "approve") {
-        this.approve({ taskId: row.task_id, note: "approved by default: the deadline passed", by: "deadline", now: p.now });
+        this.approve({ taskId: row.task_id, note: DEADLINE_APPROVE_NOTE, by: DEADLINE_BY, now: p.now });
         out.push({ taskId: row.task_id, outcome: "approved" });
       } else if (row.default_outcome === "reject") {
-        this.reject({ taskId: row.task_id, reason: "the deadline passed without an approval", by: "deadline", now: p.now });
+        this.reject({ taskId: row.task_id, reason: DEADLINE_REJECT_REASON, by: DEADLINE_BY, now: p.now });
         out.push({ taskId: row.task_id, outcome: "rejected" });
       }
-    }
-    return out;
-  }
-
-  /** Answered questions of these tasks, for their next attempt (the claim). */
-  inputsFor(taskIdsJson: string): Map<number, HumanInput[]> {
-    const out = new Map<number, HumanInput[]>();
-    for (const row of this.answeredInputs.all(taskIdsJson) as Array<{
-      task_id: number;
-      question: string;
-      answer: string;
-      attempt: number | null;
-      asked_at: number;
-      answered_at: number;
-      answered_by: string | null;
-    }>) {
-      let list = out.get(row.task_id);
-      if (list === undefined) out.set(row.task_id, (list = []));
-      list.push({ question: row.question, answer: row.answer, attempt: row.attempt, askedAt: row.asked_at, answeredAt: row.answered_at, answeredBy: row.answered_by });
     }
     return out;
   }
@@ -286,13 +219,7 @@ export class HumanStatements {
   /** Attaches to claimed tasks the questions their earlier attempts asked, with the answers. */
   withInputs(claimed: ClaimedTask[]): ClaimedTask[] {
     if (claimed.length === 0) return claimed;
-    const inputs = this.inputsFor(JSON.stringify(claimed.map((t) => t.id)));
-    if (inputs.size === 0) return claimed;
-    for (const task of claimed) {
-      const list = inputs.get(task.id);
-      if (list !== undefined) task.inputs = list;
-    }
-    return claimed;
+    return attachInputs(claimed, this.answeredInputs.all(JSON.stringify(claimed.map((t) => t.id))) as AnsweredInputRow[]);
   }
 
   /**
@@ -302,30 +229,6 @@ export class HumanStatements {
    */
   gatePlan<P extends CompleteParams>(params: P): P {
     if (params.children === undefined || params.children.length === 0) return params;
-    const approver = this.planApprovalOf.get(params.taskId) as string | null | undefined;
-    if (approver === null || approver === undefined) return params;
-    const refs = new Set(params.children.map((c) => c.ref).filter((r): r is string => r !== undefined));
-    let ref = `plan-approval-${params.taskId}`;
-    while (refs.has(ref)) ref = `_${ref}`;
-    const gate: TaskInput = {
-      ref,
-      persona: approver,
-      title: `Approve the plan of task ${params.taskId} (${params.children.length} task${params.children.length === 1 ? "" : "s"})`,
-      description: planText(params.children),
-    };
-    const children = params.children.map((child) => ({ ...child, dependsOn: [...(child.dependsOn ?? []), ref] }));
-    return { ...params, children: [gate, ...children] };
+    return gatedPlan(params, this.planApprovalOf.get(params.taskId) as string | null | undefined);
   }
-}
-
-/** The plan in full, as a person reads it: every task with its persona, dependencies, description and payload. */
-export function planText(children: readonly TaskInput[]): string {
-  const lines: string[] = [];
-  children.forEach((child, index) => {
-    const after = (child.dependsOn ?? []).map(String);
-    lines.push(`${index + 1}. [${child.persona}] ${child.title}${child.ref === undefined ? "" : ` (ref ${child.ref})`}${after.length > 0 ? ` after ${after.join(", ")}` : ""}`);
-    if (child.description !== undefined && child.description !== "") for (const line of child.description.split("\n")) lines.push(`   ${line}`);
-    if (child.payload !== undefined) lines.push(`   payload: ${JSON.stringify(child.payload)}`);
-  });
-  return lines.join("\n");
 }

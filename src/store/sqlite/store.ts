@@ -29,7 +29,8 @@ import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openD
 import { Enqueuer } from "./enqueue.js";
 import { SqliteApprovalGate } from "./approvals.js";
 import { GraphStatements } from "./graph.js";
-import { HumanStatements, INPUT_REQUESTED } from "./humans.js";
+import { INPUT_REQUESTED } from "../humans.js";
+import { HumanStatements } from "./humans.js";
 import { ScheduleStatements } from "./schedules.js";
 import { WhyReads } from "./why.js";
 import { registerSqliteHandle } from "./introspect.js";
