@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import pg from "pg";
-import { PG_CLAIM_SQL } from "../../src/store/postgres/transitions.js";
+import { PG_CLAIM_SQL } from "../../src/store/postgres/claims.js";
 import { openStore, type TaskInput } from "../../src/store/index.js";
 import { writePersona } from "./support/personas.js";
 

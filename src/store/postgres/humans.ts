@@ -58,7 +58,7 @@ export class PgHumans {
       "UPDATE task_status SET status = 'completed', result = $2, progress = 1, finished_at = $3, updated_at = $3 WHERE task_id = $1 AND status = 'awaiting_approval'",
       [p.taskId, approvalResult(note, by), p.now],
     );
-    const readied = await this.transitions.completeDependencies(tx, p.taskId, p.now);
+    const readied = await this.transitions.graph.completeDependencies(tx, p.taskId, p.now);
     await this.transitions.event(tx, p.taskId, "approval:approved", p.now, by, row.attempts, { note, readied: readied.length, requestId: request?.id ?? null });
     tx.emit("task:completed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, readied: readied.length, children: 0 });
     if (readied.length > 0) tx.emit("task:ready", readyEvent(readied));
@@ -74,7 +74,7 @@ export class PgHumans {
       "UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3, updated_at = $3 WHERE task_id = $1 AND status = 'awaiting_approval'",
       [p.taskId, rejectionError(reason, by), p.now],
     );
-    const blocked = await this.transitions.blockDependents(tx, p.taskId, p.now);
+    const blocked = await this.transitions.graph.blockDependents(tx, p.taskId, p.now);
     await this.transitions.event(tx, p.taskId, "approval:rejected", p.now, by, row.attempts, { reason, blocked: blocked.length, requestId: request?.id ?? null });
     tx.emit("task:failed", { taskId: p.taskId, persona: row.persona_id, attempt: row.attempts, blocked: blocked.length });
     return { blocked };

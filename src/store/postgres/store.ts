@@ -190,8 +190,8 @@ export class PostgresStore implements Store {
         }
         // The claim statement brings each task's answered questions itself (humans.withInputs's read, folded in).
         const claimed = await write("tasks.claim", async (t) => {
-          if (p.taskId === undefined) return transitions.claim(t, p);
-          const one = await transitions.claimOne(t, { ...p, taskId: p.taskId });
+          if (p.taskId === undefined) return transitions.claims.claim(t, p);
+          const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId });
           return one === null ? [] : humans.withInputs(t, [one]);
         });
         judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
