@@ -54,12 +54,32 @@ export const PG_QUERY_TIMEOUT_MS = 15_000;
 export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
 
 /**
- * Session settings of every connection: the server ends a transaction left open by
- * a client that vanished (its row locks would stop every other host's writes to
- * those tasks), and probes idle connections so it notices a vanished client within
- * seconds rather than hours.
+ * How long the server lets one of roster's sessions sit inside a transaction without
+ * sending its next statement before it ends the session. A host cut off mid-transaction
+ * leaves its session exactly so, holding the row locks it took, and every other host's
+ * write to those tasks queues behind them; each of those writes has a bound of its own
+ * (PG_QUERY_TIMEOUT_MS), after which a healthy host reads the wait as a lost
+ * connection. So this must be well inside that bound (test/store/postgres-zombie-locks.test.ts).
+ * roster never waits on anything but its own next statement inside a transaction: the
+ * gaps are the JavaScript between statements (milliseconds; a long GC pause is under a second).
  */
-const SESSION_SETTINGS = ["idle_in_transaction_session_timeout=20s", "tcp_keepalives_idle=10", "tcp_keepalives_interval=5", "tcp_keepalives_count=3"];
+export const PG_IDLE_IN_TRANSACTION_MS = 5_000;
+
+/**
+ * Session settings of every connection: the server ends a transaction left open by
+ * a client that vanished (above); it gives up sending to a client that has not
+ * acknowledged a byte for as long (tcp_user_timeout), since a session blocked sending
+ * (a claim's rows, or the very message that ends it) to a host cut off keeps its
+ * locks until it can send; and it probes idle connections so it notices a vanished
+ * client within seconds rather than hours.
+ */
+const SESSION_SETTINGS = [
+  `idle_in_transaction_session_timeout=${PG_IDLE_IN_TRANSACTION_MS}`,
+  `tcp_user_timeout=${PG_IDLE_IN_TRANSACTION_MS}`,
+  "tcp_keepalives_idle=10",
+  "tcp_keepalives_interval=5",
+  "tcp_keepalives_count=3",
+];
 
 /**
  * The URL with `-c name=value` settings added to its `options` parameter (the connection's
@@ -115,7 +135,8 @@ export function translatePgError(error: unknown, where: string, url: string): Er
     if (RETRY_STATES.has(code) || code === "55P03" || code === "57014") {
       return new RosterError("DATABASE_BUSY", `${where}: ${e.message}`, { cause: e });
     }
-    if (code.startsWith("08") || code === "57P01" || code === "57P03" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
+    // 25P03: the server ended this session, which idled inside a transaction past PG_IDLE_IN_TRANSACTION_MS.
+    if (code.startsWith("08") || code === "57P01" || code === "57P03" || code === "25P03" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
       return new RosterError("DATABASE_IO", `${where}: cannot reach PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
     }
   }
