@@ -5,10 +5,13 @@ import type { Json, TaskInput } from "../store/types.js";
  * The structured output rule (see types.ts): an object whose only keys are
  * `result` and/or `tasks`, with `tasks` an array, is `{ result, tasks }`; any other
  * value is the result itself. The result must be JSON and fit maxPayloadBytes.
- * Runs in the worker, so what crosses the thread boundary is plain JSON.
+ * Runs in the worker, so what crosses the thread boundary is plain JSON: the
+ * result as the JSON text made here, the one serialisation it gets on its way to
+ * the database (the store takes the text as it is: CompleteParams.resultJson).
  */
 export interface NormalizedOutput {
-  result: Json;
+  /** The result's JSON text ("null" for none). */
+  resultJson: string;
   children?: TaskInput[];
 }
 
@@ -20,8 +23,9 @@ export function isStructuredOutput(value: unknown): value is { result?: unknown;
   return tasks === undefined || Array.isArray(tasks);
 }
 
-function toJson(value: unknown, what: string, maxPayloadBytes: number): Json {
-  if (value === undefined) return null;
+/** The value's JSON text, checked for size; undefined is null. */
+function toJsonText(value: unknown, what: string, maxPayloadBytes: number): string {
+  if (value === undefined) return "null";
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -35,16 +39,17 @@ function toJson(value: unknown, what: string, maxPayloadBytes: number): Json {
   if (bytes > maxPayloadBytes) {
     throw new RosterError("ADAPTER_OUTPUT_INVALID", `${what}: ${bytes} bytes of JSON is over the limit of ${maxPayloadBytes}`, { retryable: false });
   }
-  return JSON.parse(text) as Json;
+  return text;
 }
 
 export function normalizeOutput(value: unknown, maxPayloadBytes: number): NormalizedOutput {
   if (isStructuredOutput(value)) {
-    const result = toJson(value.result, "result", maxPayloadBytes);
-    if (value.tasks === undefined || value.tasks.length === 0) return { result };
-    return { result, children: toJson(value.tasks, "tasks", maxPayloadBytes * 16) as unknown as TaskInput[] };
+    const resultJson = toJsonText(value.result, "result", maxPayloadBytes);
+    if (value.tasks === undefined || value.tasks.length === 0) return { resultJson };
+    // Children are validated by the store as values (taskInputSchema), so they cross as plain JSON values.
+    return { resultJson, children: JSON.parse(toJsonText(value.tasks, "tasks", maxPayloadBytes * 16)) as Json as unknown as TaskInput[] };
   }
   // Fast path for the common small plain results.
-  if (value === undefined || value === null) return { result: null };
-  return { result: toJson(value, "result", maxPayloadBytes) };
+  if (value === undefined || value === null) return { resultJson: "null" };
+  return { resultJson: toJsonText(value, "result", maxPayloadBytes) };
 }

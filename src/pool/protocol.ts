@@ -16,7 +16,7 @@
 import type { AdapterPersona, AdapterTask } from "../adapters/types.js";
 import type { ErrorObject } from "../errors.js";
 import type { AttemptUsage } from "../store/economics.js";
-import type { Json, TaskInput } from "../store/types.js";
+import type { TaskInput } from "../store/types.js";
 
 /** workerData of every pool thread: what does not change while the pool lives. */
 export interface WorkerInit {
@@ -70,7 +70,8 @@ export interface RunBatchRequest {
 }
 
 export type TaskOutcome =
-  | { taskId: number; ok: true; result: Json; children?: TaskInput[]; usage?: AttemptUsage }
+  /** `resultJson`: the result's JSON text, made once by the worker (src/adapters/output.ts) and stored as it is. */
+  | { taskId: number; ok: true; resultJson: string; children?: TaskInput[]; usage?: AttemptUsage }
   | { taskId: number; ok: false; error: ErrorObject; aborted: boolean; usage?: AttemptUsage };
 
 export interface RunBatchResponse {

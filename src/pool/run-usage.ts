@@ -13,7 +13,7 @@
  * bookkeeping: no SQLite here (STYLE rule 5).
  */
 import type { AttemptUsage } from "../store/economics.js";
-import { addUsage, validateUsage } from "../store/usage-values.js";
+import { addUsage, resultCarrier, validateUsage } from "../store/usage-values.js";
 import type { TaskOutcome } from "./protocol.js";
 
 interface Entry {
@@ -85,6 +85,6 @@ export class RunUsage {
 }
 
 function carriesUsage(outcome: TaskOutcome): boolean {
-  const carrier = outcome.ok ? outcome.result : outcome.error.details;
+  const carrier = outcome.ok ? resultCarrier(outcome) : outcome.error.details;
   return carrier !== null && typeof carrier === "object" && !Array.isArray(carrier) && (carrier as { usage?: unknown }).usage != null;
 }

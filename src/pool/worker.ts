@@ -234,8 +234,8 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
     if (run.reason !== null) return aborted();
     const output = normalizeOutput(value, init.maxPayloadBytes);
     return output.children === undefined
-      ? { taskId: task.id, ok: true, result: output.result }
-      : { taskId: task.id, ok: true, result: output.result, children: output.children };
+      ? { taskId: task.id, ok: true, resultJson: output.resultJson }
+      : { taskId: task.id, ok: true, resultJson: output.resultJson, children: output.children };
   } catch (error) {
     if (run.reason !== null) return aborted();
     return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };

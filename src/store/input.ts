@@ -155,8 +155,13 @@ export function serializeJson(value: unknown, where: string, maxBytes: number): 
   if (problem !== null) {
     throw new RosterError("VALIDATION", `${problem} is not JSON-serialisable`, { details: { field: where } });
   }
-  const text = JSON.stringify(value);
-  const bytes = Buffer.byteLength(text, "utf8");
+  return withinSize(JSON.stringify(value), where, maxBytes);
+}
+
+/** JSON text within the size limit, else PAYLOAD_TOO_LARGE naming `where`. */
+function withinSize(text: string, where: string, maxBytes: number): string {
+  // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: short text needs no count.
+  const bytes = text.length * 3 <= maxBytes ? 0 : Buffer.byteLength(text, "utf8");
   if (bytes > maxBytes) {
     throw new RosterError("PAYLOAD_TOO_LARGE", `${where} is ${bytes} bytes of JSON, over the limit of ${maxBytes}`, {
       details: { field: where, bytes, maxBytes },
@@ -164,6 +169,20 @@ export function serializeJson(value: unknown, where: string, maxBytes: number): 
   }
   return text;
 }
+
+/**
+ * A completion's result as it is stored: its JSON text, made once on the way from the
+ * adapter to the database (issue 14). `resultJson` is text its producer already made with
+ * JSON.stringify (the pool's worker serialises a result to check its size, so it sends the
+ * text): taken as it is, its size checked. A `result` value is checked and serialised here.
+ * Null: no result. Given both, VALIDATION (a fact is given once).
+ */
+export function completionJson(params: { result?: unknown; resultJson?: string }, maxBytes: number): string | null {
+  if (params.resultJson === undefined) return params.result === undefined ? null : serializeJson(params.result, "result", maxBytes);
+  if (params.result !== undefined) throw new RosterError("VALIDATION", "result: give result or resultJson, not both", { details: { field: "result" } });
+  return withinSize(params.resultJson, "result", maxBytes);
+}
+
 
 function findNonJson(value: unknown, where: string, seen: Set<unknown>): string | null {
   switch (typeof value) {

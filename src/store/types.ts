@@ -247,6 +247,12 @@ export type LeaseLost = { ok: false; code: "LEASE_LOST" };
 
 export interface CompleteParams extends LeaseRef {
   result?: Json;
+  /**
+   * The result as JSON text its producer made with JSON.stringify, instead of `result`
+   * (never both): stored as it is, its size checked, so a result is serialised once on
+   * its way from the adapter to the database (the pool's worker makes it).
+   */
+  resultJson?: string;
   /** New tasks to enqueue as children of this one, in the same transaction. */
   children?: TaskInput[];
   /** What the attempt spent; default: `result.usage` when it has the shape (docs/economics.md). */

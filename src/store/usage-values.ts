@@ -92,3 +92,13 @@ export function addUsage(a: AttemptUsage | undefined, b: AttemptUsage): AttemptU
   };
 }
 
+/**
+ * The value whose `usage` a completion without usage of its own records (docs/economics.md): its
+ * result. A result given as text is read back only when it can hold a `usage` key (an object whose
+ * text has `"usage"`), so a completion is not parsed for nothing.
+ */
+export function resultCarrier(params: { result?: unknown; resultJson?: string }): unknown {
+  const text = params.resultJson;
+  if (text === undefined) return params.result;
+  return text.startsWith("{") && text.includes('"usage"') ? JSON.parse(text) : null;
+}

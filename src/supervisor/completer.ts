@@ -39,7 +39,7 @@ export function settlementFor(run: RunningAttempt, outcome: PoolOutcome): Settle
   if (!outcome.ok && "released" in outcome) return { kind: "release", ...lease, reason: outcome.error.message };
   // Output is validated once, by the store's settle: a result or child list it cannot
   // take is recorded as a failed attempt with ADAPTER_OUTPUT_INVALID.
-  if (outcome.ok) return { kind: "complete", ...lease, result: outcome.result, ...(outcome.children !== undefined && outcome.children.length > 0 ? { children: outcome.children } : {}) };
+  if (outcome.ok) return { kind: "complete", ...lease, resultJson: outcome.resultJson, ...(outcome.children !== undefined && outcome.children.length > 0 ? { children: outcome.children } : {}) };
   return { kind: "fail", ...lease, error: outcome.error };
 }
 

@@ -63,11 +63,11 @@ describe("worker pool", () => {
     pool.start();
     // Task 1 settles at once and is reported ahead; its message's response waits for task 2.
     const first = pool.runTasks([sleepTask(1, 0), sleepTask(2, 300)], () => "sleep");
-    expect(await first[0]!.outcome).toMatchObject({ taskId: 1, ok: true, result: { sleptMs: 0 } });
+    expect(await first[0]!.outcome).toMatchObject({ taskId: 1, ok: true, resultJson: JSON.stringify({ sleptMs: 0 }) });
     // Task 1 again (its retry) while that response is still on its way.
     const [retry] = pool.runTasks([sleepTask(1, 600, 2)], () => "sleep");
     expect(await first[1]!.outcome).toMatchObject({ taskId: 2, ok: true });
-    expect(await retry!.outcome).toMatchObject({ taskId: 1, ok: true, result: { sleptMs: 600 } });
+    expect(await retry!.outcome).toMatchObject({ taskId: 1, ok: true, resultJson: JSON.stringify({ sleptMs: 600 }) });
   });
 });
 
@@ -102,7 +102,9 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     const longB = pool.runTasks([sleepTask(901, 60_000)], () => "module");
     await settle();
     const [second] = pool.runTasks([sleepTask(7, 100, 2)], () => "module");
-    expect(await second!.outcome).toMatchObject({ taskId: 7, ok: true, result: { sleptMs: 100 } });
+    const secondOutcome = await second!.outcome;
+    expect(secondOutcome).toMatchObject({ taskId: 7, ok: true });
+    expect(JSON.parse((secondOutcome as { resultJson: string }).resultJson)).toMatchObject({ sleptMs: 100 });
     pool.abort([...longA, ...longB].map((r) => r.runId), reason);
     await Promise.all([...longA, ...longB].map((r) => r.outcome));
   });
@@ -156,6 +158,8 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     pool.abort([first!.runId], reason);
     const [second] = pool.runTasks([sleepTask(5, 50, 1)], () => "module");
     expect(await first!.outcome).toMatchObject({ taskId: 5, ok: false, aborted: true });
-    expect(await second!.outcome).toMatchObject({ taskId: 5, ok: true, result: { sleptMs: 50 } });
+    const secondOutcome = await second!.outcome;
+    expect(secondOutcome).toMatchObject({ taskId: 5, ok: true });
+    expect(JSON.parse((secondOutcome as { resultJson: string }).resultJson)).toMatchObject({ sleptMs: 50 });
   });
 });

@@ -5,7 +5,8 @@ import { RosterError } from "../../errors.js";
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, completionJson, validateBatch } from "../input.js";
+import { resultCarrier } from "../usage-values.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
 import { INPUT_REQUESTED } from "../humans.js";
@@ -51,8 +52,8 @@ export const PG_POOL_MAX_DEFAULT = 8;
 /** A completion's result JSON and usage when both validate; null when either does not (settleOne then fails the attempt, saying why). */
 function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes: number): { resultJson: string | null; usage: NormalUsage | null } | null {
   try {
-    const resultJson = s.result === undefined ? null : serializeJson(s.result, "result", maxPayloadBytes);
-    return { resultJson, usage: usageOfSettlement(s.usage, s.result) };
+    const resultJson = completionJson(s, maxPayloadBytes);
+    return { resultJson, usage: usageOfSettlement(s.usage, resultCarrier(s)) };
   } catch (error) {
     if (error instanceof RosterError) return null;
     throw error;

@@ -1,7 +1,8 @@
 import { readyEvent, type Readied } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
-import { serializeJson, validateBatch } from "../input.js";
+import { completionJson, validateBatch } from "../input.js";
+import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../sqlite/transitions.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult, TaskState } from "../types.js";
@@ -123,9 +124,9 @@ export class PgTransitions {
    * What the attempt spent is recorded with it (rule 15).
    */
   async complete(tx: Tx, params: CompleteParams): Promise<CompleteResult> {
-    const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
+    const result = completionJson(params, this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
-    const usage = usageOfSettlement(params.usage, params.result);
+    const usage = usageOfSettlement(params.usage, resultCarrier(params));
     const row = await tx.one<{ persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null }>(
       `UPDATE task_status SET status = 'completed', result = $3, progress = 1, finished_at = $4::bigint,
          lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint

@@ -2,7 +2,8 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, serializeJson, validateBatch } from "../input.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, completionJson, validateBatch } from "../input.js";
+import { resultCarrier } from "../usage-values.js";
 import type {
   AgentService,
   FailParams,
@@ -136,10 +137,9 @@ export class SqliteStore implements Store {
     };
 
     /** A result's JSON when it validates; undefined when it does not (settleOne then fails the attempt, saying why). */
-    const validResultJson = (result: unknown): string | null | undefined => {
-      if (result === undefined) return null;
+    const validResultJson = (s: Settlement & { kind: "complete" }): string | null | undefined => {
       try {
-        return serializeJson(result, "result", maxPayloadBytes);
+        return completionJson(s, maxPayloadBytes);
       } catch (error) {
         if (error instanceof RosterError) return undefined;
         throw error;
@@ -184,8 +184,8 @@ export class SqliteStore implements Store {
           const seen = new Set<number>();
           p.settlements.forEach((s, index) => {
             if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
-              const resultJson = validResultJson(s.result);
-              const usage = resultJson === undefined ? undefined : fastUsage(s.usage, s.result);
+              const resultJson = validResultJson(s);
+              const usage = resultJson === undefined ? undefined : fastUsage(s.usage, resultCarrier(s));
               if (resultJson !== undefined && usage !== undefined) {
                 seen.add(s.taskId);
                 fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, resultJson, usage });

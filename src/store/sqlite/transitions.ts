@@ -1,7 +1,8 @@
 import { readyEvent } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
-import { serializeJson, validateBatch } from "../input.js";
+import { completionJson, validateBatch } from "../input.js";
+import { resultCarrier } from "../usage-values.js";
 import type {
   CompleteParams,
   CompleteResult,
@@ -173,9 +174,9 @@ export class Transitions {
 
   /** Validates result and children before any write, so a bad output changes nothing. */
   complete(params: CompleteParams): CompleteResult {
-    const result = params.result === undefined ? null : serializeJson(params.result, "result", this.maxPayloadBytes);
+    const result = completionJson(params, this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
-    const usage = usageOfSettlement(params.usage, params.result);
+    const usage = usageOfSettlement(params.usage, resultCarrier(params));
     const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result }) as
       | { persona_id: string; attempts: number; assigned_agent_id: string | null }
       | undefined;
@@ -208,7 +209,7 @@ export class Transitions {
    * complete() for many tasks without children, in a handful of set-based statements
    * instead of several per task (the completer's hot path): the same rows, events
    * and notifications, each task fenced by its own lease. `resultJson` must already
-   * be validated (serializeJson). A dependent readied by several of these tasks
+   * be validated (completionJson). A dependent readied by several of these tasks
    * records the highest of their ids as `after`. Results in input order.
    */
   completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {

@@ -1,5 +1,6 @@
 import { expect, it } from "vitest";
 import { collect } from "../../helpers/events.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../../src/store/index.js";
 import { claimOne, enqueue, enqueueOne, eventTypes, expectRefused, snapshot, status, type GetCtx } from "./support.js";
 
 /** docs/ARCHITECTURE.md rule 8 (decomposition) and the completer's batched commit. */
@@ -121,6 +122,44 @@ export function decompositionRules(get: GetCtx): void {
       { ok: false, code: "LEASE_LOST" },
     ]);
     expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["completed", "failed", "pending", "claimed"]);
+  });
+
+  it("a result given as JSON text (a pool worker's) is stored as that text, its usage read from it; over the size limit it fails the attempt", async () => {
+    const ctx = get();
+    const ids = await enqueue(ctx, Array.from({ length: 2 }, (_, i) => ({ persona: "worker", title: `t${i}` })));
+    const [small, big] = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: 2, now: ctx.clock.now() });
+    const text = JSON.stringify({ text: "done \u00e9", usage: { model: "my-local-model", inputTokens: 7 } });
+    const results = await ctx.store.tasks.settle({
+      settlements: [
+        { kind: "complete", taskId: small!.id, leaseToken: small!.leaseToken, resultJson: text },
+        { kind: "complete", taskId: big!.id, leaseToken: big!.leaseToken, resultJson: JSON.stringify("x".repeat(MAX_PAYLOAD_BYTES_DEFAULT)) },
+      ],
+      now: ctx.clock.now(),
+    });
+    expect(results).toEqual([
+      { ok: true, outcome: "completed", attempt: 1, childIds: [], childRefs: {} },
+      { ok: true, outcome: "retrying", attempt: 1, runAt: expect.any(Number), code: "ADAPTER_OUTPUT_INVALID" },
+    ]);
+    expect(await ctx.store.tasks.get({ taskId: ids[0]! })).toMatchObject({ status: "completed", result: JSON.parse(text) });
+    expect((await ctx.store.tasks.resultPage({ taskId: ids[0]!, offset: 0, limit: 1_000 })).text).toBe(text);
+    expect(await ctx.store.economics.usageOf({ taskId: ids[0]! })).toMatchObject([{ attempt: 1, outcome: "completed", model: "my-local-model", inputTokens: 7 }]);
+    const bad = await ctx.store.tasks.get({ taskId: ids[1]! });
+    expect(bad).toMatchObject({ status: "pending", result: null, error: { code: "ADAPTER_OUTPUT_INVALID" } });
+    expect(bad.error?.message).toMatch(/result is \d+ bytes of JSON, over the limit of \d+/);
+  });
+
+  it("a completion gives its result once: as a value or as JSON text, not both (refused, nothing written)", async () => {
+    const ctx = get();
+    const [id] = await enqueue(ctx, [{ persona: "worker", title: "t" }]);
+    const t = await claimOne(ctx);
+    await expectRefused(
+      ctx,
+      () => ctx.store.tasks.completeIfLeased({ taskId: t.id, leaseToken: t.leaseToken, result: 1, resultJson: "2", now: ctx.clock.now() }),
+      "VALIDATION",
+      ["result: give result or resultJson, not both"],
+      [id!],
+    );
+    expect(await ctx.store.tasks.get({ taskId: id! })).toMatchObject({ status: "claimed", attempts: 1, result: null });
   });
 
   it("rule 2: settle completing two dependencies of one task in a batch readies it once, after the higher id", async () => {
