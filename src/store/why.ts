@@ -1,9 +1,75 @@
 /**
  * `roster why`: every reason a task is not running, from facts a store read
- * gathers (src/store/sqlite/why.ts; a PostgreSQL store gathers the same facts).
- * Pure: the same facts give the same reasons, so every store words them alike.
+ * gathers (src/store/sqlite/why.ts, src/store/postgres/why.ts: each its own SQL for the
+ * same rows, mapped to facts here by whyFacts). Pure: the same facts give the same
+ * reasons, so every store words them alike.
  */
+import { parseJson } from "./rows.js";
 import type { HumanRequest, Json, TaskState, WhyReason, WhyReport } from "./types.js";
+
+/** Most slot holders listed by `roster why`. */
+export const WHY_HOLDERS_MAX = 100;
+
+/** The rows a store reads for `roster why`, as both engines return them (JSON as text). */
+export interface WhyRows {
+  task: {
+    id: number;
+    title: string;
+    persona_id: string;
+    status: TaskState;
+    run_at: number;
+    ready_at: number | null;
+    attempts: number;
+    max_attempts: number;
+    assigned_agent_id: string | null;
+    lease_expires_at: number | null;
+    finished_at: number | null;
+    last_error: string | null;
+  };
+  unmet: Array<{ id: number; title: string; status: TaskState }>;
+  /** Read only for a blocked task (empty otherwise). */
+  blockers: Array<{ id: number; title: string; status: TaskState; last_error: string | null }>;
+  cause: { type: string; attempt: number | null; at: number; data: string | null } | undefined;
+  cancel: { agent_id: string | null; at: number; data: string | null } | undefined;
+  persona: { concurrency: number | null; kind: string | null; retired_at: number | null } | undefined;
+  holders: Array<{ task_id: number; assigned_agent_id: string | null }>;
+  supervisors: Array<{ id: string; name: string }>;
+  request: HumanRequest | null;
+}
+
+/** Whether a task waits on a person, so `roster why` reads its open request. */
+export function isParked(status: TaskState): boolean {
+  return status === "awaiting_approval" || status === "awaiting_input";
+}
+
+/** The facts behind `roster why`, from the rows a store read. */
+export function whyFacts(rows: WhyRows): WhyFacts {
+  const { task: row, cause, cancel, persona } = rows;
+  return {
+    task: {
+      id: row.id,
+      title: row.title,
+      persona: row.persona_id,
+      status: row.status,
+      runAt: row.run_at,
+      readyAt: row.ready_at,
+      attempts: row.attempts,
+      maxAttempts: row.max_attempts,
+      assignedAgentId: row.assigned_agent_id,
+      leaseExpiresAt: row.lease_expires_at,
+      finishedAt: row.finished_at,
+      error: parseJson<{ code?: string; message?: string }>(row.last_error),
+    },
+    unmet: rows.unmet,
+    blockers: rows.blockers.map((b) => ({ id: b.id, title: b.title, status: b.status, error: parseJson<{ code?: string; message?: string }>(b.last_error) })),
+    runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
+    cancelled: cancel === undefined ? null : { by: cancel.agent_id, at: cancel.at, reason: parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null },
+    persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
+    holders: rows.holders.map((h) => ({ taskId: h.task_id, agentId: h.assigned_agent_id })),
+    supervisors: rows.supervisors,
+    request: rows.request,
+  };
+}
 
 export interface WhyFacts {
   task: {

@@ -1,7 +1,7 @@
-import type { HumanRequest, Json, TaskState, WhyReason, WhyReport } from "../types.js";
-import { explainTask, type WhyFacts } from "../why.js";
-import type { Tx } from "./database.js";
 import { taskNotFound } from "../rows.js";
+import type { HumanRequest, TaskState, WhyReason, WhyReport } from "../types.js";
+import { WHY_HOLDERS_MAX, explainTask, isParked, whyFacts, type WhyRows } from "../why.js";
+import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
@@ -11,40 +11,20 @@ export type RequestsReader = (q: Q, taskId: number) => Promise<HumanRequest[]>;
 /** A task's economic gate reasons (held budget, closed persona gates, full concurrency key): PgGates.whyReasons. */
 export type GateReasonsReader = (q: Q, task: { id: number; persona: string; status: TaskState }, now: number) => Promise<WhyReason[]>;
 
-/** Most slot holders listed by `roster why`. */
-const HOLDERS_MAX = 100;
-
-function parseJson<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
-}
-
 /**
  * The facts behind `roster why` on PostgreSQL, the same as src/store/sqlite/why.ts
  * gathers, worded by the shared src/store/why.ts, with a parked task's open request and
  * the economic gates that hold it.
  */
 export async function explain(q: Q, taskId: number, now: number, requests: RequestsReader, gates?: GateReasonsReader): Promise<WhyReport> {
-  const row = await q.one<{
-    id: number;
-    title: string;
-    persona_id: string;
-    status: TaskState;
-    run_at: number;
-    ready_at: number | null;
-    attempts: number;
-    max_attempts: number;
-    assigned_agent_id: string | null;
-    lease_expires_at: number | null;
-    finished_at: number | null;
-    last_error: string | null;
-  }>(
+  const row = await q.one<WhyRows["task"]>(
     `SELECT t.id, t.title, t.persona_id, s.status, s.run_at, s.ready_at, s.attempts, s.max_attempts, s.assigned_agent_id,
             s.lease_expires_at, s.finished_at, s.last_error
      FROM tasks t JOIN task_status s ON s.task_id = t.id WHERE t.id = $1`,
     [taskId],
   );
   if (row === undefined) throw taskNotFound(taskId);
-  const unmet = await q.rows<{ id: number; title: string; status: TaskState }>(
+  const unmet = await q.rows<WhyRows["unmet"][number]>(
     `SELECT t.id, t.title, s.status FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
      WHERE d.task_id = $1 AND s.status <> 'completed' ORDER BY t.id`,
     [taskId],
@@ -53,7 +33,7 @@ export async function explain(q: Q, taskId: number, now: number, requests: Reque
   const blockers =
     row.status !== "blocked"
       ? []
-      : await q.rows<{ id: number; title: string; status: TaskState; last_error: string | null }>(
+      : await q.rows<WhyRows["blockers"][number]>(
           `WITH RECURSIVE up(id) AS (
              SELECT depends_on FROM task_dependencies WHERE task_id = $1
              UNION
@@ -63,52 +43,30 @@ export async function explain(q: Q, taskId: number, now: number, requests: Reque
            WHERE s.status IN ('failed','cancelled') ORDER BY t.id LIMIT 100`,
           [taskId],
         );
-  const cause = await q.one<{ type: string; attempt: number | null; at: number; data: string | null }>(
+  const cause = await q.one<NonNullable<WhyRows["cause"]>>(
     `SELECT type, attempt, at, data FROM task_events
      WHERE task_id = $1 AND type IN ('task:retrying','task:released','task:enqueued','task:retried','input:answered')
      ORDER BY id DESC LIMIT 1`,
     [taskId],
   );
-  const cancel = await q.one<{ agent_id: string | null; at: number; data: string | null }>(
+  const cancel = await q.one<NonNullable<WhyRows["cancel"]>>(
     "SELECT agent_id, at, data FROM task_events WHERE task_id = $1 AND type = 'task:cancelled' ORDER BY id DESC LIMIT 1",
     [taskId],
   );
-  const persona = await q.one<{ concurrency: number | null; kind: string | null; retired_at: number | null }>(
+  const persona = await q.one<NonNullable<WhyRows["persona"]>>(
     "SELECT (config::jsonb ->> 'concurrency')::int AS concurrency, config::jsonb -> 'adapter' ->> 'kind' AS kind, retired_at FROM personas WHERE id = $1",
     [row.persona_id],
   );
-  const holders = await q.rows<{ task_id: number; assigned_agent_id: string | null }>(
-    `SELECT task_id, assigned_agent_id FROM task_status WHERE status IN ('claimed','in_progress') AND persona_id = $1 ORDER BY task_id LIMIT ${HOLDERS_MAX}`,
+  const holders = await q.rows<WhyRows["holders"][number]>(
+    `SELECT task_id, assigned_agent_id FROM task_status WHERE status IN ('claimed','in_progress') AND persona_id = $1 ORDER BY task_id LIMIT ${WHY_HOLDERS_MAX}`,
     [row.persona_id],
   );
-  const supervisors = await q.rows<{ id: string; name: string }>("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
-  const facts: WhyFacts = {
-    task: {
-      id: row.id,
-      title: row.title,
-      persona: row.persona_id,
-      status: row.status,
-      runAt: row.run_at,
-      readyAt: row.ready_at,
-      attempts: row.attempts,
-      maxAttempts: row.max_attempts,
-      assignedAgentId: row.assigned_agent_id,
-      leaseExpiresAt: row.lease_expires_at,
-      finishedAt: row.finished_at,
-      error: parseJson<{ code?: string; message?: string }>(row.last_error),
-    },
-    unmet,
-    blockers: blockers.map((b) => ({ id: b.id, title: b.title, status: b.status, error: parseJson<{ code?: string; message?: string }>(b.last_error) })),
-    runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
-    cancelled: cancel === undefined ? null : { by: cancel.agent_id, at: cancel.at, reason: parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null },
-    persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
-    holders: holders.map((h) => ({ taskId: h.task_id, agentId: h.assigned_agent_id })),
-    supervisors,
-    request: null,
-  };
-  if (row.status === "awaiting_approval" || row.status === "awaiting_input") {
+  const supervisors = await q.rows<WhyRows["supervisors"][number]>("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
+  let request: HumanRequest | null = null;
+  if (isParked(row.status)) {
     const open = await q.one<{ id: number }>("SELECT id FROM human_requests WHERE task_id = $1 AND outcome IS NULL ORDER BY id DESC LIMIT 1", [taskId]);
-    facts.request = open === undefined ? null : ((await requests(q, taskId)).find((r) => r.id === open.id) ?? null);
+    request = open === undefined ? null : ((await requests(q, taskId)).find((r) => r.id === open.id) ?? null);
   }
+  const facts = whyFacts({ task: row, unmet, blockers, cause, cancel, persona, holders, supervisors, request });
   return explainTask(facts, now, gates === undefined ? [] : await gates(q, { id: row.id, persona: row.persona_id, status: row.status }, now));
 }

@@ -1,12 +1,8 @@
-import { RosterError } from "../../errors.js";
-import type { Json, TaskState, WhyReason, WhyReport } from "../types.js";
-import { explainTask, type WhyFacts } from "../why.js";
+import { taskNotFound } from "../rows.js";
+import type { TaskState, WhyReason, WhyReport } from "../types.js";
+import { WHY_HOLDERS_MAX, explainTask, isParked, whyFacts, type WhyRows } from "../why.js";
 import type { Db } from "./database.js";
 import type { HumanStatements } from "./humans.js";
-import { parseJson } from "../rows.js";
-
-/** Most slot holders listed by `roster why`. */
-const HOLDERS_MAX = 100;
 
 /**
  * A gate's reasons for a task (budgets, breakers, provider pauses — the economics
@@ -57,71 +53,24 @@ export class WhyReads {
     );
     this.holdersStmt = db.prepare(`
       SELECT task_id, assigned_agent_id FROM task_status INDEXED BY task_status_lease
-      WHERE status IN ('claimed','in_progress') AND persona_id = ? ORDER BY task_id LIMIT ${HOLDERS_MAX}`);
+      WHERE status IN ('claimed','in_progress') AND persona_id = ? ORDER BY task_id LIMIT ${WHY_HOLDERS_MAX}`);
     this.supervisorsStmt = db.prepare("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
   }
 
   explain(taskId: number, now: number): WhyReport {
-    const row = this.taskRow.get(taskId) as
-      | {
-          id: number;
-          title: string;
-          persona_id: string;
-          status: TaskState;
-          run_at: number;
-          ready_at: number | null;
-          attempts: number;
-          max_attempts: number;
-          assigned_agent_id: string | null;
-          lease_expires_at: number | null;
-          finished_at: number | null;
-          last_error: string | null;
-        }
-      | undefined;
-    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    const cause = this.runAtEvents.get(taskId) as { type: string; attempt: number | null; at: number; data: string | null } | undefined;
-    const cancel = this.cancelEvent.get(taskId) as { agent_id: string | null; at: number; data: string | null } | undefined;
-    const persona = this.personaRow.get(row.persona_id) as { concurrency: number | null; kind: string | null; retired_at: number | null } | undefined;
-    const parked = row.status === "awaiting_approval" || row.status === "awaiting_input";
-    const facts: WhyFacts = {
-      task: {
-        id: row.id,
-        title: row.title,
-        persona: row.persona_id,
-        status: row.status,
-        runAt: row.run_at,
-        readyAt: row.ready_at,
-        attempts: row.attempts,
-        maxAttempts: row.max_attempts,
-        assignedAgentId: row.assigned_agent_id,
-        leaseExpiresAt: row.lease_expires_at,
-        finishedAt: row.finished_at,
-        error: parseJson<{ code?: string; message?: string }>(row.last_error),
-      },
-      unmet: this.unmetStmt.all(taskId) as Array<{ id: number; title: string; status: TaskState }>,
-      blockers:
-        row.status === "blocked"
-          ? (this.blockersStmt.all({ taskId }) as Array<{ id: number; title: string; status: TaskState; last_error: string | null }>).map((b) => ({
-              id: b.id,
-              title: b.title,
-              status: b.status,
-              error: parseJson<{ code?: string; message?: string }>(b.last_error),
-            }))
-          : [],
-      runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
-      cancelled:
-        cancel === undefined
-          ? null
-          : { by: cancel.agent_id, at: cancel.at, reason: (parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null) as string | null },
-      persona:
-        persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
-      holders: (this.holdersStmt.all(row.persona_id) as Array<{ task_id: number; assigned_agent_id: string | null }>).map((h) => ({
-        taskId: h.task_id,
-        agentId: h.assigned_agent_id,
-      })),
-      supervisors: this.supervisorsStmt.all() as Array<{ id: string; name: string }>,
-      request: parked ? this.humans.open(taskId) : null,
-    };
+    const row = this.taskRow.get(taskId) as WhyRows["task"] | undefined;
+    if (row === undefined) throw taskNotFound(taskId);
+    const facts = whyFacts({
+      task: row,
+      unmet: this.unmetStmt.all(taskId) as WhyRows["unmet"],
+      blockers: row.status === "blocked" ? (this.blockersStmt.all({ taskId }) as WhyRows["blockers"]) : [],
+      cause: this.runAtEvents.get(taskId) as WhyRows["cause"],
+      cancel: this.cancelEvent.get(taskId) as WhyRows["cancel"],
+      persona: this.personaRow.get(row.persona_id) as WhyRows["persona"],
+      holders: this.holdersStmt.all(row.persona_id) as WhyRows["holders"],
+      supervisors: this.supervisorsStmt.all() as WhyRows["supervisors"],
+      request: isParked(row.status) ? this.humans.open(taskId) : null,
+    });
     const gates = this.gates.flatMap((gate) => gate({ id: row.id, persona: row.persona_id, status: row.status }, now));
     return explainTask(facts, now, gates);
   }
