@@ -10,7 +10,7 @@ import { resultCarrier } from "../usage-values.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
 import { INPUT_REQUESTED } from "../humans.js";
-import { storedError } from "../sqlite/transitions.js";
+import { storedError } from "../stored-error.js";
 import { unknownNameHint } from "../suggest.js";
 import type {
   AgentService,

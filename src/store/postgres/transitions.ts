@@ -3,7 +3,7 @@ import { RosterError, type ErrorObject } from "../../errors.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
-import { storedError } from "../sqlite/transitions.js";
+import { storedError } from "../stored-error.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult, TaskState } from "../types.js";
 import { prepared, type Tx } from "./database.js";

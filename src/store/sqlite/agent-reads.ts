@@ -139,7 +139,7 @@ export class AgentReads {
     const goalId = head.ids[0]!;
     if (head.created.length === 0) return { goalId, ids: this.childIds.all(goalId) as number[], refs: {} };
     const plan = this.enqueuer.write(tasks, { ...options, parentId: goalId });
-    for (const id of plan.ids) this.transitions.addDependency({ taskId: goalId, dependsOn: id, by: options.createdBy ?? undefined, now: options.now });
+    for (const id of plan.ids) this.transitions.commands.addDependency({ taskId: goalId, dependsOn: id, by: options.createdBy ?? undefined, now: options.now });
     this.tx.emit("task:enqueued", {
       ids: [goalId, ...plan.created],
       personas: [...head.personas, ...plan.personas],

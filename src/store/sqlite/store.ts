@@ -37,7 +37,8 @@ import { WhyReads } from "./why.js";
 import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
-import { Transitions, storedError } from "./transitions.js";
+import { Transitions } from "./transitions.js";
+import { storedError } from "../stored-error.js";
 import { Claims } from "./claims.js";
 import type { EconomicsService } from "../economics.js";
 import { usageOfSettlement, type NormalUsage } from "./usage.js";
@@ -198,9 +199,9 @@ export class SqliteStore implements Store {
           return results;
         });
       },
-      cancel: async (p) => tx.write("tasks.cancel", () => transitions.cancel(p)),
-      retry: async (p) => tx.write("tasks.retry", () => transitions.retry(p)),
-      addDependency: async (p) => tx.write("tasks.addDependency", () => transitions.addDependency(p)),
+      cancel: async (p) => tx.write("tasks.cancel", () => transitions.commands.cancel(p)),
+      retry: async (p) => tx.write("tasks.retry", () => transitions.commands.retry(p)),
+      addDependency: async (p) => tx.write("tasks.addDependency", () => transitions.commands.addDependency(p)),
       get: async (p) => tx.read("tasks.get", () => queries.get(p.taskId, p.eventLimit)),
       list: async (p) => tx.read("tasks.list", () => queries.list(p)),
       events: async (p) =>

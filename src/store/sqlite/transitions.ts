@@ -1,5 +1,7 @@
 import { readyEvent } from "../events.js";
 import { RosterError, type ErrorObject } from "../../errors.js";
+import { TaskCommands } from "./task-commands.js";
+import { storedError } from "../stored-error.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
@@ -12,7 +14,6 @@ import type {
   LeaseResult,
   ReleaseParams,
   SettlementResult,
-  TaskState,
 } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
@@ -21,8 +22,6 @@ import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage } from "./usage.js";
 
-const ERROR_MESSAGE_MAX = 16 * 1024;
-const ERROR_STACK_MAX = 8 * 1024;
 
 /** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease. */
 export const COMPLETE_MANY_SQL = `
@@ -35,18 +34,6 @@ export const COMPLETE_MANY_SQL = `
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
-/** Normalises an error for storage: bounded, plain, JSON. */
-export function storedError(error: FailParams["error"], retryable: boolean): ErrorObject {
-  const e = error as Partial<ErrorObject> & { message: string };
-  return {
-    name: typeof e.name === "string" ? e.name : "Error",
-    code: typeof e.code === "string" ? e.code : "ADAPTER_FAILED",
-    message: String(e.message ?? "").slice(0, ERROR_MESSAGE_MAX),
-    ...(typeof e.stack === "string" ? { stack: e.stack.slice(0, ERROR_STACK_MAX) } : {}),
-    retryable,
-    ...(e.details !== undefined ? { details: e.details } : {}),
-  };
-}
 
 /**
  * The fenced state machine of a task after its claim (src/store/sqlite/claims.ts; docs/ARCHITECTURE.md rules 3, 4, 6, 7, 8, 9). Every method
@@ -58,6 +45,8 @@ export class Transitions {
   readonly usage: UsageStatements;
   /** The claim's economic gates: budgets, provider pauses, breakers, rate limits. */
   readonly gates: EconomicsStatements;
+  /** Cancel, retry by hand, add a dependency (src/store/sqlite/task-commands.ts). */
+  readonly commands: TaskCommands;
   private readonly insertEvent;
   private readonly startStmt;
   private readonly progressStmt;
@@ -68,13 +57,6 @@ export class Transitions {
   private readonly retryStmt;
   private readonly failStmt;
   private readonly releaseStmt;
-  private readonly statusRow;
-  private readonly cancelStmt;
-  private readonly retryManualStmt;
-  private readonly blockedDepCount;
-  private readonly edgeExists;
-  private readonly insertEdge;
-  private readonly addUnmet;
 
   constructor(
     db: Db,
@@ -85,6 +67,7 @@ export class Transitions {
   ) {
     this.usage = new UsageStatements(db);
     this.gates = new EconomicsStatements(db, tx);
+    this.commands = new TaskCommands(db, tx, graph, this);
     this.insertEvent = db.prepare(
       "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, @attempt, @data)",
     );
@@ -124,28 +107,6 @@ export class Transitions {
       UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), run_at = @runAt, ready_at = @runAt,
         assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
       WHERE ${leased} RETURNING persona_id, attempts`);
-    this.statusRow = db.prepare("SELECT status, persona_id, attempts, unmet_deps, assigned_agent_id FROM task_status WHERE task_id = ?");
-    this.cancelStmt = db.prepare(`
-      UPDATE task_status SET status = 'cancelled', finished_at = @now, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE task_id = @taskId AND status NOT IN ('completed','failed','cancelled')`);
-    this.retryManualStmt = db.prepare(`
-      UPDATE task_status SET status = @status, attempts = 0, run_at = @now, ready_at = CASE WHEN @status = 'pending' THEN @now END,
-        finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL,
-        progress = NULL, progress_message = NULL, result = NULL, updated_at = @now
-      WHERE task_id = @taskId AND status IN ('failed','cancelled')`);
-    this.blockedDepCount = db
-      .prepare(
-        `SELECT count(*) FROM task_dependencies d JOIN task_status s ON s.task_id = d.depends_on
-         WHERE d.task_id = ? AND s.status IN ('failed','cancelled','blocked')`,
-      )
-      .pluck();
-    this.edgeExists = db.prepare("SELECT 1 FROM task_dependencies WHERE task_id = ? AND depends_on = ?").pluck();
-    this.insertEdge = db.prepare("INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)");
-    this.addUnmet = db.prepare(`
-      UPDATE task_status SET unmet_deps = unmet_deps + 1, updated_at = @now,
-        status = CASE WHEN @blocked THEN 'blocked' WHEN status = 'pending' THEN 'waiting' ELSE status END,
-        ready_at = CASE WHEN status = 'pending' THEN NULL ELSE ready_at END
-      WHERE task_id = @taskId RETURNING status`);
   }
 
   event(taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): void {
@@ -339,78 +300,8 @@ export class Transitions {
     return { ok: true, outcome: "released", attempt: row.attempts + 1, runAt };
   }
 
-  cancel(params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): { cancelled: number[]; blocked: number[] } {
-    const row = this.requireTask(params.taskId);
-    if (row.status === "completed" || row.status === "failed" || row.status === "cancelled") {
-      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only unfinished tasks can be cancelled`, {
-        details: { taskId: params.taskId, status: row.status },
-      });
-    }
-    this.cancelStmt.run({ taskId: params.taskId, now: params.now });
-    const blocked = this.graph.blockDependents(params.taskId, params.now);
-    this.event(params.taskId, "task:cancelled", params.now, params.by ?? null, row.attempts, {
-      from: row.status,
-      reason: params.reason ?? null,
-      blocked: blocked.length,
-    });
-    this.tx.emit("task:cancelled", { taskIds: [params.taskId], persona: row.persona_id });
-    return { cancelled: [params.taskId], blocked };
-  }
 
-  retry(params: { taskId: number; by?: string | undefined; now: number }): { status: TaskState; unblocked: number[] } {
-    const row = this.requireTask(params.taskId);
-    if (row.status !== "failed" && row.status !== "cancelled") {
-      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only failed or cancelled tasks can be retried`, {
-        details: { taskId: params.taskId, status: row.status },
-      });
-    }
-    const status: TaskState =
-      row.unmet_deps === 0 ? "pending" : (this.blockedDepCount.get(params.taskId) as number) > 0 ? "blocked" : "waiting";
-    this.retryManualStmt.run({ taskId: params.taskId, status, now: params.now });
-    if (status === "pending") this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now);
-    this.event(params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
-    const unblocked =
-      status === "blocked"
-        ? []
-        : this.graph.unblockDependents(params.taskId, params.now, (id) => this.event(id, "task:unblocked", params.now, params.by ?? null, null, { by: params.taskId }));
-    this.tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
-    if (status === "pending") this.tx.emit("task:ready", { ids: [params.taskId], personas: [row.persona_id] });
-    return { status, unblocked };
-  }
 
-  addDependency(params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): { status: TaskState } {
-    const { taskId, dependsOn, now } = params;
-    if (taskId === dependsOn) {
-      throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
-    }
-    const task = this.requireTask(taskId);
-    const dep = this.statusRow.get(dependsOn) as { status: TaskState } | undefined;
-    if (dep === undefined) {
-      throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
-    }
-    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
-      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, {
-        details: { field: "taskId", status: task.status },
-      });
-    }
-    if (this.edgeExists.get(taskId, dependsOn) !== undefined) return { status: task.status };
-    const path = this.graph.dependencyPath(dependsOn, taskId);
-    if (path !== null) {
-      const cycle = [taskId, ...path];
-      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, {
-        details: { field: "dependsOn", cycle },
-      });
-    }
-    this.insertEdge.run(taskId, dependsOn);
-    let status: TaskState = task.status;
-    if (dep.status !== "completed") {
-      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
-      status = (this.addUnmet.get({ taskId, now, blocked: bad ? 1 : 0 }) as { status: TaskState }).status;
-      if (bad && task.status !== "blocked") this.graph.blockDependents(taskId, now);
-    }
-    this.event(taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
-    return { status };
-  }
 
   /** Records what a settled attempt spent, with its outcome, and holds its task or goal if that spent the budget. */
   private attemptSpent(
@@ -436,11 +327,6 @@ export class Transitions {
     });
   }
 
-  private requireTask(taskId: number): { status: TaskState; persona_id: string; attempts: number; unmet_deps: number } {
-    const row = this.statusRow.get(taskId) as { status: TaskState; persona_id: string; attempts: number; unmet_deps: number } | undefined;
-    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    return row;
-  }
 
   private lost(taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
     this.tx.emit("lease:lost", { taskId, op });
