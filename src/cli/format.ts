@@ -54,6 +54,18 @@ export function statusText(task: { status: string; runAt: number | null }, now: 
   return task.status;
 }
 
+/**
+ * A held lease for people. `leaseExpiresAt` is a renewal stamp, not a deadline (docs/ARCHITECTURE.md,
+ * "Liveness"): the holder's last renewal plus the lease, on the holder's clock. So it reads as when
+ * the lease was last renewed and how long a silence gets it reaped: `last renewed 2026-… 12:00:03,
+ * reaped after 30s without a renewal`. Empty when the task holds no lease.
+ */
+export function leaseText(task: { leaseExpiresAt: number | null; leaseMs: number | null }): string {
+  if (task.leaseExpiresAt === null) return "";
+  if (task.leaseMs === null) return `lease stamp ${localTime(task.leaseExpiresAt)}`;
+  return `last renewed ${localTime(task.leaseExpiresAt - task.leaseMs)}, reaped after ${duration(task.leaseMs)} without a renewal`;
+}
+
 /** An event's data as one line of JSON, whole, with its epoch-ms times (`runAt`, `leaseExpiresAt` …) shown as local times. */
 export function eventData(data: unknown): string {
   if (data === null || data === undefined) return "";

@@ -90,6 +90,7 @@ export function toTaskRecord(row: TaskRow): TaskRecord {
     maxAttempts: row.max_attempts,
     assignedAgentId: row.assigned_agent_id,
     leaseExpiresAt: row.lease_expires_at,
+    leaseMs: row.lease_ms,
     claimedAt: row.claimed_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,

@@ -184,7 +184,15 @@ export interface TaskRecord {
   attempts: number;
   maxAttempts: number;
   assignedAgentId: string | null;
+  /**
+   * The lease's renewal stamp (docs/ARCHITECTURE.md, "Liveness"): its holder's last renewal
+   * (or claim) plus `leaseMs`, on the holder's clock (PostgreSQL: the server's). Not a
+   * deadline anyone enforces: a judge reaps the lease once it has seen the stamp stand
+   * still for `leaseMs`. Null when the task holds no lease.
+   */
   leaseExpiresAt: number | null;
+  /** The current (or last) lease's length, in ms: the last renewal was at `leaseExpiresAt - leaseMs`. */
+  leaseMs: number | null;
   claimedAt: number | null;
   startedAt: number | null;
   finishedAt: number | null;

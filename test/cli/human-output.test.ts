@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { cpSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logging/logger.js";
+import { localTime } from "../../src/cli/format.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { BIN, makeTemplate, roster, rosterOk, type Template } from "./helpers.js";
 
@@ -74,6 +75,36 @@ describe("roster events and show", () => {
       const show = await rosterOk(["show", "1", "--db", f.db]);
       expect(show).toContain(long.slice(0, 150));
       expect(show).not.toMatch(EPOCH_MS);
+    } finally {
+      f.cleanup();
+    }
+  });
+});
+
+describe("roster show: a held lease", () => {
+  it("prints the renewal stamp as what it is (the last renewal and the silence that gets it reaped), never as an expiry", async () => {
+    const f = template.copy();
+    try {
+      const claimedAt = Date.now() - 20_000;
+      const renewedAt = claimedAt + 12_000;
+      await withStore(f.db, async (store) => {
+        await store.tasks.enqueue({ tasks: [{ persona: "reviewer", title: "t" }], now: claimedAt });
+        await store.agents.register({ id: "a1", name: "a1", kind: "cli", heartbeatTimeoutMs: 60_000, now: claimedAt });
+        await store.tasks.claim({ persona: "reviewer", agentId: "a1", leaseMs: 30_000, limit: 1, now: claimedAt });
+      });
+      const claimed = await rosterOk(["show", "1", "--db", f.db]);
+      expect(claimed).toContain(`  agent        a1 (lease last renewed ${localTime(claimedAt)}, reaped after 30s without a renewal)\n`);
+      expect(claimed).not.toContain("lease until");
+      // A renewal moves the stamp; show follows it.
+      await withStore(f.db, (store) => store.agents.heartbeat({ agentId: "a1", now: renewedAt }));
+      expect(await rosterOk(["show", "1", "--db", f.db])).toContain(`(lease last renewed ${localTime(renewedAt)}, reaped after 30s without a renewal)`);
+      const json = JSON.parse(await rosterOk(["show", "1", "--db", f.db, "--json"])) as { status: string; leaseExpiresAt: number; leaseMs: number };
+      expect(json).toMatchObject({ status: "claimed", leaseExpiresAt: renewedAt + 30_000, leaseMs: 30_000 });
+      // Settled: no lease, nothing printed about one.
+      await withStore(f.db, (store) => store.tasks.cancel({ taskId: 1, now: Date.now() }));
+      const after = await rosterOk(["show", "1", "--db", f.db]);
+      expect(after).toMatch(/status +cancelled/);
+      expect(after).not.toContain("last renewed");
     } finally {
       f.cleanup();
     }

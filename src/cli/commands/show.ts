@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { systemClock } from "../../clock.js";
-import { duration, eventData, localTime, oneLine, preview, statusText, table, write } from "../format.js";
+import { duration, eventData, leaseText, localTime, oneLine, preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { formatTokens, formatUsd } from "./cost.js";
 import { addDbOption, addJsonOption, configFrom, parseTaskId, withStore, type DbOptions, type JsonOptions } from "../options.js";
@@ -38,8 +38,8 @@ export function register(program: Command): void {
       lines.push(`  run at       ${localTime(task.runAt)} (in ${duration(task.runAt - now)})`);
     }
     if (task.assignedAgentId !== null) {
-      const lease = task.leaseExpiresAt === null ? "" : ` (lease until ${localTime(task.leaseExpiresAt)})`;
-      lines.push(`  agent        ${task.assignedAgentId}${lease}`);
+      const lease = leaseText(task);
+      lines.push(`  agent        ${task.assignedAgentId}${lease === "" ? "" : ` (lease ${lease})`}`);
     }
     if (task.finishedAt !== null) lines.push(`  finished     ${localTime(task.finishedAt)}`);
     if (task.description !== "") lines.push(`  description  ${oneLine(task.description, 200)}`);

@@ -122,6 +122,15 @@ export function TaskPage({ id }: { id: number }) {
           </dd>
           <dt>agent</dt>
           <dd>{t.assignedAgentId ?? "—"}</dd>
+          {t.leaseExpiresAt !== null && t.leaseMs !== null ? (
+            <>
+              {/* leaseExpiresAt is a renewal stamp (the last renewal plus the lease), not a deadline: docs/ARCHITECTURE.md, "Liveness". */}
+              <dt>lease</dt>
+              <dd data-lease>
+                last renewed {fmtTime(t.leaseExpiresAt - t.leaseMs)}; reaped after {Math.round(t.leaseMs / 1000)} s without a renewal
+              </dd>
+            </>
+          ) : null}
           <dt>cost</dt>
           <dd data-cost="task">
             {fmtUsd(data.cost.costUsd)} · {data.cost.tokens} tokens over {data.cost.attempts} attempts{data.cost.unpriced > 0 ? ` (${data.cost.unpriced} unpriced)` : ""}
