@@ -1,11 +1,12 @@
-import type { TaskState, UiFullKey, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import type { UiFullKey, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import { pageFilters, toFullKey, toThroughput, toUiTaskRow, type FullKeyRow, type PageRow, type ThroughputRow } from "../ui-reads.js";
 import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
 /**
- * What the dashboard (src/ui) reads beside the Store's own reads, on PostgreSQL: the twin
- * of src/store/sqlite/ui-reads.ts, answering the same shapes. A page of task summaries
+ * What the dashboard (src/ui) reads beside the Store's own reads, on PostgreSQL: as
+ * src/store/sqlite/ui-reads.ts, mapped to the same shapes by src/store/ui-reads.ts. A page of task summaries
  * newest first behind a cursor (a walk down the primary key; a goal's subtree from
  * tasks_root), completions and failures per time bucket from the audit trail (a range
  * over task_events_at), and the concurrency keys at their limit (migrations/postgres/0005:
@@ -46,51 +47,16 @@ const FULL_KEYS_SQL = `
   ORDER BY k.key
   LIMIT $1`;
 
-interface PageRow {
-  id: number;
-  title: string;
-  persona_id: string;
-  parent_id: number | null;
-  root_id: number | null;
-  status: TaskState;
-  attempts: number;
-  max_attempts: number;
-  progress: number | null;
-  progress_message: string | null;
-  created_at: number;
-  updated_at: number;
-  error_code: string | null;
-  depends_on: string;
-}
-
 export async function taskPage(q: Q, params: UiTaskPageParams): Promise<UiTaskRow[]> {
-  const statuses = params.status === undefined ? null : Array.isArray(params.status) ? params.status : [params.status];
-  const query = params.query === undefined || params.query === "" ? null : params.query.toLowerCase();
+  const { statuses, query } = pageFilters(params);
   const rows = await q.rows<PageRow>(PAGE_SQL, [params.beforeId ?? Number.MAX_SAFE_INTEGER, params.rootId ?? null, statuses, params.persona ?? null, params.topLevel === true, query, params.limit]);
-  return rows.map((r) => ({
-    id: r.id,
-    title: r.title,
-    persona: r.persona_id,
-    parentId: r.parent_id,
-    rootId: r.root_id ?? r.id,
-    status: r.status,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    progress: r.progress,
-    progressMessage: r.progress_message,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    errorCode: r.error_code,
-    dependsOn: JSON.parse(r.depends_on) as number[],
-  }));
+  return rows.map(toUiTaskRow);
 }
 
 export async function throughput(q: Q, params: { since: number; bucketMs: number }): Promise<UiThroughputBucket[]> {
-  const rows = await q.rows<{ bucket: number; completed: number; failed: number; retried: number }>(THROUGHPUT_SQL, [params.since, params.bucketMs]);
-  return rows.map((r) => ({ at: params.since + r.bucket * params.bucketMs, completed: r.completed, failed: r.failed, retried: r.retried }));
+  return toThroughput(await q.rows<ThroughputRow>(THROUGHPUT_SQL, [params.since, params.bucketMs]), params);
 }
 
 export async function fullKeys(q: Q, params: { limit: number }): Promise<UiFullKey[]> {
-  const rows = await q.rows<{ key: string; max_running: number; running: number; holders: string; pending: number }>(FULL_KEYS_SQL, [params.limit]);
-  return rows.map((r) => ({ key: r.key, running: r.running, limit: r.max_running, holders: JSON.parse(r.holders) as number[], pending: r.pending }));
+  return (await q.rows<FullKeyRow>(FULL_KEYS_SQL, [params.limit])).map(toFullKey);
 }

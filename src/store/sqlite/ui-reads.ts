@@ -1,22 +1,6 @@
-import type { TaskState, UiFullKey, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import type { UiFullKey, UiTaskPageParams, UiTaskRow, UiThroughputBucket } from "../types.js";
+import { pageFilters, toFullKey, toThroughput, toUiTaskRow, type FullKeyRow, type PageRow, type ThroughputRow } from "../ui-reads.js";
 import type { Db } from "./database.js";
-
-interface PageRow {
-  id: number;
-  title: string;
-  persona_id: string;
-  parent_id: number | null;
-  root_id: number | null;
-  status: TaskState;
-  attempts: number;
-  max_attempts: number;
-  progress: number | null;
-  progress_message: string | null;
-  created_at: number;
-  updated_at: number;
-  error_code: string | null;
-  depends_on: string;
-}
 
 /**
  * What the dashboard (src/ui) reads beside the Store's own reads: a page of task
@@ -73,42 +57,25 @@ export class UiReads {
   }
 
   taskPage(params: UiTaskPageParams): UiTaskRow[] {
-    const statuses = params.status === undefined ? null : JSON.stringify(Array.isArray(params.status) ? params.status : [params.status]);
+    const { statuses, query } = pageFilters(params);
     const stmt = params.rootId === undefined ? this.pageStmt : this.pageRootStmt;
     const rows = stmt.all({
       beforeId: params.beforeId ?? Number.MAX_SAFE_INTEGER,
-      statuses,
+      statuses: statuses === null ? null : JSON.stringify(statuses),
       persona: params.persona ?? null,
       ...(params.rootId === undefined ? {} : { rootId: params.rootId }),
-      query: params.query === undefined || params.query === "" ? null : params.query.toLowerCase(),
+      query,
       topLevel: params.topLevel === true ? 1 : 0,
       limit: params.limit,
     }) as PageRow[];
-    return rows.map((r) => ({
-      id: r.id,
-      title: r.title,
-      persona: r.persona_id,
-      parentId: r.parent_id,
-      rootId: r.root_id ?? r.id,
-      status: r.status,
-      attempts: r.attempts,
-      maxAttempts: r.max_attempts,
-      progress: r.progress,
-      progressMessage: r.progress_message,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-      errorCode: r.error_code,
-      dependsOn: JSON.parse(r.depends_on) as number[],
-    }));
+    return rows.map(toUiTaskRow);
   }
 
   throughput(params: { since: number; bucketMs: number }): UiThroughputBucket[] {
-    const rows = this.throughputStmt.all({ since: params.since, bucketMs: params.bucketMs }) as Array<{ bucket: number; completed: number; failed: number; retried: number }>;
-    return rows.map((r) => ({ at: params.since + r.bucket * params.bucketMs, completed: r.completed, failed: r.failed, retried: r.retried }));
+    return toThroughput(this.throughputStmt.all({ since: params.since, bucketMs: params.bucketMs }) as ThroughputRow[], params);
   }
 
   fullKeys(params: { limit: number }): UiFullKey[] {
-    const rows = this.fullKeysStmt.all({ limit: params.limit }) as Array<{ key: string; running: number; max_running: number; holders: string; pending: number }>;
-    return rows.map((r) => ({ key: r.key, running: r.running, limit: r.max_running, holders: JSON.parse(r.holders) as number[], pending: r.pending }));
+    return (this.fullKeysStmt.all({ limit: params.limit }) as FullKeyRow[]).map(toFullKey);
   }
 }
