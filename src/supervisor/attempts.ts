@@ -39,12 +39,14 @@ export interface AttemptsHost {
  * startFoldMs, so one that finishes sooner settles claimed → completed without a
  * start write, the start fold), `writeStarts` makes it `started` (the starts due
  * together share a transaction), `abort` makes it `aborting`, `finish` makes it
- * `finished`, and `settle` removes it once the completer has committed or
- * discarded its outcome.
+ * `finished` (its slot is free from then on: `running`), and `settle` removes it
+ * once the completer has committed or discarded its outcome.
  */
 export class Attempts {
   private readonly byLease = new Map<string, RunningAttempt>();
   private readonly byRunId = new Map<number, RunningAttempt>();
+  /** Held attempts whose outcome has not come back yet (dispatched, started, aborting): the slots in use. */
+  private unfinished = 0;
   private startQueue: RunningAttempt[] = [];
   private startWriting: Promise<void> | null = null;
   private idleWaiters: Array<() => void> = [];
@@ -56,8 +58,19 @@ export class Attempts {
     private readonly startFoldMs: number,
   ) {}
 
+  /** Every attempt held, its settlement committed or not. */
   get size(): number {
     return this.byLease.size;
+  }
+
+  /**
+   * The attempts whose adapter still runs (no outcome yet): the slots in use. A finished
+   * attempt waiting for its settlement's commit holds no slot and no persona concurrency
+   * (its adapter, and its process tree, are over), though its lease stays held and renewed
+   * until the commit, so the store still counts it leased (concurrency keys).
+   */
+  get running(): number {
+    return this.unfinished;
   }
 
   values(): IterableIterator<RunningAttempt> {
@@ -76,9 +89,10 @@ export class Attempts {
     return leases;
   }
 
+  /** This persona's attempts whose adapter still runs (see `running`). */
   countOf(persona: string): number {
     let n = 0;
-    for (const run of this.byLease.values()) if (run.task.persona === persona) n++;
+    for (const run of this.byLease.values()) if (run.task.persona === persona && run.phase !== "finished") n++;
     return n;
   }
 
@@ -100,6 +114,7 @@ export class Attempts {
     if (this.startFoldMs === 0) this.queueStart(run);
     else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
     this.byLease.set(task.leaseToken, run);
+    this.unfinished++;
     return run;
   }
 
@@ -132,7 +147,9 @@ export class Attempts {
   }
 
   finish(run: RunningAttempt, outcome: PoolOutcome): void {
+    if (run.phase === "finished") return;
     run.phase = "finished";
+    this.unfinished--;
     this.clearTimers(run);
     this.host.finished(run, outcome);
   }
@@ -183,6 +200,10 @@ export class Attempts {
   settle(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): boolean {
     if (this.byLease.get(run.task.leaseToken) !== run) return false;
     this.byLease.delete(run.task.leaseToken);
+    if (run.phase !== "finished") {
+      run.phase = "finished";
+      this.unfinished--;
+    }
     this.byRunId.delete(run.runId);
     const { id: taskId, attempt, persona } = run.task;
     if (outcome === "lease-lost" && run.abort === "cancelled") this.host.logger.info({ taskId, attempt }, "task cancelled: result discarded");

@@ -48,6 +48,7 @@ export class ClaimLoop implements Service {
   private failures = 0;
   private retry: NodeJS.Timeout | null = null;
   private pass: Promise<void> | null = null;
+  private soon: NodeJS.Immediate | null = null;
 
   constructor(private readonly host: ClaimLoopHost) {}
 
@@ -76,6 +77,8 @@ export class ClaimLoop implements Service {
     this.state = "stopped";
     if (this.retry !== null) clearTimeout(this.retry);
     this.retry = null;
+    if (this.soon !== null) clearImmediate(this.soon);
+    this.soon = null;
     await this.pass;
   }
 
@@ -96,6 +99,19 @@ export class ClaimLoop implements Service {
       default:
         return;
     }
+  }
+
+  /**
+   * A slot came free (an attempt's outcome): claim after this turn's I/O callbacks, so the
+   * outcomes the pool's threads report together free their slots for one claim, not one
+   * claim each.
+   */
+  requestSoon(): void {
+    if (this.soon !== null || this.state === "stopped") return;
+    this.soon = setImmediate(() => {
+      this.soon = null;
+      this.request();
+    });
   }
 
   private schedule(): void {

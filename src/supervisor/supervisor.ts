@@ -1,7 +1,6 @@
-import { hostname } from "node:os";
 import { systemClock, type Clock } from "../clock.js";
 import type { Config } from "../config.js";
-import { RosterError, coerceError, type ErrorObject } from "../errors.js";
+import { RosterError, type ErrorObject } from "../errors.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { toAdapterPersona } from "../personas/load.js";
 import { servable } from "./personas.js";
@@ -9,6 +8,7 @@ import type { Persona } from "../personas/schema.js";
 import { WorkerPool, type PoolOutcome } from "../pool/pool.js";
 import { ServiceGroup } from "../service.js";
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
+import { AgentRegistration } from "./agent.js";
 import { Attempts } from "./attempts.js";
 import { BudgetWatch } from "./budget-watch.js";
 import { ClaimLoop } from "./claim-loop.js";
@@ -32,6 +32,9 @@ export { SHUTDOWN_FORCE_MS, START_FOLD_MS_DEFAULT, type RunningStat, type Superv
 
 type State = "created" | "starting" | "running" | "stopping" | "stopped";
 
+/** Attempts that may wait for their settlement's commit, per slot of capacity, before claims wait too. */
+const SETTLING_PER_SLOT = 1;
+
 /**
  * The supervisor: turns ready tasks into work on the worker pool and keeps every
  * attempt's lease until its outcome is committed.
@@ -42,8 +45,12 @@ type State = "created" | "starting" | "running" | "stopping" | "stopped";
  * Only while running does the claim loop (./claim-loop.ts: idle, scheduled,
  * claiming, claiming-again, backing-off) run passes: whenever the Waker says tasks
  * may be ready or a slot frees up, each PersonaProducer claims `min(persona
- * concurrency - its running, global free slots)` in one statement; the claimed
- * attempts go to the pool and are held in Attempts (./attempts.ts), each in a
+ * concurrency - its running, global free slots)` in one statement. A slot (and a
+ * persona's concurrency) frees at the attempt's outcome, not at its settlement's
+ * commit, so claims overlap the completer's transactions; the limits still hold (the
+ * adapter is over; the store counts the task leased until the commit, so its own
+ * checks, such as a concurrency key's, still count it: docs/ARCHITECTURE.md, data
+ * path 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
  * phase: dispatched → started → finished, or dispatched | started → aborting →
  * finished (an attempt is aborted on timeout, lost lease, cancellation, budget or
  * shutdown; a lost lease's or a cancelled task's result is discarded). Outcomes go
@@ -65,7 +72,10 @@ export class Supervisor {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly monotonic: () => number;
-  agentId = "";
+  /** This supervisor's agent id ("" until registered). */
+  get agentId(): string {
+    return this.registration.id;
+  }
   /** The one task served (SupervisorOptions.taskId), or null: every ready task of the personas. */
   readonly taskId: number | null;
 
@@ -73,7 +83,7 @@ export class Supervisor {
   private readonly capacity: number;
   private readonly exitWhenIdle: boolean;
   private readonly abortGraceMs: number;
-  private readonly agent: { name: string; kind: string; personaId?: string } | null;
+  private readonly registration: AgentRegistration;
   private readonly retryFailures: boolean;
   private readonly producers: Producers;
   private readonly attempts: Attempts;
@@ -101,7 +111,7 @@ export class Supervisor {
   private stopping: Promise<void> | null = null;
   private lastTickAt: number | null = null;
   private readonly idle: IdleCheck;
-  /** Attempts settled since slots:changed was last emitted. */
+  /** Attempts finished since slots:changed was last emitted. */
   private slotsDirty = false;
 
   constructor(options: SupervisorOptions) {
@@ -114,7 +124,6 @@ export class Supervisor {
     this.abortGraceMs = options.abortGraceMs ?? 2_000;
     this.monotonic = options.monotonic ?? (() => performance.now());
     this.taskId = options.taskId ?? null;
-    this.agent = options.agent ?? null;
     this.retryFailures = options.retryFailures ?? true;
     const startFoldMs = checkOptions(options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
@@ -132,6 +141,14 @@ export class Supervisor {
       },
     });
     const report = (where: string, error: Error): void => this.error(where, error);
+    this.registration = new AgentRegistration({
+      store: this.store,
+      clock: this.clock,
+      agent: options.agent ?? null,
+      maxLeaseMs: () => Math.max(...this.producers.all.map((p) => p.persona.leaseMs), 1_000),
+      registered: () => this.connection.renewed(),
+      error: report,
+    });
     const base = { store: this.store, clock: this.clock, error: report };
     // What a part built on the supervisor sees of it: agentId follows re-registration (a getter).
     const host = <T extends object>(extra: T) =>
@@ -148,7 +165,7 @@ export class Supervisor {
     this.claimLoop = new ClaimLoop({
       clock: this.clock,
       producers: () => this.producers.all,
-      free: () => this.capacity - this.attempts.size,
+      free: () => this.free(),
       dispatch: (producer, claimed) => this.dispatch(producer, claimed),
       drained: (since) => void this.waker.rescheduleRunAt(since),
       ticked: () => this.onTick(false),
@@ -163,7 +180,7 @@ export class Supervisor {
       host({
         leases: () => this.attempts.leases(),
         lost: (leases: LeaseRef[]) => this.attempts.abortLeases(leases),
-        reRegister: () => this.register(),
+        reRegister: () => this.registration.register(),
         renewed: (count: number, lost: number) => this.events.emit("lease:renewed", { count, lost }),
         // A renewal committed: its leases are safe for another lease from when it was sent; the database answers.
         committed: (sentAt: number, renewed: LeaseRef[]) => {
@@ -193,7 +210,7 @@ export class Supervisor {
       options.config.pollIntervalMs,
     );
     this.stallGuard = new StallGuard(
-      host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.capacity - this.attempts.size, wake: (personas: readonly string[]) => this.wake(personas) }),
+      host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.free(), wake: (personas: readonly string[]) => this.wake(personas) }),
       options.config.pollIntervalMs,
     );
     this.personaReloader =
@@ -217,7 +234,7 @@ export class Supervisor {
     // the pool and deregisters the agent (which releases, uncounted, any lease still held).
     this.services = new ServiceGroup(
       [
-        { name: "agent", start: () => this.register(), stop: () => this.deregister() },
+        this.registration,
         { name: "pool", start: () => this.pool.start(), stop: () => this.pool.close({ force: true }) },
         this.leaseKeeper,
         this.completer,
@@ -263,34 +280,11 @@ export class Supervisor {
   }
 
   stats(): SupervisorStats {
-    return { busy: this.attempts.size, capacity: this.capacity, lastTickAt: this.lastTickAt, running: this.attempts.stats() };
+    return { busy: this.attempts.running, capacity: this.capacity, lastTickAt: this.lastTickAt, running: this.attempts.stats() };
   }
 
   get isRunning(): boolean {
     return this.state === "running";
-  }
-
-  private async register(): Promise<void> {
-    const maxLeaseMs = Math.max(...this.producers.all.map((p) => p.persona.leaseMs), 1_000);
-    const agent = await this.store.agents.register({
-      ...(this.agentId === "" ? {} : { id: this.agentId }),
-      ...(this.agent ?? { name: `supervisor ${hostname()}:${process.pid}`, kind: "supervisor" }),
-      pid: process.pid,
-      hostname: hostname(),
-      heartbeatTimeoutMs: maxLeaseMs,
-      now: this.clock.now(),
-    });
-    this.agentId = agent.id;
-    this.connection.renewed();
-  }
-
-  private async deregister(): Promise<void> {
-    try {
-      // Releases, without counting, any lease still held (e.g. a settlement that could not commit).
-      await this.store.agents.deregister({ agentId: this.agentId, now: this.clock.now() });
-    } catch (error) {
-      this.error("supervisor.deregister", coerceError(error));
-    }
   }
 
   private async shutdown(reason: string): Promise<void> {
@@ -351,8 +345,17 @@ export class Supervisor {
     this.markSlots();
   }
 
-  /** A finished attempt's outcome, to the completer. */
+  /** Slots free to claim into: free at an outcome; at most SETTLING_PER_SLOT × capacity outcomes wait for a commit, so a store that stops committing stops claims too. */
+  private free(): number {
+    return Math.min(this.capacity - this.attempts.running, (1 + SETTLING_PER_SLOT) * this.capacity - this.attempts.size);
+  }
+
+  /** A finished attempt's outcome, to the completer; its slot and its persona's concurrency are free from now on. */
   private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
+    const producer = this.producers.get(run.task.persona);
+    if (producer !== undefined) producer.running--;
+    this.slotsDirty = true;
+    this.claimLoop.requestSoon();
     // --no-retry: the attempt's own failure is its last (a release is not a failure of its own).
     if (!this.retryFailures && !outcome.ok && !("released" in outcome)) outcome = { ...outcome, error: { ...outcome.error, retryable: false } };
     // The attempts one goal crossing stopped settle together (./budget-watch.ts).
@@ -363,11 +366,8 @@ export class Supervisor {
   /** From the completer, once the attempt's outcome is committed (or discarded). */
   settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void {
     if (!this.attempts.settle(run, outcome, errorCode, errorMessage)) return;
-    const producer = this.producers.get(run.task.persona);
-    if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
     this.budgetWatch.forget(run);
-    this.slotsDirty = true;
   }
 
   /** From the completer, after each committed batch. */
@@ -381,7 +381,7 @@ export class Supervisor {
 
   private markSlots(): void {
     this.slotsDirty = false;
-    this.events.emit("slots:changed", { busy: this.attempts.size, capacity: this.capacity });
+    this.events.emit("slots:changed", { busy: this.attempts.running, capacity: this.capacity });
   }
 
   /** The loop is alive (a claim pass ended, or the poll ticked): loop:tick; a poll also checks whether the work is done. */

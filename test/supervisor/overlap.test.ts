@@ -159,7 +159,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     // The only slot came free at the outcome: the second task is claimed while the first's settle waits.
     await secondClaimed;
     expect(held.committed.size).toBe(0);
-    expect((await store.tasks.get({ taskId: ids[0]! })).status).toBe("claimed");
+    expect(["claimed", "in_progress"]).toContain((await store.tasks.get({ taskId: ids[0]! })).status);
     const done = completed(store, ids);
     held.release();
     await done;
@@ -247,11 +247,17 @@ describe.skipIf(!server.available)("supervisor: claims overlap settlements (Post
     const { store, supervisor } = await setUp([{ id: "work", adapter: INTERVAL, concurrency: 1, retry: ONCE }], 1, url);
     const { ids } = await store.tasks.enqueue({ tasks: [300, 0].map((ms, i) => ({ persona: "work", title: `t${i}`, payload: { ms } })), now: Date.now() });
     const [first, second] = ids as [number, number];
+    // One connection holds the lock; another watches pg_stat_activity (whose view is fixed for the length of a transaction).
     const locker = new pg.Client({ connectionString: url });
+    const observer = new pg.Client({ connectionString: url });
     await locker.connect();
+    await observer.connect();
     cleanups.push(async () => {
       await locker.end().catch(() => {});
+      await observer.end().catch(() => {});
     });
+    const settleWaiting = async () =>
+      ((await observer.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%= ANY($1::bigint[]) ORDER BY task_id FOR UPDATE%'")).rows[0] as { n: number }).n;
     const firstClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === first), 5_000);
     const done = completed(store, ids);
     await supervisor.start();
@@ -263,14 +269,12 @@ describe.skipIf(!server.available)("supervisor: claims overlap settlements (Post
     // The settle transaction is open, its first statement (the completed rows' lock) waiting for the lock (pg_stat_activity).
     let waiting = 0;
     for (let i = 0; i < 200 && waiting === 0; i++) {
-      const r = await locker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%= ANY($1::bigint[]) ORDER BY task_id FOR UPDATE%'");
-      waiting = (r.rows[0] as { n: number }).n;
+      waiting = await settleWaiting();
       if (waiting === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(waiting).toBeGreaterThan(0);
     await secondClaimed;
-    const still = await locker.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%= ANY($1::bigint[]) ORDER BY task_id FOR UPDATE%'");
-    expect((still.rows[0] as { n: number }).n).toBeGreaterThan(0);
+    expect(await settleWaiting()).toBeGreaterThan(0);
     expect((await store.tasks.get({ taskId: first })).status).not.toBe("completed");
     await locker.query("COMMIT");
     await done;
