@@ -5,6 +5,7 @@ import { economicsScenario } from "./economics.js";
 import { heartbeatScenario } from "./heartbeat.js";
 import { latencyScenario } from "./latency.js";
 import { peersScenario } from "./peers.js";
+import { pgscaleScenario } from "./pgscale.js";
 import { postgresScenario } from "./postgres.js";
 import { soakScenario } from "./soak.js";
 import { storeScenario } from "./store.js";
@@ -22,4 +23,5 @@ export const SCENARIOS: Scenario[] = [
   soakScenario,
   economicsScenario,
   postgresScenario,
+  pgscaleScenario,
 ];
