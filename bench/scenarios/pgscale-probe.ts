@@ -123,6 +123,11 @@ export async function tableWrites(client: pg.Client): Promise<TableWrites> {
   return Object.fromEntries(rows.map((r) => [r.relname, { inserted: Number(r.ins), updated: Number(r.upd), hot: Number(r.hot), deleted: Number(r.del) }]));
 }
 
+/** Transactions committed so far in the current database (statistics flushed as for tableWrites). */
+export async function commitsSoFar(client: pg.Client): Promise<number> {
+  return Number((await client.query<{ n: string }>("SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()")).rows[0]!.n);
+}
+
 export function writesBetween(before: TableWrites, after: TableWrites): TableWrites {
   const out: TableWrites = {};
   for (const [name, a] of Object.entries(after)) {
@@ -140,39 +145,42 @@ export function writesBetween(before: TableWrites, after: TableWrites): TableWri
  */
 export class WaitSampler {
   private timer: NodeJS.Timeout | null = null;
-  private busy = false;
+  private inFlight: Promise<void> | null = null;
   samples = 0;
+  /** Samples whose query failed (not counted in `samples`). */
+  failed = 0;
   /** Session-samples by "type: event" ("CPU" when running). */
   readonly counts = new Map<string, number>();
 
   constructor(private readonly client: pg.Client) {}
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.sample(), intervalMs);
+    this.timer = setInterval(() => {
+      if (this.inFlight !== null) return;
+      this.inFlight = this.sample()
+        .catch(() => void this.failed++)
+        .finally(() => (this.inFlight = null));
+    }, intervalMs);
   }
 
   private async sample(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      const { rows } = await this.client.query<{ w: string; n: number }>(
+    const { rows } = await this.client.query<{ w: string; n: number }>(
         `SELECT CASE WHEN state = 'active' AND wait_event_type IS NULL THEN 'CPU (running)'
                      WHEN state LIKE 'idle in transaction%' THEN 'Client: ClientRead (in a transaction)'
                      ELSE wait_event_type || ': ' || wait_event END AS w, count(*)::int AS n
          FROM pg_stat_activity
          WHERE application_name = 'roster' AND (state = 'active' OR state LIKE 'idle in transaction%')
          GROUP BY 1`,
-      );
-      this.samples++;
-      for (const r of rows) this.counts.set(r.w, (this.counts.get(r.w) ?? 0) + r.n);
-    } finally {
-      this.busy = false;
-    }
+    );
+    this.samples++;
+    for (const r of rows) this.counts.set(r.w, (this.counts.get(r.w) ?? 0) + r.n);
   }
 
-  stop(): void {
+  /** Stops sampling once the sample in flight (if any) has returned. */
+  async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    await this.inFlight;
   }
 
   /** Average sessions per sample in each state, most first. */

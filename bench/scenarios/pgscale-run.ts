@@ -11,7 +11,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type TaskInput } from "../../src/store/index.js";
-import { postmasterPid, processCpuSeconds, serverCpuSeconds, tableWrites, WaitSampler, walBytesBetween, walByTable, walPosition, writesBetween, type TableWrites, type WalShare } from "./pgscale-probe.js";
+import { commitsSoFar, postmasterPid, processCpuSeconds, serverCpuSeconds, tableWrites, WaitSampler, walBytesBetween, walByTable, walPosition, writesBetween, type TableWrites, type WalShare } from "./pgscale-probe.js";
 import { writePersona } from "./support/personas.js";
 
 /** Slots of each supervisor (`roster start --concurrency`), and its worker threads. */
@@ -32,6 +32,11 @@ export interface PgscaleRun {
   /** CPU over the drain, in cores (CPU seconds ÷ wall seconds): the server's processes, and the supervisors' together. */
   serverCores: number;
   supervisorCores: number;
+  /** The same CPU per task drained, in ms: the figures that carry over to a server of its own. */
+  serverCpuMsPerTask: number;
+  supervisorCpuMsPerTask: number;
+  /** Transactions committed per task over enqueue and drain (pg_stat_database), the supervisors' renewals and the harness's reads included. */
+  commitsPerTask: number;
   walBytesEnqueue: number;
   walBytesDrain: number;
   /** WAL of the drain by table; null when pg_walinspect was not asked for or not available. */
@@ -108,6 +113,7 @@ export async function measurePgscale(params: { url: string; bin: string; workDir
     // Every run starts from a checkpoint, so each pays the same full-page images (the first change of each page after one).
     await admin.query("CHECKPOINT");
     const writes0 = await tableWrites(admin);
+    const commits0 = await commitsSoFar(admin);
     const lsn0 = await walPosition(admin);
     const tasks: TaskInput[] = Array.from({ length: depth }, (_, i) => ({ persona: "noop", title: `pgscale ${i}`, payload: { i } }));
     const e0 = performance.now();
@@ -136,7 +142,7 @@ export async function measurePgscale(params: { url: string; bin: string; workDir
         return r.done >= depth ? r.done : null;
       });
     } finally {
-      sampler.stop();
+      await sampler.stop();
       await samplerClient.end();
     }
     const lsn2 = await walPosition(admin);
@@ -158,6 +164,7 @@ export async function measurePgscale(params: { url: string; bin: string; workDir
     // Backends flush their statistics at exit: the supervisors' last writes are counted now.
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     const writes = writesBetween(writes0, await tableWrites(admin));
+    const commits = (await commitsSoFar(admin)) - commits0;
     const seconds = (t1 - t0) / 1000;
     const run: PgscaleRun = {
       supervisors,
@@ -168,6 +175,9 @@ export async function measurePgscale(params: { url: string; bin: string; workDir
       enqueueMs,
       serverCores: (server1 - server0) / seconds,
       supervisorCores: (clients1 - clients0) / seconds,
+      serverCpuMsPerTask: ((server1 - server0) * 1000) / depth,
+      supervisorCpuMsPerTask: ((clients1 - clients0) * 1000) / depth,
+      commitsPerTask: commits / depth,
       walBytesEnqueue: await walBytesBetween(admin, lsn0, lsn1),
       walBytesDrain: await walBytesBetween(admin, lsn1, lsn2),
       walByTable: params.walDetail ? await walByTable(admin, lsn1, lsn2) : null,

@@ -69,7 +69,19 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const cores = cpus().length;
   const drainTable: Table = {
     caption: `Drains of no-op tasks by N \`roster start\` processes (${PGSCALE_THREADS} worker thread, ${PGSCALE_CONCURRENCY} slots each) on one PostgreSQL primary; median (min–max) of ${rounds} round(s). CPU in cores (CPU seconds ÷ wall seconds; the machine has ${cores}).`,
-    columns: ["queued", "supervisors", "claims/s", "settles/s", "tasks per claim", "server CPU, cores", "supervisors' CPU, cores", "WAL per task: enqueue / drain, KiB", "roster sessions in the server (avg per sample)", "load 1m"],
+    columns: [
+      "queued",
+      "supervisors",
+      "claims/s",
+      "settles/s",
+      "tasks per claim",
+      "server CPU, cores (ms per task)",
+      "supervisors' CPU, cores (ms per task)",
+      "commits per task",
+      "WAL per task: enqueue / drain, KiB",
+      "roster sessions in the server (avg per sample)",
+      "load 1m",
+    ],
     rows: depths.flatMap((depth) =>
       supervisors.map((s) => {
         const c = cell(runs, depth, s);
@@ -79,8 +91,9 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
           med(c, (r) => r.claimsPerSec, 0),
           med(c, (r) => r.settlesPerSec, 0),
           med(c, (r) => r.claimBatches, 1),
-          med(c, (r) => r.serverCores, 2),
-          med(c, (r) => r.supervisorCores, 2),
+          `${med(c, (r) => r.serverCores, 2)} (${med(c, (r) => r.serverCpuMsPerTask, 3)})`,
+          `${med(c, (r) => r.supervisorCores, 2)} (${med(c, (r) => r.supervisorCpuMsPerTask, 3)})`,
+          med(c, (r) => r.commitsPerTask, 2),
           `${kb(summarize(c.map((r) => r.walBytesEnqueue / r.depth)).median)} / ${kb(summarize(c.map((r) => r.walBytesDrain / r.depth)).median)}`,
           topWaits(c),
           c.map((r) => fmt(r.loadAverage1m.before, 1)).join(", "),
