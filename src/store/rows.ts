@@ -6,6 +6,7 @@
  */
 import { RosterError, type ErrorObject } from "../errors.js";
 import type { RetryPolicy } from "../policy/retry.js";
+import type { CostRow, UsageRecord } from "./economics.js";
 import {
   TASK_STATES,
   type AgentRecord,
@@ -241,5 +242,56 @@ export function toRunningTask(r: RunningRow): RunningTask {
     progressMessage: r.progress_message,
     assignedAgentId: r.assigned_agent_id,
     startedAt: r.started_at,
+  };
+}
+
+/** A cost aggregate as both stores return it: the key as text, USD rounded to a millionth. */
+export function costRow(row: CostRow & { cost_usd?: number }): CostRow {
+  const { cost_usd, ...rest } = row;
+  return { ...rest, key: String(rest.key), costUsd: Math.round((cost_usd ?? 0) * 1e6) / 1e6 };
+}
+
+/** A usage row as both stores read it (the same columns in each schema). */
+export interface UsageRow {
+  task_id: number;
+  root_id: number;
+  attempt: number;
+  agent_id: string | null;
+  persona_id: string;
+  provider: string;
+  model: string | null;
+  outcome: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  turns: number | null;
+  duration_ms: number | null;
+  cost_usd: number | null;
+  cost_source: UsageRecord["costSource"];
+  at: number;
+}
+
+export function toUsageRecord(r: UsageRow): UsageRecord {
+  return {
+    taskId: r.task_id,
+    rootId: r.root_id,
+    attempt: r.attempt,
+    agentId: r.agent_id,
+    persona: r.persona_id,
+    provider: r.provider,
+    model: r.model,
+    outcome: r.outcome,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    cacheReadTokens: r.cache_read_tokens,
+    cacheWriteTokens: r.cache_write_tokens,
+    reasoningTokens: r.reasoning_tokens,
+    turns: r.turns,
+    durationMs: r.duration_ms,
+    costUsd: r.cost_usd,
+    costSource: r.cost_source,
+    at: r.at,
   };
 }

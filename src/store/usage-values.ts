@@ -102,3 +102,22 @@ export function resultCarrier(params: { result?: unknown; resultJson?: string })
   if (text === undefined) return params.result;
   return text.startsWith("{") && text.includes('"usage"') ? JSON.parse(text) : null;
 }
+
+/** The usage an attempt's settlement carries: the explicit one, else the result's or the error details'. */
+export function usageOfSettlement(explicit: AttemptUsage | undefined, carrier: unknown): NormalUsage | null {
+  if (explicit !== undefined) return validateUsage(explicit);
+  if (carrier === null || typeof carrier !== "object" || Array.isArray(carrier)) return null;
+  return lenientUsage((carrier as { usage?: unknown }).usage);
+}
+
+/** One settled attempt's usage, as its settlement hands it to the store's usage records. */
+export interface AttemptSpend {
+  taskId: number;
+  attempt: number;
+  agentId: string | null;
+  /** completed | retrying | failed | released | budget_exhausted (or another settled outcome the store adds). */
+  outcome: string;
+  claimedAt: number | null;
+  usage: NormalUsage;
+  now: number;
+}

@@ -11,7 +11,8 @@ import {
   type TaskLimitsRow,
 } from "../gates.js";
 import type { Tx } from "./database.js";
-import { recordUsage, type AttemptSpend, type SpentUsage } from "./usage.js";
+import type { AttemptSpend } from "../usage-values.js";
+import { recordUsage, type SpentUsage } from "./usage.js";
 
 /** Limits, spend and holds of tasks and their goals, one row per (task, goal) pair. */
 export const TASK_LIMITS_SQL = `

@@ -19,7 +19,7 @@ import {
 import type { WhyReason } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { TASK_LIMITS_SQL, flushSettlements, newPending, type Pending } from "./gate-settlements.js";
-import type { AttemptSpend } from "./usage.js";
+import type { AttemptSpend } from "../usage-values.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 

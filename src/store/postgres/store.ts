@@ -7,7 +7,7 @@ import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
-import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
+import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
 import { INPUT_REQUESTED } from "../humans.js";
 import { storedError } from "../stored-error.js";

@@ -1,23 +1,11 @@
 import { RosterError } from "../../errors.js";
 import { costOf, priceFor, totalTokens, type ModelPrice } from "../../policy/prices.js";
 import type { CostGroup, CostRow, UsageRecord } from "../economics.js";
-import type { NormalUsage } from "../usage-values.js";
-import { costRow, toUsageRecord, type UsageRow } from "../sqlite/usage.js";
+import type { AttemptSpend } from "../usage-values.js";
+import { costRow, toUsageRecord, type UsageRow } from "../rows.js";
 import type { Tx } from "./database.js";
 
 type Q = Pick<Tx, "rows" | "one">;
-
-/** One settled attempt's usage, as its settlement hands it over. */
-export interface AttemptSpend {
-  taskId: number;
-  attempt: number;
-  agentId: string | null;
-  /** completed | retrying | failed | released | budget_exhausted */
-  outcome: string;
-  claimedAt: number | null;
-  usage: NormalUsage;
-  now: number;
-}
 
 /**
  * Usage per attempt on PostgreSQL (docs/ARCHITECTURE.md rule 15; docs/economics.md):

@@ -41,7 +41,7 @@ import { Transitions } from "./transitions.js";
 import { storedError } from "../stored-error.js";
 import { Claims } from "./claims.js";
 import type { EconomicsService } from "../economics.js";
-import { usageOfSettlement, type NormalUsage } from "./usage.js";
+import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import { withOneTaskCalls } from "../one-task.js";
 
 /**

@@ -1,31 +1,18 @@
 import { RosterError } from "../../errors.js";
 import { costOf, priceFor, totalTokens, type ModelPrice } from "../../policy/prices.js";
-import type { AttemptUsage, CostGroup, CostRow, UsageRecord } from "../economics.js";
-import { lenientUsage, validateUsage, type NormalUsage } from "../usage-values.js";
+import type { CostGroup, CostRow, UsageRecord } from "../economics.js";
+import { costRow, toUsageRecord, type UsageRow } from "../rows.js";
+import type { AttemptSpend, NormalUsage } from "../usage-values.js";
 
-export { addUsage, lenientUsage, validateUsage, type NormalUsage } from "../usage-values.js";
+// The transitions of both engines read these from here.
+export { addUsage, lenientUsage, usageOfSettlement, validateUsage, type NormalUsage } from "../usage-values.js";
 import { BUDGET_WINDOWS } from "../economics.js";
 import type { Db } from "./database.js";
 
 /** The windows spend is kept for, per persona, provider and overall (task and goal: all time only). */
 const SPEND_WINDOWS_MS = [0, BUDGET_WINDOWS.hour, BUDGET_WINDOWS.day];
-/** The usage an attempt's settlement carries: the explicit one, else the result's or the error details'. */
-export function usageOfSettlement(explicit: AttemptUsage | undefined, carrier: unknown): NormalUsage | null {
-  if (explicit !== undefined) return validateUsage(explicit);
-  if (carrier === null || typeof carrier !== "object" || Array.isArray(carrier)) return null;
-  return lenientUsage((carrier as { usage?: unknown }).usage);
-}
-
-export interface RecordParams {
-  taskId: number;
-  attempt: number;
-  agentId: string | null;
-  /** completed | retrying | failed | released (or another settled outcome the store adds). */
-  outcome: string;
-  claimedAt: number | null;
-  usage: NormalUsage;
-  now: number;
-}
+/** One settled attempt's usage, as record() takes it. */
+export type RecordParams = AttemptSpend;
 
 /** What a recorded attempt added, for the budget checks and the metrics. */
 export interface Recorded {
@@ -174,54 +161,3 @@ const AGGREGATES = `count(*) AS attempts, coalesce(sum(input_tokens), 0) AS inpu
   coalesce(sum(reasoning_tokens), 0) AS reasoningTokens,
   coalesce(sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0) AS tokens,
   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced`;
-
-/** A cost aggregate as both stores return it: the key as text, USD rounded to a millionth. */
-export function costRow(row: CostRow & { cost_usd?: number }): CostRow {
-  const { cost_usd, ...rest } = row;
-  return { ...rest, key: String(rest.key), costUsd: Math.round((cost_usd ?? 0) * 1e6) / 1e6 };
-}
-
-/** A usage row as both stores read it (the same columns in each schema). */
-export interface UsageRow {
-  task_id: number;
-  root_id: number;
-  attempt: number;
-  agent_id: string | null;
-  persona_id: string;
-  provider: string;
-  model: string | null;
-  outcome: string;
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cache_write_tokens: number;
-  reasoning_tokens: number;
-  turns: number | null;
-  duration_ms: number | null;
-  cost_usd: number | null;
-  cost_source: UsageRecord["costSource"];
-  at: number;
-}
-
-export function toUsageRecord(r: UsageRow): UsageRecord {
-  return {
-    taskId: r.task_id,
-    rootId: r.root_id,
-    attempt: r.attempt,
-    agentId: r.agent_id,
-    persona: r.persona_id,
-    provider: r.provider,
-    model: r.model,
-    outcome: r.outcome,
-    inputTokens: r.input_tokens,
-    outputTokens: r.output_tokens,
-    cacheReadTokens: r.cache_read_tokens,
-    cacheWriteTokens: r.cache_write_tokens,
-    reasoningTokens: r.reasoning_tokens,
-    turns: r.turns,
-    durationMs: r.duration_ms,
-    costUsd: r.cost_usd,
-    costSource: r.cost_source,
-    at: r.at,
-  };
-}
