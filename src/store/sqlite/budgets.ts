@@ -48,6 +48,7 @@ export class EconomicsStatements extends EconomicsCommands {
   private readonly windowAdd;
   private readonly windowClear;
   private readonly keyOf;
+  private readonly anyTaskOrGoalBudget;
 
   constructor(db: Db, tx: TransactionRunner) {
     super(db, tx);
@@ -79,6 +80,7 @@ export class EconomicsStatements extends EconomicsCommands {
       ON CONFLICT (key, window_start) DO UPDATE SET starts = starts + excluded.starts`);
     this.rateTrim = db.prepare("DELETE FROM rate_windows WHERE key = ? AND window_start < ?");
     this.setProbe = db.prepare("UPDATE breakers SET state = 'probing', probe_task_id = @taskId, updated_at = @now WHERE persona_id = @persona");
+    this.anyTaskOrGoalBudget = db.prepare("SELECT EXISTS (SELECT 1 FROM budgets WHERE scope IN ('task','goal'))").pluck();
     this.taskLimits = db.prepare(`
       SELECT
         CASE WHEN bt.scope IS NULL THEN t.retry_policy ->> '$.maxCostUsd' ELSE bt.max_cost_usd END AS task_usd,
@@ -185,6 +187,16 @@ export class EconomicsStatements extends EconomicsCommands {
   }
 
   // ---- settlement -----------------------------------------------------------------
+
+  /**
+   * Whether a recorded attempt's holds may move: only a task or goal with a budget (a budgets row,
+   * or the task's own policy) is ever held or released (holdMoves). One read per settle batch
+   * spares afterUsage's read for every attempt of a store without such budgets.
+   */
+  holdsMayMove(): (r: Recorded) => boolean {
+    const budgets = this.anyTaskOrGoalBudget.get() === 1;
+    return (r) => budgets || r.ownBudget;
+  }
 
   /** After usage is recorded: holds the task or its goal when its budget is now spent. */
   afterUsage(r: Recorded, now: number): void {

@@ -20,7 +20,7 @@ import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
-import { UsageStatements, usageOfSettlement, type NormalUsage } from "./usage.js";
+import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
 
 
 /** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease. */
@@ -179,6 +179,7 @@ export class Transitions {
       persona_id: string;
       attempts: number;
       assigned_agent_id: string | null;
+      claimed_at: number | null;
     }>;
     const { ready, readiedBy } = rows.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(rows.map((r) => r.task_id), now);
     if (rows.length > 0) {
@@ -188,11 +189,13 @@ export class Transitions {
       });
     }
     const done = new Map(rows.map((r) => [r.task_id, r]));
-    // Usage with each completion, and every persona's breaker closed (one primary-key read per persona).
+    // Usage with each completion, recorded for the whole batch at once, and every persona's breaker closed (one primary-key read per persona).
+    const spent: RecordParams[] = [];
     for (const item of items) {
       const row = item.usage == null ? undefined : done.get(item.taskId);
-      if (row !== undefined) this.attemptSpent(row.task_id, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", item.usage!, now);
+      if (row !== undefined) spent.push({ taskId: row.task_id, attempt: row.attempts, agentId: row.assigned_agent_id, outcome: "completed", claimedAt: row.claimed_at, usage: item.usage!, now });
     }
+    this.attemptsSpent(spent);
     for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona, now, rows.filter((r) => r.persona_id === persona).length);
     const results = items.map((item): CompleteResult => {
       const row = done.get(item.taskId);
@@ -313,19 +316,29 @@ export class Transitions {
     usage: NormalUsage | null,
     now: number,
   ): void {
-    if (usage === null) return;
-    const recorded = this.usage.record({ taskId, attempt, agentId, outcome, claimedAt, usage, now });
-    if (recorded === null) return;
-    this.gates.afterUsage(recorded, now);
-    this.tx.emit("usage:recorded", {
-      taskId,
-      persona: recorded.persona,
-      provider: recorded.provider,
-      model: recorded.model,
-      tokens: { input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadTokens, cacheWrite: usage.cacheWriteTokens, reasoning: usage.reasoningTokens },
-      costUsd: recorded.costUsd,
+    if (usage !== null) this.attemptsSpent([{ taskId, attempt, agentId, outcome, claimedAt, usage, now }]);
+  }
+
+  /** attemptSpent for a settle batch: the usage rows and spend totals in three statements (UsageStatements.recordMany), then each attempt's holds. */
+  private attemptsSpent(list: RecordParams[]): void {
+    if (list.length === 0) return;
+    const recorded = this.usage.recordMany(list);
+    const mayMove = this.gates.holdsMayMove();
+    recorded.forEach((r, i) => {
+      if (r === null) return;
+      const { usage, now } = list[i]!;
+      if (mayMove(r)) this.gates.afterUsage(r, now);
+      this.tx.emit("usage:recorded", {
+        taskId: r.taskId,
+        persona: r.persona,
+        provider: r.provider,
+        model: r.model,
+        tokens: { input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadTokens, cacheWrite: usage.cacheWriteTokens, reasoning: usage.reasoningTokens },
+        costUsd: r.costUsd,
+      });
     });
   }
+
 
 
   private lost(taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {

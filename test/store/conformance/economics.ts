@@ -113,6 +113,34 @@ export function economicsRules(get: GetCtx): void {
     expect((await ctx.store.economics.cost({ by: "model" })).map((r) => r.key)).toEqual(["claude-sonnet-4-5"]);
   });
 
+  it("rule 15: one settle batch records every attempt's usage and leaves each running total what one settlement after another would", async () => {
+    const ctx = get();
+    await ctx.store.economics.setBudget({ scope: "global", key: "", window: "day", maxCostUsd: 1_000, now: ctx.clock.now() });
+    await ctx.store.economics.setBudget({ scope: "persona", key: "worker", maxCostUsd: 1_000, now: ctx.clock.now() });
+    // Costs whose floating-point sum depends on the order of addition.
+    const costs = [0.1, 0.2, 0.3, 0.7, 0.1, 0.6];
+    for (const _ of costs) await enqueueOne(ctx);
+    await completeWith(ctx, "worker", { ...USAGE, costUsd: costs[0] });
+    const claimed = await ctx.store.tasks.claim({ persona: "worker", agentId: "a", limit: costs.length, now: ctx.clock.now() });
+    expect(claimed).toHaveLength(costs.length - 1);
+    const results = await ctx.store.tasks.settle({
+      settlements: claimed.map((t, i) => ({ kind: "complete" as const, taskId: t.id, leaseToken: t.leaseToken, result: { usage: { ...USAGE, costUsd: costs[i + 1] } } as never })),
+      now: ctx.clock.now(),
+    });
+    expect(results.every((r) => r.ok && r.outcome === "completed")).toBe(true);
+    let sum = 0;
+    for (const c of costs) sum += c;
+    const budgets = await ctx.store.economics.budgets({ now: ctx.clock.now() });
+    expect(budgets.map((b) => [b.scope, b.spentUsd, b.spentTokens])).toEqual([
+      ["global", sum, 3_600 * costs.length],
+      ["persona", sum, 3_600 * costs.length],
+    ]);
+    for (const [i, t] of claimed.entries()) {
+      expect(await ctx.store.economics.usageOf({ taskId: t.id })).toEqual([expect.objectContaining({ attempt: 1, outcome: "completed", costUsd: costs[i + 1], costSource: "reported", inputTokens: 1_000 })]);
+    }
+    expect((await ctx.store.economics.total()).attempts).toBe(costs.length);
+  });
+
   it("budgets: a task whose own policy.maxCostUsd is spent is not claimed; raising it lets it run again", async () => {
     const ctx = get();
     const id = await enqueueOne(ctx, { policy: { maxCostUsd: 0.4 } });
