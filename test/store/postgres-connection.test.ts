@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
+import { PG_QUERY_TIMEOUT_MS, SESSION_SETTINGS, newPool } from "../../src/store/postgres/database.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
@@ -11,6 +12,9 @@ import { T0 } from "../helpers/store.js";
  * (a restart, a failover, an administrator), the next call fails with a roster error
  * naming the cause and the URL without its password, and the store reconnects by
  * itself for the calls after; a lease taken before keeps being fenced as usual.
+ * Every session carries the server-side bounds (SESSION_SETTINGS), each below the
+ * client's own statement bound; test/store/postgres-zombie-locks.test.ts shows a cut-off
+ * host's locks going.
  */
 const server = await usePostgres();
 
@@ -61,6 +65,30 @@ describe.skipIf(!server.available)("postgres: lost connections", () => {
       const done = await store.tasks.completeIfLeased({ taskId: task!.id, leaseToken: task!.leaseToken, now: T0 + 2_000 });
       expect(done.ok).toBe(true);
       expect((await store.tasks.get({ taskId: ids[0]! })).status).toBe("completed");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a store's sessions carry the server-side bounds, below the client's own", async () => {
+    const url = new URL(server.url());
+    url.searchParams.set("options", "-c search_path=c1");
+    const store = await openStore({ path: url.toString(), now: T0 });
+    try {
+      await store.tasks.counts();
+      // A connection of the store's own kind, after the store's migrations ran on one: the session's bounds.
+      const pool = newPool(url.toString(), 1, false, { bounded: true });
+      try {
+        const own = (await pool.query<{ a: string; b: string; c: string; d: string }>(
+          "SELECT current_setting('idle_in_transaction_session_timeout') AS a, current_setting('client_connection_check_interval') AS b, current_setting('lock_timeout') AS c, current_setting('statement_timeout') AS d",
+        )).rows[0]!;
+        expect(own).toEqual({ a: "5s", b: "2s", c: "10s", d: "12s" });
+      } finally {
+        await pool.end();
+      }
+      expect(SESSION_SETTINGS).toContain("statement_timeout=12s");
+      // Every bound the server applies is below the client's statement bound.
+      expect(12_000).toBeLessThan(PG_QUERY_TIMEOUT_MS);
     } finally {
       await store.close();
     }

@@ -54,6 +54,7 @@ export const PG_QUERY_TIMEOUT_MS = 15_000;
 export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
 
 /**
+/**
  * How long the server lets one of roster's sessions sit inside a transaction without
  * sending its next statement before it ends the session. A host cut off mid-transaction
  * leaves its session exactly so, holding the row locks it took, and every other host's
@@ -61,23 +62,39 @@ export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
  * (PG_QUERY_TIMEOUT_MS), after which a healthy host reads the wait as a lost
  * connection. So this must be well inside that bound (test/store/postgres-zombie-locks.test.ts).
  * roster never waits on anything but its own next statement inside a transaction: the
- * gaps are the JavaScript between statements (milliseconds; a long GC pause is under a second).
+ * gaps are the JavaScript between statements (milliseconds; the longest measured in the
+ * multi-host run, 10,000 tasks on three supervisor hosts at a 1-minute load average of 6
+ * on 2 cores, was 134 ms; a long GC pause is under a second).
  */
 export const PG_IDLE_IN_TRANSACTION_MS = 5_000;
 
 /**
- * Session settings of every connection: the server ends a transaction left open by
- * a client that vanished (above); it gives up sending to a client that has not
- * acknowledged a byte for as long (tcp_user_timeout), since a session blocked sending
- * (a claim's rows, or the very message that ends it) to a host cut off keeps its
- * locks until it can send; and it probes idle connections so it notices a vanished
- * client within seconds rather than hours.
+ * Session settings of every connection of the store's own pools, so that a host cut off
+ * keeps no lock for long and a healthy host's statement ends on the server before its own
+ * bound (PG_QUERY_TIMEOUT_MS):
+ * - idle_in_transaction_session_timeout (above) ends a transaction left open by a client
+ *   that vanished;
+ * - tcp_user_timeout, as long: the server gives up sending to a client that has not
+ *   acknowledged a byte for that long, since a session blocked sending (a claim's rows, or
+ *   the very message that ends it) to a host cut off keeps its locks until it can send;
+ * - client_connection_check_interval (PostgreSQL 14 and later): a backend running a
+ *   statement checks every 2 s that its client is still there, so a statement whose client
+ *   vanished, or gave up at its own bound and dropped the connection, stops with its locks;
+ * - lock_timeout 10 s and statement_timeout 12 s, both below PG_QUERY_TIMEOUT_MS: the server
+ *   ends a statement first (its locks with it), and the client hears DATABASE_BUSY, not a
+ *   lost connection. Migrations lift both for their own session (migratePostgres); `roster db
+ *   copy` and the benchmarks' peers do not use these settings at all;
+ * - TCP keepalives (idle 5 s, then every 2 s, 3 probes): an idle connection whose client
+ *   vanished is noticed within about 11 s.
  */
-const SESSION_SETTINGS = [
+export const SESSION_SETTINGS: readonly string[] = [
   `idle_in_transaction_session_timeout=${PG_IDLE_IN_TRANSACTION_MS}`,
   `tcp_user_timeout=${PG_IDLE_IN_TRANSACTION_MS}`,
-  "tcp_keepalives_idle=10",
-  "tcp_keepalives_interval=5",
+  "client_connection_check_interval=2s",
+  "lock_timeout=10s",
+  "statement_timeout=12s",
+  "tcp_keepalives_idle=5",
+  "tcp_keepalives_interval=2",
   "tcp_keepalives_count=3",
 ];
 
@@ -132,11 +149,15 @@ export function translatePgError(error: unknown, where: string, url: string): Er
     if (code === "3D000" || code === "28P01" || code === "28000" || code === "42501") {
       return new RosterError("DATABASE_INVALID", `${where}: ${redactUrl(url)}: ${e.message}`, { cause: e, retryable: false });
     }
+    // client_connection_check_interval (a session setting) is unknown before PostgreSQL 14.
+    if (code === "42704" && /client_connection_check_interval/.test(e.message)) {
+      return new RosterError("DATABASE_INVALID", `${where}: ${redactUrl(url)}: roster needs PostgreSQL 14 or later (${e.message})`, { cause: e, retryable: false });
+    }
     if (RETRY_STATES.has(code) || code === "55P03" || code === "57014") {
       return new RosterError("DATABASE_BUSY", `${where}: ${e.message}`, { cause: e });
     }
-    // 25P03: the server ended this session, which idled inside a transaction past PG_IDLE_IN_TRANSACTION_MS.
-    if (code.startsWith("08") || code === "57P01" || code === "57P03" || code === "25P03" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
+    // 25P03, 57P05: the server ended this session, left idle (in a transaction) past its timeout.
+    if (code.startsWith("08") || code === "57P01" || code === "57P03" || code === "25P03" || code === "57P05" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
       return new RosterError("DATABASE_IO", `${where}: cannot reach PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
     }
   }
@@ -353,12 +374,17 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
     throw translatePgError(error, "opening the store", options.url);
   }
   let locked = false;
+  let lifted = false;
   try {
     const schema = (await client.query<{ s: string | null }>("SELECT current_schema() AS s")).rows[0]!.s;
     if (schema === null) {
       throw new RosterError("DATABASE_INVALID", `${where}: no schema to create roster's tables in (the search_path names none that exists)`, { retryable: false });
     }
     if (!options.readonly) {
+      // Migrations keep their own, longer bound (PG_MIGRATION_TIMEOUT_MS): waiting for another
+      // host's migration lock or building an index may take longer than the session's own.
+      await client.query("SET lock_timeout = 0; SET statement_timeout = 0");
+      lifted = true;
       await client.query({ text: MIGRATION_LOCK_SQL, query_timeout: PG_MIGRATION_TIMEOUT_MS } as pg.QueryConfig);
       locked = true;
     }
@@ -414,6 +440,9 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
     throw translatePgError(error, `opening ${where}`, options.url);
   } finally {
     if (locked) await client.query(MIGRATION_UNLOCK_SQL).catch(() => {});
-    client.release();
+    // Back to the session's settings (RESET returns to the connection's startup options) before the pool lends it out.
+    let reset = !lifted;
+    if (lifted) reset = await client.query("RESET lock_timeout; RESET statement_timeout").then(() => true, () => false);
+    client.release(reset ? undefined : true);
   }
 }
