@@ -13,6 +13,7 @@
  */
 import { plan } from "../../src/adapters/planner.js";
 import type { Json, TaskEvent, TaskRecord } from "../../src/store/index.js";
+import { lostLeasesAllowed } from "../../src/store/lost-leases.js";
 import { eventTime, faultsAround, supervisorOf, type ChaosHistory } from "./history.js";
 import { CANNOT_FAIL_KINDS, CHAOS_PERSONA_CONCURRENCY, isChaosKind, type ChaosKind } from "./plan.js";
 import { describeStall, findStalls, type Stall } from "./stalls.js";
@@ -31,6 +32,13 @@ export interface AttemptRecord {
   outcome: Outcome | null;
   errorCode: string | null;
   retryable: boolean | null;
+  /**
+   * A reaped attempt recorded as not counted (the reaper's retrying/failed says `counted: false`:
+   * src/store/lost-leases.ts), and the leases its task had lost in this round counting it, less
+   * those given back (lease:given-back). Older trails count reaped attempts (rule 6 before).
+   */
+  uncounted?: boolean;
+  leasesLost?: number;
 }
 
 export interface TaskVerdict {
@@ -107,6 +115,7 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
   let consumed = 0;
   let completions = 0;
   let round = 0;
+  let leasesLost = 0;
   const close = (e: TaskEvent, outcome: Outcome, attempt: AttemptRecord | null): void => {
     if (attempt === null) {
       problems.push(`event ${e.id} ${e.type} (attempt ${e.attempt}) has no claim open before it`);
@@ -151,7 +160,14 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
         // Judged by silence (the reaper's monotonic time): it must have heard nothing for a whole lease.
         else if (typeof obj(e.data).silentMs === "number" && int(obj(e.data).silentMs, 0) < int(obj(e.data).leaseMs, 0)) problems.push(`event ${e.id} lease:expired after ${JSON.stringify(obj(e.data).silentMs)} ms of silence, less than the lease's ${JSON.stringify(obj(e.data).leaseMs)} ms`);
         expiring = held;
+        if (held !== null) held.leasesLost = ++leasesLost;
+        if (held !== null && typeof obj(e.data).leasesLost === "number" && obj(e.data).leasesLost !== leasesLost) {
+          problems.push(`event ${e.id} lease:expired says ${JSON.stringify(obj(e.data).leasesLost)} leases lost, the trail shows ${leasesLost}`);
+        }
         held = null;
+        break;
+      case "lease:given-back":
+        leasesLost = Math.max(0, leasesLost - 1);
         break;
       case "task:retrying":
       case "task:failed": {
@@ -163,6 +179,11 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
         if (target !== null) {
           target.errorCode = typeof error.code === "string" ? error.code : null;
           target.retryable = e.type === "task:retrying" ? true : typeof data.retryable === "boolean" ? data.retryable : null;
+          // A reaped attempt not counted: the next claim is the same attempt number again.
+          if (expired && data.counted === false) {
+            target.uncounted = true;
+            consumed = target.attempt - 1;
+          }
         }
         expiring = null;
         held = null;
@@ -186,6 +207,7 @@ export function readAttempts(events: readonly TaskEvent[]): { attempts: AttemptR
         held = null;
         round++;
         consumed = 0;
+        leasesLost = 0;
         break;
       default:
         // task:enqueued, task:unblocked, dependency:added: no lease involved.
@@ -235,7 +257,11 @@ export function harnessCause(task: TaskRecord, a: AttemptRecord, history: ChaosH
 /** The outcome the policy requires for an attempt, given what happened to it (adapter result, lease expiry, cancel, a killed leader). */
 function expectedOutcome(kind: ChaosKind, task: TaskRecord, a: AttemptRecord, history: ChaosHistory | undefined): Outcome {
   const last = a.attempt >= task.maxAttempts;
-  if (a.outcome === "expired-retrying" || a.outcome === "expired-failed") return last ? "expired-failed" : "expired-retrying";
+  if (a.outcome === "expired-retrying" || a.outcome === "expired-failed") {
+    // Not counted: the task fails only once it has lost as many leases as it may (src/store/lost-leases.ts).
+    if (a.uncounted === true) return (a.leasesLost ?? 0) >= lostLeasesAllowed(task.maxAttempts) ? "expired-failed" : "expired-retrying";
+    return last ? "expired-failed" : "expired-retrying";
+  }
   if (a.outcome === "released") return "released";
   if (a.outcome === "cancelled") return "cancelled";
   if ((a.outcome === "retrying" || a.outcome === "failed") && harnessCause(task, a, history) !== null) return last ? "failed" : "retrying";
@@ -267,7 +293,7 @@ export function checkTask(
   const round = read.attempts.length === 0 ? 0 : read.attempts[read.attempts.length - 1]!.round;
   const current = read.attempts.filter((a) => a.round === round);
   if (task.attempts > task.maxAttempts) problems.push(`attempts ${task.attempts} > maxAttempts ${task.maxAttempts}`);
-  const consumed = current.filter((a) => a.outcome !== null && a.outcome !== "released").length;
+  const consumed = current.filter((a) => a.outcome !== null && a.outcome !== "released" && a.uncounted !== true).length;
   const retriedSince = events.some((e) => e.type === "task:retried" && (current.length === 0 || e.id > current[current.length - 1]!.claimEventId));
   if (!read.openClaim && !retriedSince && task.attempts !== consumed) problems.push(`attempts column is ${task.attempts}, the events show ${consumed} attempts used`);
 

@@ -485,6 +485,14 @@ export interface TaskService {
   enqueueGoal(params: { goal: TaskInput; tasks: TaskInput[]; parentId?: number | null; createdBy?: string | null; now: number }): Promise<EnqueueResult & { goalId: number }>;
   /** Of these leases, the ones no longer current and the task's status now (cancelled, reaped, taken …). A read. */
   leasesGone(params: { leases: LeaseRef[] }): Promise<Array<{ taskId: number; leaseToken: string; status: TaskState | null }>>;
+  /**
+   * Leases the reaper took from `agentId` while their attempts were running here (the
+   * holder was cut off or frozen, not killed by its task): each whose token is still its
+   * task's last reaped lease, on a task not finished, is taken off the task's lost leases
+   * (src/store/lost-leases.ts). Fenced by token: any other lease changes nothing. Answers
+   * the leases given back.
+   */
+  giveBack(params: { leases: LeaseRef[]; agentId: string; now: number }): Promise<{ given: LeaseRef[] }>;
   /** The ready task a claim of `persona` would take next, and since when it is ready (epoch ms); null when none is. A read. */
   oldestReady(params: { persona: string; now: number }): Promise<{ taskId: number; readySince: number } | null>;
 }

@@ -13,6 +13,8 @@ export interface AgentRegistrationHost {
   maxLeaseMs(): number;
   /** A registration committed: the database answers (./connection.ts). */
   registered(): void;
+  /** Before the deregistration: last writes of the agent (the leases it gives back). */
+  leaving?(): Promise<void>;
   error(where: string, error: Error): void;
 }
 
@@ -47,6 +49,7 @@ export class AgentRegistration implements Service {
   }
 
   async stop(): Promise<void> {
+    await this.host.leaving?.().catch((error: unknown) => this.host.error("supervisor.giveBack", coerceError(error)));
     try {
       // Releases, without counting, any lease still held (e.g. a settlement that could not commit).
       await this.host.store.agents.deregister({ agentId: this.id, now: this.host.clock.now() });

@@ -52,6 +52,8 @@ export class Attempts {
   private idleWaiters: Array<() => void> = [];
   private leaseCheck: Promise<void> | null = null;
   private leaseCheckAgain = false;
+  /** Leases lost while their attempts ran here, to give back (src/store/lost-leases.ts). */
+  private lostHere: LeaseRef[] = [];
 
   constructor(
     private readonly host: AttemptsHost,
@@ -179,6 +181,23 @@ export class Attempts {
     }
   }
 
+  /**
+   * Gives back the leases the reaper took while their attempts ran here (docs/ARCHITECTURE.md
+   * rule 6, src/store/lost-leases.ts): the store takes each off its task's lost leases if it is
+   * still the task's last reaped one. Kept for the next try if the write fails.
+   */
+  async giveBackLost(): Promise<void> {
+    const leases = this.lostHere.splice(0);
+    if (leases.length === 0) return;
+    try {
+      const { given } = await this.host.store.tasks.giveBack({ leases, agentId: this.host.agentId, now: this.host.clock.now() });
+      if (given.length > 0) this.host.logger.info({ given: given.map((l) => l.taskId) }, "reaped leases given back: their attempts were running here, the loss was this host's, not the tasks'");
+    } catch (error) {
+      this.lostHere.unshift(...leases);
+      throw error;
+    }
+  }
+
   /** Aborts the attempts held here under these leases (the store says they are no longer ours). */
   abortLeases(leases: Iterable<LeaseRef & { status?: string | null }>, kind: AbortKind = "lease-lost"): void {
     for (const lease of leases) {
@@ -206,6 +225,9 @@ export class Attempts {
     }
     this.byRunId.delete(run.runId);
     const { id: taskId, attempt, persona } = run.task;
+    // Alive to hear of it, this holder lost the lease to its own silence (a cut link, a freeze), not
+    // to its task: the lease, if the reaper took it, is given back (docs/ARCHITECTURE.md rule 6).
+    if (outcome === "lease-lost" && run.abort !== "cancelled") this.lostHere.push({ taskId, leaseToken: run.task.leaseToken });
     if (outcome === "lease-lost" && run.abort === "cancelled") this.host.logger.info({ taskId, attempt }, "task cancelled: result discarded");
     else if (outcome === "lease-lost" && run.abort === "db-unreachable") {
       this.host.logger.warn({ taskId, attempt }, "late write refused (LEASE_LOST): the lease was reaped while the database was unreachable; another holder retries the task");

@@ -25,6 +25,8 @@ export interface LeaseKeeperHost {
   renewed(count: number, lost: number): void;
   /** A renewal committed: these leases' renewal was sent at `sentAt` (monotonic ms). */
   committed?(sentAt: number, renewed: LeaseRef[]): void;
+  /** After a committed renewal: give back the leases reaped while their attempts ran here (src/store/lost-leases.ts). */
+  giveBack?(): Promise<void>;
   /** Every interval, whether or not a renewal is still in flight: abort what can no longer be renewed in time. */
   checkOverdue?(): void;
   readonly monotonic?: () => number;
@@ -40,6 +42,9 @@ export interface LeaseKeeperHost {
  * keeps the agent alive, every intervalMs. While renewals fail and no lease is
  * held, they are tried with a backoff (intervalMs doubling to
  * RECONNECT_BACKOFF_MS_MAX): each is the probe that finds the database again.
+ * After a renewal commits, the leases the reaper took while their attempts ran here
+ * are given back (`giveBack`): this holder was cut off or frozen, its tasks did not
+ * kill it (src/store/lost-leases.ts).
  */
 export class LeaseKeeper extends IntervalService {
   readonly name = "leaseKeeper";
@@ -92,5 +97,7 @@ export class LeaseKeeper extends IntervalService {
     if (!result.agentActive) await this.host.reRegister();
     if (result.lost.length > 0) this.host.lost(result.lost);
     this.host.renewed(result.renewed.length, result.lost.length);
+    // The database answers: the leases lost here to a cut or a freeze go back (rare; one small write).
+    await this.host.giveBack?.();
   }
 }

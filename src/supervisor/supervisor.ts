@@ -147,6 +147,8 @@ export class Supervisor {
       agent: options.agent ?? null,
       maxLeaseMs: () => Math.max(...this.producers.all.map((p) => p.persona.leaseMs), 1_000),
       registered: () => this.connection.renewed(),
+      // Leases reaped while their attempts ran here and not yet given back go back before the agent leaves.
+      leaving: () => this.attempts.giveBackLost(),
       error: report,
     });
     const base = { store: this.store, clock: this.clock, error: report };
@@ -187,6 +189,7 @@ export class Supervisor {
           this.attempts.renewed(renewed, sentAt);
           this.connection.renewed();
         },
+        giveBack: () => this.attempts.giveBackLost(),
         // A whole shortest lease without a committed renewal: the database does not answer; attempts past their lease stop.
         checkOverdue: () => {
           this.connection.checkSilence(3 * this.leaseKeeper.intervalMs);

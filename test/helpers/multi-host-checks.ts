@@ -136,9 +136,11 @@ export function judgeMultiHost(input: {
         const why = holder === undefined ? "no known holder" : holder.killedAfter !== undefined ? `killed after event ${holder.killedAfter}` : holder.cut !== undefined ? `cut after event ${holder.cut.from}, restored at ${holder.cut.to}, claim event ${claim?.id}` : "never killed or cut";
         v.liveReaps.push(`${name}: lease of attempt ${e.attempt} held by ${label(e.agentId)} collected (event ${e.id}) while its holder was alive and connected (${why})`);
       }
-      // Fencing: after the collection (and the reaper's own retrying/failed right after it), nothing of that attempt by its holder.
+      // Fencing: after the collection (and the reaper's own retrying/failed right after it), nothing of that attempt by its holder
+      // until the same holder claims the task again: a reaped attempt is not counted (rule 6), so a new claim may reuse its number.
       const pairedOutcome = events[i + 1] !== undefined && (events[i + 1]!.type === "task:retrying" || events[i + 1]!.type === "task:failed") ? i + 1 : i;
       for (const later of events.slice(pairedOutcome + 1)) {
+        if (later.type === "task:claimed" && later.agentId === e.agentId) break;
         if (later.agentId === e.agentId && later.attempt === e.attempt && WRITES_OF_AN_ATTEMPT.has(later.type)) {
           v.lateWritesAccepted.push(`${name}: ${later.type} (event ${later.id}${code(later.data) === null ? "" : `, ${code(later.data)}`}) by ${label(later.agentId)} for attempt ${e.attempt}, whose lease was collected at event ${e.id}`);
         }

@@ -66,6 +66,17 @@ describe("the multi-host verdict", () => {
     expect(v.duplicates).toHaveLength(1);
   });
 
+  it("takes the cut holder's own new claim of a reaped task (the same attempt number: a reaped attempt is not counted) for a new attempt, not a late write", () => {
+    nextId = 150;
+    const claim = ev(1, "task:claimed", "b", 1);
+    nextId = 250;
+    const trail = [claim, ev(1, "lease:expired", "b", 1), ev(1, "task:retrying", "b", 1, { error: { code: "LEASE_EXPIRED" }, counted: false, leasesLost: 1 })];
+    nextId = 350;
+    trail.push(ev(1, "lease:given-back", "b", null), ev(1, "task:claimed", "b", 1), ev(1, "task:completed", "b", 1));
+    const v = judge([task(1, "completed", 1)], [trail]);
+    expect([...v.lost, ...v.duplicates, ...v.liveReaps, ...v.lateWritesAccepted, ...v.violations]).toEqual([]);
+  });
+
   it("reports a task left open, and one that ended other than its policy says", () => {
     nextId = 1;
     const open = [ev(1, "task:enqueued", null, null)];

@@ -56,7 +56,8 @@ describe("roster mcp over stdio: a worker that stops heartbeating", () => {
     expect((await store.tasks.get({ taskId })).status).toBe("pending");
 
     const claimB = await call(b, "claim_task", { agentId: agentB, persona: "quick", waitMs: 5_000 });
-    expect(claimB.task).toMatchObject({ id: taskId, attempt: 2 });
+    // A's reaped attempt is not counted (docs/ARCHITECTURE.md rule 6): B's claim is attempt 1 again.
+    expect(claimB.task).toMatchObject({ id: taskId, attempt: 1 });
     expect((await call(b, "heartbeat", { agentId: agentB })).renewed).toEqual([taskId]);
     await call(b, "report_progress", { taskId, leaseToken: claimB.leaseToken, fraction: 0.5 });
     await call(b, "complete_task", { taskId, leaseToken: claimB.leaseToken, result: { by: "B" } });

@@ -79,6 +79,23 @@ describe("the crash suite's checks", () => {
     expect(figures).toMatchObject({ duplicates: 0, lost: 0, claims: 5, leaseExpiries: 2 });
   });
 
+  it("read a reaped attempt recorded as not counted (rule 6): the next claim repeats its number, and a reap fails the task only at its lost-lease bound", () => {
+    const lostExpired = (id: number, attempt: number, lost: number) => ev(id, "lease:expired", attempt, { silentMs: 2, leaseMs: 1, leasesLost: lost });
+    const lostRetrying = (id: number, attempt: number, lost: number) => ev(id, "task:retrying", attempt, { runAt: 0, error: { code: "LEASE_EXPIRED", message: "x" }, counted: false, leasesLost: lost });
+    const lostFailed = (id: number, attempt: number, lost: number) => ev(id, "task:failed", attempt, { error: { code: "LEASE_EXPIRED", message: "x" }, retryable: true, blocked: 0, counted: false, leasesLost: lost });
+    const ok = check(
+      [task(1, "echo", { attempts: 1, maxAttempts: 1 }), task(2, "fail", { attempts: 0, maxAttempts: 1, status: "failed" })],
+      [
+        claim(1, 1), lostExpired(1, 1, 1), lostRetrying(1, 1, 1), { ...ev(1, "lease:given-back", null, { leasesLost: 0 }) }, claim(1, 1), lostExpired(1, 1, 1), lostRetrying(1, 1, 1), claim(1, 1), completed(1, 1),
+        claim(2, 1), lostExpired(2, 1, 1), lostRetrying(2, 1, 1), claim(2, 1), lostExpired(2, 1, 2), lostRetrying(2, 1, 2), claim(2, 1), lostExpired(2, 1, 3), lostFailed(2, 1, 3),
+      ],
+    );
+    expect(ok.violations).toEqual([]);
+    // Failed at the second lost lease (the bound is 3 for maxAttempts 1): the policy said retry.
+    const early = check([task(1, "echo", { attempts: 0, maxAttempts: 1, status: "failed" })], [claim(1, 1), lostExpired(1, 1, 1), lostRetrying(1, 1, 1), claim(1, 1), lostExpired(1, 1, 2), lostFailed(1, 1, 2)]);
+    expect(early.violations.join("\n")).toContain("attempt 1: expired-failed (LEASE_EXPIRED), the policy says expired-retrying");
+  });
+
   it("count a task with two task:completed events as a duplicate", () => {
     const figures = check([task(1, "echo", { attempts: 2 })], [claim(1, 1), completed(1, 1), claim(1, 2), completed(1, 2)]);
     expect(figures.duplicates).toBe(1);

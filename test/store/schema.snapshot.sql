@@ -259,7 +259,7 @@ CREATE TABLE "task_status" (
   result            TEXT,
   last_error        TEXT,
   updated_at        INTEGER NOT NULL
-) STRICT;
+, leases_lost INTEGER NOT NULL DEFAULT 0, reaped_token TEXT) STRICT;
 
 -- table tasks
 CREATE TABLE tasks (

@@ -11,6 +11,7 @@ import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
 import { INPUT_REQUESTED } from "../humans.js";
 import { storedError } from "../stored-error.js";
+import { leaseExpiredError } from "../lost-leases.js";
 import { unknownNameHint } from "../suggest.js";
 import type {
   AgentService,
@@ -252,6 +253,14 @@ export class PostgresStore implements Store {
         return write("tasks.enqueueGoal", (t) => agentReads.enqueueGoal(t, transitions, goal, plan, { parentId: p.parentId ?? null, createdBy: p.createdBy ?? null, now: p.now }));
       },
       leasesGone: async (p: { leases: LeaseRef[] }) => read("tasks.leasesGone", (q) => reads.leasesGone(q, p.leases)),
+      giveBack: async (p: { leases: LeaseRef[]; agentId: string; now: number }) => {
+        if (p.leases.length === 0) return { given: [] };
+        return write("tasks.giveBack", async (t) => {
+          const given: LeaseRef[] = [];
+          for (const l of p.leases) if (await transitions.giveBack(t, { ...l, agentId: p.agentId, now: p.now })) given.push(l);
+          return { given };
+        });
+      },
       oldestReady: async (p: Parameters<TaskService["oldestReady"]>[0]) => read("tasks.oldestReady", (q) => reads.oldestReady(q, p)),
     };
     this.tasks = withOneTaskCalls(tasks as EngineTaskService);
@@ -376,8 +385,8 @@ export class PostgresStore implements Store {
       const batch = silent.slice(0, p.limit ?? 1_000).sort((x, y) => x.item.taskId - y.item.taskId);
       for (const { item, silentMs } of batch) {
         // Still exactly as judged (same token, same stamp), locked: a renewal or settlement since leaves it alone.
-        const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
-          `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_ms, t.retry_policy
+        const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; leases_lost: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
+          `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.leases_lost, s.assigned_agent_id, s.lease_ms, t.retry_policy
            FROM task_status s JOIN tasks t ON t.id = s.task_id
            WHERE s.task_id = $1 AND s.lease_token = $2 AND s.lease_expires_at = $3 AND s.status IN ('claimed','in_progress')
            FOR UPDATE OF s`,
@@ -385,7 +394,9 @@ export class PostgresStore implements Store {
         );
         if (row === undefined) continue;
         const heard = Math.round(silentMs);
-        await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms });
+        // The attempt is not counted; the lost lease is, against a bound of its own (src/store/lost-leases.ts).
+        const leasesLost = row.leases_lost + 1;
+        await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms, leasesLost });
         const result = await transitions.settleFailure(t, {
           taskId: row.task_id,
           persona: row.persona_id,
@@ -393,15 +404,11 @@ export class PostgresStore implements Store {
           maxAttempts: row.max_attempts,
           policy: JSON.parse(row.retry_policy) as RetryPolicy,
           agentId: row.assigned_agent_id,
-          error: {
-            name: "LeaseExpired",
-            code: "LEASE_EXPIRED",
-            message: `no heartbeat from ${row.assigned_agent_id ?? "its holder"} for ${heard} ms (lease ${row.lease_ms} ms): the holder is taken for dead`,
-            retryable: true,
-          },
+          error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
           retryable: true,
           now: p.now,
           random: p.random ?? Math.random,
+          lost: { leaseToken: item.leaseToken, leasesLost },
         });
         if (!result.ok) continue;
         const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };

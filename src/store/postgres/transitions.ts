@@ -4,6 +4,7 @@ import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
+import { reapDecision } from "../lost-leases.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult, TaskState } from "../types.js";
 import { prepared, type Tx } from "./database.js";
@@ -209,36 +210,75 @@ export class PgTransitions {
     if (usage !== null) this.gates.spent(tx, { taskId, attempt, agentId, outcome, claimedAt, usage, now });
   }
 
-  /** Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents blocked). */
+  /**
+   * Shared by fail and the reaper: back to pending with backoff, or failed for good (dependents
+   * blocked). A reaped lease (`lost`: its token and the task's lost leases counting it) is not
+   * counted as an attempt; the reap decision (src/store/lost-leases.ts) bounds the leases lost.
+   */
   async settleFailure(
     tx: Tx,
-    p: { taskId: number; persona: string; attempt: number; maxAttempts: number; policy: RetryPolicy; agentId: string | null; error: ErrorObject; retryable: boolean; now: number; random: () => number },
+    p: {
+      taskId: number;
+      persona: string;
+      attempt: number;
+      maxAttempts: number;
+      policy: RetryPolicy;
+      agentId: string | null;
+      error: ErrorObject;
+      retryable: boolean;
+      now: number;
+      random: () => number;
+      lost?: { leaseToken: string; leasesLost: number };
+    },
   ): Promise<CountedFailure> {
     const errorJson = JSON.stringify(p.error);
     this.gates.failed(tx, p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
-    if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
-      const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
+    const lost = p.lost;
+    const uncounted = lost === undefined ? {} : { counted: false, leasesLost: lost.leasesLost };
+    // A reaped lease: the attempt uncounted, the lost lease counted, its token kept for a give-back.
+    const lostSet = (token: string) => (lost === undefined ? "" : `, attempts = greatest(attempts - 1, 0), leases_lost = leases_lost + 1, reaped_token = ${token}`);
+    const decision =
+      lost !== undefined
+        ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
+        : p.retryable && hasAttemptsLeft(p.attempt, policy)
+          ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
+          : { outcome: "failed" as const };
+    if (decision.outcome === "retrying") {
+      const runAt = decision.runAt;
       await tx.run(
         `UPDATE task_status SET status = 'pending', run_at = $2::bigint, ready_at = $2::bigint, last_error = $3,
-           assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
+           assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint${lostSet("$5, started_at = NULL")}
          WHERE task_id = $1`,
-        [p.taskId, runAt, errorJson, p.now],
+        lost === undefined ? [p.taskId, runAt, errorJson, p.now] : [p.taskId, runAt, errorJson, p.now, lost.leaseToken],
       );
       await parkForApproval(tx, [{ id: p.taskId }], p.now);
-      await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
+      await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message }, ...uncounted });
       tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
     await tx.run(
-      `UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $3::bigint
+      `UPDATE task_status SET status = 'failed', last_error = $2, finished_at = $3::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $3::bigint${lostSet("$4")}
        WHERE task_id = $1`,
-      [p.taskId, errorJson, p.now],
+      lost === undefined ? [p.taskId, errorJson, p.now] : [p.taskId, errorJson, p.now, lost.leaseToken],
     );
     const blocked = await this.graph.blockDependents(tx, p.taskId, p.now);
-    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
+    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length, ...uncounted });
     tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
+  }
+
+  /** A reaped lease given back by its holder (src/store/lost-leases.ts): true when the task's lost leases went down by one. */
+  async giveBack(tx: Tx, p: { taskId: number; leaseToken: string; agentId: string | null; now: number }): Promise<boolean> {
+    const row = await tx.one<{ leases_lost: number }>(
+      `UPDATE task_status SET leases_lost = leases_lost - 1, reaped_token = NULL, updated_at = $3::bigint
+       WHERE task_id = $1 AND reaped_token = $2 AND leases_lost > 0 AND status NOT IN ('completed','failed','cancelled')
+       RETURNING leases_lost`,
+      [p.taskId, p.leaseToken, p.now],
+    );
+    if (row === undefined) return false;
+    await this.event(tx, p.taskId, "lease:given-back", p.now, p.agentId, null, { leasesLost: row.leases_lost });
+    return true;
   }
 
   async release(tx: Tx, params: ReleaseParams): Promise<SettlementResult> {
@@ -285,7 +325,7 @@ export class PgTransitions {
     const status: TaskState = row.unmet_deps === 0 ? "pending" : (await this.graph.blockedDependencyCount(tx, params.taskId)) > 0 ? "blocked" : "waiting";
     await tx.run(
       `UPDATE task_status SET status = $2, attempts = 0, run_at = $3::bigint, ready_at = CASE WHEN $2 = 'pending' THEN $3::bigint END,
-         finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+         finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, leases_lost = 0, reaped_token = NULL,
          progress = NULL, progress_message = NULL, result = NULL, updated_at = $3::bigint
        WHERE task_id = $1 AND status IN ('failed','cancelled')`,
       [params.taskId, status, params.now],

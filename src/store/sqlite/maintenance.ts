@@ -5,6 +5,7 @@ import type { Db, TransactionRunner } from "./database.js";
 import { toPersonaRecord, type PersonaRow } from "../rows.js";
 import { RosterError } from "../../errors.js";
 import { unknownNameHint } from "../suggest.js";
+import { leaseExpiredError } from "../lost-leases.js";
 import type { Transitions } from "./transitions.js";
 
 export const REAP_LIMIT_DEFAULT = 1_000;
@@ -22,7 +23,7 @@ export const OBSERVE_AGENTS_SQL = "SELECT id, last_heartbeat, heartbeat_timeout_
 
 /** A lease the judge found silent, still exactly as judged (same token, same stamp). Params: @taskId @leaseToken @stamp. */
 const SILENT_LEASE_SQL = `
-      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.assigned_agent_id, s.lease_ms, t.retry_policy
+      SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.leases_lost, s.assigned_agent_id, s.lease_ms, t.retry_policy
       FROM task_status s JOIN tasks t ON t.id = s.task_id
       WHERE s.task_id = @taskId AND s.lease_token = @leaseToken AND s.lease_expires_at = @stamp
         AND s.status IN ('claimed','in_progress')`;
@@ -74,20 +75,22 @@ export class MaintenanceStatements {
   }
 
   /**
-   * Inside a transaction: the leases the judge found silent for their whole lease
-   * go back to pending with backoff, or fail on their last attempt (a lost attempt
-   * counts: a task that kills its worker every time ends failed). A lease renewed
-   * (or settled, or reaped by someone else) since it was judged is left alone.
+   * Inside a transaction: the leases the judge found silent for their whole lease go
+   * back to pending with backoff, their attempt not counted, or fail once the task has
+   * lost as many leases as it may (src/store/lost-leases.ts: a task that kills its
+   * holder every time ends failed). A lease renewed (or settled, or reaped by someone
+   * else) since it was judged is left alone.
    */
   reap(silent: ReadonlyArray<Silent<LeaseObservation>>, params: ReapParams): Omit<ReapResult, "expiredAgents"> {
     const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
     for (const { item, silentMs } of silent.slice(0, params.limit ?? REAP_LIMIT_DEFAULT)) {
       const row = this.silentLease.get({ taskId: item.taskId, leaseToken: item.leaseToken, stamp: item.stamp }) as
-        | { task_id: number; persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }
+        | { task_id: number; persona_id: string; attempts: number; max_attempts: number; leases_lost: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }
         | undefined;
       if (row === undefined) continue;
       const heard = Math.round(silentMs);
-      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms });
+      const leasesLost = row.leases_lost + 1;
+      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms, leasesLost });
       const result = this.transitions.settleFailure({
         taskId: row.task_id,
         persona: row.persona_id,
@@ -95,15 +98,11 @@ export class MaintenanceStatements {
         maxAttempts: row.max_attempts,
         policy: JSON.parse(row.retry_policy) as RetryPolicy,
         agentId: row.assigned_agent_id,
-        error: {
-          name: "LeaseExpired",
-          code: "LEASE_EXPIRED",
-          message: `no heartbeat from ${row.assigned_agent_id ?? "its holder"} for ${heard} ms (lease ${row.lease_ms} ms): the holder is taken for dead`,
-          retryable: true,
-        },
+        error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
         retryable: true,
         now: params.now,
         random: params.random ?? Math.random,
+        lost: { leaseToken: item.leaseToken, leasesLost },
       });
       if (!result.ok) continue;
       const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };

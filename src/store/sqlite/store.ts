@@ -228,6 +228,10 @@ export class SqliteStore implements Store {
       },
       oldestReady: async (p) => tx.read("tasks.oldestReady", () => queries.oldestReady(p)),
       leasesGone: async (p) => tx.read("tasks.leasesGone", () => queries.leasesGone(p.leases)),
+      giveBack: async (p) =>
+        p.leases.length === 0
+          ? { given: [] }
+          : tx.write("tasks.giveBack", () => ({ given: p.leases.filter((l) => transitions.giveBack({ ...l, agentId: p.agentId, now: p.now })) })),
     });
 
     this.agents = {

@@ -30,7 +30,7 @@ export class TaskCommands {
       WHERE task_id = @taskId AND status NOT IN ('completed','failed','cancelled')`);
     this.retryManualStmt = db.prepare(`
       UPDATE task_status SET status = @status, attempts = 0, run_at = @now, ready_at = CASE WHEN @status = 'pending' THEN @now END,
-        finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL,
+        finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, leases_lost = 0, reaped_token = NULL,
         progress = NULL, progress_message = NULL, result = NULL, updated_at = @now
       WHERE task_id = @taskId AND status IN ('failed','cancelled')`);
     this.blockedDepCount = db

@@ -5,6 +5,7 @@ import { storedError } from "../stored-error.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
+import { reapDecision } from "../lost-leases.js";
 import type {
   CompleteParams,
   CompleteResult,
@@ -56,6 +57,9 @@ export class Transitions {
   private readonly leasedRow;
   private readonly retryStmt;
   private readonly failStmt;
+  private readonly retryLostStmt;
+  private readonly failLostStmt;
+  private readonly giveBackStmt;
   private readonly releaseStmt;
 
   constructor(
@@ -103,6 +107,21 @@ export class Transitions {
       UPDATE task_status SET status = 'failed', last_error = @error, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       WHERE task_id = @taskId`);
+    // A reaped lease (lost-leases.ts): the attempt uncounted, the lost lease counted, its token kept for a give-back.
+    this.retryLostStmt = db.prepare(`
+      UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), leases_lost = leases_lost + 1, reaped_token = @leaseToken,
+        run_at = @runAt, ready_at = @runAt, last_error = @error,
+        assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
+      WHERE task_id = @taskId`);
+    this.failLostStmt = db.prepare(`
+      UPDATE task_status SET status = 'failed', attempts = max(attempts - 1, 0), leases_lost = leases_lost + 1, reaped_token = @leaseToken,
+        last_error = @error, finished_at = @now, lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE task_id = @taskId`);
+    // The holder of a reaped lease came back: the lost lease was not the task's (lost-leases.ts).
+    this.giveBackStmt = db.prepare(`
+      UPDATE task_status SET leases_lost = leases_lost - 1, reaped_token = NULL, updated_at = @now
+      WHERE task_id = @taskId AND reaped_token = @leaseToken AND leases_lost > 0 AND status NOT IN ('completed','failed','cancelled')
+      RETURNING leases_lost`);
     this.releaseStmt = db.prepare(`
       UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), run_at = @runAt, ready_at = @runAt,
         assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
@@ -251,7 +270,11 @@ export class Transitions {
     return settled;
   }
 
-  /** Shared by fail and the reaper: back to pending with backoff, or failed for good. */
+  /**
+   * Shared by fail and the reaper: back to pending with backoff, or failed for good. A reaped
+   * lease (`lost`: its token and the task's lost leases counting it) is not counted as an
+   * attempt; the reap decision (lost-leases.ts) bounds the leases lost instead.
+   */
   settleFailure(p: {
     taskId: number;
     persona: string;
@@ -263,23 +286,42 @@ export class Transitions {
     retryable: boolean;
     now: number;
     random: () => number;
+    lost?: { leaseToken: string; leasesLost: number };
   }): CountedFailure {
     const errorJson = JSON.stringify(p.error);
     this.gates.attemptFailed(p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
-    if (p.retryable && hasAttemptsLeft(p.attempt, policy)) {
-      const runAt = nextRunAt(p.attempt, policy, p.now, p.random);
-      this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
+    const lost = p.lost;
+    const uncounted = lost === undefined ? {} : { counted: false, leasesLost: lost.leasesLost };
+    const decision =
+      lost !== undefined
+        ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
+        : p.retryable && hasAttemptsLeft(p.attempt, policy)
+          ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
+          : { outcome: "failed" as const };
+    if (decision.outcome === "retrying") {
+      const runAt = decision.runAt;
+      if (lost === undefined) this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
+      else this.retryLostStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now, leaseToken: lost.leaseToken });
       this.graph.approvals.park([{ id: p.taskId, persona: p.persona }], p.now);
-      this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message } });
+      this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message }, ...uncounted });
       this.tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
-    this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
+    if (lost === undefined) this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
+    else this.failLostStmt.run({ taskId: p.taskId, error: errorJson, now: p.now, leaseToken: lost.leaseToken });
     const blocked = this.graph.blockDependents(p.taskId, p.now);
-    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length });
+    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length, ...uncounted });
     this.tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
+  }
+
+  /** A reaped lease given back by its holder (lost-leases.ts): true when the task's lost leases went down by one. */
+  giveBack(p: { taskId: number; leaseToken: string; agentId: string | null; now: number }): boolean {
+    const row = this.giveBackStmt.get({ taskId: p.taskId, leaseToken: p.leaseToken, now: p.now }) as { leases_lost: number } | undefined;
+    if (row === undefined) return false;
+    this.event(p.taskId, "lease:given-back", p.now, p.agentId, null, { leasesLost: row.leases_lost });
+    return true;
   }
 
   release(params: ReleaseParams): SettlementResult {
