@@ -140,7 +140,8 @@ export function writesBetween(before: TableWrites, after: TableWrites): TableWri
 
 /**
  * Samples, every intervalMs, what roster's sessions (application_name "roster") are doing
- * inside the server: running on CPU, waiting for a lock (which kind), for I/O or the WAL,
+ * inside the server: running on CPU, waiting for a lock (which kind, and the waiting
+ * statement's first words), for I/O or the WAL,
  * or idle inside a transaction while their client computes (ClientRead).
  */
 export class WaitSampler {
@@ -167,6 +168,7 @@ export class WaitSampler {
     const { rows } = await this.client.query<{ w: string; n: number }>(
         `SELECT CASE WHEN state = 'active' AND wait_event_type IS NULL THEN 'CPU (running)'
                      WHEN state LIKE 'idle in transaction%' THEN 'Client: ClientRead (in a transaction)'
+                     WHEN wait_event_type = 'Lock' THEN 'Lock: ' || wait_event || ' (' || left(btrim(regexp_replace(query, '\\s+', ' ', 'g')), 40) || '…)'
                      ELSE wait_event_type || ': ' || wait_event END AS w, count(*)::int AS n
          FROM pg_stat_activity
          WHERE application_name = 'roster' AND (state = 'active' OR state LIKE 'idle in transaction%')
