@@ -5,13 +5,10 @@ import { RosterError } from "../../errors.js";
 import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, completionJson, validateBatch } from "../input.js";
-import { resultCarrier } from "../usage-values.js";
-import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
-import { INPUT_REQUESTED } from "../humans.js";
-import { storedError } from "../stored-error.js";
 import { leaseExpiredError } from "../lost-leases.js";
+import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
 import { unknownNameHint } from "../suggest.js";
 import type {
   AgentService,
@@ -49,17 +46,6 @@ const PgClient = pg.Client;
 
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
 export const PG_POOL_MAX_DEFAULT = 8;
-
-/** A completion's result JSON and usage when both validate; null when either does not (settleOne then fails the attempt, saying why). */
-function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes: number): { resultJson: string | null; usage: NormalUsage | null } | null {
-  try {
-    const resultJson = completionJson(s, maxPayloadBytes);
-    return { resultJson, usage: usageOfSettlement(s.usage, resultCarrier(s)) };
-  } catch (error) {
-    if (error instanceof RosterError) return null;
-    throw error;
-  }
-}
 
 /**
  * The PostgreSQL store (issue 19): the Store interface over a node-postgres pool, the
@@ -151,24 +137,18 @@ export class PostgresStore implements Store {
     const settleOne = async (t: Tx, s: Settlement, now: number, invalid: InvalidOutput): Promise<SettlementResult> => {
       if (s.kind === "complete") {
         try {
-          const hasChildren = s.children !== undefined && s.children.length > 0;
-          return hasChildren
+          return hasChildren(s)
             ? await t.savepoint(async () => transitions.complete(t, await humans.gatePlan(t, { ...s, now })))
             : await transitions.complete(t, { ...s, now });
         } catch (error) {
           if (!(error instanceof RosterError) || invalid === "refuse") throw error;
-          return transitions.fail(t, {
-            taskId: s.taskId,
-            leaseToken: s.leaseToken,
-            now,
-            error: storedError({ name: "RosterError", code: "ADAPTER_OUTPUT_INVALID", message: `adapter output rejected: ${error.message}` }, true),
-          });
+          return transitions.fail(t, { taskId: s.taskId, leaseToken: s.leaseToken, now, error: invalidOutputError(error) });
         }
       }
-      // A failure with code INPUT_REQUESTED is a question for a person: the attempt parks, uncounted (ctx.askHuman, `::roster:ask`).
       if (s.kind === "fail") {
-        if ((s.error as { code?: unknown }).code !== INPUT_REQUESTED) return transitions.fail(t, { ...s, now });
-        return humans.ask(t, { taskId: s.taskId, leaseToken: s.leaseToken, question: String(s.error.message), now });
+        const question = questionOf(s);
+        if (question === null) return transitions.fail(t, { ...s, now });
+        return humans.ask(t, { taskId: s.taskId, leaseToken: s.leaseToken, question, now });
       }
       return transitions.release(t, { ...s, now });
     };
@@ -184,12 +164,7 @@ export class PostgresStore implements Store {
       },
       listAvailable: async (p: Parameters<TaskService["listAvailable"]>[0]) => read("tasks.listAvailable", (q) => reads.availableTasks(q, p)),
       claim: async (p: Parameters<TaskService["claim"]>[0]) => {
-        if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
-          throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
-        }
-        if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
-          throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
-        }
+        checkClaimParams(p);
         // The claim statement brings each task's answered questions itself (humans.withInputs's read, folded in).
         const claimed = await write("tasks.claim", async (t) => {
           if (p.taskId === undefined) return transitions.claims.claim(t, p);
@@ -210,20 +185,7 @@ export class PostgresStore implements Store {
           // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
           // task id order. No task appears twice in a batch (one outcome per attempt).
           const results = new Array<SettlementResult>(p.settlements.length);
-          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }> = [];
-          const slow: Array<{ s: Settlement; index: number }> = [];
-          const seen = new Set<number>();
-          p.settlements.forEach((s, index) => {
-            if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
-              const checked = checkedCompletion(s, maxPayloadBytes);
-              if (checked !== null) {
-                seen.add(s.taskId);
-                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, ...checked });
-                return;
-              }
-            }
-            slow.push({ s, index });
-          });
+          const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
           // A batch with both kinds locks all its rows in task id order first: completeMany then the
           // rest, each in id order, would not be one order (PgTransitions.lockInIdOrder).
           if (fast.length > 0 && slow.length > 0) await transitions.lockInIdOrder(t, p.settlements.map((s) => s.taskId));

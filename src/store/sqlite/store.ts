@@ -2,15 +2,11 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { StoreEventBus } from "../events.js";
-import { MAX_PAYLOAD_BYTES_DEFAULT, completionJson, validateBatch } from "../input.js";
-import { resultCarrier } from "../usage-values.js";
+import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import type {
   AgentService,
-  FailParams,
-  FailResult,
   HumanService,
   InvalidOutput,
-  ParkResult,
   MaintenanceService,
   PersonaService,
   ScheduleService,
@@ -30,7 +26,6 @@ import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openD
 import { Enqueuer } from "./enqueue.js";
 import { SqliteApprovalGate } from "./approvals.js";
 import { GraphStatements } from "./graph.js";
-import { INPUT_REQUESTED } from "../humans.js";
 import { HumanStatements } from "./humans.js";
 import { ScheduleStatements } from "./schedules.js";
 import { WhyReads } from "./why.js";
@@ -38,10 +33,9 @@ import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
 import { Transitions } from "./transitions.js";
-import { storedError } from "../stored-error.js";
+import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
 import { Claims } from "./claims.js";
 import type { EconomicsService } from "../economics.js";
-import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import { withOneTaskCalls } from "../one-task.js";
 
 /**
@@ -112,39 +106,21 @@ export class SqliteStore implements Store {
      * the result before its first write, so there is nothing to roll back and the
      * savepoint (a transaction object per task on the hot path) is skipped.
      */
-    /** A failure with code INPUT_REQUESTED is a question for a person: the attempt parks, uncounted (ctx.askHuman, `::roster:ask`). */
-    const failOrAsk = (f: FailParams): FailResult | ParkResult => {
-      if ((f.error as { code?: unknown }).code !== INPUT_REQUESTED) return transitions.fail(f);
-      return humans.ask({ taskId: f.taskId, leaseToken: f.leaseToken, question: String(f.error.message), now: f.now });
-    };
-
     const settleOne = (s: Settlement, now: number, invalid: InvalidOutput): SettlementResult => {
       if (s.kind === "complete") {
         try {
-          const hasChildren = s.children !== undefined && s.children.length > 0;
-          return hasChildren ? tx.savepoint(() => transitions.complete(humans.gatePlan({ ...s, now }))) : transitions.complete({ ...s, now });
+          return hasChildren(s) ? tx.savepoint(() => transitions.complete(humans.gatePlan({ ...s, now }))) : transitions.complete({ ...s, now });
         } catch (error) {
           if (!(error instanceof RosterError) || invalid === "refuse") throw error;
-          return transitions.fail({
-            taskId: s.taskId,
-            leaseToken: s.leaseToken,
-            now,
-            error: storedError({ name: "RosterError", code: "ADAPTER_OUTPUT_INVALID", message: `adapter output rejected: ${error.message}` }, true),
-          });
+          return transitions.fail({ taskId: s.taskId, leaseToken: s.leaseToken, now, error: invalidOutputError(error) });
         }
       }
-      if (s.kind === "fail") return failOrAsk({ ...s, now });
-      return transitions.release({ ...s, now });
-    };
-
-    /** A result's JSON when it validates; undefined when it does not (settleOne then fails the attempt, saying why). */
-    const validResultJson = (s: Settlement & { kind: "complete" }): string | null | undefined => {
-      try {
-        return completionJson(s, maxPayloadBytes);
-      } catch (error) {
-        if (error instanceof RosterError) return undefined;
-        throw error;
+      if (s.kind === "fail") {
+        const question = questionOf(s);
+        if (question === null) return transitions.fail({ ...s, now });
+        return humans.ask({ taskId: s.taskId, leaseToken: s.leaseToken, question, now });
       }
+      return transitions.release({ ...s, now });
     };
 
     this.tasks = withOneTaskCalls({
@@ -158,12 +134,7 @@ export class SqliteStore implements Store {
       },
       listAvailable: async (p) => tx.read("tasks.listAvailable", () => queries.available(p)),
       claim: async (p) => {
-        if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
-          throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
-        }
-        if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
-          throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
-        }
+        checkClaimParams(p);
         const claimed = await tx.write("tasks.claim", () => {
           if (p.taskId === undefined) return humans.withInputs(claims.claim(p));
           const one = claims.claimOne({ ...p, taskId: p.taskId });
@@ -177,24 +148,12 @@ export class SqliteStore implements Store {
       settle: async (p) => {
         const invalid = p.invalid ?? "fail";
         return tx.write("tasks.settle", () => {
-          // Completions without children whose result validates go through completeMany, a few
-          // statements for the whole batch; the rest (failures, releases, children, a bad result)
-          // one by one. No task appears twice in a batch (one outcome per attempt).
+          // Completions without children whose result and usage validate go through completeMany, a few
+          // statements for the whole batch; the rest (failures, releases, children, bad output)
+          // one by one, first, in batch order.
           const results: SettlementResult[] = new Array<SettlementResult>(p.settlements.length);
-          const fast: Array<{ index: number; taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }> = [];
-          const seen = new Set<number>();
-          p.settlements.forEach((s, index) => {
-            if (s.kind === "complete" && (s.children === undefined || s.children.length === 0) && !seen.has(s.taskId)) {
-              const resultJson = validResultJson(s);
-              const usage = resultJson === undefined ? undefined : fastUsage(s.usage, resultCarrier(s));
-              if (resultJson !== undefined && usage !== undefined) {
-                seen.add(s.taskId);
-                fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, resultJson, usage });
-                return;
-              }
-            }
-            results[index] = settleOne(s, p.now, invalid);
-          });
+          const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
+          for (const { s, index } of slow) results[index] = settleOne(s, p.now, invalid);
           if (fast.length > 0) transitions.completeMany(fast, p.now).forEach((result, i) => (results[fast[i]!.index] = result));
           return results;
         });
@@ -419,16 +378,6 @@ export class SqliteStore implements Store {
     // Each stop also cancels its pending follow-up, so no callback comes after close.
     for (const stop of [...this.watchStops]) stop();
     this.db.close();
-  }
-}
-
-/** A fast-path completion's usage; undefined when explicit usage is invalid (settleOne then fails the attempt, saying why). */
-function fastUsage(explicit: Settlement["usage"], result: unknown): NormalUsage | null | undefined {
-  try {
-    return usageOfSettlement(explicit, result);
-  } catch (error) {
-    if (error instanceof RosterError) return undefined;
-    throw error;
   }
 }
 

@@ -1,0 +1,89 @@
+/**
+ * The decisions of `tasks.settle` and `tasks.claim` that need no database
+ * (docs/ARCHITECTURE.md, "One path per transition"), made once for both engines: which
+ * settlements take the batched completion path, what a completion whose output does not
+ * validate records, which failure is a question for a person, and the claim's parameter
+ * checks. SQLite (src/store/sqlite/store.ts) and PostgreSQL (src/store/postgres/store.ts)
+ * each run the writes in their own transaction.
+ */
+import { RosterError, type ErrorObject } from "../errors.js";
+import { INPUT_REQUESTED } from "./humans.js";
+import { completionJson } from "./input.js";
+import { storedError } from "./stored-error.js";
+import type { ClaimParams, Settlement } from "./types.js";
+import { resultCarrier, usageOfSettlement, type NormalUsage } from "./usage-values.js";
+
+/** A completion without children whose result and usage validated: completeMany records a batch of them in a few statements. */
+export interface FastCompletion {
+  index: number;
+  taskId: number;
+  leaseToken: string;
+  resultJson: string | null;
+  usage: NormalUsage | null;
+}
+
+/**
+ * Splits a settle batch: completions without children whose result and usage validate
+ * (`fast`, for completeMany) and the rest (`slow`: failures, releases, children, bad
+ * output, a task given a second time), each with its index in the batch. No task appears
+ * twice among the fast ones (one outcome per attempt).
+ */
+export function splitSettlements(
+  settlements: readonly Settlement[],
+  maxPayloadBytes: number,
+): { fast: FastCompletion[]; slow: Array<{ s: Settlement; index: number }> } {
+  const fast: FastCompletion[] = [];
+  const slow: Array<{ s: Settlement; index: number }> = [];
+  const seen = new Set<number>();
+  settlements.forEach((s, index) => {
+    if (s.kind === "complete" && !hasChildren(s) && !seen.has(s.taskId)) {
+      const checked = checkedCompletion(s, maxPayloadBytes);
+      if (checked !== null) {
+        seen.add(s.taskId);
+        fast.push({ index, taskId: s.taskId, leaseToken: s.leaseToken, ...checked });
+        return;
+      }
+    }
+    slow.push({ s, index });
+  });
+  return { fast, slow };
+}
+
+/** A completion's result JSON and usage when both validate; null when either does not (the one-by-one path then fails the attempt, saying why). */
+function checkedCompletion(s: Settlement & { kind: "complete" }, maxPayloadBytes: number): { resultJson: string | null; usage: NormalUsage | null } | null {
+  try {
+    const resultJson = completionJson(s, maxPayloadBytes);
+    return { resultJson, usage: usageOfSettlement(s.usage, resultCarrier(s)) };
+  } catch (error) {
+    if (error instanceof RosterError) return null;
+    throw error;
+  }
+}
+
+/** Whether a completion enqueues children (it then runs in a savepoint, so a bad child list fails its own task only). */
+export function hasChildren(s: { children?: readonly unknown[] | undefined }): boolean {
+  return s.children !== undefined && s.children.length > 0;
+}
+
+/** What a completion whose output did not validate records under `invalid: "fail"`: a failed attempt, retryable, saying why. */
+export function invalidOutputError(error: RosterError): ErrorObject {
+  return storedError({ name: "RosterError", code: "ADAPTER_OUTPUT_INVALID", message: `adapter output rejected: ${error.message}` }, true);
+}
+
+/**
+ * The question a failure asks a person, or null: a failure with code INPUT_REQUESTED parks
+ * the task uncounted (ctx.askHuman, `::roster:ask`), its message being the question.
+ */
+export function questionOf(s: Settlement & { kind: "fail" }): string | null {
+  return (s.error as { code?: unknown }).code === INPUT_REQUESTED ? String(s.error.message) : null;
+}
+
+/** Refuses a claim's limit or lease length that is not a positive integer, before any write. */
+export function checkClaimParams(p: ClaimParams): void {
+  if (p.limit !== undefined && (!Number.isInteger(p.limit) || p.limit < 1)) {
+    throw new RosterError("VALIDATION", "limit: must be a positive integer", { details: { field: "limit" } });
+  }
+  if (p.leaseMs !== undefined && (!Number.isInteger(p.leaseMs) || p.leaseMs < 1)) {
+    throw new RosterError("VALIDATION", `leaseMs: must be a positive integer of milliseconds, got ${String(p.leaseMs)}`, { details: { field: "leaseMs" } });
+  }
+}
