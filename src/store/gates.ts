@@ -191,6 +191,19 @@ export function closeForBudgets(gate: ClaimGate, budgets: readonly WindowBudgetF
   }
 }
 
+/**
+ * A persona's `concurrency` is held by the store (docs/ARCHITECTURE.md rule 15): at most that
+ * many of its tasks are leased (claimed or in progress) at once, across every claimant sharing
+ * the store (supervisors on any host, MCP agents, `roster run`). Limits the claim to the room
+ * left; a persona at its limit is not a gate with a reason (nothing is wrong: its slots are
+ * busy), so the claim just takes nothing. `concurrency` null (a persona row without the
+ * setting) leaves the limit as it is.
+ */
+export function limitByConcurrency(gate: ClaimGate, concurrency: number | null, running: number): void {
+  if (concurrency === null) return;
+  gate.limit = Math.min(gate.limit, Math.max(0, concurrency - running));
+}
+
 /** Limits the gate to the starts left in the rate window (`used` so far), or closes it until the window turns. */
 export function limitByRate(gate: ClaimGate, rate: NonNullable<PersonaEconomics["rate"]>, used: number, now: number): void {
   const start = windowStart(now, rate.perMs);

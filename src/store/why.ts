@@ -247,16 +247,15 @@ export function explainTask(facts: WhyFacts, now: number, gates: WhyGateReasons 
     reasons.push(reason("no_supervisor", "no supervisor is running on this database (`roster start`)", { supervisors: 0 }));
   }
   const ready = t.status === "pending" && t.runAt <= now;
-  if (ready && persona !== null && facts.supervisors.length > 0) {
-    // Concurrency is per supervisor: the persona is full when every live supervisor holds its limit.
-    const held = new Map<string, number>();
-    for (const h of facts.holders) if (h.agentId !== null) held.set(h.agentId, (held.get(h.agentId) ?? 0) + 1);
-    const full = facts.supervisors.every((s) => (held.get(s.id) ?? 0) >= persona.concurrency);
-    if (full) {
+  if (ready && persona !== null) {
+    // Concurrency is held by the store across every claimant (rule 15): the persona is full when
+    // that many of its tasks are leased, by supervisors and MCP agents alike. (Holders are read up
+    // to WHY_HOLDERS_MAX, so a larger concurrency is not judged here.)
+    if (facts.holders.length >= persona.concurrency) {
       reasons.push(
         reason(
           "persona_at_limit",
-          `persona "${t.persona}" is at its concurrency (${persona.concurrency} per supervisor) on every supervisor; the slots are held by ${facts.holders.map((h) => `task ${h.taskId}`).join(", ")}`,
+          `persona "${t.persona}" is at its concurrency (${persona.concurrency} at once, across every supervisor and agent); the slots are held by ${facts.holders.map((h) => `task ${h.taskId}`).join(", ")}`,
           { concurrency: persona.concurrency, holders: facts.holders.map((h) => ({ taskId: h.taskId, agentId: h.agentId })) },
         ),
       );

@@ -15,7 +15,8 @@ export const TEST_PERSONAS: PersonaUpsert[] = [
       id: "worker",
       name: "Worker",
       adapter: { kind: "echo" },
-      concurrency: 4,
+      // Room for the claim tests' batches: a persona's concurrency is held by the store, across claimants.
+      concurrency: 64,
       leaseMs: TEST_LEASE_MS,
       timeoutMs: 60_000,
       retry: { maxAttempts: 3, backoff: "exponential", baseMs: 1_000, maxMs: 60_000, jitter: 0.5 },

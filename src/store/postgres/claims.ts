@@ -20,7 +20,9 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * queueing on the same ones; `claimed` leases them; `logged` writes their
  * task:claimed events; the outer SELECT returns what the attempt needs (the task, its
  * dependencies with their results, the answers a person gave its earlier attempts'
- * questions, as JSON). test/store/postgres-plan.test.ts explains it.
+ * questions, as JSON). Its LIMIT is also the persona's room under its concurrency, counted
+ * across every claimant under the persona's lock (roster_persona_room, migrations/postgres/0007).
+ * test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
 export const PG_CLAIM_SQL = prepared(`
@@ -28,7 +30,7 @@ export const PG_CLAIM_SQL = prepared(`
         SELECT task_id FROM task_status
         WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint
         ORDER BY priority DESC, run_at, task_id
-        LIMIT $6
+        LIMIT least($6, roster_persona_room($5))
         FOR UPDATE SKIP LOCKED),
       claimed AS (
         UPDATE task_status s SET ${CLAIM_SET}
@@ -50,7 +52,7 @@ export const PG_CLAIM_SQL = prepared(`
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
 const CLAIM_ONE_SQL = `
       UPDATE task_status s SET ${CLAIM_SET}
-      WHERE s.task_id = $5 AND s.status = 'pending' AND s.run_at <= $1::bigint
+      WHERE s.task_id = $5 AND s.status = 'pending' AND s.run_at <= $1::bigint AND roster_persona_room(s.persona_id) > 0
       ${CLAIM_RETURNING}`;
 
 

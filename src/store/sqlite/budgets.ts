@@ -7,6 +7,7 @@ import {
   failureStep,
   gateOf,
   holdMoves,
+  limitByConcurrency,
   limitByRate,
   opening,
   pauseUntil,
@@ -63,7 +64,9 @@ export class EconomicsStatements extends EconomicsCommands {
         (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status,
         EXISTS (SELECT 1 FROM budget_holds) AS holds,
         EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global')) AS window_budgets,
-        EXISTS (SELECT 1 FROM concurrency_keys INDEXED BY concurrency_keys_full WHERE running >= max_running) AS full_keys
+        EXISTS (SELECT 1 FROM concurrency_keys INDEXED BY concurrency_keys_full WHERE running >= max_running) AS full_keys,
+        p.config ->> '$.concurrency' AS concurrency,
+        (SELECT coalesce(sum(n), 0) FROM task_counts WHERE persona_id = p.id AND status IN ('claimed','in_progress')) AS running
       FROM personas p
       LEFT JOIN provider_pauses pp ON pp.provider = coalesce(p.config ->> '$.provider', 'persona:' || p.id)
       LEFT JOIN breakers b ON b.persona_id = p.id
@@ -143,6 +146,8 @@ export class EconomicsStatements extends EconomicsCommands {
       now,
       limit,
     );
+    // Its leased tasks across every process, as task_counts keeps them (one write lock: the count holds until commit).
+    limitByConcurrency(gate, row.concurrency, row.running);
     if (row.window_budgets === 1) closeForBudgets(gate, this.windowBudgets.all({ persona, now }) as WindowBudgetFacts[]);
     if (settings.rate !== null && gate.limit > 0) {
       const used = (this.rateUsed.get(settings.rate.key, windowStart(now, settings.rate.perMs)) as number | undefined) ?? 0;
@@ -283,4 +288,6 @@ interface GateRowShape extends PersonaConfigShape {
   holds: number;
   window_budgets: number;
   full_keys: number;
+  concurrency: number | null;
+  running: number;
 }

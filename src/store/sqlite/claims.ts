@@ -119,7 +119,7 @@ export class Claims {
     // Behind the same economic gates as a persona's claim (docs/ARCHITECTURE.md rule 15).
     const gate = this.gates.gate(persona, params.now, 1);
     if (gate.limit <= 0) {
-      this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return null;
     }
     const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimRow[];
@@ -161,7 +161,8 @@ export class Claims {
   private gatedClaim(p: { agentId: string; token: string; leaseMs: number; now: number; persona: string; limit: number }): unknown[] {
     const gate = this.gates.gate(p.persona, p.now, p.limit);
     if (gate.limit <= 0) {
-      this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
+      // No reason: the persona is at its concurrency (its slots are busy), which is not a gate to report.
+      if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return [];
     }
     const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as Array<{ task_id: number }>;

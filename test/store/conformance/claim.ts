@@ -1,7 +1,7 @@
 import { expect, it } from "vitest";
 import { RosterError } from "../../../src/errors.js";
 import { TEST_LEASE_MS } from "../../helpers/personas.js";
-import { claimOne, complete, enqueue, enqueueOne, type GetCtx } from "./support.js";
+import { claimOne, complete, enqueue, enqueueOne, status, type GetCtx } from "./support.js";
 
 /** docs/ARCHITECTURE.md rule 3: the claim is atomic, best first, and never hands one task to two claimers. */
 export function claimRules(get: GetCtx): void {
@@ -56,6 +56,29 @@ export function claimRules(get: GetCtx): void {
     const second = await claimOne(ctx);
     expect(second.id).toBe(first.id);
     expect(second.leaseToken).not.toBe(first.leaseToken);
+  });
+
+  it("rule 15: a persona's concurrency holds across every claimant: claims and claims by id of several agents never lease more at once", async () => {
+    const ctx = get();
+    // reviewer: concurrency 2 (test/helpers/personas.ts).
+    const ids = await enqueue(ctx, Array.from({ length: 5 }, (_, i) => ({ persona: "reviewer", title: `r${i}` })));
+    const first = await ctx.store.tasks.claim({ persona: "reviewer", agentId: "supervisor-a", limit: 1, now: ctx.clock.now() });
+    const second = await ctx.store.tasks.claim({ persona: "reviewer", agentId: "mcp-b", limit: 5, now: ctx.clock.now() });
+    expect([...first, ...second].map((t) => t.id)).toEqual([ids[0], ids[1]]);
+    expect(await ctx.store.tasks.claim({ persona: "reviewer", agentId: "supervisor-c", limit: 5, now: ctx.clock.now() })).toEqual([]);
+    expect(await ctx.store.tasks.claimById({ taskId: ids[4]!, agentId: "mcp-d", now: ctx.clock.now() })).toBeNull();
+    expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["claimed", "claimed", "pending", "pending", "pending"]);
+    // Other personas are not held back by it.
+    const [other] = await enqueue(ctx, [{ persona: "worker", title: "w" }]);
+    expect((await ctx.store.tasks.claim({ persona: "worker", agentId: "mcp-d", now: ctx.clock.now() })).map((t) => t.id)).toEqual([other]);
+    // A settled attempt frees its slot for whoever claims next; a started one still holds it.
+    await ctx.store.tasks.startIfLeased({ taskId: first[0]!.id, leaseToken: first[0]!.leaseToken, now: ctx.clock.now() });
+    expect(await ctx.store.tasks.claim({ persona: "reviewer", agentId: "supervisor-c", limit: 5, now: ctx.clock.now() })).toEqual([]);
+    await ctx.store.tasks.completeIfLeased({ taskId: second[0]!.id, leaseToken: second[0]!.leaseToken, result: 1, now: ctx.clock.now() });
+    const byId = await ctx.store.tasks.claimById({ taskId: ids[4]!, agentId: "mcp-d", now: ctx.clock.now() });
+    expect(byId?.id).toBe(ids[4]);
+    expect(await ctx.store.tasks.claim({ persona: "reviewer", agentId: "supervisor-c", limit: 5, now: ctx.clock.now() })).toEqual([]);
+    expect(await Promise.all(ids.map((id) => status(ctx, id)))).toEqual(["in_progress", "completed", "pending", "pending", "claimed"]);
   });
 
   it("rule 3: concurrent claimers never receive the same task", async () => {
