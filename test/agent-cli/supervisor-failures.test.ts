@@ -137,7 +137,7 @@ run("failure classes of the real CLIs through roster start", () => {
     // rate limit: released uncounted with the CLI's message, the provider paused for its retry-after, then completed on attempt 1.
     expect([task("rate").status, task("rate").attempts], JSON.stringify(task("rate").error)).toEqual(["completed", 1]);
     const rateReleased = events("rate", "task:released");
-    expect(rateReleased).toHaveLength(1);
+    expect(rateReleased, JSON.stringify(task("rate").events.map((e) => [e.type, e.attempt, e.data]))).toHaveLength(1);
     expect(String((rateReleased[0]!.data as { reason: string }).reason)).toMatch(/^rate-limit: /);
     const rateCalls = server.requests.filter((r) => r.provider === "gemini" && JSON.stringify(r.body).includes("MARKER-RATE"));
     expect(rateCalls.length).toBeGreaterThanOrEqual(2);
@@ -149,7 +149,7 @@ run("failure classes of the real CLIs through roster start", () => {
     // usage limit: a provider pause, not a counted attempt.
     expect([task("usage").status, task("usage").attempts], JSON.stringify(task("usage").error)).toEqual(["completed", 1]);
     const usageReleased = events("usage", "task:released");
-    expect(usageReleased).toHaveLength(1);
+    expect(usageReleased, JSON.stringify(task("usage").events.map((e) => [e.type, e.attempt, e.data]))).toHaveLength(1);
     expect(String((usageReleased[0]!.data as { reason: string }).reason)).toMatch(/^usage-limit: .*usage limit/i);
     expect((task("usage").result as { text: string }).text).toBe("done after the usage limit");
 
