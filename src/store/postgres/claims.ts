@@ -21,7 +21,7 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * task:claimed events; the outer SELECT returns what the attempt needs (the task, its
  * dependencies with their results, the answers a person gave its earlier attempts'
  * questions, as JSON). Its LIMIT is also the persona's room under its concurrency, counted
- * across every claimant under the persona's lock (roster_persona_room, migrations/postgres/0007).
+ * across every claimant under the persona's lock (roster_persona_room, migrations/postgres/0008).
  * test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
