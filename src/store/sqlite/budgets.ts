@@ -36,6 +36,7 @@ export type { ClaimGate } from "../gates.js";
  */
 export class EconomicsStatements extends EconomicsCommands {
   private readonly personaConfig;
+  private readonly successRow;
   private readonly gateRow;
   private readonly windowBudgets;
   private readonly rateUsed;
@@ -56,9 +57,11 @@ export class EconomicsStatements extends EconomicsCommands {
     const econ = `coalesce(p.config ->> '$.provider', 'persona:' || p.id) AS provider, p.config ->> '$.providerAutoResume' AS auto_resume,
       p.config ->> '$.breaker' AS breaker, p.config ->> '$.rateLimit' AS rate_limit`;
     this.personaConfig = db.prepare(`SELECT ${econ} FROM personas p WHERE p.id = ?`);
+    // A completion's read: the persona's settings and its breaker's state, by primary keys.
+    this.successRow = db.prepare(`SELECT ${econ}, b.state, b.consecutive_failures FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`);
     // One row per claim: the persona's settings and every gate of it, by primary keys.
     this.gateRow = db.prepare(`
-      SELECT ${econ},
+      SELECT ${econ}, p.config ->> '$.leaseMs' AS lease_ms,
         pp.provider IS NOT NULL AS paused, pp.until AS pause_until, pp.reason AS pause_reason,
         b.state AS breaker_state, b.open_until, b.consecutive_failures, b.probe_task_id,
         (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status,
@@ -126,9 +129,9 @@ export class EconomicsStatements extends EconomicsCommands {
   // ---- the claim ----------------------------------------------------------------
 
   /** What a claim of `persona` may take now. A read: the claim calls it inside its transaction. */
-  gate(persona: string, now: number, limit: number): ClaimGate {
+  gate(persona: string, now: number, limit: number): SqliteClaimGate {
     const row = this.gateRow.get({ persona }) as GateRowShape | undefined;
-    if (row === undefined) return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null };
+    if (row === undefined) return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null, leaseMs: null };
     const settings = economicsOf(persona, row);
     const gate = gateOf(
       persona,
@@ -155,7 +158,7 @@ export class EconomicsStatements extends EconomicsCommands {
     }
     // Held tasks and goals, and tasks whose concurrency key is at its limit, are skipped by the claim's seek.
     gate.skipHeld = row.holds === 1 || row.full_keys === 1;
-    return gate;
+    return { ...gate, leaseMs: row.lease_ms };
   }
 
   /** After the claim statement: counts the starts in the rate window and marks the breaker's probe. */
@@ -246,15 +249,19 @@ export class EconomicsStatements extends EconomicsCommands {
    * breaker's window. Cheap when there is none (two primary-key reads).
    */
   attemptSucceeded(persona: string, now?: number, count = 1): void {
+    // The persona's breaker setting and its breaker's row in one read; the persona's row is
+    // always there (personas are retired, never deleted), else the two reads as they were.
+    const row = this.successRow.get(persona) as (PersonaConfigShape & { state: BreakerRow["state"] | null; consecutive_failures: number | null }) | undefined;
     if (now !== undefined) {
-      const rate = economicsOf(persona, (this.personaConfig.get(persona) as PersonaConfigShape | undefined) ?? null).breaker?.rate ?? null;
+      const rate = economicsOf(persona, row ?? null).breaker?.rate ?? null;
       if (rate !== null) {
         const start = windowStart(now, rate.windowMs);
         this.windowAdd.get({ persona, start, attempts: count, failures: 0 });
         this.windowClear.run({ persona, before: start });
       }
     }
-    const b = this.breakerRow.get(persona) as BreakerRow | undefined;
+    const b: Pick<BreakerRow, "state" | "consecutive_failures"> | undefined =
+      row === undefined ? (this.breakerRow.get(persona) as BreakerRow | undefined) : row.state === null ? undefined : { state: row.state, consecutive_failures: row.consecutive_failures ?? 0 };
     if (b === undefined || (b.state === "closed" && b.consecutive_failures === 0)) return;
     this.breakerDelete.run(persona);
     if (b.state !== "closed") this.tx.emit("breaker:closed", { persona });
@@ -276,7 +283,11 @@ export class EconomicsStatements extends EconomicsCommands {
   }
 }
 
+/** The claim's gate on SQLite, with the persona's own lease (its config's leaseMs; null: the default). */
+export type SqliteClaimGate = ClaimGate & { leaseMs: number | null };
+
 interface GateRowShape extends PersonaConfigShape {
+  lease_ms: number | null;
   paused: number;
   pause_until: number | null;
   pause_reason: string | null;

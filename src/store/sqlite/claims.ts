@@ -2,10 +2,22 @@ import { randomBytes } from "node:crypto";
 import { LEASE_MS_DEFAULT } from "../../policy/retry.js";
 import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
 import type { ClaimParams, ClaimedTask, DependencyResult } from "../types.js";
-import type { EconomicsStatements } from "./budgets.js";
+import type { EconomicsStatements, SqliteClaimGate } from "./budgets.js";
 import type { Db, TransactionRunner } from "./database.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
+
+/**
+ * What a claim statement returns per row: the lease, and whether the task has dependencies and
+ * answered questions, so their reads run only for the rows that have some (each a seek by the
+ * row's id: the dependencies' primary key, human_requests_task).
+ */
+const CLAIM_RETURNING = `RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority,
+        EXISTS (SELECT 1 FROM task_dependencies d WHERE d.task_id = task_status.task_id) AS has_deps,
+        EXISTS (SELECT 1 FROM human_requests h WHERE h.task_id = task_status.task_id AND h.kind = 'input' AND h.outcome = 'answered') AS has_inputs`;
+
+/** A claimed row as CLAIM_RETURNING gives it. */
+type ClaimedRow = ClaimRow & { has_deps: number; has_inputs: number };
 
 /**
  * docs/ARCHITECTURE.md rules 2, 3: the claim is one statement and one seek into the partial claim
@@ -23,7 +35,7 @@ export const CLAIM_SQL = `
         WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
         ORDER BY priority DESC, run_at, task_id
         LIMIT @limit)
-      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
+      ${CLAIM_RETURNING}`;
 
 /**
  * The claim of one named task (an MCP agent that skipped others): the same row
@@ -36,7 +48,7 @@ export const CLAIM_ONE_SQL = `
         lease_token = @token || '.' || task_id, lease_ms = @leaseMs, lease_expires_at = @now + @leaseMs,
         claimed_at = @now, started_at = NULL, progress = NULL, progress_message = NULL, updated_at = @now
       WHERE task_id = @taskId AND status = 'pending' AND run_at <= @now
-      RETURNING task_id, attempts, max_attempts, lease_token, lease_expires_at, ready_at, run_at, priority`;
+      ${CLAIM_RETURNING}`;
 
 /** The claimed tasks' details, by id (a JSON array). */
 export const CLAIMED_DETAILS_SQL = `
@@ -71,7 +83,6 @@ function newLeaseToken(): string {
  * inside a transaction the caller opened.
  */
 export class Claims {
-  private readonly leaseMsOf;
   private readonly claimSkippingHeldStmt;
   private readonly claimStmt;
   private readonly claimOneStmt;
@@ -84,8 +95,9 @@ export class Claims {
     db: Db,
     private readonly tx: TransactionRunner,
     private readonly gates: EconomicsStatements,
+    /** Attaches to claimed tasks the questions their earlier attempts asked, with the answers (HumanStatements.withInputs). */
+    private readonly withInputs: (claimed: ClaimedTask[]) => unknown,
   ) {
-    this.leaseMsOf = db.prepare("SELECT json_extract(config, '$.leaseMs') FROM personas WHERE id = ?").pluck();
     // docs/ARCHITECTURE.md rules 2, 3: one statement, one seek into the partial claim index.
     this.claimStmt = db.prepare(CLAIM_SQL);
     this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
@@ -106,8 +118,10 @@ export class Claims {
 
   claim(params: ClaimParams & { persona: string }): ClaimedTask[] {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
-    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(params.persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
-    const rows = this.gatedClaim({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona, limit }) as ClaimRow[];
+    // The persona's lease comes with its gate row (one read of the persona for both).
+    const gate = this.gates.gate(params.persona, params.now, limit);
+    const leaseMs = params.leaseMs ?? gate.leaseMs ?? LEASE_MS_DEFAULT;
+    const rows = this.gatedClaim(gate, { agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona });
     return this.claimed(rows, params.agentId, leaseMs, params.now);
   }
 
@@ -115,31 +129,37 @@ export class Claims {
   claimOne(params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): ClaimedTask | null {
     const persona = this.personaOf.get(params.taskId) as string | undefined;
     if (persona === undefined) return null;
-    const leaseMs = params.leaseMs ?? ((this.leaseMsOf.get(persona) as number | null | undefined) ?? LEASE_MS_DEFAULT);
     // Behind the same economic gates as a persona's claim (docs/ARCHITECTURE.md rule 15).
     const gate = this.gates.gate(persona, params.now, 1);
+    const leaseMs = params.leaseMs ?? gate.leaseMs ?? LEASE_MS_DEFAULT;
     if (gate.limit <= 0) {
       if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return null;
     }
-    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimRow[];
+    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimedRow[];
     this.gates.claimed(persona, gate, rows.map((r) => r.task_id), params.now);
     return this.claimed(rows, params.agentId, leaseMs, params.now)[0] ?? null;
   }
 
   /** What both claims share: the claimed tasks' details and dependency results, their events and notification. */
-  private claimed(rows: ClaimRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
+  private claimed(rows: ClaimedRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
     const params = { agentId, now };
     if (rows.length === 0) return [];
     const idsJson = JSON.stringify(rows.map((row) => row.task_id));
     const details = new Map((this.claimedDetails.all(idsJson) as Array<ClaimDetail & { id: number }>).map((row) => [row.id, row]));
     const deps = new Map<number, DependencyResult[]>();
-    for (const row of this.dependencyResults.all(idsJson) as Array<DependencyRow & { for_id: number }>) {
-      let list = deps.get(row.for_id);
-      if (list === undefined) deps.set(row.for_id, (list = []));
-      list.push(dependencyResult(row));
+    const withDeps = rows.filter((row) => row.has_deps === 1);
+    if (withDeps.length > 0) {
+      for (const row of this.dependencyResults.all(JSON.stringify(withDeps.map((r) => r.task_id))) as Array<DependencyRow & { for_id: number }>) {
+        let list = deps.get(row.for_id);
+        if (list === undefined) deps.set(row.for_id, (list = []));
+        list.push(dependencyResult(row));
+      }
     }
     const claimed = rows.sort(byClaimOrder).map((row) => claimedTask(row, details.get(row.task_id)!, deps.get(row.task_id) ?? [], leaseMs, params.now));
+    // The questions earlier attempts asked, with the answers, on the tasks that have some.
+    const asked = new Set(rows.filter((row) => row.has_inputs === 1).map((row) => row.task_id));
+    if (asked.size > 0) this.withInputs(claimed.filter((task) => asked.has(task.id)));
     this.insertClaimEvents.run({
       now: params.now,
       agentId: params.agentId,
@@ -158,14 +178,13 @@ export class Claims {
    * limit or a half-open breaker (its probe), the held-skipping statement while
    * budgets hold tasks. Then counts the starts and marks the probe.
    */
-  private gatedClaim(p: { agentId: string; token: string; leaseMs: number; now: number; persona: string; limit: number }): unknown[] {
-    const gate = this.gates.gate(p.persona, p.now, p.limit);
+  private gatedClaim(gate: SqliteClaimGate, p: { agentId: string; token: string; leaseMs: number; now: number; persona: string }): ClaimedRow[] {
     if (gate.limit <= 0) {
       // No reason: the persona is at its concurrency (its slots are busy), which is not a gate to report.
       if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return [];
     }
-    const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as Array<{ task_id: number }>;
+    const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as ClaimedRow[];
     this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
     return rows;
   }

@@ -88,12 +88,12 @@ export class SqliteStore implements Store {
     const graph = new GraphStatements(db, approvals);
     const enqueuer = new Enqueuer(db, approvals);
     const transitions = new Transitions(db, tx, graph, enqueuer, maxPayloadBytes);
-    const claims = new Claims(db, tx, transitions.gates);
     const queries = new TaskQueries(db);
     const agents = new AgentStatements(db, transitions);
     const maintenance = new MaintenanceStatements(db, tx, transitions);
     const personas = new PersonaStatements(db);
     const humans = new HumanStatements(db, tx, graph);
+    const claims = new Claims(db, tx, transitions.gates, (claimed) => humans.withInputs(claimed));
     const schedules = new ScheduleStatements(db, tx, enqueuer, maxPayloadBytes);
     const why = new WhyReads(db, humans, [(task, now) => transitions.gates.whyReasons(task, now)]);
     const agentReads = new AgentReads(db, tx, transitions, enqueuer);
@@ -136,9 +136,9 @@ export class SqliteStore implements Store {
       claim: async (p) => {
         checkClaimParams(p);
         const claimed = await tx.write("tasks.claim", () => {
-          if (p.taskId === undefined) return humans.withInputs(claims.claim(p));
+          if (p.taskId === undefined) return claims.claim(p);
           const one = claims.claimOne({ ...p, taskId: p.taskId });
-          return one === null ? [] : humans.withInputs([one]);
+          return one === null ? [] : [one];
         });
         judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
         return claimed;

@@ -24,14 +24,15 @@ import { EconomicsStatements } from "./budgets.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
 
 
-/** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease. */
+/** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease; has_dependents says whether a completed task can ready any (one seek into task_dependencies_dependents). */
 export const COMPLETE_MANY_SQL = `
       UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
       WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
         AND task_status.status IN ('claimed','in_progress')
-      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at`;
+      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at,
+        EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
@@ -199,8 +200,11 @@ export class Transitions {
       attempts: number;
       assigned_agent_id: string | null;
       claimed_at: number | null;
+      has_dependents: number;
     }>;
-    const { ready, readiedBy } = rows.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(rows.map((r) => r.task_id), now);
+    // Only tasks something depends on can ready anything: most batches skip the counters' statements.
+    const withDependents = rows.filter((r) => r.has_dependents === 1).map((r) => r.task_id);
+    const { ready, readiedBy } = withDependents.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(withDependents, now);
     if (rows.length > 0) {
       this.insertCompletedEvents.run({
         now,
