@@ -2,7 +2,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
-import { PG_QUERY_TIMEOUT_MS, SESSION_SETTINGS, newPool } from "../../src/store/postgres/database.js";
+import { PG_IDLE_IN_TRANSACTION_MS, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/database.js";
+import { PostgresStore } from "../../src/store/postgres/store.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
@@ -70,25 +71,30 @@ describe.skipIf(!server.available)("postgres: lost connections", () => {
     }
   });
 
-  it("a store's sessions carry the server-side bounds, below the client's own", async () => {
+  it("a store's sessions carry the server-side bounds, each below the client's own statement bound, and the connection that ran the migrations has them back", async () => {
     const url = new URL(server.url());
     url.searchParams.set("options", "-c search_path=c1");
-    const store = await openStore({ path: url.toString(), now: T0 });
+    // One connection: the one the migrations ran on (their lock and statement bounds lifted, then reset).
+    const store = await PostgresStore.open({ path: url.toString(), now: T0, poolMax: 1 });
     try {
       await store.tasks.counts();
-      // A connection of the store's own kind, after the store's migrations ran on one: the session's bounds.
-      const pool = newPool(url.toString(), 1, false, { bounded: true });
-      try {
-        const own = (await pool.query<{ a: string; b: string; c: string; d: string }>(
-          "SELECT current_setting('idle_in_transaction_session_timeout') AS a, current_setting('client_connection_check_interval') AS b, current_setting('lock_timeout') AS c, current_setting('statement_timeout') AS d",
-        )).rows[0]!;
-        expect(own).toEqual({ a: "5s", b: "2s", c: "10s", d: "12s" });
-      } finally {
-        await pool.end();
-      }
-      expect(SESSION_SETTINGS).toContain("statement_timeout=12s");
-      // Every bound the server applies is below the client's statement bound.
-      expect(12_000).toBeLessThan(PG_QUERY_TIMEOUT_MS);
+      const pool = (store as unknown as { pool: pg.Pool }).pool;
+      const rows = (
+        await pool.query<{ name: string; ms: string }>(
+          `SELECT name, setting AS ms FROM pg_settings
+           WHERE name IN ('idle_in_transaction_session_timeout','client_connection_check_interval','lock_timeout','statement_timeout','tcp_user_timeout')`,
+        )
+      ).rows;
+      const ms = Object.fromEntries(rows.map((r) => [r.name, Number(r.ms)]));
+      expect(ms).toEqual({
+        idle_in_transaction_session_timeout: PG_IDLE_IN_TRANSACTION_MS,
+        client_connection_check_interval: 2_000,
+        lock_timeout: 10_000,
+        statement_timeout: 12_000,
+        tcp_user_timeout: PG_IDLE_IN_TRANSACTION_MS,
+      });
+      // The server ends a statement, its lock wait or an idle transaction before the client gives up on it.
+      for (const [name, value] of Object.entries(ms)) expect(value, name).toBeLessThan(PG_QUERY_TIMEOUT_MS);
     } finally {
       await store.close();
     }
