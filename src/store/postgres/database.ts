@@ -54,7 +54,6 @@ export const PG_QUERY_TIMEOUT_MS = 15_000;
 export const PG_MIGRATION_TIMEOUT_MS = 3_600_000;
 
 /**
-/**
  * How long the server lets one of roster's sessions sit inside a transaction without
  * sending its next statement before it ends the session. A host cut off mid-transaction
  * leaves its session exactly so, holding the row locks it took, and every other host's
