@@ -58,6 +58,13 @@ describe("query plans of the hot statements", () => {
       expect(plan.some((line) => line.includes("TEMP B-TREE")), plan.join("\n")).toBe(false);
     });
 
+    it(`${label}: the one-task claim is the same index search of task_status_claim and no scan of the task tables`, () => {
+      const plan = sqliteExplain(t.store, "claimFirst", { agentId: "x", token: "t", leaseMs: 1_000, now: t.clock.now(), persona: "reviewer", limit: 1 });
+      expect(plan.some((line) => /^SEARCH task_status USING (COVERING )?INDEX task_status_claim \(persona_id=\?\)/.test(line)), plan.join("\n")).toBe(true);
+      expect(scans(plan), plan.join("\n")).toEqual([]);
+      expect(plan.some((line) => line.includes("TEMP B-TREE")), plan.join("\n")).toBe(false);
+    });
+
     it(`${label}: the batched heartbeat searches the agent index`, () => {
       const plan = sqliteExplain(t.store, "heartbeat", { agentId: "agent-a", now: t.clock.now() });
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INDEX task_status_agent \(assigned_agent_id=\?\)/);

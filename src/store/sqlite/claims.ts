@@ -71,6 +71,22 @@ export const CLAIM_SKIPPING_HELD_SQL = CLAIM_SQL.replace(
                           WHERE tk.task_id = task_status.task_id AND k.running >= k.max_running)`,
 );
 
+/**
+ * A claim statement for one task (limit 1: an MCP agent's claim, `roster run`, a supervisor with
+ * one free slot): the same seek and the same row changes, the row compared by `=` with the
+ * scalar subquery instead of `IN` (subquery), for which SQLite builds an ephemeral list at
+ * every execution: about 20 us, more than the rest of a one-row claim without triggers
+ * (bench/RESULTS.md, history, 2026-12-07).
+ */
+function firstOnly(sql: string): string {
+  if (!sql.includes("WHERE task_id IN (")) throw new Error("claim statement without its IN (subquery)");
+  return sql.replace("WHERE task_id IN (", "WHERE task_id = (");
+}
+/** CLAIM_SQL for one task (run with @limit 1). Params as CLAIM_SQL. */
+export const CLAIM_FIRST_SQL = firstOnly(CLAIM_SQL);
+/** CLAIM_SKIPPING_HELD_SQL for one task (run with @limit 1). */
+export const CLAIM_FIRST_SKIPPING_HELD_SQL = firstOnly(CLAIM_SKIPPING_HELD_SQL);
+
 /** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
@@ -85,6 +101,8 @@ function newLeaseToken(): string {
 export class Claims {
   private readonly claimSkippingHeldStmt;
   private readonly claimStmt;
+  private readonly claimFirstStmt;
+  private readonly claimFirstSkippingHeldStmt;
   private readonly claimOneStmt;
   private readonly personaOf;
   private readonly claimedDetails;
@@ -101,6 +119,8 @@ export class Claims {
     // docs/ARCHITECTURE.md rules 2, 3: one statement, one seek into the partial claim index.
     this.claimStmt = db.prepare(CLAIM_SQL);
     this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
+    this.claimFirstStmt = db.prepare(CLAIM_FIRST_SQL);
+    this.claimFirstSkippingHeldStmt = db.prepare(CLAIM_FIRST_SKIPPING_HELD_SQL);
     this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
     this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
@@ -184,7 +204,8 @@ export class Claims {
       if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona: p.persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return [];
     }
-    const rows = (gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt).all({ ...p, limit: gate.limit }) as ClaimedRow[];
+    const stmt = gate.limit === 1 ? (gate.skipHeld ? this.claimFirstSkippingHeldStmt : this.claimFirstStmt) : gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt;
+    const rows = stmt.all({ ...p, limit: gate.limit }) as ClaimedRow[];
     this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
     return rows;
   }

@@ -2,7 +2,7 @@ import { RENEW_ALL_SQL, RENEW_SOME_SQL } from "./agents.js";
 import { COMPLETE_DEPENDENCIES_SQL, DECREMENT_DEPENDENTS_MANY_SQL, READIED_AFTER_SQL } from "./graph.js";
 import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
 import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, OLDEST_READY_SQL, RUNNING_SQL } from "./queries.js";
-import { CLAIM_SQL, CLAIMED_DETAILS_SQL } from "./claims.js";
+import { CLAIM_FIRST_SQL, CLAIM_SQL, CLAIMED_DETAILS_SQL } from "./claims.js";
 import { COMPLETE_MANY_SQL } from "./transitions.js";
 
 /**
@@ -12,6 +12,7 @@ import { COMPLETE_MANY_SQL } from "./transitions.js";
  */
 export const HOT_QUERIES = {
   claim: CLAIM_SQL,
+  claimFirst: CLAIM_FIRST_SQL,
   claimedDetails: CLAIMED_DETAILS_SQL,
   heartbeat: RENEW_ALL_SQL,
   renewSome: RENEW_SOME_SQL,
