@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { LeaseLostError, RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
+import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";
 import { adapterTask } from "../adapters/task-view.js";
@@ -9,7 +9,7 @@ import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protoc
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";
 import { SHUTDOWN_FORCE_MS, type RunningStat } from "./options.js";
-import { isLive, type AbortKind, type RunningAttempt } from "./run.js";
+import { abortError, freesAtOutcome, isLive, type AbortKind, type RunningAttempt } from "./run.js";
 
 export interface AttemptsHost {
   readonly store: Store;
@@ -21,6 +21,8 @@ export interface AttemptsHost {
   abortRuns(runIds: number[], reason: ErrorObject): void;
   /** An attempt finished in the pool: its outcome goes to the completer. */
   finished(run: RunningAttempt, outcome: PoolOutcome): void;
+  /** The attempt's slot is free (at its outcome, or for one stopped by its budget at its settlement): claim into it. */
+  slotFreed(run: RunningAttempt): void;
   /** A live attempt reported progress (for the progress writer). */
   progressed(run: RunningAttempt): void;
   /** A live attempt reported its running usage total (for the budget watch). */
@@ -39,14 +41,14 @@ export interface AttemptsHost {
  * startFoldMs, so one that finishes sooner settles claimed → completed without a
  * start write, the start fold), `writeStarts` makes it `started` (the starts due
  * together share a transaction), `abort` makes it `aborting`, `finish` makes it
- * `finished` (its slot is free from then on: `running`), and `settle` removes it
+ * `finished` (its slot is free from then on, see `running`), and `settle` removes it
  * once the completer has committed or discarded its outcome.
  */
 export class Attempts {
   private readonly byLease = new Map<string, RunningAttempt>();
   private readonly byRunId = new Map<number, RunningAttempt>();
-  /** Held attempts whose outcome has not come back yet (dispatched, started, aborting): the slots in use. */
-  private unfinished = 0;
+  /** Held attempts that hold a slot (RunningAttempt.slot): the slots in use. */
+  private slots = 0;
   private startQueue: RunningAttempt[] = [];
   private startWriting: Promise<void> | null = null;
   private idleWaiters: Array<() => void> = [];
@@ -66,13 +68,14 @@ export class Attempts {
   }
 
   /**
-   * The attempts whose adapter still runs (no outcome yet): the slots in use. A finished
-   * attempt waiting for its settlement's commit holds no slot and no persona concurrency
-   * (its adapter, and its process tree, are over), though its lease stays held and renewed
-   * until the commit, so the store still counts it leased (concurrency keys).
+   * The slots in use: the attempts whose adapter still runs. A finished attempt waiting for
+   * its settlement's commit holds no slot and no persona concurrency (its adapter, and its
+   * process tree, are over), though its lease stays held and renewed until the commit, so the
+   * store still counts it leased (concurrency keys). Only an outcome that closes no gate of
+   * the claim frees its slot that early (freesAtOutcome); the others free it at the commit.
    */
   get running(): number {
-    return this.unfinished;
+    return this.slots;
   }
 
   values(): IterableIterator<RunningAttempt> {
@@ -94,7 +97,7 @@ export class Attempts {
   /** This persona's attempts whose adapter still runs (see `running`). */
   countOf(persona: string): number {
     let n = 0;
-    for (const run of this.byLease.values()) if (run.task.persona === persona && run.phase !== "finished") n++;
+    for (const run of this.byLease.values()) if (run.task.persona === persona && run.slot) n++;
     return n;
   }
 
@@ -111,12 +114,13 @@ export class Attempts {
       timeoutTimer: null,
       startTimer: null,
       progress: null,
+      slot: true,
     };
     run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
     if (this.startFoldMs === 0) this.queueStart(run);
     else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
     this.byLease.set(task.leaseToken, run);
-    this.unfinished++;
+    this.slots++;
     return run;
   }
 
@@ -151,9 +155,17 @@ export class Attempts {
   finish(run: RunningAttempt, outcome: PoolOutcome): void {
     if (run.phase === "finished") return;
     run.phase = "finished";
-    this.unfinished--;
+    if (freesAtOutcome(run, outcome)) this.freeSlot(run);
     this.clearTimers(run);
     this.host.finished(run, outcome);
+  }
+
+  /** Its slot (and its persona's concurrency) is free from now on; once per attempt. */
+  private freeSlot(run: RunningAttempt): void {
+    if (!run.slot) return;
+    run.slot = false;
+    this.slots--;
+    this.host.slotFreed(run);
   }
 
   abort(run: RunningAttempt, kind: AbortKind, why?: RosterError): void {
@@ -219,10 +231,8 @@ export class Attempts {
   settle(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): boolean {
     if (this.byLease.get(run.task.leaseToken) !== run) return false;
     this.byLease.delete(run.task.leaseToken);
-    if (run.phase !== "finished") {
-      run.phase = "finished";
-      this.unfinished--;
-    }
+    run.phase = "finished";
+    this.freeSlot(run);
     this.byRunId.delete(run.runId);
     const { id: taskId, attempt, persona } = run.task;
     // Alive to hear of it, this holder lost the lease to its own silence (a cut link, a freeze), not
@@ -400,22 +410,5 @@ export class Attempts {
       }
     }
     this.startWriting = null;
-  }
-}
-
-/** The reason an abort carries to the adapter (and, for a timeout, to the store). */
-function abortError(run: RunningAttempt, kind: AbortKind): Error {
-  const { id, attempt, timeoutMs } = run.task;
-  switch (kind) {
-    case "timeout":
-      return new RosterError("TIMEOUT", `task ${id} attempt ${attempt} timed out after ${timeoutMs} ms`);
-    case "lease-lost":
-      return new LeaseLostError(id);
-    case "cancelled":
-      return new RosterError("ABORTED", `task ${id} was cancelled`, { retryable: false });
-    case "db-unreachable":
-      return new RosterError("DATABASE_IO", `task ${id} attempt ${attempt}: no renewal of its lease committed for ${run.task.leaseMs} ms (database unreachable); another host may take it`);
-    default:
-      return new RosterError("SHUTDOWN", `the supervisor is shutting down; task ${id} goes back to pending`);
   }
 }

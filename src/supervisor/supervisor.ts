@@ -32,9 +32,6 @@ export { SHUTDOWN_FORCE_MS, START_FOLD_MS_DEFAULT, type RunningStat, type Superv
 
 type State = "created" | "starting" | "running" | "stopping" | "stopped";
 
-/** Attempts that may wait for their settlement's commit, per slot of capacity, before claims wait too. */
-const SETTLING_PER_SLOT = 1;
-
 /**
  * The supervisor: turns ready tasks into work on the worker pool and keeps every
  * attempt's lease until its outcome is committed.
@@ -45,12 +42,12 @@ const SETTLING_PER_SLOT = 1;
  * Only while running does the claim loop (./claim-loop.ts: idle, scheduled,
  * claiming, claiming-again, backing-off) run passes: whenever the Waker says tasks
  * may be ready or a slot frees up, each PersonaProducer claims `min(persona
- * concurrency - its running, global free slots)` in one statement. A slot (and a
- * persona's concurrency) frees at the attempt's outcome, not at its settlement's
- * commit, so claims overlap the completer's transactions; the limits still hold (the
- * adapter is over; the store counts the task leased until the commit, so its own
- * checks, such as a concurrency key's, still count it: docs/ARCHITECTURE.md, data
- * path 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
+ * concurrency - its running, global free slots)` in one statement. A completion's slot
+ * (and its persona's concurrency) frees at its outcome, not at its settlement's commit,
+ * so claims overlap the completer's transactions; the limits still hold (the adapter is
+ * over; the store counts the task leased until the commit, so its own checks, such as a
+ * concurrency key's, still count it; an outcome that may close a gate frees its slot at
+ * the commit: docs/ARCHITECTURE.md, data path 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
  * phase: dispatched → started → finished, or dispatched | started → aborting →
  * finished (an attempt is aborted on timeout, lost lease, cancellation, budget or
  * shutdown; a lost lease's or a cancelled task's result is discarded). Outcomes go
@@ -159,6 +156,7 @@ export class Supervisor {
       host({
         abortRuns: (runIds: number[], reason: ErrorObject) => this.pool.abort(runIds, reason),
         finished: (run: RunningAttempt, outcome: PoolOutcome) => this.onOutcome(run, outcome),
+        slotFreed: (run: RunningAttempt) => this.onSlotFreed(run),
         progressed: (run: RunningAttempt) => this.progressWriter.mark(run),
         used: (run: RunningAttempt, total: AttemptUsage) => this.budgetWatch.report(run, total),
       }),
@@ -348,17 +346,21 @@ export class Supervisor {
     this.markSlots();
   }
 
-  /** Slots free to claim into: free at an outcome; at most SETTLING_PER_SLOT × capacity outcomes wait for a commit, so a store that stops committing stops claims too. */
+  /** Slots free to claim into; at most `capacity` outcomes wait for a commit, so a store that stops committing stops claims too. */
   private free(): number {
-    return Math.min(this.capacity - this.attempts.running, (1 + SETTLING_PER_SLOT) * this.capacity - this.attempts.size);
+    return Math.min(this.capacity - this.attempts.running, 2 * this.capacity - this.attempts.size);
   }
 
-  /** A finished attempt's outcome, to the completer; its slot and its persona's concurrency are free from now on. */
-  private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
+  /** An attempt's slot and its persona's concurrency are free (./attempts.ts, `running`): claim soon. */
+  private onSlotFreed(run: RunningAttempt): void {
     const producer = this.producers.get(run.task.persona);
     if (producer !== undefined) producer.running--;
     this.slotsDirty = true;
     this.claimLoop.requestSoon();
+  }
+
+  /** A finished attempt's outcome, to the completer. */
+  private onOutcome(run: RunningAttempt, outcome: PoolOutcome): void {
     // --no-retry: the attempt's own failure is its last (a release is not a failure of its own).
     if (!this.retryFailures && !outcome.ok && !("released" in outcome)) outcome = { ...outcome, error: { ...outcome.error, retryable: false } };
     // The attempts one goal crossing stopped settle together (./budget-watch.ts).

@@ -168,6 +168,38 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     for (const id of ids) expect(claimedOnce(claims, id)).toBe(1);
   });
 
+  it("keeps a failed attempt's slot until its settlement commits, so a breaker or budget it closes is on before the next claim", async () => {
+    const { store, held, supervisor } = await setUp([{ id: "work", adapter: { kind: "fail" }, concurrency: 1, retry: ONCE }], 1);
+    const claims = collect(store.events, "task:claimed");
+    const { ids } = await store.tasks.enqueue({ tasks: [0, 1].map((i) => ({ persona: "work", title: `t${i}` })), now: Date.now() });
+    held.hold();
+    await supervisor.start();
+    await held.settling(ids[0]!);
+    // The failure's settle waits; three poll ticks pass and nothing more is claimed: the slot is still held.
+    let ticks = 0;
+    await new Promise<void>((resolve) => {
+      const off = supervisor.events.on("loop:tick", () => {
+        if (++ticks < 3) return;
+        off();
+        resolve();
+      });
+    });
+    expect(claims.items.flatMap((e) => e.tasks).map((t) => t.id)).toEqual([ids[0]]);
+    const failed = new Promise<void>((resolve) => {
+      const off = store.events.on("task:failed", (e) => {
+        if (e.taskId !== ids[1]) return;
+        off();
+        resolve();
+      });
+    });
+    held.release();
+    await failed;
+    const tasks = await allDone(store, ids);
+    expect(tasks.map((t) => [t.status, t.attempts])).toEqual(ids.map(() => ["failed", 1]));
+    // The second was claimed only after the first's failure committed.
+    expect(tasks[1]!.claimedAt!).toBeGreaterThanOrEqual(tasks[0]!.finishedAt!);
+  });
+
   it("keeps a persona's concurrency: adapters of one persona never run more at once than it allows", async () => {
     const { store, held, supervisor } = await setUp([{ id: "pair", adapter: INTERVAL, concurrency: 2, retry: ONCE }], 8);
     const claims = collect(store.events, "task:claimed");
