@@ -58,7 +58,10 @@ export class EconomicsStatements extends EconomicsCommands {
       p.config ->> '$.breaker' AS breaker, p.config ->> '$.rateLimit' AS rate_limit`;
     this.personaConfig = db.prepare(`SELECT ${econ} FROM personas p WHERE p.id = ?`);
     // A completion's read: the persona's settings and its breaker's state, by primary keys.
-    this.successRow = db.prepare(`SELECT ${econ}, b.state, b.consecutive_failures FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`);
+    // Only the breaker's setting: a completion moves nothing else of the persona's gates.
+    this.successRow = db.prepare(`
+      SELECT NULL AS provider, NULL AS auto_resume, p.config ->> '$.breaker' AS breaker, NULL AS rate_limit, b.state, b.consecutive_failures
+      FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`);
     // One row per claim: the persona's settings and every gate of it, by primary keys.
     this.gateRow = db.prepare(`
       SELECT ${econ}, p.config ->> '$.leaseMs' AS lease_ms,
