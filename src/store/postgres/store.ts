@@ -1,15 +1,11 @@
-import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { clearReferenceClock, setReferenceClock } from "../../clock.js";
 import { RosterError } from "../../errors.js";
-import type { RetryPolicy } from "../../policy/retry.js";
 import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
-import { BLOCKED_WRITE_MS, LivenessJudge, type AgentObservation, type LeaseObservation, type Silent } from "../liveness.js";
-import { leaseExpiredError } from "../lost-leases.js";
+import { LivenessJudge } from "../liveness.js";
 import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
-import { unknownNameHint } from "../suggest.js";
 import type {
   AgentService,
   HumanService,
@@ -17,8 +13,6 @@ import type {
   LeaseRef,
   MaintenanceService,
   PersonaService,
-  ReapParams,
-  ReapResult,
   ScheduleService,
   Settlement,
   SettlementResult,
@@ -30,6 +24,8 @@ import type {
 } from "../types.js";
 import { PG_CONNECT_TIMEOUT_MS, PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
+import { pgAgentService } from "./agents.js";
+import { pgMaintenanceService, pgPersonaService } from "./maintenance.js";
 import * as agentReads from "./agent-reads.js";
 import * as reads from "./reads.js";
 import { PgHumans } from "./humans.js";
@@ -227,249 +223,10 @@ export class PostgresStore implements Store {
     };
     this.tasks = withOneTaskCalls(tasks as EngineTaskService);
 
-    const agents: AgentService = {
-      register: async (p) => {
-        if (p.name.trim() === "") throw new RosterError("VALIDATION", "name: must not be empty", { details: { field: "name" } });
-        if (!Number.isInteger(p.heartbeatTimeoutMs) || p.heartbeatTimeoutMs <= 0) {
-          throw new RosterError("VALIDATION", "heartbeatTimeoutMs: must be a positive integer", { details: { field: "heartbeatTimeoutMs" } });
-        }
-        const agent = await write("agents.register", async (t) => {
-          if (p.personaId != null && (await t.one("SELECT 1 FROM personas WHERE id = $1", [p.personaId])) === undefined) {
-            throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${p.personaId}"`, { details: { field: "persona" } });
-          }
-          const id = p.id ?? `${p.kind}-${randomUUID()}`;
-          await t.run(
-            `INSERT INTO agents (id, name, kind, persona_id, status, pid, hostname, heartbeat_timeout_ms, registered_at, last_heartbeat)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, persona_id = excluded.persona_id,
-               status = 'active', pid = excluded.pid, hostname = excluded.hostname,
-               heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, last_heartbeat = excluded.last_heartbeat`,
-            [id, p.name, p.kind, p.personaId ?? null, p.pid ?? null, p.hostname ?? null, p.heartbeatTimeoutMs, p.now],
-          );
-          await transitions.event(t, null, "agent:registered", p.now, id, null, { name: p.name, kind: p.kind, persona: p.personaId ?? null });
-          t.emit("agent:registered", { agentId: id });
-          return (await reads.getAgent(t, id))!;
-        });
-        judge.noteAgent({ agentId: agent.id, stamp: agent.lastHeartbeatAt, timeoutMs: agent.heartbeatTimeoutMs });
-        return agent;
-      },
-      heartbeat: async (p) => {
-        const out = await write("agents.heartbeat", async (t) => {
-          // The lease rows first, in task id order, then the agent's row, as a reap takes them
-          // (PgTransitions.lockInIdOrder): the UPDATE below alone locks in its plan's order and
-          // deadlocked with the completer's settlements of the same leases (issue 19's chaos stalls).
-          if (p.leases === undefined) {
-            await t.run("SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE", [p.agentId]);
-          } else {
-            await transitions.lockInIdOrder(t, p.leases.map((l) => l.taskId));
-          }
-          // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
-          const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
-            `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
-             WHERE id = $2 AND status <> 'deregistered' RETURNING last_heartbeat, heartbeat_timeout_ms`,
-            [p.now, p.agentId],
-          );
-          if (touched === undefined) return { agentActive: false, renewed: [] as LeaseRef[], lost: p.leases ?? [], agent: null, leases: [] as LeaseObservation[] };
-          type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
-          const set = "lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1)";
-          const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress')";
-          const rows =
-            p.leases === undefined
-              ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId])
-              : await t.rows<Row>(
-                  `UPDATE task_status SET ${set} WHERE ${mine}
-                     AND (task_id, lease_token) IN (SELECT * FROM unnest($3::bigint[], $4::text[]))
-                   RETURNING task_id, lease_token, lease_expires_at, lease_ms`,
-                  [p.now, p.agentId, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
-                );
-          const renewed = rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token }));
-          const kept = new Set(renewed.map((r) => `${r.taskId}:${r.leaseToken}`));
-          return {
-            agentActive: true,
-            renewed,
-            lost: p.leases === undefined ? [] : p.leases.filter((l) => !kept.has(`${l.taskId}:${l.leaseToken}`)),
-            agent: { agentId: p.agentId, stamp: touched.last_heartbeat, timeoutMs: touched.heartbeat_timeout_ms } as AgentObservation,
-            leases: rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token, stamp: r.lease_expires_at, leaseMs: r.lease_ms })),
-          };
-        });
-        if (out.agent !== null) judge.noteAgent(out.agent);
-        judge.noteLeases(out.leases);
-        return { agentActive: out.agentActive, renewed: out.renewed, lost: out.lost };
-      },
-      deregister: async (p) =>
-        write("agents.deregister", async (t) => {
-          if ((await t.one("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", [p.agentId])) === undefined) {
-            throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.agentId}"`, { details: { field: "agentId" } });
-          }
-          const released: number[] = [];
-          const held = await t.rows<{ task_id: number; lease_token: string }>(
-            "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id",
-            [p.agentId],
-          );
-          for (const row of held) {
-            const result = await transitions.release(t, { taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: p.now });
-            if (result.ok) released.push(row.task_id);
-          }
-          await t.run("UPDATE agents SET status = 'deregistered', last_heartbeat = $2 WHERE id = $1", [p.agentId, p.now]);
-          await transitions.event(t, null, "agent:deregistered", p.now, p.agentId, null, { released: released.length });
-          t.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
-          return { released };
-        }),
-      list: async (p) => read("agents.list", (q) => reads.listAgents(q, p?.includeInactive ?? false)),
-      get: async (p) => read("agents.get", (q) => reads.getAgent(q, p.agentId)),
-      expireStale: async (p) => {
-        const silent = judge.observeAgents(await read("agents.observe", (q) => observeAgents(q)));
-        if (silent.length === 0) return [];
-        return write("agents.expireStale", async (t) => {
-          const ids = await expireSilent(t, silent, p.now);
-          if (ids.length > 0) t.emit("agent:expired", { agentIds: ids });
-          return ids;
-        });
-      },
-    };
-    this.agents = agents;
-
-    const expireSilent = async (t: Tx, silent: ReadonlyArray<Silent<AgentObservation>>, now: number): Promise<string[]> => {
-      const ids: string[] = [];
-      for (const { item, silentMs } of silent) {
-        // Conditional on the stamp judged standing still: a heartbeat since keeps the agent.
-        const changed = await t.run("UPDATE agents SET status = 'expired' WHERE id = $1 AND status = 'active' AND last_heartbeat = $2", [item.agentId, item.stamp]);
-        if (changed === 0) continue;
-        await transitions.event(t, null, "agent:expired", now, item.agentId, null, { silentMs: Math.round(silentMs), timeoutMs: item.timeoutMs });
-        ids.push(item.agentId);
-      }
-      return ids;
-    };
-
-    const reap = async (t: Tx, silent: ReadonlyArray<Silent<LeaseObservation>>, p: ReapParams): Promise<Omit<ReapResult, "expiredAgents">> => {
-      const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
-      // In task id order (PgTransitions.lockInIdOrder), not the judge's: the holder may be settling them right now.
-      const batch = silent.slice(0, p.limit ?? 1_000).sort((x, y) => x.item.taskId - y.item.taskId);
-      for (const { item, silentMs } of batch) {
-        // Still exactly as judged (same token, same stamp), locked: a renewal or settlement since leaves it alone.
-        const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; leases_lost: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
-          `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.leases_lost, s.assigned_agent_id, s.lease_ms, t.retry_policy
-           FROM task_status s JOIN tasks t ON t.id = s.task_id
-           WHERE s.task_id = $1 AND s.lease_token = $2 AND s.lease_expires_at = $3 AND s.status IN ('claimed','in_progress')
-           FOR UPDATE OF s`,
-          [item.taskId, item.leaseToken, item.stamp],
-        );
-        if (row === undefined) continue;
-        const heard = Math.round(silentMs);
-        // The attempt is not counted; the lost lease is, against a bound of its own (src/store/lost-leases.ts).
-        const leasesLost = row.leases_lost + 1;
-        await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms, leasesLost });
-        const result = await transitions.settleFailure(t, {
-          taskId: row.task_id,
-          persona: row.persona_id,
-          attempt: row.attempts,
-          maxAttempts: row.max_attempts,
-          policy: JSON.parse(row.retry_policy) as RetryPolicy,
-          agentId: row.assigned_agent_id,
-          error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
-          retryable: true,
-          now: p.now,
-          random: p.random ?? Math.random,
-          lost: { leaseToken: item.leaseToken, leasesLost },
-        });
-        if (!result.ok) continue;
-        const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };
-        if (result.outcome === "retrying") out.retried.push({ ...lease, runAt: result.runAt });
-        else out.failed.push(lease);
-        t.emit("lease:expired", { ...lease, outcome: result.outcome });
-      }
-      return out;
-    };
-
-    this.maintenance = {
-      reapExpired: async (p) => {
-        const observed = await read("maintenance.observe", async (q) => ({ leases: await observeLeases(q), agents: await observeAgents(q) }));
-        const silent = judge.observe(observed.leases, observed.agents);
-        if (silent.leases.length === 0 && silent.agents.length === 0) return { retried: [], failed: [], expiredAgents: [] };
-        const asked = judge.monotonic();
-        return write("maintenance.reap", async (t) => {
-          // Having waited to write, every holder may have been waiting too: judge nobody now (docs/ARCHITECTURE.md, "Liveness").
-          if (judge.monotonic() - asked >= BLOCKED_WRITE_MS) {
-            judge.restartSilence();
-            return { retried: [], failed: [], expiredAgents: [] };
-          }
-          const reaped = await reap(t, silent.leases, p);
-          const expiredAgents = await expireSilent(t, silent.agents, p.now);
-          if (expiredAgents.length > 0) t.emit("agent:expired", { agentIds: expiredAgents });
-          return { ...reaped, expiredAgents };
-        });
-      },
-      prune: async (p) =>
-        write("maintenance.prune", async (t) => {
-          const ids = (
-            await t.rows<{ task_id: number }>(
-              `SELECT s.task_id FROM task_status s
-               WHERE s.finished_at IS NOT NULL AND s.finished_at < $1 AND s.status IN ('completed','failed','cancelled')
-                 AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN task_status o ON o.task_id = d.task_id
-                                 WHERE d.depends_on = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < $1))
-                 AND NOT EXISTS (SELECT 1 FROM tasks c JOIN task_status o ON o.task_id = c.id
-                                 WHERE c.parent_id = s.task_id AND NOT (o.finished_at IS NOT NULL AND o.finished_at < $1))
-               LIMIT 10000`,
-              [p.before],
-            )
-          ).map((r) => r.task_id);
-          if (ids.length === 0) return { tasks: 0, events: 0 };
-          const events = await t.run("DELETE FROM task_events WHERE task_id = ANY($1::bigint[])", [ids]);
-          await t.run("DELETE FROM task_dependencies WHERE task_id = ANY($1::bigint[]) OR depends_on = ANY($1::bigint[])", [ids]);
-          await t.run("DELETE FROM task_status WHERE task_id = ANY($1::bigint[])", [ids]);
-          // A pruned task may still be the parent of pruned children: clear the links, then delete.
-          await t.run("UPDATE tasks SET parent_id = NULL WHERE parent_id = ANY($1::bigint[])", [ids]);
-          const tasks = await t.run("DELETE FROM tasks WHERE id = ANY($1::bigint[])", [ids]);
-          return { tasks, events };
-        }),
-      integrityCheck: async () =>
-        read("maintenance.integrityCheck", async (q) => {
-          // No page-level check as SQLite's integrity_check: the invariants the store keeps instead.
-          const bad = await q.rows<{ problem: string }>(
-            `SELECT 'task ' || task_id || ' is leased without a token' AS problem FROM task_status
-               WHERE status IN ('claimed','in_progress') AND (lease_token IS NULL OR lease_expires_at IS NULL)
-             UNION ALL
-             SELECT 'task ' || id || ' has no status row' FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM task_status s WHERE s.task_id = t.id)
-             LIMIT 100`,
-          );
-          return bad.length === 0 ? "ok" : bad.map((b) => b.problem).join("\n");
-        }),
-    };
-
-    const PERSONA_SQL = `
-      INSERT INTO personas (id, name, definition, config, source_path, file_present, created_at, updated_at)
-      VALUES ($1, $2, $3, $4, $5, true, $6, $6)
-      ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition = excluded.definition, config = excluded.config,
-        source_path = excluded.source_path, file_present = true,
-        updated_at = CASE WHEN personas.config = excluded.config AND personas.definition = excluded.definition
-                          AND personas.name = excluded.name THEN personas.updated_at ELSE excluded.updated_at END`;
-    this.personas = {
-      sync: async (p) =>
-        write("personas.sync", async (t) => {
-          for (const persona of p.personas) {
-            await t.run(PERSONA_SQL, [persona.id, persona.name, persona.definition, JSON.stringify(persona.config), persona.sourcePath, p.now]);
-          }
-          // Database with file fallback: a persona whose file is gone keeps serving, marked as such.
-          await t.run(
-            `UPDATE personas SET file_present = false
-             WHERE file_present AND source_path IS NOT NULL AND NOT (id = ANY($1::text[]))
-               AND ($2::text IS NULL OR substr(source_path, 1, length($2)) = $2)`,
-            [p.personas.map((x) => x.id), p.sourceDir ?? null],
-          );
-        }),
-      get: async (p) => read("personas.get", (q) => reads.getPersona(q, p.id)),
-      list: async (p) => read("personas.list", (q) => reads.listPersonas(q, p?.includeRetired === true)),
-      retire: async (p) =>
-        write("personas.retire", async (t) => {
-          const row = await t.one<{ retired_at: number | null }>("SELECT retired_at FROM personas WHERE id = $1 FOR UPDATE", [p.id]);
-          if (row === undefined) {
-            const known = (await t.rows<{ id: string }>("SELECT id FROM personas ORDER BY id")).map((r) => r.id);
-            throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${p.id}"${unknownNameHint(p.id, known)}`, { details: { field: "persona", persona: p.id } });
-          }
-          if ((row.retired_at !== null) !== p.retired) await t.run("UPDATE personas SET retired_at = $2, updated_at = $3 WHERE id = $1", [p.id, p.retired ? p.now : null, p.now]);
-          return (await reads.getPersona(t, p.id))!;
-        }),
-    };
+    const services = { write, read, judge, transitions };
+    this.agents = pgAgentService(services);
+    this.maintenance = pgMaintenanceService(services);
+    this.personas = pgPersonaService(services);
 
     // Usage per attempt and the claim's economic gates (rule 15): budgets, provider pauses, breakers, rate limits
     // and concurrency keys, as on SQLite (src/store/postgres/gates.ts, budgets.ts; the shared rules src/store/gates.ts).
@@ -630,21 +387,4 @@ export class PostgresStore implements Store {
     this.tx.markClosed();
     await this.pool.end();
   }
-}
-
-async function observeLeases(q: Pick<Tx, "rows">): Promise<LeaseObservation[]> {
-  return (await q.rows<{ task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number }>(reads.PG_OBSERVE_LEASES_SQL)).map((r) => ({
-    taskId: r.task_id,
-    leaseToken: r.lease_token,
-    stamp: r.lease_expires_at,
-    leaseMs: r.lease_ms,
-  }));
-}
-
-async function observeAgents(q: Pick<Tx, "rows">): Promise<AgentObservation[]> {
-  return (await q.rows<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>(reads.PG_OBSERVE_AGENTS_SQL)).map((r) => ({
-    agentId: r.id,
-    stamp: r.last_heartbeat,
-    timeoutMs: r.heartbeat_timeout_ms,
-  }));
 }

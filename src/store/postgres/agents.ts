@@ -1,0 +1,138 @@
+import { randomUUID } from "node:crypto";
+import { RosterError } from "../../errors.js";
+import type { AgentObservation, LeaseObservation, Silent } from "../liveness.js";
+import type { AgentService, LeaseRef } from "../types.js";
+import type { Tx } from "./database.js";
+import * as reads from "./reads.js";
+import type { PgServiceContext } from "./service-context.js";
+import type { PgTransitions } from "./transitions.js";
+
+/**
+ * Agent sessions on PostgreSQL (the Store's AgentService): registration, heartbeats that
+ * renew an agent's leases in one statement (docs/ARCHITECTURE.md rule 5), deregistration
+ * that releases what it held, and the expiry of agents the liveness judge found silent.
+ */
+export function pgAgentService({ write, read, judge, transitions }: PgServiceContext): AgentService {
+  return {
+    register: async (p) => {
+      if (p.name.trim() === "") throw new RosterError("VALIDATION", "name: must not be empty", { details: { field: "name" } });
+      if (!Number.isInteger(p.heartbeatTimeoutMs) || p.heartbeatTimeoutMs <= 0) {
+        throw new RosterError("VALIDATION", "heartbeatTimeoutMs: must be a positive integer", { details: { field: "heartbeatTimeoutMs" } });
+      }
+      const agent = await write("agents.register", async (t) => {
+        if (p.personaId != null && (await t.one("SELECT 1 FROM personas WHERE id = $1", [p.personaId])) === undefined) {
+          throw new RosterError("PERSONA_NOT_FOUND", `persona: unknown persona "${p.personaId}"`, { details: { field: "persona" } });
+        }
+        const id = p.id ?? `${p.kind}-${randomUUID()}`;
+        await t.run(
+          `INSERT INTO agents (id, name, kind, persona_id, status, pid, hostname, heartbeat_timeout_ms, registered_at, last_heartbeat)
+           VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, persona_id = excluded.persona_id,
+             status = 'active', pid = excluded.pid, hostname = excluded.hostname,
+             heartbeat_timeout_ms = excluded.heartbeat_timeout_ms, last_heartbeat = excluded.last_heartbeat`,
+          [id, p.name, p.kind, p.personaId ?? null, p.pid ?? null, p.hostname ?? null, p.heartbeatTimeoutMs, p.now],
+        );
+        await transitions.event(t, null, "agent:registered", p.now, id, null, { name: p.name, kind: p.kind, persona: p.personaId ?? null });
+        t.emit("agent:registered", { agentId: id });
+        return (await reads.getAgent(t, id))!;
+      });
+      judge.noteAgent({ agentId: agent.id, stamp: agent.lastHeartbeatAt, timeoutMs: agent.heartbeatTimeoutMs });
+      return agent;
+    },
+    heartbeat: async (p) => {
+      const out = await write("agents.heartbeat", async (t) => {
+        // The lease rows first, in task id order, then the agent's row, as a reap takes them
+        // (PgTransitions.lockInIdOrder): the UPDATE below alone locks in its plan's order and
+        // deadlocked with the completer's settlements of the same leases (issue 19's chaos stalls).
+        if (p.leases === undefined) {
+          await t.run("SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE", [p.agentId]);
+        } else {
+          await transitions.lockInIdOrder(t, p.leases.map((l) => l.taskId));
+        }
+        // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
+        const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
+          `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
+           WHERE id = $2 AND status <> 'deregistered' RETURNING last_heartbeat, heartbeat_timeout_ms`,
+          [p.now, p.agentId],
+        );
+        if (touched === undefined) return { agentActive: false, renewed: [] as LeaseRef[], lost: p.leases ?? [], agent: null, leases: [] as LeaseObservation[] };
+        type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
+        const set = "lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1)";
+        const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress')";
+        const rows =
+          p.leases === undefined
+            ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId])
+            : await t.rows<Row>(
+                `UPDATE task_status SET ${set} WHERE ${mine}
+                   AND (task_id, lease_token) IN (SELECT * FROM unnest($3::bigint[], $4::text[]))
+                 RETURNING task_id, lease_token, lease_expires_at, lease_ms`,
+                [p.now, p.agentId, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
+              );
+        const renewed = rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token }));
+        const kept = new Set(renewed.map((r) => `${r.taskId}:${r.leaseToken}`));
+        return {
+          agentActive: true,
+          renewed,
+          lost: p.leases === undefined ? [] : p.leases.filter((l) => !kept.has(`${l.taskId}:${l.leaseToken}`)),
+          agent: { agentId: p.agentId, stamp: touched.last_heartbeat, timeoutMs: touched.heartbeat_timeout_ms } as AgentObservation,
+          leases: rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token, stamp: r.lease_expires_at, leaseMs: r.lease_ms })),
+        };
+      });
+      if (out.agent !== null) judge.noteAgent(out.agent);
+      judge.noteLeases(out.leases);
+      return { agentActive: out.agentActive, renewed: out.renewed, lost: out.lost };
+    },
+    deregister: async (p) =>
+      write("agents.deregister", async (t) => {
+        if ((await t.one("SELECT 1 FROM agents WHERE id = $1 FOR UPDATE", [p.agentId])) === undefined) {
+          throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.agentId}"`, { details: { field: "agentId" } });
+        }
+        const released: number[] = [];
+        const held = await t.rows<{ task_id: number; lease_token: string }>(
+          "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id",
+          [p.agentId],
+        );
+        for (const row of held) {
+          const result = await transitions.release(t, { taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: p.now });
+          if (result.ok) released.push(row.task_id);
+        }
+        await t.run("UPDATE agents SET status = 'deregistered', last_heartbeat = $2 WHERE id = $1", [p.agentId, p.now]);
+        await transitions.event(t, null, "agent:deregistered", p.now, p.agentId, null, { released: released.length });
+        t.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
+        return { released };
+      }),
+    list: async (p) => read("agents.list", (q) => reads.listAgents(q, p?.includeInactive ?? false)),
+    get: async (p) => read("agents.get", (q) => reads.getAgent(q, p.agentId)),
+    expireStale: async (p) => {
+      const silent = judge.observeAgents(await read("agents.observe", (q) => observeAgents(q)));
+      if (silent.length === 0) return [];
+      return write("agents.expireStale", async (t) => {
+        const ids = await expireSilent(t, transitions, silent, p.now);
+        if (ids.length > 0) t.emit("agent:expired", { agentIds: ids });
+        return ids;
+      });
+    },
+  };
+}
+
+/** Inside a transaction: the agents the judge found silent for their whole timeout expire, unless a heartbeat moved their stamp since. */
+export async function expireSilent(t: Tx, transitions: PgTransitions, silent: ReadonlyArray<Silent<AgentObservation>>, now: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (const { item, silentMs } of silent) {
+    // Conditional on the stamp judged standing still: a heartbeat since keeps the agent.
+    const changed = await t.run("UPDATE agents SET status = 'expired' WHERE id = $1 AND status = 'active' AND last_heartbeat = $2", [item.agentId, item.stamp]);
+    if (changed === 0) continue;
+    await transitions.event(t, null, "agent:expired", now, item.agentId, null, { silentMs: Math.round(silentMs), timeoutMs: item.timeoutMs });
+    ids.push(item.agentId);
+  }
+  return ids;
+}
+
+/** Every active agent and its heartbeat stamp, for the liveness judge. A read. */
+export async function observeAgents(q: Pick<Tx, "rows">): Promise<AgentObservation[]> {
+  return (await q.rows<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>(reads.PG_OBSERVE_AGENTS_SQL)).map((r) => ({
+    agentId: r.id,
+    stamp: r.last_heartbeat,
+    timeoutMs: r.heartbeat_timeout_ms,
+  }));
+}
