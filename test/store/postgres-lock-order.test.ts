@@ -6,21 +6,23 @@ import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
 /**
- * Row locks in task id order (issue 19; docs/ARCHITECTURE.md, "PostgreSQL and beyond one
+ * Row locks on PostgreSQL (issue 19; docs/ARCHITECTURE.md, "PostgreSQL and beyond one
  * machine"). A supervisor's lease renewal, its start batch, its settlement batch and another
  * host's reap lock several task_status rows each, on separate connections at the same time.
  * Two of them taking the same rows in different orders deadlock, and PostgreSQL breaks a
- * deadlock only after deadlock_timeout (1 s): the crash suite on PostgreSQL saw renewals
- * silent for a whole 500 ms lease, the supervisor stop claiming, and ready tasks wait beside
- * free slots (stalls). Each test below builds the one interleaving that deadlocks when one
- * side locks in another order: a third connection holds one row, both sides queue behind it
- * (each checked waiting in pg_stat_activity), the row is released, and both must commit
- * without a deadlock being detected (no db:busy-retry: the store reruns a transaction chosen
- * as a deadlock's victim) and with the outcome each test states.
+ * deadlock only after deadlock_timeout (1 s); a renewal that queues behind a long settlement
+ * waits as long. Either way the crash suite on PostgreSQL saw renewals silent for a whole
+ * 500 ms lease, the supervisor stop claiming, and ready tasks wait beside free slots (stalls).
+ * So the renewal never waits for a task row (it skips a held one until its next round), and
+ * the others take their rows in task id order. The deadlock tests build the one interleaving
+ * that deadlocks when one side locks in another order: a third connection holds one row, both
+ * sides queue behind it (each checked waiting in pg_stat_activity), the row is released, and
+ * both must commit without a deadlock being detected (no db:busy-retry: the store reruns a
+ * transaction chosen as a deadlock's victim) and with the outcome each test states.
  */
 const server = await usePostgres();
 
-describe.skipIf(!server.available)("postgres: transactions lock task rows in task id order", () => {
+describe.skipIf(!server.available)("postgres: renewals skip held task rows, other transactions lock them in task id order", () => {
   let admin: pg.Client;
   let blocker: pg.Client;
   let store: Store;
@@ -96,41 +98,52 @@ describe.skipIf(!server.available)("postgres: transactions lock task rows in tas
     }
   }
 
-  it("a renewal queued behind a settlement of the same leases commits after it, without a deadlock", async () => {
+  it("a renewal never waits for a lease row another transaction holds: it renews the rest, and that one next round", async () => {
+    const [a, b] = await twoLeases();
+    await hold(a.taskId);
+    const renewing = store.agents.heartbeat({ agentId: "host-a", now: T0 + 10, leases: [b, a] });
+    // A renewal that queued behind the held row would show as a session waiting for a lock.
+    const renewal = await Promise.race([
+      renewing,
+      waiting(1).then(() => {
+        throw new Error("the renewal waits for the held row");
+      }),
+    ]);
+    expect(renewal.renewed).toEqual([b]);
+    expect(renewal.lost).toEqual([]);
+    await blocker.query("COMMIT");
+    const next = await store.agents.heartbeat({ agentId: "host-a", now: T0 + 20, leases: [b, a] });
+    expect(next.renewed.map((l) => l.taskId).sort()).toEqual([a.taskId, b.taskId].sort());
+    expect(reruns).toEqual([]);
+  });
+
+  it("a renewal reports a lease it finds settled as lost, and one it finds held as neither", async () => {
+    const [a, b] = await twoLeases();
+    await store.tasks.settle({ settlements: [{ kind: "complete", ...a, result: { ok: true } }], now: T0 + 5 });
+    await hold(b.taskId);
+    const renewal = await store.agents.heartbeat({ agentId: "host-a", now: T0 + 10, leases: [a, b] });
+    expect(renewal).toEqual({ agentActive: true, renewed: [], lost: [a] });
+    await blocker.query("COMMIT");
+  });
+
+  it("a start batch queued behind a settlement of the same leases commits after it, without a deadlock", async () => {
     const [a, b] = await twoLeases();
     await hold(a.taskId);
     const settling = store.tasks.settle({ settlements: [a, b].map((l) => ({ kind: "complete" as const, ...l, result: { ok: true } })), now: T0 + 10 });
     await waiting(1);
-    const renewing = store.agents.heartbeat({ agentId: "host-a", now: T0 + 20, leases: [b, a] });
-    await waiting(2);
-    await blocker.query("COMMIT");
-    const [settled, renewal] = await Promise.all([settling, renewing]);
-
-    expect(reruns).toEqual([]);
-    expect(settled.map((r) => r.outcome)).toEqual(["completed", "completed"]);
-    // The settlement went first: the renewal finds both leases ended.
-    expect(renewal.renewed).toEqual([]);
-    expect(renewal.lost.map((l) => l.taskId).sort()).toEqual([a.taskId, b.taskId].sort());
-    for (const l of [a, b]) expect((await store.tasks.get({ taskId: l.taskId }))?.status).toBe("completed");
-  });
-
-  it("a start batch queued behind a renewal of the same leases commits after it, without a deadlock", async () => {
-    const [a, b] = await twoLeases();
-    await hold(a.taskId);
-    const renewing = store.agents.heartbeat({ agentId: "host-a", now: T0 + 10, leases: [a, b] });
-    await waiting(1);
     const starting = store.tasks.start({ starts: [b, a], now: T0 + 20 });
     await waiting(2);
     await blocker.query("COMMIT");
-    const [renewal, started] = await Promise.all([renewing, starting]);
+    const [settled, started] = await Promise.all([settling, starting]);
 
     expect(reruns).toEqual([]);
-    expect(renewal.renewed.map((l) => l.taskId).sort()).toEqual([a.taskId, b.taskId].sort());
-    expect(started).toEqual([{ ok: true }, { ok: true }]);
-    for (const l of [a, b]) expect((await store.tasks.get({ taskId: l.taskId }))?.status).toBe("in_progress");
+    expect(settled.map((r) => r.outcome)).toEqual(["completed", "completed"]);
+    // The settlement went first: the start finds both leases ended.
+    expect(started.map((r) => (r.ok ? "started" : r.code))).toEqual(["LEASE_LOST", "LEASE_LOST"]);
+    for (const l of [a, b]) expect((await store.tasks.get({ taskId: l.taskId }))?.status).toBe("completed");
   });
 
-  it("a settlement of a completion and a failure locks both rows before either, so a renewal cannot cross it", async () => {
+  it("a settlement of a completion and a failure locks both rows before either, so a start batch cannot cross it", async () => {
     const [a, b] = await twoLeases();
     await hold(b.taskId);
     const settling = store.tasks.settle({
@@ -141,14 +154,14 @@ describe.skipIf(!server.available)("postgres: transactions lock task rows in tas
       now: T0 + 10,
     });
     await waiting(1);
-    const renewing = store.agents.heartbeat({ agentId: "host-a", now: T0 + 20, leases: [a, b] });
+    const starting = store.tasks.start({ starts: [a, b], now: T0 + 20 });
     await waiting(2);
     await blocker.query("COMMIT");
-    const [settled, renewal] = await Promise.all([settling, renewing]);
+    const [settled, started] = await Promise.all([settling, starting]);
 
     expect(reruns).toEqual([]);
     expect(settled.map((r) => r.outcome)).toEqual(["completed", "failed"]);
-    expect(renewal.renewed).toEqual([]);
+    expect(started.map((r) => (r.ok ? "started" : r.code))).toEqual(["LEASE_LOST", "LEASE_LOST"]);
     expect((await store.tasks.get({ taskId: a.taskId }))?.status).toBe("failed");
     expect((await store.tasks.get({ taskId: b.taskId }))?.status).toBe("completed");
   });

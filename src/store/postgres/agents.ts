@@ -41,14 +41,23 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
     },
     heartbeat: async (p) => {
       const out = await write("agents.heartbeat", async (t) => {
-        // The lease rows first, in task id order, then the agent's row, as a reap takes them
-        // (PgTransitions.lockInIdOrder): the UPDATE below alone locks in its plan's order and
-        // deadlocked with the completer's settlements of the same leases (issue 19's chaos stalls).
-        if (p.leases === undefined) {
-          await t.run("SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE", [p.agentId]);
-        } else {
-          await transitions.lockInIdOrder(t, p.leases.map((l) => l.taskId));
-        }
+        // The lease rows first, then the agent's row (the order a reap takes them), and never waiting
+        // for a lease row another transaction holds (SKIP LOCKED): that row is being settled, started,
+        // cancelled or reaped, and is renewed next round if it is still ours. A renewal that waited
+        // queued behind the completer's settlement of the same leases (a few hundred ms on a loaded
+        // host) and, before the rows were taken in one order, deadlocked with it for deadlock_timeout
+        // (1 s): a whole lease without a committed renewal stops the supervisor's claims (rule 17;
+        // issue 19's chaos stalls). Skipped leases are reported neither renewed nor lost.
+        const free = new Set(
+          (
+            await t.rows<{ task_id: number }>(
+              p.leases === undefined
+                ? "SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE SKIP LOCKED"
+                : "SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE SKIP LOCKED",
+              [p.leases === undefined ? p.agentId : p.leases.map((l) => l.taskId)],
+            )
+          ).map((r) => r.task_id),
+        );
         // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
         const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
           `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
@@ -58,22 +67,23 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
         if (touched === undefined) return { agentActive: false, renewed: [] as LeaseRef[], lost: p.leases ?? [], agent: null, leases: [] as LeaseObservation[] };
         type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
         const set = "lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1)";
-        const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress')";
+        const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress') AND task_id = ANY($3::bigint[])";
+        const locked = [...free];
         const rows =
           p.leases === undefined
-            ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId])
+            ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId, locked])
             : await t.rows<Row>(
                 `UPDATE task_status SET ${set} WHERE ${mine}
-                   AND (task_id, lease_token) IN (SELECT * FROM unnest($3::bigint[], $4::text[]))
+                   AND (task_id, lease_token) IN (SELECT * FROM unnest($4::bigint[], $5::text[]))
                  RETURNING task_id, lease_token, lease_expires_at, lease_ms`,
-                [p.now, p.agentId, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
+                [p.now, p.agentId, locked, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
               );
         const renewed = rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token }));
         const kept = new Set(renewed.map((r) => `${r.taskId}:${r.leaseToken}`));
         return {
           agentActive: true,
           renewed,
-          lost: p.leases === undefined ? [] : p.leases.filter((l) => !kept.has(`${l.taskId}:${l.leaseToken}`)),
+          lost: p.leases === undefined ? [] : p.leases.filter((l) => free.has(l.taskId) && !kept.has(`${l.taskId}:${l.leaseToken}`)),
           agent: { agentId: p.agentId, stamp: touched.last_heartbeat, timeoutMs: touched.heartbeat_timeout_ms } as AgentObservation,
           leases: rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token, stamp: r.lease_expires_at, leaseMs: r.lease_ms })),
         };
