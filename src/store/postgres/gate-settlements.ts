@@ -1,15 +1,5 @@
-import {
-  economicsOf,
-  failureStep,
-  holdMoves,
-  opening,
-  rateTrips,
-  spendKeys,
-  windowStart,
-  type BreakerRow,
-  type BreakerSettings,
-  type TaskLimitsRow,
-} from "../gates.js";
+import { economicsOf, failureStep, opening, rateTrips, spendKeys, windowStart, type BreakerRow, type BreakerSettings } from "../gates.js";
+import { holdMoves, type TaskLimitsRow } from "../budget-rules.js";
 import type { Tx } from "./database.js";
 import type { AttemptSpend } from "../usage-values.js";
 import { recordUsage, type SpentUsage } from "./usage.js";

@@ -2,20 +2,8 @@ import { RosterError } from "../../errors.js";
 import { LEASE_MS_DEFAULT } from "../../policy/retry.js";
 import type { AttemptBudget, PersonaGates } from "../economics.js";
 import { holdReason, keyFullReason, whyOf } from "../gate-reasons.js";
-import {
-  attemptBudgetOf,
-  closeForBudgets,
-  economicsOf,
-  gateOf,
-  limitByRate,
-  pauseUntil,
-  windowStart,
-  type ClaimGate,
-  type GateFacts,
-  type PersonaConfigShape,
-  type TaskLimitsRow,
-  type WindowBudgetFacts,
-} from "../gates.js";
+import { closeForBudgets, economicsOf, gateOf, limitByRate, pauseUntil, windowStart, type ClaimGate, type GateFacts, type PersonaConfigShape, type WindowBudgetFacts } from "../gates.js";
+import { attemptBudgetOf, type TaskLimitsRow } from "../budget-rules.js";
 import type { WhyReason } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { TASK_LIMITS_SQL, flushSettlements, newPending, type Pending } from "./gate-settlements.js";

@@ -1,6 +1,7 @@
 import { RosterError } from "../../errors.js";
 import type { BreakerRecord, BudgetRecord, BudgetScope, ProviderPause, SetBudgetParams } from "../economics.js";
-import { budgetRecord, checkRaise, checkScope, checkSetBudget, isExhausted, policyRow, raised, windowStart, type BreakerRow, type BudgetRow, type RaiseParams } from "../gates.js";
+import { isExhausted, windowStart, type BreakerRow } from "../gates.js";
+import { budgetRecord, checkRaise, checkScope, checkSetBudget, policyRow, raised, type BudgetRow, type RaiseParams } from "../budget-rules.js";
 import type { Db, TransactionRunner } from "./database.js";
 
 /**

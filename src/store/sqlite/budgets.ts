@@ -1,24 +1,7 @@
 import type { AttemptBudget, PersonaGates } from "../economics.js";
 import { holdReason, keyFullReason, whyOf } from "../gate-reasons.js";
-import {
-  attemptBudgetOf,
-  closeForBudgets,
-  economicsOf,
-  failureStep,
-  gateOf,
-  holdMoves,
-  limitByConcurrency,
-  limitByRate,
-  opening,
-  pauseUntil,
-  rateTrips,
-  windowStart,
-  type BreakerRow,
-  type ClaimGate,
-  type PersonaConfigShape,
-  type TaskLimitsRow,
-  type WindowBudgetFacts,
-} from "../gates.js";
+import { closeForBudgets, economicsOf, failureStep, gateOf, limitByConcurrency, limitByRate, opening, pauseUntil, rateTrips, windowStart, type BreakerRow, type ClaimGate, type PersonaConfigShape, type WindowBudgetFacts } from "../gates.js";
+import { attemptBudgetOf, holdMoves, type TaskLimitsRow } from "../budget-rules.js";
 import type { WhyReason } from "../types.js";
 import { EconomicsCommands } from "./budget-commands.js";
 import type { Db, TransactionRunner } from "./database.js";
