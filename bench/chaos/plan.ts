@@ -22,7 +22,7 @@ export type ChaosKind = (typeof CHAOS_KINDS)[number];
 const MIXED_KINDS = ["echo", "sleep", "flaky", "fail", "planner", "shell"] as const;
 /** Kinds whose adapter cannot fail on its own: such a task ends `completed` unless the harness took every attempt it had. */
 export const CANNOT_FAIL_KINDS: readonly ChaosKind[] = ["echo", "sleep", "shell", "tree", "planner"];
-/** Every chaos persona's concurrency (per supervisor). */
+/** Every chaos persona's concurrency, held by the store across every claimant (docs/ARCHITECTURE.md rule 15). */
 export const CHAOS_PERSONA_CONCURRENCY = 3;
 /** The hung task's time limit, in ms: short, so its TIMEOUT comes within a cycle. */
 export const HANG_TIMEOUT_MS = 1_500;

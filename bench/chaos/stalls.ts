@@ -14,8 +14,11 @@
  *   (ready, paused, ended), and its open claims from task_events (a claim by its
  *   agent id holds a slot of the task's persona until the attempt's outcome; a
  *   lease collected under it until RESUME_ALLOWANCE_MS later, the time it takes
- *   to notice and abort). Free = fewer open claims of the persona than the
- *   persona's concurrency and fewer in all than the supervisor's concurrency.
+ *   to notice and abort). Free = fewer open claims of the persona, by every
+ *   claimant, than the persona's concurrency (the store holds it across every
+ *   claimant: docs/ARCHITECTURE.md rule 15, so a dead holder's uncollected leases
+ *   and other supervisors' claims take its room) and fewer of the supervisor's own
+ *   in all than its concurrency.
  * - Windows where no claim can commit (the harness holds the write lock, or the
  *   disk is full) are nobody's stall; the bound restarts FAULT_RECOVERY_ALLOWANCE_MS
  *   after such a window ends. A SIGSTOPped supervisor serves nothing until
@@ -195,18 +198,27 @@ function occupations(tasks: readonly TaskRecord[], events: Map<number, TaskEvent
   return out;
 }
 
-/** When `s` had a free slot for `persona`: alive, ready, not paused, not in a no-commit fault, under both concurrency limits. */
-function freeWindows(s: SupervisorRecord, persona: string, personaConcurrency: number, held: ReadonlyArray<Interval & { persona: string }>, history: ChaosHistory): Interval[] {
+/**
+ * When `s` had a free slot for `persona`: alive, ready, not paused, not in a no-commit fault,
+ * under both limits: `held`, its own claims, against its concurrency; `ofPersonaHeld`, every
+ * claimant's claims of the persona, against the persona's.
+ */
+function freeWindows(
+  s: SupervisorRecord,
+  persona: string,
+  personaConcurrency: number,
+  held: ReadonlyArray<Interval & { persona: string }>,
+  ofPersonaHeld: readonly Interval[],
+  history: ChaosHistory,
+): Interval[] {
   if (s.readyAt === null) return [];
   const end = s.endAt ?? history.endAt;
   if (end <= s.readyAt) return [];
   // Sweep the occupation changes within [readyAt, end].
   const changes: Array<{ at: number; persona: number; total: number }> = [];
-  for (const h of held) {
-    const p = h.persona === persona ? 1 : 0;
-    changes.push({ at: h.from, persona: p, total: 1 }, { at: h.to, persona: -p, total: -1 });
-  }
-  changes.sort((a, b) => a.at - b.at || a.total - b.total);
+  for (const h of held) changes.push({ at: h.from, persona: 0, total: 1 }, { at: h.to, persona: 0, total: -1 });
+  for (const h of ofPersonaHeld) changes.push({ at: h.from, persona: 1, total: 0 }, { at: h.to, persona: -1, total: 0 });
+  changes.sort((a, b) => a.at - b.at || a.total + a.persona - (b.total + b.persona));
   const free: Interval[] = [];
   let ofPersona = 0;
   let total = 0;
@@ -237,7 +249,7 @@ export function stallBoundMs(s: Pick<SupervisorRecord, "pollIntervalMs">): numbe
   return 2 * s.pollIntervalMs + CLAIM_ALLOWANCE_MS;
 }
 
-/** Every stall of the run. `personaConcurrency`: each persona's concurrency (per supervisor). */
+/** Every stall of the run. `personaConcurrency`: each persona's concurrency (across every claimant). */
 export function findStalls(params: { tasks: readonly TaskRecord[]; events: Map<number, TaskEvent[]>; history: ChaosHistory; personaConcurrency: (persona: string) => number }): Stall[] {
   const { tasks, events, history } = params;
   const byId = new Map(tasks.map((t) => [t.id, t]));
@@ -251,9 +263,11 @@ export function findStalls(params: { tasks: readonly TaskRecord[]; events: Map<n
   const windowsFor = (persona: string) => {
     let list = windows.get(persona);
     if (list === undefined) {
+      // Every claimant's claims of the persona: supervisors, dead or alive, and anyone else.
+      const ofPersona = [...held.values()].flat().filter((h) => h.persona === persona);
       list = history.supervisors
         .filter((s) => s.agentId !== null)
-        .map((s) => ({ s, free: freeWindows(s, persona, params.personaConcurrency(persona), held.get(s.agentId!) ?? [], history) }));
+        .map((s) => ({ s, free: freeWindows(s, persona, params.personaConcurrency(persona), held.get(s.agentId!) ?? [], ofPersona, history) }));
       windows.set(persona, list);
     }
     return list;

@@ -354,6 +354,14 @@ describe("the crash suite's stall rule", () => {
     expect(found).toEqual([]);
   });
 
+  it("passes a wait while other claimants hold the persona's whole concurrency, which the store shares between them", () => {
+    // Supervisor b holds all 3 sleep slots until 4,000; a, idle, may not take a fourth.
+    const busy: Array<[TaskEvent, number]> = [2, 3, 4].flatMap((id): Array<[TaskEvent, number]> => [[claimBy(id, 1, "b"), 500], [{ ...completed(id, 1), agentId: "b" }, 4_000]]);
+    const tasks = [task(1, "sleep"), task(2, "sleep"), task(3, "sleep"), task(4, "sleep")];
+    const pairs = [...busy, [enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_100], [{ ...completed(1, 1), agentId: "a" }, 4_600]] as Array<[TaskEvent, number]>;
+    expect(stalls(tasks, pairs.sort((x, y) => x[1] - y[1] || x[0].id - y[0].id), { supervisors: [sup("a"), sup("b")] })).toEqual([]);
+  });
+
   it("passes a wait inside a held write lock and restarts the bound when the lock ends", () => {
     const lock = { kind: "lock" as const, cycle: 1, from: 500, to: 4_000, detail: "lock", taskIds: [] };
     const within = stalls([task(1, "echo")], [[enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_000 + FAULT_RECOVERY_ALLOWANCE_MS + BOUND - 100], [{ ...completed(1, 1), agentId: "a" }, 8_000]], { supervisors: [sup("a")], faults: [lock] });
