@@ -21,7 +21,7 @@ export interface AttemptsHost {
   abortRuns(runIds: number[], reason: ErrorObject): void;
   /** An attempt finished in the pool: its outcome goes to the completer. */
   finished(run: RunningAttempt, outcome: PoolOutcome): void;
-  /** The attempt's slot is free (at its outcome, or for one stopped by its budget at its settlement): claim into it. */
+  /** The attempt's slot is free (at its outcome, or at its settlement: freesAtOutcome): claim into it. */
   slotFreed(run: RunningAttempt): void;
   /** A live attempt reported progress (for the progress writer). */
   progressed(run: RunningAttempt): void;
@@ -68,11 +68,12 @@ export class Attempts {
   }
 
   /**
-   * The slots in use: the attempts whose adapter still runs. A finished attempt waiting for
-   * its settlement's commit holds no slot and no persona concurrency (its adapter, and its
-   * process tree, are over), though its lease stays held and renewed until the commit, so the
-   * store still counts it leased (concurrency keys). Only an outcome that closes no gate of
-   * the claim frees its slot that early (freesAtOutcome); the others free it at the commit.
+   * The supervisor's slots in use: the attempts whose adapter still runs. A finished attempt
+   * waiting for its settlement's commit holds no slot (its adapter, and its process tree, are
+   * over), though its lease stays held and renewed until the commit, so the store still counts
+   * it leased (a persona's concurrency, concurrency keys: countOf). Only an outcome that closes
+   * no gate of the claim frees its slot that early (freesAtOutcome); the others free it at the
+   * commit.
    */
   get running(): number {
     return this.slots;
@@ -94,10 +95,10 @@ export class Attempts {
     return leases;
   }
 
-  /** This persona's attempts whose adapter still runs (see `running`). */
+  /** This persona's attempts held here, settled or not: what the store counts against its concurrency. */
   countOf(persona: string): number {
     let n = 0;
-    for (const run of this.byLease.values()) if (run.task.persona === persona && run.slot) n++;
+    for (const run of this.byLease.values()) if (run.task.persona === persona) n++;
     return n;
   }
 
@@ -160,7 +161,7 @@ export class Attempts {
     this.host.finished(run, outcome);
   }
 
-  /** Its slot (and its persona's concurrency) is free from now on; once per attempt. */
+  /** Its slot is free from now on; once per attempt. */
   private freeSlot(run: RunningAttempt): void {
     if (!run.slot) return;
     run.slot = false;

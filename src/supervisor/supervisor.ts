@@ -42,12 +42,13 @@ type State = "created" | "starting" | "running" | "stopping" | "stopped";
  * Only while running does the claim loop (./claim-loop.ts: idle, scheduled,
  * claiming, claiming-again, backing-off) run passes: whenever the Waker says tasks
  * may be ready or a slot frees up, each PersonaProducer claims `min(persona
- * concurrency - its running, global free slots)` in one statement. A completion's slot
- * (and its persona's concurrency) frees at its outcome, not at its settlement's commit,
- * so claims overlap the completer's transactions; the limits still hold (the adapter is
- * over; the store counts the task leased until the commit, so its own checks, such as a
- * concurrency key's, still count it; an outcome that may close a gate frees its slot at
- * the commit: docs/ARCHITECTURE.md, data path 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
+ * concurrency - its held leases, global free slots)` in one statement. A completion's
+ * slot frees at its outcome, not at its settlement's commit, so claims overlap the
+ * completer's transactions; the limits still hold (the adapter is over; the store counts
+ * the task leased until the commit, so its own checks, a persona's concurrency and a
+ * concurrency key's, still count it, and so does the producer's `running`; an outcome
+ * that may close a gate frees its slot at the commit: docs/ARCHITECTURE.md, data path
+ * 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
  * phase: dispatched → started → finished, or dispatched | started → aborting →
  * finished (an attempt is aborted on timeout, lost lease, cancellation, budget or
  * shutdown; a lost lease's or a cancelled task's result is discarded). Outcomes go
@@ -156,7 +157,7 @@ export class Supervisor {
       host({
         abortRuns: (runIds: number[], reason: ErrorObject) => this.pool.abort(runIds, reason),
         finished: (run: RunningAttempt, outcome: PoolOutcome) => this.onOutcome(run, outcome),
-        slotFreed: (run: RunningAttempt) => this.onSlotFreed(run),
+        slotFreed: () => this.onSlotFreed(),
         progressed: (run: RunningAttempt) => this.progressWriter.mark(run),
         used: (run: RunningAttempt, total: AttemptUsage) => this.budgetWatch.report(run, total),
       }),
@@ -351,10 +352,8 @@ export class Supervisor {
     return Math.min(this.capacity - this.attempts.running, 2 * this.capacity - this.attempts.size);
   }
 
-  /** An attempt's slot and its persona's concurrency are free (./attempts.ts, `running`): claim soon. */
-  private onSlotFreed(run: RunningAttempt): void {
-    const producer = this.producers.get(run.task.persona);
-    if (producer !== undefined) producer.running--;
+  /** An attempt's slot is free (./attempts.ts, `running`): claim soon. */
+  private onSlotFreed(): void {
     this.slotsDirty = true;
     this.claimLoop.requestSoon();
   }
@@ -371,6 +370,9 @@ export class Supervisor {
   /** From the completer, once the attempt's outcome is committed (or discarded). */
   settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void {
     if (!this.attempts.settle(run, outcome, errorCode, errorMessage)) return;
+    // The store counts a persona's leases until their settlements commit (its concurrency): so does its producer.
+    const producer = this.producers.get(run.task.persona);
+    if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
     this.budgetWatch.forget(run);
   }

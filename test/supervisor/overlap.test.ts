@@ -149,7 +149,7 @@ function claimedOnce(claims: { items: Array<{ tasks: Array<{ id: number }> }> },
 
 describe("supervisor: claims overlap settlements (SQLite)", () => {
   it("claims the next task while the settlement of the last has not committed (capacity 1)", async () => {
-    const { store, held, supervisor } = await setUp([{ id: "work", adapter: { kind: "echo" }, concurrency: 1, retry: ONCE }], 1);
+    const { store, held, supervisor } = await setUp([{ id: "work", adapter: { kind: "echo" }, concurrency: 4, retry: ONCE }], 1);
     const claims = collect(store.events, "task:claimed");
     const { ids } = await store.tasks.enqueue({ tasks: [0, 1, 2].map((i) => ({ persona: "work", title: `t${i}`, payload: { i } })), now: Date.now() });
     held.hold();
@@ -169,7 +169,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
   });
 
   it("keeps a failed attempt's slot until its settlement commits, so a breaker or budget it closes is on before the next claim", async () => {
-    const { store, held, supervisor } = await setUp([{ id: "work", adapter: { kind: "fail" }, concurrency: 1, retry: ONCE }], 1);
+    const { store, held, supervisor } = await setUp([{ id: "work", adapter: { kind: "fail" }, concurrency: 4, retry: ONCE }], 1);
     const claims = collect(store.events, "task:claimed");
     const { ids } = await store.tasks.enqueue({ tasks: [0, 1].map((i) => ({ persona: "work", title: `t${i}` })), now: Date.now() });
     held.hold();
@@ -200,24 +200,33 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     expect(tasks[1]!.claimedAt!).toBeGreaterThanOrEqual(tasks[0]!.finishedAt!);
   });
 
-  it("keeps a persona's concurrency: adapters of one persona never run more at once than it allows", async () => {
-    const { store, held, supervisor } = await setUp([{ id: "pair", adapter: INTERVAL, concurrency: 2, retry: ONCE }], 8);
+  it("keeps a persona's concurrency (the store counts a settling task as leased): none of its tasks is claimed while its slots' settlements wait, another persona's is", async () => {
+    const { store, held, supervisor } = await setUp(
+      [
+        { id: "pair", adapter: INTERVAL, concurrency: 2, retry: ONCE },
+        { id: "other", adapter: { kind: "echo" }, concurrency: 4, retry: ONCE },
+      ],
+      8,
+    );
     const claims = collect(store.events, "task:claimed");
-    const { ids } = await store.tasks.enqueue({ tasks: Array.from({ length: 8 }, (_, i) => ({ persona: "pair", title: `t${i}`, payload: { ms: 40 } })), now: Date.now() });
+    const { ids } = await store.tasks.enqueue({ tasks: Array.from({ length: 4 }, (_, i) => ({ persona: "pair", title: `t${i}`, payload: { ms: 40 } })), now: Date.now() });
     held.hold();
-    const done = completed(store, ids);
-    const nextTwo = Promise.all(ids.slice(2, 4).map((id) => waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === id), 5_000)));
     await supervisor.start();
     await held.settlingAny();
-    // Two ran and wait to settle; their persona slots came free at their outcomes, so two more are claimed meanwhile.
-    await nextTwo;
+    // Slots are free (their outcomes are in), but the pair's two leases are still held until the commit.
+    const otherClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.persona === "other"), 5_000);
+    const { ids: otherIds } = await store.tasks.enqueue({ tasks: [{ persona: "other", title: "o" }], now: Date.now() });
+    await otherClaimed;
     expect(held.committed.size).toBe(0);
+    expect(claims.items.flatMap((e) => e.tasks).filter((t) => t.persona === "pair")).toHaveLength(2);
+    const all = [...ids, ...otherIds];
+    const done = completed(store, all);
     held.release();
     await done;
-    const tasks = await allDone(store, ids);
-    expect(tasks.map((t) => [t.status, t.attempts])).toEqual(ids.map(() => ["completed", 1]));
-    for (const id of ids) expect(claimedOnce(claims, id)).toBe(1);
-    const intervals = tasks.map((t) => {
+    const tasks = await allDone(store, all);
+    expect(tasks.map((t) => [t.status, t.attempts])).toEqual(all.map(() => ["completed", 1]));
+    for (const id of all) expect(claimedOnce(claims, id)).toBe(1);
+    const intervals = tasks.slice(0, 4).map((t) => {
       const r = t.result as { startedAt: number; endedAt: number };
       return [r.startedAt, r.endedAt] as [number, number];
     });
@@ -276,7 +285,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
 describe.skipIf(!server.available)("supervisor: claims overlap settlements (PostgreSQL)", () => {
   it("claims the next task while a settle transaction is open, waiting for a row lock", async () => {
     const url = server.url();
-    const { store, supervisor } = await setUp([{ id: "work", adapter: INTERVAL, concurrency: 1, retry: ONCE }], 1, url);
+    const { store, supervisor } = await setUp([{ id: "work", adapter: INTERVAL, concurrency: 4, retry: ONCE }], 1, url);
     const { ids } = await store.tasks.enqueue({ tasks: [300, 0].map((ms, i) => ({ persona: "work", title: `t${i}`, payload: { ms } })), now: Date.now() });
     const [first, second] = ids as [number, number];
     // One connection holds the lock; another watches pg_stat_activity (whose view is fixed for the length of a transaction).
