@@ -6,6 +6,7 @@ import type { Tx } from "./database.js";
 import * as reads from "./reads.js";
 import type { PgServiceContext } from "./service-context.js";
 import type { PgTransitions } from "./transitions.js";
+import { toAgentObservation, type AgentStampRow } from "../reap.js";
 
 /**
  * Agent sessions on PostgreSQL (the Store's AgentService): registration, heartbeats that
@@ -140,9 +141,5 @@ export async function expireSilent(t: Tx, transitions: PgTransitions, silent: Re
 
 /** Every active agent and its heartbeat stamp, for the liveness judge. A read. */
 export async function observeAgents(q: Pick<Tx, "rows">): Promise<AgentObservation[]> {
-  return (await q.rows<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>(reads.PG_OBSERVE_AGENTS_SQL)).map((r) => ({
-    agentId: r.id,
-    stamp: r.last_heartbeat,
-    timeoutMs: r.heartbeat_timeout_ms,
-  }));
+  return (await q.rows<AgentStampRow>(reads.PG_OBSERVE_AGENTS_SQL)).map(toAgentObservation);
 }

@@ -1,7 +1,5 @@
 import { RosterError } from "../../errors.js";
-import type { RetryPolicy } from "../../policy/retry.js";
 import { BLOCKED_WRITE_MS, type LeaseObservation, type Silent } from "../liveness.js";
-import { leaseExpiredError } from "../lost-leases.js";
 import { unknownNameHint } from "../suggest.js";
 import type { MaintenanceService, PersonaService, ReapParams, ReapResult } from "../types.js";
 import { expireSilent, observeAgents } from "./agents.js";
@@ -9,6 +7,7 @@ import type { Tx } from "./database.js";
 import * as reads from "./reads.js";
 import type { PgServiceContext } from "./service-context.js";
 import type { PgTransitions } from "./transitions.js";
+import { noteReaped, reapedLease, toLeaseObservation, type LeaseStampRow, type SilentLeaseRow } from "../reap.js";
 
 /**
  * Maintenance on PostgreSQL (the Store's MaintenanceService): the reaper, which returns
@@ -84,7 +83,7 @@ async function reap(t: Tx, transitions: PgTransitions, silent: ReadonlyArray<Sil
   const batch = silent.slice(0, p.limit ?? 1_000).sort((x, y) => x.item.taskId - y.item.taskId);
   for (const { item, silentMs } of batch) {
     // Still exactly as judged (same token, same stamp), locked: a renewal or settlement since leaves it alone.
-    const row = await t.one<{ task_id: number; persona_id: string; attempts: number; max_attempts: number; leases_lost: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }>(
+    const row = await t.one<SilentLeaseRow>(
       `SELECT s.task_id, s.persona_id, s.attempts, s.max_attempts, s.leases_lost, s.assigned_agent_id, s.lease_ms, t.retry_policy
        FROM task_status s JOIN tasks t ON t.id = s.task_id
        WHERE s.task_id = $1 AND s.lease_token = $2 AND s.lease_expires_at = $3 AND s.status IN ('claimed','in_progress')
@@ -92,28 +91,10 @@ async function reap(t: Tx, transitions: PgTransitions, silent: ReadonlyArray<Sil
       [item.taskId, item.leaseToken, item.stamp],
     );
     if (row === undefined) continue;
-    const heard = Math.round(silentMs);
-    // The attempt is not counted; the lost lease is, against a bound of its own (src/store/lost-leases.ts).
-    const leasesLost = row.leases_lost + 1;
-    await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms, leasesLost });
-    const result = await transitions.settleFailure(t, {
-      taskId: row.task_id,
-      persona: row.persona_id,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      policy: JSON.parse(row.retry_policy) as RetryPolicy,
-      agentId: row.assigned_agent_id,
-      error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
-      retryable: true,
-      now: p.now,
-      random: p.random ?? Math.random,
-      lost: { leaseToken: item.leaseToken, leasesLost },
-    });
-    if (!result.ok) continue;
-    const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };
-    if (result.outcome === "retrying") out.retried.push({ ...lease, runAt: result.runAt });
-    else out.failed.push(lease);
-    t.emit("lease:expired", { ...lease, outcome: result.outcome });
+    const reaped = reapedLease(row, item.leaseToken, silentMs, p);
+    await transitions.event(t, row.task_id, "lease:expired", p.now, row.assigned_agent_id, row.attempts, reaped.event);
+    const expired = noteReaped(out, row, item.leaseToken, await transitions.settleFailure(t, reaped.failure));
+    if (expired !== null) t.emit("lease:expired", expired);
   }
   return out;
 }
@@ -158,10 +139,5 @@ export function pgPersonaService({ write, read }: PgServiceContext): PersonaServ
 }
 
 async function observeLeases(q: Pick<Tx, "rows">): Promise<LeaseObservation[]> {
-  return (await q.rows<{ task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number }>(reads.PG_OBSERVE_LEASES_SQL)).map((r) => ({
-    taskId: r.task_id,
-    leaseToken: r.lease_token,
-    stamp: r.lease_expires_at,
-    leaseMs: r.lease_ms,
-  }));
+  return (await q.rows<LeaseStampRow>(reads.PG_OBSERVE_LEASES_SQL)).map(toLeaseObservation);
 }

@@ -6,6 +6,7 @@ import type { Db } from "./database.js";
 import { OBSERVE_AGENTS_SQL } from "./maintenance.js";
 import { toAgentRecord, type AgentRow } from "../rows.js";
 import type { Transitions } from "./transitions.js";
+import { toAgentObservation, type AgentStampRow } from "../reap.js";
 
 /**
  * One statement renews every lease an agent holds (docs/ARCHITECTURE.md, rule 5).
@@ -126,11 +127,7 @@ export class AgentStatements {
 
   /** Every active agent's heartbeat stamp, for the liveness judge. A read. */
   observe(): AgentObservation[] {
-    return (this.observeAgents.all() as Array<{ id: string; last_heartbeat: number; heartbeat_timeout_ms: number }>).map((row) => ({
-      agentId: row.id,
-      stamp: row.last_heartbeat,
-      timeoutMs: row.heartbeat_timeout_ms,
-    }));
+    return (this.observeAgents.all() as AgentStampRow[]).map(toAgentObservation);
   }
 
   /** Inside a transaction: marks expired the agents the judge found silent, unless they beat since. */

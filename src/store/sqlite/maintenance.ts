@@ -1,12 +1,11 @@
-import type { RetryPolicy } from "../../policy/retry.js";
 import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
 import type { LeaseObservation, Silent } from "../liveness.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { toPersonaRecord, type PersonaRow } from "../rows.js";
 import { RosterError } from "../../errors.js";
 import { unknownNameHint } from "../suggest.js";
-import { leaseExpiredError } from "../lost-leases.js";
 import type { Transitions } from "./transitions.js";
+import { noteReaped, reapedLease, toLeaseObservation, type LeaseStampRow, type SilentLeaseRow } from "../reap.js";
 
 export const REAP_LIMIT_DEFAULT = 1_000;
 
@@ -66,12 +65,7 @@ export class MaintenanceStatements {
 
   /** Every lease held and its stamp, for the liveness judge. A read. */
   observe(): LeaseObservation[] {
-    return (this.observeLeases.all() as Array<{ task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number }>).map((row) => ({
-      taskId: row.task_id,
-      leaseToken: row.lease_token,
-      stamp: row.lease_expires_at,
-      leaseMs: row.lease_ms,
-    }));
+    return (this.observeLeases.all() as LeaseStampRow[]).map(toLeaseObservation);
   }
 
   /**
@@ -84,31 +78,12 @@ export class MaintenanceStatements {
   reap(silent: ReadonlyArray<Silent<LeaseObservation>>, params: ReapParams): Omit<ReapResult, "expiredAgents"> {
     const out: Omit<ReapResult, "expiredAgents"> = { retried: [], failed: [] };
     for (const { item, silentMs } of silent.slice(0, params.limit ?? REAP_LIMIT_DEFAULT)) {
-      const row = this.silentLease.get({ taskId: item.taskId, leaseToken: item.leaseToken, stamp: item.stamp }) as
-        | { task_id: number; persona_id: string; attempts: number; max_attempts: number; leases_lost: number; assigned_agent_id: string | null; lease_ms: number; retry_policy: string }
-        | undefined;
+      const row = this.silentLease.get({ taskId: item.taskId, leaseToken: item.leaseToken, stamp: item.stamp }) as SilentLeaseRow | undefined;
       if (row === undefined) continue;
-      const heard = Math.round(silentMs);
-      const leasesLost = row.leases_lost + 1;
-      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, { silentMs: heard, leaseMs: row.lease_ms, leasesLost });
-      const result = this.transitions.settleFailure({
-        taskId: row.task_id,
-        persona: row.persona_id,
-        attempt: row.attempts,
-        maxAttempts: row.max_attempts,
-        policy: JSON.parse(row.retry_policy) as RetryPolicy,
-        agentId: row.assigned_agent_id,
-        error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
-        retryable: true,
-        now: params.now,
-        random: params.random ?? Math.random,
-        lost: { leaseToken: item.leaseToken, leasesLost },
-      });
-      if (!result.ok) continue;
-      const lease = { taskId: row.task_id, leaseToken: item.leaseToken, persona: row.persona_id, attempt: row.attempts };
-      if (result.outcome === "retrying") out.retried.push({ ...lease, runAt: result.runAt });
-      else out.failed.push(lease);
-      this.tx.emit("lease:expired", { ...lease, outcome: result.outcome });
+      const reaped = reapedLease(row, item.leaseToken, silentMs, params);
+      this.transitions.event(row.task_id, "lease:expired", params.now, row.assigned_agent_id, row.attempts, reaped.event);
+      const expired = noteReaped(out, row, item.leaseToken, this.transitions.settleFailure(reaped.failure));
+      if (expired !== null) this.tx.emit("lease:expired", expired);
     }
     return out;
   }
