@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import pRetry, { AbortError } from "p-retry";
 import { RosterError, coerceError } from "../../errors.js";
 import type { StoreEventBus, StoreEventMap, StoreEventName } from "../events.js";
+import type { LivenessJudge } from "../liveness.js";
 import { assertRosterOrEmpty, checkMigrations, readMigrations, runMigrations } from "./migrate.js";
 
 export type Db = Database.Database;
@@ -361,6 +362,22 @@ export class TransactionRunner {
       return body();
     } catch (error) {
       throw translateSqliteError(error, name, this.db.name);
+    }
+  }
+}
+
+/** Transactions that tell the liveness judge how long each write kept this process (and so every holder) from writing. */
+export class JudgedTransactions extends TransactionRunner {
+  constructor(db: Db, bus: StoreEventBus, hooks: ConstructorParameters<typeof TransactionRunner>[2], private readonly judge: LivenessJudge) {
+    super(db, bus, hooks);
+  }
+
+  override async write<T>(name: string, body: () => T): Promise<T> {
+    const started = this.judge.monotonic();
+    try {
+      return await super.write(name, body);
+    } finally {
+      this.judge.noteWrite(started);
     }
   }
 }

@@ -22,7 +22,7 @@ import { BLOCKED_WRITE_MS, LivenessJudge } from "../liveness.js";
 import { AgentReads } from "./agent-reads.js";
 import { UiReads } from "./ui-reads.js";
 import { AgentStatements } from "./agents.js";
-import { BUSY_TIMEOUT_MS_DEFAULT, TransactionRunner, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
+import { BUSY_TIMEOUT_MS_DEFAULT, JudgedTransactions, defaultMigrationsDir, openDatabase, type Db } from "./database.js";
 import { Enqueuer } from "./enqueue.js";
 import { SqliteApprovalGate } from "./approvals.js";
 import { GraphStatements } from "./graph.js";
@@ -378,22 +378,6 @@ export class SqliteStore implements Store {
     // Each stop also cancels its pending follow-up, so no callback comes after close.
     for (const stop of [...this.watchStops]) stop();
     this.db.close();
-  }
-}
-
-/** Transactions that tell the liveness judge how long each write kept this process (and so every holder) from writing. */
-class JudgedTransactions extends TransactionRunner {
-  constructor(db: Db, bus: StoreEventBus, hooks: ConstructorParameters<typeof TransactionRunner>[2], private readonly judge: LivenessJudge) {
-    super(db, bus, hooks);
-  }
-
-  override async write<T>(name: string, body: () => T): Promise<T> {
-    const started = this.judge.monotonic();
-    try {
-      return await super.write(name, body);
-    } finally {
-      this.judge.noteWrite(started);
-    }
   }
 }
 
