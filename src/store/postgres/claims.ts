@@ -49,6 +49,13 @@ export const PG_CLAIM_SQL = prepared(`
          FROM human_requests h WHERE h.task_id = c.task_id AND h.kind = 'input' AND h.outcome = 'answered') AS inputs
       FROM claimed c JOIN tasks t ON t.id = c.task_id`);
 
+/**
+ * The persona's claim lock (roster_persona_room's, migrations/postgres/0008), taken first by a
+ * claim that reads the gates before its claim statement: every claim takes the persona's lock
+ * before any gate row's (a rate window's, a breaker's), so claimers never wait in a cycle.
+ */
+const PERSONA_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('roster:persona:' || $1, 0))";
+
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
 const CLAIM_ONE_SQL = `
       UPDATE task_status s SET ${CLAIM_SET}
@@ -91,6 +98,10 @@ export class PgClaims {
     if (params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
       const rows = await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, limit]);
       if (rows.length > 0) return this.leased(tx, rows, params, params.leaseMs);
+    } else {
+      // The persona's lock before the gate's row locks (a rate window, a breaker), in the order the
+      // one-statement claim above takes them (its LIMIT), so two claimers never wait on each other in a cycle.
+      await tx.run(PERSONA_LOCK_SQL, [params.persona]);
     }
     const gate = await this.gates.gate(tx, params.persona, params.now, limit);
     if (gate.limit <= 0) {
@@ -138,6 +149,7 @@ export class PgClaims {
     const row = await tx.one<{ persona_id: string }>("SELECT persona_id FROM task_status WHERE task_id = $1", [params.taskId]);
     if (row === undefined) return null;
     // Behind the same economic gates as a persona's claim (rule 15).
+    await tx.run(PERSONA_LOCK_SQL, [row.persona_id]);
     const gate = await this.gates.gate(tx, row.persona_id, params.now, 1);
     if (gate.limit <= 0) {
       tx.emit("claim:gated", { persona: row.persona_id, codes: gate.reasons.map((r) => r.code), until: gate.until });
