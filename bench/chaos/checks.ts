@@ -423,9 +423,13 @@ export function grandchildProblems(tasks: readonly TaskRecord[], events: Map<num
       if (holder?.endAt != null && !deaths.has(`${task.id} ${a.attempt}`)) deaths.set(`${task.id} ${a.attempt}`, { at: holder.endAt, why: `${holder.label} was killed` });
     }
   }
+  // A reaped lease does not count an attempt (docs/ARCHITECTURE.md rules 6 and 12), so one attempt
+  // number may run again after its holder died: a grandchild started after the death is the later run's.
+  const startedAt = new Map(history.grandchildren.filter((g) => g.event === "gcstart").map((g) => [g.pid, g.at]));
   for (const line of history.grandchildren) {
     if (line.event !== "gcdone") continue;
     const death = deaths.get(`${line.taskId} ${line.attempt}`);
+    if (death !== undefined && (startedAt.get(line.pid) ?? Number.NEGATIVE_INFINITY) > death.at) continue;
     if (death !== undefined && line.at > death.at + GRANDCHILD_KILL_SLACK_MS) {
       problems.push(`task ${line.taskId} attempt ${line.attempt}: grandchild pid ${line.pid} finished ${line.at - death.at} ms after ${death.why}`);
     }

@@ -218,7 +218,7 @@ export async function leaderFault(ctx: FaultContext, taskIds: number[]): Promise
   const want = randomInt(ctx.random, 1, 2);
   const waitMs = randomInt(ctx.random, 200, 700);
   const from = Date.now();
-  const killed: Array<{ taskId: number; attempt: number; pid: number }> = [];
+  const killed: Array<{ taskId: number; attempt: number; pid: number; at: number; killedAt: number }> = [];
   const deadline = from + 5_000;
   while (killed.length < want && Date.now() < deadline) {
     const log = readTreeLog(ctx.treeLog);
@@ -235,13 +235,17 @@ export async function leaderFault(ctx: FaultContext, taskIds: number[]): Promise
     }
     const at = Date.now();
     ctx.history.leaderKills.push({ taskId: target.taskId, attempt: target.attempt, pid: target.pid, at, cycle: ctx.cycle });
-    killed.push(target);
+    killed.push({ ...target, killedAt: at });
   }
   if (killed.length > 0) {
     // The adapter ends the group when it sees the leader die: SIGTERM at once, SIGKILL after its
     // 1.5 s grace; look after that grace and a second more.
     await sleep(2_500);
-    const gcs = readTreeLog(ctx.treeLog).grandchildren.filter((g) => g.event === "gcstart" && killed.some((k) => k.taskId === g.taskId && k.attempt === g.attempt));
+    // The killed leader's own grandchildren: started between its start and its kill. A later run of the
+    // same attempt number (a reaped lease does not count an attempt) has grandchildren of its own.
+    const gcs = readTreeLog(ctx.treeLog).grandchildren.filter(
+      (g) => g.event === "gcstart" && killed.some((k) => k.taskId === g.taskId && k.attempt === g.attempt && g.at >= k.at && g.at <= k.killedAt),
+    );
     for (const g of gcs) if (alive(g.pid)) ctx.history.survivingGrandchildren.push(g.pid);
   }
   record(ctx, "leader", from, `kill -9 of ${killed.length} shell leader(s) with grandchildren: ${killed.map((k) => `task ${k.taskId} attempt ${k.attempt} pid ${k.pid}`).join(", ") || "none was running"}`, killed.map((k) => k.taskId));

@@ -305,6 +305,26 @@ describe("the crash suite's wrongly-failed rule", () => {
     expect(orphan.violations.join("\n")).toContain("grandchild pid 11 finished 2100 ms after its leader (pid 10) was killed");
   });
 
+  it("does not charge a killed run with the grandchildren of a later run of the same attempt number (a reaped lease is not counted)", () => {
+    const h = timed(
+      [claimBy(1, 1, "a"), 100],
+      [{ ...expired(1, 1), agentId: "a" }, 900],
+      [{ ...retrying(1, 1, "LEASE_EXPIRED"), agentId: "a" }, 900],
+      [claimBy(1, 1, "b"), 1_000],
+      [{ ...completed(1, 1), agentId: "b" }, 9_000],
+    );
+    const base = historyOf(h.clock, { supervisors: [sup("a", { endAt: 600 }), sup("b")] });
+    const grandchildren = [
+      { event: "gcstart" as const, taskId: 1, attempt: 1, pid: 21, at: 1_500 },
+      { event: "gcdone" as const, taskId: 1, attempt: 1, pid: 21, at: 8_000 },
+    ];
+    const figures = check([task(1, "tree", { attempts: 1, result: { attempt: 1 } })], h.events, { history: { ...base, grandchildren } });
+    expect(figures.orphanGrandchildren).toBe(0);
+    // One the killed run started is still its own.
+    const own = [{ event: "gcstart" as const, taskId: 1, attempt: 1, pid: 22, at: 300 }, { event: "gcdone" as const, taskId: 1, attempt: 1, pid: 22, at: 8_000 }];
+    expect(check([task(1, "tree", { attempts: 1, result: { attempt: 1 } })], h.events, { history: { ...base, grandchildren: own } }).orphanGrandchildren).toBe(1);
+  });
+
   it("flags a lease collected before it expired by the true clock (a reaper whose clock runs ahead)", () => {
     const h = timed([claimBy(1, 1, "a"), 100], [{ ...expired(1, 1), at: 30_700, data: { leaseExpiresAt: 600 } }, 300], [{ ...retrying(1, 1, "LEASE_EXPIRED"), agentId: "a" }, 300], [claimBy(1, 2, "a"), 400], [{ ...completed(1, 2), agentId: "a" }, 500]);
     const figures = check([task(1, "echo", { attempts: 2 })], h.events, { history: historyOf(h.clock, { supervisors: [sup("a")] }) });
