@@ -108,6 +108,8 @@ export class Claims {
   private readonly claimedDetails;
   private readonly dependencyResults;
   private readonly insertClaimEvents;
+  private readonly claimedDetailOne;
+  private readonly insertClaimEvent;
 
   constructor(
     db: Db,
@@ -124,6 +126,14 @@ export class Claims {
     this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
     this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
+    // The one-task claim's twins of claimedDetails and insertClaimEvents: a primary-key read and one
+    // VALUES row instead of a JSON array (about 3 us less each); the same rows and event text.
+    const detailOne = CLAIMED_DETAILS_SQL.replace("WHERE t.id IN (SELECT value FROM json_each(?))", "WHERE t.id = ?");
+    if (detailOne === CLAIMED_DETAILS_SQL) throw new Error("CLAIMED_DETAILS_SQL without its id list");
+    this.claimedDetailOne = db.prepare(detailOne);
+    this.insertClaimEvent = db.prepare(`
+      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
+      VALUES (@id, 'task:claimed', @now, @agentId, @attempt, json_object('leaseExpiresAt', CAST(@expires AS INTEGER)))`);
     this.dependencyResults = db.prepare(`
       SELECT d.task_id AS for_id, t.id, t.title, t.persona_id AS persona, s.status, s.result
       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
@@ -165,8 +175,10 @@ export class Claims {
   private claimed(rows: ClaimedRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
     const params = { agentId, now };
     if (rows.length === 0) return [];
-    const idsJson = JSON.stringify(rows.map((row) => row.task_id));
-    const details = new Map((this.claimedDetails.all(idsJson) as Array<ClaimDetail & { id: number }>).map((row) => [row.id, row]));
+    const detailRows = (rows.length === 1 ? this.claimedDetailOne.all(rows[0]!.task_id) : this.claimedDetails.all(JSON.stringify(rows.map((row) => row.task_id)))) as Array<
+      ClaimDetail & { id: number }
+    >;
+    const details = new Map(detailRows.map((row) => [row.id, row]));
     const deps = new Map<number, DependencyResult[]>();
     const withDeps = rows.filter((row) => row.has_deps === 1);
     if (withDeps.length > 0) {
@@ -180,11 +192,16 @@ export class Claims {
     // The questions earlier attempts asked, with the answers, on the tasks that have some.
     const asked = new Set(rows.filter((row) => row.has_inputs === 1).map((row) => row.task_id));
     if (asked.size > 0) this.withInputs(claimed.filter((task) => asked.has(task.id)));
-    this.insertClaimEvents.run({
-      now: params.now,
-      agentId: params.agentId,
-      rows: JSON.stringify(claimed.map((t) => [t.id, t.attempt, t.leaseExpiresAt])),
-    });
+    if (claimed.length === 1) {
+      const t = claimed[0]!;
+      this.insertClaimEvent.run({ id: t.id, now: params.now, agentId: params.agentId, attempt: t.attempt, expires: t.leaseExpiresAt });
+    } else {
+      this.insertClaimEvents.run({
+        now: params.now,
+        agentId: params.agentId,
+        rows: JSON.stringify(claimed.map((t) => [t.id, t.attempt, t.leaseExpiresAt])),
+      });
+    }
     this.tx.emit("task:claimed", {
       agentId: params.agentId,
       tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })),
