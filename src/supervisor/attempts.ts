@@ -67,14 +67,7 @@ export class Attempts {
     return this.byLease.size;
   }
 
-  /**
-   * The supervisor's slots in use: the attempts whose adapter still runs. A finished attempt
-   * waiting for its settlement's commit holds no slot (its adapter, and its process tree, are
-   * over), though its lease stays held and renewed until the commit, so the store still counts
-   * it leased (a persona's concurrency, concurrency keys: countOf). Only an outcome that closes
-   * no gate of the claim frees its slot that early (freesAtOutcome); the others free it at the
-   * commit.
-   */
+  /** Slots in use: a finished attempt's slot frees at its outcome or its commit (freesAtOutcome); its lease is held, renewed and counted by the store until the commit. */
   get running(): number {
     return this.slots;
   }

@@ -44,14 +44,9 @@ type State = "created" | "starting" | "running" | "stopping" | "stopped";
  * may be ready or a slot frees up, each PersonaProducer claims `min(persona
  * concurrency - its held leases, global free slots)` in one statement. A completion's
  * slot frees at its outcome, not at its settlement's commit, so claims overlap the
- * completer's transactions; the limits still hold (the adapter is over; the store counts
- * the task leased until the commit, so its own checks, a persona's concurrency and a
- * concurrency key's, still count it, and so does the producer's `running`; an outcome
- * that may close a gate frees its slot at the commit: docs/ARCHITECTURE.md, data path
- * 7). The claimed attempts go to the pool and are held in Attempts (./attempts.ts), each in a
- * phase: dispatched → started → finished, or dispatched | started → aborting →
- * finished (an attempt is aborted on timeout, lost lease, cancellation, budget or
- * shutdown; a lost lease's or a cancelled task's result is discarded). Outcomes go
+ * completer's transactions; the limits hold because the store counts the task leased
+ * until the commit (docs/ARCHITECTURE.md, data path 7). Claimed attempts go to the
+ * pool, held in Attempts (./attempts.ts) through their phases (./run.ts). Outcomes go
  * to the Completer, which commits them in batches; the LeaseKeeper renews every
  * lease in one call per min(leaseMs)/3; the Reaper collects expired leases. While
  * the database is unreachable (./connection.ts, docs/ARCHITECTURE.md rule 17) no
