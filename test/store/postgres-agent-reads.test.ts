@@ -85,6 +85,14 @@ describe.skipIf(!server.available)("postgres: what MCP agents read and write", (
     await expect(store.tasks.leaseLoss({ taskId: 999 })).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
   });
 
+  it("leaseLoss names a lease given back by a question for a person released, as on SQLite", async () => {
+    await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "t" }], now: clock.now() });
+    const [task] = await store.tasks.claim({ persona: "worker", agentId: "agent-a", now: clock.now() });
+    clock.advance(3);
+    expect(await store.humans.askIfLeased({ taskId: task!.id, leaseToken: task!.leaseToken, question: "which branch?", now: clock.now() })).toEqual({ ok: true });
+    expect(await store.tasks.leaseLoss({ taskId: task!.id, agentId: "agent-a" })).toEqual({ reason: "released", status: "awaiting_input", at: T0 + 3, by: "agent-a" });
+  });
+
   it("resultPage pages a result's JSON text in characters, non-ASCII included, and says its full length", async () => {
     await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "t" }], now: clock.now() });
     const [task] = await store.tasks.claim({ persona: "worker", agentId: "agent-a", now: clock.now() });

@@ -1,5 +1,6 @@
+import { LEASE_LOSS_REASONS, alreadyCompleted, leaseLossOf, toLineage, type LineageRow } from "../agent-reads.js";
 import type { ValidatedTask } from "../input.js";
-import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
+import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, TaskLineage, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { taskNotFound } from "../rows.js";
@@ -16,19 +17,7 @@ type Q = Pick<Tx, "rows" | "one">;
 export async function lineage(q: Q, taskIds: readonly number[]): Promise<TaskLineage[]> {
   const ids = taskIds.filter((id) => Number.isSafeInteger(id));
   if (ids.length === 0) return [];
-  type Row = {
-    id: number;
-    root_id: number;
-    p_id: number | null;
-    p_title: string | null;
-    p_description: string | null;
-    p_persona: string | null;
-    r_id: number | null;
-    r_title: string | null;
-    r_description: string | null;
-    r_persona: string | null;
-  };
-  const rows = await q.rows<Row>(
+  const rows = await q.rows<LineageRow>(
     `SELECT t.id, coalesce(t.root_id, t.id) AS root_id,
        p.id AS p_id, p.title AS p_title, p.description AS p_description, p.persona_id AS p_persona,
        r.id AS r_id, r.title AS r_title, r.description AS r_description, r.persona_id AS r_persona
@@ -36,14 +25,7 @@ export async function lineage(q: Q, taskIds: readonly number[]): Promise<TaskLin
      WHERE t.id = ANY($1::bigint[])`,
     [ids],
   );
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  const brief = (id: number | null, title: string | null, description: string | null, persona: string | null): TaskBrief | null =>
-    id === null ? null : { id, title: title ?? "", description: description ?? "", persona: persona ?? "" };
-  return taskIds.flatMap((taskId) => {
-    const row = byId.get(taskId);
-    if (row === undefined) return [];
-    return [{ taskId, rootId: row.root_id, parent: brief(row.p_id, row.p_title, row.p_description, row.p_persona), root: brief(row.r_id, row.r_title, row.r_description, row.r_persona) }];
-  });
+  return toLineage(taskIds, rows);
 }
 
 /** complete(), keeping the token on the completed row (fencing only looks at leased rows); the same token again answers ALREADY_COMPLETED. */
@@ -60,18 +42,8 @@ export async function completeOnce(tx: Tx, complete: () => Promise<SettlementRes
   ]);
   if (row === undefined) return done;
   const children = await tx.rows<{ id: number }>("SELECT id FROM tasks WHERE parent_id = $1 ORDER BY id", [params.taskId]);
-  return { ok: false, code: "ALREADY_COMPLETED", result: row.result === null ? null : JSON.parse(row.result), childIds: children.map((c) => c.id) };
+  return alreadyCompleted(row.result, children.map((c) => c.id));
 }
-
-const LOSS_REASONS: Record<string, LeaseLossReason> = {
-  "lease:expired": "expired",
-  "task:cancelled": "cancelled",
-  "task:completed": "completed",
-  "task:released": "released",
-  "task:failed": "failed",
-  "task:retrying": "failed",
-  "task:claimed": "taken",
-};
 
 /** Why a lease on this task is no longer current: the first event that ended or took over the last claim by `agentId` (any agent's when null). */
 export async function leaseLoss(q: Q, params: { taskId: number; agentId?: string | null | undefined }): Promise<LeaseLoss> {
@@ -84,14 +56,13 @@ export async function leaseLoss(q: Q, params: { taskId: number; agentId?: string
       params.agentId ?? null,
     ])
   )?.id;
-  if (claim === null || claim === undefined) return { reason: "unknown", status, at: null, by: null };
+  if (claim === null || claim === undefined) return leaseLossOf(status, false, undefined);
   const end = await q.one<{ type: string; at: number; agent_id: string | null }>(
     `SELECT type, at, agent_id FROM task_events
      WHERE task_id = $1 AND id > $2 AND type = ANY($3::text[]) ORDER BY id LIMIT 1`,
-    [params.taskId, claim, Object.keys(LOSS_REASONS)],
+    [params.taskId, claim, Object.keys(LEASE_LOSS_REASONS)],
   );
-  if (end === undefined) return { reason: status === "claimed" || status === "in_progress" ? "taken" : "unknown", status, at: null, by: null };
-  return { reason: LOSS_REASONS[end.type] ?? "unknown", status, at: end.at, by: end.agent_id };
+  return leaseLossOf(status, true, end);
 }
 
 /** Characters [offset, offset + limit) of the task's result as JSON text (as written), and its length in characters. */

@@ -1,9 +1,9 @@
-import { RosterError } from "../../errors.js";
+import { alreadyCompleted, leaseLossOf, toLineage, type LineageRow } from "../agent-reads.js";
 import type { ValidatedTask } from "../input.js";
-import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, LeaseLossReason, TaskBrief, TaskLineage, TaskState } from "../types.js";
+import type { CompleteOnceResult, CompleteParams, CompleteResult, EnqueueResult, SettlementResult, LeaseLoss, TaskLineage, TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
-import { parseJson } from "../rows.js";
+import { taskNotFound } from "../rows.js";
 import type { Transitions } from "./transitions.js";
 
 /**
@@ -57,26 +57,7 @@ export class AgentReads {
   }
 
   lineage(taskIds: readonly number[]): TaskLineage[] {
-    type Row = {
-      id: number;
-      root_id: number;
-      p_id: number | null;
-      p_title: string | null;
-      p_description: string | null;
-      p_persona: string | null;
-      r_id: number | null;
-      r_title: string | null;
-      r_description: string | null;
-      r_persona: string | null;
-    };
-    const brief = (id: number | null, title: string | null, description: string | null, persona: string | null): TaskBrief | null =>
-      id === null ? null : { id, title: title ?? "", description: description ?? "", persona: persona ?? "" };
-    const rows = new Map((this.briefs.all(JSON.stringify(taskIds)) as Row[]).map((row) => [row.id, row]));
-    return taskIds.flatMap((taskId) => {
-      const row = rows.get(taskId);
-      if (row === undefined) return [];
-      return [{ taskId, rootId: row.root_id, parent: brief(row.p_id, row.p_title, row.p_description, row.p_persona), root: brief(row.r_id, row.r_title, row.r_description, row.r_persona) }];
-    });
+    return toLineage(taskIds, this.briefs.all(JSON.stringify(taskIds)) as LineageRow[]);
   }
 
   /** complete(), keeping the token on the completed row; the same token again answers ALREADY_COMPLETED. */
@@ -89,7 +70,7 @@ export class AgentReads {
     }
     const row = this.settledWith.get({ taskId: params.taskId, leaseToken: params.leaseToken }) as { result: string | null } | undefined;
     if (row === undefined) return done;
-    return { ok: false, code: "ALREADY_COMPLETED", result: parseJson(row.result), childIds: this.childIds.all(params.taskId) as number[] };
+    return alreadyCompleted(row.result, this.childIds.all(params.taskId) as number[]);
   }
 
   /**
@@ -98,34 +79,16 @@ export class AgentReads {
    */
   leaseLoss(params: { taskId: number; agentId?: string | null | undefined }): LeaseLoss {
     const status = this.statusOf.get(params.taskId) as TaskState | undefined;
-    if (status === undefined) {
-      throw new RosterError("TASK_NOT_FOUND", `taskId: task ${params.taskId} does not exist`, { details: { field: "taskId", taskId: params.taskId } });
-    }
+    if (status === undefined) throw taskNotFound(params.taskId);
     const claim = this.lastClaimBy.get({ taskId: params.taskId, agentId: params.agentId ?? null }) as number | null;
-    if (claim === null) return { reason: "unknown", status, at: null, by: null };
-    const end = this.endingsAfter.get({ taskId: params.taskId, after: claim }) as { type: string; at: number; agent_id: string | null } | undefined;
-    // Nothing ended that claim: the token was never this claim's, or another agent holds the task now.
-    if (end === undefined) return { reason: status === "claimed" || status === "in_progress" ? "taken" : "unknown", status, at: null, by: null };
-    const reasons: Record<string, LeaseLossReason> = {
-      "lease:expired": "expired",
-      "task:cancelled": "cancelled",
-      "task:completed": "completed",
-      "task:released": "released",
-      "task:failed": "failed",
-      "task:retrying": "failed",
-      "task:claimed": "taken",
-      // The attempt parked on a question (request_input, ctx.askHuman): its lease was given back.
-      "input:requested": "released",
-    };
-    return { reason: reasons[end.type] ?? "unknown", status, at: end.at, by: end.agent_id };
+    if (claim === null) return leaseLossOf(status, false, undefined);
+    return leaseLossOf(status, true, this.endingsAfter.get({ taskId: params.taskId, after: claim }) as { type: string; at: number; agent_id: string | null } | undefined);
   }
 
   /** A slice of a task's result as JSON text, in characters; `totalChars` 0 when it has none. */
   resultPage(params: { taskId: number; offset: number; limit: number }): { status: TaskState; totalChars: number; text: string } {
     const row = this.resultPageStmt.get(params) as { status: TaskState; total: number | null; text: string | null } | undefined;
-    if (row === undefined) {
-      throw new RosterError("TASK_NOT_FOUND", `taskId: task ${params.taskId} does not exist`, { details: { field: "taskId", taskId: params.taskId } });
-    }
+    if (row === undefined) throw taskNotFound(params.taskId);
     return { status: row.status, totalChars: row.total ?? 0, text: row.text ?? "" };
   }
 
