@@ -7,6 +7,7 @@ import { isBatchable } from "../adapters/registry.js";
 import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import {
   CONTROL_ABORT,
+  isAbortSeenReport,
   isOutcomeReport,
   isWorkerReport,
   type ControlMessage,
@@ -20,6 +21,16 @@ import {
 
 /** After an abort, how long an adapter gets to settle before its thread is terminated, in ms. */
 export const ABORT_GRACE_MS_DEFAULT = 2_000;
+/**
+ * How many abort graces an adapter gets in all while its thread keeps answering the abort
+ * (REPORT_ABORT_SEEN): its event loop turns, so it is stopping (removing a home or a worktree,
+ * ending a process tree: seconds each on a starved machine), and ending the thread would cost
+ * its thread-mates their runs (docs/ARCHITECTURE.md, rule 12). Past this it is terminated
+ * all the same: an adapter that ignores its signal must not hold its slot for ever.
+ */
+export const ABORT_GRACES_ANSWERING_MAX = 10;
+/** A thread answered an abort if it did within this long (the pool resends every ABORT_RESEND_MS), in ms; at least the grace. */
+export const ABORT_ANSWER_WINDOW_MS = 1_000;
 /** Most tasks in one pool message. */
 export const BATCH_SIZE_DEFAULT = 64;
 /** Spacing of progress reports per task, from the worker, in ms. */
@@ -93,6 +104,11 @@ interface Entry {
   batch: Batch;
   resolve: (outcome: PoolOutcome) => void;
   abortReason: ErrorObject | null;
+  /** When the abort was sent, and when the thread holding the attempt last answered it (performance.now(), ms). */
+  abortedAt: number;
+  answeredAt: number | null;
+  /** How long the adapter had when its thread was terminated, in ms (for the culprit's message). */
+  stopBoundMs: number;
   graceTimer: NodeJS.Timeout | null;
   resendTimer: NodeJS.Timeout | null;
 }
@@ -113,7 +129,8 @@ export const ABORT_RESEND_MS = 100;
  * at once (registry: not batchable) have their outcomes sent back one by one as
  * they settle, so no task waits on another. `abort(taskId, reason)` asks the
  * adapter to stop (ctx.signal, via the control channel); if it has not settled after abortGraceMs, its thread is
- * terminated (found through threadSlots) and piscina replaces it; the task's
+ * terminated (found through threadSlots) and piscina replaces it (a thread that keeps answering the abort gets up to
+ * ABORT_GRACES_ANSWERING_MAX graces first); the task's
  * outcome is the abort reason, and the other tasks that shared the thread come
  * back `released`. A thread that dies on its own fails its tasks with
  * WORKER_CRASHED (a counted attempt).
@@ -199,6 +216,12 @@ export class WorkerPool {
           const batch = this.batches.get(batchId);
           if (batch !== undefined) this.take(runIdOf(batch, outcome.taskId), batch)?.resolve(outcome);
         }
+      } else if (isAbortSeenReport(message)) {
+        const now = performance.now();
+        for (const runId of message.runIds) {
+          const entry = this.entries.get(runId);
+          if (entry !== undefined) entry.answeredAt = now;
+        }
       } else if (isWorkerReport(message)) this.options.onReport?.(message);
     });
     piscina.on("error", (error: unknown) => this.options.onError?.(coerceError(error)));
@@ -240,7 +263,7 @@ export class WorkerPool {
         const runId = this.nextRunId++;
         runIds.push(runId);
         batch.runIdByTask.set(task.id, runId);
-        this.entries.set(runId, { runId, taskId: task.id, batch, resolve, abortReason: null, graceTimer: null, resendTimer: null });
+        this.entries.set(runId, { runId, taskId: task.id, batch, resolve, abortReason: null, abortedAt: 0, answeredAt: null, stopBoundMs: 0, graceTimer: null, resendTimer: null });
         runs.push({ taskId: task.id, runId, outcome });
       }
       const defs = this.personaDefs;
@@ -272,6 +295,7 @@ export class WorkerPool {
       const entry = this.entries.get(runId);
       if (entry === undefined || entry.abortReason !== null) continue;
       entry.abortReason = reason;
+      entry.abortedAt = performance.now();
       live.push(runId);
       entry.graceTimer = setTimeout(() => this.terminate(runId), this.options.abortGraceMs);
       entry.resendTimer = setInterval(() => this.sendAbort([runId], reason), ABORT_RESEND_MS);
@@ -309,10 +333,26 @@ export class WorkerPool {
     this.control = null;
   }
 
+  /**
+   * The grace is over. A thread that answered the abort lately is stopping the attempt
+   * with its event loop free: it gets another grace, up to ABORT_GRACES_ANSWERING_MAX
+   * in all. One that did not (a synchronous spin, a blocked loop) is terminated now.
+   */
   private terminate(runId: number): void {
     const entry = this.entries.get(runId);
     if (entry === undefined) return;
     entry.graceTimer = null;
+    const grace = this.options.abortGraceMs;
+    const now = performance.now();
+    const elapsed = now - entry.abortedAt;
+    const answering = entry.answeredAt !== null && now - entry.answeredAt <= Math.max(grace, ABORT_ANSWER_WINDOW_MS);
+    const answeringMax = grace * ABORT_GRACES_ANSWERING_MAX;
+    if (answering && elapsed < answeringMax && this.piscina !== null) {
+      entry.graceTimer = setTimeout(() => this.terminate(runId), Math.max(1, Math.min(grace, answeringMax - elapsed)));
+      return;
+    }
+    // Whole graces, so the message reads as the bound it was held to.
+    entry.stopBoundMs = answering ? answeringMax : Math.max(grace, Math.floor(elapsed / grace) * grace);
     const threadId = Atomics.load(this.threadSlots, entry.batch.slot);
     const worker = threadId === 0 ? undefined : this.piscina?.threads.find((w) => w.threadId === threadId);
     if (worker === undefined) {
@@ -381,7 +421,7 @@ export class WorkerPool {
       if (entry.abortReason !== null) {
         const reason =
           batch.culprit === entry.runId
-            ? { ...entry.abortReason, message: `${entry.abortReason.message} (the adapter did not stop within ${this.options.abortGraceMs} ms; its thread was terminated)` }
+            ? { ...entry.abortReason, message: `${entry.abortReason.message} (the adapter did not stop within ${entry.stopBoundMs} ms; its thread was terminated)` }
             : entry.abortReason;
         entry.resolve({ taskId: task.id, ok: false, error: reason, aborted: true });
       } else if (collateral) {

@@ -82,6 +82,7 @@ export const REPORT_PROGRESS = "roster:progress";
 export const REPORT_LOG = "roster:log";
 export const REPORT_OUTCOME = "roster:outcome";
 export const REPORT_USAGE = "roster:usage";
+export const REPORT_ABORT_SEEN = "roster:abort-seen";
 
 /**
  * Outcomes sent ahead of their batch's response (RunBatchRequest.reportEach): those
@@ -101,6 +102,17 @@ export type WorkerReport =
    * (src/supervisor/budget-watch.ts). The latest report replaces the earlier ones.
    */
   | { type: typeof REPORT_USAGE; runId: number; taskId: number; attempt: number; total: AttemptUsage };
+
+/**
+ * The thread holding these attempts received their abort (each time it is sent again, every
+ * ABORT_RESEND_MS): its event loop turns, so an adapter still stopping there is not a hung
+ * thread. The pool consumes it (src/pool/pool.ts, terminate).
+ */
+export type AbortSeenReport = { type: typeof REPORT_ABORT_SEEN; runIds: number[] };
+
+export function isAbortSeenReport(value: unknown): value is AbortSeenReport {
+  return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_ABORT_SEEN;
+}
 
 export const CONTROL_ABORT = "roster:abort";
 

@@ -15,11 +15,13 @@ import { askHumanFor } from "../adapters/human-input.js";
 import { RosterError, fromErrorObject, toErrorObject, type ErrorObject } from "../errors.js";
 import { RunUsage } from "./run-usage.js";
 import {
+  REPORT_ABORT_SEEN,
   REPORT_LOG,
   REPORT_OUTCOME,
   REPORT_PROGRESS,
   REPORT_USAGE,
   isControlMessage,
+  type AbortSeenReport,
   type OutcomeReport,
   type RunBatchRequest,
   type RunBatchResponse,
@@ -64,6 +66,9 @@ control.onmessage = (event: unknown) => {
   if (!isControlMessage(message)) return;
   const now = Date.now();
   for (const [runId, early] of earlyAborts) if (now - early.at > EARLY_ABORT_TTL_MS) earlyAborts.delete(runId);
+  const seen = message.runIds.filter((runId) => controllers.has(runId));
+  // Said before the adapters hear of it: one that then blocks this thread leaves the answers to stop.
+  if (seen.length > 0) report({ type: REPORT_ABORT_SEEN, runIds: seen });
   for (const runId of message.runIds) {
     const run = controllers.get(runId);
     if (run === undefined) earlyAborts.set(runId, { reason: message.reason, at: now });
@@ -123,7 +128,7 @@ function adapterError(value: unknown): Error {
   });
 }
 
-function report(message: WorkerReport | OutcomeReport): void {
+function report(message: WorkerReport | OutcomeReport | AbortSeenReport): void {
   parentPort?.postMessage(message);
 }
 

@@ -140,6 +140,38 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     }
   });
 
+  it("does not terminate a thread whose aborted adapter is still stopping with its event loop free, so its thread-mates run on", async () => {
+    // On a starved machine an adapter's stop (removing its home and worktree, ending its process tree)
+    // takes longer than the grace; the thread still answers, so ending it would only cost its
+    // thread-mates their runs (docs/ARCHITECTURE.md, rule 12; seen under load 20 on 2 cores).
+    pool = new WorkerPool({
+      threads: 1,
+      concurrency: 8,
+      abortGraceMs: 100,
+      init: {
+        personas: [
+          { id: "sleeper", name: "sleeper", definition: "", adapter: { kind: "module", path: new URL("../fixtures/adapter-thread.mjs", import.meta.url).pathname }, dir: null },
+          { id: "stopper", name: "stopper", definition: "", adapter: { kind: "module", path: new URL("../fixtures/adapter-slow-stop.mjs", import.meta.url).pathname }, dir: null },
+        ],
+        personasDir: "/",
+        allowAbsoluteModules: true,
+        maxPayloadBytes: 1 << 20,
+        logLevel: "silent",
+      },
+    });
+    pool.start();
+    const [slow] = pool.runTasks([{ ...sleepTask(1, 60_000), persona: "stopper", payload: { ms: 60_000, stopMs: 600 } }], () => "module");
+    const mates = pool.runTasks([2, 3].map((id) => sleepTask(id, 1_500)), () => "module");
+    await new Promise((r) => setTimeout(r, 200));
+    const abortedAt = performance.now();
+    pool.abort([slow!.runId], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
+    const outcome = await slow!.outcome;
+    // Its own abort reason, as sent: the thread was not terminated, the adapter stopped on its own (6 graces later).
+    expect(outcome).toEqual({ taskId: 1, ok: false, aborted: true, error: { ...reason, code: "TIMEOUT", message: "timed out", retryable: true } });
+    expect(performance.now() - abortedAt).toBeGreaterThanOrEqual(550);
+    for (const mate of await Promise.all(mates.map((r) => r.outcome))) expect(mate, JSON.stringify(mate).slice(0, 300)).toMatchObject({ ok: true });
+  });
+
   it("holds two attempts of one task at once (one still stopping after its abort, its retry) and settles each with its own outcome", async () => {
     const waiter = new URL("../fixtures/adapter-thread.mjs", import.meta.url).pathname;
     pool = new WorkerPool({
