@@ -60,7 +60,9 @@ async function setUp(): Promise<{ store: Store; url: string; personasDir: string
   const personasDir = temp.path("personas");
   mkdirSync(personasDir);
   writePersonas(personasDir, [
-    { id: "work", adapter: { kind: "sleep" }, concurrency: 4, leaseMs: LEASE_MS, timeoutMs: 60_000, retry: { maxAttempts: 1, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } },
+    // The persona's concurrency is held by the store across every claimant (docs/ARCHITECTURE.md rule 15): room for
+    // A's four and B's four (each supervisor runs --concurrency 4), so new work can go to A while B runs the first four.
+    { id: "work", adapter: { kind: "sleep" }, concurrency: 8, leaseMs: LEASE_MS, timeoutMs: 60_000, retry: { maxAttempts: 1, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } },
   ]);
   const url = server.url();
   const store = await openStore({ path: url });
