@@ -94,7 +94,7 @@ export async function enqueueGoal(
     return { goalId, ids: children.map((c) => c.id), refs: {} };
   }
   const plan = await writeBatch(tx, tasks, { ...options, parentId: goalId });
-  for (const id of plan.ids) await transitions.addDependency(tx, { taskId: goalId, dependsOn: id, by: options.createdBy ?? undefined, now: options.now });
+  for (const id of plan.ids) await transitions.commands.addDependency(tx, { taskId: goalId, dependsOn: id, by: options.createdBy ?? undefined, now: options.now });
   tx.emit("task:enqueued", { ids: [goalId, ...plan.created], personas: [...head.personas, ...plan.personas], ready: plan.statuses.filter((s) => s === "pending").length });
   return { goalId, ids: plan.ids, refs: plan.refs };
 }

@@ -190,10 +190,10 @@ export class PostgresStore implements Store {
           for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now, p.invalid ?? "fail");
           return results;
         }),
-      cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
-      retry: async (p: Parameters<TaskService["retry"]>[0]) => write("tasks.retry", (t) => transitions.retry(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.commands.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
+      retry: async (p: Parameters<TaskService["retry"]>[0]) => write("tasks.retry", (t) => transitions.commands.retry(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       addDependency: async (p: Parameters<TaskService["addDependency"]>[0]) =>
-        write("tasks.addDependency", (t) => transitions.addDependency(t, { ...p, taskId: reads.assertTaskId(p.taskId), dependsOn: reads.assertTaskId(p.dependsOn, "dependsOn") })),
+        write("tasks.addDependency", (t) => transitions.commands.addDependency(t, { ...p, taskId: reads.assertTaskId(p.taskId), dependsOn: reads.assertTaskId(p.dependsOn, "dependsOn") })),
       get: async (p: Parameters<TaskService["get"]>[0]) => read("tasks.get", (q) => reads.getTask(q, reads.assertTaskId(p.taskId), p.eventLimit)),
       list: async (p: Parameters<TaskService["list"]>[0]) => read("tasks.list", (q) => reads.listTasks(q, p)),
       events: async (p: Parameters<TaskService["events"]>[0]) => read("tasks.events", (q) => reads.taskEvents(q, reads.assertTaskId(p.taskId), p.afterId, p.limit)),

@@ -6,7 +6,7 @@ import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
 import { reapDecision } from "../lost-leases.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
-import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult, TaskState } from "../types.js";
+import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates } from "./gates.js";
@@ -14,6 +14,7 @@ import { providerLimit } from "../gates.js";
 import { parkForApproval } from "./approvals.js";
 import { PgClaims } from "./claims.js";
 import { PgGraph, insertEvent } from "./graph.js";
+import { PgTaskCommands } from "./task-commands.js";
 
 /** lockInIdOrder's statement: FOR UPDATE after ORDER BY locks the rows in that order. */
 const LOCK_IN_ID_ORDER_SQL = prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE");
@@ -39,16 +40,14 @@ export class PgTransitions {
   readonly claims = new PgClaims(this.gates);
   /** Dependents' counters, blocking and unblocking, the cycle check (src/store/postgres/graph.ts). */
   readonly graph = new PgGraph();
+  /** Cancel, retry by hand, add a dependency (src/store/postgres/task-commands.ts). */
+  readonly commands = new PgTaskCommands(this.graph);
 
   constructor(private readonly maxPayloadBytes: number) {}
 
   async event(tx: Tx, taskId: number | null, type: string, now: number, agentId: string | null, attempt: number | null, data?: unknown): Promise<void> {
     await insertEvent(tx, taskId, type, now, agentId, attempt, data);
   }
-
-
-
-
 
   async start(tx: Tx, params: { taskId: number; leaseToken: string; now: number }): Promise<LeaseResult> {
     const row = await tx.one<{ attempts: number; assigned_agent_id: string | null }>(
@@ -301,80 +300,6 @@ export class PgTransitions {
     return { ok: true, outcome: "released", attempt: row.attempts + 1, runAt };
   }
 
-  async cancel(tx: Tx, params: { taskId: number; reason?: string | undefined; by?: string | undefined; now: number }): Promise<{ cancelled: number[]; blocked: number[] }> {
-    const row = await this.requireTask(tx, params.taskId);
-    if (row.status === "completed" || row.status === "failed" || row.status === "cancelled") {
-      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only unfinished tasks can be cancelled`, { details: { taskId: params.taskId, status: row.status } });
-    }
-    await tx.run(
-      `UPDATE task_status SET status = 'cancelled', finished_at = $2::bigint, lease_token = NULL, lease_expires_at = NULL, updated_at = $2::bigint
-       WHERE task_id = $1 AND status NOT IN ('completed','failed','cancelled')`,
-      [params.taskId, params.now],
-    );
-    const blocked = await this.graph.blockDependents(tx, params.taskId, params.now);
-    await this.event(tx, params.taskId, "task:cancelled", params.now, params.by ?? null, row.attempts, { from: row.status, reason: params.reason ?? null, blocked: blocked.length });
-    tx.emit("task:cancelled", { taskIds: [params.taskId], persona: row.persona_id });
-    return { cancelled: [params.taskId], blocked };
-  }
-
-  async retry(tx: Tx, params: { taskId: number; by?: string | undefined; now: number }): Promise<{ status: TaskState; unblocked: number[] }> {
-    const row = await this.requireTask(tx, params.taskId);
-    if (row.status !== "failed" && row.status !== "cancelled") {
-      throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only failed or cancelled tasks can be retried`, { details: { taskId: params.taskId, status: row.status } });
-    }
-    const status: TaskState = row.unmet_deps === 0 ? "pending" : (await this.graph.blockedDependencyCount(tx, params.taskId)) > 0 ? "blocked" : "waiting";
-    await tx.run(
-      `UPDATE task_status SET status = $2, attempts = 0, run_at = $3::bigint, ready_at = CASE WHEN $2 = 'pending' THEN $3::bigint END,
-         finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, leases_lost = 0, reaped_token = NULL,
-         progress = NULL, progress_message = NULL, result = NULL, updated_at = $3::bigint
-       WHERE task_id = $1 AND status IN ('failed','cancelled')`,
-      [params.taskId, status, params.now],
-    );
-    if (status === "pending") await parkForApproval(tx, [{ id: params.taskId }], params.now);
-    await this.event(tx, params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
-    const unblocked = status === "blocked" ? [] : await this.graph.unblockDependents(tx, params.taskId, params.now, params.by ?? null);
-    tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });
-    if (status === "pending") tx.emit("task:ready", { ids: [params.taskId], personas: [row.persona_id] });
-    return { status, unblocked };
-  }
-
-  async addDependency(tx: Tx, params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): Promise<{ status: TaskState }> {
-    const { taskId, dependsOn, now } = params;
-    if (taskId === dependsOn) throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
-    const task = await this.requireTask(tx, taskId);
-    const dep = await tx.one<{ status: TaskState }>("SELECT status FROM task_status WHERE task_id = $1 FOR SHARE", [dependsOn]);
-    if (dep === undefined) throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
-    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
-      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, { details: { field: "taskId", status: task.status } });
-    }
-    if ((await tx.one("SELECT 1 FROM task_dependencies WHERE task_id = $1 AND depends_on = $2", [taskId, dependsOn])) !== undefined) return { status: task.status };
-    const path = await this.graph.dependencyPath(tx, dependsOn, taskId);
-    if (path !== null) {
-      const cycle = [taskId, ...path];
-      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, { details: { field: "dependsOn", cycle } });
-    }
-    await tx.run("INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)", [taskId, dependsOn]);
-    let status: TaskState = task.status;
-    if (dep.status !== "completed") {
-      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
-      status = (
-        await tx.one<{ status: TaskState }>(
-          `UPDATE task_status SET unmet_deps = unmet_deps + 1, updated_at = $2::bigint,
-             status = CASE WHEN $3::boolean THEN 'blocked' WHEN status = 'pending' THEN 'waiting' ELSE status END,
-             ready_at = CASE WHEN status = 'pending' THEN NULL ELSE ready_at END
-           WHERE task_id = $1 RETURNING status`,
-          [taskId, now, bad],
-        )
-      )!.status;
-      if (bad && task.status !== "blocked") await this.graph.blockDependents(tx, taskId, now);
-    }
-    await this.event(tx, taskId, "dependency:added", now, params.by ?? null, null, { dependsOn, status });
-    return { status };
-  }
-
-  // ---- the dependency graph ----
-
-
   /**
    * complete() for many tasks without children, in a few set-based statements (the
    * completer's hot path), as the SQLite store's completeMany: the same rows, events
@@ -448,18 +373,6 @@ export class PgTransitions {
     });
     if (ready.length > 0) tx.emit("task:ready", readyEvent(ready));
     return results;
-  }
-
-
-
-
-  private async requireTask(tx: Tx, taskId: number): Promise<{ status: TaskState; persona_id: string; attempts: number; unmet_deps: number }> {
-    const row = await tx.one<{ status: TaskState; persona_id: string; attempts: number; unmet_deps: number }>(
-      "SELECT status, persona_id, attempts, unmet_deps FROM task_status WHERE task_id = $1 FOR UPDATE",
-      [taskId],
-    );
-    if (row === undefined) throw new RosterError("TASK_NOT_FOUND", `taskId: task ${taskId} does not exist`, { details: { field: "taskId", taskId } });
-    return row;
   }
 
   private lost(tx: Tx, taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
