@@ -1,7 +1,6 @@
-import { RosterError } from "../../errors.js";
-import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from "../../policy/retry.js";
+import type { PersonaPolicyConfig } from "../../policy/retry.js";
+import { dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
 import type { ValidatedTask } from "../input.js";
-import { unknownNameHint } from "../suggest.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import { isHumanConfig } from "../approval-gate.js";
@@ -25,7 +24,7 @@ export async function writeBatch(
   let rootId: number | null = null;
   if (options.parentId !== null) {
     const parent = await tx.one<{ id: number; root_id: number | null }>("SELECT id, root_id FROM tasks WHERE id = $1", [options.parentId]);
-    if (parent === undefined) throw new RosterError("TASK_NOT_FOUND", `parentId: task ${options.parentId} does not exist`, { details: { field: "parentId" } });
+    if (parent === undefined) throw parentNotFound(options.parentId);
     rootId = parent.root_id ?? parent.id;
   }
 
@@ -39,10 +38,7 @@ export async function writeBatch(
     const row = personaRows.get(task.persona);
     if (row === undefined || row.retired_at !== null) {
       const known = (await tx.rows<{ id: string }>("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id")).map((r) => r.id);
-      const what = row === undefined ? "unknown persona" : "retired persona";
-      throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: ${what} "${task.persona}"${unknownNameHint(task.persona, known)}`, {
-        details: { index, field: "persona", persona: task.persona, known, ...(row === undefined ? {} : { retired: true }) },
-      });
+      throw personaNotFound(task, index, row !== undefined, known);
     }
     const config = JSON.parse(row.config) as PersonaPolicyConfig;
     configs.set(task.persona, config);
@@ -59,14 +55,13 @@ export async function writeBatch(
     for (const [index, task] of tasks.entries()) {
       for (const dep of task.dependsOn ?? []) {
         if (typeof dep === "number" && !existing.has(dep)) {
-          throw new RosterError("DEPENDENCY_NOT_FOUND", `${label(task, index)}.dependsOn: task ${dep} does not exist`, { details: { index, field: "dependsOn", taskId: dep } });
+          throw dependencyNotFound(task, index, dep);
         }
       }
     }
   }
 
-  const refIndex = new Map<string, number>();
-  tasks.forEach((task, index) => task.ref !== undefined && refIndex.set(task.ref, index));
+  const refIndex = refIndexOf(tasks);
 
   const ids: number[] = new Array<number>(tasks.length);
   const keys = tasks.map((t) => t.idempotencyKey).filter((k): k is string => k !== undefined);
@@ -82,20 +77,7 @@ export async function writeBatch(
     return false;
   });
 
-  const personaPolicies = new Map<string, { policy: RetryPolicy; timeoutMs: number; json: string }>();
-  const policies = tasks.map((task) => {
-    const config = configs.get(task.persona)!;
-    if (task.policy === undefined && task.maxAttempts === undefined) {
-      let shared = personaPolicies.get(task.persona);
-      if (shared === undefined) {
-        const resolved = resolveTaskPolicy(config);
-        personaPolicies.set(task.persona, (shared = { ...resolved, json: JSON.stringify(resolved.policy) }));
-      }
-      return shared;
-    }
-    const resolved = resolveTaskPolicy(config, { ...task.policy, ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}) });
-    return { ...resolved, json: JSON.stringify(resolved.policy) };
-  });
+  const policies = resolvePolicies(tasks, configs);
 
   const newCount = isNew.filter(Boolean).length;
   if (newCount > 0) {
@@ -119,30 +101,15 @@ export async function writeBatch(
     );
   }
 
-  const statuses: TaskState[] = new Array<TaskState>(tasks.length);
-  const unmetCounts: number[] = new Array<number>(tasks.length).fill(0);
+  // An idempotent hit keeps its stored state.
+  const known: Array<TaskState | undefined> = new Array<TaskState | undefined>(tasks.length);
   const hits = tasks.map((_t, index) => index).filter((index) => !isNew[index]);
   if (hits.length > 0) {
     const rows = await tx.rows<{ task_id: number; status: TaskState }>("SELECT task_id, status FROM task_status WHERE task_id = ANY($1::bigint[])", [hits.map((i) => ids[i]!)]);
     const byId = new Map(rows.map((r) => [r.task_id, r.status]));
-    for (const index of hits) statuses[index] = byId.get(ids[index]!)!;
+    for (const index of hits) known[index] = byId.get(ids[index]!)!;
   }
-  const resolve = (index: number): TaskState => {
-    const known = statuses[index];
-    if (known !== undefined) return known;
-    const task = tasks[index]!;
-    let unmet = 0;
-    let blocked = false;
-    for (const dep of task.dependsOn ?? []) {
-      const state = typeof dep === "number" ? existing.get(dep)! : resolve(refIndex.get(dep)!);
-      if (state === "failed" || state === "cancelled" || state === "blocked") blocked = true;
-      if (state !== "completed") unmet++;
-    }
-    const state: TaskState = blocked ? "blocked" : unmet > 0 ? "waiting" : "pending";
-    statuses[index] = state;
-    unmetCounts[index] = unmet;
-    return state;
-  };
+  const { statuses, unmetCounts } = resolveStates(tasks, known, existing, refIndex);
 
   const statusCols: unknown[][] = [[], [], [], [], [], [], [], [], []];
   // Concurrency keys (docs/economics.md): each keyed task's key on its status row, each key's limit the batch's latest.
@@ -155,7 +122,7 @@ export async function writeBatch(
   const human = new Set([...configs].filter(([, config]) => isHumanConfig(config)).map(([persona]) => persona));
   const gated: Array<{ id: number }> = [];
   tasks.forEach((task, index) => {
-    const state = resolve(index);
+    const state = statuses[index]!;
     if (!isNew[index]) return;
     const id = ids[index]!;
     created.push(id);
@@ -173,7 +140,7 @@ export async function writeBatch(
       edges[1].push(typeof dep === "number" ? dep : ids[refIndex.get(dep)!]!);
     }
     events[0].push(id);
-    events[1].push(JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) }));
+    events[1].push(enqueuedData(state, options.parentId));
   });
   if (created.length > 0) {
     await tx.run(
@@ -201,13 +168,5 @@ export async function writeBatch(
       [...events, now, options.createdBy],
     );
   }
-  const refs: Record<string, number> = {};
-  tasks.forEach((task, index) => {
-    if (task.ref !== undefined) refs[task.ref] = ids[index]!;
-  });
-  return { ids, refs, statuses, personas: createdPersonas, created };
-}
-
-function label(task: ValidatedTask, index: number): string {
-  return task.ref === undefined ? `tasks[${index}]` : `tasks[${index}] (ref "${task.ref}")`;
+  return { ids, refs: refsOf(tasks, ids), statuses, personas: createdPersonas, created };
 }

@@ -1,6 +1,5 @@
-import { RosterError } from "../../errors.js";
-import { unknownNameHint } from "../suggest.js";
-import { resolveTaskPolicy, type PersonaPolicyConfig, type RetryPolicy } from "../../policy/retry.js";
+import type { PersonaPolicyConfig } from "../../policy/retry.js";
+import { dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Db } from "./database.js";
@@ -66,9 +65,7 @@ export class Enqueuer {
     let rootId: number | null = null;
     if (options.parentId !== null) {
       const parent = this.parentRow.get(options.parentId) as { id: number; root_id: number | null } | undefined;
-      if (parent === undefined) {
-        throw new RosterError("TASK_NOT_FOUND", `parentId: task ${options.parentId} does not exist`, { details: { field: "parentId" } });
-      }
+      if (parent === undefined) throw parentNotFound(options.parentId);
       rootId = parent.root_id ?? parent.id;
     }
 
@@ -76,14 +73,7 @@ export class Enqueuer {
     tasks.forEach((task, index) => {
       if (configs.has(task.persona)) return;
       const row = this.personaConfig.get(task.persona) as { config: string; retired_at: number | null } | undefined;
-      if (row === undefined || row.retired_at !== null) {
-        // The message is read by people and agents alike: name the ones that exist, and the likely typo.
-        const known = this.personaIds.all() as string[];
-        const what = row === undefined ? "unknown persona" : "retired persona";
-        throw new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: ${what} "${task.persona}"${unknownNameHint(task.persona, known)}`, {
-          details: { index, field: "persona", persona: task.persona, known, ...(row === undefined ? {} : { retired: true }) },
-        });
-      }
+      if (row === undefined || row.retired_at !== null) throw personaNotFound(task, index, row !== undefined, this.personaIds.all() as string[]);
       configs.set(task.persona, JSON.parse(row.config) as PersonaPolicyConfig);
     });
 
@@ -93,17 +83,12 @@ export class Enqueuer {
       for (const dep of task.dependsOn ?? []) {
         if (typeof dep !== "number" || existing.has(dep)) continue;
         const status = this.taskStatus.get(dep) as TaskState | undefined;
-        if (status === undefined) {
-          throw new RosterError("DEPENDENCY_NOT_FOUND", `${label(task, index)}.dependsOn: task ${dep} does not exist`, {
-            details: { index, field: "dependsOn", taskId: dep },
-          });
-        }
+        if (status === undefined) throw dependencyNotFound(task, index, dep);
         existing.set(dep, status);
       }
     });
 
-    const refIndex = new Map<string, number>();
-    tasks.forEach((task, index) => task.ref !== undefined && refIndex.set(task.ref, index));
+    const refIndex = refIndexOf(tasks);
 
     // Idempotent enqueue: a known key maps to the task that already has it.
     const ids: number[] = new Array<number>(tasks.length);
@@ -115,21 +100,7 @@ export class Enqueuer {
       return false;
     });
 
-    // Most tasks of a batch take their persona's policy as it is: resolve and serialise that once per persona.
-    const personaPolicies = new Map<string, { policy: RetryPolicy; timeoutMs: number; json: string }>();
-    const policies = tasks.map((task) => {
-      const config = configs.get(task.persona)!;
-      if (task.policy === undefined && task.maxAttempts === undefined) {
-        let shared = personaPolicies.get(task.persona);
-        if (shared === undefined) {
-          const resolved = resolveTaskPolicy(config);
-          personaPolicies.set(task.persona, (shared = { ...resolved, json: JSON.stringify(resolved.policy) }));
-        }
-        return shared;
-      }
-      const resolved = resolveTaskPolicy(config, { ...task.policy, ...(task.maxAttempts !== undefined ? { maxAttempts: task.maxAttempts } : {}) });
-      return { ...resolved, json: JSON.stringify(resolved.policy) };
-    });
+    const policies = resolvePolicies(tasks, configs);
     let nextId = this.nextTaskId.get() as number;
     const taskRows: unknown[] = [];
     tasks.forEach((task, index) => {
@@ -143,30 +114,9 @@ export class Enqueuer {
       this.insertTasks.run({ rows: JSON.stringify(taskRows), parentId: options.parentId, rootId, createdBy: options.createdBy, now });
     }
 
-    // States in dependency order: a batch task is blocked when any dependency is.
-    // An idempotent hit keeps its stored state, known before any task that depends
-    // on it is resolved (whatever its place in the batch).
-    const statuses: TaskState[] = new Array<TaskState>(tasks.length);
-    const unmetCounts: number[] = new Array<number>(tasks.length).fill(0);
-    tasks.forEach((_task, index) => {
-      if (!isNew[index]) statuses[index] = this.taskStatus.get(ids[index]!) as TaskState;
-    });
-    const resolve = (index: number): TaskState => {
-      const known = statuses[index];
-      if (known !== undefined) return known;
-      const task = tasks[index]!;
-      let unmet = 0;
-      let blocked = false;
-      for (const dep of task.dependsOn ?? []) {
-        const state = typeof dep === "number" ? existing.get(dep)! : resolve(refIndex.get(dep)!);
-        if (state === "failed" || state === "cancelled" || state === "blocked") blocked = true;
-        if (state !== "completed") unmet++;
-      }
-      const state: TaskState = blocked ? "blocked" : unmet > 0 ? "waiting" : "pending";
-      statuses[index] = state;
-      unmetCounts[index] = unmet;
-      return state;
-    };
+    // An idempotent hit keeps its stored state.
+    const known: Array<TaskState | undefined> = tasks.map((_task, index) => (isNew[index] ? undefined : (this.taskStatus.get(ids[index]!) as TaskState)));
+    const { statuses, unmetCounts } = resolveStates(tasks, known, existing, refIndex);
 
     const statusRows: unknown[] = [];
     const edges: Array<[number, number]> = [];
@@ -178,7 +128,7 @@ export class Enqueuer {
     const gated: Array<{ id: number; persona: string }> = [];
     const human = new Set([...configs].filter(([, config]) => isHumanConfig(config)).map(([persona]) => persona));
     tasks.forEach((task, index) => {
-      const state = resolve(index);
+      const state = statuses[index]!;
       if (!isNew[index]) return;
       const id = ids[index]!;
       created.push(id);
@@ -190,7 +140,7 @@ export class Enqueuer {
       if (state === "pending" && human.has(task.persona)) gated.push({ id, persona: task.persona });
       statusRows.push([id, state, task.persona, task.priority ?? 0, unmet, runAt, state === "pending" ? runAt : null, policy.maxAttempts]);
       for (const depId of depIds) edges.push([id, depId]);
-      events.push([id, JSON.stringify({ status: state, ...(options.parentId !== null ? { parentId: options.parentId } : {}) })]);
+      events.push([id, enqueuedData(state, options.parentId)]);
     });
     if (statusRows.length > 0) this.insertStatuses.run({ rows: JSON.stringify(statusRows), now });
     // Pending tasks of human personas park for approval (src/store/approval-gate.ts); their
@@ -199,14 +149,6 @@ export class Enqueuer {
     if (edges.length > 0) this.insertDependencies.run(JSON.stringify(edges));
     if (events.length > 0) this.insertEvents.run({ now, agentId: options.createdBy, rows: JSON.stringify(events) });
 
-    const refs: Record<string, number> = {};
-    tasks.forEach((task, index) => {
-      if (task.ref !== undefined) refs[task.ref] = ids[index]!;
-    });
-    return { ids, refs, statuses, personas: createdPersonas, created };
+    return { ids, refs: refsOf(tasks, ids), statuses, personas: createdPersonas, created };
   }
-}
-
-function label(task: ValidatedTask, index: number): string {
-  return task.ref === undefined ? `tasks[${index}]` : `tasks[${index}] (ref "${task.ref}")`;
 }
