@@ -7,7 +7,7 @@
  * decide here, so SQLite and PostgreSQL gate alike.
  */
 import type { ErrorObject } from "../errors.js";
-import { BUDGET_WINDOWS, type BudgetScope, type BudgetWindow, type GateReason } from "./economics.js";
+import { BUDGET_WINDOWS, type BreakerRecord, type BudgetScope, type BudgetWindow, type GateReason, type ProviderPause } from "./economics.js";
 
 /** A rate limit with no `retryAfterMs` pauses its provider this long, in ms. */
 export const RATE_LIMIT_PAUSE_MS_DEFAULT = 60_000;
@@ -219,6 +219,29 @@ export interface BreakerRow {
   opens: number;
   open_until: number | null;
   probe_task_id: number | null;
+}
+
+/** A breaker as `roster gates` shows it. */
+export function toBreakerRecord(b: BreakerRow): BreakerRecord {
+  return { persona: b.persona_id, state: b.state, consecutiveFailures: b.consecutive_failures, opens: b.opens, openUntil: b.open_until, probeTaskId: b.probe_task_id };
+}
+
+/** The `breaker:reset` event's data: the breaker as it was when a person reset it. */
+export function breakerResetData(b: BreakerRow): { persona: string; state: BreakerRow["state"]; consecutiveFailures: number; openUntil: number | null } {
+  return { persona: b.persona_id, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until };
+}
+
+/** A provider pause row as both stores read it. */
+export interface PauseRow {
+  provider: string;
+  until: number | null;
+  reason: string;
+  task_id: number | null;
+  since: number;
+}
+
+export function toProviderPause(r: PauseRow): ProviderPause {
+  return { provider: r.provider, until: r.until, reason: r.reason, taskId: r.task_id, since: r.since };
 }
 
 /** What a failed (or lost) attempt does to a breaker before its failure-rate window is counted. */

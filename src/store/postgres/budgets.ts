@@ -1,6 +1,6 @@
 import { RosterError } from "../../errors.js";
 import type { BreakerRecord, BudgetRecord, BudgetScope, ProviderPause, SetBudgetParams } from "../economics.js";
-import { isExhausted, windowStart, type BreakerRow } from "../gates.js";
+import { breakerResetData, isExhausted, toBreakerRecord, toProviderPause, windowStart, type BreakerRow, type PauseRow } from "../gates.js";
 import { budgetRecord, checkRaise, checkScope, checkSetBudget, policyRow, raised, type BudgetRow, type RaiseParams } from "../budget-rules.js";
 import type { Tx } from "./database.js";
 
@@ -139,11 +139,8 @@ export async function budgets(q: Q, now: number): Promise<BudgetRecord[]> {
 }
 
 export async function pauses(q: Q, now: number): Promise<ProviderPause[]> {
-  const rows = await q.rows<{ provider: string; until: number | null; reason: string; task_id: number | null; since: number }>(
-    "SELECT provider, until, reason, task_id, since FROM provider_pauses WHERE until IS NULL OR until > $1 ORDER BY provider",
-    [now],
-  );
-  return rows.map((r) => ({ provider: r.provider, until: r.until, reason: r.reason, taskId: r.task_id, since: r.since }));
+  const rows = await q.rows<PauseRow>("SELECT provider, until, reason, task_id, since FROM provider_pauses WHERE until IS NULL OR until > $1 ORDER BY provider", [now]);
+  return rows.map(toProviderPause);
 }
 
 export async function resumeProvider(tx: Tx, p: { provider: string; now: number; by?: string | null }): Promise<boolean> {
@@ -159,14 +156,7 @@ export async function resumeProvider(tx: Tx, p: { provider: string; now: number;
 }
 
 export async function breakers(q: Q): Promise<BreakerRecord[]> {
-  return (await q.rows<BreakerRow>("SELECT persona_id, state, consecutive_failures, opens, open_until, probe_task_id FROM breakers ORDER BY persona_id")).map((b) => ({
-    persona: b.persona_id,
-    state: b.state,
-    consecutiveFailures: b.consecutive_failures,
-    opens: b.opens,
-    openUntil: b.open_until,
-    probeTaskId: b.probe_task_id,
-  }));
+  return (await q.rows<BreakerRow>("SELECT persona_id, state, consecutive_failures, opens, open_until, probe_task_id FROM breakers ORDER BY persona_id")).map(toBreakerRecord);
 }
 
 export async function resetBreaker(tx: Tx, p: { persona: string; now: number; by?: string | null }): Promise<boolean> {
@@ -175,7 +165,7 @@ export async function resetBreaker(tx: Tx, p: { persona: string; now: number; by
   await tx.run("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (NULL, 'breaker:reset', $1, $2, NULL, $3)", [
     p.now,
     p.by ?? null,
-    JSON.stringify({ persona: p.persona, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until }),
+    JSON.stringify(breakerResetData(b)),
   ]);
   tx.emit("breaker:closed", { persona: p.persona });
   tx.emit("claim:reopened", { personas: [p.persona], reason: "breaker" });

@@ -1,6 +1,6 @@
 import { RosterError } from "../../errors.js";
 import type { BreakerRecord, BudgetRecord, BudgetScope, ProviderPause, SetBudgetParams } from "../economics.js";
-import { isExhausted, windowStart, type BreakerRow } from "../gates.js";
+import { breakerResetData, isExhausted, toBreakerRecord, toProviderPause, windowStart, type BreakerRow, type PauseRow } from "../gates.js";
 import { budgetRecord, checkRaise, checkScope, checkSetBudget, policyRow, raised, type BudgetRow, type RaiseParams } from "../budget-rules.js";
 import type { Db, TransactionRunner } from "./database.js";
 
@@ -100,13 +100,7 @@ export class EconomicsCommands {
   }
 
   pauses(now: number): ProviderPause[] {
-    return (this.pausesStmt.all(now) as Array<{ provider: string; until: number | null; reason: string; task_id: number | null; since: number }>).map((r) => ({
-      provider: r.provider,
-      until: r.until,
-      reason: r.reason,
-      taskId: r.task_id,
-      since: r.since,
-    }));
+    return (this.pausesStmt.all(now) as PauseRow[]).map(toProviderPause);
   }
 
   resumeProvider(p: { provider: string; now: number; by?: string | null }): boolean {
@@ -121,14 +115,7 @@ export class EconomicsCommands {
   }
 
   breakers(): BreakerRecord[] {
-    return (this.breakersStmt.all() as BreakerRow[]).map((b) => ({
-      persona: b.persona_id,
-      state: b.state,
-      consecutiveFailures: b.consecutive_failures,
-      opens: b.opens,
-      openUntil: b.open_until,
-      probeTaskId: b.probe_task_id,
-    }));
+    return (this.breakersStmt.all() as BreakerRow[]).map(toBreakerRecord);
   }
 
   resetBreaker(p: { persona: string; now: number; by?: string | null }): boolean {
@@ -141,7 +128,7 @@ export class EconomicsCommands {
       type: "breaker:reset",
       now: p.now,
       by: p.by ?? null,
-      data: JSON.stringify({ persona, state: b.state, consecutiveFailures: b.consecutive_failures, openUntil: b.open_until }),
+      data: JSON.stringify(breakerResetData(b)),
     });
     this.tx.emit("breaker:closed", { persona });
     this.tx.emit("claim:reopened", { personas: [persona], reason: "breaker" });
