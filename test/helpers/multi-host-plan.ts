@@ -20,11 +20,14 @@ export const HOST_LEASE_MS = 4_000;
 /** MCP tasks' lease, in ms (a worker completes at once; heartbeats are not needed within it). */
 export const MCP_LEASE_MS = 15_000;
 
+/** How many step tasks may be leased at once, across every host. */
+export const STEP_CONCURRENCY = 48;
+
 /** step (sleep 0–30 ms, on the supervisors), mcp (external: the MCP workers), doomed (fails every attempt). */
 export function writeHostPersonas(dir: string): void {
   const retry = (maxAttempts: number) => ({ maxAttempts, backoff: "fixed", baseMs: 100, maxMs: 100, jitter: 0 });
   const personas = [
-    { id: "step", name: "step", adapter: { kind: "sleep", ms: 10 }, concurrency: 48, leaseMs: HOST_LEASE_MS, timeoutMs: 60_000, retry: retry(8) },
+    { id: "step", name: "step", adapter: { kind: "sleep", ms: 10 }, concurrency: STEP_CONCURRENCY, leaseMs: HOST_LEASE_MS, timeoutMs: 60_000, retry: retry(8) },
     { id: "mcp", name: "mcp", adapter: { kind: "echo" }, external: true, concurrency: 8, leaseMs: MCP_LEASE_MS, timeoutMs: 60_000, retry: retry(8) },
     { id: "doomed", name: "doomed", adapter: { kind: "fail" }, concurrency: 4, leaseMs: HOST_LEASE_MS, timeoutMs: 60_000, retry: retry(2) },
   ];

@@ -7,7 +7,7 @@ import { syncPersonas } from "../../src/supervisor/personas.js";
 import { requireBuild } from "../mcp/helpers.js";
 import { startHostSupervisor, startMcpWorker, type HostSupervisor, type McpWorker } from "../helpers/host-processes.js";
 import { judgeMultiHost, type Expected, type FinalTask, type Holder } from "../helpers/multi-host-checks.js";
-import { HOST_LEASE_MS, hostWave, writeHostPersonas } from "../helpers/multi-host-plan.js";
+import { HOST_LEASE_MS, STEP_CONCURRENCY, hostWave, writeHostPersonas } from "../helpers/multi-host-plan.js";
 import { createHostNetwork, hostNetworkUnavailable, type HostNetwork } from "../helpers/netns.js";
 import { findPostgresBin, startPrivateCluster, type PostgresServer } from "../helpers/postgres.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
@@ -146,8 +146,11 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     const [agentA, agentB, agentC] = await Promise.all(supervisors.map((s) => s.agentId));
     mark("3 supervisors and 2 MCP workers running");
 
-    // SIGKILL host a's supervisor once a tenth of the work is done.
+    // SIGKILL host a's supervisor once a tenth of the work is done, while it holds leases (a persona's
+    // concurrency is shared by every host, so a host can be between tasks for a moment).
     while ((await completed()) < 1_000) await sleep(50);
+    const killBy = Date.now() + 30_000;
+    while ((await leasesOf(agentA!)) < 3 && Date.now() < killBy) await sleep(10);
     const heldByA = await leasesOf(agentA!);
     const killedAfter = await lastEventId();
     a.child.kill("SIGKILL");
@@ -160,7 +163,14 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     const heldByB = await leasesOf(agentB!);
     const cutFrom = await lastEventId();
     net.cut("b");
-    mark(`link of host b down (it held ${heldByB} leases; after event ${cutFrom})`);
+    const leasedNow = (
+      await client.query<{ persona_id: string; agent: string; n: string }>(
+        "SELECT persona_id, assigned_agent_id AS agent, count(*) AS n FROM task_status WHERE status IN ('claimed','in_progress') GROUP BY 1, 2 ORDER BY 1, 2",
+      )
+    ).rows;
+    // A persona's concurrency is one limit for every host (docs/ARCHITECTURE.md rule 15).
+    const stepLeasedAtCut = leasedNow.filter((r) => r.persona_id === "step").reduce((n, r) => n + Number(r.n), 0);
+    mark(`link of host b down (it held ${heldByB} leases; after event ${cutFrom}); leased by persona: ${leasedNow.map((r) => `${r.persona_id} ${r.agent === agentB ? "b" : r.agent === agentA ? "a" : r.agent === agentC ? "c" : r.agent} ${r.n}`).join(", ")}`);
     await enqueueWave(2);
     // Halfway through the cut, what the server sees of host b: its sessions, and writers queued on a lock.
     await sleep(CUT_MS / 2);
@@ -267,6 +277,9 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     expect(tasks.length).toBe(WAVES.reduce((x, y) => x + y));
     expect(stillRunning).toEqual([b.label, c.label]);
     // The faults happened as meant: b's leases of the cut were collected, and b came back.
+    expect(heldByA).toBeGreaterThan(0);
+    expect(stepLeasedAtCut).toBeLessThanOrEqual(STEP_CONCURRENCY);
+    expect(verdict.figures.reapedByHolder["host a (SIGKILL)"] ?? 0).toBeGreaterThan(0);
     expect(heldByB).toBeGreaterThan(0);
     expect(waitingOnB).toBe(0);
     expect(verdict.figures.reapedByHolder["host b (link cut)"] ?? 0).toBeGreaterThan(0);
