@@ -1,7 +1,7 @@
+// The error code by which an attempt asks a person instead of failing (the store parks the task): the store's own.
+import { INPUT_REQUESTED } from "../store/humans.js";
 import type { HumanInput } from "../store/types.js";
 
-/** The error code by which an attempt asks a person instead of failing (the store parks the task). */
-export const INPUT_REQUESTED = "INPUT_REQUESTED";
 /** Longest question, in characters. */
 export const QUESTION_MAX_CHARS = 16 * 1024;
 
