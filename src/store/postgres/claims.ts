@@ -62,6 +62,18 @@ const CLAIM_ONE_SQL = `
       WHERE s.task_id = $5 AND s.status = 'pending' AND s.run_at <= $1::bigint AND roster_persona_room(s.persona_id) > 0
       ${CLAIM_RETURNING}`;
 
+/**
+ * After a claim that took less than it asked: when the persona's room is used up (by other
+ * claimants: this one asked for no more than it could run) and ready tasks are left, the
+ * persona is recorded as waited for, so the settle that frees its room NOTIFYs
+ * (migrations/postgres/0009, docs/ARCHITECTURE.md rule 13). Runs under the persona's lock,
+ * which the claim took. Params: $1 persona, $2 now.
+ */
+const ROOM_WAIT_SQL = `
+      INSERT INTO persona_room_waits (persona_id)
+      SELECT $1 WHERE roster_persona_room($1) = 0
+        AND EXISTS (SELECT 1 FROM task_status WHERE status = 'pending' AND persona_id = $1 AND run_at <= $2::bigint)
+      ON CONFLICT DO NOTHING`;
 
 /** A row of PG_CLAIM_SQL: the lease, the task, its dependencies (JSON, results as stored text). */
 type ClaimedRow = ClaimRow & ClaimDetail & {
@@ -97,7 +109,10 @@ export class PgClaims {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
     if (params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
       const rows = await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, limit]);
-      if (rows.length > 0) return this.leased(tx, rows, params, params.leaseMs);
+      if (rows.length > 0) {
+        if (rows.length < limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
+        return this.leased(tx, rows, params, params.leaseMs);
+      }
     } else {
       // The persona's lock before the gate's row locks (a rate window, a breaker), in the order the
       // one-statement claim above takes them (its LIMIT), so two claimers never wait on each other in a cycle.
@@ -118,6 +133,7 @@ export class PgClaims {
       gate.limit,
     ]);
     await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
+    if (rows.length < gate.limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
     return this.leased(tx, rows, params, leaseMs);
   }
 

@@ -224,6 +224,20 @@ export class PgTransactions {
     private readonly hooks: { onTransaction?: ((name: string, durationMs: number) => void) | undefined; onBusyRetry?: ((attempt: number) => void) | undefined } = {},
   ) {}
 
+  /**
+   * The wake-ups of a transaction, before its COMMIT: one NOTIFY when it queued a WAKE_EVENT;
+   * else, when it settled leases (a completion, a failure), one call that NOTIFYs only if a
+   * claimant found the settled personas' room used up (roster_room_freed, migrations/postgres/0009).
+   */
+  private async notify(client: pg.PoolClient, pending: readonly PendingEmit[], channel: string): Promise<void> {
+    if (pending.some(([event]) => WAKE_EVENTS.has(event))) return void (await client.query("SELECT pg_notify($1, '')", [channel]));
+    let personas: Set<string> | null = null;
+    for (const [event, payload] of pending) {
+      if (event === "task:completed" || event === "task:failed") (personas ??= new Set()).add((payload as StoreEventMap["task:completed"]).persona);
+    }
+    if (personas !== null) await client.query("SELECT roster_room_freed($1::text[], $2)", [[...personas], channel]);
+  }
+
   markClosed(): void {
     this.closed = true;
   }
@@ -253,7 +267,7 @@ export class PgTransactions {
       try {
         await client.query("BEGIN");
         const value = await body(makeTx(client, pending));
-        if (this.channel !== null && pending.some(([event]) => WAKE_EVENTS.has(event))) await client.query("SELECT pg_notify($1, '')", [this.channel]);
+        if (this.channel !== null) await this.notify(client, pending, this.channel);
         await client.query("COMMIT");
         this.hooks.onTransaction?.(name, performance.now() - started);
         client.release();
