@@ -31,7 +31,9 @@ export interface WakerHost {
  *   - other processes' writes: store.watchExternalChanges() (a file watch) asks
  *     for a check at once, and store.hasExternalChanges() (PRAGMA data_version)
  *     confirms it; the same check runs every pollIntervalMs in case the watch
- *     misses (a file system without change notification);
+ *     misses (a file system without change notification); a claim that found the
+ *     persona's room held by other claimants is woken the same way by the settle
+ *     that frees it (on PostgreSQL a NOTIFY, migrations/postgres/0009);
  *   - delayed tasks and retries: one timer at the next run_at (store.tasks.nextRunAt).
  *
  * Modes: stopped → listening (events + poll timer + at most one run_at timer) → stopped.
