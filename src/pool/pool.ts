@@ -22,15 +22,22 @@ import {
 /** After an abort, how long an adapter gets to settle before its thread is terminated, in ms. */
 export const ABORT_GRACE_MS_DEFAULT = 2_000;
 /**
- * How many abort graces an adapter gets in all while its thread keeps answering the abort
- * (REPORT_ABORT_SEEN): its event loop turns, so it is stopping (removing a home or a worktree,
- * ending a process tree: seconds each on a starved machine), and ending the thread would cost
- * its thread-mates their runs (docs/ARCHITECTURE.md, rule 12). Past this it is terminated
- * all the same: an adapter that ignores its signal must not hold its slot for ever.
+ * How long a thread may go without answering an abort (REPORT_ABORT_SEEN, sent again every
+ * ABORT_RESEND_MS) before it is taken for blocked (a synchronous spin) and terminated, in ms;
+ * at least the grace. A starved machine stretches a thread's synchronous steps (loading a
+ * module, spawning a process) to seconds: under load 20 on 2 cores a thread that answered
+ * every 100 ms otherwise went quiet for over 2 s. Terminating it costs every task on it its
+ * run (docs/ARCHITECTURE.md, rule 12); waiting costs a thread that is really blocked only
+ * these seconds, its thread-mates being stopped by it meanwhile anyway.
+ */
+export const ABORT_SILENCE_MAX_MS = 5_000;
+/**
+ * How long an adapter gets in all to stop while its thread keeps answering, in graces (at
+ * least twice ABORT_SILENCE_MAX_MS): its event loop turns, so it is stopping (removing a home
+ * or a worktree, ending a process tree, seconds each on a starved machine). Past this it is
+ * terminated all the same: an adapter that ignores its signal must not hold its slot for ever.
  */
 export const ABORT_GRACES_ANSWERING_MAX = 10;
-/** A thread answered an abort if it did within this long (the pool resends every ABORT_RESEND_MS), in ms; at least the grace. */
-export const ABORT_ANSWER_WINDOW_MS = 1_000;
 /** Most tasks in one pool message. */
 export const BATCH_SIZE_DEFAULT = 64;
 /** Spacing of progress reports per task, from the worker, in ms. */
@@ -129,8 +136,8 @@ export const ABORT_RESEND_MS = 100;
  * at once (registry: not batchable) have their outcomes sent back one by one as
  * they settle, so no task waits on another. `abort(taskId, reason)` asks the
  * adapter to stop (ctx.signal, via the control channel); if it has not settled after abortGraceMs, its thread is
- * terminated (found through threadSlots) and piscina replaces it (a thread that keeps answering the abort gets up to
- * ABORT_GRACES_ANSWERING_MAX graces first); the task's
+ * terminated (found through threadSlots) and piscina replaces it (a thread that keeps answering the abort gets longer:
+ * ABORT_SILENCE_MAX_MS, ABORT_GRACES_ANSWERING_MAX); the task's
  * outcome is the abort reason, and the other tasks that shared the thread come
  * back `released`. A thread that dies on its own fails its tasks with
  * WORKER_CRASHED (a counted attempt).
@@ -334,9 +341,10 @@ export class WorkerPool {
   }
 
   /**
-   * The grace is over. A thread that answered the abort lately is stopping the attempt
-   * with its event loop free: it gets another grace, up to ABORT_GRACES_ANSWERING_MAX
-   * in all. One that did not (a synchronous spin, a blocked loop) is terminated now.
+   * The grace is over. A thread that has answered the abort lately (within
+   * ABORT_SILENCE_MAX_MS) is stopping the attempt, or starved: it gets another grace, up to
+   * its stop bound in all. One that has gone quiet that long (a synchronous spin, a blocked
+   * loop), or whose adapter is past the stop bound, is terminated now.
    */
   private terminate(runId: number): void {
     const entry = this.entries.get(runId);
@@ -345,14 +353,15 @@ export class WorkerPool {
     const grace = this.options.abortGraceMs;
     const now = performance.now();
     const elapsed = now - entry.abortedAt;
-    const answering = entry.answeredAt !== null && now - entry.answeredAt <= Math.max(grace, ABORT_ANSWER_WINDOW_MS);
-    const answeringMax = grace * ABORT_GRACES_ANSWERING_MAX;
-    if (answering && elapsed < answeringMax && this.piscina !== null) {
-      entry.graceTimer = setTimeout(() => this.terminate(runId), Math.max(1, Math.min(grace, answeringMax - elapsed)));
+    const silenceMax = Math.max(grace, ABORT_SILENCE_MAX_MS);
+    const stopMax = Math.max(grace * ABORT_GRACES_ANSWERING_MAX, 2 * silenceMax);
+    const silent = now - (entry.answeredAt ?? entry.abortedAt) >= silenceMax;
+    if (!silent && elapsed < stopMax && this.piscina !== null) {
+      entry.graceTimer = setTimeout(() => this.terminate(runId), Math.max(1, Math.min(grace, stopMax - elapsed)));
       return;
     }
-    // Whole graces, so the message reads as the bound it was held to.
-    entry.stopBoundMs = answering ? answeringMax : Math.max(grace, Math.floor(elapsed / grace) * grace);
+    // The bound it was held to, for the culprit's message.
+    entry.stopBoundMs = silent ? silenceMax : stopMax;
     const threadId = Atomics.load(this.threadSlots, entry.batch.slot);
     const worker = threadId === 0 ? undefined : this.piscina?.threads.find((w) => w.threadId === threadId);
     if (worker === undefined) {
