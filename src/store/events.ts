@@ -19,8 +19,8 @@ export interface StoreEventMap {
   "task:retried": { taskId: number; persona: string };
   /** Tasks that became ready (a dependency completed, a person approved or answered), and their personas. */
   "task:ready": { ids: number[]; personas: string[] };
-  /** A gate of the claim lifted (a budget raised, a breaker reset, a provider resumed): these personas' pending tasks may be claimable again (null: any persona's). */
-  "claim:reopened": { personas: string[] | null; reason: "budget" | "breaker" | "provider" };
+  /** A gate of the claim lifted (a budget raised, a breaker reset, a provider resumed, a settle freed room a claim found used up): these personas' pending tasks may be claimable again (null: any persona's). */
+  "claim:reopened": { personas: string[] | null; reason: "budget" | "breaker" | "provider" | "room" };
   "lease:expired": { taskId: number; leaseToken: string; persona: string; attempt: number; outcome: "retrying" | "failed" };
   "lease:lost": { taskId: number; op: string };
   "agent:registered": { agentId: string };

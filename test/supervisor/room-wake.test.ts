@@ -16,7 +16,8 @@ import { writePersonas } from "./helpers.js";
  * both slots, so the supervisor's claims take nothing. When that agent settles a task,
  * the supervisor must claim into the freed room at once, not at its next poll
  * (POLL_MS): measured on the audit trail, from the settle's event to the supervisor's
- * next claim. Each side opens its own store, as processes on two hosts do.
+ * next claim. Each side opens its own store, as processes on two hosts do, or (SQLite)
+ * they share one, as an MCP agent served by `roster start --mcp-port` does.
  */
 const pg = await usePostgres();
 
@@ -42,7 +43,7 @@ async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, label
   }
 }
 
-async function run(path: (temp: TempDir) => string): Promise<void> {
+async function run(path: (temp: TempDir) => string, shared = false): Promise<void> {
   temp = makeTempDir("roster-room-");
   const personasDir = temp.path("personas");
   mkdirSync(personasDir);
@@ -60,7 +61,8 @@ async function run(path: (temp: TempDir) => string): Promise<void> {
   const leases = await agent.tasks.claim({ persona: "work", agentId: "other-agent", limit: 2, now: Date.now() });
   expect(leases.map((t) => t.id).sort()).toEqual([...held].sort());
 
-  const supStore = await open();
+  // shared: the other agent is in the supervisor's process on its store (an MCP agent of `roster start --mcp-port`).
+  const supStore = shared ? agent : await open();
   const config = loadConfig({ dbPath, personasDir, logLevel: "silent", threads: 2, concurrency: 4, pollIntervalMs: POLL_MS, reapIntervalMs: 1_000, shutdownGraceMs: 2_000 } as never, {});
   const supervisor = new Supervisor({ store: supStore, personas, config, logger: silentLogger(), abortGraceMs: 300 });
   cleanups.push(() => supervisor.stop("test over"));
@@ -98,6 +100,10 @@ async function run(path: (temp: TempDir) => string): Promise<void> {
 describe("a persona's room freed by another claimant wakes the supervisor", () => {
   it("SQLite: two stores on one file", async () => {
     await run((t) => t.path("roster.db"));
+  }, 40_000);
+
+  it("SQLite: one store, the other agent in the supervisor's process", async () => {
+    await run((t) => t.path("roster.db"), true);
   }, 40_000);
 
   it.skipIf(!pg.available)("PostgreSQL: two stores on one database", async () => {

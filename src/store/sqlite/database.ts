@@ -255,6 +255,9 @@ type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventNa
  * Runs write transactions: BEGIN IMMEDIATE, retried with p-retry when SQLITE_BUSY
  * outlasts busy_timeout, events emitted only after the commit.
  */
+/** Events of a transaction that ended a lease of their persona (the settles, reaps and cancels that free its room). */
+const LEASE_ENDS: ReadonlySet<StoreEventName> = new Set<StoreEventName>(["task:completed", "task:failed", "task:retrying", "task:released", "task:cancelled", "lease:expired"]);
+
 export class TransactionRunner {
   private pending: PendingEmit[] | null = null;
   /**
@@ -280,6 +283,23 @@ export class TransactionRunner {
     if (!this.db.open) throw new RosterError("INVALID_STATE", `${name}: the store is closed`, { retryable: false });
   }
 
+  /**
+   * Personas a claim of this process found without room (their concurrency used up by other
+   * claimants, docs/ARCHITECTURE.md rule 15): the next transaction that settles one of their
+   * tasks emits claim:reopened for them, so the claimant claims at once, not at its poll.
+   */
+  readonly roomWaits = new Set<string>();
+
+  private roomFreed(pending: PendingEmit[]): void {
+    const freed: string[] = [];
+    for (const [event, payload] of pending) {
+      if (!LEASE_ENDS.has(event)) continue;
+      const persona = (payload as { persona: string }).persona;
+      if (this.roomWaits.delete(persona)) freed.push(persona);
+    }
+    if (freed.length > 0) pending.push(["claim:reopened", { personas: freed, reason: "room" }]);
+  }
+
   /** Queues an event to emit when the current transaction commits. */
   emit<K extends StoreEventName>(name: K, payload: StoreEventMap[K]): void {
     if (this.pending === null) throw new RosterError("INTERNAL", `event ${name} emitted outside a transaction`);
@@ -293,6 +313,7 @@ export class TransactionRunner {
       const started = performance.now();
       try {
         const value = this.inTransaction.immediate(body) as T;
+        if (this.roomWaits.size > 0) this.roomFreed(this.pending);
         this.hooks.onTransaction?.(name, performance.now() - started);
         const events = this.pending;
         this.pending = null;
