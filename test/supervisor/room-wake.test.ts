@@ -43,7 +43,7 @@ async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, label
   }
 }
 
-async function run(path: (temp: TempDir) => string, shared = false): Promise<void> {
+async function run(path: (temp: TempDir) => string, options: { shared?: boolean; byId?: boolean } = {}): Promise<void> {
   temp = makeTempDir("roster-room-");
   const personasDir = temp.path("personas");
   mkdirSync(personasDir);
@@ -62,13 +62,15 @@ async function run(path: (temp: TempDir) => string, shared = false): Promise<voi
   expect(leases.map((t) => t.id).sort()).toEqual([...held].sort());
 
   // shared: the other agent is in the supervisor's process on its store (an MCP agent of `roster start --mcp-port`).
-  const supStore = shared ? agent : await open();
+  const supStore = options.shared === true ? agent : await open();
+  const waiting = (await agent.tasks.enqueue({ tasks: [0, 1, 2].map((i) => ({ persona: "work", title: `waiting ${i}`, payload: { ms: 10 } })), now: Date.now() })).ids;
+  // byId: a supervisor serving one task (roster run), which claims it by id.
+  const served = options.byId === true ? waiting.slice(0, 1) : waiting;
   const config = loadConfig({ dbPath, personasDir, logLevel: "silent", threads: 2, concurrency: 4, pollIntervalMs: POLL_MS, reapIntervalMs: 1_000, shutdownGraceMs: 2_000 } as never, {});
-  const supervisor = new Supervisor({ store: supStore, personas, config, logger: silentLogger(), abortGraceMs: 300 });
+  const supervisor = new Supervisor({ store: supStore, personas, config, logger: silentLogger(), abortGraceMs: 300, ...(options.byId === true ? { taskId: served[0]! } : {}) });
   cleanups.push(() => supervisor.stop("test over"));
   await supervisor.start();
-  const waiting = (await agent.tasks.enqueue({ tasks: [0, 1, 2].map((i) => ({ persona: "work", title: `waiting ${i}`, payload: { ms: 10 } })), now: Date.now() })).ids;
-  // The enqueue woke the supervisor: it tried, and took nothing (no room).
+  // Its start claimed at once, and took nothing (no room).
   await new Promise((r) => setTimeout(r, 300));
   for (const id of waiting) expect((await agent.tasks.get({ taskId: id })).status).toBe("pending");
 
@@ -76,7 +78,7 @@ async function run(path: (temp: TempDir) => string, shared = false): Promise<voi
   const first = leases[0]!;
   expect(await agent.tasks.completeIfLeased({ taskId: first.id, leaseToken: first.leaseToken, result: { ok: 1 }, now: Date.now() })).toMatchObject({ outcome: "completed" });
   const taken = await until(
-    async () => Promise.all(waiting.map((taskId) => agent.tasks.get({ taskId }))),
+    async () => Promise.all(served.map((taskId) => agent.tasks.get({ taskId }))),
     (tasks) => tasks.some((t) => t.events.some((e) => e.type === "task:claimed")),
     "the supervisor claims into the freed room",
     POLL_MS + 5_000,
@@ -89,7 +91,7 @@ async function run(path: (temp: TempDir) => string, shared = false): Promise<voi
   const second = leases[1]!;
   expect(await agent.tasks.completeIfLeased({ taskId: second.id, leaseToken: second.leaseToken, result: { ok: 2 }, now: Date.now() })).toMatchObject({ outcome: "completed" });
   const done = await until(
-    async () => Promise.all(waiting.map((taskId) => agent.tasks.get({ taskId }))),
+    async () => Promise.all(served.map((taskId) => agent.tasks.get({ taskId }))),
     (tasks) => tasks.every((t) => t.status === "completed"),
     "the supervisor completes the waiting tasks",
     POLL_MS + 5_000,
@@ -103,10 +105,14 @@ describe("a persona's room freed by another claimant wakes the supervisor", () =
   }, 40_000);
 
   it("SQLite: one store, the other agent in the supervisor's process", async () => {
-    await run((t) => t.path("roster.db"), true);
+    await run((t) => t.path("roster.db"), { shared: true });
   }, 40_000);
 
   it.skipIf(!pg.available)("PostgreSQL: two stores on one database", async () => {
     await run(() => pg.url());
+  }, 40_000);
+
+  it.skipIf(!pg.available)("PostgreSQL: a supervisor serving one task (roster run) claims it by id", async () => {
+    await run(() => pg.url(), { byId: true });
   }, 40_000);
 });

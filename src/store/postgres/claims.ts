@@ -173,6 +173,7 @@ export class PgClaims {
     }
     const leaseMs = params.leaseMs ?? gate.leaseMs;
     const rows = await tx.rows<ClaimRow>(CLAIM_ONE_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.taskId]);
+    if (rows.length === 0) await tx.run(ROOM_WAIT_SQL, [row.persona_id, params.now]);
     await this.gates.claimed(tx, row.persona_id, gate, rows.map((r) => r.task_id), params.now);
     return (await this.claimed(tx, rows, params.agentId, leaseMs, params.now))[0] ?? null;
   }
