@@ -32,7 +32,7 @@ describe("two supervisors whose clocks are 30 s apart", () => {
     temp = makeTempDir("roster-skew-");
     const personasDir = temp.path("personas");
     mkdirSync(personasDir);
-    writePersonas(personasDir, [{ id: "long", adapter: { kind: "sleep" }, concurrency: 3, leaseMs: 1_500, timeoutMs: 60_000, retry: { maxAttempts: 3, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } }]);
+    writePersonas(personasDir, [{ id: "long", adapter: { kind: "sleep" }, concurrency: 6, leaseMs: 1_500, timeoutMs: 60_000, retry: { maxAttempts: 3, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 } }]);
     const dbPath = temp.path("roster.db");
     const store: Store = await openStore({ path: dbPath });
     try {
@@ -51,7 +51,7 @@ describe("two supervisors whose clocks are 30 s apart", () => {
         expect(types.filter((t) => t === "task:claimed")).toHaveLength(1);
         expect(types.filter((t) => t === "task:completed")).toHaveLength(1);
       }
-      // Both supervisors ran some of them (each has 3 slots for 6 tasks).
+      // Both supervisors ran some of them (each has 3 slots for 6 tasks; the persona allows 6 at once across both, rule 15).
       const holders = new Set(tasks.map((t) => t.events.find((e) => e.type === "task:claimed")?.agentId));
       expect(holders.size).toBe(2);
     } finally {

@@ -64,7 +64,7 @@ describe.skipIf(!server.available)("postgres: hosts whose clocks are a minute ap
     mkdirSync(personasDir);
     const retry = { maxAttempts: 3, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 };
     writePersonas(personasDir, [
-      { id: "long", adapter: { kind: "sleep" }, concurrency: 3, leaseMs: 1_500, timeoutMs: 60_000, retry },
+      { id: "long", adapter: { kind: "sleep" }, concurrency: 6, leaseMs: 1_500, timeoutMs: 60_000, retry },
       { id: "due", adapter: { kind: "echo" }, concurrency: 3, leaseMs: 1_500, timeoutMs: 10_000, retry },
     ]);
     const url = server.url();
