@@ -81,6 +81,7 @@ export const COPY_TABLES: readonly TableSpec[] = [
 export const OWN_TABLES: Readonly<Record<string, string>> = {
   schema_migrations: "each database records the migrations applied to it",
   task_counts: "SQLite keeps it from task_status with triggers, so the copied rows count themselves",
+  persona_room_waits: "PostgreSQL's note of claimants waiting for a persona's room, live state of the hosts connected now (migrations/postgres/0009)",
 };
 
 /**
