@@ -4,7 +4,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
-import { defaultPostgresMigrationsDir } from "../../src/store/postgres/database.js";
+import { defaultPostgresMigrationsDir } from "../../src/store/postgres/migrate.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { makeTempDir } from "../helpers/tmp.js";

@@ -22,7 +22,8 @@ import type {
   UiReadService,
   WhyService,
 } from "../types.js";
-import { PG_CONNECT_TIMEOUT_MS, PgTransactions, defaultPostgresMigrationsDir, migratePostgres, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
+import { PG_CONNECT_TIMEOUT_MS, PgTransactions, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
+import { defaultPostgresMigrationsDir, migratePostgres } from "./migrate.js";
 import { writeBatch } from "./enqueue.js";
 import { pgAgentService } from "./agents.js";
 import { pgMaintenanceService, pgPersonaService } from "./maintenance.js";
