@@ -20,8 +20,11 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * queueing on the same ones; `claimed` leases them; `logged` writes their
  * task:claimed events; the outer SELECT returns what the attempt needs (the task, its
  * dependencies with their results, the answers a person gave its earlier attempts'
- * questions, as JSON). Its LIMIT is also the persona's room under its concurrency, counted
- * across every claimant under the persona's lock (roster_persona_room, migrations/postgres/0008).
+ * questions, as JSON). Its LIMIT ($6) is at most the persona's room under its concurrency,
+ * counted across every claimant under the persona's lock by ROOM_SQL just before it, in the
+ * same transaction. The room is a parameter, not a function in the LIMIT: the planner cannot
+ * tell a function's value, takes a tenth of the queue for the LIMIT and, at a million queued,
+ * leases the rows through a sequential scan of task_status (1.3 s a claim, bench/RESULTS.md).
  * test/store/postgres-plan.test.ts explains it.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
@@ -30,7 +33,7 @@ export const PG_CLAIM_SQL = prepared(`
         SELECT task_id FROM task_status
         WHERE status = 'pending' AND persona_id = $5 AND run_at <= $1::bigint
         ORDER BY priority DESC, run_at, task_id
-        LIMIT least($6, roster_persona_room($5))
+        LIMIT $6
         FOR UPDATE SKIP LOCKED),
       claimed AS (
         UPDATE task_status s SET ${CLAIM_SET}
@@ -55,6 +58,13 @@ export const PG_CLAIM_SQL = prepared(`
  * before any gate row's (a rate window's, a breaker's), so claimers never wait in a cycle.
  */
 const PERSONA_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('roster:persona:' || $1, 0))";
+
+/**
+ * The persona's room under its concurrency (migrations/postgres/0008): takes the persona's
+ * claim lock, held to the end of the transaction, then counts its leased rows, so hosts
+ * claiming one persona count one after another. Taken first, before any gate row's lock.
+ */
+const ROOM_SQL = prepared("SELECT roster_persona_room($1) AS room");
 
 /** The claim of one named task, if it is ready now. Params as PG_CLAIM_SQL, $5 the task id. */
 const CLAIM_ONE_SQL = `
@@ -107,16 +117,15 @@ export class PgClaims {
    */
   async claim(tx: Tx, params: ClaimParams & { persona: string }): Promise<ClaimedTask[]> {
     const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
+    // The persona's lock and room first, before the gate's row locks (a rate window, a breaker),
+    // so two claimers never wait on each other in a cycle.
+    const room = Number((await tx.one<{ room: number }>(ROOM_SQL, [params.persona]))?.room ?? 0);
     if (params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
-      const rows = await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, limit]);
+      const rows = room <= 0 ? [] : await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, Math.min(limit, room)]);
       if (rows.length > 0) {
         if (rows.length < limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
         return this.leased(tx, rows, params, params.leaseMs);
       }
-    } else {
-      // The persona's lock before the gate's row locks (a rate window, a breaker), in the order the
-      // one-statement claim above takes them (its LIMIT), so two claimers never wait on each other in a cycle.
-      await tx.run(PERSONA_LOCK_SQL, [params.persona]);
     }
     const gate = await this.gates.gate(tx, params.persona, params.now, limit);
     if (gate.limit <= 0) {
@@ -130,7 +139,7 @@ export class PgClaims {
       newLeaseToken(),
       leaseMs,
       params.persona,
-      gate.limit,
+      Math.max(0, Math.min(gate.limit, room)),
     ]);
     await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
     if (rows.length < gate.limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
