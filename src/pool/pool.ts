@@ -29,19 +29,6 @@ import {
   type WorkerPoolOptions,
 } from "./pool-types.js";
 
-export {
-  ABORT_GRACE_MS_DEFAULT,
-  ABORT_GRACES_ANSWERING_MAX,
-  ABORT_RESEND_MS,
-  ABORT_SILENCE_MAX_MS,
-  BATCH_SIZE_DEFAULT,
-  WORKER_PROGRESS_INTERVAL_MS_DEFAULT,
-  workerFilename,
-  type PoolOutcome,
-  type PoolRun,
-  type WorkerPoolOptions,
-};
-
 /**
  * The worker pool: a piscina wrapper (threads ≈ CPUs, many concurrent tasks per
  * thread, strict FIFO under saturation).

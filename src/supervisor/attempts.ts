@@ -4,7 +4,7 @@ import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";
 import { adapterTask } from "../adapters/task-view.js";
 import type { AdapterTask } from "../adapters/types.js";
-import type { PoolOutcome, PoolRun } from "../pool/pool.js";
+import type { PoolOutcome, PoolRun } from "../pool/pool-types.js";
 import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protocol.js";
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";

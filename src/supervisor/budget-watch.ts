@@ -3,7 +3,7 @@ import { RosterError, coerceError } from "../errors.js";
 import { budgetCrossing, budgetExhaustedError, spendOf, type Crossing } from "../policy/budget.js";
 import type { ModelPrice } from "../policy/prices.js";
 import type { AttemptBudget, AttemptUsage } from "../store/economics.js";
-import type { PoolOutcome } from "../pool/pool.js";
+import type { PoolOutcome } from "../pool/pool-types.js";
 import type { Store } from "../store/index.js";
 import { isLive, type RunningAttempt } from "./run.js";
 

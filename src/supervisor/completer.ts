@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
-import type { PoolOutcome } from "../pool/pool.js";
+import type { PoolOutcome } from "../pool/pool-types.js";
 import type { Settlement, SettlementResult, Store } from "../store/index.js";
 import type { Service } from "../service.js";
 import type { RunOutcome } from "./events.js";

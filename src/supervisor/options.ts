@@ -2,7 +2,7 @@ import type { Clock } from "../clock.js";
 import { resolve } from "node:path";
 import { RosterError } from "../errors.js";
 import { assertModulePaths, toAdapterPersona } from "../personas/load.js";
-import type { WorkerPoolOptions } from "../pool/pool.js";
+import type { WorkerPoolOptions } from "../pool/pool-types.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";

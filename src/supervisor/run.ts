@@ -1,6 +1,6 @@
 import { LeaseLostError, RosterError } from "../errors.js";
 import type { Persona } from "../personas/schema.js";
-import type { PoolOutcome } from "../pool/pool.js";
+import type { PoolOutcome } from "../pool/pool-types.js";
 import type { ClaimedTask } from "../store/types.js";
 
 /**

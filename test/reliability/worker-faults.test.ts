@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ABORT_SILENCE_MAX_MS } from "../../src/pool/pool.js";
+import { ABORT_SILENCE_MAX_MS } from "../../src/pool/pool-types.js";
 import type { ConfigInput } from "../../src/config.js";
 import type { TaskRecord } from "../../src/store/index.js";
 import { finished, harness, type Harness } from "../supervisor/helpers.js";
