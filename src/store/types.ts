@@ -319,6 +319,23 @@ export type CompleteResult = Extract<SettlementResult, { outcome: "completed" }>
 export type FailResult = Exclude<SettlementResult, { outcome: "completed" }>;
 /** An attempt that failed and counted: retried later or failed for good. */
 export type CountedFailure = Extract<SettlementResult, { outcome: "retrying" | "failed" }>;
+/**
+ * A failed attempt (or a reaped lease, `lost`) as each store's settleFailure takes it: back to
+ * pending with backoff, or failed for good (src/store/lost-leases.ts bounds the leases lost).
+ */
+export interface FailureToSettle {
+  taskId: number;
+  persona: string;
+  attempt: number;
+  maxAttempts: number;
+  policy: RetryPolicy;
+  agentId: string | null;
+  error: ErrorObject;
+  retryable: boolean;
+  now: number;
+  random: () => number;
+  lost?: { leaseToken: string; leasesLost: number };
+}
 export type ParkResult = Extract<SettlementResult, { outcome: "parked" }>;
 
 /**

@@ -1,12 +1,12 @@
 import { readyEvent, type Readied } from "../events.js";
-import { RosterError, type ErrorObject } from "../../errors.js";
+import { RosterError } from "../../errors.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
 import { reapDecision } from "../lost-leases.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
-import type { CompleteParams, CompleteResult, FailParams, FailResult, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
+import type { CompleteParams, CompleteResult, FailParams, FailResult, FailureToSettle, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates } from "./gates.js";
@@ -214,22 +214,7 @@ export class PgTransitions {
    * blocked). A reaped lease (`lost`: its token and the task's lost leases counting it) is not
    * counted as an attempt; the reap decision (src/store/lost-leases.ts) bounds the leases lost.
    */
-  async settleFailure(
-    tx: Tx,
-    p: {
-      taskId: number;
-      persona: string;
-      attempt: number;
-      maxAttempts: number;
-      policy: RetryPolicy;
-      agentId: string | null;
-      error: ErrorObject;
-      retryable: boolean;
-      now: number;
-      random: () => number;
-      lost?: { leaseToken: string; leasesLost: number };
-    },
-  ): Promise<CountedFailure> {
+  async settleFailure(tx: Tx, p: FailureToSettle): Promise<CountedFailure> {
     const errorJson = JSON.stringify(p.error);
     this.gates.failed(tx, p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };

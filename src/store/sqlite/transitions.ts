@@ -1,5 +1,5 @@
 import { readyEvent } from "../events.js";
-import { RosterError, type ErrorObject } from "../../errors.js";
+import { RosterError } from "../../errors.js";
 import { TaskCommands } from "./task-commands.js";
 import { storedError } from "../stored-error.js";
 import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
@@ -12,6 +12,7 @@ import type {
   FailParams,
   FailResult,
   CountedFailure,
+  FailureToSettle,
   LeaseResult,
   ReleaseParams,
   SettlementResult,
@@ -287,19 +288,7 @@ export class Transitions {
    * lease (`lost`: its token and the task's lost leases counting it) is not counted as an
    * attempt; the reap decision (lost-leases.ts) bounds the leases lost instead.
    */
-  settleFailure(p: {
-    taskId: number;
-    persona: string;
-    attempt: number;
-    maxAttempts: number;
-    policy: RetryPolicy;
-    agentId: string | null;
-    error: ErrorObject;
-    retryable: boolean;
-    now: number;
-    random: () => number;
-    lost?: { leaseToken: string; leasesLost: number };
-  }): CountedFailure {
+  settleFailure(p: FailureToSettle): CountedFailure {
     const errorJson = JSON.stringify(p.error);
     this.gates.attemptFailed(p.persona, p.taskId, p.now);
     const policy = { ...p.policy, maxAttempts: p.maxAttempts };
