@@ -3,7 +3,7 @@ import { adapterTask } from "../../src/adapters/task-view.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
-import { CLAIM_CONTEXT_CHARS } from "../../src/mcp/tools/worker.js";
+import { CLAIM_CONTEXT_CHARS } from "../../src/mcp/claim-view.js";
 import { RESULT_CUT_CHARS_DEFAULT } from "../../src/mcp/context.js";
 import { call, requireBuild, spawnMcpClient, writePersona, type SpawnedClient } from "./helpers.js";
 

@@ -5,7 +5,7 @@ import type { PersonaRecord, Store } from "../../store/index.js";
 import type { McpContext } from "../context.js";
 import { ok } from "../results.js";
 import type { ToolTable } from "../tool.js";
-import { HEARTBEAT_DIVISOR } from "./worker.js";
+import { HEARTBEAT_DIVISOR } from "../claim-view.js";
 
 export const PERSONA_URI_PREFIX = "roster://personas/";
 /** How often open sessions look for personas added, changed or retired (by any process), in ms. */
