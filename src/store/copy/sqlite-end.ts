@@ -4,7 +4,8 @@ import { linkSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { BUDGET_WINDOWS } from "../economics.js";
-import { defaultMigrationsDir, openDatabase, translateSqliteError, type Db } from "../sqlite/database.js";
+import { translateSqliteError, type Db } from "../sqlite/database.js";
+import { defaultMigrationsDir, openDatabase } from "../sqlite/open.js";
 import type { CopySource, CopyTarget, LiveAgent } from "./ends.js";
 import { kindOf, type TableInfo } from "./tables.js";
 
