@@ -16,30 +16,24 @@ CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE paused_at IS NULL;
 -- index task_dependencies_dependents
 CREATE INDEX task_dependencies_dependents ON task_dependencies(depends_on, task_id);
 
--- index task_events_at
-CREATE INDEX task_events_at ON task_events(at);
-
 -- index task_events_task
 CREATE INDEX task_events_task ON task_events(task_id, id) WHERE task_id IS NOT NULL;
-
--- index task_status_agent
-CREATE INDEX task_status_agent ON task_status(assigned_agent_id) WHERE status IN ('claimed','in_progress');
 
 -- index task_status_claim
 CREATE INDEX task_status_claim ON task_status(persona_id, priority DESC, run_at, task_id)
   WHERE status = 'pending';
 
+-- index task_status_delayed
+CREATE INDEX task_status_delayed ON task_status(run_at) WHERE status = 'pending' AND run_at > updated_at;
+
 -- index task_status_finished
 CREATE INDEX task_status_finished ON task_status(finished_at) WHERE finished_at IS NOT NULL;
 
--- index task_status_lease
-CREATE INDEX task_status_lease ON task_status(lease_expires_at) WHERE status IN ('claimed','in_progress');
+-- index task_status_leased
+CREATE INDEX task_status_leased ON task_status(assigned_agent_id, task_id) WHERE status IN ('claimed','in_progress');
 
 -- index task_status_parked
 CREATE INDEX task_status_parked ON task_status(task_id) WHERE status IN ('awaiting_approval','awaiting_input');
-
--- index task_status_run_at
-CREATE INDEX task_status_run_at ON task_status(run_at) WHERE status = 'pending';
 
 -- index tasks_parent
 CREATE INDEX tasks_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL;

@@ -11,10 +11,12 @@ export const REAP_LIMIT_DEFAULT = 1_000;
 
 /**
  * Every lease held, with its renewal stamp, for the liveness judge: a walk of the
- * partial lease index (only leased rows are in it). A read.
+ * partial index of leased rows (only they are in it), oldest stamp first. The sort is
+ * the statement's own (a few hundred rows at most): an index ordered by the stamp was
+ * rewritten by every renewal (migration 0010). A read.
  */
 export const OBSERVE_LEASES_SQL = `
-      SELECT task_id, lease_token, lease_expires_at, lease_ms FROM task_status
+      SELECT task_id, lease_token, lease_expires_at, lease_ms FROM task_status INDEXED BY task_status_leased
       WHERE status IN ('claimed','in_progress') ORDER BY lease_expires_at`;
 
 /** Every active agent's heartbeat stamp (the partial agents_active index). A read. */

@@ -28,28 +28,35 @@ export const TASK_COLUMNS = `t.id, t.title, t.description, t.persona_id, t.paylo
 /** Counts per persona and state (metrics read it at every scrape), from the trigger-kept counters. */
 export const COUNTS_ALL_SQL = "SELECT persona_id, status, n FROM task_counts WHERE n > 0";
 /**
- * Leased tasks (status, metrics). Driven from the partial lease index, which holds
- * only claimed and in-progress rows; joined the other way round it read every task.
- * Params: @persona (or null) @limit.
+ * Leased tasks (status, metrics). Driven from the partial index of leased rows
+ * (task_status_leased), which holds only claimed and in-progress rows; joined the
+ * other way round it read every task. Params: @persona (or null) @limit.
  */
 export const RUNNING_SQL = `
       SELECT t.id, t.title, s.persona_id, s.status, s.attempts, s.progress, s.progress_message, s.assigned_agent_id, s.started_at
-      FROM task_status s INDEXED BY task_status_lease CROSS JOIN tasks t ON t.id = s.task_id
+      FROM task_status s INDEXED BY task_status_leased CROSS JOIN tasks t ON t.id = s.task_id
       WHERE s.status IN ('claimed','in_progress') AND (@persona IS NULL OR s.persona_id = @persona)
       ORDER BY s.task_id LIMIT @limit`;
 
-/** The next wake-up: earliest future run_at of a pending task. Params: @now. */
-export const NEXT_RUN_ALL_SQL = "SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > @now";
+/**
+ * The next wake-up: earliest future run_at of a pending task. Params: @now.
+ * `run_at > updated_at` names the partial index task_status_delayed (migration 0010):
+ * the pending tasks that were delayed when they became pending, the only ones whose
+ * run_at can lie ahead (a task ready when written has run_at <= its write's now). A task
+ * written by a process whose clock ran ahead of ours by more than its delay is not seen
+ * here; the caller's poll claims it as before (docs/ARCHITECTURE.md rule 13).
+ */
+export const NEXT_RUN_ALL_SQL = "SELECT min(run_at) FROM task_status WHERE status = 'pending' AND run_at > updated_at AND run_at > @now";
 /**
  * The same for one persona. Params: @persona @now. The unary + keeps the planner
  * off the claim index (persona_id, priority, run_at), where min(run_at) would read
- * every pending task of the persona; instead it walks task_status_run_at from @now
+ * every pending task of the persona; instead it walks task_status_delayed from @now
  * and stops at the first task of the persona, which is one seek when the delayed
- * tasks are few (they are: ready ones have run_at <= now).
+ * tasks are few (they are: ready ones are not in it).
  */
 export const NEXT_RUN_PERSONA_SQL = `
-  SELECT run_at FROM task_status INDEXED BY task_status_run_at
-  WHERE status = 'pending' AND +persona_id = @persona AND run_at > @now
+  SELECT run_at FROM task_status INDEXED BY task_status_delayed
+  WHERE status = 'pending' AND run_at > updated_at AND +persona_id = @persona AND run_at > @now
   ORDER BY run_at LIMIT 1`;
 
 /**

@@ -6,16 +6,25 @@ import type { Db } from "./database.js";
  * What the dashboard (src/ui) reads beside the Store's own reads: a page of task
  * summaries newest first behind a cursor (no payloads or results, so a page of a
  * 100,000-task database is one short seek down the primary key), and completions
- * and failures per time bucket from the audit trail (a range over task_events_at), and
+ * and failures per time bucket from the audit trail (a range of its primary key, found by
+ * eventsFrom), and
  * the concurrency keys at their limit (the partial index concurrency_keys_full, migration
  * 0006; the tasks of each full key are found through task_keys). Statements prepared
  * once; each runs as one read.
  */
+/**
+ * How far apart the clocks of processes writing one database may be for the throughput
+ * read to still count every event of its window (ms). The cost of more is a longer range read.
+ */
+export const EVENT_CLOCK_SLACK_MS = 5 * 60_000;
+
 export class UiReads {
   private readonly pageStmt;
   private readonly pageRootStmt;
   private readonly throughputStmt;
   private readonly fullKeysStmt;
+  private readonly firstEventAtOrAfter;
+  private readonly lastEventId;
 
   constructor(db: Db) {
     // A goal's subtree is read from the root index (tasks_root) outward, not by a walk down
@@ -43,8 +52,10 @@ export class UiReads {
         sum(type = 'task:failed') AS failed,
         sum(type = 'task:retrying') AS retried
       FROM task_events
-      WHERE at >= @since AND type IN ('task:completed', 'task:failed', 'task:retrying')
+      WHERE id >= @fromId AND at >= @since AND type IN ('task:completed', 'task:failed', 'task:retrying')
       GROUP BY bucket ORDER BY bucket`);
+    this.firstEventAtOrAfter = db.prepare("SELECT id, at FROM task_events WHERE id >= ? ORDER BY id LIMIT 1");
+    this.lastEventId = db.prepare("SELECT max(id) FROM task_events").pluck();
     this.fullKeysStmt = db.prepare(`
       SELECT k.key, k.running, k.max_running,
         (SELECT json_group_array(s.task_id) FROM task_keys tk JOIN task_status s ON s.task_id = tk.task_id
@@ -72,7 +83,28 @@ export class UiReads {
   }
 
   throughput(params: { since: number; bucketMs: number }): UiThroughputBucket[] {
-    return toThroughput(this.throughputStmt.all({ since: params.since, bucketMs: params.bucketMs }) as ThroughputRow[], params);
+    const fromId = this.eventsFrom(params.since - EVENT_CLOCK_SLACK_MS);
+    return toThroughput(this.throughputStmt.all({ fromId, since: params.since, bucketMs: params.bucketMs }) as ThroughputRow[], params);
+  }
+
+  /**
+   * The lowest event id whose row, and every later row, was written at or after `at`, as
+   * far as a binary search of the primary key can tell (about 20 primary-key reads for a
+   * million events): ids grow with time, so the search needs no index of `at`, which every
+   * transition's event row would write (migration 0010). Several processes' clocks may
+   * disagree; the caller searches from a slack before its time and filters on `at` itself.
+   */
+  private eventsFrom(at: number): number {
+    let high = (this.lastEventId.get() as number | null) ?? 0;
+    let low = 0;
+    // Invariant: every row with id < low has at < `at` as far as the probes saw; high is a candidate.
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      const row = this.firstEventAtOrAfter.get(mid) as { id: number; at: number } | undefined;
+      if (row === undefined || row.at >= at) high = mid;
+      else low = row.id + 1;
+    }
+    return low;
   }
 
   fullKeys(params: { limit: number }): UiFullKey[] {
