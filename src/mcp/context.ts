@@ -2,6 +2,7 @@ import { RosterError } from "../errors.js";
 import { systemClock, type Clock } from "../clock.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
+import { LeaseReturns, SESSION_END_RETRY_MS_DEFAULT } from "./give-back.js";
 import { LeaseBook } from "./leases.js";
 import { SKIP_MS_DEFAULT, SkipBook } from "./session.js";
 import { PERSONA_POLL_MS_DEFAULT, PersonaWatch } from "./tools/personas.js";
@@ -23,6 +24,12 @@ export interface McpContext {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly leases: LeaseBook;
+  /** Reaped leases agents give back (./give-back.ts). */
+  readonly returns: LeaseReturns;
+  /** A session's last writes are retried this long while the database is unreachable, in ms. */
+  readonly sessionEndRetryMs: number;
+  /** Aborted when the process stops serving: from then on a session's last writes are tried once. */
+  readonly stopping: AbortController;
   readonly changes: ChangeFeed;
   /** Agent ids bound to an open session of this process (one session per agent). */
   readonly boundAgents: Set<string>;
@@ -53,6 +60,11 @@ export interface McpContextOptions {
   skipMs?: number;
   /** How often open sessions look for persona changes, in ms. Default PERSONA_POLL_MS_DEFAULT (5 s). */
   personaPollMs?: number;
+  /**
+   * How long an ended session's agent deregistration and give-backs are retried while the
+   * database is unreachable, in ms. Default SESSION_END_RETRY_MS_DEFAULT (5 min).
+   */
+  sessionEndRetryMs?: number;
 }
 
 export function createMcpContext(options: McpContextOptions): McpContext {
@@ -64,6 +76,12 @@ export function createMcpContext(options: McpContextOptions): McpContext {
   if (!Number.isInteger(skipMs) || skipMs < 0) {
     throw new RosterError("CONFIG_INVALID", `skipMs: must be a non-negative integer of ms, got ${String(skipMs)}`, { details: { field: "skipMs" } });
   }
+  const sessionEndRetryMs = options.sessionEndRetryMs ?? SESSION_END_RETRY_MS_DEFAULT;
+  if (!Number.isInteger(sessionEndRetryMs) || sessionEndRetryMs < 0) {
+    throw new RosterError("CONFIG_INVALID", `sessionEndRetryMs: must be a non-negative integer of ms, got ${String(sessionEndRetryMs)}`, { details: { field: "sessionEndRetryMs" } });
+  }
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger();
   return {
     boundAgents: new Set(),
     skips: new SkipBook(),
@@ -71,9 +89,12 @@ export function createMcpContext(options: McpContextOptions): McpContext {
     resultCutChars,
     personaWatch: new PersonaWatch(options.store, options.personaPollMs ?? PERSONA_POLL_MS_DEFAULT),
     store: options.store,
-    clock: options.clock ?? systemClock,
-    logger: options.logger ?? silentLogger(),
+    clock,
+    logger,
     leases: new LeaseBook(),
+    returns: new LeaseReturns(options.store, clock, logger),
+    sessionEndRetryMs,
+    stopping: new AbortController(),
     changes: new ChangeFeed(options.store, {
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
       ...(options.externalChanges !== undefined ? { mode: options.externalChanges } : {}),

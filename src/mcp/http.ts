@@ -296,6 +296,8 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
+        // Stopping: each session's last writes are tried once, not retried while the database is away.
+        if (options.context === undefined) ctx.stopping.abort();
         const open = [...sessions.values()];
         sessions.clear();
         await Promise.allSettled(open.map(async (s) => {

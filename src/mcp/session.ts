@@ -1,5 +1,6 @@
 import { RosterError, coerceError } from "../errors.js";
 import type { McpContext } from "./context.js";
+import { retryWhileUnreachable } from "./give-back.js";
 import { McpToolError } from "./results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT } from "./schemas.js";
 
@@ -128,18 +129,33 @@ export class McpSession {
     return this.ending;
   }
 
+  /**
+   * The session's last writes. The agent is deregistered, which releases every lease it
+   * still holds, uncounted (rule 12: its client stopped, not its tasks). A lease it was
+   * handed that the reaper took while this server could not renew it (owed: ./leases.ts)
+   * is given back, as is any give-back not written yet (./give-back.ts). While the database
+   * is unreachable both are retried with backoff (ctx.sessionEndRetryMs, until the process
+   * stops): given up, the leases still held are reaped once their lease runs out.
+   */
   private async deregister(): Promise<void> {
     this.ended = true;
     this.onEnd?.();
     const id = this.agentId;
     if (id === null) return;
-    this.ctx.boundAgents.delete(id);
     this.ctx.skips.forget(id);
+    const { store, clock, leases, returns, logger, sessionEndRetryMs, stopping } = this.ctx;
     try {
-      const { released } = await this.ctx.store.agents.deregister({ agentId: id, now: this.ctx.clock.now() });
-      this.ctx.logger.debug({ agentId: id, released: released.length }, "mcp session ended: agent deregistered");
+      const { released } = await retryWhileUnreachable(() => store.agents.deregister({ agentId: id, now: clock.now() }), sessionEndRetryMs, stopping.signal);
+      const gone = new Set(released);
+      const owed = leases.forget(id).filter((l) => l.owed && !gone.has(l.taskId));
+      const given = await retryWhileUnreachable(() => returns.giveOrThrow(id, owed), sessionEndRetryMs, stopping.signal);
+      logger.debug({ agentId: id, released: released.length, given: given.length }, "mcp session ended: agent deregistered");
     } catch (error) {
-      this.ctx.logger.warn({ agentId: id, err: coerceError(error) }, "mcp session ended: deregistering its agent failed; its leases will expire");
+      leases.forget(id);
+      logger.warn({ agentId: id, err: coerceError(error) }, "mcp session ended: deregistering its agent failed; the leases it still holds will be reaped once they run out");
+    } finally {
+      // Bound until now: no other session may resume the agent while its deregistration is being written.
+      this.ctx.boundAgents.delete(id);
     }
   }
 

@@ -60,6 +60,8 @@ export async function spawnMcpClient(options: {
   personas?: string;
   extraArgs?: string[];
   name?: string;
+  /** The server's working folder; default the database file's folder (give one for a postgres:// URL). */
+  cwd?: string;
 }): Promise<SpawnedClient> {
   requireBuild();
   const args = [ROSTER_BIN, "mcp", "--db", options.db, "--profile", options.profile ?? "all", "--log-level", "warn", "--no-reaper"];
@@ -70,7 +72,7 @@ export async function spawnMcpClient(options: {
     args,
     stderr: "pipe",
     // A cwd without ./personas, so only --personas syncs anything.
-    cwd: resolve(options.db, ".."),
+    cwd: options.cwd ?? resolve(options.db, ".."),
     env: { ...getDefaultEnvironment(), ROSTER_LOG_LEVEL: "warn" },
   });
   let stderr = "";

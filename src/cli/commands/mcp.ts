@@ -60,7 +60,11 @@ export function register(program: Command): void {
     const clock = systemClock;
     const reaper = options.reaper ? new McpLeaseReaper({ store, clock, logger, intervalMs: reapIntervalMs }) : null;
     const context = createMcpContext({ store, clock, logger, pollIntervalMs: config.pollIntervalMs });
-    const onSignal = (): void => void session?.close();
+    const onSignal = (): void => {
+      // Asked to stop: the session's last writes are not retried while the database is away.
+      context.stopping.abort();
+      void session?.close();
+    };
     let session: Awaited<ReturnType<typeof serveMcpStdio>> | null = null;
     try {
       if (personas !== null && syncDir !== null) {

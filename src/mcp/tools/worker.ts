@@ -6,6 +6,7 @@ import { claimedView } from "../claim-view.js";
 import type { McpContext } from "../context.js";
 import { budgetCrossing, budgetExhaustedError, spendOf } from "../../policy/budget.js";
 import { validateUsage } from "../../store/usage-values.js";
+import { renewAgentLeases } from "../give-back.js";
 import { leaseLost, ok, toolError } from "../results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT, agentId, childTasks, errorMessage, leaseToken, persona, result, retryable, taskId, waitMs } from "../schemas.js";
 import type { McpSession } from "../session.js";
@@ -84,7 +85,10 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
    */
   const liveAgent = async (given: string | undefined): Promise<string> => {
     const id = await session.require(given);
-    const beat = await store.agents.heartbeat({ agentId: id, now: clock.now() });
+    const beat = await store.agents.heartbeat({ agentId: id, now: clock.now() }).catch((error: unknown) => {
+      leases.markOwed(id); // alive, but not renewed: a reap meanwhile is given back (../give-back.ts)
+      throw error;
+    });
     if (!beat.agentActive) throw new RosterError("INVALID_STATE", `agentId: agent "${id}" was deregistered`, { details: { field: "agentId" } });
     return id;
   };
@@ -92,6 +96,8 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
   /** A fenced write was refused: why (TASK_NOT_FOUND for an id that names no task). */
   const lost = async (ref: { taskId: number; leaseToken: string }) => {
     leases.remove(ref);
+    // The agent outlived its lease: if the reaper took it, it is given back (fenced by its token; ../give-back.ts).
+    if (session.agent !== null) await ctx.returns.give(session.agent, [{ taskId: ref.taskId, leaseToken: ref.leaseToken }]);
     return leaseLost(ref.taskId, await store.tasks.leaseLoss({ taskId: ref.taskId, agentId: session.agent }));
   };
 
@@ -150,9 +156,8 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
     annotations: { ...WRITE, idempotentHint: true },
     handler: async (args) => {
       const agent = await session.require((args as { agentId?: string }).agentId);
-      const beat = await store.agents.heartbeat({ agentId: agent, now: clock.now() });
-      const gone = leases.settleHeartbeat(agent, beat.renewed);
-      return ok({ renewed: beat.renewed.map((r) => r.taskId), lost: gone.map((r) => r.taskId) });
+      const beat = await renewAgentLeases(ctx, agent);
+      return ok({ renewed: beat.renewed.map((r) => r.taskId), lost: beat.lost.map((r) => r.taskId) });
     },
   });
 
