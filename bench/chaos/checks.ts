@@ -272,7 +272,7 @@ function expectedOutcome(kind: ChaosKind, task: TaskRecord, a: AttemptRecord, hi
 
 const TERMINAL = new Set(["completed", "failed"]);
 const BAD_DEPENDENCY = new Set(["failed", "cancelled", "blocked"]);
-/** After a leader's kill, how long its grandchildren may take to die with it (a process-group kill is one signal; the adapter sends it when its child exits), in ms. */
+/** After a leader's kill, how long its grandchildren may take to die with it (a process-group kill is one signal: the adapter sends it when its child exits, or the watchdog within 100 ms when the adapter's thread is held), in ms. */
 export const GRANDCHILD_KILL_SLACK_MS = 1_000;
 
 /** Checks one task against its events, its dependencies, its children and its kind's policy. */

@@ -20,7 +20,10 @@ import { threadId } from "node:worker_threads";
  *   then SIGKILL after the grace unless it is gone first; the tree's `ended` settles
  *   then, and stdio is cut if a process outside the group still holds it;
  * - the caller stops it (abort, timeout, output over a limit): the same, SIGTERM now;
- * - this process (or worker thread) dies, kill -9 included: the watchdog (below).
+ * - this process (or worker thread) dies, kill -9 included: the watchdog (below);
+ * - the leader dies while this process (or thread) cannot see it, its event loop
+ *   held (a thread-mate adapter in a busy loop, a supervisor frozen by SIGSTOP): the
+ *   watchdog, which polls its leaders, ends the group on the tree's own grace.
  */
 const IS_WINDOWS = process.platform === "win32";
 const IS_LINUX = process.platform === "linux";
@@ -31,6 +34,8 @@ export const TREE_KILL_GRACE_MS_DEFAULT = 2_000;
 export const STDIO_DRAIN_MS = 250;
 /** How often an ending group is checked for live members, in ms. */
 const GROUP_PROBE_MS = 20;
+/** How often the watchdog looks whether the leaders it watches are still alive, in ms. */
+export const WATCHDOG_LEADER_PROBE_MS = 100;
 /** After this process died, how long the watchdog gives the trees between SIGTERM and SIGKILL, in ms. */
 export const WATCHDOG_KILL_GRACE_MS = 1_500;
 /** argv marker of the watchdog process, so it can be told apart in a process list. */
@@ -44,11 +49,20 @@ export const TREE_TOKEN_ENV = "ROSTER_TREE_TOKEN";
 
 /**
  * The watchdog's source (`node -e`). It holds the read end of a pipe whose write
- * end only this process (or thread) has, and reads lines from it: `+PID` watch
- * the tree PID leads, `-PID` that tree is over. End of input means this process
- * (or thread) is gone: kill -9 of the supervisor, a second Ctrl-C, a terminated
- * worker thread. It then ends every tree it watches, plus (Linux) every process
- * whose environment carries its token: SIGTERM, then SIGKILL.
+ * end only this process (or thread) has, and reads lines from it: `+PID GRACE`
+ * watch the tree PID leads (its group gets GRACE ms between SIGTERM and SIGKILL),
+ * `-PID` that tree is over. End of input means this process (or thread) is gone:
+ * kill -9 of the supervisor, a second Ctrl-C, a terminated worker thread. It then
+ * ends every tree it watches, plus (Linux) every process whose environment carries
+ * its token: SIGTERM, then SIGKILL.
+ *
+ * While this process lives, the watchdog also looks at its leaders every
+ * WATCHDOG_LEADER_PROBE_MS: a leader that died (gone, or a zombie nobody reaped
+ * because this process's event loop is held) has its group ended, SIGTERM then
+ * SIGKILL after the tree's grace, as startTree would have done. Safe against pid
+ * reuse: a pid is not handed out again while it names a live process group, and
+ * the tree stays registered until this process says `-PID`. Not on Windows (no
+ * process groups); elsewhere than Linux a zombie leader counts as alive.
  *
  * It runs in a session of its own and ignores SIGINT and SIGHUP, so a terminal's
  * Ctrl-C (sent to the supervisor's foreground process group) or hang-up does not
@@ -59,7 +73,8 @@ const windows = process.platform === "win32";
 const token = process.argv[2];
 const needle = "\\0${TREE_TOKEN_ENV}=" + token + "\\0";
 for (const signal of ["SIGINT", "SIGHUP"]) process.on(signal, () => {});
-const pids = new Set();
+const pids = new Map(); // leader pid -> grace in ms
+const ended = new Set(); // leaders found dead whose group was signalled
 let buffer = "";
 let ending = false;
 const kill = (pid, signal) => {
@@ -88,7 +103,7 @@ const marked = () => {
 };
 const killAll = (signal) => {
   let any = pids.size > 0;
-  for (const pid of pids) kill(windows ? pid : -pid, signal);
+  for (const pid of pids.keys()) kill(windows ? pid : -pid, signal);
   for (const { pid, pgid } of marked()) {
     any = true;
     kill(pid, signal);
@@ -96,6 +111,27 @@ const killAll = (signal) => {
   }
   return any;
 };
+// A leader is dead when it is gone or a zombie (Linux: /proc; elsewhere: kill 0).
+const leaderDead = (pid) => {
+  if (process.platform === "linux") {
+    try {
+      const stat = require("node:fs").readFileSync("/proc/" + pid + "/stat", "latin1");
+      const state = stat[stat.lastIndexOf(")") + 2];
+      return state === "Z" || state === "X";
+    } catch { return true; }
+  }
+  try { process.kill(pid, 0); return false; } catch (error) { return error.code === "ESRCH"; }
+};
+const probe = () => {
+  if (ending || windows) return;
+  for (const [pid, grace] of pids) {
+    if (ended.has(pid) || !leaderDead(pid)) continue;
+    ended.add(pid);
+    kill(-pid, "SIGTERM");
+    setTimeout(() => { if (pids.has(pid)) kill(-pid, "SIGKILL"); }, grace).unref();
+  }
+};
+setInterval(probe, ${WATCHDOG_LEADER_PROBE_MS}).unref();
 const end = () => {
   if (ending) return;
   ending = true;
@@ -112,9 +148,12 @@ process.stdin.on("data", (chunk) => {
   while ((newline = buffer.indexOf("\\n")) >= 0) {
     const line = buffer.slice(0, newline);
     buffer = buffer.slice(newline + 1);
-    const pid = Number(line.slice(1));
-    if (line[0] === "+") pids.add(pid);
-    else if (line[0] === "-") pids.delete(pid);
+    const [pid, grace] = line.slice(1).split(" ").map(Number);
+    if (line[0] === "+") pids.set(pid, grace > 0 ? grace : ${TREE_KILL_GRACE_MS_DEFAULT});
+    else if (line[0] === "-") {
+      pids.delete(pid);
+      ended.delete(pid);
+    }
   }
 });
 process.stdin.on("end", end);
@@ -123,8 +162,8 @@ process.stdin.on("error", end);
 
 /** This process's (or thread's) watchdog token: every tree spawned here carries it. */
 const token = `${process.pid}-${threadId}-${randomBytes(6).toString("hex")}`;
-/** Leaders of the trees spawned here that are not over yet (re-sent to a restarted watchdog). */
-const liveTrees = new Set<number>();
+/** Leaders of the trees spawned here that are not over yet, with their grace (re-sent to a restarted watchdog). */
+const liveTrees = new Map<number, number>();
 let watchdog: { pipe: Writable; pid: number | undefined } | null = null;
 
 /**
@@ -158,7 +197,7 @@ function watchdogPipe(): Writable | null {
   watchdog = current;
   // A small write to a fresh pipe goes to the kernel at once (libuv tries the write
   // synchronously), so the watchdog knows the tree even if we die right after.
-  if (liveTrees.size > 0) pipe.write([...liveTrees].map((pid) => `+${pid}\n`).join(""));
+  if (liveTrees.size > 0) pipe.write([...liveTrees].map(([pid, graceMs]) => `+${pid} ${graceMs}\n`).join(""));
   return pipe;
 }
 
@@ -168,9 +207,9 @@ export function watchdogPid(): number | null {
   return watchdog?.pid ?? null;
 }
 
-function register(pid: number): void {
-  liveTrees.add(pid);
-  watchdogPipe()?.write(`+${pid}\n`);
+function register(pid: number, graceMs: number): void {
+  liveTrees.set(pid, graceMs);
+  watchdogPipe()?.write(`+${pid} ${graceMs}\n`);
 }
 
 function unregister(pid: number): void {
@@ -220,7 +259,7 @@ export function startTree(command: string, args: readonly string[], options: Tre
     windowsHide: true,
   });
   const pid = child.pid;
-  if (pid !== undefined) register(pid);
+  if (pid !== undefined) register(pid, graceMs);
 
   let stopDeadline: number | null = null;
   let killTimer: NodeJS.Timeout | null = null;

@@ -11,6 +11,7 @@ import { alive, processesWithEnv, until } from "./processes.js";
 const PARENT = fileURLToPath(new URL("../fixtures/spawn-tree-parent.mjs", import.meta.url));
 const SIGINT_PARENT = fileURLToPath(new URL("../fixtures/spawn-tree-sigint.mjs", import.meta.url));
 const BURST_PARENT = fileURLToPath(new URL("../fixtures/spawn-tree-burst.mjs", import.meta.url));
+const BLOCKED_PARENT = fileURLToPath(new URL("../fixtures/spawn-tree-blocked.mjs", import.meta.url));
 
 /** Collects a child's stdout lines; `line(re)` resolves with the first line matching `re` (seen already or to come). */
 function lines(child: ChildProcess): { all: string[]; line(re: RegExp): Promise<string> } {
@@ -70,6 +71,36 @@ describe("spawnTree", () => {
     await new Promise((resolve) => parent.on("exit", resolve));
     // The crash suite saw 31 of 38 shell attempts of killed supervisors run on to the end without this.
     expect(await until(() => !pids.some(alive), 10_000)).toBe(true);
+  });
+
+  it.runIf(process.platform !== "win32")("ends a killed leader's group while the process that spawned it cannot turn its event loop", async () => {
+    // The crash suite's orphan: a shell task's leader was killed with SIGKILL while a
+    // hung module adapter held its worker thread in a busy loop, so the adapter never
+    // saw the exit, and the leader's grandchildren ran to their own end.
+    const parent = spawn(process.execPath, [BLOCKED_PARENT], { stdio: ["pipe", "pipe", "inherit"] });
+    parents.push(parent);
+    const out = lines(parent);
+    const leader = Number((await out.line(/^leader \d+$/)).split(" ")[1]);
+    await out.line(/^grandchild \d+$/);
+    const grandchildren = await new Promise<number[]>((resolve) => {
+      const check = (): void => {
+        const found = out.all.filter((l) => l.startsWith("grandchild ")).map((l) => Number(l.split(" ")[1]));
+        if (found.length === 2) resolve(found);
+        else setTimeout(check, 10);
+      };
+      check();
+    });
+    leftovers.push(leader, ...grandchildren);
+    expect([leader, ...grandchildren].every(alive)).toBe(true);
+
+    parent.stdin!.write("spin 6000\n");
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the parent is spinning now
+    process.kill(leader, "SIGKILL");
+    const gone = await until(() => !grandchildren.some(alive), 5_000);
+    // Gone while the parent still spun: nobody but the watchdog could have ended them.
+    expect(out.all).not.toContain("spun");
+    expect(gone).toBe(true);
+    await out.line(/^spun$/);
   });
 
   it.runIf(process.platform === "linux")("watches every tree a process spawns with one watchdog process", async () => {
