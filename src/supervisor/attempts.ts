@@ -9,7 +9,9 @@ import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protoc
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";
 import { SHUTDOWN_FORCE_MS, type RunningStat } from "./options.js";
+import { LeasesLostHere } from "./lost-here.js";
 import { abortError, freesAtOutcome, isLive, type AbortKind, type RunningAttempt } from "./run.js";
+import { StartWrites } from "./start-writes.js";
 
 export interface AttemptsHost {
   readonly store: Store;
@@ -39,8 +41,8 @@ export interface AttemptsHost {
  * Each attempt moves through its phases (RunningAttempt.phase, ./run.ts) only
  * here: `hold` makes it `dispatched` (timeout armed; its start queued after
  * startFoldMs, so one that finishes sooner settles claimed → completed without a
- * start write, the start fold), `writeStarts` makes it `started` (the starts due
- * together share a transaction), `abort` makes it `aborting`, `finish` makes it
+ * start write, the start fold: ./start-writes.ts), `beginStarts` makes it `started`
+ * (the starts due together share a transaction), `abort` makes it `aborting`, `finish` makes it
  * `finished` (its slot is free from then on, see `running`), and `settle` removes it
  * once the completer has committed or discarded its outcome.
  */
@@ -49,18 +51,21 @@ export class Attempts {
   private readonly byRunId = new Map<number, RunningAttempt>();
   /** Held attempts that hold a slot (RunningAttempt.slot): the slots in use. */
   private slots = 0;
-  private startQueue: RunningAttempt[] = [];
-  private startWriting: Promise<void> | null = null;
+  private readonly starts: StartWrites;
   private idleWaiters: Array<() => void> = [];
   private leaseCheck: Promise<void> | null = null;
   private leaseCheckAgain = false;
   /** Leases lost while their attempts ran here, to give back (src/store/lost-leases.ts). */
-  private lostHere: LeaseRef[] = [];
+  private readonly lostHere: LeasesLostHere;
 
   constructor(
     private readonly host: AttemptsHost,
-    private readonly startFoldMs: number,
-  ) {}
+    startFoldMs: number,
+  ) {
+    this.lostHere = new LeasesLostHere(host);
+    const begin = (runs: readonly RunningAttempt[]) => this.beginStarts(runs);
+    this.starts = new StartWrites({ store: host.store, begin, lost: (run) => this.abort(run, "lease-lost"), error: (where, error) => host.error(where, error) }, startFoldMs);
+  }
 
   /** Every attempt held, its settlement committed or not. */
   get size(): number {
@@ -111,8 +116,7 @@ export class Attempts {
       slot: true,
     };
     run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
-    if (this.startFoldMs === 0) this.queueStart(run);
-    else run.startTimer = setTimeout(() => this.queueStart(run), this.startFoldMs);
+    this.starts.arm(run);
     this.byLease.set(task.leaseToken, run);
     this.slots++;
     return run;
@@ -187,21 +191,9 @@ export class Attempts {
     }
   }
 
-  /**
-   * Gives back the leases the reaper took while their attempts ran here (docs/ARCHITECTURE.md
-   * rule 6, src/store/lost-leases.ts): the store takes each off its task's lost leases if it is
-   * still the task's last reaped one. Kept for the next try if the write fails.
-   */
-  async giveBackLost(): Promise<void> {
-    const leases = this.lostHere.splice(0);
-    if (leases.length === 0) return;
-    try {
-      const { given } = await this.host.store.tasks.giveBack({ leases, agentId: this.host.agentId, now: this.host.clock.now() });
-      if (given.length > 0) this.host.logger.info({ given: given.map((l) => l.taskId) }, "reaped leases given back: their attempts were running here, the loss was this host's, not the tasks'");
-    } catch (error) {
-      this.lostHere.unshift(...leases);
-      throw error;
-    }
+  /** Gives back the leases the reaper took while their attempts ran here (./lost-here.ts). */
+  giveBackLost(): Promise<void> {
+    return this.lostHere.giveBack();
   }
 
   /** Aborts the attempts held here under these leases (the store says they are no longer ours). */
@@ -231,7 +223,7 @@ export class Attempts {
     const { id: taskId, attempt, persona } = run.task;
     // Alive to hear of it, this holder lost the lease to its own silence (a cut link, a freeze), not
     // to its task: the lease, if the reaper took it, is given back (docs/ARCHITECTURE.md rule 6).
-    if (outcome === "lease-lost" && run.abort !== "cancelled") this.lostHere.push({ taskId, leaseToken: run.task.leaseToken });
+    if (outcome === "lease-lost" && run.abort !== "cancelled") this.lostHere.add({ taskId, leaseToken: run.task.leaseToken });
     if (outcome === "lease-lost" && run.abort === "cancelled") this.host.logger.info({ taskId, attempt }, "task cancelled: result discarded");
     else if (outcome === "lease-lost" && run.abort === "db-unreachable") {
       this.host.logger.warn({ taskId, attempt }, "late write refused (LEASE_LOST): the lease was reaped while the database was unreachable; another holder retries the task");
@@ -353,7 +345,7 @@ export class Attempts {
         await this.whenIdle(SHUTDOWN_FORCE_MS);
       }
     }
-    await this.startWriting;
+    await this.starts.written();
   }
 
   /** What each held attempt is doing, for stats (the live status, /healthz). */
@@ -376,33 +368,10 @@ export class Attempts {
     run.startTimer = null;
   }
 
-  private queueStart(run: RunningAttempt): void {
-    run.startTimer = null;
-    if (run.phase !== "dispatched") return;
-    this.startQueue.push(run);
-    // After this turn's timers: the fold timers of one dispatch fire together and share a transaction.
-    if (this.startWriting === null) this.startWriting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeStarts());
-  }
-
-  /** Start writes: whatever queued meanwhile goes in one transaction (each start fenced by its lease), drained in order. */
-  private async writeStarts(): Promise<void> {
-    while (this.startQueue.length > 0) {
-      const batch = this.startQueue.filter((run) => run.phase === "dispatched");
-      this.startQueue = [];
-      if (batch.length === 0) continue;
-      for (const run of batch) run.phase = "started";
-      try {
-        const results = await this.host.store.tasks.start({
-          starts: batch.map((run) => ({ taskId: run.task.id, leaseToken: run.task.leaseToken })),
-          now: Math.min(...batch.map((run) => run.dispatchedAt)),
-        });
-        results.forEach((result, i) => {
-          if (!result.ok) this.abort(batch[i]!, "lease-lost");
-        });
-      } catch (error) {
-        this.host.error("supervisor.start", coerceError(error));
-      }
-    }
-    this.startWriting = null;
+  /** The starts due to be written (./start-writes.ts): those still dispatched become started. */
+  private beginStarts(runs: readonly RunningAttempt[]): RunningAttempt[] {
+    const batch = runs.filter((run) => run.phase === "dispatched");
+    for (const run of batch) run.phase = "started";
+    return batch;
   }
 }
