@@ -6,7 +6,7 @@ import { threadId } from "node:worker_threads";
 
 /**
  * Process trees: every child an adapter starts, and everything that child starts,
- * ends with its attempt. All of it is behind this one helper (DESIGN: portability).
+ * ends with its attempt. All of it is behind this one helper, the one place that tells POSIX process groups from Windows.
  *
  * On POSIX a tree's leader is spawned detached, i.e. in a new session and process
  * group (setsid), so one signal to the group (kill(-pgid)) reaches the leader and

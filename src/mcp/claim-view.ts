@@ -5,7 +5,7 @@
 import { adapterTask } from "../adapters/task-view.js";
 import type { ClaimedTask, DependencyResult, PreviousAttempt, TaskLineage } from "../store/index.js";
 
-/** An agent renews its leases every leaseMs / HEARTBEAT_DIVISOR (DESIGN: leaseMs >= 3 × heartbeat interval). */
+/** An agent renews its leases every leaseMs / HEARTBEAT_DIVISOR (a lease outlives two missed renewals, as the supervisor's every min(leaseMs)/3: docs/ARCHITECTURE.md, "The data path of one task", step 6). */
 export const HEARTBEAT_DIVISOR = 3;
 /** Dependencies listed in a claim; more are counted (moreDependencies) and read with read_task. */
 export const CLAIM_DEPENDENCIES_MAX = 20;

@@ -10,7 +10,7 @@
  * The attempt's running total (the sum of both) leaves for the main thread in one
  * REPORT_USAGE message per attempt per turn of the event loop, however many
  * reports the turn held, so a chatty adapter costs one message per turn. Pure
- * bookkeeping: no SQLite here (STYLE rule 5).
+ * bookkeeping: no SQLite here (docs/ARCHITECTURE.md, style notes: SQL lives in src/store/).
  */
 import type { AttemptUsage } from "../store/economics.js";
 import { addUsage, resultCarrier, validateUsage } from "../store/usage-values.js";

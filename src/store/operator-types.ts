@@ -152,7 +152,7 @@ export interface WhyReport {
 }
 
 export interface WhyService {
-  /** Every reason the task is not running now (DESIGN, "Task states"); TASK_NOT_FOUND for an unknown id. */
+  /** Every reason the task is not running now (docs/ARCHITECTURE.md, "Task states"); TASK_NOT_FOUND for an unknown id. */
   explain(params: { taskId: number; now: number }): Promise<WhyReport>;
 }
 

@@ -41,7 +41,7 @@ const byAgent = agentId.describe("optional: the session's own agent (recorded as
 
 /**
  * Planner tools: decompose goals into tasks, watch and steer them. Every write goes
- * through the store's validated, atomic, audited methods (DESIGN rules 1, 8, 9),
+ * through the store's validated, atomic, audited methods (docs/ARCHITECTURE.md rules 1, 8, 9),
  * recorded as done by the session's agent when it registered.
  */
 export function registerPlannerTools(tools: ToolTable, ctx: McpContext, session: McpSession): void {

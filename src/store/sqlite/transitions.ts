@@ -44,7 +44,7 @@ const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code:
  * and queues its in-process notification for after the commit.
  */
 export class Transitions {
-  /** Usage per attempt and spend totals (DESIGN rule 15). */
+  /** Usage per attempt and spend totals (docs/ARCHITECTURE.md rule 15). */
   readonly usage: UsageStatements;
   /** The claim's economic gates: budgets, provider pauses, breakers, rate limits. */
   readonly gates: EconomicsStatements;
