@@ -16,13 +16,9 @@ import { logClockOffset } from "./logging/store-clock.js";
 import type { Persona } from "./personas/schema.js";
 import { openStore, type Store } from "./store/index.js";
 import { syncPersonas } from "./supervisor/personas.js";
-import { Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";
+import type { SupervisorOptions } from "./supervisor/options.js";
+import { Supervisor } from "./supervisor/supervisor.js";
 import { pruneWorkspacesAtStart } from "./workspace/startup.js";
-
-export { Supervisor, type SupervisorOptions, type SupervisorStats } from "./supervisor/supervisor.js";
-export { SupervisorEventBus, type SupervisorEventMap, type SupervisorEventName, type RunOutcome } from "./supervisor/events.js";
-export { syncPersonas } from "./supervisor/personas.js";
-export { seedDemo } from "./demo.js";
 
 export interface RunContext {
   config: Config;

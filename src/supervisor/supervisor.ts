@@ -29,8 +29,6 @@ import { Scheduler } from "./scheduler.js";
 import { StallGuard } from "./stall-guard.js";
 import { Waker } from "./waker.js";
 
-export { SHUTDOWN_FORCE_MS, START_FOLD_MS_DEFAULT, type RunningStat, type SupervisorOptions, type SupervisorStats } from "./options.js";
-
 type State = "created" | "starting" | "running" | "stopping" | "stopped";
 
 /**
@@ -87,17 +85,10 @@ export class Supervisor {
   /** Whether the database answers; no claims or reaping while it does not (issue 19, deliverable 5; rule 17). */
   private readonly connection: ConnectionGuard;
   private readonly leaseKeeper: LeaseKeeper;
-  private readonly reaper: Reaper;
-  /** Schedules' fires and approval deadlines (issue 17). */
-  private readonly scheduler: Scheduler;
   private readonly waker: Waker;
-  /** Wakes a persona when the economic gate that stopped its claim opens (docs/economics.md). */
-  private readonly gateWaker: GateWaker;
   private readonly progressWriter: ProgressWriter;
   /** Checks running attempts' streamed usage against their budgets (docs/economics.md). */
   private readonly budgetWatch: BudgetWatch;
-  private readonly stallGuard: StallGuard;
-  private readonly personaReloader: PersonaReloader | null;
   /** Every service in its declared start order (stop runs it backwards): see the constructor. */
   private readonly services: ServiceGroup;
   private state: State = "created";
@@ -172,7 +163,8 @@ export class Supervisor {
 
     this.pool = new WorkerPool({ ...poolOptions(options, this.abortGraceMs), onReport: (r) => this.attempts.report(r), onError: (error) => report("pool", error) });
     this.completer = new Completer(this);
-    this.scheduler = new Scheduler(this);
+    // Schedules' fires and approval deadlines (issue 17).
+    const scheduler = new Scheduler(this);
     this.leaseKeeper = new LeaseKeeper(
       host({
         leases: () => this.attempts.leases(),
@@ -195,7 +187,7 @@ export class Supervisor {
       renewalIntervalMs(options.personas),
     );
     // Cut off, this process's view of others' stamps is stale: it judges nobody until a renewal commits again.
-    this.reaper = new Reaper({ ...base, logger: this.logger, events: this.events, paused: () => !this.connection.reachable, lost: (leases) => this.attempts.abortLeases(leases) }, options.config.reapIntervalMs);
+    const reaper = new Reaper({ ...base, logger: this.logger, events: this.events, paused: () => !this.connection.reachable, lost: (leases) => this.attempts.abortLeases(leases) }, options.config.reapIntervalMs);
     this.waker = new Waker(
       {
         ...base,
@@ -207,11 +199,11 @@ export class Supervisor {
       },
       options.config.pollIntervalMs,
     );
-    this.stallGuard = new StallGuard(
+    const stallGuard = new StallGuard(
       host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.free(), wake: (personas: readonly string[]) => this.wake(personas) }),
       options.config.pollIntervalMs,
     );
-    this.personaReloader =
+    const personaReloader =
       options.reloadPersonas === false || this.taskId !== null
         ? null
         : new PersonaReloader(
@@ -224,7 +216,8 @@ export class Supervisor {
       options.progressFlushMs ?? PROGRESS_FLUSH_MS_DEFAULT,
     );
     this.budgetWatch = new BudgetWatch({ ...base, abortForBudget: (run, reason) => this.attempts.abort(run, "budget", reason) });
-    this.gateWaker = new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) });
+    // Wakes a persona when the economic gate that stopped its claim opens (docs/economics.md).
+    const gateWaker = new GateWaker({ store: this.store, clock: this.clock, wake: (personas) => this.wake(personas) });
     // The declared order: start runs it first to last, stop last to first, and a start that throws
     // stops those already started (backwards). So a stop (docs/ARCHITECTURE.md rule 10) first ends the
     // claim loop, the wake-ups and the services that act on other tasks, then lets the running attempts finish (or
@@ -239,9 +232,9 @@ export class Supervisor {
         this.progressWriter,
         { name: "attempts", start: () => {}, stop: () => this.attempts.drain(this.config.shutdownGraceMs, this.abortGraceMs, () => this.pool.close({ force: true })) },
         // One task served (roster run): nothing acts on the others (their dead leases, schedules, stalls).
-        ...(this.taskId === null ? [this.reaper, this.scheduler, this.stallGuard] : []),
-        ...(this.personaReloader === null ? [] : [this.personaReloader]),
-        this.gateWaker,
+        ...(this.taskId === null ? [reaper, scheduler, stallGuard] : []),
+        ...(personaReloader === null ? [] : [personaReloader]),
+        gateWaker,
         this.waker,
         this.claimLoop,
       ],

@@ -6,7 +6,8 @@ import { silentLogger } from "../../src/logging/logger.js";
 import { openStore, type Store, type TaskEvent } from "../../src/store/index.js";
 import type { SupervisorEventBus, SupervisorEventMap, SupervisorEventName } from "../../src/supervisor/events.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
-import { Supervisor, type SupervisorOptions } from "../../src/supervisor/supervisor.js";
+import type { SupervisorOptions } from "../../src/supervisor/options.js";
+import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 
 export const FIXTURES = new URL("../fixtures/", import.meta.url);
