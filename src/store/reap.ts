@@ -64,7 +64,6 @@ export function reapedLease(row: SilentLeaseRow, leaseToken: string, silentMs: n
       policy: JSON.parse(row.retry_policy) as RetryPolicy,
       agentId: row.assigned_agent_id,
       error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
-      retryable: true,
       now: p.now,
       random: p.random ?? Math.random,
       lost: { leaseToken, leasesLost },

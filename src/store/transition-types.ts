@@ -96,8 +96,8 @@ export interface FailureToSettle {
   maxAttempts: number;
   policy: RetryPolicy;
   agentId: string | null;
+  /** Stored form (storedError); its `retryable` decides whether the task may run again. */
   error: ErrorObject;
-  retryable: boolean;
   now: number;
   random: () => number;
   lost?: { leaseToken: string; leasesLost: number };

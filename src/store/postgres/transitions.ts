@@ -167,8 +167,7 @@ export class PgTransitions {
   async fail(tx: Tx, params: FailParams): Promise<FailResult> {
     const row = await this.leasedRow(tx, params.taskId, params.leaseToken);
     if (row === undefined) return this.lost(tx, params.taskId, "fail");
-    const retryable = (params.error as { retryable?: boolean }).retryable ?? true;
-    const error = storedError(params.error, retryable);
+    const error = storedError(params.error, (params.error as { retryable?: boolean }).retryable ?? true);
     const usage = usageOfSettlement(params.usage, error.details);
     // A provider's rate or usage limit is nobody's fault: the attempt is given back
     // uncounted and every persona on that account pauses (docs/economics.md).
@@ -196,7 +195,6 @@ export class PgTransitions {
       policy: JSON.parse(row.retry_policy) as RetryPolicy,
       agentId: row.assigned_agent_id,
       error,
-      retryable,
       now: params.now,
       random: params.random ?? Math.random,
     });
@@ -225,7 +223,7 @@ export class PgTransitions {
     const decision =
       lost !== undefined
         ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
-        : p.retryable && hasAttemptsLeft(p.attempt, policy)
+        : p.error.retryable && hasAttemptsLeft(p.attempt, policy)
           ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
           : { outcome: "failed" as const };
     if (decision.outcome === "retrying") {
@@ -247,7 +245,7 @@ export class PgTransitions {
       lost === undefined ? [p.taskId, errorJson, p.now] : [p.taskId, errorJson, p.now, lost.leaseToken],
     );
     const blocked = await this.graph.blockDependents(tx, p.taskId, p.now);
-    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length, ...uncounted });
+    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.error.retryable, blocked: blocked.length, ...uncounted });
     tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }

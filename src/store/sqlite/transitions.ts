@@ -245,8 +245,7 @@ export class Transitions {
       | { persona_id: string; attempts: number; max_attempts: number; assigned_agent_id: string | null; retry_policy: string }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "fail");
-    const retryable = (params.error as { retryable?: boolean }).retryable ?? true;
-    const error = storedError(params.error, retryable);
+    const error = storedError(params.error, (params.error as { retryable?: boolean }).retryable ?? true);
     const usage = usageOfSettlement(params.usage, error.details);
     const claimedAt = (row as { claimed_at?: number | null }).claimed_at ?? null;
     // A provider's rate or usage limit is nobody's fault: the attempt is given back
@@ -275,7 +274,6 @@ export class Transitions {
       policy: JSON.parse(row.retry_policy) as RetryPolicy,
       agentId: row.assigned_agent_id,
       error,
-      retryable,
       now: params.now,
       random: params.random ?? Math.random,
     });
@@ -297,7 +295,7 @@ export class Transitions {
     const decision =
       lost !== undefined
         ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
-        : p.retryable && hasAttemptsLeft(p.attempt, policy)
+        : p.error.retryable && hasAttemptsLeft(p.attempt, policy)
           ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
           : { outcome: "failed" as const };
     if (decision.outcome === "retrying") {
@@ -312,7 +310,7 @@ export class Transitions {
     if (lost === undefined) this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
     else this.failLostStmt.run({ taskId: p.taskId, error: errorJson, now: p.now, leaseToken: lost.leaseToken });
     const blocked = this.graph.blockDependents(p.taskId, p.now);
-    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.retryable, blocked: blocked.length, ...uncounted });
+    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.error.retryable, blocked: blocked.length, ...uncounted });
     this.tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }
