@@ -53,6 +53,14 @@ export const PG_CLAIM_SQL = prepared(`
       FROM claimed c JOIN tasks t ON t.id = c.task_id`);
 
 /**
+ * The plain claim (PG_CLAIM_SQL behind the gates' guard, after the persona's room) and its
+ * room wait, as one statement sent alone: one round trip and one transaction
+ * (roster_claim, migrations/postgres/0010). Rows as PG_CLAIM_SQL's; none means nothing was
+ * written and the transactional claim follows. Params as PG_CLAIM_SQL's.
+ */
+export const PG_CLAIM_ONE_TRIP_SQL = prepared("SELECT * FROM roster_claim($1::bigint, $2, $3, $4::bigint, $5, $6::int)");
+
+/**
  * The persona's claim lock (roster_persona_room's, migrations/postgres/0008), taken first by a
  * claim that reads the gates before its claim statement: every claim takes the persona's lock
  * before any gate row's (a rate window's, a breaker's), so claimers never wait in a cycle.
@@ -86,10 +94,15 @@ const ROOM_WAIT_SQL = `
       ON CONFLICT DO NOTHING`;
 
 /** A row of PG_CLAIM_SQL: the lease, the task, its dependencies (JSON, results as stored text). */
-type ClaimedRow = ClaimRow & ClaimDetail & {
+export type ClaimedRow = ClaimRow & ClaimDetail & {
   deps: DependencyRow[] | null;
   inputs: HumanInput[] | null;
 };
+
+/** The tasks one claim may take: 1 to CLAIM_LIMIT_MAX. */
+function claimLimit(limit: number | undefined): number {
+  return Math.min(Math.max(1, Math.trunc(limit ?? 1)), CLAIM_LIMIT_MAX);
+}
 
 function newLeaseToken(): string {
   return randomBytes(12).toString("base64url");
@@ -115,16 +128,32 @@ export class PgClaims {
    * and the plain statement runs unless holds or running concurrency keys need the
    * skipping one (src/store/postgres/gates.ts).
    */
-  async claim(tx: Tx, params: ClaimParams & { persona: string }): Promise<ClaimedTask[]> {
-    const limit = Math.min(Math.max(1, Math.trunc(params.limit ?? 1)), CLAIM_LIMIT_MAX);
+  /**
+   * The plain claim in one round trip (PG_CLAIM_ONE_TRIP_SQL), when it may be tried: the lease
+   * known (the supervisor passes it) and no gate of the persona seen set. The statement and its
+   * values, or null; its rows go to fromOneTrip, and none means claim() (with triedOneTrip).
+   */
+  oneTrip(params: ClaimParams & { persona: string }): { sql: string; values: unknown[] } | null {
+    if (params.leaseMs === undefined || this.gates.likelyGated(params.persona)) return null;
+    return { sql: PG_CLAIM_ONE_TRIP_SQL, values: [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, claimLimit(params.limit)] };
+  }
+
+  /** The tasks a one-round-trip claim leased, as claim() returns them. */
+  fromOneTrip(rows: ClaimedRow[], params: ClaimParams & { leaseMs?: number | undefined }, emit: Tx["emit"]): ClaimedTask[] {
+    return this.leased(emit, rows, params, params.leaseMs!);
+  }
+
+  async claim(tx: Tx, params: ClaimParams & { persona: string }, triedOneTrip = false): Promise<ClaimedTask[]> {
+    const limit = claimLimit(params.limit);
     // The persona's lock and room first, before the gate's row locks (a rate window, a breaker),
     // so two claimers never wait on each other in a cycle.
     const room = Number((await tx.one<{ room: number }>(ROOM_SQL, [params.persona]))?.room ?? 0);
-    if (params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
+    // The one-round-trip claim (oneTrip) is this same statement: when it took nothing, so would this.
+    if (!triedOneTrip && params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
       const rows = room <= 0 ? [] : await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, Math.min(limit, room)]);
       if (rows.length > 0) {
         if (rows.length < limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
-        return this.leased(tx, rows, params, params.leaseMs);
+        return this.leased(tx.emit, rows, params, params.leaseMs);
       }
     }
     const gate = await this.gates.gate(tx, params.persona, params.now, limit);
@@ -143,17 +172,17 @@ export class PgClaims {
     ]);
     await this.gates.claimed(tx, params.persona, gate, rows.map((r) => r.task_id), params.now);
     if (rows.length < gate.limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
-    return this.leased(tx, rows, params, leaseMs);
+    return this.leased(tx.emit, rows, params, leaseMs);
   }
 
   /** The claimed rows as the attempts' tasks, best first, with their notification. */
-  private leased(tx: Tx, rows: ClaimedRow[], params: ClaimParams, leaseMs: number): ClaimedTask[] {
+  private leased(emit: Tx["emit"], rows: ClaimedRow[], params: ClaimParams, leaseMs: number): ClaimedTask[] {
     if (rows.length === 0) return [];
     const claimed = rows.sort(byClaimOrder).map((row): ClaimedTask => ({
       ...claimedTask(row, row, (row.deps ?? []).map(dependencyResult), leaseMs, params.now),
       ...(row.inputs === null ? {} : { inputs: row.inputs }),
     }));
-    tx.emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
+    emit("task:claimed", { agentId: params.agentId, tasks: claimed.map((t) => ({ id: t.id, persona: t.persona, attempt: t.attempt, readyAt: t.readyAt, claimedAt: t.claimedAt })) });
     return claimed;
   }
 

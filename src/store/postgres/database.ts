@@ -287,6 +287,38 @@ export class PgTransactions {
     }
   }
 
+  /**
+   * One statement as a whole transaction (no BEGIN … COMMIT: PostgreSQL runs a statement
+   * sent alone atomically), for the hot path's functions (migrations/postgres/0010): one
+   * round trip where a transaction takes four or five. `then` turns its rows into the
+   * value and queues the notifications, emitted once it committed. Retried as write() is
+   * after a serialization failure or deadlock. The statement NOTIFYs itself when it must.
+   */
+  async single<R, T>(name: string, sql: string, params: unknown[], then: (rows: R[], emit: Tx["emit"]) => T): Promise<T> {
+    this.assertOpen(name);
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      let rows: R[];
+      try {
+        rows = (await this.pool.query(queryConfig(sql, params))).rows as R[];
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === "string" && RETRY_STATES.has(code) && attempt < PG_RETRIES) {
+          this.hooks.onBusyRetry?.(attempt);
+          this.bus.emit("db:busy-retry", { attempt });
+          await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
+          continue;
+        }
+        throw translatePgError(error, name, this.url);
+      }
+      this.hooks.onTransaction?.(name, performance.now() - started);
+      const pending: PendingEmit[] = [];
+      const value = then(rows, (event, payload) => void pending.push([event, payload] as PendingEmit));
+      for (const [event, payload] of pending) this.bus.emit(event, payload as never);
+      return value;
+    }
+  }
+
   async read<T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> {
     this.assertOpen(name);
     try {
@@ -323,9 +355,14 @@ export function prepared(sql: string): string {
   return sql;
 }
 
-function query(client: pg.PoolClient, sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+/** A statement's query: by its name when it is one of prepared()'s, so each connection prepares it once. */
+function queryConfig(sql: string, params?: unknown[]): pg.QueryConfig {
   const name = PREPARED.get(sql);
-  return name === undefined ? client.query(sql, params) : client.query({ name, text: sql, values: params ?? [] });
+  return name === undefined ? { text: sql, values: params ?? [] } : { name, text: sql, values: params ?? [] };
+}
+
+function query(client: pg.PoolClient, sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+  return client.query(queryConfig(sql, params));
 }
 
 function makeTx(client: pg.PoolClient, pending: PendingEmit[]): Tx {

@@ -8,6 +8,8 @@ import { LivenessJudge } from "../liveness.js";
 import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
 import type {
   AgentService,
+  ClaimedTask,
+  CompleteResult,
   HumanService,
   InvalidOutput,
   LeaseRef,
@@ -35,7 +37,8 @@ import * as budgets from "./budgets.js";
 import * as usage from "./usage.js";
 import * as uiReads from "./ui-reads.js";
 import * as whyReads from "./why.js";
-import { PgTransitions } from "./transitions.js";
+import { PG_COMPLETE_BATCH_SQL, PgTransitions, type CompleteBatchRow } from "./transitions.js";
+import type { ClaimedRow } from "./claims.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
 import { withOneTaskCalls, type EngineTaskService } from "../one-task.js";
 
@@ -129,6 +132,15 @@ export class PostgresStore implements Store {
         judge.noteWrite(started);
       }
     };
+    /** One statement as a whole transaction (PgTransactions.single), kept from the judge as a write. */
+    const single = async <R, T>(name: string, sql: string, values: unknown[], then: (rows: R[], emit: Tx["emit"]) => T): Promise<T> => {
+      const started = judge.monotonic();
+      try {
+        return await tx.single(name, sql, values, then);
+      } finally {
+        judge.noteWrite(started);
+      }
+    };
     const read = <T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> => tx.read(name, body);
 
     const settleOne = async (t: Tx, s: Settlement, now: number, invalid: InvalidOutput): Promise<SettlementResult> => {
@@ -163,11 +175,17 @@ export class PostgresStore implements Store {
       claim: async (p: Parameters<TaskService["claim"]>[0]) => {
         checkClaimParams(p);
         // The claim statement brings each task's answered questions itself (humans.withInputs's read, folded in).
-        const claimed = await write("tasks.claim", async (t) => {
-          if (p.taskId === undefined) return transitions.claims.claim(t, p);
-          const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId });
-          return one === null ? [] : humans.withInputs(t, [one]);
-        });
+        // The plain claim in one round trip when it may be tried; the transactional claim when it took nothing.
+        const trip = p.taskId === undefined ? transitions.claims.oneTrip(p) : null;
+        const first = trip === null ? [] : await single<ClaimedRow, ClaimedTask[]>("tasks.claim", trip.sql, trip.values, (rows, emit) => transitions.claims.fromOneTrip(rows, p, emit));
+        const claimed =
+          first.length > 0
+            ? first
+            : await write("tasks.claim", async (t) => {
+                if (p.taskId === undefined) return transitions.claims.claim(t, p, trip !== null);
+                const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId });
+                return one === null ? [] : humans.withInputs(t, [one]);
+              });
         judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
         return claimed;
       },
@@ -176,13 +194,24 @@ export class PostgresStore implements Store {
           ? []
           : write("tasks.start", (t) => transitions.startMany(t, p.starts.map((s) => ({ ...s, now: p.now })))),
       progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
-      settle: async (p: Parameters<TaskService["settle"]>[0]) =>
-        write("tasks.settle", async (t) => {
-          // Completions without children whose result and usage validate go through completeMany, a few
-          // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
-          // task id order. No task appears twice in a batch (one outcome per attempt).
+      settle: async (p: Parameters<TaskService["settle"]>[0]) => {
+        // Completions without children whose result and usage validate go through completeMany, a few
+        // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
+        // task id order. No task appears twice in a batch (one outcome per attempt).
+        const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
+        // A batch of completions only, none with usage: first in one round trip (PG_COMPLETE_BATCH_SQL),
+        // which writes nothing and says so when a task has dependents or a persona a breaker.
+        if (slow.length === 0 && fast.length > 0 && fast.every((f) => f.usage === null)) {
+          const values = [fast.map((f) => f.taskId), fast.map((f) => f.leaseToken), fast.map((f) => f.resultJson), p.now, tx.channel];
+          const done = await single<CompleteBatchRow, CompleteResult[] | null>("tasks.settle", PG_COMPLETE_BATCH_SQL, values, (rows, emit) => transitions.fromCompleteBatch(rows, fast, emit));
+          if (done !== null) {
+            const results = new Array<SettlementResult>(p.settlements.length);
+            done.forEach((r, i) => (results[fast[i]!.index] = r));
+            return results;
+          }
+        }
+        return write("tasks.settle", async (t) => {
           const results = new Array<SettlementResult>(p.settlements.length);
-          const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
           // A batch with both kinds locks all its rows in task id order first: completeMany then the
           // rest, each in id order, would not be one order (PgTransitions.lockInIdOrder).
           if (fast.length > 0 && slow.length > 0) await transitions.lockInIdOrder(t, p.settlements.map((s) => s.taskId));
@@ -190,7 +219,8 @@ export class PostgresStore implements Store {
           slow.sort((a, b) => a.s.taskId - b.s.taskId);
           for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now, p.invalid ?? "fail");
           return results;
-        }),
+        });
+      },
       cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.commands.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       retry: async (p: Parameters<TaskService["retry"]>[0]) => write("tasks.retry", (t) => transitions.commands.retry(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       addDependency: async (p: Parameters<TaskService["addDependency"]>[0]) =>
@@ -345,7 +375,14 @@ export class PostgresStore implements Store {
       this.relisten.unref();
     };
     client.on("error", retry);
-    client.on("notification", () => {
+    client.on("notification", (message: pg.Notification) => {
+      // roster_room_freed's NOTIFY (migrations/postgres/0009) names the personas whose leases a settle
+      // ended: their claimants claim again, as SQLite's claim:reopened says. Not a write to look for:
+      // a busy supervisor's settles send one nearly every batch, and each look re-read every lease held.
+      if (message.payload !== undefined && message.payload !== "") {
+        this.events.emit("claim:reopened", { personas: message.payload.split(" "), reason: "room" });
+        return;
+      }
       this.notified = true;
       for (const watcher of [...this.watchers]) watcher();
     });

@@ -19,6 +19,18 @@ import { PgTaskCommands } from "./task-commands.js";
 /** lockInIdOrder's statement: FOR UPDATE after ORDER BY locks the rows in that order. */
 const LOCK_IN_ID_ORDER_SQL = prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE");
 
+/**
+ * completeMany's batch as one statement sent alone: one round trip and one transaction
+ * (roster_complete_batch, migrations/postgres/0010), for completions without usage. Its
+ * first row says `fallback` when a task has dependents or a persona a breaker: nothing was
+ * written, and the batch goes the transactional way. Params: ids, lease tokens, result JSON,
+ * now, the NOTIFY channel (PgTransactions.channel).
+ */
+export const PG_COMPLETE_BATCH_SQL = prepared("SELECT * FROM roster_complete_batch($1::bigint[], $2::text[], $3::text[], $4::bigint, $5)");
+
+/** A row of PG_COMPLETE_BATCH_SQL. */
+export type CompleteBatchRow = { fallback: boolean; task_id: number; persona_id: string; attempts: number };
+
 /** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
 
@@ -356,6 +368,24 @@ export class PgTransitions {
     });
     if (ready.length > 0) tx.emit("task:ready", readyEvent(ready));
     return results;
+  }
+
+  /**
+   * The results of PG_COMPLETE_BATCH_SQL for `items` (in their order) with the notifications
+   * completeMany would queue, or null when it fell back (nothing was written).
+   */
+  fromCompleteBatch(rows: CompleteBatchRow[], items: ReadonlyArray<{ taskId: number }>, emit: Tx["emit"]): CompleteResult[] | null {
+    if (rows[0]?.fallback === true) return null;
+    const byId = new Map(rows.map((r) => [r.task_id, r]));
+    return items.map((item): CompleteResult => {
+      const row = byId.get(item.taskId);
+      if (row === undefined) {
+        emit("lease:lost", { taskId: item.taskId, op: "complete" });
+        return LOST;
+      }
+      emit("task:completed", { taskId: row.task_id, persona: row.persona_id, attempt: row.attempts, readied: 0, children: 0 });
+      return { ok: true, outcome: "completed", attempt: row.attempts, childIds: [], childRefs: {} };
+    });
   }
 
   private lost(tx: Tx, taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
