@@ -25,7 +25,7 @@ const CLAIM_RETURNING = "RETURNING s.task_id, s.attempts, s.max_attempts, s.leas
  * same transaction. The room is a parameter, not a function in the LIMIT: the planner cannot
  * tell a function's value, takes a tenth of the queue for the LIMIT and, at a million queued,
  * leases the rows through a sequential scan of task_status (1.3 s a claim, bench/RESULTS.md).
- * test/store/postgres-plan.test.ts explains it.
+ * test/store/postgres-plan.test.ts explains it, and test/store/postgres-deep-claim-plan.test.ts at a deep queue.
  * Params: $1 now, $2 agentId, $3 token prefix, $4 leaseMs, $5 persona, $6 limit.
  */
 export const PG_CLAIM_SQL = prepared(`
