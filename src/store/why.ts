@@ -32,7 +32,8 @@ export interface WhyRows {
   cause: { type: string; attempt: number | null; at: number; data: string | null } | undefined;
   cancel: { agent_id: string | null; at: number; data: string | null } | undefined;
   persona: { concurrency: number | null; kind: string | null; retired_at: number | null } | undefined;
-  holders: Array<{ task_id: number; assigned_agent_id: string | null }>;
+  /** Up to WHY_HOLDERS_MAX rows, each with `held`, the count of every holder (a window count taken before the LIMIT). */
+  holders: Array<{ task_id: number; assigned_agent_id: string | null; held: number | string }>;
   supervisors: Array<{ id: string; name: string }>;
   request: HumanRequest | null;
 }
@@ -66,6 +67,7 @@ export function whyFacts(rows: WhyRows): WhyFacts {
     cancelled: cancel === undefined ? null : { by: cancel.agent_id, at: cancel.at, reason: parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null },
     persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
     holders: rows.holders.map((h) => ({ taskId: h.task_id, agentId: h.assigned_agent_id })),
+    held: rows.holders.length === 0 ? 0 : Number(rows.holders[0]!.held),
     supervisors: rows.supervisors,
     request: rows.request,
   };
@@ -96,8 +98,10 @@ export interface WhyFacts {
   cancelled: { by: string | null; at: number; reason: string | null } | null;
   /** Null when no persona row exists. */
   persona: { concurrency: number; retiredAt: number | null; adapterKind: string | null } | null;
-  /** Leased tasks of the persona (what holds its slots), by agent. */
+  /** Leased tasks of the persona (what holds its slots), by agent: the first WHY_HOLDERS_MAX by id. */
   holders: Array<{ taskId: number; agentId: string | null }>;
+  /** How many of the persona's tasks are leased, all of them (`holders` lists at most WHY_HOLDERS_MAX). */
+  held: number;
   /** Active supervisors (status active: their heartbeats kept the row alive). */
   supervisors: Array<{ id: string; name: string }>;
   /** The open approval or question, for a parked task. */
@@ -249,14 +253,14 @@ export function explainTask(facts: WhyFacts, now: number, gates: WhyGateReasons 
   const ready = t.status === "pending" && t.runAt <= now;
   if (ready && persona !== null) {
     // Concurrency is held by the store across every claimant (rule 15): the persona is full when
-    // that many of its tasks are leased, by supervisors and MCP agents alike. (Holders are read up
-    // to WHY_HOLDERS_MAX, so a larger concurrency is not judged here.)
-    if (facts.holders.length >= persona.concurrency) {
+    // that many of its tasks are leased, by supervisors and MCP agents alike.
+    if (facts.held >= persona.concurrency) {
+      const more = facts.held - facts.holders.length;
       reasons.push(
         reason(
           "persona_at_limit",
-          `persona "${t.persona}" is at its concurrency (${persona.concurrency} at once, across every supervisor and agent); the slots are held by ${facts.holders.map((h) => `task ${h.taskId}`).join(", ")}`,
-          { concurrency: persona.concurrency, holders: facts.holders.map((h) => ({ taskId: h.taskId, agentId: h.agentId })) },
+          `persona "${t.persona}" is at its concurrency (${persona.concurrency} at once, across every supervisor and agent); the slots are held by ${facts.holders.map((h) => `task ${h.taskId}`).join(", ")}${more > 0 ? ` and ${more} more` : ""}`,
+          { concurrency: persona.concurrency, held: facts.held, holders: facts.holders.map((h) => ({ taskId: h.taskId, agentId: h.agentId })) },
         ),
       );
     }

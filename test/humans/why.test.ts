@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatWhy } from "../../src/cli/commands/why.js";
 import type { WhyReport } from "../../src/store/index.js";
+import { WHY_HOLDERS_MAX } from "../../src/store/why.js";
 import { TEST_PERSONAS, syncTestPersonas } from "../helpers/personas.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 import { HUMAN_PERSONAS } from "../store/conformance/humans.js";
@@ -47,8 +48,25 @@ describe("roster why", () => {
     const held = await t.store.tasks.claim({ persona: "reviewer", agentId: "sup", limit: 2, now: t.clock.now() });
     const report = await why(ids[2]!);
     expect(report.reasons.map((r) => r.code)).toEqual(["persona_at_limit"]);
-    expect(report.reasons[0]!.data).toEqual({ concurrency: 2, holders: held.map((h) => ({ taskId: h.id, agentId: "sup" })) });
+    expect(report.reasons[0]!.data).toEqual({ concurrency: 2, held: 2, holders: held.map((h) => ({ taskId: h.id, agentId: "sup" })) });
     expect(await codes(held[0]!.id)).toEqual(["running"]);
+  });
+
+  it("counts every holder of a persona whose concurrency is above the holders it lists", async () => {
+    const wide = { ...TEST_PERSONAS[0]!, id: "wide", name: "Wide", config: { ...TEST_PERSONAS[0]!.config, id: "wide", name: "Wide", concurrency: WHY_HOLDERS_MAX + 20 } };
+    await syncTestPersonas(t.store, t.clock.now(), [...TEST_PERSONAS, ...HUMAN_PERSONAS, wide]);
+    await t.store.agents.register({ id: "sup", name: "s", kind: "supervisor", heartbeatTimeoutMs: 30_000, now: t.clock.now() });
+    const ids = await enqueue(Array.from({ length: WHY_HOLDERS_MAX + 21 }, (_, i) => ({ persona: "wide", title: `w${i}` })));
+    const waiting = ids.at(-1)!;
+    await t.store.tasks.claim({ persona: "wide", agentId: "sup", limit: WHY_HOLDERS_MAX + 19, now: t.clock.now() });
+    expect(await codes(waiting)).toEqual(["ready"]);
+    await t.store.tasks.claim({ persona: "wide", agentId: "sup", limit: 1, now: t.clock.now() });
+    const report = await why(waiting);
+    // Before: only the first WHY_HOLDERS_MAX holders were counted, so this said "ready".
+    expect(report.reasons.map((r) => r.code)).toEqual(["persona_at_limit"]);
+    expect(report.reasons[0]!.data).toMatchObject({ concurrency: WHY_HOLDERS_MAX + 20, held: WHY_HOLDERS_MAX + 20 });
+    expect((report.reasons[0]!.data as { holders: unknown[] }).holders).toHaveLength(WHY_HOLDERS_MAX);
+    expect(formatWhy(report)).toContain("and 20 more");
   });
 
   it("names approvals and questions waiting for a person, the failed task that blocks, who cancelled, and a retired persona", async () => {

@@ -58,7 +58,7 @@ export async function explain(q: Q, taskId: number, now: number, requests: Reque
     [row.persona_id],
   );
   const holders = await q.rows<WhyRows["holders"][number]>(
-    `SELECT task_id, assigned_agent_id FROM task_status WHERE status IN ('claimed','in_progress') AND persona_id = $1 ORDER BY task_id LIMIT ${WHY_HOLDERS_MAX}`,
+    `SELECT task_id, assigned_agent_id, COUNT(*) OVER () AS held FROM task_status WHERE status IN ('claimed','in_progress') AND persona_id = $1 ORDER BY task_id LIMIT ${WHY_HOLDERS_MAX}`,
     [row.persona_id],
   );
   const supervisors = await q.rows<WhyRows["supervisors"][number]>("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");

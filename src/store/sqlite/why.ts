@@ -52,7 +52,7 @@ export class WhyReads {
       "SELECT config ->> '$.concurrency' AS concurrency, config ->> '$.adapter.kind' AS kind, retired_at FROM personas WHERE id = ?",
     );
     this.holdersStmt = db.prepare(`
-      SELECT task_id, assigned_agent_id FROM task_status INDEXED BY task_status_leased
+      SELECT task_id, assigned_agent_id, COUNT(*) OVER () AS held FROM task_status INDEXED BY task_status_leased
       WHERE status IN ('claimed','in_progress') AND persona_id = ? ORDER BY task_id LIMIT ${WHY_HOLDERS_MAX}`);
     this.supervisorsStmt = db.prepare("SELECT id, name FROM agents WHERE status = 'active' AND kind = 'supervisor' ORDER BY id");
   }
