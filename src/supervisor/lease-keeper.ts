@@ -1,6 +1,9 @@
 import type { Clock } from "../clock.js";
 import { IntervalService } from "../service.js";
-import type { LeaseRef, Store } from "../store/index.js";
+import type { Store } from "../store/index.js";
+import type { Attempts } from "./attempts.js";
+import type { ConnectionGuard } from "./connection.js";
+import type { SupervisorEventBus } from "./events.js";
 
 /** Shortest spacing of lease renewals, in ms (personas' leaseMs is at least 100). */
 export const HEARTBEAT_INTERVAL_MS_MIN = 25;
@@ -16,20 +19,14 @@ export interface LeaseKeeperHost {
   readonly store: Store;
   readonly clock: Clock;
   readonly agentId: string;
-  /** The leases to renew now. */
-  leases(): LeaseRef[];
-  /** Leases the store says are no longer held by this agent. */
-  lost(leases: LeaseRef[]): void;
+  readonly events: SupervisorEventBus;
+  readonly monotonic: () => number;
+  /** The attempts held here: the leases renewed, those lost aborted, those overdue aborted, those reaped given back. */
+  readonly attempts: Pick<Attempts, "leases" | "abortLeases" | "renewed" | "abortOverdue" | "giveBackLost">;
+  /** Whether the database answers: each committed renewal says it does; a whole shortest lease without one, that it does not. */
+  readonly connection: Pick<ConnectionGuard, "renewed" | "checkSilence">;
   /** The store no longer knows this agent as active (deregistered elsewhere): register again. */
   reRegister(): Promise<void>;
-  renewed(count: number, lost: number): void;
-  /** A renewal committed: these leases' renewal was sent at `sentAt` (monotonic ms). */
-  committed?(sentAt: number, renewed: LeaseRef[]): void;
-  /** After a committed renewal: give back the leases reaped while their attempts ran here (src/store/lost-leases.ts). */
-  giveBack?(): Promise<void>;
-  /** Every interval, whether or not a renewal is still in flight: abort what can no longer be renewed in time. */
-  checkOverdue?(): void;
-  readonly monotonic?: () => number;
   error(where: string, error: Error): void;
 }
 
@@ -71,15 +68,20 @@ export class LeaseKeeper extends IntervalService {
     this.setIntervalMs(intervalMs);
   }
 
-  /** Every interval, even while the last renewal is still in flight, the overdue check runs first. */
+  /**
+   * Every interval, even while the last renewal is still in flight, the overdue check runs
+   * first: a whole shortest lease without a committed renewal means the database does not
+   * answer (./connection.ts), and attempts a whole lease past their last one stop.
+   */
   override tick(): Promise<void> {
-    this.host.checkOverdue?.();
+    this.host.connection.checkSilence(3 * this.intervalMs);
+    this.host.attempts.abortOverdue(this.host.monotonic());
     return super.tick();
   }
 
   protected async run(): Promise<void> {
-    const monotonic = this.host.monotonic ?? (() => performance.now());
-    const leases = this.host.leases();
+    const { monotonic, attempts } = this.host;
+    const leases = attempts.leases();
     // Reconnecting with nothing to keep: back off. With leases held, every interval counts.
     if (leases.length === 0 && monotonic() < this.nextTryAt) return;
     const sentAt = monotonic();
@@ -93,11 +95,13 @@ export class LeaseKeeper extends IntervalService {
     }
     this.failures = 0;
     this.nextTryAt = Number.NEGATIVE_INFINITY;
-    this.host.committed?.(sentAt, result.renewed);
+    // Committed: these leases are safe for another lease from when the renewal was sent; the database answers.
+    attempts.renewed(result.renewed, sentAt);
+    this.host.connection.renewed();
     if (!result.agentActive) await this.host.reRegister();
-    if (result.lost.length > 0) this.host.lost(result.lost);
-    this.host.renewed(result.renewed.length, result.lost.length);
+    if (result.lost.length > 0) attempts.abortLeases(result.lost);
+    this.host.events.emit("lease:renewed", { count: result.renewed.length, lost: result.lost.length });
     // The database answers: the leases lost here to a cut or a freeze go back (rare; one small write).
-    await this.host.giveBack?.();
+    await attempts.giveBackLost();
   }
 }

@@ -8,7 +8,7 @@ import type { Persona } from "../personas/schema.js";
 import { WorkerPool } from "../pool/pool.js";
 import type { PoolOutcome } from "../pool/pool-types.js";
 import { ServiceGroup } from "../service.js";
-import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
+import type { AttemptUsage, ClaimedTask, Store } from "../store/index.js";
 import { AgentRegistration } from "./agent.js";
 import { Attempts } from "./attempts.js";
 import { BudgetWatch } from "./budget-watch.js";
@@ -166,24 +166,7 @@ export class Supervisor {
     // Schedules' fires and approval deadlines (issue 17).
     const scheduler = new Scheduler(this);
     this.leaseKeeper = new LeaseKeeper(
-      host({
-        leases: () => this.attempts.leases(),
-        lost: (leases: LeaseRef[]) => this.attempts.abortLeases(leases),
-        reRegister: () => this.registration.register(),
-        renewed: (count: number, lost: number) => this.events.emit("lease:renewed", { count, lost }),
-        // A renewal committed: its leases are safe for another lease from when it was sent; the database answers.
-        committed: (sentAt: number, renewed: LeaseRef[]) => {
-          this.attempts.renewed(renewed, sentAt);
-          this.connection.renewed();
-        },
-        giveBack: () => this.attempts.giveBackLost(),
-        // A whole shortest lease without a committed renewal: the database does not answer; attempts past their lease stop.
-        checkOverdue: () => {
-          this.connection.checkSilence(3 * this.leaseKeeper.intervalMs);
-          this.attempts.abortOverdue(this.monotonic());
-        },
-        monotonic: this.monotonic,
-      }),
+      host({ attempts: this.attempts, connection: this.connection, monotonic: this.monotonic, reRegister: () => this.registration.register() }),
       renewalIntervalMs(options.personas),
     );
     // Cut off, this process's view of others' stamps is stale: it judges nobody until a renewal commits again.
