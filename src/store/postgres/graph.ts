@@ -1,3 +1,4 @@
+import { dependencyPathAsync } from "../dependency-path.js";
 import type { Readied } from "../events.js";
 import type { TaskState } from "../types.js";
 import type { Tx } from "./database.js";
@@ -153,28 +154,10 @@ export class PgGraph {
     return out;
   }
 
-  /** Whether `from` reaches `to` by following dependencies; the path if it does. */
-  async dependencyPath(tx: Tx, from: number, to: number): Promise<number[] | null> {
-    const previous = new Map<number, number>([[from, from]]);
-    const queue = [from];
-    while (queue.length > 0) {
-      const current = queue.shift()!;
-      if (current === to) {
-        const path = [to];
-        let node = to;
-        while (node !== from) {
-          node = previous.get(node)!;
-          path.unshift(node);
-        }
-        return path;
-      }
-      for (const row of await tx.rows<{ d: number }>("SELECT depends_on AS d FROM task_dependencies WHERE task_id = $1", [current])) {
-        if (!previous.has(row.d)) {
-          previous.set(row.d, current);
-          queue.push(row.d);
-        }
-      }
-    }
-    return null;
+  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/dependency-path.ts). */
+  dependencyPath(tx: Tx, from: number, to: number): Promise<number[] | null> {
+    return dependencyPathAsync(from, to, async (taskId) =>
+      (await tx.rows<{ d: number }>("SELECT depends_on AS d FROM task_dependencies WHERE task_id = $1", [taskId])).map((row) => row.d),
+    );
   }
 }

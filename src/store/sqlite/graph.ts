@@ -1,4 +1,5 @@
 import type { Db } from "./database.js";
+import { dependencyPath } from "../dependency-path.js";
 import type { TaskState } from "../types.js";
 import type { Readied } from "../events.js";
 import type { SqliteApprovalGate } from "./approvals.js";
@@ -152,28 +153,8 @@ export class GraphStatements {
     return out;
   }
 
-  /** Whether `from` reaches `to` by following dependencies; the path if it does. */
+  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/dependency-path.ts). */
   dependencyPath(from: number, to: number): number[] | null {
-    const previous = new Map<number, number>([[from, from]]);
-    const queue = [from];
-    while (queue.length > 0) {
-      const current = queue.shift()!;
-      if (current === to) {
-        const path = [to];
-        let node = to;
-        while (node !== from) {
-          node = previous.get(node)!;
-          path.unshift(node);
-        }
-        return path;
-      }
-      for (const next of this.dependenciesOf.all(current) as number[]) {
-        if (!previous.has(next)) {
-          previous.set(next, current);
-          queue.push(next);
-        }
-      }
-    }
-    return null;
+    return dependencyPath(from, to, (taskId) => this.dependenciesOf.all(taskId) as number[]);
   }
 }
