@@ -107,7 +107,7 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     const seen = counter();
     const stop = b.watchExternalChanges(seen.fn);
     await until(listeners, (pids) => pids.length === 1);
-    await b.hasExternalChanges(); // the first look only records where the events stand
+    await b.hasExternalChanges(); // the first look sees the persona sync, written since b opened
     expect(await b.hasExternalChanges()).toBe(false);
     const woken = seen.next();
     await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "heard" }], now: T0 });
@@ -117,6 +117,34 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     // The next look asks the server, sees the enqueue's events as new (one spare wake), then none.
     expect(await b.hasExternalChanges()).toBe(true);
     expect(await b.hasExternalChanges()).toBe(false);
+    stop();
+    await until(listeners, (pids) => pids.length === 0);
+  });
+
+  it("a write committed after the store opened and before its first look is seen by that look, as on SQLite", async () => {
+    const a = await open();
+    await syncTestPersonas(a, T0);
+    const b = await open();
+    // roster run opens, claims its task (not ready: a dependency runs elsewhere) and only then looks; the look that
+    // first set the baseline said no, so a dependency completed in between, its NOTIFY unheard, woke nobody.
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "before the first look" }], now: T0 });
+    expect(await b.hasExternalChanges()).toBe(true);
+    expect(await b.hasExternalChanges()).toBe(false);
+  });
+
+  it("a watcher looks once its LISTEN is up: a write whose NOTIFY came before nobody listened is not missed", async () => {
+    const a = await open();
+    await syncTestPersonas(a, T0);
+    const b = await open();
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "notified before the watch listened" }], now: T0 });
+    const seen = counter();
+    const looked = seen.next();
+    const stop = b.watchExternalChanges(seen.fn);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("not called within 10 s of the watch"), 10_000)));
+    expect(await Promise.race([looked.then(() => "called"), late])).toBe("called");
+    clearTimeout(timer);
+    expect(await b.hasExternalChanges()).toBe(true);
     stop();
     await until(listeners, (pids) => pids.length === 0);
   });

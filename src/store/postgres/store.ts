@@ -85,7 +85,8 @@ export class PostgresStore implements Store {
   /** The database server's clock as this process sees it (src/store/postgres/server-clock.ts); systemClock follows it while the store is open. */
   readonly serverClock: ServerClock;
   private closed = false;
-  private lastEventId: number | null = null;
+  /** The highest event id at the last look (at open before the first). */
+  private lastEventId = 0;
 
   /** Opens the pool and applies migrations (under the advisory lock); use PostgresStore.open. */
   static async open(options: StoreOptions & { now?: number; poolMax?: number }): Promise<PostgresStore> {
@@ -99,6 +100,9 @@ export class PostgresStore implements Store {
       });
       store.tx.channel = notifyChannel(schema);
       await store.serverClock.measure();
+      // Where the events stand at open, as SQLite's data_version is taken at open: a write another process
+      // commits before the first look (roster run's claim waiting on a dependency, say) is seen by that look.
+      store.lastEventId = await store.highestEventId();
     } catch (error) {
       await store.pool.end().catch(() => {});
       throw translatePgError(error, "measuring the PostgreSQL server's clock", options.path);
@@ -325,11 +329,15 @@ export class PostgresStore implements Store {
       return true;
     }
     // Every transition writes an audit row: a new highest event id means a write (ours included: a hint the caller confirms by claiming).
-    const row = await this.tx.read("store.hasExternalChanges", (q) => q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events"));
-    const id = row?.id ?? 0;
-    const changed = this.lastEventId !== null && id !== this.lastEventId;
+    const id = await this.highestEventId();
+    const changed = id !== this.lastEventId;
     this.lastEventId = id;
     return changed;
+  }
+
+  private async highestEventId(): Promise<number> {
+    const row = await this.tx.read("store.hasExternalChanges", (q) => q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events"));
+    return Number(row?.id ?? 0);
   }
 
   /**
@@ -394,8 +402,10 @@ export class PostgresStore implements Store {
       return;
     }
     if (this.listener !== client) return void client.end().catch(() => {});
-    // A reconnect may have missed notifications: have every watcher look once.
-    if (failures > 0) for (const watcher of [...this.watchers]) watcher();
+    // Notifications sent before this connection listened went unheard (a reconnect's outage, or the moments
+    // between the watch's start and its LISTEN): have every watcher look once; the look compares with the
+    // events as they stood at the last look, or at open.
+    for (const watcher of [...this.watchers]) watcher();
   }
 
   private stopListening(): void {
