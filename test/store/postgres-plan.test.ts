@@ -92,6 +92,47 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     expect(plan.filter((n) => n["Parent Relationship"] === "InitPlan").length).toBeGreaterThanOrEqual(4);
   });
 
+  it("the one-round-trip claim (roster_claim) keeps plans that hold at any depth: with generic plans forced, its pick is the seek under a Limit and its lease goes by primary key", async () => {
+    // A persona with no concurrency (no room to count) and 60,000 ready tasks of its own.
+    await client.query(`INSERT INTO personas (id, name, definition, config, created_at, updated_at) VALUES ('bulk', 'bulk', '', '{}', ${T0}, ${T0})`);
+    await client.query(`INSERT INTO tasks (id, title, persona_id, retry_policy, timeout_ms, created_at)
+      SELECT g, 'bulk ' || g, 'bulk', '{}', 60000, ${T0} FROM generate_series(200001, 260000) g`);
+    await client.query(`INSERT INTO task_status (task_id, status, persona_id, priority, run_at, ready_at, max_attempts, updated_at)
+      SELECT g, 'pending', 'bulk', 0, ${T0} + g, ${T0}, 3, ${T0} FROM generate_series(200001, 260000) g`);
+    await client.query("ANALYZE task_status");
+    // auto_explain reports the plan of every statement the function runs, as a notice to this session.
+    const plans: PlanNode[][] = [];
+    const onNotice = (n: { message?: string }) => {
+      const at = n.message?.indexOf("{") ?? -1;
+      if (at >= 0 && /plan:/.test(n.message!)) plans.push(nodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan));
+    };
+    client.on("notice", onNotice);
+    try {
+      await client.query("BEGIN");
+      await client.query("LOAD 'auto_explain'");
+      await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_format = json");
+      await client.query("SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = force_generic_plan");
+      const { rows } = await client.query("SELECT * FROM roster_claim($1, $2, $3, $4, $5, $6)", [T0 + 2_000_000_000, "agent-x", "tok", 30_000, "bulk", 256]);
+      expect(rows).toHaveLength(256);
+    } finally {
+      await client.query("ROLLBACK");
+      client.off("notice", onNotice);
+    }
+    const pick = plans.find((plan) => plan.some((n) => n["Node Type"] === "LockRows"));
+    expect(pick?.map((n) => n["Node Type"])).toEqual(expect.arrayContaining(["Limit", "LockRows"]));
+    expect(pick?.map((n) => n["Node Type"])).not.toContain("Sort");
+    expect(scansOfStatus(pick!).map((n) => `${n["Node Type"]} ${n["Index Name"]}`)).toEqual(["Index Scan task_status_claim"]);
+    const lease = plans.find((plan) => plan.some((n) => n["Node Type"] === "ModifyTable" && n["Relation Name"] === "task_status"));
+    // The leased rows, and a dependency's status for the claimed task's results, each by primary key.
+    const leaseReads = scansOfStatus(lease!).filter((n) => n["Node Type"] !== "ModifyTable");
+    expect(leaseReads.length).toBeGreaterThan(0);
+    for (const n of leaseReads) expect(`${n["Node Type"]} ${n["Index Name"]}`).toBe("Index Scan task_status_pkey");
+    // No statement of the claim reads a task table whole (the small tables, personas and the gates', may be scanned).
+    for (const plan of plans) {
+      expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && ["task_status", "tasks", "task_events"].includes(n["Relation Name"] ?? "")).map((n) => n["Relation Name"])).toEqual([]);
+    }
+  });
+
   it("what the stall guard asks (the next ready task) is the same seek", async () => {
     const plan = await explain(PG_OLDEST_READY_SQL, ["worker", T0 + 2_000_000]);
     expect(plan.map((n) => n["Node Type"])).not.toContain("Sort");
