@@ -137,6 +137,14 @@ export interface LeaseLoss {
 /** completeOnce: a completion, or the same token again after one (a retried call whose answer was lost). */
 export type CompleteOnceResult = CompleteResult | { ok: false; code: "ALREADY_COMPLETED"; result: Json | null; childIds: number[] };
 
+/** What tasks.settleAndClaim recorded and claimed. */
+export interface SettleAndClaimResult {
+  results: SettlementResult[];
+  /** One list per claim asked, in order; empty lists when `claimError` is set. */
+  claimed: ClaimedTask[][];
+  claimError: Error | null;
+}
+
 export interface TaskService {
   enqueue(params: EnqueueParams): Promise<EnqueueResult>;
   /** Ready tasks of a persona, best first, without claiming them. */
@@ -150,6 +158,17 @@ export interface TaskService {
    * fenced by its lease, in one transaction; results in input order. No task twice.
    */
   settle(params: { settlements: Settlement[]; now: number; invalid?: InvalidOutput }): Promise<SettlementResult[]>;
+  /**
+   * settle(), then claim() of each of `claims`, in one transaction: the supervisor's cycle, its
+   * finished attempts recorded and their room claimed again for one commit instead of two. The
+   * claims come after the settlements, so they see the room and the gates those recorded. A
+   * settle that fails throws, nothing written; claims that fail leave the settlements to commit
+   * and say so in `claimError` (nothing claimed). `claimed[i]` answers `claims[i]`. Only an
+   * engine whose one transaction costs less than two offers it (SQLite); PostgreSQL does not: a
+   * claim locks its persona first (docs/ARCHITECTURE.md rule 15), a settlement its task rows
+   * first, and one transaction doing both would lock in the other order than another host's claim.
+   */
+  settleAndClaim?(params: { settlements: Settlement[]; now: number; claims: ClaimParams[] }): Promise<SettleAndClaimResult>;
   /** settle() of one start, completion, failure or release (src/store/one-task.ts); a bad completion is refused. */
   startIfLeased(params: LeaseRef & { now: number }): Promise<LeaseResult>;
   completeIfLeased(params: CompleteParams): Promise<CompleteResult>;

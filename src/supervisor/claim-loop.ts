@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Service } from "../service.js";
-import type { ClaimedTask } from "../store/index.js";
+import type { ClaimParams, ClaimedTask } from "../store/index.js";
 import type { PersonaProducer } from "./producer.js";
 import { RETRY_BASE_MS, RETRY_MAX_MS } from "./waker.js";
 
@@ -30,6 +30,12 @@ type LoopState = "stopped" | "idle" | "scheduled" | "claiming" | "claiming-again
  * `min(its persona's free concurrency, the supervisor's free slots)` in one
  * statement, and the claimed attempts are dispatched at once.
  *
+ * A pass may also ride on the completer's settle transaction (`joinSettle`: the store's
+ * settleAndClaim), so a cycle of the supervisor (outcomes recorded, their room claimed again)
+ * costs one commit. Such a joined claim runs beside the loop, not as its state: its slots are
+ * reserved and its producers skipped by passes until it ends, so a settlement that waits (for
+ * the write lock) holds back no other persona's claim.
+ *
  * States:
  *   stopped        — not started, or stopped: requests are ignored
  *   idle           — no pass scheduled or running
@@ -49,6 +55,8 @@ export class ClaimLoop implements Service {
   private retry: NodeJS.Timeout | null = null;
   private pass: Promise<void> | null = null;
   private soon: NodeJS.Immediate | null = null;
+  /** Slots asked for by claims not yet dispatched (a pass's claim awaiting its write, a joined claim): not free to another claim. */
+  private reserved = 0;
 
   constructor(private readonly host: ClaimLoopHost) {}
 
@@ -114,6 +122,66 @@ export class ClaimLoop implements Service {
     });
   }
 
+  /** Free slots for a claim now: the supervisor's, less those claims in flight may fill. */
+  private free(): number {
+    return this.host.free() - this.reserved;
+  }
+
+  /**
+   * Claims to make in the completer's next settle transaction (store.tasks.settleAndClaim):
+   * those each wanting producer would make once that batch is settled (`freed`: the slots the
+   * batch frees; `settling(producer)`: how many of the batch are its persona's), or null when
+   * nobody wants any or claims must wait. The settle then goes alone, and its batchDone
+   * requests a pass as before.
+   */
+  joinSettle(freed: number, settling: (producer: PersonaProducer) => number): JoinedPass | null {
+    if (this.state === "stopped" || this.host.canClaim?.() === false) return null;
+    const producers = this.host.producers();
+    const n = producers.length;
+    const first = this.roundRobin % Math.max(1, n);
+    let free = this.free() + freed;
+    const joined: Array<{ producer: PersonaProducer; limit: number; request: ReturnType<PersonaProducer["request"]> }> = [];
+    for (let i = 0; i < n && free > 0; i++) {
+      const producer = producers[(first + i) % n]!;
+      if (!producer.wanting || producer.claiming) continue;
+      const limit = producer.want(free, settling(producer));
+      if (limit <= 0) continue;
+      joined.push({ producer, limit, request: producer.request(limit) });
+      // As if each took all it asks for: never more than the free slots in all.
+      free -= limit;
+    }
+    if (joined.length === 0) return null;
+    this.roundRobin++;
+    const asked = joined.reduce((sum, j) => sum + j.limit, 0);
+    this.reserved += asked;
+    const passNow = this.host.clock.now();
+    const end = (): void => {
+      this.reserved -= asked;
+      for (const { producer } of joined) producer.claiming = false;
+    };
+    return {
+      claims: joined.map((j) => j.request.params),
+      claimed: (lists) => {
+        end();
+        let drained = false;
+        joined.forEach(({ producer, limit, request }, i) => {
+          const claimed = request.took(lists[i] ?? []);
+          if (claimed.length < limit) drained = true;
+          // Once the loop has stopped, dispatch hands them back.
+          if (claimed.length > 0) this.host.dispatch(producer, claimed);
+        });
+        this.host.ticked();
+        if (drained && this.state !== "stopped") this.host.drained(passNow);
+      },
+      failed: (error) => {
+        end();
+        if (error !== null) this.host.error("supervisor.claim", error);
+        // The producers are still dirty: a pass of the loop's own claims for them (and backs off if that fails too).
+        this.request();
+      },
+    };
+  }
+
   private schedule(): void {
     this.state = "scheduled";
     queueMicrotask(() => {
@@ -137,10 +205,16 @@ export class ClaimLoop implements Service {
         const first = this.roundRobin++ % Math.max(1, n);
         for (let i = 0; i < n && this.claiming; i++) {
           const producer = producers[(first + i) % n]!;
-          if (!producer.wanting) continue;
-          const limit = producer.want(this.host.free());
+          if (!producer.wanting || producer.claiming) continue;
+          const limit = producer.want(this.free());
           if (limit <= 0) continue;
-          const claimed = await producer.claim(limit);
+          this.reserved += limit;
+          let claimed: ClaimedTask[];
+          try {
+            claimed = await producer.claim(limit);
+          } finally {
+            this.reserved -= limit;
+          }
           if (claimed.length < limit) drained = true;
           if (claimed.length > 0) this.host.dispatch(producer, claimed);
         }
@@ -168,4 +242,16 @@ export class ClaimLoop implements Service {
     if (drained) this.host.drained(passNow);
     if (again) this.request();
   }
+}
+
+/**
+ * A claim joined to a settle transaction (ClaimLoop.joinSettle): `claims` go to
+ * store.tasks.settleAndClaim; then `claimed` gets its lists, once the batch's attempts are
+ * settled (so each producer counts its persona's leases right), or `failed` the claims'
+ * error, or null when the transaction failed whole (nothing written).
+ */
+export interface JoinedPass {
+  claims: ClaimParams[];
+  claimed(lists: ClaimedTask[][]): void;
+  failed(error: Error | null): void;
 }

@@ -1,7 +1,8 @@
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { PoolOutcome } from "../pool/pool-types.js";
-import type { Settlement, SettlementResult, Store } from "../store/index.js";
+import type { ClaimedTask, Settlement, SettlementResult, Store } from "../store/index.js";
+import type { JoinedPass } from "./claim-loop.js";
 import type { Service } from "../service.js";
 import type { RunOutcome } from "./events.js";
 import type { RunningAttempt } from "./run.js";
@@ -19,6 +20,11 @@ export interface CompleterHost {
   settled(run: RunningAttempt, outcome: RunOutcome, errorCode: string | undefined, errorMessage?: string): void;
   /** Called after each batch, once its attempts are settled. */
   batchDone(): void;
+  /**
+   * The claims to make in this batch's transaction, once its attempts are settled (the claim
+   * loop's pass joined to it: ./claim-loop.ts, joinSettle), or null to settle alone.
+   */
+  joinClaims?(runs: readonly RunningAttempt[]): JoinedPass | null;
   error(where: string, error: Error): void;
 }
 
@@ -66,7 +72,8 @@ function errorCodeOf(settlement: Settlement, result: SettlementResult): string |
 }
 
 /**
- * The completer: commits finished attempts in batches (store.tasks.settle).
+ * The completer: commits finished attempts in batches (store.tasks.settle), with the claim
+ * loop's next claims in the same transaction when it has some to make (store.tasks.settleAndClaim).
  *
  * Modes: idle (nothing queued) → scheduled (a flush is queued for the next turn
  * of the event loop, so every outcome that arrives meanwhile joins it) →
@@ -157,10 +164,20 @@ export class Completer implements Service {
         else withSettlement.push({ item, index: settlements.push(settlement) - 1 });
       }
       let results: SettlementResult[] = [];
+      let claimed: { pass: JoinedPass; lists: ClaimedTask[][] } | null = null;
       if (settlements.length > 0) {
+        const tasks = this.host.store.tasks;
+        const pass = tasks.settleAndClaim === undefined ? null : (this.host.joinClaims?.(items.map((item) => item.run)) ?? null);
         try {
-          results = await this.host.store.tasks.settle({ settlements, now: this.host.clock.now() });
+          if (pass === null) results = await tasks.settle({ settlements, now: this.host.clock.now() });
+          else {
+            const out = await tasks.settleAndClaim!({ settlements, now: this.host.clock.now(), claims: pass.claims });
+            results = out.results;
+            if (out.claimError === null) claimed = { pass, lists: out.claimed };
+            else pass.failed(out.claimError);
+          }
         } catch (error) {
+          pass?.failed(null);
           this.host.error("completer.settle", coerceError(error));
           this.queue.unshift(...items);
           return false;
@@ -173,6 +190,8 @@ export class Completer implements Service {
         const outcome = outcomeOf(result);
         this.host.settled(item.run, outcome, errorCodeOf(settlement, result), errorMessageOf(settlement));
       }
+      // Dispatched once the batch's attempts have left: each producer then counts its persona's leases right.
+      claimed?.pass.claimed(claimed.lists);
       this.host.batchDone();
     }
     return true;

@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { Persona } from "../personas/schema.js";
-import type { ClaimedTask, Store } from "../store/index.js";
+import type { ClaimParams, ClaimedTask, Store } from "../store/index.js";
 
 /** Most tasks one claim statement takes (the store's own cap is 1,000). */
 export const CLAIM_BATCH_MAX = 1_000;
@@ -26,6 +26,8 @@ export interface ProducerHost {
  */
 export class PersonaProducer {
   running = 0;
+  /** A claim of its is in flight in a settle's transaction (ClaimLoop.joinSettle): passes skip it until it ends. */
+  claiming = false;
   /** Monotonic time its last claim began (the stall guard asks), or -Infinity. */
   lastClaimAttemptAt = Number.NEGATIVE_INFINITY;
   private dirty = true;
@@ -50,26 +52,45 @@ export class PersonaProducer {
     this.wakeGen++;
   }
 
-  /** How many it would claim given `free` global slots. */
-  want(free: number): number {
-    return Math.min(this.persona.concurrency - this.running, free, CLAIM_BATCH_MAX);
+  /** How many it would claim given `free` global slots, once `settling` of its attempts are settled. */
+  want(free: number, settling = 0): number {
+    return Math.min(this.persona.concurrency - this.running + settling, free, CLAIM_BATCH_MAX);
   }
 
   /** Claims up to `limit` tasks; marks itself clean when the queue came back short. */
   async claim(limit: number): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
+    const request = this.request(limit);
+    try {
+      return request.took(await this.host.store.tasks.claim(request.params));
+    } catch (error) {
+      this.claiming = false;
+      throw error;
+    }
+  }
+
+  /**
+   * A claim of up to `limit` tasks to make now (by claim, or in a settle's transaction:
+   * store.tasks.settleAndClaim); `took` gets what it claimed, and marks the producer clean
+   * when the queue came back short and no wake-up came meanwhile.
+   */
+  request(limit: number): { params: ClaimParams; took(claimed: ClaimedTask[]): ClaimedTask[] } {
     this.lastClaimAttemptAt = this.host.monotonic();
+    this.claiming = true;
     const gen = this.wakeGen;
-    const { store, agentId, taskId } = this.host;
+    const { agentId, taskId } = this.host;
     const leaseMs = this.persona.leaseMs;
     const now = this.host.clock.now();
     // A supervisor serving one task (roster run) claims it by id: never a bystander of its persona.
-    const claimed =
-      taskId === null
-        ? await store.tasks.claim({ persona: this.persona.id, agentId, limit, leaseMs, now })
-        : await store.tasks.claimById({ taskId, agentId, leaseMs, now }).then((task) => (task === null ? [] : [task]));
-    if (claimed.length < limit && gen === this.wakeGen) this.dirty = false;
-    return claimed;
+    const params: ClaimParams = taskId === null ? { persona: this.persona.id, agentId, limit, leaseMs, now } : { taskId, agentId, leaseMs, now };
+    return {
+      params,
+      took: (claimed) => {
+        this.claiming = false;
+        if (claimed.length < limit && gen === this.wakeGen) this.dirty = false;
+        return claimed;
+      },
+    };
   }
 }
 

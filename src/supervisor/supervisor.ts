@@ -12,7 +12,7 @@ import type { AttemptUsage, ClaimedTask, Store } from "../store/index.js";
 import { AgentRegistration } from "./agent.js";
 import { Attempts } from "./attempts.js";
 import { BudgetWatch } from "./budget-watch.js";
-import { ClaimLoop } from "./claim-loop.js";
+import { ClaimLoop, type JoinedPass } from "./claim-loop.js";
 import { Completer } from "./completer.js";
 import { ConnectionGuard } from "./connection.js";
 import { SupervisorEventBus, type RunOutcome } from "./events.js";
@@ -347,6 +347,25 @@ export class Supervisor {
     if (producer !== undefined) producer.running--;
     this.progressWriter.forget(run);
     this.budgetWatch.forget(run);
+  }
+
+  /**
+   * From the completer, before it commits a batch: the claims to make in the same transaction
+   * (./claim-loop.ts, joinSettle), counting the slots and persona leases the batch frees. Every
+   * rule holds as for a claim of its own: the store records the settlements first, so the claim
+   * sees the room (rule 15) and the gates they leave; each claimed task gets its lease and its
+   * task:claimed row, and events are emitted after the commit.
+   */
+  joinClaims(runs: readonly RunningAttempt[]): JoinedPass | null {
+    let slots = 0;
+    const byPersona = new Map<string, number>();
+    for (const run of runs) {
+      if (run.slot) slots++;
+      byPersona.set(run.task.persona, (byPersona.get(run.task.persona) ?? 0) + 1);
+    }
+    // free() once the batch has left: its held slots and its places among the attempts held.
+    const freed = Math.min(this.capacity - this.attempts.running + slots, 2 * this.capacity - this.attempts.size + runs.length) - this.free();
+    return this.claimLoop.joinSettle(freed, (producer) => byPersona.get(producer.id) ?? 0);
   }
 
   /** From the completer, after each committed batch. */

@@ -34,7 +34,7 @@ afterEach(async () => {
   temp = null;
 });
 
-/** The real store, its settle calls held until `release()` while `hold` is on. */
+/** The real store, its settle calls (settle, settleAndClaim) held until `release()` while `hold` is on. */
 interface Held {
   store: Store;
   /** Settle calls begun so far, with the task ids of each. */
@@ -55,16 +55,23 @@ function holdSettles(store: Store): Held {
   const calls: number[][] = [];
   const committed = new Set<number>();
   const waiters: Array<{ taskId: number; resolve: () => void }> = [];
-  const settle = async (params: Parameters<Store["tasks"]["settle"]>[0]): Promise<SettlementResult[]> => {
-    const ids = params.settlements.map((s) => s.taskId);
-    calls.push(ids);
-    for (const w of waiters.filter((w) => w.taskId === -1 || ids.includes(w.taskId))) w.resolve();
-    if (gate !== null) await gate;
-    const results = await store.tasks.settle(params);
-    for (const id of ids) committed.add(id);
-    return results;
-  };
-  const tasks = new Proxy(store.tasks, { get: (target, key) => (key === "settle" ? settle : Reflect.get(target, key)) });
+  /** Both settle paths (settleAndClaim: the settle with the next claims in its transaction) are held alike. */
+  const heldCall =
+    <P extends { settlements: Array<{ taskId: number }> }, R>(call: (params: P) => Promise<R>) =>
+    async (params: P): Promise<R> => {
+      const ids = params.settlements.map((s) => s.taskId);
+      calls.push(ids);
+      for (const w of waiters.filter((w) => w.taskId === -1 || ids.includes(w.taskId))) w.resolve();
+      if (gate !== null) await gate;
+      const results = await call(params);
+      for (const id of ids) committed.add(id);
+      return results;
+    };
+  const settle = heldCall((p: Parameters<Store["tasks"]["settle"]>[0]): Promise<SettlementResult[]> => store.tasks.settle(p));
+  const settleAndClaim = store.tasks.settleAndClaim === undefined ? undefined : heldCall(store.tasks.settleAndClaim.bind(store.tasks));
+  const tasks = new Proxy(store.tasks, {
+    get: (target, key) => (key === "settle" ? settle : key === "settleAndClaim" ? settleAndClaim : Reflect.get(target, key)),
+  });
   const held = new Proxy(store, {
     get: (target, key) => {
       if (key === "tasks") return tasks;

@@ -153,9 +153,9 @@ export class Claims {
     const leaseMs = params.leaseMs ?? gate.leaseMs ?? LEASE_MS_DEFAULT;
     const rows = this.gatedClaim(gate, { agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, persona: params.persona });
     // Took less than asked because the persona's concurrency is used up by other claimants of this
-    // process (an MCP agent of roster start): its next settle here says so (TransactionRunner.roomWaits).
+    // process (an MCP agent of roster start): its next settle here says so (TransactionRunner.waitForRoom).
     // Other processes hear of that settle through the database folder's watch.
-    if (rows.length < limit && rows.length === gate.limit && gate.reasons.length === 0) this.tx.roomWaits.add(params.persona);
+    if (rows.length < limit && rows.length === gate.limit && gate.reasons.length === 0) this.tx.waitForRoom(params.persona);
     return this.claimed(rows, params.agentId, leaseMs, params.now);
   }
 

@@ -117,15 +117,29 @@ export class TransactionRunner {
    * claimants, docs/ARCHITECTURE.md rule 15): the next transaction that settles one of their
    * tasks emits claim:reopened for them, so the claimant claims at once, not at its poll.
    */
-  readonly roomWaits = new Set<string>();
+  private readonly roomWaits = new Map<string, number>();
+
+  /**
+   * A claim found no room for `persona` (roomWaits). Only a lease that ends after it frees the
+   * room it waits for: in its own transaction (tasks.settleAndClaim) the settlements recorded
+   * before the claim do not count.
+   */
+  waitForRoom(persona: string): void {
+    this.roomWaits.set(persona, this.pending?.length ?? 0);
+  }
 
   private roomFreed(pending: PendingEmit[]): void {
     const freed: string[] = [];
-    for (const [event, payload] of pending) {
-      if (!LEASE_ENDS.has(event)) continue;
+    pending.forEach(([event, payload], i) => {
+      if (!LEASE_ENDS.has(event)) return;
       const persona = (payload as { persona: string }).persona;
-      if (this.roomWaits.delete(persona)) freed.push(persona);
-    }
+      const mark = this.roomWaits.get(persona);
+      if (mark === undefined || i < mark) return;
+      this.roomWaits.delete(persona);
+      freed.push(persona);
+    });
+    // Waits this transaction left stand for any lease end from the next one on.
+    for (const persona of this.roomWaits.keys()) this.roomWaits.set(persona, 0);
     if (freed.length > 0) pending.push(["claim:reopened", { personas: freed, reason: "room" }]);
   }
 

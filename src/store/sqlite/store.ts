@@ -5,6 +5,8 @@ import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import type {
   AgentService,
+  ClaimParams,
+  ClaimedTask,
   HumanService,
   InvalidOutput,
   MaintenanceService,
@@ -124,6 +126,28 @@ export class SqliteStore implements Store {
       return transitions.release({ ...s, now });
     };
 
+    /**
+     * The settle path (inside a write): completions without children whose result and usage
+     * validate go through completeMany, a few statements for the whole batch; the rest
+     * (failures, releases, children, bad output) one by one, first, in batch order.
+     */
+    const settleIn = (settlements: readonly Settlement[], now: number, invalid: InvalidOutput): SettlementResult[] => {
+      const results: SettlementResult[] = new Array<SettlementResult>(settlements.length);
+      const { fast, slow } = splitSettlements(settlements, maxPayloadBytes);
+      for (const { s, index } of slow) results[index] = settleOne(s, now, invalid);
+      if (fast.length > 0) transitions.completeMany(fast, now).forEach((result, i) => (results[fast[i]!.index] = result));
+      return results;
+    };
+    /** The claim path (inside a write): a persona's best ready tasks, or one named task. */
+    const claimIn = (p: ClaimParams): ClaimedTask[] => {
+      if (p.taskId === undefined) return claims.claim(p);
+      const one = claims.claimOne({ ...p, taskId: p.taskId });
+      return one === null ? [] : [one];
+    };
+    /** After the commit: the liveness judge knows the new leases' stamps. */
+    const noteClaimed = (claimed: readonly ClaimedTask[]): void =>
+      judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
+
     this.tasks = withOneTaskCalls({
       enqueue: async (p) => {
         const batch = validateBatch(p.tasks, maxPayloadBytes);
@@ -136,28 +160,26 @@ export class SqliteStore implements Store {
       listAvailable: async (p) => tx.read("tasks.listAvailable", () => queries.available(p)),
       claim: async (p) => {
         checkClaimParams(p);
-        const claimed = await tx.write("tasks.claim", () => {
-          if (p.taskId === undefined) return claims.claim(p);
-          const one = claims.claimOne({ ...p, taskId: p.taskId });
-          return one === null ? [] : [one];
-        });
-        judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
+        const claimed = await tx.write("tasks.claim", () => claimIn(p));
+        noteClaimed(claimed);
         return claimed;
       },
       start: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.start", () => p.starts.map((s) => transitions.start({ ...s, now: p.now })))),
       progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
-      settle: async (p) => {
-        const invalid = p.invalid ?? "fail";
-        return tx.write("tasks.settle", () => {
-          // Completions without children whose result and usage validate go through completeMany, a few
-          // statements for the whole batch; the rest (failures, releases, children, bad output)
-          // one by one, first, in batch order.
-          const results: SettlementResult[] = new Array<SettlementResult>(p.settlements.length);
-          const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
-          for (const { s, index } of slow) results[index] = settleOne(s, p.now, invalid);
-          if (fast.length > 0) transitions.completeMany(fast, p.now).forEach((result, i) => (results[fast[i]!.index] = result));
-          return results;
+      settle: async (p) => tx.write("tasks.settle", () => settleIn(p.settlements, p.now, p.invalid ?? "fail")),
+      settleAndClaim: async (p) => {
+        for (const claim of p.claims) checkClaimParams(claim);
+        const out = await tx.write("tasks.settle+claim", () => {
+          const results = settleIn(p.settlements, p.now, "fail");
+          // The claims in a savepoint: one that fails leaves the settlements to commit.
+          try {
+            return { results, claimed: tx.savepoint(() => p.claims.map(claimIn)), claimError: null };
+          } catch (error) {
+            return { results, claimed: p.claims.map((): ClaimedTask[] => []), claimError: coerceError(error) };
+          }
         });
+        for (const claimed of out.claimed) noteClaimed(claimed);
+        return out;
       },
       cancel: async (p) => tx.write("tasks.cancel", () => transitions.commands.cancel(p)),
       retry: async (p) => tx.write("tasks.retry", () => transitions.commands.retry(p)),
