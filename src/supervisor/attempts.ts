@@ -93,6 +93,17 @@ export class Attempts {
     return leases;
   }
 
+  /** What these held attempts free once settled: the slots they still hold, and how many are each persona's. */
+  leaving(runs: readonly RunningAttempt[]): { slots: number; byPersona: Map<string, number> } {
+    let slots = 0;
+    const byPersona = new Map<string, number>();
+    for (const run of runs) {
+      if (run.slot) slots++;
+      byPersona.set(run.task.persona, (byPersona.get(run.task.persona) ?? 0) + 1);
+    }
+    return { slots, byPersona };
+  }
+
   /** This persona's attempts held here, settled or not: what the store counts against its concurrency. */
   countOf(persona: string): number {
     let n = 0;

@@ -320,8 +320,8 @@ export class Supervisor {
   }
 
   /** Slots free to claim into; at most `capacity` outcomes wait for a commit, so a store that stops committing stops claims too. */
-  private free(): number {
-    return Math.min(this.capacity - this.attempts.running, 2 * this.capacity - this.attempts.size);
+  private free(running = this.attempts.running, held = this.attempts.size): number {
+    return Math.min(this.capacity - running, 2 * this.capacity - held);
   }
 
   /** An attempt's slot is free (./attempts.ts, `running`): claim soon. */
@@ -351,20 +351,11 @@ export class Supervisor {
 
   /**
    * From the completer, before it commits a batch: the claims to make in the same transaction
-   * (./claim-loop.ts, joinSettle), counting the slots and persona leases the batch frees. Every
-   * rule holds as for a claim of its own: the store records the settlements first, so the claim
-   * sees the room (rule 15) and the gates they leave; each claimed task gets its lease and its
-   * task:claimed row, and events are emitted after the commit.
+   * (./claim-loop.ts, joinSettle), the slots and persona leases the batch frees counted as free.
    */
   joinClaims(runs: readonly RunningAttempt[]): JoinedPass | null {
-    let slots = 0;
-    const byPersona = new Map<string, number>();
-    for (const run of runs) {
-      if (run.slot) slots++;
-      byPersona.set(run.task.persona, (byPersona.get(run.task.persona) ?? 0) + 1);
-    }
-    // free() once the batch has left: its held slots and its places among the attempts held.
-    const freed = Math.min(this.capacity - this.attempts.running + slots, 2 * this.capacity - this.attempts.size + runs.length) - this.free();
+    const { slots, byPersona } = this.attempts.leaving(runs);
+    const freed = this.free(this.attempts.running - slots, this.attempts.size - runs.length) - this.free();
     return this.claimLoop.joinSettle(freed, (producer) => byPersona.get(producer.id) ?? 0);
   }
 

@@ -5,15 +5,11 @@ import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import type {
   AgentService,
-  ClaimParams,
   ClaimedTask,
   HumanService,
-  InvalidOutput,
   MaintenanceService,
   PersonaService,
   ScheduleService,
-  Settlement,
-  SettlementResult,
   Store,
   StoreOptions,
   TaskService,
@@ -36,8 +32,9 @@ import { registerSqliteHandle } from "./introspect.js";
 import { MaintenanceStatements, PersonaStatements } from "./maintenance.js";
 import { TaskQueries } from "./queries.js";
 import { Transitions } from "./transitions.js";
-import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
+import { checkClaimParams } from "../settle.js";
 import { Claims } from "./claims.js";
+import { LeasePaths } from "./lease-paths.js";
 import type { EconomicsService } from "../economics.js";
 import { withOneTaskCalls } from "../one-task.js";
 
@@ -103,47 +100,7 @@ export class SqliteStore implements Store {
     this.dataVersion = db.prepare("PRAGMA data_version").pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
 
-    /**
-     * One settlement. A completion with children runs inside a savepoint, so a bad
-     * child list fails its own task only; without children, complete() validates
-     * the result before its first write, so there is nothing to roll back and the
-     * savepoint (a transaction object per task on the hot path) is skipped.
-     */
-    const settleOne = (s: Settlement, now: number, invalid: InvalidOutput): SettlementResult => {
-      if (s.kind === "complete") {
-        try {
-          return hasChildren(s) ? tx.savepoint(() => transitions.complete(humans.gatePlan({ ...s, now }))) : transitions.complete({ ...s, now });
-        } catch (error) {
-          if (!(error instanceof RosterError) || invalid === "refuse") throw error;
-          return transitions.fail({ taskId: s.taskId, leaseToken: s.leaseToken, now, error: invalidOutputError(error) });
-        }
-      }
-      if (s.kind === "fail") {
-        const question = questionOf(s);
-        if (question === null) return transitions.fail({ ...s, now });
-        return humans.ask({ taskId: s.taskId, leaseToken: s.leaseToken, question, now });
-      }
-      return transitions.release({ ...s, now });
-    };
-
-    /**
-     * The settle path (inside a write): completions without children whose result and usage
-     * validate go through completeMany, a few statements for the whole batch; the rest
-     * (failures, releases, children, bad output) one by one, first, in batch order.
-     */
-    const settleIn = (settlements: readonly Settlement[], now: number, invalid: InvalidOutput): SettlementResult[] => {
-      const results: SettlementResult[] = new Array<SettlementResult>(settlements.length);
-      const { fast, slow } = splitSettlements(settlements, maxPayloadBytes);
-      for (const { s, index } of slow) results[index] = settleOne(s, now, invalid);
-      if (fast.length > 0) transitions.completeMany(fast, now).forEach((result, i) => (results[fast[i]!.index] = result));
-      return results;
-    };
-    /** The claim path (inside a write): a persona's best ready tasks, or one named task. */
-    const claimIn = (p: ClaimParams): ClaimedTask[] => {
-      if (p.taskId === undefined) return claims.claim(p);
-      const one = claims.claimOne({ ...p, taskId: p.taskId });
-      return one === null ? [] : [one];
-    };
+    const paths = new LeasePaths(tx, transitions, humans, claims, maxPayloadBytes);
     /** After the commit: the liveness judge knows the new leases' stamps. */
     const noteClaimed = (claimed: readonly ClaimedTask[]): void =>
       judge.noteLeases(claimed.map((t) => ({ taskId: t.id, leaseToken: t.leaseToken, stamp: t.leaseExpiresAt, leaseMs: t.leaseMs })));
@@ -160,20 +117,20 @@ export class SqliteStore implements Store {
       listAvailable: async (p) => tx.read("tasks.listAvailable", () => queries.available(p)),
       claim: async (p) => {
         checkClaimParams(p);
-        const claimed = await tx.write("tasks.claim", () => claimIn(p));
+        const claimed = await tx.write("tasks.claim", () => paths.claim(p));
         noteClaimed(claimed);
         return claimed;
       },
       start: async (p) => (p.starts.length === 0 ? [] : tx.write("tasks.start", () => p.starts.map((s) => transitions.start({ ...s, now: p.now })))),
       progressIfLeased: async (p) => tx.write("tasks.progress", () => transitions.progress(p)),
-      settle: async (p) => tx.write("tasks.settle", () => settleIn(p.settlements, p.now, p.invalid ?? "fail")),
+      settle: async (p) => tx.write("tasks.settle", () => paths.settle(p.settlements, p.now, p.invalid ?? "fail")),
       settleAndClaim: async (p) => {
         for (const claim of p.claims) checkClaimParams(claim);
         const out = await tx.write("tasks.settle+claim", () => {
-          const results = settleIn(p.settlements, p.now, "fail");
+          const results = paths.settle(p.settlements, p.now, "fail");
           // The claims in a savepoint: one that fails leaves the settlements to commit.
           try {
-            return { results, claimed: tx.savepoint(() => p.claims.map(claimIn)), claimError: null };
+            return { results, claimed: tx.savepoint(() => p.claims.map((claim) => paths.claim(claim))), claimError: null };
           } catch (error) {
             return { results, claimed: p.claims.map((): ClaimedTask[] => []), claimError: coerceError(error) };
           }
@@ -198,7 +155,7 @@ export class SqliteStore implements Store {
       nextRunAt: async (p) => tx.read("tasks.nextRunAt", () => queries.nextRunAt(p)),
       lineage: async (p) => tx.read("tasks.lineage", () => agentReads.lineage(p.taskIds)),
       completeOnce: async ({ now, ...rest }) =>
-        tx.write("tasks.completeOnce", () => agentReads.completeOnce({ ...rest, now }, () => settleOne({ kind: "complete", ...rest }, now, "refuse"))),
+        tx.write("tasks.completeOnce", () => agentReads.completeOnce({ ...rest, now }, () => paths.settleOne({ kind: "complete", ...rest }, now, "refuse"))),
       leaseLoss: async (p) => tx.read("tasks.leaseLoss", () => agentReads.leaseLoss(p)),
       resultPage: async (p) => tx.read("tasks.resultPage", () => agentReads.resultPage(p)),
       enqueueGoal: async (p) => {
