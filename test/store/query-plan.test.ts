@@ -125,6 +125,12 @@ describe("query plans of the hot statements", () => {
       expect(batchOnly(plan), plan.join("\n")).toEqual([]);
     });
 
+    it(`${label}: the one-task completion seeks its task by primary key`, () => {
+      const plan = sqliteExplain(t.store, "completeOne", { taskId: taskIds[0], leaseToken: "token", result: null, now: t.clock.now() });
+      expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
+      expect(scans(plan), plan.join("\n")).toEqual([]);
+    });
+
     it(`${label}: the batched dependents' update and its readied-after read use the dependency indexes`, () => {
       const done = JSON.stringify(taskIds.slice(0, 3));
       const dec = sqliteExplain(t.store, "decrementDependentsMany", { done, now: t.clock.now() });

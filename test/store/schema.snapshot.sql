@@ -231,9 +231,9 @@ CREATE TABLE task_keys (
 -- table task_status
 CREATE TABLE "task_status" (
   task_id           INTEGER PRIMARY KEY REFERENCES tasks(id),
-  status            TEXT NOT NULL CHECK (status IN
-                      ('waiting','pending','claimed','in_progress','completed','failed','cancelled','blocked',
-                       'awaiting_approval','awaiting_input')),
+  status            TEXT NOT NULL CHECK (status = 'waiting' OR status = 'pending' OR status = 'claimed'
+                      OR status = 'in_progress' OR status = 'completed' OR status = 'failed' OR status = 'cancelled'
+                      OR status = 'blocked' OR status = 'awaiting_approval' OR status = 'awaiting_input'),
   persona_id        TEXT NOT NULL,
   priority          INTEGER NOT NULL,
   unmet_deps        INTEGER NOT NULL DEFAULT 0 CHECK (unmet_deps >= 0),
@@ -252,8 +252,10 @@ CREATE TABLE "task_status" (
   progress_message  TEXT,
   result            TEXT,
   last_error        TEXT,
-  updated_at        INTEGER NOT NULL
-, leases_lost INTEGER NOT NULL DEFAULT 0, reaped_token TEXT) STRICT;
+  updated_at        INTEGER NOT NULL,
+  leases_lost       INTEGER NOT NULL DEFAULT 0,
+  reaped_token      TEXT
+) STRICT;
 
 -- table tasks
 CREATE TABLE tasks (

@@ -45,17 +45,19 @@ export class EconomicsStatements extends EconomicsCommands {
     this.successRow = db.prepare(`
       SELECT NULL AS provider, NULL AS auto_resume, p.config ->> '$.breaker' AS breaker, NULL AS rate_limit, b.state, b.consecutive_failures
       FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`);
-    // One row per claim: the persona's settings and every gate of it, by primary keys.
+    // One row per claim: the persona's settings and every gate of it, by primary keys. Each key
+    // is probed with `=`: an IN list on a key is an ephemeral b-tree built at every execution.
     this.gateRow = db.prepare(`
       SELECT ${econ}, p.config ->> '$.leaseMs' AS lease_ms,
         pp.provider IS NOT NULL AS paused, pp.until AS pause_until, pp.reason AS pause_reason,
         b.state AS breaker_state, b.open_until, b.consecutive_failures, b.probe_task_id,
         (SELECT status FROM task_status WHERE task_id = b.probe_task_id) AS probe_status,
         EXISTS (SELECT 1 FROM budget_holds) AS holds,
-        EXISTS (SELECT 1 FROM budgets WHERE scope IN ('persona','global')) AS window_budgets,
+        (EXISTS (SELECT 1 FROM budgets WHERE scope = 'persona') OR EXISTS (SELECT 1 FROM budgets WHERE scope = 'global')) AS window_budgets,
         EXISTS (SELECT 1 FROM concurrency_keys INDEXED BY concurrency_keys_full WHERE running >= max_running) AS full_keys,
         p.config ->> '$.concurrency' AS concurrency,
-        (SELECT coalesce(sum(n), 0) FROM task_counts WHERE persona_id = p.id AND status IN ('claimed','in_progress')) AS running
+        coalesce((SELECT n FROM task_counts WHERE persona_id = p.id AND status = 'claimed'), 0)
+          + coalesce((SELECT n FROM task_counts WHERE persona_id = p.id AND status = 'in_progress'), 0) AS running
       FROM personas p
       LEFT JOIN provider_pauses pp ON pp.provider = coalesce(p.config ->> '$.provider', 'persona:' || p.id)
       LEFT JOIN breakers b ON b.persona_id = p.id
@@ -72,7 +74,7 @@ export class EconomicsStatements extends EconomicsCommands {
       ON CONFLICT (key, window_start) DO UPDATE SET starts = starts + excluded.starts`);
     this.rateTrim = db.prepare("DELETE FROM rate_windows WHERE key = ? AND window_start < ?");
     this.setProbe = db.prepare("UPDATE breakers SET state = 'probing', probe_task_id = @taskId, updated_at = @now WHERE persona_id = @persona");
-    this.anyTaskOrGoalBudget = db.prepare("SELECT EXISTS (SELECT 1 FROM budgets WHERE scope IN ('task','goal'))").pluck();
+    this.anyTaskOrGoalBudget = db.prepare("SELECT EXISTS (SELECT 1 FROM budgets WHERE scope = 'task') OR EXISTS (SELECT 1 FROM budgets WHERE scope = 'goal')").pluck();
     this.taskLimits = db.prepare(`
       SELECT
         CASE WHEN bt.scope IS NULL THEN t.retry_policy ->> '$.maxCostUsd' ELSE bt.max_cost_usd END AS task_usd,

@@ -3,7 +3,7 @@ import { COMPLETE_DEPENDENCIES_SQL, DECREMENT_DEPENDENTS_MANY_SQL, READIED_AFTER
 import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
 import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, OLDEST_READY_SQL, RUNNING_SQL } from "./queries.js";
 import { CLAIM_FIRST_SQL, CLAIM_SQL, CLAIMED_DETAILS_SQL } from "./claims.js";
-import { COMPLETE_MANY_SQL } from "./transitions.js";
+import { COMPLETE_MANY_SQL, COMPLETE_ONE_SQL } from "./transitions.js";
 
 /**
  * The statements that run on every supervisor tick, by name, exactly as the store
@@ -17,6 +17,7 @@ export const HOT_QUERIES = {
   heartbeat: RENEW_ALL_SQL,
   renewSome: RENEW_SOME_SQL,
   completeMany: COMPLETE_MANY_SQL,
+  completeOne: COMPLETE_ONE_SQL,
   decrementDependentsMany: DECREMENT_DEPENDENTS_MANY_SQL,
   readiedAfter: READIED_AFTER_SQL,
   observeLeases: OBSERVE_LEASES_SQL,

@@ -35,6 +35,19 @@ export const COMPLETE_MANY_SQL = `
       RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
 
+/**
+ * COMPLETE_MANY_SQL for one task (a batch of one: an MCP agent's completion, `roster run`, a
+ * supervisor's settle of one): the same row changes and RETURNING, the row sought by its
+ * primary key instead of joined from json_each, which SQLite materializes in an ephemeral
+ * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now.
+ */
+export const COMPLETE_ONE_SQL = `
+      UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
+        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
+      WHERE task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress')
+      RETURNING task_id, persona_id, attempts, assigned_agent_id, claimed_at,
+        EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
+
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
 
@@ -87,10 +100,7 @@ export class Transitions {
     this.progressStmt = db.prepare(`
       UPDATE task_status SET progress = @fraction, progress_message = @message, updated_at = @now
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
-    this.completeStmt = db.prepare(`
-      UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
-        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE ${leased} RETURNING persona_id, attempts, assigned_agent_id, claimed_at`);
+    this.completeStmt = db.prepare(COMPLETE_ONE_SQL);
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
     this.completeManyStmt = db.prepare(COMPLETE_MANY_SQL);
     // Rows are [taskId, agentId, attempt, readied].
@@ -200,14 +210,13 @@ export class Transitions {
    * records the highest of their ids as `after`. Results in input order.
    */
   completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {
-    const rows = this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) }) as Array<{
-      task_id: number;
-      persona_id: string;
-      attempts: number;
-      assigned_agent_id: string | null;
-      claimed_at: number | null;
-      has_dependents: number;
-    }>;
+    type Row = { task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: number };
+    const one = items.length === 1 ? items[0]! : null;
+    const rows = (
+      one !== null
+        ? this.completeStmt.all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now })
+        : this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) })
+    ) as Row[];
     // Only tasks something depends on can ready anything: most batches skip the counters' statements.
     const withDependents = rows.filter((r) => r.has_dependents === 1).map((r) => r.task_id);
     const { ready, readiedBy } = withDependents.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(withDependents, now);
