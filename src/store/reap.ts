@@ -6,7 +6,7 @@
  * answer. SQLite (src/store/sqlite/maintenance.ts) and PostgreSQL
  * (src/store/postgres/maintenance.ts) each read and lock the row with their own SQL.
  */
-import type { RetryPolicy } from "../policy/retry.js";
+import { failureToSettle } from "./settle.js";
 import type { AgentObservation, LeaseObservation } from "./liveness.js";
 import { leaseExpiredError } from "./lost-leases.js";
 import type { CountedFailure, ReapParams, ReapResult } from "./types.js";
@@ -57,15 +57,7 @@ export function reapedLease(row: SilentLeaseRow, leaseToken: string, silentMs: n
   return {
     event: { silentMs: heard, leaseMs: row.lease_ms, leasesLost },
     failure: {
-      taskId: row.task_id,
-      persona: row.persona_id,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      policy: JSON.parse(row.retry_policy) as RetryPolicy,
-      agentId: row.assigned_agent_id,
-      error: leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }),
-      now: p.now,
-      random: p.random ?? Math.random,
+      ...failureToSettle(row.task_id, row, leaseExpiredError({ agentId: row.assigned_agent_id, silentMs: heard, leaseMs: row.lease_ms, leasesLost, maxAttempts: row.max_attempts }), p),
       lost: { leaseToken, leasesLost },
     },
   };

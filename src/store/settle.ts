@@ -10,7 +10,8 @@ import { RosterError, type ErrorObject } from "../errors.js";
 import { INPUT_REQUESTED } from "./humans.js";
 import { completionJson } from "./input.js";
 import { storedError } from "./stored-error.js";
-import type { ClaimParams, Settlement } from "./types.js";
+import type { RetryPolicy } from "../policy/retry.js";
+import type { ClaimParams, FailureToSettle, Settlement } from "./types.js";
 import { resultCarrier, usageOfSettlement, type NormalUsage } from "./usage-values.js";
 
 /** A completion without children whose result and usage validated: completeMany records a batch of them in a few statements. */
@@ -76,6 +77,30 @@ export function invalidOutputError(error: RosterError): ErrorObject {
  */
 export function questionOf(s: Settlement & { kind: "fail" }): string | null {
   return (s.error as { code?: unknown }).code === INPUT_REQUESTED ? String(s.error.message) : null;
+}
+
+/** The columns of a leased task's row a failed attempt is settled from, as both engines read them. */
+export interface FailingTaskRow {
+  persona_id: string;
+  attempts: number;
+  max_attempts: number;
+  assigned_agent_id: string | null;
+  retry_policy: string;
+}
+
+/** A failed attempt of the task `row` holds (its attempt, policy and holder), with `error` in stored form, as each store's settleFailure takes it. */
+export function failureToSettle(taskId: number, row: FailingTaskRow, error: ErrorObject, p: { now: number; random?: (() => number) | undefined }): FailureToSettle {
+  return {
+    taskId,
+    persona: row.persona_id,
+    attempt: row.attempts,
+    maxAttempts: row.max_attempts,
+    policy: JSON.parse(row.retry_policy) as RetryPolicy,
+    agentId: row.assigned_agent_id,
+    error,
+    now: p.now,
+    random: p.random ?? Math.random,
+  };
 }
 
 /** Refuses a claim's limit or lease length that is not a positive integer, before any write. */

@@ -1,10 +1,11 @@
 import { readyEvent, type Readied } from "../events.js";
 import { RosterError } from "../../errors.js";
-import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { hasAttemptsLeft, nextRunAt } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
 import { reapDecision } from "../lost-leases.js";
+import { failureToSettle } from "../settle.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, FailureToSettle, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
@@ -199,17 +200,7 @@ export class PgTransitions {
       await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
-    const settled = await this.settleFailure(tx, {
-      taskId: params.taskId,
-      persona: row.persona_id,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      policy: JSON.parse(row.retry_policy) as RetryPolicy,
-      agentId: row.assigned_agent_id,
-      error,
-      now: params.now,
-      random: params.random ?? Math.random,
-    });
+    const settled = await this.settleFailure(tx, failureToSettle(params.taskId, row, error, params));
     if (settled.ok) await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, settled.outcome, usage, params.now);
     return settled;
   }

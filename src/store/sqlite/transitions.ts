@@ -2,10 +2,11 @@ import { readyEvent } from "../events.js";
 import { RosterError } from "../../errors.js";
 import { TaskCommands } from "./task-commands.js";
 import { storedError } from "../stored-error.js";
-import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../../policy/retry.js";
+import { hasAttemptsLeft, nextRunAt } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { reapDecision } from "../lost-leases.js";
+import { failureToSettle } from "../settle.js";
 import type {
   CompleteParams,
   CompleteResult,
@@ -275,17 +276,7 @@ export class Transitions {
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
-    const settled = this.settleFailure({
-      taskId: params.taskId,
-      persona: row.persona_id,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      policy: JSON.parse(row.retry_policy) as RetryPolicy,
-      agentId: row.assigned_agent_id,
-      error,
-      now: params.now,
-      random: params.random ?? Math.random,
-    });
+    const settled = this.settleFailure(failureToSettle(params.taskId, row, error, params));
     if (settled.ok) this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, settled.outcome, usage, params.now);
     return settled;
   }
