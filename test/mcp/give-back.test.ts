@@ -6,7 +6,7 @@ import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
-import { call, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
+import { call, callFailing, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
 
 /**
  * MCP agents and the leases they can no longer hold (docs/ARCHITECTURE.md rules 6 and 12,
@@ -118,7 +118,7 @@ describe.each(engines)("MCP agents give back leases they can no longer hold ($na
     }
   });
 
-  it("an agent that pauses past its lease and comes back gives the lease back: on its last attempt the task outlives four reaps and completes", async () => {
+  it("an agent that pauses past its lease and comes back (a heartbeat, a late result) gives the lease back: on its last attempt the task outlives four reaps and completes", async () => {
     const { db, store } = await setUp(engine);
     const [id] = (await store.tasks.enqueue({ tasks: [{ persona: "brief", title: "slow thinker" }], now: Date.now() })).ids as [number];
     const a = await worker(db, "pausing worker");
@@ -128,8 +128,12 @@ describe.each(engines)("MCP agents give back leases they can no longer hold ($na
       expect(claim.task).toMatchObject({ id, attempt: 1 });
       const agentId = (await store.tasks.get({ taskId: id })).assignedAgentId;
       await reaped(store, id);
-      // Back: its heartbeat says the lease is lost, and the server gives it back.
-      expect((await call(a.client, "heartbeat")).lost).toEqual([id]);
+      // Back: its heartbeat says the lease is lost, or (every other round) its late result is refused; either way the server gives it back.
+      if (round % 2 === 1) expect((await call(a.client, "heartbeat")).lost).toEqual([id]);
+      else {
+        const late = await callFailing(a.client, "complete_task", { taskId: id, leaseToken: claim.leaseToken, result: { late: round } });
+        expect(late.error).toMatchObject({ code: "LEASE_LOST", details: { reason: "expired" } });
+      }
       const task = await store.tasks.get({ taskId: id, eventLimit: 1_000 });
       expect(task.status, `round ${round}: ${types(task).join(", ")}`).toBe("pending");
       // The reap counted one lost lease (not the attempt); the give-back took it off again.

@@ -96,9 +96,12 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
   /** A fenced write was refused: why (TASK_NOT_FOUND for an id that names no task). */
   const lost = async (ref: { taskId: number; leaseToken: string }) => {
     leases.remove(ref);
-    // The agent outlived its lease: if the reaper took it, it is given back (fenced by its token; ../give-back.ts).
-    if (session.agent !== null) await ctx.returns.give(session.agent, [{ taskId: ref.taskId, leaseToken: ref.leaseToken }]);
-    return leaseLost(ref.taskId, await store.tasks.leaseLoss({ taskId: ref.taskId, agentId: session.agent }));
+    const loss = await store.tasks.leaseLoss({ taskId: ref.taskId, agentId: session.agent });
+    // The agent outlived a lease the reaper took (since claimed again, perhaps): it gives it back (fenced by its token; ../give-back.ts).
+    if (session.agent !== null && (loss.reason === "expired" || loss.reason === "taken")) {
+      await ctx.returns.give(session.agent, [{ taskId: ref.taskId, leaseToken: ref.leaseToken }]);
+    }
+    return leaseLost(ref.taskId, loss);
   };
 
   registerAgentTool(tools, session, requirePersona);
