@@ -1,10 +1,11 @@
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { isIP, type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { RosterError, coerceError } from "../errors.js";
+import { HostCheck, bearerOf, bindingOf, hostnameOf, listeningUrl, secretsMatch } from "../http-access.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
@@ -19,8 +20,6 @@ export const MCP_HTTP_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const MCP_HTTP_MAX_SESSIONS = 1_000;
 /** A session with no open request or stream for this long is closed (its client went away without DELETE), in ms. */
 export const MCP_HTTP_SESSION_IDLE_MS = 30 * 60_000;
-
-const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"];
 
 export interface McpHttpOptions {
   store: Store;
@@ -55,25 +54,6 @@ export interface McpHttpServer {
   readonly host: string;
   readonly port: number;
   close(): Promise<void>;
-}
-
-/** Hostname of a Host header or URL authority, lowercase, IPv6 kept in brackets, port dropped. */
-export function hostnameOf(authority: string): string | null {
-  const value = authority.trim().toLowerCase();
-  if (value === "") return null;
-  if (value.startsWith("[")) {
-    const end = value.indexOf("]");
-    return end === -1 ? null : value.slice(0, end + 1);
-  }
-  const colon = value.indexOf(":");
-  return colon === -1 ? value : value.slice(0, colon);
-}
-
-/** Constant-time comparison of two secrets of any length (digests have equal length). */
-export function tokensMatch(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given, "utf8").digest();
-  const b = createHash("sha256").update(expected, "utf8").digest();
-  return timingSafeEqual(a, b);
 }
 
 function sendJsonRpcError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -151,37 +131,17 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     });
   const logger = ctx.logger.child({ component: "mcp-http" });
   const profile = options.profile ?? "all";
-  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
-  const loopback = LOOPBACK_NAMES.includes(bindName);
-  const allowedNames = new Set<string>([...LOOPBACK_NAMES, ...(loopback ? [] : [bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
-  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  const access = new HostCheck({ ...bindingOf(host), allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins });
   const sessions = new Map<string, Session>();
-
-  const nameAllowed = (name: string | null): boolean =>
-    name !== null && (allowedNames.has(name) || (!loopback && isIP(name.replace(/^\[(.*)\]$/, "$1")) !== 0));
-  const hostAllowed = (req: IncomingMessage): boolean => nameAllowed(hostnameOf(req.headers.host ?? ""));
-  const originAllowed = (req: IncomingMessage): boolean => {
-    const origin = req.headers.origin;
-    if (origin === undefined) return true; // not a browser: nothing to rebind
-    if (allowedOrigins.has(origin.toLowerCase())) return true;
-    let name: string | null;
-    try {
-      name = hostnameOf(new URL(origin).host);
-    } catch {
-      return false; // "null" or garbage: refuse
-    }
-    return nameAllowed(name);
-  };
   const scoped = options.tokens ?? [];
   /** The profiles a request's token opens: "all" for the main token (or when none is set), a scoped token's own, or null. */
   const tokenProfile = (req: IncomingMessage): McpProfile | null => {
     if (options.token === undefined && scoped.length === 0) return "all";
-    const header = req.headers.authorization ?? "";
-    const given = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim() ?? "";
+    const given = bearerOf(req) ?? "";
     // Every candidate is compared (constant time each), so timing does not say which matched.
     let found: McpProfile | null = null;
-    if (options.token !== undefined && tokensMatch(given, options.token)) found = "all";
-    for (const entry of scoped) if (tokensMatch(given, entry.token) && found === null) found = entry.profile;
+    if (options.token !== undefined && secretsMatch(given, options.token)) found = "all";
+    for (const entry of scoped) if (secretsMatch(given, entry.token) && found === null) found = entry.profile;
     return found;
   };
 
@@ -214,11 +174,11 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? "/").split("?")[0];
-    if (!hostAllowed(req)) {
+    if (!access.nameAllowed(hostnameOf(req.headers.host ?? ""))) {
       logger.warn({ host: req.headers.host }, "mcp request refused: Host header not allowed");
       return sendJsonRpcError(res, 403, `Forbidden: Host header "${req.headers.host ?? ""}" is not allowed`);
     }
-    if (!originAllowed(req)) {
+    if (!access.originAllowed(req.headers.origin)) {
       logger.warn({ origin: req.headers.origin }, "mcp request refused: Origin not allowed");
       return sendJsonRpcError(res, 403, `Forbidden: Origin "${req.headers.origin ?? ""}" is not allowed`);
     }
@@ -284,8 +244,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   }, Math.min(60_000, Math.max(10, Math.floor(idleMs / 2))));
   sweeper.unref();
   const address = http.address() as AddressInfo;
-  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${urlHost}:${address.port}${MCP_HTTP_PATH}`;
+  const url = listeningUrl(address, MCP_HTTP_PATH);
   logger.debug({ url, token: options.token !== undefined }, "mcp http listening");
 
   let closing: Promise<void> | null = null;

@@ -3,41 +3,20 @@
  * Origin checks against DNS rebinding and cross-site requests, the bearer token, and the
  * login sessions with their CSRF tokens. src/ui/server.ts applies them in order.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isIP } from "node:net";
 import type { Clock } from "../clock.js";
 import { RosterError } from "../errors.js";
+import { HostCheck, bearerOf, bindingOf, secretsMatch, type HostCheckOptions } from "../http-access.js";
 
 export const UI_HOST_DEFAULT = "127.0.0.1";
 export const UI_SESSION_COOKIE = "roster_ui";
 /** Sessions kept at once; the oldest is dropped past this. */
 export const UI_MAX_SESSIONS = 10_000;
 
-const LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"];
-
 export interface Session {
   csrf: string;
   createdAt: number;
-}
-
-/** The host name of a Host header or URL authority, lower case, without the port ([v6] kept bracketed); null when empty. */
-export function hostnameOf(authority: string): string | null {
-  const value = authority.trim().toLowerCase();
-  if (value === "") return null;
-  if (value.startsWith("[")) {
-    const end = value.indexOf("]");
-    return end === -1 ? null : value.slice(0, end + 1);
-  }
-  const colon = value.indexOf(":");
-  return colon === -1 ? value : value.slice(0, colon);
-}
-
-/** Compares two secrets in constant time (through their digests, so lengths leak nothing either). */
-export function secretsMatch(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given, "utf8").digest();
-  const b = createHash("sha256").update(expected, "utf8").digest();
-  return timingSafeEqual(a, b);
 }
 
 export function cookieOf(req: IncomingMessage, name: string): string | undefined {
@@ -61,8 +40,7 @@ export function checkUiOptions(options: { host?: string | undefined; port: numbe
   if (options.token !== undefined && options.token.length < 8) {
     throw new RosterError("CONFIG_INVALID", "ui.token: must be at least 8 characters", { details: { field: "ui.token" } });
   }
-  const bindName = hostnameOf(host.includes(":") && !host.startsWith("[") ? `[${host}]` : host) ?? host;
-  const loopback = LOOPBACK_NAMES.includes(bindName);
+  const { bindName, loopback } = bindingOf(host);
   if (!loopback && options.token === undefined) {
     throw new RosterError("CONFIG_INVALID", `ui.host: ${host} is not a loopback address; serving the dashboard there needs a token (--token or ROSTER_UI_TOKEN)`, {
       details: { field: "ui.token" },
@@ -71,46 +49,23 @@ export function checkUiOptions(options: { host?: string | undefined; port: numbe
   return { host, bindName, loopback };
 }
 
-export interface GuardOptions {
-  bindName: string;
-  loopback: boolean;
+export interface GuardOptions extends HostCheckOptions {
   token?: string | undefined;
-  allowedHosts?: string[] | undefined;
-  allowedOrigins?: string[] | undefined;
   clock: Clock;
 }
 
-/** The checks of one server: allowed names and origins, the token, the sessions it issued. */
-export class Guard {
-  private readonly allowedNames: Set<string>;
-  private readonly allowedOrigins: Set<string>;
+/** The checks of one server: allowed names and origins (HostCheck), the token, the sessions it issued. */
+export class Guard extends HostCheck {
   private readonly sessions = new Map<string, Session>();
 
   constructor(private readonly options: GuardOptions) {
-    this.allowedNames = new Set<string>([...LOOPBACK_NAMES, ...(options.loopback ? [] : [options.bindName]), ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
-    this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
-  }
-
-  /** A loopback name, an allowed host, the bound name; off loopback also any IP address. */
-  nameAllowed(name: string | null): boolean {
-    return name !== null && (this.allowedNames.has(name) || (!this.options.loopback && isIP(name.replace(/^\[(.*)\]$/, "$1")) !== 0));
-  }
-
-  /** No Origin (not a browser's cross-site request), an allowed origin, or one whose host passes nameAllowed. */
-  originAllowed(origin: string | undefined): boolean {
-    if (origin === undefined) return true;
-    if (this.allowedOrigins.has(origin.toLowerCase())) return true;
-    try {
-      return this.nameAllowed(hostnameOf(new URL(origin).host));
-    } catch {
-      return false;
-    }
+    super(options);
   }
 
   /** `Authorization: Bearer <token>` with the dashboard's token (never true without one). */
   bearerOk(req: IncomingMessage): boolean {
     if (this.options.token === undefined) return false;
-    const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim();
+    const given = bearerOf(req);
     return given !== undefined && secretsMatch(given, this.options.token);
   }
 

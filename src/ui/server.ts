@@ -5,7 +5,8 @@ import { RosterError, coerceError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { UiError, toUiError, type ApiContext } from "./api.js";
-import { Guard, checkUiOptions, hostnameOf, secretsMatch, UI_SESSION_COOKIE } from "./guard.js";
+import { hostnameOf, listeningUrl, secretsMatch } from "../http-access.js";
+import { Guard, checkUiOptions, UI_SESSION_COOKIE } from "./guard.js";
 import { jsonBody, sendError, sendJson } from "./http.js";
 import { ChangeFeed } from "./live.js";
 import { routeAction, routeRead } from "./routes.js";
@@ -163,8 +164,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     throw error;
   }
   const address = http.address() as AddressInfo;
-  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${urlHost}:${address.port}/`;
+  const url = listeningUrl(address, "/");
   logger?.debug({ url, token: options.token !== undefined }, "ui listening");
   let closing: Promise<void> | null = null;
   return {

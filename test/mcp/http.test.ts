@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
-import { hostnameOf, startMcpHttp, tokensMatch, type McpHttpServer } from "../../src/mcp/http.js";
+import { hostnameOf, secretsMatch } from "../../src/http-access.js";
+import { startMcpHttp, type McpHttpServer } from "../../src/mcp/http.js";
 import { openStore } from "../../src/store/index.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 import { call } from "./helpers.js";
@@ -182,9 +183,9 @@ describe("roster MCP over Streamable HTTP, sessions and binds", () => {
 
 describe("MCP HTTP helpers", () => {
   it("compares tokens of any length without throwing", () => {
-    expect(tokensMatch(TOKEN, TOKEN)).toBe(true);
-    expect(tokensMatch("short", TOKEN)).toBe(false);
-    expect(tokensMatch("", TOKEN)).toBe(false);
+    expect(secretsMatch(TOKEN, TOKEN)).toBe(true);
+    expect(secretsMatch("short", TOKEN)).toBe(false);
+    expect(secretsMatch("", TOKEN)).toBe(false);
   });
 
   it("takes the host name of a Host header without its port, IPv6 in brackets", () => {
