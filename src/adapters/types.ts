@@ -1,29 +1,16 @@
-import type { Json, TaskInput, DependencyResult, HumanInput, PreviousAttempt } from "../store/types.js";
+import type { ClaimedTask, Json, TaskInput } from "../store/types.js";
 import type { AdapterConfig } from "../personas/schema.js";
 import type { AttemptUsage } from "../store/economics.js";
 
 /**
  * The adapter interface: what runs inside a worker thread for one task attempt.
  * Adapters never touch SQLite; they get the task as data and report through ctx.
+ *
+ * The task is the claimed task (its fields and their meaning: ClaimedTask) without its
+ * lease (token, stamp, length) and claim times, which stay with the holder; `inputs` and
+ * `previous` are present only when the claim carries them. src/adapters/task-view.ts makes it.
  */
-export interface AdapterTask {
-  id: number;
-  title: string;
-  description: string;
-  persona: string;
-  payload: Json | null;
-  priority: number;
-  parentId: number | null;
-  attempt: number;
-  maxAttempts: number;
-  timeoutMs: number;
-  /** Results of its direct dependencies. */
-  dependencies: DependencyResult[];
-  /** Questions earlier attempts asked a person (ctx.askHuman, `::roster:ask`) and the answers; absent when none. */
-  inputs?: HumanInput[];
-  /** How the last failed attempt ended (its error's code, message, details); absent before any failure. */
-  previous?: PreviousAttempt;
-}
+export type AdapterTask = Omit<ClaimedTask, "leaseToken" | "leaseExpiresAt" | "leaseMs" | "readyAt" | "claimedAt">;
 
 export interface AdapterPersona {
   id: string;
