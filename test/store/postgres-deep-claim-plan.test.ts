@@ -11,12 +11,14 @@ import { syncTestPersonas } from "../helpers/personas.js";
  * function's value, took a tenth of the queue for the LIMIT and, at 1M queued, leased the
  * rows through a sequential scan and hash join of task_status: 1.3 s a claim. Here the
  * queue is most of the table (50,000 ready tasks of one persona, analyzed), which is what
- * makes that plan win: the claims the store really sends, captured on their way to the
- * server with their parameters, are explained, and must seek task_status_claim under their
- * Limit and scan no task table. The prepared one (a named statement, planned by PostgreSQL's
- * plan cache, which may switch to a generic plan after five runs) is explained through
- * that cache, past its fifth run. A last case shows the queue is deep enough to tell: the
- * old LIMIT plans the sequential scan here.
+ * makes such a plan win. The claims the store really sends are captured on their way to
+ * the server with their values and planned as they run: a supervisor's (one call of
+ * roster_claim, migrations/postgres/0011: every statement it runs, reported by
+ * auto_explain, with plpgsql's cached plans and with generic plans forced) and the
+ * transactional one (a named prepared statement: through PostgreSQL's plan cache, which
+ * may switch to a generic plan after five runs, past its fifth). Each must seek
+ * task_status_claim under its Limit and read no task table whole. A last case shows the
+ * queue is deep enough to tell: the old LIMIT plans the sequential scan here.
  */
 const server = await usePostgres();
 
@@ -35,8 +37,8 @@ interface Sent {
   name?: string;
 }
 
-/** Runs `claim` on the store and returns the claim statement it sent (the one that leases and logs task:claimed). */
-async function capturedClaim(store: Store, params: ClaimParams): Promise<{ sent: Sent; claimed: number }> {
+/** Runs `claim` on the store and returns every statement it sent, and how many tasks it claimed. */
+async function capturedClaim(store: Store, params: ClaimParams): Promise<{ sent: Sent[]; claimed: number }> {
   const sent: Sent[] = [];
   const original = pg.Client.prototype.query;
   // Every pooled connection is a pg.Client: record what goes through, change nothing.
@@ -46,28 +48,37 @@ async function capturedClaim(store: Store, params: ClaimParams): Promise<{ sent:
     else if (typeof first === "object" && first !== null && typeof first.text === "string") sent.push({ text: first.text, values: first.values ?? [], ...(first.name !== undefined ? { name: first.name } : {}) });
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original;
-  let claimed: number;
   try {
-    claimed = (await store.tasks.claim(params)).length;
+    return { sent, claimed: (await store.tasks.claim(params)).length };
   } finally {
     pg.Client.prototype.query = original;
   }
-  const claims = sent.filter((s) => s.text.includes("FOR UPDATE SKIP LOCKED") && s.text.includes("task:claimed"));
-  expect(claims, `the claim statement among: ${sent.map((s) => s.text.slice(0, 60)).join(" / ")}`).toHaveLength(1);
-  return { sent: claims[0]!, claimed };
 }
 
-/** The checks on a claim's plan: a seek into the partial claim index under the Limit, no task table scanned. */
+/** The one statement among `sent` that `test` picks. */
+function one(sent: Sent[], test: (text: string) => boolean, what: string): Sent {
+  const found = sent.filter((s) => test(s.text));
+  expect(found, `${what} among: ${sent.map((s) => s.text.trim().slice(0, 60)).join(" / ")}`).toHaveLength(1);
+  return found[0]!;
+}
+const isClaimStatement = (text: string) => text.includes("FOR UPDATE SKIP LOCKED") && text.includes("task:claimed");
+
+/** No task table read whole: no Seq Scan of one, and no hash or merge join over one (it reads all of its inputs: the 1.3 s plan joined the claimed rows so). */
+function expectNoBulkRead(plan: PlanNode[]): void {
+  const text = describePlan(plan);
+  expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && TASK_TABLES.has(n["Relation Name"] ?? "")), text).toEqual([]);
+  const bulkJoins = plan.filter((n) => (n["Node Type"] === "Hash Join" || n["Node Type"] === "Merge Join") && nodes(n).some((m) => TASK_TABLES.has(m["Relation Name"] ?? "")));
+  expect(bulkJoins.map((n) => describePlan(nodes(n))), text).toEqual([]);
+}
+
+/** The checks on a claim's plan: a seek into the partial claim index under the Limit, locking, no sort, no task table read whole. */
 function expectSeek(plan: PlanNode[]): void {
   const text = describePlan(plan);
   const types = plan.map((n) => n["Node Type"]);
   expect(types, text).toContain("Limit");
   expect(types, text).toContain("LockRows");
   expect(types, text).not.toContain("Sort");
-  expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && TASK_TABLES.has(n["Relation Name"] ?? "")), text).toEqual([]);
-  // A hash or merge join reads all of its inputs: over a task table, that is the whole queue (the 1.3 s plan joined the claimed rows so).
-  const bulkJoins = plan.filter((n) => (n["Node Type"] === "Hash Join" || n["Node Type"] === "Merge Join") && nodes(n).some((m) => TASK_TABLES.has(m["Relation Name"] ?? "")));
-  expect(bulkJoins.map((n) => describePlan(nodes(n))), text).toEqual([]);
+  expectNoBulkRead(plan);
   const picks = plan.filter((n) => n["Relation Name"] === "task_status" && n["Node Type"] !== "ModifyTable");
   expect(picks.map((n) => n["Index Name"]), text).toContain("task_status_claim");
 }
@@ -103,17 +114,42 @@ describe.skipIf(!server.available)(`postgres: the claim's plan at a deep queue (
     return nodes(rows[0]!["QUERY PLAN"][0]!.Plan);
   }
 
-  it("a supervisor's claim (its lease given, no gate active) seeks task_status_claim and scans no task table", async () => {
+  it("a supervisor's claim (its lease given, no gate active), the one call of roster_claim the store sends, plans every statement it runs without scanning a task table, generic plans included", async () => {
     const { sent, claimed } = await capturedClaim(store, { persona: "worker", agentId: "agent-deep", limit: 16, leaseMs: 30_000, now });
     expect(claimed).toBe(16);
-    // The room is a number by the time it reaches the statement (6dd93c8), not a call the planner cannot see through.
-    expect(sent.values.at(-1)).toBe(16);
-    expectSeek(await explain(sent.text, sent.values));
+    const call = one(sent, (text) => text.includes("roster_claim("), "the one-round-trip claim");
+    for (const mode of ["auto", "force_generic_plan"]) {
+      // auto_explain reports the plan of every statement the function runs, as a notice to this session.
+      const plans: PlanNode[][] = [];
+      const onNotice = (n: { message?: string }) => {
+        const at = n.message?.indexOf("{") ?? -1;
+        if (at >= 0 && /plan:/.test(n.message!)) plans.push(nodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan));
+      };
+      client.on("notice", onNotice);
+      try {
+        await client.query("BEGIN");
+        await client.query("LOAD 'auto_explain'");
+        await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_format = json");
+        await client.query(`SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = ${mode}`);
+        // The call as the store sent it, its values those of a claim now (a fresh token).
+        const { rows } = await client.query(call.text, [...call.values.slice(0, 2), "tok-deep", ...call.values.slice(3)]);
+        expect(rows).toHaveLength(16);
+      } finally {
+        await client.query("ROLLBACK");
+        client.off("notice", onNotice);
+      }
+      const text = plans.map(describePlan).join("\n");
+      const pick = plans.filter((plan) => plan.some((n) => n["Node Type"] === "LockRows"));
+      expect(pick, text).toHaveLength(1);
+      expectSeek(pick[0]!);
+      for (const plan of plans) expectNoBulkRead(plan);
+    }
   });
 
   it("the prepared claim (an MCP agent's: the persona's lease) keeps that plan through PostgreSQL's plan cache, past its fifth run", async () => {
-    const { sent, claimed } = await capturedClaim(store, { persona: "worker", agentId: "agent-deep-mcp", limit: 1, now });
-    expect(claimed).toBe(1);
+    const captured = await capturedClaim(store, { persona: "worker", agentId: "agent-deep-mcp", limit: 1, now });
+    expect(captured.claimed).toBe(1);
+    const sent = one(captured.sent, isClaimStatement, "the transactional claim statement");
     expect(sent.name, "the gated claim is a named, prepared statement").toBeDefined();
     await client.query(`PREPARE deep_claim AS ${sent.text}`);
     try {
@@ -129,7 +165,7 @@ describe.skipIf(!server.available)(`postgres: the claim's plan at a deep queue (
   });
 
   it("the queue is deep enough to tell: the claim as it was before 6dd93c8 (the room a function call in its LIMIT) scans task_status here", async () => {
-    const { sent } = await capturedClaim(store, { persona: "worker", agentId: "agent-deep-old", limit: 16, leaseMs: 30_000, now });
+    const sent = one((await capturedClaim(store, { persona: "worker", agentId: "agent-deep-old", limit: 1, now })).sent, isClaimStatement, "the transactional claim statement");
     const old = sent.text.replace("LIMIT $6", "LIMIT least($6, roster_persona_room($5))");
     expect(old, "the claim's LIMIT is still $6").not.toBe(sent.text);
     const plan = await explain(old, sent.values);
