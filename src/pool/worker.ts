@@ -46,7 +46,17 @@ const adapters = new Map<string, Promise<Adapter>>();
  * (src/supervisor/attempts.ts), which the attempt's outcome carries back as it is.
  * The adapter's signal gets it rebuilt as an Error (an adapter sees an Error), once.
  */
-const controllers = new Map<number, { controller: AbortController; reason: ErrorObject | null }>();
+const controllers = new Map<number, Run>();
+
+/**
+ * One running attempt's abort: the reason once one came, and the AbortController behind
+ * ctx.signal, made only when the adapter reads ctx.signal (most short adapters never do,
+ * and a controller per attempt was the busiest thing a thread did for no-op tasks).
+ */
+interface Run {
+  controller: AbortController | null;
+  reason: ErrorObject | null;
+}
 /**
  * Aborts that arrived before their attempt did (the two travel on different
  * channels). Aborts are broadcast to every thread, so most entries belong to
@@ -77,10 +87,19 @@ control.onmessage = (event: unknown) => {
 };
 
 /** The first abort of a run wins; the pool resends it until the run settles, and a resend changes nothing. */
-function abortRun(run: { controller: AbortController; reason: ErrorObject | null }, reason: ErrorObject): void {
+function abortRun(run: Run, reason: ErrorObject): void {
   if (run.reason !== null) return;
   run.reason = reason;
-  run.controller.abort(fromErrorObject(reason));
+  run.controller?.abort(fromErrorObject(reason));
+}
+
+/** ctx.signal, made on first use; already aborted (with the reason) if the abort came first. */
+function signalOf(run: Run): AbortSignal {
+  if (run.controller === null) {
+    run.controller = new AbortController();
+    if (run.reason !== null) run.controller.abort(fromErrorObject(run.reason));
+  }
+  return run.controller.signal;
 }
 // The pool terminates its threads; the channel must not keep one alive by itself.
 control.unref();
@@ -168,7 +187,7 @@ function makeLogger(task: WorkerTask, runId: number): AdapterLogger {
 }
 
 /** Progress, spaced at least progressIntervalMs apart per task; the latest value wins. */
-function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { progress: AdapterContext["progress"]; close(): void } {
+function makeProgress(task: WorkerTask, runId: number, run: Run): { progress: AdapterContext["progress"]; close(): void } {
   let lastAt = 0;
   let pending: { fraction: number; message: string | null } | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -178,7 +197,7 @@ function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { p
   };
   return {
     progress(fraction, message) {
-      if (signal.aborted) return;
+      if (run.reason !== null) return;
       if (typeof fraction !== "number" || !Number.isFinite(fraction)) return;
       const value = { fraction: Math.min(1, Math.max(0, fraction)), message: message === undefined ? null : String(message) };
       const wait = lastAt + init.progressIntervalMs - Date.now();
@@ -190,7 +209,7 @@ function makeProgress(task: WorkerTask, runId: number, signal: AbortSignal): { p
       if (timer === null) {
         timer = setTimeout(() => {
           timer = null;
-          if (pending !== null && !signal.aborted) send(pending);
+          if (pending !== null && run.reason === null) send(pending);
           pending = null;
         }, Math.max(0, wait));
       }
@@ -221,20 +240,32 @@ async function runOne(task: WorkerTask, runId: number): Promise<TaskOutcome> {
 }
 
 async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome> {
-  const run = { controller: new AbortController(), reason: null as ErrorObject | null };
+  const run: Run = { controller: null, reason: null };
   controllers.set(runId, run);
   const early = earlyAborts.get(runId);
   if (early !== undefined) {
     earlyAborts.delete(runId);
     abortRun(run, early.reason);
   }
-  const signal = run.controller.signal;
   // Once aborted, the abort's reason (as the main thread sent it) is the outcome, whatever the adapter returned or threw.
   const aborted = (): TaskOutcome => ({ taskId: task.id, ok: false, error: run.reason!, aborted: true });
-  const progress = makeProgress(task, runId, signal);
+  // The signal, progress and logger are made when the adapter first uses them.
+  const made: { progress: ReturnType<typeof makeProgress> | null; logger: AdapterLogger | null } = { progress: null, logger: null };
   try {
     const adapter = await adapterFor(task.persona);
-    const ctx: AdapterContext = { askHuman: askHumanFor(task.inputs), signal, reportUsage: (usage) => usageOf.add(runId, usage), reportUsageTotal: (usage) => usageOf.setTotal(runId, usage), progress: progress.progress, logger: makeLogger(task, runId), persona: personas.get(task.persona)! };
+    const ctx: AdapterContext = {
+      askHuman: askHumanFor(task.inputs),
+      get signal() {
+        return signalOf(run);
+      },
+      reportUsage: (usage) => usageOf.add(runId, usage),
+      reportUsageTotal: (usage) => usageOf.setTotal(runId, usage),
+      progress: (fraction, message) => (made.progress ??= makeProgress(task, runId, run)).progress(fraction, message),
+      get logger() {
+        return (made.logger ??= makeLogger(task, runId));
+      },
+      persona: personas.get(task.persona)!,
+    };
     const value = await adapter.run(task, ctx);
     if (run.reason !== null) return aborted();
     const output = normalizeOutput(value, init.maxPayloadBytes);
@@ -245,7 +276,7 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
     if (run.reason !== null) return aborted();
     return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };
   } finally {
-    progress.close();
+    made.progress?.close();
     controllers.delete(runId);
   }
 }
