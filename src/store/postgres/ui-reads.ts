@@ -9,7 +9,7 @@ type Q = Pick<Tx, "rows" | "one">;
  * src/store/sqlite/ui-reads.ts, mapped to the same shapes by src/store/ui-reads.ts. A page of task summaries
  * newest first behind a cursor (a walk down the primary key; a goal's subtree from
  * tasks_root), completions and failures per time bucket from the audit trail (a range
- * over task_events_at), and the concurrency keys at their limit (migrations/postgres/0005:
+ * over task_events_at, a BRIN index since migrations/postgres/0012), and the concurrency keys at their limit (migrations/postgres/0005:
  * the running count comes from the leased rows of the key through task_status_key_running).
  */
 const PAGE_SQL = `
