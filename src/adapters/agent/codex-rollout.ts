@@ -1,7 +1,7 @@
 import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Json } from "../../store/types.js";
-import type { Usage } from "./usage.js";
+import type { NormalUsage } from "../../store/usage-values.js";
 
 /** How often a running Codex session's file is read for new usage, in ms. */
 export const ROLLOUT_POLL_MS_DEFAULT = 250;
@@ -30,7 +30,7 @@ export class CodexRollout {
   constructor(
     private readonly sessionsDir: string,
     private readonly model: string | null,
-    private readonly onTotal: (usage: Usage) => void,
+    private readonly onTotal: (usage: NormalUsage) => void,
     private readonly intervalMs = ROLLOUT_POLL_MS_DEFAULT,
   ) {}
 
@@ -84,7 +84,7 @@ export class CodexRollout {
     }
     const lines = this.partial.split("\n");
     this.partial = lines.pop() ?? "";
-    let latest: Usage | null = null;
+    let latest: NormalUsage | null = null;
     for (const line of lines) latest = totalOf(line, this.model) ?? latest;
     if (latest !== null && !this.stopped) this.onTotal(latest);
   }
@@ -113,7 +113,7 @@ function pad(n: number): string {
 }
 
 /** A `token_count` event's running total, in the shape of ./usage.ts (Codex's input includes the cached tokens; its output the reasoning). */
-export function totalOf(line: string, model: string | null): Usage | null {
+export function totalOf(line: string, model: string | null): NormalUsage | null {
   if (!line.includes('"token_count"')) return null;
   let doc: Json;
   try {

@@ -2,7 +2,8 @@ import { RosterError } from "../../errors.js";
 import type { Json } from "../../store/types.js";
 import { classifyFailure, permissionDenial, trailingJson, type Failure } from "./failures.js";
 import type { AgentProfile, JsonlRule, OutputSpec } from "./profiles.js";
-import { readUsage, usageJson, type Usage } from "./usage.js";
+import type { NormalUsage } from "../../store/usage-values.js";
+import { readUsage, usageJson } from "./usage.js";
 
 /**
  * Reading what an agent CLI printed: the answer (by the profile's output spec) on
@@ -27,7 +28,7 @@ export interface Answer {
   sessionId: string | null;
   meta: Record<string, Json>;
   /** What the run spent, as the CLI reported it (./usage.ts); null when it reported nothing. */
-  usage: Usage | null;
+  usage: NormalUsage | null;
 }
 
 export interface InterpretOptions {
@@ -112,7 +113,7 @@ const FAILURE_LABELS: Record<Failure["kind"], string> = {
   "permission-denied": "permission denied; not retryable",
 };
 
-function classifiedError(run: CliRun, failure: Failure, usage: Usage | null): RosterError {
+function classifiedError(run: CliRun, failure: Failure, usage: NormalUsage | null): RosterError {
   const label =
     failure.kind === "usage-limit"
       ? failure.resetAt === undefined

@@ -1,6 +1,7 @@
 import type { Json } from "../../store/types.js";
 import type { AgentDialect } from "./profiles.js";
-import { readUsage, type Usage } from "./usage.js";
+import type { NormalUsage } from "../../store/usage-values.js";
+import { readUsage } from "./usage.js";
 
 /**
  * An agent CLI's usage read from its output while it runs, line by line, as a
@@ -22,8 +23,8 @@ import { readUsage, type Usage } from "./usage.js";
  *   alike), so it is known at the end.
  */
 export class UsageStream {
-  private readonly replies = new Map<string, Usage>();
-  private final: Usage | null = null;
+  private readonly replies = new Map<string, NormalUsage>();
+  private final: NormalUsage | null = null;
 
   constructor(private readonly dialect: AgentDialect | null) {}
 
@@ -33,7 +34,7 @@ export class UsageStream {
   }
 
   /** Takes one stdout line; returns the new running total when the line changed it, else null. */
-  push(line: string): Usage | null {
+  push(line: string): NormalUsage | null {
     if (this.dialect !== "claude" || !line.startsWith("{")) return null;
     let doc: Json;
     try {
@@ -52,7 +53,7 @@ export class UsageStream {
     const u = message.usage;
     if (u === null || typeof u !== "object" || Array.isArray(u)) return null;
     const id = typeof message.id === "string" ? message.id : `#${this.replies.size}`;
-    const reply: Usage = {
+    const reply: NormalUsage = {
       model: typeof message.model === "string" ? message.model : null,
       inputTokens: num(u.input_tokens),
       outputTokens: num(u.output_tokens),
@@ -69,10 +70,10 @@ export class UsageStream {
   }
 
   /** The running total: the final figures once printed, else the sum over the replies seen. */
-  total(): Usage | null {
+  total(): NormalUsage | null {
     if (this.final !== null) return this.final;
     if (this.replies.size === 0) return null;
-    const sum: Usage = { model: null, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, costUsd: null, turns: this.replies.size };
+    const sum: NormalUsage = { model: null, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, costUsd: null, turns: this.replies.size };
     for (const r of this.replies.values()) {
       sum.model = r.model ?? sum.model;
       sum.inputTokens += r.inputTokens;
@@ -84,7 +85,7 @@ export class UsageStream {
   }
 }
 
-function maxOf(a: Usage, b: Usage): Usage {
+function maxOf(a: NormalUsage, b: NormalUsage): NormalUsage {
   return {
     ...a,
     model: b.model ?? a.model,

@@ -1,4 +1,5 @@
 import type { Json } from "../../store/types.js";
+import type { NormalUsage } from "../../store/usage-values.js";
 import type { AgentDialect } from "./profiles.js";
 
 /**
@@ -19,33 +20,23 @@ import type { AgentDialect } from "./profiles.js";
  * `turn.completed.usage` events, summed (its `input_tokens` includes the cached ones,
  * its `output_tokens` the reasoning); Gemini's `stats.models.M.tokens` (`input` is
  * `prompt` minus `cached`; `candidates` excludes `thoughts`).
+ *
+ * readUsage: that usage (NormalUsage, as the store takes it) in a finished run's output, or null when the CLI printed none.
  */
-export interface Usage {
-  model: string | null;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  reasoningTokens: number;
-  costUsd: number | null;
-  turns: number | null;
-}
-
-/** The usage in a finished run's output, or null when the CLI printed none. */
-export function readUsage(dialect: AgentDialect | null, stdout: string): Usage | null {
+export function readUsage(dialect: AgentDialect | null, stdout: string): NormalUsage | null {
   if (dialect === "claude") return claudeUsage(lastJson(stdout, (doc) => doc.type === "result"));
   if (dialect === "codex") return codexUsage(jsonLines(stdout));
   if (dialect === "gemini") return geminiUsage(lastJson(stdout, (doc) => "stats" in doc));
   return null;
 }
 
-export function usageJson(usage: Usage): { [key: string]: Json } {
+export function usageJson(usage: NormalUsage): { [key: string]: Json } {
   return { ...usage };
 }
 
 type Doc = { [key: string]: Json };
 
-function claudeUsage(doc: Doc | null): Usage | null {
+function claudeUsage(doc: Doc | null): NormalUsage | null {
   if (doc === null) return null;
   const u = object(doc.usage);
   if (u === null) return null;
@@ -64,7 +55,7 @@ function claudeUsage(doc: Doc | null): Usage | null {
   };
 }
 
-function codexUsage(lines: Doc[]): Usage | null {
+function codexUsage(lines: Doc[]): NormalUsage | null {
   const turns = lines.filter((l) => l.type === "turn.completed").map((l) => object(l.usage)).filter((u): u is Doc => u !== null);
   if (turns.length === 0) return null;
   const sum = (key: string): number => turns.reduce((total, u) => total + num(u[key]), 0);
@@ -82,10 +73,10 @@ function codexUsage(lines: Doc[]): Usage | null {
   };
 }
 
-function geminiUsage(doc: Doc | null): Usage | null {
+function geminiUsage(doc: Doc | null): NormalUsage | null {
   const models = object(object(doc?.stats ?? null)?.models ?? null);
   if (models === null || Object.keys(models).length === 0) return null;
-  const usage: Usage = { model: null, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, costUsd: null, turns: 0 };
+  const usage: NormalUsage = { model: null, inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, costUsd: null, turns: 0 };
   let most = -1;
   for (const [name, value] of Object.entries(models)) {
     const entry = object(value);
