@@ -7,7 +7,6 @@ export {
   type CreateMetricsOptions,
   type RosterMetrics,
   type SupervisorSource,
-  type SupervisorStats,
 } from "./metrics.js";
 export { createLoopHealth, HEALTH_STALE_AFTER_MS_DEFAULT, type HealthCheck, type HealthReport, type LoopHealthOptions } from "./health.js";
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./server.js";

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { RosterError } from "../errors.js";
 import { TASK_STATES, type Store } from "../store/index.js";
 import type { SupervisorEventMap, SupervisorEventName } from "../supervisor/events.js";
+import type { SupervisorStats } from "../supervisor/options.js";
 
 /**
  * Every roster metric, defined here and nowhere else, on a registry of its own
@@ -26,22 +27,12 @@ export const DB_TRANSACTION_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0
 
 const LINT_FAILING_DEFAULT_METRICS = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
 
-/** What the metrics read from the supervisor at scrape time. */
-export interface SupervisorStats {
-  /** Tasks running now (slots taken). */
-  busy: number;
-  /** Tasks that may run at once. */
-  capacity: number;
-  /** Epoch ms of the loop's last tick; null before the first. */
-  lastTickAt: number | null;
-}
-
-/** The slice of the supervisor the metrics need: its typed event bus and its stats. */
+/** The slice of the supervisor the metrics need: its typed event bus and the stats they read at scrape time. */
 export interface SupervisorSource {
   readonly events: {
     on<K extends SupervisorEventName>(name: K, listener: (payload: SupervisorEventMap[K]) => void): () => void;
   };
-  stats(): SupervisorStats;
+  stats(): Pick<SupervisorStats, "busy" | "capacity" | "lastTickAt">;
 }
 
 export interface CreateMetricsOptions {

@@ -66,9 +66,13 @@ export interface RunningStat {
   aborting: AbortKind | null;
 }
 
+/** What the supervisor says of itself (Supervisor.stats): the metrics, the live status, /healthz. */
 export interface SupervisorStats {
+  /** Tasks running now (slots taken). */
   busy: number;
+  /** Tasks that may run at once. */
   capacity: number;
+  /** Epoch ms of the loop's last tick; null before the first. */
   lastTickAt: number | null;
   running: RunningStat[];
 }
