@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { newLeaseToken } from "../lease-token.js";
 import type { ClaimParams, ClaimedTask, DependencyResult, HumanInput } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
@@ -102,10 +102,6 @@ export type ClaimedRow = ClaimRow & ClaimDetail & {
 /** The tasks one claim may take: 1 to CLAIM_LIMIT_MAX. */
 function claimLimit(limit: number | undefined): number {
   return Math.min(Math.max(1, Math.trunc(limit ?? 1)), CLAIM_LIMIT_MAX);
-}
-
-function newLeaseToken(): string {
-  return randomBytes(12).toString("base64url");
 }
 
 /**

@@ -6,6 +6,7 @@ import type { WhyReason } from "../types.js";
 import { EconomicsCommands } from "./budget-commands.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Recorded } from "./usage.js";
+import { rowObjects } from "./row-objects.js";
 
 export type { ClaimGate } from "../gates.js";
 
@@ -42,12 +43,12 @@ export class EconomicsStatements extends EconomicsCommands {
     this.personaConfig = db.prepare(`SELECT ${econ} FROM personas p WHERE p.id = ?`);
     // A completion's read: the persona's settings and its breaker's state, by primary keys.
     // Only the breaker's setting: a completion moves nothing else of the persona's gates.
-    this.successRow = db.prepare(`
+    this.successRow = rowObjects<SuccessRowShape>(db.prepare(`
       SELECT NULL AS provider, NULL AS auto_resume, p.config ->> '$.breaker' AS breaker, NULL AS rate_limit, b.state, b.consecutive_failures
-      FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`);
+      FROM personas p LEFT JOIN breakers b ON b.persona_id = p.id WHERE p.id = ?`));
     // One row per claim: the persona's settings and every gate of it, by primary keys. Each key
     // is probed with `=`: an IN list on a key is an ephemeral b-tree built at every execution.
-    this.gateRow = db.prepare(`
+    this.gateRow = rowObjects<GateRowShape>(db.prepare(`
       SELECT ${econ}, p.config ->> '$.leaseMs' AS lease_ms,
         pp.provider IS NOT NULL AS paused, pp.until AS pause_until, pp.reason AS pause_reason,
         b.state AS breaker_state, b.open_until, b.consecutive_failures, b.probe_task_id,
@@ -61,7 +62,7 @@ export class EconomicsStatements extends EconomicsCommands {
       FROM personas p
       LEFT JOIN provider_pauses pp ON pp.provider = coalesce(p.config ->> '$.provider', 'persona:' || p.id)
       LEFT JOIN breakers b ON b.persona_id = p.id
-      WHERE p.id = @persona`);
+      WHERE p.id = @persona`));
     this.windowBudgets = db.prepare(`
       SELECT b.scope, b.key, b.window_ms, b.max_cost_usd, b.max_tokens, coalesce(s.cost_usd, 0) AS spent_usd, coalesce(s.tokens, 0) AS spent_tokens,
         CASE WHEN b.window_ms = 0 THEN 0 ELSE (CAST(@now AS INTEGER) / b.window_ms) * b.window_ms END AS window_start
@@ -118,7 +119,7 @@ export class EconomicsStatements extends EconomicsCommands {
 
   /** What a claim of `persona` may take now. A read: the claim calls it inside its transaction. */
   gate(persona: string, now: number, limit: number): SqliteClaimGate {
-    const row = this.gateRow.get({ persona }) as GateRowShape | undefined;
+    const row = this.gateRow.get({ persona });
     if (row === undefined) return { limit, skipHeld: false, probe: false, rateKey: null, rateWindowStart: 0, rateTrimBefore: 0, reasons: [], until: null, leaseMs: null };
     const settings = economicsOf(persona, row);
     const gate = gateOf(
@@ -239,7 +240,7 @@ export class EconomicsStatements extends EconomicsCommands {
   attemptSucceeded(persona: string, now?: number, count = 1): void {
     // The persona's breaker setting and its breaker's row in one read; the persona's row is
     // always there (personas are retired, never deleted), else the two reads as they were.
-    const row = this.successRow.get(persona) as (PersonaConfigShape & { state: BreakerRow["state"] | null; consecutive_failures: number | null }) | undefined;
+    const row = this.successRow.get(persona);
     if (now !== undefined) {
       const rate = economicsOf(persona, row ?? null).breaker?.rate ?? null;
       if (rate !== null) {
@@ -273,6 +274,8 @@ export class EconomicsStatements extends EconomicsCommands {
 
 /** The claim's gate on SQLite, with the persona's own lease (its config's leaseMs; null: the default). */
 export type SqliteClaimGate = ClaimGate & { leaseMs: number | null };
+
+type SuccessRowShape = PersonaConfigShape & { state: BreakerRow["state"] | null; consecutive_failures: number | null };
 
 interface GateRowShape extends PersonaConfigShape {
   lease_ms: number | null;

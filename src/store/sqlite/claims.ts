@@ -1,9 +1,10 @@
-import { randomBytes } from "node:crypto";
+import { newLeaseToken } from "../lease-token.js";
 import { LEASE_MS_DEFAULT } from "../../policy/retry.js";
 import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
 import type { ClaimParams, ClaimedTask, DependencyResult } from "../types.js";
 import type { EconomicsStatements, SqliteClaimGate } from "./budgets.js";
 import type { Db, TransactionRunner } from "./database.js";
+import { rowObjects } from "./row-objects.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -87,11 +88,6 @@ export const CLAIM_FIRST_SQL = firstOnly(CLAIM_SQL);
 /** CLAIM_SKIPPING_HELD_SQL for one task (run with @limit 1). */
 export const CLAIM_FIRST_SKIPPING_HELD_SQL = firstOnly(CLAIM_SKIPPING_HELD_SQL);
 
-/** A fresh random lease token prefix per claim statement; the task id makes it unique per row. */
-function newLeaseToken(): string {
-  return randomBytes(12).toString("base64url");
-}
-
 /**
  * The claim (docs/ARCHITECTURE.md, "One path per transition"): a persona's best ready tasks in
  * one statement, or one named task, behind the economic gates; the claimed tasks' details,
@@ -119,18 +115,19 @@ export class Claims {
     private readonly withInputs: (claimed: ClaimedTask[]) => unknown,
   ) {
     // docs/ARCHITECTURE.md rules 2, 3: one statement, one seek into the partial claim index.
-    this.claimStmt = db.prepare(CLAIM_SQL);
-    this.claimSkippingHeldStmt = db.prepare(CLAIM_SKIPPING_HELD_SQL);
-    this.claimFirstStmt = db.prepare(CLAIM_FIRST_SQL);
-    this.claimFirstSkippingHeldStmt = db.prepare(CLAIM_FIRST_SKIPPING_HELD_SQL);
-    this.claimOneStmt = db.prepare(CLAIM_ONE_SQL);
+    // Rows read raw and made objects in JS (row-objects.ts).
+    this.claimStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_SQL));
+    this.claimSkippingHeldStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_SKIPPING_HELD_SQL));
+    this.claimFirstStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_FIRST_SQL));
+    this.claimFirstSkippingHeldStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_FIRST_SKIPPING_HELD_SQL));
+    this.claimOneStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_ONE_SQL));
     this.personaOf = db.prepare("SELECT persona_id FROM task_status WHERE task_id = ?").pluck();
-    this.claimedDetails = db.prepare(CLAIMED_DETAILS_SQL);
+    this.claimedDetails = rowObjects<ClaimDetail & { id: number }>(db.prepare(CLAIMED_DETAILS_SQL));
     // The one-task claim's twins of claimedDetails and insertClaimEvents: a primary-key read and one
     // VALUES row instead of a JSON array (about 3 us less each); the same rows and event text.
     const detailOne = CLAIMED_DETAILS_SQL.replace("WHERE t.id IN (SELECT value FROM json_each(?))", "WHERE t.id = ?");
     if (detailOne === CLAIMED_DETAILS_SQL) throw new Error("CLAIMED_DETAILS_SQL without its id list");
-    this.claimedDetailOne = db.prepare(detailOne);
+    this.claimedDetailOne = rowObjects<ClaimDetail & { id: number }>(db.prepare(detailOne));
     this.insertClaimEvent = db.prepare(`
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
       VALUES (@id, 'task:claimed', @now, @agentId, @attempt, json_object('leaseExpiresAt', CAST(@expires AS INTEGER)))`);
@@ -170,7 +167,7 @@ export class Claims {
       if (gate.reasons.length > 0) this.tx.emit("claim:gated", { persona, codes: gate.reasons.map((r) => r.code), until: gate.until });
       return null;
     }
-    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId }) as ClaimedRow[];
+    const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId });
     this.gates.claimed(persona, gate, rows.map((r) => r.task_id), params.now);
     return this.claimed(rows, params.agentId, leaseMs, params.now)[0] ?? null;
   }
@@ -179,9 +176,7 @@ export class Claims {
   private claimed(rows: ClaimedRow[], agentId: string, leaseMs: number, now: number): ClaimedTask[] {
     const params = { agentId, now };
     if (rows.length === 0) return [];
-    const detailRows = (rows.length === 1 ? this.claimedDetailOne.all(rows[0]!.task_id) : this.claimedDetails.all(JSON.stringify(rows.map((row) => row.task_id)))) as Array<
-      ClaimDetail & { id: number }
-    >;
+    const detailRows = rows.length === 1 ? this.claimedDetailOne.all(rows[0]!.task_id) : this.claimedDetails.all(JSON.stringify(rows.map((row) => row.task_id)));
     const details = new Map(detailRows.map((row) => [row.id, row]));
     const deps = new Map<number, DependencyResult[]>();
     const withDeps = rows.filter((row) => row.has_deps === 1);
@@ -226,7 +221,7 @@ export class Claims {
       return [];
     }
     const stmt = gate.limit === 1 ? (gate.skipHeld ? this.claimFirstSkippingHeldStmt : this.claimFirstStmt) : gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt;
-    const rows = stmt.all({ ...p, limit: gate.limit }) as ClaimedRow[];
+    const rows = stmt.all({ ...p, limit: gate.limit });
     this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
     return rows;
   }

@@ -19,6 +19,7 @@ import type {
   SettlementResult,
 } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
+import { rowObjects } from "./row-objects.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { providerLimit } from "../gates.js";
@@ -48,6 +49,16 @@ export const COMPLETE_ONE_SQL = `
       WHERE task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress')
       RETURNING task_id, persona_id, attempts, assigned_agent_id, claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
+
+/** What COMPLETE_ONE_SQL and COMPLETE_MANY_SQL return per completed task. */
+interface CompletedRow {
+  task_id: number;
+  persona_id: string;
+  attempts: number;
+  assigned_agent_id: string | null;
+  claimed_at: number | null;
+  has_dependents: number;
+}
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
@@ -101,9 +112,10 @@ export class Transitions {
     this.progressStmt = db.prepare(`
       UPDATE task_status SET progress = @fraction, progress_message = @message, updated_at = @now
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
-    this.completeStmt = db.prepare(COMPLETE_ONE_SQL);
+    // Rows read raw and made objects in JS (row-objects.ts).
+    this.completeStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_ONE_SQL));
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
-    this.completeManyStmt = db.prepare(COMPLETE_MANY_SQL);
+    this.completeManyStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_MANY_SQL));
     // Rows are [taskId, agentId, attempt, readied].
     this.insertCompletedEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
@@ -175,11 +187,9 @@ export class Transitions {
     const result = completionJson(params, this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
     const usage = usageOfSettlement(params.usage, resultCarrier(params));
-    const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result }) as
-      | { persona_id: string; attempts: number; assigned_agent_id: string | null }
-      | undefined;
+    const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result });
     if (row === undefined) return this.lost(params.taskId, "complete");
-    this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, (row as { claimed_at?: number | null }).claimed_at ?? null, "completed", usage, params.now);
+    this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
     this.gates.attemptSucceeded(row.persona_id, params.now);
     const ready = this.graph.completeDependencies(params.taskId, params.now);
     let childIds: number[] = [];
@@ -211,13 +221,11 @@ export class Transitions {
    * records the highest of their ids as `after`. Results in input order.
    */
   completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {
-    type Row = { task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: number };
     const one = items.length === 1 ? items[0]! : null;
-    const rows = (
+    const rows =
       one !== null
         ? this.completeStmt.all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now })
-        : this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) })
-    ) as Row[];
+        : this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
     // Only tasks something depends on can ready anything: most batches skip the counters' statements.
     const withDependents = rows.filter((r) => r.has_dependents === 1).map((r) => r.task_id);
     const { ready, readiedBy } = withDependents.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(withDependents, now);
