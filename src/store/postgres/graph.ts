@@ -1,4 +1,4 @@
-import { dependencyPathAsync } from "../dependency-path.js";
+import { dependencyPathAsync } from "../add-dependency.js";
 import type { Readied } from "../events.js";
 import type { TaskState } from "../types.js";
 import type { Tx } from "./database.js";
@@ -154,7 +154,7 @@ export class PgGraph {
     return out;
   }
 
-  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/dependency-path.ts). */
+  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/add-dependency.ts). */
   dependencyPath(tx: Tx, from: number, to: number): Promise<number[] | null> {
     return dependencyPathAsync(from, to, async (taskId) =>
       (await tx.rows<{ d: number }>("SELECT depends_on AS d FROM task_dependencies WHERE task_id = $1", [taskId])).map((row) => row.d),

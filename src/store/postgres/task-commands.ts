@@ -1,4 +1,5 @@
 import { RosterError } from "../../errors.js";
+import { blocksDependent, refuseCycle, refuseNewDependency, refuseSelfDependency } from "../add-dependency.js";
 import type { TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import { parkForApproval } from "./approvals.js";
@@ -53,23 +54,16 @@ export class PgTaskCommands {
 
   async addDependency(tx: Tx, params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): Promise<{ status: TaskState }> {
     const { taskId, dependsOn, now } = params;
-    if (taskId === dependsOn) throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
+    refuseSelfDependency(taskId, dependsOn);
     const task = await this.requireTask(tx, taskId);
     const dep = await tx.one<{ status: TaskState }>("SELECT status FROM task_status WHERE task_id = $1 FOR SHARE", [dependsOn]);
-    if (dep === undefined) throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
-    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
-      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, { details: { field: "taskId", status: task.status } });
-    }
+    refuseNewDependency(taskId, task, dependsOn, dep);
     if ((await tx.one("SELECT 1 FROM task_dependencies WHERE task_id = $1 AND depends_on = $2", [taskId, dependsOn])) !== undefined) return { status: task.status };
-    const path = await this.graph.dependencyPath(tx, dependsOn, taskId);
-    if (path !== null) {
-      const cycle = [taskId, ...path];
-      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, { details: { field: "dependsOn", cycle } });
-    }
+    refuseCycle(taskId, dependsOn, await this.graph.dependencyPath(tx, dependsOn, taskId));
     await tx.run("INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)", [taskId, dependsOn]);
     let status: TaskState = task.status;
     if (dep.status !== "completed") {
-      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
+      const bad = blocksDependent(dep.status);
       status = (
         await tx.one<{ status: TaskState }>(
           `UPDATE task_status SET unmet_deps = unmet_deps + 1, updated_at = $2::bigint,

@@ -1,5 +1,5 @@
 import type { Db } from "./database.js";
-import { dependencyPath } from "../dependency-path.js";
+import { dependencyPath } from "../add-dependency.js";
 import type { TaskState } from "../types.js";
 import type { Readied } from "../events.js";
 import type { SqliteApprovalGate } from "./approvals.js";
@@ -153,7 +153,7 @@ export class GraphStatements {
     return out;
   }
 
-  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/dependency-path.ts). */
+  /** Whether `from` reaches `to` by following dependencies; the path if it does (src/store/add-dependency.ts). */
   dependencyPath(from: number, to: number): number[] | null {
     return dependencyPath(from, to, (taskId) => this.dependenciesOf.all(taskId) as number[]);
   }

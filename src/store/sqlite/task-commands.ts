@@ -1,4 +1,5 @@
 import { RosterError } from "../../errors.js";
+import { blocksDependent, refuseCycle, refuseNewDependency, refuseSelfDependency } from "../add-dependency.js";
 import type { TaskState } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { GraphStatements } from "./graph.js";
@@ -93,31 +94,16 @@ export class TaskCommands {
 
   addDependency(params: { taskId: number; dependsOn: number; by?: string | undefined; now: number }): { status: TaskState } {
     const { taskId, dependsOn, now } = params;
-    if (taskId === dependsOn) {
-      throw new RosterError("SELF_DEPENDENCY", `dependsOn: task ${taskId} cannot depend on itself`, { details: { field: "dependsOn", taskId } });
-    }
+    refuseSelfDependency(taskId, dependsOn);
     const task = this.requireTask(taskId);
     const dep = this.statusRow.get(dependsOn) as { status: TaskState } | undefined;
-    if (dep === undefined) {
-      throw new RosterError("DEPENDENCY_NOT_FOUND", `dependsOn: task ${dependsOn} does not exist`, { details: { field: "dependsOn", taskId: dependsOn } });
-    }
-    if (task.status !== "waiting" && task.status !== "pending" && task.status !== "blocked") {
-      throw new RosterError("INVALID_STATE", `taskId: task ${taskId} is ${task.status}; dependencies can only be added before it runs`, {
-        details: { field: "taskId", status: task.status },
-      });
-    }
+    refuseNewDependency(taskId, task, dependsOn, dep);
     if (this.edgeExists.get(taskId, dependsOn) !== undefined) return { status: task.status };
-    const path = this.graph.dependencyPath(dependsOn, taskId);
-    if (path !== null) {
-      const cycle = [taskId, ...path];
-      throw new RosterError("DEPENDENCY_CYCLE", `dependsOn: adding ${taskId} -> ${dependsOn} would close the cycle ${cycle.join(" -> ")}`, {
-        details: { field: "dependsOn", cycle },
-      });
-    }
+    refuseCycle(taskId, dependsOn, this.graph.dependencyPath(dependsOn, taskId));
     this.insertEdge.run(taskId, dependsOn);
     let status: TaskState = task.status;
     if (dep.status !== "completed") {
-      const bad = dep.status === "failed" || dep.status === "cancelled" || dep.status === "blocked";
+      const bad = blocksDependent(dep.status);
       status = (this.addUnmet.get({ taskId, now, blocked: bad ? 1 : 0 }) as { status: TaskState }).status;
       if (bad && task.status !== "blocked") this.graph.blockDependents(taskId, now);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dependencyPath, dependencyPathAsync } from "../../src/store/dependency-path.js";
+import { dependencyPath, dependencyPathAsync } from "../../src/store/add-dependency.js";
 
 /** task → its direct dependencies. */
 const graph = new Map<number, number[]>([
