@@ -1,4 +1,5 @@
-import { afterAll, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, it } from "vitest";
 import { startTestPostgres, type PostgresServer } from "../../bench/lib/postgres.js";
 
 /**
@@ -57,4 +58,44 @@ export async function usePostgres(): Promise<FilePostgres> {
     await server.stop();
   });
   return { available: true, reason: "", url: () => url, server: () => server };
+}
+
+/** `url` with every connection's search_path set to `schema`: a store opened on it has tables of its own. */
+export function withSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", `-c search_path=${schema}`);
+  return u.toString();
+}
+
+export interface PgAdmin {
+  /** A query on the admin connection (the file's database; schema-qualify the tables of a test's schema). */
+  query: pg.Client["query"];
+  /** Creates schema `name` and returns the file database's URL whose connections use it (withSchema). */
+  schema(name: string): Promise<string>;
+}
+
+/**
+ * For a describe block (call it inside, so a skipped block opens nothing): an admin
+ * connection to the file's database, connected before the block's tests and ended after them.
+ */
+export function useAdmin(server: FilePostgres): PgAdmin {
+  let client: pg.Client | undefined;
+  beforeAll(async () => {
+    client = new pg.Client({ connectionString: server.url() });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.end();
+  });
+  const connected = (): pg.Client => {
+    if (client === undefined) throw new Error("useAdmin: the admin connection is open only inside the block's tests and hooks");
+    return client;
+  };
+  return {
+    query: ((...args: unknown[]) => (connected().query as (...a: unknown[]) => unknown).apply(connected(), args)) as pg.Client["query"],
+    async schema(name) {
+      await connected().query(`CREATE SCHEMA ${name}`);
+      return withSchema(server.url(), name);
+    },
+  };
 }

@@ -1,8 +1,7 @@
-import pg from "pg";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -13,24 +12,15 @@ import { T0 } from "../helpers/store.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: what MCP agents read and write", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let store: Store;
   let clock: ManualClock;
   let n = 0;
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
   beforeEach(async () => {
     const schema = `a${++n}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(server.url());
-    url.searchParams.set("options", `-c search_path=${schema}`);
+    const url = await admin.schema(schema);
     clock = new ManualClock(T0);
-    store = await openStore({ path: url.toString(), now: T0, monotonic: () => clock.now() });
+    store = await openStore({ path: url, now: T0, monotonic: () => clock.now() });
     await syncTestPersonas(store, T0);
   });
   afterEach(async () => {

@@ -1,10 +1,10 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { PG_IDLE_IN_TRANSACTION_MS, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/database.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -20,20 +20,15 @@ import { T0 } from "../helpers/store.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: lost connections", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
+  let c1 = "";
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA c1");
-  });
-  afterAll(async () => {
-    await admin?.end();
+    c1 = await admin.schema("c1");
   });
 
   it("a call on a killed connection fails with a coded error naming the URL without its password; the next calls reconnect and the lease still holds", async () => {
-    const url = new URL(server.url());
+    const url = new URL(c1);
     url.password = "not-printed";
-    url.searchParams.set("options", "-c search_path=c1");
     const store = await openStore({ path: url.toString(), now: T0 });
     try {
       await syncTestPersonas(store, T0);
@@ -72,8 +67,7 @@ describe.skipIf(!server.available)("postgres: lost connections", () => {
   });
 
   it("a store's sessions carry the server-side bounds, each below the client's own statement bound, and the connection that ran the migrations has them back", async () => {
-    const url = new URL(server.url());
-    url.searchParams.set("options", "-c search_path=c1");
+    const url = new URL(c1);
     // One connection: the one the migrations ran on (their lock and statement bounds lifted, then reset).
     const store = await PostgresStore.open({ path: url.toString(), now: T0, poolMax: 1 });
     try {

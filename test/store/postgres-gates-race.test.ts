@@ -1,7 +1,6 @@
-import pg from "pg";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openStore, type ClaimedTask, type PersonaUpsert, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { TEST_PERSONAS } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -18,26 +17,16 @@ const server = await usePostgres();
 const HOSTS = 4;
 
 describe.skipIf(!server.available)("postgres: economic gates under racing claimers", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let stores: Store[] = [];
   let schema = "";
   let n = 0;
   const reruns: number[] = [];
-
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
   beforeEach(async () => {
     schema = `race${++n}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const u = new URL(server.url());
-    u.searchParams.set("options", `-c search_path=${schema}`);
+    const url = await admin.schema(schema);
     stores = [];
-    for (let i = 0; i < HOSTS; i++) stores.push(await openStore({ path: u.toString(), now: T0 }));
+    for (let i = 0; i < HOSTS; i++) stores.push(await openStore({ path: url, now: T0 }));
     reruns.length = 0;
     for (const store of stores) store.events.on("db:busy-retry", (e) => reruns.push(e.attempt));
   });

@@ -1,7 +1,6 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { openStore, type Store, type TaskInput } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -15,18 +14,10 @@ import { T0 } from "../helpers/store.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: four stores working one graph at once", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let url: string;
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA h1");
-    const u = new URL(server.url());
-    u.searchParams.set("options", "-c search_path=h1");
-    url = u.toString();
-  });
-  afterAll(async () => {
-    await admin?.end();
+    url = await admin.schema("h1");
   });
 
   it("480 tasks in fan-in layers plus late dependents: all completed once, in dependency order", async () => {

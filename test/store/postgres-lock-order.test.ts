@@ -1,7 +1,7 @@
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openStore, type LeaseRef, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -23,7 +23,7 @@ import { T0 } from "../helpers/store.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: renewals skip held task rows, other transactions lock them in task id order", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let blocker: pg.Client;
   let store: Store;
   let url = "";
@@ -32,20 +32,9 @@ describe.skipIf(!server.available)("postgres: renewals skip held task rows, othe
   let mono = 0;
   const reruns: number[] = [];
   const opened: Store[] = [];
-
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
   beforeEach(async () => {
     schema = `lockorder${++n}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const u = new URL(server.url());
-    u.searchParams.set("options", `-c search_path=${schema}`);
-    url = u.toString();
+    url = await admin.schema(schema);
     reruns.length = 0;
     mono = 0;
     store = await open();

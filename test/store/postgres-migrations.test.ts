@@ -1,11 +1,10 @@
 import { cpSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { defaultPostgresMigrationsDir } from "../../src/store/postgres/migrate.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { makeTempDir } from "../helpers/tmp.js";
 
@@ -18,22 +17,12 @@ import { makeTempDir } from "../helpers/tmp.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres migrations", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let n = 0;
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
 
   async function freshSchema(): Promise<{ schema: string; url: string }> {
     const schema = `m${++n}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(server.url());
-    url.searchParams.set("options", `-c search_path=${schema}`);
-    return { schema, url: url.toString() };
+    return { schema, url: await admin.schema(schema) };
   }
 
   async function refused(open: () => Promise<unknown>): Promise<RosterError> {

@@ -1,7 +1,6 @@
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -13,20 +12,14 @@ import { T0 } from "../helpers/store.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let url: string;
   const stores: Store[] = [];
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA n1");
-    const u = new URL(server.url());
-    u.searchParams.set("options", "-c search_path=n1");
-    url = u.toString();
+    url = await admin.schema("n1");
   });
   afterAll(async () => {
     for (const store of stores) await store.close();
-    await admin?.end();
   });
 
   async function open(): Promise<Store> {

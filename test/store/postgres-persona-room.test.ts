@@ -1,7 +1,6 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -16,23 +15,14 @@ const server = await usePostgres();
 const HOSTS = 6;
 
 describe.skipIf(!server.available)("postgres: a persona's concurrency under claims racing from several hosts", () => {
-  let admin: pg.Client;
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
+  const admin = useAdmin(server);
 
   it("leases no more than the concurrency, whoever claims and however the claims interleave; the rest stay pending", async () => {
     const schema = `room${Date.now().toString(36)}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(server.url());
-    url.searchParams.set("options", `-c search_path=${schema}`);
+    const url = await admin.schema(schema);
     const stores: Store[] = [];
     try {
-      for (let i = 0; i < HOSTS; i++) stores.push(await openStore({ path: url.toString(), now: T0 }));
+      for (let i = 0; i < HOSTS; i++) stores.push(await openStore({ path: url, now: T0 }));
       await syncTestPersonas(stores[0]!, T0);
       // reviewer: concurrency 2 (test/helpers/personas.ts).
       const { ids } = await stores[0]!.tasks.enqueue({ tasks: Array.from({ length: 12 }, (_, i) => ({ persona: "reviewer", title: `r${i}` })), now: T0 });

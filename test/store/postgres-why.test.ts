@@ -1,8 +1,7 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store, type WhyReport } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -51,22 +50,16 @@ async function script(store: Store, clock: ManualClock): Promise<Array<WhyReport
 }
 
 describe.skipIf(!server.available)("postgres: roster why", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
+  let url = "";
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA w1");
-  });
-  afterAll(async () => {
-    await admin?.end();
+    url = await admin.schema("w1");
   });
 
   it("explains every task as the SQLite store does, word for word", async () => {
-    const url = new URL(server.url());
-    url.searchParams.set("options", "-c search_path=w1");
     const clockPg = new ManualClock(T0);
     const clockSqlite = new ManualClock(T0);
-    const postgres = await openStore({ path: url.toString(), now: T0, monotonic: () => clockPg.now() });
+    const postgres = await openStore({ path: url, now: T0, monotonic: () => clockPg.now() });
     const sqlite = await openStore({ path: ":memory:", now: T0, monotonic: () => clockSqlite.now() });
     try {
       const fromSqlite = await script(sqlite, clockSqlite);

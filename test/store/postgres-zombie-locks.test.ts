@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
 import { RosterError } from "../../src/errors.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { newPool, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/database.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres, withSchema } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { startCutProxy, type CutProxy } from "../helpers/tcp-proxy.js";
 
@@ -21,16 +20,11 @@ import { startCutProxy, type CutProxy } from "../helpers/tcp-proxy.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres: the row locks of a host cut off mid-transaction", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let proxy: CutProxy;
   let store: Store;
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA zombie");
-    const url = new URL(server.url());
-    url.searchParams.set("options", "-c search_path=zombie");
-    store = await openStore({ path: url.toString() });
+    store = await openStore({ path: await admin.schema("zombie") });
     await syncTestPersonas(store, Date.now());
     const target = new URL(server.url());
     proxy = await startCutProxy(target.hostname, Number(target.port));
@@ -38,15 +32,12 @@ describe.skipIf(!server.available)("postgres: the row locks of a host cut off mi
   afterAll(async () => {
     await store?.close();
     await proxy?.close();
-    await admin?.end();
   });
 
   it("are given up by the server well inside a healthy host's statement bound: the healthy host's write waits, then succeeds", async () => {
     const { ids } = await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "locked by a host about to be cut off" }], now: Date.now() });
     const taskId = ids[0]!;
-    const cutUrl = new URL(proxy.url(server.url()));
-    cutUrl.searchParams.set("options", "-c search_path=zombie");
-    const zombie = newPool(cutUrl.toString(), 1, false, { bounded: true });
+    const zombie = newPool(withSchema(proxy.url(server.url()), "zombie"), 1, false, { bounded: true });
     zombie.on("error", () => {});
     const client = await zombie.connect();
     client.on("error", () => {});

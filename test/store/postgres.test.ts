@@ -1,7 +1,6 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe } from "vitest";
+import { describe } from "vitest";
 import { openStore } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { describeStoreConformance } from "./conformance.js";
 
 /**
@@ -13,24 +12,14 @@ import { describeStoreConformance } from "./conformance.js";
 const server = await usePostgres();
 
 describe.skipIf(!server.available)("postgres", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
   let n = 0;
-  beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-  });
 
   describeStoreConformance(
     "postgres",
     async ({ now, monotonic }) => {
       const schema = `t${++n}_${Date.now().toString(36)}`;
-      await admin.query(`CREATE SCHEMA ${schema}`);
-      const url = new URL(server.url());
-      url.searchParams.set("options", `-c search_path=${schema}`);
-      const store = await openStore({ path: url.toString(), now, monotonic });
+      const store = await openStore({ path: await admin.schema(schema), now, monotonic });
       return {
         store,
         rowCounts: async () => {

@@ -1,8 +1,7 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store, type UiTaskPageParams } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
@@ -57,22 +56,16 @@ async function script(store: Store, clock: ManualClock): Promise<unknown[]> {
 }
 
 describe.skipIf(!server.available)("postgres: the dashboard's reads", () => {
-  let admin: pg.Client;
+  const admin = useAdmin(server);
+  let url = "";
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: server.url() });
-    await admin.connect();
-    await admin.query("CREATE SCHEMA ui1");
-  });
-  afterAll(async () => {
-    await admin?.end();
+    url = await admin.schema("ui1");
   });
 
   it("answers task pages, throughput and full concurrency keys as the SQLite store does", async () => {
-    const url = new URL(server.url());
-    url.searchParams.set("options", "-c search_path=ui1");
     const clockPg = new ManualClock(T0);
     const clockSqlite = new ManualClock(T0);
-    const postgres = await openStore({ path: url.toString(), now: T0, monotonic: () => clockPg.now() });
+    const postgres = await openStore({ path: url, now: T0, monotonic: () => clockPg.now() });
     const sqlite = await openStore({ path: ":memory:", now: T0, monotonic: () => clockSqlite.now() });
     try {
       const fromSqlite = await script(sqlite, clockSqlite);
