@@ -120,13 +120,13 @@ describe("query plans of the hot statements", () => {
     const batchOnly = (plan: string[]) => scans(plan).filter((line) => !/^SCAN (json_each|c)\b/.test(line));
 
     it(`${label}: the batched completion seeks each task of its batch by primary key`, () => {
-      const plan = sqliteExplain(t.store, "completeMany", { rows: JSON.stringify([[taskIds[0], "token", null]]), now: t.clock.now() });
+      const plan = sqliteExplain(t.store, "completeMany", { rows: JSON.stringify([[taskIds[0], "token", null]]), now: t.clock.now(), from: "claimed" });
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
       expect(batchOnly(plan), plan.join("\n")).toEqual([]);
     });
 
     it(`${label}: the one-task completion seeks its task by primary key`, () => {
-      const plan = sqliteExplain(t.store, "completeOne", { taskId: taskIds[0], leaseToken: "token", result: null, now: t.clock.now() });
+      const plan = sqliteExplain(t.store, "completeOne", { taskId: taskIds[0], leaseToken: "token", result: null, now: t.clock.now(), from: "claimed" });
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
       expect(scans(plan), plan.join("\n")).toEqual([]);
     });
@@ -170,7 +170,69 @@ describe("query plans of the hot statements", () => {
   });
 });
 
+/** task_counts as a full count of task_status would give it. */
+async function fullCount(path: string): Promise<Record<string, Record<string, number>>> {
+  const db = new Database(path, { readonly: true });
+  const full = db.prepare("SELECT persona_id, status, count(*) AS n FROM task_status GROUP BY persona_id, status").all() as Array<{ persona_id: string; status: string; n: number }>;
+  db.close();
+  const expected: Record<string, Record<string, number>> = {};
+  for (const row of full) (expected[row.persona_id] ??= {})[row.status] = row.n;
+  return expected;
+}
+
 describe("trigger-kept counts", () => {
+  // Claims and completions of leased tasks are counted by their statements (migration 0012,
+  // src/store/sqlite/task-counts.ts), every other change by the trigger: both must agree.
+  it("task_counts agrees with a full count through every path that claims or completes", async () => {
+    const t = await openTestStore();
+    try {
+      const { store, clock } = t;
+      const now = () => clock.now();
+      const ids = (await store.tasks.enqueue({ tasks: Array.from({ length: 40 }, (_, i) => ({ persona: i % 2 ? "worker" : "reviewer", title: `t${i}` })), now: now() })).ids;
+      const check = async (label: string) => expect(await store.tasks.counts(), label).toEqual(await fullCount(t.path));
+      // One by one: claimed -> completed (start folded), and claimed -> in_progress -> completed.
+      const [one] = await store.tasks.claim({ persona: "worker", agentId: "a", limit: 1, now: now() });
+      await check("after a one-task claim");
+      expect((await store.tasks.completeIfLeased({ taskId: one!.id, leaseToken: one!.leaseToken, result: 1, now: now() })).ok).toBe(true);
+      const [two] = await store.tasks.claim({ persona: "worker", agentId: "a", limit: 1, now: now() });
+      expect((await store.tasks.startIfLeased({ taskId: two!.id, leaseToken: two!.leaseToken, now: now() })).ok).toBe(true);
+      await check("after a start");
+      expect((await store.tasks.completeIfLeased({ taskId: two!.id, leaseToken: two!.leaseToken, result: 2, now: now() })).ok).toBe(true);
+      await check("after one-task completions");
+      // A lost lease completes nothing and counts nothing.
+      expect((await store.tasks.completeIfLeased({ taskId: two!.id, leaseToken: two!.leaseToken, result: 2, now: now() })).ok).toBe(false);
+      // By id.
+      const byId = await store.tasks.claimById({ taskId: ids[0]!, agentId: "b", now: now() });
+      expect(byId?.id).toBe(ids[0]);
+      await check("after a claim by id");
+      // Batches of two personas, some started, one stale lease, in one settle.
+      const w = await store.tasks.claim({ persona: "worker", agentId: "a", limit: 6, now: now() });
+      const r = await store.tasks.claim({ persona: "reviewer", agentId: "a", limit: 6, now: now() });
+      await store.tasks.start({ starts: [w[0]!, w[1]!, r[0]!].map((c) => ({ taskId: c.id, leaseToken: c.leaseToken })), now: now() });
+      const results = await store.tasks.settle({
+        settlements: [...w, ...r, byId!]
+          .map((c) => ({ kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken, result: c.id }))
+          .concat([{ kind: "complete" as const, taskId: two!.id, leaseToken: two!.leaseToken, result: 0 }]),
+        now: now(),
+      });
+      expect(w.length + r.length).toBeGreaterThan(4);
+      expect(results.map((x) => (x.ok ? x.outcome : x.code))).toEqual([...Array(w.length + r.length + 1).fill("completed"), "LEASE_LOST"]);
+      await check("after a batch of completions");
+      // The supervisor's cycle: settle and claim in one transaction.
+      const s = await store.tasks.claim({ persona: "reviewer", agentId: "a", limit: 3, now: now() });
+      const out = await store.tasks.settleAndClaim!({
+        settlements: s.map((c) => ({ kind: "complete" as const, taskId: c.id, leaseToken: c.leaseToken, result: 0 })),
+        now: now(),
+        claims: [{ persona: "reviewer", agentId: "a", limit: 3, now: now() }, { persona: "worker", agentId: "a", limit: 2, now: now() }],
+      });
+      expect(out.claimed.flat().length).toBeGreaterThan(0);
+      await check("after a settle and claim");
+    } finally {
+      await t.close();
+    }
+  });
+
+
   it("task_counts agrees with a full count after a mixed workload", async () => {
     const t = await openTestStore();
     try {

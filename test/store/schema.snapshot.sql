@@ -335,7 +335,11 @@ CREATE TRIGGER task_counts_insert AFTER INSERT ON task_status BEGIN
 END;
 
 -- trigger task_counts_update
-CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status WHEN old.status <> new.status BEGIN
+CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON task_status
+  WHEN old.status <> new.status
+   AND NOT (old.status = 'pending' AND new.status = 'claimed')
+   AND NOT (new.status = 'completed' AND (old.status = 'claimed' OR old.status = 'in_progress'))
+BEGIN
   INSERT INTO task_counts (persona_id, status, n) VALUES (old.persona_id, old.status, -1)
     ON CONFLICT (persona_id, status) DO UPDATE SET n = n - 1;
   INSERT INTO task_counts (persona_id, status, n) VALUES (new.persona_id, new.status, 1)

@@ -5,6 +5,7 @@ import type { ClaimParams, ClaimedTask, DependencyResult } from "../types.js";
 import type { EconomicsStatements, SqliteClaimGate } from "./budgets.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { rowObjects } from "./row-objects.js";
+import { TaskCounts } from "./task-counts.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
 
@@ -106,6 +107,8 @@ export class Claims {
   private readonly insertClaimEvents;
   private readonly claimedDetailOne;
   private readonly insertClaimEvent;
+  /** Claims are counted in task_counts by their statement, not by the trigger (task-counts.ts). */
+  private readonly counts: TaskCounts;
 
   constructor(
     db: Db,
@@ -115,6 +118,7 @@ export class Claims {
     private readonly withInputs: (claimed: ClaimedTask[]) => unknown,
   ) {
     // docs/ARCHITECTURE.md rules 2, 3: one statement, one seek into the partial claim index.
+    this.counts = new TaskCounts(db);
     // Rows read raw and made objects in JS (row-objects.ts).
     this.claimStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_SQL));
     this.claimSkippingHeldStmt = rowObjects<ClaimedRow>(db.prepare(CLAIM_SKIPPING_HELD_SQL));
@@ -168,6 +172,7 @@ export class Claims {
       return null;
     }
     const rows = this.claimOneStmt.all({ agentId: params.agentId, token: newLeaseToken(), leaseMs, now: params.now, taskId: params.taskId });
+    this.counts.move(persona, "pending", "claimed", rows.length);
     this.gates.claimed(persona, gate, rows.map((r) => r.task_id), params.now);
     return this.claimed(rows, params.agentId, leaseMs, params.now)[0] ?? null;
   }
@@ -222,6 +227,7 @@ export class Claims {
     }
     const stmt = gate.limit === 1 ? (gate.skipHeld ? this.claimFirstSkippingHeldStmt : this.claimFirstStmt) : gate.skipHeld ? this.claimSkippingHeldStmt : this.claimStmt;
     const rows = stmt.all({ ...p, limit: gate.limit });
+    this.counts.move(p.persona, "pending", "claimed", rows.length);
     this.gates.claimed(p.persona, gate, rows.map((r) => r.task_id), p.now);
     return rows;
   }

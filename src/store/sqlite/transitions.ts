@@ -20,6 +20,7 @@ import type {
 } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { rowObjects } from "./row-objects.js";
+import { TaskCounts } from "./task-counts.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { providerLimit } from "../gates.js";
@@ -27,13 +28,18 @@ import { EconomicsStatements } from "./budgets.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
 
 
-/** The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own lease; has_dependents says whether a completed task can ready any (one seek into task_dependencies_dependents). */
+/**
+ * The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own
+ * lease, of the tasks in state @from ('claimed' or 'in_progress': completedRows runs it for each, so task_counts is kept
+ * per statement, src/store/sqlite/task-counts.ts); has_dependents says whether a completed task can ready any (one seek
+ * into task_dependencies_dependents).
+ */
 export const COMPLETE_MANY_SQL = `
       UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
       WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
-        AND task_status.status IN ('claimed','in_progress')
+        AND task_status.status = @from
       RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
 
@@ -41,12 +47,12 @@ export const COMPLETE_MANY_SQL = `
  * COMPLETE_MANY_SQL for one task (a batch of one: an MCP agent's completion, `roster run`, a
  * supervisor's settle of one): the same row changes and RETURNING, the row sought by its
  * primary key instead of joined from json_each, which SQLite materializes in an ephemeral
- * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now.
+ * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now @from.
  */
 export const COMPLETE_ONE_SQL = `
       UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE task_id = @taskId AND lease_token = @leaseToken AND status IN ('claimed','in_progress')
+      WHERE task_id = @taskId AND lease_token = @leaseToken AND status = @from
       RETURNING task_id, persona_id, attempts, assigned_agent_id, claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
 
@@ -59,6 +65,9 @@ interface CompletedRow {
   claimed_at: number | null;
   has_dependents: number;
 }
+
+/** A leased task's states, in the order completedRows tries them. */
+const LEASED_STATES = ["claimed", "in_progress"] as const;
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
@@ -78,6 +87,7 @@ export class Transitions {
   private readonly insertEvent;
   private readonly startStmt;
   private readonly progressStmt;
+  private readonly counts: TaskCounts;
   private readonly completeStmt;
   private readonly completeManyStmt;
   private readonly insertCompletedEvents;
@@ -113,6 +123,7 @@ export class Transitions {
       UPDATE task_status SET progress = @fraction, progress_message = @message, updated_at = @now
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
     // Rows read raw and made objects in JS (row-objects.ts).
+    this.counts = new TaskCounts(db);
     this.completeStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_ONE_SQL));
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
     this.completeManyStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_MANY_SQL));
@@ -187,7 +198,7 @@ export class Transitions {
     const result = completionJson(params, this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
     const usage = usageOfSettlement(params.usage, resultCarrier(params));
-    const row = this.completeStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, result });
+    const row = this.completedRows([{ taskId: params.taskId, leaseToken: params.leaseToken, resultJson: result }], params.now)[0];
     if (row === undefined) return this.lost(params.taskId, "complete");
     this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
     this.gates.attemptSucceeded(row.persona_id, params.now);
@@ -221,11 +232,7 @@ export class Transitions {
    * records the highest of their ids as `after`. Results in input order.
    */
   completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {
-    const one = items.length === 1 ? items[0]! : null;
-    const rows =
-      one !== null
-        ? this.completeStmt.all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now })
-        : this.completeManyStmt.all({ now, rows: JSON.stringify(items.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
+    const rows = this.completedRows(items, now);
     // Only tasks something depends on can ready anything: most batches skip the counters' statements.
     const withDependents = rows.filter((r) => r.has_dependents === 1).map((r) => r.task_id);
     const { ready, readiedBy } = withDependents.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(withDependents, now);
@@ -256,6 +263,34 @@ export class Transitions {
     });
     if (ready.length > 0) this.tx.emit("task:ready", readyEvent(ready));
     return results;
+  }
+
+  /**
+   * The completion statements, fenced by each lease: first for the tasks still claimed (a start
+   * folded into its settlement, the common case), then for those in progress among the rest, a
+   * batch of one by primary key (COMPLETE_ONE_SQL). Each statement's completions are counted in
+   * task_counts by state left (task-counts.ts). Rows in no particular order; a lost lease has none.
+   */
+  private completedRows(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null }>, now: number): CompletedRow[] {
+    const rows: CompletedRow[] = [];
+    let left = items;
+    for (const from of LEASED_STATES) {
+      const one = left.length === 1 ? left[0]! : null;
+      const got =
+        one !== null
+          ? this.completeStmt.all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now, from })
+          : this.completeManyStmt.all({ now, from, rows: JSON.stringify(left.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
+      if (got.length > 0) {
+        const perPersona = new Map<string, number>();
+        for (const r of got) perPersona.set(r.persona_id, (perPersona.get(r.persona_id) ?? 0) + 1);
+        this.counts.moveMany([...perPersona].map(([persona, n]) => [persona, from, "completed", n] as const));
+        rows.push(...got);
+      }
+      if (rows.length === items.length || from === "in_progress") break;
+      const done = new Set(got.map((r) => r.task_id));
+      left = left.filter((i) => !done.has(i.taskId));
+    }
+    return rows;
   }
 
   fail(params: FailParams): FailResult {
