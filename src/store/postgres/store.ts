@@ -5,19 +5,13 @@ import type { EconomicsService } from "../economics.js";
 import { StoreEventBus } from "../events.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT, validateBatch } from "../input.js";
 import { LivenessJudge } from "../liveness.js";
-import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements } from "../settle.js";
 import type {
   AgentService,
-  ClaimedTask,
-  CompleteResult,
   HumanService,
-  InvalidOutput,
   LeaseRef,
   MaintenanceService,
   PersonaService,
   ScheduleService,
-  Settlement,
-  SettlementResult,
   Store,
   StoreOptions,
   TaskService,
@@ -37,8 +31,8 @@ import * as budgets from "./budgets.js";
 import * as usage from "./usage.js";
 import * as uiReads from "./ui-reads.js";
 import * as whyReads from "./why.js";
-import { PG_COMPLETE_BATCH_SQL, PgTransitions, type CompleteBatchRow } from "./transitions.js";
-import type { ClaimedRow } from "./claims.js";
+import { PgTransitions } from "./transitions.js";
+import { pgLeasePaths } from "./lease-paths.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
 import { withOneTaskCalls, type EngineTaskService } from "../one-task.js";
 
@@ -147,24 +141,7 @@ export class PostgresStore implements Store {
     };
     const read = <T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> => tx.read(name, body);
 
-    const settleOne = async (t: Tx, s: Settlement, now: number, invalid: InvalidOutput): Promise<SettlementResult> => {
-      if (s.kind === "complete") {
-        try {
-          return hasChildren(s)
-            ? await t.savepoint(async () => transitions.complete(t, await humans.gatePlan(t, { ...s, now })))
-            : await transitions.complete(t, { ...s, now });
-        } catch (error) {
-          if (!(error instanceof RosterError) || invalid === "refuse") throw error;
-          return transitions.fail(t, { taskId: s.taskId, leaseToken: s.leaseToken, now, error: invalidOutputError(error) });
-        }
-      }
-      if (s.kind === "fail") {
-        const question = questionOf(s);
-        if (question === null) return transitions.fail(t, { ...s, now });
-        return humans.ask(t, { taskId: s.taskId, leaseToken: s.leaseToken, question, now });
-      }
-      return transitions.release(t, { ...s, now });
-    };
+    const paths = pgLeasePaths({ write, single, judge, transitions, humans, maxPayloadBytes, channel: () => tx.channel });
 
     const tasks = {
       enqueue: async (p: Parameters<TaskService["enqueue"]>[0]) => {
@@ -176,55 +153,13 @@ export class PostgresStore implements Store {
         });
       },
       listAvailable: async (p: Parameters<TaskService["listAvailable"]>[0]) => read("tasks.listAvailable", (q) => reads.availableTasks(q, p)),
-      claim: async (p: Parameters<TaskService["claim"]>[0]) => {
-        checkClaimParams(p);
-        // The claim statement brings each task's answered questions itself (humans.withInputs's read, folded in).
-        // The plain claim in one round trip when it may be tried; the transactional claim when it took nothing.
-        const trip = p.taskId === undefined ? transitions.claims.oneTrip(p) : null;
-        const first = trip === null ? [] : await single<ClaimedRow, ClaimedTask[]>("tasks.claim", trip.sql, trip.values, (rows, emit) => transitions.claims.fromOneTrip(rows, p, emit));
-        const claimed =
-          first.length > 0
-            ? first
-            : await write("tasks.claim", async (t) => {
-                if (p.taskId === undefined) return transitions.claims.claim(t, p, trip !== null);
-                const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId });
-                return one === null ? [] : humans.withInputs(t, [one]);
-              });
-        judge.noteLeases(claimed.map((c) => ({ taskId: c.id, leaseToken: c.leaseToken, stamp: c.leaseExpiresAt, leaseMs: c.leaseMs })));
-        return claimed;
-      },
+      claim: paths.claim,
       start: async (p: Parameters<TaskService["start"]>[0]) =>
         p.starts.length === 0
           ? []
           : write("tasks.start", (t) => transitions.startMany(t, p.starts.map((s) => ({ ...s, now: p.now })))),
       progressIfLeased: async (p: Parameters<TaskService["progressIfLeased"]>[0]) => write("tasks.progress", (t) => transitions.progress(t, p)),
-      settle: async (p: Parameters<TaskService["settle"]>[0]) => {
-        // Completions without children whose result and usage validate go through completeMany, a few
-        // statements for the batch; the rest (failures, releases, children, bad output) one by one, in
-        // task id order. No task appears twice in a batch (one outcome per attempt).
-        const { fast, slow } = splitSettlements(p.settlements, maxPayloadBytes);
-        // A batch of completions only, none with usage: first in one round trip (PG_COMPLETE_BATCH_SQL),
-        // which writes nothing and says so when a task has dependents or a persona a breaker.
-        if (slow.length === 0 && fast.length > 0 && fast.every((f) => f.usage === null)) {
-          const values = [fast.map((f) => f.taskId), fast.map((f) => f.leaseToken), fast.map((f) => f.resultJson), p.now, tx.channel];
-          const done = await single<CompleteBatchRow, CompleteResult[] | null>("tasks.settle", PG_COMPLETE_BATCH_SQL, values, (rows, emit) => transitions.fromCompleteBatch(rows, fast, emit));
-          if (done !== null) {
-            const results = new Array<SettlementResult>(p.settlements.length);
-            done.forEach((r, i) => (results[fast[i]!.index] = r));
-            return results;
-          }
-        }
-        return write("tasks.settle", async (t) => {
-          const results = new Array<SettlementResult>(p.settlements.length);
-          // A batch with both kinds locks all its rows in task id order first: completeMany then the
-          // rest, each in id order, would not be one order (PgTransitions.lockInIdOrder).
-          if (fast.length > 0 && slow.length > 0) await transitions.lockInIdOrder(t, p.settlements.map((s) => s.taskId));
-          if (fast.length > 0) (await transitions.completeMany(t, fast, p.now)).forEach((r, i) => (results[fast[i]!.index] = r));
-          slow.sort((a, b) => a.s.taskId - b.s.taskId);
-          for (const { s, index } of slow) results[index] = await settleOne(t, s, p.now, p.invalid ?? "fail");
-          return results;
-        });
-      },
+      settle: paths.settle,
       cancel: async (p: Parameters<TaskService["cancel"]>[0]) => write("tasks.cancel", (t) => transitions.commands.cancel(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       retry: async (p: Parameters<TaskService["retry"]>[0]) => write("tasks.retry", (t) => transitions.commands.retry(t, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       addDependency: async (p: Parameters<TaskService["addDependency"]>[0]) =>
@@ -237,7 +172,7 @@ export class PostgresStore implements Store {
       nextRunAt: async (p: Parameters<TaskService["nextRunAt"]>[0]) => read("tasks.nextRunAt", (q) => reads.nextRunAt(q, p)),
       lineage: async (p: { taskIds: number[] }) => read("tasks.lineage", (q) => agentReads.lineage(q, p.taskIds)),
       completeOnce: async ({ now, ...rest }: Parameters<TaskService["completeOnce"]>[0]) =>
-        write("tasks.completeOnce", (t) => agentReads.completeOnce(t, () => settleOne(t, { kind: "complete", ...rest }, now, "refuse"), { ...rest, now })),
+        write("tasks.completeOnce", (t) => agentReads.completeOnce(t, () => paths.settleOne(t, { kind: "complete", ...rest }, now, "refuse"), { ...rest, now })),
       leaseLoss: async (p: Parameters<TaskService["leaseLoss"]>[0]) => read("tasks.leaseLoss", (q) => agentReads.leaseLoss(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       resultPage: async (p: Parameters<TaskService["resultPage"]>[0]) => read("tasks.resultPage", (q) => agentReads.resultPage(q, { ...p, taskId: reads.assertTaskId(p.taskId) })),
       enqueueGoal: async (p: Parameters<TaskService["enqueueGoal"]>[0]) => {
