@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { openTestStore, type TestStore } from "../helpers/store.js";
-import { call, callFailing, connectInProcess } from "./helpers.js";
+import type { TestStore } from "../helpers/store.js";
+import { call, callFailing, openMcpInProcess } from "./helpers.js";
 
 /**
  * An MCP worker's running usage (report_progress `usage`, its total so far) against its task's
@@ -15,13 +15,9 @@ describe("report_progress with usage", () => {
   let close: () => Promise<void>;
 
   beforeEach(async () => {
-    db = await openTestStore();
-    ({ client, close } = await connectInProcess({ store: db.store, clock: db.clock }));
+    ({ db, client, close } = await openMcpInProcess());
   });
-  afterEach(async () => {
-    await close();
-    await db.close();
-  });
+  afterEach(() => close());
 
   it("stops the attempt at the report whose total reaches the task's maxTokens, records it uncounted, holds the task, and a raise lets the next attempt complete", async () => {
     const agentId = (await call(client, "register_agent", { name: "w" })).agentId as string;

@@ -7,6 +7,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Clock } from "../../src/clock.js";
 import { createMcpContext, createMcpServer, endMcpSession, type McpContext, type McpProfile } from "../../src/mcp/index.js";
 import type { Store, TaskEvent } from "../../src/store/index.js";
+import { openTestStore, type TestStore } from "../helpers/store.js";
 
 /** The built CLI the stdio tests spawn; `npm test` builds it first (pretest). */
 export const ROSTER_BIN = resolve(import.meta.dirname, "../../dist/src/cli/bin.js");
@@ -89,6 +90,20 @@ export async function spawnMcpClient(options: {
 }
 
 /** A Client connected in-process to a server over `store` (fast; for tool behaviour). */
+/** A fresh test store (test/helpers/store.ts) and an all-tools client connected to it in process; `close` ends both. */
+export async function openMcpInProcess(): Promise<{ db: TestStore; client: Client; close: () => Promise<void> }> {
+  const db = await openTestStore();
+  const { client, close } = await connectInProcess({ store: db.store, clock: db.clock });
+  return {
+    db,
+    client,
+    close: async () => {
+      await close();
+      await db.close();
+    },
+  };
+}
+
 export async function connectInProcess(options: {
   store: Store;
   clock?: Clock;

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { openTestStore, type TestStore } from "../helpers/store.js";
+import type { TestStore } from "../helpers/store.js";
 import { TEST_LEASE_MS } from "../helpers/personas.js";
-import { call, callFailing, connectInProcess } from "./helpers.js";
+import { call, callFailing, openMcpInProcess } from "./helpers.js";
 
 /** Tool behaviour, in-process over the SDK's InMemoryTransport, on a real SQLite file and a ManualClock. */
 describe("roster MCP tools", () => {
@@ -11,14 +11,9 @@ describe("roster MCP tools", () => {
   let close: () => Promise<void>;
 
   beforeEach(async () => {
-    db = await openTestStore();
-    ({ client, close } = await connectInProcess({ store: db.store, clock: db.clock }));
+    ({ db, client, close } = await openMcpInProcess());
   });
-
-  afterEach(async () => {
-    await close();
-    await db.close();
-  });
+  afterEach(() => close());
 
   const register = async (name = "w"): Promise<string> => (await call(client, "register_agent", { name })).agentId as string;
 

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
-import { openTestStore, type TestStore } from "../helpers/store.js";
-import { call, callFailing, connectInProcess } from "./helpers.js";
+import type { TestStore } from "../helpers/store.js";
+import { call, callFailing, openMcpInProcess } from "./helpers.js";
 
 /**
  * Bad tool input (DESIGN rule 11): an isError result that names the field, and
@@ -14,14 +14,9 @@ describe("roster MCP tools given bad input", () => {
   let close: () => Promise<void>;
 
   beforeEach(async () => {
-    db = await openTestStore();
-    ({ client, close } = await connectInProcess({ store: db.store, clock: db.clock }));
+    ({ db, client, close } = await openMcpInProcess());
   });
-
-  afterEach(async () => {
-    await close();
-    await db.close();
-  });
+  afterEach(() => close());
 
   /** Runs `body`, then checks no table gained or lost a row. */
   async function writesNothing(body: () => Promise<void>): Promise<void> {
