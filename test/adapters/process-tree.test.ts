@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
-import { WATCHDOG_MARKER, spawnTree } from "../../src/adapters/process-tree.js";
+import { spawnTree } from "../../src/adapters/process-tree.js";
+import { WATCHDOG_MARKER } from "../../src/adapters/watchdog.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { alive, processesWithEnv, until } from "./processes.js";
 
