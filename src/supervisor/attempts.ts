@@ -40,8 +40,8 @@ export interface AttemptsHost {
  *
  * Each attempt moves through its phases (RunningAttempt.phase, ./run.ts) only
  * here: `hold` makes it `dispatched` (timeout armed; its start queued after
- * startFoldMs, so one that finishes sooner settles claimed → completed without a
- * start write, the start fold: ./start-writes.ts), `beginStarts` makes it `started`
+ * startFoldMs with its dispatch's, so one that finishes sooner settles claimed → completed
+ * without a start write, the start fold: ./start-writes.ts), `beginStarts` makes it `started`
  * (the starts due together share a transaction), `abort` makes it `aborting`, `finish` makes it
  * `finished` (its slot is free from then on, see `running`), and `settle` removes it
  * once the completer has committed or discarded its outcome.
@@ -122,12 +122,10 @@ export class Attempts {
       phase: "dispatched",
       abort: null,
       timeoutTimer: null,
-      startTimer: null,
       progress: null,
       slot: true,
     };
     run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
-    this.starts.arm(run);
     this.byLease.set(task.leaseToken, run);
     this.slots++;
     return run;
@@ -140,6 +138,7 @@ export class Attempts {
    */
   run(claimed: readonly ClaimedTask[], persona: Persona, now: number, claimSentAt: number, runTasks: (tasks: AdapterTask[]) => PoolRun[]): void {
     const runs = claimed.map((task) => this.hold(task, persona, now, claimSentAt));
+    this.starts.armAll(runs);
     if (this.host.events.listenerCount("task:run-started") > 0) {
       for (const run of runs) this.host.events.emit("task:run-started", { taskId: run.task.id, persona: run.task.persona, attempt: run.task.attempt });
     }
@@ -370,13 +369,12 @@ export class Attempts {
   /** Stopped: no timer of any held attempt fires any more. */
   clearAllTimers(): void {
     for (const run of this.byLease.values()) this.clearTimers(run);
+    this.starts.clearTimers();
   }
 
   private clearTimers(run: RunningAttempt): void {
     if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
-    if (run.startTimer !== null) clearTimeout(run.startTimer);
     run.timeoutTimer = null;
-    run.startTimer = null;
   }
 
   /** The starts due to be written (./start-writes.ts): those still dispatched become started. */

@@ -34,7 +34,6 @@ export interface RunningAttempt {
   /** Why it is being aborted, once it is (kept when it has finished: the settlement depends on it). */
   abort: AbortKind | null;
   timeoutTimer: NodeJS.Timeout | null;
-  startTimer: NodeJS.Timeout | null;
   progress: { fraction: number; message: string | null } | null;
   /** Holds one of the supervisor's slots and its persona's concurrency: until its outcome, or its settlement (./attempts.ts, freesAtOutcome). */
   slot: boolean;

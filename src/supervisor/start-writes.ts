@@ -19,6 +19,8 @@ export interface StartWritesHost {
  */
 export class StartWrites {
   private queue: RunningAttempt[] = [];
+  /** The fold timers armed: one per dispatch (armAll), so a dispatch of hundreds costs one timer, not one each. */
+  private readonly timers = new Set<NodeJS.Timeout>();
   /** The start writes under way, or null. */
   private writing: Promise<void> | null = null;
 
@@ -27,10 +29,26 @@ export class StartWrites {
     private readonly foldMs: number,
   ) {}
 
-  /** A dispatched attempt's start, due after foldMs (at once when 0); its timer is `run.startTimer`. */
-  arm(run: RunningAttempt): void {
-    if (this.foldMs === 0) this.enqueue(run);
-    else run.startTimer = setTimeout(() => this.enqueue(run), this.foldMs);
+  /**
+   * The starts of one dispatch's attempts, due together after foldMs (at once when 0). One that
+   * has finished (or is aborting) by then is left out when the timer fires.
+   */
+  armAll(runs: readonly RunningAttempt[]): void {
+    if (this.foldMs === 0) {
+      for (const run of runs) this.enqueue(run);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      for (const run of runs) this.enqueue(run);
+    }, this.foldMs);
+    this.timers.add(timer);
+  }
+
+  /** Stopped: no fold timer fires any more. */
+  clearTimers(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   /** Resolves once the starts queued so far are written. */
@@ -39,7 +57,6 @@ export class StartWrites {
   }
 
   private enqueue(run: RunningAttempt): void {
-    run.startTimer = null;
     if (run.phase !== "dispatched") return;
     this.queue.push(run);
     // After this turn's timers: the fold timers of one dispatch fire together and share a transaction.
