@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { sqlitePragma } from "../../src/store/sqlite/introspect.js";
+import { WAL_AUTOCHECKPOINT_PAGES } from "../../src/store/sqlite/open.js";
 import { T0 } from "../helpers/store.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 
@@ -157,6 +158,7 @@ describe("connection settings", () => {
       expect(sqlitePragma(store, "foreign_keys")).toBe(1);
       expect(sqlitePragma(store, "synchronous")).toBe(1); // NORMAL
       expect(sqlitePragma(store, "busy_timeout")).toBe(5_000);
+      expect(sqlitePragma(store, "wal_autocheckpoint")).toBe(WAL_AUTOCHECKPOINT_PAGES);
     } finally {
       await store.close();
     }

@@ -48,6 +48,6 @@ export function sqliteExplain(store: Store, name: HotQueryName, params: Record<s
 }
 
 /** A pragma's current value on the store's connection (journal_mode, synchronous, foreign_keys …). */
-export function sqlitePragma(store: Store, name: "journal_mode" | "synchronous" | "foreign_keys" | "busy_timeout"): unknown {
+export function sqlitePragma(store: Store, name: "journal_mode" | "synchronous" | "foreign_keys" | "busy_timeout" | "wal_autocheckpoint"): unknown {
   return handleOf(store).pragma(name, { simple: true });
 }
