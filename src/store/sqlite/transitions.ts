@@ -25,8 +25,8 @@ import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
 import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
+import { SpendRecorder } from "./spend.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
-
 
 /**
  * The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own
@@ -71,7 +71,6 @@ const LEASED_STATES = ["claimed", "in_progress"] as const;
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
-
 /**
  * The fenced state machine of a task after its claim (src/store/sqlite/claims.ts; docs/ARCHITECTURE.md rules 3, 4, 6, 7, 8, 9). Every method
  * runs inside a transaction the caller opened, writes its task_events rows there,
@@ -84,6 +83,8 @@ export class Transitions {
   readonly gates: EconomicsStatements;
   /** Cancel, retry by hand, add a dependency (src/store/sqlite/task-commands.ts). */
   readonly commands: TaskCommands;
+  /** What settled attempts spent, and the holds a spent budget puts (./spend.ts). */
+  private readonly spent: SpendRecorder;
   private readonly insertEvent;
   private readonly startStmt;
   private readonly progressStmt;
@@ -109,6 +110,7 @@ export class Transitions {
   ) {
     this.usage = new UsageStatements(db);
     this.gates = new EconomicsStatements(db, tx);
+    this.spent = new SpendRecorder(this.usage, this.gates, tx);
     this.commands = new TaskCommands(db, tx, graph, this);
     this.insertEvent = db.prepare(
       "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, @attempt, @data)",
@@ -200,7 +202,7 @@ export class Transitions {
     const usage = usageOfSettlement(params.usage, resultCarrier(params));
     const row = this.completedRows([{ taskId: params.taskId, leaseToken: params.leaseToken, resultJson: result }], params.now)[0];
     if (row === undefined) return this.lost(params.taskId, "complete");
-    this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
+    this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
     this.gates.attemptSucceeded(row.persona_id, params.now);
     const ready = this.graph.completeDependencies(params.taskId, params.now);
     let childIds: number[] = [];
@@ -252,7 +254,7 @@ export class Transitions {
       const row = item.usage == null ? undefined : done.get(item.taskId);
       if (row !== undefined) spent.push({ taskId: row.task_id, attempt: row.attempts, agentId: row.assigned_agent_id, outcome: "completed", claimedAt: row.claimed_at, usage: item.usage!, now });
     }
-    this.attemptsSpent(spent);
+    this.spent.many(spent);
     for (const persona of new Set(rows.map((r) => r.persona_id))) this.gates.attemptSucceeded(persona, now, rows.filter((r) => r.persona_id === persona).length);
     const results = items.map((item): CompleteResult => {
       const row = done.get(item.taskId);
@@ -307,7 +309,7 @@ export class Transitions {
     if (failure !== null) {
       const until = this.gates.pauseProvider({ persona: row.persona_id, taskId: params.taskId, ...failure, now: params.now });
       const runAt = until ?? params.now;
-      this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
+      this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt };
     }
@@ -315,12 +317,12 @@ export class Transitions {
     // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an
     // ordinary failure, so an adapter cannot loop by raising the code itself (docs/economics.md).
     if (error.code === "BUDGET_EXHAUSTED" && this.gates.budgeted(params.taskId)) {
-      this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "budget_exhausted", usage, params.now);
+      this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "budget_exhausted", usage, params.now);
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     const settled = this.settleFailure(failureToSettle(params.taskId, row, error, params));
-    if (settled.ok) this.attemptSpent(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, settled.outcome, usage, params.now);
+    if (settled.ok) this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, settled.outcome, usage, params.now);
     return settled;
   }
 
@@ -380,50 +382,12 @@ export class Transitions {
     this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now);
     if (params.usage !== undefined) {
       const claimedAt = (holder as { claimed_at?: number | null }).claimed_at ?? null;
-      this.attemptSpent(params.taskId, row.attempts + 1, holder.assigned_agent_id, claimedAt, "released", usageOfSettlement(params.usage, null), params.now);
+      this.spent.one(params.taskId, row.attempts + 1, holder.assigned_agent_id, claimedAt, "released", usageOfSettlement(params.usage, null), params.now);
     }
     this.event(params.taskId, "task:released", params.now, holder.assigned_agent_id, row.attempts + 1, { reason: params.reason ?? null, runAt });
     this.tx.emit("task:released", { taskId: params.taskId, persona: row.persona_id });
     return { ok: true, outcome: "released", attempt: row.attempts + 1, runAt };
   }
-
-
-
-
-  /** Records what a settled attempt spent, with its outcome, and holds its task or goal if that spent the budget. */
-  private attemptSpent(
-    taskId: number,
-    attempt: number,
-    agentId: string | null,
-    claimedAt: number | null,
-    outcome: string,
-    usage: NormalUsage | null,
-    now: number,
-  ): void {
-    if (usage !== null) this.attemptsSpent([{ taskId, attempt, agentId, outcome, claimedAt, usage, now }]);
-  }
-
-  /** attemptSpent for a settle batch: the usage rows and spend totals in three statements (UsageStatements.recordMany), then each attempt's holds. */
-  private attemptsSpent(list: RecordParams[]): void {
-    if (list.length === 0) return;
-    const recorded = this.usage.recordMany(list);
-    const mayMove = this.gates.holdsMayMove();
-    recorded.forEach((r, i) => {
-      if (r === null) return;
-      const { usage, now } = list[i]!;
-      if (mayMove(r)) this.gates.afterUsage(r, now);
-      this.tx.emit("usage:recorded", {
-        taskId: r.taskId,
-        persona: r.persona,
-        provider: r.provider,
-        model: r.model,
-        tokens: { input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadTokens, cacheWrite: usage.cacheWriteTokens, reasoning: usage.reasoningTokens },
-        costUsd: r.costUsd,
-      });
-    });
-  }
-
-
 
   private lost(taskId: number, op: string): { ok: false; code: "LEASE_LOST" } {
     this.tx.emit("lease:lost", { taskId, op });
