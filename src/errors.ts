@@ -25,6 +25,11 @@ export const ERRORS = {
   LEASE_LOST: { exit: 1 },
   /** The reaper found a lease past its expiry without a heartbeat (stored as a task's last error; the attempt counts). */
   LEASE_EXPIRED: { exit: 1 },
+  /**
+   * The MCP sessions that held a task ended while holding it (their clients exited, crashed or were
+   * stopped) as many times as the task may lose leases (src/store/lost-leases.ts): it failed for good.
+   */
+  AGENT_LEFT: { exit: 1 },
   AGENT_NOT_FOUND: { exit: 2 },
   MIGRATION_CHANGED: { exit: 1 },
   DATABASE_TOO_NEW: { exit: 1 },

@@ -260,8 +260,10 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
         const open = [...sessions.values()];
         sessions.clear();
         await Promise.allSettled(open.map(async (s) => {
+          // The server stops, not the client: its agent's leases go back uncounted and not lost (rule 10).
+          const ended = endMcpSession(s.server, { serverStopping: true });
           await s.server.close();
-          await endMcpSession(s.server);
+          await ended;
         }));
         if (options.context === undefined) ctx.changes.stop();
         await new Promise<void>((resolve) => {

@@ -62,7 +62,12 @@ export async function createMcpServer(ctx: McpContext, options: { profile?: McpP
   return server;
 }
 
-/** Ends the server's session (deregisters its agent, releasing its leases); resolves when done. */
-export function endMcpSession(server: McpServer): Promise<void> {
-  return sessions.get(server)?.end() ?? Promise.resolve();
+/**
+ * Ends the server's session (deregisters its agent, releasing its leases, each a lost lease
+ * unless `serverStopping`: McpSession.endsWithServer); resolves when done.
+ */
+export function endMcpSession(server: McpServer, options: { serverStopping?: boolean } = {}): Promise<void> {
+  const session = sessions.get(server);
+  if (session === undefined) return Promise.resolve();
+  return options.serverStopping === true ? session.endsWithServer() : session.end();
 }

@@ -46,8 +46,12 @@ export class SkipBook {
 /**
  * One MCP session's agent. The server mints the id (register_agent, or the first
  * tool that needs an agent) and binds it to this session: other sessions cannot
- * act as it, and when the session ends (stdio EOF, HTTP DELETE, idle timeout) the
- * agent is deregistered, which releases its leases without counting the attempts.
+ * act as it, and when the session ends (stdio EOF or signal, HTTP DELETE, idle timeout) the
+ * agent is deregistered, which releases its leases without counting the attempts but
+ * counts each as a lost lease (src/store/lost-leases.ts: a client that crashes on its task
+ * every time makes the task fail, AGENT_LEFT). A server that stops serving its sessions
+ * (`roster start` stopping: endsWithServer) releases them uncounted and unbounded, as a
+ * supervisor's own stop does (rule 10).
  * Modes: unbound → bound (agentId set) → ended.
  */
 export class McpSession {
@@ -123,21 +127,28 @@ export class McpSession {
     return this.agentId ?? "mcp";
   }
 
-  /** Deregisters the agent (its leases go back to the queue uncounted). Every call gets the same promise; never rejects. */
+  /** Deregisters the agent (its leases go back to the queue uncounted, each a lost lease). Every call gets the same promise; never rejects. */
   end(): Promise<void> {
-    this.ending ??= this.deregister();
+    this.ending ??= this.deregister(true);
+    return this.ending;
+  }
+
+  /** end(), the server stopping: the operator's act, not the client's, so no lease is lost (rule 10). The first end decides. */
+  endsWithServer(): Promise<void> {
+    this.ending ??= this.deregister(false);
     return this.ending;
   }
 
   /**
    * The session's last writes. The agent is deregistered, which releases every lease it
-   * still holds, uncounted (rule 12: its client stopped, not its tasks). A lease it was
+   * still holds, uncounted (rule 12: its client stopped, not its tasks) but, when the session
+   * ended (`sessionEnded`), lost: counted against the task's bound of lost leases. A lease it was
    * handed that the reaper took while this server could not renew it (owed: ./leases.ts)
    * is given back, as is any give-back not written yet (./give-back.ts). While the database
    * is unreachable both are retried with backoff (ctx.sessionEndRetryMs, until the process
    * stops): given up, the leases still held are reaped once their lease runs out.
    */
-  private async deregister(): Promise<void> {
+  private async deregister(sessionEnded: boolean): Promise<void> {
     this.ended = true;
     this.onEnd?.();
     const id = this.agentId;
@@ -145,11 +156,11 @@ export class McpSession {
     this.ctx.skips.forget(id);
     const { store, clock, leases, returns, logger, sessionEndRetryMs, stopping } = this.ctx;
     try {
-      const { released } = await retryWhileUnreachable(() => store.agents.deregister({ agentId: id, now: clock.now() }), sessionEndRetryMs, stopping.signal);
-      const gone = new Set(released);
+      const { released, failed } = await retryWhileUnreachable(() => store.agents.deregister({ agentId: id, now: clock.now(), sessionEnded }), sessionEndRetryMs, stopping.signal);
+      const gone = new Set([...released, ...failed]);
       const owed = leases.forget(id).filter((l) => l.owed && !gone.has(l.taskId));
       const given = await retryWhileUnreachable(() => returns.giveOrThrow(id, owed), sessionEndRetryMs, stopping.signal);
-      logger.debug({ agentId: id, released: released.length, given: given.length }, "mcp session ended: agent deregistered");
+      logger.debug({ agentId: id, released: released.length, failed: failed.length, given: given.length }, "mcp session ended: agent deregistered");
     } catch (error) {
       leases.forget(id);
       logger.warn({ agentId: id, err: coerceError(error) }, "mcp session ended: deregistering its agent failed; the leases it still holds will be reaped once they run out");

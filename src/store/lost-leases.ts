@@ -50,3 +50,34 @@ export function leaseExpiredError(p: { agentId: string | null; silentMs: number;
     retryable: true,
   };
 }
+
+/**
+ * A lease whose MCP session ended while holding it (stdio EOF or signal, HTTP DELETE or
+ * idle timeout: src/mcp/session.ts). A client that crashes on its task looks the same as
+ * one that exits, so, as with a reaped lease, the attempt is not counted (rule 12) but
+ * the lease is lost: it counts against the same bound (`leases_lost`), so a task that
+ * crashes every client that takes it fails (`AGENT_LEFT`) instead of being offered
+ * forever. Below the bound it is released at once (no backoff: most sessions end for
+ * reasons of their own), its `task:released` event saying which lease of how many it
+ * was. A supervisor's own stop (rule 10) and a server that stops serving its sessions
+ * are the operator's acts: they release without counting, as before.
+ */
+export type SessionEndDecision = { outcome: "released"; reason: string } | { outcome: "failed"; error: ErrorObject };
+
+export function sessionEndDecision(p: { agentId: string; leasesLost: number; maxAttempts: number }): SessionEndDecision {
+  const allowed = lostLeasesAllowed(p.maxAttempts);
+  const count = `lease ${p.leasesLost} of ${allowed} the task may lose (the attempt is not counted)`;
+  if (p.leasesLost < allowed) return { outcome: "released", reason: `session ended: the MCP session of ${p.agentId} ended holding it; ${count}` };
+  return {
+    outcome: "failed",
+    error: {
+      name: "AgentLeft",
+      code: "AGENT_LEFT",
+      message:
+        `the MCP session of ${p.agentId} ended holding it (its client exited, crashed or was stopped); ` +
+        `${p.leasesLost} of ${allowed} leases the task may lose are lost (sessions that ended holding it, or holders gone silent): ` +
+        "it may crash its clients; no attempt was counted",
+      retryable: false,
+    },
+  };
+}

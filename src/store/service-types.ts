@@ -220,8 +220,12 @@ export interface AgentService {
   register(params: RegisterAgentParams): Promise<AgentRecord>;
   /** Renews every lease the agent holds (or the ones named) in one statement. */
   heartbeat(params: HeartbeatParams): Promise<HeartbeatResult>;
-  /** Releases every lease the agent holds, without counting the attempts. */
-  deregister(params: { agentId: string; now: number }): Promise<{ released: number[] }>;
+  /**
+   * Releases every lease the agent holds, without counting the attempts. `sessionEnded`: its
+   * MCP session ended holding them, so each is also a lost lease (src/store/session-end.ts):
+   * the one that reaches the task's bound fails it (`AGENT_LEFT`, listed in `failed`).
+   */
+  deregister(params: { agentId: string; now: number; sessionEnded?: boolean }): Promise<{ released: number[]; failed: number[] }>;
   list(params?: { includeInactive?: boolean }): Promise<AgentRecord[]>;
   get(params: { agentId: string }): Promise<AgentRecord | null>;
   expireStale(params: { now: number }): Promise<string[]>;

@@ -7,6 +7,7 @@ import * as reads from "./reads.js";
 import type { PgServiceContext } from "./service-context.js";
 import type { PgTransitions } from "./transitions.js";
 import { toAgentObservation, type AgentStampRow } from "../reap.js";
+import { HELD_LEASE_COLUMNS, leaseEnd, type HeldLeaseRow } from "../session-end.js";
 
 /**
  * Agent sessions on PostgreSQL (the Store's AgentService): registration, heartbeats that
@@ -99,18 +100,27 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
           throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.agentId}"`, { details: { field: "agentId" } });
         }
         const released: number[] = [];
-        const held = await t.rows<{ task_id: number; lease_token: string }>(
-          "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id",
+        const failed: number[] = [];
+        // Locked in task id order (PgTransitions.lockInIdOrder); a session's end may lose them (../session-end.ts).
+        const held = await t.rows<HeldLeaseRow>(
+          `SELECT ${HELD_LEASE_COLUMNS} FROM task_status s JOIN tasks t ON t.id = s.task_id
+           WHERE s.assigned_agent_id = $1 AND s.status IN ('claimed','in_progress') ORDER BY s.task_id FOR UPDATE OF s`,
           [p.agentId],
         );
         for (const row of held) {
-          const result = await transitions.release(t, { taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: p.now });
-          if (result.ok) released.push(row.task_id);
+          const end = leaseEnd(row, p);
+          if (end.kind === "fail") {
+            if ((await transitions.settleFailure(t, end.failure)).ok) failed.push(row.task_id);
+            continue;
+          }
+          if (!(await transitions.release(t, end.release)).ok) continue;
+          if (end.countLost) await t.run("UPDATE task_status SET leases_lost = leases_lost + 1 WHERE task_id = $1", [row.task_id]);
+          released.push(row.task_id);
         }
         await t.run("UPDATE agents SET status = 'deregistered', last_heartbeat = $2 WHERE id = $1", [p.agentId, p.now]);
-        await transitions.event(t, null, "agent:deregistered", p.now, p.agentId, null, { released: released.length });
+        await transitions.event(t, null, "agent:deregistered", p.now, p.agentId, null, { released: released.length, ...(failed.length > 0 ? { failed: failed.length } : {}) });
         t.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
-        return { released };
+        return { released, failed };
       }),
     list: async (p) => read("agents.list", (q) => reads.listAgents(q, p?.includeInactive ?? false)),
     get: async (p) => read("agents.get", (q) => reads.getAgent(q, p.agentId)),

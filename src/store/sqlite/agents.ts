@@ -7,6 +7,7 @@ import { OBSERVE_AGENTS_SQL } from "./maintenance.js";
 import { toAgentRecord, type AgentRow } from "../rows.js";
 import type { Transitions } from "./transitions.js";
 import { toAgentObservation, type AgentStampRow } from "../reap.js";
+import { HELD_LEASE_COLUMNS, leaseEnd, type HeldLeaseRow } from "../session-end.js";
 
 /**
  * One statement renews every lease an agent holds (docs/ARCHITECTURE.md, rule 5).
@@ -34,6 +35,7 @@ export class AgentStatements {
   private readonly renewAll;
   private readonly renewSome;
   private readonly heldLeases;
+  private readonly countLost;
   private readonly markDeregistered;
   private readonly expire;
   private readonly observeAgents;
@@ -58,8 +60,11 @@ export class AgentStatements {
     this.renewAll = db.prepare(RENEW_ALL_SQL);
     this.renewSome = db.prepare(RENEW_SOME_SQL);
     this.heldLeases = db.prepare(
-      "SELECT task_id, lease_token FROM task_status WHERE assigned_agent_id = ? AND status IN ('claimed','in_progress')",
+      `SELECT ${HELD_LEASE_COLUMNS} FROM task_status s JOIN tasks t ON t.id = s.task_id
+       WHERE s.assigned_agent_id = ? AND s.status IN ('claimed','in_progress') ORDER BY s.task_id`,
     );
+    // A lease its MCP session ended holding (../session-end.ts): released, and lost.
+    this.countLost = db.prepare("UPDATE task_status SET leases_lost = leases_lost + 1 WHERE task_id = ?");
     this.markDeregistered = db.prepare("UPDATE agents SET status = 'deregistered', last_heartbeat = @now WHERE id = @agentId");
     // Conditional on the stamp the judge saw standing still: a heartbeat since then keeps the agent.
     this.expire = db.prepare("UPDATE agents SET status = 'expired' WHERE id = @agentId AND status = 'active' AND last_heartbeat = @stamp");
@@ -111,18 +116,25 @@ export class AgentStatements {
     return { agentActive: true, renewed, lost: params.leases.filter((ref) => !kept.has(`${ref.taskId}:${ref.leaseToken}`)), stamps };
   }
 
-  deregister(params: { agentId: string; now: number }): number[] {
+  deregister(params: { agentId: string; now: number; sessionEnded?: boolean | undefined }): { released: number[]; failed: number[] } {
     if (this.byId.get(params.agentId) === undefined) {
       throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${params.agentId}"`, { details: { field: "agentId" } });
     }
     const released: number[] = [];
-    for (const row of this.heldLeases.all(params.agentId) as Array<{ task_id: number; lease_token: string }>) {
-      const result = this.transitions.release({ taskId: row.task_id, leaseToken: row.lease_token, reason: "agent deregistered", now: params.now });
-      if (result.ok) released.push(row.task_id);
+    const failed: number[] = [];
+    for (const row of this.heldLeases.all(params.agentId) as HeldLeaseRow[]) {
+      const end = leaseEnd(row, params);
+      if (end.kind === "fail") {
+        if (this.transitions.settleFailure(end.failure).ok) failed.push(row.task_id);
+        continue;
+      }
+      if (!this.transitions.release(end.release).ok) continue;
+      if (end.countLost) this.countLost.run(row.task_id);
+      released.push(row.task_id);
     }
-    this.markDeregistered.run(params);
-    this.transitions.event(null, "agent:deregistered", params.now, params.agentId, null, { released: released.length });
-    return released;
+    this.markDeregistered.run({ agentId: params.agentId, now: params.now });
+    this.transitions.event(null, "agent:deregistered", params.now, params.agentId, null, { released: released.length, ...(failed.length > 0 ? { failed: failed.length } : {}) });
+    return { released, failed };
   }
 
   /** Every active agent's heartbeat stamp, for the liveness judge. A read. */

@@ -207,9 +207,9 @@ export class SqliteStore implements Store {
       },
       deregister: async (p) =>
         tx.write("agents.deregister", () => {
-          const released = agents.deregister(p);
-          tx.emit("agent:deregistered", { agentId: p.agentId, released: released.length });
-          return { released };
+          const out = agents.deregister(p);
+          tx.emit("agent:deregistered", { agentId: p.agentId, released: out.released.length });
+          return out;
         }),
       list: async (p) => tx.read("agents.list", () => agents.list(p?.includeInactive ?? false)),
       get: async (p) => tx.read("agents.get", () => agents.get(p.agentId)),

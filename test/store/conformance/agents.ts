@@ -1,5 +1,6 @@
 import { expect, it } from "vitest";
 import { TEST_LEASE_MS } from "../../helpers/personas.js";
+import { sessionEndRules } from "./session-ends.js";
 import { enqueue, type Ctx, type GetCtx } from "./support.js";
 
 async function register(ctx: Ctx, id: string, heartbeatTimeoutMs = 10_000) {
@@ -83,6 +84,8 @@ export function agentRules(get: GetCtx): void {
     expect((await ctx.store.agents.heartbeat({ agentId: "agent-a", now: ctx.clock.now() })).agentActive).toBe(false);
     expect((await ctx.store.agents.get({ agentId: "agent-a" }))?.status).toBe("deregistered");
   });
+
+  sessionEndRules(get);
 
   it("rule 5: heartbeat of an unknown agent reports it inactive and renews nothing", async () => {
     const ctx = get();
