@@ -56,7 +56,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const txRows: string[][] = [];
   for (const v of ECONOMICS_VARIANTS) {
     const first = runs.get(v)![0]!;
-    for (const name of ["tasks.claim", "tasks.settle"]) {
+    for (const name of ["tasks.claim", "tasks.settle", "tasks.settle+claim"]) {
       const t = first.transactions[name];
       if (t !== undefined) txRows.push([v, name, fmt((t.count / jobs) * 1000, 1), fmt(t.ms / t.count, 3), fmt(t.ms)]);
     }
