@@ -305,8 +305,8 @@ function renderMarkdown(result: StoreBenchResult, runs: number, shallow: number,
     "",
     "single = claim one task per statement and complete it, each in its own BEGIN IMMEDIATE transaction;",
     `batched = claim up to ${result.batchSize} per statement, complete them in one transaction (settle). roster writes`,
-    "what the supervisor needs on top of the baseline: task_events rows, trigger-kept task_counts, lease/agent",
-    "indexes and fenced updates. The raw baseline is one table with one partial claim index, same statements' shape.",
+    "what the supervisor needs on top of the baseline: task_events rows, task_counts, the index of leased rows",
+    "and fenced updates. The raw baseline is one table with one partial claim index, same statements' shape.",
   ].join("\n");
 }
 
