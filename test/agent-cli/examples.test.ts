@@ -1,12 +1,12 @@
-import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { runAgent } from "../../src/adapters/agent/index.js";
 import { loadPersonaDir } from "../../src/personas/load.js";
 import { adapterSchema } from "../../src/personas/schema.js";
-import { makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
-import { offlineEnv, startModelServer, startTrapProxy, type ModelServer, type TrapProxy } from "./model-server.js";
+import { makeContext, makeRepo, makeTask } from "../agent/helpers.js";
+import type { ModelServer, TrapProxy } from "./model-server.js";
+import { describeWithClis, openWorld, closeWorld, scriptedEnv, CLI_BIN, KEY_VAR, type World } from "./harness.js";
 
 /**
  * Every persona in personas/examples/ runs as written on the pinned CLI it names: its
@@ -14,26 +14,16 @@ import { offlineEnv, startModelServer, startTrapProxy, type ModelServer, type Tr
  * for one), and the CLI answers. Only what points it at the scripted server is added
  * (command, baseUrl, apiKeyEnv, a fresh home) and the workspace is left out.
  */
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = join(HERE, "node_modules", ".bin");
-const EXAMPLES = resolve(HERE, "../../personas/examples");
-const installed = ["claude", "codex", "gemini"].every((name) => existsSync(join(BIN, name)));
-const run = installed || process.env.CI === "true" ? describe : describe.skip;
-const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+const EXAMPLES = resolve(dirname(fileURLToPath(import.meta.url)), "../../personas/examples");
+const run = describeWithClis(["claude", "codex", "gemini"]);
 
 let server: ModelServer;
 let trap: TrapProxy;
-let dir: { path: string; cleanup: () => void };
+let dir: World["dir"];
 beforeAll(async () => {
-  server = await startModelServer({ kind: "text", text: "EXAMPLE OK" });
-  trap = await startTrapProxy();
-  dir = tempDir("agent-cli-examples");
+  ({ server, trap, dir } = await openWorld({ kind: "text", text: "EXAMPLE OK" }, "agent-cli-examples"));
 });
-afterAll(async () => {
-  await server.close();
-  await trap.close();
-  dir.cleanup();
-});
+afterAll(() => closeWorld({ server, trap, dir }));
 
 const examples = loadPersonaDir(EXAMPLES);
 
@@ -50,14 +40,14 @@ run("the example personas on the pinned CLIs", () => {
     const cli = adapter.profile;
     const config = adapterSchema.parse({
       ...rest,
-      command: join(BIN, cli),
+      command: join(CLI_BIN, cli),
       baseUrl: cli === "codex" ? `${server.url}/v1` : server.url,
       apiKeyEnv: KEY_VAR,
       home: "fresh",
     });
     const repo = makeRepo(dir.path, persona.id);
     const ctx = makeContext(config, { dir: repo, id: persona.id, definition: persona.definition });
-    const output = await runAgent(makeTask({ title: "Say OK", description: "Answer OK." }), ctx, { baseEnv: offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" }) });
+    const output = await runAgent(makeTask({ title: "Say OK", description: "Answer OK." }), ctx, { baseEnv: scriptedEnv(trap) });
     expect((output.result as { text: string }).text).toBe("EXAMPLE OK");
     expect(trap.seen).toEqual([]);
   });

@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
-import { git, makeRepo, tempDir } from "../agent/helpers.js";
-import { GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, type ModelServer, type TrapProxy } from "./model-server.js";
+import { git, makeRepo } from "../agent/helpers.js";
+import { GEMINI_MODEL, OPENAI_MODEL, type ModelServer, type TrapProxy } from "./model-server.js";
+import { describeWithClis, openWorld, closeWorld, runRoster, agentAdapterLines, type World } from "./harness.js";
 
 /**
  * `roster start` with the real CLIs on a small plan: a Claude Code planner returns a
@@ -13,36 +12,18 @@ import { GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, startTrapProx
  * their own worktrees; a Claude Code reviewer gets their results. The scripted server
  * tells the personas apart by a marker in each one's definition.
  */
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = join(HERE, "node_modules", ".bin");
-const ROSTER = resolve(HERE, "../../dist/src/cli/bin.js");
-const installed = ["claude", "codex", "gemini"].every((name) => existsSync(join(BIN, name)));
-const run = installed || process.env.CI === "true" ? describe : describe.skip;
-const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+const run = describeWithClis(["claude", "codex", "gemini"]);
 
 let server: ModelServer;
 let trap: TrapProxy;
-let dir: { path: string; cleanup: () => void };
+let dir: World["dir"];
 beforeAll(async () => {
-  server = await startModelServer({ kind: "text", text: "" });
-  trap = await startTrapProxy();
-  dir = tempDir("agent-cli-start");
+  ({ server, trap, dir } = await openWorld({ kind: "text", text: "" }, "agent-cli-start"));
 });
-afterAll(async () => {
-  await server.close();
-  await trap.close();
-  dir.cleanup();
-});
+afterAll(() => closeWorld({ server, trap, dir }));
 
-function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  // Every proxy variable points at the trap: a request for anywhere but 127.0.0.1 is refused and recorded.
-  const env = offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" });
-  return new Promise((done) => {
-    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env, encoding: "utf8", timeout: 240_000 }, (error, stdout, stderr) => {
-      done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+// Every proxy variable points at the trap: a request for anywhere but 127.0.0.1 is refused and recorded.
+const roster = (args: string[]) => runRoster({ trap, dir }, args, 240_000);
 
 run("roster start with the real agent CLIs", () => {
   it("runs a Claude planner's plan: Codex and Gemini implementers commit files in their worktrees, a Claude reviewer gets their results, usage recorded", async () => {
@@ -68,17 +49,7 @@ run("roster start with the real agent CLIs", () => {
       otherwise: { kind: "text", text: "(unscripted)" },
     });
     const agent = (cli: string, extra: string) =>
-      [
-        "adapter:",
-        "  kind: agent",
-        `  profile: ${cli}`,
-        `  command: ${JSON.stringify(join(BIN, cli))}`,
-        `  baseUrl: ${JSON.stringify(cli === "codex" ? `${server.url}/v1` : server.url)}`,
-        `  apiKeyEnv: ${KEY_VAR}`,
-        "  home: fresh",
-        ...(cli === "codex" ? [`  model: ${OPENAI_MODEL}`] : cli === "gemini" ? [`  model: ${GEMINI_MODEL}`] : []),
-        extra,
-      ].join("\n");
+      [...agentAdapterLines(cli, server.url), extra].join("\n");
     const worktree = "  workspace:\n    kind: worktree\n    repo: ../app\n    base: main\n    keep: on-failure\n    autoCommit: true";
     const write = (id: string, adapter: string, body: string) =>
       writeFileSync(join(personas, `${id}.md`), `---\nid: ${id}\nname: ${id}\n${adapter}\ntimeoutMs: 120000\nretry:\n  maxAttempts: 1\n---\n${body}\n`);

@@ -1,12 +1,12 @@
-import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import type { UsageRecord } from "../../src/store/economics.js";
-import { makeRepo, tempDir } from "../agent/helpers.js";
-import { offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, USAGE, type ModelServer, type TrapProxy } from "./model-server.js";
+import { makeRepo } from "../agent/helpers.js";
+import { USAGE, type ModelServer, type TrapProxy } from "./model-server.js";
+import { describeWithClis, openWorld, closeWorld, runRoster, agentAdapterLines, scriptedEnv, ROSTER_BIN, type World } from "./harness.js";
 
 /**
  * Streaming usage from a real agent CLI through `roster start` (docs/economics.md,
@@ -18,36 +18,17 @@ import { offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, USAGE, type
  * task waits, `roster why` names its budget, `roster budget raise` lifts it, and the
  * task runs again and completes.
  */
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = join(HERE, "node_modules", ".bin");
-const ROSTER = resolve(HERE, "../../dist/src/cli/bin.js");
-const installed = ["claude", "codex"].every((name) => existsSync(join(BIN, name)));
-const run = installed || process.env.CI === "true" ? describe : describe.skip;
-const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+const run = describeWithClis(["claude", "codex"]);
 
 let server: ModelServer;
 let trap: TrapProxy;
-let dir: { path: string; cleanup: () => void };
+let dir: World["dir"];
 beforeAll(async () => {
-  server = await startModelServer({ kind: "text", text: "" });
-  trap = await startTrapProxy();
-  dir = tempDir("agent-cli-streaming");
+  ({ server, trap, dir } = await openWorld({ kind: "text", text: "" }, "agent-cli-streaming"));
 });
-afterAll(async () => {
-  await server.close();
-  await trap.close();
-  dir.cleanup();
-});
+afterAll(() => closeWorld({ server, trap, dir }));
 
-const env = () => offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" });
-
-function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env: env(), encoding: "utf8", timeout: 120_000 }, (error, stdout, stderr) => {
-      done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+const roster = (args: string[]) => runRoster({ trap, dir }, args, 120_000);
 
 /**
  * What each reply of the scripted server adds to the recorded usage, as streamed (Claude Code's stream
@@ -81,14 +62,7 @@ run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budg
         "---",
         "id: spender",
         "name: spender",
-        "adapter:",
-        "  kind: agent",
-        `  profile: ${cli}`,
-        `  command: ${JSON.stringify(join(BIN, cli))}`,
-        `  baseUrl: ${JSON.stringify(cli === "codex" ? `${server.url}/v1` : server.url)}`,
-        `  apiKeyEnv: ${KEY_VAR}`,
-        "  home: fresh",
-        ...(cli === "codex" ? [`  model: ${OPENAI_MODEL}`] : []),
+        ...agentAdapterLines(cli, server.url),
         `  cwd: ../work-${cli}`,
         "timeoutMs: 120000",
         "---",
@@ -105,7 +79,7 @@ run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budg
     const set = await roster(["budget", "set", "--db", db, "--task", "1", "--tokens", String(limit)]);
     expect(set.code, set.stderr).toBe(0);
 
-    const supervisor = spawn(process.execPath, [ROSTER, "start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"], { cwd: dir.path, env: env(), stdio: ["ignore", "pipe", "pipe"] });
+    const supervisor = spawn(process.execPath, [ROSTER_BIN, "start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"], { cwd: dir.path, env: scriptedEnv(trap), stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     supervisor.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((done) => supervisor.on("exit", (code) => done(code)));

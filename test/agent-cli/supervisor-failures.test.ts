@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import type { TaskDetail } from "../../src/store/types.js";
-import { git, makeRepo, tempDir } from "../agent/helpers.js";
-import { closedPort, GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, startTrapProxy, type ModelServer, type TrapProxy } from "./model-server.js";
+import { git, makeRepo } from "../agent/helpers.js";
+import { closedPort, type ModelServer, type TrapProxy } from "./model-server.js";
+import { describeWithClis, openWorld, closeWorld, runRoster, agentAdapterLines, KEY_VAR, type World } from "./harness.js";
 
 /**
  * Each failure class of a real CLI, served by the scripted model server, ends in the
@@ -22,34 +21,17 @@ import { closedPort, GEMINI_MODEL, offlineEnv, OPENAI_MODEL, startModelServer, s
  * - permission denied (claude): failed at once, naming the tool;
  * - hung (gemini): TIMEOUT at the persona's timeoutMs.
  */
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = join(HERE, "node_modules", ".bin");
-const ROSTER = resolve(HERE, "../../dist/src/cli/bin.js");
-const installed = ["claude", "codex", "gemini"].every((name) => existsSync(join(BIN, name)));
-const run = installed || process.env.CI === "true" ? describe : describe.skip;
-const KEY_VAR = "ROSTER_TEST_MODEL_KEY";
+const run = describeWithClis(["claude", "codex", "gemini"]);
 
 let server: ModelServer;
 let trap: TrapProxy;
-let dir: { path: string; cleanup: () => void };
+let dir: World["dir"];
 beforeAll(async () => {
-  server = await startModelServer({ kind: "text", text: "" });
-  trap = await startTrapProxy();
-  dir = tempDir("agent-cli-failures");
+  ({ server, trap, dir } = await openWorld({ kind: "text", text: "" }, "agent-cli-failures"));
 });
-afterAll(async () => {
-  await server.close();
-  await trap.close();
-  dir.cleanup();
-});
+afterAll(() => closeWorld({ server, trap, dir }));
 
-function roster(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [ROSTER, ...args], { cwd: dir.path, env: offlineEnv(trap, { [KEY_VAR]: "sk-scripted-test-key" }), encoding: "utf8", timeout: 240_000 }, (error, stdout, stderr) => {
-      done({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+const roster = (args: string[]) => runRoster({ trap, dir }, args, 240_000);
 
 run("failure classes of the real CLIs through roster start", () => {
   it("auth fails at once naming the variable; rate and usage limits pause the provider uncounted; a server error is retried and resumed; unreachable is retried; a denied tool fails at once; a hang times out", async () => {
@@ -76,14 +58,7 @@ run("failure classes of the real CLIs through roster start", () => {
         "---",
         `id: ${id}`,
         `name: ${id}`,
-        "adapter:",
-        "  kind: agent",
-        `  profile: ${cli}`,
-        `  command: ${JSON.stringify(join(BIN, cli))}`,
-        `  baseUrl: ${JSON.stringify(cli === "codex" ? `${url}/v1` : url)}`,
-        `  apiKeyEnv: ${KEY_VAR}`,
-        "  home: fresh",
-        ...(cli === "codex" ? [`  model: ${OPENAI_MODEL}`] : cli === "gemini" ? [`  model: ${GEMINI_MODEL}`] : []),
+        ...agentAdapterLines(cli, url),
         ...(options.extra ?? []),
         ...(options.front ?? ["timeoutMs: 120000"]),
         "retry:",
