@@ -9,6 +9,7 @@ import { openStore, type Store, type TaskState } from "../../src/store/index.js"
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
 import { usePostgres } from "../helpers/postgres.js";
+import { cleanEnv } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -49,12 +50,6 @@ const RESET_AHEAD_MS = 5_000;
 const DECIDED_BEFORE_MS = 1_000;
 
 const server = await usePostgres();
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
-  return env;
-}
 
 interface Proc {
   name: string;

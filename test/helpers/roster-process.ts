@@ -34,6 +34,15 @@ export function startRoster(dbPath: string, personasDir: string, options: { env?
   });
 }
 
+/** The JSON lines of a roster process's log that mention `msg`, parsed. */
+export function logLines(proc: RosterProcess, msg: string): Array<Record<string, unknown>> {
+  return proc
+    .log()
+    .split("\n")
+    .filter((line) => line.includes(msg))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 /** `roster mcp` over stdio on `dbPath`, kept open (its stdin is never closed), reaping every `reapIntervalMs`, its clock shifted by `offsetMs`. */
 export function startMcpReaper(dbPath: string, offsetMs: number, reapIntervalMs = 100): ChildProcess {
   return spawn(process.execPath, [ROSTER_BIN, "mcp", "--db", dbPath, "--reap-interval-ms", String(reapIntervalMs), "--log-level", "warn"], {

@@ -10,6 +10,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, call, requireBuild } from "../mcp/helpers.js";
+import { cleanEnv } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -32,13 +33,6 @@ const SUPERVISORS = 3;
 const MCP_WORKERS = 2;
 /** Tasks per enqueue transaction from the test process. */
 const ENQUEUE_BATCH = 500;
-
-/** The child's environment without the parent's ROSTER_* variables. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
-  return env;
-}
 
 interface Proc {
   name: string;

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { requireBuild, until } from "../mcp/helpers.js";
-import { startMcpReaper, startRoster, waitForTerminal, type RosterProcess } from "../helpers/roster-process.js";
+import { logLines, startMcpReaper, startRoster, waitForTerminal } from "../helpers/roster-process.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -32,14 +32,6 @@ afterEach(async () => {
 
 const LEASE_MS = 1_000;
 const TASK_MS = 6_000;
-
-function logLines(proc: RosterProcess, msg: string): Array<Record<string, unknown>> {
-  return proc
-    .log()
-    .split("\n")
-    .filter((line) => line.includes(msg))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 const agentOf = (task: TaskDetail, type: string): string | null | undefined => task.events.find((e) => e.type === type)?.agentId;
 

@@ -6,7 +6,7 @@ import { openStore, type Store, type TaskDetail } from "../../src/store/index.js
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { requireBuild, until } from "../mcp/helpers.js";
 import { usePostgres } from "../helpers/postgres.js";
-import { startMcpReaper, startRoster, waitForTerminal, type RosterProcess } from "../helpers/roster-process.js";
+import { logLines, startMcpReaper, startRoster, waitForTerminal } from "../helpers/roster-process.js";
 import { startCutProxy, type CutProxy } from "../helpers/tcp-proxy.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
@@ -45,14 +45,6 @@ afterEach(async () => {
 
 const LEASE_MS = 2_000;
 const TASK_MS = 10_000;
-
-function logLines(proc: RosterProcess, msg: string): Array<Record<string, unknown>> {
-  return proc
-    .log()
-    .split("\n")
-    .filter((line) => line.includes(msg))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 async function setUp(): Promise<{ store: Store; url: string; personasDir: string }> {
   requireBuild();
