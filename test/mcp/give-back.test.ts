@@ -99,7 +99,7 @@ describe.each(engines)("MCP agents give back leases they can no longer hold ($na
     await until(async () => (await details(store, ids)).every((t) => t.status === "pending"), "every held task back in the queue");
     for (const task of await details(store, ids)) {
       expect(task.attempts, `task ${task.id}: ${types(task).join(", ")}`).toBe(0);
-      expect(task.events.find((e) => e.type === "task:released")).toMatchObject({ data: { reason: "agent deregistered" } });
+      expect(task.events.find((e) => e.type === "task:released")).toMatchObject({ data: { reason: expect.stringMatching(/^session ended: the MCP session of mcp-\S+ ended holding it; lease 1 of 3 /) } });
       expect(types(task)).not.toContain("lease:expired");
     }
     for (const agentId of holders) expect((await store.agents.get({ agentId: agentId! }))?.status).toBe("deregistered");
