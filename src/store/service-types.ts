@@ -140,9 +140,8 @@ export type CompleteOnceResult = CompleteResult | { ok: false; code: "ALREADY_CO
 /** What tasks.settleAndClaim recorded and claimed. */
 export interface SettleAndClaimResult {
   results: SettlementResult[];
-  /** One list per claim asked, in order; empty lists when `claimError` is set. */
+  /** One list per claim asked, in order. */
   claimed: ClaimedTask[][];
-  claimError: Error | null;
 }
 
 export interface TaskService {
@@ -161,9 +160,9 @@ export interface TaskService {
   /**
    * settle(), then claim() of each of `claims`, in one transaction: the supervisor's cycle, its
    * finished attempts recorded and their room claimed again for one commit instead of two. The
-   * claims come after the settlements, so they see the room and the gates those recorded. A
-   * settle that fails throws, nothing written; claims that fail leave the settlements to commit
-   * and say so in `claimError` (nothing claimed). `claimed[i]` answers `claims[i]`. Only an
+   * claims come after the settlements, so they see the room and the gates those recorded. It
+   * fails whole: a settlement or a claim that throws writes nothing (the caller may then settle
+   * alone). `claimed[i]` answers `claims[i]`. Only an
    * engine whose one transaction costs less than two offers it (SQLite); PostgreSQL does not: a
    * claim locks its persona first (docs/ARCHITECTURE.md rule 15), a settlement its task rows
    * first, and one transaction doing both would lock in the other order than another host's claim.

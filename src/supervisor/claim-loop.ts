@@ -173,10 +173,9 @@ export class ClaimLoop implements Service {
         this.host.ticked();
         if (drained && this.state !== "stopped") this.host.drained(passNow);
       },
-      failed: (error) => {
+      failed: () => {
         end();
-        if (error !== null) this.host.error("supervisor.claim", error);
-        // The producers are still dirty: a pass of the loop's own claims for them (and backs off if that fails too).
+        // Nothing was claimed and the producers are still dirty: a pass of the loop's own claims for them (and backs off if that fails too).
         this.request();
       },
     };
@@ -247,11 +246,11 @@ export class ClaimLoop implements Service {
 /**
  * A claim joined to a settle transaction (ClaimLoop.joinSettle): `claims` go to
  * store.tasks.settleAndClaim; then `claimed` gets its lists, once the batch's attempts are
- * settled (so each producer counts its persona's leases right), or `failed` the claims'
- * error, or null when the transaction failed whole (nothing written).
+ * settled (so each producer counts its persona's leases right), or `failed` is called when
+ * the transaction failed (nothing written).
  */
 export interface JoinedPass {
   claims: ClaimParams[];
   claimed(lists: ClaimedTask[][]): void;
-  failed(error: Error | null): void;
+  failed(): void;
 }

@@ -168,16 +168,20 @@ export class Completer implements Service {
       if (settlements.length > 0) {
         const tasks = this.host.store.tasks;
         const pass = tasks.settleAndClaim === undefined ? null : (this.host.joinClaims?.(items.map((item) => item.run)) ?? null);
-        try {
-          if (pass === null) results = await tasks.settle({ settlements, now: this.host.clock.now() });
-          else {
+        if (pass !== null) {
+          try {
             const out = await tasks.settleAndClaim!({ settlements, now: this.host.clock.now(), claims: pass.claims });
             results = out.results;
-            if (out.claimError === null) claimed = { pass, lists: out.claimed };
-            else pass.failed(out.claimError);
+            claimed = { pass, lists: out.claimed };
+          } catch (error) {
+            // Nothing was written: the claims go back to the claim loop, and the batch is settled alone at once.
+            pass.failed();
+            this.host.error("completer.settleAndClaim", coerceError(error));
           }
+        }
+        try {
+          if (claimed === null) results = await tasks.settle({ settlements, now: this.host.clock.now() });
         } catch (error) {
-          pass?.failed(null);
           this.host.error("completer.settle", coerceError(error));
           this.queue.unshift(...items);
           return false;

@@ -141,15 +141,11 @@ export class SqliteStore implements Store {
       },
       settleAndClaim: async (p) => {
         for (const claim of p.claims) checkClaimParams(claim);
-        const out = await tx.write("tasks.settle+claim", () => {
-          const results = paths.settle(p.settlements, p.now, "fail");
-          // The claims in a savepoint: one that fails leaves the settlements to commit.
-          try {
-            return { results, claimed: tx.savepoint(() => p.claims.map((claim) => paths.claim(claim))), claimError: null };
-          } catch (error) {
-            return { results, claimed: p.claims.map((): ClaimedTask[] => []), claimError: coerceError(error) };
-          }
-        });
+        // It fails whole (no savepoint around the claims): the completer then settles the batch alone at once.
+        const out = await tx.write("tasks.settle+claim", () => ({
+          results: paths.settle(p.settlements, p.now, "fail"),
+          claimed: p.claims.map((claim) => paths.claim(claim)),
+        }));
         forgetSettled(p.settlements, out.results);
         for (const claimed of out.claimed) noteClaimed(claimed);
         return out;
