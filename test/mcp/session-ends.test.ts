@@ -1,8 +1,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import { startMcpHttp } from "../../src/mcp/http.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { LOST_LEASES_MIN } from "../../src/store/lost-leases.js";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
@@ -151,6 +154,41 @@ describe.each(engines)("MCP sessions that end holding a task ($name)", (engine) 
     const task = await detail(store, id);
     expect(task, types(task).join(", ")).toMatchObject({ status: "completed", attempts: 1, result: { done: true } });
     expect(doubleHolds(id, task.events)).toEqual([]);
+  });
+
+  it("an HTTP server that stops gives its sessions' tasks back uncounted and not lost; a session's DELETE loses the lease", async () => {
+    const { store } = await setUp(engine);
+    const [id] = (await store.tasks.enqueue({ tasks: [{ persona: "crashy", title: "held over HTTP" }], now: Date.now() })).ids as [number];
+    const holdOverHttp = async (): Promise<{ stop: () => Promise<void>; end: () => Promise<void> }> => {
+      const http = await startMcpHttp({ store, port: 0 });
+      const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/worker`));
+      const client = new Client({ name: "http agent", version: "0.0.0" });
+      await client.connect(transport);
+      expect((await call(client, "claim_task", { persona: "crashy" })).task).toMatchObject({ id, attempt: 1 });
+      return {
+        stop: async () => {
+          await http.close();
+          await client.close();
+        },
+        end: async () => {
+          await transport.terminateSession();
+          await client.close();
+          await http.close();
+        },
+      };
+    };
+    // The server stops (the operator's act, as a supervisor's stop: rule 10), again and again past the bound.
+    for (let stop = 1; stop <= LOST_LEASES_MIN + 1; stop++) {
+      await (await holdOverHttp()).stop();
+      const task = await detail(store, id);
+      expect(task, types(task).join(", ")).toMatchObject({ status: "pending", attempts: 0, error: null });
+      expect(task.events.at(-1)).toMatchObject({ type: "task:released", data: { reason: "agent deregistered" } });
+    }
+    // The client ends its session (DELETE): a lost lease, the first.
+    await (await holdOverHttp()).end();
+    const task = await settled(store, id);
+    expect(task).toMatchObject({ status: "pending", attempts: 0 });
+    expect(task.events.at(-1)?.data).toMatchObject({ reason: expect.stringContaining(`lease 1 of ${LOST_LEASES_MIN} `) });
   });
 
   it("a supervisor stopped by SIGTERM while running the task releases it uncounted and unbounded, beyond the bound", async () => {
