@@ -8,6 +8,7 @@ import type { SupervisorEventBus, SupervisorEventMap, SupervisorEventName } from
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import type { SupervisorOptions } from "../../src/supervisor/options.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
+import { nextOn } from "../helpers/events.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 
 export const FIXTURES = new URL("../fixtures/", import.meta.url);
@@ -83,25 +84,14 @@ export async function harness(
   };
 }
 
-/** Resolves with the next supervisor event that passes `predicate`. */
+/** Resolves with the next supervisor event that passes `predicate` (nextOn). */
 export function next<K extends SupervisorEventName>(
   events: SupervisorEventBus,
   name: K,
   predicate: (payload: SupervisorEventMap[K]) => boolean = () => true,
   timeoutMs = 20_000,
 ): Promise<SupervisorEventMap[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no "${name}" supervisor event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const off = events.on(name, (payload) => {
-      if (!predicate(payload)) return;
-      clearTimeout(timer);
-      off();
-      resolve(payload);
-    });
-  });
+  return nextOn(events, name, predicate, timeoutMs, `no "${name}" supervisor event within ${timeoutMs} ms`);
 }
 
 /** Resolves once `count` run-finished events with the given outcome (any when omitted) have been seen. */
