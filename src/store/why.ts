@@ -128,6 +128,17 @@ function brief(error: { code?: string; message?: string } | null): string {
   return ` (${error.code ?? "ERROR"}: ${error.message ?? ""})`;
 }
 
+/**
+ * How a failed task got there. A task failed by its bound of lost leases (reaped: LEASE_EXPIRED;
+ * sessions that ended holding it: AGENT_LEFT; src/store/lost-leases.ts) counted none of those
+ * attempts, so "after 0 of 1 attempts" would mislead.
+ */
+function failedAfter(t: { attempts: number; maxAttempts: number; error: { code?: string } | null }): string {
+  const code = t.error?.code;
+  if (code === "LEASE_EXPIRED" || code === "AGENT_LEFT") return `at its bound of lost leases (max(maxAttempts ${t.maxAttempts}, 3)), those attempts not counted`;
+  return `after ${t.attempts} of ${t.maxAttempts} attempts`;
+}
+
 export function explainTask(facts: WhyFacts, now: number, gates: WhyGateReasons = []): WhyReport {
   const t = facts.task;
   const reasons: WhyReason[] = [];
@@ -139,7 +150,7 @@ export function explainTask(facts: WhyFacts, now: number, gates: WhyGateReasons 
       break;
     case "failed":
       reasons.push(
-        reason("failed", `it failed after ${t.attempts} of ${t.maxAttempts} attempts${brief(t.error)}; \`roster retry ${t.id}\` runs it again`, {
+        reason("failed", `it failed ${failedAfter(t)}${brief(t.error)}; \`roster retry ${t.id}\` runs it again`, {
           attempts: t.attempts,
           error: t.error === null ? null : { code: t.error.code ?? null, message: t.error.message ?? null },
         }),

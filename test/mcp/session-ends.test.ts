@@ -130,7 +130,7 @@ describe.each(engines)("MCP sessions that end holding a task ($name)", (engine) 
     // What a person reads: the code, how many leases were lost, and the way back.
     const cwd = temp!.path();
     const why = (await run(process.execPath, [ROSTER_BIN, "why", String(id), "--db", db], { cwd, env: cleanEnv() })).stdout;
-    expect(why).toContain("AGENT_LEFT");
+    expect(why).toContain("it failed at its bound of lost leases (max(maxAttempts 1, 3)), those attempts not counted (AGENT_LEFT: ");
     expect(why).toContain(`${LOST_LEASES_MIN} of ${LOST_LEASES_MIN} leases the task may lose are lost`);
     expect(why).toContain(`roster retry ${id}`);
     const show = (await run(process.execPath, [ROSTER_BIN, "show", String(id), "--db", db], { cwd, env: cleanEnv() })).stdout;
