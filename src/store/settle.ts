@@ -10,7 +10,8 @@ import { RosterError, type ErrorObject } from "../errors.js";
 import { INPUT_REQUESTED } from "./humans.js";
 import { completionJson } from "./input.js";
 import { storedError } from "./stored-error.js";
-import type { RetryPolicy } from "../policy/retry.js";
+import { hasAttemptsLeft, nextRunAt, type RetryPolicy } from "../policy/retry.js";
+import { reapDecision, type ReapDecision } from "./lost-leases.js";
 import type { ClaimParams, FailureToSettle, Settlement } from "./types.js";
 import { resultCarrier, usageOfSettlement, type NormalUsage } from "./usage-values.js";
 
@@ -101,6 +102,25 @@ export function failureToSettle(taskId: number, row: FailingTaskRow, error: Erro
     now: p.now,
     random: p.random ?? Math.random,
   };
+}
+
+/**
+ * What a settled failure records, for every engine's settleFailure: back to pending at
+ * `runAt`, or failed for good. A reaped lease (`lost`) is bounded by the task's lost leases
+ * (reapDecision); a failed attempt is retried while its error is retryable and its policy
+ * (with the task's maxAttempts) leaves attempts.
+ */
+export function failureDecision(p: FailureToSettle): ReapDecision {
+  if (p.lost !== undefined) return reapDecision({ leasesLost: p.lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random });
+  const policy = { ...p.policy, maxAttempts: p.maxAttempts };
+  return p.error.retryable && hasAttemptsLeft(p.attempt, policy) ? { outcome: "retrying", runAt: nextRunAt(p.attempt, policy, p.now, p.random) } : { outcome: "failed" };
+}
+
+/** The data of a settled failure's task:retrying (with its runAt) or task:failed (with the dependents it blocked) row; a reaped lease's says it was not counted. */
+export function failureEventData(p: FailureToSettle, settled: { runAt: number } | { blocked: number }): Record<string, unknown> {
+  const error = { code: p.error.code, message: p.error.message };
+  const uncounted = p.lost === undefined ? {} : { counted: false, leasesLost: p.lost.leasesLost };
+  return "runAt" in settled ? { runAt: settled.runAt, error, ...uncounted } : { error, retryable: p.error.retryable, blocked: settled.blocked, ...uncounted };
 }
 
 /** Refuses a claim's limit or lease length that is not a positive integer, before any write. */

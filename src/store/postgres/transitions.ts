@@ -1,11 +1,9 @@
 import { readyEvent, type Readied } from "../events.js";
 import { RosterError } from "../../errors.js";
-import { hasAttemptsLeft, nextRunAt } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
-import { reapDecision } from "../lost-leases.js";
-import { failureToSettle } from "../settle.js";
+import { failureDecision, failureEventData, failureToSettle } from "../settle.js";
 import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, FailureToSettle, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
@@ -218,17 +216,10 @@ export class PgTransitions {
   async settleFailure(tx: Tx, p: FailureToSettle): Promise<CountedFailure> {
     const errorJson = JSON.stringify(p.error);
     this.gates.failed(tx, p.persona, p.taskId, p.now);
-    const policy = { ...p.policy, maxAttempts: p.maxAttempts };
     const lost = p.lost;
-    const uncounted = lost === undefined ? {} : { counted: false, leasesLost: lost.leasesLost };
     // A reaped lease: the attempt uncounted, the lost lease counted, its token kept for a give-back.
     const lostSet = (token: string) => (lost === undefined ? "" : `, attempts = greatest(attempts - 1, 0), leases_lost = leases_lost + 1, reaped_token = ${token}`);
-    const decision =
-      lost !== undefined
-        ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
-        : p.error.retryable && hasAttemptsLeft(p.attempt, policy)
-          ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
-          : { outcome: "failed" as const };
+    const decision = failureDecision(p);
     if (decision.outcome === "retrying") {
       const runAt = decision.runAt;
       await tx.run(
@@ -238,7 +229,7 @@ export class PgTransitions {
         lost === undefined ? [p.taskId, runAt, errorJson, p.now] : [p.taskId, runAt, errorJson, p.now, lost.leaseToken],
       );
       await parkForApproval(tx, [{ id: p.taskId }], p.now);
-      await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message }, ...uncounted });
+      await this.event(tx, p.taskId, "task:retrying", p.now, p.agentId, p.attempt, failureEventData(p, { runAt }));
       tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
@@ -248,7 +239,7 @@ export class PgTransitions {
       lost === undefined ? [p.taskId, errorJson, p.now] : [p.taskId, errorJson, p.now, lost.leaseToken],
     );
     const blocked = await this.graph.blockDependents(tx, p.taskId, p.now);
-    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.error.retryable, blocked: blocked.length, ...uncounted });
+    await this.event(tx, p.taskId, "task:failed", p.now, p.agentId, p.attempt, failureEventData(p, { blocked: blocked.length }));
     tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }

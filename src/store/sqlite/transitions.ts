@@ -2,11 +2,9 @@ import { readyEvent } from "../events.js";
 import { RosterError } from "../../errors.js";
 import { TaskCommands } from "./task-commands.js";
 import { storedError } from "../stored-error.js";
-import { hasAttemptsLeft, nextRunAt } from "../../policy/retry.js";
 import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
-import { reapDecision } from "../lost-leases.js";
-import { failureToSettle } from "../settle.js";
+import { failureDecision, failureEventData, failureToSettle } from "../settle.js";
 import type {
   CompleteParams,
   CompleteResult,
@@ -334,28 +332,21 @@ export class Transitions {
   settleFailure(p: FailureToSettle): CountedFailure {
     const errorJson = JSON.stringify(p.error);
     this.gates.attemptFailed(p.persona, p.taskId, p.now);
-    const policy = { ...p.policy, maxAttempts: p.maxAttempts };
     const lost = p.lost;
-    const uncounted = lost === undefined ? {} : { counted: false, leasesLost: lost.leasesLost };
-    const decision =
-      lost !== undefined
-        ? reapDecision({ leasesLost: lost.leasesLost, maxAttempts: p.maxAttempts, policy: p.policy, now: p.now, random: p.random })
-        : p.error.retryable && hasAttemptsLeft(p.attempt, policy)
-          ? { outcome: "retrying" as const, runAt: nextRunAt(p.attempt, policy, p.now, p.random) }
-          : { outcome: "failed" as const };
+    const decision = failureDecision(p);
     if (decision.outcome === "retrying") {
       const runAt = decision.runAt;
       if (lost === undefined) this.retryStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now });
       else this.retryLostStmt.run({ taskId: p.taskId, runAt, error: errorJson, now: p.now, leaseToken: lost.leaseToken });
       this.graph.approvals.park([{ id: p.taskId, persona: p.persona }], p.now);
-      this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, { runAt, error: { code: p.error.code, message: p.error.message }, ...uncounted });
+      this.event(p.taskId, "task:retrying", p.now, p.agentId, p.attempt, failureEventData(p, { runAt }));
       this.tx.emit("task:retrying", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, runAt });
       return { ok: true, outcome: "retrying", attempt: p.attempt, runAt, code: p.error.code };
     }
     if (lost === undefined) this.failStmt.run({ taskId: p.taskId, error: errorJson, now: p.now });
     else this.failLostStmt.run({ taskId: p.taskId, error: errorJson, now: p.now, leaseToken: lost.leaseToken });
     const blocked = this.graph.blockDependents(p.taskId, p.now);
-    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, { error: { code: p.error.code, message: p.error.message }, retryable: p.error.retryable, blocked: blocked.length, ...uncounted });
+    this.event(p.taskId, "task:failed", p.now, p.agentId, p.attempt, failureEventData(p, { blocked: blocked.length }));
     this.tx.emit("task:failed", { taskId: p.taskId, persona: p.persona, attempt: p.attempt, blocked: blocked.length });
     return { ok: true, outcome: "failed", attempt: p.attempt, blocked, code: p.error.code };
   }
