@@ -22,6 +22,24 @@ describe("roster start --mcp-port", () => {
     writePersona(temp.path("personas"), { id: "checker", adapter: "echo" });
   });
 
+  /** Spawns `roster start` (args) and waits for the log line with its MCP URL; the URL and what it logged by then. */
+  async function startLoggingUrl(args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; stderr: string }> {
+    const started = spawn(process.execPath, args, { cwd: temp.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    child = started;
+    let stderr = "";
+    started.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    let url: string | null = null;
+    await until(async () => {
+      for (const line of stderr.split("\n")) {
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
+        if (match) url = match[1]!;
+      }
+      if (started.exitCode !== null) throw new Error(`roster start exited ${started.exitCode}:\n${stderr}`);
+      return url !== null;
+    }, "roster start to log its MCP URL");
+    return { url: url!, stderr };
+  }
+
   afterEach(async () => {
     if (child !== null && child.exitCode === null) {
       const exited = new Promise((r) => child!.once("exit", r));
@@ -34,18 +52,7 @@ describe("roster start --mcp-port", () => {
 
   it("serves MCP over HTTP beside the supervisor: with the token a planner's task is run; without it, 401", async () => {
     const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--no-metrics", "--log-level", "info"];
-    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    let url: string | null = null;
-    await until(async () => {
-      for (const line of stderr.split("\n")) {
-        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
-        if (match) url = match[1]!;
-      }
-      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
-      return url !== null;
-    }, "roster start to log its MCP URL");
+    const { url, stderr } = await startLoggingUrl(args, { ...process.env, ROSTER_MCP_TOKEN: TOKEN });
     expect(stderr).not.toContain(TOKEN);
 
     const anonymous = new Client({ name: "anon", version: "0" });
@@ -63,18 +70,7 @@ describe("roster start --mcp-port", () => {
   it("--mcp-profile planner serves the planner tools only: a worker token opens nothing there, and no token is logged", async () => {
     const WORKER = "worker-only-token";
     const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--mcp-profile", "planner", "--no-metrics", "--log-level", "info"];
-    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN, ROSTER_MCP_WORKER_TOKEN: WORKER }, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    let url: string | null = null;
-    await until(async () => {
-      for (const line of stderr.split("\n")) {
-        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
-        if (match) url = match[1]!;
-      }
-      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
-      return url !== null;
-    }, "roster start to log its MCP URL");
+    const { url, stderr } = await startLoggingUrl(args, { ...process.env, ROSTER_MCP_TOKEN: TOKEN, ROSTER_MCP_WORKER_TOKEN: WORKER });
     expect(stderr).not.toContain(TOKEN);
     expect(stderr).not.toContain(WORKER);
     expect(stderr).toContain('"profile":"planner"');
@@ -98,18 +94,7 @@ describe("roster start --mcp-port", () => {
   it("--mcp-worker-token opens /mcp/worker and nothing else", async () => {
     const WORKER = "worker-only-token";
     const args = [ROSTER_BIN, "start", "--db", temp.path("roster.db"), "--personas", temp.path("personas"), "--mcp-port", "0", "--mcp-worker-token", WORKER, "--no-metrics", "--log-level", "info"];
-    child = spawn(process.execPath, args, { cwd: temp.dir, env: { ...process.env, ROSTER_MCP_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    let url: string | null = null;
-    await until(async () => {
-      for (const line of stderr.split("\n")) {
-        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
-        if (match) url = match[1]!;
-      }
-      if (child!.exitCode !== null) throw new Error(`roster start exited ${child!.exitCode}:\n${stderr}`);
-      return url !== null;
-    }, "roster start to log its MCP URL");
+    const { url, stderr } = await startLoggingUrl(args, { ...process.env, ROSTER_MCP_TOKEN: TOKEN });
     expect(stderr).not.toContain(WORKER);
     const bearer = (token: string) => ({ requestInit: { headers: { Authorization: `Bearer ${token}` } } });
     const worker = new Client({ name: "worker", version: "0" });
