@@ -120,13 +120,13 @@ describe("query plans of the hot statements", () => {
     const batchOnly = (plan: string[]) => scans(plan).filter((line) => !/^SCAN (json_each|c)\b/.test(line));
 
     it(`${label}: the batched completion seeks each task of its batch by primary key`, () => {
-      const plan = sqliteExplain(t.store, "completeMany", { rows: JSON.stringify([[taskIds[0], "token", null]]), now: t.clock.now(), from: "claimed" });
+      const plan = sqliteExplain(t.store, "completeMany", { rows: JSON.stringify([[taskIds[0], "token", null]]), now: t.clock.now() });
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
       expect(batchOnly(plan), plan.join("\n")).toEqual([]);
     });
 
     it(`${label}: the one-task completion seeks its task by primary key`, () => {
-      const plan = sqliteExplain(t.store, "completeOne", { taskId: taskIds[0], leaseToken: "token", result: null, now: t.clock.now(), from: "claimed" });
+      const plan = sqliteExplain(t.store, "completeOne", { taskId: taskIds[0], leaseToken: "token", result: null, now: t.clock.now() });
       expect(plan.join("\n")).toMatch(/SEARCH task_status USING INTEGER PRIMARY KEY/);
       expect(scans(plan), plan.join("\n")).toEqual([]);
     });

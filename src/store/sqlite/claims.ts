@@ -26,6 +26,11 @@ type ClaimedRow = ClaimRow & { has_deps: number; has_inputs: number };
  * index task_status_claim (persona, priority DESC, run_at, task_id) WHERE pending.
  * Exported so the SQLite-only plan test explains this exact text.
  * Params: @agentId @token @leaseMs @now @persona @limit.
+ * `LIMIT @limit + 0`, not `LIMIT @limit`: SQLite plans `IN (SELECT … LIMIT ?)` for the value
+ * bound, so every new binding of a bare parameter (every execution: better-sqlite3 binds each
+ * call) recompiled the whole statement, its triggers included, before running it: about 630k
+ * instructions a claim of several tasks under cachegrind, more than the claim of 50 itself.
+ * An expression is not planned for its value.
  */
 export const CLAIM_SQL = `
       UPDATE task_status SET
@@ -36,7 +41,7 @@ export const CLAIM_SQL = `
         SELECT task_id FROM task_status
         WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
         ORDER BY priority DESC, run_at, task_id
-        LIMIT @limit)
+        LIMIT @limit + 0)
       ${CLAIM_RETURNING}`;
 
 /**

@@ -121,12 +121,13 @@ export class TaskQueries {
         AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
       ORDER BY t.id DESC
       LIMIT @limit`);
+    // `LIMIT @limit + 0`: see CLAIM_SQL (a bare parameter recompiles the statement at every call).
     this.availableStmt = db.prepare(`
       SELECT ${TASK_COLUMNS} ${from}
       WHERE s.task_id IN (
         SELECT task_id FROM task_status
         WHERE status = 'pending' AND persona_id = @persona AND run_at <= @now
-        ORDER BY priority DESC, run_at, task_id LIMIT @limit)
+        ORDER BY priority DESC, run_at, task_id LIMIT @limit + 0)
       ORDER BY s.priority DESC, s.run_at, s.task_id`);
     this.dependencies = db.prepare(`
       SELECT t.id, t.title, t.persona_id, s.status, s.result FROM task_dependencies d

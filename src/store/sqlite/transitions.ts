@@ -26,33 +26,44 @@ import { EconomicsStatements } from "./budgets.js";
 import { SpendRecorder } from "./spend.js";
 import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
 
+/** A leased task's states, in the order completedRows tries them. */
+const LEASED_STATES = ["claimed", "in_progress"] as const;
+type LeasedState = (typeof LEASED_STATES)[number];
+
 /**
- * The settle path's batched completion: rows are [taskId, leaseToken, resultJson | null] (@rows), each fenced by its own
- * lease, of the tasks in state @from ('claimed' or 'in_progress': completedRows runs it for each, so task_counts is kept
- * per statement, src/store/sqlite/task-counts.ts); has_dependents says whether a completed task can ready any (one seek
- * into task_dependencies_dependents).
+ * The settle path's batched completion of the tasks in state `from`: rows are [taskId, leaseToken,
+ * resultJson | null] (@rows), each fenced by its own lease; has_dependents says whether a completed
+ * task can ready any (one seek into task_dependencies_dependents). One statement per state,
+ * completedRows runs each, so task_counts is kept per statement (src/store/sqlite/task-counts.ts).
+ * The state is written in the text, not bound: a parameter compared with a column that a partial
+ * index's WHERE compares with a constant makes SQLite recompile the statement at every new binding
+ * (it planned for that value), which cost a batch of completions more than its writes.
  */
-export const COMPLETE_MANY_SQL = `
+const completeManySql = (from: LeasedState) => `
       UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
       FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
       WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
-        AND task_status.status = @from
+        AND task_status.status = '${from}'
       RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
+/** completeManySql of the claimed tasks (the plan test's text). */
+export const COMPLETE_MANY_SQL = completeManySql("claimed");
 
 /**
- * COMPLETE_MANY_SQL for one task (a batch of one: an MCP agent's completion, `roster run`, a
+ * completeManySql for one task (a batch of one: an MCP agent's completion, `roster run`, a
  * supervisor's settle of one): the same row changes and RETURNING, the row sought by its
  * primary key instead of joined from json_each, which SQLite materializes in an ephemeral
- * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now @from.
+ * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now.
  */
-export const COMPLETE_ONE_SQL = `
+const completeOneSql = (from: LeasedState) => `
       UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
         lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE task_id = @taskId AND lease_token = @leaseToken AND status = @from
+      WHERE task_id = @taskId AND lease_token = @leaseToken AND status = '${from}'
       RETURNING task_id, persona_id, attempts, assigned_agent_id, claimed_at,
         EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
+/** completeOneSql of a claimed task (the plan test's text). */
+export const COMPLETE_ONE_SQL = completeOneSql("claimed");
 
 /** What COMPLETE_ONE_SQL and COMPLETE_MANY_SQL return per completed task. */
 interface CompletedRow {
@@ -63,9 +74,6 @@ interface CompletedRow {
   claimed_at: number | null;
   has_dependents: number;
 }
-
-/** A leased task's states, in the order completedRows tries them. */
-const LEASED_STATES = ["claimed", "in_progress"] as const;
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
@@ -124,9 +132,11 @@ export class Transitions {
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
     // Rows read raw and made objects in JS (row-objects.ts).
     this.counts = new TaskCounts(db);
-    this.completeStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_ONE_SQL));
+    const byState = (sql: (from: LeasedState) => string) =>
+      ({ claimed: rowObjects<CompletedRow>(db.prepare(sql("claimed"))), in_progress: rowObjects<CompletedRow>(db.prepare(sql("in_progress"))) }) as const;
+    this.completeStmt = byState(completeOneSql);
     // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
-    this.completeManyStmt = rowObjects<CompletedRow>(db.prepare(COMPLETE_MANY_SQL));
+    this.completeManyStmt = byState(completeManySql);
     // Rows are [taskId, agentId, attempt, readied].
     this.insertCompletedEvents = db.prepare(`
       INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
@@ -278,8 +288,8 @@ export class Transitions {
       const one = left.length === 1 ? left[0]! : null;
       const got =
         one !== null
-          ? this.completeStmt.all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now, from })
-          : this.completeManyStmt.all({ now, from, rows: JSON.stringify(left.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
+          ? this.completeStmt[from].all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now })
+          : this.completeManyStmt[from].all({ now, rows: JSON.stringify(left.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
       if (got.length > 0) {
         const perPersona = new Map<string, number>();
         for (const r of got) perPersona.set(r.persona_id, (perPersona.get(r.persona_id) ?? 0) + 1);
