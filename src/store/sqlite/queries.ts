@@ -102,23 +102,19 @@ export class TaskQueries {
   constructor(db: Db) {
     const from = "FROM tasks t JOIN task_status s ON s.task_id = t.id";
     this.byId = db.prepare(`SELECT ${TASK_COLUMNS} ${from} WHERE t.id = ?`);
-    this.listStmt = db.prepare(`
+    // tasks.list's filter: after a cursor, by status, persona, parent or goal subtree.
+    const listed = `
       SELECT ${TASK_COLUMNS} ${from}
       WHERE t.id > @afterId
         AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
         AND (@persona IS NULL OR t.persona_id = @persona)
         AND (@parentId IS NULL OR t.parent_id = @parentId)
-        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
+        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)`;
+    this.listStmt = db.prepare(`${listed}
       ORDER BY t.id
       LIMIT @limit`);
     // The same filter, newest first (`roster ls`).
-    this.listNewestStmt = db.prepare(`
-      SELECT ${TASK_COLUMNS} ${from}
-      WHERE t.id > @afterId
-        AND (@statuses IS NULL OR s.status IN (SELECT value FROM json_each(@statuses)))
-        AND (@persona IS NULL OR t.persona_id = @persona)
-        AND (@parentId IS NULL OR t.parent_id = @parentId)
-        AND (@rootId IS NULL OR t.root_id = @rootId OR t.id = @rootId)
+    this.listNewestStmt = db.prepare(`${listed}
       ORDER BY t.id DESC
       LIMIT @limit`);
     // `LIMIT @limit + 0`: see CLAIM_SQL (a bare parameter recompiles the statement at every call).
