@@ -3,7 +3,7 @@ import type { Clock } from "../clock.js";
 import { RosterError, coerceError } from "../errors.js";
 import { IntervalService } from "../service.js";
 import type { ScheduleRecord, Store } from "../store/index.js";
-import { FIRE_TIMES_MAX } from "../store/sqlite/schedules.js";
+import { FIRE_TIMES_MAX } from "../store/schedules.js";
 
 /** How often the scheduler looks for due schedules and passed approval deadlines, in ms. */
 export const SCHEDULER_TICK_MS_DEFAULT = 250;

@@ -12,10 +12,6 @@ import { ChangeFeed } from "./live.js";
 import { routeAction, routeRead } from "./routes.js";
 import { UI_PUBLIC_DIR, serveStatic } from "./static.js";
 
-export { checkUiOptions, UI_HOST_DEFAULT, UI_MAX_SESSIONS, UI_SESSION_COOKIE } from "./guard.js";
-export { UI_MAX_BODY_BYTES } from "./http.js";
-export { UI_PUSH_INTERVAL_MS } from "./live.js";
-export { UI_PUBLIC_DIR } from "./static.js";
 /** Header an action must carry: the session's CSRF token (GET /api/session says it). */
 export const UI_CSRF_HEADER = "x-roster-csrf";
 

@@ -91,7 +91,7 @@ function uiFlags(options: StartOptions): { port: number; host?: string; token?: 
 
 /** The dashboard beside the supervisor (src/ui); the supervisor's waker owns hasExternalChanges, so the dashboard takes the watch hint only. */
 async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>, console: { logger: Logger; secrets: { add(values: string[]): void } }): Promise<RunExtension> {
-  const [{ startUiServer, checkUiOptions }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("./ui.js")]);
+  const [{ startUiServer }, { checkUiOptions }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("../../ui/guard.js"), import("./ui.js")]);
   checkUiOptions(ui);
   if (ui.token !== undefined) console.secrets.add([ui.token]);
   return async (ctx) => {

@@ -51,7 +51,7 @@ export function register(program: Command): void {
     const port = parseInteger("--port", options.port, { min: 0, max: 65_535 });
     const token = options.token ?? (process.env.ROSTER_UI_TOKEN || undefined);
     const user = uiUser(options.user);
-    const { startUiServer, checkUiOptions } = await import("../../ui/server.js");
+    const [{ startUiServer }, { checkUiOptions }] = await Promise.all([import("../../ui/server.js"), import("../../ui/guard.js")]);
     checkUiOptions({ port, token, ...(options.host !== undefined ? { host: options.host } : {}) });
     assertDatabaseThere(config.dbPath);
     const logger = createLogger({ level: config.logLevel, name: "roster-ui" });

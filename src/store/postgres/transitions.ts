@@ -4,7 +4,7 @@ import { completionJson, validateBatch } from "../input.js";
 import { resultCarrier } from "../usage-values.js";
 import { storedError } from "../stored-error.js";
 import { failureDecision, failureEventData, failureToSettle } from "../settle.js";
-import { usageOfSettlement, type NormalUsage } from "../sqlite/usage.js";
+import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, FailureToSettle, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { writeBatch } from "./enqueue.js";

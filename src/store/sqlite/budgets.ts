@@ -8,7 +8,6 @@ import type { Db, TransactionRunner } from "./database.js";
 import type { Recorded } from "./usage.js";
 import { rowObjects } from "./row-objects.js";
 
-export type { ClaimGate } from "../gates.js";
 
 /**
  * The gates the claim checks (docs/ARCHITECTURE.md rule 15) and the rules that move them at

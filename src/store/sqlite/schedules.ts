@@ -15,7 +15,6 @@ import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 
 // src/supervisor/scheduler.ts reads the fire bound from here; the value is the shared one.
-export { FIRE_TIMES_MAX } from "../schedules.js";
 
 /**
  * Schedules (recurring tasks). The store keeps each schedule's cursor; the cron

@@ -1,6 +1,7 @@
 import type { EconomicsStatements } from "./budgets.js";
 import type { TransactionRunner } from "./database.js";
-import type { NormalUsage, RecordParams, UsageStatements } from "./usage.js";
+import type { NormalUsage } from "../usage-values.js";
+import type { RecordParams, UsageStatements } from "./usage.js";
 
 /**
  * What settled attempts spent (docs/ARCHITECTURE.md rule 15; docs/economics.md), inside the

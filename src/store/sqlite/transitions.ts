@@ -24,7 +24,8 @@ import type { GraphStatements } from "./graph.js";
 import { providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
 import { SpendRecorder } from "./spend.js";
-import { UsageStatements, usageOfSettlement, type NormalUsage, type RecordParams } from "./usage.js";
+import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
+import { UsageStatements, type RecordParams } from "./usage.js";
 
 /** A leased task's states, in the order completedRows tries them. */
 const LEASED_STATES = ["claimed", "in_progress"] as const;

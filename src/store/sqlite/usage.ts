@@ -5,7 +5,6 @@ import { costRow, toUsageRecord, type UsageRow } from "../rows.js";
 import type { AttemptSpend, NormalUsage } from "../usage-values.js";
 
 // The transitions of both engines read these from here.
-export { addUsage, lenientUsage, usageOfSettlement, validateUsage, type NormalUsage } from "../usage-values.js";
 import { BUDGET_WINDOWS } from "../economics.js";
 import type { Db } from "./database.js";
 
