@@ -5,6 +5,7 @@ import type { ClaimParams, ClaimedTask, DependencyResult } from "../types.js";
 import type { EconomicsStatements, SqliteClaimGate } from "./budgets.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { rowObjects } from "./row-objects.js";
+import { EventRows } from "./event-rows.js";
 import { TaskCounts } from "./task-counts.js";
 
 export const CLAIM_LIMIT_MAX = 1_000;
@@ -145,11 +146,8 @@ export class Claims {
       FROM task_dependencies d JOIN tasks t ON t.id = d.depends_on JOIN task_status s ON s.task_id = d.depends_on
       WHERE d.task_id IN (SELECT value FROM json_each(?))
       ORDER BY d.task_id, d.depends_on`);
-    // One row per claimed task from a JSON array of [taskId, attempt, leaseExpiresAt].
-    this.insertClaimEvents = db.prepare(`
-      INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
-      SELECT value ->> 0, 'task:claimed', @now, @agentId, value ->> 1, json_object('leaseExpiresAt', value ->> 2)
-      FROM json_each(@rows)`);
+    // One row per claimed task, positional VALUES (event-rows.ts).
+    this.insertClaimEvents = new EventRows(db);
   }
 
   claim(params: ClaimParams & { persona: string }): ClaimedTask[] {
@@ -205,11 +203,9 @@ export class Claims {
       const t = claimed[0]!;
       this.insertClaimEvent.run({ id: t.id, now: params.now, agentId: params.agentId, attempt: t.attempt, expires: t.leaseExpiresAt });
     } else {
-      this.insertClaimEvents.run({
-        now: params.now,
-        agentId: params.agentId,
-        rows: JSON.stringify(claimed.map((t) => [t.id, t.attempt, t.leaseExpiresAt])),
-      });
+      this.insertClaimEvents.insert(
+        claimed.map((t) => [t.id, "task:claimed", params.now, params.agentId, t.attempt, `{"leaseExpiresAt":${t.leaseExpiresAt}}`] as const),
+      );
     }
     this.tx.emit("task:claimed", {
       agentId: params.agentId,
