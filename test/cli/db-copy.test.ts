@@ -2,6 +2,7 @@ import { readFileSync, existsSync, readdirSync } from "node:fs";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CopySummary } from "../../src/store/copy/copy.js";
 import type { TaskRecord } from "../../src/store/index.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
@@ -66,7 +67,7 @@ describe.skipIf(!server.available)("roster db copy", () => {
   it("copies SQLite to PostgreSQL in batches with progress on stderr, ids kept, the source only read", () => {
     expect(copy.code, copy.stderr).toBe(0);
     expect(copy.stderr).toMatch(new RegExp(`^db copy: tasks ${taskIds.length}/${taskIds.length}$`, "m"));
-    const summary = JSON.parse(copy.stdout) as { tasks: number; tables: Array<{ table: string; rows: number }>; notCopied: Array<{ table: string; rows: number }>; nextIds: Record<string, Record<string, number>>; direction: string };
+    const summary = JSON.parse(copy.stdout) as CopySummary;
     expect(summary.direction).toBe("sqlite-to-postgres");
     expect(summary.tasks).toBe(taskIds.length);
     const rows = Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]));

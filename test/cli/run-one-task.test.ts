@@ -36,7 +36,9 @@ describe("roster run serves its own task only", () => {
     try {
       await store.personas.sync({ personas: loadPersonaDir(temp.path("personas")).map(toPersonaUpsert), now: Date.now(), sourceDir: resolve(temp.path("personas")) });
       // Older and of the same (top) priority: a persona-wide claim would take it before roster run's own task.
-      ({ ids: [bystander] } = (await store.tasks.enqueue({ tasks: [{ persona: "echoer", title: "bystander", priority: PRIORITY_MAX }], now: Date.now() })) as { ids: [number] });
+      const { ids: [id] } = await store.tasks.enqueue({ tasks: [{ persona: "echoer", title: "bystander", priority: PRIORITY_MAX }], now: Date.now() });
+      if (id === undefined) throw new Error("enqueue gave no id for the bystander");
+      bystander = id;
     } finally {
       await store.close();
     }

@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openStore, type Store, type TaskState } from "../../src/store/index.js";
+import { openStore, type Store, type TaskInput, type TaskState } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
 import { usePostgres } from "../helpers/postgres.js";
@@ -271,14 +271,14 @@ function economicsUnderThreeSupervisors(kind: "sqlite" | "postgres"): void {
     }, 90_000);
 
     it("tasks sharing a concurrency key never overlap (limit 1), and a key with limit 2 never runs 3, by the audit trail", async () => {
-      const tasks = [
+      const tasks: TaskInput[] = [
         ...Array.from({ length: 15 }, (_, i) => ({ persona: "keyed", title: `repo ${i}`, policy: { concurrencyKey: "repo" } })),
         ...Array.from({ length: 15 }, (_, i) => ({ persona: "keyed", title: `pair ${i}`, policy: { concurrencyKey: "pair", concurrencyLimit: 2 } })),
         ...Array.from({ length: 15 }, (_, i) => ({ persona: "keyed", title: `free ${i}` })),
       ];
       const { ids } = await store.tasks.enqueue({ tasks, now: Date.now() });
       await until(async () => (await countsOf("keyed")).completed === tasks.length, "every keyed task to complete", 60_000);
-      const keyOf = new Map(ids.map((id, i) => [id, (tasks[i]!.policy as { concurrencyKey?: string } | undefined)?.concurrencyKey ?? null]));
+      const keyOf = new Map(ids.map((id, i) => [id, tasks[i]?.policy?.concurrencyKey ?? null]));
       const running = new Map<string, number>();
       const max = new Map<string, number>();
       const open = new Set<number>();

@@ -278,7 +278,7 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     const answerLost = new Set(
       [...events.values()]
         .flat()
-        .filter((e) => e.type === "task:claimed" && e.agentId === agentB && e.id > cutFrom && e.id <= restoredAt && !named.has(e.taskId))
+        .filter((e) => e.type === "task:claimed" && e.agentId === agentB && e.id > cutFrom && e.id <= restoredAt && e.taskId !== null && !named.has(e.taskId))
         .map((e) => `${e.taskId} ${e.attempt}`),
     );
     if (answerLost.size > 0) mark(`claims of host b committed as its link went down, their answer lost (b never knew these leases): ${[...answerLost].map((l) => `task ${l.replace(" ", " attempt ")}`).join(", ")}`);

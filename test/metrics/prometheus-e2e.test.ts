@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { createLoopHealth, createMetrics, startMetricsServer } from "../../src/metrics/index.js";
 // The supervisor runs adapters on worker threads, which load the built JS: take it from dist/ (npm test builds first).
-import { Supervisor } from "../../dist/src/supervisor/supervisor.js";
+import { Supervisor } from "../helpers/built-supervisor.js";
 import { findBinary, requireBinaryInCi } from "./binaries.js";
 import { httpGet, personasFrom, tempStore } from "./helpers.js";
 import { startPrometheus, until } from "./prometheus.js";

@@ -5,7 +5,7 @@ import { loadConfig } from "../../src/config.js";
 import { createLoopHealth, createMetrics, createTransactionRecorder, startMetricsServer, type RosterMetrics } from "../../src/metrics/index.js";
 import { TASK_STATES, type Store } from "../../src/store/index.js";
 // The supervisor runs adapters on worker threads, which load the built JS: take it from dist/ (npm test builds first).
-import { Supervisor } from "../../dist/src/supervisor/supervisor.js";
+import { Supervisor } from "../helpers/built-supervisor.js";
 import { findBinary, requireBinaryInCi } from "./binaries.js";
 import { httpGet, parseExposition, personasFrom, sumOf, tempStore, valueOf } from "./helpers.js";
 

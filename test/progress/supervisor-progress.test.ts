@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { readStatus, renderStatus } from "../../src/progress/index.js";
 // The supervisor runs adapters on worker threads, which load the built JS: take it from dist/ (npm test builds first).
-import { Supervisor } from "../../dist/src/supervisor/supervisor.js";
+import { Supervisor } from "../helpers/built-supervisor.js";
 import { waitFor } from "../helpers/events.js";
 import { personasFrom, tempStore } from "../metrics/helpers.js";
 

@@ -39,6 +39,7 @@ function task(id: number, persona: string, fields: Partial<TaskRecord> = {}): Ta
     maxAttempts: 3,
     assignedAgentId: null,
     leaseExpiresAt: null,
+    leaseMs: null,
     claimedAt: null,
     startedAt: null,
     finishedAt: null,
@@ -370,7 +371,8 @@ describe("the crash suite's stall rule", () => {
 
   it("passes a wait while the supervisor's slots for the persona were full", () => {
     const busy: Array<[TaskEvent, number]> = [2, 3, 4].flatMap((id): Array<[TaskEvent, number]> => [[claimBy(id, 1, "a"), 500], [{ ...completed(id, 1), agentId: "a" }, 4_000]]);
-    const found = stalls([task(1, "sleep"), task(2, "sleep"), task(3, "sleep"), task(4, "sleep")], [...busy, [enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_100], [{ ...completed(1, 1), agentId: "a" }, 4_600]].sort((x, y) => x[1] - y[1] || x[0].id - y[0].id), { supervisors: [sup("a")] });
+    const pairs: Array<[TaskEvent, number]> = [...busy, [enqueued(1), 1_000], [claimBy(1, 1, "a"), 4_100], [{ ...completed(1, 1), agentId: "a" }, 4_600]];
+    const found = stalls([task(1, "sleep"), task(2, "sleep"), task(3, "sleep"), task(4, "sleep")], pairs.sort((x, y) => x[1] - y[1] || x[0].id - y[0].id), { supervisors: [sup("a")] });
     expect(found).toEqual([]);
   });
 

@@ -126,7 +126,7 @@ describe.skipIf(!server.available)("postgres: renewals skip held task rows, othe
     const [settled, started] = await Promise.all([settling, starting]);
 
     expect(reruns).toEqual([]);
-    expect(settled.map((r) => r.outcome)).toEqual(["completed", "completed"]);
+    expect(settled.map((r) => (r.ok ? r.outcome : r.code))).toEqual(["completed", "completed"]);
     // The settlement went first: the start finds both leases ended.
     expect(started.map((r) => (r.ok ? "started" : r.code))).toEqual(["LEASE_LOST", "LEASE_LOST"]);
     for (const l of [a, b]) expect((await store.tasks.get({ taskId: l.taskId }))?.status).toBe("completed");
@@ -149,7 +149,7 @@ describe.skipIf(!server.available)("postgres: renewals skip held task rows, othe
     const [settled, started] = await Promise.all([settling, starting]);
 
     expect(reruns).toEqual([]);
-    expect(settled.map((r) => r.outcome)).toEqual(["completed", "failed"]);
+    expect(settled.map((r) => (r.ok ? r.outcome : r.code))).toEqual(["completed", "failed"]);
     expect(started.map((r) => (r.ok ? "started" : r.code))).toEqual(["LEASE_LOST", "LEASE_LOST"]);
     expect((await store.tasks.get({ taskId: a.taskId }))?.status).toBe("failed");
     expect((await store.tasks.get({ taskId: b.taskId }))?.status).toBe("completed");
@@ -173,7 +173,8 @@ describe.skipIf(!server.available)("postgres: renewals skip held task rows, othe
     expect(reruns).toEqual([]);
     // Whichever went first, each task has exactly one outcome: reaped back to pending, or completed.
     const retried = reaped.retried.map((r) => r.taskId).sort();
-    const completed = [a, b].filter((_, i) => settled[i]!.outcome === "completed").map((l) => l.taskId);
+    const outcomes = settled.map((r) => (r.ok ? r.outcome : r.code));
+    const completed = [a, b].filter((_, i) => outcomes[i] === "completed").map((l) => l.taskId);
     expect([...retried, ...completed].sort()).toEqual([a.taskId, b.taskId].sort());
     for (const l of [a, b]) expect((await store.tasks.get({ taskId: l.taskId }))?.status).toBe(retried.includes(l.taskId) ? "pending" : "completed");
   });

@@ -92,7 +92,7 @@ describe("tasks.settleAndClaim (SQLite)", () => {
     // Another claimant (an MCP agent in this process) holds one of reviewer's two places.
     const [held] = await store.tasks.claim({ persona: "reviewer", agentId: "mcp", limit: 1, now: T0 });
     const [mine] = await store.tasks.claim({ persona: "reviewer", agentId: "sup", limit: 1, now: T0 });
-    const reopened: string[][] = [];
+    const reopened: Array<string[] | null> = [];
     store.events.on("claim:reopened", (e) => reopened.push(e.personas));
     const out = await store.tasks.settleAndClaim!({
       settlements: [{ kind: "complete", taskId: mine!.id, leaseToken: mine!.leaseToken, resultJson: "1" }],

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
-import { validateBatch } from "../../src/store/index.js";
+import { validateBatch, type TaskInput } from "../../src/store/index.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 
 /**
@@ -19,7 +19,7 @@ beforeEach(async () => {
 });
 afterEach(async () => t.close());
 
-const cases: Array<{ field: string; task: Record<string, unknown>; message: string }> = [
+const cases: Array<{ field: string; task: TaskInput; message: string }> = [
   { field: "title", task: { persona: "worker", title: `ab${LONE_HIGH}c` }, message: "tasks[0].title: not well-formed Unicode (lone surrogate at index 2)" },
   { field: "a title ending in a high half", task: { persona: "worker", title: `abc${LONE_HIGH}` }, message: "tasks[0].title: not well-formed Unicode (lone surrogate at index 3)" },
   { field: "a title with the halves reversed", task: { persona: "worker", title: `x${LONE_LOW}${LONE_HIGH}` }, message: "tasks[0].title: not well-formed Unicode (lone surrogate at index 1)" },

@@ -40,7 +40,7 @@ describe("waker: run_at timer", () => {
     const clock = new ManualClock(1_000);
     const wakes: Array<readonly string[] | null> = [];
     const waker = new Waker(
-      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
+      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, externalWrite: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
       60_000,
     );
     try {
@@ -65,7 +65,7 @@ describe("waker: whom a readied task wakes", () => {
     const clock = new ManualClock(1_000);
     const wakes: Array<readonly string[] | null> = [];
     const waker = new Waker(
-      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
+      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, externalWrite: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
       60_000,
     );
     try {

@@ -1,3 +1,6 @@
+// The page.evaluate and waitForFunction callbacks below run in the browser: they read window, document and location.
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * The dashboard end to end in a real headless browser: Debian's chromium driven by
  * playwright-core (which downloads nothing), against `roster start --ui-port` running
@@ -9,6 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BrowserContext, Page } from "playwright-core";
+import type { TaskEvent } from "../../src/store/index.js";
 import { BIN, rosterOk } from "../cli/helpers.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { CHROMIUM, SCREENSHOTS, freePort, haveChromium, launchBrowser, waitForServer } from "./browser.js";
@@ -171,7 +175,7 @@ describe.skipIf(!haveChromium)("the dashboard in headless chromium, beside a sup
     expect(await page.locator("section", { has: page.getByRole("heading", { name: "Result" }) }).innerText()).toContain("ship it");
     await page.getByRole("link", { name: new RegExp(`#${ids.announce} Announce the release`) }).click();
     await page.locator(".badge.s-completed").first().waitFor({ timeout: 30_000 });
-    const trail = await (await fetch(new URL(`api/tasks/${ids.release}`, url))).json();
+    const trail = (await (await fetch(new URL(`api/tasks/${ids.release}`, url))).json()) as { task: { events: TaskEvent[] } };
     expect(JSON.stringify(trail.task.events)).toMatch(/ui:/);
   }, 60_000);
 

@@ -122,7 +122,8 @@ describe.skipIf(!haveChromium)("the dashboard shows gates, people's work, schedu
     Object.assign(ids, refs);
     await store.economics.setBudget({ scope: "goal", key: String(ids.goal), maxCostUsd: 2 * CHILD_USD, now });
     const kids = await store.tasks.enqueue({ tasks: [1, 2, 3].map((i) => ({ persona: "spender", title: `Spend ${i}` })), parentId: ids.goal!, now });
-    [ids.kid1, ids.kid2, ids.kid3] = kids.ids;
+    expect(kids.ids).toHaveLength(3);
+    Object.assign(ids, Object.fromEntries(kids.ids.map((id, i) => [`kid${i + 1}`, id])));
 
     const port = await freePort();
     url = `http://127.0.0.1:${port}/`;

@@ -204,7 +204,7 @@ export function decompositionRules(get: GetCtx): void {
     await ctx.store.tasks.completeIfLeased({ taskId: one!.id, leaseToken: one!.leaseToken, result: { n: 1, s: "x" }, now: ctx.clock.now() });
     await ctx.store.tasks.settle({ settlements: [{ kind: "complete", taskId: two!.id, leaseToken: two!.leaseToken, result: { n: 1, s: "x" } }], now: ctx.clock.now() });
     const [first, second] = await Promise.all(ids.map((id) => ctx.store.tasks.get({ taskId: id })));
-    const comparable = (t: typeof first) => ({ ...t, id: 0, rootId: 0, title: "", events: t.events.map((e) => ({ ...e, id: 0, taskId: 0 })) });
+    const comparable = (t: NonNullable<typeof first>) => ({ ...t, id: 0, rootId: 0, title: "", events: t.events.map((e) => ({ ...e, id: 0, taskId: 0 })) });
     expect(comparable(second!)).toEqual(comparable(first!));
     expect(second!.result).toEqual({ n: 1, s: "x" });
   });
