@@ -2,7 +2,7 @@ import type pg from "pg";
 import { RosterError, coerceError } from "../../errors.js";
 import { newPool, redactUrl, translatePgError } from "../postgres/database.js";
 import { defaultPostgresMigrationsDir, migratePostgres } from "../postgres/migrate.js";
-import { readMigrations } from "../sqlite/migrate.js";
+import { readMigrations } from "../migration-files.js";
 import type { CopySource, CopyTarget, LiveAgent } from "./ends.js";
 import { kindOf, type TableInfo } from "./tables.js";
 

@@ -5,7 +5,8 @@ import { basename, dirname, join } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { BUDGET_WINDOWS } from "../economics.js";
 import { translateSqliteError, type Db } from "../sqlite/database.js";
-import { defaultMigrationsDir, openDatabase } from "../sqlite/open.js";
+import { defaultMigrationsDir } from "../migration-files.js";
+import { openDatabase } from "../sqlite/open.js";
 import type { CopySource, CopyTarget, LiveAgent } from "./ends.js";
 import { kindOf, type TableInfo } from "./tables.js";
 

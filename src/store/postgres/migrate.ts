@@ -2,8 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type pg from "pg";
 import { RosterError } from "../../errors.js";
-import { defaultMigrationsDir } from "../sqlite/open.js";
-import { readMigrations } from "../sqlite/migrate.js";
+import { defaultMigrationsDir, readMigrations } from "../migration-files.js";
 import { PG_MIGRATION_TIMEOUT_MS, redactUrl, translatePgError } from "./database.js";
 
 /**

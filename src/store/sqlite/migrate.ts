@@ -1,35 +1,6 @@
 import type Database from "better-sqlite3";
-import { createHash } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { RosterError } from "../../errors.js";
-
-const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-
-export interface MigrationFile {
-  version: number;
-  name: string;
-  sql: string;
-  checksum: string;
-}
-
-export function readMigrations(dir: string): MigrationFile[] {
-  const files = readdirSync(dir)
-    .filter((file) => file.endsWith(".sql"))
-    .sort();
-  const out: MigrationFile[] = [];
-  for (const file of files) {
-    const match = MIGRATION_FILE.exec(file);
-    if (match === null) throw new RosterError("INTERNAL", `migrations/${file}: name must be NNNN_name.sql`);
-    const sql = readFileSync(join(dir, file), "utf8");
-    const version = Number(match[1]);
-    if (out.length > 0 && out[out.length - 1]!.version === version) {
-      throw new RosterError("INTERNAL", `migrations/${file}: version ${version} is used twice`);
-    }
-    out.push({ version, name: file, sql, checksum: createHash("sha256").update(sql).digest("hex") });
-  }
-  return out;
-}
+import { readMigrations, type MigrationFile } from "../migration-files.js";
 
 /**
  * Refuses, before anything is written (journal mode included), a file that holds

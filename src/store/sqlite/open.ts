@@ -9,17 +9,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RosterError, coerceError } from "../../errors.js";
 import { BUSY_RETRIES_DEFAULT, busyRetryDelayMs, translateSqliteError, type Db } from "./database.js";
-import { assertRosterOrEmpty, checkMigrations, readMigrations, runMigrations } from "./migrate.js";
-
-/** The package's own folder of NNNN_name.sql files, found from this module in src/ or dist/src/. */
-export function defaultMigrationsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, "migrations", "0001_init.sql"))) return join(dir, "migrations");
-    dir = dirname(dir);
-  }
-  throw new RosterError("INTERNAL", "cannot find roster's migrations/ folder next to the package");
-}
+import { defaultMigrationsDir, readMigrations } from "../migration-files.js";
+import { assertRosterOrEmpty, checkMigrations, runMigrations } from "./migrate.js";
 
 /**
  * WAL pages a commit may leave before it checkpoints them into the database file
