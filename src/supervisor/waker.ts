@@ -29,8 +29,9 @@ export interface WakerHost {
  *   - in-process writes: store events (task:enqueued, task:ready, task:retried,
  *     task:released, lease:expired …) wake the producers at once;
  *   - other processes' writes: store.watchExternalChanges() (a file watch) asks
- *     for a check at once, and store.hasExternalChanges() (PRAGMA data_version)
- *     confirms it; the same check runs every pollIntervalMs in case the watch
+ *     for a check at once, and store.hasExternalChanges() (PRAGMA data_version; on
+ *     PostgreSQL the transactions committed since the last look, the store's own left
+ *     out: src/store/postgres/own-writes.ts) confirms it; the same check runs every pollIntervalMs in case the watch
  *     misses (a file system without change notification); a claim that found the
  *     persona's room held by other claimants is woken the same way by the settle
  *     that frees it (on PostgreSQL a NOTIFY, migrations/postgres/0009);

@@ -7,7 +7,9 @@
  *
  * Other processes' writes are seen through the same watch the supervisor's waker uses:
  *  - "own" (roster ui): this process owns the store's consume-once hasExternalChanges, so
- *    a watch hint is confirmed with it, plus a slow fallback poll of it;
+ *    a watch hint is confirmed with it, plus a slow fallback poll of it (it reports other
+ *    processes' writes only, on PostgreSQL as on SQLite: this process's own reach the page
+ *    as store events);
  *  - "shared" (roster start --ui-port): the supervisor owns it, so a hint alone becomes an
  *    "external" notice, at most one a second (the watch also fires for the supervisor's
  *    own lease renewals).

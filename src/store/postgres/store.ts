@@ -79,8 +79,6 @@ export class PostgresStore implements Store {
   /** The database server's clock as this process sees it (src/store/postgres/server-clock.ts); systemClock follows it while the store is open. */
   readonly serverClock: ServerClock;
   private closed = false;
-  /** The highest event id at the last look (at open before the first). */
-  private lastEventId = 0;
 
   /** Opens the pool and applies migrations (under the advisory lock); use PostgresStore.open. */
   static async open(options: StoreOptions & { now?: number; poolMax?: number }): Promise<PostgresStore> {
@@ -94,9 +92,9 @@ export class PostgresStore implements Store {
       });
       store.tx.channel = notifyChannel(schema);
       await store.serverClock.measure();
-      // Where the events stand at open, as SQLite's data_version is taken at open: a write another process
+      // Where transactions stand at open, as SQLite's data_version is taken at open: a write another process
       // commits before the first look (roster run's claim waiting on a dependency, say) is seen by that look.
-      store.lastEventId = await store.highestEventId();
+      await store.tx.read("store.open", (q) => store.tx.own.start(q));
     } catch (error) {
       await store.pool.end().catch(() => {});
       throw translatePgError(error, "measuring the PostgreSQL server's clock", options.path);
@@ -263,16 +261,10 @@ export class PostgresStore implements Store {
       this.notified = false;
       return true;
     }
-    // Every transition writes an audit row: a new highest event id means a write (ours included: a hint the caller confirms by claiming).
-    const id = await this.highestEventId();
-    const changed = id !== this.lastEventId;
-    this.lastEventId = id;
-    return changed;
-  }
-
-  private async highestEventId(): Promise<number> {
-    const row = await this.tx.read("store.hasExternalChanges", (q) => q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events"));
-    return Number(row?.id ?? 0);
+    // A transaction of another process committed since the last look; this store's own are left out, as
+    // SQLite's data_version leaves out the connection's own (src/store/postgres/own-writes.ts says how, and
+    // why by transaction id rather than by max(task_events.id)).
+    return this.tx.read("store.hasExternalChanges", (q) => this.tx.own.look(q));
   }
 
   /**
