@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { RosterError, coerceError } from "../../errors.js";
 import { newPool, redactUrl, translatePgError } from "../postgres/database.js";
-import { defaultPostgresMigrationsDir, migratePostgres } from "../postgres/migrate.js";
+import { defaultPostgresMigrationsDir, migratePostgres, migrationsLacking } from "../postgres/migrate.js";
 import { readMigrations } from "../migration-files.js";
 import type { CopySource, CopyTarget, LiveAgent } from "./ends.js";
 import { kindOf, type TableInfo } from "./tables.js";
@@ -223,32 +223,9 @@ async function migrateInside(client: pg.PoolClient, options: { label: string; no
   const schema = (await client.query<{ s: string | null }>("SELECT current_schema() AS s")).rows[0]!.s;
   if (schema === null) throw new RosterError("DATABASE_INVALID", `${label}: no schema to create roster's tables in (the search_path names none that exists)`, { retryable: false });
   await client.query(MIGRATION_XACT_LOCK_SQL);
-  const tables = (await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema()")).rows.map((r) => r.t);
-  if (tables.length > 0 && !tables.includes("schema_migrations")) {
-    throw new RosterError("DATABASE_INVALID", `${label}: schema ${schema} holds tables that are not roster's (${tables.slice(0, 3).join(", ")}) and no schema_migrations table`, { retryable: false });
-  }
-  const files = readMigrations(defaultPostgresMigrationsDir());
-  const applied = tables.includes("schema_migrations")
-    ? (await client.query<{ version: number; name: string; checksum: string }>("SELECT version, name, checksum FROM schema_migrations ORDER BY version")).rows
-    : [];
-  const latest = files.at(-1)?.version ?? 0;
-  const newest = applied.at(-1);
-  if (newest !== undefined && newest.version > latest) {
-    throw new RosterError("DATABASE_TOO_NEW", `${label}: schema version ${newest.version} (${newest.name}) is newer than this roster knows (${latest}); upgrade roster`, { retryable: false });
-  }
-  const byVersion = new Map(files.map((f) => [f.version, f]));
-  for (const row of applied) {
-    const file = byVersion.get(row.version);
-    if (file === undefined) throw new RosterError("MIGRATION_CHANGED", `${label}: applied migration ${row.name} has no file in migrations/postgres/`, { retryable: false });
-    if (file.checksum !== row.checksum) {
-      throw new RosterError("MIGRATION_CHANGED", `migrations/postgres/${file.name} was changed after it was applied to ${label}; add a new migration instead of editing a shipped one`, {
-        retryable: false,
-      });
-    }
-  }
-  const done = new Set(applied.map((r) => r.version));
+  const { missing } = await migrationsLacking(client, readMigrations(defaultPostgresMigrationsDir()), label, schema);
   await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at bigint NOT NULL)");
-  for (const file of files.filter((f) => !done.has(f.version))) {
+  for (const file of missing) {
     await client.query(file.sql);
     await client.query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)", [file.version, file.name, file.checksum, options.now]);
   }

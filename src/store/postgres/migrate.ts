@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type pg from "pg";
 import { RosterError } from "../../errors.js";
-import { defaultMigrationsDir, readMigrations } from "../migration-files.js";
+import { defaultMigrationsDir, readMigrations, type MigrationFile } from "../migration-files.js";
 import { PG_MIGRATION_TIMEOUT_MS, redactUrl, translatePgError } from "./database.js";
 
 /**
@@ -52,37 +52,10 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
       await client.query({ text: MIGRATION_LOCK_SQL, query_timeout: PG_MIGRATION_TIMEOUT_MS } as pg.QueryConfig);
       locked = true;
     }
-    const tables = (await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema()")).rows.map((r) => r.t);
-    if (tables.length > 0 && !tables.includes("schema_migrations")) {
-      throw new RosterError("DATABASE_INVALID", `${where}: schema ${schema} holds tables that are not roster's (${tables.slice(0, 3).join(", ")}) and no schema_migrations table`, {
-        retryable: false,
-      });
-    }
-    const applied = tables.includes("schema_migrations")
-      ? (await client.query<{ version: number; name: string; checksum: string }>("SELECT version, name, checksum FROM schema_migrations ORDER BY version")).rows
-      : [];
+    const { applied, missing } = await migrationsLacking(client, files, where, schema);
     if (applied.length === 0 && options.readonly) {
       throw new RosterError("DATABASE_INVALID", `${where}: not a roster database (no schema_migrations in schema ${schema}); run \`roster init\` first`, { retryable: false });
     }
-    const latest = files.at(-1)?.version ?? 0;
-    const newest = applied.at(-1);
-    if (newest !== undefined && newest.version > latest) {
-      throw new RosterError("DATABASE_TOO_NEW", `${where}: schema version ${newest.version} (${newest.name}) is newer than this roster knows (${latest}); upgrade roster`, { retryable: false });
-    }
-    const byVersion = new Map(files.map((f) => [f.version, f]));
-    for (const row of applied) {
-      const file = byVersion.get(row.version);
-      if (file === undefined) throw new RosterError("MIGRATION_CHANGED", `${where}: applied migration ${row.name} has no file in migrations/postgres/`, { retryable: false });
-      if (file.checksum !== row.checksum) {
-        throw new RosterError(
-          "MIGRATION_CHANGED",
-          `migrations/postgres/${file.name} was changed after it was applied to ${where} (checksum ${file.checksum.slice(0, 12)} ≠ recorded ${row.checksum.slice(0, 12)}); add a new migration instead of editing a shipped one`,
-          { retryable: false },
-        );
-      }
-    }
-    const done = new Set(applied.map((r) => r.version));
-    const missing = files.filter((f) => !done.has(f.version));
     if (missing.length === 0) return { schema };
     if (options.readonly) throw new RosterError("DATABASE_READONLY", `${where}: needs migration ${missing[0]!.name} but was opened read-only`, { retryable: false });
     await client.query("BEGIN");
@@ -109,4 +82,47 @@ export async function migratePostgres(pool: pg.Pool, options: { dir: string; rea
     if (lifted) reset = await client.query("RESET lock_timeout; RESET statement_timeout").then(() => true, () => false);
     client.release(reset ? undefined : true);
   }
+}
+
+/**
+ * What the current schema holds, judged against this roster's migration files (for
+ * migratePostgres and db copy's target, the same refusals and codes): another program's
+ * tables (DATABASE_INVALID), a newer roster's schema (DATABASE_TOO_NEW), an applied
+ * migration whose file is gone or was edited (MIGRATION_CHANGED). Returns the applied rows
+ * and the files not applied yet, in order.
+ */
+export async function migrationsLacking(
+  client: pg.PoolClient,
+  files: MigrationFile[],
+  where: string,
+  schema: string,
+): Promise<{ applied: Array<{ version: number; name: string; checksum: string }>; missing: MigrationFile[] }> {
+  const tables = (await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema()")).rows.map((r) => r.t);
+  if (tables.length > 0 && !tables.includes("schema_migrations")) {
+    throw new RosterError("DATABASE_INVALID", `${where}: schema ${schema} holds tables that are not roster's (${tables.slice(0, 3).join(", ")}) and no schema_migrations table`, {
+      retryable: false,
+    });
+  }
+  const applied = tables.includes("schema_migrations")
+    ? (await client.query<{ version: number; name: string; checksum: string }>("SELECT version, name, checksum FROM schema_migrations ORDER BY version")).rows
+    : [];
+  const latest = files.at(-1)?.version ?? 0;
+  const newest = applied.at(-1);
+  if (newest !== undefined && newest.version > latest) {
+    throw new RosterError("DATABASE_TOO_NEW", `${where}: schema version ${newest.version} (${newest.name}) is newer than this roster knows (${latest}); upgrade roster`, { retryable: false });
+  }
+  const byVersion = new Map(files.map((f) => [f.version, f]));
+  for (const row of applied) {
+    const file = byVersion.get(row.version);
+    if (file === undefined) throw new RosterError("MIGRATION_CHANGED", `${where}: applied migration ${row.name} has no file in migrations/postgres/`, { retryable: false });
+    if (file.checksum !== row.checksum) {
+      throw new RosterError(
+        "MIGRATION_CHANGED",
+        `migrations/postgres/${file.name} was changed after it was applied to ${where} (checksum ${file.checksum.slice(0, 12)} ≠ recorded ${row.checksum.slice(0, 12)}); add a new migration instead of editing a shipped one`,
+        { retryable: false },
+      );
+    }
+  }
+  const done = new Set(applied.map((r) => r.version));
+  return { applied, missing: files.filter((f) => !done.has(f.version)) };
 }
