@@ -99,3 +99,17 @@ export function useAdmin(server: FilePostgres): PgAdmin {
     },
   };
 }
+
+/** A node of `EXPLAIN (FORMAT JSON)`'s plan, the fields the plan tests read. */
+export type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; "Parent Relationship"?: string; Plans?: PlanNode[] };
+
+/** The plan's nodes, the root first, depth first. */
+export function planNodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(planNodes)];
+}
+
+/** The nodes of the plan PostgreSQL picks for `sql` with these values (EXPLAIN, not run). */
+export async function explainPlan(client: pg.Client, sql: string, values: unknown[]): Promise<PlanNode[]> {
+  const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, values);
+  return planNodes(rows[0]!["QUERY PLAN"][0]!.Plan);
+}

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type ClaimParams, type Store } from "../../src/store/index.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { explainPlan, planNodes as nodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 
@@ -26,8 +26,6 @@ const QUEUED = 50_000;
 // The tables a deep queue makes big (human_requests and task_dependencies are empty here: a scan of them costs nothing).
 const TASK_TABLES = new Set(["tasks", "task_status", "task_events"]);
 
-type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; Plans?: PlanNode[] };
-const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 const describePlan = (plan: PlanNode[]): string => plan.map((n) => `${n["Node Type"]}${n["Index Name"] ? ` ${n["Index Name"]}` : ""}${n["Relation Name"] ? ` on ${n["Relation Name"]}` : ""}`).join(" | ");
 
 /** A statement as the store sent it: its text, its values, and its name when prepared. */
@@ -109,10 +107,7 @@ describe.skipIf(!server.available)(`postgres: the claim's plan at a deep queue (
     await store?.close();
   });
 
-  async function explain(sql: string, values: unknown[]): Promise<PlanNode[]> {
-    const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, values);
-    return nodes(rows[0]!["QUERY PLAN"][0]!.Plan);
-  }
+  const explain = (sql: string, values: unknown[]): Promise<PlanNode[]> => explainPlan(client, sql, values);
 
   it("a supervisor's claim (its lease given, no gate active), the one call of roster_claim the store sends, plans every statement it runs without scanning a task table, generic plans included", async () => {
     const { sent, claimed } = await capturedClaim(store, { persona: "worker", agentId: "agent-deep", limit: 16, leaseMs: 30_000, now });

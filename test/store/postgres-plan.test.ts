@@ -5,7 +5,7 @@ import { PG_OBSERVE_LEASES_SQL, PG_OLDEST_READY_SQL } from "../../src/store/post
 import { ungatedClaimSql } from "../../src/store/postgres/gates.js";
 import { PG_CLAIM_SQL } from "../../src/store/postgres/claims.js";
 import { PG_COMPLETE_DEPENDENCIES_SQL } from "../../src/store/postgres/graph.js";
-import { usePostgres } from "../helpers/postgres.js";
+import { explainPlan, planNodes as nodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 
@@ -16,12 +16,6 @@ import { syncTestPersonas } from "../helpers/personas.js";
  * claim a seek under a Limit with no Sort and no scan of the table.
  */
 const server = await usePostgres();
-
-type PlanNode = { "Node Type": string; "Index Name"?: string; "Relation Name"?: string; "Parent Relationship"?: string; Plans?: PlanNode[] };
-
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}
 
 describe.skipIf(!server.available)("postgres: query plans of the hot statements", () => {
   let store: Store;
@@ -62,10 +56,7 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     await store?.close();
   });
 
-  async function explain(sql: string, params: unknown[]): Promise<PlanNode[]> {
-    const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
-    return nodes(rows[0]!["QUERY PLAN"][0]!.Plan);
-  }
+  const explain = (sql: string, params: unknown[]): Promise<PlanNode[]> => explainPlan(client, sql, params);
 
   const scansOfStatus = (plan: PlanNode[]) => plan.filter((n) => n["Relation Name"] === "task_status");
 
