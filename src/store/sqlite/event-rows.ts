@@ -22,8 +22,21 @@ export class EventRows {
 
   insert(rows: readonly EventRow[]): void {
     for (let start = 0; start < rows.length; start += EVENT_ROWS_PER_STATEMENT) {
-      const chunk = rows.length <= EVENT_ROWS_PER_STATEMENT ? rows : rows.slice(start, start + EVENT_ROWS_PER_STATEMENT);
-      this.statement(chunk.length).run(chunk.flat());
+      const end = Math.min(rows.length, start + EVENT_ROWS_PER_STATEMENT);
+      // The chunk's values in one flat list, copied by hand: Array.prototype.flat took about
+      // 0.5 us a row here, 40 times this loop (issue 14).
+      const values: unknown[] = new Array((end - start) * 6);
+      let v = 0;
+      for (let i = start; i < end; i++) {
+        const row = rows[i]!;
+        values[v++] = row[0];
+        values[v++] = row[1];
+        values[v++] = row[2];
+        values[v++] = row[3];
+        values[v++] = row[4];
+        values[v++] = row[5];
+      }
+      this.statement(end - start).run(values);
     }
   }
 
