@@ -17,6 +17,14 @@ export interface CutProxy {
   /** "drop" (default): bytes stop; "reset": connections are closed and refused. */
   cut(mode?: "drop" | "reset"): void;
   restore(): void;
+  /**
+   * The next statement whose bytes carry `marker` reaches the server, and its answer is
+   * withheld: once the server has answered it whole (ReadyForQuery, idle: the statement's
+   * transaction is over, committed or not), that connection is reset, so the client never
+   * learns what the server did, as when a link fails right after a commit. Resolves when the
+   * connection was reset. One statement per call.
+   */
+  loseAnswer(marker: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -25,14 +33,34 @@ interface Pair {
   upstream: Socket | null;
   /** Bytes held while cut, in arrival order, with the socket they are for. */
   held: Array<{ to: "client" | "upstream"; chunk: Buffer }>;
+  /** Set by loseAnswer: the answer's bytes so far are withheld, and `lost` runs once it is whole. */
+  losing?: { tail: Buffer; lost: () => void };
 }
+
+/** The server's ReadyForQuery message with status idle (no transaction open): the end of a statement's answer. */
+const READY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
 
 export async function startCutProxy(targetHost: string, targetPort: number): Promise<CutProxy> {
   let isCut = false;
   let refusing = false;
   const pairs = new Set<Pair>();
+  let losing: { marker: Buffer; lost: () => void } | null = null;
 
   const send = (pair: Pair, to: "client" | "upstream", chunk: Buffer) => {
+    if (to === "upstream" && losing !== null && chunk.includes(losing.marker)) {
+      pair.losing = { tail: Buffer.alloc(0), lost: losing.lost };
+      losing = null;
+    }
+    if (to === "client" && pair.losing !== undefined) {
+      const tail = Buffer.concat([pair.losing.tail, chunk]).subarray(-READY_IDLE.length);
+      pair.losing.tail = tail;
+      if (tail.equals(READY_IDLE)) {
+        const lost = pair.losing.lost;
+        drop(pair);
+        lost();
+      }
+      return;
+    }
     const socket = to === "client" ? pair.client : pair.upstream;
     if (isCut || socket === null || pair.held.length > 0) {
       pair.held.push({ to, chunk });
@@ -94,6 +122,10 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
         else flush(pair);
       }
     },
+    loseAnswer: (marker) =>
+      new Promise<void>((resolve) => {
+        losing = { marker: Buffer.from(marker), lost: resolve };
+      }),
     close: async () => {
       for (const pair of [...pairs]) drop(pair);
       await new Promise<void>((resolve) => server.close(() => resolve()));

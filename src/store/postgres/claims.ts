@@ -1,4 +1,3 @@
-import { newLeaseToken } from "../lease-token.js";
 import type { ClaimParams, ClaimedTask, DependencyResult, HumanInput } from "../types.js";
 import { prepared, type Tx } from "./database.js";
 import { byClaimOrder, claimedTask, dependencyResult, type ClaimDetail, type ClaimRow, type DependencyRow } from "../claimed.js";
@@ -128,10 +127,12 @@ export class PgClaims {
    * The plain claim in one round trip (PG_CLAIM_ONE_TRIP_SQL), when it may be tried: the lease
    * known (the supervisor passes it) and no gate of the persona seen set. The statement and its
    * values, or null; its rows go to fromOneTrip, and none means claim() (with triedOneTrip).
+   * `token`: the lease token prefix of the claim call (newLeaseToken), the same in each statement
+   * the call sends, so a claim whose answer was lost is known by it (lost-claims.ts).
    */
-  oneTrip(params: ClaimParams & { persona: string }): { sql: string; values: unknown[] } | null {
+  oneTrip(params: ClaimParams & { persona: string }, token: string): { sql: string; values: unknown[] } | null {
     if (params.leaseMs === undefined || this.gates.likelyGated(params.persona)) return null;
-    return { sql: PG_CLAIM_ONE_TRIP_SQL, values: [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, claimLimit(params.limit)] };
+    return { sql: PG_CLAIM_ONE_TRIP_SQL, values: [params.now, params.agentId, token, params.leaseMs, params.persona, claimLimit(params.limit)] };
   }
 
   /** The tasks a one-round-trip claim leased, as claim() returns them. */
@@ -139,14 +140,14 @@ export class PgClaims {
     return this.leased(emit, rows, params, params.leaseMs!);
   }
 
-  async claim(tx: Tx, params: ClaimParams & { persona: string }, triedOneTrip = false): Promise<ClaimedTask[]> {
+  async claim(tx: Tx, params: ClaimParams & { persona: string }, token: string, triedOneTrip = false): Promise<ClaimedTask[]> {
     const limit = claimLimit(params.limit);
     // The persona's lock and room first, before the gate's row locks (a rate window, a breaker),
     // so two claimers never wait on each other in a cycle.
     const room = Number((await tx.one<{ room: number }>(ROOM_SQL, [params.persona]))?.room ?? 0);
     // The one-round-trip claim (oneTrip) is this same statement: when it took nothing, so would this.
     if (!triedOneTrip && params.leaseMs !== undefined && !this.gates.likelyGated(params.persona)) {
-      const rows = room <= 0 ? [] : await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, newLeaseToken(), params.leaseMs, params.persona, Math.min(limit, room)]);
+      const rows = room <= 0 ? [] : await tx.rows<ClaimedRow>(this.ungatedSql(), [params.now, params.agentId, token, params.leaseMs, params.persona, Math.min(limit, room)]);
       if (rows.length > 0) {
         if (rows.length < limit) await tx.run(ROOM_WAIT_SQL, [params.persona, params.now]);
         return this.leased(tx.emit, rows, params, params.leaseMs);
@@ -161,7 +162,7 @@ export class PgClaims {
     const rows = await tx.rows<ClaimedRow>(gate.skipHeld ? this.skippingSql(gate.holds, gate.keysBusy) : PG_CLAIM_SQL, [
       params.now,
       params.agentId,
-      newLeaseToken(),
+      token,
       leaseMs,
       params.persona,
       Math.max(0, Math.min(gate.limit, room)),
@@ -195,7 +196,7 @@ export class PgClaims {
     return sql;
   }
 
-  async claimOne(tx: Tx, params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }): Promise<ClaimedTask | null> {
+  async claimOne(tx: Tx, params: { taskId: number; agentId: string; leaseMs?: number | undefined; now: number }, token: string): Promise<ClaimedTask | null> {
     const row = await tx.one<{ persona_id: string }>("SELECT persona_id FROM task_status WHERE task_id = $1", [params.taskId]);
     if (row === undefined) return null;
     // Behind the same economic gates as a persona's claim (rule 15).
@@ -206,7 +207,7 @@ export class PgClaims {
       return null;
     }
     const leaseMs = params.leaseMs ?? gate.leaseMs;
-    const rows = await tx.rows<ClaimRow>(CLAIM_ONE_SQL, [params.now, params.agentId, newLeaseToken(), leaseMs, params.taskId]);
+    const rows = await tx.rows<ClaimRow>(CLAIM_ONE_SQL, [params.now, params.agentId, token, leaseMs, params.taskId]);
     if (rows.length === 0) await tx.run(ROOM_WAIT_SQL, [row.persona_id, params.now]);
     await this.gates.claimed(tx, row.persona_id, gate, rows.map((r) => r.task_id), params.now);
     return (await this.claimed(tx, rows, params.agentId, leaseMs, params.now))[0] ?? null;

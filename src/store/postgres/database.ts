@@ -171,6 +171,21 @@ export interface Tx {
   savepoint<T>(body: () => Promise<T>): Promise<T>;
 }
 
+/**
+ * The server session (backend process id) a write was last sent on, filled in by
+ * PgTransactions.write and single when they take a connection: a claim whose answer was lost
+ * keeps it, so its release waits until that session can no longer commit (src/store/postgres/lost-claims.ts).
+ */
+export interface BackendRef {
+  pid: number | null;
+}
+
+/** The backend process id of a pooled connection (null before it is connected). */
+function backendPid(client: pg.PoolClient): number | null {
+  const pid = (client as unknown as { processID?: number | null }).processID;
+  return typeof pid === "number" ? pid : null;
+}
+
 type PendingEmit = { [K in StoreEventName]: [K, StoreEventMap[K]] }[StoreEventName];
 
 /**
@@ -238,18 +253,18 @@ export class PgTransactions {
     if (this.closed) throw new RosterError("INVALID_STATE", `${name}: the store is closed`, { retryable: false });
   }
 
-  async write<T>(name: string, body: (tx: Tx) => Promise<T>): Promise<T> {
+  async write<T>(name: string, body: (tx: Tx) => Promise<T>, backend?: BackendRef): Promise<T> {
     this.assertOpen(name);
     const token = this.own.begin();
     let xid: string | null = null;
     try {
-      return await this.writeAttempts(name, body, (committed) => (xid = committed));
+      return await this.writeAttempts(name, body, (committed) => (xid = committed), backend);
     } finally {
       this.own.end(token, xid);
     }
   }
 
-  private async writeAttempts<T>(name: string, body: (tx: Tx) => Promise<T>, committed: (xid: string | null) => void): Promise<T> {
+  private async writeAttempts<T>(name: string, body: (tx: Tx) => Promise<T>, committed: (xid: string | null) => void, backend?: BackendRef): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const pending: PendingEmit[] = [];
       let client: pg.PoolClient;
@@ -264,6 +279,7 @@ export class PgTransactions {
         guarded.add(client);
         client.on("error", () => {});
       }
+      if (backend !== undefined) backend.pid = backendPid(client);
       const started = performance.now();
       let broken = false;
       try {
@@ -310,23 +326,30 @@ export class PgTransactions {
    * value and queues the notifications, emitted once it committed. Retried as write() is
    * after a serialization failure or deadlock. The statement NOTIFYs itself when it must.
    */
-  async single<R, T>(name: string, sql: string, params: unknown[], then: (rows: R[], emit: Tx["emit"]) => T): Promise<T> {
+  async single<R, T>(name: string, sql: string, params: unknown[], then: (rows: R[], emit: Tx["emit"]) => T, backend?: BackendRef): Promise<T> {
     this.assertOpen(name);
     const token = this.own.begin();
     let xid: string | null = null;
     try {
-      return await this.singleAttempts(name, withOwnXid(sql), params, then, (committed) => (xid = committed));
+      return await this.singleAttempts(name, withOwnXid(sql), params, then, (committed) => (xid = committed), backend);
     } finally {
       this.own.end(token, xid);
     }
   }
 
-  private async singleAttempts<R, T>(name: string, sql: string, params: unknown[], then: (rows: R[], emit: Tx["emit"]) => T, committed: (xid: string | null) => void): Promise<T> {
+  private async singleAttempts<R, T>(
+    name: string,
+    sql: string,
+    params: unknown[],
+    then: (rows: R[], emit: Tx["emit"]) => T,
+    committed: (xid: string | null) => void,
+    backend?: BackendRef,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       let rows: R[];
       try {
-        rows = (await this.pool.query(queryConfig(sql, params))).rows as R[];
+        rows = (await this.query(queryConfig(sql, params), backend)).rows as R[];
         committed((rows[0] as { roster_xid?: string | null } | undefined)?.roster_xid ?? null);
       } catch (error) {
         const code = (error as { code?: unknown }).code;
@@ -343,6 +366,28 @@ export class PgTransactions {
       const value = then(rows, (event, payload) => void pending.push([event, payload] as PendingEmit));
       for (const [event, payload] of pending) this.bus.emit(event, payload as never);
       return value;
+    }
+  }
+
+  /**
+   * One query on a pooled connection, as pool.query does it (a connection whose query failed is
+   * dropped), telling `backend` which server session it was sent on.
+   */
+  private async query(config: pg.QueryConfig, backend?: BackendRef): Promise<pg.QueryResult> {
+    if (backend === undefined) return this.pool.query(config);
+    const client = await this.pool.connect();
+    if (!guarded.has(client)) {
+      guarded.add(client);
+      client.on("error", () => {});
+    }
+    backend.pid = backendPid(client);
+    try {
+      const result = await client.query(config);
+      client.release();
+      return result;
+    } catch (error) {
+      client.release(true);
+      throw error;
     }
   }
 

@@ -2,18 +2,23 @@ import { RosterError } from "../../errors.js";
 import type { LivenessJudge } from "../liveness.js";
 import { checkClaimParams, hasChildren, invalidOutputError, questionOf, splitSettlements, type FastCompletion } from "../settle.js";
 import type { ClaimParams, ClaimedTask, CompleteResult, InvalidOutput, Settlement, SettlementResult } from "../types.js";
-import type { Tx } from "./database.js";
+import { newLeaseToken } from "../lease-token.js";
+import type { BackendRef, Tx } from "./database.js";
 import type { ClaimedRow } from "./claims.js";
 import type { PgHumans } from "./humans.js";
+import type { PgLostClaims } from "./lost-claims.js";
 import { PG_COMPLETE_BATCH_SQL, type CompleteBatchRow, type PgTransitions } from "./transitions.js";
 
 export interface PgLeasePathsContext {
-  write<T>(name: string, body: (t: Tx) => Promise<T>): Promise<T>;
+  /** A transaction (PgTransactions.write; `backend` told which server session it was sent on). */
+  write<T>(name: string, body: (t: Tx) => Promise<T>, backend?: BackendRef): Promise<T>;
   /** One statement as a whole transaction (PgTransactions.single). */
-  single<R, T>(name: string, sql: string, values: unknown[], then: (rows: R[], emit: Tx["emit"]) => T): Promise<T>;
+  single<R, T>(name: string, sql: string, values: unknown[], then: (rows: R[], emit: Tx["emit"]) => T, backend?: BackendRef): Promise<T>;
   judge: LivenessJudge;
   transitions: PgTransitions;
   humans: PgHumans;
+  /** Claims whose answer was lost, released once the connection is back (lost-claims.ts). */
+  lostClaims: PgLostClaims;
   maxPayloadBytes: number;
   /** The store's NOTIFY channel (null before its migrations ran). */
   channel(): string | null;
@@ -54,29 +59,46 @@ export function pgLeasePaths(ctx: PgLeasePathsContext) {
   };
 
   /** The transactional claim; `triedOneTrip`: the one-round-trip claim took nothing just before. */
-  const claimInTransaction = async (p: ClaimParams, triedOneTrip: boolean): Promise<ClaimedTask[]> => {
-    const claimed = await write("tasks.claim", async (t) => {
-      if (p.taskId === undefined) return transitions.claims.claim(t, p, triedOneTrip);
-      const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId });
-      return one === null ? [] : humans.withInputs(t, [one]);
-    });
+  const claimInTransaction = async (p: ClaimParams, token: string, backend: BackendRef, triedOneTrip: boolean): Promise<ClaimedTask[]> => {
+    const claimed = await write(
+      "tasks.claim",
+      async (t) => {
+        if (p.taskId === undefined) return transitions.claims.claim(t, p, token, triedOneTrip);
+        const one = await transitions.claims.claimOne(t, { ...p, taskId: p.taskId }, token);
+        return one === null ? [] : humans.withInputs(t, [one]);
+      },
+      backend,
+    );
     noteClaimed(claimed);
     return claimed;
   };
 
-  const claim = async (p: ClaimParams): Promise<ClaimedTask[]> => {
-    checkClaimParams(p);
+  const claimWith = async (p: ClaimParams, token: string, backend: BackendRef): Promise<ClaimedTask[]> => {
     // The plain claim in one round trip when it may be tried (it brings each task's answered
     // questions itself); the transactional claim when it took nothing.
-    const trip = p.taskId === undefined ? transitions.claims.oneTrip(p) : null;
+    const trip = p.taskId === undefined ? transitions.claims.oneTrip(p, token) : null;
     if (trip !== null) {
-      const claimed = await single<ClaimedRow, ClaimedTask[]>("tasks.claim", trip.sql, trip.values, (rows, emit) => transitions.claims.fromOneTrip(rows, p, emit));
+      const claimed = await single<ClaimedRow, ClaimedTask[]>("tasks.claim", trip.sql, trip.values, (rows, emit) => transitions.claims.fromOneTrip(rows, p, emit), backend);
       if (claimed.length > 0) {
         noteClaimed(claimed);
         return claimed;
       }
     }
-    return claimInTransaction(p, trip !== null);
+    return claimInTransaction(p, token, backend, trip !== null);
+  };
+
+  const claim = async (p: ClaimParams): Promise<ClaimedTask[]> => {
+    checkClaimParams(p);
+    // One lease token prefix for the call: a claim whose answer is lost (DATABASE_IO) is known by
+    // it, and its rows are released once the connection is back (rule 17, lost-claims.ts).
+    const token = newLeaseToken();
+    const backend: BackendRef = { pid: null };
+    try {
+      return await claimWith(p, token, backend);
+    } catch (error) {
+      ctx.lostClaims.failed({ token, agentId: p.agentId, backend }, error);
+      throw error;
+    }
   };
 
   /** A batch of completions only, none with usage, may go in one statement (roster_complete_batch's fallback aside). */

@@ -18,7 +18,7 @@ import type {
   UiReadService,
   WhyService,
 } from "../types.js";
-import { PG_CONNECT_TIMEOUT_MS, PgTransactions, newPool, notifyChannel, translatePgError, type Tx } from "./database.js";
+import { PG_CONNECT_TIMEOUT_MS, PgTransactions, newPool, notifyChannel, translatePgError, type BackendRef, type Tx } from "./database.js";
 import { defaultPostgresMigrationsDir, migratePostgres } from "./migrate.js";
 import { writeBatch } from "./enqueue.js";
 import { pgAgentService } from "./agents.js";
@@ -33,6 +33,7 @@ import * as uiReads from "./ui-reads.js";
 import * as whyReads from "./why.js";
 import { PgTransitions } from "./transitions.js";
 import { pgLeasePaths } from "./lease-paths.js";
+import { PgLostClaims } from "./lost-claims.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
 import { withOneTaskCalls, type EngineTaskService } from "../one-task.js";
 
@@ -78,6 +79,8 @@ export class PostgresStore implements Store {
   private readonly url: string;
   /** The database server's clock as this process sees it (src/store/postgres/server-clock.ts); systemClock follows it while the store is open. */
   readonly serverClock: ServerClock;
+  /** Claims whose answer was lost, released once a later write commits (src/store/postgres/lost-claims.ts). */
+  private readonly lostClaims: PgLostClaims;
   private closed = false;
 
   /** Opens the pool and applies migrations (under the advisory lock); use PostgresStore.open. */
@@ -118,28 +121,37 @@ export class PostgresStore implements Store {
     const transitions = new PgTransitions(maxPayloadBytes);
     const humans = new PgHumans(transitions);
 
-    /** A write that tells the judge how long it kept this process (and so every holder here) from writing. */
-    const write = async <T>(name: string, body: (t: Tx) => Promise<T>): Promise<T> => {
+    /**
+     * A write that tells the judge how long it kept this process (and so every holder here) from writing.
+     * Once it commits, the connection is healthy: claims whose answer was lost are released (lostClaims).
+     */
+    const write = async <T>(name: string, body: (t: Tx) => Promise<T>, backend?: BackendRef): Promise<T> => {
       const started = judge.monotonic();
       try {
         // Settlements' effects on the economic gates are written at the end of each transaction, in one order (PgGates.within).
-        return await tx.write(name, (t) => transitions.gates.within(t, body));
+        const value = await tx.write(name, (t) => transitions.gates.within(t, body), backend);
+        lostClaims.afterCommit();
+        return value;
       } finally {
         judge.noteWrite(started);
       }
     };
     /** One statement as a whole transaction (PgTransactions.single), kept from the judge as a write. */
-    const single = async <R, T>(name: string, sql: string, values: unknown[], then: (rows: R[], emit: Tx["emit"]) => T): Promise<T> => {
+    const single = async <R, T>(name: string, sql: string, values: unknown[], then: (rows: R[], emit: Tx["emit"]) => T, backend?: BackendRef): Promise<T> => {
       const started = judge.monotonic();
       try {
-        return await tx.single(name, sql, values, then);
+        const value = await tx.single(name, sql, values, then, backend);
+        lostClaims.afterCommit();
+        return value;
       } finally {
         judge.noteWrite(started);
       }
     };
+    const lostClaims = new PgLostClaims({ write, transitions, now: () => this.serverClock.now() });
+    this.lostClaims = lostClaims;
     const read = <T>(name: string, body: (q: Pick<Tx, "rows" | "one">) => Promise<T>): Promise<T> => tx.read(name, body);
 
-    const paths = pgLeasePaths({ write, single, judge, transitions, humans, maxPayloadBytes, channel: () => tx.channel });
+    const paths = pgLeasePaths({ write, single, judge, transitions, humans, lostClaims, maxPayloadBytes, channel: () => tx.channel });
 
     const tasks = {
       enqueue: async (p: Parameters<TaskService["enqueue"]>[0]) => {
@@ -355,6 +367,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.lostClaims.settled();
     this.serverClock.stop();
     clearReferenceClock(this);
     this.watchers.clear();
