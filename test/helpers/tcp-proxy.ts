@@ -25,6 +25,13 @@ export interface CutProxy {
    * connection was reset. One statement per call.
    */
   loseAnswer(marker: string): Promise<void>;
+  /**
+   * The next statement whose bytes carry `marker` reaches the server, and at once the client's
+   * connection is reset while the server's session stays connected (it never sees its client
+   * go), so the statement runs on, may commit, and its answer is discarded: a client that gave
+   * up on a statement the server is still running. Resolves when the client's connection was reset.
+   */
+  abandon(marker: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,8 +40,8 @@ interface Pair {
   upstream: Socket | null;
   /** Bytes held while cut, in arrival order, with the socket they are for. */
   held: Array<{ to: "client" | "upstream"; chunk: Buffer }>;
-  /** Set by loseAnswer: the answer's bytes so far are withheld, and `lost` runs once it is whole. */
-  losing?: { tail: Buffer; lost: () => void };
+  /** Set by loseAnswer (the answer's bytes withheld, `lost` run once it is whole) or abandon (every answer discarded). */
+  losing?: { tail: Buffer; lost: () => void; abandoned: boolean };
 }
 
 /** The server's ReadyForQuery message with status idle (no transaction open): the end of a statement's answer. */
@@ -44,13 +51,23 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
   let isCut = false;
   let refusing = false;
   const pairs = new Set<Pair>();
-  let losing: { marker: Buffer; lost: () => void } | null = null;
+  let losing: { marker: Buffer; lost: () => void; abandon: boolean } | null = null;
 
   const send = (pair: Pair, to: "client" | "upstream", chunk: Buffer) => {
     if (to === "upstream" && losing !== null && chunk.includes(losing.marker)) {
-      pair.losing = { tail: Buffer.alloc(0), lost: losing.lost };
+      const { lost, abandon } = losing;
+      pair.losing = { tail: Buffer.alloc(0), lost, abandoned: abandon };
       losing = null;
+      if (abandon) {
+        forward(pair, to, chunk);
+        // The client goes; the server's session stays (closed with the proxy).
+        pair.client.removeAllListeners("close").removeAllListeners("error").on("error", () => {});
+        pair.client.destroy();
+        lost();
+        return;
+      }
     }
+    if (to === "client" && pair.losing?.abandoned === true) return;
     if (to === "client" && pair.losing !== undefined) {
       const tail = Buffer.concat([pair.losing.tail, chunk]).subarray(-READY_IDLE.length);
       pair.losing.tail = tail;
@@ -61,6 +78,9 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
       }
       return;
     }
+    forward(pair, to, chunk);
+  };
+  const forward = (pair: Pair, to: "client" | "upstream", chunk: Buffer) => {
     const socket = to === "client" ? pair.client : pair.upstream;
     if (isCut || socket === null || pair.held.length > 0) {
       pair.held.push({ to, chunk });
@@ -124,7 +144,11 @@ export async function startCutProxy(targetHost: string, targetPort: number): Pro
     },
     loseAnswer: (marker) =>
       new Promise<void>((resolve) => {
-        losing = { marker: Buffer.from(marker), lost: resolve };
+        losing = { marker: Buffer.from(marker), lost: resolve, abandon: false };
+      }),
+    abandon: (marker) =>
+      new Promise<void>((resolve) => {
+        losing = { marker: Buffer.from(marker), lost: resolve, abandon: true };
       }),
     close: async () => {
       for (const pair of [...pairs]) drop(pair);

@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
 import { RosterError } from "../../src/errors.js";
@@ -145,6 +146,42 @@ describe.skipIf(!server.available)("postgres: a claim whose answer was lost", ()
     expect(released.events.map((e) => e.type)).toEqual(["task:enqueued", "task:claimed", "task:released"]);
     expect(released.attempts).toBe(0);
     expect(await leasesLost(table, ids)).toEqual([0, 0, 0]);
+  });
+
+  it("waits, before releasing, until the session the claim went on can no longer commit: a claim the server finishes after its client gave up is released too", async () => {
+    const releases: string[] = [];
+    const { b, table } = await hosts();
+    await hostA!.close();
+    // Host A again, counting its release transactions.
+    hostA = await openStore({ path: proxy.url(url), onTransaction: (name) => void (name === "tasks.releaseLostClaims" && releases.push(name)) });
+    const a = hostA;
+    const ids = await enqueue(b, 2);
+    // Another session holds the persona's claim lock (rule 15), so A's claim waits for it on the server.
+    const holder = new pg.Client({ connectionString: server.url() });
+    await holder.connect();
+    await holder.query("BEGIN");
+    try {
+      await holder.query("SELECT pg_advisory_xact_lock(hashtextextended('roster:persona:worker', 0))");
+      const abandoned = proxy.abandon("roster_claim(");
+      const outcome = await a.tasks.claim({ persona: "worker", agentId: "host-a", now: systemClock.now(), limit: 2, leaseMs: 30_000 }).catch((error: unknown) => error);
+      await abandoned;
+      expect((outcome as RosterError).code).toBe("DATABASE_IO");
+      await until(
+        async () => ((await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%roster_claim(%'")).rowCount ?? 0) > 0,
+        "A's claim waiting on the server",
+      );
+      // A writes again: its release runs, and finds the claim's session still running it.
+      await a.agents.register({ id: "host-a", name: "host a", kind: "supervisor", heartbeatTimeoutMs: 30_000, now: systemClock.now() });
+      await until(async () => releases.length > 0, "A's first release");
+    } finally {
+      await holder.query("COMMIT");
+      await holder.end();
+    }
+    // The claim goes on and commits on the server, unknown to A.
+    await until(async () => (await tasksOf(b, ids)).every((t) => t.status === "claimed"), "the abandoned claim committed");
+    await until(async () => ((await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%roster_claim(%' AND state <> 'idle'")).rowCount ?? 0) === 0, "its session idle");
+    await a.agents.register({ id: "host-a", name: "host a", kind: "supervisor", heartbeatTimeoutMs: 30_000, now: systemClock.now() });
+    await expectGivenBack(b, table, ids);
   });
 
   it("releases nothing for a claim that never reached the server", async () => {
