@@ -268,7 +268,9 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     // A claim b sent as its link went down can commit on the server while its answer never
     // reaches b: b never knew of those leases, so it has no late write to be refused. They are
     // the leases b was granted by claims committed after the cut began (event id past cutFrom)
-    // that b's log never names; the reaper collects them as it would a dead holder's.
+    // that b's log never names; the reaper collects them as it would a dead holder's. (b's store
+    // releases such leases once a later write of it commits, src/store/postgres/lost-claims.ts, but
+    // b is cut for longer than its leases here, so the other hosts' reapers come first.)
     const named = new Set<number>();
     for (const line of b.log().split("\n")) {
       if (!line.startsWith("{")) continue;
