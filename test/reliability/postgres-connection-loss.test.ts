@@ -28,7 +28,8 @@ import { writePersonas } from "../supervisor/helpers.js";
  * link, not the tasks'), and claims new work again by itself. The tasks allow one
  * attempt (maxAttempts 1): a reaped attempt is not counted (docs/ARCHITECTURE.md
  * rule 6), so every one of them ends completed, none failed. Cut for less than a
- * lease: nothing is aborted, reaped or run twice.
+ * lease: nothing is aborted, reaped or run twice. A claim whose answer was lost (committed, the
+ * connection reset before the answer came): its tasks are released at the next renewal, not reaped.
  */
 const server = await usePostgres();
 
@@ -125,6 +126,38 @@ describe.skipIf(!server.available)("postgres: a supervisor that loses its databa
       expect(refused.sort()).toEqual([...first].sort());
       expect(logLines(a, "reaped leases given back").flatMap((l) => l.given as number[]).sort()).toEqual([...first].sort());
       expect(tasks.slice(4).filter((t) => agentOf(t, "task:completed") === agentA).length, "A completed new work after the cut").toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a claim whose answer was lost: its leases are released at the next renewal, uncounted, and the tasks run at once, not after a reap", async () => {
+    const { store, url, personasDir } = await setUp();
+    try {
+      proxy = await startCutProxy("127.0.0.1", Number(new URL(url).port));
+      const ids = (await store.tasks.enqueue({ tasks: Array.from({ length: 4 }, (_, i) => ({ persona: "work", title: `lost answer ${i}` })), now: systemClock.now() })).ids;
+      // A's first claim reaches the server and commits; its answer never comes back (the connection is reset).
+      const lost = proxy.loseAnswer("roster_claim(");
+      const a = await startRoster(proxy.url(url), personasDir, { args: ["--concurrency", "4", "--log-level", "info"] });
+      children.push(a);
+      children.push(startMcpReaper(url, 0));
+      await lost;
+      const tasks = await waitForTerminal(store, ids, 30_000);
+      for (const task of tasks) {
+        const types = task.events.map((e) => e.type);
+        expect(task.status, `task ${task.id}: ${types.join(", ")}`).toBe("completed");
+        // Claimed by the lost claim, released by A's store with the reason, claimed again as attempt 1: no reap, no lost lease.
+        expect(types.slice(0, 4), `task ${task.id}`).toEqual(["task:enqueued", "task:claimed", "task:released", "task:claimed"]);
+        expect(types.filter((t) => t === "lease:expired" || t === "task:retrying"), `task ${task.id}`).toEqual([]);
+        expect(task.events.filter((e) => e.type === "task:claimed").map((e) => e.attempt)).toEqual([1, 1]);
+        const [claimed, released] = [task.events[1]!, task.events[2]!];
+        expect(released.agentId).toBe(claimed.agentId);
+        expect(String((released.data as { reason?: unknown }).reason)).toMatch(/answer was lost/);
+        // Within a lease of the lost claim: nobody waited for a reap.
+        expect(released.at - claimed.at, `task ${task.id}`).toBeLessThan(LEASE_MS);
+        expect(task.attempts).toBe(1);
+      }
+      expect(a.exitCode, "A is still running").toBeNull();
     } finally {
       await store.close();
     }
