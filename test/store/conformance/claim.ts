@@ -111,6 +111,47 @@ export function claimRules(get: GetCtx): void {
     ]);
   });
 
+  it("rule 3: a claim of several tasks gives each its own dependencies' results and previous attempt, and none to the others", async () => {
+    const ctx = get();
+    // The dependencies are reviewers' tasks; the batch claimed is the workers' (room for 64).
+    const [a, b, solo, failing, both, afterA] = await enqueue(ctx, [
+      { ref: "a", persona: "reviewer", title: "a" },
+      { ref: "b", persona: "reviewer", title: "b" },
+      { persona: "worker", title: "solo" },
+      { persona: "worker", title: "failing" },
+      { persona: "worker", title: "both", dependsOn: ["a", "b"] },
+      { persona: "worker", title: "after a", dependsOn: ["a"] },
+    ]);
+    for (const task of await ctx.store.tasks.claim({ persona: "reviewer", agentId: "r", limit: 2, now: ctx.clock.now() })) {
+      await complete(ctx, task, { from: task.title });
+    }
+    // "failing" fails once, so that its next claim carries a previous attempt.
+    const [first, second] = await ctx.store.tasks.claim({ persona: "worker", agentId: "w", limit: 2, now: ctx.clock.now() });
+    expect([first!.id, second!.id]).toEqual([solo, failing]);
+    await complete(ctx, first!);
+    const failed = await ctx.store.tasks.failIfLeased({
+      taskId: failing!,
+      leaseToken: second!.leaseToken,
+      error: { code: "ADAPTER_FAILED", message: "flaky", retryable: true },
+      now: ctx.clock.now(),
+    });
+    expect(failed).toMatchObject({ ok: true, outcome: "retrying" });
+    ctx.clock.advance(300_000);
+    const batch = await ctx.store.tasks.claim({ persona: "worker", agentId: "w", limit: 10, now: ctx.clock.now() });
+    const byTitle = new Map(batch.map((t) => [t.title, t]));
+    expect([...byTitle.keys()].sort()).toEqual(["after a", "both", "failing"]);
+    expect(byTitle.get("both")!.id).toBe(both);
+    expect(byTitle.get("both")!.dependencies).toEqual([
+      { id: a, title: "a", persona: "reviewer", status: "completed", result: { from: "a" } },
+      { id: b, title: "b", persona: "reviewer", status: "completed", result: { from: "b" } },
+    ]);
+    expect(byTitle.get("after a")!.id).toBe(afterA);
+    expect(byTitle.get("after a")!.dependencies).toEqual([{ id: a, title: "a", persona: "reviewer", status: "completed", result: { from: "a" } }]);
+    expect(byTitle.get("failing")!.dependencies).toEqual([]);
+    expect(byTitle.get("failing")!.previous).toMatchObject({ code: "ADAPTER_FAILED", message: "flaky", retryable: true });
+    for (const title of ["both", "after a"]) expect(byTitle.get(title)!.previous).toBeUndefined();
+  });
+
   it("rule 3: a claim of a persona with nothing ready returns no task", async () => {
     const ctx = get();
     await enqueueOne(ctx);
