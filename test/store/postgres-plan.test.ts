@@ -118,6 +118,10 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     const leaseReads = scansOfStatus(lease!).filter((n) => n["Node Type"] !== "ModifyTable");
     expect(leaseReads.length).toBeGreaterThan(0);
     for (const n of leaseReads) expect(`${n["Node Type"]} ${n["Index Name"]}`).toBe("Index Scan task_status_pkey");
+    // The picked tasks' dependencies and answers (migrations/postgres/0014): one read each over the ids, by index.
+    const all = plans.flat();
+    expect(all.filter((n) => n["Node Type"] === "Seq Scan" && ["task_dependencies", "human_requests"].includes(n["Relation Name"] ?? "")).map((n) => n["Relation Name"])).toEqual([]);
+    expect(all.map((n) => n["Index Name"])).toEqual(expect.arrayContaining(["task_dependencies_pkey", "human_requests_task"]));
     // No statement of the claim reads a task table whole (the small tables, personas and the gates', may be scanned).
     for (const plan of plans) {
       expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && ["task_status", "tasks", "task_events"].includes(n["Relation Name"] ?? "")).map((n) => n["Relation Name"])).toEqual([]);
