@@ -3,7 +3,7 @@ import { COMPLETE_DEPENDENCIES_SQL, DECREMENT_DEPENDENTS_MANY_SQL, READIED_AFTER
 import { OBSERVE_AGENTS_SQL, OBSERVE_LEASES_SQL } from "./maintenance.js";
 import { COUNTS_ALL_SQL, NEXT_RUN_ALL_SQL, NEXT_RUN_PERSONA_SQL, OLDEST_READY_SQL, RUNNING_SQL } from "./queries.js";
 import { CLAIM_FIRST_SQL, CLAIM_SQL, CLAIMED_DETAILS_SQL } from "./claims.js";
-import { COMPLETE_MANY_SQL, COMPLETE_ONE_SQL } from "./transitions.js";
+import { COMPLETE_MANY_SQL, COMPLETE_ONE_SQL } from "./completions.js";
 
 /**
  * The statements that run on every supervisor tick, by name, exactly as the store

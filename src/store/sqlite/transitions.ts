@@ -17,8 +17,8 @@ import type {
   SettlementResult,
 } from "../types.js";
 import type { Db, TransactionRunner } from "./database.js";
-import { rowObjects } from "./row-objects.js";
 import { EventRows } from "./event-rows.js";
+import { Completions } from "./completions.js";
 import { TaskCounts } from "./task-counts.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
@@ -27,55 +27,6 @@ import { EconomicsStatements } from "./budgets.js";
 import { SpendRecorder } from "./spend.js";
 import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import { UsageStatements, type RecordParams } from "./usage.js";
-
-/** A leased task's states, in the order completedRows tries them. */
-const LEASED_STATES = ["claimed", "in_progress"] as const;
-type LeasedState = (typeof LEASED_STATES)[number];
-
-/**
- * The settle path's batched completion of the tasks in state `from`: rows are [taskId, leaseToken,
- * resultJson | null] (@rows), each fenced by its own lease; has_dependents says whether a completed
- * task can ready any (one seek into task_dependencies_dependents). One statement per state,
- * completedRows runs each, so task_counts is kept per statement (src/store/sqlite/task-counts.ts).
- * The state is written in the text, not bound: a parameter compared with a column that a partial
- * index's WHERE compares with a constant makes SQLite recompile the statement at every new binding
- * (it planned for that value), which cost a batch of completions more than its writes.
- */
-const completeManySql = (from: LeasedState) => `
-      UPDATE task_status SET status = 'completed', result = b.result, progress = 1, finished_at = @now,
-        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result FROM json_each(@rows)) AS b
-      WHERE task_status.task_id = b.id AND task_status.lease_token = b.token
-        AND task_status.status = '${from}'
-      RETURNING task_status.task_id, task_status.persona_id, task_status.attempts, task_status.assigned_agent_id, task_status.claimed_at,
-        EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
-/** completeManySql of the claimed tasks (the plan test's text). */
-export const COMPLETE_MANY_SQL = completeManySql("claimed");
-
-/**
- * completeManySql for one task (a batch of one: an MCP agent's completion, `roster run`, a
- * supervisor's settle of one): the same row changes and RETURNING, the row sought by its
- * primary key instead of joined from json_each, which SQLite materializes in an ephemeral
- * table at every execution. Also complete()'s statement. Params: @taskId @leaseToken @result @now.
- */
-const completeOneSql = (from: LeasedState) => `
-      UPDATE task_status SET status = 'completed', result = @result, progress = 1, finished_at = @now,
-        lease_token = NULL, lease_expires_at = NULL, updated_at = @now
-      WHERE task_id = @taskId AND lease_token = @leaseToken AND status = '${from}'
-      RETURNING task_id, persona_id, attempts, assigned_agent_id, claimed_at,
-        EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = task_status.task_id) AS has_dependents`;
-/** completeOneSql of a claimed task (the plan test's text). */
-export const COMPLETE_ONE_SQL = completeOneSql("claimed");
-
-/** What COMPLETE_ONE_SQL and COMPLETE_MANY_SQL return per completed task. */
-interface CompletedRow {
-  task_id: number;
-  persona_id: string;
-  attempts: number;
-  assigned_agent_id: string | null;
-  claimed_at: number | null;
-  has_dependents: number;
-}
 
 const LOST: { ok: false; code: "LEASE_LOST" } = Object.freeze({ ok: false, code: "LEASE_LOST" });
 
@@ -97,8 +48,8 @@ export class Transitions {
   private readonly startStmt;
   private readonly progressStmt;
   private readonly counts: TaskCounts;
-  private readonly completeStmt;
-  private readonly completeManyStmt;
+  /** The fenced completion statements (./completions.ts). */
+  private readonly completions: Completions;
   private readonly insertCompletedEvents;
   private readonly insertCompletedEvent;
   private readonly leasedRow;
@@ -134,11 +85,7 @@ export class Transitions {
       WHERE ${leased} RETURNING attempts, assigned_agent_id`);
     // Rows read raw and made objects in JS (row-objects.ts).
     this.counts = new TaskCounts(db);
-    const byState = (sql: (from: LeasedState) => string) =>
-      ({ claimed: rowObjects<CompletedRow>(db.prepare(sql("claimed"))), in_progress: rowObjects<CompletedRow>(db.prepare(sql("in_progress"))) }) as const;
-    this.completeStmt = byState(completeOneSql);
-    // completeMany: rows are [taskId, leaseToken, resultJson | null]; each fenced by its own lease.
-    this.completeManyStmt = byState(completeManySql);
+    this.completions = new Completions(db, this.counts);
     // One row per completed task, positional VALUES (event-rows.ts).
     this.insertCompletedEvents = new EventRows(db);
     // The same for one completion: one VALUES row (about 3 us less than a JSON array of one), the same event text.
@@ -207,7 +154,7 @@ export class Transitions {
     const result = completionJson(params, this.maxPayloadBytes);
     const children = params.children === undefined || params.children.length === 0 ? null : validateBatch(params.children, this.maxPayloadBytes);
     const usage = usageOfSettlement(params.usage, resultCarrier(params));
-    const row = this.completedRows([{ taskId: params.taskId, leaseToken: params.leaseToken, resultJson: result }], params.now)[0];
+    const row = this.completions.rows([{ taskId: params.taskId, leaseToken: params.leaseToken, resultJson: result }], params.now)[0];
     if (row === undefined) return this.lost(params.taskId, "complete");
     this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "completed", usage, params.now);
     this.gates.attemptSucceeded(row.persona_id, params.now);
@@ -241,7 +188,7 @@ export class Transitions {
    * records the highest of their ids as `after`. Results in input order.
    */
   completeMany(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage?: NormalUsage | null }>, now: number): CompleteResult[] {
-    const rows = this.completedRows(items, now);
+    const rows = this.completions.rows(items, now);
     // Only tasks something depends on can ready anything: most batches skip the counters' statements.
     const withDependents = rows.filter((r) => r.has_dependents === 1).map((r) => r.task_id);
     const { ready, readiedBy } = withDependents.length === 0 ? { ready: [], readiedBy: new Map<number, number>() } : this.graph.completeDependenciesMany(withDependents, now);
@@ -271,34 +218,6 @@ export class Transitions {
     });
     if (ready.length > 0) this.tx.emit("task:ready", readyEvent(ready));
     return results;
-  }
-
-  /**
-   * The completion statements, fenced by each lease: first for the tasks still claimed (a start
-   * folded into its settlement, the common case), then for those in progress among the rest, a
-   * batch of one by primary key (COMPLETE_ONE_SQL). Each statement's completions are counted in
-   * task_counts by state left (task-counts.ts). Rows in no particular order; a lost lease has none.
-   */
-  private completedRows(items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null }>, now: number): CompletedRow[] {
-    const rows: CompletedRow[] = [];
-    let left = items;
-    for (const from of LEASED_STATES) {
-      const one = left.length === 1 ? left[0]! : null;
-      const got =
-        one !== null
-          ? this.completeStmt[from].all({ taskId: one.taskId, leaseToken: one.leaseToken, result: one.resultJson, now })
-          : this.completeManyStmt[from].all({ now, rows: JSON.stringify(left.map((i) => [i.taskId, i.leaseToken, i.resultJson])) });
-      if (got.length > 0) {
-        const perPersona = new Map<string, number>();
-        for (const r of got) perPersona.set(r.persona_id, (perPersona.get(r.persona_id) ?? 0) + 1);
-        this.counts.moveMany([...perPersona].map(([persona, n]) => [persona, from, "completed", n] as const));
-        rows.push(...got);
-      }
-      if (rows.length === items.length || from === "in_progress") break;
-      const done = new Set(got.map((r) => r.task_id));
-      left = left.filter((i) => !done.has(i.taskId));
-    }
-    return rows;
   }
 
   fail(params: FailParams): FailResult {
