@@ -27,7 +27,7 @@ export const ABORT_SILENCE_MAX_MS = 5_000;
  * terminated all the same: an adapter that ignores its signal must not hold its slot for ever.
  */
 export const ABORT_GRACES_ANSWERING_MAX = 10;
-/** Most tasks in one pool message. */
+/** Most tasks in one pool message of tasks that run for a while (those that settle at once go a dispatch to a message). */
 export const BATCH_SIZE_DEFAULT = 64;
 /** Spacing of progress reports per task, from the worker, in ms. */
 export const WORKER_PROGRESS_INTERVAL_MS_DEFAULT = 100;
