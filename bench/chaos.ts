@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { redactUrl } from "../src/store/postgres/database.js";
+import { redactUrl } from "../src/store/postgres/connection.js";
 import { startPrivateCluster, type PostgresServer } from "./lib/postgres.js";
 import { environment } from "./lib/machine.js";
 import { repoRoot } from "./lib/paths.js";

@@ -2,7 +2,7 @@ import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
-import { PG_IDLE_IN_TRANSACTION_MS, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/database.js";
+import { PG_IDLE_IN_TRANSACTION_MS, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/connection.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";

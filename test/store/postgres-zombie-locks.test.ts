@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore, type Store } from "../../src/store/index.js";
-import { newPool, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/database.js";
+import { newPool, PG_QUERY_TIMEOUT_MS } from "../../src/store/postgres/connection.js";
 import { useAdmin, usePostgres, withSchema } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { startCutProxy, type CutProxy } from "../helpers/tcp-proxy.js";

@@ -1,5 +1,5 @@
 import { RosterError } from "../../errors.js";
-import { isPostgresUrl } from "../postgres/database.js";
+import { isPostgresUrl } from "../postgres/connection.js";
 import type { CopySource, CopyTarget, LiveAgent, LiveSource } from "./ends.js";
 import { openPostgresSource, openPostgresTarget } from "./postgres-end.js";
 import { createSqliteTarget, openSqliteSource } from "./sqlite-end.js";

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { RosterError, coerceError } from "../../errors.js";
-import { newPool, redactUrl, translatePgError } from "../postgres/database.js";
+import { newPool, redactUrl, translatePgError } from "../postgres/connection.js";
 import { defaultPostgresMigrationsDir, migratePostgres, migrationsLacking } from "../postgres/migrate.js";
 import { readMigrations } from "../migration-files.js";
 import type { CopySource, CopyTarget, LiveAgent } from "./ends.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type pg from "pg";
 import { RosterError } from "../../errors.js";
 import { defaultMigrationsDir, readMigrations, type MigrationFile } from "../migration-files.js";
-import { PG_MIGRATION_TIMEOUT_MS, redactUrl, translatePgError } from "./database.js";
+import { PG_MIGRATION_TIMEOUT_MS, redactUrl, translatePgError } from "./connection.js";
 
 /**
  * The PostgreSQL store's migrations (migrations/postgres/NNNN_name.sql, recorded with

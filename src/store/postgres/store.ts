@@ -18,7 +18,8 @@ import type {
   UiReadService,
   WhyService,
 } from "../types.js";
-import { PG_CONNECT_TIMEOUT_MS, PgTransactions, newPool, notifyChannel, translatePgError, type BackendRef, type Tx } from "./database.js";
+import { PgTransactions, notifyChannel, type BackendRef, type Tx } from "./database.js";
+import { PG_CONNECT_TIMEOUT_MS, newPool, translatePgError } from "./connection.js";
 import { defaultPostgresMigrationsDir, migratePostgres } from "./migrate.js";
 import { writeBatch } from "./enqueue.js";
 import { pgAgentService } from "./agents.js";
