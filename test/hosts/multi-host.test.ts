@@ -50,6 +50,27 @@ if (unavailable !== null && process.env.CI === "true") {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Counts a host's leases while its supervisor is stopped (SIGSTOP), so they cannot change before
+ * `act` (a kill, a cut link) runs on the frozen process; then lets it go on (SIGCONT). Tries again
+ * until it holds `wanted` (30 s), then settles for any (30 s more).
+ */
+async function whileStopped(host: HostSupervisor, wanted: number, leases: () => Promise<number>, act: () => void = () => {}): Promise<number> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    host.child.kill("SIGSTOP");
+    const held = await leases();
+    // After 60 s the act runs anyway, and the test's checks of what it held fail.
+    if (held >= wanted || (held > 0 && Date.now() > until) || Date.now() > until + 30_000) {
+      act();
+      host.child.kill("SIGCONT");
+      return held;
+    }
+    host.child.kill("SIGCONT");
+    await sleep(10);
+  }
+}
+
 describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP workers on one PostgreSQL (${unavailable ?? "network namespaces"})`, () => {
   let net: HostNetwork | null = null;
   let server: PostgresServer | null = null;
@@ -147,22 +168,18 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     mark("3 supervisors and 2 MCP workers running");
 
     // SIGKILL host a's supervisor once a tenth of the work is done, while it holds leases (a persona's
-    // concurrency is shared by every host, so a host can be between tasks for a moment).
+    // concurrency is shared by every host, so a host can be between tasks for a moment). Its leases are
+    // counted while it is stopped (SIGSTOP), so none can settle between the count and the kill: counted
+    // and then killed, it once settled its last ones in between and held none (a loaded machine).
     while ((await completed()) < 1_000) await sleep(50);
-    const killBy = Date.now() + 30_000;
-    while ((await leasesOf(agentA!)) < 3 && Date.now() < killBy) await sleep(10);
-    const heldByA = await leasesOf(agentA!);
+    const heldByA = await whileStopped(a, 3, () => leasesOf(agentA!), () => a.child.kill("SIGKILL"));
     const killedAfter = await lastEventId();
-    a.child.kill("SIGKILL");
     mark(`SIGKILL of host a's supervisor (it held ${heldByA} leases; after event ${killedAfter})`);
     await enqueueWave(1);
 
     // Cut host b off while it holds leases; keep it off for three leases; bring it back.
-    const cutBy = Date.now() + 30_000;
-    while ((await leasesOf(agentB!)) < 5 && Date.now() < cutBy) await sleep(20);
-    const heldByB = await leasesOf(agentB!);
+    const heldByB = await whileStopped(b, 5, () => leasesOf(agentB!), () => net!.cut("b"));
     const cutFrom = await lastEventId();
-    net.cut("b");
     const leasedNow = (
       await client.query<{ persona_id: string; agent: string; n: string }>(
         "SELECT persona_id, assigned_agent_id AS agent, count(*) AS n FROM task_status WHERE status IN ('claimed','in_progress') GROUP BY 1, 2 ORDER BY 1, 2",
