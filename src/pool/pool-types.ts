@@ -29,6 +29,12 @@ export const ABORT_SILENCE_MAX_MS = 5_000;
 export const ABORT_GRACES_ANSWERING_MAX = 10;
 /** Most tasks in one pool message of tasks that run for a while (those that settle at once go a dispatch to a message). */
 export const BATCH_SIZE_DEFAULT = 64;
+/**
+ * Longest the pool's ready() waits for its threads to load the worker module (about 40 ms
+ * each on 2 cores, in parallel; far more on a loaded machine). Past it the supervisor
+ * starts anyway: a thread still booting takes its first message when it is up.
+ */
+export const THREADS_READY_WAIT_MS = 5_000;
 /** Spacing of progress reports per task, from the worker, in ms. */
 export const WORKER_PROGRESS_INTERVAL_MS_DEFAULT = 100;
 

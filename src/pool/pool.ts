@@ -7,6 +7,7 @@ import {
   CONTROL_ABORT,
   isAbortSeenReport,
   isOutcomeReport,
+  isThreadReadyReport,
   isWorkerReport,
   type ControlMessage,
   type RunBatchRequest,
@@ -20,6 +21,7 @@ import {
   ABORT_RESEND_MS,
   ABORT_SILENCE_MAX_MS,
   BATCH_SIZE_DEFAULT,
+  THREADS_READY_WAIT_MS,
   WORKER_PROGRESS_INTERVAL_MS_DEFAULT,
   workerFilename,
   type Batch,
@@ -62,6 +64,9 @@ export class WorkerPool {
   /** Persona definitions as last set (setPersonas); sent with each batch once they differ from workerData's. */
   private personaDefs: Map<string, WorkerInit["personas"][number]> | null = null;
   private nextRunId = 1;
+  /** Threads that have loaded the worker module (ThreadReadyReport), and who waits for all of them. */
+  private readonly readyThreads = new Set<number>();
+  private readyWaiters: Array<() => void> = [];
 
   constructor(options: WorkerPoolOptions) {
     const positive = (name: string, value: number) => {
@@ -120,7 +125,10 @@ export class WorkerPool {
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
-      if (isOutcomeReport(message)) {
+      if (isThreadReadyReport(message)) {
+        this.readyThreads.add(message.threadId);
+        if (this.readyThreads.size >= this.options.threads) this.wakeReadyWaiters();
+      } else if (isOutcomeReport(message)) {
         for (const { batchId, outcome } of message.outcomes) {
           const batch = this.batches.get(batchId);
           if (batch !== undefined) this.take(runIdOf(batch, outcome.taskId), batch)?.resolve(outcome);
@@ -139,6 +147,36 @@ export class WorkerPool {
 
   get threads(): number {
     return this.piscina?.threads.length ?? 0;
+  }
+
+  /** Live threads that have loaded the worker module and take work. */
+  get threadsUp(): number {
+    return this.piscina?.threads.filter((t) => this.readyThreads.has(t.threadId)).length ?? 0;
+  }
+
+  /**
+   * Resolves once every thread has loaded the worker module (or after waitMs, or when the
+   * pool closes): the supervisor claims nothing before, so no lease runs while its task
+   * waits for a thread to boot, and no task of the first claim is written started only
+   * because its thread was not up yet (the start fold, src/supervisor/start-writes.ts).
+   * Never rejects: a thread that cannot start is piscina's to replace, as at any time.
+   */
+  ready(waitMs = THREADS_READY_WAIT_MS): Promise<void> {
+    if (this.piscina === null) return Promise.reject(new RosterError("INVALID_STATE", "the worker pool is not running"));
+    if (this.readyThreads.size >= this.options.threads) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, waitMs);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.readyWaiters.push(done);
+    });
+  }
+
+  private wakeReadyWaiters(): void {
+    for (const wake of this.readyWaiters.splice(0)) wake();
   }
 
   /** Tasks handed to the pool and not settled yet. */
@@ -241,6 +279,7 @@ export class WorkerPool {
       else await piscina.close();
     }
     for (const entry of this.entries.values()) this.clearTimers(entry);
+    this.wakeReadyWaiters();
     this.control?.close();
     this.control = null;
   }

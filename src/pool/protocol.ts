@@ -7,6 +7,7 @@
  *
  *   main → worker   RunBatchRequest   (piscina task: one or more tasks to run)
  *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
+ *   worker → main   ThreadReadyReport (parentPort: the thread has loaded this module)
  *   worker → main   WorkerReport      (parentPort: progress, logs, an attempt's
  *                                      running usage, and with reportEach each
  *                                      outcome as it settles)
@@ -112,6 +113,18 @@ export type AbortSeenReport = { type: typeof REPORT_ABORT_SEEN; runIds: number[]
 
 export function isAbortSeenReport(value: unknown): value is AbortSeenReport {
   return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_ABORT_SEEN;
+}
+
+export const REPORT_THREAD_READY = "roster:thread-ready";
+
+/**
+ * A thread has loaded the worker module and can take work: sent once per thread, when it
+ * starts. The pool's ready() waits for one from each thread (src/pool/pool.ts).
+ */
+export type ThreadReadyReport = { type: typeof REPORT_THREAD_READY; threadId: number };
+
+export function isThreadReadyReport(value: unknown): value is ThreadReadyReport {
+  return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_THREAD_READY;
 }
 
 export const CONTROL_ABORT = "roster:abort";

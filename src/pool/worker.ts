@@ -19,6 +19,7 @@ import {
   REPORT_LOG,
   REPORT_OUTCOME,
   REPORT_PROGRESS,
+  REPORT_THREAD_READY,
   REPORT_USAGE,
   isControlMessage,
   type AbortSeenReport,
@@ -26,6 +27,7 @@ import {
   type RunBatchRequest,
   type RunBatchResponse,
   type TaskOutcome,
+  type ThreadReadyReport,
   type WorkerInit,
   type WorkerReport,
   type WorkerTask,
@@ -147,7 +149,7 @@ function adapterError(value: unknown): Error {
   });
 }
 
-function report(message: WorkerReport | OutcomeReport | AbortSeenReport): void {
+function report(message: WorkerReport | OutcomeReport | AbortSeenReport | ThreadReadyReport): void {
   parentPort?.postMessage(message);
 }
 
@@ -317,3 +319,6 @@ function reportOutcome(batchId: number, outcome: TaskOutcome): TaskOutcome {
   outcomesToReport.push({ batchId, outcome });
   return outcome;
 }
+
+// Loaded: the pool's ready() waits for this from every thread (protocol.ts, ThreadReadyReport).
+report({ type: REPORT_THREAD_READY, threadId });

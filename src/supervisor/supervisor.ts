@@ -209,7 +209,7 @@ export class Supervisor {
     this.services = new ServiceGroup(
       [
         this.registration,
-        { name: "pool", start: () => this.pool.start(), stop: () => this.pool.close({ force: true }) },
+        { name: "pool", start: () => { this.pool.start(); return this.pool.ready(); }, stop: () => this.pool.close({ force: true }) },
         this.leaseKeeper,
         this.completer,
         this.progressWriter,

@@ -12,15 +12,43 @@ function sleepTask(id: number, ms: number, attempt = 1): WorkerTask {
   return { id, title: `sleep ${id}`, description: "", persona: "sleeper", payload: { ms }, priority: 0, parentId: null, attempt, maxAttempts: 3, timeoutMs: 60_000, dependencies: [] };
 }
 
-function sleeperPool(concurrency: number): WorkerPool {
-  return new WorkerPool({
+function sleeperOptions(concurrency: number): ConstructorParameters<typeof WorkerPool>[0] {
+  return {
     threads: 1,
     concurrency,
     init: { personas: [{ id: "sleeper", name: "sleeper", definition: "", adapter: { kind: "sleep" }, dir: null }], personasDir: "/", allowAbsoluteModules: false, maxPayloadBytes: 1 << 20, logLevel: "silent" },
-  });
+  };
+}
+
+function sleeperPool(concurrency: number): WorkerPool {
+  return new WorkerPool(sleeperOptions(concurrency));
 }
 
 describe("worker pool", () => {
+  it("is ready once every thread has loaded the worker module, not when its threads are merely created", async () => {
+    pool = new WorkerPool({ ...sleeperOptions(4), threads: 2 });
+    pool.start();
+    // Threads boot for tens of ms and report through messages, which cannot arrive in this turn.
+    expect(pool.threadsUp).toBe(0);
+    await pool.ready();
+    expect(pool.threadsUp).toBe(2);
+    await pool.ready(); // at once, and again
+    const [run] = pool.runTasks([sleepTask(1, 0)], () => "sleep");
+    expect(await run!.outcome).toMatchObject({ taskId: 1, ok: true });
+  });
+
+  it("stops waiting for its threads after the given wait, and when it is closed", async () => {
+    pool = sleeperPool(1);
+    pool.start();
+    await pool.ready(1); // resolves after 1 ms whether or not the thread is up
+    const closing = sleeperPool(1);
+    closing.start();
+    const waiting = closing.ready(60_000);
+    await closing.close({ force: true });
+    await waiting;
+    await expect(closing.ready()).rejects.toMatchObject({ code: "INVALID_STATE" });
+  });
+
   it("returns each outcome of a shared message as its task settles, not when the slowest one does", async () => {
     pool = sleeperPool(4);
     pool.start();
