@@ -30,8 +30,8 @@ export const ABORT_GRACES_ANSWERING_MAX = 10;
 /** Most tasks in one pool message of tasks that run for a while (those that settle at once go a dispatch to a message). */
 export const BATCH_SIZE_DEFAULT = 64;
 /**
- * Longest the pool's ready() waits for its threads to load the worker module (about 40 ms
- * each on 2 cores, in parallel; far more on a loaded machine). Past it the supervisor
+ * Longest the pool's ready() waits for its threads to boot and load their adapters (about
+ * 40 ms each on 2 cores, in parallel; far more on a loaded machine). Past it the supervisor
  * starts anyway: a thread still booting takes its first message when it is up.
  */
 export const THREADS_READY_WAIT_MS = 5_000;

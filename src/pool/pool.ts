@@ -7,11 +7,12 @@ import {
   CONTROL_ABORT,
   isAbortSeenReport,
   isOutcomeReport,
-  isThreadReadyReport,
   isWorkerReport,
   type ControlMessage,
   type RunBatchRequest,
   type RunBatchResponse,
+  type WarmUpRequest,
+  type WarmUpResponse,
   type WorkerInit,
   type WorkerTask,
 } from "./protocol.js";
@@ -53,7 +54,7 @@ export class WorkerPool {
   private readonly entries = new Map<number, Entry>();
   /** Batches with an unsettled task, by batch id (outcome reports name the batch). */
   private readonly batches = new Map<number, Batch>();
-  private piscina: Piscina<RunBatchRequest, RunBatchResponse> | null = null;
+  private piscina: Piscina<RunBatchRequest | WarmUpRequest, RunBatchResponse | WarmUpResponse> | null = null;
   private control: BroadcastChannel | null = null;
   private readonly threadSlots: Int32Array;
   private readonly freeSlots: number[];
@@ -64,9 +65,10 @@ export class WorkerPool {
   /** Persona definitions as last set (setPersonas); sent with each batch once they differ from workerData's. */
   private personaDefs: Map<string, WorkerInit["personas"][number]> | null = null;
   private nextRunId = 1;
-  /** Threads that have loaded the worker module (ThreadReadyReport), and who waits for all of them. */
+  /** Threads that answered their warm-up (WarmUpRequest): up, their adapters loaded. */
   private readonly readyThreads = new Set<number>();
-  private readyWaiters: Array<() => void> = [];
+  /** ready()'s wait, made once per start; ended early by close. */
+  private warming: { done: Promise<void>; end: () => void } | null = null;
 
   constructor(options: WorkerPoolOptions) {
     const positive = (name: string, value: number) => {
@@ -97,7 +99,7 @@ export class WorkerPool {
     if (this.closed) throw new RosterError("INVALID_STATE", "the worker pool is closed");
     this.control = new BroadcastChannel(this.init.controlChannel);
     this.control.unref();
-    const piscina = new Piscina<RunBatchRequest, RunBatchResponse>({
+    const piscina = new Piscina<RunBatchRequest | WarmUpRequest, RunBatchResponse | WarmUpResponse>({
       filename: workerFilename(),
       minThreads: this.options.threads,
       maxThreads: this.options.threads,
@@ -125,10 +127,7 @@ export class WorkerPool {
       ...(this.options.heapLimitMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.options.heapLimitMb } }),
     });
     piscina.on("message", (message: unknown) => {
-      if (isThreadReadyReport(message)) {
-        this.readyThreads.add(message.threadId);
-        if (this.readyThreads.size >= this.options.threads) this.wakeReadyWaiters();
-      } else if (isOutcomeReport(message)) {
+      if (isOutcomeReport(message)) {
         for (const { batchId, outcome } of message.outcomes) {
           const batch = this.batches.get(batchId);
           if (batch !== undefined) this.take(runIdOf(batch, outcome.taskId), batch)?.resolve(outcome);
@@ -149,34 +148,42 @@ export class WorkerPool {
     return this.piscina?.threads.length ?? 0;
   }
 
-  /** Live threads that have loaded the worker module and take work. */
+  /** Live threads that answered their warm-up: up, their personas' adapters loaded. */
   get threadsUp(): number {
     return this.piscina?.threads.filter((t) => this.readyThreads.has(t.threadId)).length ?? 0;
   }
 
   /**
-   * Resolves once every thread has loaded the worker module (or after waitMs, or when the
-   * pool closes): the supervisor claims nothing before, so no lease runs while its task
-   * waits for a thread to boot, and no task of the first claim is written started only
-   * because its thread was not up yet (the start fold, src/supervisor/start-writes.ts).
-   * Never rejects: a thread that cannot start is piscina's to replace, as at any time.
+   * Resolves once every thread is up and has loaded its personas' adapters (a WarmUpRequest to
+   * each), or after waitMs, or when the pool closes: the supervisor claims nothing before, so no
+   * lease runs while its task waits for a thread to boot (about 40 ms here) or a module to load,
+   * and no task of the first claim is written started only because its thread was not up yet
+   * (the start fold, src/supervisor/start-writes.ts). Never rejects: a thread that cannot start
+   * is piscina's to replace, as at any time, and a persona whose adapter does not load fails its
+   * tasks as it would without this wait.
    */
   ready(waitMs = THREADS_READY_WAIT_MS): Promise<void> {
-    if (this.piscina === null) return Promise.reject(new RosterError("INVALID_STATE", "the worker pool is not running"));
-    if (this.readyThreads.size >= this.options.threads) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, waitMs);
+    const piscina = this.piscina;
+    if (piscina === null) return Promise.reject(new RosterError("INVALID_STATE", "the worker pool is not running"));
+    if (this.warming === null) {
+      let end!: () => void;
+      const done = new Promise<void>((resolve) => (end = resolve));
+      this.warming = { done, end };
+      const timer = setTimeout(end, waitMs);
       timer.unref();
-      function done(): void {
+      // One to each thread: the balancer gives a message to an idle thread first.
+      const answers = Array.from({ length: this.options.threads }, () =>
+        piscina.run({ warmUp: true }).then(
+          (response) => void this.readyThreads.add((response as WarmUpResponse).threadId),
+          () => undefined,
+        ),
+      );
+      void Promise.all(answers).then(() => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.readyWaiters.push(done);
-    });
-  }
-
-  private wakeReadyWaiters(): void {
-    for (const wake of this.readyWaiters.splice(0)) wake();
+        end();
+      });
+    }
+    return this.warming.done;
   }
 
   /** Tasks handed to the pool and not settled yet. */
@@ -218,7 +225,7 @@ export class WorkerPool {
       piscina
         .run({ batchId: batch.id, slot, tasks: batchTasks, runIds, ...(personas === undefined ? {} : { personas }), ...(reportEach && batchTasks.length > 1 ? { reportEach } : {}) })
         .then(
-        (response) => this.settleBatch(batch, response),
+        (response) => this.settleBatch(batch, response as RunBatchResponse),
         (error: unknown) => this.failBatch(batch, error),
       );
     };
@@ -279,7 +286,7 @@ export class WorkerPool {
       else await piscina.close();
     }
     for (const entry of this.entries.values()) this.clearTimers(entry);
-    this.wakeReadyWaiters();
+    this.warming?.end();
     this.control?.close();
     this.control = null;
   }

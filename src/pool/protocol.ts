@@ -6,8 +6,9 @@
  * hand back outcomes.
  *
  *   main → worker   RunBatchRequest   (piscina task: one or more tasks to run)
+ *   main → worker   WarmUpRequest     (piscina task, one per thread at start: load the adapters)
+ *   worker → main   WarmUpResponse    (piscina result: this thread is up, its adapters loaded)
  *   worker → main   RunBatchResponse  (piscina result: one outcome per task)
- *   worker → main   ThreadReadyReport (parentPort: the thread has loaded this module)
  *   worker → main   WorkerReport      (parentPort: progress, logs, an attempt's
  *                                      running usage, and with reportEach each
  *                                      outcome as it settles)
@@ -70,6 +71,24 @@ export interface RunBatchRequest {
   reportEach?: boolean;
 }
 
+/**
+ * Sent to each thread as the pool starts (WorkerPool.ready): the thread loads every persona's
+ * adapter and answers with its id. A thread cannot load them on its own at start: between
+ * piscina's messages it sleeps in Atomics.wait, so its event loop, which a module's import
+ * needs, turns only while it holds a message.
+ */
+export interface WarmUpRequest {
+  warmUp: true;
+}
+
+export interface WarmUpResponse {
+  threadId: number;
+}
+
+export function isWarmUpRequest(value: RunBatchRequest | WarmUpRequest): value is WarmUpRequest {
+  return (value as { warmUp?: unknown }).warmUp === true;
+}
+
 export type TaskOutcome =
   /** `resultJson`: the result's JSON text, made once by the worker (src/adapters/output.ts) and stored as it is. */
   | { taskId: number; ok: true; resultJson: string; children?: TaskInput[]; usage?: AttemptUsage }
@@ -113,18 +132,6 @@ export type AbortSeenReport = { type: typeof REPORT_ABORT_SEEN; runIds: number[]
 
 export function isAbortSeenReport(value: unknown): value is AbortSeenReport {
   return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_ABORT_SEEN;
-}
-
-export const REPORT_THREAD_READY = "roster:thread-ready";
-
-/**
- * A thread has loaded the worker module and can take work: sent once per thread, when it
- * starts. The pool's ready() waits for one from each thread (src/pool/pool.ts).
- */
-export type ThreadReadyReport = { type: typeof REPORT_THREAD_READY; threadId: number };
-
-export function isThreadReadyReport(value: unknown): value is ThreadReadyReport {
-  return value !== null && typeof value === "object" && (value as { type?: unknown }).type === REPORT_THREAD_READY;
 }
 
 export const CONTROL_ABORT = "roster:abort";

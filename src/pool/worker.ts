@@ -1,6 +1,6 @@
 /**
  * The pool's worker entry: piscina calls the default export with a
- * RunBatchRequest. Each task's adapter is loaded by its persona's adapter kind
+ * RunBatchRequest (or, once per thread at start, a WarmUpRequest). Each task's adapter is loaded by its persona's adapter kind
  * (once per persona per thread) and run with ctx.signal, ctx.progress and
  * ctx.logger; every task of a batch runs concurrently, and the outcomes come back
  * as plain data. Aborts arrive on the control BroadcastChannel; progress and logs
@@ -19,15 +19,16 @@ import {
   REPORT_LOG,
   REPORT_OUTCOME,
   REPORT_PROGRESS,
-  REPORT_THREAD_READY,
   REPORT_USAGE,
   isControlMessage,
+  isWarmUpRequest,
   type AbortSeenReport,
   type OutcomeReport,
   type RunBatchRequest,
   type RunBatchResponse,
   type TaskOutcome,
-  type ThreadReadyReport,
+  type WarmUpRequest,
+  type WarmUpResponse,
   type WorkerInit,
   type WorkerReport,
   type WorkerTask,
@@ -149,7 +150,7 @@ function adapterError(value: unknown): Error {
   });
 }
 
-function report(message: WorkerReport | OutcomeReport | AbortSeenReport | ThreadReadyReport): void {
+function report(message: WorkerReport | OutcomeReport | AbortSeenReport): void {
   parentPort?.postMessage(message);
 }
 
@@ -168,17 +169,16 @@ function adapterFor(personaId: string): Promise<Adapter> {
   return adapter;
 }
 
-// Load every persona's adapter as the thread starts, not when its first task
-// arrives: a module's import would otherwise add tens of ms to that task's start
-// (the latency bench's slowest samples were each thread's first task). Started
-// from setImmediate, once this module's own evaluation is over: piscina may load
-// it with require() (Node 20's require(esm)), and dynamic imports begun during
-// that synchronous load crashed the process (v8 FATAL "IsGraphAsync must be used
-// on an instantiated module"). A load that fails here is tried again, and
-// reported, with the first task.
-setImmediate(() => {
-  for (const personaId of personas.keys()) void adapterFor(personaId).catch(() => undefined);
-});
+/**
+ * Loads every persona's adapter, so that no task's start waits on a module's import (tens of ms
+ * for some; the latency bench's slowest samples were each thread's first task). Asked once per
+ * thread as the pool starts (WarmUpRequest). A load that fails here is tried again, and
+ * reported, with the first task.
+ */
+async function warmUp(): Promise<WarmUpResponse> {
+  await Promise.all([...personas.keys()].map((personaId) => adapterFor(personaId).catch(() => undefined)));
+  return { threadId };
+}
 
 function makeLogger(task: WorkerTask, runId: number): AdapterLogger {
   const log = (level: (typeof LEVELS)[number]) => (message: string, data?: Record<string, unknown>) => {
@@ -293,7 +293,11 @@ function refreshPersonas(defs: readonly AdapterPersona[]): void {
   }
 }
 
-export default async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
+export default function handle(request: RunBatchRequest | WarmUpRequest): Promise<RunBatchResponse | WarmUpResponse> {
+  return isWarmUpRequest(request) ? warmUp() : runBatch(request);
+}
+
+async function runBatch(request: RunBatchRequest): Promise<RunBatchResponse> {
   Atomics.store(threadSlots, request.slot, threadId);
   if (request.personas !== undefined) refreshPersonas(request.personas);
   const runIds = request.runIds;
@@ -319,6 +323,3 @@ function reportOutcome(batchId: number, outcome: TaskOutcome): TaskOutcome {
   outcomesToReport.push({ batchId, outcome });
   return outcome;
 }
-
-// Loaded: the pool's ready() waits for this from every thread (protocol.ts, ThreadReadyReport).
-report({ type: REPORT_THREAD_READY, threadId });

@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { WorkerPool } from "../../src/pool/pool.js";
 import type { WorkerTask } from "../../src/pool/protocol.js";
@@ -25,16 +28,35 @@ function sleeperPool(concurrency: number): WorkerPool {
 }
 
 describe("worker pool", () => {
-  it("is ready once every thread has loaded the worker module, not when its threads are merely created", async () => {
-    pool = new WorkerPool({ ...sleeperOptions(4), threads: 2 });
-    pool.start();
-    // Threads boot for tens of ms and report through messages, which cannot arrive in this turn.
-    expect(pool.threadsUp).toBe(0);
-    await pool.ready();
-    expect(pool.threadsUp).toBe(2);
-    await pool.ready(); // at once, and again
-    const [run] = pool.runTasks([sleepTask(1, 0)], () => "sleep");
-    expect(await run!.outcome).toMatchObject({ taskId: 1, ok: true });
+  it("is ready once every thread is up with its adapters loaded, before any task, not when its threads are merely created", async () => {
+    // A module adapter that leaves a mark when it is imported: a thread sleeps between piscina's
+    // messages (Atomics.wait), so an import begun on its own at start never finished before a task came.
+    const dir = mkdtempSync(join(tmpdir(), "roster-pool-warm-"));
+    const marks = join(dir, "marks");
+    mkdirSync(marks);
+    writeFileSync(
+      join(dir, "marked.mjs"),
+      `import { writeFileSync } from "node:fs";\nimport { threadId } from "node:worker_threads";\nwriteFileSync(${JSON.stringify(marks)} + "/" + threadId, "");\nexport async function run() { return { ok: true }; }\n`,
+    );
+    try {
+      pool = new WorkerPool({
+        threads: 2,
+        concurrency: 4,
+        init: { personas: [{ id: "marked", name: "marked", definition: "", adapter: { kind: "module", path: "marked.mjs" }, dir: null }], personasDir: dir, allowAbsoluteModules: false, maxPayloadBytes: 1 << 20, logLevel: "silent" },
+      });
+      pool.start();
+      // Threads boot for tens of ms and answer through messages, which cannot arrive in this turn.
+      expect(pool.threadsUp).toBe(0);
+      await pool.ready();
+      expect(pool.threadsUp).toBe(2);
+      expect(readdirSync(marks)).toHaveLength(2); // each thread imported the module, no task sent yet
+      await pool.ready(); // at once, and again
+      const [run] = pool.runTasks([{ ...sleepTask(1, 0), persona: "marked" }], () => "module");
+      expect(await run!.outcome).toMatchObject({ taskId: 1, ok: true, resultJson: '{"ok":true}' });
+      expect(readdirSync(marks)).toHaveLength(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("stops waiting for its threads after the given wait, and when it is closed", async () => {
