@@ -9,7 +9,7 @@ import type { Store, TaskInput } from "../../src/store/index.js";
 import { runInChild } from "./support/child.js";
 import { benchModule } from "./support/paths.js";
 import { writePersona, writeStampAdapter } from "./support/personas.js";
-import { cpuOverWindow, sampleRss } from "./support/resources.js";
+import { cpuOverWindow, sampleRss, threadCpu } from "./support/resources.js";
 import { quantile } from "./support/stats.js";
 import { startBenchSupervisor, type BenchSupervisor } from "./support/supervisor.js";
 import { openStore } from "../../src/store/index.js";
@@ -58,6 +58,8 @@ export interface SupervisedRun {
   settings: Record<string, unknown>;
   /** Write transactions of the supervisor's store while processing, by name: count and total ms. */
   transactions?: Record<string, { count: number; ms: number }>;
+  /** CPU time per task while processing: the main thread's, and every other thread's (Linux only). */
+  cpu?: { mainUsPerTask: number; otherUsPerTask: number };
 }
 
 /** `throughput`: N no-op (echo) tasks enqueued, then the supervisor started and timed until the last completes. */
@@ -80,6 +82,7 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
   // Write transactions by name while processing: what the supervisor asks of SQLite per task.
   const transactions: Record<string, { count: number; ms: number }> = {};
   let counting = true;
+  const cpu = threadCpu();
   const t0 = performance.now();
   const supervisor = await startBenchSupervisor({
     dbPath,
@@ -95,6 +98,7 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
   });
   const end = await completions(supervisor.store, args.jobs);
   counting = false;
+  const used = cpu?.stop();
   const processMs = end - t0;
   await supervisor.stop();
   return {
@@ -106,6 +110,7 @@ export async function throughputRun(args: { dir: string; jobs: number; concurren
     peakRssMb: rss.stop().peakRssMb,
     settings: { ...supervisor.settings, ...(args.dbUrl === undefined ? { synchronous: args.synchronous } : {}), concurrency: args.concurrency },
     transactions,
+    ...(used === undefined ? {} : { cpu: { mainUsPerTask: (used.mainMs * 1000) / args.jobs, otherUsPerTask: (used.otherMs * 1000) / args.jobs } }),
   };
 }
 

@@ -3,6 +3,7 @@
  * NORMAL and FULL, beside the minimal inline loop and the peers (BullMQ, plainjob),
  * round by round in one run, so the ratios compare figures taken side by side.
  */
+import { availableParallelism } from "node:os";
 import type { QueueRun } from "../peers/types.js";
 import { runInChild } from "./support/child.js";
 import { benchModule } from "./support/paths.js";
@@ -123,6 +124,27 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     notes.push(
       `Bound (first NORMAL round): ${fmt((txMs / firstNormal.processMs) * 100, 0)} % of the processing wall time was spent inside the supervisor's write transactions, one after another on its main thread: ${fmt(perTaskUs, 0)} µs of SQLite work per task, a ceiling of about ${fmt(1e6 / perTaskUs)} tasks/s even with free worker threads. The inline loop does its claim and complete in about ${fmt(rate("minimal inline loop").runs > 0 ? 1e6 / rate("minimal inline loop").median : Number.NaN, 0)} µs per task in all.`,
     );
+  }
+  // CPU per task by thread, and how much of the machine the run used: the ceiling when all of it is busy.
+  const cpuRows: string[][] = [];
+  const cores = availableParallelism();
+  for (const system of ["roster supervisor, synchronous=NORMAL", "roster supervisor, synchronous=FULL"]) {
+    const runs = (rows.get(system)?.runs ?? []) as SupervisedRun[];
+    const withCpu = runs.filter((r) => r.cpu !== undefined);
+    if (withCpu.length === 0) continue;
+    const main = summarize(withCpu.map((r) => r.cpu!.mainUsPerTask));
+    const other = summarize(withCpu.map((r) => r.cpu!.otherUsPerTask));
+    const busy = summarize(withCpu.map((r) => ((r.cpu!.mainUsPerTask + r.cpu!.otherUsPerTask) * r.jobs) / 1000 / r.processMs));
+    const ceiling = (cores * 1e6) / (main.median + other.median);
+    figures[`${system} cpu`] = { mainUsPerTask: main, otherUsPerTask: other, coresBusy: busy, ceilingJobsPerSec: ceiling };
+    cpuRows.push([system.replace("roster supervisor, ", ""), fmtSummary(main), fmtSummary(other), fmt(main.median + other.median, 1), `${fmt(busy.median, 2)} of ${cores}`, fmt(ceiling)]);
+  }
+  if (cpuRows.length > 0) {
+    tables.push({
+      caption: "CPU time per task while processing, by thread (from /proc/self/task, 10 ms ticks; median of rounds): the main thread claims, settles and dispatches; the other threads are the worker threads running the adapter and V8's compiler and GC helpers. The ceiling is the machine's cores divided by the CPU a task takes, the rate if every core were busy with nothing else:",
+      columns: ["synchronous", "main thread, µs a task", "other threads, µs a task", "in all", "cores busy", "ceiling, tasks/s"],
+      rows: cpuRows,
+    });
   }
   if (txRows.length > 0) {
     figures.transactions = Object.fromEntries(
