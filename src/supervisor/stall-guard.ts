@@ -25,6 +25,12 @@ export interface StallGuardHost {
   producers(): readonly StallGuardProducer[];
   /** The supervisor's free slots now. */
   free(): number;
+  /**
+   * Whether the supervisor claims at all now: false while its database does not answer its
+   * writes (src/supervisor/connection.ts), when no claim is tried on purpose and that outage is
+   * reported as such. Absent: always.
+   */
+  canClaim?(): boolean;
   /** Where it says the age of the ready task a claim would take next (ready:oldest) and a stall (stall:detected). */
   readonly events: SupervisorEventBus;
   readonly logger: Logger;
@@ -40,7 +46,9 @@ export interface StallGuardHost {
  * within a poll), and when the same task has been seen ready beside a free slot
  * for longer than the bound with no claim tried for its persona meanwhile, it
  * reports a stall. The bound is judged on this process's monotonic clock, from its
- * own first sighting, never from timestamps another process wrote.
+ * own first sighting, never from timestamps another process wrote. While the supervisor
+ * claims nothing because its database does not take its writes (canClaim), nothing is
+ * woken or reported, and a wait counts from the first check after claims resume.
  *
  * Modes (IntervalService): stopped → ticking (a check every pollIntervalMs, one at a
  * time) → stopped.
@@ -73,7 +81,9 @@ export class StallGuard extends IntervalService {
     for (const producer of this.host.producers()) {
       const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
       this.host.events.emit("ready:oldest", { persona: producer.id, ageSeconds: head === null ? 0 : Math.max(0, now - head.readySince) / 1_000 });
-      if (head === null || producer.want(this.host.free()) <= 0) {
+      // While claims are off (the database does not take this process's writes), a wait is not a
+      // stall: the bound starts again from the first check after they are back on.
+      if (head === null || this.host.canClaim?.() === false || producer.want(this.host.free()) <= 0) {
         this.seen.delete(producer.id);
         continue;
       }

@@ -183,7 +183,7 @@ export class Supervisor {
       options.config.pollIntervalMs,
     );
     const stallGuard = new StallGuard(
-      host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.free(), wake: (personas: readonly string[]) => this.wake(personas) }),
+      host({ monotonic: this.monotonic, producers: () => this.producers.all, free: () => this.free(), canClaim: () => this.connection.canClaim, wake: (p: readonly string[]) => this.wake(p) }),
       options.config.pollIntervalMs,
     );
     const personaReloader =
