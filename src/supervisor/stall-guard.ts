@@ -48,7 +48,9 @@ export interface StallGuardHost {
  * reports a stall. The bound is judged on this process's monotonic clock, from its
  * own first sighting, never from timestamps another process wrote. While the supervisor
  * claims nothing because its database does not take its writes (canClaim), nothing is
- * woken or reported, and a wait counts from the first check after claims resume.
+ * woken or reported, and a wait counts from the first check after claims resume; after
+ * a gap between checks longer than the bound (the process was stopped or its event loop
+ * held), from the first check after the gap.
  *
  * Modes (IntervalService): stopped → ticking (a check every pollIntervalMs, one at a
  * time) → stopped.
@@ -57,6 +59,8 @@ export class StallGuard extends IntervalService {
   readonly name = "stallGuard";
   readonly boundMs: number;
   private readonly seen = new Map<string, { taskId: number; since: number; reported: boolean }>();
+  /** Monotonic time of the last check's start, or null before the first. */
+  private lastCheckAt: number | null = null;
 
   constructor(
     private readonly host: StallGuardHost,
@@ -78,6 +82,12 @@ export class StallGuard extends IntervalService {
   protected async run(): Promise<void> {
     const now = this.host.clock.now();
     const woken: string[] = [];
+    // Checks more than a bound apart: this process itself did not run (stopped, SIGSTOP, or its
+    // event loop held), so it tried no claim and checked nothing meanwhile. A wait counts only
+    // while it runs; it is judged afresh from this check.
+    const startedAt = this.host.monotonic();
+    if (this.lastCheckAt !== null && startedAt - this.lastCheckAt > this.boundMs) this.seen.clear();
+    this.lastCheckAt = startedAt;
     for (const producer of this.host.producers()) {
       const head = await this.host.store.tasks.oldestReady({ persona: producer.id, now });
       this.host.events.emit("ready:oldest", { persona: producer.id, ageSeconds: head === null ? 0 : Math.max(0, now - head.readySince) / 1_000 });
