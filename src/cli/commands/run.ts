@@ -164,7 +164,9 @@ async function runWithStore(
     taskId,
     agent: { name: `roster run (pid ${process.pid})`, kind: "cli", personaId: persona.id },
     retryFailures: params.retry,
-    // Every attempt's start is written (task:started), however short: one task, one person watching it.
+    // Every attempt's start is written (task:started) as soon as it is dispatched, not 20 ms later: one task,
+    // one person watching it. One that settles before that write begins (a no-op on a thread already up)
+    // still goes claimed -> completed, as docs/ARCHITECTURE.md's start fold says.
     startFoldMs: 0,
   });
   const offReports = reportAttempts(supervisor, store, taskId);
