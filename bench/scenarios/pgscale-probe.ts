@@ -5,36 +5,12 @@
  * sessions wait on (pg_stat_activity, sampled). Linux only (/proc); the reads run on a
  * client of their own whose application_name is not roster's.
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import pg from "pg";
+import { CLOCK_TICKS, readProcStat } from "./support/resources.js";
 
-/** Clock ticks per second of /proc's CPU times. */
-export const CLOCK_TICKS: number = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-interface Stat {
-  ppid: number;
-  /** utime + stime of the process itself, in ticks. */
-  own: number;
-  /** cutime + cstime: its children that it has waited for, in ticks. */
-  reaped: number;
-}
-
-function readStat(pid: number): Stat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces), from field 3 (state) on.
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) };
-  } catch {
-    return null; // exited meanwhile
-  }
+function readStat(pid: number) {
+  return readProcStat(`/proc/${pid}/stat`); // null once it has exited
 }
 
 /** CPU seconds of one process (every thread) so far; 0 once it is gone. */

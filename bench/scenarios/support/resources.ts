@@ -1,5 +1,36 @@
 /** Resource sampling for a measured process: peak RSS and CPU time. */
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+
+/** Clock ticks per second of /proc's CPU times. */
+export const CLOCK_TICKS: number = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** What the benchmarks read of a process's or thread's /proc stat file. */
+export interface ProcStat {
+  ppid: number;
+  /** utime + stime of the process (or thread) itself, in ticks (CLOCK_TICKS a second). */
+  own: number;
+  /** cutime + cstime: its children that it has waited for, in ticks. */
+  reaped: number;
+}
+
+/** Reads `/proc/<pid>/stat` or `/proc/self/task/<tid>/stat`; null once it is gone (or off Linux). */
+export function readProcStat(path: string): ProcStat | null {
+  try {
+    const text = readFileSync(path, "utf8");
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
 
 export interface RssSampler {
   /** Samples so far: [ms since start, RSS in MB]. */
@@ -47,23 +78,24 @@ export interface ThreadCpu {
 
 /**
  * Starts a reading of the process's CPU time by thread; `stop` gives the time spent since.
- * Read from /proc/self/task/<tid>/stat (utime + stime, in clock ticks of 10 ms), so a window
- * should be long against 10 ms. Null off Linux.
+ * Read from /proc/self/task/<tid>/stat (utime + stime, in clock ticks: 10 ms at 100 a
+ * second), so a window should be long against a tick. Null off Linux.
  */
 export function threadCpu(): { stop(): ThreadCpu } | null {
   const read = (): Map<string, number> | null => {
+    let tids: string[];
     try {
-      const ticks = new Map<string, number>();
-      for (const tid of readdirSync("/proc/self/task")) {
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-        // Fields after the command name (which may hold spaces) in parentheses: utime is the 12th, stime the 13th.
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        ticks.set(tid, Number(fields[11]) + Number(fields[12]));
-      }
-      return ticks;
+      tids = readdirSync("/proc/self/task");
     } catch {
       return null;
     }
+    const ticks = new Map<string, number>();
+    for (const tid of tids) {
+      // A thread that ended between the listing and its read is left out.
+      const stat = readProcStat(`/proc/self/task/${tid}/stat`);
+      if (stat !== null) ticks.set(tid, stat.own);
+    }
+    return ticks;
   };
   const before = read();
   if (before === null) return null;
@@ -74,7 +106,7 @@ export function threadCpu(): { stop(): ThreadCpu } | null {
       let otherMs = 0;
       // A thread that ended in the window is lost, and one that started counts from zero.
       for (const [tid, ticks] of after) {
-        const ms = (ticks - (before.get(tid) ?? 0)) * 10;
+        const ms = ((ticks - (before.get(tid) ?? 0)) * 1000) / CLOCK_TICKS;
         if (tid === String(process.pid)) mainMs += ms;
         else otherMs += ms;
       }
