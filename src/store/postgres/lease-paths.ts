@@ -7,7 +7,8 @@ import type { BackendRef, Tx } from "./database.js";
 import type { ClaimedRow } from "./claims.js";
 import type { PgHumans } from "./humans.js";
 import type { PgLostClaims } from "./lost-claims.js";
-import { PG_COMPLETE_BATCH_SQL, type CompleteBatchRow, type PgTransitions } from "./transitions.js";
+import { PG_COMPLETE_BATCH_SQL, type CompleteBatchRow } from "./batch-sql.js";
+import type { PgTransitions } from "./transitions.js";
 
 export interface PgLeasePathsContext {
   /** A transaction (PgTransactions.write; `backend` told which server session it was sent on). */

@@ -7,6 +7,7 @@ import { failureDecision, failureEventData, failureToSettle } from "../settle.js
 import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
 import type { CompleteParams, CompleteResult, FailParams, FailResult, FailureToSettle, CountedFailure, LeaseResult, ReleaseParams, SettlementResult } from "../types.js";
 import { prepared, type Tx } from "./database.js";
+import { LOCK_IN_ID_ORDER_SQL, LOCK_LEASED_SQL, PG_COMPLETE_MANY_SQL, PG_START_MANY_SQL, type CompleteBatchRow } from "./batch-sql.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates } from "./gates.js";
 import { providerLimit } from "../gates.js";
@@ -14,21 +15,6 @@ import { parkForApproval } from "./approvals.js";
 import { PgClaims } from "./claims.js";
 import { PgGraph, insertEvent } from "./graph.js";
 import { PgTaskCommands } from "./task-commands.js";
-
-/** lockInIdOrder's statement: FOR UPDATE after ORDER BY locks the rows in that order. */
-const LOCK_IN_ID_ORDER_SQL = prepared("SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE");
-
-/**
- * completeMany's batch as one statement sent alone: one round trip and one transaction
- * (roster_complete_batch, migrations/postgres/0010), for completions without usage. Its
- * first row says `fallback` when a task has dependents or a persona a breaker: nothing was
- * written, and the batch goes the transactional way. Params: ids, lease tokens, result JSON,
- * now, the NOTIFY channel (PgTransactions.channel).
- */
-export const PG_COMPLETE_BATCH_SQL = prepared("SELECT * FROM roster_complete_batch($1::bigint[], $2::text[], $3::text[], $4::bigint, $5)");
-
-/** A row of PG_COMPLETE_BATCH_SQL. */
-export type CompleteBatchRow = { fallback: boolean; task_id: number; persona_id: string; attempts: number };
 
 /** A lease is current until settled, reaped or cancelled: fencing is by token alone, never by a clock. */
 const LEASED = "task_id = $1 AND lease_token = $2 AND status IN ('claimed','in_progress')";
@@ -85,20 +71,38 @@ export class PgTransitions {
   }
 
   /**
+   * A batch's leases, fenced: their rows locked in task id order (as lockInIdOrder) and the
+   * ones still leased kept, their state read under the lock, so nothing can change it before
+   * this transaction ends. The batched UPDATE that follows then tests only the token: a
+   * state test in its WHERE (`status IN ('claimed','in_progress')`) would let the planner
+   * read the rows through task_status_agent, the partial index of leased rows, which
+   * statistics taken while few rows were leased show as one row, and join the whole batch
+   * to every leased row (migrations/postgres/0016, test/store/postgres-settle-plan.test.ts).
+   */
+  async lockLeased<T extends { taskId: number }>(tx: Tx, items: readonly T[]): Promise<T[]> {
+    if (items.length === 0) return [];
+    const stale = (await tx.one<{ stale: number[] | null }>(LOCK_LEASED_SQL, [items.map((i) => i.taskId)]))?.stale ?? null;
+    if (stale === null) return [...items];
+    const gone = new Set(stale.map(Number));
+    return items.filter((i) => !gone.has(i.taskId));
+  }
+
+  /**
    * start() for many leases in two statements (the supervisor writes starts in
    * batches): one fenced UPDATE over unnest, one INSERT of their task:started events.
    * Results in the order given; a lease no longer current is LEASE_LOST. The rows are
-   * locked in task id order first (lockInIdOrder): the UPDATE alone takes them in its plan's order.
+   * locked in task id order first (lockLeased): the UPDATE alone takes them in its plan's order.
    */
   async startMany(tx: Tx, starts: ReadonlyArray<{ taskId: number; leaseToken: string; now: number }>): Promise<LeaseResult[]> {
-    await this.lockInIdOrder(tx, starts.map((x) => x.taskId));
-    const rows = await tx.rows<{ task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number }>(
-      prepared(`UPDATE task_status s SET status = 'in_progress', started_at = coalesce(s.started_at, b.at), updated_at = b.at
-       FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS b(id, token, at)
-       WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
-       RETURNING s.task_id, b.token, s.attempts, s.assigned_agent_id, b.at`),
-      [starts.map((x) => x.taskId), starts.map((x) => x.leaseToken), starts.map((x) => x.now)],
-    );
+    const leased = await this.lockLeased(tx, starts);
+    type Row = { task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number };
+    const rows: Row[] =
+      leased.length === 0
+        ? []
+        : await tx.rows<Row>(
+            PG_START_MANY_SQL,
+            [leased.map((x) => x.taskId), leased.map((x) => x.leaseToken), leased.map((x) => x.now)],
+          );
     if (rows.length > 0) {
       await tx.run(
         prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt)
@@ -289,26 +293,18 @@ export class PgTransitions {
     items: ReadonlyArray<{ taskId: number; leaseToken: string; resultJson: string | null; usage: NormalUsage | null }>,
     now: number,
   ): Promise<CompleteResult[]> {
-    const ids = items.map((i) => i.taskId);
-    await this.lockInIdOrder(tx, ids);
+    const leased = await this.lockLeased(tx, items);
     // One statement completes the rows and writes the task:completed events of those without
     // dependents (they ready nothing); the others' events wait for their counts below. It runs after
     // the lock above, so its snapshot sees every edge to these tasks (see has_dependents).
-    const rows = await tx.rows<{ task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean }>(
-      prepared(`WITH done AS (
-         UPDATE task_status s SET status = 'completed', result = b.result, progress = 1, finished_at = $4::bigint,
-           lease_token = NULL, lease_expires_at = NULL, updated_at = $4::bigint
-         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS b(id, token, result)
-         WHERE s.task_id = b.id AND s.lease_token = b.token AND s.status IN ('claimed','in_progress')
-         RETURNING s.task_id, s.persona_id, s.attempts, s.assigned_agent_id, s.claimed_at,
-           EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on = s.task_id) AS has_dependents),
-       logged AS (
-         INSERT INTO task_events (task_id, type, at, agent_id, attempt, data)
-         SELECT task_id, 'task:completed', $4::bigint, assigned_agent_id, attempts, json_build_object('readied', 0)::text
-         FROM done WHERE NOT has_dependents ORDER BY task_id)
-       SELECT task_id, persona_id, attempts, assigned_agent_id, claimed_at, has_dependents FROM done`),
-      [ids, items.map((i) => i.leaseToken), items.map((i) => i.resultJson), now],
-    );
+    type Row = { task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean };
+    const rows: Row[] =
+      leased.length === 0
+        ? []
+        : await tx.rows<Row>(
+            PG_COMPLETE_MANY_SQL,
+            [leased.map((i) => i.taskId), leased.map((i) => i.leaseToken), leased.map((i) => i.resultJson), now],
+          );
     const readiedBy = new Map<number, number>();
     const ready: Readied[] = [];
     const withDependents = rows.filter((r) => r.has_dependents);
