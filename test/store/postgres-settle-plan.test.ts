@@ -2,6 +2,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type ClaimedTask, type Store } from "../../src/store/index.js";
 import { PG_COMPLETE_MANY_SQL, PG_START_MANY_SQL } from "../../src/store/postgres/batch-sql.js";
+import { PG_RENEW_SQL } from "../../src/store/postgres/agents.js";
 import { planNodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 
@@ -35,6 +36,7 @@ describe.skipIf(!server.available)("postgres: the batched settle's plan after st
     await client.query(`INSERT INTO personas (id, name, definition, config, created_at, updated_at) VALUES ('bulk', 'bulk', '', '{}', ${T0}, ${T0})`);
     await store.tasks.enqueue({ tasks: Array.from({ length: 4_000 }, (_, i) => ({ persona: "bulk", title: `t ${i}` })), now: T0 });
     await client.query("ANALYZE");
+    await store.agents.register({ id: "agent-a", name: "agent-a", kind: "supervisor", heartbeatTimeoutMs: 600_000, now: T0 });
     leases = await store.tasks.claim({ persona: "bulk", agentId: "agent-a", limit: BATCH, leaseMs: 600_000, now: T0 + 1 });
     expect(leases).toHaveLength(BATCH);
   }, 120_000);
@@ -118,7 +120,25 @@ describe.skipIf(!server.available)("postgres: the batched settle's plan after st
       expect(started).toBe(BATCH);
       expectNoJoinPerRow(plans, BATCH, generic);
     });
+
+    it(`a heartbeat's renewal, ${mode}`, async () => {
+      let renewed = 0;
+      const plans = await analyzed(generic, async () => {
+        renewed = (await client.query(PG_RENEW_SQL, [T0 + 2, leases.map((t) => t.id)])).rows.length;
+      });
+      expect(renewed).toBe(BATCH);
+      expectNoJoinPerRow(plans, BATCH, generic);
+    });
   }
+
+  it("a heartbeat naming its leases renews the current ones and reports a stale token lost", async () => {
+    const given = leases.slice(0, 4).map((t, i) => ({ taskId: t.id, leaseToken: i === 0 ? `${t.leaseToken}x` : t.leaseToken }));
+    const beat = await store.agents.heartbeat({ agentId: "agent-a", now: T0 + 3, leases: given });
+    expect(beat.renewed.map((l) => l.taskId)).toEqual(given.slice(1).map((l) => l.taskId));
+    expect(beat.lost).toEqual([given[0]]);
+    const all = await store.agents.heartbeat({ agentId: "agent-a", now: T0 + 4 });
+    expect(all.renewed).toHaveLength(BATCH);
+  });
 
   it("a stale token in the batch is refused, the others completed (fencing through the new statements)", async () => {
     const stale = leases.slice(0, 2).map((t) => ({ kind: "complete" as const, taskId: t.id, leaseToken: `${t.leaseToken}x`, result: 1 }));

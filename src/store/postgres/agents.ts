@@ -14,6 +14,14 @@ import { HELD_LEASE_COLUMNS, leaseEnd, type HeldLeaseRow } from "../session-end.
  * renew an agent's leases in one statement (docs/ARCHITECTURE.md rule 5), deregistration
  * that releases what it held, and the expiry of agents the liveness judge found silent.
  */
+/**
+ * A heartbeat's renewal of the leases it found its own under the lock (by primary key, $2 the
+ * ids): each stamp moves forward, never back. lease_expires_at is in no index, so the update is
+ * HOT when the row's page has room. Params: now, ids.
+ */
+export const PG_RENEW_SQL = `UPDATE task_status SET lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1) WHERE task_id = ANY($2::bigint[])
+  RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
+
 export function pgAgentService({ write, read, judge, transitions }: PgServiceContext): AgentService {
   return {
     register: async (p) => {
@@ -50,16 +58,22 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
         // host) and, before the rows were taken in one order, deadlocked with it for deadlock_timeout
         // (1 s): a whole lease without a committed renewal stops the supervisor's claims (rule 17;
         // issue 19's chaos stalls). Skipped leases are reported neither renewed nor lost.
-        const free = new Set(
-          (
-            await t.rows<{ task_id: number }>(
-              p.leases === undefined
-                ? "SELECT task_id FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE SKIP LOCKED"
-                : "SELECT task_id FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE SKIP LOCKED",
-              [p.leases === undefined ? p.agentId : p.leases.map((l) => l.taskId)],
-            )
-          ).map((r) => r.task_id),
+        // Each row's lease is read under that lock, so the renewal below names its rows by primary
+        // key: a join of the leases given to the agent's rows was read through task_status_agent
+        // after statistics that showed it nearly empty, the leases compared again for each row
+        // (256 x 256; test/store/postgres-settle-plan.test.ts).
+        type Held = { task_id: number; lease_token: string | null; assigned_agent_id: string | null; status: string };
+        const held = await t.rows<Held>(
+          p.leases === undefined
+            ? "SELECT task_id, lease_token, assigned_agent_id, status FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE SKIP LOCKED"
+            : "SELECT task_id, lease_token, assigned_agent_id, status FROM task_status WHERE task_id = ANY($1::bigint[]) ORDER BY task_id FOR UPDATE SKIP LOCKED",
+          [p.leases === undefined ? p.agentId : p.leases.map((l) => l.taskId)],
         );
+        const free = new Set(held.map((r) => r.task_id));
+        const given = p.leases === undefined ? null : new Set(p.leases.map((l) => `${l.taskId}:${l.leaseToken}`));
+        const ours = held
+          .filter((r) => r.assigned_agent_id === p.agentId && (r.status === "claimed" || r.status === "in_progress") && (given === null || given.has(`${r.task_id}:${r.lease_token}`)))
+          .map((r) => r.task_id);
         // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
         const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
           `UPDATE agents SET last_heartbeat = greatest($1::bigint, last_heartbeat + 1), status = 'active'
@@ -68,18 +82,7 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
         );
         if (touched === undefined) return { agentActive: false, renewed: [] as LeaseRef[], lost: p.leases ?? [], agent: null, leases: [] as LeaseObservation[] };
         type Row = { task_id: number; lease_token: string; lease_expires_at: number; lease_ms: number };
-        const set = "lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1)";
-        const mine = "assigned_agent_id = $2 AND status IN ('claimed','in_progress') AND task_id = ANY($3::bigint[])";
-        const locked = [...free];
-        const rows =
-          p.leases === undefined
-            ? await t.rows<Row>(`UPDATE task_status SET ${set} WHERE ${mine} RETURNING task_id, lease_token, lease_expires_at, lease_ms`, [p.now, p.agentId, locked])
-            : await t.rows<Row>(
-                `UPDATE task_status SET ${set} WHERE ${mine}
-                   AND (task_id, lease_token) IN (SELECT * FROM unnest($4::bigint[], $5::text[]))
-                 RETURNING task_id, lease_token, lease_expires_at, lease_ms`,
-                [p.now, p.agentId, locked, p.leases.map((l) => l.taskId), p.leases.map((l) => l.leaseToken)],
-              );
+        const rows = ours.length === 0 ? [] : await t.rows<Row>(PG_RENEW_SQL, [p.now, ours]);
         const renewed = rows.map((r) => ({ taskId: r.task_id, leaseToken: r.lease_token }));
         const kept = new Set(renewed.map((r) => `${r.taskId}:${r.leaseToken}`));
         return {
