@@ -97,12 +97,7 @@ export class PgTransitions {
     const leased = await this.lockLeased(tx, starts);
     type Row = { task_id: number; token: string; attempts: number; assigned_agent_id: string | null; at: number };
     const rows: Row[] =
-      leased.length === 0
-        ? []
-        : await tx.rows<Row>(
-            PG_START_MANY_SQL,
-            [leased.map((x) => x.taskId), leased.map((x) => x.leaseToken), leased.map((x) => x.now)],
-          );
+      leased.length === 0 ? [] : await tx.rows<Row>(PG_START_MANY_SQL, [leased.map((x) => x.taskId), leased.map((x) => x.leaseToken), leased.map((x) => x.now)]);
     if (rows.length > 0) {
       await tx.run(
         prepared(`INSERT INTO task_events (task_id, type, at, agent_id, attempt)
@@ -299,12 +294,7 @@ export class PgTransitions {
     // the lock above, so its snapshot sees every edge to these tasks (see has_dependents).
     type Row = { task_id: number; persona_id: string; attempts: number; assigned_agent_id: string | null; claimed_at: number | null; has_dependents: boolean };
     const rows: Row[] =
-      leased.length === 0
-        ? []
-        : await tx.rows<Row>(
-            PG_COMPLETE_MANY_SQL,
-            [leased.map((i) => i.taskId), leased.map((i) => i.leaseToken), leased.map((i) => i.resultJson), now],
-          );
+      leased.length === 0 ? [] : await tx.rows<Row>(PG_COMPLETE_MANY_SQL, [leased.map((i) => i.taskId), leased.map((i) => i.leaseToken), leased.map((i) => i.resultJson), now]);
     const readiedBy = new Map<number, number>();
     const ready: Readied[] = [];
     const withDependents = rows.filter((r) => r.has_dependents);
