@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { BroadcastChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { isBatchable } from "../adapters/registry.js";
+import { warmUp, type Warming } from "./warm-up.js";
 import { RosterError, coerceError, toErrorObject, type ErrorObject } from "../errors.js";
 import {
   CONTROL_ABORT,
@@ -68,7 +69,7 @@ export class WorkerPool {
   /** Threads that answered their warm-up (WarmUpRequest): up, their adapters loaded. */
   private readonly readyThreads = new Set<number>();
   /** ready()'s wait, made once per start; ended early by close. */
-  private warming: { done: Promise<void>; end: () => void } | null = null;
+  private warming: Warming | null = null;
 
   constructor(options: WorkerPoolOptions) {
     const positive = (name: string, value: number) => {
@@ -165,24 +166,7 @@ export class WorkerPool {
   ready(waitMs = THREADS_READY_WAIT_MS): Promise<void> {
     const piscina = this.piscina;
     if (piscina === null) return Promise.reject(new RosterError("INVALID_STATE", "the worker pool is not running"));
-    if (this.warming === null) {
-      let end!: () => void;
-      const done = new Promise<void>((resolve) => (end = resolve));
-      this.warming = { done, end };
-      const timer = setTimeout(end, waitMs);
-      timer.unref();
-      // One to each thread: the balancer gives a message to an idle thread first.
-      const answers = Array.from({ length: this.options.threads }, () =>
-        piscina.run({ warmUp: true }).then(
-          (response) => void this.readyThreads.add((response as WarmUpResponse).threadId),
-          () => undefined,
-        ),
-      );
-      void Promise.all(answers).then(() => {
-        clearTimeout(timer);
-        end();
-      });
-    }
+    this.warming ??= warmUp((request) => piscina.run(request) as Promise<WarmUpResponse>, this.options.threads, waitMs, (threadId) => this.readyThreads.add(threadId));
     return this.warming.done;
   }
 
