@@ -7,7 +7,7 @@ import { planNodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 
 /**
- * The batched lease writes (a completion batch, a start batch) find their rows by primary key
+ * The batched lease writes (a completion batch, a start batch, a heartbeat's renewal) find their rows by primary key
  * whatever the statistics say (migrations/postgres/0016). Here ANALYZE runs while every task is
  * still pending, as autovacuum's does on a queue between drains, and then 256 tasks are leased
  * to one agent: the statistics now show the partial index of leased rows (task_status_agent) as
