@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { RosterError } from "../../errors.js";
 import type { AgentObservation, LeaseObservation, Silent } from "../liveness.js";
-import type { AgentService, LeaseRef } from "../types.js";
+import { LEASED_STATES, type AgentService, type LeaseRef, type TaskState } from "../types.js";
 import type { Tx } from "./database.js";
 import * as reads from "./reads.js";
 import type { PgServiceContext } from "./service-context.js";
@@ -10,11 +10,6 @@ import { toAgentObservation, type AgentStampRow } from "../reap.js";
 import { HELD_LEASE_COLUMNS, leaseEnd, type HeldLeaseRow } from "../session-end.js";
 
 /**
- * Agent sessions on PostgreSQL (the Store's AgentService): registration, heartbeats that
- * renew an agent's leases in one statement (docs/ARCHITECTURE.md rule 5), deregistration
- * that releases what it held, and the expiry of agents the liveness judge found silent.
- */
-/**
  * A heartbeat's renewal of the leases it found its own under the lock (by primary key, $2 the
  * ids): each stamp moves forward, never back. lease_expires_at is in no index, so the update is
  * HOT when the row's page has room. Params: now, ids.
@@ -22,6 +17,11 @@ import { HELD_LEASE_COLUMNS, leaseEnd, type HeldLeaseRow } from "../session-end.
 export const PG_RENEW_SQL = `UPDATE task_status SET lease_expires_at = greatest($1::bigint + lease_ms, lease_expires_at + 1) WHERE task_id = ANY($2::bigint[])
   RETURNING task_id, lease_token, lease_expires_at, lease_ms`;
 
+/**
+ * Agent sessions on PostgreSQL (the Store's AgentService): registration, heartbeats that
+ * renew an agent's leases in one statement (docs/ARCHITECTURE.md rule 5), deregistration
+ * that releases what it held, and the expiry of agents the liveness judge found silent.
+ */
 export function pgAgentService({ write, read, judge, transitions }: PgServiceContext): AgentService {
   return {
     register: async (p) => {
@@ -62,7 +62,7 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
         // key: a join of the leases given to the agent's rows was read through task_status_agent
         // after statistics that showed it nearly empty, the leases compared again for each row
         // (256 x 256; test/store/postgres-settle-plan.test.ts).
-        type Held = { task_id: number; lease_token: string | null; assigned_agent_id: string | null; status: string };
+        type Held = { task_id: number; lease_token: string | null; assigned_agent_id: string | null; status: TaskState };
         const held = await t.rows<Held>(
           p.leases === undefined
             ? "SELECT task_id, lease_token, assigned_agent_id, status FROM task_status WHERE assigned_agent_id = $1 AND status IN ('claimed','in_progress') ORDER BY task_id FOR UPDATE SKIP LOCKED"
@@ -72,7 +72,7 @@ export function pgAgentService({ write, read, judge, transitions }: PgServiceCon
         const free = new Set(held.map((r) => r.task_id));
         const given = p.leases === undefined ? null : new Set(p.leases.map((l) => `${l.taskId}:${l.leaseToken}`));
         const ours = held
-          .filter((r) => r.assigned_agent_id === p.agentId && (r.status === "claimed" || r.status === "in_progress") && (given === null || given.has(`${r.task_id}:${r.lease_token}`)))
+          .filter((r) => r.assigned_agent_id === p.agentId && LEASED_STATES.includes(r.status) && (given === null || given.has(`${r.task_id}:${r.lease_token}`)))
           .map((r) => r.task_id);
         // A renewal always moves the stamp forward (docs/ARCHITECTURE.md, "Liveness"); an expired agent that beats again is alive.
         const touched = await t.one<{ last_heartbeat: number; heartbeat_timeout_ms: number }>(
