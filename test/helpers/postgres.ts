@@ -108,6 +108,37 @@ export function planNodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(planNodes)];
 }
 
+/**
+ * The plans of every statement `run` sends on `client`, the nested statements of functions
+ * included (auto_explain, which reports each as a notice to this session), inside a transaction
+ * rolled back after it. `planCacheMode` is the session's plan_cache_mode while it runs;
+ * `analyze` adds what each node really did (rows, loops, rows a filter removed).
+ */
+export async function autoExplained<T extends PlanNode = PlanNode>(
+  client: pg.Client,
+  options: { planCacheMode: string; analyze?: boolean },
+  run: () => Promise<unknown>,
+): Promise<T[][]> {
+  const plans: T[][] = [];
+  const onNotice = (n: { message?: string }) => {
+    const at = n.message?.indexOf("{") ?? -1;
+    if (at >= 0 && /plan:/.test(n.message!)) plans.push(planNodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan) as T[]);
+  };
+  client.on("notice", onNotice);
+  try {
+    await client.query("BEGIN");
+    await client.query("LOAD 'auto_explain'");
+    await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_format = json");
+    if (options.analyze === true) await client.query("SET LOCAL auto_explain.log_analyze = on");
+    await client.query(`SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = ${options.planCacheMode}`);
+    await run();
+  } finally {
+    await client.query("ROLLBACK");
+    client.off("notice", onNotice);
+  }
+  return plans;
+}
+
 /** The nodes of the plan PostgreSQL picks for `sql` with these values (EXPLAIN, not run). */
 export async function explainPlan(client: pg.Client, sql: string, values: unknown[]): Promise<PlanNode[]> {
   const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, values);

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type ClaimParams, type Store } from "../../src/store/index.js";
-import { explainPlan, planNodes as nodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
+import { autoExplained, explainPlan, planNodes as nodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 
@@ -114,25 +114,12 @@ describe.skipIf(!server.available)(`postgres: the claim's plan at a deep queue (
     expect(claimed).toBe(16);
     const call = one(sent, (text) => text.includes("roster_claim("), "the one-round-trip claim");
     for (const mode of ["auto", "force_generic_plan"]) {
-      // auto_explain reports the plan of every statement the function runs, as a notice to this session.
-      const plans: PlanNode[][] = [];
-      const onNotice = (n: { message?: string }) => {
-        const at = n.message?.indexOf("{") ?? -1;
-        if (at >= 0 && /plan:/.test(n.message!)) plans.push(nodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan));
-      };
-      client.on("notice", onNotice);
-      try {
-        await client.query("BEGIN");
-        await client.query("LOAD 'auto_explain'");
-        await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_format = json");
-        await client.query(`SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = ${mode}`);
+      // auto_explain reports the plan of every statement the function runs.
+      const plans = await autoExplained(client, { planCacheMode: mode }, async () => {
         // The call as the store sent it, its values those of a claim now (a fresh token).
         const { rows } = await client.query(call.text, [...call.values.slice(0, 2), "tok-deep", ...call.values.slice(3)]);
         expect(rows).toHaveLength(16);
-      } finally {
-        await client.query("ROLLBACK");
-        client.off("notice", onNotice);
-      }
+      });
       const text = plans.map(describePlan).join("\n");
       const pick = plans.filter((plan) => plan.some((n) => n["Node Type"] === "LockRows"));
       expect(pick, text).toHaveLength(1);

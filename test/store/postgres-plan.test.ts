@@ -5,7 +5,7 @@ import { PG_OBSERVE_LEASES_SQL, PG_OLDEST_READY_SQL } from "../../src/store/post
 import { ungatedClaimSql } from "../../src/store/postgres/gates.js";
 import { PG_CLAIM_SQL } from "../../src/store/postgres/claims.js";
 import { PG_COMPLETE_DEPENDENCIES_SQL } from "../../src/store/postgres/graph.js";
-import { explainPlan, planNodes as nodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
+import { autoExplained, explainPlan, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 
@@ -91,24 +91,11 @@ describe.skipIf(!server.available)("postgres: query plans of the hot statements"
     await client.query(`INSERT INTO task_status (task_id, status, persona_id, priority, run_at, ready_at, max_attempts, updated_at)
       SELECT g, 'pending', 'bulk', 0, ${T0} + g, ${T0}, 3, ${T0} FROM generate_series(200001, 260000) g`);
     await client.query("ANALYZE task_status");
-    // auto_explain reports the plan of every statement the function runs, as a notice to this session.
-    const plans: PlanNode[][] = [];
-    const onNotice = (n: { message?: string }) => {
-      const at = n.message?.indexOf("{") ?? -1;
-      if (at >= 0 && /plan:/.test(n.message!)) plans.push(nodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan));
-    };
-    client.on("notice", onNotice);
-    try {
-      await client.query("BEGIN");
-      await client.query("LOAD 'auto_explain'");
-      await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_format = json");
-      await client.query("SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = force_generic_plan");
+    // auto_explain reports the plan of every statement the function runs.
+    const plans = await autoExplained(client, { planCacheMode: "force_generic_plan" }, async () => {
       const { rows } = await client.query("SELECT * FROM roster_claim($1, $2, $3, $4, $5, $6)", [T0 + 2_000_000_000, "agent-x", "tok", 30_000, "bulk", 256]);
       expect(rows).toHaveLength(256);
-    } finally {
-      await client.query("ROLLBACK");
-      client.off("notice", onNotice);
-    }
+    });
     const pick = plans.find((plan) => plan.some((n) => n["Node Type"] === "LockRows"));
     expect(pick?.map((n) => n["Node Type"])).toEqual(expect.arrayContaining(["Limit", "LockRows"]));
     expect(pick?.map((n) => n["Node Type"])).not.toContain("Sort");

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type ClaimedTask, type Store } from "../../src/store/index.js";
 import { PG_COMPLETE_MANY_SQL, PG_START_MANY_SQL } from "../../src/store/postgres/batch-sql.js";
 import { PG_RENEW_SQL } from "../../src/store/postgres/agents.js";
-import { planNodes, usePostgres, type PlanNode } from "../helpers/postgres.js";
+import { autoExplained, usePostgres, type PlanNode } from "../helpers/postgres.js";
 import { T0 } from "../helpers/store.js";
 
 /**
@@ -46,26 +46,9 @@ describe.skipIf(!server.available)("postgres: the batched settle's plan after st
     await store?.close();
   });
 
-  /** Every node of the plans of `run`'s statements (nested ones included, through auto_explain), each run rolled back. */
-  async function analyzed(generic: boolean, run: () => Promise<unknown>): Promise<AnalyzedNode[][]> {
-    const plans: AnalyzedNode[][] = [];
-    const onNotice = (n: { message?: string }) => {
-      const at = n.message?.indexOf("{") ?? -1;
-      if (at >= 0 && /plan:/.test(n.message!)) plans.push(planNodes((JSON.parse(n.message!.slice(at)) as { Plan: PlanNode }).Plan));
-    };
-    client.on("notice", onNotice);
-    try {
-      await client.query("BEGIN");
-      await client.query("LOAD 'auto_explain'");
-      await client.query("SET LOCAL auto_explain.log_min_duration = 0; SET LOCAL auto_explain.log_nested_statements = on; SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_format = json");
-      await client.query(`SET LOCAL client_min_messages = log; SET LOCAL plan_cache_mode = ${generic ? "force_generic_plan" : "force_custom_plan"}`);
-      await run();
-    } finally {
-      await client.query("ROLLBACK");
-      client.off("notice", onNotice);
-    }
-    return plans;
-  }
+  /** The plans of `run`'s statements, each node with what it did, in a transaction rolled back. */
+  const analyzed = (generic: boolean, run: () => Promise<unknown>): Promise<AnalyzedNode[][]> =>
+    autoExplained<AnalyzedNode>(client, { planCacheMode: generic ? "force_generic_plan" : "force_custom_plan", analyze: true }, run);
 
   /**
    * The plan that updates task_status: its rows not read through the index of leased rows, the
