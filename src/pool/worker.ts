@@ -255,6 +255,10 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
   const made: { progress: ReturnType<typeof makeProgress> | null; logger: AdapterLogger | null } = { progress: null, logger: null };
   try {
     const adapter = await adapterFor(task.persona);
+    // Aborted while its adapter loaded (or before the task reached this thread): the adapter is not
+    // started. It would get a signal already aborted, whose 'abort' event never fires, and one that
+    // waits for that event would run on until its thread was terminated.
+    if (run.reason !== null) return aborted();
     const ctx: AdapterContext = {
       askHuman: askHumanFor(task.inputs),
       get signal() {

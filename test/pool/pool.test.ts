@@ -190,6 +190,39 @@ describe("worker pool: an abort or a termination charges only the attempt it was
     }
   });
 
+  it("does not start an adapter whose attempt was aborted while the adapter loaded: the abort is its outcome at once", async () => {
+    // An abort that lands during the adapter's import (or before the task reached its thread)
+    // would hand the adapter a signal already aborted, whose 'abort' event never fires: an adapter
+    // that waits for it runs on until its thread is terminated (seen in a clean-checkout run under load).
+    const dir = mkdtempSync(join(tmpdir(), "roster-pool-import-"));
+    const mark = join(dir, "ran");
+    pool = new WorkerPool({
+      threads: 1,
+      concurrency: 2,
+      abortGraceMs: 100,
+      init: {
+        personas: [{ id: "heavy", name: "heavy", definition: "", adapter: { kind: "module", path: new URL("../fixtures/adapter-slow-import.mjs", import.meta.url).pathname }, dir: null }],
+        personasDir: "/",
+        allowAbsoluteModules: true,
+        maxPayloadBytes: 1 << 20,
+        logLevel: "silent",
+      },
+    });
+    pool.start();
+    try {
+      const [task] = pool.runTasks([{ ...sleepTask(1, 0), persona: "heavy", payload: { mark } }], () => "module");
+      await new Promise((r) => setTimeout(r, 100));
+      const abortedAt = performance.now();
+      pool.abort([task!.runId], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
+      // Its own reason, as sent (a thread terminated for it would add to the message), once the import is over.
+      expect(await task!.outcome).toEqual({ taskId: 1, ok: false, aborted: true, error: { ...reason, code: "TIMEOUT", message: "timed out", retryable: true } });
+      expect(performance.now() - abortedAt).toBeLessThan(5_000);
+      expect(readdirSync(dir), "the adapter's run was never called").toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("does not terminate a thread whose aborted adapter is still stopping with its event loop free, so its thread-mates run on", async () => {
     // On a starved machine an adapter's stop (removing its home and worktree, ending its process tree)
     // takes longer than the grace; the thread still answers, so ending it would only cost its
