@@ -10,7 +10,7 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { MCP_PROFILES, createMcpContext, type McpContext, type McpProfile } from "./context.js";
-import { createMcpServer, endMcpSession } from "./server.js";
+import { connectMcp, createMcpServer, endMcpSession } from "./server.js";
 
 export const MCP_HTTP_PATH = "/mcp";
 export const MCP_HTTP_HOST_DEFAULT = "127.0.0.1";
@@ -158,7 +158,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
       const id = transport.sessionId;
       if (id !== undefined && sessions.delete(id)) logger.debug({ sessionId: id }, "mcp session closed");
     };
-    await server.connect(transport);
+    await connectMcp(server, transport);
     return transport;
   };
 

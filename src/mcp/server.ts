@@ -1,4 +1,6 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpContext, McpProfile } from "./context.js";
 import { McpSession } from "./session.js";
 import { ToolTable } from "./tool.js";
@@ -45,7 +47,7 @@ export async function createMcpServer(ctx: McpContext, options: { profile?: McpP
     { instructions: INSTRUCTIONS[profile], capabilities: { tools: {}, prompts: { listChanged: true }, resources: {} } },
   );
   const session = new McpSession(ctx, () => server.server.getClientVersion()?.name);
-  const tools = new ToolTable(server);
+  const tools = new ToolTable(server, (run) => session.call(run));
   if (profile === "planner" || profile === "all") {
     registerPlannerTools(tools, ctx, session);
     registerHumanTools(tools, ctx, session);
@@ -60,6 +62,24 @@ export async function createMcpServer(ctx: McpContext, options: { profile?: McpP
   sessions.set(server, session);
   server.server.onclose = () => void session.end();
   return server;
+}
+
+/**
+ * Connects the server to its transport, and tells its session of each request the client
+ * cancels (notifications/cancelled), before the SDK sees it: a claim already answered when
+ * its cancel arrives was dropped by the client (the protocol's own race: the client ignores
+ * an answer that comes after it cancelled), so its lease goes back (tools/worker.ts).
+ */
+export async function connectMcp(server: McpServer, transport: Transport): Promise<void> {
+  await server.connect(transport);
+  const receive = transport.onmessage;
+  transport.onmessage = (message: JSONRPCMessage, extra) => {
+    if ("method" in message && message.method === "notifications/cancelled" && !("id" in message)) {
+      const requestId = message.params?.["requestId"];
+      if (typeof requestId === "string" || typeof requestId === "number") sessions.get(server)?.cancelled(requestId);
+    }
+    receive?.(message, extra);
+  };
 }
 
 /**

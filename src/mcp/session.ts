@@ -4,6 +4,8 @@ import { retryWhileUnreachable } from "./give-back.js";
 import { McpToolError } from "./results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT } from "./schemas.js";
 
+/** How long a session's end waits for its tool calls in progress to finish, in ms. */
+export const CALLS_DONE_WAIT_MS = 5_000;
 /** How long a task released with skip is kept from the agent that skipped it, in ms (others may take it at once). */
 export const SKIP_MS_DEFAULT = 10 * 60_000;
 /** Most tasks one agent keeps skipped at once; the oldest skip is forgotten first. */
@@ -61,6 +63,11 @@ export class McpSession {
   private ending: Promise<void> | null = null;
   /** Called once when the session ends (before the agent is deregistered). */
   onEnd: (() => void) | null = null;
+  /** Called with the id of each request the client cancels (connectMcp), answered or not. */
+  onCancel: ((requestId: string | number) => void) | null = null;
+  /** Tool calls in progress, and who waits for there to be none. */
+  private calls = 0;
+  private callsDone: Array<() => void> = [];
 
   constructor(
     private readonly ctx: McpContext,
@@ -127,6 +134,25 @@ export class McpSession {
     return this.agentId ?? "mcp";
   }
 
+  /**
+   * Runs one tool call, counted: the session's end waits for the calls in progress (the
+   * transport's close aborts them), so a claim cancelled there gives its lease back before
+   * the agent is deregistered, not after.
+   */
+  async call<T>(run: () => Promise<T>): Promise<T> {
+    this.calls++;
+    try {
+      return await run();
+    } finally {
+      if (--this.calls === 0) for (const done of this.callsDone.splice(0)) done();
+    }
+  }
+
+  /** The client cancelled request `requestId`. */
+  cancelled(requestId: string | number): void {
+    this.onCancel?.(requestId);
+  }
+
   /** Deregisters the agent (its leases go back to the queue uncounted, each a lost lease). Every call gets the same promise; never rejects. */
   end(): Promise<void> {
     this.ending ??= this.deregister(true);
@@ -151,6 +177,13 @@ export class McpSession {
   private async deregister(sessionEnded: boolean): Promise<void> {
     this.ended = true;
     this.onEnd?.();
+    if (this.calls > 0) {
+      // Aborted calls end within a store write or two; bounded, so a call that hangs cannot keep the agent.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CALLS_DONE_WAIT_MS);
+        this.callsDone.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
     const id = this.agentId;
     if (id === null) return;
     this.ctx.skips.forget(id);

@@ -3,7 +3,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { McpContext, McpProfile } from "./context.js";
 import { WAIT_MS_MAX } from "./schemas.js";
-import { createMcpServer, endMcpSession } from "./server.js";
+import { connectMcp, createMcpServer, endMcpSession } from "./server.js";
 
 /** Longest wait, after stdin ends, for answers still being worked on (a claim may wait WAIT_MS_MAX). */
 export const DRAIN_MS_MAX = WAIT_MS_MAX + 5_000;
@@ -63,18 +63,24 @@ export async function serveMcpStdio(options: {
       await endMcpSession(server);
       resolveClosed();
     }));
-  await server.connect(transport);
+  await connectMcp(server, transport);
   const receive = transport.onmessage;
   // Wrapped after connect(), which installs the SDK's own handler: count requests in
   // and answers out, without changing either.
   transport.onmessage = (message: JSONRPCMessage) => {
     if ("method" in message && "id" in message) pending.add(message.id);
+    // A cancelled request gets no answer (the SDK drops it): it is not waited for. Its
+    // handler, aborted, is waited for by the session's end (McpSession.call).
+    else if ("method" in message && message.method === "notifications/cancelled") answered(message.params?.["requestId"]);
     receive?.(message);
+  };
+  const answered = (id: unknown): void => {
+    if ((typeof id === "string" || typeof id === "number") && pending.delete(id) && pending.size === 0) drained?.();
   };
   const send = transport.send.bind(transport);
   transport.send = async (message: JSONRPCMessage) => {
     await send(message);
-    if (!("method" in message) && "id" in message && message.id !== undefined && pending.delete(message.id) && pending.size === 0) drained?.();
+    if (!("method" in message) && "id" in message) answered(message.id);
   };
   return { closed, close };
 }

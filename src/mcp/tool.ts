@@ -94,7 +94,11 @@ export class ToolTable {
   private readonly entries = new Map<string, Entry>();
   private readonly listed: Tool[] = [];
 
-  constructor(private readonly server: McpServer) {}
+  /** `around` runs each tool call (the session counts its calls in progress: McpSession.call). */
+  constructor(
+    private readonly server: McpServer,
+    private readonly around: <T>(run: () => Promise<T>) => Promise<T> = (run) => run(),
+  ) {}
 
   define<Shape extends z.ZodRawShape>(spec: ToolSpec<Shape>): void {
     const schema = z.strictObject(spec.input);
@@ -134,7 +138,7 @@ export class ToolTable {
       }
       const parsed = entry.schema.safeParse(req.params?.arguments ?? {});
       if (!parsed.success) return validationError(parsed.error.issues);
-      return guard(() => entry.handler(parsed.data as never, extra));
+      return this.around(() => guard(() => entry.handler(parsed.data as never, extra)));
     });
   }
 }

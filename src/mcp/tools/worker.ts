@@ -17,6 +17,8 @@ export const READ_PAGE_CHARS_DEFAULT = 16_000;
 export const READ_PAGE_CHARS_MAX = 64_000;
 /** Trail events read_task returns. */
 export const READ_TRAIL_EVENTS = 20;
+/** Claims answered lately whose cancel, arriving after the answer, gives them back (claim_task). */
+const ANSWERED_CLAIMS_KEPT = 16;
 /** Ready tasks a peek lists. */
 export const PEEK_LIMIT = 10;
 
@@ -106,6 +108,16 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
 
   registerAgentTool(tools, session, requirePersona);
 
+  // Claims answered lately, by request id: a cancel that comes after its claim was answered
+  // means the client dropped the answer, and with it the lease token (connectMcp).
+  const answered = new Map<string | number, { taskId: number; leaseToken: string }>();
+  session.onCancel = (requestId) => {
+    const ref = answered.get(requestId);
+    if (ref === undefined) return;
+    answered.delete(requestId);
+    void giveUpClaim(ref).catch((error: unknown) => ctx.logger.warn({ taskId: ref.taskId, err: error }, "giving back a cancelled claim failed; its lease will run out"));
+  };
+
   tools.define({
     name: "claim_task",
     description: "Lease the next ready task of persona, waiting up to waitMs; task null if none.",
@@ -118,6 +130,9 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
       const agent = await liveAgent((args as { agentId?: string }).agentId);
       const deadline = performance.now() + (args.waitMs ?? 0);
       for (;;) {
+        // A cancelled call claims nothing: the SDK sends no answer to it, so the agent would
+        // never learn the lease token of a task claimed now.
+        if (extra.signal.aborted) return ok({ task: null });
         const task = await claimOnce(args.persona, agent);
         if (task !== null) {
           leases.add(agent, { taskId: task.id, leaseToken: task.leaseToken });
@@ -125,6 +140,10 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
           const started = await store.tasks.startIfLeased({ taskId: task.id, leaseToken: task.leaseToken, now: clock.now() });
           if (started.ok) {
             const [lineage] = await store.tasks.lineage({ taskIds: [task.id] });
+            // Cancelled while the claim was being written: the lease goes back, uncounted.
+            if (extra.signal.aborted) return await giveUpClaim({ taskId: task.id, leaseToken: task.leaseToken });
+            answered.set(extra.requestId, { taskId: task.id, leaseToken: task.leaseToken });
+            if (answered.size > ANSWERED_CLAIMS_KEPT) answered.delete(answered.keys().next().value!);
             const view = claimedView(task, lineage, ctx.resultCutChars);
             return ok({ task: view, leaseToken: task.leaseToken }, () => `claimed task ${task.id} "${task.title}" (attempt ${task.attempt}/${task.maxAttempts}), leaseToken ${task.leaseToken}`);
           }
@@ -139,6 +158,17 @@ export function registerWorkerTools(tools: ToolTable, ctx: McpContext, session: 
       }
     },
   });
+
+  /**
+   * Releases a lease whose claim_task call the agent cancelled (so it never saw the token):
+   * uncounted, as release_task (docs/ARCHITECTURE.md rule 12), fenced by the token (a lease
+   * the agent has since ended is not touched). Answers task null, which the SDK does not send.
+   */
+  async function giveUpClaim(ref: { taskId: number; leaseToken: string }) {
+    leases.remove(ref);
+    await store.tasks.releaseIfLeased({ ...ref, reason: "claim_task cancelled by the agent", now: clock.now() });
+    return ok({ task: null });
+  }
 
   /** One claim: the persona's best ready task, passing over tasks this agent skipped. A read first: waiting agents must not take the write lock every time they look. */
   async function claimOnce(personaId: string, agent: string): Promise<ClaimedTask | null> {
