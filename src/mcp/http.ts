@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { RosterError, coerceError } from "../errors.js";
+import { serveHttp } from "../http-listen.js";
 import { HostCheck, bearerOf, bindingOf, hostnameOf, listeningUrl, secretsMatch } from "../http-access.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logging/logger.js";
@@ -27,6 +28,8 @@ export interface McpHttpOptions {
   host?: string;
   /** 0 picks a free port. */
   port: number;
+  /** A server already bound to host:port (src/http-listen.ts), as `roster start` binds before it writes anything. */
+  listening?: Server;
   /** Bearer token every request must carry; none when absent (unless `tokens` are given). */
   token?: string | undefined;
   /**
@@ -218,17 +221,10 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     await transport.handleRequest(req, res, body);
   };
 
-  const http: Server = createServer((req, res) => {
+  const http: Server = await serveHttp(options.listening, { what: "mcp", host, port: options.port, hint: "set --mcp-port" }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       logger.error({ err: coerceError(error) }, "mcp request failed");
       sendJsonRpcError(res, 500, "Internal server error");
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(options.port, host, () => {
-      http.off("error", reject);
-      resolve();
     });
   });
   const idleMs = options.sessionIdleMs ?? MCP_HTTP_SESSION_IDLE_MS;

@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { RosterError, coerceError } from "../errors.js";
+import { serveHttp } from "../http-listen.js";
 import type { HealthCheck } from "./health.js";
 import type { RosterMetrics } from "./metrics.js";
 
@@ -11,6 +12,8 @@ export interface MetricsServerOptions {
   /** 0 picks a free port (tests). */
   port: number;
   health: HealthCheck;
+  /** A server already bound to host:port (src/http-listen.ts), as `roster start` binds before it writes anything. */
+  listening?: Server;
   /** Told about a scrape that failed (the store closed, a query error); the scrape answers 500. */
   onError?: (error: Error) => void;
 }
@@ -34,7 +37,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new RosterError("CONFIG_INVALID", `metrics.port: must be an integer from 0 to 65535, got ${String(options.port)}`);
   }
-  const server = createServer((req, res) => {
+  const server = await serveHttp(options.listening, { what: "metrics", host, port: options.port, hint: "set --metrics-port or --no-metrics" }, (req, res) => {
     handle(req, res, options).catch((error: unknown) => {
       const e = coerceError(error);
       options.onError?.(e);
@@ -44,7 +47,6 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   });
   // A scraper holding a keep-alive connection must not keep shutdown waiting.
   server.keepAliveTimeout = 5_000;
-  await listen(server, host, options.port);
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(":") ? `[${host}]` : host;
   return {
@@ -82,21 +84,4 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Metric
 function send(res: ServerResponse, status: number, contentType: string, body: string, headOnly = false): void {
   res.writeHead(status, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
   res.end(headOnly ? undefined : body);
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      server.off("listening", onListening);
-      const code = error.code === "EADDRINUSE" ? "address in use" : error.code === "EACCES" ? "permission denied" : error.message;
-      reject(new RosterError("CONFIG_INVALID", `metrics: cannot listen on ${host}:${port} (${code}); set --metrics-port or --no-metrics`, { cause: error }));
-    };
-    const onListening = () => {
-      server.off("error", onError);
-      resolve();
-    };
-    server.once("error", onError);
-    server.once("listening", onListening);
-    server.listen(port, host);
-  });
 }

@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import type { Config } from "../config.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
@@ -28,7 +29,7 @@ export interface MetricsService {
  * running (attach its events and stats, listen on config.metrics.host:port),
  * stopping (close the server, unsubscribe).
  */
-export function createMetricsService(config: Pick<Config, "metrics" | "pollIntervalMs">, options: { logger: Logger }): MetricsService {
+export function createMetricsService(config: Pick<Config, "metrics" | "pollIntervalMs">, options: { logger: Logger; listening?: Server }): MetricsService {
   const { logger } = options;
   const recorder = createTransactionRecorder();
   let metrics: RosterMetrics | null = null;
@@ -54,6 +55,7 @@ export function createMetricsService(config: Pick<Config, "metrics" | "pollInter
           metrics: m,
           host: config.metrics.host,
           port: config.metrics.port,
+          ...(options.listening === undefined ? {} : { listening: options.listening }),
           health: createLoopHealth({
             lastTickAt: () => ctx.supervisor.stats().lastTickAt,
             staleAfterMs: Math.max(HEALTH_STALE_AFTER_MS_DEFAULT, HEALTH_STALE_POLL_INTERVALS * config.pollIntervalMs),

@@ -1,11 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { systemClock, type Clock } from "../clock.js";
-import { RosterError, coerceError } from "../errors.js";
+import { coerceError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { UiError, toUiError, type ApiContext } from "./api.js";
 import { hostnameOf, listeningUrl, secretsMatch } from "../http-access.js";
+import { serveHttp } from "../http-listen.js";
 import { Guard, checkUiOptions, UI_SESSION_COOKIE } from "./guard.js";
 import { jsonBody, sendError, sendJson } from "./http.js";
 import { ChangeFeed } from "./live.js";
@@ -39,6 +40,8 @@ export interface UiServerOptions {
   externalPollMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /** A server already bound to host:port (src/http-listen.ts), as `roster start` binds before it writes anything. */
+  listening?: Server;
   /** Folder of the built front end; default UI_PUBLIC_DIR. */
   publicDir?: string;
 }
@@ -135,30 +138,20 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     return sendJson(res, 200, result);
   };
 
-  const http: Server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      const e = toUiError(error);
-      if (e.status >= 500) logger?.error({ err: coerceError(error) }, "ui request failed");
-      sendError(res, e);
-    });
-  });
-  http.keepAliveTimeout = 5_000;
+  let http: Server;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException): void => {
-        const why = error.code === "EADDRINUSE" ? "address in use" : error.code === "EACCES" ? "permission denied" : error.message;
-        reject(new RosterError("CONFIG_INVALID", `ui: cannot listen on ${host}:${options.port} (${why})`, { cause: error, details: { field: "ui.port" } }));
-      };
-      http.once("error", onError);
-      http.listen(options.port, host, () => {
-        http.off("error", onError);
-        resolve();
+    http = await serveHttp(options.listening, { what: "ui", host, port: options.port }, (req, res) => {
+      route(req, res).catch((error: unknown) => {
+        const e = toUiError(error);
+        if (e.status >= 500) logger?.error({ err: coerceError(error) }, "ui request failed");
+        sendError(res, e);
       });
     });
   } catch (error) {
     feed.close();
     throw error;
   }
+  http.keepAliveTimeout = 5_000;
   const address = http.address() as AddressInfo;
   const url = listeningUrl(address, "/");
   logger?.debug({ url, token: options.token !== undefined }, "ui listening");

@@ -1,4 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -22,8 +24,13 @@ let template: Template;
 let files: TempDir;
 let db: string;
 let baseline: Record<string, number>;
+/** A port another program holds, for `roster start` to be refused (src/http-listen.ts). */
+let held: Server;
+const heldPort = (): string => String((held.address() as AddressInfo).port);
 
 beforeAll(async () => {
+  held = createServer();
+  await new Promise<void>((resolve) => held.listen(0, "127.0.0.1", resolve));
   template = await makeTemplate();
   db = template.copy().db;
   const store = await openStore({ path: db });
@@ -83,6 +90,7 @@ const personaFolders: Record<string, Record<string, string>> = {
 };
 
 afterAll(() => {
+  held.close();
   files.cleanup();
   template.cleanup();
 });
@@ -181,6 +189,11 @@ const cases: Case[] = [
   { name: "start with a metrics port over 65535", args: () => ["start", "--metrics-port", "70000"], stderr: /^roster: VALIDATION: --metrics-port: must be an integer from 0 to 65535, got "70000"$/ },
   { name: "start with a non-numeric metrics port", args: () => ["start", "--metrics-port", "abc"], stderr: /^roster: VALIDATION: --metrics-port: must be an integer from 0 to 65535, got "abc"$/ },
   { name: "start with a negative MCP port", args: () => ["start", "--mcp-port", "-1"], stderr: /^roster: VALIDATION: --mcp-port: must be an integer from 0 to 65535, got "-1"$/ },
+  // A port that cannot be bound is refused before the database is opened: no task runs, no demo is seeded.
+  { name: "start on a metrics port in use", args: () => ["start", "--personas", template.personasDir, "--metrics-port", heldPort()], stderr: /^roster: CONFIG_INVALID: metrics: cannot listen on 127\.0\.0\.1:\d+ \(address in use\); set --metrics-port or --no-metrics$/ },
+  { name: "start on an MCP port in use", args: () => ["start", "--personas", template.personasDir, "--metrics-port", "0", "--mcp-port", heldPort()], stderr: /^roster: CONFIG_INVALID: mcp: cannot listen on 127\.0\.0\.1:\d+ \(address in use\); set --mcp-port$/ },
+  { name: "start on a dashboard port in use", args: () => ["start", "--personas", template.personasDir, "--no-metrics", "--ui-port", heldPort()], stderr: /^roster: CONFIG_INVALID: ui: cannot listen on 127\.0\.0\.1:\d+ \(address in use\); set --ui-port$/ },
+  { name: "start with a metrics host that is not this machine's", args: () => ["start", "--personas", template.personasDir, "--metrics-port", "0", "--metrics-host", "192.0.2.1"], stderr: /^roster: CONFIG_INVALID: metrics: cannot listen on 192\.0\.2\.1:0 \(not an address of this machine\); set --metrics-port or --no-metrics$/ },
   { name: "start with zero threads", args: () => ["start", "--threads", "0"], stderr: /^roster: VALIDATION: --threads: must be an integer >= 1, got "0"$/ },
   { name: "start with more threads than allowed", args: () => ["start", "--threads", "1000"], stderr: /^roster: CONFIG_INVALID: --threads: Too big: expected number to be <=256, got 1000$/ },
   { name: "start with an empty metrics host", args: () => ["start", "--metrics-host", ""], stderr: /^roster: CONFIG_INVALID: --metrics-host: Too small: expected string to have >=1 characters, got ""$/ },
@@ -256,6 +269,14 @@ describe("bad input never creates a database", () => {
     expect(res.code).toBe(2);
     expect(res.stderr.trimEnd().split("\n")).toHaveLength(1);
     expect(res.stderr).toMatch(/^roster: PERSONA_INVALID: \S*x\.md: front matter\.id/);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it("start --demo on a port in use creates no database and seeds nothing", async () => {
+    const path = files.path("start-port.db");
+    const res = await roster(["start", "--demo", "--exit-when-idle", "--db", path, "--personas", template.personasDir, "--metrics-port", heldPort()], { cwd: files.dir });
+    expect(res.code).toBe(2);
+    expect(res.stderr.trimEnd()).toMatch(/^roster: CONFIG_INVALID: metrics: cannot listen on 127\.0\.0\.1:\d+ \(address in use\)/);
     expect(existsSync(path)).toBe(false);
   });
 

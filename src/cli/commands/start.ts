@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { Config } from "../../config.js";
@@ -90,12 +91,17 @@ function uiFlags(options: StartOptions): { port: number; host?: string; token?: 
 }
 
 /** The dashboard beside the supervisor (src/ui); the supervisor's waker owns hasExternalChanges, so the dashboard takes the watch hint only. */
-async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>, console: { logger: Logger; secrets: { add(values: string[]): void } }): Promise<RunExtension> {
-  const [{ startUiServer }, { checkUiOptions }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("../../ui/guard.js"), import("./ui.js")]);
-  checkUiOptions(ui);
+/** The dashboard's flags checked (a non-loopback host needs a token), with the host it binds. */
+async function checkedUi(ui: NonNullable<ReturnType<typeof uiFlags>>): Promise<{ host: string }> {
+  const { checkUiOptions } = await import("../../ui/guard.js");
+  return checkUiOptions(ui);
+}
+
+async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>, console: { logger: Logger; secrets: { add(values: string[]): void } }, listening: Server | undefined): Promise<RunExtension> {
+  const [{ startUiServer }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("./ui.js")]);
   if (ui.token !== undefined) console.secrets.add([ui.token]);
   return async (ctx) => {
-    const server = await startUiServer({ store: ctx.store, ...ui, user: uiUser(undefined), externalChanges: "shared", logger: console.logger });
+    const server = await startUiServer({ store: ctx.store, ...ui, user: uiUser(undefined), externalChanges: "shared", logger: console.logger, ...(listening === undefined ? {} : { listening }) });
     console.logger.info({ url: server.url, authRequired: ui.token !== undefined }, "serving the dashboard");
     return { stop: () => server.close() };
   };
@@ -141,22 +147,29 @@ export function register(program: Command): void {
     assertModulePaths(loadPersonaDir(config.personasDir), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
     // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
     // are more than the quick read commands should pay for at every start-up.
-    const [{ runStart }, { startServices }, { demoReport }] = await Promise.all([
+    const [{ runStart }, { bindPorts, startServices }, { demoReport }] = await Promise.all([
       import("../../main.js"),
       import("../start-services.js"),
       import("../demo-report.js"),
     ]);
-    const services = startServices(config);
-    if (ui !== null) services.extensions.splice(-1, 0, await uiExtension(ui, services.console));
-    // Before the live status, which stops first: the summary line lands above its final block.
-    if (options.demo === true) services.extensions.unshift(demoReport({ logger: services.console.logger, dbPath: config.dbPath }));
-    const code = await runStart(config, {
-      demo: options.demo === true,
-      exitWhenIdle: options.exitWhenIdle === true,
-      logger: services.console.logger,
-      extensions: services.extensions,
-      ...services.storeHooks,
-    });
-    process.exitCode = code;
+    const uiChecked = ui === null ? null : await checkedUi(ui);
+    // Before the database is opened: a port in use is refused with nothing written (src/http-listen.ts).
+    const bound = await bindPorts(config, uiChecked === null ? null : { host: uiChecked.host, port: ui!.port });
+    try {
+      const services = startServices(config, bound);
+      if (ui !== null) services.extensions.splice(-1, 0, await uiExtension(ui, services.console, bound.ui));
+      // Before the live status, which stops first: the summary line lands above its final block.
+      if (options.demo === true) services.extensions.unshift(demoReport({ logger: services.console.logger, dbPath: config.dbPath }));
+      const code = await runStart(config, {
+        demo: options.demo === true,
+        exitWhenIdle: options.exitWhenIdle === true,
+        logger: services.console.logger,
+        extensions: services.extensions,
+        ...services.storeHooks,
+      });
+      process.exitCode = code;
+    } finally {
+      bound.close();
+    }
   });
 }
