@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { RosterError } from "../errors.js";
 import { TREE_KILL_GRACE_MS_DEFAULT, TREE_TOKEN_ENV, unwatchTree, watchTree, watchdogPipe, watchdogToken } from "./watchdog.js";
 
 /**
@@ -212,5 +213,31 @@ function signalTree(child: ChildProcess, signal: "SIGTERM" | "SIGKILL"): void {
   } catch (error) {
     // ESRCH: the group is gone already. Anything else: fall back to the child alone.
     if ((error as NodeJS.ErrnoException).code !== "ESRCH") child.kill(signal);
+  }
+}
+
+/**
+ * Why a process could not start, as the attempt's error. Node reports a working folder that
+ * does not exist as ENOENT on the command, so ENOENT is told apart here: a missing folder
+ * (deleted by another task, a checkout or a mount not there yet) is ADAPTER_FAILED and
+ * retryable, saying so, while a program not found (or not executable) is ADAPTER_NOT_FOUND
+ * and not retried: no second attempt would find it.
+ */
+export function spawnFailure(command: string, cwd: string | undefined, error: unknown, notFound: string): RosterError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" && cwd !== undefined && !isFolder(cwd)) {
+    return new RosterError("ADAPTER_FAILED", `${command}: cannot start: its working folder ${cwd} does not exist`, { cause: error, retryable: true, details: { command, cwd } });
+  }
+  if (code === "ENOENT" || code === "EACCES") {
+    return new RosterError("ADAPTER_NOT_FOUND", `${command}: ${notFound} (${(error as Error).message})`, { cause: error, retryable: false, details: { command, ...(cwd === undefined ? {} : { cwd }) } });
+  }
+  return new RosterError("ADAPTER_FAILED", `${command}: cannot start (${(error as Error).message})`, { cause: error, retryable: true, details: { command, ...(cwd === undefined ? {} : { cwd }) } });
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }

@@ -2,7 +2,7 @@ import { isAbsolute, resolve, sep } from "node:path";
 import { HumanInputRequest } from "./human-input.js";
 import { RosterError } from "../errors.js";
 import type { Json } from "../store/types.js";
-import { startTree } from "./process-tree.js";
+import { spawnFailure, startTree } from "./process-tree.js";
 import type { AdapterEnvironment } from "./registry.js";
 import type { Adapter, AdapterPersona, AdapterTask } from "./types.js";
 import { abortReason } from "./work.js";
@@ -194,13 +194,7 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
       },
       (error: NodeJS.ErrnoException) => {
         options.signal.removeEventListener("abort", onAbort);
-        const notFound = error.code === "ENOENT" || error.code === "EACCES";
-        reject(
-          new RosterError(notFound ? "ADAPTER_NOT_FOUND" : "ADAPTER_FAILED", `${spec.command}: cannot start (${error.message})`, {
-            retryable: !notFound,
-            cause: error,
-          }),
-        );
+        reject(spawnFailure(spec.command, spec.cwd, error, "cannot start: not found or not executable"));
       },
     );
   });

@@ -1,6 +1,8 @@
+import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TaskRecord } from "../../src/store/index.js";
+import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { finished, harness, type Harness } from "../supervisor/helpers.js";
 
 /**
@@ -12,9 +14,12 @@ const CONTRACT = fileURLToPath(new URL("../fixtures/shell-contract.sh", import.m
 const threeTimes = { maxAttempts: 3, backoff: "fixed", baseMs: 10, maxMs: 10, jitter: 0 };
 
 let h: Harness | null = null;
+let temp: TempDir | null = null;
 afterEach(async () => {
   await h?.close();
   h = null;
+  temp?.cleanup();
+  temp = null;
 });
 
 async function runTask(persona: string, attempts: number): Promise<TaskRecord> {
@@ -42,6 +47,36 @@ describe.runIf(process.platform !== "win32")("shell contract through the supervi
     expect(failed.status).toBe("failed");
     expect(failed.attempts).toBe(3);
     expect(failed.error).toMatchObject({ code: "ADAPTER_FAILED", retryable: true });
+  });
+
+  it("retries a task whose working folder is missing, saying so, and completes it once the folder is back; a missing program is not retried", async () => {
+    // Node reports a missing cwd as ENOENT on the command: it was taken for a program not
+    // found and failed for good (ADAPTER_NOT_FOUND), though another task deleting the shared
+    // folder, or a mount not up yet, is nothing the task did and passes.
+    temp = makeTempDir("roster-shell-cwd-");
+    const folder = temp.path("work");
+    h = await harness([
+      { id: "elsewhere", adapter: { kind: "shell", command: "/bin/sh", args: ["-c", "cat >/dev/null; echo '{\"ok\":1}'"], cwd: folder }, retry: threeTimes },
+      { id: "missing", adapter: { kind: "shell", command: "roster-no-such-program", cwd: temp.dir }, retry: threeTimes },
+    ]);
+    await h.supervisor.start();
+    const firstTry = finished(h.supervisor.events, 1, (e) => e.persona === "elsewhere");
+    const done = finished(h.supervisor.events, 2, (e) => e.persona === "elsewhere");
+    const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "elsewhere", title: "runs in a folder not there yet" }], now: Date.now() });
+    await firstTry;
+    mkdirSync(folder);
+    await done;
+    const task = await h.store.tasks.get({ taskId: ids[0]!, eventLimit: 100 });
+    expect(task.status).toBe("completed");
+    expect(task.attempts).toBe(2);
+    const retried = task.events.find((e) => e.type === "task:retrying");
+    expect(retried?.data).toMatchObject({ error: { code: "ADAPTER_FAILED", message: `/bin/sh: cannot start: its working folder ${folder} does not exist` } });
+
+    const missing = await runTask("missing", 1);
+    expect(missing.status).toBe("failed");
+    expect(missing.attempts).toBe(1);
+    expect(missing.error).toMatchObject({ code: "ADAPTER_NOT_FOUND", retryable: false });
+    expect(missing.error!.message).toMatch(/^roster-no-such-program: cannot start: not found or not executable/);
   });
 
   it("reports a script's progress lines as the task's progress", async () => {

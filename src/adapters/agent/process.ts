@@ -1,6 +1,6 @@
 import { StringDecoder } from "node:string_decoder";
 import { RosterError } from "../../errors.js";
-import { startTree, type Tree } from "../process-tree.js";
+import { spawnFailure, startTree, type Tree } from "../process-tree.js";
 import { abortReason } from "../work.js";
 import type { CliRun } from "./output.js";
 
@@ -63,7 +63,7 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
         graceMs: options.killGraceMs ?? KILL_GRACE_MS_DEFAULT,
       });
     } catch (error) {
-      reject(spawnError(command, options.cwd, error));
+      reject(spawnFailure(command, options.cwd, error, "agent CLI not found: is it installed and on PATH?"));
       return;
     }
     const child = tree.child;
@@ -140,20 +140,8 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       },
       (error: unknown) => {
         signal.removeEventListener("abort", onAbort);
-        reject(spawnError(command, options.cwd, error));
+        reject(spawnFailure(command, options.cwd, error, "agent CLI not found: is it installed and on PATH?"));
       },
     );
   });
-}
-
-function spawnError(command: string, cwd: string, error: unknown): RosterError {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") {
-    return new RosterError("ADAPTER_NOT_FOUND", `agent CLI "${command}" was not found (is it installed and on PATH?), or the folder ${cwd} does not exist`, {
-      cause: error,
-      retryable: false,
-      details: { command, cwd },
-    });
-  }
-  return new RosterError("ADAPTER_FAILED", `could not start "${command}": ${(error as Error).message}`, { cause: error, details: { command, cwd } });
 }
