@@ -4,7 +4,7 @@ import { resolveModulePath } from "../adapters/module.js";
 import type { AdapterEnvironment } from "../adapters/registry.js";
 import type { AdapterPersona } from "../adapters/types.js";
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { RosterError, coerceError } from "../errors.js";
+import { RosterError, coerceError, isRosterError } from "../errors.js";
 import { formatIssues } from "../store/input.js";
 import type { PersonaRecord, PersonaUpsert } from "../store/types.js";
 import { personaFrontMatterSchema, type Persona, type PersonaConfig } from "./schema.js";
@@ -48,8 +48,25 @@ export function parsePersonaFile(path: string, text: string): Persona {
   return { ...parsed.data, definition, sourcePath: resolve(path) };
 }
 
-/** Every `*.md` in the folder, sorted; duplicate ids are an error naming both files. */
-export function loadPersonaDir(dir: string): Persona[] {
+/** A persona file that did not validate: its path and the PERSONA_INVALID error naming it. */
+export interface InvalidPersonaFile {
+  file: string;
+  error: RosterError;
+}
+
+/** What a personas folder holds: the files that validate, and those that do not, each in file order. */
+export interface PersonaDirReading {
+  personas: Persona[];
+  invalid: InvalidPersonaFile[];
+}
+
+/**
+ * Every `*.md` in the folder, sorted, each validated on its own: one bad file does
+ * not hide the others (a running supervisor serves the good ones). A file whose id
+ * an earlier valid file already uses is invalid, naming both files. Throws only
+ * when the folder itself cannot be read.
+ */
+export function readPersonaDir(dir: string): PersonaDirReading {
   if (!existsSync(dir)) {
     throw new RosterError("PERSONA_INVALID", `${dir}: personas folder does not exist`, { details: { file: dir } });
   }
@@ -63,16 +80,34 @@ export function loadPersonaDir(dir: string): Persona[] {
     throw new RosterError("PERSONA_INVALID", `${dir}: cannot read personas folder (${(error as Error).message})`, { cause: error });
   }
   const byId = new Map<string, string>();
-  return files.map((file) => {
+  const reading: PersonaDirReading = { personas: [], invalid: [] };
+  for (const file of files) {
     const path = join(dir, file);
-    const persona = parsePersonaFile(path, readFileSync(path, "utf8"));
-    const other = byId.get(persona.id);
-    if (other !== undefined) {
-      throw new RosterError("PERSONA_INVALID", `${path}: id "${persona.id}" is already used by ${other}`, { details: { file: path, field: "id" } });
+    try {
+      const persona = parsePersonaFile(path, readFileSync(path, "utf8"));
+      const other = byId.get(persona.id);
+      if (other !== undefined) {
+        throw new RosterError("PERSONA_INVALID", `${path}: id "${persona.id}" is already used by ${other}`, { details: { file: path, field: "id" } });
+      }
+      byId.set(persona.id, path);
+      reading.personas.push(persona);
+    } catch (error) {
+      const e = coerceError(error);
+      // A file removed or unreadable between the listing and its read is reported like a bad one.
+      const invalid = isRosterError(e, "PERSONA_INVALID")
+          ? e
+          : new RosterError("PERSONA_INVALID", `${path}: cannot read (${e.message})`, { cause: e, details: { file: path } });
+      reading.invalid.push({ file: path, error: invalid });
     }
-    byId.set(persona.id, path);
-    return persona;
-  });
+  }
+  return reading;
+}
+
+/** Every `*.md` in the folder, sorted, all valid: the first bad file is thrown (commands refuse bad input whole). */
+export function loadPersonaDir(dir: string): Persona[] {
+  const { personas, invalid } = readPersonaDir(dir);
+  if (invalid.length > 0) throw invalid[0]!.error;
+  return personas;
 }
 
 export function toPersonaUpsert(persona: Persona): PersonaUpsert {

@@ -2,10 +2,11 @@ import { readdirSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
+import type { InvalidPersonaFile } from "../personas/load.js";
 import type { Persona } from "../personas/schema.js";
 import { IntervalService } from "../service.js";
 import type { Store } from "../store/index.js";
-import { syncPersonas } from "./personas.js";
+import { syncPersonasKeepingLastGood } from "./personas.js";
 
 /** How often the persona files' folder and the personas table are looked at, in ms. */
 export const PERSONA_RELOAD_MS_DEFAULT = 2_000;
@@ -26,8 +27,11 @@ export interface PersonaReloaderHost {
  * Each tick (and soon after a file event in the folder) it compares a signature of
  * the folder (names, sizes, mtimes) and of the personas table (ids, updated_at,
  * retired_at); only when one changed does it sync the files into the database (a
- * write) and hand the result to the supervisor. A file that no longer validates is
- * reported (its name and field) and the personas served stay as they were.
+ * write) and hand the result to the supervisor. Each file counts on its own
+ * (syncPersonasKeepingLastGood): the files that validate are synced and served
+ * whatever the others' state; one that does not is reported (its name and field,
+ * once per change of it) and keeps its last good version served, or, new, is not
+ * served at all. A folder that cannot be read is reported and nothing changes.
  *
  * Modes (IntervalService): stopped → watching (a timer, a folder watch) → stopped. A
  * check asked for during one runs once more after it, so no change is missed.
@@ -41,6 +45,8 @@ export class PersonaReloader extends IntervalService {
   private lastFiles = "";
   private lastRows = "";
   private lastError = "";
+  /** The files last reported as invalid, each with its stamp and error (reportInvalid). */
+  private reported = new Map<string, string>();
 
   constructor(
     private readonly host: PersonaReloaderHost,
@@ -107,14 +113,15 @@ export class PersonaReloader extends IntervalService {
         const rows = await this.rowsSignature();
         if (files === this.lastFiles && rows === this.lastRows) continue;
         try {
-          const personas = await syncPersonas(this.host.store, this.dir, this.host.clock.now());
+          const { personas, invalid } = await syncPersonasKeepingLastGood(this.host.store, this.dir, this.host.clock.now());
           this.lastError = "";
           this.lastFiles = files;
           this.lastRows = await this.rowsSignature();
+          this.reportInvalid(invalid);
           this.host.update(personas);
         } catch (error) {
           const e = coerceError(error);
-          // The same bad file is reported once, not every tick; what is served stays.
+          // The folder itself cannot be read: reported once, not every tick; what is served stays.
           if (e.message !== this.lastError) this.host.error("personas.reload", e);
           this.lastError = e.message;
           this.lastFiles = files;
@@ -123,6 +130,31 @@ export class PersonaReloader extends IntervalService {
     } finally {
       this.checking = false;
       this.again = false;
+    }
+  }
+
+  /**
+   * Each file that does not validate is reported by name once per change of it (its size,
+   * mtime or error), not at every sync another file's change causes; a file fixed and
+   * broken again is reported again.
+   */
+  private reportInvalid(invalid: readonly InvalidPersonaFile[]): void {
+    const reported = new Map<string, string>();
+    for (const { file, error } of invalid) {
+      const key = `${this.fileStamp(file)}|${error.message}`;
+      if (this.reported.get(file) !== key) this.host.error("personas.reload", error);
+      reported.set(file, key);
+    }
+    this.reported = reported;
+  }
+
+  private fileStamp(path: string): string {
+    try {
+      const stat = statSync(path);
+      return `${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      // Removed since the sync read it: the next look at the folder sees it gone.
+      return "gone";
     }
   }
 

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
+import { loadPersonaDir, readPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import type { Store } from "../../src/store/index.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
@@ -82,6 +82,19 @@ describe("persona files", () => {
     await t.store.tasks.enqueue({ tasks: [{ persona: "writer", title: "still works" }], now: t.clock.now() });
     const [task] = await t.store.tasks.claim({ persona: "writer", agentId: "a", now: t.clock.now() });
     expect(task?.leaseMs).toBe(20_000);
+  });
+
+  it("a folder read file by file lists each bad file with its error beside the good ones; loading it whole refuses the first", () => {
+    writeFileSync(temp.path("bad.md"), GOOD.replace("kind: echo", "kind: teleport"));
+    writeFileSync(temp.path("worse.md"), "# no front matter\n");
+    const reading = readPersonaDir(temp.dir);
+    expect(reading.personas.map((p) => p.id)).toEqual(["implementer", "planner", "reviewer", "writer"]);
+    expect(reading.invalid.map((i) => [i.file, i.error.code])).toEqual([
+      [temp.path("bad.md"), "PERSONA_INVALID"],
+      [temp.path("worse.md"), "PERSONA_INVALID"],
+    ]);
+    expect(reading.invalid[0]!.error.message).toContain("front matter.adapter");
+    expect(() => loadPersonaDir(temp.dir)).toThrow(reading.invalid[0]!.error.message);
   });
 
   for (const [what, text, mentions] of BAD_FILES) {

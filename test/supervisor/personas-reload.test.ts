@@ -1,4 +1,4 @@
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
@@ -80,5 +80,64 @@ describe("supervisor: personas reloaded while running", () => {
     const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "first", title: "still served" }], now: Date.now() });
     expect((await until(() => h!.store.tasks.get({ taskId: ids[0]! }), (t) => t.status === "completed")).status).toBe("completed");
     rmSync(join(h.personasDir, "broken.md"));
+  });
+  it("serves a good file added beside a broken one, reports the broken file once, and serves it once fixed", async () => {
+    h = await harness([{ id: "first", adapter: { kind: "echo" }, retry: once }], { supervisor: { personaReloadMs: 100 } });
+    await h.supervisor.start();
+    const errors: Error[] = [];
+    h.supervisor.events.on("supervisor:error", (e) => {
+      if (e.where === "personas.reload") errors.push(e.error);
+    });
+    const loaded = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("newp"), 5_000);
+    writeFileSync(join(h.personasDir, "broken.md"), "---\nid: broken\nname: Broken\nadapter: { kind: bogus }\n---\nNever valid.\n");
+    writePersonas(h.personasDir, [{ id: "newp", adapter: { kind: "echo" }, retry: once }]);
+    await loaded;
+    const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "newp", title: "beside a broken file" }], now: Date.now() });
+    expect((await until(() => h!.store.tasks.get({ taskId: ids[0]! }), (t) => t.status === "completed")).status).toBe("completed");
+    // The broken file is a new one: nothing of it is served or stored.
+    expect(await h.store.personas.get({ id: "broken" })).toBeNull();
+    // Another file's change is a new look at the folder, not a new report of the same broken file.
+    const changed = next(h.supervisor.events, "personas:reloaded", (e) => e.changed.includes("newp"), 5_000);
+    writePersonas(h.personasDir, [{ id: "newp", adapter: { kind: "sleep" }, retry: once }]);
+    await changed;
+    expect(errors.map((e) => e.message)).toEqual([expect.stringContaining("broken.md")]);
+    // Fixed, it is served.
+    const fixed = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("broken"), 5_000);
+    writeFileSync(join(h.personasDir, "broken.md"), "---\nid: broken\nname: Broken\nadapter: { kind: echo }\n---\nValid now.\n");
+    await fixed;
+    const second = await h.store.tasks.enqueue({ tasks: [{ persona: "broken", title: "fixed" }], now: Date.now() });
+    expect((await until(() => h!.store.tasks.get({ taskId: second.ids[0]! }), (t) => t.status === "completed")).status).toBe("completed");
+    expect(errors).toHaveLength(1);
+  });
+
+  it("keeps serving the last good version of a file that turns invalid while another file is added", async () => {
+    h = await harness(
+      [
+        { id: "first", adapter: { kind: "echo" }, retry: once },
+        { id: "second", adapter: { kind: "sleep" }, retry: once },
+      ],
+      { supervisor: { personaReloadMs: 100 } },
+    );
+    await h.supervisor.start();
+    const before = await h.store.personas.get({ id: "second" });
+    const error = next(h.supervisor.events, "supervisor:error", (e) => e.where === "personas.reload", 5_000);
+    writeFileSync(join(h.personasDir, "second.md"), "---\nid: second\nname: second\nadapter: { kind: bogus }\n---\nBroken now.\n");
+    expect((await error).error.message).toContain("second.md");
+    const added = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("third"), 5_000);
+    writePersonas(h.personasDir, [{ id: "third", adapter: { kind: "echo" }, retry: once }]);
+    const reloaded = await added;
+    expect(reloaded.removed).toEqual([]);
+    expect(reloaded.changed).toEqual([]);
+    // The broken file is still there: its persona keeps its stored version and is not marked as gone.
+    expect(await h.store.personas.get({ id: "second" })).toEqual(before);
+    const { ids } = await h.store.tasks.enqueue({
+      tasks: [
+        { persona: "second", title: "last good version", payload: { ms: 5 } },
+        { persona: "third", title: "new" },
+      ],
+      now: Date.now(),
+    });
+    for (const id of ids) expect((await until(() => h!.store.tasks.get({ taskId: id }), (t) => t.status === "completed")).status).toBe("completed");
+    expect((await h.store.tasks.get({ taskId: ids[0]! })).result).toMatchObject({ sleptMs: 5 });
   });
 });
