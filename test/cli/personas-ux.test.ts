@@ -85,6 +85,35 @@ describe("an unknown persona", () => {
       f.cleanup();
     }
   });
+
+  it("that is only a file which does not validate says so, not that it was never synced", async () => {
+    const f = fixture();
+    try {
+      writeFileSync(`${f.dir}/personas/broken.md`, "---\nid: broken\nname: Broken\nadapter: { kind: bogus }\n---\nNever valid.\n");
+      const res = await roster(["add", "--db", f.db, "--persona", "broken", "--title", "T"], { cwd: f.dir });
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain('unknown persona "broken"');
+      expect(res.stderr).toContain("defined in personas/broken.md, which does not validate (front matter.adapter.kind:");
+      expect(res.stderr).not.toContain("not synced");
+    } finally {
+      f.cleanup();
+    }
+  });
+
+  it("that is only a file beside one which does not validate names that file, which init and start refuse", async () => {
+    const f = fixture();
+    try {
+      writeFileSync(`${f.dir}/personas/napper.md`, NAPPER);
+      writeFileSync(`${f.dir}/personas/broken.md`, "---\nid: broken\nname: Broken\nadapter: { kind: bogus }\n---\nNever valid.\n");
+      const res = await roster(["add", "--db", f.db, "--persona", "napper", "--title", "T"], { cwd: f.dir });
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain("found in personas/napper.md but not synced:");
+      expect(res.stderr).toContain("`roster init` and `roster start` refuse the folder while personas/broken.md does not validate");
+      expect(res.stderr).toContain("a running `roster start` syncs it within about two seconds");
+    } finally {
+      f.cleanup();
+    }
+  });
 });
 
 describe("roster personas retire", () => {
