@@ -97,9 +97,17 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;
+        const code = SIGNAL_EXIT_CODES[signal] ?? 1;
+        if (signals > 2) process.exit(code);
         if (signals > 1) {
-          logger.warn({ signal }, "second signal: exiting at once (leases left behind are collected by the reaper)");
-          process.exit(SIGNAL_EXIT_CODES[signal] ?? 1);
+          // The operator's act: the leases held here go back uncounted in one bounded write (src/supervisor/exit-at-once.ts).
+          logger.warn({ signal }, "second signal: exiting at once (the tasks running here are given back, uncounted; a third signal exits without that)");
+          void running
+            .releaseHeldAtExit()
+            .then((given) => logger.info({ given }, "tasks given back at exit"))
+            .catch((error: unknown) => logger.warn({ err: coerceError(error) }, "giving back the tasks at exit failed: the reaper will collect their leases"))
+            .finally(() => process.exit(code));
+          return;
         }
         logger.info({ signal }, "signal received: stopping gracefully (send it again to exit at once)");
         void running.stop(`signal ${signal}`);

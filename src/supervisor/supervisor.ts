@@ -24,6 +24,7 @@ import { Producers, type PersonaProducer } from "./producer.js";
 import { PROGRESS_FLUSH_MS_DEFAULT, ProgressWriter } from "./progress-writer.js";
 import { GateWaker } from "./provider-pauses.js";
 import { Reaper } from "./reaper.js";
+import { releaseAtExit } from "./exit-at-once.js";
 import type { RunningAttempt } from "./run.js";
 import { Scheduler } from "./scheduler.js";
 import { StallGuard } from "./stall-guard.js";
@@ -251,6 +252,11 @@ export class Supervisor {
   stop(reason = "stop"): Promise<void> {
     if (this.stopping === null) this.stopping = this.shutdown(reason);
     return this.stopping;
+  }
+
+  /** An exit at once: the leases still held here given back in one bounded write (./exit-at-once.ts); how many were. */
+  releaseHeldAtExit(): Promise<number> {
+    return releaseAtExit(this.store, this.attempts.leases(), this.clock.now());
   }
 
   stats(): SupervisorStats {
