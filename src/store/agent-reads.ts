@@ -51,10 +51,20 @@ export const LEASE_LOSS_REASONS: Readonly<Record<string, LeaseLossReason>> = {
  * Why a lease is no longer current, from the task's status, whether the agent's last
  * claim was found, and the first event after it that ended or took over its lease.
  */
-export function leaseLossOf(status: TaskState, claimFound: boolean, end: { type: string; at: number; agent_id: string | null } | undefined): LeaseLoss {
+export function leaseLossOf(
+  task: { status: TaskState; holder: string | null },
+  asker: string | null | undefined,
+  claimFound: boolean,
+  end: { type: string; at: number; agent_id: string | null } | undefined,
+): LeaseLoss {
+  const status = task.status;
   if (!claimFound) return { reason: "unknown", status, at: null, by: null };
-  // Nothing ended that claim: the token was never this claim's, or another agent holds the task now.
-  if (end === undefined) return { reason: status === "claimed" || status === "in_progress" ? "taken" : "unknown", status, at: null, by: null };
+  // Nothing ended that claim: another agent holds the task now (taken), or the asker still
+  // does and the token it gave was never this lease's (unknown: it must not drop the task).
+  if (end === undefined) {
+    const taken = (status === "claimed" || status === "in_progress") && !(asker != null && task.holder === asker);
+    return { reason: taken ? "taken" : "unknown", status, at: null, by: null };
+  }
   return { reason: LEASE_LOSS_REASONS[end.type] ?? "unknown", status, at: end.at, by: end.agent_id };
 }
 

@@ -112,6 +112,21 @@ describe("roster MCP tools", () => {
     expect(late.error).toMatchObject({ code: "LEASE_LOST", field: "leaseToken" });
   });
 
+  it("a write with another of the agent's own tokens is LEASE_LOST 'unknown', not 'taken': the task stays the agent's", async () => {
+    // 'taken' tells an agent another one holds the task and to drop it; said to the holder
+    // itself (a typo, a token of its other task), it dropped a task it still held and kept
+    // heartbeating it until its session ended, when the lease counted as lost.
+    const agentId = await register();
+    await call(client, "create_tasks", { tasks: [{ persona: "worker", title: "one" }, { persona: "worker", title: "two" }] });
+    const one = await call(client, "claim_task", { agentId, persona: "worker" });
+    const two = await call(client, "claim_task", { agentId, persona: "worker" });
+    const wrong = await callFailing(client, "complete_task", { taskId: one.task.id, leaseToken: two.leaseToken, result: "mixed up" });
+    expect(wrong.error).toMatchObject({ code: "LEASE_LOST", field: "leaseToken", details: { reason: "unknown", status: "in_progress" } });
+    expect((await call(client, "get_task", { taskId: one.task.id })).task).toMatchObject({ status: "in_progress", assignedAgentId: agentId });
+    expect(await call(client, "complete_task", { taskId: one.task.id, leaseToken: one.leaseToken, result: "right" })).toMatchObject({ taskId: one.task.id });
+    expect((await call(client, "get_task", { taskId: one.task.id })).task.status).toBe("completed");
+  });
+
   it("report_progress records the fraction and message on the held task", async () => {
     const agentId = await register();
     await call(client, "create_tasks", { tasks: [{ persona: "worker", title: "p" }] });

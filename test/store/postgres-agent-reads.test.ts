@@ -62,7 +62,8 @@ describe.skipIf(!server.available)("postgres: what MCP agents read and write", (
   it("leaseLoss names what ended an agent's lease: cancelled, then taken by another agent's claim", async () => {
     const { ids } = await store.tasks.enqueue({ tasks: [{ persona: "worker", title: "t" }, { persona: "worker", title: "u" }], now: clock.now() });
     const [a] = await store.tasks.claim({ persona: "worker", agentId: "agent-a", now: clock.now() });
-    expect(await store.tasks.leaseLoss({ taskId: a!.id, agentId: "agent-a" })).toEqual({ reason: "taken", status: "claimed", at: null, by: null });
+    // Still agent-a's: a token it gives that is not this lease's is unknown, not taken.
+    expect(await store.tasks.leaseLoss({ taskId: a!.id, agentId: "agent-a" })).toEqual({ reason: "unknown", status: "claimed", at: null, by: null });
     clock.advance(5);
     await store.tasks.cancel({ taskId: a!.id, by: "planner-1", now: clock.now() });
     expect(await store.tasks.leaseLoss({ taskId: a!.id, agentId: "agent-a" })).toEqual({ reason: "cancelled", status: "cancelled", at: T0 + 5, by: "planner-1" });

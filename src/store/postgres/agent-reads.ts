@@ -47,22 +47,21 @@ export async function completeOnce(tx: Tx, complete: () => Promise<SettlementRes
 
 /** Why a lease on this task is no longer current: the first event that ended or took over the last claim by `agentId` (any agent's when null). */
 export async function leaseLoss(q: Q, params: { taskId: number; agentId?: string | null | undefined }): Promise<LeaseLoss> {
-  const row = await q.one<{ status: TaskState }>("SELECT status FROM task_status WHERE task_id = $1", [params.taskId]);
+  const row = await q.one<{ status: TaskState; holder: string | null }>("SELECT status, assigned_agent_id AS holder FROM task_status WHERE task_id = $1", [params.taskId]);
   if (row === undefined) throw taskNotFound(params.taskId);
-  const status = row.status;
   const claim = (
     await q.one<{ id: number | null }>("SELECT max(id) AS id FROM task_events WHERE task_id = $1 AND type = 'task:claimed' AND ($2::text IS NULL OR agent_id = $2)", [
       params.taskId,
       params.agentId ?? null,
     ])
   )?.id;
-  if (claim === null || claim === undefined) return leaseLossOf(status, false, undefined);
+  if (claim === null || claim === undefined) return leaseLossOf(row, params.agentId, false, undefined);
   const end = await q.one<{ type: string; at: number; agent_id: string | null }>(
     `SELECT type, at, agent_id FROM task_events
      WHERE task_id = $1 AND id > $2 AND type = ANY($3::text[]) ORDER BY id LIMIT 1`,
     [params.taskId, claim, Object.keys(LEASE_LOSS_REASONS)],
   );
-  return leaseLossOf(status, true, end);
+  return leaseLossOf(row, params.agentId, true, end);
 }
 
 /** Characters [offset, offset + limit) of the task's result as JSON text (as written), and its length in characters. */

@@ -41,7 +41,7 @@ export class AgentReads {
     this.keepToken = db.prepare("UPDATE task_status SET lease_token = @leaseToken WHERE task_id = @taskId AND status = 'completed'");
     this.settledWith = db.prepare("SELECT result FROM task_status WHERE task_id = @taskId AND lease_token = @leaseToken AND status = 'completed'");
     this.childIds = db.prepare("SELECT id FROM tasks WHERE parent_id = ? ORDER BY id").pluck();
-    this.statusOf = db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck();
+    this.statusOf = db.prepare("SELECT status, assigned_agent_id AS holder FROM task_status WHERE task_id = ?");
     this.lastClaimBy = db.prepare(
       "SELECT max(id) FROM task_events WHERE task_id = @taskId AND type = 'task:claimed' AND (@agentId IS NULL OR agent_id = @agentId)",
     ).pluck();
@@ -78,11 +78,11 @@ export class AgentReads {
    * over the last claim by `agentId` (any agent's last claim when null).
    */
   leaseLoss(params: { taskId: number; agentId?: string | null | undefined }): LeaseLoss {
-    const status = this.statusOf.get(params.taskId) as TaskState | undefined;
-    if (status === undefined) throw taskNotFound(params.taskId);
+    const task = this.statusOf.get(params.taskId) as { status: TaskState; holder: string | null } | undefined;
+    if (task === undefined) throw taskNotFound(params.taskId);
     const claim = this.lastClaimBy.get({ taskId: params.taskId, agentId: params.agentId ?? null }) as number | null;
-    if (claim === null) return leaseLossOf(status, false, undefined);
-    return leaseLossOf(status, true, this.endingsAfter.get({ taskId: params.taskId, after: claim }) as { type: string; at: number; agent_id: string | null } | undefined);
+    if (claim === null) return leaseLossOf(task, params.agentId, false, undefined);
+    return leaseLossOf(task, params.agentId, true, this.endingsAfter.get({ taskId: params.taskId, after: claim }) as { type: string; at: number; agent_id: string | null } | undefined);
   }
 
   /** A slice of a task's result as JSON text, in characters; `totalChars` 0 when it has none. */
