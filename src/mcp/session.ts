@@ -91,6 +91,10 @@ export class McpSession {
       if (this.agentId !== null) throw new McpToolError("AGENT_MISMATCH", `agentId: this session is already agent "${this.agentId}"; open another session to be another agent`, "agentId");
       const known = await store.agents.get({ agentId: p.resume });
       if (known === null) throw new RosterError("AGENT_NOT_FOUND", `agentId: no agent "${p.resume}" to resume; omit agentId to get a new one`, { details: { field: "agentId" } });
+      // Only an MCP agent: a supervisor's id (or a `roster run`'s) is not the session's to take, nor its history to rewrite.
+      if (known.kind !== "mcp") {
+        throw new RosterError("AGENT_NOT_FOUND", `agentId: "${p.resume}" is a ${known.kind} agent, not an MCP agent to resume; omit agentId to get a new one`, { details: { field: "agentId" } });
+      }
       if (this.ctx.boundAgents.has(p.resume) || known.status === "active") {
         throw new McpToolError("AGENT_IN_USE", `agentId: agent "${p.resume}" is active in another session; it can be resumed once that session ends or expires`, "agentId");
       }

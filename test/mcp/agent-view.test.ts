@@ -79,10 +79,20 @@ describe("what a worker sees and what it costs", () => {
     expect(policy.error).toMatchObject({ code: "VALIDATION", field: "tasks[0].policy.baseMs" });
     const resume = await callFailing(client, "register_agent", { agentId: "never-registered" });
     expect(resume.error).toMatchObject({ code: "AGENT_NOT_FOUND", field: "agentId" });
+    expect(await db.rowCounts()).toEqual(before);
+    // A supervisor's agent, stopped: not an MCP agent to resume (its kind and writes stay its own).
+    await db.store.agents.register({ id: "supervisor-gone", name: "a stopped supervisor", kind: "supervisor", personaId: null, heartbeatTimeoutMs: 30_000, now: db.clock.now() });
+    await db.store.agents.deregister({ agentId: "supervisor-gone", now: db.clock.now() });
+    const before2 = await db.rowCounts();
+    const foreign = await callFailing(client, "register_agent", { agentId: "supervisor-gone" });
+    expect(foreign.error).toMatchObject({ code: "AGENT_NOT_FOUND", field: "agentId" });
+    expect(foreign.error?.message).toContain("is a supervisor agent, not an MCP agent");
+    expect((await db.store.agents.get({ agentId: "supervisor-gone" }))?.kind).toBe("supervisor");
+    expect(await db.rowCounts()).toEqual(before2);
     const long = await callFailing(client, "register_agent", { agentId: "a".repeat(101) });
     expect(long.error).toMatchObject({ code: "VALIDATION", field: "agentId" });
     expect(JSON.parse(extra.text)).toEqual({ error: extra.error });
-    expect(await db.rowCounts()).toEqual(before);
+    expect(await db.rowCounts()).toEqual(before2);
     await close();
   });
 });
