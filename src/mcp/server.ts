@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { packageVersion } from "../cli/package-info.js";
 import type { McpContext, McpProfile } from "./context.js";
 import { McpSession } from "./session.js";
 import { ToolTable } from "./tool.js";
@@ -10,7 +11,8 @@ import { registerPlannerTools } from "./tools/planner.js";
 import { personaInService, registerAgentTool, registerWorkerTools } from "./tools/worker.js";
 
 export const MCP_SERVER_NAME = "roster";
-export const MCP_SERVER_VERSION = "0.2.0";
+/** roster's own version (package.json), as `roster --version` prints it: one version for the CLI and the server. */
+export const MCP_SERVER_VERSION = packageVersion();
 
 const ERRORS =
   "Errors are {error:{code,message,field}} with isError; fix the named field and call again.";

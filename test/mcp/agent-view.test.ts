@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { openTestStore, type TestStore } from "../helpers/store.js";
@@ -43,6 +44,13 @@ describe("what a worker sees and what it costs", () => {
       offset = page.task.nextOffset;
     }
     expect(JSON.parse(text)).toEqual({ text: big });
+    await close();
+  });
+
+  it("introduces itself with roster's own version, the one roster --version prints", async () => {
+    const { client, close } = await connectInProcess({ store: db.store, clock: db.clock });
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(client.getServerVersion()).toMatchObject({ name: "roster", version: pkg.version });
     await close();
   });
 
