@@ -12,7 +12,7 @@ import { listenHttp } from "../http-listen.js";
 import type { RunExtension, RunStartOptions } from "../main.js";
 import { personaSecretValues } from "../logging/redact.js";
 import { createMetricsService } from "../metrics/index.js";
-import { startMcpHttp } from "../mcp/index.js";
+import { checkMcpBind, startMcpHttp } from "../mcp/index.js";
 import { createStartConsole, type StartConsole } from "../progress/index.js";
 
 export interface StartServices {
@@ -37,6 +37,10 @@ export interface BoundPorts {
  * written and no task run, not found once the supervisor is already running tasks.
  */
 export async function bindPorts(config: Config, ui: { host: string; port: number } | null): Promise<BoundPorts> {
+  if (config.mcp.port !== undefined) {
+    const { host, token, workerToken, plannerToken } = config.mcp;
+    checkMcpBind({ host, token, tokens: [workerToken, plannerToken].flatMap((t) => (t === undefined ? [] : [{ token: t }])) });
+  }
   const bound: BoundPorts = {
     close() {
       for (const server of [bound.metrics, bound.mcp, bound.ui]) if (server?.listening === true) server.close();

@@ -11,16 +11,24 @@ import type { Clock } from "../clock.js";
 import type { Logger } from "../logging/logger.js";
 import type { Store } from "../store/index.js";
 import { MCP_PROFILES, createMcpContext, type McpContext, type McpProfile } from "./context.js";
-import { connectMcp, createMcpServer, endMcpSession } from "./server.js";
+import { connectMcp, createMcpServer, endMcpSession, mcpSessionAgent } from "./server.js";
 
 export const MCP_HTTP_PATH = "/mcp";
 export const MCP_HTTP_HOST_DEFAULT = "127.0.0.1";
 /** Largest request body read, in bytes. */
 export const MCP_HTTP_MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** Open sessions at once; more initialize requests get 503. */
+/**
+ * Open sessions at once. At the limit a new session closes the least recently active one that
+ * holds nothing (no agent yet: never called a tool that needed one, so no lease, no agent to
+ * deregister); only when every session has an agent does initialize get 503. Clients that
+ * open sessions and never use them (a reconnect loop, the SDK's Client.close(), which sends no
+ * DELETE) thus never lock working agents out.
+ */
 export const MCP_HTTP_MAX_SESSIONS = 1_000;
 /** A session with no open request or stream for this long is closed (its client went away without DELETE), in ms. */
 export const MCP_HTTP_SESSION_IDLE_MS = 30 * 60_000;
+/** The same for a session that holds nothing (no agent yet), in ms. */
+export const MCP_HTTP_UNUSED_SESSION_IDLE_MS = 5 * 60_000;
 
 export interface McpHttpOptions {
   store: Store;
@@ -43,6 +51,8 @@ export interface McpHttpOptions {
   allowedHosts?: string[];
   /** Close sessions idle this long, in ms. Default MCP_HTTP_SESSION_IDLE_MS. */
   sessionIdleMs?: number;
+  /** Open sessions at once. Default MCP_HTTP_MAX_SESSIONS. */
+  maxSessions?: number;
   /** Extra Origin values (scheme://host[:port]) to accept from browsers. */
   allowedOrigins?: string[];
   clock?: Clock;
@@ -105,8 +115,24 @@ interface Session {
  * one context (store, lease book, change feed). Waiting claims re-read every 250 ms
  * rather than read `store.hasExternalChanges()`, which the supervisor's waker owns.
  */
+/**
+ * Off loopback, MCP over HTTP needs a token: its tools create and cancel tasks, including tasks
+ * of shell personas, so an open port on the network would run anyone's commands (the dashboard
+ * refuses the same, src/ui/guard.ts). Checked before `roster start` binds anything.
+ */
+export function checkMcpBind(options: { host?: string | undefined; token?: string | undefined; tokens?: readonly { token: string }[] | undefined }): void {
+  const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
+  if (bindingOf(host).loopback || options.token !== undefined || (options.tokens ?? []).length > 0) return;
+  throw new RosterError(
+    "CONFIG_INVALID",
+    `mcp.host: ${host} is not a loopback address; serving MCP there needs a token (--mcp-token or ROSTER_MCP_TOKEN, or --mcp-worker-token / --mcp-planner-token)`,
+    { details: { field: "mcp.token" } },
+  );
+}
+
 export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServer> {
   const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
+  checkMcpBind(options);
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new RosterError("CONFIG_INVALID", `mcp.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "mcp.port" } });
   }
@@ -136,6 +162,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
   const profile = options.profile ?? "all";
   const access = new HostCheck({ ...bindingOf(host), allowedHosts: options.allowedHosts, allowedOrigins: options.allowedOrigins });
   const sessions = new Map<string, Session>();
+  const maxSessions = options.maxSessions ?? MCP_HTTP_MAX_SESSIONS;
   const scoped = options.tokens ?? [];
   /** The profiles a request's token opens: "all" for the main token (or when none is set), a scoped token's own, or null. */
   const tokenProfile = (req: IncomingMessage): McpProfile | null => {
@@ -216,7 +243,7 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     }
     if (session !== undefined) return session.transport.handleRequest(req, res, body);
     if (!isInitializeRequest(body)) return sendJsonRpcError(res, 400, "Bad Request: no session; send initialize first");
-    if (sessions.size >= MCP_HTTP_MAX_SESSIONS) return sendJsonRpcError(res, 503, "Too many open sessions");
+    if (sessions.size >= maxSessions && !closeUnusedSession()) return sendJsonRpcError(res, 503, `Too many open sessions (${maxSessions}, each with an agent)`);
     const transport = await openSession(wanted);
     await transport.handleRequest(req, res, body);
   };
@@ -228,16 +255,33 @@ export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServ
     });
   });
   const idleMs = options.sessionIdleMs ?? MCP_HTTP_SESSION_IDLE_MS;
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - idleMs;
-    for (const [id, session] of sessions) {
-      if (session.open > 0 || session.lastActiveAt >= cutoff) continue;
-      sessions.delete(id);
-      logger.debug({ sessionId: id }, "closing idle mcp session");
-      // Closing ends the session: its agent is deregistered and its leases released.
-      void session.server.close();
+  const unusedIdleMs = Math.min(idleMs, MCP_HTTP_UNUSED_SESSION_IDLE_MS);
+  const closeSession = (id: string, session: Session, why: string): void => {
+    sessions.delete(id);
+    logger.debug({ sessionId: id }, why);
+    // Closing ends the session: its agent is deregistered and its leases released.
+    void session.server.close();
+  };
+  /** At the session limit: closes the least recently active session that holds nothing; false if every one has an agent. */
+  function closeUnusedSession(): boolean {
+    let oldest: [string, Session] | null = null;
+    for (const entry of sessions) {
+      const s = entry[1];
+      if (s.open > 0 || mcpSessionAgent(s.server) !== null) continue;
+      if (oldest === null || s.lastActiveAt < oldest[1].lastActiveAt) oldest = entry;
     }
-  }, Math.min(60_000, Math.max(10, Math.floor(idleMs / 2))));
+    if (oldest === null) return false;
+    closeSession(oldest[0], oldest[1], "closing an unused mcp session: the session limit is reached");
+    return true;
+  }
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [id, session] of sessions) {
+      if (session.open > 0) continue;
+      const limit = mcpSessionAgent(session.server) === null ? unusedIdleMs : idleMs;
+      if (session.lastActiveAt < now - limit) closeSession(id, session, "closing idle mcp session");
+    }
+  }, Math.min(60_000, Math.max(10, Math.floor(unusedIdleMs / 2))));
   sweeper.unref();
   const address = http.address() as AddressInfo;
   const url = listeningUrl(address, MCP_HTTP_PATH);

@@ -66,6 +66,11 @@ export async function createMcpServer(ctx: McpContext, options: { profile?: McpP
   return server;
 }
 
+/** The agent the server's session acts as; null until a tool needed one (such a session holds nothing). */
+export function mcpSessionAgent(server: McpServer): string | null {
+  return sessions.get(server)?.agent ?? null;
+}
+
 /**
  * Connects the server to its transport, and tells its session of each request the client
  * cancels (notifications/cancelled), before the SDK sees it: a claim already answered when

@@ -166,6 +166,31 @@ describe("roster MCP over Streamable HTTP, sessions and binds", () => {
     expect(status).toBe(404);
   });
 
+  it("at the session limit, a new session closes the oldest unused one; working agents keep theirs, and only sessions that all have agents give 503", async () => {
+    // A flood of initialize requests (a reconnect loop; SDK clients whose close sends no DELETE)
+    // used to fill the limit for 30 minutes and lock every agent and planner out.
+    http = await startMcpHttp({ store: db.store, clock: db.clock, port: 0, maxSessions: 3 });
+    const host = new URL(http.url).host;
+    await db.store.tasks.enqueue({ tasks: [{ persona: "worker", title: "held" }], now: db.clock.now() });
+    const worker = httpClient(http.url);
+    await worker.client.connect(worker.transport);
+    const { task, leaseToken } = await call(worker.client, "claim_task", { persona: "worker" });
+    for (let i = 0; i < 20; i++) expect((await rawInitialize(http.url, { host })).status, `unused session ${i}`).toBe(200);
+    // The working agent's session survived the flood: its lease is renewed and its result taken.
+    expect((await call(worker.client, "heartbeat", {})).renewed).toEqual([task.id]);
+    expect(await call(worker.client, "complete_task", { taskId: task.id, leaseToken, result: "done" })).toMatchObject({ taskId: task.id });
+    // Two more agents fill the limit with sessions that hold an agent: then a new one gets 503.
+    const others = [httpClient(http.url), httpClient(http.url)];
+    for (const other of others) {
+      await other.client.connect(other.transport);
+      await call(other.client, "register_agent", {});
+    }
+    const refused = await rawInitialize(http.url, { host });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toContain("Too many open sessions (3, each with an agent)");
+    for (const c of [worker, ...others]) await c.client.close();
+  });
+
   it("refuses a sessionIdleMs that is not a positive integer", async () => {
     await expect(startMcpHttp({ store: db.store, clock: db.clock, port: 0, sessionIdleMs: 0 })).rejects.toThrow(/sessionIdleMs/);
   });
