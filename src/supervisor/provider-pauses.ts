@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
+import { setLongTimeout, type LongTimeout } from "../timers.js";
 
 /**
  * Wakes a persona's producer when an economic gate that stopped its claim opens
@@ -16,7 +17,7 @@ import type { Store } from "../store/index.js";
  */
 export class GateWaker implements Service {
   readonly name = "gateWaker";
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; timer: LongTimeout }>();
   private off: (() => void) | null = null;
 
   constructor(private readonly host: { readonly store: Store; readonly clock: Clock; wake(personas: readonly string[]): void }) {}
@@ -31,16 +32,17 @@ export class GateWaker implements Service {
   stop(): void {
     this.off?.();
     this.off = null;
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) timer.clear();
     this.timers.clear();
   }
 
   private arm(persona: string, at: number): void {
     const armed = this.timers.get(persona);
     if (armed !== undefined && armed.at <= at) return;
-    if (armed !== undefined) clearTimeout(armed.timer);
+    armed?.timer.clear();
     // A few ms past the gate's time, so the claim it wakes sees the gate open on the same clock.
-    const timer = setTimeout(() => {
+    // A cooldown, a pause or a window may end past what one setTimeout holds: setLongTimeout.
+    const timer = setLongTimeout(() => {
       this.timers.delete(persona);
       this.host.wake([persona]);
     }, Math.max(0, at - this.host.clock.now()) + 5);

@@ -2,6 +2,7 @@ import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
+import { setLongTimeout, type LongTimeout } from "../timers.js";
 
 /** Backoff of a failed store call that must be tried again, in ms: RETRY_BASE_MS doubling to RETRY_MAX_MS. */
 export const RETRY_BASE_MS = 50;
@@ -43,7 +44,7 @@ export class Waker implements Service {
   readonly name = "waker";
   private offs: Array<() => void> = [];
   private poll: NodeJS.Timeout | null = null;
-  private runAtTimer: NodeJS.Timeout | null = null;
+  private runAtTimer: LongTimeout | null = null;
   private runAtDue = Number.POSITIVE_INFINITY;
   private checking = false;
   private recheck = false;
@@ -89,13 +90,16 @@ export class Waker implements Service {
     this.clearRunAt();
   }
 
-  /** Arms the run_at timer for `due` if that is earlier than the one armed. */
+  /**
+   * Arms the run_at timer for `due` if that is earlier than the one armed. A task may be
+   * delayed up to a year, past what one setTimeout holds: setLongTimeout waits in steps.
+   */
   at(due: number): void {
     if (this.poll === null || due >= this.runAtDue) return;
     this.clearRunAt();
     this.runAtDue = due;
     const delay = Math.max(0, due - this.host.clock.now());
-    this.runAtTimer = setTimeout(() => {
+    this.runAtTimer = setLongTimeout(() => {
       this.runAtTimer = null;
       this.runAtDue = Number.POSITIVE_INFINITY;
       // Timers count from the event loop's cached time, which lags the clock after
@@ -128,7 +132,7 @@ export class Waker implements Service {
   }
 
   private clearRunAt(): void {
-    if (this.runAtTimer !== null) clearTimeout(this.runAtTimer);
+    this.runAtTimer?.clear();
     this.runAtTimer = null;
     this.runAtDue = Number.POSITIVE_INFINITY;
   }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore } from "../../src/store/index.js";
 import { Waker } from "../../src/supervisor/waker.js";
+import { TIMER_MS_MAX } from "../../src/timers.js";
 import { openTestStore } from "../helpers/store.js";
 import { finished, harness, type Harness } from "./helpers.js";
 
@@ -51,6 +52,33 @@ describe("waker: run_at timer", () => {
       expect(wakes).toEqual([]);
       clock.advance(5);
       vi.advanceTimersByTime(5);
+      expect(wakes).toEqual([null]);
+    } finally {
+      waker.stop();
+      await db.close();
+    }
+  });
+
+  it("waits for a run_at 30 days out in waits of 2^31 - 1 ms (Node's longest), not 1 ms, and wakes at it", async () => {
+    const db = await openTestStore({ memory: true });
+    vi.useFakeTimers({ now: 0 });
+    // The fake timers move Date.now, and copy Node: a setTimeout past 2^31 - 1 ms runs after 1 ms.
+    const clock = { now: () => Date.now() };
+    const wakes: Array<readonly string[] | null> = [];
+    const waker = new Waker(
+      { store: db.store, clock, wake: (p) => wakes.push(p), cancelled: () => {}, leaseExpired: () => {}, externalWrite: () => {}, tick: () => {}, error: (where, e) => { throw e; } },
+      TIMER_MS_MAX,
+    );
+    const due = 30 * 86_400_000;
+    try {
+      waker.start();
+      waker.at(due);
+      const firedAt: number[] = [];
+      while (wakes.length === 0 && firedAt.length < 5) {
+        vi.advanceTimersToNextTimer();
+        firedAt.push(Date.now());
+      }
+      expect(firedAt).toEqual([TIMER_MS_MAX, due]);
       expect(wakes).toEqual([null]);
     } finally {
       waker.stop();
