@@ -1,5 +1,6 @@
 import { RosterError } from "../errors.js";
 import type { Json } from "../store/types.js";
+import { setLongTimeout } from "../timers.js";
 import type { AdapterContext } from "./types.js";
 
 /** Helpers the built-in adapters share: payload fields and abortable simulated work. */
@@ -43,7 +44,7 @@ export function abortReason(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new RosterError("ABORTED", "the attempt was aborted");
 }
 
-/** Waits `ms`, rejecting as soon as the signal fires. */
+/** Waits `ms` (a payload's, with no upper bound: setLongTimeout), rejecting as soon as the signal fires. */
 export function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
@@ -51,10 +52,10 @@ export function delay(ms: number, signal: AbortSignal): Promise<void> {
       return;
     }
     const onAbort = (): void => {
-      clearTimeout(timer);
+      timer.clear();
       reject(abortReason(signal));
     };
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       signal.removeEventListener("abort", onAbort);
       resolve();
     }, ms);

@@ -7,6 +7,7 @@ import type { AdapterTask } from "../adapters/types.js";
 import type { PoolOutcome, PoolRun } from "../pool/pool-types.js";
 import { REPORT_PROGRESS, REPORT_USAGE, type WorkerReport } from "../pool/protocol.js";
 import type { AttemptUsage, ClaimedTask, LeaseRef, Store } from "../store/index.js";
+import { setLongTimeout } from "../timers.js";
 import type { RunOutcome, SupervisorEventBus } from "./events.js";
 import { SHUTDOWN_FORCE_MS, type RunningStat } from "./options.js";
 import { LeasesLostHere } from "./lost-here.js";
@@ -125,7 +126,9 @@ export class Attempts {
       progress: null,
       slot: true,
     };
-    run.timeoutTimer = setTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
+    // A task's own policy.timeoutMs has no upper bound: past what one setTimeout holds it
+    // would fire after 1 ms and time the attempt out at once.
+    run.timeoutTimer = setLongTimeout(() => this.abort(run, "timeout"), task.timeoutMs);
     this.byLease.set(task.leaseToken, run);
     this.slots++;
     return run;
@@ -180,7 +183,7 @@ export class Attempts {
     if (!isLive(run)) return;
     run.phase = "aborting";
     run.abort = kind;
-    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    run.timeoutTimer?.clear();
     run.timeoutTimer = null;
     const { id, attempt, persona } = run.task;
     // Made once, here: the pool sends this object to the thread, whose outcome brings it back unchanged to be recorded.
@@ -316,13 +319,13 @@ export class Attempts {
     for (const run of this.byLease.values()) if (isLive(run) && now - run.renewedAt >= run.task.leaseMs) this.abort(run, "db-unreachable");
   }
 
-  /** Resolves once none is held, or after timeoutMs. */
+  /** Resolves once none is held, or after timeoutMs (config.shutdownGraceMs has no upper bound: setLongTimeout). */
   whenIdle(timeoutMs: number): Promise<void> {
     if (this.byLease.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
+      const timer = setLongTimeout(done, timeoutMs);
       function done(): void {
-        clearTimeout(timer);
+        timer.clear();
         resolve();
       }
       this.idleWaiters.push(done);
@@ -373,7 +376,7 @@ export class Attempts {
   }
 
   private clearTimers(run: RunningAttempt): void {
-    if (run.timeoutTimer !== null) clearTimeout(run.timeoutTimer);
+    run.timeoutTimer?.clear();
     run.timeoutTimer = null;
   }
 

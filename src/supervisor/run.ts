@@ -2,6 +2,7 @@ import { LeaseLostError, RosterError } from "../errors.js";
 import type { Persona } from "../personas/schema.js";
 import type { PoolOutcome } from "../pool/pool-types.js";
 import type { ClaimedTask } from "../store/types.js";
+import type { LongTimeout } from "../timers.js";
 
 /**
  * "budget": its reported usage reached its task's or goal's budget (./budget-watch.ts).
@@ -33,7 +34,7 @@ export interface RunningAttempt {
   phase: AttemptPhase;
   /** Why it is being aborted, once it is (kept when it has finished: the settlement depends on it). */
   abort: AbortKind | null;
-  timeoutTimer: NodeJS.Timeout | null;
+  timeoutTimer: LongTimeout | null;
   progress: { fraction: number; message: string | null } | null;
   /** Holds one of the supervisor's slots and its persona's concurrency: until its outcome, or its settlement (./attempts.ts, freesAtOutcome). */
   slot: boolean;

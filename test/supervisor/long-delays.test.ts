@@ -11,8 +11,11 @@ import { finished, harness, next, type Harness, type TestPersona } from "./helpe
  * TimeoutOverflowWarning, and the waker and the gate waker re-armed it each time: some
  * 760 warnings a second and 20-30 % of a core, forever. The warnings of this process are
  * counted over a number of the supervisor's own poll ticks, not over a span of time.
+ * An attempt's own policy.timeoutMs and a sleep adapter's payload.ms have no upper bound
+ * either: past TIMER_MS_MAX the timeout fired at once, and the sleep ended at once.
  */
 const DAY_MS = 86_400_000;
+const once = { maxAttempts: 1, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 };
 const TICKS = 15;
 
 let h: Harness | null = null;
@@ -74,5 +77,33 @@ describe("supervisor: waits longer than a timer holds", () => {
     await ticks(h.supervisor.events, TICKS);
     expect(overflows).toEqual([]);
     expect((await h.store.tasks.get({ taskId: ids[1]! })).status).toBe("pending");
+  });
+
+  it("does not time out at once an attempt whose own policy.timeoutMs is 35 days", async () => {
+    h = await harness([{ id: "sleeper", adapter: { kind: "sleep" }, retry: once }]);
+    const { ids } = await h.store.tasks.enqueue({
+      tasks: [{ persona: "sleeper", title: "short work, long timeout", payload: { ms: 200 }, policy: { timeoutMs: 3_000_000_000 } }],
+      now: Date.now(),
+    });
+    let aborted = 0;
+    h.supervisor.events.on("task:aborting", () => aborted++);
+    const done = finished(h.supervisor.events, 1);
+    await h.supervisor.start();
+    expect((await done)[0]!.outcome).toBe("completed");
+    expect(aborted).toBe(0);
+    expect((await h.store.tasks.get({ taskId: ids[0]! })).status).toBe("completed");
+    expect(overflows).toEqual([]);
+  });
+
+  it("keeps a sleep adapter of 35 days asleep until its own 300 ms timeout ends it", async () => {
+    h = await harness([{ id: "sleeper", adapter: { kind: "sleep" }, timeoutMs: 300, retry: once }], { supervisor: { abortGraceMs: 10_000 } });
+    const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "sleeper", title: "sleeps 35 days", payload: { ms: 3_000_000_000 } }], now: Date.now() });
+    const reasons: string[] = [];
+    h.supervisor.events.on("task:aborting", (e) => reasons.push(e.reason));
+    const done = finished(h.supervisor.events, 1);
+    await h.supervisor.start();
+    expect((await done)[0]!.outcome).toBe("failed");
+    expect(reasons).toEqual(["timeout"]);
+    expect((await h.store.tasks.get({ taskId: ids[0]! })).error?.code).toBe("TIMEOUT");
   });
 });
