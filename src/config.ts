@@ -3,6 +3,7 @@ import { z } from "zod";
 import { setSystemClockOffset } from "./clock.js";
 import { RosterError } from "./errors.js";
 import { formatIssues } from "./store/input.js";
+import { TIMER_MS_MAX } from "./timers.js";
 
 /**
  * roster's configuration: one zod schema, named defaults, and the only place that
@@ -47,8 +48,9 @@ export const configSchema = z
     threads: z.number().int().min(1).max(256).default(Math.max(1, cpus().length)),
     /** Heap limit of each worker thread, in MiB (see WORKER_HEAP_LIMIT_MB_DEFAULT). */
     workerHeapLimitMb: z.number().int().min(16).max(1_048_576).default(WORKER_HEAP_LIMIT_MB_DEFAULT),
-    pollIntervalMs: z.number().int().min(10).default(POLL_INTERVAL_MS_DEFAULT),
-    reapIntervalMs: z.number().int().min(10).default(REAP_INTERVAL_MS_DEFAULT),
+    /** Intervals of setInterval timers: at most TIMER_MS_MAX (about 24.8 days), past which Node ticks every 1 ms. */
+    pollIntervalMs: z.number().int().min(10).max(TIMER_MS_MAX).default(POLL_INTERVAL_MS_DEFAULT),
+    reapIntervalMs: z.number().int().min(10).max(TIMER_MS_MAX).default(REAP_INTERVAL_MS_DEFAULT),
     shutdownGraceMs: z.number().int().min(0).default(SHUTDOWN_GRACE_MS_DEFAULT),
     /**
      * Shifts this process's wall clock by this many ms (a fault to inject: a clock that

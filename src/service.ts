@@ -1,4 +1,5 @@
 import { coerceError } from "./errors.js";
+import { TIMER_MS_MAX } from "./timers.js";
 
 /** Where a long-running part reports a failure it survives: `where` names it ("reaper.tick"). The supervisor's goes to its event bus (`supervisor:error`). */
 export type ErrorReport = (where: string, error: Error) => void;
@@ -36,7 +37,7 @@ export abstract class IntervalService implements Service {
     /** Also tick once at start; `await start()` waits for it. */
     private readonly tickAtStart = false,
   ) {
-    if (!Number.isFinite(interval) || interval < 1) throw new RangeError(`intervalMs: must be a positive number, got ${interval}`);
+    checkIntervalMs(interval);
   }
 
   /** What one tick does; a throw is reported as `${where}`. */
@@ -69,7 +70,7 @@ export abstract class IntervalService implements Service {
 
   /** Ticks every `intervalMs` from now on (a running service re-arms its timer). */
   setIntervalMs(intervalMs: number): void {
-    if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new RangeError(`intervalMs: must be a positive number, got ${intervalMs}`);
+    checkIntervalMs(intervalMs);
     this.interval = intervalMs;
     if (this.timer === null) return;
     clearInterval(this.timer);
@@ -87,6 +88,13 @@ export abstract class IntervalService implements Service {
   private arm(): void {
     this.timer = setInterval(() => void this.tick(), this.interval);
     this.timer.unref();
+  }
+}
+
+/** An interval setInterval keeps: Node runs a longer one every 1 ms (src/timers.ts). */
+function checkIntervalMs(intervalMs: number): void {
+  if (!Number.isFinite(intervalMs) || intervalMs < 1 || intervalMs > TIMER_MS_MAX) {
+    throw new RangeError(`intervalMs: must be a number from 1 to ${TIMER_MS_MAX}, got ${intervalMs}`);
   }
 }
 

@@ -97,6 +97,15 @@ describe("an interval service", () => {
   });
 });
 
+describe("an interval service's interval", () => {
+  it("is refused past 2^31 - 1 ms, which Node would run every 1 ms, at construction and when set", () => {
+    expect(() => new Ticker(() => {}, 3_000_000_000)).toThrow(/^intervalMs: must be a number from 1 to 2147483647, got 3000000000$/);
+    const ticker = new Ticker(() => {}, 2 ** 31 - 1);
+    expect(() => ticker.setIntervalMs(3_000_000_000)).toThrow(RangeError);
+    expect(ticker.intervalMs).toBe(2 ** 31 - 1);
+  });
+});
+
 describe("the supervisor's services", () => {
   let h: Harness | null = null;
   afterEach(async () => {

@@ -2,7 +2,7 @@ import type { Clock } from "../clock.js";
 import { coerceError } from "../errors.js";
 import type { Service } from "../service.js";
 import type { Store } from "../store/index.js";
-import { setLongTimeout, type LongTimeout } from "../timers.js";
+import { TIMER_MS_MAX, setLongTimeout, type LongTimeout } from "../timers.js";
 
 /** Backoff of a failed store call that must be tried again, in ms: RETRY_BASE_MS doubling to RETRY_MAX_MS. */
 export const RETRY_BASE_MS = 50;
@@ -55,7 +55,9 @@ export class Waker implements Service {
     private readonly host: WakerHost,
     readonly pollIntervalMs: number,
   ) {
-    if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 1) throw new RangeError(`waker.pollIntervalMs: must be a positive integer, got ${pollIntervalMs}`);
+    if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 1 || pollIntervalMs > TIMER_MS_MAX) {
+      throw new RangeError(`waker.pollIntervalMs: must be an integer from 1 to ${TIMER_MS_MAX}, got ${pollIntervalMs}`);
+    }
   }
 
   start(): void {

@@ -148,6 +148,10 @@ const cases: Case[] = [
   { name: "start with an MCP token but no MCP port", args: () => ["start", "--mcp-token", "s3cret-token"], stderr: /^roster: VALIDATION: --mcp-host and --mcp-token need --mcp-port/ },
   { name: "start with a non-integer ROSTER_CONCURRENCY", args: () => ["start"], env: { ROSTER_CONCURRENCY: "lots" }, stderr: /^roster: CONFIG_INVALID: ROSTER_CONCURRENCY: must be an integer, got "lots"$/ },
   { name: "start with a persona file that does not validate", args: () => ["start", "--personas", f("bad-personas")], stderr: /^roster: PERSONA_INVALID: \S*x\.md: front matter\.id: must be lowercase/ },
+  // Past 2^31 - 1 ms Node runs a timer after 1 ms: `status --watch` redrew in a tight loop and
+  // `mcp` reaped every millisecond (src/timers.ts). Refused, as every other out-of-range flag.
+  { name: "status --watch redrawing every 35 days", args: () => ["status", "--watch", "--interval", "3000000000"], stderr: /^roster: VALIDATION: --interval: must be an integer from 100 to 86400000, got "3000000000"$/ },
+  { name: "mcp reaping every 35 days", args: () => ["mcp", "--reap-interval-ms", "3000000000"], stderr: /^roster: VALIDATION: --reap-interval-ms: must be an integer from 10 to 2147483647, got "3000000000"$/ },
 
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([

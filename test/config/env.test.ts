@@ -52,3 +52,12 @@ describe("config from the environment", () => {
     });
   });
 });
+
+describe("config intervals", () => {
+  it("refuses a poll or reap interval past 2^31 - 1 ms, which a setInterval would run every 1 ms", () => {
+    expect(() => loadConfig({ pollIntervalMs: 3_000_000_000, reapIntervalMs: 3_000_000_000 }, {})).toThrow(
+      /^config\.pollIntervalMs: Too big: expected number to be <=2147483647; config\.reapIntervalMs: Too big/,
+    );
+    expect(loadConfig({ pollIntervalMs: 2 ** 31 - 1 }, {}).pollIntervalMs).toBe(2 ** 31 - 1);
+  });
+});

@@ -75,7 +75,7 @@ describe("roster status", () => {
     const { path } = await workload();
     const res = roster(["status", "--watch", "--interval", "5", "--db", path]);
     expect(res.status).toBe(2);
-    expect(res.stderr).toContain("--interval: must be an integer >= 100");
+    expect(res.stderr).toContain("--interval: must be an integer from 100 to 86400000");
     expect(res.stdout).toBe("");
   });
 

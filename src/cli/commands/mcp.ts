@@ -8,6 +8,7 @@ import { MCP_PROFILES, McpLeaseReaper, createMcpContext, serveMcpStdio, type Mcp
 import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
 import { openStore } from "../../store/index.js";
+import { TIMER_MS_MAX } from "../../timers.js";
 import { addDbOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface McpOptions extends DbOptions, PersonasOptions {
@@ -44,7 +45,7 @@ export function register(program: Command): void {
     const profile = options.profile as McpProfile;
     const config = configFrom(options, options.logLevel !== undefined ? { logLevel: options.logLevel } : {});
     const reapIntervalMs =
-      options.reapIntervalMs === undefined ? config.reapIntervalMs : parseInteger("--reap-interval-ms", options.reapIntervalMs, { min: 10 });
+      options.reapIntervalMs === undefined ? config.reapIntervalMs : parseInteger("--reap-interval-ms", options.reapIntervalMs, { min: 10, max: TIMER_MS_MAX });
     // Persona files are checked before the database is opened: a bad one writes nothing.
     const explicit = options.personas !== undefined || configFromEnv().personasDir !== undefined;
     const syncDir = explicit ? config.personasDir : null;

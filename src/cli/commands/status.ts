@@ -18,6 +18,12 @@ interface StatusOptions extends DbOptions, JsonOptions {
 /** How often `--watch` redraws, in ms. */
 export const STATUS_INTERVAL_MS_DEFAULT = 1_000;
 export const STATUS_INTERVAL_MS_MIN = 100;
+/**
+ * A day. A longer redraw is a mistake (seconds or minutes typed as ms), and one past
+ * TIMER_MS_MAX (src/timers.ts) redrew in a tight loop: refused, not capped, so the watch
+ * never runs at an interval other than the one asked for.
+ */
+export const STATUS_INTERVAL_MS_MAX = 86_400_000;
 
 /**
  * `roster status`: per persona, done / total with a bar and the count in each
@@ -34,12 +40,12 @@ export function register(program: Command): void {
     .command("status")
     .description("show per persona how many tasks are done, and each running task's progress")
     .option("--watch", "redraw until Ctrl-C")
-    .option("--interval <ms>", `with --watch, redraw every this many ms (default ${STATUS_INTERVAL_MS_DEFAULT})`);
+    .option("--interval <ms>", `with --watch, redraw every this many ms (default ${STATUS_INTERVAL_MS_DEFAULT}, at most ${STATUS_INTERVAL_MS_MAX})`);
   addDbOption(command);
   addJsonOption(command);
   command.action(async (options: StatusOptions) => {
     const intervalMs =
-      options.interval === undefined ? STATUS_INTERVAL_MS_DEFAULT : parseInteger("--interval", options.interval, { min: STATUS_INTERVAL_MS_MIN });
+      options.interval === undefined ? STATUS_INTERVAL_MS_DEFAULT : parseInteger("--interval", options.interval, { min: STATUS_INTERVAL_MS_MIN, max: STATUS_INTERVAL_MS_MAX });
     const config = configFrom(options);
     const store = await openReadonly(config);
     try {
