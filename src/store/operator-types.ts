@@ -130,7 +130,7 @@ export interface ScheduleService {
 /**
  * One reason a task is not running, with a stable code. Codes so far: running,
  * finished, failed, cancelled, dependencies_unmet, blocked_by, scheduled_later,
- * awaiting_approval, awaiting_input, persona_at_limit, no_supervisor,
+ * awaiting_approval, awaiting_input, persona_at_limit, no_supervisor, external_persona,
  * persona_retired, persona_unknown, ready. Reserved for the economics work (budgets, breakers,
  * provider limits are gates the claim checks, not states): budget_exhausted,
  * breaker_open, provider_paused, rate_limited (see WhyGateReader).

@@ -31,7 +31,8 @@ export interface WhyRows {
   blockers: Array<{ id: number; title: string; status: TaskState; last_error: string | null }>;
   cause: { type: string; attempt: number | null; at: number; data: string | null } | undefined;
   cancel: { agent_id: string | null; at: number; data: string | null } | undefined;
-  persona: { concurrency: number | null; kind: string | null; retired_at: number | null } | undefined;
+  /** external: SQLite's JSON true is 1, PostgreSQL's a boolean. */
+  persona: { concurrency: number | null; kind: string | null; retired_at: number | null; external: number | boolean | null } | undefined;
   /** Up to WHY_HOLDERS_MAX rows, each with `held`, the count of every holder (a window count taken before the LIMIT). */
   holders: Array<{ task_id: number; assigned_agent_id: string | null; held: number | string }>;
   supervisors: Array<{ id: string; name: string }>;
@@ -65,7 +66,7 @@ export function whyFacts(rows: WhyRows): WhyFacts {
     blockers: rows.blockers.map((b) => ({ id: b.id, title: b.title, status: b.status, error: parseJson<{ code?: string; message?: string }>(b.last_error) })),
     runAtCause: cause === undefined ? null : { type: cause.type, attempt: cause.attempt, at: cause.at, data: parseJson<Record<string, Json>>(cause.data) },
     cancelled: cancel === undefined ? null : { by: cancel.agent_id, at: cancel.at, reason: parseJson<{ reason?: string | null }>(cancel.data)?.reason ?? null },
-    persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind },
+    persona: persona === undefined ? null : { concurrency: persona.concurrency ?? 1, retiredAt: persona.retired_at, adapterKind: persona.kind, external: persona.external === true || persona.external === 1 },
     holders: rows.holders.map((h) => ({ taskId: h.task_id, agentId: h.assigned_agent_id })),
     held: rows.holders.length === 0 ? 0 : Number(rows.holders[0]!.held),
     supervisors: rows.supervisors,
@@ -97,7 +98,7 @@ export interface WhyFacts {
   /** The latest task:cancelled event. */
   cancelled: { by: string | null; at: number; reason: string | null } | null;
   /** Null when no persona row exists. */
-  persona: { concurrency: number; retiredAt: number | null; adapterKind: string | null } | null;
+  persona: { concurrency: number; retiredAt: number | null; adapterKind: string | null; external: boolean } | null;
   /** Leased tasks of the persona (what holds its slots), by agent: the first WHY_HOLDERS_MAX by id. */
   holders: Array<{ taskId: number; agentId: string | null }>;
   /** How many of the persona's tasks are leased, all of them (`holders` lists at most WHY_HOLDERS_MAX). */
@@ -258,7 +259,10 @@ export function explainTask(facts: WhyFacts, now: number, gates: WhyGateReasons 
       }),
     );
   }
-  if (unfinished && !human && persona !== null && (t.status === "pending" || t.status === "waiting") && facts.supervisors.length === 0) {
+  if (unfinished && persona?.external === true && (t.status === "pending" || t.status === "waiting")) {
+    // No supervisor ever claims it (src/supervisor/producer.ts): whether one runs does not matter.
+    reasons.push(reason("external_persona", `its persona "${t.persona}" is external: only MCP agents claim its tasks (claim_task), no supervisor runs them`, { persona: t.persona }));
+  } else if (unfinished && !human && persona !== null && (t.status === "pending" || t.status === "waiting") && facts.supervisors.length === 0) {
     reasons.push(reason("no_supervisor", "no supervisor is running on this database (`roster start`)", { supervisors: 0 }));
   }
   const ready = t.status === "pending" && t.runAt <= now;

@@ -28,6 +28,15 @@ describe("roster why", () => {
     expect(formatWhy(report)).toContain(`dependencies_unmet: 1 dependency is not completed: ${a} (pending)`);
   });
 
+  it("says an external persona's task waits for an MCP agent, not for a supervisor that would never run it", async () => {
+    const worker = TEST_PERSONAS.find((p) => p.id === "worker")!;
+    await t.store.personas.sync({ personas: [...TEST_PERSONAS, { ...worker, id: "outside", name: "Outside", config: { ...worker.config, id: "outside", external: true } }], now: t.clock.now() });
+    const [task] = await enqueue([{ persona: "outside", title: "for an agent" }]);
+    const report = await why(task!);
+    expect(report.reasons.map((r) => r.code)).toEqual(["external_persona"]);
+    expect(formatWhy(report)).toContain('its persona "outside" is external: only MCP agents claim its tasks');
+  });
+
   it("says a run_at in the future is backoff after attempt N, with the error, or a delay", async () => {
     await t.store.agents.register({ id: "sup", name: "s", kind: "supervisor", heartbeatTimeoutMs: 30_000, now: t.clock.now() });
     const [retried, delayed] = await enqueue([{ persona: "worker", title: "flaky" }, { persona: "reviewer", title: "later", delayMs: 60_000 }]);

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store, type WhyReport } from "../../src/store/index.js";
 import { useAdmin, usePostgres } from "../helpers/postgres.js";
-import { syncTestPersonas } from "../helpers/personas.js";
+import { TEST_PERSONAS, syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
 
 /**
@@ -44,6 +44,10 @@ async function script(store: Store, clock: ManualClock): Promise<Array<WhyReport
   const [idle] = await e([{ persona: "planner", title: "p" }]);
   await store.personas.retire({ id: "planner", retired: true, now: now() });
   await why(idle!);
+  const worker = TEST_PERSONAS.find((x) => x.id === "worker")!;
+  await store.personas.sync({ personas: [{ ...worker, id: "outside", name: "Outside", config: { ...worker.config, id: "outside", external: true } }], now: now() });
+  const [outside] = await e([{ persona: "outside", title: "for an MCP agent" }]);
+  await why(outside!);
   out.push(await store.why.explain({ taskId: 12345, now: now() }).then(() => "found", (error: { code?: string }) => String(error.code)));
   void a;
   return out;
@@ -75,6 +79,7 @@ describe.skipIf(!server.available)("postgres: roster why", () => {
         "blocked_by,dependencies_unmet",
         "cancelled",
         "persona_retired",
+        "external_persona",
         "TASK_NOT_FOUND",
       ]);
       expect(fromPostgres).toEqual(fromSqlite);

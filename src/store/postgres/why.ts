@@ -54,7 +54,7 @@ export async function explain(q: Q, taskId: number, now: number, requests: Reque
     [taskId],
   );
   const persona = await q.one<NonNullable<WhyRows["persona"]>>(
-    "SELECT (config::jsonb ->> 'concurrency')::int AS concurrency, config::jsonb -> 'adapter' ->> 'kind' AS kind, retired_at FROM personas WHERE id = $1",
+    "SELECT (config::jsonb ->> 'concurrency')::int AS concurrency, config::jsonb -> 'adapter' ->> 'kind' AS kind, (config::jsonb ->> 'external')::boolean AS external, retired_at FROM personas WHERE id = $1",
     [row.persona_id],
   );
   const holders = await q.rows<WhyRows["holders"][number]>(

@@ -49,7 +49,7 @@ export class WhyReads {
       ORDER BY id DESC LIMIT 1`);
     this.cancelEvent = db.prepare("SELECT agent_id, at, data FROM task_events WHERE task_id = ? AND type = 'task:cancelled' ORDER BY id DESC LIMIT 1");
     this.personaRow = db.prepare(
-      "SELECT config ->> '$.concurrency' AS concurrency, config ->> '$.adapter.kind' AS kind, retired_at FROM personas WHERE id = ?",
+      "SELECT config ->> '$.concurrency' AS concurrency, config ->> '$.adapter.kind' AS kind, config ->> '$.external' AS external, retired_at FROM personas WHERE id = ?",
     );
     this.holdersStmt = db.prepare(`
       SELECT task_id, assigned_agent_id, COUNT(*) OVER () AS held FROM task_status INDEXED BY task_status_leased
