@@ -97,7 +97,7 @@ export function validateSchedules(schedules: ScheduleUpsert[], maxPayloadBytes: 
   schedules.forEach((s, index) => {
     const where = `schedules[${index}]`;
     if (typeof s.id !== "string" || !SCHEDULE_ID_PATTERN.test(s.id)) {
-      throw new RosterError("VALIDATION", `${where}.id: must be lowercase letters, digits, _ . or -, starting with a letter or digit`, { details: { index, field: "id" } });
+      throw new RosterError("VALIDATION", `${where}.id: must be lowercase letters, digits, _ . or -, starting with a letter or digit, got ${JSON.stringify(s.id)}`, { details: { index, field: "id" } });
     }
     if (seen.has(s.id)) throw new RosterError("VALIDATION", `${where}.id: "${s.id}" is given twice`, { details: { index, field: "id" } });
     seen.add(s.id);

@@ -12,18 +12,27 @@ export const MISSED_GRACE_MS_DEFAULT = 5_000;
 /** Most schedules handled per tick. */
 const DUE_PER_TICK = 100;
 
+/** How an error names a schedule's expression and zone: a flag (`--cron`, `--tz`) or a field path (`schedules[0].cron`). */
+export interface CronFields {
+  /** Default "cron". */
+  cron?: string;
+  /** Default "timezone". */
+  timezone?: string;
+}
+
 /**
  * A cron expression parsed once: croner (5 fields, or 6 with seconds first; an IANA
- * time zone or the local one). Throws VALIDATION naming the expression.
+ * time zone or the local one). Throws VALIDATION naming the expression as `fields` says.
  */
-export function parseCron(expression: string, timezone: string | null | undefined, field = "cron"): Cron {
+export function parseCron(expression: string, timezone: string | null | undefined, fields: CronFields = {}): Cron {
+  const cronField = fields.cron ?? "cron";
   try {
     return new Cron(expression, { paused: true, ...(timezone == null ? {} : { timezone }) });
   } catch (error) {
     const e = coerceError(error);
-    throw new RosterError("VALIDATION", `${field}: "${expression}"${timezone == null ? "" : ` in ${timezone}`} is not a cron expression croner accepts (${e.message})`, {
+    throw new RosterError("VALIDATION", `${cronField}: "${expression}"${timezone == null ? "" : ` in ${timezone}`} is not a cron expression croner accepts (${e.message})`, {
       cause: e,
-      details: { field },
+      details: { field: cronField },
     });
   }
 }
@@ -106,7 +115,7 @@ export class Scheduler extends IntervalService {
     const key = `${schedule.cron}\u0000${schedule.timezone ?? ""}`;
     const cached = this.crons.get(schedule.id);
     if (cached !== undefined && cached.key === key) return cached.cron;
-    const cron = parseCron(schedule.cron, schedule.timezone, `schedules.${schedule.id}.cron`);
+    const cron = parseCron(schedule.cron, schedule.timezone, { cron: `schedules.${schedule.id}.cron`, timezone: `schedules.${schedule.id}.timezone` });
     this.crons.set(schedule.id, { key, cron });
     return cron;
   }

@@ -50,6 +50,8 @@ beforeAll(async () => {
   plan("empty.json", JSON.stringify({ tasks: [] }));
   plan("extra-field.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    owner: me\n");
   plan("plan.txt", "tasks: []\n");
+  plan("schedules-cron.yaml", 'schedules:\n  - id: a\n    cron: bogus\n    task: { persona: reviewer, title: T }\n');
+  plan("schedules-id.yaml", 'schedules:\n  - id: Nightly\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n');
   plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
@@ -152,6 +154,12 @@ const cases: Case[] = [
   // `mcp` reaped every millisecond (src/timers.ts). Refused, as every other out-of-range flag.
   { name: "status --watch redrawing every 35 days", args: () => ["status", "--watch", "--interval", "3000000000"], stderr: /^roster: VALIDATION: --interval: must be an integer from 100 to 86400000, got "3000000000"$/ },
   { name: "mcp reaping every 35 days", args: () => ["mcp", "--reap-interval-ms", "3000000000"], stderr: /^roster: VALIDATION: --reap-interval-ms: must be an integer from 10 to 2147483647, got "3000000000"$/ },
+
+  // Schedules (docs/humans-and-schedules.md): refused before anything is written, named as the command line or the file says it.
+  { name: "schedule add with a bad cron expression", args: () => ["schedule", "add", "s1", "--cron", "bogus", "--persona", "reviewer", "--title", "x"], stderr: /^roster: VALIDATION: --cron: "bogus" is not a cron expression croner accepts/ },
+  { name: "schedule add with an id in capitals", args: () => ["schedule", "add", "S1", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x"], stderr: /^roster: VALIDATION: <id>: must be lowercase letters, digits, _ \. or -, starting with a letter or digit, got "S1"$/ },
+  { name: "schedule sync of a file with a bad cron expression", args: () => ["schedule", "sync", f("schedules-cron.yaml")], stderr: /^roster: VALIDATION: \S*schedules-cron\.yaml: schedules\[0\]\.cron: "bogus" is not a cron expression croner accepts/ },
+  { name: "schedule sync of a file with an id in capitals", args: () => ["schedule", "sync", f("schedules-id.yaml")], stderr: /^roster: VALIDATION: \S*schedules-id\.yaml: schedules\[0\]\.id: must be lowercase letters, digits, _ \. or -, starting with a letter or digit, got "Nightly"$/ },
 
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([

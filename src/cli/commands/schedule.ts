@@ -6,7 +6,7 @@ import { z } from "zod";
 import { systemClock } from "../../clock.js";
 import { RosterError, coerceError } from "../../errors.js";
 import { MISSED_POLICIES, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
-import { nextFireAfter, parseCron } from "../../supervisor/scheduler.js";
+import { nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
@@ -37,11 +37,11 @@ const fileSchema = z.object({ schedules: z.array(scheduleSchema) }).strict();
 
 type ScheduleInput = z.infer<typeof scheduleSchema>;
 
-/** A schedule as stored: its first fire is the cron's first time after now. */
-function toUpsert(input: ScheduleInput, source: string, now: number, where: string): ScheduleUpsert {
-  const cron = parseCron(input.cron, input.timezone, `${where}.cron`);
+/** A schedule as stored: its first fire is the cron's first time after now. `fields` names the expression and zone in errors. */
+function toUpsert(input: ScheduleInput, source: string, now: number, fields: Required<CronFields>): ScheduleUpsert {
+  const cron = parseCron(input.cron, input.timezone, fields);
   const next = nextFireAfter(cron, now);
-  if (next === null) throw new RosterError("VALIDATION", `${where}.cron: "${input.cron}" never fires after now`, { details: { field: `${where}.cron` } });
+  if (next === null) throw new RosterError("VALIDATION", `${fields.cron}: "${input.cron}" never fires after now`, { details: { field: fields.cron } });
   return {
     id: input.id,
     cron: input.cron,
@@ -51,6 +51,25 @@ function toUpsert(input: ScheduleInput, source: string, now: number, where: stri
     source,
     nextFireAt: next,
   };
+}
+
+/**
+ * Store errors about the one schedule of `schedule add`, said in the command line's words:
+ * "schedules[0].id: …" becomes "<id>: …", "schedules[0].task.persona: …" becomes
+ * "--persona: …". Presentation only (code and details kept), as `roster add` does for its flags.
+ */
+function renameForCommandLine(error: unknown): unknown {
+  if (!(error instanceof RosterError)) return error;
+  const message = error.message
+    .replace(/^schedules\[0\]\.id\b/, "<id>")
+    .replace(/^schedules\[0\]\.(?:task\.)?(\w+)/, (_all, field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  return message === error.message ? error : new RosterError(error.code, message, { cause: error, details: error.details, retryable: error.retryable });
+}
+
+/** A store error about a schedules file's schedules, with the file's name first. */
+function inFile(file: string, error: unknown): unknown {
+  if (!(error instanceof RosterError)) return error;
+  return new RosterError(error.code, `${file}: ${error.message}`, { cause: error, details: error.details, retryable: error.retryable });
 }
 
 function printSchedules(schedules: ScheduleRecord[]): void {
@@ -112,9 +131,15 @@ export function register(program: Command): void {
           ...(payload === undefined ? {} : { payload }),
         },
       };
-      const upsert = toUpsert(input, "cli", now, "--cron");
+      const upsert = toUpsert(input, "cli", now, { cron: "--cron", timezone: "--tz" });
       const config = configFrom(options);
-      const [saved] = await withStore(config, "existing", (store) => store.schedules.upsert({ schedules: [upsert], now }));
+      const [saved] = await withStore(config, "existing", async (store) => {
+        try {
+          return await store.schedules.upsert({ schedules: [upsert], now });
+        } catch (error) {
+          throw renameForCommandLine(error);
+        }
+      });
       if (options.json) printJson(saved);
       else write(`schedule ${id}: next fire ${isoTime(saved!.nextFireAt)}`);
     },
@@ -180,9 +205,14 @@ export function register(program: Command): void {
       throw new RosterError("VALIDATION", `${file}: ${issues}`, { details: { field: "file" } });
     }
     const now = systemClock.now();
-    const upserts = result.data.schedules.map((s, i) => toUpsert(s, path, now, `${file}: schedules[${i}]`));
+    const upserts = result.data.schedules.map((s, i) => toUpsert(s, path, now, { cron: `${file}: schedules[${i}].cron`, timezone: `${file}: schedules[${i}].timezone` }));
     const saved = await withStore(configFrom(options), "existing", async (store) => {
-      const out = upserts.length === 0 ? [] : await store.schedules.upsert({ schedules: upserts, now });
+      let out: ScheduleRecord[] = [];
+      try {
+        if (upserts.length > 0) out = await store.schedules.upsert({ schedules: upserts, now });
+      } catch (error) {
+        throw inFile(file, error);
+      }
       const keep = new Set(upserts.map((u) => u.id));
       const removed: string[] = [];
       for (const s of await store.schedules.list()) {
