@@ -22,10 +22,13 @@ export interface CronFields {
 
 /**
  * A cron expression parsed once: croner (5 fields, or 6 with seconds first; an IANA
- * time zone or the local one). Throws VALIDATION naming the expression as `fields` says.
+ * time zone or the local one). Throws VALIDATION naming the expression or the zone
+ * as `fields` says. The zone is checked here because croner only reads it at the
+ * first nextRun(), and then fails with an error that names neither.
  */
 export function parseCron(expression: string, timezone: string | null | undefined, fields: CronFields = {}): Cron {
   const cronField = fields.cron ?? "cron";
+  if (timezone != null) checkTimezone(timezone, fields.timezone ?? "timezone");
   try {
     return new Cron(expression, { paused: true, ...(timezone == null ? {} : { timezone }) });
   } catch (error) {
@@ -34,6 +37,15 @@ export function parseCron(expression: string, timezone: string | null | undefine
       cause: e,
       details: { field: cronField },
     });
+  }
+}
+
+/** Refuses a zone this Node's Intl does not know (croner converts times with Intl). */
+function checkTimezone(timezone: string, field: string): void {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+  } catch (error) {
+    throw new RosterError("VALIDATION", `${field}: "${timezone}" is not an IANA time zone (such as UTC or Europe/Paris)`, { cause: error, details: { field } });
   }
 }
 

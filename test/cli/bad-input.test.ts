@@ -52,6 +52,7 @@ beforeAll(async () => {
   plan("plan.txt", "tasks: []\n");
   plan("schedules-cron.yaml", 'schedules:\n  - id: a\n    cron: bogus\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-id.yaml", 'schedules:\n  - id: Nightly\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n');
+  plan("schedules-zone.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    timezone: Nowhere/Land\n    task: { persona: reviewer, title: T }\n');
   plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
@@ -160,6 +161,8 @@ const cases: Case[] = [
   { name: "schedule add with an id in capitals", args: () => ["schedule", "add", "S1", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x"], stderr: /^roster: VALIDATION: <id>: must be lowercase letters, digits, _ \. or -, starting with a letter or digit, got "S1"$/ },
   { name: "schedule sync of a file with a bad cron expression", args: () => ["schedule", "sync", f("schedules-cron.yaml")], stderr: /^roster: VALIDATION: \S*schedules-cron\.yaml: schedules\[0\]\.cron: "bogus" is not a cron expression croner accepts/ },
   { name: "schedule sync of a file with an id in capitals", args: () => ["schedule", "sync", f("schedules-id.yaml")], stderr: /^roster: VALIDATION: \S*schedules-id\.yaml: schedules\[0\]\.id: must be lowercase letters, digits, _ \. or -, starting with a letter or digit, got "Nightly"$/ },
+  { name: "schedule add with an unknown time zone", args: () => ["schedule", "add", "s2", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x", "--tz", "Mars/Olympus"], stderr: /^roster: VALIDATION: --tz: "Mars\/Olympus" is not an IANA time zone/ },
+  { name: "schedule sync of a file with an unknown time zone", args: () => ["schedule", "sync", f("schedules-zone.yaml")], stderr: /^roster: VALIDATION: \S*schedules-zone\.yaml: schedules\[0\]\.timezone: "Nowhere\/Land" is not an IANA time zone/ },
 
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([
