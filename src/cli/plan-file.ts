@@ -14,22 +14,29 @@ export function readPlanFile(path: string): TaskInput[] {
   if (ext !== ".json" && ext !== ".yaml" && ext !== ".yml") {
     throw new RosterError("VALIDATION", `${path}: a plan file must end in .json, .yaml or .yml`, { details: { file: path } });
   }
-  let text: string;
+  const text = readInputFile(path, "plan file");
+  return parsePlanText(path, text, ext === ".json" ? "json" : "yaml");
+}
+
+/**
+ * The text of a file the user named (a plan, a schedules file); a file that cannot be
+ * read is refused as VALIDATION naming it and why, `noun` saying what it should have been.
+ */
+export function readInputFile(path: string, noun: string): string {
   try {
-    if (statSync(path).isDirectory()) throw new RosterError("VALIDATION", `${path}: is a folder, not a plan file`, { details: { file: path } });
-    text = readFileSync(path, "utf8");
+    if (statSync(path).isDirectory()) throw new RosterError("VALIDATION", `${path}: is a folder, not a ${noun}`, { details: { file: path } });
+    return readFileSync(path, "utf8");
   } catch (error) {
     if (error instanceof RosterError) throw error;
     const code = (error as { code?: unknown }).code;
     const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : coerceError(error).message;
-    throw new RosterError("VALIDATION", `${path}: cannot read plan file (${why})`, { cause: error, details: { file: path } });
+    throw new RosterError("VALIDATION", `${path}: cannot read ${noun} (${why})`, { cause: error, details: { file: path } });
   }
-  return parsePlanText(path, text, ext === ".json" ? "json" : "yaml");
 }
 
 /** A plan's text, checked as readPlanFile checks a file's (the dashboard's "add a plan"); `path` names it in errors. */
 export function parsePlanText(path: string, text: string, format: "json" | "yaml"): TaskInput[] {
-  const data = format === "json" ? parseJson(path, text.replace(/^\uFEFF/, "")) : parseYaml(path, text);
+  const data = format === "json" ? parseJson(path, text.replace(/^\uFEFF/, "")) : parseYamlText(path, text);
   const parsed = planSchema.safeParse(data);
   if (!parsed.success) {
     throw new RosterError("VALIDATION", `${path}: ${formatIssues(parsed.error.issues, "plan")}`, { details: { file: path } });
@@ -37,7 +44,11 @@ export function parsePlanText(path: string, text: string, format: "json" | "yaml
   return parsed.data.tasks as TaskInput[];
 }
 
-function parseYaml(path: string, text: string): unknown {
+/**
+ * A YAML document, or VALIDATION on one line naming the file and where its first
+ * syntax error is (`FILE: line 4 column 1: not valid YAML (…)`); duplicate keys are errors.
+ */
+export function parseYamlText(path: string, text: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first !== undefined) {

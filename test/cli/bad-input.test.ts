@@ -53,6 +53,7 @@ beforeAll(async () => {
   plan("schedules-cron.yaml", 'schedules:\n  - id: a\n    cron: bogus\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-id.yaml", 'schedules:\n  - id: Nightly\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-zone.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    timezone: Nowhere/Land\n    task: { persona: reviewer, title: T }\n');
+  plan("schedules-syntax.yaml", "schedules:\n  - id: a\n   cron: x\n");
   plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
@@ -163,6 +164,7 @@ const cases: Case[] = [
   { name: "schedule sync of a file with an id in capitals", args: () => ["schedule", "sync", f("schedules-id.yaml")], stderr: /^roster: VALIDATION: \S*schedules-id\.yaml: schedules\[0\]\.id: must be lowercase letters, digits, _ \. or -, starting with a letter or digit, got "Nightly"$/ },
   { name: "schedule add with an unknown time zone", args: () => ["schedule", "add", "s2", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x", "--tz", "Mars/Olympus"], stderr: /^roster: VALIDATION: --tz: "Mars\/Olympus" is not an IANA time zone/ },
   { name: "schedule sync of a file with an unknown time zone", args: () => ["schedule", "sync", f("schedules-zone.yaml")], stderr: /^roster: VALIDATION: \S*schedules-zone\.yaml: schedules\[0\]\.timezone: "Nowhere\/Land" is not an IANA time zone/ },
+  { name: "schedule sync of a file with a YAML syntax error", args: () => ["schedule", "sync", f("schedules-syntax.yaml")], stderr: /^roster: VALIDATION: \S*schedules-syntax\.yaml: line 3 column 1: not valid YAML \(.+\)$/ },
 
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([

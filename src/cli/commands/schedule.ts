@@ -1,7 +1,5 @@
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { systemClock } from "../../clock.js";
 import { RosterError, coerceError } from "../../errors.js";
@@ -9,6 +7,7 @@ import { MISSED_POLICIES, type ScheduleRecord, type ScheduleUpsert } from "../..
 import { nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
+import { parseYamlText, readInputFile } from "../plan-file.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
 const templateSchema = z
@@ -193,12 +192,7 @@ export function register(program: Command): void {
   addJsonOption(sync);
   sync.action(async (file: string, options: DbOptions & JsonOptions) => {
     const path = resolve(file);
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(readFileSync(path, "utf8"));
-    } catch (error) {
-      throw new RosterError("VALIDATION", `${file}: cannot read it as YAML (${coerceError(error).message})`, { details: { field: "file" } });
-    }
+    const parsed = parseYamlText(file, readInputFile(file, "schedules file"));
     const result = fileSchema.safeParse(parsed);
     if (!result.success) {
       const issues = result.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ");
