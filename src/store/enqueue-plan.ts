@@ -21,12 +21,26 @@ export function parentNotFound(parentId: number): RosterError {
   return new RosterError("TASK_NOT_FOUND", `parentId: task ${parentId} does not exist`, { details: { field: "parentId" } });
 }
 
-/** A task naming a persona that does not exist or is retired; the message names the ones that exist, and the likely typo (read by people and agents alike). */
-export function personaNotFound(task: ValidatedTask, index: number, retired: boolean, known: string[]): RosterError {
+/**
+ * A persona named at `field` that does not exist or is retired: the message names the ones
+ * that exist, and the likely typo (read by people and agents alike). Tasks and schedules say it alike.
+ */
+export function unknownPersona(field: string, persona: string, retired: boolean, known: string[], details: Record<string, unknown> = {}): RosterError {
   const what = retired ? "retired persona" : "unknown persona";
-  return new RosterError("PERSONA_NOT_FOUND", `${label(task, index)}.persona: ${what} "${task.persona}"${unknownNameHint(task.persona, known)}`, {
-    details: { index, field: "persona", persona: task.persona, known, ...(retired ? { retired: true } : {}) },
+  return new RosterError("PERSONA_NOT_FOUND", `${field}: ${what} "${persona}"${unknownNameHint(persona, known)}`, {
+    details: { ...details, field: "persona", persona, known, ...(retired ? { retired: true } : {}) },
   });
+}
+
+/** A persona not in service, as a store reads it: retired (its row is kept) or never synced, and the ids in service. */
+export interface PersonaMissing {
+  retired: boolean;
+  known: string[];
+}
+
+/** A task naming a persona that does not exist or is retired (unknownPersona, at the task's place in its batch). */
+export function personaNotFound(task: ValidatedTask, index: number, retired: boolean, known: string[]): RosterError {
+  return unknownPersona(`${label(task, index)}.persona`, task.persona, retired, known, { index });
 }
 
 export function dependencyNotFound(task: ValidatedTask, index: number, dep: number): RosterError {

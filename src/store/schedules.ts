@@ -6,6 +6,7 @@
  * schedule behaves alike on both (docs/ARCHITECTURE.md, "PostgreSQL and beyond one machine").
  */
 import { RosterError } from "../errors.js";
+import { unknownPersona, type PersonaMissing } from "./enqueue-plan.js";
 import { validateBatch, type ValidatedTask } from "./input.js";
 import { MISSED_POLICIES, type FireParams, type MissedPolicy, type ScheduleRecord, type ScheduleTaskTemplate, type ScheduleUpsert, type TaskInput } from "./types.js";
 
@@ -90,7 +91,7 @@ export function upsertEvent(values: ScheduleValues, existed: boolean): { type: s
 /**
  * Checks a batch of schedules whole before anything is written (docs/ARCHITECTURE.md
  * rule 11): ids well formed and given once, a known missed-fire policy, an epoch-ms
- * cursor, and a template that makes a valid task (the persona is checked when it is enqueued).
+ * cursor, and a template that makes a valid task (its persona: schedulePersonaError, read by each engine).
  */
 export function validateSchedules(schedules: ScheduleUpsert[], maxPayloadBytes: number): void {
   const seen = new Set<string>();
@@ -109,7 +110,15 @@ export function validateSchedules(schedules: ScheduleUpsert[], maxPayloadBytes: 
   });
 }
 
-/** The task input a template makes, validated (shape and payload); the persona is checked when it is enqueued. */
+/**
+ * A schedule of an upsert whose task names a persona not in service, at `schedules[i].task.persona`,
+ * in the words an enqueue uses (unknownPersona): `roster add --persona` and `schedule add` refuse alike.
+ */
+export function schedulePersonaError(index: number, persona: string, missing: PersonaMissing): RosterError {
+  return unknownPersona(`schedules[${index}].task.persona`, persona, missing.retired, missing.known, { index });
+}
+
+/** The task input a template makes, validated (shape and payload); its persona is the engine's to read (schedulePersonaError). */
 function template(task: ScheduleTaskTemplate, field: string, maxPayloadBytes: number): TaskInput {
   if (task === null || typeof task !== "object" || Array.isArray(task)) {
     throw new RosterError("VALIDATION", `${field}: must be an object with persona and title`, { details: { field } });

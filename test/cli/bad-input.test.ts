@@ -54,6 +54,7 @@ beforeAll(async () => {
   plan("schedules-id.yaml", 'schedules:\n  - id: Nightly\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-zone.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    timezone: Nowhere/Land\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-syntax.yaml", "schedules:\n  - id: a\n   cron: x\n");
+  plan("schedules-ghost.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n  - id: b\n    cron: "* * * * *"\n    task: { persona: ghost, title: T }\n');
   plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
@@ -165,6 +166,9 @@ const cases: Case[] = [
   { name: "schedule add with an unknown time zone", args: () => ["schedule", "add", "s2", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x", "--tz", "Mars/Olympus"], stderr: /^roster: VALIDATION: --tz: "Mars\/Olympus" is not an IANA time zone/ },
   { name: "schedule sync of a file with an unknown time zone", args: () => ["schedule", "sync", f("schedules-zone.yaml")], stderr: /^roster: VALIDATION: \S*schedules-zone\.yaml: schedules\[0\]\.timezone: "Nowhere\/Land" is not an IANA time zone/ },
   { name: "schedule sync of a file with a YAML syntax error", args: () => ["schedule", "sync", f("schedules-syntax.yaml")], stderr: /^roster: VALIDATION: \S*schedules-syntax\.yaml: line 3 column 1: not valid YAML \(.+\)$/ },
+  { name: "schedule add with an unknown persona", args: () => ["schedule", "add", "s3", "--cron", "* * * * * *", "--persona", "ghost", "--title", "x"], stderr: /^roster: PERSONA_NOT_FOUND: --persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
+  { name: "schedule add with a misspelt persona", args: () => ["schedule", "add", "s3", "--cron", "* * * * *", "--persona", "reviewr", "--title", "x"], stderr: /^roster: PERSONA_NOT_FOUND: --persona: unknown persona "reviewr" \(did you mean "reviewer"\? known: [a-z, ]+\)$/ },
+  { name: "schedule sync of a file with an unknown persona after a good schedule", args: () => ["schedule", "sync", f("schedules-ghost.yaml")], stderr: /^roster: PERSONA_NOT_FOUND: \S*schedules-ghost\.yaml: schedules\[1\]\.task\.persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
 
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([

@@ -7,6 +7,7 @@ import { MISSED_POLICIES, type ScheduleRecord, type ScheduleUpsert } from "../..
 import { nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
+import { withPersonaFileHint } from "../persona-hint.js";
 import { parseYamlText, readInputFile } from "../plan-file.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -136,7 +137,7 @@ export function register(program: Command): void {
         try {
           return await store.schedules.upsert({ schedules: [upsert], now });
         } catch (error) {
-          throw renameForCommandLine(error);
+          throw withPersonaFileHint(renameForCommandLine(error), config.personasDir);
         }
       });
       if (options.json) printJson(saved);
@@ -200,12 +201,13 @@ export function register(program: Command): void {
     }
     const now = systemClock.now();
     const upserts = result.data.schedules.map((s, i) => toUpsert(s, path, now, { cron: `${file}: schedules[${i}].cron`, timezone: `${file}: schedules[${i}].timezone` }));
-    const saved = await withStore(configFrom(options), "existing", async (store) => {
+    const config = configFrom(options);
+    const saved = await withStore(config, "existing", async (store) => {
       let out: ScheduleRecord[] = [];
       try {
         if (upserts.length > 0) out = await store.schedules.upsert({ schedules: upserts, now });
       } catch (error) {
-        throw inFile(file, error);
+        throw inFile(file, withPersonaFileHint(error, config.personasDir));
       }
       const keep = new Set(upserts.map((u) => u.id));
       const removed: string[] = [];

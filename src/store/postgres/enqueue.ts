@@ -1,5 +1,5 @@
 import type { PersonaPolicyConfig } from "../../policy/retry.js";
-import { dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
+import { type PersonaMissing, dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Tx } from "./database.js";
@@ -37,8 +37,7 @@ export async function writeBatch(
     if (configs.has(task.persona)) continue;
     const row = personaRows.get(task.persona);
     if (row === undefined || row.retired_at !== null) {
-      const known = (await tx.rows<{ id: string }>("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id")).map((r) => r.id);
-      throw personaNotFound(task, index, row !== undefined, known);
+      throw personaNotFound(task, index, row !== undefined, await activePersonaIds(tx));
     }
     const config = JSON.parse(row.config) as PersonaPolicyConfig;
     configs.set(task.persona, config);
@@ -169,4 +168,16 @@ export async function writeBatch(
     );
   }
   return { ids, refs: refsOf(tasks, ids), statuses, personas: createdPersonas, created };
+}
+
+/** The personas in service, by id (the "known" of an unknown-persona error). */
+async function activePersonaIds(tx: Pick<Tx, "rows">): Promise<string[]> {
+  return (await tx.rows<{ id: string }>("SELECT id FROM personas WHERE retired_at IS NULL ORDER BY id")).map((r) => r.id);
+}
+
+/** Null while `persona` is in service; otherwise whether it is retired, and the personas in service (for unknownPersona). */
+export async function personaMissing(tx: Pick<Tx, "rows" | "one">, persona: string): Promise<PersonaMissing | null> {
+  const row = await tx.one<{ retired_at: number | null }>("SELECT retired_at FROM personas WHERE id = $1", [persona]);
+  if (row !== undefined && row.retired_at === null) return null;
+  return { retired: row !== undefined, known: await activePersonaIds(tx) };
 }

@@ -5,6 +5,7 @@ import {
   checkFire,
   fireInputs,
   scheduleNotFound,
+  schedulePersonaError,
   scheduleValues,
   skippedData,
   toSchedule,
@@ -12,7 +13,7 @@ import {
   validateSchedules,
 } from "../schedules.js";
 import type { Tx } from "./database.js";
-import { writeBatch } from "./enqueue.js";
+import { personaMissing, writeBatch } from "./enqueue.js";
 
 type Q = Pick<Tx, "rows" | "one">;
 
@@ -31,6 +32,10 @@ export class PgSchedules {
 
   async upsert(tx: Tx, schedules: ScheduleUpsert[], now: number): Promise<ScheduleRecord[]> {
     validateSchedules(schedules, this.maxPayloadBytes);
+    for (const [index, s] of schedules.entries()) {
+      const missing = await personaMissing(tx, s.task.persona);
+      if (missing !== null) throw schedulePersonaError(index, s.task.persona, missing);
+    }
     for (const s of schedules) {
       const v = scheduleValues(s);
       const existing = await tx.one("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE", [s.id]);

@@ -1,5 +1,5 @@
 import type { PersonaPolicyConfig } from "../../policy/retry.js";
-import { dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
+import { type PersonaMissing, dependencyNotFound, enqueuedData, parentNotFound, personaNotFound, refIndexOf, refsOf, resolvePolicies, resolveStates } from "../enqueue-plan.js";
 import type { ValidatedTask } from "../input.js";
 import type { EnqueueResult, TaskState } from "../types.js";
 import type { Db } from "./database.js";
@@ -57,6 +57,13 @@ export class Enqueuer {
   }
 
   /** Inside a transaction. Returns ids in input order and the statuses they were given. */
+  /** Null while `persona` is in service; otherwise whether it is retired, and the personas in service (for unknownPersona). */
+  personaMissing(persona: string): PersonaMissing | null {
+    const row = this.personaConfig.get(persona) as { retired_at: number | null } | undefined;
+    if (row !== undefined && row.retired_at === null) return null;
+    return { retired: row !== undefined, known: this.personaIds.all() as string[] };
+  }
+
   write(
     tasks: ValidatedTask[],
     options: { parentId: number | null; createdBy: string | null; now: number },

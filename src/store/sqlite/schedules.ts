@@ -5,6 +5,7 @@ import {
   checkFire,
   fireInputs,
   scheduleNotFound,
+  schedulePersonaError,
   scheduleValues,
   skippedData,
   toSchedule,
@@ -71,6 +72,10 @@ export class ScheduleStatements {
 
   upsert(schedules: ScheduleUpsert[], now: number): ScheduleRecord[] {
     validateSchedules(schedules, this.maxPayloadBytes);
+    schedules.forEach((s, index) => {
+      const missing = this.enqueuer.personaMissing(s.task.persona);
+      if (missing !== null) throw schedulePersonaError(index, s.task.persona, missing);
+    });
     for (const s of schedules) {
       const values = scheduleValues(s);
       const existing = this.byId.get(s.id) as ScheduleRow | undefined;

@@ -282,19 +282,32 @@ export function humanRules(get: GetCtx): void {
     expect(await ctx.store.schedules.nextFireAt()).toBe(now + 2_000);
   });
 
-  it("a paused schedule is not due; schedules refuse an unknown persona and a bad id, writing nothing", async () => {
+  it("a paused schedule is not due; schedules refuse a bad id, writing nothing", async () => {
     const ctx = get();
     const now = ctx.clock.now();
     await ctx.store.schedules.upsert({ schedules: [{ id: "h", cron: "0 * * * *", task: { persona: "worker", title: "t" }, nextFireAt: now }], now });
     await ctx.store.schedules.pause({ id: "h", paused: true, now });
     expect(await ctx.store.schedules.due({ now })).toEqual([]);
     await expect(ctx.store.schedules.upsert({ schedules: [{ id: "Bad Id", cron: "* * * * *", task: { persona: "worker", title: "t" }, nextFireAt: now }], now })).rejects.toMatchObject({ code: "VALIDATION" });
-    await ctx.store.schedules.upsert({ schedules: [{ id: "x", cron: "* * * * *", task: { persona: "nobody", title: "t" }, nextFireAt: now }], now });
-    await expect(
-      ctx.store.schedules.fire({ scheduleId: "x", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: now + 60_000, by: "s", now }),
-    ).rejects.toMatchObject({ code: "PERSONA_NOT_FOUND" });
-    expect((await ctx.store.schedules.get({ id: "x" }))!.nextFireAt).toBe(now);
-    await ctx.store.schedules.remove({ id: "x", now });
     expect((await ctx.store.schedules.list()).map((s) => s.id)).toEqual(["h"]);
+  });
+
+  it("schedules refuse an unknown or retired persona as an enqueue does, naming the schedule's field and the known personas, writing nothing", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    const schedule = (id: string, persona: string) => ({ id, cron: "* * * * *", task: { persona, title: "t" }, nextFireAt: now });
+    await expect(ctx.store.schedules.upsert({ schedules: [schedule("ok", "worker"), schedule("x", "workr")], now })).rejects.toMatchObject({
+      code: "PERSONA_NOT_FOUND",
+      message: 'schedules[1].task.persona: unknown persona "workr" (did you mean "worker"? known: planner, reviewer, worker)',
+      details: { index: 1, field: "persona", persona: "workr" },
+    });
+    await ctx.store.personas.retire({ id: "reviewer", retired: true, now });
+    await expect(ctx.store.schedules.upsert({ schedules: [schedule("y", "reviewer")], now })).rejects.toMatchObject({
+      code: "PERSONA_NOT_FOUND",
+      message: 'schedules[0].task.persona: retired persona "reviewer" (known: planner, worker)',
+      details: { retired: true },
+    });
+    // All or nothing: the good schedule beside the bad one was not written either.
+    expect(await ctx.store.schedules.list()).toEqual([]);
   });
 }
