@@ -109,6 +109,13 @@ export interface FireParams {
   now: number;
 }
 
+export interface FireResult {
+  fired: boolean;
+  taskIds: number[];
+  /** Set when this call paused the schedule instead of firing it: PERSONA_NOT_FOUND and the message naming the persona. */
+  paused?: { code: "PERSONA_NOT_FOUND"; message: string };
+}
+
 export interface ScheduleService {
   /** Adds or replaces schedules (a replaced schedule keeps its cursor unless its cron or zone changed). */
   upsert(params: { schedules: ScheduleUpsert[]; now: number }): Promise<ScheduleRecord[]>;
@@ -119,8 +126,12 @@ export interface ScheduleService {
   pause(params: { id: string; paused: boolean; nextFireAt?: number; now: number }): Promise<ScheduleRecord>;
   /** Schedules not paused whose next_fire_at <= now. */
   due(params: { now: number; limit?: number }): Promise<ScheduleRecord[]>;
-  /** Takes one fire (compare-and-set on next_fire_at) and enqueues its tasks; fired: false when another process took it. */
-  fire(params: FireParams): Promise<{ fired: boolean; taskIds: number[] }>;
+  /**
+   * Takes one fire (compare-and-set on next_fire_at) and enqueues its tasks; fired: false when another process took it.
+   * A schedule whose persona is retired or gone is paused instead, by the same compare-and-set, with a
+   * `schedule:paused` event giving the reason; `paused` says why (only to the process that paused it).
+   */
+  fire(params: FireParams): Promise<FireResult>;
   /** Earliest next_fire_at of a schedule not paused, or null. */
   nextFireAt(): Promise<number | null>;
 }

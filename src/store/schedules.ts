@@ -118,6 +118,19 @@ export function schedulePersonaError(index: number, persona: string, missing: Pe
   return unknownPersona(`schedules[${index}].task.persona`, persona, missing.retired, missing.known, { index });
 }
 
+/**
+ * A stored schedule whose task names a persona no longer in service (retired, or gone from the
+ * database): why a fire paused it, or why a resume is refused. `schedule "x": task.persona: retired persona "p" (known: …)`.
+ */
+export function storedSchedulePersonaError(id: string, persona: string, missing: PersonaMissing): RosterError {
+  return unknownPersona(`schedule "${id}": task.persona`, persona, missing.retired, missing.known, { schedule: id });
+}
+
+/** The `schedule:paused` event's data when a fire paused a schedule for its persona (a person's pause has no reason). */
+export function autoPausedData(id: string, by: string, error: RosterError): { schedule: string; by: string; code: string; reason: string } {
+  return { schedule: id, by, code: error.code, reason: error.message };
+}
+
 /** The task input a template makes, validated (shape and payload); its persona is the engine's to read (schedulePersonaError). */
 function template(task: ScheduleTaskTemplate, field: string, maxPayloadBytes: number): TaskInput {
   if (task === null || typeof task !== "object" || Array.isArray(task)) {

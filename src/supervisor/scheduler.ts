@@ -1,6 +1,6 @@
 import { Cron } from "croner";
 import type { Clock } from "../clock.js";
-import { RosterError, coerceError } from "../errors.js";
+import { ERRORS, RosterError, coerceError } from "../errors.js";
 import { IntervalService } from "../service.js";
 import type { ScheduleRecord, Store } from "../store/index.js";
 import { FIRE_TIMES_MAX } from "../store/schedules.js";
@@ -78,6 +78,8 @@ export interface SchedulerHost {
   /** Recorded as who fired (the supervisor's agent id). */
   readonly agentId: string;
   error(where: string, error: Error): void;
+  /** Something an operator must act on that is not a failure of this process (a schedule paused for its persona). */
+  warn?(where: string, message: string): void;
 }
 
 export interface SchedulerOptions {
@@ -96,6 +98,12 @@ export interface SchedulerOptions {
  * down): `skip` passes over it, `catch-up-once` runs the latest missed one once.
  * The same tick applies the default outcome of approvals whose deadline passed.
  *
+ * A schedule that cannot fire because of what it holds is not retried every tick: one whose
+ * persona was retired or removed is paused by the store (the fire's compare-and-set, so one
+ * supervisor does it) and said once as a warning; one that fails with another input error
+ * (a stored expression or zone croner refuses, a template that no longer validates) is
+ * reported once and passed over until the schedule changes (its updatedAt).
+ *
  * Modes (IntervalService): stopped → ticking (a tick timer) → stopped. A tick that fails is reported
  * and the next tick tries again; ticks never overlap.
  */
@@ -103,6 +111,8 @@ export class Scheduler extends IntervalService {
   readonly name = "scheduler";
   private readonly graceMs: number;
   private readonly crons = new Map<string, { key: string; cron: Cron }>();
+  /** Schedules that failed with an input error, by id: the updatedAt of the version that failed. */
+  private readonly broken = new Map<string, number>();
 
   constructor(
     private readonly host: SchedulerHost,
@@ -137,12 +147,14 @@ export class Scheduler extends IntervalService {
     const { store, clock } = this.host;
     const due = await store.schedules.due({ now: clock.now(), limit: DUE_PER_TICK });
     for (const schedule of due) {
+      if (this.broken.get(schedule.id) === schedule.updatedAt) continue;
+      this.broken.delete(schedule.id);
       try {
         const now = clock.now();
         const plan = planFires(this.cronOf(schedule), schedule, now, this.graceMs);
         // A schedule that will never fire again is parked far in the future (pause it or remove it to say so).
         const next = plan.next ?? Number.MAX_SAFE_INTEGER;
-        await store.schedules.fire({
+        const result = await store.schedules.fire({
           scheduleId: schedule.id,
           expectedNextFireAt: schedule.nextFireAt,
           fireAts: plan.fire,
@@ -151,8 +163,15 @@ export class Scheduler extends IntervalService {
           by: this.host.agentId,
           now,
         });
+        if (result.paused !== undefined) {
+          this.host.warn?.(`scheduler.fire(${schedule.id})`, `${result.paused.message}; paused the schedule: fix the persona or the schedule, then \`roster schedule resume ${schedule.id}\``);
+        }
       } catch (error) {
-        this.host.error(`scheduler.fire(${schedule.id})`, coerceError(error));
+        const e = coerceError(error);
+        if (e instanceof RosterError && ERRORS[e.code].exit === 2) {
+          this.broken.set(schedule.id, schedule.updatedAt);
+          this.host.error(`scheduler.fire(${schedule.id})`, new RosterError(e.code, `${e.message}; schedule "${schedule.id}" is passed over until it is changed`, { cause: e, details: e.details, retryable: false }));
+        } else this.host.error(`scheduler.fire(${schedule.id})`, e);
       }
     }
     await store.humans.applyDeadlines({ now: clock.now() });

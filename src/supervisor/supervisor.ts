@@ -392,6 +392,11 @@ export class Supervisor {
     void this.idle.check(busy, (reason) => void this.stop(reason));
   }
 
+  /** Something an operator must act on that is not a failure here (src/supervisor/scheduler.ts: a schedule paused for its persona): no stack. */
+  warn(where: string, message: string): void {
+    this.logger.warn({ where }, `supervisor: ${message}`);
+  }
+
   error(where: string, error: Error): void {
     // The database being unreachable is logged once by the guard (and once more when it answers again).
     if (this.connection.failed(where, error)) this.logger.debug({ err: error, where }, `supervisor: ${where} failed`);

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import { syncPersonas } from "../../src/supervisor/personas.js";
 import { ROSTER_BIN, requireBuild } from "../mcp/helpers.js";
-import { cleanEnv, startRoster } from "../helpers/roster-process.js";
+import { cleanEnv, logLines, startRoster } from "../helpers/roster-process.js";
+import { roster } from "../cli/helpers.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { writePersonas } from "../supervisor/helpers.js";
 
@@ -67,5 +68,40 @@ describe("a schedule under three supervisor processes", () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe("a schedule whose persona was retired", () => {
+  it("pauses a schedule whose persona was retired under a running supervisor, says so once without a stack, and shows why in schedule ls", async () => {
+    requireBuild();
+    temp = makeTempDir("roster-sched-");
+    const personasDir = temp.path("personas");
+    mkdirSync(personasDir);
+    writePersonas(personasDir, [
+      { id: "tick", adapter: { kind: "echo" } },
+      { id: "reviewer", adapter: { kind: "echo" } },
+    ]);
+    const dbPath = temp.path("roster.db");
+    const store = await openStore({ path: dbPath });
+    await syncPersonas(store, personasDir, Date.now());
+    await store.close();
+    expect(await run(["schedule", "add", "every-second", "--cron", "* * * * * *", "--persona", "tick", "--title", "tick", "--db", dbPath])).toBe(0);
+    const retiring = await openStore({ path: dbPath });
+    await retiring.personas.retire({ id: "tick", retired: true, now: Date.now() });
+    await retiring.close();
+    const child = await startRoster(dbPath, personasDir);
+    children.push(child);
+    // Long enough for a dozen scheduler ticks after the pause.
+    await new Promise((r) => setTimeout(r, 3_000));
+    child.kill("SIGTERM");
+    await new Promise((r) => child.on("exit", r));
+    expect(logLines(child, "scheduler.fire")).toMatchObject([{ level: 40, where: "scheduler.fire(every-second)" }]);
+    expect(logLines(child, "scheduler.fire")[0]!.msg).toMatch(/task\.persona: retired persona "tick" \(known: reviewer\); paused the schedule/);
+    expect(child.log()).not.toMatch(/PERSONA_NOT_FOUND|"stack"/);
+    const ls = await roster(["schedule", "ls", "--db", dbPath]);
+    expect(ls.stdout).toMatch(/^every-second .* tick +tick +- +paused \(persona "tick" retired\)$/m);
+    const resume = await roster(["schedule", "resume", "every-second", "--db", dbPath]);
+    expect(resume.code).toBe(2);
+    expect(resume.stderr).toBe('roster: PERSONA_NOT_FOUND: schedule "every-second": task.persona: retired persona "tick" (known: reviewer)\n');
   });
 });

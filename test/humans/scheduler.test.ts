@@ -15,6 +15,7 @@ describe("scheduler", () => {
   let stores: Store[];
   let clock: ManualClock;
   const errors: Error[] = [];
+  const warnings: string[] = [];
 
   beforeEach(async () => {
     temp = makeTempDir("roster-sched-");
@@ -23,17 +24,25 @@ describe("scheduler", () => {
     for (let i = 0; i < 3; i++) stores.push(await openStore({ path: temp.path("roster.db"), now: clock.now(), monotonic: () => clock.now() }));
     await syncTestPersonas(stores[0]!, clock.now());
     errors.length = 0;
+    warnings.length = 0;
   });
   afterEach(async () => {
     for (const s of stores) await s.close();
     temp.cleanup();
   });
 
-  const schedulerOn = (store: Store, id: string) => new Scheduler({ store, clock, agentId: id, error: (_w, e) => errors.push(e) }, { missedGraceMs: 2_000 });
+  const schedulerOn = (store: Store, id: string) => new Scheduler({ store, clock, agentId: id, error: (_w, e) => errors.push(e), warn: (_w, m) => warnings.push(m) }, { missedGraceMs: 2_000 });
 
-  async function addEverySecond(id: string, missed: "skip" | "catch-up-once"): Promise<void> {
+  async function addEverySecond(id: string, missed: "skip" | "catch-up-once", persona = "worker", timezone = "UTC"): Promise<void> {
     const next = nextFireAfter(parseCron("* * * * * *", "UTC"), clock.now())!;
-    await stores[0]!.schedules.upsert({ schedules: [{ id, cron: "* * * * * *", timezone: "UTC", missed, task: { persona: "worker", title: id }, nextFireAt: next }], now: clock.now() });
+    await stores[0]!.schedules.upsert({ schedules: [{ id, cron: "* * * * * *", timezone, missed, task: { persona, title: id }, nextFireAt: next }], now: clock.now() });
+  }
+
+  async function tickAll(schedulers: Scheduler[], steps: number): Promise<void> {
+    for (let step = 0; step < steps; step++) {
+      clock.advance(250);
+      await Promise.all(schedulers.map((s) => s.tick()));
+    }
   }
 
   async function fireTimes(id: string): Promise<number[]> {
@@ -81,5 +90,38 @@ describe("scheduler", () => {
     const missedLatest = Math.floor((clock.now() - 2_001) / 1000) * 1000;
     expect(after).toEqual([missedLatest, clock.now() - 2_000, clock.now() - 1_000, clock.now()]);
     expect(await fireTimes("catcher")).toEqual(after);
+  });
+
+  it("a schedule whose persona was retired after it was added is paused once, by one of three schedulers, with one warning and no error", async () => {
+    await addEverySecond("triage", "skip", "reviewer");
+    await stores[0]!.personas.retire({ id: "reviewer", retired: true, now: clock.now() });
+    const schedulers = stores.map((s, i) => schedulerOn(s, `sup-${i}`));
+    await tickAll(schedulers, 40);
+    expect(errors).toEqual([]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^schedule "triage": task\.persona: retired persona "reviewer" \(known: planner, worker\); paused the schedule: .*`roster schedule resume triage`$/);
+    expect((await stores[0]!.schedules.get({ id: "triage" }))!.pausedAt).not.toBeNull();
+    expect(await fireTimes("triage")).toEqual([]);
+    // Resuming is refused while the persona is retired, and fires again once it is back.
+    await expect(stores[1]!.schedules.pause({ id: "triage", paused: false, nextFireAt: clock.now() + 1_000, now: clock.now() })).rejects.toMatchObject({ code: "PERSONA_NOT_FOUND" });
+    await stores[0]!.personas.retire({ id: "reviewer", retired: false, now: clock.now() });
+    await stores[1]!.schedules.pause({ id: "triage", paused: false, nextFireAt: clock.now() + 1_000, now: clock.now() });
+    await tickAll(schedulers, 8);
+    expect(await fireTimes("triage")).toHaveLength(2);
+    expect(errors).toEqual([]);
+    expect(warnings).toHaveLength(1);
+  });
+
+  it("a stored schedule that fails with an input error is reported once and passed over until it changes", async () => {
+    // Stored before zones were checked when a schedule is added: croner refuses it at every fire.
+    await addEverySecond("mars", "skip", "worker", "Mars/Olympus");
+    const s = schedulerOn(stores[0]!, "sup");
+    await tickAll([s], 20);
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(["VALIDATION"]);
+    expect(errors[0]!.message).toMatch(/^schedules\.mars\.timezone: "Mars\/Olympus" is not an IANA time zone .*; schedule "mars" is passed over until it is changed$/);
+    await addEverySecond("mars", "skip", "worker", "UTC");
+    await tickAll([s], 8);
+    expect(await fireTimes("mars")).toHaveLength(2);
+    expect(errors).toHaveLength(1);
   });
 });

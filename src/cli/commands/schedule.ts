@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { systemClock } from "../../clock.js";
 import { RosterError, coerceError } from "../../errors.js";
-import { MISSED_POLICIES, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
+import { MISSED_POLICIES, type PersonaRecord, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
 import { nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
@@ -72,15 +72,26 @@ function inFile(file: string, error: unknown): unknown {
   return new RosterError(error.code, `${file}: ${error.message}`, { cause: error, details: error.details, retryable: error.retryable });
 }
 
-function printSchedules(schedules: ScheduleRecord[]): void {
+/**
+ * The table of `schedule ls`. A paused schedule shows no next fire (resuming computes it);
+ * the state says when its persona is retired or gone (a supervisor pauses such a schedule at
+ * its next fire, docs/humans-and-schedules.md), so the reason shows beside it.
+ */
+function printSchedules(schedules: ScheduleRecord[], personas: ReadonlyMap<string, PersonaRecord>): void {
   if (schedules.length === 0) {
     write("no schedules");
     return;
   }
+  const state = (s: ScheduleRecord): string => {
+    const persona = personas.get(s.task.persona);
+    const problem = persona === undefined ? `persona "${s.task.persona}" unknown` : persona.retiredAt !== null ? `persona "${s.task.persona}" retired` : null;
+    const base = s.pausedAt === null ? "active" : "paused";
+    return problem === null ? base : `${base} (${problem})`;
+  };
   write(
     table(
       ["id", "cron", "zone", "missed", "persona", "title", "next", "state"],
-      schedules.map((s) => [s.id, s.cron, s.timezone ?? "local", s.missed, s.task.persona, s.task.title, isoTime(s.nextFireAt), s.pausedAt === null ? "active" : "paused"]),
+      schedules.map((s) => [s.id, s.cron, s.timezone ?? "local", s.missed, s.task.persona, s.task.title, s.pausedAt === null ? isoTime(s.nextFireAt) : "-", state(s)]),
     ),
   );
 }
@@ -149,9 +160,11 @@ export function register(program: Command): void {
   addDbOption(ls);
   addJsonOption(ls);
   ls.action(async (options: DbOptions & JsonOptions) => {
-    const schedules = await withStore(configFrom(options), "existing", (store) => store.schedules.list());
+    const [schedules, personas] = await withStore(configFrom(options), "existing", async (store) =>
+      Promise.all([store.schedules.list(), options.json ? [] : store.personas.list({ includeRetired: true })]),
+    );
     if (options.json) printJson(schedules);
-    else printSchedules(schedules);
+    else printSchedules(schedules, new Map(personas.map((p) => [p.id, p])));
   });
 
   const rm = schedule.command("rm").description("remove a schedule (tasks it enqueued stay)").argument("<id>", "schedule id");

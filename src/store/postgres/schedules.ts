@@ -1,6 +1,8 @@
-import type { FireParams, ScheduleRecord, ScheduleUpsert } from "../types.js";
+import type { RosterError } from "../../errors.js";
+import type { FireParams, FireResult, ScheduleRecord, ScheduleUpsert } from "../types.js";
 import {
   DUE_LIMIT_DEFAULT,
+  autoPausedData,
   type ScheduleRow,
   checkFire,
   fireInputs,
@@ -8,6 +10,7 @@ import {
   schedulePersonaError,
   scheduleValues,
   skippedData,
+  storedSchedulePersonaError,
   toSchedule,
   upsertEvent,
   validateSchedules,
@@ -19,6 +22,13 @@ type Q = Pick<Tx, "rows" | "one">;
 
 async function event(tx: Tx, taskId: number | null, type: string, now: number, agentId: string | null, data: unknown): Promise<void> {
   await tx.run("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES ($1, $2, $3, $4, NULL, $5)", [taskId, type, now, agentId, JSON.stringify(data)]);
+}
+
+/** PERSONA_NOT_FOUND (storedSchedulePersonaError) when the schedule's persona is not in service, else null. */
+async function personaProblem(tx: Tx, row: ScheduleRow): Promise<RosterError | null> {
+  const { persona } = toSchedule(row).task;
+  const missing = await personaMissing(tx, persona);
+  return missing === null ? null : storedSchedulePersonaError(row.id, persona, missing);
 }
 
 /**
@@ -80,6 +90,8 @@ export class PgSchedules {
   async pause(tx: Tx, p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): Promise<ScheduleRecord> {
     const row = await tx.one<ScheduleRow>("SELECT * FROM schedules WHERE id = $1 FOR UPDATE", [p.id]);
     if (row === undefined) throw scheduleNotFound(p.id);
+    const problem = p.paused ? null : await personaProblem(tx, row);
+    if (problem !== null) throw problem;
     await tx.run("UPDATE schedules SET paused_at = $2, next_fire_at = coalesce($3, next_fire_at), updated_at = $4 WHERE id = $1", [
       p.id,
       p.paused ? (row.paused_at ?? p.now) : null,
@@ -98,8 +110,22 @@ export class PgSchedules {
     return (await q.one<{ t: number | null }>("SELECT min(next_fire_at) AS t FROM schedules WHERE paused_at IS NULL"))?.t ?? null;
   }
 
-  async fire(tx: Tx, p: FireParams): Promise<{ fired: boolean; taskIds: number[] }> {
+  async fire(tx: Tx, p: FireParams): Promise<FireResult> {
     const { lastFireAt } = checkFire(p);
+    const current = await tx.one<ScheduleRow>("SELECT * FROM schedules WHERE id = $1", [p.scheduleId]);
+    if (current === undefined) return { fired: false, taskIds: [] };
+    const problem = await personaProblem(tx, current);
+    if (problem !== null) {
+      // Paused instead of fired, by the same compare-and-set: one process pauses it and says why.
+      const paused = await tx.run("UPDATE schedules SET paused_at = $3, updated_at = $3 WHERE id = $1 AND next_fire_at = $2 AND paused_at IS NULL", [
+        p.scheduleId,
+        p.expectedNextFireAt,
+        p.now,
+      ]);
+      if (paused === 0) return { fired: false, taskIds: [] };
+      await event(tx, null, "schedule:paused", p.now, p.by, autoPausedData(current.id, p.by, problem));
+      return { fired: false, taskIds: [], paused: { code: "PERSONA_NOT_FOUND", message: problem.message } };
+    }
     // Compare-and-set: only the taker whose expected cursor still stands moves it (the row lock orders two takers).
     const row = await tx.one<ScheduleRow>(
       `UPDATE schedules SET next_fire_at = $3, last_fire_at = coalesce($4, last_fire_at), updated_at = $5

@@ -1,6 +1,7 @@
-import type { FireParams, ScheduleRecord, ScheduleUpsert } from "../types.js";
+import type { FireParams, FireResult, ScheduleRecord, ScheduleUpsert } from "../types.js";
 import {
   DUE_LIMIT_DEFAULT,
+  autoPausedData,
   type ScheduleRow,
   checkFire,
   fireInputs,
@@ -8,10 +9,12 @@ import {
   schedulePersonaError,
   scheduleValues,
   skippedData,
+  storedSchedulePersonaError,
   toSchedule,
   upsertEvent,
   validateSchedules,
 } from "../schedules.js";
+import type { RosterError } from "../../errors.js";
 import type { Db, TransactionRunner } from "./database.js";
 import type { Enqueuer } from "./enqueue.js";
 
@@ -33,6 +36,7 @@ export class ScheduleStatements {
   private readonly deleteStmt;
   private readonly pauseStmt;
   private readonly advanceStmt;
+  private readonly autoPauseStmt;
   private readonly nextStmt;
   private readonly insertEvent;
 
@@ -60,6 +64,9 @@ export class ScheduleStatements {
     this.advanceStmt = db.prepare(`
       UPDATE schedules SET next_fire_at = @nextFireAt, last_fire_at = coalesce(@lastFireAt, last_fire_at), updated_at = @now
       WHERE id = @id AND next_fire_at = @expected AND paused_at IS NULL`);
+    // A fire that finds the persona gone pauses the schedule instead, by the same compare-and-set.
+    this.autoPauseStmt = db.prepare(`
+      UPDATE schedules SET paused_at = @now, updated_at = @now WHERE id = @id AND next_fire_at = @expected AND paused_at IS NULL`);
     this.nextStmt = db.prepare("SELECT min(next_fire_at) FROM schedules WHERE paused_at IS NULL").pluck();
     this.insertEvent = db.prepare(
       "INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (@taskId, @type, @now, @agentId, NULL, @data)",
@@ -104,6 +111,8 @@ export class ScheduleStatements {
   pause(p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): ScheduleRecord {
     const row = this.byId.get(p.id) as ScheduleRow | undefined;
     if (row === undefined) throw scheduleNotFound(p.id);
+    const problem = p.paused ? null : this.personaProblem(row);
+    if (problem !== null) throw problem;
     this.pauseStmt.run({ id: p.id, pausedAt: p.paused ? (row.paused_at ?? p.now) : null, nextFireAt: p.paused ? null : (p.nextFireAt ?? null), now: p.now });
     this.event(null, p.paused ? "schedule:paused" : "schedule:resumed", p.now, null, { schedule: p.id });
     return toSchedule(this.byId.get(p.id) as ScheduleRow);
@@ -117,10 +126,23 @@ export class ScheduleStatements {
     return (this.nextStmt.get() as number | null) ?? null;
   }
 
-  fire(p: FireParams): { fired: boolean; taskIds: number[] } {
+  /** PERSONA_NOT_FOUND (storedSchedulePersonaError) when the schedule's persona is not in service, else null. */
+  private personaProblem(row: ScheduleRow): RosterError | null {
+    const { persona } = toSchedule(row).task;
+    const missing = this.enqueuer.personaMissing(persona);
+    return missing === null ? null : storedSchedulePersonaError(row.id, persona, missing);
+  }
+
+  fire(p: FireParams): FireResult {
     const { lastFireAt } = checkFire(p);
     const row = this.byId.get(p.scheduleId) as ScheduleRow | undefined;
     if (row === undefined) return { fired: false, taskIds: [] };
+    const problem = this.personaProblem(row);
+    if (problem !== null) {
+      if (this.autoPauseStmt.run({ id: p.scheduleId, expected: p.expectedNextFireAt, now: p.now }).changes === 0) return { fired: false, taskIds: [] };
+      this.event(null, "schedule:paused", p.now, p.by, autoPausedData(row.id, p.by, problem));
+      return { fired: false, taskIds: [], paused: { code: "PERSONA_NOT_FOUND", message: problem.message } };
+    }
     const taken = this.advanceStmt.run({ id: p.scheduleId, expected: p.expectedNextFireAt, nextFireAt: p.nextFireAt, lastFireAt, now: p.now }).changes === 1;
     if (!taken) return { fired: false, taskIds: [] };
     if (p.skipped.length > 0) this.event(null, "schedule:skipped", p.now, p.by, skippedData(p));

@@ -310,4 +310,30 @@ export function humanRules(get: GetCtx): void {
     // All or nothing: the good schedule beside the bad one was not written either.
     expect(await ctx.store.schedules.list()).toEqual([]);
   });
+
+  it("a fire of a schedule whose persona was retired pauses it instead, once, and a resume is refused until the persona is back", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    await ctx.store.schedules.upsert({ schedules: [{ id: "r", cron: "* * * * *", task: { persona: "reviewer", title: "t" }, nextFireAt: now }], now });
+    await ctx.store.personas.retire({ id: "reviewer", retired: true, now });
+    const fire = { scheduleId: "r", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: now + 60_000, now };
+    expect(await ctx.store.schedules.fire({ ...fire, by: "sup-a" })).toEqual({
+      fired: false,
+      taskIds: [],
+      paused: { code: "PERSONA_NOT_FOUND", message: 'schedule "r": task.persona: retired persona "reviewer" (known: planner, worker)' },
+    });
+    // The other taker of the same fire finds it paused: nothing to say, nothing written.
+    expect(await ctx.store.schedules.fire({ ...fire, by: "sup-b" })).toEqual({ fired: false, taskIds: [] });
+    const paused = (await ctx.store.schedules.get({ id: "r" }))!;
+    expect(paused.pausedAt).toBe(now);
+    expect(await ctx.store.schedules.due({ now: now + 120_000 })).toEqual([]);
+    expect(await ctx.store.tasks.list({ limit: 0 })).toEqual([]);
+    await expect(ctx.store.schedules.pause({ id: "r", paused: false, nextFireAt: now + 60_000, now })).rejects.toMatchObject({
+      code: "PERSONA_NOT_FOUND",
+      message: 'schedule "r": task.persona: retired persona "reviewer" (known: planner, worker)',
+    });
+    expect((await ctx.store.schedules.get({ id: "r" }))!.pausedAt).toBe(now);
+    await ctx.store.personas.retire({ id: "reviewer", retired: false, now });
+    expect((await ctx.store.schedules.pause({ id: "r", paused: false, nextFireAt: now + 60_000, now })).pausedAt).toBeNull();
+  });
 }
