@@ -147,6 +147,19 @@ describe("roster personas retire", () => {
     }
   });
 
+  it("acts on the --db it is given, wherever the command runs (the flag was taken by `personas` and ./roster.db used)", async () => {
+    const f = fixture();
+    try {
+      const json = await rosterJson<{ id: string; retiredAt: number | null }>(["personas", "retire", "reviewer", "--json", "--db", f.db], { cwd: f.dir + "/personas" });
+      expect(json).toMatchObject({ id: "reviewer", retiredAt: expect.any(Number) });
+      const all = await rosterJson<Array<{ id: string; retiredAt: number | null }>>(["personas", "--all", "--db", f.db], { cwd: f.dir });
+      expect(all.find((p) => p.id === "reviewer")?.retiredAt).toEqual(json.retiredAt);
+      expect(await rosterOk(["personas", "unretire", "reviewer", "--db", f.db], { cwd: f.dir + "/personas" })).toContain("persona reviewer is in service again");
+    } finally {
+      f.cleanup();
+    }
+  });
+
   it("refuses an unknown id with a suggestion and exit 2", async () => {
     const f = fixture();
     try {

@@ -60,7 +60,9 @@ export function register(program: Command): void {
       .argument("<id>", "persona id");
     addDbOption(sub);
     addJsonOption(sub);
-    sub.action(async (id: string, options: DbOptions & JsonOptions) => {
+    sub.action(async (id: string, _options: DbOptions & JsonOptions) => {
+      // `personas` has --db and --json too, and commander gives them to the parent wherever they stand.
+      const options = sub.optsWithGlobals<DbOptions & JsonOptions>();
       const config = configFrom(options);
       const record = await withStore(config, "existing", (store) => store.personas.retire({ id, retired, now: systemClock.now() }));
       if (options.json) printJson(personaJson(record));
