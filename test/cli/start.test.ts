@@ -76,11 +76,20 @@ describe("roster start", () => {
       const env: NodeJS.ProcessEnv = {};
       for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
       const show = (id: number) => rosterJson<TaskDetail>(["show", String(id), "--json"], { cwd: temp.dir });
+      // Polled in the file itself, not through a process per look: the suite runs beside others on a loaded machine.
+      const statusOf = (id: number): string => {
+        const db = new Database(temp.path("roster.db"), { readonly: true, timeout: 5_000 });
+        try {
+          return db.prepare("SELECT status FROM task_status WHERE task_id = ?").pluck().get(id) as string;
+        } finally {
+          db.close();
+        }
+      };
       for (let round = 1; round <= 2; round++) {
         const child = spawn(process.execPath, [BIN, "start", "--no-metrics", "--log-level", "warn"], { cwd: temp.dir, env, stdio: ["ignore", "ignore", "ignore"] });
         const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-        for (let i = 0; (await show(1)).status !== "in_progress"; i++) {
-          if (i > 200) throw new Error(`round ${round}: task 1 never started`);
+        for (let i = 0; statusOf(1) !== "in_progress"; i++) {
+          if (i > 600) throw new Error(`round ${round}: task 1 never started`);
           await new Promise((r) => setTimeout(r, 100));
         }
         child.kill("SIGTERM");
@@ -99,11 +108,11 @@ describe("roster start", () => {
         }
       }
       writeFileSync(temp.path("go"), "");
-      await rosterOk(["start", "--exit-when-idle", "--no-metrics", "--log-level", "silent"], { cwd: temp.dir, timeoutMs: 60_000 });
-      expect((await show(1)).status).toBe("completed");
-      expect((await show(2)).status).toBe("completed");
+      await rosterOk(["start", "--exit-when-idle", "--no-metrics", "--log-level", "silent"], { cwd: temp.dir, timeoutMs: 120_000 });
+      expect(statusOf(1)).toBe("completed");
+      expect(statusOf(2)).toBe("completed");
     } finally {
       temp.cleanup();
     }
-  });
+  }, 180_000);
 });
