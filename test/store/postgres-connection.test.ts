@@ -66,6 +66,25 @@ describe.skipIf(!server.available)("postgres: lost connections", () => {
     }
   });
 
+  it("no connection slot left (SQLSTATE 53300: max_connections or the role's limit) is DATABASE_IO, as a server that is down, not a raw driver error", async () => {
+    const role = `roster_limited_${process.pid}`;
+    await admin.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 1`);
+    await admin.query(`GRANT ALL ON SCHEMA c1 TO ${role}`);
+    const url = new URL(c1);
+    url.username = role;
+    url.password = "";
+    const holder = new pg.Client({ connectionString: url.toString() });
+    await holder.connect();
+    try {
+      const opened = openStore({ path: url.toString(), now: T0 });
+      await expect(opened).rejects.toMatchObject({ code: "DATABASE_IO", message: expect.stringMatching(/too many connections/) });
+    } finally {
+      await holder.end();
+      await admin.query(`REVOKE ALL ON SCHEMA c1 FROM ${role}`);
+      await admin.query(`DROP ROLE ${role}`);
+    }
+  });
+
   it("a store's sessions carry the server-side bounds, each below the client's own statement bound, and the connection that ran the migrations has them back", async () => {
     const url = new URL(c1);
     // One connection: the one the migrations ran on (their lock and statement bounds lifted, then reset).

@@ -148,8 +148,10 @@ export function translatePgError(error: unknown, where: string, url: string): Er
     if (RETRY_STATES.has(code) || code === "55P03" || code === "57014") {
       return new RosterError("DATABASE_BUSY", `${where}: ${e.message}`, { cause: e });
     }
-    // 25P03, 57P05: the server ended this session, left idle (in a transaction) past its timeout.
-    if (code.startsWith("08") || code === "57P01" || code === "57P03" || code === "25P03" || code === "57P05" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
+    // 25P03, 57P05: the server ended this session, left idle (in a transaction) past its timeout. 57P02: another
+    // backend crashed and the server is resetting. 53300: no connection slot left (max_connections or the role's
+    // CONNECTION LIMIT), as unreachable as a server that is down: the supervisor waits and tries again.
+    if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300" || code === "25P03" || code === "57P05" || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE"].includes(code)) {
       return new RosterError("DATABASE_IO", `${where}: cannot reach PostgreSQL at ${redactUrl(url)} (${e.message})`, { cause: e });
     }
   }
