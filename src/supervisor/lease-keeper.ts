@@ -22,7 +22,7 @@ export interface LeaseKeeperHost {
   readonly events: SupervisorEventBus;
   readonly monotonic: () => number;
   /** The attempts held here: the leases renewed, those lost aborted, those overdue aborted, those reaped given back. */
-  readonly attempts: Pick<Attempts, "leases" | "abortLeases" | "renewed" | "abortOverdue" | "giveBackLost">;
+  readonly attempts: Pick<Attempts, "get" | "leases" | "abortLeases" | "renewed" | "abortOverdue" | "giveBackLost">;
   /** Whether the database answers: each committed renewal says it does; a whole shortest lease without one, that it does not. */
   readonly connection: Pick<ConnectionGuard, "renewed" | "checkSilence">;
   /** The store no longer knows this agent as active (deregistered elsewhere): register again. */
@@ -99,8 +99,11 @@ export class LeaseKeeper extends IntervalService {
     attempts.renewed(result.renewed, sentAt);
     this.host.connection.renewed();
     if (!result.agentActive) await this.host.reRegister();
-    if (result.lost.length > 0) attempts.abortLeases(result.lost);
-    this.host.events.emit("lease:renewed", { count: result.renewed.length, lost: result.lost.length });
+    // A lease whose attempt settled here while the renewal was on its way is not renewed, nor lost: only
+    // the leases of attempts still held here count (the others' settlements already committed).
+    const lost = result.lost.filter((lease) => attempts.get(lease) !== undefined);
+    if (lost.length > 0) attempts.abortLeases(lost);
+    this.host.events.emit("lease:renewed", { count: result.renewed.length, lost: lost.length });
     // The database answers: the leases lost here to a cut or a freeze go back (rare; one small write).
     await attempts.giveBackLost();
   }
