@@ -242,6 +242,10 @@ const cases: Case[] = [
   { name: "start with an unknown MCP profile", args: () => ["start", "--mcp-port", "0", "--mcp-profile", "boss"], stderr: /^roster: VALIDATION: --mcp-profile: must be one of planner, worker, all, got "boss"$/ },
   { name: "start with an MCP profile but no MCP port", args: () => ["start", "--mcp-profile", "worker"], stderr: /^roster: VALIDATION: --mcp-host and --mcp-token need --mcp-port, as do --mcp-profile/ },
   { name: "start with an empty MCP worker token", args: () => ["start", "--mcp-port", "0", "--mcp-worker-token", ""], stderr: /^roster: CONFIG_INVALID: --mcp-worker-token: Too small/ },
+
+  // Each message names what the user typed: the flag (not the store's field) or the variable a value came from.
+  // The store's field is delayMs; the message names the flag, --delay.
+  { name: "add with a delay over a year", args: () => ["add", "--persona", "reviewer", "--title", "T", "--delay", "8640000000000000"], stderr: /^roster: VALIDATION: --delay: Too big: expected number to be <=31536000000$/ },
 ];
 
 /** `roster start --personas <folder>` cases: [what, folder, message after "PERSONA_INVALID: "]. */

@@ -43,13 +43,30 @@ function taskFromFlags(options: AddOptions): TaskInput {
 }
 
 /**
+ * The flag that sets each field of the task (taskFromFlags), so a store error
+ * about a field names the flag the user typed: the field is delayMs, the flag
+ * --delay, so deriving one from the other named a --delay-ms that does not exist.
+ */
+const TASK_FIELD_FLAGS: Readonly<Record<string, string>> = {
+  persona: "--persona",
+  title: "--title",
+  description: "--description",
+  dependsOn: "--depends-on",
+  priority: "--priority",
+  payload: "--payload",
+  maxAttempts: "--max-attempts",
+  delayMs: "--delay",
+};
+
+/**
  * Store errors about the one task of the batch, said in the flags' words:
  * "tasks[0].persona: …" becomes "--persona: …". Presentation only (the code and
- * details are kept); a message in another form passes through unchanged.
+ * details are kept); a message in another form, or about a field no flag sets,
+ * passes through unchanged.
  */
 function renameForFlags(error: unknown): unknown {
   if (!(error instanceof RosterError)) return error;
-  const message = error.message.replace(/^tasks\[0\]\.(\w+)/, (_all, field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  const message = error.message.replace(/^tasks\[0\]\.(\w+)/, (all, field: string) => TASK_FIELD_FLAGS[field] ?? all);
   return message === error.message ? error : new RosterError(error.code, message, { cause: error, details: error.details, retryable: error.retryable });
 }
 
