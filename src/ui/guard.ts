@@ -28,21 +28,41 @@ export function cookieOf(req: IncomingMessage, name: string): string | undefined
 }
 
 /**
+ * What a caller calls each option, for the messages: the flag or variable each value
+ * came from (`roster ui --host`, `roster start --ui-host`, ROSTER_UI_TOKEN), and where a
+ * missing token can be given. Without them (a program calling startUiServer) the
+ * messages name the option's field, ui.host and so on.
+ */
+export interface UiOptionNames {
+  port: string;
+  host: string;
+  /** The source of the token given: its flag, or the variable when it came from there. */
+  token: string;
+  /** Where a token can be given, for a host that needs one ("--token or ROSTER_UI_TOKEN"). */
+  tokenFrom: string;
+}
+
+export const UI_OPTION_FIELDS: UiOptionNames = { port: "ui.port", host: "ui.host", token: "ui.token", tokenFrom: "ui.token" };
+
+/**
  * The bind checks, before anything is opened or written (the commands call it first):
  * a port in range, a token of 8 characters or more, and a token whenever the host is not
  * a loopback address.
  */
-export function checkUiOptions(options: { host?: string | undefined; port: number; token?: string | undefined }): { host: string; bindName: string; loopback: boolean } {
+export function checkUiOptions(
+  options: { host?: string | undefined; port: number; token?: string | undefined },
+  names: UiOptionNames = UI_OPTION_FIELDS,
+): { host: string; bindName: string; loopback: boolean } {
   const host = options.host ?? UI_HOST_DEFAULT;
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
-    throw new RosterError("CONFIG_INVALID", `ui.port: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "ui.port" } });
+    throw new RosterError("CONFIG_INVALID", `${names.port}: must be an integer from 0 to 65535, got ${String(options.port)}`, { details: { field: "ui.port" } });
   }
   if (options.token !== undefined && options.token.length < 8) {
-    throw new RosterError("CONFIG_INVALID", "ui.token: must be at least 8 characters", { details: { field: "ui.token" } });
+    throw new RosterError("CONFIG_INVALID", `${names.token}: must be at least 8 characters`, { details: { field: "ui.token" } });
   }
   const { bindName, loopback } = bindingOf(host);
   if (!loopback && options.token === undefined) {
-    throw new RosterError("CONFIG_INVALID", `ui.host: ${host} is not a loopback address; serving the dashboard there needs a token (--token or ROSTER_UI_TOKEN)`, {
+    throw new RosterError("CONFIG_INVALID", `${names.host}: ${host} is not a loopback address; serving the dashboard there needs a token (${names.tokenFrom})`, {
       details: { field: "ui.token" },
     });
   }

@@ -14,18 +14,22 @@ describe("roster ui and roster start --ui-port: bad input", () => {
   });
   afterAll(() => temp?.cleanup());
 
-  const cases: Array<[string, string[], number, RegExp]> = [
-    ["a non-loopback host without a token", ["ui", "--host", "0.0.0.0", "--port", "0"], 2, /^roster: CONFIG_INVALID: ui\.host: 0\.0\.0\.0 is not a loopback address; serving the dashboard there needs a token/],
-    ["a short token", ["ui", "--token", "abc", "--port", "0"], 2, /^roster: CONFIG_INVALID: ui\.token: must be at least 8 characters/],
+  // Each command's message names its own flags: `roster ui` --host and --token, `roster start` --ui-host and --ui-token; ROSTER_UI_TOKEN when the token came from there.
+  const cases: Array<[string, string[], number, RegExp, Record<string, string>?]> = [
+    ["a non-loopback host without a token", ["ui", "--host", "0.0.0.0", "--port", "0"], 2, /^roster: CONFIG_INVALID: --host: 0\.0\.0\.0 is not a loopback address; serving the dashboard there needs a token \(--token or ROSTER_UI_TOKEN\)\n$/],
+    ["a short token", ["ui", "--token", "abc", "--port", "0"], 2, /^roster: CONFIG_INVALID: --token: must be at least 8 characters\n$/],
+    ["a short ROSTER_UI_TOKEN", ["ui", "--port", "0"], 2, /^roster: CONFIG_INVALID: ROSTER_UI_TOKEN: must be at least 8 characters\n$/, { ROSTER_UI_TOKEN: "abc" }],
     ["a port out of range", ["ui", "--port", "70000"], 2, /^roster: VALIDATION: --port: /],
     ["a bad --user", ["ui", "--port", "0", "--user", "a b"], 2, /^roster: VALIDATION: --user: /],
     ["--ui-host without --ui-port", ["start", "--ui-host", "0.0.0.0"], 2, /^roster: VALIDATION: --ui-host and --ui-token need --ui-port/],
-    ["--ui-port off loopback without a token", ["start", "--ui-port", "0", "--ui-host", "0.0.0.0", "--no-metrics"], 2, /^roster: CONFIG_INVALID: ui\.host: /],
+    ["--ui-port off loopback without a token", ["start", "--ui-port", "0", "--ui-host", "0.0.0.0", "--no-metrics"], 2, /^roster: CONFIG_INVALID: --ui-host: 0\.0\.0\.0 is not a loopback address; serving the dashboard there needs a token \(--ui-token or ROSTER_UI_TOKEN\)\n$/],
+    ["a short --ui-token", ["start", "--ui-port", "0", "--ui-token", "abc", "--no-metrics"], 2, /^roster: CONFIG_INVALID: --ui-token: must be at least 8 characters\n$/],
+    ["a short ROSTER_UI_TOKEN on start", ["start", "--ui-port", "0", "--no-metrics"], 2, /^roster: CONFIG_INVALID: ROSTER_UI_TOKEN: must be at least 8 characters\n$/, { ROSTER_UI_TOKEN: "abc" }],
   ];
-  for (const [name, args, code, message] of cases) {
+  for (const [name, args, code, message, env] of cases) {
     it(`refuses ${name}, writing nothing`, async () => {
       const before = readFileSync(db);
-      const res = await roster([...args, "--db", db], { cwd: temp.dir });
+      const res = await roster([...args, "--db", db], { cwd: temp.dir, env: env ?? {} });
       expect(res.stderr).toMatch(message);
       expect(res.code).toBe(code);
       expect(readFileSync(db).equals(before)).toBe(true);

@@ -8,6 +8,8 @@ import { assertModulePaths, loadPersonaDir } from "../../personas/load.js";
 import type { Logger } from "../../logging/logger.js";
 import type { RunExtension } from "../../main.js";
 import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+import type { UiOptionNames } from "../../ui/guard.js";
+import { uiTokenAndNames, uiUser } from "./ui.js";
 
 interface StartOptions extends DbOptions, PersonasOptions {
   concurrency?: string;
@@ -80,25 +82,29 @@ export function startConfig(options: StartOptions): Config {
   return configFrom(options, flags);
 }
 
-/** --ui-port/--ui-host/--ui-token, checked before anything starts; null without --ui-port. */
-function uiFlags(options: StartOptions): { port: number; host?: string; token?: string } | null {
-  const token = options.uiToken ?? (process.env.ROSTER_UI_TOKEN || undefined);
+/** The dashboard's flags on start, as its messages name them (`roster ui` has its own). */
+const UI_FLAGS = { port: "--ui-port", host: "--ui-host", token: "--ui-token" };
+
+/** --ui-port/--ui-host/--ui-token, checked before anything starts, with the names their messages use; null without --ui-port. */
+function uiFlags(options: StartOptions): { bind: { port: number; host?: string; token?: string }; names: UiOptionNames } | null {
+  const { token, names } = uiTokenAndNames(UI_FLAGS, options.uiToken);
   if (options.uiPort === undefined) {
     if (options.uiHost !== undefined || options.uiToken !== undefined) throw new RosterError("VALIDATION", "--ui-host and --ui-token need --ui-port (the dashboard is off without it)", { details: { field: "ui-port" } });
     return null;
   }
-  return { port: parseInteger("--ui-port", options.uiPort, { min: 0, max: 65_535 }), ...(options.uiHost !== undefined ? { host: options.uiHost } : {}), ...(token !== undefined ? { token } : {}) };
+  const port = parseInteger("--ui-port", options.uiPort, { min: 0, max: 65_535 });
+  return { bind: { port, ...(options.uiHost !== undefined ? { host: options.uiHost } : {}), ...(token !== undefined ? { token } : {}) }, names };
 }
 
-/** The dashboard beside the supervisor (src/ui); the supervisor's waker owns hasExternalChanges, so the dashboard takes the watch hint only. */
 /** The dashboard's flags checked (a non-loopback host needs a token), with the host it binds. */
 async function checkedUi(ui: NonNullable<ReturnType<typeof uiFlags>>): Promise<{ host: string }> {
   const { checkUiOptions } = await import("../../ui/guard.js");
-  return checkUiOptions(ui);
+  return checkUiOptions(ui.bind, ui.names);
 }
 
-async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>, console: { logger: Logger; secrets: { add(values: string[]): void } }, listening: Server | undefined): Promise<RunExtension> {
-  const [{ startUiServer }, { uiUser }] = await Promise.all([import("../../ui/server.js"), import("./ui.js")]);
+/** The dashboard beside the supervisor (src/ui); the supervisor's waker owns hasExternalChanges, so the dashboard takes the watch hint only. */
+async function uiExtension(ui: NonNullable<ReturnType<typeof uiFlags>>["bind"], console: { logger: Logger; secrets: { add(values: string[]): void } }, listening: Server | undefined): Promise<RunExtension> {
+  const { startUiServer } = await import("../../ui/server.js");
   if (ui.token !== undefined) console.secrets.add([ui.token]);
   return async (ctx) => {
     const server = await startUiServer({ store: ctx.store, ...ui, user: uiUser(undefined), externalChanges: "shared", logger: console.logger, ...(listening === undefined ? {} : { listening }) });
@@ -154,10 +160,10 @@ export function register(program: Command): void {
     ]);
     const uiChecked = ui === null ? null : await checkedUi(ui);
     // Before the database is opened: a port in use is refused with nothing written (src/http-listen.ts).
-    const bound = await bindPorts(config, uiChecked === null ? null : { host: uiChecked.host, port: ui!.port });
+    const bound = await bindPorts(config, uiChecked === null ? null : { host: uiChecked.host, port: ui!.bind.port });
     try {
       const services = startServices(config, bound);
-      if (ui !== null) services.extensions.splice(-1, 0, await uiExtension(ui, services.console, bound.ui));
+      if (ui !== null) services.extensions.splice(-1, 0, await uiExtension(ui.bind, services.console, bound.ui));
       // Before the live status, which stops first: the summary line lands above its final block.
       if (options.demo === true) services.extensions.unshift(demoReport({ logger: services.console.logger, dbPath: config.dbPath }));
       const code = await runStart(config, {

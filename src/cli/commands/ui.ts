@@ -4,6 +4,7 @@ import type { Config } from "../../config.js";
 import { RosterError } from "../../errors.js";
 import { createLogger, logLevelOption } from "../../logging/logger.js";
 import { openStore } from "../../store/index.js";
+import type { UiOptionNames } from "../../ui/guard.js";
 import { addDbOption, assertDatabaseThere, configFrom, parseInteger, type DbOptions } from "../options.js";
 import { write } from "../format.js";
 
@@ -17,6 +18,23 @@ interface UiOptions extends DbOptions {
 }
 
 export const UI_PORT_DEFAULT = 4280;
+
+/** The variable the dashboard's token may come from (both commands). */
+export const UI_TOKEN_ENV = "ROSTER_UI_TOKEN";
+
+/**
+ * The dashboard's token (its flag, else ROSTER_UI_TOKEN) and the names the bind
+ * checks (src/ui/guard.ts) give in their messages: each command's own flags
+ * (`roster ui` has --host and --token, `roster start` --ui-host and --ui-token),
+ * and the variable when the token came from there.
+ */
+export function uiTokenAndNames(flags: { port: string; host: string; token: string }, given: string | undefined): { token: string | undefined; names: UiOptionNames } {
+  const fromEnv = given === undefined ? process.env[UI_TOKEN_ENV] || undefined : undefined;
+  return {
+    token: given ?? fromEnv,
+    names: { port: flags.port, host: flags.host, token: fromEnv === undefined ? flags.token : UI_TOKEN_ENV, tokenFrom: `${flags.token} or ${UI_TOKEN_ENV}` },
+  };
+}
 
 /** The actor actions are recorded as: --user, else the login name of the process. */
 export function uiUser(explicit: string | undefined): string {
@@ -49,10 +67,10 @@ export function register(program: Command): void {
   command.action(async (options: UiOptions) => {
     const config = configFrom(options, options.logLevel !== undefined ? { logLevel: options.logLevel } : {});
     const port = parseInteger("--port", options.port, { min: 0, max: 65_535 });
-    const token = options.token ?? (process.env.ROSTER_UI_TOKEN || undefined);
+    const { token, names } = uiTokenAndNames({ port: "--port", host: "--host", token: "--token" }, options.token);
     const user = uiUser(options.user);
     const [{ startUiServer }, { checkUiOptions }] = await Promise.all([import("../../ui/server.js"), import("../../ui/guard.js")]);
-    checkUiOptions({ port, token, ...(options.host !== undefined ? { host: options.host } : {}) });
+    checkUiOptions({ port, token, ...(options.host !== undefined ? { host: options.host } : {}) }, names);
     assertDatabaseThere(config.dbPath);
     const logger = createLogger({ level: config.logLevel, name: "roster-ui" });
     const store = await openStore({ path: config.dbPath, synchronous: config.synchronous, busyTimeoutMs: config.busyTimeoutMs, maxPayloadBytes: config.maxPayloadBytes });
