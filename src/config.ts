@@ -164,6 +164,30 @@ function valueAt(object: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /**
+ * The flag or variable a field's value came from, or undefined for a default (or a
+ * flag no name is known for): a flag wins over a variable, as in loadConfig.
+ */
+function sourceName(key: string, flags: DeepPartial<ConfigInput>, env: NodeJS.ProcessEnv, options: LoadConfigOptions): string | undefined {
+  const fromFlag = valueAt(flags, key.split("."));
+  if (fromFlag !== undefined) return options.flagNames?.[key];
+  const variable = CONFIG_ENV_VARS[key];
+  return variable !== undefined && env[variable] ? variable : undefined;
+}
+
+/** Where each value of a loaded config came from (configSource), kept beside it so that Config stays the schema's type. */
+const SOURCES = new WeakMap<Config, ReadonlyMap<string, string>>();
+
+/**
+ * The flag (`--db`) or variable (`ROSTER_DB`) a field of `config` was set by, for a
+ * message about its value that comes later than loading (a database file that is not
+ * there, a personas folder that does not exist); undefined for a default, or for a
+ * config loadConfig did not make.
+ */
+export function configSource(config: Config, key: string): string | undefined {
+  return SOURCES.get(config)?.get(key);
+}
+
+/**
  * Defaults ← environment ← flags; every problem listed. A problem names the flag
  * or variable the bad value came from, and the value (`ROSTER_CONCURRENCY: Too
  * small: expected number to be >=1, got "0"`); one without a known source names
@@ -174,18 +198,22 @@ export function loadConfig(flags: DeepPartial<ConfigInput> = {}, env: NodeJS.Pro
   const parsed = configSchema.safeParse(input);
   if (parsed.success) {
     setSystemClockOffset(parsed.data.clockOffsetMs);
+    const sources = new Map<string, string>();
+    for (const key of new Set([...Object.keys(options.flagNames ?? {}), ...CONFIG_ENV.map((e) => e.path)])) {
+      const name = sourceName(key, flags, env, options);
+      if (name !== undefined) sources.set(key, name);
+    }
+    SOURCES.set(parsed.data, sources);
     return parsed.data;
   }
   const problems = parsed.error.issues.map((issue) => {
     const key = issue.path.map(String).join(".");
-    const fromFlag = valueAt(flags, issue.path);
     // A secret is named, never echoed.
     const got = (value: unknown) => (SECRET_FIELDS.has(key) ? "" : `, got ${JSON.stringify(value)}`);
-    const flag = options.flagNames?.[key];
-    if (fromFlag !== undefined && flag !== undefined) return `${flag}: ${issue.message}${got(fromFlag)}`;
-    const variable = CONFIG_ENV_VARS[key];
-    if (fromFlag === undefined && variable !== undefined && env[variable]) return `${variable}: ${issue.message}${got(env[variable])}`;
-    return formatIssues([issue], "config");
+    const name = sourceName(key, flags, env, options);
+    if (name === undefined) return formatIssues([issue], "config");
+    const fromFlag = valueAt(flags, issue.path);
+    return `${name}: ${issue.message}${got(fromFlag !== undefined ? fromFlag : env[name])}`;
   });
   throw new RosterError("CONFIG_INVALID", problems.join("; "));
 }

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { loadConfig, type Config } from "../config.js";
+import { configSource, loadConfig, type Config } from "../config.js";
 import { RosterError, coerceError } from "../errors.js";
 import { isPostgresUrl, openStore, type Store } from "../store/index.js";
 
@@ -62,6 +62,17 @@ export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFl
 }
 
 /**
+ * How a message names a config value at fault: `--db x.db` from the flag,
+ * `ROSTER_DB=x.db` from the variable (configSource), and a default by its flag,
+ * which is how to give another.
+ */
+export function configValueLabel(config: Config, key: "dbPath" | "personasDir"): string {
+  const value = config[key];
+  const source = configSource(config, key) ?? CONFIG_FLAG_NAMES[key]!;
+  return source.startsWith("--") ? `${source} ${value}` : `${source}=${value}`;
+}
+
+/**
  * For every command but those that may create a database (init, start, run,
  * mcp): refuses, before anything opens it, a --db path where there is no roster
  * database to use: no file (VALIDATION, the hint to run init), an empty file
@@ -69,9 +80,11 @@ export function configFrom(options: DbOptions & PersonasOptions, flags: ConfigFl
  * exist (DATABASE_PATH_INVALID). So a read, or a mistyped --db, never creates a
  * file or turns an empty one into a database.
  */
-export function assertDatabaseThere(dbPath: string): void {
+export function assertDatabaseThere(config: Config): void {
+  const dbPath = config.dbPath;
   // A PostgreSQL URL is checked when it opens (a schema without roster's tables is refused read-only, migrated otherwise).
   if (dbPath === ":memory:" || isPostgresUrl(dbPath)) return;
+  const label = configValueLabel(config, "dbPath");
   let stats;
   try {
     stats = statSync(dbPath);
@@ -80,25 +93,25 @@ export function assertDatabaseThere(dbPath: string): void {
     const folder = dirname(dbPath);
     if (code === "ENOTDIR" || (code === "ENOENT" && !isFolder(folder))) {
       const what = existsSync(folder) || code === "ENOTDIR" ? `${firstFile(folder)} is a file, not a folder` : `folder ${folder} does not exist`;
-      throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: no roster database there: ${what}`, { details: { field: "db", path: dbPath } });
+      throw new RosterError("DATABASE_PATH_INVALID", `${label}: no roster database there: ${what}`, { details: { field: "db", path: dbPath } });
     }
     if (code === "ENOENT") {
-      throw new RosterError("VALIDATION", `--db ${dbPath}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
+      throw new RosterError("VALIDATION", `${label}: no roster database there; run \`roster init\` first, or pass --db / set ROSTER_DB`, {
         details: { field: "db", path: dbPath },
       });
     }
-    throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: cannot use this path (${coerceError(error).message})`, {
+    throw new RosterError("DATABASE_PATH_INVALID", `${label}: cannot use this path (${coerceError(error).message})`, {
       cause: error,
       details: { field: "db", path: dbPath },
     });
   }
   if (stats.isDirectory()) {
-    throw new RosterError("DATABASE_PATH_INVALID", `--db ${dbPath}: is a folder, not a database file; name a file in it, such as ${join(dbPath, "roster.db")}`, {
+    throw new RosterError("DATABASE_PATH_INVALID", `${label}: is a folder, not a database file; name a file in it, such as ${join(dbPath, "roster.db")}`, {
       details: { field: "db", path: dbPath },
     });
   }
   if (stats.size === 0) {
-    throw new RosterError("VALIDATION", `--db ${dbPath}: is an empty file, not a roster database; run \`roster init --db ${dbPath}\` to make one there`, {
+    throw new RosterError("VALIDATION", `${label}: is an empty file, not a roster database; run \`roster init --db ${dbPath}\` to make one there`, {
       details: { field: "db", path: dbPath },
     });
   }
@@ -125,7 +138,7 @@ function firstFile(path: string): string {
  * the commands that run work (start, run), which make one where there is none.
  */
 export async function withStore<T>(config: Config, mode: "existing" | "create", fn: (store: Store) => Promise<T>): Promise<T> {
-  if (mode === "existing") assertDatabaseThere(config.dbPath);
+  if (mode === "existing") assertDatabaseThere(config);
   const store = await openStore({
     path: config.dbPath,
     synchronous: config.synchronous,

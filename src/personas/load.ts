@@ -64,20 +64,21 @@ export interface PersonaDirReading {
  * Every `*.md` in the folder, sorted, each validated on its own: one bad file does
  * not hide the others (a running supervisor serves the good ones). A file whose id
  * an earlier valid file already uses is invalid, naming both files. Throws only
- * when the folder itself cannot be read.
+ * when the folder itself cannot be read, naming it as `label` (a command passes
+ * where the folder came from: `--personas dir` or `ROSTER_PERSONAS=dir`).
  */
-export function readPersonaDir(dir: string): PersonaDirReading {
+export function readPersonaDir(dir: string, label: string = dir): PersonaDirReading {
   if (!existsSync(dir)) {
-    throw new RosterError("PERSONA_INVALID", `${dir}: personas folder does not exist`, { details: { file: dir } });
+    throw new RosterError("PERSONA_INVALID", `${label}: personas folder does not exist`, { details: { file: dir } });
   }
   if (!statSync(dir).isDirectory()) {
-    throw new RosterError("PERSONA_INVALID", `${dir}: personas path is not a folder`, { details: { file: dir } });
+    throw new RosterError("PERSONA_INVALID", `${label}: personas path is not a folder`, { details: { file: dir } });
   }
   let files: string[];
   try {
     files = readdirSync(dir).filter((f) => f.endsWith(".md") && !f.startsWith(".") && f.toLowerCase() !== "readme.md").sort();
   } catch (error) {
-    throw new RosterError("PERSONA_INVALID", `${dir}: cannot read personas folder (${(error as Error).message})`, { cause: error });
+    throw new RosterError("PERSONA_INVALID", `${label}: cannot read personas folder (${(error as Error).message})`, { cause: error, details: { file: dir } });
   }
   const byId = new Map<string, string>();
   const reading: PersonaDirReading = { personas: [], invalid: [] };
@@ -103,9 +104,9 @@ export function readPersonaDir(dir: string): PersonaDirReading {
   return reading;
 }
 
-/** Every `*.md` in the folder, sorted, all valid: the first bad file is thrown (commands refuse bad input whole). */
-export function loadPersonaDir(dir: string): Persona[] {
-  const { personas, invalid } = readPersonaDir(dir);
+/** Every `*.md` in the folder, sorted, all valid: the first bad file is thrown (commands refuse bad input whole). `label` as in readPersonaDir. */
+export function loadPersonaDir(dir: string, label: string = dir): Persona[] {
+  const { personas, invalid } = readPersonaDir(dir, label);
   if (invalid.length > 0) throw invalid[0]!.error;
   return personas;
 }

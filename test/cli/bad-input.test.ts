@@ -194,7 +194,10 @@ const cases: Case[] = [
     ["two files with one id", "p-duplicate", /\S*b\.md: id "same" is already used by \S*a\.md$/],
     ["a good file beside a bad one", "p-good-and-bad", /\S*b-bad\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
   ]),
-  { name: "start with ROSTER_PERSONAS naming no folder", args: () => ["start"], env: { ROSTER_PERSONAS: "/nonexistent/personas" }, stderr: /^roster: PERSONA_INVALID: \/nonexistent\/personas: personas folder does not exist$/ },
+  // The folder named as it was given: the variable or the flag.
+  { name: "start with ROSTER_PERSONAS naming no folder", args: () => ["start"], env: { ROSTER_PERSONAS: "/nonexistent/personas" }, stderr: /^roster: PERSONA_INVALID: ROSTER_PERSONAS=\/nonexistent\/personas: personas folder does not exist$/ },
+  { name: "start with --personas naming no folder", args: () => ["start", "--personas", "/nonexistent/personas"], stderr: /^roster: PERSONA_INVALID: --personas \/nonexistent\/personas: personas folder does not exist$/ },
+  { name: "init with ROSTER_PERSONAS naming a file", args: () => ["init"], env: { ROSTER_PERSONAS: "not-a-folder" }, stderr: /^roster: VALIDATION: ROSTER_PERSONAS=not-a-folder: is a file, not a folder$/ },
 
   // Config: environment variables and flags, each named with the value it refused.
   { name: "start with ROSTER_LOG_LEVEL=loud", args: () => ["start"], env: { ROSTER_LOG_LEVEL: "loud" }, stderr: /^roster: CONFIG_INVALID: ROSTER_LOG_LEVEL: Invalid option: expected one of "trace"\|.*"silent", got "loud"$/ },
@@ -286,6 +289,19 @@ describe("bad input never creates a database", () => {
     const res = await roster(["ls", "--db", path]);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/^roster: VALIDATION: --db \S*nothing-here\.db: no roster database there; run `roster init` first/);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  // The path came from ROSTER_DB, not from --db: the message names the variable.
+  it.each([
+    ["a missing folder", "missing-folder/x.db", /^roster: DATABASE_PATH_INVALID: ROSTER_DB=\S*missing-folder\/x\.db: no roster database there: folder \S*missing-folder does not exist\n$/],
+    ["no file", "env-nothing.db", /^roster: VALIDATION: ROSTER_DB=\S*env-nothing\.db: no roster database there; run `roster init` first/],
+  ])("refuses a ROSTER_DB path with %s for a read command, naming ROSTER_DB", async (_what, name, message) => {
+    const path = files.path(name);
+    const res = await roster(["ls"], { env: { ROSTER_DB: path }, cwd: files.dir });
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toMatch(message);
     expect(existsSync(path)).toBe(false);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONFIG_ENV, loadConfig } from "../../src/config.js";
+import { CONFIG_ENV, configSource, loadConfig } from "../../src/config.js";
 import { RosterError } from "../../src/errors.js";
 
 /** One table of environment variables (issue 14): reading them and naming them in errors cannot drift apart. */
@@ -50,6 +50,14 @@ describe("config from the environment", () => {
       allowAbsoluteModules: true,
       mcp: { token: "t" },
     });
+  });
+
+  it("records where each value came from: the flag over the variable, nothing for a default", () => {
+    const flagNames = { dbPath: "--db", personasDir: "--personas" };
+    const fromEnv = loadConfig({}, { ROSTER_DB: "x.db", ROSTER_PERSONAS: "p" }, { flagNames });
+    expect([configSource(fromEnv, "dbPath"), configSource(fromEnv, "personasDir")]).toEqual(["ROSTER_DB", "ROSTER_PERSONAS"]);
+    const fromFlag = loadConfig({ dbPath: "y.db" }, { ROSTER_DB: "x.db" }, { flagNames });
+    expect([configSource(fromFlag, "dbPath"), configSource(fromFlag, "personasDir")]).toEqual(["--db", undefined]);
   });
 });
 

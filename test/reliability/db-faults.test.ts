@@ -229,7 +229,7 @@ describe("database faults: the personas folder", () => {
     expectRefused(
       await roster(["start", "--db", db, "--personas", personas, ...START], { cwd: dir, unprivileged: true }),
       2,
-      new RegExp(`^roster: PERSONA_INVALID: ${personas}: cannot read personas folder \\(EACCES: permission denied`),
+      new RegExp(`^roster: PERSONA_INVALID: --personas ${personas}: cannot read personas folder \\(EACCES: permission denied`),
     );
     expect(sha256(db)).toBe(hash);
     expect(integrity(db)).toBe("ok");

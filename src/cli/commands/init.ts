@@ -12,6 +12,7 @@ import {
   addJsonOption,
   addPersonasOption,
   configFrom,
+  configValueLabel,
   withStore,
   type DbOptions,
   type JsonOptions,
@@ -50,7 +51,7 @@ export function register(program: Command): void {
     const config = configFrom(options);
     const dir = config.personasDir;
     if (existsSync(dir) && !statSync(dir).isDirectory()) {
-      throw new RosterError("VALIDATION", `--personas ${dir}: is a file, not a folder`, { details: { field: "personas" } });
+      throw new RosterError("VALIDATION", `${configValueLabel(config, "personasDir")}: is a file, not a folder`, { details: { field: "personas" } });
     }
     const copied: string[] = [];
     if (!existsSync(dir) || personaFiles(dir).length === 0) {
@@ -63,7 +64,7 @@ export function register(program: Command): void {
         }
       }
     }
-    const personas = loadPersonaDir(dir);
+    const personas = loadPersonaDir(dir, configValueLabel(config, "personasDir"));
     const now = systemClock.now();
     await withStore(config, "create", (store) =>
       store.personas.sync({ personas: personas.map(toPersonaUpsert), now, sourceDir: resolve(dir) }),

@@ -9,7 +9,7 @@ import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
 import { openStore } from "../../store/index.js";
 import { TIMER_MS_MAX } from "../../timers.js";
-import { addDbOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+import { addDbOption, configFrom, configValueLabel, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
 interface McpOptions extends DbOptions, PersonasOptions {
   profile: string;
@@ -49,7 +49,7 @@ export function register(program: Command): void {
     // Persona files are checked before the database is opened: a bad one writes nothing.
     const explicit = options.personas !== undefined || configFromEnv().personasDir !== undefined;
     const syncDir = explicit ? config.personasDir : null;
-    const personas = syncDir === null ? null : loadPersonaDir(syncDir);
+    const personas = syncDir === null ? null : loadPersonaDir(syncDir, configValueLabel(config, "personasDir"));
     const logger = createLogger({ level: config.logLevel, name: "roster-mcp" });
     const store = await openStore({
       path: config.dbPath,

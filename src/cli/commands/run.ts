@@ -14,7 +14,7 @@ import { unknownNameHint } from "../../store/suggest.js";
 import { Supervisor } from "../../supervisor/supervisor.js";
 import { pruneWorkspacesAtStart } from "../../workspace/startup.js";
 import { printError, printJson } from "../output.js";
-import { addDbOption, addJsonOption, addPersonasOption, configFrom, withStore, type DbOptions, type JsonOptions, type PersonasOptions } from "../options.js";
+import { addDbOption, addJsonOption, addPersonasOption, configFrom, configValueLabel, withStore, type DbOptions, type JsonOptions, type PersonasOptions } from "../options.js";
 
 /**
  * `roster run --persona P "prompt"`: direct launching. One task, run now by this
@@ -106,7 +106,7 @@ function isErrorCode(code: unknown): code is ErrorCode {
 /** Persona files (validated and synced, as `start` does) with the database as fallback. */
 async function findPersona(store: Store, config: Config, id: string, now: number): Promise<Persona> {
   if (existsSync(config.personasDir)) {
-    const files = loadPersonaDir(config.personasDir);
+    const files = loadPersonaDir(config.personasDir, configValueLabel(config, "personasDir"));
     await store.personas.sync({ personas: files.map(toPersonaUpsert), now, sourceDir: resolve(config.personasDir) });
     const found = files.find((p) => p.id === id);
     if (found !== undefined) return found;
@@ -125,7 +125,7 @@ async function runOnce(
 ): Promise<RunOutcome> {
   if (config.dbPath !== ":memory:" && !existsSync(config.dbPath)) {
     // A new database only for a persona that a file defines: bad input writes nothing.
-    const files = existsSync(config.personasDir) ? loadPersonaDir(config.personasDir) : [];
+    const files = existsSync(config.personasDir) ? loadPersonaDir(config.personasDir, configValueLabel(config, "personasDir")) : [];
     if (!files.some((p) => p.id === params.personaId)) {
       const known = files.map((p) => p.id);
       throw new RosterError(

@@ -7,7 +7,7 @@ import { logLevelOption } from "../../logging/logger.js";
 import { assertModulePaths, loadPersonaDir } from "../../personas/load.js";
 import type { Logger } from "../../logging/logger.js";
 import type { RunExtension } from "../../main.js";
-import { addDbOption, addPersonasOption, configFrom, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
+import { addDbOption, addPersonasOption, configFrom, configValueLabel, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 import type { UiOptionNames } from "../../ui/guard.js";
 import { uiTokenAndNames, uiUser } from "./ui.js";
 
@@ -150,7 +150,7 @@ export function register(program: Command): void {
     const ui = uiFlags(options);
     // runStart opens (creates) the database before it reads the persona files;
     // checking them first means a bad file or folder leaves nothing written.
-    assertModulePaths(loadPersonaDir(config.personasDir), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
+    assertModulePaths(loadPersonaDir(config.personasDir, configValueLabel(config, "personasDir")), { personasDir: resolve(config.personasDir), allowAbsoluteModules: config.allowAbsoluteModules });
     // Loaded here, not at the top: the supervisor, prom-client and the MCP SDK
     // are more than the quick read commands should pay for at every start-up.
     const [{ runStart }, { bindPorts, startServices }, { demoReport }] = await Promise.all([

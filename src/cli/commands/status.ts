@@ -62,7 +62,7 @@ export function register(program: Command): void {
 
 /** Status only reads: a read-only connection, on a database that must be there (a mistyped --db never creates one). */
 async function openReadonly(config: Config): Promise<Store> {
-  assertDatabaseThere(config.dbPath);
+  assertDatabaseThere(config);
   return openStore({ path: config.dbPath, readonly: true, busyTimeoutMs: config.busyTimeoutMs });
 }
 

@@ -71,7 +71,7 @@ export function register(program: Command): void {
     const user = uiUser(options.user);
     const [{ startUiServer }, { checkUiOptions }] = await Promise.all([import("../../ui/server.js"), import("../../ui/guard.js")]);
     checkUiOptions({ port, token, ...(options.host !== undefined ? { host: options.host } : {}) }, names);
-    assertDatabaseThere(config.dbPath);
+    assertDatabaseThere(config);
     const logger = createLogger({ level: config.logLevel, name: "roster-ui" });
     const store = await openStore({ path: config.dbPath, synchronous: config.synchronous, busyTimeoutMs: config.busyTimeoutMs, maxPayloadBytes: config.maxPayloadBytes });
     let server: Awaited<ReturnType<typeof startUiServer>> | null = null;
