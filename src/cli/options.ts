@@ -187,15 +187,31 @@ export function parseIdList(flag: string, raw: string): number[] {
 const DURATION = /^(\d+)(ms|s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 
-/** `7d`, `12h`, `30m`, `45s`, `500ms`, `2w` → milliseconds. */
+/**
+ * The longest duration a flag takes, in ms: 100,000,000 days (some 273,790 years), the
+ * span a JavaScript Date covers on either side of 1970, so `now - duration` is still a
+ * date (`prune` prints its cut as one).
+ */
+export const DURATION_MAX_MS = 8_640_000_000_000_000;
+
+/**
+ * `7d`, `12h`, `30m`, `45s`, `500ms`, `2w` → milliseconds. A well-formed duration
+ * past DURATION_MAX_MS is refused as too long, with the limit in its own unit.
+ */
 export function parseDuration(flag: string, raw: string): number {
   const text = raw.trim();
+  if (text === "0") return 0;
   const match = DURATION.exec(text);
-  const ms = text === "0" ? 0 : match === null ? Number.NaN : Number(match[1]) * UNIT_MS[match[2]!]!;
-  if (!Number.isSafeInteger(ms)) {
+  if (match === null) {
     throw new RosterError("VALIDATION", `${flag}: must be a duration such as 7d, 12h, 30m, 45s or 500ms, got "${raw}"`, {
       details: { field: flag },
     });
+  }
+  const unit = match[2]!;
+  const ms = Number(match[1]) * UNIT_MS[unit]!;
+  if (ms > DURATION_MAX_MS) {
+    const most = Math.floor(DURATION_MAX_MS / UNIT_MS[unit]!);
+    throw new RosterError("VALIDATION", `${flag}: too long, at most ${most}${unit}, got "${raw}"`, { details: { field: flag } });
   }
   return ms;
 }

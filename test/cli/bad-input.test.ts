@@ -146,6 +146,10 @@ const cases: Case[] = [
   { name: "ls with a negative limit", args: () => ["ls", "--limit", "-1"], stderr: /^roster: VALIDATION: --limit: must be an integer >= 0, got "-1"$/ },
   { name: "prune without --older-than", args: () => ["prune"], stderr: /^roster: USAGE: required option '--older-than <duration>' not specified/ },
   { name: "prune with a malformed duration", args: () => ["prune", "--older-than", "7 days"], stderr: /^roster: VALIDATION: --older-than: must be a duration such as 7d/ },
+  // A well-formed duration too long for a millisecond count is not "malformed": it says so, with the limit in its unit.
+  { name: "prune with a duration too long to count", args: () => ["prune", "--older-than", "99999999999w"], stderr: /^roster: VALIDATION: --older-than: too long, at most 14285714w, got "99999999999w"$/ },
+  { name: "prune with a duration whose cut is no date", args: () => ["prune", "--older-than", "14892000w"], stderr: /^roster: VALIDATION: --older-than: too long, at most 14285714w, got "14892000w"$/ },
+  { name: "cost since a duration too long to count", args: () => ["cost", "--since", "100000001d"], stderr: /^roster: VALIDATION: --since: too long, at most 100000000d, got "100000001d"$/ },
   { name: "start with concurrency 0", args: () => ["start", "--concurrency", "0"], stderr: /^roster: VALIDATION: --concurrency: must be an integer >= 1, got "0"$/ },
   { name: "start with --no-metrics and a metrics port", args: () => ["start", "--no-metrics", "--metrics-port", "9000"], stderr: /^roster: VALIDATION: --no-metrics: cannot be combined with --metrics-port/ },
   { name: "start with an unknown synchronous mode", args: () => ["start", "--synchronous", "OFF"], stderr: /^roster: VALIDATION: --synchronous: must be NORMAL or FULL, got "OFF"$/ },
