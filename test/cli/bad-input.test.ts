@@ -143,6 +143,7 @@ const cases: Case[] = [
   { name: "an unknown option", args: () => ["ls", "--colour"], stderr: /^roster: USAGE: unknown option '--colour'/ },
   { name: "an unknown command", args: () => ["list"], stderr: /^roster: USAGE: unknown command 'list'/ },
   { name: "ls with an unknown status", args: () => ["ls", "--status", "done"], stderr: /^roster: VALIDATION: --status: "done" is not one of waiting, pending/ },
+  { name: "ls of an unknown persona", args: () => ["ls", "--persona", "ghost"], stderr: /^roster: PERSONA_NOT_FOUND: --persona: unknown persona "ghost" \(known: [a-z, ]+\)$/ },
   { name: "ls with a negative limit", args: () => ["ls", "--limit", "-1"], stderr: /^roster: VALIDATION: --limit: must be an integer >= 0, got "-1"$/ },
   { name: "prune without --older-than", args: () => ["prune"], stderr: /^roster: USAGE: required option '--older-than <duration>' not specified/ },
   { name: "prune with a malformed duration", args: () => ["prune", "--older-than", "7 days"], stderr: /^roster: VALIDATION: --older-than: must be a duration such as 7d/ },

@@ -66,6 +66,24 @@ describe("an unknown persona", () => {
     }
   });
 
+  it("is refused by roster ls --persona as by add, instead of listing nothing with exit 0", async () => {
+    const f = fixture();
+    try {
+      await rosterOk(["add", "--db", f.db, "--persona", "reviewer", "--title", "T"], { cwd: f.dir });
+      const res = await roster(["ls", "--db", f.db, "--persona", "reviewr"], { cwd: f.dir });
+      expect(res.code).toBe(2);
+      expect(res.stderr).toBe('roster: PERSONA_NOT_FOUND: --persona: unknown persona "reviewr" (did you mean "reviewer"? known: implementer, planner, reviewer)\n');
+      expect(res.stdout).toBe("");
+      // A persona defined in a file but never synced gets add's hint.
+      writeFileSync(`${f.dir}/personas/napper.md`, NAPPER);
+      const unsynced = await roster(["ls", "--db", f.db, "--persona", "napper"], { cwd: f.dir });
+      expect(unsynced.code).toBe(2);
+      expect(unsynced.stderr).toMatch(/^roster: PERSONA_NOT_FOUND: --persona: unknown persona "napper" .*; found in personas\/napper\.md but not synced/);
+    } finally {
+      f.cleanup();
+    }
+  });
+
   it("lists the known ones without a guess when nothing is close", () => {
     expect(closestName("zzz", ["implementer", "planner"])).toBeNull();
     expect(closestName("Planner", ["implementer", "planner"])).toBe("planner");
@@ -139,6 +157,9 @@ describe("roster personas retire", () => {
       expect(served.map((p) => p.id).sort()).toEqual(["implementer", "planner"]);
       const tasks = await rosterJson<Array<{ id: number; persona: string }>>(["ls", "--db", f.db], { cwd: f.dir });
       expect(tasks.map((t) => t.id)).toEqual([Number(kept)]);
+      // Retired is not unknown: ls --persona still lists its tasks (an unknown one is refused).
+      const own = await rosterJson<Array<{ id: number }>>(["ls", "--persona", "reviewer", "--db", f.db], { cwd: f.dir });
+      expect(own.map((t) => t.id)).toEqual([Number(kept)]);
 
       await rosterOk(["personas", "unretire", "reviewer", "--db", f.db], { cwd: f.dir });
       await rosterOk(["add", "--db", f.db, "--persona", "reviewer", "--title", "new"], { cwd: f.dir });

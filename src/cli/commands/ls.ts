@@ -1,9 +1,11 @@
 import type { Command } from "commander";
 import { RosterError } from "../../errors.js";
-import { TASK_STATES, type TaskState } from "../../store/index.js";
+import { TASK_STATES, type Store, type TaskState } from "../../store/index.js";
 import { systemClock } from "../../clock.js";
 import { preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
+import { withPersonaFileHint } from "../persona-hint.js";
+import { unknownNameHint } from "../../store/suggest.js";
 import { addDbOption, addJsonOption, configFrom, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
 interface LsOptions extends DbOptions, JsonOptions {
@@ -24,6 +26,23 @@ export function parseStatuses(raw: string): TaskState[] {
     }
     return status as TaskState;
   });
+}
+
+/**
+ * Refuses a --persona the database has never had, as `roster add --persona` does
+ * (PERSONA_NOT_FOUND with the closest name and the known ones): a typo would
+ * otherwise list nothing and exit 0, which reads as "no tasks". A retired persona
+ * is known (its tasks are kept and listed), and so is every persona a task names
+ * (tasks.persona_id references personas). A persona only defined in a file of
+ * the personas folder gets add's hint on how to sync it.
+ */
+async function assertPersonaKnown(store: Store, persona: string, personasDir: string): Promise<void> {
+  if ((await store.personas.get({ id: persona })) !== null) return;
+  const known = (await store.personas.list({ includeRetired: true })).map((p) => p.id);
+  const error = new RosterError("PERSONA_NOT_FOUND", `--persona: unknown persona "${persona}"${unknownNameHint(persona, known)}`, {
+    details: { field: "persona", persona, known },
+  });
+  throw withPersonaFileHint(error, personasDir);
 }
 
 /**
@@ -51,6 +70,7 @@ export function register(program: Command): void {
     const config = configFrom(options);
     const filter = { ...(status === undefined ? {} : { status }), ...(options.persona === undefined ? {} : { persona: options.persona }) };
     const { tasks, total } = await withStore(config, "existing", async (store) => {
+      if (filter.persona !== undefined) await assertPersonaKnown(store, filter.persona, config.personasDir);
       const tasks = await store.tasks.list({ ...filter, limit, newestFirst: true });
       if (limit === 0 || tasks.length < limit) return { tasks, total: tasks.length };
       // As many as the limit: count the rest from the grouped counts (no scan of the tasks).
