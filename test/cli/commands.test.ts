@@ -227,6 +227,26 @@ describe("roster show and roster events", () => {
   });
 });
 
+describe("README's list of event types", () => {
+  it("names every type roster events shows of a task readied by its dependency, task:ready among them", async () => {
+    const f = await fixture();
+    try {
+      const [a, b] = await enqueue(f.store, [{ persona: "reviewer", title: "A" }, { persona: "reviewer", title: "B" }]);
+      await f.store.tasks.addDependency({ taskId: b!, dependsOn: a!, now: Date.now() });
+      const agent = await f.store.agents.register({ name: "t", kind: "cli", heartbeatTimeoutMs: 60_000, now: Date.now() });
+      const claimed = await f.store.tasks.claimById({ taskId: a!, agentId: agent.id, now: Date.now() });
+      await f.store.tasks.completeIfLeased({ taskId: a!, leaseToken: claimed!.leaseToken, result: "ok", now: Date.now() });
+      const events = [...(await rosterJson<TaskEvent[]>(["events", String(a), "--db", f.db])), ...(await rosterJson<TaskEvent[]>(["events", String(b), "--db", f.db]))];
+      expect(events.find((e) => e.taskId === b && e.type === "task:ready")?.data).toEqual({ after: a });
+      const readme = readFileSync(join(import.meta.dirname, "..", "..", "README.md"), "utf8");
+      const listed = /^\| `events ID --json` \|.*$/m.exec(readme)![0];
+      for (const type of new Set(events.map((e) => e.type))) expect(listed, type).toContain(`\`${type}\``);
+    } finally {
+      await f.cleanup();
+    }
+  });
+});
+
 describe("roster cancel and roster retry", () => {
   it("cancel blocks the dependents and retry brings the task and its dependents back", async () => {
     const f = await fixture();
