@@ -14,7 +14,7 @@ import { coerceError } from "./errors.js";
 import { createLogger, type Logger } from "./logging/logger.js";
 import { logClockOffset } from "./logging/store-clock.js";
 import type { Persona } from "./personas/schema.js";
-import { openStore, type Store } from "./store/index.js";
+import { openStoreWaiting, type Store } from "./store/index.js";
 import { syncPersonas } from "./supervisor/personas.js";
 import type { SupervisorOptions } from "./supervisor/options.js";
 import { Supervisor } from "./supervisor/supervisor.js";
@@ -71,14 +71,17 @@ const SIGNAL_EXIT_CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 export async function runStart(config: Config, options: RunStartOptions): Promise<number> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
-  const store = await openStore({
-    path: config.dbPath,
-    synchronous: config.synchronous,
-    busyTimeoutMs: config.busyTimeoutMs,
-    maxPayloadBytes: config.maxPayloadBytes,
-    now: clock.now(),
-    ...(options.onTransaction === undefined ? {} : { onTransaction: options.onTransaction }),
-  });
+  const store = await openStoreWaiting(
+    {
+      path: config.dbPath,
+      synchronous: config.synchronous,
+      busyTimeoutMs: config.busyTimeoutMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+      now: () => clock.now(),
+      ...(options.onTransaction === undefined ? {} : { onTransaction: options.onTransaction }),
+    },
+    { logger },
+  );
   options.onStoreOpen?.(store);
   logClockOffset(store, logger);
   const stoppables: Stoppable[] = [];

@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import type { TaskRecord } from "../../src/store/index.js";
 import { usePostgres } from "../helpers/postgres.js";
+import { startCutProxy } from "../helpers/tcp-proxy.js";
 import { makeTempDir } from "../helpers/tmp.js";
-import { roster, rosterJson, rosterOk } from "./helpers.js";
+import { BIN, roster, rosterJson, rosterOk } from "./helpers.js";
 
 /**
  * Issue 19, step 5: `--db postgres://…` and ROSTER_DB select the PostgreSQL store for
@@ -41,6 +43,35 @@ describe.skipIf(!server.available)("roster on PostgreSQL", () => {
       temp.cleanup();
     }
   });
+
+  it("roster start waits for a server it cannot reach yet (down, restarting) instead of exiting, then runs the queue", async () => {
+    // Hosts started with their database (or while it restarts) used to exit 1 at once: DATABASE_IO at open.
+    const url = await server.server().newDatabase("roster_cli_wait");
+    const temp = makeTempDir("roster-pg-cli-wait-");
+    const target = new URL(url);
+    const proxy = await startCutProxy(target.hostname, Number(target.port));
+    try {
+      await rosterOk(["init", "--db", url], { cwd: temp.dir });
+      const task = await rosterJson<{ id: number }>(["add", "--db", url, "--persona", "reviewer", "--title", "waits for the server"], { cwd: temp.dir });
+      proxy.cut("reset");
+      const env: NodeJS.ProcessEnv = {};
+      for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROSTER_")) env[key] = value;
+      const child = spawn(process.execPath, [BIN, "start", "--db", proxy.url(url), "--exit-when-idle", "--no-metrics", "--log-level", "warn"], { cwd: temp.dir, env, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      for (let i = 0; i < 300 && !stderr.includes("cannot be reached yet"); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(stderr, "the supervisor says it waits").toContain("the database cannot be reached yet; trying again");
+      expect(child.exitCode).toBeNull();
+      proxy.restore();
+      expect(await exited, stderr).toBe(0);
+      const shown = await rosterJson<{ status: string }>(["show", String(task.id), "--db", url], { cwd: temp.dir });
+      expect(shown.status).toBe("completed");
+    } finally {
+      await proxy.close();
+      temp.cleanup();
+    }
+  }, 120_000);
 
   it("roster budget, provider and breaker work on postgres://… as on SQLite: a spent task budget holds the task, roster why says so, a raise lifts it", async () => {
     const url = await server.server().newDatabase("roster_cli_budget");

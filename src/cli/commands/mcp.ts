@@ -7,7 +7,7 @@ import { logClockOffset } from "../../logging/store-clock.js";
 import { MCP_PROFILES, McpLeaseReaper, createMcpContext, serveMcpStdio, type McpProfile } from "../../mcp/index.js";
 import { RosterError } from "../../errors.js";
 import { loadPersonaDir, toPersonaUpsert } from "../../personas/load.js";
-import { openStore } from "../../store/index.js";
+import { openStoreWaiting } from "../../store/index.js";
 import { TIMER_MS_MAX } from "../../timers.js";
 import { addDbOption, configFrom, configValueLabel, parseInteger, type DbOptions, type PersonasOptions } from "../options.js";
 
@@ -51,12 +51,10 @@ export function register(program: Command): void {
     const syncDir = explicit ? config.personasDir : null;
     const personas = syncDir === null ? null : loadPersonaDir(syncDir, configValueLabel(config, "personasDir"));
     const logger = createLogger({ level: config.logLevel, name: "roster-mcp" });
-    const store = await openStore({
-      path: config.dbPath,
-      synchronous: config.synchronous,
-      busyTimeoutMs: config.busyTimeoutMs,
-      maxPayloadBytes: config.maxPayloadBytes,
-    });
+    const store = await openStoreWaiting(
+      { path: config.dbPath, synchronous: config.synchronous, busyTimeoutMs: config.busyTimeoutMs, maxPayloadBytes: config.maxPayloadBytes },
+      { logger },
+    );
     logClockOffset(store, logger);
     const clock = systemClock;
     const reaper = options.reaper ? new McpLeaseReaper({ store, clock, logger, intervalMs: reapIntervalMs }) : null;
