@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { coerceError } from "../errors.js";
+import { RosterError, coerceError } from "../errors.js";
 import type { PoolOutcome } from "../pool/pool-types.js";
 import type { ClaimedTask, Settlement, SettlementResult, Store } from "../store/index.js";
 import type { JoinedPass } from "./claim-loop.js";
@@ -31,6 +31,8 @@ export interface CompleterHost {
 interface Item {
   run: RunningAttempt;
   outcome: PoolOutcome;
+  /** A commit of its batch failed unreachable (DATABASE_IO): it may have committed, its answer lost (recordedBefore). */
+  maybeWritten?: boolean;
 }
 
 /** Turns a pool outcome into what the store should record, or null when the result is discarded. */
@@ -151,6 +153,25 @@ export class Completer implements Service {
     return flushing;
   }
 
+  /**
+   * A settlement tried again after an unreachable database (its first commit may have gone through,
+   * the answer lost) and refused, LEASE_LOST: was it this supervisor's own first try that ended the
+   * lease? Then that is what was recorded (the task's events say which), not a lost lease: a
+   * completion committed while the server was paused was logged "lease lost: result discarded".
+   */
+  private async recordedBefore(run: RunningAttempt): Promise<RunOutcome> {
+    try {
+      const loss = await this.host.store.tasks.leaseLoss({ taskId: run.task.id, agentId: this.host.agentId });
+      if (loss.by !== this.host.agentId) return "lease-lost";
+      if (loss.reason === "completed") return "completed";
+      if (loss.reason === "released") return "released";
+      if (loss.reason === "failed") return loss.status === "failed" ? "failed" : "retrying";
+    } catch (error) {
+      this.host.error("completer.recordedBefore", coerceError(error));
+    }
+    return "lease-lost";
+  }
+
   /** False when a commit failed; its attempts are back in the queue. */
   private async flushOnce(): Promise<boolean> {
     while (this.queue.length > 0) {
@@ -182,7 +203,9 @@ export class Completer implements Service {
         try {
           if (claimed === null) results = await tasks.settle({ settlements, now: this.host.clock.now() });
         } catch (error) {
-          this.host.error("completer.settle", coerceError(error));
+          const e = coerceError(error);
+          this.host.error("completer.settle", e);
+          if (e instanceof RosterError && e.code === "DATABASE_IO") for (const item of items) item.maybeWritten = true;
           this.queue.unshift(...items);
           return false;
         }
@@ -191,7 +214,7 @@ export class Completer implements Service {
       for (const { item, index } of withSettlement) {
         const settlement = settlements[index]!;
         const result = results[index]!;
-        const outcome = outcomeOf(result);
+        const outcome = !result.ok && item.maybeWritten === true ? await this.recordedBefore(item.run) : outcomeOf(result);
         this.host.settled(item.run, outcome, errorCodeOf(settlement, result), errorMessageOf(settlement));
       }
       // Dispatched once the batch's attempts have left: each producer then counts its persona's leases right.
