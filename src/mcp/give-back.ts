@@ -1,7 +1,5 @@
-import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../clock.js";
-import { RosterError, coerceError } from "../errors.js";
+import { coerceError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { HeartbeatResult, LeaseRef, Store } from "../store/index.js";
 import type { LeaseBook } from "./leases.js";
@@ -9,13 +7,8 @@ import type { LeaseBook } from "./leases.js";
 /** How long a session's last writes (its agent's deregistration, its give-backs) are retried while the database is unreachable, in ms. */
 export const SESSION_END_RETRY_MS_DEFAULT = 5 * 60_000;
 /** Backoff between those tries: 50 ms doubling to 2 s (as a failed claim's, docs/ARCHITECTURE.md rule 13). */
-const RETRY_FIRST_MS = 50;
-const RETRY_MAX_MS = 2_000;
-
-/** The database did not answer (a lost connection, a lock held too long): worth trying again. */
-export function unreachable(error: unknown): boolean {
-  return error instanceof RosterError && (error.code === "DATABASE_IO" || error.code === "DATABASE_BUSY");
-}
+export const SESSION_END_RETRY_FIRST_MS = 50;
+export const SESSION_END_RETRY_MAX_MS = 2_000;
 
 /**
  * Reaped leases that MCP agents give back (docs/ARCHITECTURE.md rule 6 and "Liveness";
@@ -94,21 +87,4 @@ export async function renewAgentLeases(ctx: { store: Store; clock: Clock; leases
   for (const ref of check.lost) leases.remove(ref);
   await ctx.returns.give(agentId, check.lost);
   return { agentActive: beat.agentActive, renewed: [...beat.renewed, ...check.renewed], lost: check.lost };
-}
-
-/**
- * A session's last writes, retried with backoff while the database is unreachable, for
- * up to `retryMs` or until `signal` aborts (the process stops). Rejects with the last
- * error when it gives up, or at once for an error retrying cannot help.
- */
-export async function retryWhileUnreachable<T>(write: () => Promise<T>, retryMs: number, signal: AbortSignal): Promise<T> {
-  const deadline = performance.now() + retryMs;
-  for (let wait = RETRY_FIRST_MS; ; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
-    try {
-      return await write();
-    } catch (error) {
-      if (!unreachable(error) || signal.aborted || performance.now() + wait > deadline) throw error;
-    }
-    await sleep(wait, undefined, { signal }).catch(() => undefined);
-  }
 }

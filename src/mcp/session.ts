@@ -1,6 +1,7 @@
 import { RosterError, coerceError } from "../errors.js";
 import type { McpContext } from "./context.js";
-import { retryWhileUnreachable } from "./give-back.js";
+import { retryWhileUnreachable } from "../store/retry.js";
+import { SESSION_END_RETRY_FIRST_MS, SESSION_END_RETRY_MAX_MS } from "./give-back.js";
 import { McpToolError } from "./results.js";
 import { HEARTBEAT_TIMEOUT_MS_DEFAULT } from "./schemas.js";
 
@@ -192,11 +193,12 @@ export class McpSession {
     if (id === null) return;
     this.ctx.skips.forget(id);
     const { store, clock, leases, returns, logger, sessionEndRetryMs, stopping } = this.ctx;
+    const retry = { withinMs: sessionEndRetryMs, firstMs: SESSION_END_RETRY_FIRST_MS, maxMs: SESSION_END_RETRY_MAX_MS, signal: stopping.signal };
     try {
-      const { released, failed } = await retryWhileUnreachable(() => store.agents.deregister({ agentId: id, now: clock.now(), sessionEnded }), sessionEndRetryMs, stopping.signal);
+      const { released, failed } = await retryWhileUnreachable(() => store.agents.deregister({ agentId: id, now: clock.now(), sessionEnded }), retry);
       const gone = new Set([...released, ...failed]);
       const owed = leases.forget(id).filter((l) => l.owed && !gone.has(l.taskId));
-      const given = await retryWhileUnreachable(() => returns.giveOrThrow(id, owed), sessionEndRetryMs, stopping.signal);
+      const given = await retryWhileUnreachable(() => returns.giveOrThrow(id, owed), retry);
       logger.debug({ agentId: id, released: released.length, failed: failed.length, given: given.length }, "mcp session ended: agent deregistered");
     } catch (error) {
       leases.forget(id);

@@ -6,6 +6,7 @@
  */
 import { RosterError } from "../errors.js";
 import { isPostgresUrl } from "./postgres/connection.js";
+import { retryWhileUnreachable } from "./retry.js";
 import { PostgresStore } from "./postgres/store.js";
 import { SqliteStore } from "./sqlite/store.js";
 import type { Store, StoreOptions } from "./types.js";
@@ -25,32 +26,27 @@ export async function openStore(options: StoreOptions & { now?: number }): Promi
 
 /** How long the long-running commands (`roster start`, `roster mcp`) wait at start for a PostgreSQL server they cannot reach, in ms. */
 export const OPEN_WAIT_MS_DEFAULT = 60_000;
-const OPEN_RETRY_FIRST_MS = 250;
-const OPEN_RETRY_MAX_MS = 5_000;
 
 /**
  * openStore() for a process that runs for long: a PostgreSQL server it cannot reach yet (down,
- * restarting, out of connection slots: DATABASE_IO) is tried again with backoff, each try
- * logged, for up to `waitMs`, as the running supervisor rides out the same outage (docs/ARCHITECTURE.md
- * rule 17); hosts started with their database, or during its restart, then come up by themselves.
- * A SQLite file is opened once: what keeps it from opening does not pass by itself.
+ * restarting, out of connection slots: DATABASE_IO) is tried again with backoff (0.25 s doubling
+ * to 5 s), each try logged, for up to `waitMs`, as the running supervisor rides out the same
+ * outage (docs/ARCHITECTURE.md rule 17); hosts started with their database, or during its
+ * restart, then come up by themselves. A SQLite file is opened once: what keeps it from opening
+ * does not pass by itself.
  */
 export async function openStoreWaiting(
   options: StoreOptions & { now?: () => number },
-  wait: { logger: { warn(data: object, message: string): void }; waitMs?: number; sleep?: (ms: number) => Promise<void> },
+  wait: { logger: { warn(data: object, message: string): void }; waitMs?: number },
 ): Promise<Store> {
   const { now, ...rest } = options;
   const open = () => openStore({ ...rest, ...(now === undefined ? {} : { now: now() }) });
   if (!isPostgresUrl(options.path)) return open();
-  const deadline = performance.now() + (wait.waitMs ?? OPEN_WAIT_MS_DEFAULT);
-  const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  for (let delay = OPEN_RETRY_FIRST_MS; ; delay = Math.min(OPEN_RETRY_MAX_MS, delay * 2)) {
-    try {
-      return await open();
-    } catch (error) {
-      if (!(error instanceof RosterError && error.code === "DATABASE_IO") || performance.now() + delay > deadline) throw error;
-      wait.logger.warn({ err: { code: error.code, message: error.message }, retryInMs: delay }, "the database cannot be reached yet; trying again");
-    }
-    await sleep(delay);
-  }
+  return retryWhileUnreachable(open, {
+    withinMs: wait.waitMs ?? OPEN_WAIT_MS_DEFAULT,
+    firstMs: 250,
+    maxMs: 5_000,
+    retryable: (error) => error instanceof RosterError && error.code === "DATABASE_IO",
+    onRetry: (error, waitMs) => wait.logger.warn({ err: { code: (error as RosterError).code, message: (error as RosterError).message }, retryInMs: waitMs }, "the database cannot be reached yet; trying again"),
+  });
 }
