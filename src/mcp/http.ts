@@ -103,19 +103,6 @@ interface Session {
 }
 
 /**
- * MCP over Streamable HTTP (stateful sessions), for `roster start --mcp-port N`.
- * Binds 127.0.0.1 unless another host is asked for. Every request passes, in order:
- *  1. the Host check against DNS rebinding: the Host header's name must be a loopback
- *     name when bound to loopback; bound elsewhere, a loopback name, an IP address (a
- *     rebinding attack needs a domain name), the bound name or one of allowedHosts → 403;
- *  2. the Origin check, when a browser sends one: its host must pass the same test,
- *     or the origin be listed in allowedOrigins → 403;
- *  3. the bearer token, when one is set, compared in constant time → 401.
- * Each initialize request opens a session with its own McpServer; all sessions share
- * one context (store, lease book, change feed). Waiting claims re-read every 250 ms
- * rather than read `store.hasExternalChanges()`, which the supervisor's waker owns.
- */
-/**
  * Off loopback, MCP over HTTP needs a token: its tools create and cancel tasks, including tasks
  * of shell personas, so an open port on the network would run anyone's commands (the dashboard
  * refuses the same, src/ui/guard.ts). Checked before `roster start` binds anything.
@@ -130,6 +117,19 @@ export function checkMcpBind(options: { host?: string | undefined; token?: strin
   );
 }
 
+/**
+ * MCP over Streamable HTTP (stateful sessions), for `roster start --mcp-port N`.
+ * Binds 127.0.0.1 unless another host is asked for. Every request passes, in order:
+ *  1. the Host check against DNS rebinding: the Host header's name must be a loopback
+ *     name when bound to loopback; bound elsewhere, a loopback name, an IP address (a
+ *     rebinding attack needs a domain name), the bound name or one of allowedHosts → 403;
+ *  2. the Origin check, when a browser sends one: its host must pass the same test,
+ *     or the origin be listed in allowedOrigins → 403;
+ *  3. the bearer token, when one is set, compared in constant time → 401.
+ * Each initialize request opens a session with its own McpServer; all sessions share
+ * one context (store, lease book, change feed). Waiting claims re-read every 250 ms
+ * rather than read `store.hasExternalChanges()`, which the supervisor's waker owns.
+ */
 export async function startMcpHttp(options: McpHttpOptions): Promise<McpHttpServer> {
   const host = options.host ?? MCP_HTTP_HOST_DEFAULT;
   checkMcpBind(options);

@@ -76,14 +76,18 @@ export function mcpSessionAgent(server: McpServer): string | null {
  * cancels (notifications/cancelled), before the SDK sees it: a claim already answered when
  * its cancel arrives was dropped by the client (the protocol's own race: the client ignores
  * an answer that comes after it cancelled), so its lease goes back (tools/worker.ts).
+ * `onCancelled` hears of them too (stdio's drain stops waiting for their answers).
  */
-export async function connectMcp(server: McpServer, transport: Transport): Promise<void> {
+export async function connectMcp(server: McpServer, transport: Transport, options: { onCancelled?: (requestId: string | number) => void } = {}): Promise<void> {
   await server.connect(transport);
   const receive = transport.onmessage;
   transport.onmessage = (message: JSONRPCMessage, extra) => {
     if ("method" in message && message.method === "notifications/cancelled" && !("id" in message)) {
       const requestId = message.params?.["requestId"];
-      if (typeof requestId === "string" || typeof requestId === "number") sessions.get(server)?.cancelled(requestId);
+      if (typeof requestId === "string" || typeof requestId === "number") {
+        sessions.get(server)?.cancelled(requestId);
+        options.onCancelled?.(requestId);
+      }
     }
     receive?.(message, extra);
   };

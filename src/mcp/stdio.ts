@@ -63,24 +63,23 @@ export async function serveMcpStdio(options: {
       await endMcpSession(server);
       resolveClosed();
     }));
-  await connectMcp(server, transport);
+  const answered = (id: string | number): void => {
+    if (pending.delete(id) && pending.size === 0) drained?.();
+  };
+  // A cancelled request gets no answer (the SDK drops it): it is not waited for. Its
+  // handler, aborted, is waited for by the session's end (McpSession.call).
+  await connectMcp(server, transport, { onCancelled: answered });
   const receive = transport.onmessage;
   // Wrapped after connect(), which installs the SDK's own handler: count requests in
   // and answers out, without changing either.
   transport.onmessage = (message: JSONRPCMessage) => {
     if ("method" in message && "id" in message) pending.add(message.id);
-    // A cancelled request gets no answer (the SDK drops it): it is not waited for. Its
-    // handler, aborted, is waited for by the session's end (McpSession.call).
-    else if ("method" in message && message.method === "notifications/cancelled") answered(message.params?.["requestId"]);
     receive?.(message);
-  };
-  const answered = (id: unknown): void => {
-    if ((typeof id === "string" || typeof id === "number") && pending.delete(id) && pending.size === 0) drained?.();
   };
   const send = transport.send.bind(transport);
   transport.send = async (message: JSONRPCMessage) => {
     await send(message);
-    if (!("method" in message) && "id" in message) answered(message.id);
+    if (!("method" in message) && "id" in message && message.id !== undefined) answered(message.id);
   };
   return { closed, close };
 }
