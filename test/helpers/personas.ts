@@ -1,3 +1,4 @@
+import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import type { PersonaUpsert, Store } from "../../src/store/index.js";
 
 /**
@@ -57,4 +58,9 @@ export const TEST_PERSONAS: PersonaUpsert[] = [
 
 export async function syncTestPersonas(store: Store, now: number, personas: PersonaUpsert[] = TEST_PERSONAS): Promise<void> {
   await store.personas.sync({ personas, now });
+}
+
+/** Syncs the persona files of `dir` into `store`, as `roster init` does with its folder. */
+export async function syncPersonaFolder(store: Store, dir: string, now = Date.now()): Promise<void> {
+  await store.personas.sync({ personas: loadPersonaDir(dir).map(toPersonaUpsert), now });
 }

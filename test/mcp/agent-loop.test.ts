@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { startMcpHttp, type McpHttpServer } from "../../src/mcp/http.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, requireBuild, spawnMcpClient, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 type Data = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -128,7 +128,7 @@ describe("an agent loop written from tools/list and the instructions", () => {
     writePersona(personasDir, { id: "worker", leaseMs: 30_000, maxAttempts: 3 });
     writePersona(personasDir, { id: "reviewer", leaseMs: 30_000, maxAttempts: 3 });
     store = await openStore({ path: temp.path("roster.db") });
-    await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, personasDir);
   });
 
   afterEach(async () => {

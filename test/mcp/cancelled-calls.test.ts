@@ -3,10 +3,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMcpHttp } from "../../src/mcp/http.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * Tool calls an agent cancels (the SDK's AbortSignal: notifications/cancelled), with real
@@ -37,7 +37,7 @@ async function setUp(): Promise<{ db: string; store: Store }> {
   writePersona(personasDir, { id: "ext", leaseMs: 60_000, maxAttempts: 1 });
   const db = temp.path("roster.db");
   store = await openStore({ path: db });
-  await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+  await syncPersonaFolder(store, personasDir);
   return { db, store };
 }
 

@@ -2,10 +2,10 @@ import { spawn } from "node:child_process";
 import { existsSync, writeFileSync, mkdirSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { ROSTER_BIN, requireBuild, writePersona } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 interface Exit {
   code: number | null;
@@ -60,7 +60,7 @@ describe("the roster mcp command", () => {
     writePersona(temp.path("personas"), { id: "scribe" });
     writePersona(temp.path("personas"), { id: "idle" });
     const store = await openStore({ path: temp.path("roster.db") });
-    await store.personas.sync({ personas: loadPersonaDir(temp.path("personas")).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, temp.path("personas"));
     const [taskId] = (await store.tasks.enqueue({ tasks: [{ persona: "scribe", title: "held when stdin closes" }], now: Date.now() })).ids;
     await store.close();
     // The session's agent is minted by the server (agent ids are bound to their session): the

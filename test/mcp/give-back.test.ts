@@ -2,11 +2,11 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMcpHttp, type McpHttpServer } from "../../src/mcp/http.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, callFailing, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * MCP agents and the leases they can no longer hold (docs/ARCHITECTURE.md rules 6 and 12,
@@ -48,7 +48,7 @@ async function setUp(engine: (typeof engines)[number]): Promise<{ db: string; st
   writePersona(personasDir, { id: "brief", leaseMs: BRIEF_LEASE_MS, maxAttempts: 1 });
   const db = await engine.db(temp);
   store = await openStore({ path: db });
-  await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+  await syncPersonaFolder(store, personasDir);
   return { db, store };
 }
 

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { adapterTask } from "../../src/adapters/task-view.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { CLAIM_CONTEXT_CHARS } from "../../src/mcp/claim-view.js";
 import { RESULT_CUT_CHARS_DEFAULT } from "../../src/mcp/context.js";
 import { call, requireBuild, spawnMcpClient, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * claim_task gives an agent the task view adapters get (src/adapters/task-view.ts), `previous`
@@ -23,7 +23,7 @@ describe("roster mcp over stdio: a retried task's claim says how the last attemp
     // Retries at once (backoff 0), so a failed task is claimable again straight away.
     writePersona(temp.path("personas"), { id: "coder" });
     store = await openStore({ path: temp.path("roster.db") });
-    await store.personas.sync({ personas: loadPersonaDir(temp.path("personas")).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, temp.path("personas"));
     mcp = await spawnMcpClient({ db: temp.path("roster.db"), profile: "all" });
   });
 

@@ -6,13 +6,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMcpHttp } from "../../src/mcp/http.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { LOST_LEASES_MIN } from "../../src/store/lost-leases.js";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
 import { cleanEnv } from "../helpers/roster-process.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, doubleHolds, requireBuild, ROSTER_BIN, spawnMcpClient, until, writePersona } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * Sessions that end holding a task (docs/ARCHITECTURE.md rule 6, src/store/session-end.ts),
@@ -62,7 +62,7 @@ async function setUp(engine: (typeof engines)[number]): Promise<{ db: string; st
   writePersona(personasDir, { id: "sleepy", adapter: "sleep", leaseMs: 60_000, maxAttempts: 1 });
   const db = await engine.db(temp);
   store = await openStore({ path: db });
-  await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+  await syncPersonaFolder(store, personasDir);
   return { db, store, personasDir };
 }
 

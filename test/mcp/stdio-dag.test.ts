@@ -2,11 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/logging/logger.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
+import { loadPersonaDir } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, doubleHolds, requireBuild, spawnMcpClient, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * One worker agent's loop, as the README tells agents to run it: claim (waiting
@@ -59,7 +60,7 @@ describe("roster mcp over stdio: a planner and two workers on one database", () 
     writePersona(personasDir, { id: "builder", adapter: "echo", leaseMs: 30_000 });
     writePersona(personasDir, { id: "checker", adapter: "echo", leaseMs: 30_000 });
     store = await openStore({ path: temp.path("roster.db") });
-    await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, personasDir);
   });
 
   afterEach(async () => {

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { call, callFailing, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "./helpers.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /** Short enough that the test waits a second or two for a lease to run out. */
 const LEASE_MS = 1_500;
@@ -24,7 +24,7 @@ describe("roster mcp over stdio: a worker that stops heartbeating", () => {
     const personasDir = temp.path("personas");
     writePersona(personasDir, { id: "quick", leaseMs: LEASE_MS, maxAttempts: 3 });
     store = await openStore({ path: temp.path("roster.db") });
-    await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, personasDir);
   });
 
   afterEach(async () => {

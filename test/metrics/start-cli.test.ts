@@ -3,10 +3,10 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { httpGet, parseExposition, sumOf, valueOf } from "./helpers.js";
 import { until } from "./prometheus.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 // `roster start` as users run it: the built CLI in a child process (npm test builds first).
 const BIN = join(import.meta.dirname, "..", "..", "dist", "src", "cli", "bin.js");
@@ -34,7 +34,7 @@ describe("roster start", () => {
     const db = join(dir, "roster.db");
     const store = await openStore({ path: db });
     cleanups.push(() => store.close());
-    await store.personas.sync({ personas: loadPersonaDir(personas).map(toPersonaUpsert), now: Date.now() });
+    await syncPersonaFolder(store, personas);
     return { dir, db, personas, store };
   }
 

@@ -4,13 +4,13 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMcpHttp } from "../../src/mcp/http.js";
-import { loadPersonaDir, toPersonaUpsert } from "../../src/personas/load.js";
 import { openStore, type Store, type TaskDetail } from "../../src/store/index.js";
 import { call, callFailing, doubleHolds, requireBuild, spawnMcpClient, until, writePersona, type SpawnedClient } from "../mcp/helpers.js";
 import { usePostgres } from "../helpers/postgres.js";
 import { startMcpReaper } from "../helpers/roster-process.js";
 import { startCutProxy, type CutProxy } from "../helpers/tcp-proxy.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
+import { syncPersonaFolder } from "../helpers/personas.js";
 
 /**
  * MCP servers that lose their PostgreSQL while their agents hold tasks (issue 19,
@@ -53,7 +53,7 @@ async function setUp(): Promise<{ url: string; store: Store; proxy: CutProxy }> 
   writePersona(personasDir, { id: "quick", leaseMs: LEASE_MS, maxAttempts: 1 });
   const url = await pg.server().newDatabase("roster_mcpcut");
   store = await openStore({ path: url });
-  await store.personas.sync({ personas: loadPersonaDir(personasDir).map(toPersonaUpsert), now: Date.now() });
+  await syncPersonaFolder(store, personasDir);
   proxy = await startCutProxy("127.0.0.1", Number(new URL(url).port));
   children.push(startMcpReaper(url, 0));
   return { url, store, proxy };
