@@ -259,8 +259,15 @@ export interface Store {
   readonly ui?: UiReadService;
   /** In-process notifications, emitted after each commit. */
   readonly events: StoreEventBus;
-  /** True when another connection (process) has written since the last call. Cheap. */
-  hasExternalChanges(): Promise<boolean>;
+  /**
+   * True when another connection (process) has written since the last call. Cheap.
+   * `wakeUpsOnly`: the caller acts only on writes after which this process may have work to
+   * claim or a lease of its own may have ended (the supervisor's waker), so a store whose
+   * watch delivers exactly those while it is up may answer from the watch alone: PostgreSQL
+   * while it LISTENs (every such write NOTIFYs), where other hosts' heartbeats, progress and
+   * settles that ready nothing would otherwise wake every idle supervisor for every persona.
+   */
+  hasExternalChanges(options?: { wakeUpsOnly?: boolean }): Promise<boolean>;
   /**
    * Calls `onChange` soon after another process may have written (a file watch, for
    * SQLite on the database's folder), so a waiting reader need not poll to react

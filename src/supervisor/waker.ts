@@ -32,7 +32,8 @@ export interface WakerHost {
  *   - other processes' writes: store.watchExternalChanges() (a file watch) asks
  *     for a check at once, and store.hasExternalChanges() (PRAGMA data_version; on
  *     PostgreSQL the transactions committed since the last look, the store's own left
- *     out: src/store/postgres/own-writes.ts) confirms it; the same check runs every pollIntervalMs in case the watch
+ *     out: src/store/postgres/own-writes.ts; while it LISTENs, the notifications alone,
+ *     as every write that may wake work NOTIFYs) confirms it; the same check runs every pollIntervalMs in case the watch
  *     misses (a file system without change notification); a claim that found the
  *     persona's room held by other claimants is woken the same way by the settle
  *     that frees it (on PostgreSQL a NOTIFY, migrations/postgres/0009);
@@ -160,7 +161,7 @@ export class Waker implements Service {
       do {
         this.recheck = false;
         if (this.poll === null) return;
-        if (await this.host.store.hasExternalChanges()) {
+        if (await this.host.store.hasExternalChanges({ wakeUpsOnly: true })) {
           this.host.wake(null);
           this.host.externalWrite();
           await this.rescheduleRunAt();

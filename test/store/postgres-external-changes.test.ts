@@ -17,7 +17,8 @@ import { copyFixture, next, writePersonas } from "../supervisor/helpers.js";
  * the store's own committed writes are not outside changes (as SQLite's data_version
  * ignores the connection's own), another process's write is, even one whose event id is
  * below ours but which commits after ours, and a cancel from another process reaches a
- * running supervisor through the poll alone (its LISTEN watch switched off).
+ * running supervisor through the poll alone (its LISTEN watch switched off). With its watch
+ * on, an idle supervisor is not woken by other hosts' writes that bring it no work.
  */
 const server = await usePostgres();
 
@@ -149,5 +150,56 @@ describe.skipIf(!server.available)("postgres: a cancel from another process reac
     // The renewal would notice it only after 40 s; the poll within a few of its 250 ms turns (room for a loaded machine).
     expect(Date.now() - cancelledAt).toBeLessThan(20_000);
     expect((await store.tasks.get({ taskId: ids[0]! })).status).toBe("cancelled");
+  });
+});
+
+describe.skipIf(!server.available)("postgres: an idle supervisor that listens is not woken by other hosts' writes that bring it no work", () => {
+  const admin = useAdmin(server);
+  let temp: TempDir | null = null;
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    temp?.cleanup();
+    temp = null;
+  });
+
+  it("claims nothing while another host heartbeats, and still runs that host's enqueue", async () => {
+    const url = await admin.schema("x3");
+    temp = makeTempDir("roster-pgidle-");
+    const personasDir = temp.path("personas");
+    mkdirSync(personasDir);
+    writePersonas(personasDir, [
+      { id: "first", adapter: { kind: "echo" } },
+      { id: "second", adapter: { kind: "echo" } },
+    ]);
+    const claims: number[] = [];
+    const store = await openStore({ path: url, onTransaction: (name) => (name === "tasks.claim" ? claims.push(Date.now()) : undefined) });
+    cleanups.push(() => store.close());
+    const personas = await syncPersonas(store, personasDir, Date.now());
+    const config = loadConfig({ dbPath: url, personasDir, logLevel: "silent", threads: 1, pollIntervalMs: 100 } as never, {});
+    const supervisor = new Supervisor({ store, personas, config, logger: silentLogger() });
+    cleanups.push(() => supervisor.stop("test over"));
+    await supervisor.start();
+    // Its LISTEN is up (its watch's first yes has woken it once).
+    for (;;) {
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'LISTEN "roster:x3"'`);
+      if (rows[0]!.n === 1) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await openStore({ path: url }); // another host: its supervisor's agent heartbeats
+    cleanups.push(() => other.close());
+    const agent = await other.agents.register({ name: "another host", kind: "supervisor", heartbeatTimeoutMs: 60_000, now: Date.now() });
+    const from = Date.now();
+    for (let i = 0; i < 40; i++) {
+      await other.agents.heartbeat({ agentId: agent.id, now: Date.now() });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Forty commits by another process over twenty of its polls: none of them readied work, ended a lease or
+    // cancelled, so none is a reason to claim (each used to wake both personas' producers).
+    expect(claims.filter((at) => at >= from)).toEqual([]);
+    const done = next(supervisor.events, "task:run-finished", () => true, 20_000);
+    const { ids } = await other.tasks.enqueue({ tasks: [{ persona: "second", title: "from another host" }], now: Date.now() });
+    expect((await done).taskId).toBe(ids[0]);
   });
 });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
+import { LISTEN_PROBE_MS, LISTEN_PROBE_TIMEOUT_MS } from "../../src/store/postgres/store.js";
+import { startCutProxy } from "../helpers/tcp-proxy.js";
 import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";
 import { T0 } from "../helpers/store.js";
@@ -98,9 +100,13 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     const b = await open();
     await syncTestPersonas(a, T0);
     const seen = counter();
+    const listened = seen.next();
     const stop = b.watchExternalChanges(seen.fn);
-    await until(listeners, (pids) => pids.length === 1);
-    await b.hasExternalChanges(); // the first look sees the persona sync, written since b opened
+    await listened;
+    // Once LISTEN is up: a yes for whatever went unheard before it, and the look after it sees the persona
+    // sync, written since b opened.
+    expect(await b.hasExternalChanges()).toBe(true);
+    expect(await b.hasExternalChanges()).toBe(true);
     expect(await b.hasExternalChanges()).toBe(false);
     const woken = seen.next();
     await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "heard" }], now: T0 });
@@ -112,6 +118,36 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     expect(await b.hasExternalChanges()).toBe(false);
     stop();
     await until(listeners, (pids) => pids.length === 0);
+  });
+
+  it("while it listens, a wake-ups-only look answers from the notifications alone: another host's heartbeat wakes nothing, its enqueue does, once", async () => {
+    const a = await open();
+    const b = await open();
+    await syncTestPersonas(a, T0);
+    const agent = await a.agents.register({ name: "another host", kind: "supervisor", heartbeatTimeoutMs: 60_000, now: T0 });
+    const seen = counter();
+    const listened = seen.next();
+    const stop = b.watchExternalChanges(seen.fn);
+    await listened;
+    // The yes for what went unheard before LISTEN (the persona sync, the registration), then nothing.
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(true);
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(false);
+    // Heartbeats write, and NOTIFY nobody: no work for b can come of them.
+    for (let i = 1; i <= 3; i++) expect((await a.agents.heartbeat({ agentId: agent.id, now: T0 + i })).agentActive).toBe(true);
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(false);
+    // A caller that wants every write (the dashboard) still gets them from the look.
+    expect(await b.hasExternalChanges()).toBe(true);
+    const woken = seen.next();
+    await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "work for b" }], now: T0 + 5 });
+    await woken;
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(true);
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(false);
+    stop();
+    await until(listeners, (pids) => pids.length === 0);
+    // Not listening any more: the look answers again (rebased, with one yes for the writes meanwhile).
+    await a.agents.heartbeat({ agentId: agent.id, now: T0 + 6 });
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(true);
+    expect(await b.hasExternalChanges({ wakeUpsOnly: true })).toBe(false);
   });
 
   it("a write committed after the store opened and before its first look is seen by that look, as on SQLite", async () => {
@@ -141,6 +177,48 @@ describe.skipIf(!server.available)("postgres: LISTEN/NOTIFY wake-ups", () => {
     stop();
     await until(listeners, (pids) => pids.length === 0);
   });
+
+  it("a listening connection whose link is cut silently is found by its probe and reopened, and what went unheard meanwhile is said", async () => {
+    const a = await open();
+    await syncTestPersonas(a, T0);
+    const proxy = await startCutProxy("127.0.0.1", Number(new URL(url).port));
+    try {
+      // far reaches the server through the proxy; a, as another host, directly.
+      const far = await openStore({ path: proxy.url(url), now: T0 });
+      stores.push(far);
+      const unavailable: string[] = [];
+      far.events.on("store:watch-unavailable", (e) => unavailable.push(e.reason));
+      const seen = counter();
+      const listened = seen.next();
+      far.watchExternalChanges(seen.fn);
+      await listened;
+      expect(await far.hasExternalChanges({ wakeUpsOnly: true })).toBe(true);
+      expect(await far.hasExternalChanges({ wakeUpsOnly: true })).toBe(false);
+      // Bytes stop, nothing is reset: the listener's socket stays open and hears nothing.
+      proxy.cut("drop");
+      const cutAt = Date.now();
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (unavailable.length > 0) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 50);
+      });
+      // Found by a probe: within one interval and one timeout of the cut (and room for a busy machine's late timers).
+      expect(Date.now() - cutAt).toBeLessThan(LISTEN_PROBE_MS + LISTEN_PROBE_TIMEOUT_MS + 10_000);
+      expect(unavailable[0]).toContain("did not answer a probe");
+      // Another host's enqueue while the link is down goes unheard; once it is back, the listener reopens and the
+      // watcher's look says yes for it.
+      await a.tasks.enqueue({ tasks: [{ persona: "worker", title: "while the link was down" }], now: T0 + 1 });
+      const relistened = seen.next();
+      proxy.restore();
+      await relistened;
+      expect(await far.hasExternalChanges({ wakeUpsOnly: true })).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
 
   it("closing the store ends its listening connection", async () => {
     const b = await open();

@@ -42,6 +42,10 @@ const PgClient = pg.Client;
 
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
 export const PG_POOL_MAX_DEFAULT = 8;
+/** The listening connection is asked `SELECT 1` this often, in ms (a link cut silently is found within this and the timeout). */
+export const LISTEN_PROBE_MS = 10_000;
+/** A probe unanswered this long counts as the listening connection lost, in ms. */
+export const LISTEN_PROBE_TIMEOUT_MS = 5_000;
 
 /**
  * The PostgreSQL store (issue 19): the Store interface over a node-postgres pool, the
@@ -266,12 +270,28 @@ export class PostgresStore implements Store {
     };
   }
 
-  async hasExternalChanges(): Promise<boolean> {
+  async hasExternalChanges(options?: { wakeUpsOnly?: boolean }): Promise<boolean> {
     // A notification heard since the last look is a committed write that may wake work: say so without
     // another round trip (it is on the path from an enqueue on another host to its claim). The next
     // look that asks the server then sees those writes' events as new too: one spare wake, no miss.
     if (this.notified) {
       this.notified = false;
+      return true;
+    }
+    // While this store LISTENs, every write after which a supervisor may have work (or lost a lease) has
+    // NOTIFYed it (WAKE_EVENTS, src/store/postgres/database.ts): nothing to ask the server. Looking anyway
+    // would count every other host's heartbeat as a change and wake every idle supervisor for every
+    // persona, a cost of the square of the hosts. The listener is probed (LISTEN_PROBE_MS), and the look
+    // resumes, rebased, once it is lost.
+    if (options?.wakeUpsOnly === true && this.listening) {
+      this.lookStale = true;
+      return false;
+    }
+    if (this.lookStale) {
+      // The last look is older than the listener's loss: start from now, and say yes once for the writes
+      // between (whatever a lost connection left unheard).
+      this.lookStale = false;
+      await this.tx.read("store.hasExternalChanges", (q) => this.tx.own.start(q));
       return true;
     }
     // A transaction of another process committed since the last look; this store's own are left out, as
@@ -302,8 +322,13 @@ export class PostgresStore implements Store {
   private readonly watchers = new Set<() => void>();
   /** A notification arrived since hasExternalChanges last looked. */
   private notified = false;
+  /** The listener's LISTEN is in force (and its last probe was answered). */
+  private listening = false;
+  /** hasExternalChanges answered from the listener since its last look: the next look rebases. */
+  private lookStale = false;
   private listener: pg.Client | null = null;
   private relisten: NodeJS.Timeout | null = null;
+  private listenProbe: NodeJS.Timeout | null = null;
 
   private async listen(failures: number): Promise<void> {
     if (this.closed || this.watchers.size === 0 || this.tx.channel === null) return;
@@ -312,6 +337,7 @@ export class PostgresStore implements Store {
     const retry = (error: unknown) => {
       if (this.listener !== client) return;
       this.listener = null;
+      this.stopProbing();
       client.removeAllListeners();
       // An error the ending connection still emits must not go unhandled (it would end the process).
       client.on("error", () => {});
@@ -342,13 +368,43 @@ export class PostgresStore implements Store {
       return;
     }
     if (this.listener !== client) return void client.end().catch(() => {});
+    this.listening = true;
+    // A link cut without a reset leaves the socket open and silent for as long as TCP keeps trying: a
+    // listener that hears nothing would look the same as a quiet database. So it is asked a trivial
+    // statement now and then, and one unanswered in time counts as the connection lost.
+    this.listenProbe = setInterval(() => {
+      let answered = false;
+      const late = setTimeout(() => {
+        if (!answered) retry(new Error(`the listening connection did not answer a probe within ${LISTEN_PROBE_TIMEOUT_MS} ms`));
+      }, LISTEN_PROBE_TIMEOUT_MS);
+      late.unref();
+      client.query("SELECT 1").then(
+        () => {
+          answered = true;
+          clearTimeout(late);
+        },
+        (error: unknown) => {
+          answered = true;
+          clearTimeout(late);
+          retry(error);
+        },
+      );
+    }, LISTEN_PROBE_MS);
+    this.listenProbe.unref();
     // Notifications sent before this connection listened went unheard (a reconnect's outage, or the moments
-    // between the watch's start and its LISTEN): have every watcher look once; the look compares with the
-    // events as they stood at the last look, or at open.
+    // between the watch's start and its LISTEN): one yes for them, and every watcher called to take it.
+    this.notified = true;
     for (const watcher of [...this.watchers]) watcher();
   }
 
+  private stopProbing(): void {
+    this.listening = false;
+    if (this.listenProbe !== null) clearInterval(this.listenProbe);
+    this.listenProbe = null;
+  }
+
   private stopListening(): void {
+    this.stopProbing();
     if (this.relisten !== null) clearTimeout(this.relisten);
     this.relisten = null;
     const client = this.listener;
