@@ -106,7 +106,9 @@ export class ChangeFeed {
     if (this.polling || this.waiters.size === 0) return;
     this.polling = true;
     try {
-      if (await this.store.hasExternalChanges()) this.wakeAll();
+      // Only writes that may ready a task matter to a waiting claim: on PostgreSQL, while the store LISTENs,
+      // other hosts' heartbeats and progress no longer wake every waiter (Store.hasExternalChanges).
+      if (await this.store.hasExternalChanges({ wakeUpsOnly: true })) this.wakeAll();
     } catch {
       // A failed check (database closing) only means no early wake-up; waiters still
       // time out and re-read. Nothing to report to the agent.
