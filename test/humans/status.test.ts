@@ -44,6 +44,15 @@ describe("roster status and tasks that need a person", () => {
     expect(out).not.toContain(`#${ids.plain} `);
   });
 
+  it("roster retry of a rejected approval says, and records, that it awaits approval again", async () => {
+    await rosterOk(["reject", String(ids.gate), "--reason", "not yet", "--db", db]);
+    expect((await rosterOk(["retry", String(ids.gate), "--db", db])).trim()).toBe(`task ${ids.gate}: awaiting_approval; waiting again: ${ids.plain}`);
+    const json = await rosterJson<{ status: string }>(["show", String(ids.gate), "--json", "--db", db]);
+    expect(json.status).toBe("awaiting_approval");
+    const events = await rosterJson<Array<{ type: string; data: Record<string, unknown> }>>(["events", String(ids.gate), "--json", "--db", db]);
+    expect(events.find((e) => e.type === "task:retried")?.data).toMatchObject({ from: "failed", status: "awaiting_approval" });
+  });
+
   it("--json lists them under parked, with parkedTotal", async () => {
     const json = await rosterJson<{ parked: Array<Record<string, unknown>>; parkedTotal: number; counts: Record<string, Record<string, number>> }>(["status", "--json", "--db", db]);
     expect(json.parkedTotal).toBe(2);

@@ -36,7 +36,7 @@ export class PgTaskCommands {
     if (row.status !== "failed" && row.status !== "cancelled") {
       throw new RosterError("INVALID_STATE", `task ${params.taskId} is ${row.status}; only failed or cancelled tasks can be retried`, { details: { taskId: params.taskId, status: row.status } });
     }
-    const status: TaskState = row.unmet_deps === 0 ? "pending" : (await this.graph.blockedDependencyCount(tx, params.taskId)) > 0 ? "blocked" : "waiting";
+    let status: TaskState = row.unmet_deps === 0 ? "pending" : (await this.graph.blockedDependencyCount(tx, params.taskId)) > 0 ? "blocked" : "waiting";
     await tx.run(
       `UPDATE task_status SET status = $2, attempts = 0, run_at = $3::bigint, ready_at = CASE WHEN $2 = 'pending' THEN $3::bigint END,
          finished_at = NULL, assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, leases_lost = 0, reaped_token = NULL,
@@ -44,7 +44,8 @@ export class PgTaskCommands {
        WHERE task_id = $1 AND status IN ('failed','cancelled')`,
       [params.taskId, status, params.now],
     );
-    if (status === "pending") await parkForApproval(tx, [{ id: params.taskId }], params.now);
+    // A ready task of a human persona parks at once: the retry reports and records where it is.
+    if (status === "pending" && (await parkForApproval(tx, [{ id: params.taskId }], params.now)).length > 0) status = "awaiting_approval";
     await insertEvent(tx, params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
     const unblocked = status === "blocked" ? [] : await this.graph.unblockDependents(tx, params.taskId, params.now, params.by ?? null);
     tx.emit("task:retried", { taskId: params.taskId, persona: row.persona_id });

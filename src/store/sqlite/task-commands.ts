@@ -78,10 +78,11 @@ export class TaskCommands {
         details: { taskId: params.taskId, status: row.status },
       });
     }
-    const status: TaskState =
+    let status: TaskState =
       row.unmet_deps === 0 ? "pending" : (this.blockedDepCount.get(params.taskId) as number) > 0 ? "blocked" : "waiting";
     this.retryManualStmt.run({ taskId: params.taskId, status, now: params.now });
-    if (status === "pending") this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now);
+    // A ready task of a human persona parks at once: the retry reports and records where it is.
+    if (status === "pending" && this.graph.approvals.park([{ id: params.taskId, persona: row.persona_id }], params.now).length > 0) status = "awaiting_approval";
     this.event(params.taskId, "task:retried", params.now, params.by ?? null, 0, { from: row.status, status });
     const unblocked =
       status === "blocked"

@@ -173,7 +173,9 @@ export function humanRules(get: GetCtx): void {
     expect(await ctx.store.tasks.releaseIfLeased({ taskId: released!, leaseToken: lease(released!), now: ctx.clock.now() })).toMatchObject({ outcome: "released" });
     const again = await ctx.store.tasks.failIfLeased({ taskId: retried!, leaseToken: lease(retried!), error: { name: "Error", message: "flaky", retryable: true }, now: ctx.clock.now() });
     expect(again).toMatchObject({ ok: true, outcome: "retrying" });
-    expect(await ctx.store.tasks.retry({ taskId: failed!, now: ctx.clock.now() })).toMatchObject({ status: "pending" });
+    // The retry reports and records the state the task is in: parked, not pending.
+    expect(await ctx.store.tasks.retry({ taskId: failed!, now: ctx.clock.now() })).toMatchObject({ status: "awaiting_approval" });
+    expect((await ctx.store.tasks.events({ taskId: failed! })).find((e) => e.type === "task:retried")).toMatchObject({ data: { from: "failed", status: "awaiting_approval" } });
     for (const id of [released!, retried!, failed!]) {
       expect(await status(ctx, id)).toBe("awaiting_approval");
       expect((await ctx.store.humans.requests({ taskId: id })).map((r) => [r.kind, r.outcome])).toEqual([["approval", null]]);
