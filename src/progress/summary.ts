@@ -23,6 +23,9 @@ export interface PersonaSummary {
   nextDueAt: number | null;
   waiting: number;
   blocked: number;
+  /** Parked for a person (docs/humans-and-schedules.md): an approval, or an attempt's question. */
+  awaitingApproval: number;
+  awaitingInput: number;
 }
 
 export interface StatusSnapshot {
@@ -64,6 +67,8 @@ export function summarize(counts: Counts): PersonaSummary[] {
         nextDueAt: null,
         waiting: n("waiting"),
         blocked: n("blocked"),
+        awaitingApproval: n("awaiting_approval"),
+        awaitingInput: n("awaiting_input"),
       };
     });
 }
@@ -128,6 +133,8 @@ export function renderStatus(snapshot: StatusSnapshot, options: RenderOptions = 
       if (p.cancelled > 0) parts.push(`${p.cancelled} cancelled`);
       if (p.running > 0) parts.push(`${p.running} running`);
       if (p.pending > 0) parts.push(p.nextDueAt === null ? `${p.pending} pending` : `${p.pending} pending (delayed: next due in ${duration(p.nextDueAt - snapshot.at)})`);
+      if (p.awaitingApproval > 0) parts.push(`${p.awaitingApproval} awaiting approval`);
+      if (p.awaitingInput > 0) parts.push(`${p.awaitingInput} awaiting an answer`);
       if (p.waiting > 0) parts.push(`${p.waiting} waiting`);
       if (p.blocked > 0) parts.push(`${p.blocked} blocked`);
       lines.push(`${p.persona.padEnd(nameWidth)}  ${bar(fraction, width, ascii)} ${`${p.done}/${p.total}`.padStart(countWidth)} done  ${parts.join(", ")}`);

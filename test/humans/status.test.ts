@@ -42,6 +42,9 @@ describe("roster status and tasks that need a person", () => {
     expect(out).toMatch(new RegExp(`#${ids.gate} approver-default awaits approval: approve the release, approved by default at .+  \\(roster approve ${ids.gate} / roster reject ${ids.gate} --reason …\\)`));
     expect(out).toContain(`#${ids.asked} worker asks: Which branch? main or release?  (roster answer ${ids.asked} "…")`);
     expect(out).not.toContain(`#${ids.plain} `);
+    // Each persona's line counts its parked tasks too, as the heading above does.
+    expect(out).toMatch(/^approver-default +\[[^\]]*\] 0\/1 done  0 completed, 1 awaiting approval$/m);
+    expect(out).toMatch(/^worker +\[[^\]]*\] 0\/1 done  0 completed, 1 awaiting an answer$/m);
   });
 
   it("roster retry of a rejected approval says, and records, that it awaits approval again", async () => {
