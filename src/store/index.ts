@@ -14,6 +14,7 @@ import type { Store, StoreOptions } from "./types.js";
 export * from "./types.js";
 export * from "./economics.js";
 export { StoreEventBus, type StoreEventMap, type StoreEventName } from "./events.js";
+export { assertPersonaKnown } from "./suggest.js";
 export { planSchema, taskInputSchema, validateBatch, serializeJson, formatIssues, MAX_PAYLOAD_BYTES_DEFAULT } from "./input.js";
 
 export { isPostgresUrl } from "./postgres/connection.js";

@@ -6,7 +6,7 @@
  */
 import type { Clock } from "../clock.js";
 import { RosterError, coerceError, type ErrorCode } from "../errors.js";
-import { TASK_STATES, type Store, type TaskState, type UiTaskPageParams, type UiTaskRow, type UsageRecord } from "../store/index.js";
+import { TASK_STATES, assertPersonaKnown, type Store, type TaskState, type UiTaskPageParams, type UiTaskRow, type UsageRecord } from "../store/index.js";
 import { totalTokens } from "../policy/prices.js";
 import { attemptsOf } from "./attempts.js";
 
@@ -184,6 +184,8 @@ export async function listTasks(ctx: ApiContext, query: Query): Promise<Record<s
   const rootId = intParam(query, "root", { min: 1 });
   const status = statusesParam(query);
   const persona = query.get("persona") || undefined;
+  // An unknown persona is refused (400 PERSONA_NOT_FOUND, field persona) as `roster ls --persona` refuses it, not answered with an empty page.
+  if (persona !== undefined) await assertPersonaKnown(ctx.store, persona, "persona");
   const q = query.get("q") || undefined;
   const p: UiTaskPageParams = {
     limit: limit + 1,

@@ -117,11 +117,15 @@ describe("dashboard API on loopback without a token", () => {
       ["/api/tasks?limit=abc", 400, "limit"],
       ["/api/tasks?before=-1", 400, "before"],
       ["/api/tasks/abc", 400, "id"],
+      ["/api/tasks?persona=nope", 400, "persona"],
+      ["/api/tasks?persona=workr&status=pending", 400, "persona"],
     ];
     for (const [path, status, field] of cases) {
       const r = await c.req("GET", path);
       expect([path, r.status, r.body.error.field]).toEqual([path, status, field]);
     }
+    // An unknown persona is refused as `roster ls --persona` refuses it, with the closest known one.
+    expect((await c.req("GET", "/api/tasks?persona=workr")).body.error).toMatchObject({ code: "PERSONA_NOT_FOUND", field: "persona", message: expect.stringContaining('did you mean "worker"') });
     expect((await c.req("GET", "/api/tasks/99999")).status).toBe(404);
     expect((await c.req("GET", "/api/tasks/99999")).body.error.code).toBe("TASK_NOT_FOUND");
     expect((await c.req("GET", "/api/nothing")).status).toBe(404);

@@ -5,7 +5,7 @@ import { systemClock } from "../../clock.js";
 import { preview, statusText, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { withPersonaFileHint } from "../persona-hint.js";
-import { unknownNameHint } from "../../store/suggest.js";
+import { assertPersonaKnown as assertKnown } from "../../store/suggest.js";
 import { addDbOption, addJsonOption, configFrom, parseInteger, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
 interface LsOptions extends DbOptions, JsonOptions {
@@ -30,19 +30,15 @@ export function parseStatuses(raw: string): TaskState[] {
 
 /**
  * Refuses a --persona the database has never had, as `roster add --persona` does
- * (PERSONA_NOT_FOUND with the closest name and the known ones): a typo would
- * otherwise list nothing and exit 0, which reads as "no tasks". A retired persona
- * is known (its tasks are kept and listed), and so is every persona a task names
- * (tasks.persona_id references personas). A persona only defined in a file of
- * the personas folder gets add's hint on how to sync it.
+ * (src/store/suggest.ts); a persona only defined in a file of the personas folder
+ * gets add's hint on how to sync it.
  */
 async function assertPersonaKnown(store: Store, persona: string, personasDir: string): Promise<void> {
-  if ((await store.personas.get({ id: persona })) !== null) return;
-  const known = (await store.personas.list({ includeRetired: true })).map((p) => p.id);
-  const error = new RosterError("PERSONA_NOT_FOUND", `--persona: unknown persona "${persona}"${unknownNameHint(persona, known)}`, {
-    details: { field: "persona", persona, known },
-  });
-  throw withPersonaFileHint(error, personasDir);
+  try {
+    await assertKnown(store, persona, "--persona");
+  } catch (error) {
+    throw withPersonaFileHint(error, personasDir);
+  }
 }
 
 /**
