@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { LEASE_MS_DEFAULT, TIMEOUT_MS_DEFAULT, retryPolicyFields } from "../policy/retry.js";
 import { agentAdapterFields, checkAgentAdapter } from "../adapters/agent/options.js";
+import { approvalSettingsFields } from "../store/approval-gate.js";
 
 /**
  * Persona front matter. Every field is checked here, once; a persona file that
@@ -21,9 +22,8 @@ export const adapterSchema = z.discriminatedUnion("kind", [
     .object({
       /** Approval tasks: never claimed; a person approves or rejects them (`roster approve|reject`). */
       kind: z.literal("human"),
-      /** After this long awaiting approval, `default` applies by itself (ms). */
-      deadlineMs: z.number().int().min(1).optional(),
-      default: z.enum(["approve", "reject"]).optional(),
+      /** deadlineMs and default, checked as a task's payload.approval is. */
+      ...approvalSettingsFields,
     })
     .strict(),
   z

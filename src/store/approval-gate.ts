@@ -13,6 +13,23 @@
  * (bench/RESULTS.md, history).
  */
 
+import { z } from "zod";
+
+/**
+ * An approval's deadline and its default outcome, checked here, once, wherever they are given: a
+ * human persona's adapter (src/personas/schema.ts: PERSONA_INVALID) and a task's `payload.approval`
+ * (src/store/input.ts, at every enqueue: VALIDATION). A deadline must lie ahead and a default must
+ * be one this gate applies, or the task would be decided at once, or wait forever, without a word.
+ */
+export const approvalSettingsFields = {
+  /** After this long awaiting approval, `default` applies by itself (ms). */
+  deadlineMs: z.number().int().min(1).optional(),
+  default: z.enum(["approve", "reject"]).optional(),
+};
+
+/** A task payload's `approval` (the rest of the payload is the task's own): its two settings checked, other keys left alone. */
+export const payloadApprovalSchema = z.object(approvalSettingsFields);
+
 /** The adapter kind whose tasks park for a person. */
 export const HUMAN_ADAPTER_KIND = "human";
 
@@ -62,8 +79,9 @@ function outcome(value: unknown): "approve" | "reject" | null {
 /**
  * The request of a task parking now: the deadline and default come from the task's payload
  * (`approval.deadlineMs`, `approval.default`) or else from its persona's adapter (`deadlineMs`,
- * `default`). A payload value of the wrong type is passed over, as if absent (the triggers
- * failed the whole write on it, a dependency's completion included).
+ * `default`). Both are checked at enqueue (approvalSettingsFields); a stored value of the wrong
+ * type (written before that check) is passed over here, as if absent, rather than failing the
+ * write that readies the task (a dependency's completion, say).
  */
 export function approvalRequest(task: GateCandidate, now: number): ApprovalRequest {
   const payload = objectAt(task.payload === null ? null : (JSON.parse(task.payload) as unknown), "approval");

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { RosterError } from "../errors.js";
 import { BACKOFF_KINDS } from "../policy/retry.js";
+import { payloadApprovalSchema } from "./approval-gate.js";
 import type { Json, TaskInput } from "./types.js";
 
 /**
@@ -216,6 +217,25 @@ function findNonJson(value: unknown, where: string, seen: Set<unknown>): string 
   }
 }
 
+/**
+ * A payload's `approval.deadlineMs` and `approval.default` (the approval gate's per-task settings,
+ * src/store/approval-gate.ts) are refused when wrong, as in a persona file, rather than passed over
+ * when the task parks: a task whose default was dropped would wait forever, one whose deadline is
+ * not ahead would be decided at once.
+ */
+function checkPayloadApproval(payload: unknown, label: string, index: number): void {
+  if (payload === null || typeof payload !== "object" || Array.isArray(payload)) return;
+  // Only an object is read by the gate (approvalRequest); anything else under the key is the task's own.
+  const approval = (payload as Record<string, unknown>)["approval"];
+  if (approval === null || typeof approval !== "object" || Array.isArray(approval)) return;
+  const parsed = payloadApprovalSchema.safeParse(approval);
+  if (parsed.success) return;
+  const first = parsed.error.issues[0];
+  throw new RosterError("VALIDATION", formatIssues(parsed.error.issues, `${label}.payload.approval`), {
+    details: { index, field: ["payload", "approval", ...(first?.path ?? []).map(String)].join(".") },
+  });
+}
+
 export interface ValidatedTask extends TaskInput {
   payloadJson: string | null;
 }
@@ -254,6 +274,7 @@ export function validateBatch(tasks: unknown, maxPayloadBytes: number): Validate
         details: { index, field: "maxAttempts" },
       });
     }
+    checkPayloadApproval(task.payload, label, index);
     if (task.ref !== undefined) {
       if (refs.has(task.ref)) {
         throw new RosterError("DUPLICATE_REF", `${label}.ref: "${task.ref}" is already used by tasks[${refs.get(task.ref)}]`, {

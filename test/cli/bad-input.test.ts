@@ -55,6 +55,7 @@ beforeAll(async () => {
   plan("schedules-zone.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    timezone: Nowhere/Land\n    task: { persona: reviewer, title: T }\n');
   plan("schedules-syntax.yaml", "schedules:\n  - id: a\n   cron: x\n");
   plan("schedules-ghost.yaml", 'schedules:\n  - id: a\n    cron: "* * * * *"\n    task: { persona: reviewer, title: T }\n  - id: b\n    cron: "* * * * *"\n    task: { persona: ghost, title: T }\n');
+  plan("approval.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    payload: { approval: { deadlineMs: 0, default: approve } }\n");
   plan("backoff.yaml", "tasks:\n  - persona: reviewer\n    title: A\n    policy: { baseMs: 90000, maxMs: 1000 }\n");
   mkdirSync(files.path("bad-personas"));
   writeFileSync(files.path("bad-personas", "x.md"), "---\nid: Bad Id\nname: X\nadapter: { kind: echo }\n---\nBody.\n");
@@ -71,6 +72,7 @@ const personaText = (front: string, body = "You check things.\n") => `---\nname:
 /** Persona folders for `roster start --personas`, each with one problem (folder → file → text). */
 const personaFolders: Record<string, Record<string, string>> = {
   "p-kind": { "kind.md": personaText("id: kind\nadapter: { kind: telepathy }") },
+  "p-approval": { "gate.md": personaText("id: gate\nadapter: { kind: human, deadlineMs: -5, default: maybe }") },
   "p-concurrency": { "conc.md": personaText("id: conc\nadapter: { kind: echo }\nconcurrency: -1") },
   "p-jitter": { "jitter.md": personaText("id: jitter\nadapter: { kind: echo }\nretry: { jitter: 1.5 }") },
   "p-lease": { "lease.md": personaText("id: lease\nadapter: { kind: echo }\nleaseMs: 50") },
@@ -121,6 +123,18 @@ const cases: Case[] = [
   { name: "add with zero max attempts", args: () => ["add", "--persona", "reviewer", "--title", "T", "--max-attempts", "0"], stderr: /^roster: VALIDATION: --max-attempts: must be an integer >= 1, got "0"$/ },
   { name: "add with a negative delay", args: () => ["add", "--persona", "reviewer", "--title", "T", "--delay", "-5"], stderr: /^roster: VALIDATION: --delay: must be an integer >= 0, got "-5"$/ },
   { name: "add with a payload over ROSTER_MAX_PAYLOAD_BYTES", args: () => ["add", "--persona", "reviewer", "--title", "T", "--payload", '"0123456789"'], env: { ROSTER_MAX_PAYLOAD_BYTES: "8" }, stderr: /^roster: PAYLOAD_TOO_LARGE: .*12 bytes of JSON, over the limit of 8$/ },
+  // An approval's deadline and default in a payload are checked as in a persona file: a deadline already past, a default the gate would drop.
+  {
+    name: "add with a payload approval whose deadline is past and whose default is unknown",
+    args: () => ["add", "--persona", "reviewer", "--title", "T", "--payload", '{"approval":{"deadlineMs":-5,"default":"maybe"}}'],
+    stderr: /^roster: VALIDATION: --payload\.approval\.deadlineMs: Too small: expected number to be >=1; --payload\.approval\.default: Invalid option: expected one of "approve"\|"reject"$/,
+  },
+  { name: "a plan file with a payload approval deadline of 0", args: () => ["add", "--file", f("approval.yaml")], stderr: /^roster: VALIDATION: \S*approval\.yaml: tasks\[0\]\.payload\.approval\.deadlineMs: Too small/ },
+  {
+    name: "schedule add with a payload approval default that is unknown",
+    args: () => ["schedule", "add", "s9", "--cron", "* * * * *", "--persona", "reviewer", "--title", "x", "--payload", '{"approval":{"default":"later"}}'],
+    stderr: /payload\.approval\.default: Invalid option: expected one of "approve"\|"reject"$/,
+  },
   { name: "a plan file with a dependency cycle", args: () => ["add", "--file", f("cycle.json")], stderr: /^roster: DEPENDENCY_CYCLE: \S*cycle\.json: .*dependency cycle a -> b -> a$/ },
   { name: "a plan file whose task depends on itself", args: () => ["add", "--file", f("self.yaml")], stderr: /^roster: SELF_DEPENDENCY: \S*self\.yaml: tasks\[0\] \(ref "a"\)\.dependsOn: a task cannot depend on itself/ },
   { name: "a plan file depending on an unknown ref", args: () => ["add", "--file", f("unknown-ref.json")], stderr: /^roster: DEPENDENCY_NOT_FOUND: \S*unknown-ref\.json: .*no task in this batch has ref "zz"$/ },
@@ -178,6 +192,8 @@ const cases: Case[] = [
   // Persona files (roster start checks them before it opens the database).
   ...personaCases([
     ["an unknown adapter kind", "p-kind", /\S*kind\.md: front matter\.adapter\.kind: Invalid discriminator value\. Expected 'echo' \| 'sleep'/],
+    // The same check as a task's payload.approval (src/store/approval-gate.ts), with the same words.
+    ["an approval deadline not ahead and an unknown default", "p-approval", /\S*gate\.md: front matter\.adapter\.deadlineMs: Too small: expected number to be >=1; \S*gate\.md: front matter\.adapter\.default: Invalid option: expected one of "approve"\|"reject"$/],
     ["a negative concurrency", "p-concurrency", /\S*conc\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
     ["a backoff jitter over 1", "p-jitter", /\S*jitter\.md: front matter\.retry\.jitter: Too big: expected number to be <=1$/],
     ["a lease shorter than 100 ms", "p-lease", /\S*lease\.md: front matter\.leaseMs: Too small: expected number to be >=100$/],
@@ -360,6 +376,13 @@ const BIG = "x".repeat(1024 * 1024 + 10);
 const mcpCases: McpCase[] = [
   { name: "create_tasks with a title that is a number", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: 42 }] }), code: "VALIDATION", text: /"message":"tasks\[0\]\.title: Invalid input: expected string, received number","field":"tasks\[0\]\.title"/ },
   { name: "create_tasks with a priority that is a word", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "T", priority: "high" }] }), code: "VALIDATION", text: /"message":"tasks\[0\]\.priority: Invalid input: expected number, received string","field":"tasks\[0\]\.priority"/ },
+  {
+    name: "create_tasks with a payload approval whose deadline is past",
+    tool: "create_tasks",
+    args: () => ({ tasks: [{ persona: "reviewer", title: "ok" }, { persona: "reviewer", title: "T", payload: { approval: { deadlineMs: -5, default: "approve" } } }] }),
+    code: "VALIDATION",
+    text: /tasks\[1\]\.payload\.approval\.deadlineMs: Too small: expected number to be >=1/,
+  },
   { name: "create_tasks with no tasks", tool: "create_tasks", args: () => ({ tasks: [] }), code: "VALIDATION", text: /"message":"tasks: Too small: expected array to have >=1 items","field":"tasks"/ },
   { name: "create_tasks with an unknown persona after a good task", tool: "create_tasks", args: () => ({ tasks: [{ persona: "reviewer", title: "ok" }, { ref: "g", persona: "ghost", title: "G" }] }), code: "PERSONA_NOT_FOUND", text: /tasks\[1\] \(ref \\"g\\"\)\.persona: unknown persona \\"ghost\\"/ },
   { name: "create_tasks with a dependency cycle", tool: "create_tasks", args: () => ({ tasks: [{ ref: "a", persona: "reviewer", title: "A", dependsOn: ["b"] }, { ref: "b", persona: "reviewer", title: "B", dependsOn: ["a"] }] }), code: "DEPENDENCY_CYCLE", text: /dependsOn.*cycle a -> b -> a/ },

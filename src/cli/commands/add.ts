@@ -66,7 +66,8 @@ const TASK_FIELD_FLAGS: Readonly<Record<string, string>> = {
  */
 function renameForFlags(error: unknown): unknown {
   if (!(error instanceof RosterError)) return error;
-  const message = error.message.replace(/^tasks\[0\]\.(\w+)/, (all, field: string) => TASK_FIELD_FLAGS[field] ?? all);
+  // Each of the problems listed ("a: …; b: …").
+  const message = error.message.replace(/(^|; )tasks\[0\]\.(\w+)/g, (all, before: string, field: string) => (TASK_FIELD_FLAGS[field] === undefined ? all : `${before}${TASK_FIELD_FLAGS[field]}`));
   return message === error.message ? error : new RosterError(error.code, message, { cause: error, details: error.details, retryable: error.retryable });
 }
 

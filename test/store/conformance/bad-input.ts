@@ -33,6 +33,8 @@ const ENQUEUE_CASES: Case[] = [
   ["a circular payload", [{ persona: "worker", title: "a", payload: circular }], "VALIDATION", ["tasks[0].payload.self", "circular"]],
   ["NaN in the payload", [{ persona: "worker", title: "a", payload: [1, Number.NaN] }], "VALIDATION", ["tasks[0].payload[1]", "NaN"]],
   ["a payload over the size limit", [{ persona: "worker", title: "a", payload: "x".repeat(1024 * 1024 + 1) }], "PAYLOAD_TOO_LARGE", ["tasks[0].payload", "over the limit"]],
+  ["a payload approval deadline not ahead", [{ persona: "worker", title: "a", payload: { approval: { deadlineMs: -5 } } }], "VALIDATION", ["tasks[0].payload.approval.deadlineMs", ">=1"]],
+  ["a payload approval default the gate does not know", [{ persona: "worker", title: "a", payload: { approval: { deadlineMs: 1000, default: "maybe" } } }], "VALIDATION", ["tasks[0].payload.approval.default", '"approve"|"reject"']],
   ["a priority out of range", [{ persona: "worker", title: "a", priority: -1001 }], "VALIDATION", ["tasks[0].priority"]],
   ["a non-integer maxAttempts", [{ persona: "worker", title: "a", maxAttempts: 1.5 }], "VALIDATION", ["tasks[0].maxAttempts"]],
   [
