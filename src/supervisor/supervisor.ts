@@ -114,7 +114,7 @@ export class Supervisor {
     const startFoldMs = checkOptions(options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.producers = new Producers(options.personas, this);
-    this.idle = new IdleCheck(this.store, this.taskId, this.logger, (where, error) => this.error(where, error));
+    this.idle = new IdleCheck(this.store, this.taskId, this.logger, (where, error) => this.error(where, error), this.clock);
     this.connection = new ConnectionGuard({
       logger: this.logger,
       monotonic: this.monotonic,

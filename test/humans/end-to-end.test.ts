@@ -135,7 +135,7 @@ describe("humans in the loop through a real supervisor and the CLI", () => {
     expect(await h.supervisor.done).toBe("idle");
     expect((await h.store.tasks.list({ persona: "asker" })).map((t) => t.status)).toEqual(["awaiting_input", "awaiting_input"]);
     const said = lines.map((line) => JSON.parse(line) as { msg: string; parked?: number }).find((l) => l.msg.startsWith("exit when idle"));
-    expect(said).toMatchObject({ parked: 2, msg: expect.stringContaining("until a person answers or approves") });
+    expect(said).toMatchObject({ parked: 2, held: 0, msg: expect.stringContaining("until a person acts (2 parked for a person: roster answer / approve / reject)") });
   });
 
   it("--exit-when-idle does not stop while an approval's deadline default will still decide", async () => {
