@@ -14,13 +14,36 @@ function lifts(until: number | null, now: number): string {
   return until === null ? "until lifted by hand" : `until ${new Date(until).toISOString()} (in ${Math.max(0, Math.ceil((until - now) / 1000))} s)`;
 }
 
-/** A task's or its goal's budget hold, with what the scope spent. */
-export function holdReason(h: { scope: "task" | "goal"; key: number; since: number; cost_usd: number | null; tokens: number | null }): WhyReason {
+/** A budget's limits, as the settlement reads them (budget-rules.ts attemptBudgetOf); null when not known. */
+export type HeldLimits = { maxCostUsd: number | null; maxTokens: number | null } | null;
+
+/**
+ * A task's or its goal's budget hold, with what the scope spent against its limits and the
+ * raise that lifts it: `--tokens` for a spent token limit, `--usd` for a spent dollar limit,
+ * both when both are (raising the other limit would leave the hold on).
+ */
+export function holdReason(h: { scope: "task" | "goal"; key: number; since: number; cost_usd: number | null; tokens: number | null }, limits: HeldLimits): WhyReason {
   const whose = h.scope === "task" ? "its own" : `its goal's (task ${h.key})`;
+  const spentUsd = h.cost_usd ?? 0;
+  const spentTokens = h.tokens ?? 0;
+  const usdSpent = limits?.maxCostUsd != null && spentUsd >= limits.maxCostUsd;
+  const tokensSpent = limits?.maxTokens != null && spentTokens >= limits.maxTokens;
+  const flags = usdSpent || tokensSpent ? [...(usdSpent ? ["--usd N"] : []), ...(tokensSpent ? ["--tokens N"] : [])].join(" ") : "--usd N and/or --tokens N";
+  const usdText = limits?.maxCostUsd != null ? `${usd(spentUsd)} of ${usd(limits.maxCostUsd)}` : usd(spentUsd);
+  const tokensText = limits?.maxTokens != null ? `${spentTokens} of ${limits.maxTokens} tokens` : `${spentTokens} tokens`;
   return {
     code: "budget_exhausted",
-    message: `${whose} budget is spent (${usd(h.cost_usd ?? 0)}, ${h.tokens ?? 0} tokens) since ${new Date(h.since).toISOString()}; it lifts when raised (\`roster budget raise --${h.scope} ${h.key} --usd N\`)`,
-    data: { scope: h.scope, key: String(h.key), spentUsd: h.cost_usd ?? 0, spentTokens: h.tokens ?? 0, since: h.since, until: null },
+    message: `${whose} budget is spent (${usdText}, ${tokensText}) since ${new Date(h.since).toISOString()}; it lifts when raised (\`roster budget raise --${h.scope} ${h.key} ${flags}\`)`,
+    data: {
+      scope: h.scope,
+      key: String(h.key),
+      spentUsd,
+      spentTokens,
+      maxCostUsd: limits?.maxCostUsd ?? null,
+      maxTokens: limits?.maxTokens ?? null,
+      since: h.since,
+      until: null,
+    },
   };
 }
 

@@ -326,7 +326,8 @@ export class PgGates {
        WHERE t.id = $1 ORDER BY h.scope DESC`,
       [task.id],
     );
-    const out = holds.map(holdReason);
+    const budget = holds.length === 0 ? null : await this.attemptBudget(q, task.id);
+    const out = holds.map((h) => holdReason(h, budget?.[h.scope] ?? null));
     for (const r of (await this.personaGates(q, task.persona, now)).reasons) out.push(whyOf(r, now));
     const key = await q.one<{ key: string; max_running: number; holders: number[] | null }>(
       `SELECT s.concurrency_key AS key, k.max_running,

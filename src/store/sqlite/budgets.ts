@@ -263,7 +263,9 @@ export class EconomicsStatements extends EconomicsCommands {
   whyReasons(task: { id: number; persona: string; status: string }, now: number): WhyReason[] {
     if (task.status !== "pending" && task.status !== "waiting") return [];
     const rootId = (this.taskRoot.get(task.id) as number | undefined) ?? task.id;
-    const out = (this.holdsOf.all({ taskId: task.id, rootId }) as Array<{ scope: "task" | "goal"; key: number; since: number; cost_usd: number | null; tokens: number | null }>).map(holdReason);
+    const holds = this.holdsOf.all({ taskId: task.id, rootId }) as Array<{ scope: "task" | "goal"; key: number; since: number; cost_usd: number | null; tokens: number | null }>;
+    const budget = holds.length === 0 ? null : this.attemptBudget(task.id);
+    const out = holds.map((h) => holdReason(h, budget?.[h.scope] ?? null));
     for (const r of this.gate(task.persona, now, Number.MAX_SAFE_INTEGER).reasons) out.push(whyOf(r, now));
     const key = this.keyOf.get(task.id) as { key: string; running: number; max_running: number; holders: string } | undefined;
     if (key !== undefined && key.running >= key.max_running) out.push(keyFullReason(key.key, key.running, key.max_running, JSON.parse(key.holders) as number[]));

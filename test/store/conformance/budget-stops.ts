@@ -47,6 +47,49 @@ export function budgetStopRules(get: GetCtx): void {
     expect(await claimOne(ctx)).toMatchObject({ id, attempt: 1 });
   });
 
+  it("budget stops: roster why names the limit that is spent, and raising it as it says lets the task run again", async () => {
+    const ctx = get();
+    // A tokens-only task budget (its policy) and a dollars-only goal budget, each spent in turn.
+    const id = await enqueueOne(ctx, { policy: { maxTokens: 100 } });
+    const task = await claimOne(ctx);
+    await ctx.store.tasks.failIfLeased({
+      taskId: id,
+      leaseToken: task.leaseToken,
+      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
+      usage: { inputTokens: 120 },
+      now: ctx.clock.now(),
+      random: fixedRandom(0),
+    });
+    const hint = async (): Promise<string> => {
+      const held = (await ctx.store.why.explain({ taskId: id, now: ctx.clock.now() })).reasons.find((r) => r.code === "budget_exhausted");
+      return held?.message ?? "(not held)";
+    };
+    const tokensHint = await hint();
+    expect(tokensHint).toContain(`roster budget raise --task ${id} --tokens N`);
+    expect(tokensHint).not.toContain("--usd");
+    expect(tokensHint).toContain("120 of 100 tokens");
+    // Following the hint (N = 1000) lifts the hold.
+    await ctx.store.economics.raiseBudget({ scope: "task", key: String(id), addTokens: 1_000, now: ctx.clock.now() });
+    expect(await hint()).toBe("(not held)");
+    const again = await claimOne(ctx);
+    expect(again).toMatchObject({ id, attempt: 1 });
+    // Now its goal's dollars: the hint says --usd, for the goal.
+    await ctx.store.economics.setBudget({ scope: "goal", key: String(id), maxCostUsd: 0.5, now: ctx.clock.now() });
+    await ctx.store.tasks.failIfLeased({
+      taskId: id,
+      leaseToken: again.leaseToken,
+      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
+      usage: { inputTokens: 10, costUsd: 0.75 },
+      now: ctx.clock.now(),
+      random: fixedRandom(0),
+    });
+    const usdHint = await hint();
+    expect(usdHint).toContain(`roster budget raise --goal ${id} --usd N`);
+    expect(usdHint).not.toContain("--tokens");
+    await ctx.store.economics.raiseBudget({ scope: "goal", key: String(id), addCostUsd: 1, now: ctx.clock.now() });
+    expect(await hint()).toBe("(not held)");
+  });
+
   it("budget stops: BUDGET_EXHAUSTED on a task with no budget at all is an ordinary failure, counted", async () => {
     const ctx = get();
     const id = await enqueueOne(ctx);
