@@ -58,6 +58,20 @@ describe("reading agent CLI output", () => {
     expect(error.details?.rateLimited).toBe(true);
   });
 
+  it("reports a custom CLI's rate limit as a provider limit with the retry-after it printed, and a known CLI's usage limit without a reset as retryable", () => {
+    const error = failure(() => interpretRun(profile({ profile: "custom", command: "my-agent" }), run({ exitCode: 1, stderr: "HTTP 429 Too Many Requests, retry after 60s" })));
+    expect(error.retryable).toBe(true);
+    expect(error.details).toMatchObject({ failure: "rate-limit", retryAfterMs: 60_000, rateLimited: true, exitCode: 1 });
+    expect(error.message).toMatch(/\(rate limited; retry after 60 s: provider paused, attempt not counted\): HTTP 429/);
+    expect(error.message).not.toMatch(/will retry/);
+    const codex = JSON.stringify({ type: "error", message: "You’ve hit your usage limit. Upgrade to Pro or try again later." });
+    const usage = failure(() => interpretRun(profile({ profile: "codex" }), run({ exitCode: 1, stdout: codex })));
+    expect(usage.retryable).toBe(true);
+    expect(usage.details).toMatchObject({ failure: "usage-limit" });
+    expect(usage.message).toMatch(/\(usage limit reached; no reset time given: provider paused, attempt not counted\)/);
+    expect(usage.message).not.toMatch(/not retryable/);
+  });
+
   it("fails non-retryable on bad credentials", () => {
     const stdout = JSON.stringify({ type: "result", is_error: true, result: "Invalid API key · Please run /login" });
     const error = failure(() => interpretRun(profile({ profile: "claude" }), run({ exitCode: 1, stdout })));

@@ -100,19 +100,24 @@ describe("roster run", () => {
     expect(children[2]!.dependsOn.sort()).toEqual([childIds[0], childIds[1]].sort());
   });
 
-  // A custom CLI (no dialect roster reads): its rate limit is a counted, retryable failure. The known CLIs' limits
-  // are provider pauses, uncounted (docs/economics.md; test/agent-cli/supervisor-failures.test.ts).
-  it("retries a custom CLI's rate-limited attempt after its backoff until the attempts are used up", async () => {
-    agentPersona("coder");
+  // A custom CLI (no dialect roster reads): a rate limit its patterns recognise is a provider limit as a known
+  // CLI's is, given back uncounted (docs/economics.md; test/agent/provider-limits.test.ts under roster start).
+  it("gives a custom CLI's rate-limited attempt back uncounted and waits out the provider's pause (Ctrl-C cancels)", async () => {
     writeFileSync(
       join(personas, "coder.md"),
       `---\nid: coder\nname: coder\nadapter:\n  kind: agent\n  profile: custom\n  command: ${JSON.stringify(FAKE_CLI)}\n  args: ["-p"]\n  rateLimitPatterns: ["usage limit reached"]\nretry:\n  maxAttempts: 2\n  backoff: fixed\n  baseMs: 10\n  maxMs: 10\n  jitter: 0\n---\nYou are coder.\n`,
     );
-    const out = await run("coder", "Busy [fake:rate-limit]");
-    expect(out.code).toBe(1);
-    const printed = JSON.parse(out.stdout) as { status: string; attempts: number; error: { retryable: boolean; details: { rateLimited: boolean } } };
-    expect(printed).toMatchObject({ status: "failed", attempts: 2 });
-    expect(printed.error.details.rateLimited).toBe(true);
+    const child = spawn(process.execPath, [BIN, "run", "--persona", "coder", "--db", db, "--personas", personas, "Busy [fake:rate-limit]"], { cwd: dir.path, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    await waitUntil(() => (stderr.includes("given back") ? true : undefined), 30_000);
+    expect(stderr).toMatch(/^roster: attempt 1 of task 1 was given back, not counted \(ADAPTER_FAILED: .*rate limited: provider paused, attempt not counted.*\); retrying in (59|60)\.\d s\n/);
+    const task = await withDb((store) => store.tasks.get({ taskId: 1 }));
+    expect(task).toMatchObject({ status: "pending", attempts: 0 });
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect((await withDb((store) => store.tasks.get({ taskId: 1 }))).status).toBe("cancelled");
   });
 
   it("says so when a known CLI's usage limit gives the attempt back uncounted, and waits for the reset (Ctrl-C cancels)", async () => {

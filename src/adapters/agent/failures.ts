@@ -11,7 +11,7 @@ import { jsonLines } from "./usage.js";
  * | --- | --- | --- |
  * | `auth` (401/403, a rejected key) | no | the variable that holds the key |
  * | `rate-limit` (429, 529) | yes | `retryAfterMs` when the CLI says it (Gemini) |
- * | `usage-limit` (a plan's or a day's quota) | yes with `resetAt`, else no | `resetAt`, epoch ms |
+ * | `usage-limit` (a plan's or a day's quota) | yes, after a provider pause | `resetAt`, epoch ms, when the CLI says it |
  * | `server` (5xx) | yes | |
  * | `unreachable` (connection refused, DNS) | yes | |
  * | `permission-denied` (a tool the CLI's permissions refused) | no | `tool` |
@@ -112,9 +112,10 @@ function usageLimitOf(dialect: AgentDialect, text: string, now: number): Omit<Fa
   return null;
 }
 
+/** Retryable either way: the store pauses the provider until `resetAt`, or 30 min when unknown (docs/economics.md). */
 function limit(resetAt: number | null, now: number): Omit<Failure, "message"> {
   return resetAt === null
-    ? { kind: "usage-limit", retryable: false }
+    ? { kind: "usage-limit", retryable: true }
     : { kind: "usage-limit", retryable: true, resetAt, retryAfterMs: Math.max(0, resetAt - now) };
 }
 

@@ -1,6 +1,6 @@
 import { RosterError } from "../../errors.js";
 import type { Json } from "../../store/types.js";
-import { classifyFailure, permissionDenial, trailingJson, type Failure } from "./failures.js";
+import { classifyFailure, permissionDenial, retryAfterMs, trailingJson, type Failure } from "./failures.js";
 import type { AgentProfile, JsonlRule, OutputSpec } from "./profiles.js";
 import type { NormalUsage } from "../../store/usage-values.js";
 import { readUsage, usageJson } from "./usage.js";
@@ -96,30 +96,41 @@ function interpretReading(profile: AgentProfile, run: CliRun, reading: Reading, 
   const rateLimited = matchesAny(profile.rateLimitPatterns, evidence);
   const nonRetryable =
     !rateLimited && (matchesAny(profile.nonRetryablePatterns, evidence) || (run.exitCode !== null && profile.nonRetryableExitCodes.includes(run.exitCode)));
+  // A rate limit any profile's patterns recognise is a provider limit like the known CLIs' (docs/economics.md,
+  // "Provider limits"): given back uncounted, the provider paused for the retry-after the output gives.
+  if (rateLimited) {
+    const after = retryAfterMs(evidence);
+    const message = (reading.error ?? firstLine(run.stderr) ?? firstLine(run.stdout) ?? "rate limited").trim();
+    throw classifiedError(run, { kind: "rate-limit", retryable: true, message, ...(after === null ? {} : { retryAfterMs: after }) }, usage);
+  }
   const what = reading.error !== null ? `: ${reading.error}` : "";
-  const label = rateLimited ? " (rate limited; will retry)" : nonRetryable ? " (not retryable)" : "";
+  const label = nonRetryable ? " (not retryable)" : "";
   throw new RosterError("ADAPTER_FAILED", `${run.command} ${how(run)}${label}${what}${tailBlock("stderr", run.stderr)}`, {
     retryable: !nonRetryable,
     details: { exitCode: run.exitCode, signal: run.signal, rateLimited, stderrTail: tail(run.stderr), ...(usage === null ? {} : { usage: usageJson(usage) }) },
   });
 }
 
+/** What the supervisor does with each class (docs/agent-clis.md, "Failures"), said in the error's message. */
 const FAILURE_LABELS: Record<Failure["kind"], string> = {
   auth: "authentication failed; not retryable",
-  "rate-limit": "rate limited; will retry",
+  "rate-limit": "rate limited",
   "usage-limit": "usage limit reached",
   server: "server error; will retry",
   unreachable: "model API unreachable; will retry",
   "permission-denied": "permission denied; not retryable",
 };
 
+/** A provider limit is given back uncounted and pauses the persona's provider account (docs/economics.md), whatever the CLI. */
+const PROVIDER_PAUSE = "provider paused, attempt not counted";
+
 function classifiedError(run: CliRun, failure: Failure, usage: NormalUsage | null): RosterError {
   const label =
     failure.kind === "usage-limit"
-      ? failure.resetAt === undefined
-        ? `${FAILURE_LABELS["usage-limit"]}; not retryable`
-        : `${FAILURE_LABELS["usage-limit"]}; resets at ${new Date(failure.resetAt).toISOString()}`
-      : FAILURE_LABELS[failure.kind];
+      ? `${FAILURE_LABELS["usage-limit"]}; ${failure.resetAt === undefined ? "no reset time given" : `resets at ${new Date(failure.resetAt).toISOString()}`}: ${PROVIDER_PAUSE}`
+      : failure.kind === "rate-limit"
+        ? `${FAILURE_LABELS["rate-limit"]}${failure.retryAfterMs === undefined ? "" : `; retry after ${seconds(failure.retryAfterMs)}`}: ${PROVIDER_PAUSE}`
+        : FAILURE_LABELS[failure.kind];
   return new RosterError("ADAPTER_FAILED", `${run.command} ${how(run)} (${label}): ${failure.message}${tailBlock("stderr", run.stderr)}`, {
     retryable: failure.retryable,
     details: {
@@ -134,6 +145,14 @@ function classifiedError(run: CliRun, failure: Failure, usage: NormalUsage | nul
       ...(usage === null ? {} : { usage: usageJson(usage) }),
     },
   });
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function firstLine(text: string): string | undefined {
+  return text.split("\n").find((l) => l.trim() !== "");
 }
 
 function how(run: CliRun): string {
