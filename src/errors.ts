@@ -142,7 +142,37 @@ export function toErrorObject(value: unknown): ErrorObject {
     message: error.message,
     stack: error.stack,
     retryable: typeof explicitRetryable === "boolean" ? explicitRetryable : true,
-    details: error instanceof RosterError ? error.details : undefined,
+    details: error instanceof RosterError ? error.details : plainDetails((error as { details?: unknown }).details),
+  };
+}
+
+/** How much of a thrown Error's own `details`, as JSON, crosses to the store; past it only the provider-limit fields do. */
+export const ERROR_DETAILS_MAX_CHARS = 16_384;
+
+/**
+ * The `details` of an Error that is not roster's own (a module adapter's: docs/economics.md,
+ * "Provider limits"), as JSON keeps them: a plain copy a structured clone accepts (the worker
+ * thread's outcome crosses to the main thread as one) and the database can hold. Functions and
+ * the like drop out as JSON drops them; details JSON refuses, or longer than
+ * ERROR_DETAILS_MAX_CHARS, keep only `failure`, `retryAfterMs` and `resetAt`, and say why.
+ */
+function plainDetails(value: unknown): Record<string, unknown> | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+  let text: string | undefined;
+  let why: string;
+  try {
+    text = JSON.stringify(value);
+    why = `over ${ERROR_DETAILS_MAX_CHARS} characters as JSON`;
+  } catch (error) {
+    why = `not JSON: ${(error as Error).message}`;
+  }
+  if (text !== undefined && text.length <= ERROR_DETAILS_MAX_CHARS) return JSON.parse(text) as Record<string, unknown>;
+  const d = value as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown };
+  return {
+    ...(typeof d.failure === "string" ? { failure: d.failure.slice(0, 100) } : {}),
+    ...(typeof d.retryAfterMs === "number" ? { retryAfterMs: d.retryAfterMs } : {}),
+    ...(typeof d.resetAt === "number" ? { resetAt: d.resetAt } : {}),
+    detailsDropped: why,
   };
 }
 

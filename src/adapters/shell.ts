@@ -14,7 +14,8 @@ import { abortReason } from "./work.js";
  * - stdin: the task as JSON; environment: ours, the persona's `env`, and ROSTER_*;
  * - stdout: the result (parsed when it is JSON);
  * - stderr: a line `::roster:progress <fraction 0..1> [message]` reports progress
- *   (and is not kept); the tail of the rest goes into a failure's message;
+ *   (and is not kept), `::roster:limit {json}` a provider limit for a non-zero exit;
+ *   the tail of the rest goes into a failure's message;
  * - exit 0 completes, SHELL_EXIT_NO_RETRY fails the task without a retry, any
  *   other exit (or a signal) fails the attempt, which is retried by policy;
  * - the script and everything it started form one process tree (process-tree.ts)
@@ -39,6 +40,11 @@ export const ASK_PREFIX = "::roster:ask";
 export const PROGRESS_PREFIX = "::roster:progress";
 /** Prefix of a usage line on stderr: `::roster:usage {"model":"gpt-5","inputTokens":1200,"outputTokens":300}`. */
 export const USAGE_PREFIX = "::roster:usage";
+/**
+ * Prefix of a provider-limit line on stderr: `::roster:limit {"failure":"rate-limit","retryAfterMs":30000}`. A
+ * non-zero exit after one is a provider limit (docs/shell-adapter.md): given back uncounted, the provider paused.
+ */
+export const LIMIT_PREFIX = "::roster:limit";
 /** A stderr line longer than this without a newline is taken as it is (not as a progress line), in characters. */
 const STDERR_LINE_MAX_CHARS = 64 * 1024;
 
@@ -70,6 +76,23 @@ export function parseProgressLine(line: string): { fraction: number; message?: s
   if (match[1] === "" || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) return null;
   const message = match[2]?.trim();
   return message === undefined || message === "" ? { fraction } : { fraction, message };
+}
+
+/** A limit line's JSON as the store reads it (src/store/gates.ts providerLimit), or why it is not one. */
+export function parseLimitLine(json: string): { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number } | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    return `not JSON (${(error as Error).message})`;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return "not a JSON object";
+  const v = value as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown };
+  if (v.failure !== "rate-limit" && v.failure !== "usage-limit") return `failure: must be "rate-limit" or "usage-limit", got ${JSON.stringify(v.failure) ?? "nothing"}`;
+  const ms = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
+  if (v.retryAfterMs !== undefined && !ms(v.retryAfterMs)) return `retryAfterMs: must be a non-negative number of ms, got ${JSON.stringify(v.retryAfterMs)}`;
+  if (v.resetAt !== undefined && !ms(v.resetAt)) return `resetAt: must be epoch ms, got ${JSON.stringify(v.resetAt)}`;
+  return { failure: v.failure, ...(v.retryAfterMs === undefined ? {} : { retryAfterMs: v.retryAfterMs as number }), ...(v.resetAt === undefined ? {} : { resetAt: v.resetAt as number }) };
 }
 
 export interface RunProcessOptions {
@@ -125,7 +148,16 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
       stderrTail = (stderrTail + text).slice(-STDERR_TAIL_CHARS);
     };
     let question: string | null = null;
+    let limit: Exclude<ReturnType<typeof parseLimitLine>, string> | null = null;
     const onLine = (line: string, newline: string): void => {
+      if (line.startsWith(`${LIMIT_PREFIX} `)) {
+        const read = parseLimitLine(line.slice(LIMIT_PREFIX.length));
+        if (typeof read !== "string") {
+          limit = read;
+          return;
+        }
+        options.warn?.(`${spec.command}: a limit line must be "${LIMIT_PREFIX} {json}": ${read}; kept as stderr`, { line: line.slice(0, 200) });
+      }
       if (line.startsWith(`${ASK_PREFIX} `) && line.slice(ASK_PREFIX.length).trim() !== "") {
         question = line.slice(ASK_PREFIX.length).trim();
         return;
@@ -180,12 +212,15 @@ export function runProcess(spec: ShellSpec, options: RunProcessOptions): Promise
         }
         const tail = stderrTail.trim();
         if (code !== 0) {
-          const noRetry = code === SHELL_EXIT_NO_RETRY;
-          const how = code === null ? `was killed by ${signal}` : `exited with code ${code}${noRetry ? " (no retry)" : ""}`;
+          // A provider limit reported on stderr: the store gives the attempt back uncounted and pauses the provider.
+          const limited: typeof limit = limit;
+          const noRetry = code === SHELL_EXIT_NO_RETRY && limited === null;
+          const said = limited === null ? (noRetry ? " (no retry)" : "") : ` (${limited.failure}: provider paused, attempt not counted)`;
+          const how = code === null ? `was killed by ${signal}` : `exited with code ${code}${said}`;
           reject(
             new RosterError("ADAPTER_FAILED", `${spec.command} ${how}${tail === "" ? "" : `: ${tail}`}`, {
               retryable: !noRetry,
-              details: { exitCode: code, signal, stderr: tail },
+              details: { exitCode: code, signal, stderr: tail, ...(limited ?? {}) },
             }),
           );
           return;

@@ -72,6 +72,12 @@ export interface AdapterOutput {
   tasks?: TaskInput[];
 }
 
+/**
+ * Runs one attempt. A thrown Error fails it: its `retryable` (default true) and `code` are kept,
+ * and its `details` as JSON keeps them (src/errors.ts toErrorObject), so `details: { failure:
+ * "rate-limit", retryAfterMs }` or `{ failure: "usage-limit", resetAt }` reports a provider limit
+ * (docs/economics.md, "Provider limits").
+ */
 export type AdapterRun = (task: AdapterTask, ctx: AdapterContext) => Promise<unknown> | unknown;
 
 export interface Adapter {

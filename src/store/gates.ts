@@ -268,14 +268,18 @@ export function pauseUntil(settings: PersonaEconomics, p: { failure: "rate-limit
   return p.failure === "rate-limit" ? p.now + (p.retryAfterMs ?? RATE_LIMIT_PAUSE_MS_DEFAULT) : (p.resetAt ?? p.now + USAGE_LIMIT_PAUSE_MS_DEFAULT);
 }
 
-/** The provider limit an error reports in `details.failure` (the agent adapters' classes; any adapter may set them), or null. */
+/**
+ * The provider limit an error reports in `details.failure` (the agent adapters' classes), or null. Any
+ * adapter may set them: a module adapter's thrown Error keeps its `details` (src/errors.ts toErrorObject),
+ * a shell script prints a `::roster:limit` line (src/adapters/shell.ts); docs/economics.md, "Provider limits".
+ */
 export function providerLimit(error: ErrorObject): { failure: "rate-limit" | "usage-limit"; retryAfterMs?: number; resetAt?: number } | null {
   const d = error.details as { failure?: unknown; retryAfterMs?: unknown; resetAt?: unknown } | undefined;
   if (d === undefined || d === null || (d.failure !== "rate-limit" && d.failure !== "usage-limit")) return null;
   return {
     failure: d.failure,
-    ...(typeof d.retryAfterMs === "number" && d.retryAfterMs >= 0 ? { retryAfterMs: d.retryAfterMs } : {}),
-    ...(typeof d.resetAt === "number" ? { resetAt: d.resetAt } : {}),
+    ...(typeof d.retryAfterMs === "number" && Number.isFinite(d.retryAfterMs) && d.retryAfterMs >= 0 ? { retryAfterMs: d.retryAfterMs } : {}),
+    ...(typeof d.resetAt === "number" && Number.isFinite(d.resetAt) ? { resetAt: d.resetAt } : {}),
   };
 }
 

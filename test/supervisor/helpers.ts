@@ -23,6 +23,8 @@ export interface TestPersona {
   retry?: Record<string, unknown>;
   /** Served only by external agents (no supervisor claims it). */
   external?: boolean;
+  /** The provider account its rate and usage limits pause (docs/economics.md). */
+  provider?: string;
 }
 
 export function writePersonas(dir: string, personas: TestPersona[]): void {
