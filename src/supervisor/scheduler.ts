@@ -40,6 +40,22 @@ export function parseCron(expression: string, timezone: string | null | undefine
   }
 }
 
+/**
+ * Refuses an expression that is not 5 fields, or 6 with seconds first (docs/humans-and-schedules.md),
+ * before croner reads it: croner also takes a 7th field (a year, after which the schedule never
+ * fires again), a nickname (`@daily`) and an ISO time (fired once), none of which a schedule
+ * promises. Input only: a stored schedule is read by parseCron alone, as it was written.
+ */
+export function checkCronFields(expression: string, field = "cron"): void {
+  const count = expression.trim() === "" ? 0 : expression.trim().split(/\s+/).length;
+  if (count === 5 || count === 6) return;
+  throw new RosterError(
+    "VALIDATION",
+    `${field}: "${expression}" has ${count} field${count === 1 ? "" : "s"}; must have 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first`,
+    { details: { field } },
+  );
+}
+
 /** Refuses a zone this Node's Intl does not know (croner converts times with Intl). */
 function checkTimezone(timezone: string, field: string): void {
   try {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { systemClock } from "../../clock.js";
 import { RosterError, coerceError } from "../../errors.js";
 import { MISSED_POLICIES, type PersonaRecord, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
-import { nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
+import { checkCronFields, nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { withPersonaFileHint } from "../persona-hint.js";
@@ -39,6 +39,7 @@ type ScheduleInput = z.infer<typeof scheduleSchema>;
 
 /** A schedule as stored: its first fire is the cron's first time after now. `fields` names the expression and zone in errors. */
 function toUpsert(input: ScheduleInput, source: string, now: number, fields: Required<CronFields>): ScheduleUpsert {
+  checkCronFields(input.cron, fields.cron);
   const cron = parseCron(input.cron, input.timezone, fields);
   const next = nextFireAfter(cron, now);
   if (next === null) throw new RosterError("VALIDATION", `${fields.cron}: "${input.cron}" never fires after now`, { details: { field: fields.cron } });
