@@ -79,7 +79,8 @@ export interface ScheduleRecord {
   missed: MissedPolicy;
   source: string | null;
   pausedAt: number | null;
-  nextFireAt: number;
+  /** null: the expression never fires again (a supervisor found no time after the last fire); such a schedule is never due. */
+  nextFireAt: number | null;
   lastFireAt: number | null;
   createdAt: number;
   updatedAt: number;
@@ -104,7 +105,8 @@ export interface FireParams {
   fireAts: number[];
   /** Fire times passed over by the missed-run policy (recorded in a schedule:skipped event). */
   skipped: number[];
-  nextFireAt: number;
+  /** The cursor after this fire; null when the expression never fires again. */
+  nextFireAt: number | null;
   by: string;
   now: number;
 }
@@ -122,8 +124,11 @@ export interface ScheduleService {
   list(): Promise<ScheduleRecord[]>;
   get(params: { id: string }): Promise<ScheduleRecord | null>;
   remove(params: { id: string; now: number }): Promise<void>;
-  /** paused: true stops firing; false resumes from `nextFireAt` (fires missed while paused are not run). */
-  pause(params: { id: string; paused: boolean; nextFireAt?: number; now: number }): Promise<ScheduleRecord>;
+  /**
+   * paused: true stops firing; false resumes from `nextFireAt` (fires missed while paused are not run):
+   * null when the expression never fires again, left out to keep the stored cursor. A pause keeps the cursor.
+   */
+  pause(params: { id: string; paused: boolean; nextFireAt?: number | null; now: number }): Promise<ScheduleRecord>;
   /** Schedules not paused whose next_fire_at <= now. */
   due(params: { now: number; limit?: number }): Promise<ScheduleRecord[]>;
   /**

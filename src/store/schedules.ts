@@ -30,7 +30,8 @@ export interface ScheduleRow {
   missed: MissedPolicy;
   source: string | null;
   paused_at: number | null;
-  next_fire_at: number;
+  /** NULL: the expression never fires again (migrations/0013_schedules_no_next_fire.sql). */
+  next_fire_at: number | null;
   last_fire_at: number | null;
   created_at: number;
   updated_at: number;
@@ -105,7 +106,7 @@ export function validateSchedules(schedules: ScheduleUpsert[], maxPayloadBytes: 
     if (!(MISSED_POLICIES as readonly string[]).includes(s.missed ?? "skip")) {
       throw new RosterError("VALIDATION", `${where}.missed: must be one of ${MISSED_POLICIES.join(", ")}`, { details: { index, field: "missed" } });
     }
-    if (!Number.isSafeInteger(s.nextFireAt)) throw new RosterError("VALIDATION", `${where}.nextFireAt: must be epoch ms`, { details: { index, field: "nextFireAt" } });
+    if (!isEpochMs(s.nextFireAt)) throw new RosterError("VALIDATION", `${where}.nextFireAt: must be epoch ms`, { details: { index, field: "nextFireAt" } });
     template(s.task, `${where}.task`, maxPayloadBytes);
   });
 }
@@ -146,10 +147,31 @@ function template(task: ScheduleTaskTemplate, field: string, maxPayloadBytes: nu
   return input;
 }
 
-/** Refuses a fire of more than FIRE_TIMES_MAX times; answers the cursor's new last_fire_at (null: none fired). */
+/** An integer time a Date can hold (epoch ms within ±8.64e15): what a cursor may store. */
+export function isEpochMs(value: unknown): value is number {
+  return Number.isSafeInteger(value) && Math.abs(value as number) <= MAX_DATE_MS;
+}
+const MAX_DATE_MS = 8_640_000_000_000_000;
+
+/**
+ * The cursor a resume writes: `nextFireAt` when given (null: none left), or the stored one
+ * (undefined: keep). A pause keeps the stored cursor.
+ */
+export function resumeCursor(p: { paused: boolean; nextFireAt?: number | null | undefined }): { set: boolean; nextFireAt: number | null } {
+  const set = !p.paused && p.nextFireAt !== undefined;
+  if (set && p.nextFireAt !== null && !isEpochMs(p.nextFireAt)) {
+    throw new RosterError("VALIDATION", "nextFireAt: must be epoch ms or null (no next fire)", { details: { field: "nextFireAt" } });
+  }
+  return { set, nextFireAt: set ? (p.nextFireAt ?? null) : null };
+}
+
+/** Refuses a fire of more than FIRE_TIMES_MAX times or a cursor no Date holds; answers the cursor's new last_fire_at (null: none fired). */
 export function checkFire(p: FireParams): { lastFireAt: number | null } {
   if (p.fireAts.length > FIRE_TIMES_MAX) {
     throw new RosterError("VALIDATION", `fireAts: at most ${FIRE_TIMES_MAX} fire times per call`, { details: { field: "fireAts" } });
+  }
+  if (p.nextFireAt !== null && !isEpochMs(p.nextFireAt)) {
+    throw new RosterError("VALIDATION", "nextFireAt: must be epoch ms or null (no next fire)", { details: { field: "nextFireAt" } });
   }
   return { lastFireAt: p.fireAts.length === 0 ? null : Math.max(...p.fireAts) };
 }

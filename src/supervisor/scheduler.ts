@@ -163,19 +163,18 @@ export class Scheduler extends IntervalService {
     const { store, clock } = this.host;
     const due = await store.schedules.due({ now: clock.now(), limit: DUE_PER_TICK });
     for (const schedule of due) {
-      if (this.broken.get(schedule.id) === schedule.updatedAt) continue;
+      if (this.broken.get(schedule.id) === schedule.updatedAt || schedule.nextFireAt === null) continue;
       this.broken.delete(schedule.id);
       try {
         const now = clock.now();
         const plan = planFires(this.cronOf(schedule), schedule, now, this.graceMs);
-        // A schedule that will never fire again is parked far in the future (pause it or remove it to say so).
-        const next = plan.next ?? Number.MAX_SAFE_INTEGER;
+        // A schedule that will never fire again keeps no next fire (null): never due again, `schedule ls` says so.
         const result = await store.schedules.fire({
           scheduleId: schedule.id,
           expectedNextFireAt: schedule.nextFireAt,
           fireAts: plan.fire,
           skipped: plan.skipped,
-          nextFireAt: next,
+          nextFireAt: plan.next,
           by: this.host.agentId,
           now,
         });

@@ -152,7 +152,7 @@ async function play(store: Store, base: number): Promise<History> {
   // A schedule that fired once (its task pending) and fires next in a year.
   const year = 365 * 86_400_000;
   const [schedule] = await store.schedules.upsert({ schedules: [{ id: "nightly", cron: "0 3 * * *", timezone: "UTC", task: { persona: WORKER, title: "nightly report" }, nextFireAt: base + 60_000, source: "cli" }], now: now() });
-  const fired = await store.schedules.fire({ scheduleId: "nightly", expectedNextFireAt: schedule!.nextFireAt, fireAts: [schedule!.nextFireAt], skipped: [], nextFireAt: base + year, by: "test", now: now() });
+  const fired = await store.schedules.fire({ scheduleId: "nightly", expectedNextFireAt: schedule!.nextFireAt!, fireAts: [schedule!.nextFireAt!], skipped: [], nextFireAt: base + year, by: "test", now: now() });
   ids.scheduled = fired.taskIds[0]!;
 
   await store.agents.deregister({ agentId: agent, now: now() });

@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/index.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 import { makeTemplate, roster, tableCounts, type Template } from "./helpers.js";
 
@@ -74,5 +76,52 @@ describe("schedule add and sync accept a cron expression of 5 fields, or 6 with 
       expect(res.stderr).toBe("");
       expect(res.code).toBe(0);
     }
+  });
+});
+
+/** A database holding schedule `id`, fired once at its last time: no next fire left. */
+async function firedOut(id: string): Promise<string> {
+  const db = fresh();
+  const store = await openStore({ path: db });
+  try {
+    const now = Date.now();
+    await store.schedules.upsert({ schedules: [{ id, cron: "0 0 0 1 1 *", timezone: "UTC", task: { persona: "reviewer", title: "t" }, nextFireAt: now }], now });
+    await store.schedules.fire({ scheduleId: id, expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: null, by: "test", now });
+  } finally {
+    await store.close();
+  }
+  return db;
+}
+
+describe("a schedule with no next fire", () => {
+  it("shows as no next fire in schedule ls and null in --json, and resume says so", async () => {
+    const db = await firedOut("once");
+    const ls = await roster(["schedule", "ls", "--db", db]);
+    expect(ls.stderr).toBe("");
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^once +0 0 0 1 1 \* +UTC +skip +reviewer +t +- +active \(no next fire\)$/m);
+    const json = JSON.parse((await roster(["schedule", "ls", "--json", "--db", db])).stdout) as Array<{ id: string; nextFireAt: number | null }>;
+    expect(json.map((s) => [s.id, s.nextFireAt])).toEqual([["once", null]]);
+
+    expect((await roster(["schedule", "pause", "once", "--db", db])).code).toBe(0);
+    const resume = await roster(["schedule", "resume", "once", "--db", db]);
+    expect(resume.stderr).toBe("");
+    expect(resume.code).toBe(0);
+    // "0 0 0 1 1 *" does fire again (next 1 January): the resume computes it.
+    expect(resume.stdout).toMatch(/^schedule once: resumed; next fire \d{4}-01-01T00:00:00\.000Z\n$/);
+  });
+
+  it("a resume of an expression that never fires again says there is no next fire, and --json gives null", async () => {
+    const db = await firedOut("gone");
+    // As a database written before 7 fields were refused holds it: a year long past.
+    const raw = new Database(db);
+    raw.prepare("UPDATE schedules SET cron = '0 0 0 1 1 * 2001' WHERE id = 'gone'").run();
+    raw.close();
+    const resume = await roster(["schedule", "resume", "gone", "--db", db]);
+    expect(resume.stderr).toBe("");
+    expect(resume.code).toBe(0);
+    expect(resume.stdout).toBe('schedule gone: resumed; no next fire ("0 0 0 1 1 * 2001" never fires again: change its cron with `roster schedule add`, or remove it)\n');
+    const json = JSON.parse((await roster(["schedule", "resume", "gone", "--json", "--db", db])).stdout) as { nextFireAt: number | null; pausedAt: number | null };
+    expect(json).toMatchObject({ nextFireAt: null, pausedAt: null });
   });
 });

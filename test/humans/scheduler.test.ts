@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { Scheduler, nextFireAfter, parseCron } from "../../src/supervisor/scheduler.js";
@@ -110,6 +110,26 @@ describe("scheduler", () => {
     expect(await fireTimes("triage")).toHaveLength(2);
     expect(errors).toEqual([]);
     expect(warnings).toHaveLength(1);
+  });
+
+  it("a schedule whose expression never fires again fires its last time once, then keeps no next fire and is never taken again", async () => {
+    // Seven fields (a year), stored before `schedule add` refused them: one fire, a second from now.
+    const at = new Date(clock.now() + 1_000);
+    const cron = `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} * ${at.getUTCFullYear()}`;
+    await stores[0]!.schedules.upsert({
+      schedules: [{ id: "once", cron, timezone: "UTC", task: { persona: "worker", title: "once" }, nextFireAt: nextFireAfter(parseCron(cron, "UTC"), clock.now())! }],
+      now: clock.now(),
+    });
+    const fires = vi.spyOn(stores[0]!.schedules, "fire");
+    const s = schedulerOn(stores[0]!, "sup");
+    await tickAll([s], 40);
+    expect(await fireTimes("once")).toEqual([at.getTime()]);
+    expect(fires).toHaveBeenCalledTimes(1);
+    expect(fires.mock.calls[0]![0]).toMatchObject({ fireAts: [at.getTime()], nextFireAt: null });
+    expect(await stores[0]!.schedules.get({ id: "once" })).toMatchObject({ nextFireAt: null, lastFireAt: at.getTime(), pausedAt: null });
+    expect(await stores[0]!.schedules.nextFireAt()).toBeNull();
+    expect(errors).toEqual([]);
+    expect(warnings).toEqual([]);
   });
 
   it("a stored schedule that fails with an input error is reported once and passed over until it changes", async () => {

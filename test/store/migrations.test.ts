@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { createHash } from "node:crypto";
-import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -133,6 +133,32 @@ describe("migrations", () => {
     const error = await refusal(() => openStore({ path: dbPath, migrationsDir: dir, now: T0 }));
     expect(error.code).toBe("DATABASE_INVALID");
     expect(readFileSync(dbPath).equals(before)).toBe(true);
+  });
+
+  it("0013: a schedule an older version parked at Number.MAX_SAFE_INTEGER (no next fire) has none after the upgrade, and the others keep theirs", async () => {
+    const upgrade = readdirSync(dir).filter((f) => f.endsWith(".sql") && f >= "0013");
+    const held = temp.path("later");
+    cpSync(dir, held, { recursive: true });
+    for (const f of upgrade) rmSync(join(dir, f));
+    const old = await openStore({ path: dbPath, migrationsDir: dir, now: T0 });
+    await old.personas.sync({ personas: [{ id: "p", name: "P", definition: "d", config: { adapter: { kind: "echo" } }, sourcePath: null }], now: T0 });
+    await old.close();
+    const raw = new Database(dbPath);
+    const insert = raw.prepare("INSERT INTO schedules (id, cron, task, next_fire_at, created_at, updated_at) VALUES (?, '0 0 1 1 *', '{\"persona\":\"p\",\"title\":\"t\"}', ?, 0, 0)");
+    insert.run("parked", Number.MAX_SAFE_INTEGER);
+    insert.run("live", T0 + 60_000);
+    raw.close();
+    for (const f of upgrade) cpSync(join(held, f), join(dir, f));
+    const store = await openStore({ path: dbPath, migrationsDir: dir, now: T0 });
+    try {
+      expect((await store.schedules.list()).map((s) => [s.id, s.nextFireAt])).toEqual([
+        ["live", T0 + 60_000],
+        ["parked", null],
+      ]);
+      expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
+    } finally {
+      await store.close();
+    }
   });
 
   it("the migrated schema matches the committed snapshot", async () => {

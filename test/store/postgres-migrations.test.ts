@@ -1,4 +1,4 @@
-import { cpSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
@@ -50,6 +50,34 @@ describe.skipIf(!server.available)("postgres migrations", () => {
       expect(new Set(ids.map((r) => r.ids[0])).size).toBe(8);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("0017: a schedule an older version parked at Number.MAX_SAFE_INTEGER (no next fire) has none after the upgrade, and the others keep theirs", async () => {
+    const { schema, url } = await freshSchema();
+    const temp = makeTempDir("roster-pg-migrations-");
+    try {
+      cpSync(defaultPostgresMigrationsDir(), temp.dir, { recursive: true });
+      const upgrade = readdirSync(temp.dir).filter((f) => f.endsWith(".sql") && f >= "0017");
+      for (const f of upgrade) rmSync(join(temp.dir, f));
+      const old = await openStore({ path: url, now: T0, migrationsDir: temp.dir });
+      await old.personas.sync({ personas: [{ id: "p", name: "P", definition: "d", config: { adapter: { kind: "echo" } }, sourcePath: null }], now: T0 });
+      await old.close();
+      const insert = `INSERT INTO ${schema}.schedules (id, cron, task, next_fire_at, created_at, updated_at) VALUES ($1, '0 0 1 1 *', '{"persona":"p","title":"t"}', $2, 0, 0)`;
+      await admin.query(insert, ["parked", Number.MAX_SAFE_INTEGER]);
+      await admin.query(insert, ["live", T0 + 60_000]);
+      const store = await openStore({ path: url, now: T0 });
+      try {
+        expect((await store.schedules.list()).map((s) => [s.id, s.nextFireAt])).toEqual([
+          ["live", T0 + 60_000],
+          ["parked", null],
+        ]);
+        expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      temp.cleanup();
     }
   });
 

@@ -167,7 +167,7 @@ CREATE TABLE rate_windows (
 ) STRICT, WITHOUT ROWID;
 
 -- table schedules
-CREATE TABLE schedules (
+CREATE TABLE "schedules" (
   id           TEXT PRIMARY KEY,
   cron         TEXT NOT NULL,
   timezone     TEXT,                     -- IANA name; NULL = the supervisor's local zone
@@ -175,7 +175,7 @@ CREATE TABLE schedules (
   missed       TEXT NOT NULL DEFAULT 'skip' CHECK (missed IN ('skip','catch-up-once')),
   source       TEXT,                     -- 'cli', or the schedules file it was synced from
   paused_at    INTEGER,
-  next_fire_at INTEGER NOT NULL,
+  next_fire_at INTEGER,                  -- NULL: the expression never fires again
   last_fire_at INTEGER,
   created_at   INTEGER NOT NULL,
   updated_at   INTEGER NOT NULL

@@ -283,7 +283,7 @@ describe.skipIf(!haveChromium)("the dashboard shows gates, people's work, schedu
     await page.goto(`${url}#/schedules`);
     const row = page.locator("tr", { has: page.getByRole("cell", { name: "nightly", exact: true }) });
     await row.waitFor();
-    expect(await row.locator("time").first().getAttribute("datetime")).toBe(iso(schedule.nextFireAt));
+    expect(await row.locator("time").first().getAttribute("datetime")).toBe(iso(schedule.nextFireAt!));
     expect(await row.innerText()).toContain("reviewer: Nightly triage");
     expect(await row.innerText()).toContain("active");
     expect(out).not.toContain("page error");

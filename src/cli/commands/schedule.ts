@@ -73,10 +73,16 @@ function inFile(file: string, error: unknown): unknown {
   return new RosterError(error.code, `${file}: ${error.message}`, { cause: error, details: error.details, retryable: error.retryable });
 }
 
+/** What `add` and `resume` say of an active schedule's next fire: its time, or that there is none left. */
+function nextFireText(s: ScheduleRecord): string {
+  return s.nextFireAt === null ? `no next fire ("${s.cron}" never fires again: change its cron with \`roster schedule add\`, or remove it)` : `next fire ${isoTime(s.nextFireAt)}`;
+}
+
 /**
  * The table of `schedule ls`. A paused schedule shows no next fire (resuming computes it);
  * the state says when its persona is retired or gone (a supervisor pauses such a schedule at
- * its next fire, docs/humans-and-schedules.md), so the reason shows beside it.
+ * its next fire, docs/humans-and-schedules.md), so the reason shows beside it, and when its
+ * expression never fires again ("no next fire").
  */
 function printSchedules(schedules: ScheduleRecord[], personas: ReadonlyMap<string, PersonaRecord>): void {
   if (schedules.length === 0) {
@@ -85,14 +91,21 @@ function printSchedules(schedules: ScheduleRecord[], personas: ReadonlyMap<strin
   }
   const state = (s: ScheduleRecord): string => {
     const persona = personas.get(s.task.persona);
-    const problem = persona === undefined ? `persona "${s.task.persona}" unknown` : persona.retiredAt !== null ? `persona "${s.task.persona}" retired` : null;
+    const problem =
+      persona === undefined
+        ? `persona "${s.task.persona}" unknown`
+        : persona.retiredAt !== null
+          ? `persona "${s.task.persona}" retired`
+          : s.pausedAt === null && s.nextFireAt === null
+            ? "no next fire"
+            : null;
     const base = s.pausedAt === null ? "active" : "paused";
     return problem === null ? base : `${base} (${problem})`;
   };
   write(
     table(
       ["id", "cron", "zone", "missed", "persona", "title", "next", "state"],
-      schedules.map((s) => [s.id, s.cron, s.timezone ?? "local", s.missed, s.task.persona, s.task.title, s.pausedAt === null ? isoTime(s.nextFireAt) : "-", state(s)]),
+      schedules.map((s) => [s.id, s.cron, s.timezone ?? "local", s.missed, s.task.persona, s.task.title, s.pausedAt === null && s.nextFireAt !== null ? isoTime(s.nextFireAt) : "-", state(s)]),
     ),
   );
 }
@@ -153,7 +166,7 @@ export function register(program: Command): void {
         }
       });
       if (options.json) printJson(saved);
-      else write(`schedule ${id}: next fire ${isoTime(saved!.nextFireAt)}`);
+      else write(`schedule ${id}: ${nextFireText(saved!)}`);
     },
   );
 
@@ -191,11 +204,11 @@ export function register(program: Command): void {
         if (paused) return store.schedules.pause({ id, paused: true, now });
         const current = await store.schedules.get({ id });
         if (current === null) throw new RosterError("VALIDATION", `schedule "${id}" does not exist`, { details: { field: "id" } });
-        const next = nextFireAfter(parseCron(current.cron, current.timezone), now) ?? Number.MAX_SAFE_INTEGER;
+        const next = nextFireAfter(parseCron(current.cron, current.timezone), now);
         return store.schedules.pause({ id, paused: false, nextFireAt: next, now });
       });
       if (options.json) printJson(saved);
-      else write(`schedule ${id}: ${paused ? "paused" : `resumed; next fire ${isoTime(saved.nextFireAt)}`}`);
+      else write(`schedule ${id}: ${paused ? "paused" : `resumed; ${nextFireText(saved)}`}`);
     });
   }
 

@@ -6,6 +6,7 @@ import {
   type ScheduleRow,
   checkFire,
   fireInputs,
+  resumeCursor,
   scheduleNotFound,
   schedulePersonaError,
   scheduleValues,
@@ -87,16 +88,19 @@ export class PgSchedules {
     await event(tx, null, "schedule:removed", now, null, { schedule: id });
   }
 
-  async pause(tx: Tx, p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): Promise<ScheduleRecord> {
+  async pause(tx: Tx, p: { id: string; paused: boolean; nextFireAt?: number | null | undefined; now: number }): Promise<ScheduleRecord> {
+    const cursor = resumeCursor(p);
     const row = await tx.one<ScheduleRow>("SELECT * FROM schedules WHERE id = $1 FOR UPDATE", [p.id]);
     if (row === undefined) throw scheduleNotFound(p.id);
     const problem = p.paused ? null : await personaProblem(tx, row);
     if (problem !== null) throw problem;
-    await tx.run("UPDATE schedules SET paused_at = $2, next_fire_at = coalesce($3, next_fire_at), updated_at = $4 WHERE id = $1", [
+    // A resume may set the cursor to NULL (no next fire), so whether to set it is its own parameter.
+    await tx.run("UPDATE schedules SET paused_at = $2, next_fire_at = CASE WHEN $5::boolean THEN $3::bigint ELSE next_fire_at END, updated_at = $4 WHERE id = $1", [
       p.id,
       p.paused ? (row.paused_at ?? p.now) : null,
-      p.paused ? null : (p.nextFireAt ?? null),
+      cursor.nextFireAt,
       p.now,
+      cursor.set,
     ]);
     await event(tx, null, p.paused ? "schedule:paused" : "schedule:resumed", p.now, null, { schedule: p.id });
     return (await this.get(tx, p.id))!;

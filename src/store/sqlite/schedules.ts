@@ -5,6 +5,7 @@ import {
   type ScheduleRow,
   checkFire,
   fireInputs,
+  resumeCursor,
   scheduleNotFound,
   schedulePersonaError,
   scheduleValues,
@@ -59,8 +60,9 @@ export class ScheduleStatements {
         cron = @cron, timezone = @timezone
       WHERE id = @id`);
     this.deleteStmt = db.prepare("DELETE FROM schedules WHERE id = ?");
+    // A resume may set the cursor to NULL (no next fire), so whether to set it is its own parameter.
     this.pauseStmt = db.prepare(`
-      UPDATE schedules SET paused_at = @pausedAt, next_fire_at = coalesce(@nextFireAt, next_fire_at), updated_at = @now WHERE id = @id`);
+      UPDATE schedules SET paused_at = @pausedAt, next_fire_at = CASE WHEN @setNext = 1 THEN @nextFireAt ELSE next_fire_at END, updated_at = @now WHERE id = @id`);
     this.advanceStmt = db.prepare(`
       UPDATE schedules SET next_fire_at = @nextFireAt, last_fire_at = coalesce(@lastFireAt, last_fire_at), updated_at = @now
       WHERE id = @id AND next_fire_at = @expected AND paused_at IS NULL`);
@@ -108,12 +110,13 @@ export class ScheduleStatements {
     this.event(null, "schedule:removed", now, null, { schedule: id });
   }
 
-  pause(p: { id: string; paused: boolean; nextFireAt?: number | undefined; now: number }): ScheduleRecord {
+  pause(p: { id: string; paused: boolean; nextFireAt?: number | null | undefined; now: number }): ScheduleRecord {
+    const cursor = resumeCursor(p);
     const row = this.byId.get(p.id) as ScheduleRow | undefined;
     if (row === undefined) throw scheduleNotFound(p.id);
     const problem = p.paused ? null : this.personaProblem(row);
     if (problem !== null) throw problem;
-    this.pauseStmt.run({ id: p.id, pausedAt: p.paused ? (row.paused_at ?? p.now) : null, nextFireAt: p.paused ? null : (p.nextFireAt ?? null), now: p.now });
+    this.pauseStmt.run({ id: p.id, pausedAt: p.paused ? (row.paused_at ?? p.now) : null, setNext: cursor.set ? 1 : 0, nextFireAt: cursor.nextFireAt, now: p.now });
     this.event(null, p.paused ? "schedule:paused" : "schedule:resumed", p.now, null, { schedule: p.id });
     return toSchedule(this.byId.get(p.id) as ScheduleRow);
   }

@@ -294,6 +294,33 @@ export function humanRules(get: GetCtx): void {
     expect((await ctx.store.schedules.list()).map((s) => s.id)).toEqual(["h"]);
   });
 
+  it("a schedule with no next fire is never due, counts for no wake-up, and a resume may keep it so; a cursor no Date holds is refused", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    await ctx.store.schedules.upsert({ schedules: [{ id: "once", cron: "0 0 0 1 1 *", task: { persona: "worker", title: "t" }, nextFireAt: now + 1_000 }], now });
+    ctx.clock.advance(1_000);
+    const fire = { scheduleId: "once", expectedNextFireAt: now + 1_000, fireAts: [now + 1_000], skipped: [], by: "sup-a", now: ctx.clock.now() };
+    // A cursor past what a Date holds (what older versions parked such a schedule at) is refused, nothing written.
+    await expect(ctx.store.schedules.fire({ ...fire, nextFireAt: Number.MAX_SAFE_INTEGER })).rejects.toMatchObject({ code: "VALIDATION" });
+    expect((await ctx.store.schedules.get({ id: "once" }))!.nextFireAt).toBe(now + 1_000);
+    expect((await ctx.store.schedules.fire({ ...fire, nextFireAt: null })).fired).toBe(true);
+    expect(await ctx.store.schedules.get({ id: "once" })).toMatchObject({ nextFireAt: null, lastFireAt: now + 1_000, pausedAt: null });
+    expect((await ctx.store.schedules.list()).map((s) => s.nextFireAt)).toEqual([null]);
+    expect(await ctx.store.schedules.due({ now: 8_640_000_000_000_000 })).toEqual([]);
+    expect(await ctx.store.schedules.nextFireAt()).toBeNull();
+    // A re-add with the same expression keeps the cursor: still none.
+    const [again] = await ctx.store.schedules.upsert({ schedules: [{ id: "once", cron: "0 0 0 1 1 *", task: { persona: "worker", title: "t2" }, nextFireAt: now + 5_000 }], now });
+    expect(again!.nextFireAt).toBeNull();
+    await ctx.store.schedules.pause({ id: "once", paused: true, now });
+    expect(await ctx.store.schedules.pause({ id: "once", paused: false, nextFireAt: null, now })).toMatchObject({ pausedAt: null, nextFireAt: null });
+    await expect(ctx.store.schedules.pause({ id: "once", paused: false, nextFireAt: Number.MAX_SAFE_INTEGER, now })).rejects.toMatchObject({ code: "VALIDATION" });
+    expect(await ctx.store.schedules.pause({ id: "once", paused: false, nextFireAt: now + 9_000, now })).toMatchObject({ nextFireAt: now + 9_000 });
+    // Paused and resumed without a cursor: the stored one stays.
+    await ctx.store.schedules.pause({ id: "once", paused: true, now });
+    expect(await ctx.store.schedules.pause({ id: "once", paused: false, now })).toMatchObject({ pausedAt: null, nextFireAt: now + 9_000 });
+    expect(await ctx.store.schedules.nextFireAt()).toBe(now + 9_000);
+  });
+
   it("schedules refuse an unknown or retired persona as an enqueue does, naming the schedule's field and the known personas, writing nothing", async () => {
     const ctx = get();
     const now = ctx.clock.now();

@@ -79,12 +79,12 @@ export function SchedulesPage() {
               <td>
                 {s.task.persona}: {s.task.title}
               </td>
-              <td>{s.pausedAt !== null ? "—" : <Time ms={s.nextFireAt} />}</td>
+              <td>{s.pausedAt !== null ? "—" : s.nextFireAt === null ? "no next fire" : <Time ms={s.nextFireAt} />}</td>
               <td>
                 <Time ms={s.lastFireAt} />
               </td>
               <td>{s.missed}</td>
-              <td>{s.pausedAt !== null ? "paused" : "active"}</td>
+              <td>{s.pausedAt !== null ? "paused" : s.nextFireAt === null ? "active (no next fire)" : "active"}</td>
             </tr>
           ))}
         </tbody>
