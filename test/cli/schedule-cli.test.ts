@@ -125,3 +125,19 @@ describe("a schedule with no next fire", () => {
     expect(json).toMatchObject({ nextFireAt: null, pausedAt: null });
   });
 });
+
+describe("schedule add of a paused schedule", () => {
+  it("says it stays paused and how to resume it, not a next fire", async () => {
+    const db = fresh();
+    const add = ["schedule", "add", "nightly", "--cron", "0 3 * * *", "--persona", "reviewer", "--title", "t", "--db", db];
+    expect((await roster(add)).stdout).toMatch(/^schedule nightly: next fire \S+Z\n$/);
+    expect((await roster(["schedule", "pause", "nightly", "--db", db])).code).toBe(0);
+    const again = await roster([...add.slice(0, -2), "--title", "t2", "--db", db]);
+    expect(again.stderr).toBe("");
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe("schedule nightly: paused (it stays paused; `roster schedule resume nightly` fires it again)\n");
+    const json = JSON.parse((await roster(["schedule", "ls", "--json", "--db", db])).stdout) as Array<{ pausedAt: number | null; task: { title: string } }>;
+    expect(json).toMatchObject([{ task: { title: "t2" } }]);
+    expect(json[0]!.pausedAt).not.toBeNull();
+  });
+});

@@ -166,6 +166,8 @@ export function register(program: Command): void {
         }
       });
       if (options.json) printJson(saved);
+      // A replaced schedule keeps its pause (docs/humans-and-schedules.md): say so, not a fire that will not come.
+      else if (saved!.pausedAt !== null) write(`schedule ${id}: paused (it stays paused; \`roster schedule resume ${id}\` fires it again)`);
       else write(`schedule ${id}: ${nextFireText(saved!)}`);
     },
   );
