@@ -127,6 +127,25 @@ export function storedSchedulePersonaError(id: string, persona: string, missing:
   return unknownPersona(`schedule "${id}": task.persona`, persona, missing.retired, missing.known, { schedule: id });
 }
 
+/**
+ * A schedule's state as `schedule ls` and the dashboard say it: `active` or `paused`, with why
+ * beside it when there is a reason to act: its persona retired or unknown (a supervisor pauses
+ * such a schedule at its next fire), or no next fire left. `persona` is the schedule's persona
+ * record, or undefined when the database has none.
+ */
+export function scheduleState(s: ScheduleRecord, persona: { retiredAt: number | null } | undefined): string {
+  const base = s.pausedAt === null ? "active" : "paused";
+  const problem =
+    persona === undefined
+      ? `persona "${s.task.persona}" unknown`
+      : persona.retiredAt !== null
+        ? `persona "${s.task.persona}" retired`
+        : s.pausedAt === null && s.nextFireAt === null
+          ? "no next fire"
+          : null;
+  return problem === null ? base : `${base} (${problem})`;
+}
+
 /** The `schedule:paused` event's data when a fire paused a schedule for its persona (a person's pause has no reason). */
 export function autoPausedData(id: string, by: string, error: RosterError): { schedule: string; by: string; code: string; reason: string } {
   return { schedule: id, by, code: error.code, reason: error.message };

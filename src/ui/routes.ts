@@ -7,6 +7,8 @@ import { TASK_ACTIONS, addPlan, addTask, taskAction, type TaskAction } from "./a
 import { UiError, goalGraph, listTasks, overview, parseId, taskDetail, type ApiContext } from "./api.js";
 import { sendJson } from "./http.js";
 import type { ChangeFeed } from "./live.js";
+import type { ScheduleRecord } from "../store/index.js";
+import { scheduleState } from "../store/schedules.js";
 
 export async function routeRead(api: ApiContext, feed: ChangeFeed, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const { store } = api;
@@ -19,8 +21,15 @@ export async function routeRead(api: ApiContext, feed: ChangeFeed, req: Incoming
   if (parts[1] === "goals" && parts.length === 4 && parts[3] === "graph") return sendJson(res, 200, await goalGraph(api, parseId(parts[2]!)));
   if (path === "/api/agents") return sendJson(res, 200, { agents: await store.agents.list({ includeInactive: url.searchParams.get("all") === "1" }) });
   if (path === "/api/personas") return sendJson(res, 200, { personas: await store.personas.list({ includeRetired: true }) });
-  if (path === "/api/schedules") return sendJson(res, 200, { schedules: await store.schedules.list() });
+  if (path === "/api/schedules") return sendJson(res, 200, { schedules: await schedulesWithState(api) });
   throw new UiError(404, "NOT_FOUND", `no such endpoint: GET ${path}`);
+}
+
+/** The schedules, each with `state` as `schedule ls` says it (scheduleState: paused, and why). */
+async function schedulesWithState({ store }: ApiContext): Promise<Array<ScheduleRecord & { state: string }>> {
+  const [schedules, personas] = await Promise.all([store.schedules.list(), store.personas.list({ includeRetired: true })]);
+  const byId = new Map(personas.map((p) => [p.id, p]));
+  return schedules.map((s) => ({ ...s, state: scheduleState(s, byId.get(s.task.persona)) }));
 }
 
 export async function routeAction(api: ApiContext, path: string, body: unknown): Promise<unknown> {

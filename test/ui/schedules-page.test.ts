@@ -32,6 +32,10 @@ describe.skipIf(!haveChromium)("the dashboard's Schedules page", () => {
       await store.schedules.upsert({ schedules: [schedule("yearly", now + 3_600_000), schedule("fired-out", now)], now });
       // Its last fire taken: no next fire left.
       await store.schedules.fire({ scheduleId: "fired-out", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: null, by: "test", now });
+      // Its persona retired: its next fire pauses it instead, as a supervisor's would.
+      await store.schedules.upsert({ schedules: [{ ...schedule("orphan", now), task: { persona: "implementer", title: "orphan" } }], now });
+      await store.personas.retire({ id: "implementer", retired: true, now });
+      await store.schedules.fire({ scheduleId: "orphan", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: now + 60_000, by: "test", now });
     } finally {
       await store.close();
     }
@@ -72,6 +76,7 @@ describe.skipIf(!haveChromium)("the dashboard's Schedules page", () => {
     const api = (await (await fetch(new URL("api/schedules", url))).json()) as { schedules: Array<{ id: string; nextFireAt: number | null }> };
     expect(api.schedules.map((s) => [s.id, s.nextFireAt === null])).toEqual([
       ["fired-out", true],
+      ["orphan", false],
       ["yearly", false],
     ]);
     const byId = await rows("fired-out");
@@ -80,6 +85,19 @@ describe.skipIf(!haveChromium)("the dashboard's Schedules page", () => {
     expect(byId["fired-out"]![6]).toBe("active (no next fire)");
     expect(byId.yearly![3]).toMatch(/\d/);
     expect(byId.yearly![6]).toBe("active");
+    expect(out).not.toContain("page error");
+  }, 60_000);
+
+  it("says why a schedule is paused, as schedule ls does: its persona retired", async () => {
+    const api = (await (await fetch(new URL("api/schedules", url))).json()) as { schedules: Array<{ id: string; state: string }> };
+    expect(api.schedules.map((s) => [s.id, s.state])).toEqual([
+      ["fired-out", "active (no next fire)"],
+      ["orphan", 'paused (persona "implementer" retired)'],
+      ["yearly", "active"],
+    ]);
+    const byId = await rows("orphan");
+    expect(byId.orphan![3]).toBe("—");
+    expect(byId.orphan![6]).toBe('paused (persona "implementer" retired)');
     expect(out).not.toContain("page error");
   }, 60_000);
 });

@@ -8,6 +8,7 @@ import { checkCronFields, nextFireAfter, parseCron, type CronFields } from "../.
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { withPersonaFileHint } from "../persona-hint.js";
+import { scheduleState } from "../../store/schedules.js";
 import { parseYamlText, readInputFile } from "../plan-file.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
 
@@ -89,19 +90,7 @@ function printSchedules(schedules: ScheduleRecord[], personas: ReadonlyMap<strin
     write("no schedules");
     return;
   }
-  const state = (s: ScheduleRecord): string => {
-    const persona = personas.get(s.task.persona);
-    const problem =
-      persona === undefined
-        ? `persona "${s.task.persona}" unknown`
-        : persona.retiredAt !== null
-          ? `persona "${s.task.persona}" retired`
-          : s.pausedAt === null && s.nextFireAt === null
-            ? "no next fire"
-            : null;
-    const base = s.pausedAt === null ? "active" : "paused";
-    return problem === null ? base : `${base} (${problem})`;
-  };
+  const state = (s: ScheduleRecord): string => scheduleState(s, personas.get(s.task.persona));
   write(
     table(
       ["id", "cron", "zone", "missed", "persona", "title", "next", "state"],

@@ -84,7 +84,7 @@ export function SchedulesPage() {
                 <Time ms={s.lastFireAt} />
               </td>
               <td>{s.missed}</td>
-              <td>{s.pausedAt !== null ? "paused" : s.nextFireAt === null ? "active (no next fire)" : "active"}</td>
+              <td>{s.state}</td>
             </tr>
           ))}
         </tbody>
