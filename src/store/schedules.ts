@@ -156,6 +156,21 @@ function template(task: ScheduleTaskTemplate, field: string, maxPayloadBytes: nu
   if (task === null || typeof task !== "object" || Array.isArray(task)) {
     throw new RosterError("VALIDATION", `${field}: must be an object with persona and title`, { details: { field } });
   }
+  // Each fire's task carries payload.schedule = { id, fireAt } beside the template's own keys, so the
+  // payload must be an object and must leave that key free (docs/humans-and-schedules.md).
+  if (task.payload !== undefined) {
+    if (!isObject(task.payload)) {
+      const got = task.payload === null ? "null" : Array.isArray(task.payload) ? "an array" : `a ${typeof task.payload}`;
+      throw new RosterError("VALIDATION", `${field}.payload: must be an object (each fire adds payload.schedule = { id, fireAt } to it), got ${got}`, {
+        details: { field: `${field}.payload` },
+      });
+    }
+    if (Object.hasOwn(task.payload, "schedule")) {
+      throw new RosterError("VALIDATION", `${field}.payload.schedule: is reserved (each fire sets it to { id, fireAt }); name your key otherwise`, {
+        details: { field: `${field}.payload.schedule` },
+      });
+    }
+  }
   const input: TaskInput = { ...task };
   try {
     validateBatch([input], maxPayloadBytes);
@@ -200,7 +215,10 @@ export function skippedData(p: FireParams): { schedule: string; missed: number; 
   return { schedule: p.scheduleId, missed: p.skipped.length, first: Math.min(...p.skipped), last: Math.max(...p.skipped) };
 }
 
-/** The tasks a taken fire enqueues, one per fire time, validated: the template with the fire in its payload and fireKey() as idempotency key. */
+/**
+ * The tasks a taken fire enqueues, one per fire time, validated: the template with the fire in its payload and fireKey() as
+ * idempotency key. A payload that is not an object (stored before upserts refused one) goes under payload.value.
+ */
 export function fireInputs(row: ScheduleRow, fireAts: readonly number[], maxPayloadBytes: number): ValidatedTask[] {
   const template = JSON.parse(row.task) as ScheduleTaskTemplate;
   const inputs: TaskInput[] = fireAts.map((fireAt) => ({

@@ -141,3 +141,20 @@ describe("schedule add of a paused schedule", () => {
     expect(json[0]!.pausedAt).not.toBeNull();
   });
 });
+
+describe("a schedule's payload", () => {
+  it("is refused at --payload when it is not an object, or holds the reserved key schedule", async () => {
+    const db = fresh();
+    const add = (payload: string) => ["schedule", "add", "s", "--cron", "0 3 * * *", "--persona", "reviewer", "--title", "t", "--payload", payload];
+    await refused(db, add('"x"'), /^roster: VALIDATION: --payload: must be an object \(each fire adds payload\.schedule = \{ id, fireAt \} to it\), got a string$/);
+    await refused(db, add("[1]"), /^roster: VALIDATION: --payload: must be an object .*, got an array$/);
+    await refused(db, add('{"schedule":1}'), /^roster: VALIDATION: --payload\.schedule: is reserved \(each fire sets it to \{ id, fireAt \}\); name your key otherwise$/);
+  });
+
+  it("is refused in a schedules file, naming the file and the schedule, the file left as it was", async () => {
+    const db = fresh();
+    const file = files.path("payload.yaml");
+    writeFileSync(file, "schedules:\n  - id: a\n    cron: \"0 3 * * *\"\n    task: { persona: reviewer, title: T, payload: [1, 2] }\n");
+    await refused(db, ["schedule", "sync", file], /^roster: VALIDATION: \S*payload\.yaml: schedules\[0\]\.task\.payload: must be an object .*, got an array$/, file);
+  });
+});

@@ -111,7 +111,7 @@ export function register(program: Command): void {
     .requiredOption("--persona <id>", "persona of the task each fire enqueues")
     .requiredOption("--title <text>", "title of the task each fire enqueues")
     .option("--description <text>", "its description")
-    .option("--payload <json>", "its payload, JSON")
+    .option("--payload <json>", "its payload, a JSON object (each fire adds the key schedule: { id, fireAt })")
     .option("--tz <zone>", "IANA time zone of the expression (default: the supervisor's local zone)")
     .option("--missed <policy>", `what a supervisor that was down does about missed fires: ${MISSED_POLICIES.join(" | ")}`, "skip");
   addDbOption(add);

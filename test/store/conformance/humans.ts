@@ -321,6 +321,32 @@ export function humanRules(get: GetCtx): void {
     expect(await ctx.store.schedules.nextFireAt()).toBe(now + 9_000);
   });
 
+  it("schedules refuse a payload that is not an object or that holds the reserved key schedule, naming it, writing nothing", async () => {
+    const ctx = get();
+    const now = ctx.clock.now();
+    const withPayload = (payload: unknown) => ({ id: "p", cron: "* * * * *", task: { persona: "worker", title: "t", payload: payload as never }, nextFireAt: now });
+    for (const [payload, got] of [
+      ["x", "a string"],
+      [[1, 2], "an array"],
+      [null, "null"],
+      [3, "a number"],
+    ] as const) {
+      await expect(ctx.store.schedules.upsert({ schedules: [withPayload(payload)], now })).rejects.toMatchObject({
+        code: "VALIDATION",
+        message: `schedules[0].task.payload: must be an object (each fire adds payload.schedule = { id, fireAt } to it), got ${got}`,
+      });
+    }
+    await expect(ctx.store.schedules.upsert({ schedules: [withPayload({ schedule: "mine" })], now })).rejects.toMatchObject({
+      code: "VALIDATION",
+      message: "schedules[0].task.payload.schedule: is reserved (each fire sets it to { id, fireAt }); name your key otherwise",
+    });
+    expect(await ctx.store.schedules.list()).toEqual([]);
+    // An object payload keeps its keys beside the fire's.
+    await ctx.store.schedules.upsert({ schedules: [withPayload({ repo: "x/y" })], now });
+    const fired = await ctx.store.schedules.fire({ scheduleId: "p", expectedNextFireAt: now, fireAts: [now], skipped: [], nextFireAt: now + 60_000, by: "sup", now });
+    expect((await ctx.store.tasks.get({ taskId: fired.taskIds[0]! })).payload).toEqual({ repo: "x/y", schedule: { id: "p", fireAt: now } });
+  });
+
   it("schedules refuse an unknown or retired persona as an enqueue does, naming the schedule's field and the known personas, writing nothing", async () => {
     const ctx = get();
     const now = ctx.clock.now();
