@@ -57,7 +57,7 @@ export function checkCronFields(expression: string, field = "cron"): void {
 }
 
 /** Refuses a zone this Node's Intl does not know (croner converts times with Intl). */
-function checkTimezone(timezone: string, field: string): void {
+export function checkTimezone(timezone: string, field: string): void {
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: timezone });
   } catch (error) {

@@ -158,3 +158,46 @@ describe("a schedule's payload", () => {
     await refused(db, ["schedule", "sync", file], /^roster: VALIDATION: \S*payload\.yaml: schedules\[0\]\.task\.payload: must be an object .*, got an array$/, file);
   });
 });
+
+describe("schedule sync of a file with several problems", () => {
+  it("names every one of them on one line: unknown keys, zones and expressions alike, the file left as it was", async () => {
+    const db = fresh();
+    const file = files.path("many.yaml");
+    writeFileSync(
+      file,
+      [
+        "schedules:",
+        "  - id: a",
+        '    cron: "0 3 * * *"',
+        "    owner: me",
+        "    task: { persona: reviewer, title: T }",
+        "  - id: b",
+        '    cron: "0 3 * * *"',
+        "    timezone: Mars/Olympus",
+        "    task: { persona: reviewer, title: T }",
+        "  - id: c",
+        '    cron: "61 * * * *"',
+        "    colour: red",
+        "    timezone: Nowhere/Land",
+        "    task: { persona: reviewer, title: T }",
+        "",
+      ].join("\n"),
+    );
+    await refused(
+      db,
+      ["schedule", "sync", file],
+      new RegExp(
+        [
+          /^roster: VALIDATION: \S*many\.yaml: schedules\.0: Unrecognized key: "owner"/,
+          /schedules\[1\]\.timezone: "Mars\/Olympus" is not an IANA time zone \(such as UTC or Europe\/Paris\)/,
+          /schedules\.2: Unrecognized key: "colour"/,
+          /schedules\[2\]\.timezone: "Nowhere\/Land" is not an IANA time zone \(such as UTC or Europe\/Paris\)/,
+          /schedules\[2\]\.cron: "61 \* \* \* \*" is not a cron expression croner accepts \(.*\)$/,
+        ]
+          .map((r) => r.source)
+          .join("; "),
+      ),
+      file,
+    );
+  });
+});

@@ -1,59 +1,16 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { z } from "zod";
 import { systemClock } from "../../clock.js";
 import { RosterError, coerceError } from "../../errors.js";
 import { MISSED_POLICIES, type PersonaRecord, type ScheduleRecord, type ScheduleUpsert } from "../../store/index.js";
-import { checkCronFields, nextFireAfter, parseCron, type CronFields } from "../../supervisor/scheduler.js";
+import { nextFireAfter, parseCron } from "../../supervisor/scheduler.js";
+import { schedulesOfFile, toUpsert, type ScheduleInput } from "../schedule-file.js";
 import { isoTime, table, write } from "../format.js";
 import { printJson } from "../output.js";
 import { withPersonaFileHint } from "../persona-hint.js";
 import { scheduleState } from "../../store/schedules.js";
 import { parseYamlText, readInputFile } from "../plan-file.js";
 import { addDbOption, addJsonOption, configFrom, withStore, type DbOptions, type JsonOptions } from "../options.js";
-
-const templateSchema = z
-  .object({
-    persona: z.string().min(1),
-    title: z.string().min(1),
-    description: z.string().optional(),
-    payload: z.unknown().optional(),
-    priority: z.number().int().optional(),
-    maxAttempts: z.number().int().min(1).optional(),
-  })
-  .strict();
-
-const scheduleSchema = z
-  .object({
-    id: z.string().min(1),
-    cron: z.string().min(1),
-    timezone: z.string().min(1).optional(),
-    missed: z.enum(MISSED_POLICIES).optional(),
-    task: templateSchema,
-  })
-  .strict();
-
-/** A schedules file: `schedules:` a list of { id, cron, timezone?, missed?, task: { persona, title, … } }. */
-const fileSchema = z.object({ schedules: z.array(scheduleSchema) }).strict();
-
-type ScheduleInput = z.infer<typeof scheduleSchema>;
-
-/** A schedule as stored: its first fire is the cron's first time after now. `fields` names the expression and zone in errors. */
-function toUpsert(input: ScheduleInput, source: string, now: number, fields: Required<CronFields>): ScheduleUpsert {
-  checkCronFields(input.cron, fields.cron);
-  const cron = parseCron(input.cron, input.timezone, fields);
-  const next = nextFireAfter(cron, now);
-  if (next === null) throw new RosterError("VALIDATION", `${fields.cron}: "${input.cron}" never fires after now`, { details: { field: fields.cron } });
-  return {
-    id: input.id,
-    cron: input.cron,
-    timezone: input.timezone ?? null,
-    missed: input.missed ?? "skip",
-    task: input.task as ScheduleUpsert["task"],
-    source,
-    nextFireAt: next,
-  };
-}
 
 /**
  * Store errors about the one schedule of `schedule add`, said in the command line's words:
@@ -212,13 +169,8 @@ export function register(program: Command): void {
   sync.action(async (file: string, options: DbOptions & JsonOptions) => {
     const path = resolve(file);
     const parsed = parseYamlText(file, readInputFile(file, "schedules file"));
-    const result = fileSchema.safeParse(parsed);
-    if (!result.success) {
-      const issues = result.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ");
-      throw new RosterError("VALIDATION", `${file}: ${issues}`, { details: { field: "file" } });
-    }
     const now = systemClock.now();
-    const upserts = result.data.schedules.map((s, i) => toUpsert(s, path, now, { cron: `${file}: schedules[${i}].cron`, timezone: `${file}: schedules[${i}].timezone` }));
+    const upserts = schedulesOfFile(parsed, file, path, now);
     const config = configFrom(options);
     const saved = await withStore(config, "existing", async (store) => {
       let out: ScheduleRecord[] = [];
