@@ -10,6 +10,32 @@ import { makeTempDir, type TempDir } from "../helpers/tmp.js";
  * Schedules fired by several schedulers, each on its own connection to one database
  * file (as supervisors in separate processes are), on one manual clock.
  */
+/** The next `n` fires of `cron` in `timezone` after `from`, as ISO times. */
+function fires(cron: string, timezone: string, from: string, n: number): string[] {
+  const parsed = parseCron(cron, timezone);
+  const out: string[] = [];
+  for (let t = Date.parse(from), i = 0; i < n; i++) {
+    t = nextFireAfter(parsed, t)!;
+    out.push(new Date(t).toISOString());
+  }
+  return out;
+}
+
+describe("daylight saving time, as docs/humans-and-schedules.md says", () => {
+  it("clocks forward: a daily time in the skipped hour fires an hour late that day; an hourly one has no fire in it", () => {
+    // Europe/Paris, 28 March 2027: 02:00 CET (01:00Z) becomes 03:00 CEST.
+    expect(fires("30 2 * * *", "Europe/Paris", "2027-03-27T12:00:00Z", 2)).toEqual(["2027-03-28T01:30:00.000Z", "2027-03-29T00:30:00.000Z"]); // 03:30 CEST, then 02:30 CEST
+    expect(fires("0 * * * *", "Europe/Paris", "2027-03-27T23:30:00Z", 3)).toEqual(["2027-03-28T00:00:00.000Z", "2027-03-28T01:00:00.000Z", "2027-03-28T02:00:00.000Z"]); // 01:00 CET, 03:00 CEST, 04:00 CEST
+  });
+
+  it("clocks back: a time in the repeated hour fires at its first pass only", () => {
+    // Europe/Paris, 31 October 2027: 03:00 CEST (01:00Z) becomes 02:00 CET.
+    expect(fires("30 2 * * *", "Europe/Paris", "2027-10-30T12:00:00Z", 2)).toEqual(["2027-10-31T00:30:00.000Z", "2027-11-01T01:30:00.000Z"]); // 02:30 CEST once
+    expect(fires("0 * * * *", "Europe/Paris", "2027-10-30T23:30:00Z", 2)).toEqual(["2027-10-31T00:00:00.000Z", "2027-10-31T02:00:00.000Z"]); // 02:00 CEST, then 03:00 CET: two hours
+    expect(fires("*/30 * * * *", "America/New_York", "2027-11-07T05:00:00Z", 2)).toEqual(["2027-11-07T05:30:00.000Z", "2027-11-07T07:00:00.000Z"]); // 01:30 EDT, then 02:00 EST
+  });
+});
+
 describe("scheduler", () => {
   let temp: TempDir;
   let stores: Store[];
