@@ -279,12 +279,23 @@ async function runAttempt(task: WorkerTask, runId: number): Promise<TaskOutcome>
       ? { taskId: task.id, ok: true, resultJson: output.resultJson }
       : { taskId: task.id, ok: true, resultJson: output.resultJson, children: output.children };
   } catch (error) {
-    if (run.reason !== null) return aborted();
+    if (run.reason !== null) return abortedWith(run.reason, error, task.id);
     return { taskId: task.id, ok: false, error: toErrorObject(adapterError(error)), aborted: false };
   } finally {
     made.progress?.close();
     controllers.delete(runId);
   }
+}
+
+/**
+ * An aborted attempt's outcome: the abort's reason, with the details the adapter put on the
+ * error it threw for that abort (an agent's session and saved work: src/adapters/agent/index.ts),
+ * so its next attempt can continue it. The reason's own details win.
+ */
+function abortedWith(reason: ErrorObject, thrown: unknown, taskId: number): TaskOutcome {
+  const details = thrown instanceof RosterError && thrown.code === reason.code ? thrown.details : undefined;
+  const error = details === undefined || Object.keys(details).length === 0 ? reason : { ...reason, details: { ...details, ...(reason.details ?? {}) } };
+  return { taskId, ok: false, error, aborted: true };
 }
 
 /** A newer definition of a persona (hot reload): replace ours, and reload its adapter on next use. */

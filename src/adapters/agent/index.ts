@@ -15,6 +15,7 @@ import { runProcess } from "./process.js";
 import { clearReleasedRun, dropWork, restoreWork, resumeSession, reusableHome, saveWork, type RestoredWork, type SavedWork, type SessionResume } from "./resume.js";
 import { prepareSettings, type AttemptSettings } from "./settings.js";
 import { CodexRollout } from "./codex-rollout.js";
+import { LiveSession } from "./live-session.js";
 import { UsageStream } from "./stream-usage.js";
 import { usageJson } from "./usage.js";
 
@@ -84,6 +85,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   let settings: AttemptSettings | null = null;
   let resumed: SessionResume | null = null;
   const baseEnv = options.baseEnv ?? process.env;
+  const live = new LiveSession(profile.output);
   try {
     settings = await prepareSettings({ profile, config, baseEnv, personaId: ctx.persona.id, reuseHome: config.home === "fresh" ? reusableHome(previousDetails.home) : null });
     const cwd = workingFolder(config, ctx.persona.dir, worktree);
@@ -119,6 +121,14 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       profile.dialect === "codex" && report !== undefined
         ? new CodexRollout(join(env.CODEX_HOME ?? join(env.HOME ?? homedir(), ".codex"), "sessions"), config.model ?? null, (total) => report(total))
         : null;
+    const readers: Array<(line: string) => void> = [];
+    if (live.reads) readers.push((line) => live.push(line));
+    if (stream.streams && report !== undefined) {
+      readers.push((line) => {
+        const total = stream.push(line);
+        if (total !== null) report(total);
+      });
+    } else if (rollout !== null) readers.push((line) => rollout.push(line));
     const run = await runProcess({
       command: commandPath(launch.command, ctx.persona.dir),
       args: launch.args,
@@ -127,16 +137,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       stdin: launch.stdin,
       signal: ctx.signal,
       ...(config.killGraceMs === undefined ? {} : { killGraceMs: config.killGraceMs }),
-      ...(stream.streams && report !== undefined
-        ? {
-            onStdoutLine: (line: string) => {
-              const total = stream.push(line);
-              if (total !== null) report(total);
-            },
-          }
-        : rollout !== null
-          ? { onStdoutLine: (line: string) => rollout.push(line) }
-          : {}),
+      ...(readers.length === 0 ? {} : { onStdoutLine: (line: string) => readers.forEach((read) => read(line)) }),
     }).finally(() => rollout?.stop());
     ctx.logger.info("agent CLI exited", { command: launch.command, exitCode: run.exitCode, signal: run.signal });
     answer = interpretRun(profile, run, { keyVar: keyVariable(profile.keyEnv, profile.dialect, config.apiKeyEnv), model: config.model ?? null });
@@ -152,11 +153,13 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       result.resumed = { ...(resumed === null ? {} : { sessionId: resumed.sessionId }), ...(restored === null ? {} : { wip: restored.ref, files: restored.files }) };
     }
   } catch (error) {
-    failure = coerceError(error);
+    failure = withDetails(coerceError(error));
   }
   const failedDetails = failure instanceof RosterError ? failure.details : undefined;
-  // A failure that printed no session (the CLI never started, or was killed) still leaves the resumed one to continue.
-  if (failedDetails !== undefined && failedDetails.sessionId === undefined && resumed !== null) failedDetails.sessionId = resumed.sessionId;
+  // A failure that printed no session (the CLI never started, or was killed) still leaves the one it printed
+  // while running (a timeout: ./live-session.ts), or the resumed one, to continue.
+  const liveSession = live.sessionId ?? resumed?.sessionId ?? null;
+  if (failedDetails !== undefined && failedDetails.sessionId === undefined && liveSession !== null) failedDetails.sessionId = liveSession;
   // A fresh home holding the session of an attempt that will run again stays for that attempt (./resume.ts).
   const keepHome =
     failure !== null && settings?.home != null && failedDetails !== undefined && typeof failedDetails.sessionId === "string" && runsAgain(failure as RosterError, task);
@@ -201,6 +204,17 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     out.result.workspace = workspaceResult(outcome, worktree!);
   }
   return out;
+}
+
+/**
+ * A RosterError the attempt's details can go with: an abort's reason (a timeout, a budget) comes
+ * without details, and the next attempt needs its session and saved work (docs/agent-clis.md).
+ */
+function withDetails(error: Error): Error {
+  if (!(error instanceof RosterError) || error.details !== undefined) return error;
+  const copy = new RosterError(error.code, error.message, { retryable: error.retryable, details: {} });
+  copy.name = error.name;
+  return copy;
 }
 
 /** Whether the store will run this task again after this failure: retryable with attempts left, or a provider limit (released uncounted). */
