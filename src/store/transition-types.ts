@@ -56,6 +56,12 @@ export interface ReleaseParams extends LeaseRef {
   delayMs?: number;
   /** What the attempt spent before it was given back. */
   usage?: AttemptUsage;
+  /**
+   * The error of a failure given back uncounted (a provider's limit, a budget): kept as the task's
+   * last error, so its next claim gets it as `previous` and continues the attempt (its session, its
+   * kept home: docs/agent-clis.md). Absent: the last error stays as it was.
+   */
+  error?: ErrorObject;
   now: number;
 }
 

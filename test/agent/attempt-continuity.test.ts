@@ -81,4 +81,25 @@ describe("continuing an attempt that was stopped", () => {
     expect(git(repo, "for-each-ref", "refs/roster/wip/")).toBe("");
     expect(homes()).toEqual([]);
   });
+
+  it("a rate-limited attempt is released uncounted and the next run resumes its session in its kept home, then removes that home (roster run)", async () => {
+    makeRepo(dir.path);
+    const state = join(dir.path, "state");
+    mkdirSync(state);
+    const personas = persona({ env: { FAKE_AGENT_STATE: state } });
+    const db = join(dir.path, "team.db");
+    expect((await roster(["init", "--db", db, "--personas", personas])).code).toBe(0);
+    const ran = await roster(["run", "--db", db, "--personas", personas, "--persona", "implementer", "--title", "Limited", "Work. [fake:limit-once=1]", "--log-level", "warn"]);
+    expect(ran.code, ran.stderr).toBe(0);
+    const task = await readTask(db, 1);
+    expect(task.status).toBe("completed");
+    expect(task.attempts).toBe(1);
+    const error = task.error as { details?: { failure?: string; sessionId?: string; home?: string } };
+    expect(error.details?.failure).toBe("rate-limit");
+    const session = error.details!.sessionId!;
+    expect(session).toMatch(/^fake-/);
+    expect(error.details?.home).toMatch(/roster-home-/);
+    expect((task.result as { text: string }).text).toContain(`(resumed ${session})`);
+    expect(homes()).toEqual([]);
+  });
 });

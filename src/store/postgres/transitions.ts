@@ -186,7 +186,7 @@ export class PgTransitions {
       const until = await this.gates.pause(tx, { persona: row.persona_id, taskId: params.taskId, ...failure, now: params.now });
       const runAt = until ?? params.now;
       await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "released", usage, params.now);
-      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
+      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
@@ -194,7 +194,7 @@ export class PgTransitions {
     // ordinary failure, so an adapter cannot loop by raising the code itself (docs/economics.md).
     if (error.code === "BUDGET_EXHAUSTED" && (await this.gates.budgeted(tx, params.taskId))) {
       await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "budget_exhausted", usage, params.now);
-      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
+      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     const settled = await this.settleFailure(tx, failureToSettle(params.taskId, row, error, params));
@@ -262,9 +262,10 @@ export class PgTransitions {
     if (holder === undefined) return this.lost(tx, params.taskId, "release");
     const row = await tx.one<{ persona_id: string; attempts: number }>(
       `UPDATE task_status SET status = 'pending', attempts = greatest(attempts - 1, 0), run_at = $3::bigint, ready_at = $3::bigint,
+         last_error = coalesce($5::text, last_error),
          assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = $4::bigint
        WHERE ${LEASED} RETURNING persona_id, attempts`,
-      [params.taskId, params.leaseToken, runAt, params.now],
+      [params.taskId, params.leaseToken, runAt, params.now, params.error === undefined ? null : JSON.stringify(params.error)],
     );
     if (row === undefined) return this.lost(tx, params.taskId, "release");
     await parkForApproval(tx, [{ id: params.taskId }], params.now);

@@ -121,7 +121,7 @@ export class Transitions {
       RETURNING leases_lost`);
     this.releaseStmt = db.prepare(`
       UPDATE task_status SET status = 'pending', attempts = max(attempts - 1, 0), run_at = @runAt, ready_at = @runAt,
-        assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
+        last_error = coalesce(@error, last_error), assigned_agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, updated_at = @now
       WHERE ${leased} RETURNING persona_id, attempts`);
   }
 
@@ -235,7 +235,7 @@ export class Transitions {
       const until = this.gates.pauseProvider({ persona: row.persona_id, taskId: params.taskId, ...failure, now: params.now });
       const runAt = until ?? params.now;
       this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
-      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, now: params.now });
+      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
@@ -243,7 +243,7 @@ export class Transitions {
     // ordinary failure, so an adapter cannot loop by raising the code itself (docs/economics.md).
     if (error.code === "BUDGET_EXHAUSTED" && this.gates.budgeted(params.taskId)) {
       this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "budget_exhausted", usage, params.now);
-      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, now: params.now });
+      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `BUDGET_EXHAUSTED: ${error.message.slice(0, 200)}`, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     const settled = this.settleFailure(failureToSettle(params.taskId, row, error, params));
@@ -293,7 +293,7 @@ export class Transitions {
       | { assigned_agent_id: string | null }
       | undefined;
     if (holder === undefined) return this.lost(params.taskId, "release");
-    const row = this.releaseStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, runAt }) as
+    const row = this.releaseStmt.get({ taskId: params.taskId, leaseToken: params.leaseToken, now: params.now, runAt, error: params.error === undefined ? null : JSON.stringify(params.error) }) as
       | { persona_id: string; attempts: number }
       | undefined;
     if (row === undefined) return this.lost(params.taskId, "release");

@@ -244,6 +244,23 @@ export function economicsRules(get: GetCtx): void {
     expect((await claimOne(ctx)).attempt).toBe(1);
   });
 
+  it("provider limits: the released attempt's error is the task's last error, so the next claim continues it (its session, its kept home); a plain release keeps it", async () => {
+    const ctx = get();
+    const id = await enqueueOne(ctx);
+    const task = await claimOne(ctx);
+    const details = { failure: "rate-limit", retryAfterMs: 1_000, sessionId: "s-41", home: "/tmp/roster-home-x" };
+    const r = await ctx.store.tasks.failIfLeased({ taskId: id, leaseToken: task.leaseToken, error: { name: "RosterError", code: "ADAPTER_FAILED", message: "429", retryable: true, details } as never, now: ctx.clock.now() });
+    expect(r).toMatchObject({ ok: true, outcome: "released" });
+    expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0, error: { code: "ADAPTER_FAILED", details } });
+    ctx.clock.advance(1_000);
+    const again = await claimOne(ctx);
+    expect(again.attempt).toBe(1);
+    expect(again.previous).toEqual({ code: "ADAPTER_FAILED", message: "429", retryable: true, details });
+    // Given back for another reason (a shutdown): what the next attempt continues stays.
+    await ctx.store.tasks.releaseIfLeased({ taskId: id, leaseToken: again.leaseToken, reason: "supervisor shutting down", now: ctx.clock.now() });
+    expect((await claimOne(ctx)).previous).toEqual({ code: "ADAPTER_FAILED", message: "429", retryable: true, details });
+  });
+
   it("provider limits: a rate limit without retryAfterMs pauses for the default backoff; with providerAutoResume false until resumed", async () => {
     const ctx = get();
     await syncEconomics(ctx, { worker: { providerAutoResume: false } });
