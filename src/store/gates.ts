@@ -283,6 +283,23 @@ export function providerLimit(error: ErrorObject): { failure: "rate-limit" | "us
   };
 }
 
+/**
+ * A persona's own fault (`details.failure: "persona"`: its CLI not found, its workspace's base
+ * missing; src/adapters/agent/preflight.ts): not the task's (docs/ARCHITECTURE.md rule 12). The
+ * attempt is given back uncounted and the persona's breaker opens at once (personaHold), whatever
+ * its own breaker settings, so its tasks wait, none failed, until it is fixed: a persona reload
+ * closes the breaker, or its probe finds it fixed.
+ */
+export function personaFault(error: ErrorObject): boolean {
+  const d = error.details as { failure?: unknown } | undefined;
+  return d !== undefined && d !== null && d.failure === "persona";
+}
+
+/** The breaker a persona fault opens: the persona's own settings' cooldowns, or the defaults; it trips on this one fault. */
+export function personaHold(breaker: BreakerSettings | null): BreakerSettings {
+  return { failures: 1, rate: null, cooldownMs: breaker?.cooldownMs ?? BREAKER_COOLDOWN_MS_DEFAULT, maxCooldownMs: breaker?.maxCooldownMs ?? BREAKER_MAX_COOLDOWN_MS_DEFAULT };
+}
+
 /** The spend rows one attempt's usage adds to: [scope, key, windowMs, windowStart]. */
 export function spendKeys(p: { taskId: number; rootId: number; persona: string; provider: string; now: number }): Array<[string, string, number, number]> {
   const rows: Array<[string, string, number, number]> = [

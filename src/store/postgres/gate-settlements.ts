@@ -1,4 +1,4 @@
-import { economicsOf, failureStep, opening, rateTrips, spendKeys, windowStart, type BreakerRow, type BreakerSettings } from "../gates.js";
+import { economicsOf, failureStep, opening, personaHold, rateTrips, spendKeys, windowStart, type BreakerRow, type BreakerSettings } from "../gates.js";
 import { holdMoves, type TaskLimitsRow } from "../budget-rules.js";
 import type { Tx } from "./database.js";
 import type { AttemptSpend } from "../usage-values.js";
@@ -25,7 +25,8 @@ export interface Pending {
   /** Settled attempts' usage, recorded (usage rows, spend, holds) at the end of the transaction. */
   spent: AttemptSpend[];
   /** Each attempt's end in the order settled; completions of a persona may come as one with a count. */
-  outcomes: Array<{ persona: string; failed: boolean; taskId: number | null; count: number; now: number }>;
+  /** `fault`: the persona's own fault, which holds it whatever its breaker settings (personaHold). */
+  outcomes: Array<{ persona: string; failed: boolean; taskId: number | null; count: number; now: number; fault?: boolean }>;
   pauses: Array<{ provider: string; until: number | null; reason: string; taskId: number; now: number }>;
 }
 
@@ -112,10 +113,11 @@ async function flushBreakers(tx: Tx, p: Pending, breakerMatters: Map<string, boo
   for (const s of settings) {
     const breaker = economicsOf(s.id, { provider: "", auto_resume: null, breaker: s.breaker, rate_limit: null }).breaker;
     breakerMatters.set(s.id, breaker !== null || s.has_row);
-    if (breaker === null && !s.has_row) continue;
     const outcomes = p.outcomes.filter((o) => o.persona === s.id);
-    // Failures are counted only under a breaker setting (as SQLite's attemptFailed); a row left by one removed is closed by a success.
-    if (breaker === null ? !outcomes.some((o) => !o.failed) : !outcomes.some((o) => o.failed) && !s.has_row && breaker.rate === null) continue;
+    const fault = outcomes.some((o) => o.fault === true);
+    if (breaker === null && !s.has_row && !fault) continue;
+    // Failures are counted only under a breaker setting (as SQLite's attemptFailed), or a persona's fault; a row left by one removed is closed by a success.
+    if (!fault && (breaker === null ? !outcomes.some((o) => !o.failed) : !outcomes.some((o) => o.failed) && !s.has_row && breaker.rate === null)) continue;
     await settlePersona(tx, s.id, breaker, outcomes);
   }
 }
@@ -151,8 +153,9 @@ async function settlePersona(tx: Tx, persona: string, breaker: BreakerSettings |
       cur = undefined;
       continue;
     }
-    if (breaker === null) continue;
-    const step = failureStep(breaker, cur);
+    const rules = o.fault === true ? personaHold(breaker) : breaker;
+    if (rules === null) continue;
+    const step = failureStep(rules, cur);
     if (!step.trip && rate !== null) step.trip = rateTrips(rate, (await windowAdd(windowStart(o.now, rate.windowMs), 1, 1))!);
     if (!step.trip) {
       cur = { state: "closed", consecutive_failures: step.failures, opens: 0, open_until: null, probe_task_id: null };
@@ -160,7 +163,7 @@ async function settlePersona(tx: Tx, persona: string, breaker: BreakerSettings |
     }
     // A fresh window after the breaker closes again: the failures that opened it are paid for.
     if (rate !== null) await tx.run("DELETE FROM breaker_windows WHERE persona_id = $1", [persona]);
-    const { opens, until } = opening(breaker, cur?.opens ?? 0, step.reopening, o.now);
+    const { opens, until } = opening(rules, cur?.opens ?? 0, step.reopening, o.now);
     cur = { state: "open", consecutive_failures: step.failures, opens, open_until: until, probe_task_id: null };
     tx.emit("breaker:opened", { persona, until, failures: step.failures, taskId: o.taskId! });
   }

@@ -278,8 +278,8 @@ export class PgGates {
   }
 
   /** A failed (or lost) attempt of `persona`: counts toward its breaker. */
-  failed(tx: Tx, persona: string, taskId: number, now: number): void {
-    this.of(tx).outcomes.push({ persona, failed: true, taskId, count: 1, now });
+  failed(tx: Tx, persona: string, taskId: number, now: number, fault = false): void {
+    this.of(tx).outcomes.push({ persona, failed: true, taskId, count: 1, now, ...(fault ? { fault } : {}) });
   }
 
   /** `count` completed attempts of `persona`: close its breaker, count in a failure-rate window. */

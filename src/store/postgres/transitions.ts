@@ -10,7 +10,7 @@ import { prepared, type Tx } from "./database.js";
 import { LOCK_IN_ID_ORDER_SQL, LOCK_LEASED_SQL, PG_COMPLETE_MANY_SQL, PG_START_MANY_SQL, type CompleteBatchRow } from "./batch-sql.js";
 import { writeBatch } from "./enqueue.js";
 import { PgGates } from "./gates.js";
-import { providerLimit } from "../gates.js";
+import { personaFault, providerLimit } from "../gates.js";
 import { parkForApproval } from "./approvals.js";
 import { PgClaims } from "./claims.js";
 import { PgGraph, insertEvent } from "./graph.js";
@@ -188,6 +188,13 @@ export class PgTransitions {
       await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "released", usage, params.now);
       await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt };
+    }
+    // The persona's own fault (its CLI not found): not the task's; given back uncounted, the persona held (gates.ts, personaFault).
+    if (personaFault(error)) {
+      this.gates.failed(tx, row.persona_id, params.taskId, params.now, true);
+      await this.attemptSpent(tx, params.taskId, row.attempts, row.assigned_agent_id, row.claimed_at, "released", usage, params.now);
+      await this.release(tx, { taskId: params.taskId, leaseToken: params.leaseToken, reason: `persona: ${error.message.slice(0, 300)}`, error, now: params.now });
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
     // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an

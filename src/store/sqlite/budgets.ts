@@ -1,6 +1,6 @@
 import type { AttemptBudget, PersonaGates } from "../economics.js";
 import { holdReason, keyFullReason, whyOf } from "../gate-reasons.js";
-import { closeForBudgets, economicsOf, failureStep, gateOf, limitByConcurrency, limitByRate, opening, pauseUntil, rateTrips, windowStart, type BreakerRow, type ClaimGate, type PersonaConfigShape, type WindowBudgetFacts } from "../gates.js";
+import { closeForBudgets, economicsOf, failureStep, gateOf, limitByConcurrency, limitByRate, opening, pauseUntil, personaHold, rateTrips, windowStart, type BreakerRow, type ClaimGate, type PersonaConfigShape, type WindowBudgetFacts } from "../gates.js";
 import { attemptBudgetOf, holdMoves, type TaskLimitsRow } from "../budget-rules.js";
 import type { WhyReason } from "../types.js";
 import { EconomicsCommands } from "./budget-commands.js";
@@ -212,12 +212,14 @@ export class EconomicsStatements extends EconomicsCommands {
   }
 
   /** A failed (or lost) attempt: counts toward the persona's breaker, or reopens it after a failed probe. */
-  attemptFailed(persona: string, taskId: number, now: number): void {
+  attemptFailed(persona: string, taskId: number, now: number, fault = false): void {
     const settings = economicsOf(persona, (this.personaConfig.get(persona) as PersonaConfigShape | undefined) ?? null);
-    if (settings.breaker === null) return;
+    // A persona's own fault holds it at once, breaker setting or not (personaHold).
+    const breaker = fault ? personaHold(settings.breaker) : settings.breaker;
+    if (breaker === null) return;
     const b = this.breakerRow.get(persona) as BreakerRow | undefined;
-    const step = failureStep(settings.breaker, b);
-    const rate = settings.breaker.rate;
+    const step = failureStep(breaker, b);
+    const rate = breaker.rate;
     if (!step.trip && rate !== null) {
       step.trip = rateTrips(rate, this.windowAdd.get({ persona, start: windowStart(now, rate.windowMs), attempts: 1, failures: 1 }) as { attempts: number; failures: number });
     }
@@ -227,7 +229,7 @@ export class EconomicsStatements extends EconomicsCommands {
     }
     // A fresh window after the breaker closes again: the failures that opened it are paid for.
     if (rate !== null) this.windowClear.run({ persona, before: Number.MAX_SAFE_INTEGER });
-    const { opens, until } = opening(settings.breaker, b?.opens ?? 0, step.reopening, now);
+    const { opens, until } = opening(breaker, b?.opens ?? 0, step.reopening, now);
     this.breakerUpsert.run({ persona, state: "open", failures: step.failures, opens, openUntil: until, now });
     this.tx.emit("breaker:opened", { persona, until, failures: step.failures, taskId });
   }

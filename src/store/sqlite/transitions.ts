@@ -22,7 +22,7 @@ import { Completions } from "./completions.js";
 import { TaskCounts } from "./task-counts.js";
 import type { Enqueuer } from "./enqueue.js";
 import type { GraphStatements } from "./graph.js";
-import { providerLimit } from "../gates.js";
+import { personaFault, providerLimit } from "../gates.js";
 import { EconomicsStatements } from "./budgets.js";
 import { SpendRecorder } from "./spend.js";
 import { usageOfSettlement, type NormalUsage } from "../usage-values.js";
@@ -237,6 +237,13 @@ export class Transitions {
       this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
       this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `${failure.failure}: ${error.message.slice(0, 200)}`, delayMs: runAt - params.now, error, now: params.now });
       return { ok: true, outcome: "released", attempt: row.attempts, runAt };
+    }
+    // The persona's own fault (its CLI not found): not the task's; given back uncounted, the persona held (gates.ts, personaFault).
+    if (personaFault(error)) {
+      this.gates.attemptFailed(row.persona_id, params.taskId, params.now, true);
+      this.spent.one(params.taskId, row.attempts, row.assigned_agent_id, claimedAt, "released", usage, params.now);
+      this.release({ taskId: params.taskId, leaseToken: params.leaseToken, reason: `persona: ${error.message.slice(0, 300)}`, error, now: params.now });
+      return { ok: true, outcome: "released", attempt: row.attempts, runAt: params.now };
     }
     // Aborted by the supervisor for its budget (src/supervisor/budget-watch.ts): its usage is recorded (which
     // holds the task or goal once spent) and the attempt given back uncounted; with no budget at all it is an

@@ -274,6 +274,25 @@ export function economicsRules(get: GetCtx): void {
     await claimOne(ctx);
   });
 
+  it("a persona's own fault (its CLI not found) fails no task: the attempt is given back uncounted with its error, and the persona's breaker opens without a breaker setting; its probe closes it once fixed", async () => {
+    const ctx = get();
+    const ids = [await enqueueOne(ctx), await enqueueOne(ctx)];
+    const task = await claimOne(ctx);
+    const error = { name: "RosterError", code: "ADAPTER_NOT_FOUND", message: 'persona "worker" (/p/worker.md): its command "./bin/claude" cannot be found', retryable: false, details: { failure: "persona", persona: "worker", command: "./bin/claude" } };
+    expect(await ctx.store.tasks.failIfLeased({ taskId: task.id, leaseToken: task.leaseToken, error: error as never, now: ctx.clock.now() })).toMatchObject({ ok: true, outcome: "released" });
+    expect(await ctx.store.tasks.get({ taskId: task.id })).toMatchObject({ status: "pending", attempts: 0, error: { code: "ADAPTER_NOT_FOUND", details: { failure: "persona" } } });
+    expect((await ctx.store.economics.breakers())[0]).toMatchObject({ persona: "worker", state: "open", openUntil: ctx.clock.now() + 60_000 });
+    expect(await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", now: ctx.clock.now() })).toEqual([]);
+    expect((await ctx.store.economics.gates({ persona: "worker", now: ctx.clock.now() })).reasons).toMatchObject([{ code: "BREAKER_OPEN", persona: "worker" }]);
+    ctx.clock.advance(60_000);
+    const probe = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 2, now: ctx.clock.now() });
+    expect(probe).toHaveLength(1);
+    await completeWith(ctx, "worker", {}, probe[0]!);
+    expect(await ctx.store.economics.breakers()).toEqual([]);
+    expect(await status(ctx, ids[0]!)).not.toBe("failed");
+    expect(await status(ctx, ids[1]!)).not.toBe("failed");
+  });
+
   it("breaker: N consecutive failed attempts open it; it stays shut for a cooldown that grows; one probe closes it", async () => {
     const ctx = get();
     await syncEconomics(ctx, { worker: { breaker: { failures: 2, cooldownMs: 10_000 }, retry: { maxAttempts: 100, backoff: "fixed", baseMs: 0, maxMs: 0, jitter: 0 } } });
