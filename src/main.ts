@@ -19,6 +19,8 @@ import { syncPersonas } from "./supervisor/personas.js";
 import type { SupervisorOptions } from "./supervisor/options.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { pruneWorkspacesAtStart } from "./workspace/startup.js";
+import { missingCommand, missingWorkspace } from "./adapters/agent/preflight.js";
+import { toAdapterPersona } from "./personas/load.js";
 
 export interface RunContext {
   config: Config;
@@ -91,6 +93,11 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
     const personas = await syncPersonas(store, config.personasDir, clock.now(), logger);
     // Worktrees of agent attempts a crash interrupted (src/workspace/startup.ts); live leases keep theirs.
     await pruneWorkspacesAtStart({ store, personas, now: clock.now(), logger });
+    // A persona whose CLI cannot be found, or whose workspace's base is missing, runs nothing: said now, not only at its first task (src/adapters/agent/preflight.ts).
+    for (const persona of personas) {
+      const missing = persona.external === true ? null : (missingCommand(toAdapterPersona(persona)) ?? (await missingWorkspace(toAdapterPersona(persona)).catch(() => null)));
+      if (missing !== null) logger.warn({ persona: persona.id, file: persona.sourcePath, command: missing.details?.command ?? null, base: missing.details?.base ?? null }, missing.message);
+    }
     const demoTaskId = options.demo ? await seedDemo(store, { personas, now: clock.now() }) : null;
     if (demoTaskId !== null) logger.info({ taskId: demoTaskId }, "seeded the demo goal");
     supervisor = new Supervisor({ store, personas, config, clock, logger, exitWhenIdle: options.exitWhenIdle, ...options.supervisor });

@@ -20,6 +20,8 @@ export interface AdapterPersona {
   adapter: AdapterConfig;
   /** Folder of the persona file; relative adapter paths resolve against it. Null when only the database has it. */
   dir: string | null;
+  /** The persona file itself, for messages that must name it; null or absent when only the database has it. */
+  file?: string | null;
 }
 
 export interface AdapterLogger {

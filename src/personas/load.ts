@@ -134,6 +134,7 @@ export function toAdapterPersona(persona: Persona): AdapterPersona {
     definition: persona.definition,
     adapter: persona.adapter,
     dir: persona.sourcePath === null ? null : dirname(persona.sourcePath),
+    file: persona.sourcePath,
   };
 }
 

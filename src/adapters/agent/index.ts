@@ -1,5 +1,5 @@
 import { homedir } from "node:os";
-import { isAbsolute, join, resolve, sep } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../store/input.js";
 import type { Json } from "../../store/types.js";
@@ -16,6 +16,7 @@ import { clearReleasedRun, dropWork, restoreWork, resumeSession, reusableHome, s
 import { prepareSettings, type AttemptSettings } from "./settings.js";
 import { CodexRollout } from "./codex-rollout.js";
 import { LiveSession } from "./live-session.js";
+import { asPersonaFault, commandPath, missingCommand } from "./preflight.js";
 import { UsageStream } from "./stream-usage.js";
 import { usageJson } from "./usage.js";
 
@@ -60,6 +61,9 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   const role = config.role ?? "worker";
   const workspace = config.workspace === undefined ? null : resolveWorkspace(config.workspace, ctx.persona.dir);
   // The last failed attempt's conversation and home, to continue (./resume.ts).
+  // A CLI that cannot be found fails before anything is made (./preflight.ts): no worktree, no branch, no home.
+  const missing = missingCommand(ctx.persona, options.baseEnv ?? process.env);
+  if (missing !== null) throw missing;
   const previousDetails = task.previous?.details ?? {};
   const previousSession = typeof previousDetails.sessionId === "string" ? previousDetails.sessionId : null;
   if (workspace !== null) {
@@ -69,7 +73,10 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
       ctx.logger.warn("could not clear the branch a released run of this attempt left", { error: coerceError(error).message });
     }
   }
-  const worktree = workspace === null ? null : await createWorktree(workspace, task.id, task.attempt);
+  const worktree = workspace === null ? null : await createWorktree(workspace, task.id, task.attempt).catch((error: unknown) => {
+    // A base that is not there, a folder that is no repository: the persona's to fix, not the task's (./preflight.ts).
+    throw error instanceof RosterError && error.code === "CONFIG_INVALID" ? asPersonaFault(error, ctx.persona) : error;
+  });
   let restored: RestoredWork | null = null;
   if (worktree !== null) {
     try {
@@ -154,6 +161,8 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
     }
   } catch (error) {
     failure = withDetails(coerceError(error));
+    // Its command gone between the check and the spawn: the persona's fault still.
+    if (failure instanceof RosterError && failure.code === "ADAPTER_NOT_FOUND" && failure.details?.failure === undefined) failure = asPersonaFault(failure, ctx.persona);
   }
   const failedDetails = failure instanceof RosterError ? failure.details : undefined;
   // A failure that printed no session (the CLI never started, or was killed) still leaves the one it printed
@@ -260,12 +269,6 @@ function workingFolder(config: AgentAdapterConfig, personaDir: string | null, wo
   const from = worktree?.path ?? personaDir ?? process.cwd();
   if (config.cwd === undefined) return from;
   return isAbsolute(config.cwd) ? config.cwd : resolve(from, config.cwd);
-}
-
-/** A command with a path separator (`./bin/agent`) is relative to the persona file's folder; a bare name is looked up on PATH. */
-function commandPath(command: string, personaDir: string | null): string {
-  const hasSeparator = command.includes("/") || command.includes(sep);
-  return hasSeparator && !isAbsolute(command) ? resolve(personaDir ?? process.cwd(), command) : command;
 }
 
 /**

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadAdapter, type AdapterEnvironment } from "../../adapters/registry.js";
+import { missingCommand, missingWorkspace } from "../../adapters/agent/preflight.js";
 import { systemClock } from "../../clock.js";
 import type { Config } from "../../config.js";
 import { ERROR_CODES, RosterError, coerceError, toErrorObject, type ErrorCode, type ErrorObject } from "../../errors.js";
@@ -149,6 +150,9 @@ async function runWithStore(
   // An adapter that cannot load is bad input: refused before anything is written (the worker thread loads it again).
   const env: AdapterEnvironment = { personasDir: config.personasDir, allowAbsoluteModules: config.allowAbsoluteModules, maxPayloadBytes: config.maxPayloadBytes };
   await loadAdapter(toAdapterPersona(persona), env);
+  // A persona that cannot run (its CLI not found, its workspace's base missing) is refused before the task is written (src/adapters/agent/preflight.ts).
+  const fault = missingCommand(toAdapterPersona(persona)) ?? (await missingWorkspace(toAdapterPersona(persona)));
+  if (fault !== null) throw fault;
   const { ids } = await store.tasks.enqueue({
     tasks: [{ persona: persona.id, title: params.title, description: params.description, priority: PRIORITY_MAX }],
     createdBy: "cli:run",
