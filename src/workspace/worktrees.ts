@@ -5,6 +5,7 @@ import { RosterError } from "../errors.js";
 import type { KeepMode, WorkspaceConfig } from "./config.js";
 import { git } from "./git.js";
 import { withRepoLock } from "./lock.js";
+import { saveWork } from "./wip.js";
 
 /**
  * One git worktree per task attempt, on branch `<prefix>task-<id>-a<attempt>`,
@@ -233,8 +234,9 @@ export interface PruneResult {
 /**
  * At start: `git worktree prune`, then removes every roster worktree of the
  * repository whose attempt is not running and that was not kept on purpose (a
- * crash's leftovers). Branches stay. `includeKept` also removes the worktrees kept
- * for inspection.
+ * crash's leftovers), after saving what is in it on the attempt's wip ref (./wip.ts)
+ * for the run that continues the task. Branches stay. `includeKept` also removes the
+ * worktrees kept for inspection (whose attempt saved its work when it failed).
  */
 export async function pruneStaleWorktrees(params: {
   config: WorkspaceConfig;
@@ -256,6 +258,8 @@ export async function pruneStaleWorktrees(params: {
         kept.push(wt.path);
         continue;
       }
+      // Saved before the folder goes: the agent's uncommitted files, on top of its commits.
+      if (wt.registered && !isMarkedKept(wt.path)) await saveWork(wt, null);
       await removeWorktreeFolder(repo, wt.path);
       removed.push(wt.path);
     }

@@ -80,7 +80,10 @@ describe("saved work of a failed attempt", () => {
     writeFileSync(join(second.path, "second.txt"), "attempt 2 got further\n");
     await saveWork(second, "session-2");
     await finishWorktree(second, { keep: "on-failure", succeeded: false });
+    const first = git(repo, "rev-parse", "refs/roster/wip/7/1");
     expect(await clearReleasedRun(config(), 7, 1)).toBe(true);
+    // Attempt 1's kept folder is as it was saved: its save stays, older than attempt 2's.
+    expect(git(repo, "rev-parse", "refs/roster/wip/7/1")).toBe(first);
     const again = await createWorktree(config(), 7, 1);
     const restored = await restoreWork(again);
     expect(restored?.ref).toBe("refs/roster/wip/7/2");

@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, realpath, rm, unlink } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { WorkspaceConfig } from "../../workspace/config.js";
 import { withRepoLock } from "../../workspace/lock.js";
+import { gitIn, must, saveBranchHead, savedOn, saveWork, wipRef, WIP_REF_PREFIX } from "../../workspace/wip.js";
 import { branchName, repoInfo, worktreeName, worktreesDir, type Worktree } from "../../workspace/worktrees.js";
 import type { AgentDialect } from "./profiles.js";
 
@@ -33,75 +32,17 @@ import type { AgentDialect } from "./profiles.js";
  * in `details.home`) for the next one, which removes it when it ends.
  */
 
-export const WIP_REF_PREFIX = "refs/roster/wip";
-
-export function wipRef(taskId: number, attempt: number): string {
-  return `${WIP_REF_PREFIX}/${taskId}/${attempt}`;
-}
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** git with its own environment (a private index, a fixed identity); never a shell, never a prompt. */
-function gitIn(cwd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      "git",
-      args,
-      { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C", ...env }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
-    );
-  });
-}
-
-async function must(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const r = await gitIn(cwd, args, env);
-  if (r.code !== 0) throw new Error(`git ${args.join(" ")} (in ${cwd}) failed: ${r.stderr.trim()}`);
-  return r.stdout.trim();
-}
-
-const IDENTITY = { GIT_AUTHOR_NAME: "roster", GIT_AUTHOR_EMAIL: "roster@localhost", GIT_COMMITTER_NAME: "roster", GIT_COMMITTER_EMAIL: "roster@localhost" };
-
-export interface SavedWork {
-  ref: string;
-  commit: string;
-  /** The attempt left changes it had not committed. */
-  dirty: boolean;
-}
-
-/**
- * Saves what a failed attempt left in its worktree folder: a commit of the whole
- * folder on `refs/roster/wip/<task>/<attempt>`, made through a private index so
- * the worktree's own index and files are untouched. Null when the folder is gone.
- */
-export async function saveWork(at: { path: string; taskId: number; attempt: number }, sessionId: string | null): Promise<SavedWork | null> {
-  if (!existsSync(at.path)) return null;
-  const head = await must(at.path, ["rev-parse", "HEAD"]);
-  const index = join(tmpdir(), `roster-wip-index-${randomBytes(6).toString("hex")}`);
-  try {
-    const env = { GIT_INDEX_FILE: index };
-    await must(at.path, ["read-tree", "HEAD"], env);
-    await must(at.path, ["add", "-A", "."], env);
-    const tree = await must(at.path, ["write-tree"], env);
-    const message = `roster: work in progress of task ${at.taskId}, attempt ${at.attempt}${sessionId === null ? "" : `\n\nroster-session: ${sessionId}`}`;
-    const commit = await must(at.path, ["commit-tree", tree, "-p", head, "-m", message], IDENTITY);
-    const ref = wipRef(at.taskId, at.attempt);
-    await must(at.path, ["update-ref", ref, commit]);
-    const headTree = await must(at.path, ["rev-parse", `${head}^{tree}`]);
-    return { ref, commit, dirty: headTree !== tree };
-  } finally {
-    await rm(index, { force: true });
-  }
-}
+export { WIP_REF_PREFIX, saveWork, wipRef, type SavedWork } from "../../workspace/wip.js";
 
 /**
  * Before an attempt's worktree is made: a run of this same attempt number that was
- * released uncounted (a provider limit) left its branch and maybe its folder; its
- * work is saved (when that failure did not already save it) and both are removed,
- * so the new worktree can take the name and restore that work.
+ * released uncounted (a provider limit) or interrupted (a crash) left its branch and
+ * maybe its folder. Its work is saved on the attempt's wip ref, then both are removed,
+ * so the new worktree can take the name and continue from that work: from its folder
+ * when it is still there (an earlier save of exactly that folder stays as it was);
+ * else the wip ref stays when it was saved on the branch's head; else (no
+ * save, or commits made after it) the head itself is saved, so the rerun starts on
+ * every commit of the branch.
  */
 export async function clearReleasedRun(config: WorkspaceConfig, taskId: number, attempt: number): Promise<boolean> {
   const repo = await repoInfo(config.repo);
@@ -111,8 +52,11 @@ export async function clearReleasedRun(config: WorkspaceConfig, taskId: number, 
   const dir = worktreesDir(repo, config);
   const path = join(existsSync(dir) ? await realpath(dir) : dir, worktreeName(taskId, attempt));
   const ref = wipRef(taskId, attempt);
-  if ((await gitIn(repo.root, ["rev-parse", "--verify", "--quiet", ref])).code !== 0) {
-    if ((await saveWork({ path, taskId, attempt }, null)) === null) await must(repo.root, ["update-ref", ref, head.stdout.trim()]);
+  const headCommit = head.stdout.trim();
+  // A folder git cannot read (a crash during `worktree add`) has nothing to save.
+  const fromFolder = await saveWork({ path, taskId, attempt }, await savedSession(repo.root, ref), { keepSame: true }).catch(() => null);
+  if (fromFolder === null && (await savedOn(repo.root, ref)) !== headCommit) {
+    await saveBranchHead(repo.root, { taskId, attempt, head: headCommit });
   }
   await withRepoLock(repo.gitCommonDir, async () => {
     if (existsSync(path)) {
@@ -123,6 +67,12 @@ export async function clearReleasedRun(config: WorkspaceConfig, taskId: number, 
     await must(repo.root, ["branch", "-D", branch]);
   });
   return true;
+}
+
+/** The session an earlier save of this ref named, kept when the save is made again. */
+async function savedSession(repoRoot: string, ref: string): Promise<string | null> {
+  const body = await gitIn(repoRoot, ["log", "-1", "--format=%B", ref, "--"]);
+  return body.code === 0 ? (/^roster-session: (\S+)$/m.exec(body.stdout)?.[1] ?? null) : null;
 }
 
 export interface RestoredWork {
