@@ -251,4 +251,14 @@ export interface MaintenanceService {
   /** Deletes terminal tasks (and their events) finished before `before`. */
   prune(params: { before: number }): Promise<{ tasks: number; events: number }>;
   integrityCheck(): Promise<string>;
+  /** Who this database is, for what it names outside itself (the git work of agent attempts: src/workspace/owner.ts). */
+  identity(): Promise<DatabaseIdentity>;
+}
+
+/** A database's identity (table roster_meta), fixed when it is made, carried by `roster db copy`. */
+export interface DatabaseIdentity {
+  /** Random, a letter then lowercase letters and digits. */
+  id: string;
+  /** Tasks up to this id were created before databases had an identity (0 for a database made since). */
+  legacyTaskIdsUpTo: number;
 }

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { sqlitePragma } from "../../src/store/sqlite/introspect.js";
+import { runMigrations } from "../../src/store/sqlite/migrate.js";
 import { WAL_AUTOCHECKPOINT_PAGES } from "../../src/store/sqlite/open.js";
 import { T0 } from "../helpers/store.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
@@ -140,10 +141,10 @@ describe("migrations", () => {
     const held = temp.path("later");
     cpSync(dir, held, { recursive: true });
     for (const f of upgrade) rmSync(join(dir, f));
-    const old = await openStore({ path: dbPath, migrationsDir: dir, now: T0 });
-    await old.personas.sync({ personas: [{ id: "p", name: "P", definition: "d", config: { adapter: { kind: "echo" } }, sourcePath: null }], now: T0 });
-    await old.close();
+    // The schema as that roster left it (this code's store needs later tables to open).
     const raw = new Database(dbPath);
+    runMigrations(raw, { dir, readonly: false, now: T0, path: dbPath });
+    raw.prepare("INSERT INTO personas (id, name, definition, config, created_at, updated_at) VALUES ('p', 'P', 'd', '{\"adapter\":{\"kind\":\"echo\"}}', 0, 0)").run();
     const insert = raw.prepare("INSERT INTO schedules (id, cron, task, next_fire_at, created_at, updated_at) VALUES (?, '0 0 1 1 *', '{\"persona\":\"p\",\"title\":\"t\"}', ?, 0, 0)");
     insert.run("parked", Number.MAX_SAFE_INTEGER);
     insert.run("live", T0 + 60_000);
@@ -158,6 +159,30 @@ describe("migrations", () => {
       expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
     } finally {
       await store.close();
+    }
+  });
+
+  it("a database made before identities gets one, and its tasks so far are marked as keeping the old names", async () => {
+    const later = readdirSync(dir).filter((f) => f.endsWith(".sql") && Number(f.slice(0, 4)) >= 14);
+    const held = temp.path("held");
+    cpSync(dir, held, { recursive: true });
+    for (const f of later) rmSync(join(dir, f));
+    // The schema and tasks as that roster left them (this code's store needs the new table to open).
+    const db = new Database(dbPath);
+    runMigrations(db, { dir, readonly: false, now: T0, path: dbPath });
+    db.prepare("INSERT INTO personas (id, name, definition, config, created_at, updated_at) VALUES ('worker', 'w', '', '{}', 0, 0)").run();
+    const insert = db.prepare("INSERT INTO tasks (id, title, persona_id, retry_policy, timeout_ms, created_at) VALUES (?, 't', 'worker', '{}', 1000, 0)");
+    for (const id of [1, 2, 3]) insert.run(id);
+    db.close();
+    const after = await openStore({ path: dbPath, migrationsDir: held, now: T0 });
+    const fresh = await openStore({ path: temp.path("fresh.db"), migrationsDir: held, now: T0 });
+    try {
+      const identity = await after.maintenance.identity();
+      expect(identity.legacyTaskIdsUpTo).toBe(3);
+      expect((await fresh.maintenance.identity()).id).not.toBe(identity.id);
+    } finally {
+      await after.close();
+      await fresh.close();
     }
   });
 

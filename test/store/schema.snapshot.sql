@@ -166,6 +166,12 @@ CREATE TABLE rate_windows (
   PRIMARY KEY (key, window_start)
 ) STRICT, WITHOUT ROWID;
 
+-- table roster_meta
+CREATE TABLE roster_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
 -- table schedules
 CREATE TABLE "schedules" (
   id           TEXT PRIMARY KEY,

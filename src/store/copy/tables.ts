@@ -51,6 +51,8 @@ export interface TableSpec {
  * The economic tables (issue 16) follow.
  */
 export const COPY_TABLES: readonly TableSpec[] = [
+  // The database's identity: a copy is the same database moved, and keeps the git work named after it.
+  { name: "roster_meta", merge: true },
   { name: "personas", merge: true },
   { name: "model_prices", merge: true },
   { name: "tasks" },

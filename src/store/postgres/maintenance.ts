@@ -1,7 +1,8 @@
 import { RosterError } from "../../errors.js";
 import { BLOCKED_WRITE_MS, type LeaseObservation, type Silent } from "../liveness.js";
 import { unknownNameHint } from "../suggest.js";
-import type { MaintenanceService, PersonaService, ReapParams, ReapResult } from "../types.js";
+import { identityOf } from "../identity.js";
+import type { DatabaseIdentity, MaintenanceService, PersonaService, ReapParams, ReapResult } from "../types.js";
 import { expireSilent, observeAgents } from "./agents.js";
 import type { Tx } from "./database.js";
 import * as reads from "./reads.js";
@@ -15,6 +16,7 @@ import { noteReaped, reapedLease, toLeaseObservation, type LeaseStampRow, type S
  * rule 6), pruning of finished tasks, and the invariants check.
  */
 export function pgMaintenanceService({ write, read, judge, transitions }: PgServiceContext): MaintenanceService {
+  let identity: DatabaseIdentity | undefined;
   return {
     reapExpired: async (p) => {
       const observed = await read("maintenance.observe", async (q) => ({ leases: await observeLeases(q), agents: await observeAgents(q) }));
@@ -56,6 +58,10 @@ export function pgMaintenanceService({ write, read, judge, transitions }: PgServ
         const tasks = await t.run("DELETE FROM tasks WHERE id = ANY($1::bigint[])", [ids]);
         return { tasks, events };
       }),
+    identity: async () =>
+      (identity ??= await read("maintenance.identity", async (q) =>
+        identityOf(await q.rows<{ key: string; value: string }>("SELECT key, value FROM roster_meta WHERE key IN ('database_id', 'legacy_task_ids_upto')")),
+      )),
     integrityCheck: async () =>
       read("maintenance.integrityCheck", async (q) => {
         // No page-level check as SQLite's integrity_check: the invariants the store keeps instead.

@@ -34,9 +34,15 @@ export class Enqueuer {
     this.parentRow = db.prepare("SELECT id, root_id FROM tasks WHERE id = ?");
     this.byIdempotencyKey = db.prepare("SELECT id FROM tasks WHERE idempotency_key = ?").pluck();
     // The batch's rows in one statement each, from JSON arrays. Ids are given, not left to
-    // SQLite: max(id) + 1 onwards, which is what SQLite would pick (no AUTOINCREMENT), known
-    // up front so the batch's edges can name them; the write lock makes it safe.
-    this.nextTaskId = db.prepare("SELECT coalesce(max(id), 0) + 1 FROM tasks").pluck();
+    // SQLite: max(id) + 1 onwards, known up front so the batch's edges can name them; the write
+    // lock makes it safe. Past the high-water mark too (migrations/0014): an id is never given
+    // twice, even once `roster prune` deleted the newest tasks, as git work is named by it.
+    this.nextTaskId = db
+      .prepare(
+        `SELECT max(coalesce((SELECT max(id) FROM tasks), 0),
+                    coalesce((SELECT CAST(value AS INTEGER) FROM roster_meta WHERE key = 'task_id_high_water'), 0)) + 1`,
+      )
+      .pluck();
     // Rows: [id, title, description, persona, payloadJson, priority, policyJson, timeoutMs, idempotencyKey].
     this.insertTasks = db.prepare(`
       INSERT INTO tasks (id, title, description, persona_id, payload, parent_id, root_id, created_by, priority,

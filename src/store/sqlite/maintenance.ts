@@ -1,4 +1,5 @@
-import type { PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
+import type { DatabaseIdentity, PersonaRecord, PersonaUpsert, ReapParams, ReapResult } from "../types.js";
+import { identityOf } from "../identity.js";
 import type { LeaseObservation, Silent } from "../liveness.js";
 import type { Db, TransactionRunner } from "./database.js";
 import { toPersonaRecord, type PersonaRow } from "../rows.js";
@@ -38,6 +39,8 @@ export class MaintenanceStatements {
   private readonly deleteDeps;
   private readonly deleteStatus;
   private readonly deleteTasks;
+  private readonly raiseHighWater;
+  private readonly meta;
 
   constructor(
     private readonly db: Db,
@@ -63,6 +66,11 @@ export class MaintenanceStatements {
     );
     this.deleteStatus = db.prepare("DELETE FROM task_status WHERE task_id IN (SELECT value FROM json_each(?))");
     this.deleteTasks = db.prepare("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))");
+    // Task ids are max(id) + 1 (src/store/sqlite/enqueue.ts): the mark keeps a pruned newest id from being given again.
+    this.raiseHighWater = db.prepare(`
+      UPDATE roster_meta SET value = CAST(max(CAST(value AS INTEGER), coalesce((SELECT max(id) FROM tasks), 0)) AS TEXT)
+      WHERE key = 'task_id_high_water'`);
+    this.meta = db.prepare("SELECT key, value FROM roster_meta WHERE key IN ('database_id', 'legacy_task_ids_upto')");
   }
 
   /** Every lease held and its stamp, for the liveness judge. A read. */
@@ -93,12 +101,17 @@ export class MaintenanceStatements {
   /** Inside a transaction. */
   prune(before: number): { tasks: number; events: number } {
     const ids = JSON.stringify((this.pruneCandidates.all({ before }) as Array<{ task_id: number }>).map((r) => r.task_id));
+    if (ids !== "[]") this.raiseHighWater.run();
     const events = this.deleteEvents.run(ids).changes;
     // better-sqlite3 binds `?1` only from an object; a named parameter says what it is.
     this.deleteDeps.run({ ids });
     this.deleteStatus.run(ids);
     const tasks = this.deleteTasks.run(ids).changes;
     return { tasks, events };
+  }
+
+  identity(): DatabaseIdentity {
+    return identityOf(this.meta.all() as Array<{ key: string; value: string }>);
   }
 
   integrityCheck(): string {

@@ -9,6 +9,7 @@ import type {
   Settlement,
   SettlementResult,
   HumanService,
+  DatabaseIdentity,
   MaintenanceService,
   PersonaService,
   ScheduleService,
@@ -283,6 +284,7 @@ export class SqliteStore implements Store {
       attemptBudget: async (p) => tx.read("economics.attemptBudget", () => gates.attemptBudget(p.taskId)),
     };
 
+    let identity: DatabaseIdentity | undefined;
     this.maintenance = {
       reapExpired: async (p) => {
         // Observe (reads, no lock); usually no holder is silent, and nothing is written.
@@ -305,6 +307,7 @@ export class SqliteStore implements Store {
       },
       prune: async (p) => tx.write("maintenance.prune", () => maintenance.prune(p.before)),
       integrityCheck: async () => tx.read("maintenance.integrityCheck", () => maintenance.integrityCheck()),
+      identity: async () => (identity ??= tx.read("maintenance.identity", () => maintenance.identity())),
     };
   }
 

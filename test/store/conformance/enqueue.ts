@@ -4,6 +4,24 @@ import { claimOne, complete, enqueue, enqueueOne, expectRefused, snapshot, type 
 
 /** docs/ARCHITECTURE.md rule 1: enqueue is atomic and validated whole. */
 export function enqueueRules(get: GetCtx): void {
+  it("a task id is never given twice, even once prune deleted the newest tasks (git work is named by it)", async () => {
+    const ctx = get();
+    const first = await enqueueOne(ctx, { title: "first" });
+    await complete(ctx, await claimOne(ctx));
+    ctx.clock.advance(1_000);
+    expect(await ctx.store.maintenance.prune({ before: ctx.clock.now() })).toMatchObject({ tasks: 1 });
+    const next = await enqueueOne(ctx, { title: "next" });
+    expect(next).toBeGreaterThan(first);
+  });
+
+  it("the database has an identity, the same on every read, with no legacy tasks when it was made with it", async () => {
+    const ctx = get();
+    const identity = await ctx.store.maintenance.identity();
+    expect(identity.id).toMatch(/^[a-z][a-z0-9]{3,31}$/);
+    expect(identity.legacyTaskIdsUpTo).toBe(0);
+    expect(await ctx.store.maintenance.identity()).toEqual(identity);
+  });
+
   it("rule 1: a batch with local refs and existing ids is written whole, with its dependencies", async () => {
     const ctx = get();
     const existing = await enqueueOne(ctx, { title: "existing" });
