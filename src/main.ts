@@ -100,7 +100,8 @@ export async function runStart(config: Config, options: RunStartOptions): Promis
     }
     const demoTaskId = options.demo ? await seedDemo(store, { personas, now: clock.now() }) : null;
     if (demoTaskId !== null) logger.info({ taskId: demoTaskId }, "seeded the demo goal");
-    supervisor = new Supervisor({ store, personas, config, clock, logger, exitWhenIdle: options.exitWhenIdle, ...options.supervisor });
+    const database = await store.maintenance.identity();
+    supervisor = new Supervisor({ store, database, personas, config, clock, logger, exitWhenIdle: options.exitWhenIdle, ...options.supervisor });
     const running = supervisor;
 
     if (options.handleSignals !== false) {

@@ -1,5 +1,5 @@
 import { RosterError } from "../errors.js";
-import type { Json } from "../store/types.js";
+import type { DatabaseIdentity, Json } from "../store/types.js";
 import type { Adapter, AdapterPersona } from "./types.js";
 
 /**
@@ -20,6 +20,8 @@ export interface AdapterEnvironment {
   allowAbsoluteModules: boolean;
   /** Largest result, in bytes of JSON. */
   maxPayloadBytes: number;
+  /** The database the tasks come from: the agent adapter names its git work after it (src/workspace/owner.ts). */
+  database?: DatabaseIdentity;
 }
 
 export type AdapterFactory = (persona: AdapterPersona, env: AdapterEnvironment) => Adapter | Promise<Adapter>;

@@ -18,7 +18,7 @@
 import type { AdapterPersona, AdapterTask } from "../adapters/types.js";
 import type { ErrorObject } from "../errors.js";
 import type { AttemptUsage } from "../store/economics.js";
-import type { TaskInput } from "../store/types.js";
+import type { DatabaseIdentity, TaskInput } from "../store/types.js";
 
 /** workerData of every pool thread: what does not change while the pool lives. */
 export interface WorkerInit {
@@ -28,6 +28,8 @@ export interface WorkerInit {
   personasDir: string;
   allowAbsoluteModules: boolean;
   maxPayloadBytes: number;
+  /** The database the tasks come from (AdapterEnvironment.database). */
+  database?: DatabaseIdentity;
   /** Name of the BroadcastChannel on which the main thread sends ControlMessages. */
   controlChannel: string;
   /** Minimum spacing of progress reports per task from a worker, in ms. */

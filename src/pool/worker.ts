@@ -40,6 +40,7 @@ const env: AdapterEnvironment = {
   personasDir: resolve(init.personasDir),
   allowAbsoluteModules: init.allowAbsoluteModules,
   maxPayloadBytes: init.maxPayloadBytes,
+  ...(init.database === undefined ? {} : { database: init.database }),
 };
 const threadSlots = new Int32Array(init.threadSlots);
 const adapters = new Map<string, Promise<Adapter>>();

@@ -6,7 +6,7 @@ import type { WorkerPoolOptions } from "../pool/pool-types.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logging/logger.js";
 import type { Persona } from "../personas/schema.js";
-import type { Store } from "../store/index.js";
+import type { DatabaseIdentity, Store } from "../store/index.js";
 import type { AbortKind } from "./run.js";
 
 /**
@@ -21,6 +21,8 @@ export const SHUTDOWN_FORCE_MS = 1_000;
 
 export interface SupervisorOptions {
   store: Store;
+  /** The store's identity (store.maintenance.identity()), for what adapters name outside it; absent, agent worktrees keep the names without it. */
+  database?: DatabaseIdentity;
   /** The personas to serve: one producer each. */
   personas: Persona[];
   /** concurrency, threads, pollIntervalMs, reapIntervalMs, shutdownGraceMs, maxPayloadBytes, personasDir, allowAbsoluteModules, logLevel. */
@@ -102,6 +104,6 @@ export function poolOptions(options: SupervisorOptions, abortGraceMs: number): O
     abortGraceMs,
     heapLimitMb: config.workerHeapLimitMb,
     ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-    init: { personas: options.personas.map(toAdapterPersona), personasDir, allowAbsoluteModules: config.allowAbsoluteModules, maxPayloadBytes: config.maxPayloadBytes, logLevel: config.logLevel },
+    init: { personas: options.personas.map(toAdapterPersona), personasDir, allowAbsoluteModules: config.allowAbsoluteModules, maxPayloadBytes: config.maxPayloadBytes, logLevel: config.logLevel, ...(options.database === undefined ? {} : { database: options.database }) },
   };
 }

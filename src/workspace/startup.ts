@@ -9,7 +9,9 @@ import { pruneStaleWorktrees, resolveWorkspace } from "./worktrees.js";
  * starts running tasks (`roster start`, `roster run`), so the worktrees of attempts
  * a crash interrupted do not pile up. An attempt keeps its worktree while the
  * database shows it claimed or in progress under a lease that has not expired
- * (another process may be running it); worktrees kept on purpose stay too.
+ * (another process may be running it); worktrees kept on purpose stay too. Only this
+ * database's worktrees are looked at (./owner.ts): its own names, and the names without an
+ * owner of its tasks made before databases had one; another database's are never touched.
  */
 export interface WorkspacePruneReport {
   repo: string;
@@ -46,10 +48,16 @@ export async function pruneWorkspacesAtStart(params: { store: Store; personas: P
       throw error;
     }
   };
+  const database = await params.store.maintenance.identity();
   const reports: WorkspacePruneReport[] = [];
   for (const { personas, config } of groups.values()) {
     try {
-      const result = await pruneStaleWorktrees({ config, isRunning });
+      const result = await pruneStaleWorktrees({ config: { ...config, owner: database.id }, isRunning });
+      if (database.legacyTaskIdsUpTo > 0) {
+        const legacy = await pruneStaleWorktrees({ config: { ...config, owner: "" }, isRunning, owns: (taskId) => taskId <= database.legacyTaskIdsUpTo });
+        result.removed.push(...legacy.removed);
+        result.kept.push(...legacy.kept);
+      }
       reports.push({ repo: config.repo, personas, ...result });
       if (result.removed.length > 0) params.logger?.info({ repo: config.repo, removed: result.removed }, "removed worktrees left by interrupted attempts");
     } catch (error) {

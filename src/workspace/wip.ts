@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ownerSegment } from "./owner.js";
 
 /**
  * The saved work of an attempt that did not finish (docs/agent-clis.md, "Continuing"):
@@ -15,8 +16,9 @@ import { join } from "node:path";
  */
 export const WIP_REF_PREFIX = "refs/roster/wip";
 
-export function wipRef(taskId: number, attempt: number): string {
-  return `${WIP_REF_PREFIX}/${taskId}/${attempt}`;
+/** `refs/roster/wip/<owner>/<task>/<attempt>` (./owner.ts). */
+export function wipRef(taskId: number, attempt: number, owner = ""): string {
+  return `${WIP_REF_PREFIX}/${ownerSegment(owner)}${taskId}/${attempt}`;
 }
 
 export interface RunResult {
@@ -64,7 +66,7 @@ export interface SavedWork {
  * newest save of a task is the one continued).
  */
 export async function saveWork(
-  at: { path: string; taskId: number; attempt: number },
+  at: { path: string; taskId: number; attempt: number; owner?: string },
   sessionId: string | null,
   options: { keepSame?: boolean } = {},
 ): Promise<SavedWork | null> {
@@ -76,7 +78,7 @@ export async function saveWork(
     await must(at.path, ["read-tree", "HEAD"], env);
     await must(at.path, ["add", "-A", "."], env);
     const tree = await must(at.path, ["write-tree"], env);
-    const ref = wipRef(at.taskId, at.attempt);
+    const ref = wipRef(at.taskId, at.attempt, at.owner);
     const headTree = await must(at.path, ["rev-parse", `${head}^{tree}`]);
     if (options.keepSame) {
       const same = await gitIn(at.path, ["rev-parse", "--quiet", `${ref}^1`, `${ref}^{tree}`, "--"]);
@@ -96,9 +98,9 @@ export async function saveWork(
  * the head (nothing uncommitted to carry), so what continues from it starts at the
  * head, every commit of the branch included.
  */
-export async function saveBranchHead(repoRoot: string, at: { taskId: number; attempt: number; head: string }): Promise<SavedWork> {
+export async function saveBranchHead(repoRoot: string, at: { taskId: number; attempt: number; owner: string; head: string }): Promise<SavedWork> {
   const commit = await must(repoRoot, ["commit-tree", `${at.head}^{tree}`, "-p", at.head, "-m", message(at.taskId, at.attempt, null)], IDENTITY);
-  const ref = wipRef(at.taskId, at.attempt);
+  const ref = wipRef(at.taskId, at.attempt, at.owner);
   await must(repoRoot, ["update-ref", ref, commit]);
   return { ref, commit, dirty: false };
 }

@@ -5,11 +5,13 @@ import { RosterError } from "../errors.js";
 import type { KeepMode, WorkspaceConfig } from "./config.js";
 import { git } from "./git.js";
 import { withRepoLock } from "./lock.js";
+import { ownerSegment } from "./owner.js";
 import { saveWork } from "./wip.js";
 
 /**
- * One git worktree per task attempt, on branch `<prefix>task-<id>-a<attempt>`,
- * in a folder `task-<id>-a<attempt>` under the worktrees folder (default
+ * One git worktree per task attempt, on branch `<prefix><owner>/task-<id>-a<attempt>`,
+ * in a folder `<owner>/task-<id>-a<attempt>` under the worktrees folder, where the owner is
+ * the identity of the database whose task it is (./owner.ts; absent for older tasks) (default
  * `<repo>.roster-worktrees` beside the repository, so the repository's own
  * `git status` never sees them). Every change to a repository's worktrees holds
  * that repository's lock (lock.ts).
@@ -17,6 +19,9 @@ import { saveWork } from "./wip.js";
  * The branch outlives its worktree: removing a worktree keeps the commits the
  * agent made; a branch is deleted only when it holds no commit of its own.
  */
+/** A workspace as one database uses it: `owner` names its git work (./owner.ts); "" or absent for names without one. */
+export type OwnedWorkspace = WorkspaceConfig & { owner?: string };
+
 export interface RepoInfo {
   /** The repository's main working tree (or the bare repository). */
   root: string;
@@ -28,6 +33,8 @@ export interface Worktree {
   repo: RepoInfo;
   taskId: number;
   attempt: number;
+  /** The database whose task it is (./owner.ts); "" for names without one. */
+  owner: string;
   path: string;
   branch: string;
   /** The base as configured (branch, tag, commit) and the commit it named at creation. */
@@ -52,12 +59,13 @@ export interface WorktreeOutcome {
 
 const NAME = /^task-(\d+)-a(\d+)$/;
 
-export function worktreeName(taskId: number, attempt: number): string {
-  return `task-${taskId}-a${attempt}`;
+/** The folder's path under the worktrees folder, and the branch's after its prefix: `<owner>/task-<id>-a<attempt>`. */
+export function worktreeName(taskId: number, attempt: number, owner = ""): string {
+  return `${ownerSegment(owner)}task-${taskId}-a${attempt}`;
 }
 
-export function branchName(prefix: string, taskId: number, attempt: number): string {
-  return `${prefix}${worktreeName(taskId, attempt)}`;
+export function branchName(prefix: string, taskId: number, attempt: number, owner = ""): string {
+  return `${prefix}${worktreeName(taskId, attempt, owner)}`;
 }
 
 /** The workspace config with `repo` (and `dir`) made absolute against the persona file's folder. */
@@ -88,7 +96,8 @@ export function worktreesDir(repo: RepoInfo, config: Pick<WorkspaceConfig, "dir"
 }
 
 /** Creates the worktree and branch of one attempt. Fails non-retryable when the base or the branch is wrong. */
-export async function createWorktree(config: WorkspaceConfig, taskId: number, attempt: number): Promise<Worktree> {
+export async function createWorktree(config: OwnedWorkspace, taskId: number, attempt: number): Promise<Worktree> {
+  const owner = config.owner ?? "";
   const repo = await repoInfo(config.repo);
   const base = config.base;
   const resolved = await git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${base}^{commit}`], { cwd: repo.root, allowFailure: true });
@@ -99,11 +108,11 @@ export async function createWorktree(config: WorkspaceConfig, taskId: number, at
     });
   }
   const baseCommit = resolved.stdout.trim();
-  const branch = branchName(config.branchPrefix, taskId, attempt);
+  const branch = branchName(config.branchPrefix, taskId, attempt, owner);
   const dir = worktreesDir(repo, config);
   return withRepoLock(repo.gitCommonDir, async () => {
-    await mkdir(dir, { recursive: true });
-    const path = join(await realpath(dir), worktreeName(taskId, attempt));
+    await mkdir(join(dir, owner), { recursive: true });
+    const path = join(await realpath(dir), worktreeName(taskId, attempt, owner));
     // The same task and attempt cannot run twice (each claim is a new attempt), so a folder by this name is a crash's leftover.
     if (existsSync(path)) await removeWorktreeFolder(repo, path);
     const added = await git(["worktree", "add", "-b", branch, path, baseCommit], { cwd: repo.root, allowFailure: true });
@@ -118,7 +127,7 @@ export async function createWorktree(config: WorkspaceConfig, taskId: number, at
       }
       throw new RosterError("ADAPTER_FAILED", `git worktree add ${path} (in ${repo.root}) failed: ${added.stderr.trim()}`, { details: { branch, path } });
     }
-    return { repo, taskId, attempt, path, branch, base, baseCommit };
+    return { repo, taskId, attempt, owner, path, branch, base, baseCommit };
   });
 }
 
@@ -186,21 +195,24 @@ export interface ListedWorktree {
   branch: string | null;
   taskId: number;
   attempt: number;
+  owner: string;
   /** False for a folder git does not know (a crash during `worktree add`). */
   registered: boolean;
 }
 
-/** roster's worktrees of a repository: by branch name, or by folder name under the worktrees folder. */
-export async function listRosterWorktrees(config: WorkspaceConfig): Promise<ListedWorktree[]> {
+/** One database's worktrees of a repository (config.owner): by branch name, or by folder name under the worktrees folder. */
+export async function listRosterWorktrees(config: OwnedWorkspace): Promise<ListedWorktree[]> {
   const repo = await repoInfo(config.repo);
   return listIn(repo, config);
 }
 
-async function listIn(repo: RepoInfo, config: WorkspaceConfig): Promise<ListedWorktree[]> {
-  const dir = worktreesDir(repo, config);
-  const realDir = existsSync(dir) ? await realpath(dir) : dir;
+async function listIn(repo: RepoInfo, config: OwnedWorkspace): Promise<ListedWorktree[]> {
+  const owner = config.owner ?? "";
+  const top = worktreesDir(repo, config);
+  const dir = join(top, owner);
+  const realDir = existsSync(top) ? join(await realpath(top), owner) : dir;
   const { stdout } = await git(["worktree", "list", "--porcelain"], { cwd: repo.root });
-  const branchPattern = new RegExp(`^refs/heads/${escapeRegex(config.branchPrefix)}task-(\\d+)-a(\\d+)$`);
+  const branchPattern = new RegExp(`^refs/heads/${escapeRegex(config.branchPrefix + ownerSegment(owner))}task-(\\d+)-a(\\d+)$`);
   const out: ListedWorktree[] = [];
   const seen = new Set<string>();
   for (const block of stdout.split(/\n\n+/)) {
@@ -213,14 +225,14 @@ async function listIn(repo: RepoInfo, config: WorkspaceConfig): Promise<ListedWo
     const ids = byBranch ?? byName;
     if (ids === null) continue;
     seen.add(path);
-    out.push({ path, branch: branch?.replace(/^refs\/heads\//, "") ?? null, taskId: Number(ids[1]), attempt: Number(ids[2]), registered: true });
+    out.push({ path, branch: branch?.replace(/^refs\/heads\//, "") ?? null, taskId: Number(ids[1]), attempt: Number(ids[2]), owner, registered: true });
   }
   if (existsSync(realDir)) {
     for (const name of await readdir(realDir)) {
       const ids = NAME.exec(name);
       const path = join(realDir, name);
       if (ids === null || seen.has(path)) continue;
-      out.push({ path, branch: null, taskId: Number(ids[1]), attempt: Number(ids[2]), registered: false });
+      out.push({ path, branch: null, taskId: Number(ids[1]), attempt: Number(ids[2]), owner, registered: false });
     }
   }
   return out;
@@ -239,7 +251,8 @@ export interface PruneResult {
  * worktrees kept for inspection (whose attempt saved its work when it failed).
  */
 export async function pruneStaleWorktrees(params: {
-  config: WorkspaceConfig;
+  /** Whose worktrees (config.owner): no other database's are listed, nor touched. */
+  config: OwnedWorkspace;
   /**
    * True when this attempt of this task is running now (in any process). Asked while
    * the repository's lock is held, after listing: every worktree listed was created
@@ -247,6 +260,8 @@ export async function pruneStaleWorktrees(params: {
    */
   isRunning: (taskId: number, attempt: number) => boolean | Promise<boolean>;
   includeKept?: boolean;
+  /** Only these tasks' worktrees are this database's (the legacy names, shared by every database made before identities). */
+  owns?: (taskId: number) => boolean;
 }): Promise<PruneResult> {
   const repo = await repoInfo(params.config.repo);
   return withRepoLock(repo.gitCommonDir, async () => {
@@ -254,6 +269,7 @@ export async function pruneStaleWorktrees(params: {
     const removed: string[] = [];
     const kept: string[] = [];
     for (const wt of await listIn(repo, params.config)) {
+      if (params.owns !== undefined && !params.owns(wt.taskId)) continue;
       if ((await params.isRunning(wt.taskId, wt.attempt)) || (!params.includeKept && wt.registered && isMarkedKept(wt.path))) {
         kept.push(wt.path);
         continue;

@@ -65,7 +65,9 @@ run("roster start with the real agent CLIs", () => {
     expect(started.code, started.stderr).toBe(0);
 
     const store = await openStore({ path: db });
+    let owner = "";
     try {
+      owner = (await store.maintenance.identity()).id;
       const tasks = await store.tasks.list({});
       expect(tasks.map((t) => [t.id, t.persona, t.status])).toEqual([
         [1, "planner", "completed"],
@@ -88,7 +90,7 @@ run("roster start with the real agent CLIs", () => {
     const review = server.requests.find((r) => JSON.stringify(r.body).includes("MARKER-REVIEWER"));
     const prompt = JSON.stringify(review!.body);
     expect(prompt).toContain("codex.txt added");
-    expect(prompt).toContain("roster/task-3-a1");
+    expect(prompt).toContain(`roster/${owner}/task-3-a1`);
     expect(trap.seen).toEqual([]);
   });
 });

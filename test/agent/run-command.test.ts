@@ -79,7 +79,8 @@ describe("roster run", () => {
     const out = await run("coder", "Add a file [fake:commit]");
     expect(out.code).toBe(0);
     const { taskId } = JSON.parse(out.stdout) as { taskId: number };
-    expect(git(repo, "diff", "--name-only", `main..roster/task-${taskId}-a1`)).toBe(`task-${taskId}.txt`);
+    const owner = await withDb(async (store) => (await store.maintenance.identity()).id);
+    expect(git(repo, "diff", "--name-only", `main..roster/${owner}/task-${taskId}-a1`)).toBe(`task-${taskId}.txt`);
     expect(git(repo, "worktree", "list", "--porcelain").split("\n").filter((l) => l.startsWith("worktree "))).toHaveLength(1);
   });
 

@@ -48,10 +48,12 @@ describe("agent personas under the supervisor", () => {
     write("implementer", `${agent("claude", "  workspace:\n    kind: worktree\n    repo: ../my-app\n    base: main\n    keep: on-failure\n")}concurrency: 2\n`, "You implement.");
     write("reviewer", agent("codex"), "You review.");
     const db = join(dir.path, "team.db");
-    // A crash's leftover: a roster worktree whose attempt no database runs. roster start prunes it.
-    git(repo, "worktree", "add", "-q", "-b", "roster/task-77-a1", join(dir.path, "my-app.roster-worktrees", "task-77-a1"), "main");
-
     expect((await roster(["init", "--db", db, "--personas", personas])).code).toBe(0);
+    // Names carry the database's identity (src/workspace/owner.ts).
+    const owner = await openStore({ path: db }).then(async (s) => [(await s.maintenance.identity()).id, await s.close()][0] as string);
+    // A crash's leftover: a worktree of this database's whose attempt nothing runs. roster start prunes it.
+    git(repo, "worktree", "add", "-q", "-b", `roster/${owner}/task-77-a1`, join(dir.path, "my-app.roster-worktrees", owner, "task-77-a1"), "main");
+
     expect((await roster(["add", "--db", db, "--persona", "planner", "--title", "Build the feature"])).code).toBe(0);
     const started = await roster(["start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"]);
     expect(started.code, started.stderr).toBe(0);
@@ -69,11 +71,11 @@ describe("agent personas under the supervisor", () => {
     } finally {
       await store.close();
     }
-    for (const id of [2, 3]) expect(git(repo, "diff", "--name-only", `main..roster/task-${id}-a1`)).toBe(`task-${id}.txt`);
+    for (const id of [2, 3]) expect(git(repo, "diff", "--name-only", `main..roster/${owner}/task-${id}-a1`)).toBe(`task-${id}.txt`);
     // keep: on-failure, and both succeeded; the leftover was pruned at start: only the main working tree is left.
     expect(git(repo, "worktree", "list", "--porcelain").split("\n").filter((l) => l.startsWith("worktree "))).toEqual([`worktree ${repo}`]);
     const review = readRecord(record).find((r) => (r.prompt as string | undefined)?.includes("# Task 4: Review"));
     expect(review!.prompt).toContain("### Task 2: Part A (implementer, completed)");
-    expect(review!.prompt).toContain("(Its work is on branch `roster/task-3-a1`.)");
+    expect(review!.prompt).toContain(`(Its work is on branch \`roster/${owner}/task-3-a1\`.)`);
   });
 });

@@ -47,13 +47,16 @@ describe("prune at start against the database", () => {
     // Task 1: claimed with a long lease. Task 2: claimed with a lease that is over by `now`. Task 3: never claimed.
     await store.tasks.claim({ persona: "coder", agentId: agent.id, limit: 1, leaseMs: 3_600_000, now: T0 });
     await store.tasks.claim({ persona: "coder", agentId: agent.id, limit: 1, leaseMs: 1_000, now: T0 });
-    const config = workspaceSchema.parse({ kind: "worktree", repo, base: "main" });
+    const config = { ...workspaceSchema.parse({ kind: "worktree", repo, base: "main" }), owner: (await store.maintenance.identity()).id };
     const paths = await Promise.all([...ids.map((id) => createWorktree(config, id, 1)), createWorktree(config, 999, 1)]).then((w) => w.map((x) => x.path));
+    // Another database's worktree of a task with the same id, and one named as before databases had identities: not this database's.
+    const others = await Promise.all([createWorktree({ ...config, owner: "rother" }, ids[1]!, 1), createWorktree({ ...config, owner: "" }, ids[1]!, 1)]);
     const reports = await pruneWorkspacesAtStart({ store, personas: [persona], now: T0 + 60_000 });
     expect(reports).toHaveLength(1);
     expect(reports[0]!.kept).toEqual([paths[0]]);
     expect(reports[0]!.removed.sort()).toEqual(paths.slice(1).sort());
     expect(paths.map((p) => existsSync(p))).toEqual([true, false, false, false]);
+    expect(others.map((w) => existsSync(w.path))).toEqual([true, true]);
   });
 
   it("reports a repository it cannot reach without stopping", async () => {

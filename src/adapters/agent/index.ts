@@ -2,8 +2,9 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { RosterError, coerceError } from "../../errors.js";
 import { MAX_PAYLOAD_BYTES_DEFAULT } from "../../store/input.js";
-import type { Json } from "../../store/types.js";
+import type { DatabaseIdentity, Json } from "../../store/types.js";
 import { KEEP_DEFAULT } from "../../workspace/config.js";
+import { ownerOf } from "../../workspace/owner.js";
 import { createWorktree, finishWorktree, resolveWorkspace, type Worktree, type WorktreeOutcome } from "../../workspace/worktrees.js";
 import type { AdapterEnvironment } from "../registry.js";
 import type { Adapter, AdapterContext, AdapterOutput, AdapterPersona, AdapterTask } from "../types.js";
@@ -36,6 +37,8 @@ export interface AgentAdapterOptions {
   baseEnv?: NodeJS.ProcessEnv;
   /** Limit on a planned task's payload, in bytes of JSON. */
   maxPayloadBytes?: number;
+  /** The database the tasks come from: its git work is named after it (src/workspace/owner.ts). */
+  database?: DatabaseIdentity;
 }
 
 /** Largest prompt passed as one argument, in bytes (Linux caps one argument at 128 KiB; Windows a whole command line at 32 Ki characters). */
@@ -49,7 +52,7 @@ export const agentAdapter: Adapter = createAgentAdapter();
 
 /** The registry's entry point (src/adapters/registry.ts): one adapter per persona, in a worker thread. */
 export function createAdapter(_persona: AdapterPersona, env: AdapterEnvironment): Adapter {
-  return createAgentAdapter({ maxPayloadBytes: env.maxPayloadBytes });
+  return createAgentAdapter({ maxPayloadBytes: env.maxPayloadBytes, ...(env.database === undefined ? {} : { database: env.database }) });
 }
 
 export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: AgentAdapterOptions = {}): Promise<AdapterOutput> {
@@ -59,7 +62,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
   }
   const profile = resolveProfile(config);
   const role = config.role ?? "worker";
-  const workspace = config.workspace === undefined ? null : resolveWorkspace(config.workspace, ctx.persona.dir);
+  const workspace = config.workspace === undefined ? null : { ...resolveWorkspace(config.workspace, ctx.persona.dir), owner: ownerOf(options.database, task.id) };
   // The last failed attempt's conversation and home, to continue (./resume.ts).
   // A CLI that cannot be found fails before anything is made (./preflight.ts): no worktree, no branch, no home.
   const missing = missingCommand(ctx.persona, options.baseEnv ?? process.env);
@@ -197,7 +200,7 @@ export async function runAgent(task: AdapterTask, ctx: AdapterContext, options: 
         ...(workspace?.autoCommit ? { autoCommitMessage: `${task.title}\n\nroster task ${task.id}, attempt ${task.attempt}, persona ${ctx.persona.id}` } : {}),
       });
       if (outcome.dirty && !outcome.kept && saved === null) ctx.logger.warn("the agent left uncommitted changes; they went with its worktree", { branch: outcome.branch });
-      if (failure === null) await dropWork(worktree.repo.root, task.id);
+      if (failure === null) await dropWork(worktree.repo.root, task.id, worktree.owner);
     } catch (error) {
       // The attempt's own outcome matters more than its cleanup: report the cleanup problem and go on.
       ctx.logger.error("could not finish the attempt's worktree", { path: worktree.path, error: coerceError(error).message });

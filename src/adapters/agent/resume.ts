@@ -2,10 +2,10 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, realpath, rm, unlink } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import type { WorkspaceConfig } from "../../workspace/config.js";
 import { withRepoLock } from "../../workspace/lock.js";
 import { gitIn, must, saveBranchHead, savedOn, saveWork, wipRef, WIP_REF_PREFIX } from "../../workspace/wip.js";
-import { branchName, repoInfo, worktreeName, worktreesDir, type Worktree } from "../../workspace/worktrees.js";
+import { ownerSegment } from "../../workspace/owner.js";
+import { branchName, repoInfo, worktreeName, worktreesDir, type OwnedWorkspace, type Worktree } from "../../workspace/worktrees.js";
 import type { AgentDialect } from "./profiles.js";
 
 /**
@@ -44,19 +44,20 @@ export { WIP_REF_PREFIX, saveWork, wipRef, type SavedWork } from "../../workspac
  * save, or commits made after it) the head itself is saved, so the rerun starts on
  * every commit of the branch.
  */
-export async function clearReleasedRun(config: WorkspaceConfig, taskId: number, attempt: number): Promise<boolean> {
+export async function clearReleasedRun(config: OwnedWorkspace, taskId: number, attempt: number): Promise<boolean> {
   const repo = await repoInfo(config.repo);
-  const branch = branchName(config.branchPrefix, taskId, attempt);
+  const owner = config.owner ?? "";
+  const branch = branchName(config.branchPrefix, taskId, attempt, owner);
   const head = await gitIn(repo.root, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`]);
   if (head.code !== 0) return false;
   const dir = worktreesDir(repo, config);
-  const path = join(existsSync(dir) ? await realpath(dir) : dir, worktreeName(taskId, attempt));
-  const ref = wipRef(taskId, attempt);
+  const path = join(existsSync(dir) ? await realpath(dir) : dir, worktreeName(taskId, attempt, owner));
+  const ref = wipRef(taskId, attempt, owner);
   const headCommit = head.stdout.trim();
   // A folder git cannot read (a crash during `worktree add`) has nothing to save.
-  const fromFolder = await saveWork({ path, taskId, attempt }, await savedSession(repo.root, ref), { keepSame: true }).catch(() => null);
+  const fromFolder = await saveWork({ path, taskId, attempt, owner }, await savedSession(repo.root, ref), { keepSame: true }).catch(() => null);
   if (fromFolder === null && (await savedOn(repo.root, ref)) !== headCommit) {
-    await saveBranchHead(repo.root, { taskId, attempt, head: headCommit });
+    await saveBranchHead(repo.root, { taskId, attempt, owner, head: headCommit });
   }
   await withRepoLock(repo.gitCommonDir, async () => {
     if (existsSync(path)) {
@@ -91,7 +92,7 @@ export interface RestoredWork {
  * uncommitted changes come back uncommitted. Null when there is none.
  */
 export async function restoreWork(worktree: Worktree): Promise<RestoredWork | null> {
-  const listed = await must(worktree.path, ["for-each-ref", "--format=%(refname) %(objectname) %(committerdate:unix)", `${WIP_REF_PREFIX}/${worktree.taskId}/`]);
+  const listed = await must(worktree.path, ["for-each-ref", "--format=%(refname) %(objectname) %(committerdate:unix)", `${WIP_REF_PREFIX}/${ownerSegment(worktree.owner)}${worktree.taskId}/`]);
   const saved = listed
     .split("\n")
     .map((line) => /\/(\d+) ([0-9a-f]+) (\d+)$/.exec(line.trim()))
@@ -114,12 +115,12 @@ export async function restoreWork(worktree: Worktree): Promise<RestoredWork | nu
     await must(worktree.path, ["reset", "-q"]);
   }
   for (const file of deleted) await unlink(join(worktree.path, file)).catch(() => undefined);
-  return { ref: wipRef(worktree.taskId, saved.attempt), attempt: saved.attempt, files };
+  return { ref: wipRef(worktree.taskId, saved.attempt, worktree.owner), attempt: saved.attempt, files };
 }
 
 /** After a success: the task's saved work is in its branch now; its wip refs go. */
-export async function dropWork(repoRoot: string, taskId: number): Promise<void> {
-  const listed = await must(repoRoot, ["for-each-ref", "--format=%(refname)", `${WIP_REF_PREFIX}/${taskId}/`]);
+export async function dropWork(repoRoot: string, taskId: number, owner = ""): Promise<void> {
+  const listed = await must(repoRoot, ["for-each-ref", "--format=%(refname)", `${WIP_REF_PREFIX}/${ownerSegment(owner)}${taskId}/`]);
   for (const ref of listed.split("\n").filter((r) => r.trim() !== "")) await gitIn(repoRoot, ["update-ref", "-d", ref.trim()]);
 }
 

@@ -161,6 +161,7 @@ async function runWithStore(
   const taskId = ids[0]!;
   const supervisor = new Supervisor({
     store,
+    database: await store.maintenance.identity(),
     // Asked to run it here and now: also a persona otherwise left to external (MCP) agents.
     personas: [{ ...persona, external: false }],
     config: { ...config, concurrency: 1, threads: 1 },
