@@ -55,6 +55,15 @@ async function readTask(db: string, id: number) {
   }
 }
 
+async function databaseId(db: string): Promise<string> {
+  const store = await openStore({ path: db });
+  try {
+    return (await store.maintenance.identity()).id;
+  } finally {
+    await store.close();
+  }
+}
+
 describe("continuing an attempt that was stopped", () => {
   it("a timed-out attempt's error carries its session and saved work (no stack); the next attempt resumes both and the home is gone after", async () => {
     const repo = makeRepo(dir.path);
@@ -67,17 +76,19 @@ describe("continuing an attempt that was stopped", () => {
     const task = await readTask(db, 1);
     expect(task.status).toBe("completed");
     expect(task.attempts).toBe(2);
+    // The wip ref is named after the database (src/workspace/owner.ts).
+    const wip = `refs/roster/wip/${await databaseId(db)}/1/1`;
     // The timed-out attempt's error, kept after the completion.
     const error = task.error as { code: string; stack?: string; details?: { sessionId?: string; workspace?: { wip?: string } } };
     expect(error.code).toBe("TIMEOUT");
     expect(error.stack).toBeUndefined();
     const session = error.details?.sessionId;
     expect(session).toMatch(/^fake-/);
-    expect(error.details?.workspace?.wip).toBe("refs/roster/wip/1/1");
+    expect(error.details?.workspace?.wip).toBe(wip);
     // The next attempt resumed that conversation, with the work put back.
     const result = task.result as { text: string; resumed?: { sessionId?: string; wip?: string; files?: string[] } };
     expect(result.text).toContain(`(resumed ${session})`);
-    expect(result.resumed).toEqual({ sessionId: session, wip: "refs/roster/wip/1/1", files: ["wip-1.txt"] });
+    expect(result.resumed).toEqual({ sessionId: session, wip, files: ["wip-1.txt"] });
     expect(git(repo, "for-each-ref", "refs/roster/wip/")).toBe("");
     expect(homes()).toEqual([]);
   });
