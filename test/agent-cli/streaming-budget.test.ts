@@ -50,7 +50,7 @@ const times = (n: number, u: Record<string, number>) => Object.fromEntries(Objec
 const tokensOf = (u: Record<string, number>) => Object.values(u).reduce((a, b) => a + b, 0);
 
 run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budget mid-run", (cli) => {
-  it("is aborted at the reply that reaches the budget, recorded as budget_exhausted, held uncounted, and completes after roster budget raise", async () => {
+  it("is aborted at the reply that reaches the budget, recorded as budget_exhausted, held uncounted (the supervisor ends, naming the raise), and completes after roster budget raise", async () => {
     const personas = join(dir.path, `personas-${cli}`);
     mkdirSync(personas);
     makeRepo(dir.path, `work-${cli}`);
@@ -79,7 +79,7 @@ run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budg
     const set = await roster(["budget", "set", "--db", db, "--task", "1", "--tokens", String(limit)]);
     expect(set.code, set.stderr).toBe(0);
 
-    const supervisor = spawn(process.execPath, [ROSTER_BIN, "start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"], { cwd: dir.path, env: scriptedEnv(trap), stdio: ["ignore", "pipe", "pipe"] });
+    const supervisor = spawn(process.execPath, [ROSTER_BIN, "start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "info"], { cwd: dir.path, env: scriptedEnv(trap), stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     supervisor.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((done) => supervisor.on("exit", (code) => done(code)));
@@ -108,17 +108,26 @@ run.each(["claude", "codex"] as const)("the real %s CLI crossing its task's budg
       expect(why.stdout).toMatch(/budget/);
       expect(why.stdout).toMatch(/roster budget raise --task 1/);
 
+      // Only a person lifts a spent task budget: --exit-when-idle ends, naming the command that does.
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toContain("roster budget raise --task 1 --tokens N");
       const raised = await roster(["budget", "raise", "--db", db, "--task", "1", "--tokens", "100000"]);
       expect(raised.code, raised.stderr).toBe(0);
-      expect(await exited, stderr).toBe(0);
+      const again = await roster(["start", "--db", db, "--personas", personas, "--exit-when-idle", "--no-metrics", "--log-level", "warn"]);
+      expect(again.code, again.stderr).toBe(0);
 
       const done = await store.tasks.get({ taskId: 1 });
       expect([done.status, done.attempts]).toEqual(["completed", 1]);
       expect((done.result as { text: string }).text).toBe("ALL STEPS DONE");
       const all = await store.economics.usageOf({ taskId: 1 });
       expect(all.map((u) => u.outcome)).toEqual(["budget_exhausted", "completed"]);
-      // The second attempt ran whole (a fresh session: five replies) and recorded the CLI's final figures, cost included.
-      expect(all[1]).toMatchObject(times(5, PER_REPLY[cli].final));
+      // The second attempt resumed the first one's conversation (its error, kept at the release, carries the
+      // session: docs/agent-clis.md) and recorded the CLI's final figures, cost included: whole replies, as many
+      // as the resumed conversation took (the CLI may send again the one the abort cut off), at most five.
+      expect((done.result as { resumed?: { sessionId?: string } }).resumed?.sessionId).toEqual(expect.any(String));
+      const replies = all[1]!.inputTokens / PER_REPLY[cli].final.inputTokens!;
+      expect(Number.isInteger(replies) && replies >= 1 && replies <= 5, `${replies} replies`).toBe(true);
+      expect(all[1]).toMatchObject(times(replies, PER_REPLY[cli].final));
       if (cli === "claude") expect(all[1]!.costSource).toBe("reported");
     } finally {
       if (supervisor.exitCode === null) supervisor.kill("SIGKILL");
