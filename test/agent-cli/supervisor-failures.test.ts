@@ -94,8 +94,10 @@ run("failure classes of the real CLIs through roster start", () => {
 
     const store = await openStore({ path: db });
     const tasks = new Map<string, TaskDetail>();
+    let database: string;
     try {
       for (const [i, id] of ids.entries()) tasks.set(id, await store.tasks.get({ taskId: i + 1 }));
+      database = (await store.maintenance.identity()).id;
     } finally {
       await store.close();
     }
@@ -133,7 +135,7 @@ run("failure classes of the real CLIs through roster start", () => {
     expect(events("server", "task:retrying")).toHaveLength(1);
     const serverResult = task("server").result as Record<string, any>;
     expect(serverResult.text).toBe("finished what attempt 1 started");
-    expect(serverResult.resumed).toMatchObject({ sessionId: expect.any(String), wip: "refs/roster/wip/4/1", files: ["wip.txt"] });
+    expect(serverResult.resumed).toMatchObject({ sessionId: expect.any(String), wip: `refs/roster/wip/${database}/4/1`, files: ["wip.txt"] });
     expect(git(join(dir.path, "app"), "show", `${serverResult.workspace.branch}:wip.txt`)).toBe("work in progress");
 
     // unreachable: retryable, retried until the attempts ran out.
