@@ -144,7 +144,18 @@ export async function pauses(q: Q, now: number): Promise<ProviderPause[]> {
 }
 
 export async function resumeProvider(tx: Tx, p: { provider: string; now: number; by?: string | null }): Promise<boolean> {
-  if ((await tx.run("DELETE FROM provider_pauses WHERE provider = $1", [p.provider])) === 0) return false;
+  const deleted = await tx.one<{ until: string | number | null }>("DELETE FROM provider_pauses WHERE provider = $1 RETURNING until", [p.provider]);
+  if (deleted === undefined) return false;
+  // The tasks the provider's limit gave back to run at the pause's end (their last error the limit): due now.
+  if (deleted.until !== null) {
+    await tx.run(
+      `UPDATE task_status SET run_at = $1
+       WHERE status = 'pending' AND run_at > $1 AND run_at <= $2
+         AND (last_error::jsonb -> 'details' ->> 'failure') IN ('rate-limit', 'usage-limit')
+         AND persona_id IN (SELECT pp.id FROM personas pp WHERE coalesce(pp.config::jsonb ->> 'provider', 'persona:' || pp.id) = $3)`,
+      [p.now, Number(deleted.until), p.provider],
+    );
+  }
   await tx.run("INSERT INTO task_events (task_id, type, at, agent_id, attempt, data) VALUES (NULL, 'provider:resumed', $1, $2, NULL, $3)", [
     p.now,
     p.by ?? null,

@@ -21,6 +21,7 @@ export class EconomicsCommands {
   protected readonly listBudgets;
   protected readonly policyHolds;
   protected readonly pauseDelete;
+  protected readonly pausedTasksDue;
   protected readonly pausesStmt;
   protected readonly breakerRow;
   protected readonly breakersStmt;
@@ -44,7 +45,14 @@ export class EconomicsCommands {
     this.policyHolds = db.prepare(`
       SELECT h.key FROM budget_holds h WHERE h.scope = 'task'
         AND NOT EXISTS (SELECT 1 FROM budgets b WHERE b.scope = 'task' AND b.key = CAST(h.key AS TEXT)) ORDER BY h.key`);
-    this.pauseDelete = db.prepare("DELETE FROM provider_pauses WHERE provider = ?");
+    this.pauseDelete = db.prepare("DELETE FROM provider_pauses WHERE provider = ? RETURNING until");
+    // The tasks a provider's limit gave back to run at its pause's end (fail(): run_at = until, the limit as their
+    // last error): due now once the pause is lifted by hand. A task delayed for another reason keeps its time.
+    this.pausedTasksDue = db.prepare(`
+      UPDATE task_status SET run_at = @now
+      WHERE status = 'pending' AND run_at > @now AND run_at <= @until
+        AND last_error ->> '$.details.failure' IN ('rate-limit', 'usage-limit')
+        AND persona_id IN (SELECT p.id FROM personas p WHERE coalesce(p.config ->> '$.provider', 'persona:' || p.id) = @provider)`);
     this.pausesStmt = db.prepare("SELECT * FROM provider_pauses WHERE until IS NULL OR until > ? ORDER BY provider");
     this.breakerRow = db.prepare("SELECT * FROM breakers WHERE persona_id = ?");
     this.breakersStmt = db.prepare("SELECT * FROM breakers ORDER BY persona_id");
@@ -105,8 +113,10 @@ export class EconomicsCommands {
 
   resumeProvider(p: { provider: string; now: number; by?: string | null }): boolean {
     const provider = p.provider;
-    const resumed = this.pauseDelete.run(provider).changes > 0;
+    const deleted = this.pauseDelete.get(provider) as { until: number | null } | undefined;
+    const resumed = deleted !== undefined;
     if (resumed) {
+      if (deleted.until !== null) this.pausedTasksDue.run({ now: p.now, until: deleted.until, provider });
       this.insertEvent.run({ taskId: null, type: "provider:resumed", now: p.now, by: p.by ?? null, data: JSON.stringify({ provider }) });
       this.tx.emit("provider:resumed", { provider });
       this.tx.emit("claim:reopened", { personas: null, reason: "provider" });

@@ -261,6 +261,22 @@ export function economicsRules(get: GetCtx): void {
     expect((await claimOne(ctx)).previous).toEqual({ code: "ADAPTER_FAILED", message: "429", retryable: true, details });
   });
 
+  it("provider limits: roster provider resume runs the tasks the pause held back at once, and no task delayed for another reason", async () => {
+    const ctx = get();
+    const limited = await enqueueOne(ctx);
+    const delayed = (await ctx.store.tasks.enqueue({ tasks: [{ persona: "worker", title: "on purpose", delayMs: 30_000 }], now: ctx.clock.now() })).ids[0]!;
+    const task = await claimOne(ctx);
+    expect(task.id).toBe(limited);
+    const r = await ctx.store.tasks.failIfLeased({ taskId: limited, leaseToken: task.leaseToken, error: { name: "RosterError", code: "ADAPTER_FAILED", message: "429", retryable: true, details: { failure: "rate-limit", retryAfterMs: 3_600_000 } } as never, now: ctx.clock.now() });
+    expect(r).toMatchObject({ ok: true, outcome: "released", runAt: ctx.clock.now() + 3_600_000 });
+    ctx.clock.advance(1_000);
+    expect(await ctx.store.economics.resumeProvider({ provider: "persona:worker", now: ctx.clock.now() })).toBe(true);
+    // Due now, not in an hour: the pause it waited for is over.
+    const again = await ctx.store.tasks.claim({ persona: "worker", agentId: "agent-a", limit: 5, now: ctx.clock.now() });
+    expect(again.map((t) => t.id)).toEqual([limited]);
+    expect(await ctx.store.tasks.get({ taskId: delayed })).toMatchObject({ status: "pending", runAt: ctx.clock.now() + 29_000 });
+  });
+
   it("provider limits: a rate limit without retryAfterMs pauses for the default backoff; with providerAutoResume false until resumed", async () => {
     const ctx = get();
     await syncEconomics(ctx, { worker: { providerAutoResume: false } });
