@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore, type Store } from "../../src/store/index.js";
-import { LISTEN_PROBE_MS, LISTEN_PROBE_TIMEOUT_MS } from "../../src/store/postgres/store.js";
+import { LISTEN_PROBE_MS, LISTEN_PROBE_TIMEOUT_MS } from "../../src/store/postgres/listener.js";
 import { startCutProxy } from "../helpers/tcp-proxy.js";
 import { useAdmin, usePostgres } from "../helpers/postgres.js";
 import { syncTestPersonas } from "../helpers/personas.js";

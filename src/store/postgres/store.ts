@@ -19,7 +19,8 @@ import type {
   WhyService,
 } from "../types.js";
 import { PgTransactions, notifyChannel, type BackendRef, type Tx } from "./database.js";
-import { PG_CONNECT_TIMEOUT_MS, newPool, translatePgError } from "./connection.js";
+import { PgListener } from "./listener.js";
+import { newPool, translatePgError } from "./connection.js";
 import { defaultPostgresMigrationsDir, migratePostgres } from "./migrate.js";
 import { writeBatch } from "./enqueue.js";
 import { pgAgentService } from "./agents.js";
@@ -38,14 +39,8 @@ import { PgLostClaims } from "./lost-claims.js";
 import { ServerClock, type ClockMeasurement } from "./server-clock.js";
 import { withOneTaskCalls, type EngineTaskService } from "../one-task.js";
 
-const PgClient = pg.Client;
-
 /** Connections per store (supervisor: claims, renewals, settlements and reads overlap). */
 export const PG_POOL_MAX_DEFAULT = 8;
-/** The listening connection is asked `SELECT 1` this often, in ms (a link cut silently is found within this and the timeout). */
-export const LISTEN_PROBE_MS = 10_000;
-/** A probe unanswered this long counts as the listening connection lost, in ms. */
-export const LISTEN_PROBE_TIMEOUT_MS = 5_000;
 
 /**
  * The PostgreSQL store (issue 19): the Store interface over a node-postgres pool, the
@@ -274,16 +269,13 @@ export class PostgresStore implements Store {
     // A notification heard since the last look is a committed write that may wake work: say so without
     // another round trip (it is on the path from an enqueue on another host to its claim). The next
     // look that asks the server then sees those writes' events as new too: one spare wake, no miss.
-    if (this.notified) {
-      this.notified = false;
-      return true;
-    }
+    if (this.listener?.takeNotified() === true) return true;
     // While this store LISTENs, every write after which a supervisor may have work (or lost a lease) has
     // NOTIFYed it (WAKE_EVENTS, src/store/postgres/database.ts): nothing to ask the server. Looking anyway
     // would count every other host's heartbeat as a change and wake every idle supervisor for every
-    // persona, a cost of the square of the hosts. The listener is probed (LISTEN_PROBE_MS), and the look
+    // persona, a cost of the square of the hosts. The listener is probed (./listener.ts), and the look
     // resumes, rebased, once it is lost.
-    if (options?.wakeUpsOnly === true && this.listening) {
+    if (options?.wakeUpsOnly === true && this.listener?.listening === true) {
       this.lookStale = true;
       return false;
     }
@@ -300,121 +292,16 @@ export class PostgresStore implements Store {
     return this.tx.read("store.hasExternalChanges", (q) => this.tx.own.look(q));
   }
 
-  /**
-   * LISTEN/NOTIFY wake-ups: every transaction that readies work, ends a lease or
-   * cancels a task NOTIFYs the schema's channel (PgTransactions), and one connection
-   * of this store LISTENs on it, so a supervisor on another host hears of an
-   * enqueue as it commits. A hint as the interface says (our own writes notify us
-   * too); callers keep their poll. A lost listening connection is reopened with
-   * backoff (store:watch-unavailable says why meanwhile), calling every watcher once
-   * it listens again, since a notification may have been missed.
-   */
+  /** LISTEN/NOTIFY wake-ups, one listening connection while anyone watches (./listener.ts). */
   watchExternalChanges(onChange: () => void): () => void {
     if (this.closed || this.tx.channel === null) return () => {};
-    this.watchers.add(onChange);
-    if (this.listener === null) void this.listen(0);
-    return () => {
-      this.watchers.delete(onChange);
-      if (this.watchers.size === 0) this.stopListening();
-    };
+    this.listener ??= new PgListener(this.url, this.tx.channel, this.events);
+    return this.listener.watch(onChange);
   }
 
-  private readonly watchers = new Set<() => void>();
-  /** A notification arrived since hasExternalChanges last looked. */
-  private notified = false;
-  /** The listener's LISTEN is in force (and its last probe was answered). */
-  private listening = false;
+  private listener: PgListener | null = null;
   /** hasExternalChanges answered from the listener since its last look: the next look rebases. */
   private lookStale = false;
-  private listener: pg.Client | null = null;
-  private relisten: NodeJS.Timeout | null = null;
-  private listenProbe: NodeJS.Timeout | null = null;
-
-  private async listen(failures: number): Promise<void> {
-    if (this.closed || this.watchers.size === 0 || this.tx.channel === null) return;
-    const client = new PgClient({ connectionString: this.url, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
-    this.listener = client;
-    const retry = (error: unknown) => {
-      if (this.listener !== client) return;
-      this.listener = null;
-      this.stopProbing();
-      client.removeAllListeners();
-      // An error the ending connection still emits must not go unhandled (it would end the process).
-      client.on("error", () => {});
-      void client.end().catch(() => {});
-      // Said once per loss, not at every reconnect attempt (those back off to 5 s while the database is unreachable).
-      if (failures === 0) this.events.emit("store:watch-unavailable", { reason: translatePgError(error, "listening for changes", this.url).message });
-      if (this.closed || this.watchers.size === 0) return;
-      this.relisten = setTimeout(() => void this.listen(failures + 1), Math.min(5_000, 100 * 2 ** failures));
-      this.relisten.unref();
-    };
-    client.on("error", retry);
-    client.on("notification", (message: pg.Notification) => {
-      // roster_room_freed's NOTIFY (migrations/postgres/0009) names the personas whose leases a settle
-      // ended: their claimants claim again, as SQLite's claim:reopened says. Not a write to look for:
-      // a busy supervisor's settles send one nearly every batch, and each look re-read every lease held.
-      if (message.payload !== undefined && message.payload !== "") {
-        this.events.emit("claim:reopened", { personas: message.payload.split(" "), reason: "room" });
-        return;
-      }
-      this.notified = true;
-      for (const watcher of [...this.watchers]) watcher();
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${this.tx.channel.replaceAll('"', '""')}"`);
-    } catch (error) {
-      retry(error);
-      return;
-    }
-    if (this.listener !== client) return void client.end().catch(() => {});
-    this.listening = true;
-    // A link cut without a reset leaves the socket open and silent for as long as TCP keeps trying: a
-    // listener that hears nothing would look the same as a quiet database. So it is asked a trivial
-    // statement now and then, and one unanswered in time counts as the connection lost.
-    this.listenProbe = setInterval(() => {
-      let answered = false;
-      const late = setTimeout(() => {
-        if (!answered) retry(new Error(`the listening connection did not answer a probe within ${LISTEN_PROBE_TIMEOUT_MS} ms`));
-      }, LISTEN_PROBE_TIMEOUT_MS);
-      late.unref();
-      client.query("SELECT 1").then(
-        () => {
-          answered = true;
-          clearTimeout(late);
-        },
-        (error: unknown) => {
-          answered = true;
-          clearTimeout(late);
-          retry(error);
-        },
-      );
-    }, LISTEN_PROBE_MS);
-    this.listenProbe.unref();
-    // Notifications sent before this connection listened went unheard (a reconnect's outage, or the moments
-    // between the watch's start and its LISTEN): one yes for them, and every watcher called to take it.
-    this.notified = true;
-    for (const watcher of [...this.watchers]) watcher();
-  }
-
-  private stopProbing(): void {
-    this.listening = false;
-    if (this.listenProbe !== null) clearInterval(this.listenProbe);
-    this.listenProbe = null;
-  }
-
-  private stopListening(): void {
-    this.stopProbing();
-    if (this.relisten !== null) clearTimeout(this.relisten);
-    this.relisten = null;
-    const client = this.listener;
-    this.listener = null;
-    if (client !== null) {
-      client.removeAllListeners();
-      client.on("error", () => {});
-      void client.end().catch(() => {});
-    }
-  }
 
   /** How far this host's clock is from the server's, as last measured (Store.clockOffset). */
   clockOffset(): ClockMeasurement {
@@ -427,8 +314,7 @@ export class PostgresStore implements Store {
     await this.lostClaims.settled();
     this.serverClock.stop();
     clearReferenceClock(this);
-    this.watchers.clear();
-    this.stopListening();
+    this.listener?.close();
     this.tx.markClosed();
     await this.pool.end();
   }
