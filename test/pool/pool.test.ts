@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,6 +13,15 @@ afterEach(async () => {
 
 function sleepTask(id: number, ms: number, attempt = 1): WorkerTask {
   return { id, title: `sleep ${id}`, description: "", persona: "sleeper", payload: { ms }, priority: 0, parentId: null, attempt, maxAttempts: 3, timeoutMs: 60_000, dependencies: [] };
+}
+
+/** Resolves once `path` exists (an adapter fixture's mark that it runs); the bound is a safety net, not a wait. */
+async function marked(path: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`${path} not made within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function sleeperOptions(concurrency: number): ConstructorParameters<typeof WorkerPool>[0] {
@@ -177,9 +186,14 @@ describe("worker pool: an abort or a termination charges only the attempt it was
       },
     });
     pool.start();
-    const hung = pool.runTasks([{ ...sleepTask(1, 0), persona: "spinner" }], () => "module");
+    const dir = mkdtempSync(join(tmpdir(), "roster-pool-spin-"));
+    const spinning = join(dir, "spinning");
+    const hung = pool.runTasks([{ ...sleepTask(1, 0), persona: "spinner", payload: { mark: spinning } }], () => "module");
     const innocents = pool.runTasks([2, 3, 4, 5].map((id) => sleepTask(id, 5_000)), () => "module");
-    await new Promise((r) => setTimeout(r, 200));
+    // The abort must find the spinner spinning (an abort while its adapter still loads is its outcome
+    // at once, with no thread terminated): wait for its mark, not a fixed time a loaded machine outlasts.
+    await marked(spinning);
+    rmSync(dir, { recursive: true, force: true });
     pool.abort([hung[0]!.runId], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
     expect(await hung[0]!.outcome).toMatchObject({ ok: false, aborted: true, error: { code: "TIMEOUT" } });
     for (const outcome of await Promise.all(innocents.map((r) => r.outcome))) expect(outcome).toMatchObject({ ok: false, released: true });
@@ -243,9 +257,13 @@ describe("worker pool: an abort or a termination charges only the attempt it was
       },
     });
     pool.start();
-    const [slow] = pool.runTasks([{ ...sleepTask(1, 60_000), persona: "stopper", payload: { ms: 60_000, stopMs: 600 } }], () => "module");
+    const dir = mkdtempSync(join(tmpdir(), "roster-pool-stop-"));
+    const running = join(dir, "running");
+    const [slow] = pool.runTasks([{ ...sleepTask(1, 60_000), persona: "stopper", payload: { ms: 60_000, stopMs: 600, mark: running } }], () => "module");
     const mates = pool.runTasks([2, 3].map((id) => sleepTask(id, 1_500)), () => "module");
-    await new Promise((r) => setTimeout(r, 200));
+    // The abort must reach a running adapter (one aborted while it loads never runs, and its outcome comes at once).
+    await marked(running);
+    rmSync(dir, { recursive: true, force: true });
     const abortedAt = performance.now();
     pool.abort([slow!.runId], { ...reason, code: "TIMEOUT", message: "timed out", retryable: true });
     const outcome = await slow!.outcome;
