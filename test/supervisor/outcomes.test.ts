@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/index.js";
 import { FIXTURES, harness, next, type Harness } from "./helpers.js";
@@ -37,12 +39,20 @@ function holdLock(dbPath: string, from: number, until: number): Promise<void> {
 describe("supervisor outcomes under faults", () => {
   it("completes tasks cancelled while running and retried at once (an old attempt's abort never reaches the new one)", async () => {
     h = await harness([{ id: "waiter", adapter: { kind: "module", path: "./adapter-thread.mjs" }, retry: once }], { fixtures: ["adapter-thread.mjs"] });
-    const { ids } = await h.store.tasks.enqueue({ tasks: Array.from({ length: 6 }, (_, i) => ({ persona: "waiter", title: `t${i}`, payload: { ms: 800 } })), now: Date.now() });
+    // Each task's first run waits until it is aborted (and marks firstRunDir/<id> when it starts); the retried run waits 800 ms.
+    // A first run of 800 ms could complete before a loaded machine got to its cancel, which then fails: only unfinished tasks can be cancelled.
+    const firstRunDir = h.temp.path("first-runs");
+    mkdirSync(firstRunDir);
+    const { ids } = await h.store.tasks.enqueue({ tasks: Array.from({ length: 6 }, (_, i) => ({ persona: "waiter", title: `t${i}`, payload: { ms: 800, firstRunDir } })), now: Date.now() });
     await h.supervisor.start();
-    expect(await waitForStatus(h, ids, (s) => s === "in_progress" || s === "claimed", 10_000)).toSatisfy((s: string[]) => s.every((x) => x !== "pending"));
+    // Every first run has started (an attempt cancelled before its adapter ran would leave the retry to be the long first run).
+    const deadline = Date.now() + 30_000;
+    while (!ids.every((id) => existsSync(join(firstRunDir, String(id)))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(ids.filter((id) => !existsSync(join(firstRunDir, String(id)))), "tasks whose first run has not started").toEqual([]);
+    expect(await waitForStatus(h, ids, (s) => s === "in_progress" || s === "claimed", 30_000)).toSatisfy((s: string[]) => s.every((x) => x !== "pending"));
     for (const taskId of ids) await h.store.tasks.cancel({ taskId, by: "test", now: Date.now() });
     for (const taskId of ids) await h.store.tasks.retry({ taskId, by: "test", now: Date.now() });
-    const final = await waitForStatus(h, ids, (s) => s === "completed" || s === "failed", 15_000);
+    const final = await waitForStatus(h, ids, (s) => s === "completed" || s === "failed", 30_000);
     if (final.some((s) => s !== "completed")) console.log(JSON.stringify((await h.store.tasks.get({ taskId: ids[0]!, eventLimit: 50 })).events.map((e) => [e.type, e.data])));
     expect(final).toEqual(ids.map(() => "completed"));
   });
@@ -81,7 +91,8 @@ describe("supervisor outcomes under faults", () => {
     const { ids } = await h.store.tasks.enqueue({ tasks: [{ persona: "quick", title: "due during the lock", delayMs: 1_000 }], now: t0 });
     // Held from before the task is due until well past the claim's busy retries (~1.5 s); the holder writes nothing.
     await holdLock(h.dbPath, t0 + 500, t0 + 4_000);
-    const statuses = await waitForStatus(h, ids, (s) => s === "completed", 4_000);
+    // A safety bound: with no write to wake it, a loop that did not retry would never claim it.
+    const statuses = await waitForStatus(h, ids, (s) => s === "completed", 30_000);
     expect(statuses).toEqual(["completed"]);
   });
 
@@ -98,7 +109,7 @@ describe("supervisor outcomes under faults", () => {
     });
     // The lock spans the first run_at: the claim made then waits for it and is short of the second.
     await holdLock(h.dbPath, t0 + 800, t0 + 1_400);
-    expect(await waitForStatus(h, ids, (s) => s === "completed", 3_000)).toEqual(["completed", "completed"]);
+    expect(await waitForStatus(h, ids, (s) => s === "completed", 30_000)).toEqual(["completed", "completed"]);
   });
 
   it("stops a running attempt at once (not at its next renewal) when another process cancels it, and records it as a cancel", async () => {
