@@ -91,7 +91,10 @@ describe("a schedule whose persona was retired", () => {
     await retiring.close();
     const child = await startRoster(dbPath, personasDir);
     children.push(child);
-    // Long enough for a dozen scheduler ticks after the pause.
+    // The first due tick pauses the schedule and says so: wait for that line (a loaded machine may take
+    // seconds to get there), then a dozen scheduler ticks more (250 ms each), in which it must not be said again.
+    const deadline = Date.now() + 30_000;
+    while (!child.log().includes("scheduler.fire") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 3_000));
     child.kill("SIGTERM");
     await new Promise((r) => child.on("exit", r));
