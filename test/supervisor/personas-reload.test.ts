@@ -11,7 +11,7 @@ afterEach(async () => {
   h = null;
 });
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -88,7 +88,7 @@ describe("supervisor: personas reloaded while running", () => {
     h.supervisor.events.on("supervisor:error", (e) => {
       if (e.where === "personas.reload") errors.push(e.error);
     });
-    const loaded = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("newp"), 5_000);
+    const loaded = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("newp"));
     writeFileSync(join(h.personasDir, "broken.md"), "---\nid: broken\nname: Broken\nadapter: { kind: bogus }\n---\nNever valid.\n");
     writePersonas(h.personasDir, [{ id: "newp", adapter: { kind: "echo" }, retry: once }]);
     await loaded;
@@ -97,12 +97,12 @@ describe("supervisor: personas reloaded while running", () => {
     // The broken file is a new one: nothing of it is served or stored.
     expect(await h.store.personas.get({ id: "broken" })).toBeNull();
     // Another file's change is a new look at the folder, not a new report of the same broken file.
-    const changed = next(h.supervisor.events, "personas:reloaded", (e) => e.changed.includes("newp"), 5_000);
+    const changed = next(h.supervisor.events, "personas:reloaded", (e) => e.changed.includes("newp"));
     writePersonas(h.personasDir, [{ id: "newp", adapter: { kind: "sleep" }, retry: once }]);
     await changed;
     expect(errors.map((e) => e.message)).toEqual([expect.stringContaining("broken.md")]);
     // Fixed, it is served.
-    const fixed = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("broken"), 5_000);
+    const fixed = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("broken"));
     writeFileSync(join(h.personasDir, "broken.md"), "---\nid: broken\nname: Broken\nadapter: { kind: echo }\n---\nValid now.\n");
     await fixed;
     const second = await h.store.tasks.enqueue({ tasks: [{ persona: "broken", title: "fixed" }], now: Date.now() });
@@ -120,10 +120,10 @@ describe("supervisor: personas reloaded while running", () => {
     );
     await h.supervisor.start();
     const before = await h.store.personas.get({ id: "second" });
-    const error = next(h.supervisor.events, "supervisor:error", (e) => e.where === "personas.reload", 5_000);
+    const error = next(h.supervisor.events, "supervisor:error", (e) => e.where === "personas.reload");
     writeFileSync(join(h.personasDir, "second.md"), "---\nid: second\nname: second\nadapter: { kind: bogus }\n---\nBroken now.\n");
     expect((await error).error.message).toContain("second.md");
-    const added = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("third"), 5_000);
+    const added = next(h.supervisor.events, "personas:reloaded", (e) => e.added.includes("third"));
     writePersonas(h.personasDir, [{ id: "third", adapter: { kind: "echo" }, retry: once }]);
     const reloaded = await added;
     expect(reloaded.removed).toEqual([]);
