@@ -133,7 +133,7 @@ async function allDone(store: Store, ids: number[]): Promise<TaskRecord[]> {
 }
 
 /** Resolves once every one of `ids` has completed (register before they can). */
-function completed(store: Store, ids: readonly number[], timeoutMs = 10_000): Promise<void> {
+function completed(store: Store, ids: readonly number[], timeoutMs = 30_000): Promise<void> {
   const left = new Set(ids);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -160,7 +160,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     const claims = collect(store.events, "task:claimed");
     const { ids } = await store.tasks.enqueue({ tasks: [0, 1, 2].map((i) => ({ persona: "work", title: `t${i}`, payload: { i } })), now: Date.now() });
     held.hold();
-    const secondClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === ids[1]), 5_000);
+    const secondClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === ids[1]), 30_000);
     await supervisor.start();
     await held.settling(ids[0]!);
     // The only slot came free at the outcome: the second task is claimed while the first's settle waits.
@@ -221,7 +221,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     await supervisor.start();
     await held.settlingAny();
     // Slots are free (their outcomes are in), but the pair's two leases are still held until the commit.
-    const otherClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.persona === "other"), 5_000);
+    const otherClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.persona === "other"), 30_000);
     const { ids: otherIds } = await store.tasks.enqueue({ tasks: [{ persona: "other", title: "o" }], now: Date.now() });
     await otherClaimed;
     expect(held.committed.size).toBe(0);
@@ -250,7 +250,7 @@ describe("supervisor: claims overlap settlements (SQLite)", () => {
     await supervisor.start();
     await held.settling(a);
     // A task without the key, enqueued now, is claimed while a's settle waits; b, sharing a's key, is not.
-    const cClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.length > 0 && e.tasks.every((t) => t.id !== b), 5_000);
+    const cClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.length > 0 && e.tasks.every((t) => t.id !== b), 30_000);
     const { ids: cIds } = await store.tasks.enqueue({ tasks: [{ persona: "work", title: "c" }], now: Date.now() });
     const c = cIds[0]!;
     await cClaimed;
