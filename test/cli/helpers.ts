@@ -30,7 +30,8 @@ export function roster(args: string[], options: { cwd?: string; env?: Record<str
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+    // A safety net for a hung command (120 s unless given): a loaded machine takes seconds only to start one.
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
