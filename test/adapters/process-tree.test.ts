@@ -94,14 +94,14 @@ describe("spawnTree", () => {
     leftovers.push(leader, ...grandchildren);
     expect([leader, ...grandchildren].every(alive)).toBe(true);
 
-    parent.stdin!.write("spin 6000\n");
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the parent is spinning now
+    // Held for a minute: far longer than the watchdog may take on a loaded machine (the bound below).
+    parent.stdin!.write("spin 60000\n");
+    await out.line(/^spinning$/); // the parent's event loop is held now
     process.kill(leader, "SIGKILL");
-    const gone = await until(() => !grandchildren.some(alive), 5_000);
-    // Gone while the parent still spun: nobody but the watchdog could have ended them.
+    const gone = await until(() => !grandchildren.some(alive), 30_000);
+    // Gone while the parent was still held: nobody but the watchdog could have ended them.
     expect(out.all).not.toContain("spun");
     expect(gone).toBe(true);
-    await out.line(/^spun$/);
   });
 
   it.runIf(process.platform === "linux")("watches every tree a process spawns with one watchdog process", async () => {
