@@ -121,6 +121,6 @@ describe("MCP calls the agent cancels", () => {
     // Before: the cancelled request stayed "pending" forever, the drain never came, and Node
     // exited 13 (an unsettled top-level await) without deregistering the agent.
     expect(await exited).toBe(0);
-    await until(async () => (await store.agents.get({ agentId }))?.status === "deregistered", "the agent to be deregistered", 5_000);
+    await until(async () => (await store.agents.get({ agentId }))?.status === "deregistered", "the agent to be deregistered", 30_000);
   });
 });
