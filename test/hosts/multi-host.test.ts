@@ -38,7 +38,13 @@ const WAVES = [3_000, 3_000, 2_000, 2_000];
  */
 const CUT_MS = 24_000;
 const CLOCK_OFFSET_MS = 60_000;
-const DRAIN_TIMEOUT_MS = 150_000;
+/**
+ * The drain ends when every task is terminal, or fails once the open count has not moved for
+ * this long (a stall). Not a total time: the hosts drain at the machine's pace, about 70 tasks
+ * a second at load ~15 and 45 at load ~20 on two cores, and 10,000 tasks then take minutes.
+ * The test's own timeout (900 s) is only a net for a hang.
+ */
+const DRAIN_STALL_MS = 60_000;
 const SEED = 19;
 
 const unavailable = hostNetworkUnavailable() ?? (findPostgresBin() === null ? "no PostgreSQL installed (apt-get install -y postgresql)" : null);
@@ -214,19 +220,21 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     mark(`link of host b up (at event ${restoredAt})`);
     await enqueueWave(3);
 
-    const drainBy = Date.now() + DRAIN_TIMEOUT_MS;
     let left = await open();
+    let movedAt = Date.now();
     let progressAt = Date.now() + 10_000;
-    while (left > 0 && Date.now() < drainBy) {
+    while (left > 0 && Date.now() - movedAt < DRAIN_STALL_MS) {
       await sleep(250);
+      const before = left;
       left = await open();
+      if (left !== before) movedAt = Date.now();
       if (Date.now() > progressAt) {
         progressAt += 10_000;
         const counts = (await client.query<{ status: string; n: string }>("SELECT status, count(*) AS n FROM task_status GROUP BY status ORDER BY status")).rows;
         mark(`draining: ${counts.map((r) => `${r.status} ${r.n}`).join(", ")}`);
       }
     }
-    mark(`drained: ${left} tasks open`);
+    mark(left === 0 ? "drained: 0 tasks open" : `drain stalled: ${left} tasks open, none settled for ${DRAIN_STALL_MS / 1000} s`);
     // Host b is back: its heartbeat moved after the restore (reconnected), and its supervisor never died.
     const bReconnectBy = Date.now() + 30_000;
     while ((await q("SELECT last_heartbeat AS n FROM agents WHERE id = $1", [agentB])) <= heartbeatAtRestore && Date.now() < bReconnectBy) await sleep(100);
@@ -322,5 +330,5 @@ describe.skipIf(unavailable !== null)(`three supervisor hosts and two MCP worker
     expect(heartbeatAtEnd).toBeGreaterThan(heartbeatAtRestore);
     expect(unrefused).toEqual([]);
     passed = true;
-  }, 280_000);
+  }, 900_000);
 });
