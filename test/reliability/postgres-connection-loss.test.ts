@@ -16,7 +16,7 @@ import { writePersonas } from "../supervisor/helpers.js";
  * "Losing the database"). Real processes: `roster start` A reaches PostgreSQL through
  * a TCP proxy the test cuts (bytes stop, nothing is refused: a pulled cable) and
  * restores; `roster start` B and a `roster mcp` reaping every 100 ms reach it
- * directly. Tasks sleep 10 s on 2 s leases. The cut either drops bytes (a pulled
+ * directly. Tasks sleep 20 s on 5 s leases. The cut either drops bytes (a pulled
  * cable: calls hang until their timeouts) or resets connections (calls fail at
  * once with DATABASE_IO).
  *
@@ -44,8 +44,10 @@ afterEach(async () => {
   temp = null;
 });
 
-const LEASE_MS = 2_000;
-const TASK_MS = 10_000;
+// Leases long enough that a loaded machine's slow renewal is not an outage of its own (at 2 s, a supervisor
+// on a busy CI machine once counted two outages for one cut: after the restore, a renewal came back late).
+const LEASE_MS = 5_000;
+const TASK_MS = 20_000;
 
 async function setUp(): Promise<{ store: Store; url: string; personasDir: string }> {
   requireBuild();
@@ -86,9 +88,9 @@ describe.skipIf(!server.available)("postgres: a supervisor that loses its databa
       const b = await startRoster(url, personasDir, { args: ["--concurrency", "4", "--log-level", "info"] });
       children.push(b);
       // B takes the first four once their leases are reaped (A is silent for a lease).
-      await until(async () => (await Promise.all(first.map((taskId) => store.tasks.get({ taskId })))).every((t) => t.assignedAgentId !== null && t.assignedAgentId !== agentA), "B runs them again", 20_000);
+      await until(async () => (await Promise.all(first.map((taskId) => store.tasks.get({ taskId })))).every((t) => t.assignedAgentId !== null && t.assignedAgentId !== agentA), "B runs them again", 40_000);
       // A stopped them itself once a whole lease passed without a renewal.
-      await until(async () => logLines(a, "aborting attempt").filter((l) => l.reason === "db-unreachable").length === 4, "A aborts its four attempts", 10_000);
+      await until(async () => logLines(a, "aborting attempt").filter((l) => l.reason === "db-unreachable").length === 4, "A aborts its four attempts", 20_000);
       // Cut for three leases in all.
       await new Promise((r) => setTimeout(r, Math.max(0, cutAt + 3 * LEASE_MS - Date.now())));
       proxy.restore();
@@ -96,7 +98,7 @@ describe.skipIf(!server.available)("postgres: a supervisor that loses its databa
       // B's four slots are busy: new work goes to A, which claims again by itself.
       const second = (await store.tasks.enqueue({ tasks: Array.from({ length: 4 }, (_, i) => ({ persona: "work", title: `second ${i}`, payload: { ms: 500 } })), now: systemClock.now() })).ids;
 
-      const tasks = await waitForTerminal(store, [...first, ...second], 60_000);
+      const tasks = await waitForTerminal(store, [...first, ...second], 120_000);
       for (const task of tasks) {
         const types = task.events.map((e) => e.type);
         expect(task.status, `task ${task.id}: ${types.join(", ")}`).toBe("completed");
