@@ -293,7 +293,7 @@ describe.skipIf(!server.available)("supervisor: claims overlap settlements (Post
   it("claims the next task while a settle transaction is open, waiting for a row lock", async () => {
     const url = server.url();
     const { store, supervisor } = await setUp([{ id: "work", adapter: INTERVAL, concurrency: 4, retry: ONCE }], 1, url);
-    const { ids } = await store.tasks.enqueue({ tasks: [300, 0].map((ms, i) => ({ persona: "work", title: `t${i}`, payload: { ms } })), now: Date.now() });
+    const { ids } = await store.tasks.enqueue({ tasks: [3_000, 0].map((ms, i) => ({ persona: "work", title: `t${i}`, payload: { ms } })), now: Date.now() });
     const [first, second] = ids as [number, number];
     // One connection holds the lock; another watches pg_stat_activity (whose view is fixed for the length of a transaction).
     const locker = new pg.Client({ connectionString: url });
@@ -310,13 +310,15 @@ describe.skipIf(!server.available)("supervisor: claims overlap settlements (Post
     const done = completed(store, ids);
     await supervisor.start();
     await firstClaimed;
-    // While the first runs (300 ms), another connection locks its status row: its settle will wait inside its transaction.
+    // While the first runs (3 s: room for a loaded machine between its claim and this lock; 300 ms once lost
+    // that race and settled before the lock), another connection locks its status row: its settle will wait
+    // inside its transaction.
     await locker.query("BEGIN");
     await locker.query("SELECT task_id FROM task_status WHERE task_id = $1 FOR UPDATE", [first]);
-    const secondClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === second), 5_000);
+    const secondClaimed = waitFor(store.events, "task:claimed", (e) => e.tasks.some((t) => t.id === second), 30_000);
     // The settle transaction is open, its first statement (the completed rows' lock) waiting for the lock (pg_stat_activity).
     let waiting = 0;
-    for (let i = 0; i < 200 && waiting === 0; i++) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && waiting === 0; ) {
       waiting = await settleWaiting();
       if (waiting === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     }
