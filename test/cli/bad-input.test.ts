@@ -193,7 +193,7 @@ const cases: Case[] = [
   ...personaCases([
     ["an unknown adapter kind", "p-kind", /\S*kind\.md: front matter\.adapter\.kind: Invalid discriminator value\. Expected 'echo' \| 'sleep'/],
     // The same check as a task's payload.approval (src/store/approval-gate.ts), with the same words.
-    ["an approval deadline not ahead and an unknown default", "p-approval", /\S*gate\.md: front matter\.adapter\.deadlineMs: Too small: expected number to be >=1; \S*gate\.md: front matter\.adapter\.default: Invalid option: expected one of "approve"\|"reject"$/],
+    ["an approval deadline not ahead and an unknown default", "p-approval", /\S*gate\.md: front matter\.adapter\.deadlineMs: Too small: expected number to be >=1; front matter\.adapter\.default: Invalid option: expected one of "approve"\|"reject"$/],
     ["a negative concurrency", "p-concurrency", /\S*conc\.md: front matter\.concurrency: Too small: expected number to be >=1$/],
     ["a backoff jitter over 1", "p-jitter", /\S*jitter\.md: front matter\.retry\.jitter: Too big: expected number to be <=1$/],
     ["a lease shorter than 100 ms", "p-lease", /\S*lease\.md: front matter\.leaseMs: Too small: expected number to be >=100$/],
