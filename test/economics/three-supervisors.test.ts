@@ -265,9 +265,11 @@ function economicsUnderThreeSupervisors(kind: "sqlite" | "postgres"): void {
       expect(perWindow.size).toBeGreaterThanOrEqual(RATE_TASKS / RATE_STARTS);
       expect(slidingMax).toBeLessThanOrEqual(2 * RATE_STARTS);
       // The limit is shared, not per process: three processes serving the persona took 5 a window, not 15. On SQLite
-      // every claimer takes part too. On PostgreSQL each process's clock follows the server's through its own measured
-      // offset, so the same process's timer tends to fire first at every window's turn and take all 5: not checked there.
-      if (!postgres) expect(new Set(claims.map((c) => c.agent_id)).size).toBe(SUPERVISORS);
+      // more than one claimer takes part (usually all three; on a loaded machine one may never be first at a window's
+      // turn, as a clean-checkout run under load showed). On PostgreSQL each process's clock follows the server's through
+      // its own measured offset, so the same process's timer tends to fire first at every window's turn and take all 5:
+      // not checked there.
+      if (!postgres) expect(new Set(claims.map((c) => c.agent_id)).size).toBeGreaterThanOrEqual(2);
     }, 90_000);
 
     it("tasks sharing a concurrency key never overlap (limit 1), and a key with limit 2 never runs 3, by the audit trail", async () => {
