@@ -100,7 +100,7 @@ describe.skipIf(!server.available)("postgres: hasExternalChanges tells the store
   });
 });
 
-describe.skipIf(!server.available)("postgres: a cancel from another process reaches a running supervisor by the poll alone", () => {
+describe.skipIf(!server.available)("postgres: a running supervisor and other processes' writes", () => {
   const admin = useAdmin(server);
   let temp: TempDir | null = null;
   const cleanups: Array<() => Promise<void>> = [];
@@ -110,7 +110,7 @@ describe.skipIf(!server.available)("postgres: a cancel from another process reac
     temp = null;
   });
 
-  it("aborts the attempt well before its lease renewal and records the cancel", async () => {
+  it("a cancel from another process reaches it by the poll alone: the attempt is aborted well before its lease renewal and the cancel recorded", async () => {
     const url = await admin.schema("x2");
     temp = makeTempDir("roster-pgpoll-");
     const personasDir = temp.path("personas");
@@ -151,18 +151,8 @@ describe.skipIf(!server.available)("postgres: a cancel from another process reac
     expect(Date.now() - cancelledAt).toBeLessThan(20_000);
     expect((await store.tasks.get({ taskId: ids[0]! })).status).toBe("cancelled");
   });
-});
 
-describe.skipIf(!server.available)("postgres: an idle supervisor that listens is not woken by other hosts' writes that bring it no work", () => {
-  const admin = useAdmin(server);
-  let temp: TempDir | null = null;
-  const cleanups: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    temp?.cleanup();
-    temp = null;
-  });
-
+  // With its watch on: an idle supervisor is not woken by other hosts' writes that bring it no work.
   it("claims nothing while another host heartbeats, and still runs that host's enqueue", async () => {
     const url = await admin.schema("x3");
     temp = makeTempDir("roster-pgidle-");
