@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { adapterSchema, type AdapterConfig } from "../../src/personas/schema.js";
 import type { AdapterContext, AdapterLogger, AdapterTask } from "../../src/adapters/types.js";
 import type { DependencyResult } from "../../src/store/types.js";
@@ -13,6 +14,44 @@ export const FAKE_CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../fix
 export function tempDir(prefix: string): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), `roster-${prefix}-`));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Whether commit `a` is an ancestor of (or is) `b` in `repo`. */
+export function isAncestor(repo: string, a: string, b: string): boolean {
+  try {
+    git(repo, "merge-base", "--is-ancestor", a, b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A repository made once per test file (makeRepo, then `extend` on it) and copied afresh into a
+ * temp folder before each test: `dir` is that folder and `repo` the copy. Registers the hooks.
+ */
+export function useRepoCopies(prefix: string, extend?: (repo: string) => void): { readonly dir: string; readonly repo: string } {
+  let template: { path: string; cleanup: () => void } | undefined;
+  let dir: { path: string; cleanup: () => void } | undefined;
+  beforeAll(() => {
+    template = tempDir(`${prefix}-template`);
+    const made = makeRepo(template.path);
+    extend?.(made);
+  });
+  afterAll(() => template?.cleanup());
+  beforeEach(() => {
+    dir = tempDir(prefix);
+    cpSync(join(template!.path, "repo"), join(dir.path, "repo"), { recursive: true });
+  });
+  afterEach(() => dir?.cleanup());
+  return {
+    get dir() {
+      return dir!.path;
+    },
+    get repo() {
+      return join(dir!.path, "repo");
+    },
+  };
 }
 
 export function git(cwd: string, ...args: string[]): string {

@@ -1,10 +1,10 @@
-import { cpSync, existsSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runAgent } from "../../src/adapters/agent/index.js";
 import { workspaceSchema } from "../../src/workspace/config.js";
 import { createWorktree, pruneStaleWorktrees } from "../../src/workspace/worktrees.js";
-import { agentConfig, git, makeContext, makeRepo, makeTask, tempDir } from "../agent/helpers.js";
+import { agentConfig, git, isAncestor, makeContext, makeTask, useRepoCopies } from "../agent/helpers.js";
 
 /**
  * A supervisor killed while an agent worked in its worktree, restarted after the lease
@@ -12,36 +12,14 @@ import { agentConfig, git, makeContext, makeRepo, makeTask, tempDir } from "../a
  * runs again under the same attempt number. The agent's commits and its uncommitted files
  * must all reach the new run's branch, on top of the base as configured.
  */
-let template: { path: string; cleanup: () => void };
-let dir: { path: string; cleanup: () => void };
-let repo: string;
-
-beforeAll(() => {
-  template = tempDir("crash-template");
-  const made = makeRepo(template.path);
+const copies = useRepoCopies("crash", (made) => {
   // A base with two commits, so a branch forked from base^1 shows.
   writeFileSync(join(made, "second.txt"), "the base's last commit\n");
   git(made, "add", "second.txt");
   git(made, "commit", "-q", "-m", "second");
 });
-afterAll(() => template.cleanup());
 
-beforeEach(() => {
-  dir = tempDir("crash");
-  repo = join(dir.path, "repo");
-  cpSync(join(template.path, "repo"), repo, { recursive: true });
-});
-afterEach(() => dir.cleanup());
-
-const workspace = () => ({ kind: "worktree", repo, base: "main", keep: "on-failure", autoCommit: true }) as const;
-const isAncestor = (a: string, b: string) => {
-  try {
-    git(repo, "merge-base", "--is-ancestor", a, b);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const workspace = () => ({ kind: "worktree", repo: copies.repo, base: "main", keep: "on-failure", autoCommit: true }) as const;
 
 /** What the killed attempt left: its worktree, maybe a commit, maybe uncommitted files; then the prune of the restart. */
 async function crashedAttempt(work: { commit?: boolean; dirty?: boolean }) {
@@ -64,28 +42,28 @@ async function crashedAttempt(work: { commit?: boolean; dirty?: boolean }) {
 describe("a restart after a crash whose lease expired", () => {
   it("saves the crashed attempt's uncommitted files before the prune removes its folder", async () => {
     const { wt } = await crashedAttempt({ commit: true, dirty: true });
-    const wip = git(repo, "for-each-ref", "--format=%(refname)", "refs/roster/wip/");
+    const wip = git(copies.repo, "for-each-ref", "--format=%(refname)", "refs/roster/wip/");
     expect(wip).not.toBe("");
-    expect(git(repo, "show", `${wip}:notes.txt`)).toBe("not committed yet");
-    expect(git(repo, "rev-parse", `${wip}^1`)).toBe(git(repo, "rev-parse", wt.branch));
+    expect(git(copies.repo, "show", `${wip}:notes.txt`)).toBe("not committed yet");
+    expect(git(copies.repo, "rev-parse", `${wip}^1`)).toBe(git(copies.repo, "rev-parse", wt.branch));
   });
 
   it("keeps the agent's commit on the new run's branch and carries its uncommitted file over", async () => {
     const { commit } = await crashedAttempt({ commit: true, dirty: true });
     const output = await runAgent(makeTask({ id: 1, attempt: 1, description: "done" }), makeContext(agentConfig({ workspace: workspace() })));
-    expect(isAncestor(commit!, "roster/task-1-a1")).toBe(true);
-    expect(isAncestor("main", "roster/task-1-a1")).toBe(true);
+    expect(isAncestor(copies.repo, commit!, "roster/task-1-a1")).toBe(true);
+    expect(isAncestor(copies.repo, "main", "roster/task-1-a1")).toBe(true);
     // The agent's commit, then roster's commit of what it left (notes.txt, carried over).
-    expect(git(repo, "log", "--format=%s", "main..roster/task-1-a1").split("\n")).toEqual([makeTask().title, "agent's commit"]);
-    expect(git(repo, "diff", "--name-only", "roster/task-1-a1^", "roster/task-1-a1")).toBe("notes.txt");
+    expect(git(copies.repo, "log", "--format=%s", "main..roster/task-1-a1").split("\n")).toEqual([makeTask().title, "agent's commit"]);
+    expect(git(copies.repo, "diff", "--name-only", "roster/task-1-a1^", "roster/task-1-a1")).toBe("notes.txt");
     expect(output.result).toMatchObject({ resumed: { files: ["notes.txt"] }, workspace: { commits: 2 } });
   });
 
   it("starts the new run from the base as configured when the crashed attempt did nothing", async () => {
     await crashedAttempt({});
     const output = await runAgent(makeTask({ id: 1, attempt: 1, description: "[fake:dirty]" }), makeContext(agentConfig({ workspace: workspace() })));
-    expect(git(repo, "rev-parse", "roster/task-1-a1^")).toBe(git(repo, "rev-parse", "main"));
-    expect(git(repo, "diff", "--name-only", "main", "roster/task-1-a1")).toBe("dirty-1.txt");
+    expect(git(copies.repo, "rev-parse", "roster/task-1-a1^")).toBe(git(copies.repo, "rev-parse", "main"));
+    expect(git(copies.repo, "diff", "--name-only", "main", "roster/task-1-a1")).toBe("dirty-1.txt");
     expect(output.result).toMatchObject({ workspace: { commits: 1 } });
   });
 
@@ -94,12 +72,12 @@ describe("a restart after a crash whose lease expired", () => {
     // then someone committed in the kept folder. The next run must build on that commit.
     await crashedAttempt({ dirty: true });
     await expect(runAgent(makeTask({ id: 1, attempt: 1, description: "[fake:exit=1]" }), makeContext(agentConfig({ workspace: workspace() })))).rejects.toThrow();
-    const rerun = join(dir.path, "repo.roster-worktrees", "task-1-a1");
+    const rerun = join(copies.dir, "repo.roster-worktrees", "task-1-a1");
     git(rerun, "add", "-A");
     git(rerun, "commit", "-q", "-m", "committed after the restore");
     const late = git(rerun, "rev-parse", "HEAD");
     await runAgent(makeTask({ id: 1, attempt: 1, description: "done" }), makeContext(agentConfig({ workspace: workspace() })));
-    expect(isAncestor(late, "roster/task-1-a1")).toBe(true);
-    expect(git(repo, "show", "roster/task-1-a1:notes.txt")).toBe("not committed yet");
+    expect(isAncestor(copies.repo, late, "roster/task-1-a1")).toBe(true);
+    expect(git(copies.repo, "show", "roster/task-1-a1:notes.txt")).toBe("not committed yet");
   });
 });
