@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { openStore, type Store, type StoreOptions } from "../../src/store/index.js";
 import { sqliteTableCounts } from "../../src/store/sqlite/introspect.js";
@@ -39,4 +40,17 @@ export async function openTestStore(
       temp?.cleanup();
     },
   };
+}
+
+/**
+ * After the upgrade that stores "no next fire" as such (SQLite 0013, PostgreSQL 0017): of two
+ * schedules written by an older version, "parked" at Number.MAX_SAFE_INTEGER has no next fire
+ * and is never due, and "live" keeps its time (T0 + 60 s).
+ */
+export async function expectParkedScheduleUpgraded(store: Store): Promise<void> {
+  expect((await store.schedules.list()).map((s) => [s.id, s.nextFireAt])).toEqual([
+    ["live", T0 + 60_000],
+    ["parked", null],
+  ]);
+  expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
 }

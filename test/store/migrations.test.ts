@@ -9,7 +9,7 @@ import { openStore } from "../../src/store/index.js";
 import { sqlitePragma } from "../../src/store/sqlite/introspect.js";
 import { runMigrations } from "../../src/store/sqlite/migrate.js";
 import { WAL_AUTOCHECKPOINT_PAGES } from "../../src/store/sqlite/open.js";
-import { T0 } from "../helpers/store.js";
+import { T0, expectParkedScheduleUpgraded } from "../helpers/store.js";
 import { makeTempDir, type TempDir } from "../helpers/tmp.js";
 
 /**
@@ -152,11 +152,7 @@ describe("migrations", () => {
     for (const f of upgrade) cpSync(join(held, f), join(dir, f));
     const store = await openStore({ path: dbPath, migrationsDir: dir, now: T0 });
     try {
-      expect((await store.schedules.list()).map((s) => [s.id, s.nextFireAt])).toEqual([
-        ["live", T0 + 60_000],
-        ["parked", null],
-      ]);
-      expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
+      await expectParkedScheduleUpgraded(store);
     } finally {
       await store.close();
     }

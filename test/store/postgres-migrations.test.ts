@@ -5,7 +5,7 @@ import { RosterError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { defaultPostgresMigrationsDir } from "../../src/store/postgres/migrate.js";
 import { useAdmin, usePostgres } from "../helpers/postgres.js";
-import { T0 } from "../helpers/store.js";
+import { T0, expectParkedScheduleUpgraded } from "../helpers/store.js";
 import { makeTempDir } from "../helpers/tmp.js";
 
 /**
@@ -68,11 +68,7 @@ describe.skipIf(!server.available)("postgres migrations", () => {
       await admin.query(insert, ["live", T0 + 60_000]);
       const store = await openStore({ path: url, now: T0 });
       try {
-        expect((await store.schedules.list()).map((s) => [s.id, s.nextFireAt])).toEqual([
-          ["live", T0 + 60_000],
-          ["parked", null],
-        ]);
-        expect(await store.schedules.due({ now: 8_640_000_000_000_000 })).toMatchObject([{ id: "live" }]);
+        await expectParkedScheduleUpgraded(store);
       } finally {
         await store.close();
       }
