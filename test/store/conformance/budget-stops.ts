@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { claimOne, enqueueOne, eventTypes, fixedRandom, status, type GetCtx } from "./support.js";
+import { claimOne, enqueueOne, eventTypes, fixedRandom, status, type Ctx, type GetCtx } from "./support.js";
 
 /**
  * The store's side of streaming budgets (docs/economics.md, "Streaming usage and the in-flight
@@ -7,6 +7,18 @@ import { claimOne, enqueueOne, eventTypes, fixedRandom, status, type GetCtx } fr
  * settlement of an attempt stopped for its budget (BUDGET_EXHAUSTED: usage recorded, given back
  * uncounted, the task held until raised; an ordinary failure when there is no budget at all).
  */
+/** The supervisor's budget watch stopped the attempt: its 120 input tokens recorded, failed BUDGET_EXHAUSTED. */
+function stopAtBudget(ctx: Ctx, taskId: number, leaseToken: string) {
+  return ctx.store.tasks.failIfLeased({
+    taskId,
+    leaseToken,
+    error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
+    usage: { inputTokens: 120 },
+    now: ctx.clock.now(),
+    random: fixedRandom(0),
+  });
+}
+
 export function budgetStopRules(get: GetCtx): void {
   it("budget stops: attemptBudget gives a task's policy limit and its goal's budget with their settled spend", async () => {
     const ctx = get();
@@ -27,14 +39,7 @@ export function budgetStopRules(get: GetCtx): void {
     const ctx = get();
     const id = await enqueueOne(ctx, { policy: { maxTokens: 100 } });
     const task = await claimOne(ctx);
-    const out = await ctx.store.tasks.failIfLeased({
-      taskId: id,
-      leaseToken: task.leaseToken,
-      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
-      usage: { inputTokens: 120 },
-      now: ctx.clock.now(),
-      random: fixedRandom(0),
-    });
+    const out = await stopAtBudget(ctx, id, task.leaseToken);
     expect(out).toMatchObject({ ok: true, outcome: "released", attempt: 1 });
     expect(await ctx.store.tasks.get({ taskId: id })).toMatchObject({ status: "pending", attempts: 0 });
     expect((await ctx.store.economics.usageOf({ taskId: id })).map((u) => [u.outcome, u.attempt, u.inputTokens])).toEqual([["budget_exhausted", 1, 120]]);
@@ -52,14 +57,7 @@ export function budgetStopRules(get: GetCtx): void {
     // A tokens-only task budget (its policy) and a dollars-only goal budget, each spent in turn.
     const id = await enqueueOne(ctx, { policy: { maxTokens: 100 } });
     const task = await claimOne(ctx);
-    await ctx.store.tasks.failIfLeased({
-      taskId: id,
-      leaseToken: task.leaseToken,
-      error: { code: "BUDGET_EXHAUSTED", message: "stopped at its budget", retryable: true },
-      usage: { inputTokens: 120 },
-      now: ctx.clock.now(),
-      random: fixedRandom(0),
-    });
+    await stopAtBudget(ctx, id, task.leaseToken);
     const hint = async (): Promise<string> => {
       const held = (await ctx.store.why.explain({ taskId: id, now: ctx.clock.now() })).reasons.find((r) => r.code === "budget_exhausted");
       return held?.message ?? "(not held)";
